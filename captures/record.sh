@@ -1,0 +1,606 @@
+#!/usr/bin/env bash
+# (Re)record the wstap reference captures: real proxies (nginx, haproxy,
+# apache2) in front of real WebSocket backends/clients, all on loopback, so one
+# pcap holds both TCP hops (client->proxy and proxy->upstream).
+#
+#   bash captures/record.sh              # every scenario (~3.5 min, see README)
+#   bash captures/record.sh NAME...      # only these (e.g. nginx-healthy)
+#   bash captures/record.sh --list       # list scenario names
+#
+# Outputs, per scenario: captures/NAME.pcap, captures/NAME.client.jsonl (what
+# the client saw, JSON lines), and its entry in captures/manifest.json.
+# Needs root (tcpdump on lo). Every server is started by this script with its
+# own config/prefix under a temp dir and stopped by pid; the system's own
+# nginx/apache/haproxy services are never touched. Every wait is bounded.
+# LAB_KEEP=1 keeps the temp dirs (proxy configs and logs, backend logs).
+
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CAP=$ROOT/captures
+LAB=$ROOT/tests/lab
+NGX=$LAB/nginx
+HAP=$LAB/haproxy
+APA=$LAB/apache
+
+ALL=(
+    nginx-healthy nginx-default nginx-upgrade-only nginx-upgrade-mangled
+    nginx-http10 nginx-hardcoded-connection nginx-wrong-location
+    nginx-idle-60 nginx-idle-short nginx-heartbeat-race
+    nginx-backend-down nginx-backend-hang nginx-backend-close
+    nginx-origin-403 nginx-bad-accept nginx-no-proxy-location nginx-mass-close
+    nginx-tls-front nginx-ipv6 nginx-any nginx-any-sll2
+    nginx-socketio-ok nginx-socketio-stuck
+    haproxy-healthy haproxy-idle haproxy-stripped
+    apache-healthy apache-stripped
+    chain-haproxy-nginx nginx-pipelined-plain
+)
+
+# ----------------------------------------------------------------------------
+# dependencies (installed only when missing)
+# ----------------------------------------------------------------------------
+ensure_deps() {
+    local pkgs=() created_policy=
+    command -v nginx >/dev/null || pkgs+=(nginx-light)
+    command -v haproxy >/dev/null || pkgs+=(haproxy)
+    command -v apache2 >/dev/null || [ -x /usr/sbin/apache2 ] || pkgs+=(apache2)
+    command -v tcpdump >/dev/null || pkgs+=(tcpdump)
+    command -v openssl >/dev/null || pkgs+=(openssl)
+    command -v ss >/dev/null || pkgs+=(iproute2)
+    command -v timeout >/dev/null || pkgs+=(coreutils)
+    if ((${#pkgs[@]})); then
+        echo "record.sh: installing ${pkgs[*]}" >&2
+        # keep the packages' own services from being started on install
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+            chmod 755 /usr/sbin/policy-rc.d
+            created_policy=1
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}"
+        local rc=$?
+        [ -n "$created_policy" ] && rm -f /usr/sbin/policy-rc.d
+        [ $rc = 0 ] || { echo "record.sh: apt-get failed" >&2; exit 1; }
+    fi
+    export PATH=$PATH:/usr/sbin:/sbin
+    LAB_PY=${LAB_PY:-python3}
+    if ! "$LAB_PY" -c 'import websockets.asyncio.server, socketio, aiohttp' 2>/dev/null; then
+        # Debian's python is "externally managed": use a private venv
+        local venv=${WSTAP_LAB_VENV:-$HOME/.cache/wstap-lab-venv}
+        if [ ! -x "$venv/bin/python" ]; then
+            python3 -m venv "$venv" 2>/dev/null || {
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv && python3 -m venv "$venv"
+            } || { echo "record.sh: cannot create venv $venv" >&2; exit 1; }
+        fi
+        "$venv/bin/python" -c 'import websockets.asyncio.server, socketio, aiohttp' 2>/dev/null ||
+            "$venv/bin/pip" install -q 'websockets>=14' 'python-socketio>=5' 'aiohttp>=3' ||
+            { echo "record.sh: pip install failed" >&2; exit 1; }
+        LAB_PY=$venv/bin/python
+    fi
+    export LAB_PY
+    if [ "$(id -u)" != 0 ]; then
+        echo "record.sh: warning: not root, tcpdump on lo will probably fail" >&2
+    fi
+}
+
+# ----------------------------------------------------------------------------
+# per-scenario helpers (used inside the scenario functions below)
+# ----------------------------------------------------------------------------
+TCPDUMP_USER=()
+[ "$(id -u)" = 0 ] && TCPDUMP_USER=(-Z root)
+
+# cap_start FILTER [IFACE] [EXTRA TCPDUMP ARGS...]
+cap_start() {
+    local filter=$1 iface=${2:-lo}
+    shift; [ $# -gt 0 ] && shift
+    echo "  tcpdump -i $iface -s 0 -B 65536 -U --immediate-mode $* -w captures/$NAME.pcap '$filter'"
+    lab_tcpdump_start "$CAP/$NAME.pcap" "$iface" "$filter" "${TCPDUMP_USER[@]}" "$@"
+}
+cap_stop() { lab_tcpdump_stop; }
+
+# client SECS ARGS... : tests/lab/client.py ARGS, bounded by SECS
+client() {
+    local t=$1; shift
+    echo "  client.py $*"
+    lab_client "$OUT" "$t" "$@"
+}
+client_bg() {
+    local t=$1; shift
+    echo "  client.py $* &"
+    lab_client_bg "$OUT" "$t" "$@"
+    CLIENT_PIDS+=("$LAB_LAST_PID")
+}
+wait_clients() {
+    local p
+    for p in "${CLIENT_PIDS[@]}"; do wait "$p"; done
+    CLIENT_PIDS=()
+}
+sio_client() {
+    local t=$1; shift
+    echo "  sio_client.py $*"
+    lab_sio_client "$OUT" "$t" "$@"
+}
+backend() { echo "  backend.py --port $*"; lab_backend "$@"; }
+
+# ----------------------------------------------------------------------------
+# scenarios. Ports: proxy front 18080+N, backend 13000+N (N = scenario number)
+# ----------------------------------------------------------------------------
+KIND_UPG=handshake-rejected
+
+sc_nginx_healthy() {
+    local F=18081 B=13001
+    backend $B
+    lab_nginx healthy "$NGX/healthy.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 3 --messages 3 --pings 1 --close --group ws
+    client 30 http http://127.0.0.1:$F --req GET:/api/one --req GET:/api/two --group http
+    cap_stop
+    META=(proxy=nginx scenario="correct WebSocket config (HTTP/1.1, Upgrade, Connection via map, X-Forwarded-*); 3 sessions with messages+ping+close 1000, 2 keep-alive plain requests"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="Baseline. Plain requests go upstream with 'Connection: close' (map default for empty Upgrade).")
+}
+
+sc_nginx_default() {
+    local F=18082 B=13002
+    backend $B
+    lab_nginx default "$NGX/default.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --close
+    cap_stop
+    META=(proxy=nginx scenario="proxy_pass only: HTTP/1.0 upstream, Upgrade/Connection dropped"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upstream-http10,upgrade-stripped optional_kinds=$KIND_UPG
+        notes="Backend (websockets) answers the HTTP/1.0 request with 505 HTTP Version Not Supported; nginx relays it.")
+}
+
+sc_nginx_upgrade_only() {
+    local F=18083 B=13003
+    backend $B
+    lab_nginx upgrade-only "$NGX/upgrade-only.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --close
+    cap_stop
+    META=(proxy=nginx scenario="HTTP/1.1 + Upgrade forwarded, no Connection header set (nginx sends Connection: close)"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upgrade-headers-missing optional_kinds=$KIND_UPG
+        notes="Upstream sees 'Upgrade: websocket' + 'Connection: close'; backend answers 426.")
+}
+
+sc_nginx_upgrade_mangled() {
+    local F=18084 B=13004
+    backend $B
+    lab_nginx upgrade-mangled "$NGX/upgrade-mangled.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --close
+    cap_stop
+    META=(proxy=nginx scenario="typo: proxy_set_header Upgrade \$connection_upgrade (sends 'Upgrade: upgrade')"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upgrade-headers-missing optional_kinds=$KIND_UPG,upgrade-stripped
+        notes="Upstream sees 'Upgrade: upgrade' + 'Connection: upgrade'; backend answers 426 (invalid Upgrade header).")
+}
+
+sc_nginx_http10() {
+    local F=18085 B=13005
+    backend $B
+    lab_nginx http10 "$NGX/http10.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --close
+    cap_stop
+    META=(proxy=nginx scenario="Upgrade/Connection set but proxy_http_version 1.0"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upstream-http10 optional_kinds=$KIND_UPG
+        notes="Upstream request line is HTTP/1.0 even though it carries Upgrade: websocket / Connection: upgrade; backend answers 505.")
+}
+
+sc_nginx_hardcoded_connection() {
+    local F=18086 B=13006
+    backend $B
+    lab_nginx hardcoded "$NGX/hardcoded-connection.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 http http://127.0.0.1:$F --req GET:/api/one --req GET:/api/two --req GET:/api/three --req GET:/api/four --group http
+    client 30 ws ws://127.0.0.1:$F/ws --count 1 --messages 3 --close --group ws
+    cap_stop
+    META=(proxy=nginx scenario="proxy_set_header Connection \"upgrade\" hard-coded on a location serving WebSocket and plain HTTP; 4 plain keep-alive requests + 1 WebSocket"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=connection-upgrade-on-plain optional_kinds=
+        notes="Each plain request reaches the upstream with 'Connection: upgrade' and no Upgrade header (HTTP/1.1). The backend still answers 200 (and closes); the WebSocket works.")
+}
+
+sc_nginx_wrong_location() {
+    local F=18087 B=13007
+    backend $B
+    lab_nginx wrong-location "$NGX/wrong-location.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/app/ws --count 1 --messages 3 --close --group app-ws
+    client 30 ws ws://127.0.0.1:$F/ws --count 1 --messages 3 --close --group ws
+    cap_stop
+    META=(proxy=nginx scenario="location /ws is correct, client uses /app/ws which falls into a plain 'location /'"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upstream-http10,upgrade-stripped optional_kinds=$KIND_UPG
+        notes="/app/ws: upstream gets HTTP/1.0 without Upgrade -> 505 relayed. /ws (control session): 101, works.")
+}
+
+sc_nginx_idle_60() {
+    local F=18088 B=13008
+    backend $B
+    lab_nginx idle-60 "$NGX/idle.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B READ_TIMEOUT_LINE="" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    client_bg 100 ws ws://127.0.0.1:$F/ws --count 3 --messages 1 --idle 90 --group idle
+    client_bg 100 ws ws://127.0.0.1:$F/ws --count 1 --messages 1 --ping-interval 20 --idle 70 --close --group heartbeat
+    wait_clients
+    cap_stop
+    META=(proxy=nginx scenario="default proxy_read_timeout (60s): 3 idle sessions, 1 session with 20s client pings closed cleanly at ~70s"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=idle-timeout-close optional_kinds=abnormal-close
+        notes="nginx closes both TCP connections of each idle session 60s after the last upstream read, without a Close frame (client sees 1006).")
+}
+
+sc_nginx_idle_short() {
+    local F=18089 B=13009
+    backend $B
+    lab_nginx idle-short "$NGX/idle.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B READ_TIMEOUT_LINE="proxy_read_timeout 5s;" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    client_bg 40 ws ws://127.0.0.1:$F/ws --count 1 --messages 1 --idle 15 --group idle
+    client_bg 40 ws ws://127.0.0.1:$F/ws --count 1 --messages 1 --ping-interval 2 --idle 12 --close --group heartbeat
+    wait_clients
+    cap_stop
+    META=(proxy=nginx scenario="proxy_read_timeout 5s: 1 idle session, 1 session with 2s client pings that survives and closes cleanly"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=idle-timeout-close optional_kinds=abnormal-close
+        notes="Idle session cut ~5s after its last upstream read (1006 at the client).")
+}
+
+sc_nginx_heartbeat_race() {
+    local F=18090 B=13010
+    backend $B
+    lab_nginx heartbeat-race "$NGX/idle.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B READ_TIMEOUT_LINE="proxy_read_timeout 5s;" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 40 ws ws://127.0.0.1:$F/ws --count 3 --stagger 0.3 --messages 1 --ping-interval 5 --idle 20 --close
+    cap_stop
+    META=(proxy=nginx scenario="proxy_read_timeout 5s and client pings every 5s (== timeout); 3 sessions for ~20s"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=heartbeat-race optional_kinds=idle-timeout-close,abnormal-close
+        notes="The heartbeat period equals the proxy timeout, so whether a ping arrives before the timer fires is a matter of milliseconds.")
+}
+
+sc_nginx_backend_down() {
+    local F=18091 B=13011
+    lab_wait_free $B 5 || return 1
+    lab_nginx backend-down "$NGX/backend-fail.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --close
+    cap_stop
+    META=(proxy=nginx scenario="upstream port has no listener (connection refused)"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upstream-connect-failed optional_kinds=upgrade-failed
+        notes="nginx's SYN to the upstream is answered by RST; client gets 502 Bad Gateway from nginx.")
+}
+
+sc_nginx_backend_hang() {
+    local F=18092 B=13012
+    backend $B --mode hang
+    lab_nginx backend-hang "$NGX/backend-fail.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 1 --messages 3 --close
+    cap_stop
+    META=(proxy=nginx scenario="backend accepts and reads but never answers; proxy_read_timeout 3s"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upstream-timeout optional_kinds=upgrade-failed
+        notes="Client gets 504 Gateway Time-out after ~3s; nginx then closes the upstream connection.")
+}
+
+sc_nginx_backend_close() {
+    local F=18093 B=13013
+    backend $B --mode close
+    lab_nginx backend-close "$NGX/backend-fail.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 1 --messages 3 --close
+    cap_stop
+    META=(proxy=nginx scenario="backend reads the request and closes without answering"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upstream-premature-close optional_kinds=upgrade-failed
+        notes="nginx: 'upstream prematurely closed connection while reading response header'; client gets 502.")
+}
+
+sc_nginx_origin_403() {
+    local F=18094 B=13014
+    backend $B --origin-allow http://good.example
+    lab_nginx origin-403 "$NGX/healthy.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 1 --messages 3 --close --origin http://evil.example --group bad-origin
+    client 30 ws ws://127.0.0.1:$F/ws --count 1 --messages 3 --close --origin http://good.example --group good-origin
+    cap_stop
+    META=(proxy=nginx scenario="healthy proxy; backend only allows Origin http://good.example"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=handshake-rejected optional_kinds=
+        notes="Upstream request is a correct upgrade; the backend itself answers 403 for Origin http://evil.example. The good-origin session works (101, close 1000).")
+}
+
+sc_nginx_bad_accept() {
+    local F=18095 B=13015
+    echo "  badaccept.py --port $B"
+    lab_badaccept $B
+    lab_nginx bad-accept "$NGX/healthy.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 1 --messages 3 --close
+    cap_stop
+    META=(proxy=nginx scenario="healthy proxy in front of a backend that answers 101 with a wrong Sec-WebSocket-Accept"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=bad-accept optional_kinds=
+        notes="nginx relays the 101 as is; the client rejects the handshake (InvalidHeaderValue Sec-WebSocket-Accept) and drops the TCP connection.")
+}
+
+sc_nginx_no_proxy_location() {
+    local F=18096 B=13016
+    backend $B
+    lab_nginx no-proxy "$NGX/no-proxy-location.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/static/ws --count 1 --messages 3 --close --group static-ws
+    client 30 ws ws://127.0.0.1:$F/ws --count 1 --messages 3 --close --group ws
+    cap_stop
+    META=(proxy=nginx scenario="the client's path (/static/ws) hits 'location /static { return 404; }' which never proxies"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upgrade-failed optional_kinds=$KIND_UPG
+        notes="/static/ws: 404 from nginx itself, no upstream connection at all. /ws (control session): 101 and works, so the upstream hop is present in the capture.")
+}
+
+sc_nginx_mass_close() {
+    local F=18097 B=13017
+    backend $B
+    lab_nginx mass-close "$NGX/healthy.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B MAIN_EXTRA="worker_shutdown_timeout 1s;" || return 1
+    local ngpid=$LAB_LAST_PID
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    client_bg 40 ws ws://127.0.0.1:$F/ws --count 4 --stagger 0.1 --messages 2 --idle 30
+    sleep 3
+    echo "  nginx -s quit   (worker_shutdown_timeout 1s)"
+    nginx -p "$LAB_NGINX_DIR" -c "$LAB_NGINX_DIR/nginx.conf" -s quit 2>>"$LAB_NGINX_DIR/signal.log"
+    local i; for ((i = 0; i < 100; i++)); do kill -0 "$ngpid" 2>/dev/null || break; sleep 0.1; done
+    wait_clients
+    cap_stop
+    META=(proxy=nginx scenario="4 open sessions, then 'nginx -s quit' (graceful) with worker_shutdown_timeout 1s"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=mass-close optional_kinds=abnormal-close
+        notes="Graceful quit: nginx stops listening, waits worker_shutdown_timeout (1s), then closes all 4 upgraded connections on both hops at once, no Close frames (client sees 1006).")
+}
+
+sc_nginx_tls_front() {
+    local F=18098 B=13018
+    backend $B
+    local d=$LAB_RUN/nginx-tls-front
+    mkdir -p "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+        -keyout "$d/key.pem" -out "$d/cert.pem" >/dev/null 2>&1 || return 1
+    lab_nginx tls-front "$NGX/tls-front.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws wss://127.0.0.1:$F/ws --insecure --count 2 --messages 3 --close --group ws
+    client 30 http https://127.0.0.1:$F --req GET:/api/one --group http
+    cap_stop
+    META=(proxy=nginx scenario="TLS (self-signed) on the front, plain HTTP upstream, no X-Forwarded-Proto"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=forwarded-proto-missing optional_kinds=
+        notes="Client hop is TLS (unreadable without keys); only the upstream hop's HTTP is readable. Upstream requests carry X-Forwarded-For but no X-Forwarded-Proto. WebSockets work.")
+}
+
+sc_nginx_ipv6() {
+    local F=18099 B=13019
+    backend $B --host ::1
+    lab_nginx ipv6 "$NGX/healthy.conf" $F "LISTEN=[::1]:$F" "UPSTREAM=[::1]:$B" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws "ws://[::1]:$F/ws" --count 2 --messages 3 --pings 1 --close --group ws
+    client 30 http "http://[::1]:$F" --req GET:/api/one --req GET:/api/two --group http
+    cap_stop
+    META=(proxy=nginx scenario="healthy config over IPv6 loopback"
+        "front=[::1]:$F" "upstreams=[::1]:$B" expected_kinds= optional_kinds=
+        notes="Same as nginx-healthy, all on ::1.")
+}
+
+any_healthy() { # $1 = tcpdump -y value or empty
+    local F=$2 B=$3
+    backend $B
+    lab_nginx "$NAME" "$NGX/healthy.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    if [ -n "$1" ]; then cap_start "tcp port $F or tcp port $B" any -y "$1"
+    else cap_start "tcp port $F or tcp port $B" any; fi
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --pings 1 --close --group ws
+    client 30 http http://127.0.0.1:$F --req GET:/api/one --req GET:/api/two --group http
+    cap_stop
+}
+
+sc_nginx_any() {
+    any_healthy "" 18100 13020 || return 1
+    META=(proxy=nginx scenario="healthy config captured with tcpdump -i any (Linux cooked capture v1)"
+        front=127.0.0.1:18100 upstreams=127.0.0.1:13020 linktype=LINUX_SLL expected_kinds= optional_kinds=
+        notes="Link type LINUX_SLL (113).")
+}
+
+sc_nginx_any_sll2() {
+    any_healthy LINUX_SLL2 18101 13021 || return 1
+    META=(proxy=nginx scenario="healthy config captured with tcpdump -i any -y LINUX_SLL2"
+        front=127.0.0.1:18101 upstreams=127.0.0.1:13021 linktype=LINUX_SLL2 expected_kinds= optional_kinds=
+        notes="Link type LINUX_SLL2 (276).")
+}
+
+socketio() { # $1 = ok|stuck
+    local F=$2 B=$3 lines=""
+    if [ "$1" = ok ]; then
+        lines=$'proxy_http_version 1.1;\n        proxy_set_header Upgrade $http_upgrade;\n        proxy_set_header Connection $connection_upgrade;'
+    fi
+    echo "  sio_server.py --port $B"
+    lab_sio_server $B
+    lab_nginx "$NAME" "$NGX/socketio.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B UPGRADE_LINES="$lines" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    sio_client 40 http://127.0.0.1:$F --messages 3 --wait 2
+    cap_stop
+}
+
+sc_nginx_socketio_ok() {
+    socketio ok 18102 13022 || return 1
+    META=(proxy=nginx scenario="python-socketio (aiohttp) behind nginx with the WebSocket headers"
+        front=127.0.0.1:18102 upstreams=127.0.0.1:13022 expected_kinds= optional_kinds=
+        notes="Engine.IO starts with long-polling and upgrades to websocket (101).")
+}
+
+sc_nginx_socketio_stuck() {
+    socketio stuck 18103 13023 || return 1
+    META=(proxy=nginx scenario="python-socketio (aiohttp) behind nginx with proxy_pass only (no upgrade headers, HTTP/1.0 upstream)"
+        front=127.0.0.1:18103 upstreams=127.0.0.1:13023
+        expected_kinds=socketio-no-upgrade optional_kinds=upgrade-stripped,upstream-http10,$KIND_UPG
+        notes="The websocket upgrade request of Engine.IO fails; the client silently stays on long-polling (everything still works, slower).")
+}
+
+sc_haproxy_healthy() {
+    local F=18104 B=13024
+    backend $B
+    lab_haproxy healthy "$HAP/healthy.cfg" $F FRONT=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --pings 1 --close --group ws
+    client 30 http http://127.0.0.1:$F --req GET:/api/one --req GET:/api/two --group http
+    cap_stop
+    META=(proxy=haproxy scenario="haproxy 2.6 mode http, defaults (WebSocket works out of the box), option forwardfor"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="haproxy forwards 'Connection: upgrade' + 'Upgrade: websocket' over HTTP/1.1.")
+}
+
+sc_haproxy_idle() {
+    local F=18105 B=13025
+    backend $B
+    lab_haproxy idle "$HAP/idle.cfg" $F FRONT=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    client_bg 40 ws ws://127.0.0.1:$F/ws --count 1 --messages 1 --idle 15 --group idle
+    client_bg 40 ws ws://127.0.0.1:$F/ws --count 1 --messages 1 --ping-interval 2 --idle 12 --close --group heartbeat
+    wait_clients
+    cap_stop
+    META=(proxy=haproxy scenario="timeout tunnel 5s: 1 idle session, 1 session with 2s client pings"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=idle-timeout-close optional_kinds=abnormal-close
+        notes="haproxy closes both sides of the idle tunnel after 5s without a Close frame; the heartbeat session survives and closes with 1000.")
+}
+
+sc_haproxy_stripped() {
+    local F=18106 B=13026
+    backend $B
+    lab_haproxy stripped "$HAP/stripped.cfg" $F FRONT=127.0.0.1:$F UPSTREAM=127.0.0.1:$B STRIP_RULE="http-request del-header Upgrade" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --close
+    cap_stop
+    META=(proxy=haproxy scenario="'http-request del-header Upgrade' in the frontend"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upgrade-stripped optional_kinds=upgrade-headers-missing,$KIND_UPG
+        notes="Upstream request keeps 'Connection: upgrade' but has no Upgrade header; backend answers 426.")
+}
+
+sc_apache_healthy() {
+    local F=18107 B=13027
+    backend $B
+    lab_apache healthy "$APA/healthy.conf" $F FRONT=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --pings 1 --close --group ws
+    client 30 http http://127.0.0.1:$F --req GET:/api/one --req GET:/api/two --group http
+    cap_stop
+    META=(proxy=apache scenario="apache 2.4 mod_proxy + mod_proxy_http + mod_proxy_wstunnel, ProxyPass /ws ws://..."
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="Apache adds X-Forwarded-For/-Host/-Server (no X-Forwarded-Proto) - the front is plain HTTP, so no forwarded-proto finding is expected.")
+}
+
+sc_apache_stripped() {
+    local F=18108 B=13028
+    backend $B
+    lab_apache stripped "$APA/stripped.conf" $F FRONT=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --close --group ws
+    client 30 http http://127.0.0.1:$F --req GET:/api/one --group http
+    cap_stop
+    META=(proxy=apache scenario="mod_proxy_http only (no mod_proxy_wstunnel, no upgrade=websocket): ProxyPass / http://..."
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upgrade-stripped optional_kinds=upgrade-headers-missing,$KIND_UPG
+        notes="Upstream request is HTTP/1.1 with 'Connection: Keep-Alive' and no Upgrade; backend answers 426, relayed by Apache.")
+}
+
+sc_chain_haproxy_nginx() {
+    local F=18109 M=18209 B=13029
+    backend $B
+    lab_nginx chain "$NGX/healthy.conf" $M LISTEN=127.0.0.1:$M UPSTREAM=127.0.0.1:$B || return 1
+    lab_haproxy chain "$HAP/healthy.cfg" $F FRONT=127.0.0.1:$F UPSTREAM=127.0.0.1:$M || return 1
+    cap_start "tcp port $F or tcp port $M or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --pings 1 --close --group ws
+    client 30 http http://127.0.0.1:$F --req GET:/api/one --req GET:/api/two --group http
+    cap_stop
+    META=(proxy=haproxy+nginx scenario="client -> haproxy (healthy) -> nginx (healthy) -> backend: three hops"
+        front=127.0.0.1:$F,127.0.0.1:$M upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="front[0] is haproxy (client-facing), front[1] is nginx (haproxy's upstream). X-Forwarded-For grows to '127.0.0.1, 127.0.0.1' at the backend.")
+}
+
+sc_nginx_pipelined_plain() {
+    local F=18110 B=13030
+    backend $B
+    lab_nginx pipelined "$NGX/healthy.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 http http://127.0.0.1:$F --pipeline --req GET:/api/one --req GET:/chunked --req HEAD:/api/head --req GET:/api/last --group pipelined
+    client 30 http http://127.0.0.1:$F --req GET:/api/a --req HEAD:/api/b --req GET:/chunked/c --group keepalive
+    cap_stop
+    META=(proxy=nginx scenario="plain HTTP only: one connection with 4 pipelined requests (incl. chunked response and HEAD), one keep-alive connection with 3 sequential requests"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="No WebSocket. nginx opens one upstream connection per request (Connection: close upstream); responses to the client are keep-alive. The chunked response is passed through chunked.")
+}
+
+# ----------------------------------------------------------------------------
+# driver
+# ----------------------------------------------------------------------------
+run_one() {
+    local name=$1 fn=sc_${1//-/_}
+    if ! declare -F "$fn" >/dev/null; then
+        echo "record.sh: unknown scenario '$name' (see --list)" >&2
+        return 2
+    fi
+    local t0=$SECONDS
+    echo "== $name"
+    (
+        NAME=$name
+        META=()
+        LAB_RUN=
+        lab_init
+        OUT=$LAB_RUN/client.jsonl
+        : >"$OUT"
+        rm -f "$CAP/$name.pcap" "$CAP/$name.client.jsonl"
+        "$fn"
+        rc=$?
+        lab_tcpdump_stop
+        lab_stop_all
+        lab_merge_jsonl "$CAP/$name.client.jsonl" "$OUT"
+        if [ -s "$OUT.stderr" ]; then
+            echo "  client stderr:" >&2
+            sed 's/^/    /' "$OUT.stderr" | tail -20 >&2
+        fi
+        if [ $rc != 0 ] || [ ! -s "$CAP/$name.pcap" ]; then
+            echo "  FAILED (rc=$rc); temp dir: $LAB_RUN" >&2
+            LAB_KEEP=1
+            exit 1
+        fi
+        linktype=EN10MB
+        "$LAB_PY" "$LAB/manifest.py" update --manifest "$CAP/manifest.json" --capdir "$CAP" \
+            --name "$name" --order "${ALL[*]}" linktype=$linktype "${META[@]}"
+        [ -n "${LAB_KEEP:-}" ] && echo "  kept: $LAB_RUN"
+        exit 0
+    )
+    local rc=$?
+    echo "   $name: $((SECONDS - t0))s, $(stat -c %s "$CAP/$name.pcap" 2>/dev/null || echo 0) bytes"
+    return $rc
+}
+
+main() {
+    if [ "${1:-}" = --list ]; then printf '%s\n' "${ALL[@]}"; return 0; fi
+    source "$LAB/lab.sh"
+    ensure_deps
+    local names=("$@") failed=() n
+    [ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
+    local t0=$SECONDS
+    for n in "${names[@]}"; do
+        run_one "$n" || failed+=("$n")
+    done
+    echo "== done in $((SECONDS - t0))s; ${#names[@]} scenario(s), ${#failed[@]} failed ${failed[*]}"
+    [ ${#failed[@]} = 0 ]
+}
+
+main "$@"

@@ -1,0 +1,42 @@
+//! Packet sources. The engine is the same for files and live interfaces:
+//! both hand out `(timestamp, link type, bytes, original length)`.
+
+pub mod file;
+
+use crate::decode::LinkType;
+use crate::time::Ts;
+
+/// One captured frame, borrowed from the source's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct RawPacket<'a> {
+    pub ts: Ts,
+    pub data: &'a [u8],
+    /// Length on the wire; more than `data.len()` when the snap length cut it.
+    pub orig_len: u32,
+}
+
+impl RawPacket<'_> {
+    pub fn missing(&self) -> u32 {
+        self.orig_len.saturating_sub(self.data.len() as u32)
+    }
+}
+
+pub enum Next<'a> {
+    Packet(RawPacket<'a>),
+    /// Live capture: nothing arrived within the read timeout.
+    Idle,
+    /// End of input.
+    End,
+    /// The file ends inside a packet record: everything before was read.
+    Truncated(String),
+}
+
+pub trait PacketSource {
+    fn linktype(&self) -> LinkType;
+    fn next_packet(&mut self) -> crate::error::Result<Next<'_>>;
+}
+
+/// Libpcap's message for a file cut inside a record.
+pub fn is_truncation(msg: &str) -> bool {
+    msg.contains("truncated") || msg.contains("premature end") || msg.contains("short read")
+}

@@ -1,0 +1,763 @@
+//! Hop correlation: pairs each client request with the request the proxy
+//! forwarded upstream, decides each exchange's outcome once it is known,
+//! and follows upgraded connections until their sessions end.
+//!
+//! Emission rule: an exchange is reported when its client-side request has
+//! finished (final response, or its connection ended). By then every
+//! forwarded copy exists, because a proxy forwards before it answers.
+
+pub mod pair;
+pub mod roles;
+pub mod session;
+pub mod txn;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::detect::{Detectors, Finding};
+use crate::event::{ConnId, ConnSummary, EndReason, Event, EventKind};
+use crate::flow::FlowKey;
+use crate::flow::key::FxHashMap;
+use crate::proto::{Dir, Request, Response, ws::opcode};
+use crate::record::{self, Handshake, Hop, Latency, Outcome, Record};
+use crate::redact::Redactor;
+use crate::time::{Ts, round_us, round3};
+
+pub use roles::Roles;
+pub use session::{Role, WsStats};
+pub use txn::{TlsFront, Txn, TxnEnd, TxnId};
+
+/// A failed connection attempt (no request ever crossed it).
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub conn: ConnId,
+    pub flow: FlowKey,
+    pub ts: Ts,
+    /// Refused (RST to the SYN) or unanswered (still waiting, or gave up).
+    pub refused: bool,
+}
+
+/// A client request and what became of it, for detectors.
+pub struct Exchange<'a> {
+    /// Handshake record id when this is an upgrade attempt.
+    pub handshake: Option<u64>,
+    pub chain: u64,
+    pub ts: Ts,
+    pub path: &'a str,
+    pub outcome: Outcome,
+    pub client: Option<&'a Txn>,
+    pub upstream: Option<&'a Txn>,
+    /// The client hop was TLS: only its flow is known.
+    pub tls_front: Option<&'a TlsFront>,
+    /// Connections the proxy tried to open while the client waited and
+    /// that failed (refused or unanswered).
+    pub attempts: &'a [Attempt],
+}
+
+impl Exchange<'_> {
+    pub fn is_websocket(&self) -> bool {
+        self.handshake.is_some()
+    }
+    /// The hop whose response the client saw.
+    pub fn front(&self) -> Option<&Txn> {
+        self.client.or(self.upstream)
+    }
+}
+
+/// A finished session, for detectors.
+pub struct SessionView<'a> {
+    pub record: &'a record::Session,
+    pub client: Option<&'a WsStats>,
+    pub upstream: Option<&'a WsStats>,
+}
+
+/// A session still open, for live views (dashboard, early warnings).
+#[derive(Debug, Clone)]
+pub struct OpenSession {
+    pub id: u64,
+    pub path: String,
+    pub client: Option<ConnId>,
+    pub upstream: Option<ConnId>,
+    pub start: Ts,
+}
+
+#[derive(Debug)]
+struct ConnInfo {
+    flow: FlowKey,
+    established: bool,
+    tls: Option<(Ts, Option<String>)>,
+    /// Requests awaiting a final response, oldest first.
+    waiting: VecDeque<TxnId>,
+    requests: u32,
+}
+
+#[derive(Debug)]
+struct PendingSession {
+    id: u64,
+    chain: u64,
+    handshake: u64,
+    path: String,
+    hops: Vec<(Role, ConnId)>,
+    start: Ts,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct AnalyzerStats {
+    pub http_requests: u64,
+    pub handshakes: record::Handshakes,
+    pub sessions: u64,
+    pub anomalies: BTreeMap<&'static str, u64>,
+    pub findings: BTreeMap<&'static str, u64>,
+    pub exchanges: u64,
+}
+
+pub struct Config {
+    /// Emit per-message and per-frame records (`-v`).
+    pub verbose: bool,
+    pub redact: Redactor,
+    pub roles: Roles,
+}
+
+pub struct Analyzer {
+    verbose: bool,
+    redact: Redactor,
+    roles: Roles,
+    conns: FxHashMap<ConnId, ConnInfo>,
+    txns: FxHashMap<TxnId, Txn>,
+    /// Requests without a final response: candidates for pairing.
+    open: Vec<TxnId>,
+    ws: FxHashMap<ConnId, WsStats>,
+    sessions: FxHashMap<u64, PendingSession>,
+    conn_sessions: FxHashMap<ConnId, Vec<u64>>,
+    /// Failed connection attempts of the last minutes, and SYNs in flight.
+    attempts: VecDeque<Attempt>,
+    syn_pending: FxHashMap<ConnId, (FlowKey, Ts)>,
+    /// Closed upgraded connections not (yet) part of a session.
+    orphans: VecDeque<(Ts, ConnId)>,
+    next_txn: TxnId,
+    next_chain: u64,
+    next_handshake: u64,
+    next_session: u64,
+    detectors: Detectors,
+    findings: Vec<Finding>,
+    pub stats: AnalyzerStats,
+    out: Vec<Record>,
+    last_tick: Option<Ts>,
+}
+
+/// Requests scanned for a parent, most recent first.
+const MAX_CANDIDATES: usize = 4096;
+const ATTEMPT_MEMORY_S: f64 = 120.0;
+
+impl Analyzer {
+    pub fn new(cfg: Config, detectors: Detectors) -> Analyzer {
+        Analyzer {
+            verbose: cfg.verbose,
+            redact: cfg.redact,
+            roles: cfg.roles,
+            conns: FxHashMap::default(),
+            txns: FxHashMap::default(),
+            open: Vec::new(),
+            ws: FxHashMap::default(),
+            sessions: FxHashMap::default(),
+            conn_sessions: FxHashMap::default(),
+            attempts: VecDeque::new(),
+            syn_pending: FxHashMap::default(),
+            orphans: VecDeque::new(),
+            next_txn: 1,
+            next_chain: 1,
+            next_handshake: 1,
+            next_session: 1,
+            detectors,
+            findings: Vec::new(),
+            stats: AnalyzerStats::default(),
+            out: Vec::new(),
+            last_tick: None,
+        }
+    }
+
+    /// Records produced so far (drained by the pipeline into sinks).
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Record> {
+        self.out.drain(..)
+    }
+
+    pub fn open_sessions(&self) -> impl Iterator<Item = OpenSession> + '_ {
+        self.sessions.values().map(|s| OpenSession {
+            id: s.id,
+            path: s.path.clone(),
+            client: s.hops.iter().find(|h| h.0 == Role::Client).map(|h| h.1),
+            upstream: s.hops.iter().find(|h| h.0 == Role::Upstream).map(|h| h.1),
+            start: s.start,
+        })
+    }
+
+    pub fn ws_stats(&self, conn: ConnId) -> Option<&WsStats> {
+        self.ws.get(&conn)
+    }
+
+    pub fn event(&mut self, ev: Event) {
+        let Event { conn, ts, kind } = ev;
+        match kind {
+            EventKind::Open { flow, syn } => {
+                self.conns.insert(
+                    conn,
+                    ConnInfo { flow, established: false, tls: None, waiting: VecDeque::new(), requests: 0 },
+                );
+                if syn {
+                    self.syn_pending.insert(conn, (flow, ts));
+                }
+            }
+            EventKind::Established => {
+                self.syn_pending.remove(&conn);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.established = true;
+                }
+            }
+            EventKind::Request(req) => self.on_request(conn, ts, req),
+            EventKind::Response(resp) => self.on_response(conn, ts, resp),
+            EventKind::Upgraded { websocket } => {
+                if websocket {
+                    if let Some(c) = self.conns.get(&conn) {
+                        self.ws.insert(conn, WsStats::new(conn, c.flow, ts));
+                    }
+                }
+            }
+            EventKind::Frame { dir, frame } => {
+                if self.verbose {
+                    if let Some(c) = self.conns.get(&conn) {
+                        self.out.push(Record::Frame(record::FrameLine {
+                            ty: "frame",
+                            ts: round_us(ts.secs()),
+                            flow: dir_flow(c.flow, dir).to_string(),
+                            dir: dir_name(dir),
+                            opcode: opcode::name(frame.opcode),
+                            fin: frame.fin,
+                            rsv1: frame.compressed(),
+                            masked: frame.masked,
+                            len: frame.len,
+                            close_code: frame.close.as_ref().and_then(|c| c.code),
+                            close_reason: frame.close.as_ref().map(|c| c.reason.clone()).filter(|r| !r.is_empty()),
+                        }));
+                    }
+                }
+                if let Some(w) = self.ws.get_mut(&conn) {
+                    w.frame(ts, dir, &frame);
+                }
+            }
+            EventKind::Tls { sni } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.tls = Some((ts, sni));
+                }
+            }
+            EventKind::Anomaly { what, .. } => *self.stats.anomalies.entry(what).or_default() += 1,
+            EventKind::Fin { dir } => {
+                if let Some(w) = self.ws.get_mut(&conn) {
+                    w.closing(ts, dir, "fin");
+                }
+                if dir == Dir::ToClient {
+                    self.end_waiting(conn, ts, TxnEnd::ServerClosed);
+                }
+            }
+            EventKind::Rst { dir } => {
+                if let Some(w) = self.ws.get_mut(&conn) {
+                    w.closing(ts, dir, "rst");
+                }
+                let end = if dir == Dir::ToClient { TxnEnd::ServerReset } else { TxnEnd::ClientReset };
+                self.end_waiting(conn, ts, end);
+            }
+            EventKind::Close(summary) => self.on_close(conn, ts, summary),
+        }
+        self.tick(ts);
+    }
+
+    fn on_request(&mut self, conn: ConnId, ts: Ts, req: Box<Request>) {
+        self.stats.http_requests += 1;
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let flow = c.flow;
+        let nth = c.requests;
+        c.requests += 1;
+        if self.verbose {
+            self.out.push(Record::Http(record::HttpMessage {
+                ty: "http",
+                ts: round_us(ts.secs()),
+                flow: flow.to_string(),
+                dir: "request",
+                method: Some(req.method.clone()),
+                target: Some(self.redact.target(&req.target)),
+                version: req.version.as_str(),
+                status: None,
+                reason: None,
+                headers: req.headers.0.iter().map(|(n, v)| (n.clone(), self.redact.header(n, v))).collect(),
+            }));
+        }
+        let id = self.next_txn;
+        self.next_txn += 1;
+        let mut t = Txn {
+            id,
+            conn,
+            flow,
+            chain: 0,
+            hop_index: 0,
+            nth_on_conn: nth,
+            req,
+            req_ts: ts,
+            interim: Vec::new(),
+            resp: None,
+            resp_ts: None,
+            end: None,
+            from: None,
+            to: None,
+            retried: 0,
+            paired_by: None,
+            tls_front: None,
+            done: false,
+            emitted_as_client: false,
+            emitted_as_upstream: false,
+        };
+        match self.find_parent(&t) {
+            Some((pid, by)) => {
+                let p = self.txns.get_mut(&pid).expect("candidate exists");
+                let prev = p.to.replace(id);
+                if prev.is_some() {
+                    p.retried += 1;
+                }
+                let (pflow, pchain, phop) = (p.flow, p.chain, p.hop_index);
+                // The failed earlier forward will not be reported as a hop.
+                if let Some(prev) = prev {
+                    if let Some(x) = self.txns.get_mut(&prev) {
+                        x.emitted_as_upstream = true;
+                    }
+                    self.drop_if_reported(prev);
+                }
+                t.from = Some(pid);
+                t.chain = pchain;
+                t.hop_index = phop + 1;
+                t.paired_by = Some(by);
+                self.roles.learn(pflow.dst, t.flow.dst);
+            }
+            None => {
+                t.chain = self.next_chain;
+                self.next_chain += 1;
+                if self.roles.may_be_upstream(&t) {
+                    t.tls_front = self.find_tls_front(&t);
+                }
+            }
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.waiting.push_back(id);
+        }
+        self.open.push(id);
+        self.txns.insert(id, t);
+    }
+
+    /// The best open request `t` could be a forwarded copy of.
+    fn find_parent(&self, t: &Txn) -> Option<(TxnId, &'static str)> {
+        if self.roles.is_front(t.flow.dst) {
+            return None;
+        }
+        let mut best: Option<(i32, Ts, TxnId, &'static str)> = None;
+        for &pid in self.open.iter().rev().take(MAX_CANDIDATES) {
+            let Some(p) = self.txns.get(&pid) else { continue };
+            if p.done || self.roles.is_upstream(p.flow.dst) {
+                continue;
+            }
+            // One forward per request, unless the earlier forward failed
+            // and this is the proxy's retry (proxy_next_upstream).
+            if let Some(prev) = p.to.and_then(|x| self.txns.get(&x)) {
+                if !(prev.done && prev.resp.is_none()) {
+                    continue;
+                }
+            }
+            if let Some((s, by)) = pair::score(p, t) {
+                let better = match best {
+                    None => true,
+                    Some((bs, bts, ..)) => s > bs || (s == bs && p.req_ts < bts),
+                };
+                if better {
+                    best = Some((s, p.req_ts, pid, by));
+                }
+            }
+        }
+        best.map(|(_, _, id, by)| (id, by))
+    }
+
+    /// A TLS connection into this host that is the likely client hop of an
+    /// upstream request seen alone: open when the request was sent, its
+    /// ClientHello before it, and either named by X-Forwarded-For or
+    /// terminated on the address the request leaves from. The most recent
+    /// such ClientHello wins.
+    fn find_tls_front(&self, t: &Txn) -> Option<TlsFront> {
+        self.conns
+            .iter()
+            .filter_map(|(&id, c)| {
+                let (hello, sni) = c.tls.as_ref()?;
+                if *hello > t.req_ts || id == t.conn {
+                    return None;
+                }
+                let named = pair::forwarded_for_names(&t.req, &c.flow.src.ip.to_string());
+                let local = c.flow.dst.ip == t.flow.src.ip;
+                (named || local).then_some((named, *hello, id, c, sni))
+            })
+            .max_by_key(|x| (x.0, x.1, x.2))
+            .map(|(_, _, id, c, sni)| TlsFront { conn: id, flow: c.flow, sni: sni.clone() })
+    }
+
+    fn on_response(&mut self, conn: ConnId, ts: Ts, resp: Box<Response>) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if self.verbose {
+            self.out.push(Record::Http(record::HttpMessage {
+                ty: "http",
+                ts: round_us(ts.secs()),
+                flow: c.flow.to_string(),
+                dir: "response",
+                method: None,
+                target: None,
+                version: resp.version.as_str(),
+                status: Some(resp.status),
+                reason: Some(resp.reason.clone()),
+                headers: resp.headers.0.iter().map(|(n, v)| (n.clone(), self.redact.header(n, v))).collect(),
+            }));
+        }
+        let interim = (100..200).contains(&resp.status) && resp.status != 101;
+        let Some(&tid) = c.waiting.front() else { return };
+        if !interim {
+            c.waiting.pop_front();
+        }
+        let Some(t) = self.txns.get_mut(&tid) else { return };
+        if interim {
+            t.interim.push(resp.status);
+            return;
+        }
+        t.resp = Some(resp);
+        t.resp_ts = Some(ts);
+        self.finish_txn(tid);
+    }
+
+    /// The connection can no longer answer its waiting requests.
+    fn end_waiting(&mut self, conn: ConnId, ts: Ts, end: TxnEnd) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let waiting: Vec<TxnId> = c.waiting.drain(..).collect();
+        for tid in waiting {
+            if let Some(t) = self.txns.get_mut(&tid) {
+                t.end = Some((ts, end));
+            }
+            self.finish_txn(tid);
+        }
+    }
+
+    fn on_close(&mut self, conn: ConnId, ts: Ts, summary: Box<ConnSummary>) {
+        self.syn_pending.remove(&conn);
+        let reason = summary.end;
+        if matches!(reason, EndReason::Refused | EndReason::Unanswered) {
+            self.attempts.push_back(Attempt {
+                conn,
+                flow: summary.flow,
+                ts: summary.first_ts,
+                refused: reason == EndReason::Refused,
+            });
+        }
+        self.end_waiting(conn, ts, TxnEnd::Conn(reason));
+        self.conns.remove(&conn);
+        if let Some(w) = self.ws.get_mut(&conn) {
+            if let Some((d, t)) = summary.first_close() {
+                let how = if summary.rst[d.index()] == Some(t) { "rst" } else { "fin" };
+                w.closing(t, d, how);
+            }
+            w.summary = Some(summary);
+            let ids = self.conn_sessions.get(&conn).cloned().unwrap_or_default();
+            if ids.is_empty() {
+                // Upgraded but in no session yet: its exchange may still be
+                // reported (an upstream hop whose client waits); forgotten
+                // after a while if it never is.
+                self.orphans.push_back((ts, conn));
+            }
+            for sid in ids {
+                self.try_end_session(sid, false);
+            }
+        }
+    }
+
+    fn finish_txn(&mut self, tid: TxnId) {
+        let Some(t) = self.txns.get_mut(&tid) else { return };
+        if t.done {
+            return;
+        }
+        t.done = true;
+        if let Some(i) = self.open.iter().rposition(|&x| x == tid) {
+            self.open.remove(i);
+        }
+        let needs_client = t.needs_client_record();
+        if needs_client {
+            self.emit(tid);
+        }
+        self.drop_if_reported(tid);
+    }
+
+    /// Forgets a request once it is finished and reported in every role.
+    fn drop_if_reported(&mut self, tid: TxnId) {
+        if self.txns.get(&tid).is_some_and(|t| t.done && t.fully_emitted()) {
+            self.txns.remove(&tid);
+        }
+    }
+
+    /// Reports the exchange whose client-side request is `cid`.
+    fn emit(&mut self, cid: TxnId) {
+        let Some(c) = self.txns.get(&cid) else { return };
+        let up = c.to.and_then(|u| self.txns.get(&u));
+        // A lone request is placed on the side the evidence says.
+        let lone_upstream = up.is_none() && c.from.is_none() && self.roles.lone_is_upstream(c);
+        let (client, upstream) = if lone_upstream { (None, Some(c)) } else { (Some(c), up) };
+        let front = client.or(upstream).expect("one hop");
+        let outcome = outcome_of(front);
+        let websocket =
+            client.is_some_and(|t| t.is_websocket_attempt()) || upstream.is_some_and(|t| t.is_websocket_attempt());
+        let path = front.req.path().to_string();
+        let chain = front.chain;
+        let ts = front.req_ts;
+        let tls_front = if lone_upstream { c.tls_front.as_ref() } else { None };
+
+        // Failed connection attempts made while the client waited.
+        let window_end = front.finished_at().unwrap_or(ts);
+        let mut attempts: Vec<Attempt> =
+            self.attempts.iter().filter(|a| a.ts >= ts && a.ts <= window_end).cloned().collect();
+        attempts.extend(
+            self.syn_pending
+                .iter()
+                .filter(|(_, (_, t))| *t >= ts && *t <= window_end)
+                .map(|(&conn, &(flow, t))| Attempt { conn, flow, ts: t, refused: false }),
+        );
+        attempts.sort_by_key(|a| a.conn);
+
+        let handshake_id = websocket.then(|| {
+            let id = self.next_handshake;
+            self.next_handshake += 1;
+            id
+        });
+        if let Some(id) = handshake_id {
+            let hop = |t: &Txn| hop_record(t, self.redact);
+            let mut client_hop = client.map(hop);
+            if let Some(tf) = tls_front {
+                client_hop =
+                    Some(Hop { flow: tf.flow.to_string(), encrypted: true, sni: tf.sni.clone(), ..Hop::default() });
+            }
+            let rec = Handshake {
+                ty: "handshake",
+                id,
+                chain,
+                hop_index: front.hop_index,
+                ts: round_us(ts.secs()),
+                path: path.clone(),
+                client: client_hop,
+                upstream: upstream.map(hop),
+                outcome,
+                latency_ms: Latency {
+                    client: client.and_then(|t| t.latency_ms()).map(round3),
+                    upstream: upstream.and_then(|t| t.latency_ms()).map(round3),
+                },
+                paired_by: if client.is_some() && upstream.is_some() {
+                    upstream.and_then(|u| u.paired_by)
+                } else if tls_front.is_some() {
+                    Some("timing")
+                } else {
+                    None
+                },
+            };
+            self.stats.handshakes.total += 1;
+            match outcome {
+                Outcome::Upgraded => self.stats.handshakes.upgraded += 1,
+                Outcome::Rejected => self.stats.handshakes.rejected += 1,
+                Outcome::Failed => self.stats.handshakes.failed += 1,
+                Outcome::Incomplete => self.stats.handshakes.incomplete += 1,
+            }
+            self.out.push(Record::Handshake(rec));
+        }
+        self.stats.exchanges += 1;
+        let x = Exchange {
+            handshake: handshake_id,
+            chain,
+            ts,
+            path: &path,
+            outcome,
+            client,
+            upstream,
+            tls_front,
+            attempts: &attempts,
+        };
+        self.detectors.on_exchange(&x, &mut self.findings);
+
+        // Sessions: the hops that switched to WebSocket.
+        let mut hops = Vec::new();
+        if let Some(t) = client {
+            if t.upgraded() && self.ws.contains_key(&t.conn) {
+                hops.push((Role::Client, t.conn));
+            }
+        }
+        if let Some(t) = upstream {
+            if t.upgraded() && self.ws.contains_key(&t.conn) {
+                hops.push((Role::Upstream, t.conn));
+            }
+        }
+        let up_id = upstream.map(|u| u.id);
+        let client_id = client.map(|c| c.id);
+        let start = hops.iter().filter_map(|(_, c)| self.ws.get(c).map(|w| w.upgraded_ts)).min();
+        if let (Some(hid), Some(start)) = (handshake_id, start) {
+            let sid = self.next_session;
+            self.next_session += 1;
+            for (_, conn) in &hops {
+                self.conn_sessions.entry(*conn).or_default().push(sid);
+            }
+            self.sessions.insert(sid, PendingSession { id: sid, chain, handshake: hid, path, hops, start });
+            self.try_end_session(sid, false);
+        }
+        // Bookkeeping: each request is reported once as a client and once
+        // as an upstream hop at most; drop it when it has been both.
+        if let Some(id) = client_id {
+            if let Some(t) = self.txns.get_mut(&id) {
+                t.emitted_as_client = true;
+            }
+        } else if let Some(t) = self.txns.get_mut(&cid) {
+            t.emitted_as_client = true;
+        }
+        if let Some(id) = up_id {
+            if let Some(t) = self.txns.get_mut(&id) {
+                if id != cid {
+                    t.emitted_as_upstream = true;
+                }
+            }
+        }
+        for id in [Some(cid), up_id].into_iter().flatten() {
+            self.drop_if_reported(id);
+        }
+        self.flush_findings();
+    }
+
+    fn try_end_session(&mut self, sid: u64, force: bool) {
+        let Some(s) = self.sessions.get(&sid) else { return };
+        let all_closed = s.hops.iter().all(|(_, c)| self.ws.get(c).is_none_or(|w| w.closed()));
+        if !all_closed && !force {
+            return;
+        }
+        let s = self.sessions.remove(&sid).expect("present");
+        let hops: Vec<(Role, &WsStats)> = s.hops.iter().filter_map(|(r, c)| self.ws.get(c).map(|w| (*r, w))).collect();
+        if hops.is_empty() {
+            return;
+        }
+        let rec = session::build(s.id, s.chain, s.handshake, &s.path, &hops);
+        self.stats.sessions += 1;
+        let view = SessionView {
+            record: &rec,
+            client: hops.iter().find(|h| h.0 == Role::Client).map(|h| h.1),
+            upstream: hops.iter().find(|h| h.0 == Role::Upstream).map(|h| h.1),
+        };
+        self.detectors.on_session(&view, &mut self.findings);
+        self.out.push(Record::Session(rec));
+        for (_, conn) in &s.hops {
+            let ids = self.conn_sessions.entry(*conn).or_default();
+            ids.retain(|&x| x != sid);
+            if ids.is_empty() {
+                self.conn_sessions.remove(conn);
+                if self.ws.get(conn).is_some_and(|w| w.closed()) || force {
+                    self.ws.remove(conn);
+                }
+            }
+        }
+        self.flush_findings();
+    }
+
+    fn flush_findings(&mut self) {
+        for f in self.findings.drain(..) {
+            *self.stats.findings.entry(f.kind).or_default() += 1;
+            self.out.push(Record::Finding(f));
+        }
+    }
+
+    /// Packet time passed `now`: detectors may report (at most once per
+    /// second of capture time); old attempts are forgotten.
+    pub fn tick(&mut self, now: Ts) {
+        if self.last_tick.is_some_and(|t| now.since(t) < 1.0) {
+            return;
+        }
+        self.last_tick = Some(now);
+        while self.attempts.front().is_some_and(|a| now.since(a.ts) > ATTEMPT_MEMORY_S) {
+            self.attempts.pop_front();
+        }
+        while let Some(&(t, conn)) = self.orphans.front() {
+            if now.since(t) <= ATTEMPT_MEMORY_S {
+                break;
+            }
+            self.orphans.pop_front();
+            if !self.conn_sessions.contains_key(&conn) {
+                self.ws.remove(&conn);
+            }
+        }
+        self.detectors.on_tick(now, &mut self.findings);
+        self.flush_findings();
+    }
+
+    /// End of input (after the flow table's final `Close` events).
+    pub fn finish(&mut self, now: Ts) {
+        // Requests still open were already ended by their connection's
+        // Close; anything left is reported now.
+        let left: Vec<TxnId> = self.open.drain(..).collect();
+        for tid in left {
+            if let Some(t) = self.txns.get_mut(&tid) {
+                t.end.get_or_insert((now, TxnEnd::Conn(EndReason::EndOfCapture)));
+            }
+            self.finish_txn(tid);
+        }
+        let mut ids: Vec<u64> = self.sessions.keys().copied().collect();
+        ids.sort_unstable();
+        for sid in ids {
+            self.try_end_session(sid, true);
+        }
+        self.detectors.finish(now, &mut self.findings);
+        self.flush_findings();
+    }
+}
+
+fn outcome_of(t: &Txn) -> Outcome {
+    match t.status() {
+        Some(101) => Outcome::Upgraded,
+        Some(_) => Outcome::Rejected,
+        None if t.end.is_some_and(|(_, e)| e == TxnEnd::Conn(EndReason::EndOfCapture)) || t.end.is_none() => {
+            Outcome::Incomplete
+        }
+        None => Outcome::Failed,
+    }
+}
+
+fn hop_record(t: &Txn, r: Redactor) -> Hop {
+    let h = &t.req.headers;
+    let resp = t.resp.as_deref();
+    Hop {
+        flow: t.flow.to_string(),
+        method: Some(t.req.method.clone()),
+        target: Some(r.target(&t.req.target)),
+        version: Some(t.req.version.as_str()),
+        upgrade: h.joined("upgrade"),
+        connection: h.joined("connection"),
+        key: h.get("sec-websocket-key").map(str::to_string),
+        status: resp.map(|x| x.status),
+        reason: resp.map(|x| x.reason.clone()),
+        accept: resp.and_then(|x| x.headers.get("sec-websocket-accept")).map(str::to_string),
+        server: resp.and_then(|x| x.headers.get("server")).map(str::to_string),
+        request_ts: Some(round_us(t.req_ts.secs())),
+        response_ts: t.resp_ts.map(|x| round_us(x.secs())),
+        end: if resp.is_none() { t.end.map(|(_, e)| e.name()) } else { None },
+        encrypted: false,
+        sni: None,
+    }
+}
+
+fn dir_flow(flow: FlowKey, dir: Dir) -> FlowKey {
+    match dir {
+        Dir::ToServer => flow,
+        Dir::ToClient => flow.reversed(),
+    }
+}
+
+fn dir_name(d: Dir) -> &'static str {
+    match d {
+        Dir::ToServer => "to_server",
+        Dir::ToClient => "to_client",
+    }
+}

@@ -1,0 +1,110 @@
+//! An HTTP exchange on one connection: a request, and the response or the
+//! end of the connection that answered it.
+
+use crate::event::{ConnId, EndReason};
+use crate::flow::FlowKey;
+use crate::proto::{Request, Response};
+use crate::time::Ts;
+
+pub type TxnId = u64;
+
+/// How an exchange ended without a final response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnEnd {
+    /// The server side sent a FIN before any response.
+    ServerClosed,
+    /// The server side reset the connection.
+    ServerReset,
+    /// The client side reset the connection.
+    ClientReset,
+    /// The connection ended for another reason.
+    Conn(EndReason),
+}
+
+impl TxnEnd {
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnEnd::ServerClosed => "closed-by-server",
+            TxnEnd::ServerReset => "reset-by-server",
+            TxnEnd::ClientReset => "reset-by-client",
+            TxnEnd::Conn(r) => r.name(),
+        }
+    }
+}
+
+/// A TLS connection that probably carried the request a proxy forwarded
+/// (only the upstream hop is readable).
+#[derive(Debug, Clone)]
+pub struct TlsFront {
+    pub conn: ConnId,
+    pub flow: FlowKey,
+    pub sni: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Txn {
+    pub id: TxnId,
+    pub conn: ConnId,
+    pub flow: FlowKey,
+    /// Shared by the hops of one request through a chain of proxies.
+    pub chain: u64,
+    /// 0 for the hop nearest the browser.
+    pub hop_index: u32,
+    /// Position of this request on its connection (keep-alive), from 0.
+    pub nth_on_conn: u32,
+    pub req: Box<Request>,
+    pub req_ts: Ts,
+    pub interim: Vec<u16>,
+    pub resp: Option<Box<Response>>,
+    pub resp_ts: Option<Ts>,
+    pub end: Option<(Ts, TxnEnd)>,
+    /// The request this one was forwarded from (previous hop).
+    pub from: Option<TxnId>,
+    /// The request the proxy forwarded this one as (next hop).
+    pub to: Option<TxnId>,
+    /// Earlier forwards of this request that failed (proxy retries).
+    pub retried: u32,
+    pub paired_by: Option<&'static str>,
+    pub tls_front: Option<TlsFront>,
+    /// Finished: final response, or connection ended.
+    pub done: bool,
+    pub emitted_as_client: bool,
+    pub emitted_as_upstream: bool,
+}
+
+impl Txn {
+    pub fn is_websocket_attempt(&self) -> bool {
+        self.req.is_websocket_attempt()
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        self.resp.as_ref().map(|r| r.status)
+    }
+
+    pub fn upgraded(&self) -> bool {
+        self.status() == Some(101)
+    }
+
+    /// When the exchange finished (response head or end), if it has.
+    pub fn finished_at(&self) -> Option<Ts> {
+        self.resp_ts.or(self.end.map(|e| e.0))
+    }
+
+    /// Latency from the request's first byte to the response's first byte.
+    pub fn latency_ms(&self) -> Option<f64> {
+        self.resp_ts.map(|t| t.millis_since(self.req_ts))
+    }
+
+    /// Failed to get any response (the connection closed or reset).
+    pub fn failed(&self) -> bool {
+        self.resp.is_none() && self.end.is_some_and(|(_, e)| e != TxnEnd::Conn(EndReason::EndOfCapture))
+    }
+
+    pub fn needs_client_record(&self) -> bool {
+        self.from.is_none() || self.to.is_some()
+    }
+
+    pub fn fully_emitted(&self) -> bool {
+        (!self.needs_client_record() || self.emitted_as_client) && (self.from.is_none() || self.emitted_as_upstream)
+    }
+}

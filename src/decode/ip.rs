@@ -1,0 +1,110 @@
+//! IPv4/IPv6 (with extension headers) and TCP, through etherparse's lax
+//! slicers so that packets cut by a snap length still yield what was kept.
+
+use etherparse::{IpNumber, LaxIpSlice, TcpSlice};
+
+use super::{Segment, Skip, tunnel};
+use crate::flow::key::Endpoint;
+
+/// Tunnels are decapsulated at most this deep (GTP-U inside GTP-U ...).
+const MAX_TUNNEL_DEPTH: u8 = 2;
+
+pub fn decode_ip(data: &[u8], missing: u32, depth: u8) -> Result<Segment<'_>, Skip> {
+    let (ip, ext_err) = LaxIpSlice::from_slice(data).map_err(|_| Skip::IpMalformed)?;
+    if ext_err.is_some() {
+        return Err(Skip::IpMalformed);
+    }
+    let payload = ip.payload();
+    if payload.fragmented {
+        return Err(Skip::IpFragment);
+    }
+    // Bytes the capture cut off belong to this IP payload only if the IP
+    // header says the payload is longer than what was captured.
+    let missing = if payload.incomplete { missing } else { 0 };
+    match payload.ip_number {
+        IpNumber::TCP => {}
+        IpNumber::UDP if depth < MAX_TUNNEL_DEPTH => {
+            return match tunnel::udp_inner_ip(payload.payload)? {
+                Some(inner) => decode_ip(inner, missing, depth + 1),
+                None => Err(Skip::NotTcp),
+            };
+        }
+        _ => return Err(Skip::NotTcp),
+    }
+    let tcp = TcpSlice::from_slice(payload.payload).map_err(|_| Skip::TcpMalformed)?;
+    let src = Endpoint::new(ip.source_addr(), tcp.source_port());
+    let dst = Endpoint::new(ip.destination_addr(), tcp.destination_port());
+    let hdr = tcp.header_slice();
+    Ok(Segment {
+        src,
+        dst,
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        // Byte 13 of the TCP header holds CWR..FIN; we keep the low six.
+        flags: hdr[13] & 0x3f,
+        window: tcp.window_size(),
+        payload: tcp.payload(),
+        missing,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::decode::flags;
+
+    /// Builds an IPv4/TCP packet for tests.
+    pub fn ipv4_tcp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, seq: u32, fl: u8, payload: &[u8]) -> Vec<u8> {
+        let mut tcp = etherparse::TcpHeader::new(sport, dport, seq, 65535);
+        tcp.syn = fl & flags::SYN != 0;
+        tcp.ack = fl & flags::ACK != 0;
+        tcp.fin = fl & flags::FIN != 0;
+        tcp.rst = fl & flags::RST != 0;
+        tcp.psh = fl & flags::PSH != 0;
+        let b = etherparse::PacketBuilder::ipv4(src, dst, 64).tcp_header(tcp);
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    #[test]
+    fn decodes_tcp_over_ipv4() {
+        let p = ipv4_tcp([10, 0, 0, 1], 5000, [10, 0, 0, 2], 80, 7, flags::ACK | flags::PSH, b"GET /");
+        let s = decode_ip(&p, 0, 0).unwrap();
+        assert_eq!(s.src.to_string(), "10.0.0.1:5000");
+        assert_eq!(s.dst.to_string(), "10.0.0.2:80");
+        assert_eq!(s.seq, 7);
+        assert_eq!(s.payload, b"GET /");
+        assert!(s.has(flags::ACK) && s.has(flags::PSH) && !s.has(flags::SYN));
+        assert_eq!(s.missing, 0);
+    }
+
+    #[test]
+    fn snaplen_cut_reports_missing_bytes() {
+        let p = ipv4_tcp([10, 0, 0, 1], 5000, [10, 0, 0, 2], 80, 7, flags::ACK, b"0123456789");
+        let cut = &p[..p.len() - 4];
+        let s = decode_ip(cut, 4, 0).unwrap();
+        assert_eq!(s.payload, b"012345");
+        assert_eq!(s.missing, 4);
+        assert_eq!(s.len(), 10);
+    }
+
+    #[test]
+    fn garbage_is_a_skip_not_a_panic() {
+        assert_eq!(decode_ip(&[0x45, 0, 0], 0, 0).unwrap_err(), Skip::IpMalformed);
+        let p = ipv4_tcp([1, 1, 1, 1], 1, [2, 2, 2, 2], 2, 0, 0, b"");
+        // Cut inside the TCP header.
+        assert_eq!(decode_ip(&p[..30], 0, 0).unwrap_err(), Skip::TcpMalformed);
+        // Every prefix of a valid packet decodes or is skipped.
+        for n in 0..p.len() {
+            let _ = decode_ip(&p[..n], 0, 0);
+        }
+    }
+
+    #[test]
+    fn fragments_are_skipped() {
+        let mut p = ipv4_tcp([1, 1, 1, 1], 1, [2, 2, 2, 2], 2, 0, 0, b"x");
+        p[6] = 0x20; // more fragments
+        assert_eq!(decode_ip(&p, 0, 0).unwrap_err(), Skip::IpFragment);
+    }
+}

@@ -1,0 +1,309 @@
+//! One TCP connection seen from the wire.
+//!
+//! A passive observer cannot know the endpoints' real state, so the state
+//! kept here is what the capture proves:
+//!
+//! | state        | entered when                                          |
+//! |--------------|-------------------------------------------------------|
+//! | `SynSent`    | the initiator's SYN was seen                          |
+//! | `Established`| the SYN-ACK was seen                                  |
+//! | `Partial`    | data or ACKs without a SYN (capture started mid-way)  |
+//! | `Closed`     | both FINs delivered, or a RST, or the SYN was refused |
+//!
+//! Orientation: the initiator sent the SYN. Without a SYN, the side with
+//! the lower port is guessed to be the server, and the first payload
+//! settles it: whoever sends a request line is the client.
+
+use super::assembler::{Assembler, Chunk, ReassemblyStats, SegKind};
+use super::key::FlowKey;
+use crate::decode::{Segment, flags};
+use crate::event::{ConnId, ConnSummary, EndReason, Event, EventKind};
+use crate::proto::{App, Dir, ProtoEvent, http};
+use crate::time::Ts;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpState {
+    SynSent,
+    Established,
+    Partial,
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct Half {
+    asm: Assembler,
+    packets: u64,
+    bytes: u64,
+    last_data: Option<Ts>,
+    fin: Option<Ts>,
+    rst: Option<Ts>,
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    pub id: ConnId,
+    pub key: FlowKey,
+    pub state: TcpState,
+    halves: [Half; 2],
+    app: App,
+    pub first_ts: Ts,
+    pub last_ts: Ts,
+    syn: bool,
+    /// Orientation is settled (SYN seen or first payload seen).
+    oriented: bool,
+    opened: bool,
+    refused: bool,
+    scratch: Vec<ProtoEvent>,
+}
+
+impl Conn {
+    pub fn new(id: ConnId, ts: Ts, seg: &Segment<'_>) -> Conn {
+        let mut key = FlowKey { src: seg.src, dst: seg.dst };
+        let syn_only = seg.has(flags::SYN) && !seg.has(flags::ACK);
+        let synack = seg.has(flags::SYN) && seg.has(flags::ACK);
+        if synack || (!syn_only && seg.src.port < seg.dst.port) {
+            key = key.reversed();
+        }
+        Conn {
+            id,
+            key,
+            state: if syn_only { TcpState::SynSent } else { TcpState::Partial },
+            halves: Default::default(),
+            app: App::Detect,
+            first_ts: ts,
+            last_ts: ts,
+            syn: false,
+            oriented: syn_only || synack,
+            opened: false,
+            refused: false,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == TcpState::Closed
+    }
+
+    pub fn is_websocket(&self) -> bool {
+        self.app.is_websocket()
+    }
+
+    /// A new connection on the same 4-tuple: a SYN after this one closed,
+    /// or a SYN whose ISN is not this connection's.
+    pub fn is_reused_by(&self, seg: &Segment<'_>) -> bool {
+        if !seg.has(flags::SYN) || seg.has(flags::ACK) {
+            return false;
+        }
+        if self.state == TcpState::Closed {
+            return true;
+        }
+        match self.halves[Dir::ToServer.index()].asm.next_seq() {
+            Some(next) if self.syn => seg.seq.wrapping_add(1) != next && self.halves[0].bytes > 0,
+            _ => false,
+        }
+    }
+
+    pub fn reassembly_stats(&self) -> ReassemblyStats {
+        let mut s = self.halves[0].asm.stats;
+        s.add(&self.halves[1].asm.stats);
+        s
+    }
+
+    fn dir_of(&self, seg: &Segment<'_>) -> Dir {
+        if seg.src == self.key.src && seg.dst == self.key.dst { Dir::ToServer } else { Dir::ToClient }
+    }
+
+    fn swap(&mut self) {
+        self.key = self.key.reversed();
+        self.halves.swap(0, 1);
+    }
+
+    fn open(&mut self, ts: Ts, out: &mut Vec<Event>) {
+        if !self.opened {
+            self.opened = true;
+            out.push(Event { conn: self.id, ts, kind: EventKind::Open { flow: self.key, syn: self.syn } });
+        }
+    }
+
+    fn emit(&mut self, ts: Ts, kind: EventKind, out: &mut Vec<Event>) {
+        self.open(ts, out);
+        out.push(Event { conn: self.id, ts, kind });
+    }
+
+    pub fn segment(&mut self, ts: Ts, seg: &Segment<'_>, out: &mut Vec<Event>) {
+        self.last_ts = ts;
+        if self.state == TcpState::Closed {
+            return; // lingering: late retransmissions and ACKs
+        }
+        let mut dir = self.dir_of(seg);
+        if seg.has(flags::SYN) {
+            if !seg.has(flags::ACK) {
+                if dir == Dir::ToClient && !self.syn {
+                    self.swap();
+                    dir = Dir::ToServer;
+                }
+                self.syn = true;
+                self.oriented = true;
+                self.halves[dir.index()].asm.syn(seg.seq);
+                self.open(ts, out);
+            } else {
+                if dir == Dir::ToServer && !self.syn {
+                    self.swap();
+                    dir = Dir::ToClient;
+                }
+                self.oriented = true;
+                self.halves[dir.index()].asm.syn(seg.seq);
+                if self.state != TcpState::Established {
+                    self.state = TcpState::Established;
+                    self.emit(ts, EventKind::Established, out);
+                }
+            }
+        }
+        if !self.oriented && !seg.payload.is_empty() {
+            // First payload of a connection picked up mid-way.
+            let swap = match dir {
+                Dir::ToServer => http::looks_like_response(seg.payload),
+                Dir::ToClient => http::looks_like_request(seg.payload),
+            };
+            if swap {
+                self.swap();
+                dir = dir.flip();
+            }
+            self.oriented = true;
+        }
+        let h = &mut self.halves[dir.index()];
+        h.packets += 1;
+
+        if seg.has(flags::RST) {
+            self.reset(dir, ts, out);
+            return;
+        }
+
+        if !seg.is_empty() || seg.has(flags::FIN) {
+            if !seg.is_empty() {
+                self.open(ts, out);
+            }
+            if self.app.is_opaque() {
+                let h = &mut self.halves[dir.index()];
+                let kind = h.asm.segment(seg.seq, seg.payload, seg.missing, seg.has(flags::FIN), &mut |_| {});
+                if matches!(kind, SegKind::New | SegKind::OutOfOrder) {
+                    h.bytes += seg.len() as u64;
+                    h.last_data = Some(ts);
+                }
+                if seg.has(flags::FIN) && h.fin.is_none() {
+                    h.fin = Some(ts);
+                    self.emit(ts, EventKind::Fin { dir }, out);
+                }
+            } else {
+                self.deliver(dir, ts, seg, out);
+            }
+        }
+        if seg.has(flags::ACK) && !self.app.is_opaque() {
+            let other = dir.flip();
+            let (halves, app, scratch) = (&mut self.halves, &mut self.app, &mut self.scratch);
+            let mut fin = false;
+            halves[other.index()].asm.peer_acked(seg.ack, &mut |c| {
+                feed(app, other, ts, c, scratch, &mut fin);
+            });
+            self.after_delivery(other, ts, fin, out);
+        }
+        let both_fin = self.halves[0].fin.is_some() && self.halves[1].fin.is_some();
+        if both_fin {
+            self.close(ts, EndReason::Closed, out);
+        }
+    }
+
+    fn deliver(&mut self, dir: Dir, ts: Ts, seg: &Segment<'_>, out: &mut Vec<Event>) {
+        let (halves, app, scratch) = (&mut self.halves, &mut self.app, &mut self.scratch);
+        let h = &mut halves[dir.index()];
+        let mut fin = false;
+        let kind = h.asm.segment(seg.seq, seg.payload, seg.missing, seg.has(flags::FIN), &mut |c| {
+            feed(app, dir, ts, c, scratch, &mut fin);
+        });
+        if matches!(kind, SegKind::New | SegKind::OutOfOrder) {
+            h.bytes += seg.len() as u64;
+            h.last_data = Some(ts);
+        }
+        self.after_delivery(dir, ts, fin, out);
+    }
+
+    /// Turns what the analyzers reported into events, then the FIN.
+    fn after_delivery(&mut self, dir: Dir, ts: Ts, fin: bool, out: &mut Vec<Event>) {
+        if !self.scratch.is_empty() {
+            self.open(ts, out);
+            for pe in self.scratch.drain(..) {
+                out.push(proto_event(self.id, pe));
+            }
+        }
+        if fin && self.halves[dir.index()].fin.is_none() {
+            self.halves[dir.index()].fin = Some(ts);
+            self.emit(ts, EventKind::Fin { dir }, out);
+        }
+    }
+
+    fn reset(&mut self, dir: Dir, ts: Ts, out: &mut Vec<Event>) {
+        self.halves[dir.index()].rst = Some(ts);
+        let refused = self.state == TcpState::SynSent && dir == Dir::ToClient;
+        self.refused = refused;
+        self.flush(ts, out);
+        self.emit(ts, EventKind::Rst { dir }, out);
+        self.close(ts, if refused { EndReason::Refused } else { EndReason::Reset }, out);
+    }
+
+    /// Delivers held data (with gaps) in both directions.
+    fn flush(&mut self, ts: Ts, out: &mut Vec<Event>) {
+        for dir in [Dir::ToServer, Dir::ToClient] {
+            let (halves, app, scratch) = (&mut self.halves, &mut self.app, &mut self.scratch);
+            let mut fin = false;
+            halves[dir.index()].asm.flush(&mut |c| feed(app, dir, ts, c, scratch, &mut fin));
+            self.after_delivery(dir, ts, fin, out);
+        }
+    }
+
+    /// Ends the connection: a `Close` event with its summary. Idempotent.
+    pub fn close(&mut self, ts: Ts, reason: EndReason, out: &mut Vec<Event>) {
+        if self.state == TcpState::Closed {
+            return;
+        }
+        if !matches!(reason, EndReason::Closed | EndReason::Reset | EndReason::Refused) {
+            self.flush(ts, out);
+        }
+        let summary = ConnSummary {
+            flow: self.key,
+            end: reason,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            syn: self.syn,
+            established: self.state == TcpState::Established,
+            packets: [self.halves[0].packets, self.halves[1].packets],
+            bytes: [self.halves[0].bytes, self.halves[1].bytes],
+            last_data: [self.halves[0].last_data, self.halves[1].last_data],
+            fin: [self.halves[0].fin, self.halves[1].fin],
+            rst: [self.halves[0].rst, self.halves[1].rst],
+            keepalives: self.halves[0].asm.stats.keepalives + self.halves[1].asm.stats.keepalives,
+            gaps: self.halves[0].asm.stats.gaps + self.halves[1].asm.stats.gaps,
+        };
+        self.state = TcpState::Closed;
+        self.emit(ts, EventKind::Close(Box::new(summary)), out);
+    }
+}
+
+fn feed(app: &mut App, dir: Dir, ts: Ts, c: Chunk<'_>, out: &mut Vec<ProtoEvent>, fin: &mut bool) {
+    match c {
+        Chunk::Data(d) => app.data(dir, ts, d, out),
+        Chunk::Gap(n) => app.gap(dir, ts, n, out),
+        Chunk::Fin => *fin = true,
+    }
+}
+
+fn proto_event(conn: ConnId, pe: ProtoEvent) -> Event {
+    let (ts, kind) = match pe {
+        ProtoEvent::Request { ts, req } => (ts, EventKind::Request(req)),
+        ProtoEvent::Response { ts, resp } => (ts, EventKind::Response(resp)),
+        ProtoEvent::Upgraded { ts, websocket } => (ts, EventKind::Upgraded { websocket }),
+        ProtoEvent::Frame { dir, ts, frame } => (ts, EventKind::Frame { dir, frame }),
+        ProtoEvent::Anomaly { dir, ts, what } => (ts, EventKind::Anomaly { dir, what }),
+        ProtoEvent::Tls { ts, sni } => (ts, EventKind::Tls { sni }),
+    };
+    Event { conn, ts, kind }
+}

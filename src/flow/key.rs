@@ -1,0 +1,130 @@
+//! Endpoints and flow keys. A flow is printed initiator first, as
+//! `SRC:PORT->DST:PORT`, with IPv6 addresses in brackets (`[::1]:8080`).
+
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+impl Endpoint {
+    pub fn new(ip: IpAddr, port: u16) -> Endpoint {
+        Endpoint { ip, port }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            IpAddr::V4(a) => write!(f, "{}:{}", a, self.port),
+            IpAddr::V6(a) => write!(f, "[{}]:{}", a, self.port),
+        }
+    }
+}
+
+/// A TCP connection as seen on the wire: `src` is the initiator (the side
+/// that sent the SYN, or the HTTP client when the capture started
+/// mid-connection), `dst` the responder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: Endpoint,
+    pub dst: Endpoint,
+}
+
+impl FlowKey {
+    pub fn reversed(self) -> FlowKey {
+        FlowKey { src: self.dst, dst: self.src }
+    }
+
+    /// Direction-free key for the flow table.
+    pub fn canonical(self) -> (Endpoint, Endpoint) {
+        if self.src <= self.dst { (self.src, self.dst) } else { (self.dst, self.src) }
+    }
+}
+
+impl fmt::Display for FlowKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}->{}", self.src, self.dst)
+    }
+}
+
+/// FxHash (the rustc hasher): flow keys are hashed once per packet and
+/// SipHash's DoS resistance buys nothing against a capture file.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().unwrap()));
+        }
+        for &b in chunks.remainder() {
+            self.add(b as u64);
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64)
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.add(i as u64)
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64)
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i)
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64)
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+pub type FxBuild = BuildHasherDefault<FxHasher>;
+pub type FxHashMap<K, V> = std::collections::HashMap<K, V, FxBuild>;
+pub type FxHashSet<K> = std::collections::HashSet<K, FxBuild>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_brackets_ipv6() {
+        let k = FlowKey {
+            src: Endpoint::new("::1".parse().unwrap(), 51000),
+            dst: Endpoint::new("::1".parse().unwrap(), 8080),
+        };
+        assert_eq!(k.to_string(), "[::1]:51000->[::1]:8080");
+        let k4 = FlowKey {
+            src: Endpoint::new("10.0.0.1".parse().unwrap(), 1),
+            dst: Endpoint::new("10.0.0.2".parse().unwrap(), 80),
+        };
+        assert_eq!(k4.to_string(), "10.0.0.1:1->10.0.0.2:80");
+        assert_eq!(k4.canonical(), k4.reversed().canonical());
+    }
+}

@@ -1,0 +1,16 @@
+use clap::Parser;
+
+fn main() {
+    let args = wstap::cli::Args::parse();
+    match wstap::app::run(args) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            // A closed pipe (`wstap ... | head`) is not an error.
+            if e.0.contains("Broken pipe") {
+                std::process::exit(0);
+            }
+            eprintln!("wstap: {e}");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The streaming pipeline, identical for files and live capture:
+//! packets -> decode -> flow table (reassembly, HTTP/WebSocket parsers)
+//! -> events -> correlation and detectors -> records -> sinks.
+
+use crate::capture::{Next, PacketSource};
+use crate::correlate::{Analyzer, Config};
+use crate::decode::{self, LinkType, Skip};
+use crate::detect::Detectors;
+use crate::error::Result;
+use crate::event::Event;
+use crate::flow::{FlowTable, Limits};
+use crate::record::{self, Record, Summary};
+use crate::sink::Sink;
+use crate::time::{Ts, round_us};
+
+#[derive(Debug, Default, Clone)]
+pub struct PacketStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub tcp_packets: u64,
+    pub skips: [u64; Skip::ALL.len()],
+    pub first_ts: Option<Ts>,
+    pub last_ts: Option<Ts>,
+    pub truncated: bool,
+}
+
+pub struct Pipeline {
+    pub flows: FlowTable,
+    pub analyzer: Analyzer,
+    events: Vec<Event>,
+    pub stats: PacketStats,
+    /// Packet time never goes backwards for expiry (merged captures can).
+    now: Ts,
+}
+
+impl Pipeline {
+    pub fn new(cfg: Config, detectors: Detectors, limits: Limits) -> Pipeline {
+        Pipeline {
+            flows: FlowTable::new(limits),
+            analyzer: Analyzer::new(cfg, detectors),
+            events: Vec::with_capacity(64),
+            stats: PacketStats::default(),
+            now: Ts::ZERO,
+        }
+    }
+
+    /// Feeds one captured frame.
+    #[inline]
+    pub fn packet(&mut self, linktype: LinkType, ts: Ts, data: &[u8], missing: u32) {
+        let st = &mut self.stats;
+        st.packets += 1;
+        st.bytes += data.len() as u64 + missing as u64;
+        if st.first_ts.is_none() {
+            st.first_ts = Some(ts);
+        }
+        st.last_ts = Some(ts);
+        if ts > self.now {
+            self.now = ts;
+        }
+        match decode::decode(linktype, data, missing) {
+            Ok(seg) => {
+                st.tcp_packets += 1;
+                self.flows.packet(self.now, &seg, &mut self.events);
+            }
+            Err(skip) => {
+                st.skips[Skip::ALL.iter().position(|s| *s == skip).unwrap_or(0)] += 1;
+                self.flows.expire(self.now, &mut self.events);
+            }
+        }
+        for ev in self.events.drain(..) {
+            self.analyzer.event(ev);
+        }
+        self.analyzer.tick(self.now);
+    }
+
+    /// Packet time advanced without packets (live capture, idle link).
+    pub fn idle(&mut self, now: Ts) {
+        if now > self.now {
+            self.now = now;
+        }
+        self.flows.expire(self.now, &mut self.events);
+        for ev in self.events.drain(..) {
+            self.analyzer.event(ev);
+        }
+        self.analyzer.tick(self.now);
+    }
+
+    /// Hands produced records to the sink.
+    pub fn drain_to(&mut self, sink: &mut dyn Sink) -> std::io::Result<()> {
+        for r in self.analyzer.drain() {
+            sink.record(&r)?;
+        }
+        Ok(())
+    }
+
+    /// End of input: ends every connection and session, then the summary.
+    pub fn finish(&mut self) -> Summary {
+        let now = self.now;
+        self.flows.finish(now, &mut self.events);
+        for ev in self.events.drain(..) {
+            self.analyzer.event(ev);
+        }
+        self.analyzer.finish(now);
+        self.summary()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let st = &self.stats;
+        let mut decode_errors = std::collections::BTreeMap::new();
+        let mut skipped = std::collections::BTreeMap::new();
+        for (i, s) in Skip::ALL.iter().enumerate() {
+            if st.skips[i] > 0 {
+                if s.is_error() {
+                    decode_errors.insert(s.name(), st.skips[i]);
+                } else {
+                    skipped.insert(s.name(), st.skips[i]);
+                }
+            }
+        }
+        let r = &self.flows.stats.reassembly;
+        let a = &self.analyzer.stats;
+        Summary {
+            ty: "summary",
+            packets: st.packets,
+            bytes: st.bytes,
+            tcp_packets: st.tcp_packets,
+            flows: self.flows.stats.flows,
+            decode_errors,
+            skipped,
+            reassembly: record::Reassembly {
+                gaps: r.gaps,
+                gap_bytes: r.gap_bytes,
+                retransmits: r.retransmits,
+                out_of_order: r.out_of_order,
+                keepalives: r.keepalives,
+                limit_hits: r.limit_hits,
+            },
+            http_anomalies: a.anomalies.clone(),
+            http_requests: a.http_requests,
+            handshakes: a.handshakes.clone(),
+            sessions: a.sessions,
+            findings: a.findings.clone(),
+            first_ts: st.first_ts.map(|t| round_us(t.secs())),
+            last_ts: st.last_ts.map(|t| round_us(t.secs())),
+            elapsed_s: match (st.first_ts, st.last_ts) {
+                (Some(a), Some(b)) => round_us(b.since(a)),
+                _ => 0.0,
+            },
+            truncated: st.truncated,
+            capture: None,
+        }
+    }
+
+    /// Reads a whole source through the pipeline into `sink`. Returns the
+    /// truncation message if the file ended inside a packet.
+    pub fn run(&mut self, src: &mut dyn PacketSource, sink: &mut dyn Sink) -> Result<Option<String>> {
+        let linktype = src.linktype();
+        let mut truncated = None;
+        loop {
+            match src.next_packet()? {
+                Next::Packet(p) => {
+                    let missing = p.missing();
+                    self.packet(linktype, p.ts, p.data, missing);
+                }
+                Next::Idle => continue,
+                Next::End => break,
+                Next::Truncated(msg) => {
+                    self.stats.truncated = true;
+                    truncated = Some(msg);
+                    break;
+                }
+            }
+            self.drain_to(sink)?;
+        }
+        let summary = self.finish();
+        self.drain_to(sink)?;
+        sink.record(&Record::Summary(summary))?;
+        sink.flush()?;
+        Ok(truncated)
+    }
+}

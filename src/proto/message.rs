@@ -1,0 +1,168 @@
+//! HTTP/1.x messages as wstap keeps them: method/target/status and every
+//! header in wire order (repeated headers kept), values as text.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+    pub fn from_minor(m: u8) -> Version {
+        if m == 0 { Version::Http10 } else { Version::Http11 }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Header fields in wire order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(pub Vec<(String, String)>);
+
+impl Headers {
+    /// First value of a header, name compared case-insensitively.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// All values of a repeated header joined with ", " (RFC 9110 5.3).
+    pub fn joined(&self, name: &str) -> Option<String> {
+        let mut it = self.0.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
+        let (_, first) = it.next()?;
+        let mut s = first.clone();
+        for (_, v) in it {
+            s.push_str(", ");
+            s.push_str(v);
+        }
+        Some(s)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Comma-separated tokens of every occurrence of a header, trimmed.
+    pub fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// Whether a token list header (Connection, Upgrade) holds `token`,
+    /// case-insensitively: browsers send `Connection: keep-alive, Upgrade`
+    /// and servers `Upgrade: WebSocket`.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.tokens(name).any(|t| {
+            // `Upgrade: websocket/13` carries a protocol version.
+            let t = t.split('/').next().unwrap_or(t).trim();
+            t.eq_ignore_ascii_case(token)
+        })
+    }
+
+    pub fn content_length(&self) -> Option<u64> {
+        self.get("content-length").and_then(|v| v.trim().parse().ok())
+    }
+
+    pub fn is_chunked(&self) -> bool {
+        self.tokens("transfer-encoding").last().is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    pub target: String,
+    pub version: Version,
+    pub headers: Headers,
+    /// Size of the request line and headers on the wire.
+    pub head_len: usize,
+}
+
+impl Request {
+    /// RFC 6455 4.1 upgrade attempt: any request carrying
+    /// `Upgrade: websocket` or a `Sec-WebSocket-Key` (a proxy that strips
+    /// the hop-by-hop headers still forwards the key).
+    pub fn is_websocket_attempt(&self) -> bool {
+        self.headers.has_token("upgrade", "websocket") || self.headers.has("sec-websocket-key")
+    }
+
+    /// Path without the query string.
+    pub fn path(&self) -> &str {
+        let t = self.target.as_str();
+        let t = t
+            .strip_prefix("http://")
+            .or_else(|| t.strip_prefix("https://"))
+            .or_else(|| t.strip_prefix("ws://"))
+            .or_else(|| t.strip_prefix("wss://"))
+            .map(|rest| rest.find('/').map_or("/", |i| &rest[i..]))
+            .unwrap_or(t);
+        t.split('?').next().unwrap_or(t)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub version: Version,
+    pub status: u16,
+    pub reason: String,
+    pub headers: Headers,
+    pub head_len: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Headers {
+        Headers(pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect())
+    }
+
+    #[test]
+    fn connection_is_a_case_insensitive_token_list() {
+        let hs = h(&[("connection", "keep-alive, Upgrade"), ("Upgrade", "WebSocket")]);
+        assert!(hs.has_token("Connection", "upgrade"));
+        assert!(hs.has_token("upgrade", "websocket"));
+        assert!(!hs.has_token("connection", "close"));
+        let repeated = h(&[("Connection", "keep-alive"), ("connection", "upgrade")]);
+        assert!(repeated.has_token("connection", "upgrade"));
+        assert_eq!(repeated.joined("Connection").unwrap(), "keep-alive, upgrade");
+        assert!(!h(&[("Upgrade", "upgrade")]).has_token("upgrade", "websocket"));
+    }
+
+    #[test]
+    fn request_path_strips_query_and_absolute_form() {
+        let mut r = Request {
+            method: "GET".into(),
+            target: "/ws?token=1".into(),
+            version: Version::Http11,
+            headers: Headers::default(),
+            head_len: 0,
+        };
+        assert_eq!(r.path(), "/ws");
+        r.target = "http://example.com/chat?x".into();
+        assert_eq!(r.path(), "/chat");
+        r.target = "http://example.com".into();
+        assert_eq!(r.path(), "/");
+    }
+
+    #[test]
+    fn chunked_is_last_transfer_coding() {
+        assert!(h(&[("Transfer-Encoding", "gzip, chunked")]).is_chunked());
+        assert!(!h(&[("Transfer-Encoding", "chunked, gzip")]).is_chunked());
+    }
+}

@@ -1,0 +1,120 @@
+//! Application-layer analyzers fed by connection reassembly (as Zeek's are):
+//! each receives stream bytes, gaps and FINs per direction and reports facts
+//! as [`ProtoEvent`]s. They never decide findings.
+
+pub mod http;
+pub mod message;
+pub mod tls;
+pub mod ws;
+
+use crate::time::Ts;
+pub use message::{Headers, Request, Response, Version};
+pub use ws::Frame;
+
+/// Direction within a connection, relative to its HTTP client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dir {
+    /// From the initiator (HTTP client) to the responder.
+    ToServer = 0,
+    /// From the responder to the initiator.
+    ToClient = 1,
+}
+
+impl Dir {
+    pub fn flip(self) -> Dir {
+        match self {
+            Dir::ToServer => Dir::ToClient,
+            Dir::ToClient => Dir::ToServer,
+        }
+    }
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProtoEvent {
+    /// A complete request head; `ts` is its first byte.
+    Request {
+        ts: Ts,
+        req: Box<Request>,
+    },
+    /// A complete response head (interim ones included); `ts` is its first byte.
+    Response {
+        ts: Ts,
+        resp: Box<Response>,
+    },
+    /// A 101 (or CONNECT 2xx) switched the connection away from HTTP.
+    Upgraded {
+        ts: Ts,
+        websocket: bool,
+    },
+    Frame {
+        dir: Dir,
+        ts: Ts,
+        frame: Frame,
+    },
+    /// Input the parser could not make sense of (counted in the summary).
+    Anomaly {
+        dir: Dir,
+        ts: Ts,
+        what: &'static str,
+    },
+    /// A TLS ClientHello: this hop is encrypted and cannot be read.
+    Tls {
+        ts: Ts,
+        sni: Option<String>,
+    },
+}
+
+/// What a connection carries, decided from its first payload bytes.
+#[derive(Debug, Default)]
+pub enum App {
+    #[default]
+    Detect,
+    Http(Box<http::HttpConn>),
+    /// TLS, SSH, a non-WebSocket tunnel, anything not HTTP: not parsed.
+    Opaque,
+}
+
+impl App {
+    /// True when nothing more will be parsed on this connection, so the
+    /// connection layer can stop reassembling it.
+    pub fn is_opaque(&self) -> bool {
+        match self {
+            App::Opaque => true,
+            App::Http(h) => h.is_tunnel(),
+            App::Detect => false,
+        }
+    }
+
+    pub fn is_websocket(&self) -> bool {
+        matches!(self, App::Http(h) if h.is_websocket())
+    }
+
+    pub fn data(&mut self, dir: Dir, ts: Ts, data: &[u8], out: &mut Vec<ProtoEvent>) {
+        if data.is_empty() {
+            return;
+        }
+        if let App::Detect = self {
+            *self = match dir {
+                Dir::ToServer if tls::is_client_hello(data) => {
+                    out.push(ProtoEvent::Tls { ts, sni: tls::sni(data) });
+                    App::Opaque
+                }
+                Dir::ToServer if http::looks_like_request(data) => App::Http(Box::default()),
+                Dir::ToClient if http::looks_like_response(data) => App::Http(Box::default()),
+                _ => App::Opaque,
+            };
+        }
+        if let App::Http(h) = self {
+            h.data(dir, ts, data, out);
+        }
+    }
+
+    pub fn gap(&mut self, dir: Dir, ts: Ts, len: u32, out: &mut Vec<ProtoEvent>) {
+        if let App::Http(h) = self {
+            h.gap(dir, len, out, ts);
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Output records: the JSON Lines contract (docs/json.md). Every line has a
+//! `type`; field names and finding `kind`s are stable identifiers. Extend,
+//! never rename.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// One output line.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Record {
+    Http(HttpMessage),
+    Frame(FrameLine),
+    Handshake(Handshake),
+    Session(Session),
+    Finding(crate::detect::Finding),
+    Summary(Summary),
+}
+
+impl Record {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Record::Http(_) => "http",
+            Record::Frame(_) => "frame",
+            Record::Handshake(_) => "handshake",
+            Record::Session(_) => "session",
+            Record::Finding(_) => "finding",
+            Record::Summary(_) => "summary",
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `-v`: one HTTP message as it completes.
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpMessage {
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    pub ts: f64,
+    pub flow: String,
+    /// "request" or "response".
+    pub dir: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    pub version: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// `-v`: one WebSocket frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameLine {
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    pub ts: f64,
+    pub flow: String,
+    /// "to_server" or "to_client".
+    pub dir: &'static str,
+    pub opcode: &'static str,
+    pub fin: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub rsv1: bool,
+    pub masked: bool,
+    pub len: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close_reason: Option<String>,
+}
+
+/// One hop of a handshake: the request as it crossed this hop and the
+/// response it got there. Header fields hold the raw value or null.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Hop {
+    pub flow: String,
+    pub method: Option<String>,
+    pub target: Option<String>,
+    pub version: Option<&'static str>,
+    pub upgrade: Option<String>,
+    pub connection: Option<String>,
+    pub key: Option<String>,
+    pub status: Option<u16>,
+    pub reason: Option<String>,
+    pub accept: Option<String>,
+    pub server: Option<String>,
+    pub request_ts: Option<f64>,
+    pub response_ts: Option<f64>,
+    /// How the hop ended when it got no response: "reset", "closed",
+    /// "closed-by-server", "end-of-capture", ...
+    pub end: Option<&'static str>,
+    /// The hop is TLS: seen, but its HTTP cannot be read.
+    #[serde(skip_serializing_if = "is_false")]
+    pub encrypted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The client got a 101.
+    Upgraded,
+    /// The client got another final status.
+    Rejected,
+    /// The connection closed or reset without a response.
+    Failed,
+    /// The capture ended before a response.
+    Incomplete,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [Outcome::Upgraded, Outcome::Rejected, Outcome::Failed, Outcome::Incomplete];
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Upgraded => "upgraded",
+            Outcome::Rejected => "rejected",
+            Outcome::Failed => "failed",
+            Outcome::Incomplete => "incomplete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct Latency {
+    pub client: Option<f64>,
+    pub upstream: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Handshake {
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    /// Unique per handshake record.
+    pub id: u64,
+    /// Shared by every record of one request's trip through a chain of
+    /// proxies (one record per adjacent pair of hops).
+    pub chain: u64,
+    /// Position of this pair in the chain, 0 nearest the browser.
+    pub hop_index: u32,
+    pub ts: f64,
+    pub path: String,
+    pub client: Option<Hop>,
+    pub upstream: Option<Hop>,
+    pub outcome: Outcome,
+    pub latency_ms: Latency,
+    /// How the two hops were paired: "key", "headers", "timing"; null for
+    /// a single hop.
+    pub paired_by: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+pub struct Dirs {
+    pub to_server: u64,
+    pub to_client: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Close {
+    /// "client", "server", "proxy" or null (still open at end of capture).
+    pub by: Option<&'static str>,
+    pub code: Option<u16>,
+    pub reason: Option<String>,
+    /// A close frame crossed in both directions.
+    pub clean: bool,
+    /// Seconds without data in either direction before the close began.
+    pub idle_s: Option<f64>,
+    /// What ended the connection first: "close-frame", "fin", "rst",
+    /// "end-of-capture".
+    pub how: &'static str,
+}
+
+/// Per-hop detail of a session.
+#[derive(Debug, Clone, Serialize)]
+pub struct HopSession {
+    pub role: &'static str,
+    pub flow: String,
+    pub frames: Dirs,
+    pub bytes: Dirs,
+    /// Close frame codes sent in each direction (0 = close frame without code).
+    pub close_frames: CloseCodes,
+    /// Who closed this TCP connection first: "initiator" or "responder".
+    pub closed_by: Option<&'static str>,
+    /// "fin", "rst", or null.
+    pub closed_with: Option<&'static str>,
+    pub closed_at: Option<f64>,
+    pub last_data: Option<f64>,
+    pub keepalives: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unmasked_client_frames: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub oversized_control_frames: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct CloseCodes {
+    pub to_server: Option<u16>,
+    pub to_client: Option<u16>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Heartbeat {
+    /// "ping", "pong", "data".
+    pub kind: &'static str,
+    /// Median interval between heartbeats, seconds.
+    pub interval_s: f64,
+    /// Which side sends them: "client" or "server".
+    pub from: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Session {
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    pub id: u64,
+    pub chain: u64,
+    /// The handshake record this session follows.
+    pub handshake: u64,
+    pub path: String,
+    pub start: f64,
+    pub end: f64,
+    pub duration_s: f64,
+    pub client_flow: Option<String>,
+    pub upstream_flow: Option<String>,
+    pub frames: Dirs,
+    pub bytes: Dirs,
+    pub messages: Dirs,
+    pub pings: Dirs,
+    pub pongs: Dirs,
+    #[serde(skip_serializing_if = "is_false")]
+    pub compressed: bool,
+    pub heartbeat: Option<Heartbeat>,
+    pub close: Close,
+    /// The capture ended with the session open.
+    pub open: bool,
+    pub hops: Vec<HopSession>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Handshakes {
+    pub total: u64,
+    pub upgraded: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub incomplete: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Reassembly {
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub retransmits: u64,
+    pub out_of_order: u64,
+    pub keepalives: u64,
+    pub limit_hits: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Capture {
+    pub received: Option<u64>,
+    pub dropped_kernel: Option<u64>,
+    pub dropped_interface: Option<u64>,
+    /// Packets the capture thread could not hand to analysis in time.
+    pub dropped_queue: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    pub packets: u64,
+    pub bytes: u64,
+    pub tcp_packets: u64,
+    pub flows: u64,
+    pub decode_errors: BTreeMap<&'static str, u64>,
+    pub skipped: BTreeMap<&'static str, u64>,
+    pub reassembly: Reassembly,
+    pub http_anomalies: BTreeMap<&'static str, u64>,
+    pub http_requests: u64,
+    pub handshakes: Handshakes,
+    pub sessions: u64,
+    pub findings: BTreeMap<&'static str, u64>,
+    pub first_ts: Option<f64>,
+    pub last_ts: Option<f64>,
+    pub elapsed_s: f64,
+    /// The capture file ended inside a packet record.
+    pub truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<Capture>,
+}

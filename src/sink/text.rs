@@ -1,0 +1,284 @@
+//! Human-readable output: a line per handshake and session (tcpdump-like
+//! time of day first), with `-v` a line per HTTP message and WebSocket
+//! frame, findings as blocks, and a summary at the end.
+
+use std::io::Write;
+
+use super::Sink;
+use crate::record::{Dirs, Handshake, Hop, HttpMessage, Record, Session, Summary};
+use crate::time::Ts;
+
+#[derive(Debug, Clone, Copy)]
+pub struct TextOptions {
+    /// 0: handshakes and sessions; 1: + messages and frames; 2: + every header.
+    pub verbose: u8,
+    /// Only the summary.
+    pub quiet: bool,
+    pub line_buffered: bool,
+    /// ANSI colours (stdout is a terminal).
+    pub color: bool,
+}
+
+pub struct TextSink<W: Write> {
+    w: W,
+    o: TextOptions,
+}
+
+impl<W: Write> TextSink<W> {
+    pub fn new(w: W, o: TextOptions) -> TextSink<W> {
+        TextSink { w, o }
+    }
+}
+
+fn tod(ts: f64) -> String {
+    Ts::from_secs_f64(ts).time_of_day().to_string()
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1} ms"))
+}
+
+fn status(h: &Hop) -> String {
+    match (h.status, h.end) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(e)) => format!("no response ({e})"),
+        (None, None) => "no response yet".into(),
+    }
+}
+
+/// What stands out in a hop's upgrade request, if anything.
+fn oddities(h: &Hop) -> String {
+    if h.encrypted {
+        return format!(" [TLS{}]", h.sni.as_ref().map(|s| format!(" {s}")).unwrap_or_default());
+    }
+    let mut v = Vec::new();
+    if h.version == Some("HTTP/1.0") {
+        v.push("HTTP/1.0".to_string());
+    }
+    match &h.upgrade {
+        None => v.push("no Upgrade".into()),
+        Some(u) if !u.to_ascii_lowercase().contains("websocket") => v.push(format!("Upgrade: {u}")),
+        _ => {}
+    }
+    match &h.connection {
+        None => v.push("no Connection".into()),
+        Some(c) if !c.to_ascii_lowercase().contains("upgrade") => v.push(format!("Connection: {c}")),
+        _ => {}
+    }
+    if v.is_empty() { String::new() } else { format!(" [{}]", v.join(", ")) }
+}
+
+fn handshake_line(h: &Handshake) -> String {
+    let front = h.client.as_ref().or(h.upstream.as_ref());
+    let method = front.and_then(|f| f.method.as_deref()).unwrap_or("GET");
+    let mut s = format!("{} handshake #{} {} {} {}", tod(h.ts), h.id, method, h.path, h.outcome.name());
+    if let Some(c) = &h.client {
+        s += &format!(" | client {} {} {}{}", c.flow, status(c), ms(h.latency_ms.client), oddities(c));
+        if c.encrypted {
+            s = s.replace(&format!(" {} -", status(c)), "");
+        }
+    } else {
+        s += " | client not seen";
+    }
+    match &h.upstream {
+        Some(u) => s += &format!(" | upstream {} {} {}{}", u.flow, status(u), ms(h.latency_ms.upstream), oddities(u)),
+        None => s += " | upstream not seen",
+    }
+    if h.hop_index > 0 {
+        s += &format!(" (chain {} hop {})", h.chain, h.hop_index);
+    }
+    s
+}
+
+fn dirs(d: &Dirs) -> String {
+    format!("{}>/{}<", d.to_server, d.to_client)
+}
+
+fn session_line(s: &Session) -> String {
+    let flows = match (&s.client_flow, &s.upstream_flow) {
+        (Some(c), Some(u)) => format!("{c} | {u}"),
+        (Some(c), None) => c.clone(),
+        (None, Some(u)) => format!("(client not seen) | {u}"),
+        (None, None) => "-".into(),
+    };
+    let close = if s.open {
+        "still open at end of capture".to_string()
+    } else {
+        let mut c = format!("closed by {} ({})", s.close.by.unwrap_or("?"), s.close.how);
+        if let Some(code) = s.close.code {
+            c += &format!(" code {code}");
+        }
+        if let Some(r) = &s.close.reason {
+            c += &format!(" \"{r}\"");
+        }
+        c += if s.close.clean { ", clean" } else { ", no close handshake" };
+        if let Some(i) = s.close.idle_s {
+            if i >= 1.0 {
+                c += &format!(", after {i:.1} s idle");
+            }
+        }
+        c
+    };
+    let hb = s
+        .heartbeat
+        .as_ref()
+        .map(|h| format!(", {} {} every {:.1} s", h.from, h.kind, h.interval_s))
+        .unwrap_or_default();
+    format!(
+        "{} session #{} {} {} {:.1} s, frames {}{}, {}",
+        tod(s.end),
+        s.id,
+        s.path,
+        flows,
+        s.duration_s,
+        dirs(&s.frames),
+        hb,
+        close
+    )
+}
+
+fn http_line(m: &HttpMessage, all_headers: bool) -> String {
+    let (a, b) = m.flow.split_once("->").unwrap_or((&m.flow, ""));
+    let (from, to) = if m.dir == "request" { (a, b) } else { (b, a) };
+    let mut s = match (&m.method, m.status) {
+        (Some(meth), _) => format!(
+            "{} {} > {}: HTTP {} {} {}",
+            tod(m.ts),
+            from,
+            to,
+            meth,
+            m.target.as_deref().unwrap_or(""),
+            m.version
+        ),
+        (None, Some(st)) => {
+            format!("{} {} > {}: HTTP {} {} {}", tod(m.ts), from, to, m.version, st, m.reason.as_deref().unwrap_or(""))
+        }
+        _ => String::new(),
+    };
+    const NOTABLE: &[&str] = &[
+        "host",
+        "upgrade",
+        "connection",
+        "sec-websocket-key",
+        "sec-websocket-accept",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+        "origin",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "server",
+        "via",
+    ];
+    for (n, v) in &m.headers {
+        if all_headers {
+            s += &format!("\n    {n}: {v}");
+        } else if NOTABLE.iter().any(|x| x.eq_ignore_ascii_case(n)) {
+            s += &format!(" [{n}: {v}]");
+        }
+    }
+    s
+}
+
+fn summary_text(s: &Summary) -> String {
+    let h = &s.handshakes;
+    let mut out = format!(
+        "{} packets ({} bytes, {} TCP), {} connections, {:.3} s of capture\n",
+        s.packets, s.bytes, s.tcp_packets, s.flows, s.elapsed_s
+    );
+    out += &format!(
+        "{} WebSocket handshakes: {} upgraded, {} rejected, {} failed, {} incomplete; {} sessions; {} HTTP requests\n",
+        h.total, h.upgraded, h.rejected, h.failed, h.incomplete, s.sessions, s.http_requests
+    );
+    let kv = |m: &std::collections::BTreeMap<&str, u64>| {
+        m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    };
+    if !s.decode_errors.is_empty() {
+        out += &format!("decode errors: {}\n", kv(&s.decode_errors));
+    }
+    if !s.skipped.is_empty() {
+        out += &format!("not analysed: {}\n", kv(&s.skipped));
+    }
+    let r = &s.reassembly;
+    if r.gaps > 0 || r.limit_hits > 0 {
+        out += &format!("reassembly: {} gaps ({} bytes), {} buffer limit hits\n", r.gaps, r.gap_bytes, r.limit_hits);
+    }
+    if !s.http_anomalies.is_empty() {
+        out += &format!("parse anomalies: {}\n", kv(&s.http_anomalies));
+    }
+    if !s.findings.is_empty() {
+        out += &format!("findings: {}\n", kv(&s.findings));
+    }
+    if let Some(c) = &s.capture {
+        out += &format!(
+            "capture: {} received, {} dropped by kernel, {} dropped by interface, {} dropped before analysis\n",
+            c.received.map_or("-".into(), |v| v.to_string()),
+            c.dropped_kernel.map_or("-".into(), |v| v.to_string()),
+            c.dropped_interface.map_or("-".into(), |v| v.to_string()),
+            c.dropped_queue.map_or("-".into(), |v| v.to_string()),
+        );
+    }
+    if s.truncated {
+        out += "capture file is truncated: everything up to the cut was analysed\n";
+    }
+    out
+}
+
+impl<W: Write> Sink for TextSink<W> {
+    fn record(&mut self, r: &Record) -> std::io::Result<()> {
+        let line = match r {
+            Record::Summary(s) => {
+                if !self.o.quiet {
+                    writeln!(self.w)?;
+                }
+                summary_text(s)
+            }
+            _ if self.o.quiet => return Ok(()),
+            Record::Handshake(h) => handshake_line(h) + "\n",
+            Record::Session(s) => session_line(s) + "\n",
+            Record::Http(m) if self.o.verbose > 0 => http_line(m, self.o.verbose > 1) + "\n",
+            Record::Frame(f) if self.o.verbose > 0 => {
+                let (a, b) = f.flow.split_once("->").unwrap_or((&f.flow, ""));
+                let mut s = format!(
+                    "{} {} > {}: WS {}{}{} len {}",
+                    tod(f.ts),
+                    a,
+                    b,
+                    f.opcode,
+                    if f.fin { "" } else { " (more)" },
+                    if f.rsv1 { " compressed" } else { "" },
+                    f.len
+                );
+                if let Some(c) = f.close_code {
+                    s += &format!(" code {c}");
+                }
+                if let Some(r) = &f.close_reason {
+                    s += &format!(" \"{r}\"");
+                }
+                if f.dir == "to_server" && !f.masked {
+                    s += " unmasked";
+                }
+                s + "\n"
+            }
+            Record::Http(_) | Record::Frame(_) => return Ok(()),
+            Record::Finding(f) => {
+                let mut s = format!("{} {} [{}] {}\n", tod(f.ts), f.severity.name().to_uppercase(), f.kind, f.message);
+                if let Some(fix) = &f.fix {
+                    for l in fix.lines() {
+                        s += &format!("    fix: {l}\n");
+                    }
+                }
+                s
+            }
+        };
+        self.w.write_all(line.as_bytes())?;
+        if self.o.line_buffered {
+            self.w.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
