@@ -1,10 +1,10 @@
-//! From parsed arguments to a finished run: the `LowArgs -> HiArgs` step
-//! (validate, open, compile) and the main loop.
+//! From parsed arguments to a finished run: validate and build (the
+//! ripgrep `LowArgs -> HiArgs` step), pick the source and the sink, run.
 
 use std::io::{IsTerminal, Write};
 
 use crate::capture::file::FileSource;
-use crate::cli::Args;
+use crate::cli::{Args, ColorWhen, FailOn};
 use crate::correlate::{Config, Roles, roles::UpstreamSpec};
 use crate::detect::Detectors;
 use crate::error::{Error, Result};
@@ -15,37 +15,86 @@ use crate::sink::Sink;
 use crate::sink::json::JsonSink;
 use crate::sink::text::{TextOptions, TextSink};
 
-/// Exit status: 0 fine, 1 findings at or above `--fail-on`, 2 error.
-pub fn run(args: Args) -> Result<i32> {
+/// Builds the analysis pipeline the arguments describe.
+pub fn build_pipeline(args: &Args) -> Result<Pipeline> {
     let upstreams =
         args.upstream.iter().map(|s| UpstreamSpec::parse(s).map_err(Error::new)).collect::<Result<Vec<_>>>()?;
+    for t in &args.timeouts {
+        if !(t.is_finite() && *t > 0.0) {
+            return Err(Error::new(format!("invalid --timeout {t}: expected seconds > 0")));
+        }
+    }
     let cfg = Config {
         verbose: args.verbose > 0,
         redact: Redactor { enabled: !args.no_redact },
         roles: Roles::new(args.front.clone(), upstreams),
+        timeouts: args.timeouts.clone(),
     };
+    Ok(Pipeline::new(cfg, detectors(args), Limits::default()))
+}
+
+/// The detectors a run uses.
+pub fn detectors(_args: &Args) -> Detectors {
+    Detectors::default()
+}
+
+/// The text or JSON sink on standard output.
+pub fn stdout_sink(args: &Args, line_buffered: bool) -> Box<dyn Sink> {
+    let stdout = std::io::stdout();
+    let color = match args.color {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout);
+    if args.json {
+        Box::new(JsonSink::new(out, line_buffered))
+    } else {
+        Box::new(TextSink::new(out, TextOptions { verbose: args.verbose, quiet: args.quiet, line_buffered, color }))
+    }
+}
+
+/// Exit status: 0 fine, 1 findings at or above `--fail-on`, 2 error.
+pub fn run(args: Args) -> Result<i32> {
+    if args.list_interfaces {
+        return crate::capture::live::list_interfaces();
+    }
+    if args.replay.is_some() && args.read.is_none() {
+        return Err(Error::new("--replay needs -r FILE"));
+    }
+    let mut pipeline = build_pipeline(&args)?;
+    if args.tui {
+        return crate::tui::run(&args, pipeline);
+    }
+    if let Some(iface) = args.interface.clone() {
+        let mut sink = stdout_sink(&args, true);
+        crate::capture::live::run(&args, &iface, &mut pipeline, sink.as_mut())?;
+        return Ok(exit_status(&args, &pipeline));
+    }
     let Some(path) = args.read.as_deref() else {
-        return Err(Error::new("no input: use -r FILE (or -r - for standard input); see --help"));
+        return Err(Error::new("no input: use -r FILE (or -r - for standard input) or -i IFACE; see --help"));
     };
     let filter = args.filter();
     let mut src = FileSource::open(path, filter.as_deref())?;
-    let mut pipeline = Pipeline::new(cfg, Detectors::default(), Limits::default());
-    let stdout = std::io::stdout();
-    let color = stdout.is_terminal();
-    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    let mut sink: Box<dyn Sink> = if args.json {
-        Box::new(JsonSink::new(out, args.line_buffered))
-    } else {
-        Box::new(TextSink::new(
-            out,
-            TextOptions { verbose: args.verbose, quiet: args.quiet, line_buffered: args.line_buffered, color },
-        ))
-    };
-    let truncated = pipeline.run(&mut src, sink.as_mut())?;
+    if let Some(n) = args.count {
+        src.set_limit(n);
+    }
+    let mut sink = stdout_sink(&args, args.line_buffered);
+    let truncated = pipeline.run(&mut src, sink.as_mut()).map_err(|e| Error::new(e.to_string()))?;
     drop(sink);
     if let Some(msg) = truncated {
         let _ = std::io::stdout().flush();
         eprintln!("wstap: warning: {path}: {msg}; analysed everything up to the cut");
     }
-    Ok(0)
+    Ok(exit_status(&args, &pipeline))
+}
+
+/// `--fail-on`: 1 when findings at or above the level exist.
+pub fn exit_status(args: &Args, p: &Pipeline) -> i32 {
+    let s = &p.analyzer.stats;
+    match args.fail_on {
+        Some(FailOn::Error) if s.errors > 0 => 1,
+        Some(FailOn::Warning) if s.errors + s.warnings > 0 => 1,
+        _ => 0,
+    }
 }

@@ -1,18 +1,63 @@
-//! Command line, tcpdump conventions: `wstap -r FILE [EXPRESSION...]`.
+//! Command line, tcpdump conventions: `wstap -r FILE [EXPRESSION...]`,
+//! `wstap -i IFACE [EXPRESSION...]`.
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
-#[derive(Parser, Debug, Clone)]
+#[derive(Parser, Debug, Clone, Default)]
 #[command(
     name = "wstap",
     version,
     about = "Diagnose WebSockets through reverse proxies from packets: pairs each client handshake with the one the proxy forwarded and says which hop lost what.",
-    after_help = "The trailing EXPRESSION is a BPF filter compiled by libpcap, as in tcpdump.\nExamples:\n  wstap -r capture.pcap\n  wstap -r capture.pcap --json 'tcp port 80 or tcp port 3000'\n  wstap -r - -q < capture.pcapng"
+    after_help = "The trailing EXPRESSION is a BPF filter compiled by libpcap, as in tcpdump.\nExamples:\n  wstap -r capture.pcap\n  wstap -r capture.pcap --json 'tcp port 80 or tcp port 3000'\n  wstap -i any -w proxy.pcap 'tcp port 80 or tcp port 3000'\n  wstap -r capture.pcap --tui"
 )]
 pub struct Args {
     /// Read packets from FILE (pcap or pcapng; '-' reads standard input).
-    #[arg(short = 'r', value_name = "FILE")]
+    #[arg(short = 'r', value_name = "FILE", conflicts_with = "interface")]
     pub read: Option<String>,
+
+    /// Capture live on IFACE ('any' sees both hops of a proxy at once).
+    #[arg(short = 'i', value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// List the interfaces that can be captured on, and exit.
+    #[arg(short = 'D')]
+    pub list_interfaces: bool,
+
+    /// Snap length: bytes kept per packet (live capture).
+    #[arg(short = 's', value_name = "SNAPLEN", default_value_t = 262144)]
+    pub snaplen: i32,
+
+    /// Stop after COUNT packets.
+    #[arg(short = 'c', value_name = "COUNT")]
+    pub count: Option<u64>,
+
+    /// Kernel capture buffer size in KiB (live capture).
+    #[arg(short = 'B', value_name = "KiB")]
+    pub buffer_kib: Option<i32>,
+
+    /// Stop after SECS seconds of capture (live capture).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+
+    /// Also write the raw packets to FILE (pcap), as tcpdump -w.
+    #[arg(short = 'w', value_name = "FILE")]
+    pub write: Option<String>,
+
+    /// With -w: start a new file when the current one exceeds SIZE million bytes.
+    #[arg(short = 'C', value_name = "SIZE")]
+    pub file_size: Option<u64>,
+
+    /// With -w: start a new file every SECS seconds (FILE may hold strftime % fields).
+    #[arg(short = 'G', value_name = "SECS")]
+    pub rotate_seconds: Option<u64>,
+
+    /// With -C/-G: keep at most COUNT files, reusing names in a ring.
+    #[arg(short = 'W', value_name = "COUNT")]
+    pub file_count: Option<u32>,
+
+    /// Drop privileges to USER after opening the capture device.
+    #[arg(short = 'Z', value_name = "USER")]
+    pub user: Option<String>,
 
     /// Verbose: also a line per HTTP message and WebSocket frame (-vv: every header).
     #[arg(short = 'v', action = clap::ArgAction::Count)]
@@ -22,7 +67,7 @@ pub struct Args {
     #[arg(short = 'n')]
     pub numeric: bool,
 
-    /// Quiet: print the summary only.
+    /// Quiet: print the summary only (and findings).
     #[arg(short = 'q')]
     pub quiet: bool,
 
@@ -34,6 +79,14 @@ pub struct Args {
     #[arg(short = 'l')]
     pub line_buffered: bool,
 
+    /// Terminal dashboard (with -r: analyse, then browse; with -i: live).
+    #[arg(long, conflicts_with = "json")]
+    pub tui: bool,
+
+    /// With -r: replay the capture on its own timeline at this speed (1 = real time).
+    #[arg(long, value_name = "SPEED")]
+    pub replay: Option<f64>,
+
     /// The proxy's client-facing port: connections to it are the client hop (repeatable).
     #[arg(long = "front", value_name = "PORT")]
     pub front: Vec<u16>,
@@ -42,6 +95,22 @@ pub struct Args {
     #[arg(long = "upstream", value_name = "ADDR")]
     pub upstream: Vec<String>,
 
+    /// The proxy in front, when it cannot be recognised from its headers.
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub proxy: Option<ProxyKind>,
+
+    /// An idle timeout you expect somewhere on the path, in seconds (repeatable).
+    #[arg(long = "timeout", value_name = "SECS")]
+    pub timeouts: Vec<f64>,
+
+    /// Exit with status 1 when a finding of this severity or worse exists.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub fail_on: Option<FailOn>,
+
+    /// When to colour text output.
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    pub color: ColorWhen,
+
     /// Show Cookie, Authorization and query-string tokens as captured.
     #[arg(long)]
     pub no_redact: bool,
@@ -49,6 +118,29 @@ pub struct Args {
     /// BPF filter expression.
     #[arg(value_name = "EXPRESSION", trailing_var_arg = true, allow_hyphen_values = true)]
     pub expression: Vec<String>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyKind {
+    Nginx,
+    Haproxy,
+    Apache,
+    Envoy,
+    Caddy,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    Error,
+    Warning,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorWhen {
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
 impl Args {

@@ -20,3 +20,4 @@ pub mod record;
 pub mod redact;
 pub mod sink;
 pub mod time;
+pub mod tui;

@@ -11,6 +11,8 @@ use crate::time::Ts;
 pub struct FileSource {
     cap: Capture<Offline>,
     linktype: LinkType,
+    /// `-c COUNT`: packets left to read.
+    left: Option<u64>,
 }
 
 impl FileSource {
@@ -34,7 +36,14 @@ impl FileSource {
                 cap.get_datalink().get_name().unwrap_or_else(|_| "unknown".into())
             )));
         }
-        Ok(FileSource { cap, linktype })
+        Ok(FileSource { cap, linktype, left: None })
+    }
+}
+
+impl FileSource {
+    /// Stop after `n` packets (`-c`).
+    pub fn set_limit(&mut self, n: u64) {
+        self.left = Some(n);
     }
 }
 
@@ -44,6 +53,12 @@ impl PacketSource for FileSource {
     }
 
     fn next_packet(&mut self) -> Result<Next<'_>> {
+        if let Some(n) = &mut self.left {
+            if *n == 0 {
+                return Ok(Next::End);
+            }
+            *n -= 1;
+        }
         match self.cap.next_packet() {
             Ok(p) => Ok(Next::Packet(RawPacket {
                 ts: Ts::from_timeval(p.header.ts.tv_sec as i64, p.header.ts.tv_usec as i64),

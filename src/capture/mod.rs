@@ -2,6 +2,7 @@
 //! both hand out `(timestamp, link type, bytes, original length)`.
 
 pub mod file;
+pub mod live;
 
 use crate::decode::LinkType;
 use crate::time::Ts;

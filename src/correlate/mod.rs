@@ -108,6 +108,8 @@ pub struct AnalyzerStats {
     pub anomalies: BTreeMap<&'static str, u64>,
     pub findings: BTreeMap<&'static str, u64>,
     pub exchanges: u64,
+    pub errors: u64,
+    pub warnings: u64,
 }
 
 pub struct Config {
@@ -115,12 +117,29 @@ pub struct Config {
     pub verbose: bool,
     pub redact: Redactor,
     pub roles: Roles,
+    /// Idle timeouts the user expects (`--timeout`), seconds.
+    pub timeouts: Vec<f64>,
+}
+
+/// An open WebSocket session, for live views (the dashboard).
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: u64,
+    pub path: String,
+    pub client_flow: Option<String>,
+    pub upstream_flow: Option<String>,
+    pub start: Ts,
+    /// Last frame in either direction on any hop.
+    pub last_activity: Ts,
+    pub frames: record::Dirs,
+    pub bytes: record::Dirs,
 }
 
 pub struct Analyzer {
     verbose: bool,
     redact: Redactor,
     roles: Roles,
+    timeouts: Vec<f64>,
     conns: FxHashMap<ConnId, ConnInfo>,
     txns: FxHashMap<TxnId, Txn>,
     /// Requests without a final response: candidates for pairing.
@@ -154,6 +173,7 @@ impl Analyzer {
             verbose: cfg.verbose,
             redact: cfg.redact,
             roles: cfg.roles,
+            timeouts: cfg.timeouts,
             conns: FxHashMap::default(),
             txns: FxHashMap::default(),
             open: Vec::new(),
@@ -192,6 +212,46 @@ impl Analyzer {
 
     pub fn ws_stats(&self, conn: ConnId) -> Option<&WsStats> {
         self.ws.get(&conn)
+    }
+
+    /// Open sessions with their activity, in id order.
+    pub fn session_rows(&self) -> Vec<SessionRow> {
+        let mut rows: Vec<SessionRow> = self
+            .sessions
+            .values()
+            .map(|s| {
+                let hops: Vec<(Role, &WsStats)> =
+                    s.hops.iter().filter_map(|(r, c)| self.ws.get(c).map(|w| (*r, w))).collect();
+                let front = hops.first().map(|h| h.1);
+                let flow = |role| hops.iter().find(|h| h.0 == role).map(|h| h.1.flow.to_string());
+                SessionRow {
+                    id: s.id,
+                    path: s.path.clone(),
+                    client_flow: flow(Role::Client),
+                    upstream_flow: flow(Role::Upstream),
+                    start: s.start,
+                    last_activity: hops
+                        .iter()
+                        .flat_map(|h| h.1.last_frame.iter().flatten().copied())
+                        .max()
+                        .unwrap_or(s.start),
+                    frames: front
+                        .map(|w| record::Dirs { to_server: w.frames[0], to_client: w.frames[1] })
+                        .unwrap_or_default(),
+                    bytes: front
+                        .map(|w| record::Dirs { to_server: w.bytes[0], to_client: w.bytes[1] })
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        rows.sort_by_key(|r| r.id);
+        rows
+    }
+
+    /// The idle timeout sessions are expected to hit: the smallest one the
+    /// user stated, else the one learned from the capture, if any.
+    pub fn idle_boundary(&self) -> Option<f64> {
+        self.timeouts.iter().copied().reduce(f64::min)
     }
 
     pub fn event(&mut self, ev: Event) {
@@ -666,6 +726,11 @@ impl Analyzer {
     fn flush_findings(&mut self) {
         for f in self.findings.drain(..) {
             *self.stats.findings.entry(f.kind).or_default() += 1;
+            match f.severity {
+                crate::detect::Severity::Error => self.stats.errors += 1,
+                crate::detect::Severity::Warning => self.stats.warnings += 1,
+                crate::detect::Severity::Info => {}
+            }
             self.out.push(Record::Finding(f));
         }
     }
