@@ -162,7 +162,9 @@ impl Pipeline {
                     let missing = p.missing();
                     self.packet(linktype, p.ts, p.data, missing);
                 }
-                Next::Idle => continue,
+                Next::Idle(now) => {
+                    self.idle(now);
+                }
                 Next::End => break,
                 Next::Truncated(msg) => {
                     self.stats.truncated = true;
@@ -172,7 +174,8 @@ impl Pipeline {
             }
             self.drain_to(sink)?;
         }
-        let summary = self.finish();
+        let mut summary = self.finish();
+        summary.capture = src.stats();
         self.drain_to(sink)?;
         sink.record(&Record::Summary(summary))?;
         sink.flush()?;

@@ -24,8 +24,10 @@ impl RawPacket<'_> {
 
 pub enum Next<'a> {
     Packet(RawPacket<'a>),
-    /// Live capture: nothing arrived within the read timeout.
-    Idle,
+    /// Live capture: nothing arrived within the read timeout; the clock
+    /// reads `Ts` (live time is packet time's own clock, so it may advance
+    /// the pipeline's notion of now for idle sessions).
+    Idle(Ts),
     /// End of input.
     End,
     /// The file ends inside a packet record: everything before was read.
@@ -35,6 +37,10 @@ pub enum Next<'a> {
 pub trait PacketSource {
     fn linktype(&self) -> LinkType;
     fn next_packet(&mut self) -> crate::error::Result<Next<'_>>;
+    /// Capture statistics (received and dropped packets), for live sources.
+    fn stats(&mut self) -> Option<crate::record::Capture> {
+        None
+    }
 }
 
 /// Libpcap's message for a file cut inside a record.

@@ -159,6 +159,7 @@ pub struct Analyzer {
     detectors: Detectors,
     findings: Vec<Finding>,
     pub stats: AnalyzerStats,
+    relay_samples: Vec<f64>,
     out: Vec<Record>,
     last_tick: Option<Ts>,
 }
@@ -190,6 +191,7 @@ impl Analyzer {
             detectors,
             findings: Vec::new(),
             stats: AnalyzerStats::default(),
+            relay_samples: Vec::new(),
             out: Vec::new(),
             last_tick: None,
         }
@@ -248,6 +250,33 @@ impl Analyzer {
         rows
     }
 
+    /// Frame relay delays through the proxy (ms) measured since the last call.
+    pub fn take_relay_samples(&mut self) -> Vec<f64> {
+        std::mem::take(&mut self.relay_samples)
+    }
+
+    /// Matches a frame with its copy on the session's other hop: a proxy
+    /// relays frames in order and unchanged, so the oldest unmatched frame
+    /// of the same direction and length on the other hop is the original.
+    fn relay(&mut self, conn: ConnId, ts: Ts, dir: Dir, frame: &crate::proto::Frame) {
+        let Some(sid) = self.conn_sessions.get(&conn).and_then(|v| v.first()) else { return };
+        let Some(s) = self.sessions.get(sid) else { return };
+        let Some(&(_, other)) = s.hops.iter().find(|h| h.1 != conn) else { return };
+        let matched = self.ws.get_mut(&other).and_then(|o| o.take_unrelayed(dir, frame.len));
+        match matched {
+            Some(t0) => {
+                if self.relay_samples.len() < 100_000 {
+                    self.relay_samples.push(ts.millis_since(t0));
+                }
+            }
+            None => {
+                if let Some(w) = self.ws.get_mut(&conn) {
+                    w.push_unrelayed(ts, dir, frame.len);
+                }
+            }
+        }
+    }
+
     /// The idle timeout sessions are expected to hit: the smallest one the
     /// user stated, else the one learned from the capture, if any.
     pub fn idle_boundary(&self) -> Option<f64> {
@@ -301,6 +330,7 @@ impl Analyzer {
                 }
                 if let Some(w) = self.ws.get_mut(&conn) {
                     w.frame(ts, dir, &frame);
+                    self.relay(conn, ts, dir, &frame);
                 }
             }
             EventKind::Tls { sni } => {

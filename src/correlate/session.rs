@@ -74,6 +74,8 @@ pub struct WsStats {
     /// First FIN/RST/close frame on this connection.
     pub first_close: Option<(Ts, Dir, &'static str)>,
     pub summary: Option<Box<ConnSummary>>,
+    /// Frames not yet seen on the session's other hop: (ts, length).
+    unrelayed: [std::collections::VecDeque<(Ts, u64)>; 2],
 }
 
 impl WsStats {
@@ -97,7 +99,27 @@ impl WsStats {
             data_iv: Default::default(),
             first_close: None,
             summary: None,
+            unrelayed: Default::default(),
         }
+    }
+
+    /// Remembers a frame awaiting its copy on the other hop (bounded).
+    pub fn push_unrelayed(&mut self, ts: Ts, dir: Dir, len: u64) {
+        let q = &mut self.unrelayed[dir.index()];
+        if q.len() >= 64 {
+            q.pop_front();
+        }
+        q.push_back((ts, len));
+    }
+
+    /// The oldest frame of this direction and length, if any, removing it
+    /// and every older one (they were not relayed as such).
+    pub fn take_unrelayed(&mut self, dir: Dir, len: u64) -> Option<Ts> {
+        let q = &mut self.unrelayed[dir.index()];
+        let i = q.iter().position(|&(_, l)| l == len)?;
+        let (t, _) = q[i];
+        q.drain(..=i);
+        Some(t)
     }
 
     pub fn frame(&mut self, ts: Ts, dir: Dir, f: &Frame) {
