@@ -51,6 +51,9 @@ pub struct Exchange<'a> {
     /// Connections the proxy tried to open while the client waited and
     /// that failed (refused or unanswered).
     pub attempts: &'a [Attempt],
+    /// The client hop's server is known to be a proxy (it forwarded other
+    /// requests in this capture, or `--front` says so).
+    pub front_known: bool,
 }
 
 impl Exchange<'_> {
@@ -119,6 +122,8 @@ pub struct Config {
     pub roles: Roles,
     /// Idle timeouts the user expects (`--timeout`), seconds.
     pub timeouts: Vec<f64>,
+    /// Live capture: detectors may warn about sessions still open.
+    pub live: bool,
 }
 
 /// An open WebSocket session, for live views (the dashboard).
@@ -140,6 +145,7 @@ pub struct Analyzer {
     redact: Redactor,
     roles: Roles,
     timeouts: Vec<f64>,
+    live: bool,
     conns: FxHashMap<ConnId, ConnInfo>,
     txns: FxHashMap<TxnId, Txn>,
     /// Requests without a final response: candidates for pairing.
@@ -175,6 +181,7 @@ impl Analyzer {
             redact: cfg.redact,
             roles: cfg.roles,
             timeouts: cfg.timeouts,
+            live: cfg.live,
             conns: FxHashMap::default(),
             txns: FxHashMap::default(),
             open: Vec::new(),
@@ -280,7 +287,7 @@ impl Analyzer {
     /// The idle timeout sessions are expected to hit: the smallest one the
     /// user stated, else the one learned from the capture, if any.
     pub fn idle_boundary(&self) -> Option<f64> {
-        self.timeouts.iter().copied().reduce(f64::min)
+        self.timeouts.iter().copied().reduce(f64::min).or_else(|| self.detectors.learned_boundary())
     }
 
     pub fn event(&mut self, ev: Event) {
@@ -671,6 +678,7 @@ impl Analyzer {
             upstream,
             tls_front,
             attempts: &attempts,
+            front_known: client.is_some_and(|t| self.roles.known_front(t.flow.dst)),
         };
         self.detectors.on_exchange(&x, &mut self.findings);
 
@@ -784,7 +792,8 @@ impl Analyzer {
                 self.ws.remove(&conn);
             }
         }
-        self.detectors.on_tick(now, &mut self.findings);
+        let rows = if self.live { self.session_rows() } else { Vec::new() };
+        self.detectors.on_tick(now, &rows, &mut self.findings);
         self.flush_findings();
     }
 
