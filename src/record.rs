@@ -226,6 +226,8 @@ pub struct Session {
     pub ty: &'static str,
     pub id: u64,
     pub chain: u64,
+    /// Position of the hop pair in the chain, as in the handshake record.
+    pub hop_index: u32,
     /// The handshake record this session follows.
     pub handshake: u64,
     pub path: String,

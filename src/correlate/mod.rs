@@ -97,6 +97,7 @@ struct ConnInfo {
 struct PendingSession {
     id: u64,
     chain: u64,
+    hop_index: u32,
     handshake: u64,
     path: String,
     hops: Vec<(Role, ConnId)>,
@@ -703,7 +704,10 @@ impl Analyzer {
             for (_, conn) in &hops {
                 self.conn_sessions.entry(*conn).or_default().push(sid);
             }
-            self.sessions.insert(sid, PendingSession { id: sid, chain, handshake: hid, path, hops, start });
+            self.sessions.insert(
+                sid,
+                PendingSession { id: sid, chain, hop_index: front.hop_index, handshake: hid, path, hops, start },
+            );
             self.try_end_session(sid, false);
         }
         // Bookkeeping: each request is reported once as a client and once
@@ -739,7 +743,7 @@ impl Analyzer {
         if hops.is_empty() {
             return;
         }
-        let rec = session::build(s.id, s.chain, s.handshake, &s.path, &hops);
+        let rec = session::build(s.id, s.chain, s.hop_index, s.handshake, &s.path, &hops);
         self.stats.sessions += 1;
         let view = SessionView {
             record: &rec,

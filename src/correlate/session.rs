@@ -228,7 +228,7 @@ fn attribute(role: Role, dir: Dir, how: &str) -> &'static str {
 }
 
 /// Builds the session record from its hops (client hop first).
-pub fn build(id: u64, chain: u64, handshake: u64, path: &str, hops: &[(Role, &WsStats)]) -> Session {
+pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, hops: &[(Role, &WsStats)]) -> Session {
     let front = hops[0].1;
     let start = hops.iter().map(|(_, w)| w.upgraded_ts).min().unwrap_or(front.upgraded_ts);
     let end = hops.iter().filter_map(|(_, w)| w.end_ts()).max().unwrap_or(start);
@@ -286,6 +286,7 @@ pub fn build(id: u64, chain: u64, handshake: u64, path: &str, hops: &[(Role, &Ws
         ty: "session",
         id,
         chain,
+        hop_index,
         handshake,
         path: path.to_string(),
         start: round_us(start.secs()),

@@ -38,6 +38,10 @@ pub struct Diagnosis {
     pub(super) bad_handshakes: FxHashSet<u64>,
     pub(super) socketio: SocketIo,
     pub(super) life: Lifecycle,
+    /// Offline: upgrade-stripped findings wait for the end of the capture
+    /// to know every path that kept its headers.
+    pub(super) hold_stripped: bool,
+    pub(super) held: Vec<(Finding, String)>,
 }
 
 impl Diagnosis {
@@ -50,6 +54,8 @@ impl Diagnosis {
             bad_handshakes: FxHashSet::default(),
             socketio: SocketIo::default(),
             life: Lifecycle::new(cfg.timeouts, cfg.live),
+            hold_stripped: !cfg.live,
+            held: Vec::new(),
         }
     }
 
@@ -153,6 +159,9 @@ impl Detector for Diagnosis {
     }
 
     fn finish(&mut self, now: Ts, out: &mut Vec<Finding>) {
+        for (f, front) in std::mem::take(&mut self.held) {
+            out.push(self.annotate_stripped(f, &front));
+        }
         self.life.finish(now, out);
         self.socketio_tick(now, true, out);
     }

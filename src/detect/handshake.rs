@@ -76,7 +76,7 @@ impl Diagnosis {
             if uh.intact() {
                 self.intact_paths.entry(front.clone()).or_default().insert(x.path.to_string());
             } else {
-                let mut msg = format!(
+                let msg = format!(
                     "{pname} forwarded {} {} to {up}{} {}; {}; the client got {}",
                     u.req.method,
                     x.path,
@@ -85,35 +85,14 @@ impl Diagnosis {
                     backend_did(u),
                     status_word(c)
                 );
-                let others: Vec<String> = self
-                    .intact_paths
-                    .get(&front)
-                    .map(|s| s.iter().filter(|p| *p != x.path).cloned().collect())
-                    .unwrap_or_default();
-                if !others.is_empty() {
-                    msg += &format!(
-                        " (upgrades to {} through the same proxy keep their headers: {} falls into a location/route without them)",
-                        others.join(", "),
-                        x.path
-                    );
-                }
                 let mut d = self.detail(x);
                 d["missing"] = json!(uh.missing);
                 d["mangled"] =
                     json!(uh.mangled.iter().map(|(n, v)| json!({"header": n, "value": v})).collect::<Vec<_>>());
                 d["backend_status"] = json!(u.status());
-                d["paths_with_headers_intact"] = json!(others);
-                out.push(finding(
-                    "upgrade-stripped",
-                    Severity::Error,
-                    x.ts,
-                    fl.clone(),
-                    Some(x.path),
-                    msg,
-                    proxy,
-                    None,
-                    d,
-                ));
+                let f =
+                    finding("upgrade-stripped", Severity::Error, x.ts, fl.clone(), Some(x.path), msg, proxy, None, d);
+                self.stripped(f, front.clone(), out);
             }
         } else if c.from.is_none() {
             self.headers_missing(x, c, proxy, out);
@@ -216,6 +195,35 @@ impl Diagnosis {
             }
         }
         self.forwarded_proto(x, Some(c), u, proxy, out);
+    }
+
+    /// Reports an upgrade-stripped finding, noting the paths through the
+    /// same proxy that keep their headers (a location-block mistake).
+    /// Offline, held to the end so that later paths count too.
+    fn stripped(&mut self, f: Finding, front: String, out: &mut Vec<Finding>) {
+        if self.hold_stripped {
+            self.held.push((f, front));
+        } else {
+            out.push(self.annotate_stripped(f, &front));
+        }
+    }
+
+    pub(super) fn annotate_stripped(&self, mut f: Finding, front: &str) -> Finding {
+        let path = f.path.clone().unwrap_or_default();
+        let mut others: Vec<String> = self
+            .intact_paths
+            .get(front)
+            .map(|s| s.iter().filter(|p| **p != path).cloned().collect())
+            .unwrap_or_default();
+        others.sort();
+        if !others.is_empty() {
+            f.message += &format!(
+                " (upgrades to {} through the same proxy keep their headers: {path} falls into a location/route without them)",
+                others.join(", ")
+            );
+        }
+        f.detail["paths_with_headers_intact"] = json!(others);
+        f
     }
 
     fn client_only(&mut self, x: &Exchange<'_>, c: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
