@@ -6,6 +6,7 @@
 //! finished (final response, or its connection ended). By then every
 //! forwarded copy exists, because a proxy forwards before it answers.
 
+pub mod metrics;
 pub mod pair;
 pub mod roles;
 pub mod session;
@@ -104,7 +105,7 @@ struct PendingSession {
     start: Ts,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct AnalyzerStats {
     pub http_requests: u64,
     pub handshakes: record::Handshakes,
@@ -114,6 +115,7 @@ pub struct AnalyzerStats {
     pub exchanges: u64,
     pub errors: u64,
     pub warnings: u64,
+    pub metrics: metrics::Metrics,
 }
 
 pub struct Config {
@@ -273,8 +275,10 @@ impl Analyzer {
         let matched = self.ws.get_mut(&other).and_then(|o| o.take_unrelayed(dir, frame.len));
         match matched {
             Some(t0) => {
+                let ms = ts.millis_since(t0);
+                self.stats.metrics.relay.record_ms(ms);
                 if self.relay_samples.len() < 100_000 {
-                    self.relay_samples.push(ts.millis_since(t0));
+                    self.relay_samples.push(ms);
                 }
             }
             None => {
@@ -666,6 +670,7 @@ impl Analyzer {
                 Outcome::Failed => self.stats.handshakes.failed += 1,
                 Outcome::Incomplete => self.stats.handshakes.incomplete += 1,
             }
+            self.stats.metrics.handshake(&rec);
             self.out.push(Record::Handshake(rec));
         }
         self.stats.exchanges += 1;
