@@ -277,7 +277,7 @@ fn idle_timeout_reports_boundary_and_who_closed() {
 fn redaction_applies_to_every_output() {
     // Captures carry no secrets of their own; -v prints every header and
     // target, so check the mask logic end to end on the peers' JWT.
-    let p = peers().join("zeek/traces/websocket_wstunnel-http.pcap");
+    let p = root().join("tests/data/peers/zeek/websocket_wstunnel-http.pcap");
     let out = wstap(&["-r", p.to_str().unwrap(), "-vv"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("REDACTED"), "{text}");

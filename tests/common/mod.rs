@@ -14,11 +14,6 @@ pub fn capture(name: &str) -> PathBuf {
     root().join("captures").join(format!("{name}.pcap"))
 }
 
-/// The peers corpus (other projects' captures), next to the repository.
-pub fn peers() -> PathBuf {
-    root().join("..").join("shared").join("peers")
-}
-
 pub fn wstap(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wstap")).args(args).stdin(Stdio::null()).output().expect("run wstap")
 }
