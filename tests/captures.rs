@@ -285,3 +285,21 @@ fn redaction_applies_to_every_output() {
     let raw = wstap(&["-r", p.to_str().unwrap(), "-vv", "--no-redact"]);
     assert!(String::from_utf8_lossy(&raw.stdout).contains("authorization.bearer."));
 }
+
+#[test]
+fn busy_proxy_pairs_every_handshake_and_never_chains_unrelated_requests() {
+    // 12 staggered sessions and 4 keep-alive connections of plain requests
+    // through one nginx: plain upstream requests are in flight while new
+    // client handshakes arrive, from the same host and User-Agent.
+    let rs = records("nginx-bench");
+    let hs = of_type(&rs, "handshake");
+    assert_eq!(hs.len(), 12);
+    for h in &hs {
+        assert_eq!(h["hop_index"], 0, "no false chain: {h}");
+        assert_eq!(h["paired_by"], "key");
+        assert_eq!(h["client"]["flow"].as_str().unwrap().split("->").nth(1), Some("127.0.0.1:18131"));
+        assert_eq!(h["upstream"]["flow"].as_str().unwrap().split("->").nth(1), Some("127.0.0.1:13051"));
+    }
+    assert_eq!(of_type(&rs, "session").len(), 12);
+    assert!(kinds(&rs, "error").is_empty() && kinds(&rs, "warning").is_empty());
+}

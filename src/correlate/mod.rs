@@ -6,6 +6,7 @@
 //! finished (final response, or its connection ended). By then every
 //! forwarded copy exists, because a proxy forwards before it answers.
 
+pub mod index;
 pub mod metrics;
 pub mod pair;
 pub mod roles;
@@ -150,9 +151,11 @@ pub struct Analyzer {
     timeouts: Vec<f64>,
     live: bool,
     conns: FxHashMap<ConnId, ConnInfo>,
+    /// Open TLS connections (candidate client hops of lone requests).
+    tls_conns: crate::flow::key::FxHashSet<ConnId>,
     txns: FxHashMap<TxnId, Txn>,
     /// Requests without a final response: candidates for pairing.
-    open: Vec<TxnId>,
+    open: index::OpenIndex,
     ws: FxHashMap<ConnId, WsStats>,
     sessions: FxHashMap<u64, PendingSession>,
     conn_sessions: FxHashMap<ConnId, Vec<u64>>,
@@ -173,8 +176,6 @@ pub struct Analyzer {
     last_tick: Option<Ts>,
 }
 
-/// Requests scanned for a parent, most recent first.
-const MAX_CANDIDATES: usize = 4096;
 const ATTEMPT_MEMORY_S: f64 = 120.0;
 
 impl Analyzer {
@@ -186,8 +187,9 @@ impl Analyzer {
             timeouts: cfg.timeouts,
             live: cfg.live,
             conns: FxHashMap::default(),
+            tls_conns: Default::default(),
             txns: FxHashMap::default(),
-            open: Vec::new(),
+            open: index::OpenIndex::default(),
             ws: FxHashMap::default(),
             sessions: FxHashMap::default(),
             conn_sessions: FxHashMap::default(),
@@ -348,6 +350,7 @@ impl Analyzer {
             EventKind::Tls { sni } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.tls = Some((ts, sni));
+                    self.tls_conns.insert(conn);
                 }
             }
             EventKind::Anomaly { what, .. } => *self.stats.anomalies.entry(what).or_default() += 1,
@@ -388,7 +391,7 @@ impl Analyzer {
                 version: req.version.as_str(),
                 status: None,
                 reason: None,
-                headers: req.headers.0.iter().map(|(n, v)| (n.clone(), self.redact.header(n, v))).collect(),
+                headers: req.headers.iter().map(|(n, v)| (n.to_string(), self.redact.header(n, v))).collect(),
             }));
         }
         let id = self.next_txn;
@@ -447,7 +450,7 @@ impl Analyzer {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.waiting.push_back(id);
         }
-        self.open.push(id);
+        self.open.insert(&t);
         self.txns.insert(id, t);
     }
 
@@ -457,7 +460,7 @@ impl Analyzer {
             return None;
         }
         let mut best: Option<(i32, Ts, TxnId, &'static str)> = None;
-        for &pid in self.open.iter().rev().take(MAX_CANDIDATES) {
+        for pid in self.open.candidates(t) {
             let Some(p) = self.txns.get(&pid) else { continue };
             if p.done || self.roles.is_upstream(p.flow.dst) {
                 continue;
@@ -469,7 +472,8 @@ impl Analyzer {
                     continue;
                 }
             }
-            if let Some((s, by)) = pair::score(p, t) {
+            let backend = self.roles.learned_backend(p.flow.dst);
+            if let Some((s, by)) = pair::score(p, t, backend) {
                 let better = match best {
                     None => true,
                     Some((bs, bts, ..)) => s > bs || (s == bs && p.req_ts < bts),
@@ -488,16 +492,17 @@ impl Analyzer {
     /// terminated on the address the request leaves from. The most recent
     /// such ClientHello wins.
     fn find_tls_front(&self, t: &Txn) -> Option<TlsFront> {
-        self.conns
+        self.tls_conns
             .iter()
-            .filter_map(|(&id, c)| {
+            .filter_map(|id| {
+                let c = self.conns.get(id)?;
                 let (hello, sni) = c.tls.as_ref()?;
-                if *hello > t.req_ts || id == t.conn {
+                if *hello > t.req_ts || *id == t.conn {
                     return None;
                 }
-                let named = pair::forwarded_for_names(&t.req, &c.flow.src.ip.to_string());
+                let named = pair::forwarded_for_names(&t.req, c.flow.src.ip);
                 let local = c.flow.dst.ip == t.flow.src.ip;
-                (named || local).then_some((named, *hello, id, c, sni))
+                (named || local).then_some((named, *hello, *id, c, sni))
             })
             .max_by_key(|x| (x.0, x.1, x.2))
             .map(|(_, _, id, c, sni)| TlsFront { conn: id, flow: c.flow, sni: sni.clone() })
@@ -516,7 +521,7 @@ impl Analyzer {
                 version: resp.version.as_str(),
                 status: Some(resp.status),
                 reason: Some(resp.reason.clone()),
-                headers: resp.headers.0.iter().map(|(n, v)| (n.clone(), self.redact.header(n, v))).collect(),
+                headers: resp.headers.iter().map(|(n, v)| (n.to_string(), self.redact.header(n, v))).collect(),
             }));
         }
         let interim = (100..200).contains(&resp.status) && resp.status != 101;
@@ -559,6 +564,7 @@ impl Analyzer {
         }
         self.end_waiting(conn, ts, TxnEnd::Conn(reason));
         self.conns.remove(&conn);
+        self.tls_conns.remove(&conn);
         if let Some(w) = self.ws.get_mut(&conn) {
             if let Some((d, t)) = summary.first_close() {
                 let how = if summary.rst[d.index()] == Some(t) { "rst" } else { "fin" };
@@ -584,9 +590,7 @@ impl Analyzer {
             return;
         }
         t.done = true;
-        if let Some(i) = self.open.iter().rposition(|&x| x == tid) {
-            self.open.remove(i);
-        }
+        self.open.remove(t);
         let needs_client = t.needs_client_record();
         if needs_client {
             self.emit(tid);
@@ -810,7 +814,7 @@ impl Analyzer {
     pub fn finish(&mut self, now: Ts) {
         // Requests still open were already ended by their connection's
         // Close; anything left is reported now.
-        let left: Vec<TxnId> = self.open.drain(..).collect();
+        let left = self.open.drain();
         for tid in left {
             if let Some(t) = self.txns.get_mut(&tid) {
                 t.end.get_or_insert((now, TxnEnd::Conn(EndReason::EndOfCapture)));

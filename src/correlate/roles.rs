@@ -62,6 +62,12 @@ impl Roles {
         self.is_front(server) || self.learned_fronts.contains(&server)
     }
 
+    /// Seen only as an upstream (requests to it were forwarded, none of its
+    /// own were forwarded on): a backend, not a proxy.
+    pub fn learned_backend(&self, server: Endpoint) -> bool {
+        self.learned_upstreams.contains(&server) && !self.learned_fronts.contains(&server)
+    }
+
     pub fn learn(&mut self, front: Endpoint, upstream: Endpoint) {
         self.learned_fronts.insert(front);
         self.learned_upstreams.insert(upstream);

@@ -119,7 +119,13 @@ impl Lifecycle {
 
     pub fn session_ended(&mut self, s: &SessionView<'_>, proxy: Proxy, bad_handshake: bool) {
         let r = s.record;
-        if bad_handshake || (r.open && r.heartbeat.is_none()) {
+        let abnormal = !r.open && matches!(r.close.how, "fin" | "rst");
+        if let Some(hb) = &r.heartbeat {
+            if self.path_heartbeat.get(&r.path).is_none_or(|h| h != hb) {
+                self.path_heartbeat.insert(r.path.clone(), hb.clone());
+            }
+        }
+        if bad_handshake || !(abnormal || r.heartbeat.is_some()) {
             return;
         }
         let hops: Vec<&WsStats> = [s.client, s.upstream].into_iter().flatten().collect();
@@ -134,9 +140,6 @@ impl Lifecycle {
             .filter(|&t| t <= quiet_before)
             .max();
         let idle_alt = earlier.map_or(idle, |t| close_ts.since(t).max(idle));
-        if let Some(hb) = &r.heartbeat {
-            self.path_heartbeat.insert(r.path.clone(), hb.clone());
-        }
         let e = Ended {
             id: r.id,
             path: r.path.clone(),
@@ -151,7 +154,6 @@ impl Lifecycle {
             both_legs_by_proxy: both_legs_by_proxy(r),
             hops: json!(r.hops),
         };
-        let abnormal = !r.open && matches!(r.close.how, "fin" | "rst");
         if abnormal {
             self.pending.push(e);
         } else if e.heartbeat.is_some() && self.heartbeats.len() < 10_000 {

@@ -375,7 +375,12 @@ fn read_head<T>(
 }
 
 fn headers_of(hs: &[httparse::Header<'_>]) -> Headers {
-    Headers(hs.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).trim().to_string())).collect())
+    let bytes = hs.iter().map(|h| h.name.len() + h.value.len()).sum();
+    let mut out = Headers::with_capacity(bytes, hs.len());
+    for h in hs {
+        out.push(h.name, String::from_utf8_lossy(h.value).trim());
+    }
+    out
 }
 
 fn parse_request(data: &[u8]) -> Result<Option<(Request, usize)>, &'static str> {
