@@ -270,11 +270,8 @@ impl Analyzer {
     /// Matches a frame with its copy on the session's other hop: a proxy
     /// relays frames in order and unchanged, so the oldest unmatched frame
     /// of the same direction and length on the other hop is the original.
-    fn relay(&mut self, conn: ConnId, ts: Ts, dir: Dir, frame: &crate::proto::Frame) {
-        let Some(sid) = self.conn_sessions.get(&conn).and_then(|v| v.first()) else { return };
-        let Some(s) = self.sessions.get(sid) else { return };
-        let Some(&(_, other)) = s.hops.iter().find(|h| h.1 != conn) else { return };
-        let matched = self.ws.get_mut(&other).and_then(|o| o.take_unrelayed(dir, frame.len));
+    fn relay(&mut self, conn: ConnId, peer: ConnId, ts: Ts, dir: Dir, len: u64) {
+        let matched = self.ws.get_mut(&peer).and_then(|o| o.take_unrelayed(dir, len));
         match matched {
             Some(t0) => {
                 let ms = ts.millis_since(t0);
@@ -285,7 +282,7 @@ impl Analyzer {
             }
             None => {
                 if let Some(w) = self.ws.get_mut(&conn) {
-                    w.push_unrelayed(ts, dir, frame.len);
+                    w.push_unrelayed(ts, dir, len);
                 }
             }
         }
@@ -344,7 +341,9 @@ impl Analyzer {
                 }
                 if let Some(w) = self.ws.get_mut(&conn) {
                     w.frame(ts, dir, &frame);
-                    self.relay(conn, ts, dir, &frame);
+                    if let Some(peer) = w.peer {
+                        self.relay(conn, peer, ts, dir, frame.len);
+                    }
                 }
             }
             EventKind::Tls { sni } => {
@@ -713,6 +712,14 @@ impl Analyzer {
             for (_, conn) in &hops {
                 self.conn_sessions.entry(*conn).or_default().push(sid);
             }
+            if let [(_, a), (_, b)] = hops[..] {
+                if let Some(w) = self.ws.get_mut(&a) {
+                    w.peer = Some(b);
+                }
+                if let Some(w) = self.ws.get_mut(&b) {
+                    w.peer = Some(a);
+                }
+            }
             self.sessions.insert(
                 sid,
                 PendingSession { id: sid, chain, hop_index: front.hop_index, handshake: hid, path, hops, start },
@@ -789,7 +796,7 @@ impl Analyzer {
     /// Packet time passed `now`: detectors may report (at most once per
     /// second of capture time); old attempts are forgotten.
     pub fn tick(&mut self, now: Ts) {
-        if self.last_tick.is_some_and(|t| now.since(t) < 1.0) {
+        if self.last_tick.is_some_and(|t| now.0 - t.0 < 1_000_000) {
             return;
         }
         self.last_tick = Some(now);

@@ -77,6 +77,8 @@ pub struct WsStats {
     /// First FIN/RST/close frame on this connection.
     pub first_close: Option<(Ts, Dir, &'static str)>,
     pub summary: Option<Box<ConnSummary>>,
+    /// The session's other hop, once the session exists (frame relay).
+    pub peer: Option<ConnId>,
     /// Frames not yet seen on the session's other hop: (ts, length).
     unrelayed: [std::collections::VecDeque<(Ts, u64)>; 2],
 }
@@ -103,6 +105,7 @@ impl WsStats {
             data_iv: Default::default(),
             first_close: None,
             summary: None,
+            peer: None,
             unrelayed: Default::default(),
         }
     }
@@ -110,7 +113,7 @@ impl WsStats {
     /// Remembers a frame awaiting its copy on the other hop (bounded).
     pub fn push_unrelayed(&mut self, ts: Ts, dir: Dir, len: u64) {
         let q = &mut self.unrelayed[dir.index()];
-        if q.len() >= 64 {
+        if q.len() >= 16 {
             q.pop_front();
         }
         q.push_back((ts, len));

@@ -148,7 +148,7 @@ impl FlowTable {
     /// and unanswered SYNs.
     pub fn expire(&mut self, now: Ts, out: &mut Vec<Event>) {
         while let Some(&(t, slot, id)) = self.closing.front() {
-            if now.since(t) < self.limits.linger_s {
+            if now.0 - t.0 < (self.limits.linger_s * 1e6) as i64 {
                 break;
             }
             self.closing.pop_front();
