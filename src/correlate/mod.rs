@@ -25,6 +25,7 @@ use crate::redact::Redactor;
 use crate::time::{Ts, round_us, round3};
 
 pub use roles::Roles;
+pub use crate::proto::activity::WsActivity;
 pub use session::{Role, WsStats};
 pub use txn::{TlsFront, Txn, TxnEnd, TxnId};
 
@@ -71,8 +72,8 @@ impl Exchange<'_> {
 /// A finished session, for detectors.
 pub struct SessionView<'a> {
     pub record: &'a record::Session,
-    pub client: Option<&'a WsStats>,
-    pub upstream: Option<&'a WsStats>,
+    pub client: Option<&'a WsActivity>,
+    pub upstream: Option<&'a WsActivity>,
 }
 
 /// A session still open, for live views (dashboard, early warnings).
@@ -172,6 +173,8 @@ pub struct Analyzer {
     findings: Vec<Finding>,
     pub stats: AnalyzerStats,
     relay_samples: Vec<f64>,
+    /// Relay samples waiting for their copy on the other hop.
+    relay_pending: FxHashMap<(ConnId, u8, u64), (ConnId, Ts)>,
     out: Vec<Record>,
     last_tick: Option<Ts>,
 }
@@ -204,6 +207,7 @@ impl Analyzer {
             findings: Vec::new(),
             stats: AnalyzerStats::default(),
             relay_samples: Vec::new(),
+            relay_pending: FxHashMap::default(),
             out: Vec::new(),
             last_tick: None,
         }
@@ -228,15 +232,23 @@ impl Analyzer {
         self.ws.get(&conn)
     }
 
-    /// Open sessions with their activity, in id order.
-    pub fn session_rows(&self) -> Vec<SessionRow> {
+    /// Open sessions with their activity (read from the connections in
+    /// `flows`), in id order.
+    pub fn session_rows(&self, flows: &crate::flow::FlowTable) -> Vec<SessionRow> {
         let mut rows: Vec<SessionRow> = self
             .sessions
             .values()
             .map(|s| {
-                let hops: Vec<(Role, &WsStats)> =
-                    s.hops.iter().filter_map(|(r, c)| self.ws.get(c).map(|w| (*r, w))).collect();
-                let front = hops.first().map(|h| h.1);
+                let hops: Vec<(Role, &WsStats, Option<&WsActivity>)> = s
+                    .hops
+                    .iter()
+                    .filter_map(|(r, c)| {
+                        let w = self.ws.get(c)?;
+                        let act = w.activity().or_else(|| flows.get(w.flow, w.conn).and_then(|c| c.activity()));
+                        Some((*r, w, act))
+                    })
+                    .collect();
+                let front = hops.first().and_then(|h| h.2);
                 let flow = |role| hops.iter().find(|h| h.0 == role).map(|h| h.1.flow.to_string());
                 SessionRow {
                     id: s.id,
@@ -244,17 +256,9 @@ impl Analyzer {
                     client_flow: flow(Role::Client),
                     upstream_flow: flow(Role::Upstream),
                     start: s.start,
-                    last_activity: hops
-                        .iter()
-                        .flat_map(|h| h.1.last_frame.iter().flatten().copied())
-                        .max()
-                        .unwrap_or(s.start),
-                    frames: front
-                        .map(|w| record::Dirs { to_server: w.frames[0], to_client: w.frames[1] })
-                        .unwrap_or_default(),
-                    bytes: front
-                        .map(|w| record::Dirs { to_server: w.bytes[0], to_client: w.bytes[1] })
-                        .unwrap_or_default(),
+                    last_activity: hops.iter().filter_map(|h| h.2.map(|a| a.last_frame_any())).max().unwrap_or(s.start),
+                    frames: front.map(|w| record::Dirs { to_server: w.frames[0], to_client: w.frames[1] }).unwrap_or_default(),
+                    bytes: front.map(|w| record::Dirs { to_server: w.bytes[0], to_client: w.bytes[1] }).unwrap_or_default(),
                 }
             })
             .collect();
@@ -270,20 +274,23 @@ impl Analyzer {
     /// Matches a frame with its copy on the session's other hop: a proxy
     /// relays frames in order and unchanged, so the oldest unmatched frame
     /// of the same direction and length on the other hop is the original.
-    fn relay(&mut self, conn: ConnId, peer: ConnId, ts: Ts, dir: Dir, len: u64) {
-        let matched = self.ws.get_mut(&peer).and_then(|o| o.take_unrelayed(dir, len));
-        match matched {
-            Some(t0) => {
-                let ms = ts.millis_since(t0);
+    /// Frame relay delay: the same frame ordinal in the same direction on
+    /// the session's two hops (a proxy relays frames in order).
+    fn relay(&mut self, conn: ConnId, peer: ConnId, ts: Ts, dir: Dir, ordinal: u64) {
+        let key = (conn.min(peer), dir.index() as u8, ordinal);
+        match self.relay_pending.remove(&key) {
+            Some((other, t0)) if other == peer => {
+                let ms = ts.millis_since(t0).abs();
                 self.stats.metrics.relay.record_ms(ms);
                 if self.relay_samples.len() < 100_000 {
                     self.relay_samples.push(ms);
                 }
             }
-            None => {
-                if let Some(w) = self.ws.get_mut(&conn) {
-                    w.push_unrelayed(ts, dir, len);
+            _ => {
+                if self.relay_pending.len() >= 100_000 {
+                    self.relay_pending.clear();
                 }
+                self.relay_pending.insert(key, (conn, ts));
             }
         }
     }
@@ -339,11 +346,10 @@ impl Analyzer {
                         }));
                     }
                 }
-                if let Some(w) = self.ws.get_mut(&conn) {
-                    w.frame(ts, dir, &frame);
-                    if let Some(peer) = w.peer {
-                        self.relay(conn, peer, ts, dir, frame.len);
-                    }
+            }
+            EventKind::RelaySample { dir, ordinal } => {
+                if let Some(peer) = self.ws.get(&conn).and_then(|w| w.peer) {
+                    self.relay(conn, peer, ts, dir, ordinal);
                 }
             }
             EventKind::Tls { sni } => {
@@ -354,23 +360,16 @@ impl Analyzer {
             }
             EventKind::Anomaly { what, .. } => *self.stats.anomalies.entry(what).or_default() += 1,
             EventKind::Fin { dir } => {
-                if let Some(w) = self.ws.get_mut(&conn) {
-                    w.closing(ts, dir, "fin");
-                }
                 if dir == Dir::ToClient {
                     self.end_waiting(conn, ts, TxnEnd::ServerClosed);
                 }
             }
             EventKind::Rst { dir } => {
-                if let Some(w) = self.ws.get_mut(&conn) {
-                    w.closing(ts, dir, "rst");
-                }
                 let end = if dir == Dir::ToClient { TxnEnd::ServerReset } else { TxnEnd::ClientReset };
                 self.end_waiting(conn, ts, end);
             }
             EventKind::Close(summary) => self.on_close(conn, ts, summary),
         }
-        self.tick(ts);
     }
 
     fn on_request(&mut self, conn: ConnId, ts: Ts, req: Box<Request>) {
@@ -565,10 +564,6 @@ impl Analyzer {
         self.conns.remove(&conn);
         self.tls_conns.remove(&conn);
         if let Some(w) = self.ws.get_mut(&conn) {
-            if let Some((d, t)) = summary.first_close() {
-                let how = if summary.rst[d.index()] == Some(t) { "rst" } else { "fin" };
-                w.closing(t, d, how);
-            }
             w.summary = Some(summary);
             let ids = self.conn_sessions.get(&conn).cloned().unwrap_or_default();
             if ids.is_empty() {
@@ -755,7 +750,15 @@ impl Analyzer {
             return;
         }
         let s = self.sessions.remove(&sid).expect("present");
-        let hops: Vec<(Role, &WsStats)> = s.hops.iter().filter_map(|(r, c)| self.ws.get(c).map(|w| (*r, w))).collect();
+        let empty = WsActivity::default();
+        let hops: Vec<session::HopView<'_>> = s
+            .hops
+            .iter()
+            .filter_map(|(r, c)| {
+                let w = self.ws.get(c)?;
+                Some(session::HopView { role: *r, flow: w.flow, summary: w.summary.as_deref(), act: w.activity().unwrap_or(&empty) })
+            })
+            .collect();
         if hops.is_empty() {
             return;
         }
@@ -763,8 +766,8 @@ impl Analyzer {
         self.stats.sessions += 1;
         let view = SessionView {
             record: &rec,
-            client: hops.iter().find(|h| h.0 == Role::Client).map(|h| h.1),
-            upstream: hops.iter().find(|h| h.0 == Role::Upstream).map(|h| h.1),
+            client: hops.iter().find(|h| h.role == Role::Client).map(|h| h.act),
+            upstream: hops.iter().find(|h| h.role == Role::Upstream).map(|h| h.act),
         };
         self.detectors.on_session(&view, &mut self.findings);
         self.out.push(Record::Session(rec));
@@ -793,10 +796,20 @@ impl Analyzer {
         }
     }
 
-    /// Packet time passed `now`: detectors may report (at most once per
-    /// second of capture time); old attempts are forgotten.
-    pub fn tick(&mut self, now: Ts) {
-        if self.last_tick.is_some_and(|t| now.0 - t.0 < 1_000_000) {
+    /// Whether a tick is due at `now` (once per second of packet time).
+    pub fn tick_due(&self, now: Ts) -> bool {
+        self.last_tick.is_none_or(|t| now.0 - t.0 >= 1_000_000)
+    }
+
+    /// Live capture: detectors want the open sessions on each tick.
+    pub fn wants_rows(&self) -> bool {
+        self.live
+    }
+
+    /// Packet time passed `now`: detectors may report; old attempts and
+    /// relay samples are forgotten. `open` lists open sessions (live only).
+    pub fn tick(&mut self, now: Ts, open: &[SessionRow]) {
+        if !self.tick_due(now) {
             return;
         }
         self.last_tick = Some(now);
@@ -812,8 +825,7 @@ impl Analyzer {
                 self.ws.remove(&conn);
             }
         }
-        let rows = if self.live { self.session_rows() } else { Vec::new() };
-        self.detectors.on_tick(now, &rows, &mut self.findings);
+        self.detectors.on_tick(now, open, &mut self.findings);
         self.flush_findings();
     }
 

@@ -124,6 +124,12 @@ pub(super) fn finding(
     }
 }
 
+/// "127.0.0.1:80" or "[::1]:80" back into an endpoint.
+fn parse_endpoint(s: &str) -> Option<Endpoint> {
+    let sa: std::net::SocketAddr = s.parse().ok()?;
+    Some(Endpoint::new(sa.ip(), sa.port()))
+}
+
 pub(super) fn flows(ts: &[Option<&Txn>]) -> Vec<String> {
     ts.iter().flatten().map(|t| t.flow.to_string()).collect()
 }
@@ -141,7 +147,14 @@ impl Detector for Diagnosis {
 
     fn on_session(&mut self, s: &SessionView<'_>, _out: &mut Vec<Finding>) {
         let proxy =
-            s.client.and_then(|c| self.known_proxy_at(c.flow.dst)).or(self.proxy_override).unwrap_or(Proxy::Unknown);
+            s.record
+                .client_flow
+                .as_deref()
+                .and_then(|f| f.split_once("->"))
+                .and_then(|(_, d)| parse_endpoint(d))
+                .and_then(|e| self.known_proxy_at(e))
+                .or(self.proxy_override)
+                .unwrap_or(Proxy::Unknown);
         let bad = self.bad_handshakes.contains(&s.record.handshake);
         self.life.session_ended(s, proxy, bad);
     }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::diagnosis::finding;
 use super::proxy::Proxy;
 use super::{Finding, Severity};
-use crate::correlate::WsStats;
+use crate::correlate::WsActivity;
 use crate::correlate::{SessionRow, SessionView};
 use crate::flow::key::{FxHashMap, FxHashSet};
 use crate::record::{Heartbeat, Session};
@@ -128,7 +128,7 @@ impl Lifecycle {
         if bad_handshake || !(abnormal || r.heartbeat.is_some()) {
             return;
         }
-        let hops: Vec<&WsStats> = [s.client, s.upstream].into_iter().flatten().collect();
+        let hops: Vec<&WsActivity> = [s.client, s.upstream].into_iter().flatten().collect();
         let first_close = hops.iter().filter_map(|w| w.first_close.map(|c| c.0)).min();
         let close_ts = first_close.unwrap_or(Ts::from_secs_f64(r.end));
         let idle = r.close.idle_s.unwrap_or(0.0);

@@ -23,11 +23,13 @@ pub struct Limits {
     pub syn_timeout_s: f64,
     /// A closed connection stays this long to absorb late packets.
     pub linger_s: f64,
+    /// Report every WebSocket frame (`-v`).
+    pub verbose: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_flows: 500_000, idle_timeout_s: 7200.0, syn_timeout_s: 30.0, linger_s: 5.0 }
+        Limits { max_flows: 500_000, idle_timeout_s: 7200.0, syn_timeout_s: 30.0, linger_s: 5.0, verbose: false }
     }
 }
 
@@ -76,6 +78,13 @@ impl FlowTable {
         self.map.len()
     }
 
+    /// A live connection by flow and id (the id guards against a reused
+    /// 4-tuple).
+    pub fn get(&self, flow: crate::flow::FlowKey, id: u64) -> Option<&Conn> {
+        let slot = *self.map.get(&flow.canonical())?;
+        self.slots[slot].as_ref().filter(|c| c.id == id)
+    }
+
     pub fn packet(&mut self, ts: Ts, seg: &Segment<'_>, out: &mut Vec<Event>) {
         self.expire(ts, out);
         let key = canonical(seg);
@@ -120,7 +129,7 @@ impl FlowTable {
         let id = self.next_id;
         self.next_id += 1;
         self.stats.flows += 1;
-        let conn = Conn::new(id, ts, seg);
+        let conn = Conn::new(id, ts, seg, self.limits.verbose);
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slots[s] = Some(conn);
