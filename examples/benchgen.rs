@@ -1,10 +1,12 @@
 //! Builds a large two-hop capture for the benchmark by multiplying a
 //! recorded real capture: copy k of the template gets its own addresses
 //! (every IPv4 address of the template is mapped to 10.x.y.z derived from
-//! k, so 4-tuples never collide) and is shifted in time, so that about
-//! `--concurrency` copies overlap. Copies are merged in timestamp order.
+//! k, so 4-tuples never collide, and every Sec-WebSocket-Key/Accept is
+//! replaced by one of its own) and is shifted in time, so that about
+//! CONCURRENT_CONNS TCP connections are open at once. Copies are merged in
+//! timestamp order.
 //!
-//!   cargo run --release --example benchgen -- TEMPLATE.pcap OUT.pcap SIZE_MB [CONCURRENCY]
+//!   cargo run --release --example benchgen -- TEMPLATE.pcap OUT.pcap SIZE_MB [CONCURRENT_CONNS]
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -68,11 +70,11 @@ fn find_values(d: &[u8], name: &[u8], len: usize) -> Vec<(usize, String)> {
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     if a.len() < 4 {
-        eprintln!("usage: benchgen TEMPLATE.pcap OUT.pcap SIZE_MB [CONCURRENCY]");
+        eprintln!("usage: benchgen TEMPLATE.pcap OUT.pcap SIZE_MB [CONCURRENT_CONNS]");
         std::process::exit(2);
     }
     let size = a[3].parse::<u64>().expect("SIZE_MB") * 1_000_000;
-    let conc = a.get(4).map(|c| c.parse::<i64>().expect("CONCURRENCY")).unwrap_or(3000);
+    let conns_wanted = a.get(4).map(|c| c.parse::<i64>().expect("CONCURRENT_CONNS")).unwrap_or(3000);
     let mut cap = pcap::Capture::from_file(&a[1]).expect("template");
     let linktype = cap.get_datalink().0;
     assert_eq!(linktype, 1, "template must be Ethernet");
@@ -95,13 +97,21 @@ fn main() {
         }
     }
     let dur = tpl.last().map_or(1, |p| p.t_us).max(1);
+    // Connections of the template (SYNs) and how many are open on average.
+    let syns = tpl
+        .iter()
+        .filter(|p| p.ip_off.is_some_and(|o| p.data.len() > o + 33 && p.data[o + 33] & 0x12 == 0x02))
+        .count()
+        .max(1) as i64;
+    let conc = (conns_wanted / syns).max(1);
     let tpl_bytes: u64 = tpl.iter().map(|p| 16 + p.data.len() as u64).sum();
     let copies = (size / tpl_bytes).max(1) as i64;
     let spacing = (dur / conc).max(1);
     eprintln!(
-        "benchgen: {} packets x {copies} copies, one every {spacing} us ({} concurrent)",
+        "benchgen: {} packets ({syns} connections) x {copies} copies, one every {spacing} us (~{} copies, ~{} connections open at once)",
         tpl.len(),
-        dur / spacing
+        dur / spacing,
+        dur / spacing * syns
     );
 
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&a[2]).expect("output"));

@@ -24,8 +24,8 @@ use crate::record::{self, Handshake, Hop, Latency, Outcome, Record};
 use crate::redact::Redactor;
 use crate::time::{Ts, round_us, round3};
 
-pub use roles::Roles;
 pub use crate::proto::activity::WsActivity;
+pub use roles::Roles;
 pub use session::{Role, WsStats};
 pub use txn::{TlsFront, Txn, TxnEnd, TxnId};
 
@@ -257,13 +257,23 @@ impl Analyzer {
                     upstream_flow: flow(Role::Upstream),
                     start: s.start,
                     last_activity: hops.iter().filter_map(|h| h.2.map(|a| a.last_frame_any())).max().unwrap_or(s.start),
-                    frames: front.map(|w| record::Dirs { to_server: w.frames[0], to_client: w.frames[1] }).unwrap_or_default(),
-                    bytes: front.map(|w| record::Dirs { to_server: w.bytes[0], to_client: w.bytes[1] }).unwrap_or_default(),
+                    frames: front
+                        .map(|w| record::Dirs { to_server: w.frames[0], to_client: w.frames[1] })
+                        .unwrap_or_default(),
+                    bytes: front
+                        .map(|w| record::Dirs { to_server: w.bytes[0], to_client: w.bytes[1] })
+                        .unwrap_or_default(),
                 }
             })
             .collect();
         rows.sort_by_key(|r| r.id);
         rows
+    }
+
+    /// State held now: (connections, requests, upgraded connections,
+    /// sessions). Bounded by live connections; all zero after `finish`.
+    pub fn live_state(&self) -> (usize, usize, usize, usize) {
+        (self.conns.len(), self.txns.len(), self.ws.len(), self.sessions.len())
     }
 
     /// Frame relay delays through the proxy (ms) measured since the last call.
@@ -756,7 +766,12 @@ impl Analyzer {
             .iter()
             .filter_map(|(r, c)| {
                 let w = self.ws.get(c)?;
-                Some(session::HopView { role: *r, flow: w.flow, summary: w.summary.as_deref(), act: w.activity().unwrap_or(&empty) })
+                Some(session::HopView {
+                    role: *r,
+                    flow: w.flow,
+                    summary: w.summary.as_deref(),
+                    act: w.activity().unwrap_or(&empty),
+                })
             })
             .collect();
         if hops.is_empty() {

@@ -26,6 +26,10 @@ pub struct DiagnosisConfig {
     pub live: bool,
 }
 
+/// Fronts remembered (recognised proxy, intact paths) at most: bounded
+/// memory whatever the capture holds.
+pub(super) const MAX_REMEMBERED: usize = 10_000;
+
 pub struct Diagnosis {
     pub(super) redact: Redactor,
     proxy_override: Option<Proxy>,
@@ -80,6 +84,9 @@ impl Diagnosis {
             forwarded.map(|u| &*u.req),
         ) {
             Some(p) => {
+                if self.proxies.len() >= MAX_REMEMBERED {
+                    self.proxies.clear();
+                }
                 self.proxies.insert(key, p);
                 p
             }
@@ -146,15 +153,15 @@ impl Detector for Diagnosis {
     }
 
     fn on_session(&mut self, s: &SessionView<'_>, _out: &mut Vec<Finding>) {
-        let proxy =
-            s.record
-                .client_flow
-                .as_deref()
-                .and_then(|f| f.split_once("->"))
-                .and_then(|(_, d)| parse_endpoint(d))
-                .and_then(|e| self.known_proxy_at(e))
-                .or(self.proxy_override)
-                .unwrap_or(Proxy::Unknown);
+        let proxy = s
+            .record
+            .client_flow
+            .as_deref()
+            .and_then(|f| f.split_once("->"))
+            .and_then(|(_, d)| parse_endpoint(d))
+            .and_then(|e| self.known_proxy_at(e))
+            .or(self.proxy_override)
+            .unwrap_or(Proxy::Unknown);
         let bad = self.bad_handshakes.contains(&s.record.handshake);
         self.life.session_ended(s, proxy, bad);
     }

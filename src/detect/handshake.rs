@@ -75,6 +75,11 @@ impl Diagnosis {
         let http10 = u.req.version == Version::Http10 && c.req.version == Version::Http11;
         if ch.intact() {
             if uh.intact() {
+                if self.intact_paths.len() >= super::diagnosis::MAX_REMEMBERED
+                    && !self.intact_paths.contains_key(&front)
+                {
+                    self.intact_paths.clear();
+                }
                 let paths = self.intact_paths.entry(front).or_default();
                 if !paths.contains(x.path) {
                     paths.insert(x.path.to_string());

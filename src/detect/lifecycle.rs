@@ -152,7 +152,8 @@ impl Lifecycle {
             heartbeat: r.heartbeat.clone(),
             proxy,
             both_legs_by_proxy: both_legs_by_proxy(r),
-            hops: json!(r.hops),
+            // Evidence only for closes that will be judged; survivors stay small.
+            hops: if abnormal { json!(r.hops) } else { Value::Null },
         };
         if abnormal {
             self.pending.push(e);
@@ -214,7 +215,7 @@ impl Lifecycle {
                     b,
                     if src == Source::Configured { "you stated" } else { "seen" }
                 );
-                let d = json!({"session": e.id, "heartbeat": hb, "boundary_s": b, "boundary_source": src.name(), "cut": false, "hops": e.hops});
+                let d = json!({"session": e.id, "heartbeat": hb, "boundary_s": b, "boundary_source": src.name(), "cut": false});
                 out.push(finding(
                     "heartbeat-race",
                     Severity::Warning,

@@ -106,7 +106,8 @@ impl WsActivity {
         match f.opcode {
             opcode::CLOSE => {
                 if self.close_frame[d].is_none() {
-                    let (code, reason) = f.close.as_ref().map(|c| (c.code, c.reason.clone())).unwrap_or((None, String::new()));
+                    let (code, reason) =
+                        f.close.as_ref().map(|c| (c.code, c.reason.clone())).unwrap_or((None, String::new()));
                     self.close_frame[d] = Some(Box::new(CloseSeen { ts, code, reason }));
                 }
                 self.closing(ts, dir, "close-frame");

@@ -9,8 +9,8 @@
 
 use std::collections::VecDeque;
 
-use super::message::{Headers, Request, Response, Version};
 use super::activity::WsActivity;
+use super::message::{Headers, Request, Response, Version};
 use super::ws::FrameParser;
 use super::{Dir, ProtoEvent};
 use crate::time::Ts;

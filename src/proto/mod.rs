@@ -36,46 +36,22 @@ impl Dir {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProtoEvent {
     /// A complete request head; `ts` is its first byte.
-    Request {
-        ts: Ts,
-        req: Box<Request>,
-    },
+    Request { ts: Ts, req: Box<Request> },
     /// A complete response head (interim ones included); `ts` is its first byte.
-    Response {
-        ts: Ts,
-        resp: Box<Response>,
-    },
+    Response { ts: Ts, resp: Box<Response> },
     /// A 101 (or CONNECT 2xx) switched the connection away from HTTP.
-    Upgraded {
-        ts: Ts,
-        websocket: bool,
-    },
+    Upgraded { ts: Ts, websocket: bool },
     /// Every frame, only when asked for (`-v`); the connection keeps its
     /// own counters otherwise.
-    Frame {
-        dir: Dir,
-        ts: Ts,
-        frame: Frame,
-    },
+    Frame { dir: Dir, ts: Ts, frame: Frame },
     /// Every 8th frame of a direction (its ordinal counts every frame since
     /// the upgrade): a proxy relays frames in order, so the same ordinal on
     /// the other hop is the same frame.
-    RelaySample {
-        dir: Dir,
-        ts: Ts,
-        ordinal: u64,
-    },
+    RelaySample { dir: Dir, ts: Ts, ordinal: u64 },
     /// Input the parser could not make sense of (counted in the summary).
-    Anomaly {
-        dir: Dir,
-        ts: Ts,
-        what: &'static str,
-    },
+    Anomaly { dir: Dir, ts: Ts, what: &'static str },
     /// A TLS ClientHello: this hop is encrypted and cannot be read.
-    Tls {
-        ts: Ts,
-        sni: Option<String>,
-    },
+    Tls { ts: Ts, sni: Option<String> },
 }
 
 /// What a connection carries, decided from its first payload bytes.
