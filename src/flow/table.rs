@@ -46,12 +46,12 @@ pub struct FlowStats {
 
 type Key = (Endpoint, Endpoint);
 
+/// Connections live inline in the map's buckets: the lookup that finds a
+/// connection also brings its first cache lines in (one miss, not two).
 pub struct FlowTable {
-    map: FxHashMap<Key, usize>,
-    slots: Vec<Option<Conn>>,
-    free: Vec<usize>,
+    map: FxHashMap<Key, Conn>,
     /// Closed connections waiting out their linger time, in close order.
-    closing: VecDeque<(Ts, usize, u64)>,
+    closing: VecDeque<(Ts, Key, u64)>,
     next_id: u64,
     next_sweep: Option<Ts>,
     limits: Limits,
@@ -64,8 +64,6 @@ impl FlowTable {
     pub fn new(limits: Limits) -> FlowTable {
         FlowTable {
             map: FxHashMap::default(),
-            slots: Vec::new(),
-            free: Vec::new(),
             closing: VecDeque::new(),
             next_id: 1,
             next_sweep: None,
@@ -81,25 +79,19 @@ impl FlowTable {
     /// A live connection by flow and id (the id guards against a reused
     /// 4-tuple).
     pub fn get(&self, flow: crate::flow::FlowKey, id: u64) -> Option<&Conn> {
-        let slot = *self.map.get(&flow.canonical())?;
-        self.slots[slot].as_ref().filter(|c| c.id == id)
+        self.map.get(&flow.canonical()).filter(|c| c.id == id)
     }
 
     pub fn packet(&mut self, ts: Ts, seg: &Segment<'_>, out: &mut Vec<Event>) {
         self.expire(ts, out);
         let key = canonical(seg);
-        let slot = match self.map.get(&key) {
-            Some(&s) => {
-                let conn = self.slots[s].as_mut().expect("mapped slot is live");
+        let reused = match self.map.get_mut(&key) {
+            Some(conn) => {
                 if conn.is_reused_by(seg) {
                     conn.close(ts, EndReason::Closed, out);
-                    self.remove(s);
-                    match self.create(ts, seg, key) {
-                        Some(s) => s,
-                        None => return,
-                    }
+                    true
                 } else {
-                    s
+                    false
                 }
             }
             None => {
@@ -107,62 +99,55 @@ impl FlowTable {
                     self.stats.strays += 1;
                     return;
                 }
-                match self.create(ts, seg, key) {
-                    Some(s) => s,
-                    None => return,
+                if !self.create(ts, seg, key) {
+                    return;
                 }
+                false
             }
         };
-        let conn = self.slots[slot].as_mut().expect("live slot");
+        if reused {
+            self.remove(&key);
+            if !self.create(ts, seg, key) {
+                return;
+            }
+        }
+        let Some(conn) = self.map.get_mut(&key) else { return };
         let was_closed = conn.is_closed();
         conn.segment(ts, seg, out);
         if !was_closed && conn.is_closed() {
-            self.closing.push_back((ts, slot, conn.id));
+            self.closing.push_back((ts, key, conn.id));
         }
     }
 
-    fn create(&mut self, ts: Ts, seg: &Segment<'_>, key: Key) -> Option<usize> {
+    fn create(&mut self, ts: Ts, seg: &Segment<'_>, key: Key) -> bool {
         if self.map.len() >= self.limits.max_flows {
             self.stats.flow_limit_drops += 1;
-            return None;
+            return false;
         }
         let id = self.next_id;
         self.next_id += 1;
         self.stats.flows += 1;
-        let conn = Conn::new(id, ts, seg, self.limits.verbose);
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.slots[s] = Some(conn);
-                s
-            }
-            None => {
-                self.slots.push(Some(conn));
-                self.slots.len() - 1
-            }
-        };
-        self.map.insert(key, slot);
+        self.map.insert(key, Conn::new(id, ts, seg, self.limits.verbose));
         self.stats.live_max = self.stats.live_max.max(self.map.len() as u64);
-        Some(slot)
+        true
     }
 
-    fn remove(&mut self, slot: usize) {
-        if let Some(c) = self.slots[slot].take() {
+    fn remove(&mut self, key: &Key) {
+        if let Some(c) = self.map.remove(key) {
             self.stats.reassembly.add(&c.reassembly_stats());
-            self.map.remove(&(c.key.src.min(c.key.dst), c.key.src.max(c.key.dst)));
-            self.free.push(slot);
         }
     }
 
     /// Expires connections by packet time: lingering closed ones, idle ones
     /// and unanswered SYNs.
     pub fn expire(&mut self, now: Ts, out: &mut Vec<Event>) {
-        while let Some(&(t, slot, id)) = self.closing.front() {
+        while let Some(&(t, key, id)) = self.closing.front() {
             if now.0 - t.0 < (self.limits.linger_s * 1e6) as i64 {
                 break;
             }
             self.closing.pop_front();
-            if self.slots[slot].as_ref().is_some_and(|c| c.id == id) {
-                self.remove(slot);
+            if self.map.get(&key).is_some_and(|c| c.id == id) {
+                self.remove(&key);
             }
         }
         let due = *self.next_sweep.get_or_insert(now.add_secs(SWEEP_EVERY_S));
@@ -170,38 +155,41 @@ impl FlowTable {
             return;
         }
         self.next_sweep = Some(now.add_secs(SWEEP_EVERY_S));
-        for slot in 0..self.slots.len() {
-            let Some(c) = self.slots[slot].as_mut() else { continue };
-            if c.is_closed() {
-                continue;
+        let (syn_t, idle_t) = (self.limits.syn_timeout_s, self.limits.idle_timeout_s);
+        let mut ended: Vec<(u64, Key)> = self
+            .map
+            .iter()
+            .filter(|(_, c)| {
+                let quiet = now.since(c.last_ts);
+                !c.is_closed() && ((c.state == TcpState::SynSent && quiet >= syn_t) || quiet >= idle_t)
+            })
+            .map(|(k, c)| (c.id, *k))
+            .collect();
+        ended.sort_unstable();
+        for (_, key) in ended {
+            if let Some(c) = self.map.get_mut(&key) {
+                let quiet = now.since(c.last_ts);
+                let (reason, after) = if c.state == TcpState::SynSent && quiet >= self.limits.syn_timeout_s {
+                    (EndReason::Unanswered, self.limits.syn_timeout_s)
+                } else {
+                    (EndReason::Idle, self.limits.idle_timeout_s)
+                };
+                let at = c.last_ts.add_secs(after);
+                c.close(at.min(now), reason, out);
             }
-            let quiet = now.since(c.last_ts);
-            let reason = if c.state == TcpState::SynSent && quiet >= self.limits.syn_timeout_s {
-                EndReason::Unanswered
-            } else if quiet >= self.limits.idle_timeout_s {
-                EndReason::Idle
-            } else {
-                continue;
-            };
-            let at = c.last_ts.add_secs(if reason == EndReason::Idle {
-                self.limits.idle_timeout_s
-            } else {
-                self.limits.syn_timeout_s
-            });
-            c.close(at.min(now), reason, out);
-            self.remove(slot);
+            self.remove(&key);
         }
     }
 
     /// End of input: every live connection ends, in creation order.
     pub fn finish(&mut self, now: Ts, out: &mut Vec<Event>) {
-        let mut live: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].is_some()).collect();
-        live.sort_by_key(|&s| self.slots[s].as_ref().map(|c| c.id));
-        for s in live {
-            if let Some(c) = self.slots[s].as_mut() {
+        let mut live: Vec<(u64, Key)> = self.map.iter().map(|(k, c)| (c.id, *k)).collect();
+        live.sort_unstable();
+        for (_, key) in live {
+            if let Some(c) = self.map.get_mut(&key) {
                 c.close(now, EndReason::EndOfCapture, out);
             }
-            self.remove(s);
+            self.remove(&key);
         }
         self.closing.clear();
     }
