@@ -912,3 +912,6 @@ fn dir_name(d: Dir) -> &'static str {
         Dir::ToClient => "to_client",
     }
 }
+
+#[cfg(test)]
+mod tests;
