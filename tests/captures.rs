@@ -36,6 +36,8 @@ const EXPECTED: &[(&str, &[&str], &[&str])] = &[
     ("nginx-tls-front", &[], &["forwarded-proto-missing"]),
     ("nginx-mass-close", &[], &["mass-close"]),
     ("nginx-idle-short", &["idle-timeout-close"], &[]),
+    ("nginx-idle-60", &["idle-timeout-close", "idle-timeout-close", "idle-timeout-close"], &[]),
+    ("nginx-heartbeat-race", &["heartbeat-race", "heartbeat-race", "heartbeat-race"], &[]),
     ("haproxy-idle", &["idle-timeout-close"], &[]),
     ("nginx-socketio-stuck", &["upgrade-stripped", "upstream-http10"], &["socketio-no-upgrade"]),
 ];
@@ -270,6 +272,36 @@ fn idle_timeout_reports_boundary_and_who_closed() {
         // The session with heartbeats is healthy and not flagged.
         let sessions = of_type(&rs, "session");
         assert!(sessions.iter().any(|s| s["heartbeat"].is_object() && s["close"]["clean"] == true), "{name}");
+    }
+}
+
+#[test]
+fn nginx_default_read_timeout_is_named() {
+    let rs = records("nginx-idle-60");
+    let f = of_type(&rs, "finding");
+    assert_eq!(f.len(), 3, "three idle sessions cut; the one with 20 s pings is not flagged");
+    for f in f {
+        assert_eq!(f["detail"]["boundary_s"], 60.0);
+        assert_eq!(f["detail"]["boundary_source"], "known");
+        assert!(f["message"].as_str().unwrap().contains("nginx proxy_read_timeout default"));
+        assert!(f["fix"].as_str().unwrap().contains("proxy_read_timeout"));
+        let hops = f["detail"]["hops"].as_array().unwrap();
+        assert_eq!(hops[0]["closed_by"], "responder", "nginx closed the client leg");
+        assert_eq!(hops[1]["closed_by"], "initiator", "nginx closed the upstream leg");
+    }
+    // --timeout makes the boundary the user's.
+    let rs = records_of(&capture("nginx-idle-60"), &["--timeout", "60"]);
+    assert!(of_type(&rs, "finding").iter().all(|f| f["detail"]["boundary_source"] == "configured"));
+}
+
+#[test]
+fn heartbeats_at_the_boundary_race_it() {
+    let rs = records("nginx-heartbeat-race");
+    for f in of_type(&rs, "finding") {
+        assert_eq!(f["kind"], "heartbeat-race");
+        let b = f["detail"]["boundary_s"].as_f64().unwrap();
+        assert!((b - 5.0).abs() < 0.2, "{b}");
+        assert!(f["message"].as_str().unwrap().contains("pings every 5."), "{}", f["message"]);
     }
 }
 

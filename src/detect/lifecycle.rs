@@ -162,17 +162,19 @@ impl Lifecycle {
         }
     }
 
-    /// Boundaries a close could be at: stated, known, learned.
+    /// The boundary a close is at: one the user stated, else a known
+    /// product default, else one learned from this capture; the closest
+    /// within tolerance at the first level that has one.
     fn match_boundary(&self, idle: f64) -> Option<(f64, Source)> {
-        let cands = self
-            .configured
-            .iter()
-            .map(|&b| (b, Source::Configured))
-            .chain(self.learned.iter().map(|&b| (b, Source::Learned)))
-            .chain(KNOWN_BOUNDARIES.iter().map(|&(b, _)| (b, Source::Known)));
-        cands
-            .filter(|(b, _)| (idle - b).abs() <= tolerance(*b))
-            .min_by(|a, b| (idle - a.0).abs().total_cmp(&(idle - b.0).abs()))
+        let closest = |cands: &mut dyn Iterator<Item = f64>| {
+            cands
+                .filter(|b| (idle - b).abs() <= tolerance(*b))
+                .min_by(|a, b| (idle - a).abs().total_cmp(&(idle - b).abs()))
+        };
+        closest(&mut self.configured.iter().copied())
+            .map(|b| (b, Source::Configured))
+            .or_else(|| closest(&mut KNOWN_BOUNDARIES.iter().map(|k| k.0)).map(|b| (b, Source::Known)))
+            .or_else(|| closest(&mut self.learned.iter().copied()).map(|b| (b, Source::Learned)))
     }
 
     /// A heartbeat interval at or just under a boundary races it.
