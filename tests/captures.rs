@@ -335,3 +335,22 @@ fn busy_proxy_pairs_every_handshake_and_never_chains_unrelated_requests() {
     assert_eq!(of_type(&rs, "session").len(), 12);
     assert!(kinds(&rs, "error").is_empty() && kinds(&rs, "warning").is_empty());
 }
+
+#[test]
+fn ipv6_and_cooked_captures_pair_like_ethernet_ones() {
+    let rs = records("nginx-ipv6");
+    let hs = of_type(&rs, "handshake");
+    assert!(!hs.is_empty());
+    for h in hs {
+        let c = h["client"]["flow"].as_str().unwrap();
+        assert!(c.starts_with("[::1]:") && c.contains("->[::1]:"), "{c}");
+        assert_eq!(h["paired_by"], "key");
+    }
+    // -i any (Linux cooked v1 and v2): the same pairs as on Ethernet.
+    for name in ["nginx-any", "nginx-any-sll2"] {
+        let rs = records(name);
+        let hs = of_type(&rs, "handshake");
+        assert_eq!(hs.len(), 3, "{name}");
+        assert!(hs.iter().all(|h| h["outcome"] == "upgraded" && h["paired_by"] == "key"), "{name}");
+    }
+}
