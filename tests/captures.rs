@@ -350,7 +350,9 @@ fn ipv6_and_cooked_captures_pair_like_ethernet_ones() {
     for name in ["nginx-any", "nginx-any-sll2"] {
         let rs = records(name);
         let hs = of_type(&rs, "handshake");
-        assert_eq!(hs.len(), 3, "{name}");
+        let attempts = client_log(name).iter().filter(|e| e["event"] == "handshake").count();
+        assert!(attempts > 0);
+        assert_eq!(hs.len(), attempts, "{name}");
         assert!(hs.iter().all(|h| h["outcome"] == "upgraded" && h["paired_by"] == "key"), "{name}");
     }
 }
