@@ -406,11 +406,10 @@ impl HttpConn {
 
 /// Parses a head from `buf` + `input`, buffering a partial head.
 /// `used` counts bytes consumed from `input` only.
-fn read_head<T>(
-    buf: &mut Vec<u8>,
-    input: &[u8],
-    parse: fn(&[u8]) -> Result<Option<(T, usize)>, &'static str>,
-) -> HeadResult<T> {
+/// A head parser: Ok(None) needs more bytes, Err names the anomaly.
+type HeadParser<T> = fn(&[u8]) -> Result<Option<(T, usize)>, &'static str>;
+
+fn read_head<T>(buf: &mut Vec<u8>, input: &[u8], parse: HeadParser<T>) -> HeadResult<T> {
     if buf.is_empty() {
         return match parse(input) {
             Ok(Some((m, n))) => HeadResult::Done(m, n),

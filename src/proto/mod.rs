@@ -106,10 +106,10 @@ impl App {
                 h.data(dir, ts, data, out);
                 // After a 101 the connection carries frames only: keep just
                 // the WebSocket state, one pointer away from the connection.
-                if h.is_websocket() {
-                    if let Some(w) = h.take_ws() {
-                        *self = App::Ws(w);
-                    }
+                if h.is_websocket()
+                    && let Some(w) = h.take_ws()
+                {
+                    *self = App::Ws(w);
                 }
             }
             _ => {}
@@ -118,10 +118,10 @@ impl App {
 
     /// The sender in `dir` began closing the connection (FIN, RST).
     pub fn closing(&mut self, dir: Dir, ts: Ts, how: &'static str) {
-        if let App::Ws(w) = self {
-            if let Some(a) = w.activity_mut() {
-                a.closing(ts, dir, how);
-            }
+        if let App::Ws(w) = self
+            && let Some(a) = w.activity_mut()
+        {
+            a.closing(ts, dir, how);
         }
     }
 
