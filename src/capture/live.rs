@@ -47,6 +47,12 @@ use crate::time::Ts;
 
 /// tcpdump's default (and maximum) snap length.
 const MAX_SNAPLEN: i32 = 262_144;
+/// Kernel ring size without `-B`: 32 MiB, where libpcap (and tcpdump) use
+/// 2 MiB. In immediate mode the ring is made of fixed-size frames as large
+/// as the biggest packet the interface can hand over (64 KiB and more with
+/// segmentation offload, and on `lo`), so 2 MiB holds about 30 packets and a
+/// burst overflows it; 32 MiB holds about 500.
+const DEFAULT_BUFFER_BYTES: i32 = 32 << 20;
 /// How long the capture thread sleeps in poll(2) when the ring is empty:
 /// bounds the reaction time to a stop request.
 const POLL_MS: i32 = 100;
@@ -74,7 +80,7 @@ pub struct LiveConfig {
     pub filter: Option<String>,
     pub snaplen: i32,
     pub count: Option<u64>,
-    /// `-B`, in bytes.
+    /// Kernel ring size in bytes (`-B`, else [`DEFAULT_BUFFER_BYTES`]).
     pub buffer_bytes: Option<i32>,
     pub duration: Option<Duration>,
     pub write: Option<Rotation>,
@@ -96,7 +102,7 @@ impl LiveConfig {
             return Err(Error::new("-c 0: invalid packet count"));
         }
         let buffer_bytes = match args.buffer_kib {
-            None => None,
+            None => Some(DEFAULT_BUFFER_BYTES),
             Some(k) if k <= 0 => return Err(Error::new(format!("-B {k}: invalid buffer size"))),
             Some(k) => {
                 Some(k.checked_mul(1024).ok_or_else(|| Error::new(format!("-B {k}: buffer size is too large")))?)
@@ -358,6 +364,11 @@ fn open_device(cfg: &LiveConfig) -> Result<(Capture<Active>, Option<Dumper>, Ope
     if let Some(f) = &cfg.filter {
         cap.filter(f, true).map_err(|e| Error::new(format!("bad filter expression '{f}': {}", pcap_msg(&e))))?;
     }
+    if linktype == LinkType::ETHERNET && is_loopback(iface) {
+        // Best effort: without it, the kernel copies both and libpcap
+        // drops the outgoing copy, as tcpdump has it.
+        let _ = attach_loopback_filter(&cap, cfg.filter.as_deref());
+    }
     let cap = cap.setnonblock().map_err(|e| Error::new(format!("{iface}: {}", pcap_msg(&e))))?;
     let dumper = match &cfg.write {
         Some(rot) => {
@@ -377,6 +388,60 @@ fn open_device(cfg: &LiveConfig) -> Result<(Capture<Active>, Option<Dumper>, Ope
         warning,
     };
     Ok((cap, dumper, info))
+}
+
+/// On a loopback interface a packet socket sees every packet twice, going
+/// out and coming in; libpcap throws the outgoing copy away in user space,
+/// after the kernel has copied it into the ring. `not outbound` (the kernel
+/// evaluates the packet type itself) keeps that copy out of the ring: half
+/// the copies and half the ring space, so fewer kernel drops under load,
+/// and `received` counts each packet once.
+fn loopback_filter(user: Option<&str>) -> String {
+    match user {
+        Some(f) => format!("not outbound and ({f})"),
+        None => "not outbound".to_string(),
+    }
+}
+
+// The kernel's sock_filter and libpcap's bpf_insn are the same 8 bytes.
+const _: () = assert!(std::mem::size_of::<pcap::BpfInstruction>() == std::mem::size_of::<libc::sock_filter>());
+
+/// Attaches [`loopback_filter`] to the socket directly. Not through
+/// `pcap_setfilter`: after a filter change libpcap re-runs the filter in user
+/// space on the next frame, and its user-space interpreter cannot read the
+/// packet type, so the first packet of the capture would be lost. libpcap
+/// keeps the user's own filter for that frame, which passes what it should.
+/// Only for link types that are not cooked, whose programs need no offset
+/// rewriting (libpcap's `fix_program`).
+fn attach_loopback_filter(cap: &Capture<Active>, user: Option<&str>) -> std::io::Result<()> {
+    let prog = cap.compile(&loopback_filter(user), true).map_err(|e| std::io::Error::other(pcap_msg(&e)))?;
+    let insns = prog.get_instructions();
+    let fprog = libc::sock_fprog { len: insns.len() as u16, filter: insns.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: `fprog` points at `insns`, alive for the call; the kernel
+    // copies the program. Same layout asserted above.
+    let rc = unsafe {
+        libc::setsockopt(
+            cap.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn is_loopback(iface: &str) -> bool {
+    if iface == "any" {
+        return false;
+    }
+    match Device::list() {
+        Ok(devs) => devs.iter().any(|d| d.name == iface && d.flags.if_flags.contains(IfFlags::LOOPBACK)),
+        Err(_) => iface == "lo",
+    }
 }
 
 // ------------------------------------------------------------------ shared state
@@ -982,6 +1047,15 @@ mod tests {
         assert!(e.contains("setcap cap_net_raw,cap_net_admin=eip "));
         assert!(!e.contains('\n'));
         assert_eq!(activate_error("x", PCAP_ERROR, "boom").to_string(), "x: boom");
+    }
+
+    #[test]
+    fn loopback_keeps_outgoing_copies_out_of_the_kernel_ring() {
+        assert_eq!(
+            loopback_filter(Some("tcp port 80 or tcp port 81")),
+            "not outbound and (tcp port 80 or tcp port 81)"
+        );
+        assert_eq!(loopback_filter(None), "not outbound");
     }
 
     #[test]
