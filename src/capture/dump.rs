@@ -269,7 +269,7 @@ impl Dumper {
         rec[8..12].copy_from_slice(&(data.len() as u32).to_ne_bytes());
         rec[12..16].copy_from_slice(&orig_len.to_ne_bytes());
         let name = &self.current;
-        let io = |e: std::io::Error| Error::new(format!("{name}: {e}"));
+        let io = |e: std::io::Error| Error::new(format!("{name}: {}", io_reason(&e)));
         out.write_all(&rec).map_err(io)?;
         out.write_all(data).map_err(io)?;
         self.size += RECORD_HEADER + data.len() as u64;
@@ -285,7 +285,7 @@ impl Dumper {
         }
         self.unflushed = 0;
         match &mut self.out {
-            Some(out) => out.flush().map_err(|e| Error::new(format!("{}: {e}", self.current))),
+            Some(out) => out.flush().map_err(|e| Error::new(format!("{}: {}", self.current, io_reason(&e)))),
             None => Ok(()),
         }
     }
@@ -316,15 +316,16 @@ fn create(name: &str, linktype: u32, snaplen: u32) -> Result<BufWriter<File>> {
     // thiszone and sigfigs stay 0.
     h[16..20].copy_from_slice(&snaplen.to_ne_bytes());
     h[20..24].copy_from_slice(&linktype.to_ne_bytes());
-    out.write_all(&h).map_err(|e| Error::new(format!("{name}: {e}")))?;
+    out.write_all(&h).map_err(|e| Error::new(format!("{name}: {}", io_reason(&e))))?;
     Ok(out)
 }
 
+/// The system's message, without Rust's " (os error N)".
 fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "No such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "Permission denied".into(),
-        _ => e.to_string(),
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
     }
 }
 
@@ -460,6 +461,14 @@ mod tests {
         assert!(cap.next_packet().is_ok());
         assert!(cap.next_packet().is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn full_disk_is_reported_not_ignored() {
+        let r = Rotation::new("/dev/full", None, None, None).unwrap();
+        let mut d = Dumper::open(r, 1, 65535, 0, None).unwrap();
+        d.write(0, (0, 0), &[0u8; 100], 100).unwrap();
+        assert_eq!(d.flush().unwrap_err().to_string(), "/dev/full: No space left on device");
     }
 
     #[test]

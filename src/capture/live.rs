@@ -217,6 +217,9 @@ pub fn run(args: &Args, iface: &str, p: &mut Pipeline, sink: &mut dyn Sink) -> R
     signal::install().map_err(|e| Error::new(format!("cannot install signal handlers: {e}")))?;
     let mut live = open(args, iface)?;
     live.warn_on_drops = true;
+    if let Some(w) = &live.info.warning {
+        eprintln!("wstap: warning: {w}");
+    }
     eprintln!("wstap: {}", live.info.listening_line());
     let r = p.run(&mut live, sink);
     // Stops and joins the capture thread: the -w file is closed either way.
@@ -634,12 +637,14 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         let end = self.capture_loop();
-        self.feeder.finish();
+        // The file first: complete on disk even if the analysis side is
+        // stuck and the last batch has to wait for it.
         if let Some(mut d) = self.dumper.take()
             && let Err(e) = d.close()
         {
             self.fail(e);
         }
+        self.feeder.finish();
         self.publish_stats();
         let end = if self.shared.error.lock().map(|e| e.is_some()).unwrap_or(false) { EndReason::Error } else { end };
         if let Ok(mut slot) = self.shared.end.lock() {
@@ -669,59 +674,29 @@ impl Worker {
         let mut captured: u64 = 0;
         let mut last_stats = Instant::now();
         loop {
-            if self.shared.stop.load(Ordering::Relaxed) || self.feeder.closed {
-                return EndReason::Stopped;
-            }
-            if signal::requested() {
-                return EndReason::Signal;
-            }
             let now = Instant::now();
-            if self.deadline.is_some_and(|d| now >= d) {
-                return EndReason::Duration;
-            }
             if self.count.is_some_and(|c| captured >= c) {
                 return EndReason::Count;
+            }
+            let stop = if self.shared.stop.load(Ordering::Relaxed) || self.feeder.closed {
+                Some(EndReason::Stopped)
+            } else if signal::requested() {
+                Some(EndReason::Signal)
+            } else if self.deadline.is_some_and(|d| now >= d) {
+                Some(EndReason::Duration)
+            } else {
+                None
+            };
+            if let Some(end) = stop {
+                self.drain(&mut captured);
+                return end;
             }
             if now.duration_since(last_stats) >= STATS_EVERY {
                 self.publish_stats();
                 last_stats = now;
             }
-            let want = self.count.map(|c| (c - captured).min(i32::MAX as u64) as usize);
-            let wall = wall_secs();
-            let mut failed: Option<Error> = None;
-            let mut file_limit = false;
-            let (dumper, feeder) = (&mut self.dumper, &mut self.feeder);
-            let r = self.cap.dispatch(want, |pkt| {
-                if failed.is_some() || file_limit {
-                    return;
-                }
-                let h = pkt.header;
-                if let Some(d) = dumper.as_mut() {
-                    match d.write(wall, timeval(&h.ts), pkt.data, h.len) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            file_limit = true;
-                            return;
-                        }
-                        Err(e) => {
-                            failed = Some(e);
-                            return;
-                        }
-                    }
-                }
-                captured += 1;
-                let (sec, usec) = timeval(&h.ts);
-                feeder.push(Ts::from_timeval(sec, usec), pkt.data, h.len);
-            });
-            self.shared.captured.store(captured, Ordering::Relaxed);
-            if let Some(e) = failed {
-                self.fail(e);
-                return EndReason::Error;
-            }
-            if file_limit {
-                return EndReason::FileLimit;
-            }
-            match r {
+            match self.dispatch_once(&mut captured) {
+                Err(end) => return end,
                 Ok(n) => {
                     self.feeder.hand_over();
                     if n == 0 {
@@ -741,10 +716,70 @@ impl Worker {
                         poll_in(fd, timeout);
                     }
                 }
-                Err(e) => {
-                    self.fail(Error::new(format!("{}: {}", self.iface, pcap_msg(&e))));
-                    return EndReason::Error;
+            }
+        }
+    }
+
+    /// On a stop, what the kernel already holds is still taken: a few
+    /// passes over the ring, bounded in case traffic keeps coming.
+    fn drain(&mut self, captured: &mut u64) {
+        for _ in 0..16 {
+            if self.feeder.closed || self.count.is_some_and(|c| *captured >= c) {
+                break;
+            }
+            match self.dispatch_once(captured) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => self.feeder.hand_over(),
+            };
+        }
+    }
+
+    /// One `pcap_dispatch`: every packet the ring holds (up to `-c`) is
+    /// written to the `-w` file and queued. `Ok(n)`: packets taken;
+    /// `Err(end)`: the capture must end.
+    fn dispatch_once(&mut self, captured: &mut u64) -> std::result::Result<usize, EndReason> {
+        let want = self.count.map(|c| (c - *captured).min(i32::MAX as u64) as usize);
+        let wall = wall_secs();
+        let mut failed: Option<Error> = None;
+        let mut file_limit = false;
+        let mut n_taken: u64 = 0;
+        let (dumper, feeder) = (&mut self.dumper, &mut self.feeder);
+        let r = self.cap.dispatch(want, |pkt| {
+            if failed.is_some() || file_limit {
+                return;
+            }
+            let h = pkt.header;
+            if let Some(d) = dumper.as_mut() {
+                match d.write(wall, timeval(&h.ts), pkt.data, h.len) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        file_limit = true;
+                        return;
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        return;
+                    }
                 }
+            }
+            n_taken += 1;
+            let (sec, usec) = timeval(&h.ts);
+            feeder.push(Ts::from_timeval(sec, usec), pkt.data, h.len);
+        });
+        *captured += n_taken;
+        self.shared.captured.store(*captured, Ordering::Relaxed);
+        if let Some(e) = failed {
+            self.fail(e);
+            return Err(EndReason::Error);
+        }
+        if file_limit {
+            return Err(EndReason::FileLimit);
+        }
+        match r {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                self.fail(Error::new(format!("{}: {}", self.iface, pcap_msg(&e))));
+                Err(EndReason::Error)
             }
         }
     }
@@ -898,6 +933,12 @@ impl LiveCapture {
         );
     }
 }
+
+// The dashboard drives a pipeline from a LiveCapture in its own thread.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<LiveCapture>();
+};
 
 impl PacketSource for LiveCapture {
     fn linktype(&self) -> LinkType {

@@ -90,11 +90,12 @@ wstap_wait() {
     LAB_PIDS=("${pids[@]}")
 }
 
-# wstap_int PID : SIGINT by pid, bounded wait, exit status must be 0.
+# wstap_int PID [SIGNAL] : SIGINT (or SIGNAL) by pid, bounded wait, exit status must be 0.
 wstap_int() {
-    kill -INT "$1" || die "kill -INT $1"
+    local sig=${2:-INT}
+    kill -s "$sig" "$1" || die "kill -$sig $1"
     wstap_wait "$1" 10
-    [ "$WRC" = 0 ] || die "wstap exited $WRC after SIGINT"
+    [ "$WRC" = 0 ] || die "wstap exited $WRC after SIG$sig"
 }
 
 # wait_for TIMEOUT_S CMD... : poll until CMD succeeds.
@@ -212,10 +213,11 @@ ok "ran as nobody; z.pcap owned by nobody and valid"
 say "6. -w rot.pcap -C 1 -W 3: a ring of three files"
 wstap_bg rot -i lo --json -w "$R/rot.pcap" -C 1 -W 3 "$FILTER"
 ROT_PID=$WPID
-timeout 30 "$PY" "$HERE/load.py" "ws://127.0.0.1:$FRONT/ws" --messages 40 --size 100000 >"$R/rot.load" \
+timeout 30 "$PY" "$HERE/load.py" "ws://127.0.0.1:$FRONT/ws" --messages 40 --size 100000 --rate 50 >"$R/rot.load" \
     || die "load.py: $(cat "$R/rot.load")"
 sleep 0.5
-wstap_int "$ROT_PID"
+wstap_int "$ROT_PID" TERM
+ok "SIGTERM: exit 0"
 files=$(cd "$R" && ls rot.pcap* | sort | tr '\n' ' ')
 [ "$files" = "rot.pcap0 rot.pcap1 rot.pcap2 " ] || die "ring files: $files"
 for f in rot.pcap0 rot.pcap1 rot.pcap2; do
@@ -248,7 +250,7 @@ READER=$!
 SLOW_PID=$!
 LAB_PIDS+=("$SLOW_PID" "$READER")
 wait_for 10 grep -q "listening on" "$R/slow.err" || die "wstap -v did not start: $(cat "$R/slow.err")"
-client ws "ws://127.0.0.1:$FRONT/ws" --count 4 --messages 300 --msg-gap 0 --close --group slow
+client ws "ws://127.0.0.1:$FRONT/ws" --count 4 --messages 300 --msg-gap 0.002 --close --group slow
 [ ! -e "$R/reader-awake" ] || die "the traffic outlasted the stall; the test proves nothing"
 wait_for 15 at_least "$R/slow.out" session 4 || die "the stalled output never caught up: $(tail -c 300 "$R/slow.out")"
 wstap_int "$SLOW_PID"
@@ -259,6 +261,36 @@ bytes=$(wc -c <"$R/slow.out")
 [ "$bytes" -gt 65536 ] || die "only $bytes bytes of -v output: the pipe never filled"
 "$PY" "$HERE/check.py" summary "$R/slow.out" --no-drops --all-analysed || die "slow consumer"
 ok "$lines lines ($bytes bytes) through a pipe that stalled 4 s: nothing dropped"
+
+say "9. -w /dev/full: the write error ends the capture, after the summary, exit 2"
+"$W" -i lo --json -w /dev/full "$FILTER" >"$R/full.out" 2>"$R/full.err" &
+FULL_PID=$!
+LAB_PIDS+=("$FULL_PID")
+client ws "ws://127.0.0.1:$FRONT/ws" --messages 2 --close --group full
+wstap_wait "$FULL_PID" 10
+[ "$WRC" = 2 ] || die "-w /dev/full: exit $WRC: $(cat "$R/full.err")"
+tail -1 "$R/full.err" | grep -qxF "wstap: /dev/full: No space left on device" || die "-w /dev/full: $(cat "$R/full.err")"
+[ "$(count_lines "$R/full.out" summary)" = 1 ] || die "-w /dev/full: no summary"
+ok "$(tail -1 "$R/full.err"); the summary was written first"
+
+say "10. output stuck (pipe never read): the first SIGINT waits for it, a second one exits at once"
+mkfifo "$R/stuck.fifo"
+sleep 60 <"$R/stuck.fifo" &   # holds the read end open, never reads
+HOLDER=$!
+LAB_PIDS+=("$HOLDER")
+"$W" -i lo -v --json "$FILTER" >"$R/stuck.fifo" 2>"$R/stuck.err" &
+STUCK_PID=$!
+LAB_PIDS+=("$STUCK_PID")
+wait_for 10 grep -q "listening on" "$R/stuck.err" || die "wstap did not start: $(cat "$R/stuck.err")"
+client ws "ws://127.0.0.1:$FRONT/ws" --count 2 --messages 300 --msg-gap 0 --close --group stuck
+kill -INT "$STUCK_PID"
+sleep 1
+kill -0 "$STUCK_PID" 2>/dev/null || die "wstap exited although its output could not be written"
+kill -INT "$STUCK_PID"
+wstap_wait "$STUCK_PID" 3
+[ "$WRC" = 130 ] || die "second SIGINT: exit $WRC, expected 130"
+ok "first SIGINT: still flushing to the stuck pipe; second SIGINT: exit 130 at once"
+kill "$HOLDER" 2>/dev/null; wait "$HOLDER" 2>/dev/null
 
 # ------------------------------------------------------------ cleanup
 
