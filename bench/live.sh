@@ -5,6 +5,7 @@
 #
 #   bash bench/live.sh            (as root; WSTAP=path to skip the release build)
 #   STEPS="20000 50000" SECS=5 bash bench/live.sh
+#   TCPDUMP_ARGS="--immediate-mode -B 32768" bash bench/live.sh   (tcpdump in wstap's ring mode)
 #
 # 1. Records real WebSocket traffic through the lab's nginx and backend
 #    (tests/live/load.py: C connections, small messages, both hops).
@@ -31,6 +32,7 @@ BACK=13581
 FILTER="tcp port $FRONT or tcp port $BACK"
 PY=${LAB_PY:-python3}
 OUT=${OUT:-$ROOT/bench/out}
+TCPDUMP_ARGS=${TCPDUMP_ARGS:-}
 
 die() { printf 'bench/live.sh: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root"
@@ -94,7 +96,8 @@ for pps in $STEPS; do
     rm -f "$R"/w.pcap "$R"/t.pcap
     "$WSTAP" -i lo --json -w "$R/w.pcap" "$FILTER" >"$R/w.out" 2>"$R/w.err" &
     WP=$!
-    tcpdump -i lo -w "$R/t.pcap" "$FILTER" 2>"$R/t.err" &
+    # shellcheck disable=SC2086
+    tcpdump -i lo $TCPDUMP_ARGS -w "$R/t.pcap" "$FILTER" 2>"$R/t.err" &
     TP=$!
     LAB_PIDS+=("$WP" "$TP")
     for ((i = 0; i < 100; i++)); do
@@ -130,7 +133,8 @@ done
     echo "wstap: $("$WSTAP" --version), $(tcpdump --version 2>&1 | head -1), $(tcpdump --version 2>&1 | grep -i libpcap | head -1)"
     echo "traffic: $SRC_PKTS packets of real WebSocket sessions (20 connections x 100 messages of 32 bytes through nginx, both hops), replayed with --unique-ip; $SECS s per step"
     echo "wstap:   $WSTAP -i lo --json -w FILE '$FILTER' > out.jsonl"
-    echo "tcpdump: tcpdump -i lo -w FILE '$FILTER'"
+    echo "tcpdump: tcpdump -i lo $TCPDUMP_ARGS -w FILE '$FILTER'"
+    echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     cat "$R/table.md"
 } | tee "$OUT/live-$(date -u +%Y%m%d-%H%M%S).md"

@@ -9,8 +9,9 @@
 //!                                   |  -c / --duration / stop           Pipeline::run)
 //! ```
 //!
-//! The capture thread owns the libpcap handle (non-blocking, immediate mode,
-//! BPF filter in the kernel), copies each packet into batches and writes the
+//! The capture thread owns the libpcap handle (non-blocking, packets handed
+//! over by the kernel within 10 ms, BPF filter in the kernel), copies each
+//! packet into batches and writes the
 //! `-w` file *before* queueing, so the file is complete even when analysis
 //! lags. When the queue is full (analysis or output too slow) it does not
 //! wait: it counts the packet in `dropped_queue` and goes back to the ring.
@@ -47,11 +48,21 @@ use crate::time::Ts;
 
 /// tcpdump's default (and maximum) snap length.
 const MAX_SNAPLEN: i32 = 262_144;
+/// The kernel hands packets over at the latest this long after they
+/// arrive (libpcap's read timeout, the TPACKET_V3 block timeout on Linux).
+///
+/// Not libpcap's immediate mode: on Linux that means TPACKET_V2, a ring of
+/// fixed-size frames each as large as the biggest packet the interface can
+/// deliver (64 KiB and more with segmentation offload, and on `lo`), and one
+/// wakeup per packet. Measured on `lo` (docs/live.md): at 10k packets/s it
+/// costs ten times the CPU, and at 100k packets/s the kernel drops packets
+/// that the block ring (packets packed back to back, one wakeup per block)
+/// takes without loss. 10 ms is not noticeable on output meant for people
+/// and leaves packet time exact (timestamps are the kernel's).
+const DELIVERY_MS: i32 = 10;
 /// Kernel ring size without `-B`: 32 MiB, where libpcap (and tcpdump) use
-/// 2 MiB. In immediate mode the ring is made of fixed-size frames as large
-/// as the biggest packet the interface can hand over (64 KiB and more with
-/// segmentation offload, and on `lo`), so 2 MiB holds about 30 packets and a
-/// burst overflows it; 32 MiB holds about 500.
+/// 2 MiB: room for bursts while the capture thread is not scheduled (a busy
+/// proxy host), about a second of traffic at 30 MB/s.
 const DEFAULT_BUFFER_BYTES: i32 = 32 << 20;
 /// How long the capture thread sleeps in poll(2) when the ring is empty:
 /// bounds the reaction time to a stop request.
@@ -63,6 +74,11 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Memory the queue between capture and analysis may hold. On a busy proxy
 /// this absorbs seconds of stalled output (a paused terminal, a full pipe).
 pub const QUEUE_BYTES: usize = 64 << 20;
+/// A batch is handed over at the latest this long after its first packet:
+/// the analysis thread wakes at most ~100 times a second on a steady trickle
+/// instead of once per batch of the kernel's, and output lags the wire by
+/// at most this plus [`DELIVERY_MS`].
+const HANDOFF: Duration = Duration::from_millis(10);
 /// A batch is handed over when it holds this much...
 const BATCH_PKTS: usize = 256;
 const BATCH_BYTES: usize = 256 << 10;
@@ -345,8 +361,8 @@ fn open_device(cfg: &LiveConfig) -> Result<(Capture<Active>, Option<Dumper>, Ope
         .map_err(|e| Error::new(format!("{iface}: {}", pcap_msg(&e))))?
         .snaplen(cfg.snaplen)
         .promisc(false)
-        .immediate_mode(true)
-        .timeout(POLL_MS);
+        .immediate_mode(false)
+        .timeout(DELIVERY_MS);
     if let Some(b) = cfg.buffer_bytes {
         inactive = inactive.buffer_size(b);
     }
@@ -527,6 +543,8 @@ struct Feeder {
     /// Emptied batches coming back, to reuse their buffers.
     recycled: Receiver<Batch>,
     pending: Batch,
+    /// When the first packet of `pending` arrived.
+    since: Option<Instant>,
     spare: Option<Batch>,
     shared: Arc<Shared>,
     budget: usize,
@@ -543,10 +561,26 @@ impl Feeder {
             self.shared.dropped_queue.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        if self.pending.pkts.is_empty() {
+            self.since = Some(Instant::now());
+        }
         let start = self.pending.data.len() as u32;
         self.pending.data.extend_from_slice(data);
         self.pending.pkts.push(Meta { ts, start, len: data.len() as u32, orig_len });
         if self.pending.pkts.len() >= BATCH_PKTS || self.pending.data.len() >= BATCH_BYTES {
+            self.hand_over();
+        }
+    }
+
+    /// How long the pending batch may still wait (zero: hand it over now;
+    /// None: nothing pending).
+    fn due_in(&self, now: Instant) -> Option<Duration> {
+        self.since.map(|t| HANDOFF.saturating_sub(now.duration_since(t)))
+    }
+
+    /// Hands the pending batch over if it has waited long enough.
+    fn hand_over_if_due(&mut self, now: Instant) {
+        if self.due_in(now).is_some_and(|d| d.is_zero()) {
             self.hand_over();
         }
     }
@@ -572,7 +606,10 @@ impl Feeder {
         b.accounted = bytes;
         q.fetch_add(bytes, Ordering::AcqRel);
         match self.tx.try_send(b) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.since = None;
+                true
+            }
             Err(e) => {
                 let b = match e {
                     TrySendError::Full(b) => b,
@@ -698,22 +735,26 @@ impl Worker {
             match self.dispatch_once(&mut captured) {
                 Err(end) => return end,
                 Ok(n) => {
-                    self.feeder.hand_over();
+                    let now = Instant::now();
+                    self.feeder.hand_over_if_due(now);
                     if n == 0 {
                         // The ring is empty: a good moment to push the file
-                        // out, then sleep until packets or the poll timeout.
+                        // out, then sleep until packets, the hand-over or
+                        // the poll timeout.
                         if let Some(d) = &mut self.dumper
                             && let Err(e) = d.flush()
                         {
                             self.fail(e);
                             return EndReason::Error;
                         }
-                        let mut timeout = POLL_MS;
+                        let mut timeout = Duration::from_millis(POLL_MS as u64);
                         if let Some(d) = self.deadline {
-                            let left = d.saturating_duration_since(Instant::now()).as_millis() as i32;
-                            timeout = timeout.min(left.max(1));
+                            timeout = timeout.min(d.saturating_duration_since(now));
                         }
-                        poll_in(fd, timeout);
+                        if let Some(d) = self.feeder.due_in(now) {
+                            timeout = timeout.min(d);
+                        }
+                        poll_in(fd, timeout.as_millis().max(1) as i32);
                     }
                 }
             }
@@ -837,6 +878,7 @@ impl LiveCapture {
             tx,
             recycled,
             pending: Batch::with_capacity(),
+            since: None,
             spare: None,
             shared: shared.clone(),
             budget: cfg.queue_bytes,
@@ -1014,6 +1056,7 @@ mod tests {
             tx,
             recycled,
             pending: Batch::with_capacity(),
+            since: None,
             spare: None,
             shared: shared.clone(),
             budget,

@@ -213,7 +213,7 @@ ok "ran as nobody; z.pcap owned by nobody and valid"
 say "6. -w rot.pcap -C 1 -W 3: a ring of three files"
 wstap_bg rot -i lo --json -w "$R/rot.pcap" -C 1 -W 3 "$FILTER"
 ROT_PID=$WPID
-timeout 30 "$PY" "$HERE/load.py" "ws://127.0.0.1:$FRONT/ws" --messages 40 --size 100000 --rate 50 >"$R/rot.load" \
+timeout 30 "$PY" "$HERE/load.py" "ws://127.0.0.1:$FRONT/ws" --messages 40 --size 100000 >"$R/rot.load" \
     || die "load.py: $(cat "$R/rot.load")"
 sleep 0.5
 wstap_int "$ROT_PID" TERM
