@@ -149,6 +149,20 @@ ok "tcpdump reads it: $(wc -l <"$R/tcpdump-r.txt") packets"
 "$W" -r "$R/live.pcap" --json >"$R/readback.out" 2>"$R/readback.err" || die "wstap -r: $(cat "$R/readback.err")"
 "$PY" "$HERE/check.py" same "$R/live.out" "$R/readback.out" || die "-r differs from live"
 
+say "1c. -i any (link type LINUX_SLL2), text output: both hops, one line per handshake and session"
+wstap_bg any -i any -n -l "$FILTER"
+ANY_PID=$WPID
+grep -q "link-type LINUX_SLL2" "$R/any.err" || die "-i any: $(cat "$R/any.err")"
+client ws "ws://127.0.0.1:$FRONT/ws" --count 2 --messages 2 --close --group any
+wait_for 10 eval '[ "$(grep -c " session " "$R/any.out")" -ge 2 ]' || die "-i any: no session lines: $(cat "$R/any.out")"
+wstap_int "$ANY_PID"
+hs=$(grep -cE ' handshake #[0-9]+ GET /ws upgraded \| client .* 101 .* \| upstream .* 101' "$R/any.out")
+[ "$hs" = 2 ] || die "-i any: $hs paired upgraded handshake lines: $(cat "$R/any.out")"
+pk=$(grep -oE '^[0-9]+ packets \(' "$R/any.out" | grep -oE '^[0-9]+')
+grep -q "capture: $pk received, 0 dropped by kernel, 0 dropped by interface, 0 dropped before analysis" "$R/any.out" \
+    || die "-i any: summary: $(tail -4 "$R/any.out")"
+ok "2 handshake lines, both hops 101; $(grep -o "capture: .*" "$R/any.out") (loopback packets counted once)"
+
 # ------------------------------------------------------------ 2. -c and --duration
 
 say "2. -c 20 stops on its own"
