@@ -10,10 +10,9 @@
 //! ```
 //!
 //! The capture thread owns the libpcap handle (non-blocking, packets handed
-//! over by the kernel within 10 ms, BPF filter in the kernel), copies each
-//! packet into batches and writes the
-//! `-w` file *before* queueing, so the file is complete even when analysis
-//! lags. When the queue is full (analysis or output too slow) it does not
+//! over by the kernel within 10 ms, BPF filter in the kernel), writes each
+//! packet to the `-w` file and then copies it into a batch for the queue,
+//! so the file is complete even when analysis lags. When the queue is full (analysis or output too slow) it does not
 //! wait: it counts the packet in `dropped_queue` and goes back to the ring.
 //! Drops are thus counted where they happen: `dropped_kernel` (ring full),
 //! `dropped_interface` (driver), `dropped_queue` (analysis behind).

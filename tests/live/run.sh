@@ -28,11 +28,16 @@ ok() { printf '  ok: %s\n' "$*"; }
 
 # ------------------------------------------------------------ prerequisites
 
-if ! command -v nginx >/dev/null || ! command -v tcpdump >/dev/null || ! command -v ss >/dev/null; then
-    say "installing nginx-light tcpdump iproute2"
+missing=()
+command -v nginx >/dev/null || missing+=(nginx-light)
+command -v tcpdump >/dev/null || missing+=(tcpdump)
+command -v ss >/dev/null || missing+=(iproute2)
+command -v ps >/dev/null || missing+=(procps)
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq nginx-light tcpdump iproute2 >/dev/null \
-        || die "apt-get install failed"
+    timeout 300 apt-get update -qq && timeout 300 apt-get install -y -qq "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed"
 fi
 if ! "$PY" -c 'import websockets.asyncio.client' 2>/dev/null; then
     say "installing python websockets"
