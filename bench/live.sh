@@ -31,6 +31,7 @@ FRONT=18581
 BACK=13581
 FILTER="tcp port $FRONT or tcp port $BACK"
 PY=${LAB_PY:-python3}
+export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ in the tree
 OUT=${OUT:-$ROOT/bench/out}
 TCPDUMP_ARGS=${TCPDUMP_ARGS:-}
 

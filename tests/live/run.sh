@@ -19,6 +19,7 @@ FRONT=${LIVE_FRONT_PORT:-18481}
 BACK=${LIVE_BACK_PORT:-13481}
 FILTER="tcp port $FRONT or tcp port $BACK"
 PY=${LAB_PY:-python3}
+export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ in the tree
 
 say() { printf '\n== %s\n' "$*"; }
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
