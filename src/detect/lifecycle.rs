@@ -433,7 +433,7 @@ impl Lifecycle {
         self.warned.retain(|id| open_ids.contains(id));
         for r in open {
             let idle = now.since(r.last_activity);
-            if idle < 0.8 * b || idle > b || self.warned.contains(&r.id) {
+            if idle < 0.8 * b || self.warned.contains(&r.id) {
                 continue;
             }
             self.warned.insert(r.id);

@@ -108,6 +108,17 @@ def cmd_live(a):
             fail(f"session without messages both ways: {json.dumps(s)[:300]}")
     ok(f"{len(sessions)} session records, closed, messages both ways")
     check_findings(recs)
+    # The diagnosis, live: the broken location (proxy_pass only) loses the
+    # upgrade headers and forwards over HTTP/1.0, once per handshake; the
+    # healthy location gets no error at all.
+    errs = sorted((f["kind"], f.get("path")) for f in by_type(recs, "finding") if f["severity"] == "error")
+    want = sorted([("upgrade-stripped", a.broken_path)] * a.broken + [("upstream-http10", a.broken_path)] * a.broken)
+    if errs != want:
+        fail(f"error findings {errs}, expected {want}")
+    for f in by_type(recs, "finding"):
+        if f["kind"] == "upgrade-stripped" and "proxy_set_header Upgrade $http_upgrade" not in (f.get("fix") or ""):
+            fail(f"upgrade-stripped without the nginx fix: {json.dumps(f)[:300]}")
+    ok(f"findings: {len(errs)} errors, exactly upgrade-stripped and upstream-http10 on {a.broken_path}, with nginx's fix")
     s = the_summary(recs, a.out)
     check_no_drops(s, a.out)
     if s["handshakes"]["upgraded"] != a.healthy or s["handshakes"]["rejected"] != a.broken:

@@ -169,6 +169,26 @@ grep -q "capture: $pk received, 0 dropped by kernel, 0 dropped by interface, 0 d
     || die "-i any: summary: $(tail -4 "$R/any.out")"
 ok "2 handshake lines, both hops 101; $(grep -o "capture: .*" "$R/any.out") (loopback packets counted once)"
 
+say "1d. an idle session nearing a stated timeout is warned about while it is still open"
+wstap_bg idle -i lo --json --timeout 3 "$FILTER"
+IDLE_PID=$WPID
+client ws "ws://127.0.0.1:$FRONT/ws" --count 1 --messages 1 --idle 4.5 --close --group idle
+wait_for 10 at_least "$R/idle.out" session 1 || die "idle: no session record: $(cat "$R/idle.out")"
+wstap_int "$IDLE_PID"
+"$PY" - "$R/idle.out" <<'PY' || die "idle warning"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+order = [r["type"] + ":" + r.get("kind", "") for r in recs]
+warn = [i for i, r in enumerate(recs) if r.get("kind") == "idle-timeout-imminent"]
+sess = [i for i, r in enumerate(recs) if r["type"] == "session"]
+assert len(warn) == 1, f"one warning expected: {order}"
+w = recs[warn[0]]
+assert w["severity"] == "warning" and w["detail"]["boundary_s"] == 3 and w["detail"]["boundary_source"] == "configured", w
+assert 2.4 <= w["detail"]["idle_s"] <= 4.5, w
+assert warn[0] < sess[0], f"the warning came after the session ended: {order}"
+print(f"  ok: idle-timeout-imminent after {w['detail']['idle_s']} s idle, before the session's end (closed cleanly at 4.5 s)")
+PY
+
 # ------------------------------------------------------------ 2. -c and --duration
 
 say "2. -c 20 stops on its own"
