@@ -157,8 +157,10 @@ pub struct SessionLine {
     pub closed_idle_s: Option<f64>,
     pub frames: Dirs,
     pub bytes: Dirs,
-    /// Closed sessions: who closed, and how.
+    /// Closed sessions: code and who closed ("1000 client", "rst proxy").
     pub close: Option<String>,
+    /// Closed sessions: the whole story ("1000 bye, by client (fin)").
+    pub close_detail: Option<String>,
 }
 
 impl SessionLine {
@@ -176,6 +178,7 @@ impl SessionLine {
             frames: r.frames,
             bytes: r.bytes,
             close: None,
+            close_detail: None,
         }
     }
 
@@ -192,7 +195,8 @@ impl SessionLine {
             closed_idle_s: s.close.idle_s,
             frames: s.frames,
             bytes: s.bytes,
-            close: Some(close_reason(s)),
+            close: Some(close_short(s)),
+            close_detail: Some(close_reason(s)),
         }
     }
 
@@ -216,28 +220,40 @@ impl SessionLine {
     }
 }
 
-/// "1006 by proxy (rst)", "end of capture", ...
+/// "1000 client", "rst proxy", "open at end": fits a narrow column.
+fn close_short(s: &Session) -> String {
+    let c = &s.close;
+    if s.open || c.how == "end-of-capture" {
+        return "open at end".into();
+    }
+    let what = c.code.map_or(c.how.to_string(), |code| code.to_string());
+    match c.by {
+        Some(by) => format!("{what} {by}"),
+        None => what,
+    }
+}
+
+/// `close 1000 "bye" by client`, `rst by proxy after 60.0s idle`, ...
 fn close_reason(s: &Session) -> String {
     let c = &s.close;
     if s.open || c.how == "end-of-capture" {
-        return "open at end of capture".into();
+        return "still open when the capture ended".into();
     }
-    let mut out = String::new();
-    if let Some(code) = c.code {
-        out.push_str(&code.to_string());
-        if let Some(r) = c.reason.as_deref().filter(|r| !r.is_empty()) {
-            out.push(' ');
-            out.push_str(r);
-        }
-    } else {
-        out.push_str(c.how);
-    }
+    let mut out = match c.code {
+        Some(code) => match c.reason.as_deref().filter(|r| !r.is_empty()) {
+            Some(r) => format!("close {code} \"{r}\""),
+            None => format!("close {code}"),
+        },
+        None => c.how.to_string(),
+    };
     if let Some(by) = c.by {
-        out.push_str(" by ");
-        out.push_str(by);
+        out.push_str(&format!(" by {by}"));
     }
     if c.code.is_some() && c.how != "close-frame" {
         out.push_str(&format!(" ({})", c.how));
+    }
+    if let Some(idle) = c.idle_s.filter(|i| *i >= 1.0) {
+        out.push_str(&format!(" after {idle:.1}s idle"));
     }
     out
 }
@@ -632,6 +648,11 @@ impl App {
 
     pub fn open_session_count(&self) -> usize {
         self.open_sessions.len()
+    }
+
+    /// Recent closed sessions kept (at most `RECENT_SESSIONS`).
+    pub fn closed_session_count(&self) -> usize {
+        self.closed_sessions.len()
     }
 
     pub fn metric(&self) -> Metric {

@@ -45,8 +45,11 @@ pub fn draw(f: &mut Frame, app: &App) {
 
 /// The first line: views with counts, then the source and its state.
 fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
-    let mut spans =
-        vec![Span::styled(" wstap ", Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD))];
+    let mut spans = Vec::new();
+    if area.width >= 100 {
+        spans.push(Span::styled(" wstap ", Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD)));
+        spans.push(Span::raw(" "));
+    }
     for (i, v) in View::ALL.iter().enumerate() {
         let count = match v {
             View::Findings => format!(" {}", app.groups.iter().map(|g| g.count).sum::<u64>()),
@@ -56,15 +59,13 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
         let text = format!(" {} {}{} ", i + 1, v.title(), count);
         let style =
             if *v == app.view { Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD) } else { Style::new() };
-        spans.push(Span::raw(" "));
         spans.push(Span::styled(text, style));
     }
     let left = Line::from(spans);
     let left_w = left.width() as u16;
     f.render_widget(Paragraph::new(left), area);
 
-    let mut right = vec![Span::raw(app.source.label.clone()), Span::raw(" · ")];
-    right.push(match (&app.source.kind, &app.feed) {
+    let mut right = vec![match (&app.source.kind, &app.feed) {
         (_, FeedState::Failed(_)) => Span::styled("failed", Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
         (SourceKind::Live, FeedState::Running) => {
             Span::styled("live", Style::new().fg(Color::Green).add_modifier(Modifier::BOLD))
@@ -79,7 +80,7 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
             Span::styled("analysed (truncated)", Style::new().fg(Color::Yellow))
         }
         (SourceKind::File, FeedState::Done { truncated: None }) => Span::raw("analysed"),
-    });
+    }];
     if app.paused {
         right.push(Span::raw(" "));
         right.push(Span::styled(
@@ -88,6 +89,11 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
         ));
     }
     right.push(Span::raw(" "));
+    // The source's name too, when it fits.
+    let label = format!("{} · ", app.source.label);
+    if left_w as usize + label.chars().count() + Line::from(right.clone()).width() < area.width as usize {
+        right.insert(0, Span::styled(label, Style::new().fg(Color::Gray)));
+    }
     if area.width > left_w + 4 {
         let r = Rect { x: area.x + left_w + 1, width: area.width - left_w - 1, ..area };
         f.render_widget(Paragraph::new(Line::from(right)).alignment(Alignment::Right), r);
@@ -218,6 +224,11 @@ pub fn fmt_secs(s: f64) -> String {
         let t = s as u64;
         format!("{}d{:02}h", t / 86_400, (t / 3600) % 24)
     }
+}
+
+/// A timeout as configured: 60s, 75s, 3600s; fractions kept (2.5s).
+pub fn fmt_timeout(s: f64) -> String {
+    if s.fract() == 0.0 { format!("{s:.0}s") } else { format!("{s}s") }
 }
 
 /// A latency in microseconds: 412µs, 3.93ms, 120ms, 1.20s.

@@ -17,7 +17,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("← →, h l", "older, newer occurrence (detail)"),
     ("Esc", "back: close detail, help, filter"),
     ("/", "filter by path, address or kind"),
-    ("s", "sort sessions: idle, age, path, client, frames, bytes"),
+    ("s", "next sort column of the sessions table"),
     ("p", "pause (replay stops; the view holds)"),
     ("?", "this help"),
 ];

@@ -87,6 +87,15 @@ fn edges(decades_only: bool) -> Vec<u64> {
     v
 }
 
+/// A bucket edge (1-2-5 × 10^k µs): 500µs, 2ms, 50ms, 1s, 20s.
+fn fmt_edge(us: u64) -> String {
+    match us {
+        0..1000 => format!("{us}µs"),
+        1000..1_000_000 => format!("{}ms", us / 1000),
+        _ => format!("{}s", us / 1_000_000),
+    }
+}
+
 /// Counts per bucket `[edges[i], edges[i+1])`.
 pub fn bucket_counts(h: &Histogram<u64>, edges: &[u64]) -> Vec<u64> {
     let mut counts = vec![0u64; edges.len() - 1];
@@ -115,15 +124,15 @@ pub fn histogram_lines(h: &Histogram<u64>, width: usize, height: usize) -> Vec<L
         (first, last) = span(&counts);
     }
     let max = counts.iter().copied().max().unwrap_or(1).max(1);
-    let label_w = 17;
-    let count_w = 8;
-    let bar_w = width.saturating_sub(label_w + count_w + 2).max(1);
+    // "  2ms–5ms   │" then the bar, then " count pct%" (12 columns).
+    let label_w = 16;
+    let bar_w = width.saturating_sub(label_w + 1 + 12).max(1);
     let total: u64 = counts.iter().sum();
     (first..=last)
         .take(height.max(1))
         .map(|i| {
-            let hi = if e[i + 1] == u64::MAX { "…".to_string() } else { fmt_us(e[i + 1]) };
-            let label = format!("{:>7}–{:<8}", fmt_us(e[i]), hi);
+            let hi = if e[i + 1] == u64::MAX { "…".to_string() } else { fmt_edge(e[i + 1]) };
+            let label = format!("{:>7}–{:<7}", fmt_edge(e[i]), hi);
             let eighths = (counts[i] as u128 * bar_w as u128 * 8 / max as u128) as usize;
             let mut bar = "█".repeat(eighths / 8);
             if !eighths.is_multiple_of(8) {
@@ -163,7 +172,7 @@ mod tests {
         // 1ms..2ms, 2ms..5ms, 5ms..10ms (empty), 10ms..20ms.
         assert_eq!(lines.len(), 4);
         let text: String = lines[1].spans.iter().map(|s| s.content.as_ref()).collect();
-        assert!(text.contains("2.00ms–5.00ms"), "{text}");
+        assert!(text.contains("2ms–5ms"), "{text}");
         assert!(text.contains("3  50%"), "{text}");
     }
 }

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Paragraph, Sparkline, SparklineBar};
 use crate::detect::Severity;
 use crate::tui::app::App;
 use crate::tui::feed::SourceKind;
-use crate::tui::ui::{AMBER, fmt_bytes, fmt_count, fmt_secs, fmt_tod, severity_label, severity_style};
+use crate::tui::ui::{AMBER, fmt_bytes, fmt_count, fmt_secs, fmt_timeout, fmt_tod, severity_label, severity_style};
 
 pub fn render(f: &mut Frame, app: &App, area: Rect) {
     let [top, spark, bottom] =
@@ -47,7 +47,7 @@ fn traffic_box(app: &App) -> Paragraph<'static> {
         (None, _) => Span::styled("none (file)", Style::new().fg(Color::DarkGray)),
     };
     let time = match (s.first_ts, s.last_ts) {
-        (Some(a), Some(b)) => format!("{} … {} ({})", fmt_tod(a), &fmt_tod(b)[..8], fmt_secs(b - a)),
+        (Some(a), Some(b)) => format!("{} +{}", fmt_tod(a), fmt_secs(b - a)),
         _ => "-".into(),
     };
     let lines = vec![
@@ -140,8 +140,8 @@ fn render_sparkline(f: &mut Frame, app: &App, area: Rect) {
 fn sessions_box(app: &App) -> Paragraph<'static> {
     let s = &app.snap.summary;
     let boundary = match app.snap.idle_boundary {
-        Some(b) => format!("{} (detected)", fmt_secs(b)),
-        None => format!("{} (default)", fmt_secs(app.boundary_s)),
+        Some(b) => fmt_timeout(b),
+        None => format!("{} (default)", fmt_timeout(app.boundary_s)),
     };
     let warn = |n: usize, c: Color| {
         if n > 0 { Style::new().fg(c).add_modifier(Modifier::BOLD) } else { Style::new() }

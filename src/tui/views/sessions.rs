@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState};
 
 use crate::record::Dirs;
 use crate::tui::app::{App, SessionLine, SortBy};
-use crate::tui::ui::{fmt_bytes, fmt_count, fmt_secs, idle_style, scroll_offset};
+use crate::tui::ui::{fmt_bytes, fmt_count, fmt_secs, fmt_timeout, idle_style, scroll_offset};
 
 /// Columns, by what the width allows.
 #[derive(Clone, Copy, PartialEq)]
@@ -38,7 +38,7 @@ impl Col {
             Col::Path => "Path",
             Col::Age => "Age",
             Col::Idle => "Idle",
-            Col::Frames => "Frames ↑/↓",
+            Col::Frames => "Frames↑/↓",
             Col::Bytes => "Bytes ↑/↓",
             Col::Close => "Close",
         }
@@ -50,9 +50,9 @@ impl Col {
             Col::ClientFlow | Col::UpstreamFlow => Constraint::Length(43),
             Col::Path if table_width >= 110 => Constraint::Length(16),
             Col::Path => Constraint::Length(8),
-            Col::Age | Col::Idle => Constraint::Length(7),
-            Col::Frames => Constraint::Length(10),
-            Col::Bytes => Constraint::Length(12),
+            Col::Age | Col::Idle => Constraint::Length(5),
+            Col::Frames => Constraint::Length(9),
+            Col::Bytes => Constraint::Length(11),
             Col::Close => Constraint::Min(6),
         }
     }
@@ -72,7 +72,7 @@ impl Col {
 
 fn columns(width: u16) -> &'static [Col] {
     use Col::*;
-    if width >= 200 {
+    if width >= 160 {
         &[ClientFlow, UpstreamFlow, Path, Age, Idle, Frames, Bytes, Close]
     } else if width >= 110 {
         &[Client, Upstream, Path, Age, Idle, Frames, Bytes, Close]
@@ -111,14 +111,17 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     let [table_area, foot] = Layout::vertical([Constraint::Min(3), Constraint::Length(2)]).areas(area);
     let open = app.open_session_count();
     let shown = app.session_table.len();
-    let boundary_src = if app.snap.idle_boundary.is_some() { "" } else { " (default)" };
+    let boundary_src = if app.snap.idle_boundary.is_some() { "" } else { " default" };
     let title = format!(
-        " Sessions: {open} open, {} recent closed · sort: {} (s) · idle timeout {}{boundary_src} ",
-        shown.saturating_sub(app.session_table.iter().filter(|s| s.open).count()),
+        " Sessions: {open} open · {} closed · sort {} · timeout {}{boundary_src} ",
+        app.closed_session_count(),
         app.sort.name(),
-        fmt_secs(app.boundary_s),
+        fmt_timeout(app.boundary_s),
     );
-    let block = Block::bordered().title(title);
+    let mut block = Block::bordered().title(title);
+    if shown > 0 {
+        block = block.title_bottom(Line::from(format!(" row {}/{shown} ", app.session_sel + 1)).right_aligned());
+    }
     let inner = block.inner(table_area);
     f.render_widget(block, table_area);
     if shown == 0 {
@@ -167,15 +170,17 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
         let lines = vec![
             Line::from(vec![
                 Span::styled(format!(" #{} {} ", s.id, s.path), Style::new().add_modifier(Modifier::BOLD)),
-                Span::styled("client ", dim),
+                Span::styled(" client ", dim),
                 Span::raw(s.client_flow.clone().unwrap_or_else(|| "-".into())),
-                Span::styled("  upstream ", dim),
-                Span::raw(s.upstream_flow.clone().unwrap_or_else(|| "-".into())),
             ]),
             Line::from(vec![
-                Span::styled(format!(" row {}/{shown}  ", app.session_sel + 1), dim),
-                Span::styled("state ", dim),
-                Span::raw(s.close.clone().unwrap_or_else(|| "open".into())),
+                Span::styled(" upstream ", dim),
+                Span::raw(s.upstream_flow.clone().unwrap_or_else(|| "-".into())),
+                Span::styled("  ", dim),
+                match &s.close_detail {
+                    Some(c) => Span::raw(c.clone()),
+                    None => Span::styled("open", Style::new().fg(Color::Green)),
+                },
             ]),
         ];
         f.render_widget(Paragraph::new(lines), foot);
