@@ -7,6 +7,8 @@ use crate::capture::file::FileSource;
 use crate::cli::{Args, ColorWhen, FailOn};
 use crate::correlate::{Config, Roles, roles::UpstreamSpec};
 use crate::detect::Detectors;
+use crate::detect::diagnosis::{Diagnosis, DiagnosisConfig};
+use crate::detect::proxy::Proxy;
 use crate::error::{Error, Result};
 use crate::flow::Limits;
 use crate::pipeline::Pipeline;
@@ -29,13 +31,20 @@ pub fn build_pipeline(args: &Args) -> Result<Pipeline> {
         redact: Redactor { enabled: !args.no_redact },
         roles: Roles::new(args.front.clone(), upstreams),
         timeouts: args.timeouts.clone(),
+        live: args.interface.is_some(),
     };
     Ok(Pipeline::new(cfg, detectors(args), Limits::default()))
 }
 
 /// The detectors a run uses.
-pub fn detectors(_args: &Args) -> Detectors {
-    Detectors::default()
+pub fn detectors(args: &Args) -> Detectors {
+    let cfg = DiagnosisConfig {
+        redact: Some(Redactor { enabled: !args.no_redact }),
+        proxy: args.proxy.map(Proxy::from_kind),
+        timeouts: args.timeouts.clone(),
+        live: args.interface.is_some(),
+    };
+    Detectors::new(vec![Box::new(Diagnosis::new(cfg))])
 }
 
 /// The text or JSON sink on standard output.

@@ -140,6 +140,14 @@ impl Pipeline {
             handshakes: a.handshakes.clone(),
             sessions: a.sessions,
             findings: a.findings.clone(),
+            paths: a.metrics.paths(),
+            upstreams: a.metrics.upstreams(),
+            latency_ms: record::Latencies {
+                client: a.metrics.client.percentiles(),
+                upstream: a.metrics.upstream.percentiles(),
+                overhead: a.metrics.overhead.percentiles(),
+                relay: a.metrics.relay.percentiles(),
+            },
             first_ts: st.first_ts.map(|t| round_us(t.secs())),
             last_ts: st.last_ts.map(|t| round_us(t.secs())),
             elapsed_s: match (st.first_ts, st.last_ts) {

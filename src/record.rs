@@ -226,6 +226,8 @@ pub struct Session {
     pub ty: &'static str,
     pub id: u64,
     pub chain: u64,
+    /// Position of the hop pair in the chain, as in the handshake record.
+    pub hop_index: u32,
     /// The handshake record this session follows.
     pub handshake: u64,
     pub path: String,
@@ -276,6 +278,39 @@ pub struct Capture {
     pub dropped_queue: Option<u64>,
 }
 
+/// Upgrade success for one path or upstream.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Rate {
+    /// The path, or the upstream address.
+    pub key: String,
+    pub attempts: u64,
+    pub upgraded: u64,
+    pub rate: f64,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct Percentiles {
+    pub n: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Latencies {
+    /// Handshake time the client saw (request to 101 on the client hop).
+    pub client: Option<Percentiles>,
+    /// Handshake time on the upstream hop.
+    pub upstream: Option<Percentiles>,
+    /// Client minus upstream: what the proxy added.
+    pub overhead: Option<Percentiles>,
+    /// Delay of a WebSocket frame through the proxy (same frame on both hops).
+    pub relay: Option<Percentiles>,
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Summary {
     #[serde(rename = "type")]
@@ -292,6 +327,11 @@ pub struct Summary {
     pub handshakes: Handshakes,
     pub sessions: u64,
     pub findings: BTreeMap<&'static str, u64>,
+    /// Upgrade success per path (hop nearest the client).
+    pub paths: Vec<Rate>,
+    /// Upgrade success per upstream address.
+    pub upstreams: Vec<Rate>,
+    pub latency_ms: Latencies,
     pub first_ts: Option<f64>,
     pub last_ts: Option<f64>,
     pub elapsed_s: f64,

@@ -6,6 +6,7 @@
 //! finished (final response, or its connection ended). By then every
 //! forwarded copy exists, because a proxy forwards before it answers.
 
+pub mod metrics;
 pub mod pair;
 pub mod roles;
 pub mod session;
@@ -51,6 +52,9 @@ pub struct Exchange<'a> {
     /// Connections the proxy tried to open while the client waited and
     /// that failed (refused or unanswered).
     pub attempts: &'a [Attempt],
+    /// The client hop's server is known to be a proxy (it forwarded other
+    /// requests in this capture, or `--front` says so).
+    pub front_known: bool,
 }
 
 impl Exchange<'_> {
@@ -94,13 +98,14 @@ struct ConnInfo {
 struct PendingSession {
     id: u64,
     chain: u64,
+    hop_index: u32,
     handshake: u64,
     path: String,
     hops: Vec<(Role, ConnId)>,
     start: Ts,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct AnalyzerStats {
     pub http_requests: u64,
     pub handshakes: record::Handshakes,
@@ -110,6 +115,7 @@ pub struct AnalyzerStats {
     pub exchanges: u64,
     pub errors: u64,
     pub warnings: u64,
+    pub metrics: metrics::Metrics,
 }
 
 pub struct Config {
@@ -119,6 +125,8 @@ pub struct Config {
     pub roles: Roles,
     /// Idle timeouts the user expects (`--timeout`), seconds.
     pub timeouts: Vec<f64>,
+    /// Live capture: detectors may warn about sessions still open.
+    pub live: bool,
 }
 
 /// An open WebSocket session, for live views (the dashboard).
@@ -140,6 +148,7 @@ pub struct Analyzer {
     redact: Redactor,
     roles: Roles,
     timeouts: Vec<f64>,
+    live: bool,
     conns: FxHashMap<ConnId, ConnInfo>,
     txns: FxHashMap<TxnId, Txn>,
     /// Requests without a final response: candidates for pairing.
@@ -175,6 +184,7 @@ impl Analyzer {
             redact: cfg.redact,
             roles: cfg.roles,
             timeouts: cfg.timeouts,
+            live: cfg.live,
             conns: FxHashMap::default(),
             txns: FxHashMap::default(),
             open: Vec::new(),
@@ -265,8 +275,10 @@ impl Analyzer {
         let matched = self.ws.get_mut(&other).and_then(|o| o.take_unrelayed(dir, frame.len));
         match matched {
             Some(t0) => {
+                let ms = ts.millis_since(t0);
+                self.stats.metrics.relay.record_ms(ms);
                 if self.relay_samples.len() < 100_000 {
-                    self.relay_samples.push(ts.millis_since(t0));
+                    self.relay_samples.push(ms);
                 }
             }
             None => {
@@ -280,7 +292,7 @@ impl Analyzer {
     /// The idle timeout sessions are expected to hit: the smallest one the
     /// user stated, else the one learned from the capture, if any.
     pub fn idle_boundary(&self) -> Option<f64> {
-        self.timeouts.iter().copied().reduce(f64::min)
+        self.timeouts.iter().copied().reduce(f64::min).or_else(|| self.detectors.learned_boundary())
     }
 
     pub fn event(&mut self, ev: Event) {
@@ -658,6 +670,7 @@ impl Analyzer {
                 Outcome::Failed => self.stats.handshakes.failed += 1,
                 Outcome::Incomplete => self.stats.handshakes.incomplete += 1,
             }
+            self.stats.metrics.handshake(&rec);
             self.out.push(Record::Handshake(rec));
         }
         self.stats.exchanges += 1;
@@ -671,6 +684,7 @@ impl Analyzer {
             upstream,
             tls_front,
             attempts: &attempts,
+            front_known: client.is_some_and(|t| self.roles.known_front(t.flow.dst)),
         };
         self.detectors.on_exchange(&x, &mut self.findings);
 
@@ -695,7 +709,10 @@ impl Analyzer {
             for (_, conn) in &hops {
                 self.conn_sessions.entry(*conn).or_default().push(sid);
             }
-            self.sessions.insert(sid, PendingSession { id: sid, chain, handshake: hid, path, hops, start });
+            self.sessions.insert(
+                sid,
+                PendingSession { id: sid, chain, hop_index: front.hop_index, handshake: hid, path, hops, start },
+            );
             self.try_end_session(sid, false);
         }
         // Bookkeeping: each request is reported once as a client and once
@@ -731,7 +748,7 @@ impl Analyzer {
         if hops.is_empty() {
             return;
         }
-        let rec = session::build(s.id, s.chain, s.handshake, &s.path, &hops);
+        let rec = session::build(s.id, s.chain, s.hop_index, s.handshake, &s.path, &hops);
         self.stats.sessions += 1;
         let view = SessionView {
             record: &rec,
@@ -784,7 +801,8 @@ impl Analyzer {
                 self.ws.remove(&conn);
             }
         }
-        self.detectors.on_tick(now, &mut self.findings);
+        let rows = if self.live { self.session_rows() } else { Vec::new() };
+        self.detectors.on_tick(now, &rows, &mut self.findings);
         self.flush_findings();
     }
 

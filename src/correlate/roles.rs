@@ -57,6 +57,11 @@ impl Roles {
         self.upstreams.iter().any(|u| u.matches(server))
     }
 
+    /// Known to be a proxy's client-facing endpoint.
+    pub fn known_front(&self, server: Endpoint) -> bool {
+        self.is_front(server) || self.learned_fronts.contains(&server)
+    }
+
     pub fn learn(&mut self, front: Endpoint, upstream: Endpoint) {
         self.learned_fronts.insert(front);
         self.learned_upstreams.insert(upstream);

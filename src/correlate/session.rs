@@ -68,6 +68,9 @@ pub struct WsStats {
     pub last_frame: [Option<Ts>; 2],
     /// Same, but only frames before this connection began to close.
     pub last_frame_before_close: Option<Ts>,
+    /// The activity before that one (a heartbeat that crossed the close
+    /// hides the silence that preceded it).
+    pub prev_frame_before_close: Option<Ts>,
     pub close_frame: [Option<(Ts, Option<u16>, String)>; 2],
     pub ping_iv: [Intervals; 2],
     pub data_iv: [Intervals; 2],
@@ -94,6 +97,7 @@ impl WsStats {
             oversized_control: 0,
             last_frame: [None; 2],
             last_frame_before_close: None,
+            prev_frame_before_close: None,
             close_frame: [None, None],
             ping_iv: Default::default(),
             data_iv: Default::default(),
@@ -161,6 +165,9 @@ impl WsStats {
         }
         self.last_frame[d] = Some(ts);
         if self.first_close.is_none() {
+            if self.last_frame_before_close.is_some_and(|l| l < ts) {
+                self.prev_frame_before_close = self.last_frame_before_close;
+            }
             self.last_frame_before_close = Some(ts);
         }
     }
@@ -221,7 +228,7 @@ fn attribute(role: Role, dir: Dir, how: &str) -> &'static str {
 }
 
 /// Builds the session record from its hops (client hop first).
-pub fn build(id: u64, chain: u64, handshake: u64, path: &str, hops: &[(Role, &WsStats)]) -> Session {
+pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, hops: &[(Role, &WsStats)]) -> Session {
     let front = hops[0].1;
     let start = hops.iter().map(|(_, w)| w.upgraded_ts).min().unwrap_or(front.upgraded_ts);
     let end = hops.iter().filter_map(|(_, w)| w.end_ts()).max().unwrap_or(start);
@@ -279,6 +286,7 @@ pub fn build(id: u64, chain: u64, handshake: u64, path: &str, hops: &[(Role, &Ws
         ty: "session",
         id,
         chain,
+        hop_index,
         handshake,
         path: path.to_string(),
         start: round_us(start.secs()),

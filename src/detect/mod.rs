@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::correlate::{Exchange, SessionView};
+use crate::correlate::{Exchange, SessionRow, SessionView};
 use crate::time::Ts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -48,8 +48,13 @@ pub trait Detector: Send {
     fn on_exchange(&mut self, _x: &Exchange<'_>, _out: &mut Vec<Finding>) {}
     /// An upgraded session ended (or the capture did).
     fn on_session(&mut self, _s: &SessionView<'_>, _out: &mut Vec<Finding>) {}
-    /// Packet time advanced (called at most once per second of capture time).
-    fn on_tick(&mut self, _now: Ts, _out: &mut Vec<Finding>) {}
+    /// Packet time advanced (called at most once per second of capture
+    /// time). `open` lists open sessions in live capture, else is empty.
+    fn on_tick(&mut self, _now: Ts, _open: &[SessionRow], _out: &mut Vec<Finding>) {}
+    /// An idle timeout this detector learned from the capture, if any.
+    fn learned_boundary(&self) -> Option<f64> {
+        None
+    }
     /// End of input: report what needs the whole capture.
     fn finish(&mut self, _now: Ts, _out: &mut Vec<Finding>) {}
 }
@@ -74,10 +79,13 @@ impl Detectors {
             d.on_session(s, out);
         }
     }
-    pub fn on_tick(&mut self, now: Ts, out: &mut Vec<Finding>) {
+    pub fn on_tick(&mut self, now: Ts, open: &[SessionRow], out: &mut Vec<Finding>) {
         for d in &mut self.list {
-            d.on_tick(now, out);
+            d.on_tick(now, open, out);
         }
+    }
+    pub fn learned_boundary(&self) -> Option<f64> {
+        self.list.iter().find_map(|d| d.learned_boundary())
     }
     pub fn finish(&mut self, now: Ts, out: &mut Vec<Finding>) {
         for d in &mut self.list {
@@ -85,3 +93,32 @@ impl Detectors {
         }
     }
 }
+
+pub mod diagnosis;
+pub mod evidence;
+pub mod handshake;
+pub mod lifecycle;
+pub mod plain;
+pub mod proxy;
+
+/// Every finding kind wstap reports (the stable identifiers of the JSON
+/// contract, documented in docs/findings.md).
+pub const KINDS: &[&str] = &[
+    "upgrade-stripped",
+    "upgrade-headers-missing",
+    "upstream-http10",
+    "handshake-rejected",
+    "upstream-premature-close",
+    "upstream-connect-failed",
+    "upstream-timeout",
+    "upgrade-failed",
+    "bad-accept",
+    "connection-upgrade-on-plain",
+    "idle-timeout-close",
+    "abnormal-close",
+    "socketio-no-upgrade",
+    "forwarded-proto-missing",
+    "mass-close",
+    "heartbeat-race",
+    "idle-timeout-imminent",
+];

@@ -5,7 +5,10 @@
 use std::io::Write;
 
 use super::Sink;
-use crate::record::{Dirs, Handshake, Hop, HttpMessage, Record, Session, Summary};
+use std::collections::BTreeMap;
+
+use crate::detect::{Finding, Severity};
+use crate::record::{Dirs, Handshake, Hop, HttpMessage, Percentiles, Record, Session, Summary};
 use crate::time::Ts;
 
 #[derive(Debug, Clone, Copy)]
@@ -19,15 +22,91 @@ pub struct TextOptions {
     pub color: bool,
 }
 
+/// Findings with the same kind, path and hop pair (server addresses) are
+/// one group: printed in full once, counted after.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct GroupKey {
+    kind: &'static str,
+    path: Option<String>,
+    servers: Vec<String>,
+}
+
+struct Group {
+    severity: Severity,
+    count: u64,
+    first_ts: f64,
+}
+
 pub struct TextSink<W: Write> {
     w: W,
     o: TextOptions,
+    groups: BTreeMap<GroupKey, Group>,
 }
 
 impl<W: Write> TextSink<W> {
     pub fn new(w: W, o: TextOptions) -> TextSink<W> {
-        TextSink { w, o }
+        TextSink { w, o, groups: BTreeMap::new() }
     }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.o.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+    }
+
+    fn finding_block(&self, f: &Finding) -> String {
+        let sev = match f.severity {
+            Severity::Error => self.paint("1;31", "ERROR"),
+            Severity::Warning => self.paint("1;33", "WARNING"),
+            Severity::Info => self.paint("1;34", "INFO"),
+        };
+        let mut s = format!("{} {sev} {}", tod(f.ts), self.paint("1", f.kind));
+        if let Some(p) = &f.path {
+            s += &format!(" {p}");
+        }
+        if let Some(p) = f.detail.get("proxy").and_then(|p| p.as_str()) {
+            s += &format!(" via {p}");
+        }
+        s += &format!("\n  {}\n", f.message);
+        let hops = &f.detail["hops"];
+        for role in ["client", "upstream"] {
+            let h = &hops[role];
+            if let Some(flow) = h["flow"].as_str() {
+                let line = h["request_line"].as_str().unwrap_or(if h["encrypted"] == true { "(TLS)" } else { "" });
+                let st = h["status"].as_u64().map(|x| format!(" -> {x}")).unwrap_or_default();
+                s += &format!("  {role:<9}{flow}  {line}{st}\n");
+            }
+        }
+        if let Some(diff) = f.detail.get("diff").and_then(|d| d.as_array()).filter(|d| !d.is_empty()) {
+            s += &format!("  {:<17}{:<28}{}\n", "header", "client", "upstream");
+            for d in diff {
+                let v = |x: &serde_json::Value| x.as_str().map(str::to_string).unwrap_or_else(|| "-".into());
+                let change = d["change"].as_str().unwrap_or("");
+                let up = v(&d["upstream"]);
+                let up = match change {
+                    "missing" | "mangled" => self.paint("31", &format!("{up:<24} ({change})")),
+                    _ => format!("{up:<24} ({change})"),
+                };
+                s += &format!("  {:<17}{:<28}{}\n", d["header"].as_str().unwrap_or(""), v(&d["client"]), up);
+            }
+        }
+        if let Some(fix) = &f.fix {
+            s += "  fix:\n";
+            for l in fix.lines() {
+                s += &format!("    {}\n", self.paint("32", l));
+            }
+        }
+        s
+    }
+}
+
+fn group_key(f: &Finding) -> GroupKey {
+    let mut servers: Vec<String> = Vec::new();
+    for fl in &f.flows {
+        let server = fl.split_once("->").map_or(fl.as_str(), |(_, d)| d).to_string();
+        if !servers.contains(&server) {
+            servers.push(server);
+        }
+    }
+    GroupKey { kind: f.kind, path: f.path.clone(), servers }
 }
 
 fn tod(ts: f64) -> String {
@@ -206,8 +285,38 @@ fn summary_text(s: &Summary) -> String {
     if !s.http_anomalies.is_empty() {
         out += &format!("parse anomalies: {}\n", kv(&s.http_anomalies));
     }
+    if !s.paths.is_empty() {
+        out += "upgrade success by path:\n";
+        for r in &s.paths {
+            out += &format!("  {:<40} {:>6}/{:<6} {:>5.1}%\n", r.key, r.upgraded, r.attempts, r.rate * 100.0);
+        }
+    }
+    if !s.upstreams.is_empty() {
+        out += "upgrade success by upstream:\n";
+        for r in &s.upstreams {
+            out += &format!("  {:<40} {:>6}/{:<6} {:>5.1}%\n", r.key, r.upgraded, r.attempts, r.rate * 100.0);
+        }
+    }
+    let l = &s.latency_ms;
+    if l.client.is_some() || l.upstream.is_some() {
+        out += &format!(
+            "latency (ms)         {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}\n",
+            "p50", "p90", "p99", "p99.9", "max", "n"
+        );
+        let row = |name: &str, p: &Option<Percentiles>| match p {
+            Some(p) => format!(
+                "  {name:<19}{:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7}\n",
+                p.p50, p.p90, p.p99, p.p999, p.max, p.n
+            ),
+            None => String::new(),
+        };
+        out += &row("client handshake", &l.client);
+        out += &row("upstream handshake", &l.upstream);
+        out += &row("proxy overhead", &l.overhead);
+        out += &row("frame relay", &l.relay);
+    }
     if !s.findings.is_empty() {
-        out += &format!("findings: {}\n", kv(&s.findings));
+        out += &format!("findings by kind: {}\n", kv(&s.findings));
     }
     if let Some(c) = &s.capture {
         out += &format!(
@@ -231,7 +340,23 @@ impl<W: Write> Sink for TextSink<W> {
                 if !self.o.quiet {
                     writeln!(self.w)?;
                 }
-                summary_text(s)
+                let mut t = summary_text(s);
+                if !self.groups.is_empty() {
+                    t += "findings (identical ones grouped by kind, path and hops):\n";
+                    let mut gs: Vec<(&GroupKey, &Group)> = self.groups.iter().collect();
+                    gs.sort_by(|a, b| b.1.severity.cmp(&a.1.severity).then(a.1.first_ts.total_cmp(&b.1.first_ts)));
+                    for (k, g) in gs {
+                        t += &format!(
+                            "  {:<8} {:<28} {:<16} {:<40} x{}\n",
+                            g.severity.name(),
+                            k.kind,
+                            k.path.as_deref().unwrap_or("-"),
+                            k.servers.join(" => "),
+                            g.count
+                        );
+                    }
+                }
+                t
             }
             _ if self.o.quiet => return Ok(()),
             Record::Handshake(h) => handshake_line(h) + "\n",
@@ -262,13 +387,14 @@ impl<W: Write> Sink for TextSink<W> {
             }
             Record::Http(_) | Record::Frame(_) => return Ok(()),
             Record::Finding(f) => {
-                let mut s = format!("{} {} [{}] {}\n", tod(f.ts), f.severity.name().to_uppercase(), f.kind, f.message);
-                if let Some(fix) = &f.fix {
-                    for l in fix.lines() {
-                        s += &format!("    fix: {l}\n");
-                    }
+                let key = group_key(f);
+                let first = !self.groups.contains_key(&key);
+                let g = self.groups.entry(key).or_insert(Group { severity: f.severity, count: 0, first_ts: f.ts });
+                g.count += 1;
+                if !first {
+                    return Ok(());
                 }
-                s
+                self.finding_block(f)
             }
         };
         self.w.write_all(line.as_bytes())?;

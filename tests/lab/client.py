@@ -11,8 +11,8 @@ WebSocket mode:
 
   Each session: open handshake -> N text messages (each echoed back) ->
   N explicit pings (--pings) -> stay idle --idle seconds (sending a ping every
-  --ping-interval seconds on a fixed schedule counted from the open, like a
-  browser setInterval heartbeat) -> end: --close sends a Close 1000 and waits
+  --ping-interval seconds on a fixed schedule counted from the last frame the
+  client sent before going idle, like a setInterval heartbeat) -> end: --close sends a Close 1000 and waits
   for the reply; otherwise the TCP connection is aborted (default --end abort).
   If the peer closes/drops first, the session ends there.
 
@@ -127,11 +127,12 @@ async def ws_session(i, args, results):
 
     try:
         rtts = []
+        t_last_send = None
         for k in range(args.messages):
             if k and args.msg_gap:
                 await asyncio.sleep(args.msg_gap)
             payload = f"s{i} m{k} " + "x" * max(0, args.size - 8)
-            t = time.time()
+            t = t_last_send = time.time()
             await ws.send(payload)
             echo = await asyncio.wait_for(ws.recv(), timeout=10)
             rtts.append(round((time.time() - t) * 1000, 2))
@@ -140,7 +141,7 @@ async def ws_session(i, args, results):
         if args.messages:
             log("messages", session=i, sent=args.messages, echoed=len(rtts), rtt_ms=rtts)
         for k in range(args.pings):
-            t = time.time()
+            t = t_last_send = time.time()
             waiter = await ws.ping(f"p{k}".encode())
             await asyncio.wait_for(waiter, timeout=10)
             log("ping", session=i, n=k, pong=True, rtt_ms=round((time.time() - t) * 1000, 2))
@@ -148,7 +149,10 @@ async def ws_session(i, args, results):
         # idle phase, with an optional fixed-schedule heartbeat
         deadline = time.time() + args.idle
         n_ping = 0
-        next_ping = t_open + args.ping_interval if args.ping_interval else None
+        # fixed-rate schedule (like setInterval), anchored at the last frame
+        # the client sent before going idle (or at the open if none)
+        anchor = t_last_send if t_last_send is not None else t_open
+        next_ping = anchor + args.ping_interval if args.ping_interval else None
         while True:
             now = time.time()
             if now >= deadline:

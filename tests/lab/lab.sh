@@ -206,20 +206,26 @@ lab_tcpdump_start() {
     sleep 0.3
 }
 
-# lab_tcpdump_stop : SIGINT by pid, wait (bounded) so the pcap is complete
+# lab_tcpdump_stop : SIGINT by pid, wait (bounded) so the pcap is complete.
+# Sets LAB_TCPDUMP_DROPS to tcpdump's "dropped by kernel" count (returns 3 if >0).
+LAB_TCPDUMP_DROPS=0
 lab_tcpdump_stop() {
     [ -n "$LAB_TCPDUMP_PID" ] || return 0
     sleep 1     # let the last FIN/ACKs through
     lab_stop "$LAB_TCPDUMP_PID" INT 10
-    local errf
-    for errf in "$LAB_RUN"/tcpdump-*.log; do
-        grep -q "dropped by kernel" "$errf" 2>/dev/null && grep -E "captured|dropped" "$errf" | tr '\n' ' ' | sed 's/^/  tcpdump: /' >&2 && echo >&2
-        rm -f "$errf"
-    done
-    local p pids=()
+    local p pids=() errf stats
     for p in "${LAB_PIDS[@]}"; do [ "$p" = "$LAB_TCPDUMP_PID" ] || pids+=("$p"); done
     LAB_PIDS=("${pids[@]}")
     LAB_TCPDUMP_PID=
+    LAB_TCPDUMP_DROPS=0
+    for errf in "$LAB_RUN"/tcpdump-*.log; do
+        [ -f "$errf" ] || continue
+        stats=$(grep -E "captured|dropped by kernel" "$errf" | tr '\n' ' ')
+        lab_log "tcpdump: $stats"
+        LAB_TCPDUMP_DROPS=$(grep -oE '^[0-9]+ packets? dropped by kernel' "$errf" | grep -oE '^[0-9]+' || echo 0)
+        rm -f "$errf"
+    done
+    [ "${LAB_TCPDUMP_DROPS:-0}" = 0 ] || return 3
 }
 
 # ---------------------------------------------------------------- clients

@@ -3,7 +3,7 @@
 (AsyncServer) on aiohttp. Serves /socket.io/ (Engine.IO v4: long-polling and
 websocket transports) plus GET /health. One JSON line per event on stdout.
 
-  sio_server.py --port 13020 [--host ::1] [--ping-interval 25]
+  sio_server.py --port 13020 [--host ::1] [--ping-interval 5]
 """
 
 import argparse
@@ -28,8 +28,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--ping-interval", type=float, default=25)
-    ap.add_argument("--ping-timeout", type=float, default=20)
+    ap.add_argument("--ping-interval", type=float, default=5,
+                    help="Engine.IO ping interval (also bounds a long-poll)")
+    ap.add_argument("--ping-timeout", type=float, default=2)
     args = ap.parse_args()
 
     sio = socketio.AsyncServer(
@@ -71,7 +72,8 @@ def main():
         log("disconnect", sid=sid, reason=str(a[0]) if a else None)
 
     log("listening", host=args.host, port=args.port)
-    web.run_app(app, host=args.host, port=args.port, print=None, handle_signals=True)
+    web.run_app(app, host=args.host, port=args.port, print=None, handle_signals=True,
+                shutdown_timeout=1)
     log("exit")
 
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite: what CI runs (.ci/run) and what the README's quick
+# start runs. Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/deps.sh
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+
+echo "== unit and integration tests (captures, peers corpus, CLI, JSON contract)"
+cargo test --quiet
+
+echo "== release build for the end-to-end tests"
+cargo build --release --quiet
+export WSTAP="$PWD/target/release/wstap"
+
+for t in tests/live/run.sh tests/tui_tmux.sh; do
+  if [ -f "$t" ]; then
+    echo "== $t"
+    bash "$t"
+  fi
+done
+echo "all tests passed"

@@ -1,0 +1,202 @@
+//! Evidence attached to findings: both hops' headers, the header diff
+//! between them, what the client saw. All values pass through redaction.
+
+use base64::Engine;
+use serde_json::{Value, json};
+use sha1::{Digest, Sha1};
+
+use crate::correlate::Txn;
+use crate::proto::{Headers, Request};
+use crate::redact::Redactor;
+
+/// RFC 6455 4.2.2: the Sec-WebSocket-Accept a server must send for `key`.
+pub fn expected_accept(key: &str) -> String {
+    let mut h = Sha1::new();
+    h.update(key.trim().as_bytes());
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
+fn pairs(h: &Headers, r: Redactor) -> Value {
+    Value::Array(h.0.iter().map(|(n, v)| json!([n, r.header(n, v)])).collect())
+}
+
+/// One hop as evidence: request line, every header, the response.
+pub fn hop(t: &Txn, r: Redactor) -> Value {
+    json!({
+        "flow": t.flow.to_string(),
+        "request_line": format!("{} {} {}", t.req.method, r.target(&t.req.target), t.req.version),
+        "request": pairs(&t.req.headers, r),
+        "status": t.status(),
+        "response": t.resp.as_ref().map(|x| pairs(&x.headers, r)),
+        "end": if t.resp.is_none() { t.end.map(|e| e.1.name()) } else { None },
+    })
+}
+
+/// What the client got on this hop, in words.
+pub fn saw(t: &Txn) -> String {
+    match (&t.resp, t.end) {
+        (Some(r), _) => format!("{} {}", r.status, r.reason).trim().to_string(),
+        (None, Some((_, e))) => format!("no response ({})", e.name()),
+        (None, None) => "no response yet".into(),
+    }
+}
+
+/// Headers that matter to an upgrade, compared between hops.
+const COMPARED: &[&str] = &[
+    "Upgrade",
+    "Connection",
+    "Sec-WebSocket-Key",
+    "Sec-WebSocket-Version",
+    "Sec-WebSocket-Protocol",
+    "Sec-WebSocket-Extensions",
+    "Origin",
+    "Host",
+    "X-Forwarded-For",
+    "X-Forwarded-Proto",
+    "Forwarded",
+];
+
+/// Upgrade/Connection are token lists compared case-insensitively; only
+/// the token that matters (websocket, upgrade) decides "mangled".
+fn change(name: &str, c: Option<&str>, u: Option<&str>) -> Option<&'static str> {
+    match (c, u) {
+        (None, None) => None,
+        (Some(_), None) => Some("missing"),
+        (None, Some(_)) => Some("added"),
+        (Some(a), Some(b)) => {
+            let token = match name {
+                "Upgrade" => Some("websocket"),
+                "Connection" => Some("upgrade"),
+                _ => None,
+            };
+            match token {
+                Some(t) => {
+                    let has = |v: &str| v.split(',').any(|x| x.trim().eq_ignore_ascii_case(t));
+                    if has(a) && !has(b) {
+                        Some("mangled")
+                    } else if a.eq_ignore_ascii_case(b) || (has(a) && has(b)) {
+                        None
+                    } else {
+                        Some("changed")
+                    }
+                }
+                None if a == b => None,
+                None => Some("changed"),
+            }
+        }
+    }
+}
+
+/// Differences between the client's request and the forwarded one.
+pub fn diff(c: &Request, u: &Request, r: Redactor) -> Vec<Value> {
+    let mut out = Vec::new();
+    if c.version != u.version {
+        out.push(json!({"header": "HTTP version", "client": c.version.as_str(), "upstream": u.version.as_str(), "change": "changed"}));
+    }
+    for name in COMPARED {
+        let a = c.headers.joined(name);
+        let b = u.headers.joined(name);
+        if let Some(ch) = change(name, a.as_deref(), b.as_deref()) {
+            out.push(json!({
+                "header": name,
+                "client": a.map(|v| r.header(name, &v)),
+                "upstream": b.map(|v| r.header(name, &v)),
+                "change": ch,
+            }));
+        }
+    }
+    out
+}
+
+/// What a forwarded upgrade request lacks: `missing` names headers (or
+/// the `upgrade` token of Connection) that are absent, `mangled` those
+/// present with the wrong value.
+pub struct UpgradeHeaders {
+    pub missing: Vec<&'static str>,
+    pub mangled: Vec<(String, String)>,
+}
+
+pub fn upgrade_headers(r: &Request) -> UpgradeHeaders {
+    let mut missing = Vec::new();
+    let mut mangled = Vec::new();
+    match r.headers.joined("upgrade") {
+        None => missing.push("Upgrade"),
+        Some(v) if !r.headers.has_token("upgrade", "websocket") => mangled.push(("Upgrade".to_string(), v)),
+        _ => {}
+    }
+    match r.headers.joined("connection") {
+        None => missing.push("Connection"),
+        Some(v) if !r.headers.has_token("connection", "upgrade") => mangled.push(("Connection".to_string(), v)),
+        _ => {}
+    }
+    UpgradeHeaders { missing, mangled }
+}
+
+impl UpgradeHeaders {
+    pub fn intact(&self) -> bool {
+        self.missing.is_empty() && self.mangled.is_empty()
+    }
+
+    /// "without Upgrade and with Connection: close"
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            parts.push(format!("without {}", self.missing.join(" and ")));
+        }
+        for (n, v) in &self.mangled {
+            parts.push(format!("with {n}: {v}"));
+        }
+        parts.join(" and ")
+    }
+}
+
+/// A complete RFC 6455 upgrade request: what a backend needs to say 101.
+pub fn complete_upgrade(r: &Request) -> bool {
+    upgrade_headers(r).intact()
+        && r.version == crate::proto::Version::Http11
+        && r.headers.has("sec-websocket-key")
+        && r.headers.has("sec-websocket-version")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Version;
+
+    fn req(v: Version, h: &[(&str, &str)]) -> Request {
+        Request {
+            method: "GET".into(),
+            target: "/ws".into(),
+            version: v,
+            headers: Headers(h.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()),
+            head_len: 0,
+        }
+    }
+
+    #[test]
+    fn accept_matches_rfc_example() {
+        assert_eq!(expected_accept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn stripped_and_mangled_headers() {
+        let r = Redactor { enabled: true };
+        let c =
+            req(Version::Http11, &[("Upgrade", "websocket"), ("Connection", "keep-alive, Upgrade"), ("Cookie", "s=1")]);
+        let u = req(Version::Http10, &[("Connection", "close"), ("Cookie", "s=1")]);
+        let d = diff(&c, &u, r);
+        let rows: Vec<(&str, &str)> =
+            d.iter().map(|x| (x["header"].as_str().unwrap(), x["change"].as_str().unwrap())).collect();
+        assert_eq!(rows, [("HTTP version", "changed"), ("Upgrade", "missing"), ("Connection", "mangled")]);
+        let uh = upgrade_headers(&u);
+        assert_eq!(uh.missing, ["Upgrade"]);
+        assert_eq!(uh.describe(), "without Upgrade and with Connection: close");
+        let typo = req(Version::Http11, &[("Upgrade", "upgrade"), ("Connection", "upgrade")]);
+        assert_eq!(upgrade_headers(&typo).mangled[0].0, "Upgrade");
+        assert!(!complete_upgrade(&typo));
+        // Case and token order do not matter.
+        let same = req(Version::Http11, &[("Upgrade", "WebSocket"), ("Connection", "upgrade")]);
+        assert!(diff(&c, &same, r).is_empty());
+    }
+}

@@ -1,0 +1,497 @@
+//! Upgrade handshakes: what each hop carried and answered, and which hop
+//! is to blame. The backend's own refusal of a complete request is never
+//! blamed on the proxy.
+
+use serde_json::{Value, json};
+
+use super::diagnosis::{Diagnosis, finding, flows};
+use super::evidence::{self, complete_upgrade, expected_accept, upgrade_headers};
+use super::proxy::Proxy;
+use super::{Finding, Severity};
+use crate::correlate::{Exchange, Txn, TxnEnd};
+use crate::proto::Version;
+
+/// What the backend did, in words.
+fn backend_did(u: &Txn) -> String {
+    match (&u.resp, u.end) {
+        (Some(r), _) => format!("the backend answered {} {}", r.status, r.reason).trim_end().to_string(),
+        (None, Some((_, TxnEnd::ServerClosed))) => "the backend closed the connection without answering".into(),
+        (None, Some((_, TxnEnd::ServerReset))) => "the backend reset the connection without answering".into(),
+        (None, _) => "the backend did not answer".into(),
+    }
+}
+
+fn status_word(t: &Txn) -> String {
+    match &t.resp {
+        Some(r) => r.status.to_string(),
+        None => evidence::saw(t),
+    }
+}
+
+impl Diagnosis {
+    fn detail(&self, x: &Exchange<'_>) -> Value {
+        let r = self.redact;
+        let mut d = json!({
+            "handshake": x.handshake,
+            "hops": {
+                "client": x.client.map(|c| evidence::hop(c, r)),
+                "upstream": x.upstream.map(|u| evidence::hop(u, r)),
+            },
+            "client_saw": x.client.map(evidence::saw),
+        });
+        if let (Some(c), Some(u)) = (x.client, x.upstream) {
+            d["diff"] = Value::Array(evidence::diff(&c.req, &u.req, r));
+        }
+        if let Some(tf) = x.tls_front {
+            d["hops"]["client"] = json!({"flow": tf.flow.to_string(), "encrypted": true, "sni": tf.sni});
+        }
+        d
+    }
+
+    pub(super) fn websocket(&mut self, x: &Exchange<'_>, proxy: Proxy, out: &mut Vec<Finding>) {
+        let before = out.len();
+        match (x.client, x.upstream) {
+            (Some(c), Some(u)) => self.both_hops(x, c, u, proxy, out),
+            (Some(c), None) => self.client_only(x, c, proxy, out),
+            (None, Some(u)) => self.upstream_only(x, u, proxy, out),
+            (None, None) => {}
+        }
+        self.bad_accept(x, proxy, out);
+        if out[before..].iter().any(|f| f.severity == Severity::Error) {
+            if let Some(h) = x.handshake {
+                self.bad_handshakes.insert(h);
+            }
+        }
+    }
+
+    fn both_hops(&mut self, x: &Exchange<'_>, c: &Txn, u: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
+        let fl = flows(&[Some(c), Some(u)]);
+        let ch = upgrade_headers(&c.req);
+        let uh = upgrade_headers(&u.req);
+        let front = c.flow.dst.to_string();
+        let pname = proxy.name();
+        let up = u.flow.dst.to_string();
+        let http10 = u.req.version == Version::Http10 && c.req.version == Version::Http11;
+        if ch.intact() {
+            if uh.intact() {
+                self.intact_paths.entry(front.clone()).or_default().insert(x.path.to_string());
+            } else {
+                let msg = format!(
+                    "{pname} forwarded {} {} to {up}{} {}; {}; the client got {}",
+                    u.req.method,
+                    x.path,
+                    if http10 { " over HTTP/1.0" } else { "" },
+                    uh.describe(),
+                    backend_did(u),
+                    status_word(c)
+                );
+                let mut d = self.detail(x);
+                d["missing"] = json!(uh.missing);
+                d["mangled"] =
+                    json!(uh.mangled.iter().map(|(n, v)| json!({"header": n, "value": v})).collect::<Vec<_>>());
+                d["backend_status"] = json!(u.status());
+                let f =
+                    finding("upgrade-stripped", Severity::Error, x.ts, fl.clone(), Some(x.path), msg, proxy, None, d);
+                self.stripped(f, front.clone(), out);
+            }
+        } else if c.from.is_none() {
+            self.headers_missing(x, c, proxy, out);
+        }
+        if http10 {
+            let msg = format!(
+                "{pname} forwarded the WebSocket upgrade for {} to {up} over HTTP/1.0 (Upgrade needs HTTP/1.1); {}; the client got {}",
+                x.path,
+                backend_did(u),
+                status_word(c)
+            );
+            let mut d = self.detail(x);
+            d["backend_status"] = json!(u.status());
+            out.push(finding("upstream-http10", Severity::Error, x.ts, fl.clone(), Some(x.path), msg, proxy, None, d));
+        }
+        // What happened upstream, and what the client got for it.
+        match (u.status(), u.end) {
+            (Some(101), _) => {
+                if c.status().is_some_and(|s| s != 101) {
+                    let msg = format!(
+                        "the backend at {up} accepted the upgrade for {} (101) but {pname} answered the client {}",
+                        x.path,
+                        status_word(c)
+                    );
+                    out.push(finding(
+                        "upgrade-failed",
+                        Severity::Error,
+                        x.ts,
+                        fl,
+                        Some(x.path),
+                        msg,
+                        proxy,
+                        None,
+                        self.detail(x),
+                    ));
+                }
+            }
+            (Some(s), _) => {
+                if complete_upgrade(&u.req) {
+                    let msg = format!(
+                        "the backend at {up} refused the upgrade for {} with {} (the request reached it intact through {pname}: not a proxy problem); the client got {}",
+                        x.path,
+                        evidence::saw(u),
+                        status_word(c)
+                    );
+                    let mut d = self.detail(x);
+                    d["status"] = json!(s);
+                    d["origin"] = json!(u.req.headers.get("origin"));
+                    out.push(finding(
+                        "handshake-rejected",
+                        Severity::Warning,
+                        x.ts,
+                        fl,
+                        Some(x.path),
+                        msg,
+                        proxy,
+                        None,
+                        d,
+                    ));
+                }
+            }
+            (None, Some((_, TxnEnd::ServerClosed | TxnEnd::ServerReset))) => {
+                let msg = format!(
+                    "the backend at {up} {} before sending any response to {} {}; the client got {}",
+                    if matches!(u.end, Some((_, TxnEnd::ServerReset))) {
+                        "reset the connection"
+                    } else {
+                        "closed the connection"
+                    },
+                    u.req.method,
+                    x.path,
+                    status_word(c)
+                );
+                out.push(finding(
+                    "upstream-premature-close",
+                    Severity::Error,
+                    x.ts,
+                    fl,
+                    Some(x.path),
+                    msg,
+                    proxy,
+                    None,
+                    self.detail(x),
+                ));
+            }
+            (None, _) => {
+                let gave_up = c.failed() || c.status().is_some_and(|s| s >= 500 || s == 408);
+                if gave_up {
+                    let waited = c.finished_at().map(|t| t.since(u.req_ts)).unwrap_or(0.0);
+                    let msg = format!(
+                        "the backend at {up} accepted the connection but never answered {} {}; {pname} gave up after {waited:.1} s and the client got {}",
+                        u.req.method,
+                        x.path,
+                        status_word(c)
+                    );
+                    let mut d = self.detail(x);
+                    d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
+                    out.push(finding("upstream-timeout", Severity::Error, x.ts, fl, Some(x.path), msg, proxy, None, d));
+                }
+            }
+        }
+        self.forwarded_proto(x, Some(c), u, proxy, out);
+    }
+
+    /// Reports an upgrade-stripped finding, noting the paths through the
+    /// same proxy that keep their headers (a location-block mistake).
+    /// Offline, held to the end so that later paths count too.
+    fn stripped(&mut self, f: Finding, front: String, out: &mut Vec<Finding>) {
+        if self.hold_stripped {
+            self.held.push((f, front));
+        } else {
+            out.push(self.annotate_stripped(f, &front));
+        }
+    }
+
+    pub(super) fn annotate_stripped(&self, mut f: Finding, front: &str) -> Finding {
+        let path = f.path.clone().unwrap_or_default();
+        let mut others: Vec<String> = self
+            .intact_paths
+            .get(front)
+            .map(|s| s.iter().filter(|p| **p != path).cloned().collect())
+            .unwrap_or_default();
+        others.sort();
+        if !others.is_empty() {
+            f.message += &format!(
+                " (upgrades to {} through the same proxy keep their headers: {path} falls into a location/route without them)",
+                others.join(", ")
+            );
+        }
+        f.detail["paths_with_headers_intact"] = json!(others);
+        f
+    }
+
+    fn client_only(&mut self, x: &Exchange<'_>, c: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
+        let fl = flows(&[Some(c)]);
+        if !upgrade_headers(&c.req).intact() && c.from.is_none() {
+            self.headers_missing(x, c, proxy, out);
+        }
+        if c.upgraded() || !(c.resp.is_some() || c.failed()) {
+            return;
+        }
+        if !x.attempts.is_empty() {
+            let refused = x.attempts.iter().filter(|a| a.refused).count();
+            let targets: Vec<String> = x.attempts.iter().map(|a| a.flow.dst.to_string()).collect();
+            let msg = format!(
+                "{} could not connect to the backend at {} ({}); the client got {} for {}",
+                proxy.name(),
+                dedup(&targets).join(", "),
+                if refused > 0 { "connection refused" } else { "no answer to the SYN" },
+                status_word(c),
+                x.path
+            );
+            let mut d = self.detail(x);
+            d["attempts"] = json!(
+                x.attempts
+                    .iter()
+                    .map(|a| json!({"flow": a.flow.to_string(), "refused": a.refused}))
+                    .collect::<Vec<_>>()
+            );
+            let mut fl = fl;
+            fl.extend(x.attempts.iter().map(|a| a.flow.to_string()));
+            out.push(finding("upstream-connect-failed", Severity::Error, x.ts, fl, Some(x.path), msg, proxy, None, d));
+            return;
+        }
+        let proxied = x.front_known || proxy != Proxy::Unknown;
+        if proxied {
+            let msg = format!(
+                "{} answered {} {} itself with {} and forwarded nothing upstream (no location/route proxies this path)",
+                proxy.name(),
+                c.req.method,
+                x.path,
+                status_word(c)
+            );
+            out.push(finding(
+                "upgrade-failed",
+                Severity::Error,
+                x.ts,
+                fl,
+                Some(x.path),
+                msg,
+                proxy,
+                None,
+                self.detail(x),
+            ));
+        } else if let Some(s) = c.status().filter(|_| complete_upgrade(&c.req)) {
+            let msg = format!(
+                "the server at {} refused the upgrade for {} with {} (only this hop is visible; the request was complete)",
+                c.flow.dst,
+                x.path,
+                evidence::saw(c)
+            );
+            let mut d = self.detail(x);
+            d["status"] = json!(s);
+            out.push(finding("handshake-rejected", Severity::Warning, x.ts, fl, Some(x.path), msg, proxy, None, d));
+        }
+    }
+
+    fn upstream_only(&mut self, x: &Exchange<'_>, u: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
+        let fl = flows(&[Some(u)]);
+        if !upgrade_headers(&u.req).intact() {
+            self.headers_missing(x, u, proxy, out);
+        }
+        if u.req.version == Version::Http10 {
+            let msg = format!(
+                "the WebSocket upgrade for {} reached {} over HTTP/1.0; {}",
+                x.path,
+                u.flow.dst,
+                backend_did(u)
+            );
+            out.push(finding(
+                "upstream-http10",
+                Severity::Error,
+                x.ts,
+                fl.clone(),
+                Some(x.path),
+                msg,
+                proxy,
+                None,
+                self.detail(x),
+            ));
+        }
+        match (u.status(), u.end) {
+            (Some(s), _) if s != 101 && complete_upgrade(&u.req) => {
+                let msg = format!(
+                    "the backend at {} refused the upgrade for {} with {}",
+                    u.flow.dst,
+                    x.path,
+                    evidence::saw(u)
+                );
+                let mut d = self.detail(x);
+                d["status"] = json!(s);
+                out.push(finding("handshake-rejected", Severity::Warning, x.ts, fl, Some(x.path), msg, proxy, None, d));
+            }
+            (None, Some((_, TxnEnd::ServerClosed | TxnEnd::ServerReset))) => {
+                let msg = format!(
+                    "the backend at {} closed the connection before answering {} {}",
+                    u.flow.dst, u.req.method, x.path
+                );
+                out.push(finding(
+                    "upstream-premature-close",
+                    Severity::Error,
+                    x.ts,
+                    fl,
+                    Some(x.path),
+                    msg,
+                    proxy,
+                    None,
+                    self.detail(x),
+                ));
+            }
+            _ => {}
+        }
+        self.forwarded_proto(x, None, u, proxy, out);
+    }
+
+    /// A request with a WebSocket key but without the upgrade headers,
+    /// whose previous hop is not visible: a hop in front dropped them.
+    fn headers_missing(&mut self, x: &Exchange<'_>, t: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
+        if !t.req.headers.has("sec-websocket-key") && !t.req.headers.has("sec-websocket-version") {
+            return;
+        }
+        let h = upgrade_headers(&t.req);
+        let front = if x.tls_front.is_some() {
+            "the TLS-terminating proxy in front (its client side is encrypted)"
+        } else {
+            "a hop in front of this capture (CDN, load balancer, or TLS terminator)"
+        };
+        let msg = format!(
+            "{} {} reached {} with a Sec-WebSocket-Key but {}: {front} dropped them; {}",
+            t.req.method,
+            x.path,
+            t.flow.dst,
+            h.describe(),
+            match &t.resp {
+                Some(_) => format!("the server answered {}", evidence::saw(t)),
+                None => evidence::saw(t),
+            }
+        );
+        let mut d = self.detail(x);
+        d["missing"] = json!(h.missing);
+        d["mangled"] = json!(h.mangled.iter().map(|(n, v)| json!({"header": n, "value": v})).collect::<Vec<_>>());
+        out.push(finding(
+            "upgrade-headers-missing",
+            Severity::Error,
+            x.ts,
+            flows(&[Some(t)]),
+            Some(x.path),
+            msg,
+            proxy,
+            None,
+            d,
+        ));
+    }
+
+    /// The client hop was TLS (or said so) but the forwarded request does
+    /// not tell the backend.
+    fn forwarded_proto(&mut self, x: &Exchange<'_>, c: Option<&Txn>, u: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
+        let told = |t: &Txn| {
+            t.req.headers.has("x-forwarded-proto")
+                || t.req.headers.tokens("forwarded").any(|v| v.to_ascii_lowercase().contains("proto="))
+        };
+        let tls = x.tls_front.is_some();
+        let relayed = c.is_some_and(told);
+        if (tls || relayed) && !told(u) {
+            let why = if tls { "the client hop is TLS (wss)" } else { "the client request carried X-Forwarded-Proto" };
+            let msg = format!(
+                "{why} but {} forwarded {} {} to {} without X-Forwarded-Proto: the backend believes the client used plain ws:// (Origin checks, redirects and cookies can break)",
+                proxy.name(),
+                u.req.method,
+                x.path,
+                u.flow.dst
+            );
+            let mut fl = flows(&[c, Some(u)]);
+            if let Some(tf) = x.tls_front {
+                fl.insert(0, tf.flow.to_string());
+            }
+            out.push(finding(
+                "forwarded-proto-missing",
+                Severity::Warning,
+                x.ts,
+                fl,
+                Some(x.path),
+                msg,
+                proxy,
+                None,
+                self.detail(x),
+            ));
+        }
+    }
+
+    /// RFC 6455 4.2.2 on every hop that got a 101.
+    fn bad_accept(&mut self, x: &Exchange<'_>, proxy: Proxy, out: &mut Vec<Finding>) {
+        let wrong = |t: &Txn| -> Option<(String, Option<String>)> {
+            if !t.upgraded() {
+                return None;
+            }
+            let key = t.req.headers.get("sec-websocket-key")?;
+            let want = expected_accept(key);
+            let got = t.resp.as_ref().and_then(|r| r.headers.get("sec-websocket-accept")).map(str::to_string);
+            (got.as_deref() != Some(want.as_str())).then_some((want, got))
+        };
+        let bad_up = x.upstream.and_then(|u| wrong(u).map(|w| (u, w)));
+        let bad_client = x.client.and_then(|c| wrong(c).map(|w| (c, w)));
+        let (t, (want, got), msg) = match (bad_up, bad_client) {
+            (Some((u, w)), _) => {
+                let m = format!(
+                    "the server at {} answered the upgrade for {} with a wrong Sec-WebSocket-Accept ({}, expected {}){}; the client rejects the handshake",
+                    u.flow.dst,
+                    x.path,
+                    w.1.as_deref().unwrap_or("none"),
+                    w.0,
+                    if x.client.is_some() { " and the proxy relayed it" } else { "" }
+                );
+                (u, w, m)
+            }
+            (None, Some((c, w))) => {
+                let m = if x.upstream.is_some() {
+                    format!(
+                        "the backend's Sec-WebSocket-Accept was right but the client received a wrong one ({}, expected {}): the proxy rewrote the key or the accept",
+                        w.1.as_deref().unwrap_or("none"),
+                        w.0
+                    )
+                } else {
+                    format!(
+                        "the server at {} answered the upgrade for {} with a wrong Sec-WebSocket-Accept ({}, expected {}); the client rejects the handshake",
+                        c.flow.dst,
+                        x.path,
+                        w.1.as_deref().unwrap_or("none"),
+                        w.0
+                    )
+                };
+                (c, w, m)
+            }
+            (None, None) => return,
+        };
+        let mut d = self.detail(x);
+        d["expected"] = json!(want);
+        d["received"] = json!(got);
+        d["hop"] = json!(t.flow.to_string());
+        out.push(finding(
+            "bad-accept",
+            Severity::Error,
+            x.ts,
+            flows(&[x.client, x.upstream]),
+            Some(x.path),
+            msg,
+            proxy,
+            None,
+            d,
+        ));
+    }
+}
+
+fn dedup(v: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in v {
+        if !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    out
+}

@@ -1,0 +1,512 @@
+//! How upgraded sessions end: idle timeouts at a boundary, heartbeats that
+//! race a boundary, mass closes (reloads), and other abnormal ends.
+//!
+//! A session that ends without a close handshake is judged a little later
+//! (packet time), so that sessions closed in the same instant can be seen
+//! together: a proxy reload closes everything at once whatever its idle
+//! time, while a timeout closes each session its own boundary after its
+//! last data.
+
+use serde_json::{Value, json};
+
+use super::diagnosis::finding;
+use super::proxy::Proxy;
+use super::{Finding, Severity};
+use crate::correlate::WsStats;
+use crate::correlate::{SessionRow, SessionView};
+use crate::flow::key::{FxHashMap, FxHashSet};
+use crate::record::{Heartbeat, Session};
+use crate::time::{Ts, round3};
+
+/// Idle timeouts of well-known products, seconds, and who uses them.
+pub const KNOWN_BOUNDARIES: &[(f64, &str)] = &[
+    (30.0, "a common proxy/load-balancer idle timeout (HAProxy examples use 30 s)"),
+    (55.0, "Heroku's 55 s idle window"),
+    (60.0, "nginx proxy_read_timeout default, AWS ALB idle timeout default"),
+    (90.0, "a common load-balancer idle timeout"),
+    (100.0, "Cloudflare's 100 s idle timeout"),
+    (240.0, "Azure Load Balancer's 4 min default"),
+    (270.0, "a common load-balancer idle timeout"),
+    (300.0, "Envoy's 5 min stream idle default"),
+    (400.0, "a common load-balancer idle timeout"),
+    (3600.0, "a common 1 h maximum"),
+];
+
+/// Sessions closing within this long of each other are "the same instant".
+const SAME_INSTANT_S: f64 = 1.0;
+/// Wait this long (packet time) after a close before judging it.
+const SETTLE_S: f64 = 2.0;
+/// An unexplained abnormal close waits this long for a boundary to be learned.
+const LEARN_WAIT_S: f64 = 300.0;
+/// Sessions closed together that make a mass close.
+const MASS_MIN: usize = 3;
+/// Abnormal closes sharing an idle time that make a learned boundary.
+const LEARN_MIN: usize = 3;
+
+/// Timer granularity and scheduling slack allowed around a boundary.
+pub fn tolerance(b: f64) -> f64 {
+    (0.03 * b).max(1.0)
+}
+
+#[derive(Debug, Clone)]
+struct Ended {
+    id: u64,
+    path: String,
+    flows: Vec<String>,
+    /// When the close began (first FIN, RST on any hop).
+    close_ts: Ts,
+    idle: f64,
+    /// Idle time ignoring activity in the last 100 ms before the close: a
+    /// heartbeat that crossed the proxy's FIN did not reset its timer.
+    idle_alt: f64,
+    by: Option<&'static str>,
+    how: &'static str,
+    heartbeat: Option<Heartbeat>,
+    proxy: Proxy,
+    /// The proxy closed both of its legs together (both hops visible).
+    both_legs_by_proxy: bool,
+    hops: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    Configured,
+    Known,
+    Learned,
+    Observed,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::Configured => "configured",
+            Source::Known => "known",
+            Source::Learned => "learned",
+            Source::Observed => "observed",
+        }
+    }
+}
+
+pub struct Lifecycle {
+    configured: Vec<f64>,
+    live: bool,
+    pending: Vec<Ended>,
+    /// Sessions with heartbeats that ended cleanly or stayed open: judged
+    /// for heartbeat races once a boundary is known.
+    heartbeats: Vec<Ended>,
+    learned: Vec<f64>,
+    /// Heartbeat interval seen on each path (from any session there).
+    path_heartbeat: FxHashMap<String, Heartbeat>,
+    warned: FxHashSet<u64>,
+}
+
+impl Lifecycle {
+    pub fn new(configured: Vec<f64>, live: bool) -> Lifecycle {
+        Lifecycle {
+            configured,
+            live,
+            pending: Vec::new(),
+            heartbeats: Vec::new(),
+            learned: Vec::new(),
+            path_heartbeat: FxHashMap::default(),
+            warned: FxHashSet::default(),
+        }
+    }
+
+    pub fn learned_boundary(&self) -> Option<f64> {
+        self.learned.iter().copied().reduce(f64::min)
+    }
+
+    pub fn session_ended(&mut self, s: &SessionView<'_>, proxy: Proxy, bad_handshake: bool) {
+        let r = s.record;
+        if bad_handshake || (r.open && r.heartbeat.is_none()) {
+            return;
+        }
+        let hops: Vec<&WsStats> = [s.client, s.upstream].into_iter().flatten().collect();
+        let first_close = hops.iter().filter_map(|w| w.first_close.map(|c| c.0)).min();
+        let close_ts = first_close.unwrap_or(Ts::from_secs_f64(r.end));
+        let idle = r.close.idle_s.unwrap_or(0.0);
+        let quiet_before = close_ts.add_secs(-0.1);
+        let earlier = hops
+            .iter()
+            .flat_map(|w| [w.last_frame_before_close, w.prev_frame_before_close, Some(w.upgraded_ts)])
+            .flatten()
+            .filter(|&t| t <= quiet_before)
+            .max();
+        let idle_alt = earlier.map_or(idle, |t| close_ts.since(t).max(idle));
+        if let Some(hb) = &r.heartbeat {
+            self.path_heartbeat.insert(r.path.clone(), hb.clone());
+        }
+        let e = Ended {
+            id: r.id,
+            path: r.path.clone(),
+            flows: [&r.client_flow, &r.upstream_flow].into_iter().flatten().cloned().collect(),
+            close_ts,
+            idle,
+            idle_alt,
+            by: r.close.by,
+            how: r.close.how,
+            heartbeat: r.heartbeat.clone(),
+            proxy,
+            both_legs_by_proxy: both_legs_by_proxy(r),
+            hops: json!(r.hops),
+        };
+        let abnormal = !r.open && matches!(r.close.how, "fin" | "rst");
+        if abnormal {
+            self.pending.push(e);
+        } else if e.heartbeat.is_some() && self.heartbeats.len() < 10_000 {
+            self.heartbeats.push(e);
+        }
+    }
+
+    /// Boundaries a close could be at: stated, known, learned.
+    fn match_boundary(&self, idle: f64) -> Option<(f64, Source)> {
+        let cands = self
+            .configured
+            .iter()
+            .map(|&b| (b, Source::Configured))
+            .chain(self.learned.iter().map(|&b| (b, Source::Learned)))
+            .chain(KNOWN_BOUNDARIES.iter().map(|&(b, _)| (b, Source::Known)));
+        cands
+            .filter(|(b, _)| (idle - b).abs() <= tolerance(*b))
+            .min_by(|a, b| (idle - a.0).abs().total_cmp(&(idle - b.0).abs()))
+    }
+
+    /// A heartbeat interval at or just under a boundary races it.
+    fn races(interval: f64, b: f64) -> bool {
+        interval >= 0.85 * b && interval <= b + tolerance(b)
+    }
+
+    fn learn(&mut self, b: f64) {
+        let b = (b * 10.0).round() / 10.0;
+        if !self.learned.iter().any(|&x| (x - b).abs() <= tolerance(b)) {
+            self.learned.push(b);
+        }
+    }
+
+    pub fn tick(&mut self, now: Ts, open: &[SessionRow], out: &mut Vec<Finding>) {
+        self.classify(now, false, out);
+        if self.live {
+            self.warn_open(now, open, out);
+        }
+    }
+
+    pub fn finish(&mut self, now: Ts, out: &mut Vec<Finding>) {
+        self.classify(now, true, out);
+        // Survivors whose heartbeat races a boundary found in the capture.
+        let bounds: Vec<(f64, Source)> = self
+            .configured
+            .iter()
+            .map(|&b| (b, Source::Configured))
+            .chain(self.learned.iter().map(|&b| (b, Source::Learned)))
+            .collect();
+        for e in std::mem::take(&mut self.heartbeats) {
+            let Some(hb) = &e.heartbeat else { continue };
+            if let Some(&(b, src)) = bounds.iter().find(|(b, _)| Self::races(hb.interval_s, *b)) {
+                let msg = format!(
+                    "the WebSocket session on {} sends {} {}s every {:.1} s, at or just under the {:.1} s idle timeout {} on this path: it survived this time, but any delay makes it miss the boundary and be cut (the client sees 1006)",
+                    e.path,
+                    hb.from,
+                    hb.kind,
+                    hb.interval_s,
+                    b,
+                    if src == Source::Configured { "you stated" } else { "seen" }
+                );
+                let d = json!({"session": e.id, "heartbeat": hb, "boundary_s": b, "boundary_source": src.name(), "cut": false, "hops": e.hops});
+                out.push(finding(
+                    "heartbeat-race",
+                    Severity::Warning,
+                    e.close_ts,
+                    e.flows.clone(),
+                    Some(&e.path),
+                    msg,
+                    e.proxy,
+                    Some(b),
+                    d,
+                ));
+            }
+        }
+    }
+
+    fn classify(&mut self, now: Ts, all: bool, out: &mut Vec<Finding>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.pending.sort_by_key(|e| (e.close_ts, e.id));
+        // 1. Mass closes: groups closed in the same instant.
+        let mut i = 0;
+        let mut keep = Vec::new();
+        let pending = std::mem::take(&mut self.pending);
+        while i < pending.len() {
+            let mut j = i + 1;
+            while j < pending.len() && pending[j].close_ts.since(pending[i].close_ts) <= SAME_INSTANT_S {
+                j += 1;
+            }
+            let group = &pending[i..j];
+            let settled = all || now.since(group[group.len() - 1].close_ts) >= SETTLE_S;
+            if !settled {
+                keep.extend_from_slice(group);
+            } else if group.len() >= MASS_MIN && spread_says_mass(group) {
+                out.push(mass_close(group));
+            } else {
+                keep.extend_from_slice(group);
+            }
+            i = j;
+        }
+        // 2. One by one.
+        let mut undecided = Vec::new();
+        for e in keep {
+            // Offline, every close is judged at the end with what the whole
+            // capture taught (heartbeats per path, learned boundaries); live,
+            // once the instant has settled.
+            let settled = all || (self.live && now.since(e.close_ts) >= SETTLE_S);
+            if !settled {
+                undecided.push(e);
+                continue;
+            }
+            if let Some(f) = self.judge(&e, false) {
+                out.push(f);
+            } else if !all && now.since(e.close_ts) < LEARN_WAIT_S {
+                undecided.push(e);
+            } else {
+                undecided.push(e);
+            }
+        }
+        // 3. Learn a boundary from several closes after the same idle time.
+        let mut idles: Vec<f64> = undecided.iter().filter(|e| e.idle >= 1.0).map(|e| e.idle).collect();
+        idles.sort_by(f64::total_cmp);
+        for w in idles.windows(LEARN_MIN) {
+            if w[LEARN_MIN - 1] - w[0] <= tolerance(w[0]) {
+                self.learn(w[LEARN_MIN / 2]);
+            }
+        }
+        let mut still = Vec::new();
+        for e in undecided {
+            let expired = all || (self.live && now.since(e.close_ts) >= LEARN_WAIT_S);
+            if !all && !self.live {
+                still.push(e);
+                continue;
+            }
+            if let Some(f) = self.judge(&e, false) {
+                out.push(f);
+            } else if expired {
+                out.push(self.judge(&e, true).expect("forced judgement"));
+            } else {
+                still.push(e);
+            }
+        }
+        self.pending = still;
+    }
+
+    /// Judges one abnormal close; `force` ends in abnormal-close when
+    /// nothing else fits.
+    fn judge(&mut self, e: &Ended, force: bool) -> Option<Finding> {
+        // The silence that led to the close: normally `idle`; when a frame
+        // crossed the close (idle under a second), the silence before it.
+        let idle = if e.idle < 1.0 && e.idle_alt >= 1.0 { e.idle_alt } else { e.idle };
+        let observed = (e.both_legs_by_proxy && idle >= 1.0).then_some((idle, Source::Observed));
+        let boundary = self.match_boundary(idle).or(observed);
+        // Heartbeats (this session's, or its path's when it died before its
+        // first one) that race the boundary it died at.
+        let hb = e.heartbeat.clone().or_else(|| self.path_heartbeat.get(&e.path).cloned());
+        if let (Some(hb), Some((b, src))) = (&hb, boundary) {
+            if Self::races(hb.interval_s, b) {
+                if src == Source::Observed {
+                    self.learn(b);
+                }
+                return Some(self.timeout_finding(e, idle, Some(hb), "heartbeat-race", Severity::Error, b, src));
+            }
+        }
+        if let Some((b, src)) = boundary {
+            if src == Source::Observed {
+                self.learn(b);
+            }
+            return Some(self.timeout_finding(
+                e,
+                idle,
+                e.heartbeat.as_ref(),
+                "idle-timeout-close",
+                Severity::Error,
+                b,
+                src,
+            ));
+        }
+        if !force {
+            return None;
+        }
+        let who = match e.by {
+            Some("client") => "the client closed the connection without a close frame (page closed, network change or crash); the backend saw 1006".to_string(),
+            Some("server") => "the server side closed the connection without a close frame; the client saw 1006".to_string(),
+            Some(_) => "the proxy closed the connection without a close frame; the client saw 1006".to_string(),
+            None => "the connection ended without a close frame".to_string(),
+        };
+        let msg = format!(
+            "the WebSocket session on {} ended without a close handshake ({} after {:.1} s idle, not at a known timeout): {who}",
+            e.path,
+            e.how.to_uppercase(),
+            e.idle
+        );
+        let d = json!({"session": e.id, "closed_by": e.by, "how": e.how, "idle_s": round3(e.idle), "hops": e.hops});
+        Some(finding(
+            "abnormal-close",
+            Severity::Warning,
+            e.close_ts,
+            e.flows.clone(),
+            Some(&e.path),
+            msg,
+            e.proxy,
+            None,
+            d,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn timeout_finding(
+        &self,
+        e: &Ended,
+        idle: f64,
+        hb: Option<&Heartbeat>,
+        kind: &'static str,
+        sev: Severity,
+        b: f64,
+        src: Source,
+    ) -> Finding {
+        let name = KNOWN_BOUNDARIES.iter().find(|(k, _)| *k == b).map(|(_, n)| *n);
+        let which = match src {
+            Source::Configured => format!("the {b:.0} s timeout you stated"),
+            Source::Known => format!("a {b:.0} s boundary ({})", name.unwrap_or("a common idle timeout")),
+            Source::Learned => format!("the {b:.1} s boundary other sessions in this capture were cut at"),
+            Source::Observed => format!("an idle timeout of about {b:.1} s"),
+        };
+        let closer = match (e.by, e.both_legs_by_proxy) {
+            (_, true) => format!(
+                "{} closed both legs together",
+                if e.proxy == Proxy::Unknown { "the proxy" } else { e.proxy.name() }
+            ),
+            (Some("client"), _) => "the hop in front (a load balancer or the client's side) closed it".to_string(),
+            (Some("server"), _) => "the server side closed it".to_string(),
+            (Some(x), _) => format!("the {x} closed it"),
+            (None, _) => "it was closed".to_string(),
+        };
+        let hb_text = match hb {
+            Some(h) => format!("{} {}s every {:.1} s", h.from, h.kind, h.interval_s),
+            None => "no heartbeats".to_string(),
+        };
+        let msg = if kind == "heartbeat-race" {
+            format!(
+                "the WebSocket session on {} was cut after {:.1} s without data at {which}: the heartbeats on this path ({hb_text}) are at or just under the boundary, so sessions die intermittently; {closer} without a close frame (the client saw 1006)",
+                e.path, idle
+            )
+        } else {
+            format!(
+                "the WebSocket session on {} was closed after {:.1} s without data, at {which}; {closer} without a close frame (the client saw 1006); {hb_text}",
+                e.path, idle
+            )
+        };
+        let d = json!({
+            "session": e.id,
+            "idle_s": round3(idle),
+            "boundary_s": round3(b),
+            "boundary_source": src.name(),
+            "closed_by": e.by,
+            "how": e.how,
+            "heartbeat": hb,
+            "hops": e.hops,
+        });
+        finding(kind, sev, e.close_ts, e.flows.clone(), Some(&e.path), msg, e.proxy, Some(b), d)
+    }
+
+    /// Live: warn once about open sessions idle for most of a boundary.
+    fn warn_open(&mut self, now: Ts, open: &[SessionRow], out: &mut Vec<Finding>) {
+        let (b, src) = match self.configured.iter().copied().reduce(f64::min) {
+            Some(b) => (b, Source::Configured),
+            None => match self.learned_boundary() {
+                Some(b) => (b, Source::Learned),
+                None => (60.0, Source::Known),
+            },
+        };
+        let open_ids: FxHashSet<u64> = open.iter().map(|r| r.id).collect();
+        self.warned.retain(|id| open_ids.contains(id));
+        for r in open {
+            let idle = now.since(r.last_activity);
+            if idle < 0.8 * b || idle > b || self.warned.contains(&r.id) {
+                continue;
+            }
+            self.warned.insert(r.id);
+            let msg = format!(
+                "the WebSocket session on {} has been idle {:.1} s, close to the {:.0} s idle timeout ({}): it will be cut without a close frame unless data or a ping crosses soon",
+                r.path,
+                idle,
+                b,
+                src.name()
+            );
+            let d = json!({"session": r.id, "idle_s": round3(idle), "boundary_s": b, "boundary_source": src.name()});
+            let flows = [&r.client_flow, &r.upstream_flow].into_iter().flatten().cloned().collect();
+            out.push(finding(
+                "idle-timeout-imminent",
+                Severity::Warning,
+                now,
+                flows,
+                Some(&r.path),
+                msg,
+                Proxy::Unknown,
+                Some(b),
+                d,
+            ));
+        }
+    }
+}
+
+/// The proxy (responder of the client hop, initiator of the upstream hop)
+/// closed both hops within a second of each other.
+fn both_legs_by_proxy(r: &Session) -> bool {
+    let c = r.hops.iter().find(|h| h.role == "client");
+    let u = r.hops.iter().find(|h| h.role == "upstream");
+    match (c, u) {
+        (Some(c), Some(u)) => {
+            c.closed_by == Some("responder")
+                && u.closed_by == Some("initiator")
+                && match (c.closed_at, u.closed_at) {
+                    (Some(a), Some(b)) => (a - b).abs() <= 1.0,
+                    _ => false,
+                }
+        }
+        _ => false,
+    }
+}
+
+/// Closed in the same instant, but after idle times that differ more than
+/// the closing times do: they did not each reach a timeout.
+fn spread_says_mass(g: &[Ended]) -> bool {
+    let close_span = g[g.len() - 1].close_ts.since(g[0].close_ts);
+    let (lo, hi) = g.iter().fold((f64::MAX, 0.0f64), |(lo, hi), e| (lo.min(e.idle), hi.max(e.idle)));
+    hi - lo > (3.0 * close_span).max(0.05)
+}
+
+fn mass_close(g: &[Ended]) -> Finding {
+    let proxy = g[0].proxy;
+    let (lo, hi) = g.iter().fold((f64::MAX, 0.0f64), |(lo, hi), e| (lo.min(e.idle), hi.max(e.idle)));
+    let paths: Vec<String> = {
+        let mut p: Vec<String> = g.iter().map(|e| e.path.clone()).collect();
+        p.sort();
+        p.dedup();
+        p
+    };
+    let msg = format!(
+        "{} WebSocket sessions were closed in the same instant without close frames, after different idle times ({:.1}-{:.1} s): {} reloaded or restarted (not an idle timeout); every client saw 1006",
+        g.len(),
+        lo,
+        hi,
+        if proxy == Proxy::Unknown { "the proxy" } else { proxy.name() }
+    );
+    let d = json!({
+        "count": g.len(),
+        "sessions": g.iter().map(|e| e.id).collect::<Vec<_>>(),
+        "idle_s": g.iter().map(|e| round3(e.idle)).collect::<Vec<_>>(),
+        "closed_by": g.iter().map(|e| e.by).collect::<Vec<_>>(),
+        "paths": paths,
+    });
+    let flows = g.iter().flat_map(|e| e.flows.iter().cloned()).collect();
+    let path = if paths.len() == 1 { Some(paths[0].as_str()) } else { None };
+    finding("mass-close", Severity::Warning, g[0].close_ts, flows, path, msg, proxy, None, d)
+}

@@ -1,0 +1,287 @@
+//! The bundled captures (recorded from real proxies by captures/record.sh):
+//! wstap's handshakes, sessions and findings against what the real client
+//! saw (captures/NAME.client.jsonl) and the diagnosis each scenario needs.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// Errors expected per capture (with repeats), then warnings (kinds only).
+/// Any other error-severity finding fails the test.
+const EXPECTED: &[(&str, &[&str], &[&str])] = &[
+    ("nginx-healthy", &[], &[]),
+    ("nginx-ipv6", &[], &[]),
+    ("nginx-any", &[], &[]),
+    ("nginx-any-sll2", &[], &[]),
+    ("haproxy-healthy", &[], &[]),
+    ("apache-healthy", &[], &[]),
+    ("chain-haproxy-nginx", &[], &[]),
+    ("nginx-pipelined-plain", &[], &[]),
+    ("nginx-socketio-ok", &[], &[]),
+    ("nginx-default", &["upgrade-stripped", "upgrade-stripped", "upstream-http10", "upstream-http10"], &[]),
+    ("nginx-upgrade-only", &["upgrade-stripped", "upgrade-stripped"], &[]),
+    ("nginx-upgrade-mangled", &["upgrade-stripped", "upgrade-stripped"], &[]),
+    ("nginx-http10", &["upstream-http10", "upstream-http10"], &[]),
+    ("nginx-wrong-location", &["upgrade-stripped", "upstream-http10"], &[]),
+    ("haproxy-stripped", &["upgrade-stripped", "upgrade-stripped"], &[]),
+    ("apache-stripped", &["upgrade-stripped", "upgrade-stripped"], &[]),
+    ("nginx-hardcoded-connection", &[], &["connection-upgrade-on-plain"]),
+    ("nginx-backend-down", &["upstream-connect-failed", "upstream-connect-failed"], &[]),
+    ("nginx-backend-hang", &["upstream-timeout"], &[]),
+    ("nginx-backend-close", &["upstream-premature-close"], &[]),
+    ("nginx-origin-403", &[], &["handshake-rejected"]),
+    ("nginx-bad-accept", &["bad-accept"], &[]),
+    ("nginx-no-proxy-location", &["upgrade-failed"], &[]),
+    ("nginx-tls-front", &[], &["forwarded-proto-missing"]),
+    ("nginx-mass-close", &[], &["mass-close"]),
+    ("nginx-idle-short", &["idle-timeout-close"], &[]),
+    ("haproxy-idle", &["idle-timeout-close"], &[]),
+    ("nginx-socketio-stuck", &["upgrade-stripped", "upstream-http10"], &["socketio-no-upgrade"]),
+];
+
+#[test]
+fn every_capture_gets_exactly_its_diagnosis() {
+    let mut failures = Vec::new();
+    for (name, errors, warnings) in EXPECTED {
+        let rs = records(name);
+        let got_err = kinds(&rs, "error");
+        let mut want: Vec<String> = errors.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        if got_err != want {
+            failures.push(format!("{name}: errors {got_err:?}, expected {want:?}"));
+        }
+        let got_warn = kinds(&rs, "warning");
+        for w in *warnings {
+            if !got_warn.iter().any(|k| k == w) {
+                failures.push(format!("{name}: warning {w} missing (got {got_warn:?})"));
+            }
+        }
+        if warnings.is_empty() && errors.is_empty() && !got_warn.is_empty() {
+            failures.push(format!("{name}: a healthy capture produced warnings {got_warn:?}"));
+        }
+        // Every finding says what to do.
+        for f in of_type(&rs, "finding") {
+            if f["fix"].as_str().is_none_or(str::is_empty) && f["severity"] == "error" {
+                failures.push(format!("{name}: {} has no fix", f["kind"]));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The statuses the real client saw, one per handshake it attempted.
+fn client_statuses(name: &str) -> Vec<Option<u64>> {
+    let mut v: Vec<Option<u64>> = client_log(name)
+        .iter()
+        .filter(|e| e["event"] == "handshake")
+        .map(|e| match e["status"].as_u64() {
+            // The client rejected a 101 whose Accept was wrong.
+            None if e["exception"] == "InvalidHeaderValue" => Some(101),
+            s => s,
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The status each handshake record shows on the hop nearest the client
+/// (the readable one when the client hop is TLS).
+fn wire_statuses(rs: &[Value]) -> Vec<Option<u64>> {
+    let mut v: Vec<Option<u64>> = of_type(rs, "handshake")
+        .iter()
+        .filter(|h| h["hop_index"] == 0)
+        .map(|h| {
+            let c = &h["client"];
+            if c.is_null() || c["encrypted"] == true { h["upstream"]["status"].as_u64() } else { c["status"].as_u64() }
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn handshake_statuses_match_what_the_client_saw() {
+    let mut checked = 0;
+    for (name, ..) in EXPECTED {
+        let log = common::root().join("captures").join(format!("{name}.client.jsonl"));
+        if !log.exists() || client_log(name).iter().all(|e| e["event"] != "handshake") {
+            continue;
+        }
+        let rs = records(name);
+        assert_eq!(wire_statuses(&rs), client_statuses(name), "{name}");
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} captures had a client log");
+}
+
+#[test]
+fn session_ends_match_the_close_codes_the_client_saw() {
+    for (name, ..) in EXPECTED {
+        let log = common::root().join("captures").join(format!("{name}.client.jsonl"));
+        if !log.exists() || client_log(name).iter().all(|e| e["event"] != "handshake") {
+            continue; // not a WebSocket client (plain HTTP, Socket.IO)
+        }
+        if *name == "nginx-bad-accept" {
+            continue; // the client refused the 101, so it never had a session to close
+        }
+        let mut saw: Vec<(bool, Option<u64>)> = client_log(name)
+            .iter()
+            .filter(|e| e["event"] == "closed")
+            .map(|e| {
+                let code = e["code"].as_u64();
+                (code != Some(1006), code.filter(|&c| c != 1006))
+            })
+            .collect();
+        saw.sort();
+        let rs = records(name);
+        let mut got: Vec<(bool, Option<u64>)> = of_type(&rs, "session")
+            .iter()
+            .filter(|s| s["hop_index"] == 0 && s["open"] == false)
+            .map(|s| (s["close"]["clean"] == true, s["close"]["code"].as_u64()))
+            .collect();
+        got.sort();
+        assert_eq!(got, saw, "{name}: (clean, code) per session");
+    }
+}
+
+#[test]
+fn healthy_proxy_pairs_both_hops_by_key() {
+    let rs = records("nginx-healthy");
+    let hs = of_type(&rs, "handshake");
+    assert_eq!(hs.len(), 3);
+    for h in &hs {
+        assert_eq!(h["outcome"], "upgraded");
+        assert_eq!(h["paired_by"], "key");
+        assert_eq!(h["client"]["status"], 101);
+        assert_eq!(h["upstream"]["status"], 101);
+        assert_eq!(h["client"]["key"], h["upstream"]["key"]);
+        assert_eq!(h["client"]["flow"].as_str().unwrap().split("->").nth(1), Some("127.0.0.1:18081"));
+        assert_eq!(h["upstream"]["flow"].as_str().unwrap().split("->").nth(1), Some("127.0.0.1:13001"));
+        assert!(h["latency_ms"]["client"].as_f64().unwrap() >= h["latency_ms"]["upstream"].as_f64().unwrap());
+    }
+    let sessions = of_type(&rs, "session");
+    assert_eq!(sessions.len(), 3);
+    for s in sessions {
+        assert_eq!(s["close"]["by"], "client");
+        assert_eq!(s["close"]["code"], 1000);
+        assert_eq!(s["close"]["clean"], true);
+        assert!(s["upstream_flow"].is_string() && s["client_flow"].is_string());
+        assert_eq!(s["hops"].as_array().unwrap().len(), 2);
+        // 3 messages + ping + close from the client, echoes + pong + close back
+        assert_eq!(s["frames"]["to_server"], 5);
+        assert_eq!(s["frames"]["to_client"], 5);
+    }
+    let sum = summary(&rs);
+    assert_eq!(sum["handshakes"]["upgraded"], 3);
+    assert_eq!(sum["decode_errors"].as_object().unwrap().len(), 0);
+}
+
+#[test]
+fn default_proxy_pass_message_names_the_hop_and_what_it_lost() {
+    let rs = records("nginx-default");
+    let f = of_type(&rs, "finding").into_iter().find(|f| f["kind"] == "upgrade-stripped").unwrap();
+    let msg = f["message"].as_str().unwrap();
+    assert!(msg.starts_with("nginx forwarded GET /ws to 127.0.0.1:13002 over HTTP/1.0 without Upgrade"), "{msg}");
+    assert!(msg.contains("the client got 505"), "{msg}");
+    assert_eq!(f["detail"]["missing"].as_array().unwrap()[0], "Upgrade");
+    assert_eq!(f["detail"]["proxy"], "nginx");
+    assert!(f["fix"].as_str().unwrap().contains("proxy_set_header Connection $connection_upgrade"));
+    assert_eq!(f["flows"].as_array().unwrap().len(), 2);
+    let diff = f["detail"]["diff"].as_array().unwrap();
+    assert!(diff.iter().any(|d| d["header"] == "Upgrade" && d["change"] == "missing" && d["upstream"].is_null()));
+    assert!(diff.iter().any(|d| d["header"] == "HTTP version" && d["upstream"] == "HTTP/1.0"));
+}
+
+#[test]
+fn wrong_location_is_told_apart_from_a_global_mistake() {
+    let rs = records("nginx-wrong-location");
+    let f = of_type(&rs, "finding").into_iter().find(|f| f["kind"] == "upgrade-stripped").unwrap();
+    assert_eq!(f["path"], "/app/ws");
+    assert_eq!(f["detail"]["paths_with_headers_intact"][0], "/ws");
+    let ok = of_type(&rs, "handshake").into_iter().filter(|h| h["outcome"] == "upgraded").count();
+    assert_eq!(ok, 1, "/ws still upgrades");
+}
+
+#[test]
+fn backend_rejection_is_not_blamed_on_the_proxy() {
+    let rs = records("nginx-origin-403");
+    let f = of_type(&rs, "finding");
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["kind"], "handshake-rejected");
+    assert_eq!(f[0]["severity"], "warning");
+    assert_eq!(f[0]["detail"]["status"], 403);
+    assert!(f[0]["message"].as_str().unwrap().contains("not a proxy problem"));
+}
+
+#[test]
+fn tls_front_hides_the_client_hop_but_not_the_pairing() {
+    let rs = records("nginx-tls-front");
+    for h in of_type(&rs, "handshake") {
+        assert_eq!(h["client"]["encrypted"], true);
+        assert_eq!(h["upstream"]["status"], 101);
+        assert_eq!(h["outcome"], "upgraded");
+    }
+}
+
+#[test]
+fn chain_of_proxies_gives_one_record_per_adjacent_pair() {
+    let rs = records("chain-haproxy-nginx");
+    let hs = of_type(&rs, "handshake");
+    assert_eq!(hs.len(), 4, "2 sessions x 2 hop pairs");
+    for chain in hs.iter().map(|h| h["chain"].as_u64().unwrap()).collect::<std::collections::BTreeSet<_>>() {
+        let mut pair: Vec<&&Value> = hs.iter().filter(|h| h["chain"] == chain).collect();
+        pair.sort_by_key(|h| h["hop_index"].as_u64());
+        assert_eq!(pair.len(), 2);
+        assert_eq!(pair[0]["hop_index"], 0);
+        assert_eq!(pair[1]["hop_index"], 1);
+        // The middle hop is the upstream of the first record and the client of the second.
+        assert_eq!(pair[0]["upstream"]["flow"], pair[1]["client"]["flow"]);
+    }
+}
+
+#[test]
+fn backend_down_names_the_refused_connection() {
+    let rs = records("nginx-backend-down");
+    for f in of_type(&rs, "finding") {
+        assert_eq!(f["kind"], "upstream-connect-failed");
+        assert_eq!(f["detail"]["attempts"][0]["refused"], true);
+        assert!(f["message"].as_str().unwrap().contains("connection refused"));
+    }
+}
+
+#[test]
+fn mass_close_is_not_an_idle_timeout() {
+    let rs = records("nginx-mass-close");
+    let f = of_type(&rs, "finding");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["kind"], "mass-close");
+    assert_eq!(f[0]["detail"]["count"], 4);
+}
+
+#[test]
+fn idle_timeout_reports_boundary_and_who_closed() {
+    for name in ["nginx-idle-short", "haproxy-idle"] {
+        let rs = records(name);
+        let f = of_type(&rs, "finding").into_iter().find(|f| f["kind"] == "idle-timeout-close").unwrap();
+        let b = f["detail"]["boundary_s"].as_f64().unwrap();
+        assert!((b - 5.0).abs() < 0.5, "{name}: boundary {b}");
+        assert!(f["message"].as_str().unwrap().contains("closed both legs together"), "{name}");
+        // The session with heartbeats is healthy and not flagged.
+        let sessions = of_type(&rs, "session");
+        assert!(sessions.iter().any(|s| s["heartbeat"].is_object() && s["close"]["clean"] == true), "{name}");
+    }
+}
+
+#[test]
+fn redaction_applies_to_every_output() {
+    // Captures carry no secrets of their own; -v prints every header and
+    // target, so check the mask logic end to end on the peers' JWT.
+    let p = root().join("tests/data/peers/zeek/websocket_wstunnel-http.pcap");
+    let out = wstap(&["-r", p.to_str().unwrap(), "-vv"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("REDACTED"), "{text}");
+    assert!(!text.contains("authorization.bearer.eyJ"), "bearer token leaked");
+    let raw = wstap(&["-r", p.to_str().unwrap(), "-vv", "--no-redact"]);
+    assert!(String::from_utf8_lossy(&raw.stdout).contains("authorization.bearer."));
+}
