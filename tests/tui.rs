@@ -315,8 +315,10 @@ fn finding_detail_shows_both_hops_the_stripped_header_and_the_fix() {
                 "upgrade-stripped",
                 "×3",
                 "What the client saw: 400 Bad Request",
-                "Client hop: 198.51.100.7:51000",
-                "Upstream hop: 10.0.0.1:40000",
+                "Client hop",
+                "Upstream hop",
+                "198.51.100.7:51000->10.0.0.1:80",
+                "10.0.0.1:40000->10.0.0.2:3000",
                 "- Upgrade: websocket",
                 "✗ Upgrade: (stripped",
                 "~ Connection: Upgrade",
@@ -329,10 +331,13 @@ fn finding_detail_shows_both_hops_the_stripped_header_and_the_fix() {
         assert_eq!(fg_at(&buf, "- Upgrade: websocket"), Color::Red);
         assert_eq!(fg_at(&buf, "✗ Upgrade"), Color::Red);
         assert_eq!(fg_at(&buf, "~ Connection: close"), Color::Yellow);
-        // Side by side: the client column left of the upstream column.
+        // Side by side, row for row: the stripped header's hole is on the
+        // same row as the client's header.
         let (cx, cy) = find(&buf, "- Upgrade: websocket").unwrap();
-        let (ux, _) = find(&buf, "~ Connection: close").unwrap();
+        let (ux, uy) = find(&buf, "✗ Upgrade").unwrap();
         assert!(cx < w / 2 && ux >= w / 2, "columns at {cx} and {ux}");
+        assert_eq!(cy, uy);
+        assert_eq!(find(&buf, "~ Connection: Upgrade").unwrap().1, find(&buf, "~ Connection: close").unwrap().1);
         assert!(cy > find(&buf, "What the client saw").unwrap().1);
     }
     // Older occurrences, then back.
@@ -512,7 +517,10 @@ fn keys_switch_views_and_open_help() {
     press(&mut app, KeyCode::Char('?'));
     assert!(app.help);
     let buf = render(&app, 80, 24);
-    assert_on_screen(&buf, &["Keys (Esc closes)", "quit", "filter by path, address or kind", "sort sessions"]);
+    assert_on_screen(
+        &buf,
+        &["Keys (Esc closes)", "quit", "filter by path, address or kind", "sort column of the sessions table"],
+    );
     // Keys other than Esc, ? and q do nothing under help.
     assert_eq!(press(&mut app, KeyCode::Char('3')), Action::None);
     assert_eq!(press(&mut app, KeyCode::Esc), Action::Redraw);

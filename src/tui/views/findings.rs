@@ -81,9 +81,15 @@ fn group_lines(g: &FindingGroup, width: usize, selected: bool) -> [Line<'static>
 #[derive(Debug, Default)]
 struct HopView {
     flow: Option<String>,
+    request_line: Option<String>,
     request: Vec<(String, String)>,
     response: Option<Vec<(String, String)>>,
     status: Option<i64>,
+    /// How the hop ended without a response ("reset", ...).
+    end: Option<String>,
+    /// TLS: only the flow (and SNI) is known.
+    encrypted: bool,
+    sni: Option<String>,
 }
 
 /// One differing header between the hops.
@@ -91,7 +97,6 @@ struct HopView {
 struct Diff {
     header: String,
     client: Option<String>,
-    upstream: Option<String>,
     change: String,
 }
 
@@ -114,11 +119,16 @@ fn hop_view(v: &Value) -> Option<HopView> {
     if !v.is_object() {
         return None;
     }
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(String::from);
     Some(HopView {
-        flow: v.get("flow").and_then(Value::as_str).map(String::from),
+        flow: s("flow"),
+        request_line: s("request_line"),
         request: v.get("request").and_then(headers).unwrap_or_default(),
         response: v.get("response").and_then(headers),
         status: v.get("status").and_then(Value::as_i64),
+        end: s("end"),
+        encrypted: v.get("encrypted").and_then(Value::as_bool).unwrap_or(false),
+        sni: s("sni"),
     })
 }
 
@@ -129,86 +139,177 @@ fn diffs(detail: &Value) -> Vec<Diff> {
             Some(Diff {
                 header: d.get("header")?.as_str()?.to_string(),
                 client: d.get("client").and_then(Value::as_str).map(String::from),
-                upstream: d.get("upstream").and_then(Value::as_str).map(String::from),
                 change: d.get("change").and_then(Value::as_str).unwrap_or("changed").to_string(),
             })
         })
         .collect()
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Side {
-    Client,
-    Upstream,
+fn red() -> Style {
+    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+}
+fn amber() -> Style {
+    Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+}
+fn green() -> Style {
+    Style::new().fg(Color::Green).add_modifier(Modifier::BOLD)
+}
+fn dim() -> Style {
+    Style::new().fg(Color::DarkGray)
+}
+fn underlined() -> Style {
+    Style::new().add_modifier(Modifier::UNDERLINED)
 }
 
-/// The marker and style of a request header on one side, from the diff.
-fn mark(d: Option<&Diff>, side: Side) -> (&'static str, Style) {
-    let red = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
-    let amber = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
-    let green = Style::new().fg(Color::Green).add_modifier(Modifier::BOLD);
-    match (d.map(|d| d.change.as_str()), side) {
-        (None, _) => ("  ", Style::new()),
-        (Some("missing"), Side::Client) => ("- ", red),
-        (Some("added"), Side::Upstream) => ("+ ", green),
-        (Some("added"), Side::Client) => ("  ", Style::new()),
-        (Some(_), _) => ("~ ", amber),
+/// The two columns of the detail, row for row: a header sits on the same
+/// row on both sides, so a stripped one shows as a hole in the upstream
+/// column. Markers: `-` sent by the client but stripped, `~` changed on
+/// the way, `+` added by the proxy, `✗` where the stripped header should be.
+struct Columns {
+    left: Vec<Line<'static>>,
+    right: Vec<Line<'static>>,
+    width: usize,
+}
+
+impl Columns {
+    fn row(&mut self, l: (String, Style), r: (String, Style)) {
+        self.left.push(Line::styled(ellipsize(&l.0, self.width), l.1));
+        self.right.push(Line::styled(ellipsize(&r.0, self.width), r.1));
     }
 }
 
-/// A hop's column: request headers (marked from the diff), the headers the
-/// proxy dropped, then the response.
-fn hop_lines(h: Option<&HopView>, diff: &[Diff], side: Side) -> Vec<Line<'static>> {
-    let dim = Style::new().fg(Color::DarkGray);
-    let Some(h) = h else {
-        return vec![Line::styled("(no such hop in this capture)", dim)];
+fn hop_columns(c: Option<&HopView>, u: Option<&HopView>, diff: &[Diff], width: usize) -> Columns {
+    let mut cols = Columns { left: Vec::new(), right: Vec::new(), width };
+    let none = |what: &str| (format!("(no {what} hop in this capture)"), dim());
+    let flow = |h: Option<&HopView>, what: &str| match h {
+        Some(h) => (h.flow.clone().unwrap_or_else(|| "-".into()), dim()),
+        None => none(what),
     };
-    let find = |name: &str| diff.iter().find(|d| d.header.eq_ignore_ascii_case(name));
-    let mut out = vec![Line::styled("Request headers", Style::new().add_modifier(Modifier::UNDERLINED))];
-    for (name, value) in &h.request {
-        let (m, style) = mark(find(name), side);
-        out.push(Line::styled(format!("{m}{name}: {value}"), style));
-    }
-    if side == Side::Upstream {
-        for d in diff.iter().filter(|d| d.change == "missing" || (d.upstream.is_none() && d.client.is_some())) {
-            if !h.request.iter().any(|(n, _)| n.eq_ignore_ascii_case(&d.header)) {
-                out.push(Line::styled(
-                    format!("✗ {}: (stripped by the proxy)", d.header),
-                    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-                ));
+    cols.row(flow(c, "client"), flow(u, "upstream"));
+    for (h, side) in [(c, 0), (u, 1)] {
+        if let Some(h) = h.filter(|h| h.encrypted) {
+            let t = format!("TLS: encrypted{}", h.sni.as_ref().map_or(String::new(), |s| format!(", SNI {s}")));
+            if side == 0 {
+                cols.row((t, dim()), (String::new(), dim()))
+            } else {
+                cols.row((String::new(), dim()), (t, dim()))
             }
         }
     }
-    if side == Side::Client {
-        for d in diff.iter().filter(|d| d.change == "added" && d.client.is_none()) {
-            out.push(Line::styled(format!("  {}: (not sent by the client)", d.header), dim));
+    let find = |name: &str| diff.iter().find(|d| d.header.eq_ignore_ascii_case(name));
+
+    // Request line, with the HTTP version marked when it changed.
+    cols.row(("Request".into(), underlined()), ("Request".into(), underlined()));
+    let version_changed = find("HTTP version").is_some();
+    let line = |h: Option<&HopView>| h.and_then(|h| h.request_line.clone());
+    if line(c).is_some() || line(u).is_some() {
+        let st = if version_changed { amber() } else { Style::new() };
+        let m = if version_changed { "~ " } else { "  " };
+        let side = |h: Option<&HopView>| line(h).map_or((String::new(), dim()), |l| (format!("{m}{l}"), st));
+        cols.row(side(c), side(u));
+    }
+
+    // Client headers in order, each beside the upstream's header of the
+    // same name (the n-th of that name), then what only the upstream has.
+    let creq = c.map_or(&[][..], |h| &h.request[..]);
+    let ureq = u.map_or(&[][..], |h| &h.request[..]);
+    let mut used = vec![false; ureq.len()];
+    for (name, value) in creq {
+        let d = find(name);
+        let j = ureq.iter().enumerate().position(|(j, (n, _))| !used[j] && n.eq_ignore_ascii_case(name));
+        if let Some(j) = j {
+            used[j] = true;
+        }
+        let changed = d.is_some_and(|d| d.change != "added" && d.change != "missing");
+        let (lm, ls) = match d.map(|d| d.change.as_str()) {
+            Some("missing") => ("- ", red()),
+            _ if changed => ("~ ", amber()),
+            _ => ("  ", Style::new()),
+        };
+        let left = (format!("{lm}{name}: {value}"), ls);
+        let right = match (j, u) {
+            (_, None) => (String::new(), dim()),
+            (Some(j), _) => {
+                let (n, v) = &ureq[j];
+                if changed { (format!("~ {n}: {v}"), amber()) } else { (format!("  {n}: {v}"), Style::new()) }
+            }
+            (None, _) if d.is_some() => (format!("✗ {name}: (stripped by the proxy)"), red()),
+            (None, _) => (format!("  {name}: (not forwarded)"), dim()),
+        };
+        cols.row(left, right);
+    }
+    // Diffed headers the client did not send as such (e.g. stripped from a
+    // joined value), then upstream-only headers.
+    for d in diff.iter().filter(|d| d.change == "missing") {
+        if !creq.iter().any(|(n, _)| n.eq_ignore_ascii_case(&d.header)) && d.header != "HTTP version" {
+            let v = d.client.clone().unwrap_or_default();
+            cols.row(
+                (format!("- {}: {v}", d.header), red()),
+                (format!("✗ {}: (stripped by the proxy)", d.header), red()),
+            );
         }
     }
-    out.push(Line::raw(""));
-    let status = h.status.map_or("no response".to_string(), |s| s.to_string());
-    out.push(Line::styled(format!("Response: {status}"), Style::new().add_modifier(Modifier::UNDERLINED)));
-    match &h.response {
-        Some(rs) => out.extend(rs.iter().map(|(n, v)| Line::raw(format!("  {n}: {v}")))),
-        None => out.push(Line::styled("  (none)", dim)),
+    for (_, (n, v)) in ureq.iter().enumerate().filter(|(j, _)| !used[*j]) {
+        let st = if find(n).is_some() { green() } else { Style::new() };
+        cols.row((String::new(), dim()), (format!("+ {n}: {v}"), st));
     }
-    out
+
+    // Responses, aligned the same way (no markers: the diff is about the
+    // request the proxy forwarded).
+    cols.row((String::new(), dim()), (String::new(), dim()));
+    let status = |h: Option<&HopView>| match h {
+        None => (String::new(), dim()),
+        Some(h) => match (h.status, &h.end) {
+            (Some(s), _) => (format!("Response: {s}"), underlined()),
+            (None, Some(e)) => (format!("Response: none ({e})"), underlined().fg(Color::Red)),
+            (None, None) => ("Response: none".into(), underlined()),
+        },
+    };
+    cols.row(status(c), status(u));
+    let cres = c.and_then(|h| h.response.as_deref()).unwrap_or(&[]);
+    let ures = u.and_then(|h| h.response.as_deref()).unwrap_or(&[]);
+    for i in 0..cres.len().max(ures.len()) {
+        let cell = |r: &[(String, String)]| {
+            r.get(i).map_or((String::new(), dim()), |(n, v)| (format!("  {n}: {v}"), Style::new()))
+        };
+        cols.row(cell(cres), cell(ures));
+    }
+    cols
 }
 
-/// The detail object's other fields, as "key: value" lines.
+/// The detail object's other fields, as "key: value" lines; arrays of
+/// objects (a session's hops) one element per line.
 fn other_fields(detail: &Value) -> Vec<Line<'static>> {
     let Some(obj) = detail.as_object() else {
         return if detail.is_null() { Vec::new() } else { vec![Line::raw(detail.to_string())] };
     };
-    obj.iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "hops" | "diff" | "client_saw"))
-        .map(|(k, v)| {
-            let v = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            Line::from(vec![Span::styled(format!("{k}: "), Style::new().fg(Color::DarkGray)), Span::raw(v)])
-        })
-        .collect()
+    let scalar = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut out = Vec::new();
+    for (k, v) in obj.iter().filter(|(k, v)| !matches!(k.as_str(), "diff" | "client_saw") && !is_handshake_hops(k, v)) {
+        match v {
+            Value::Array(items) if items.iter().any(Value::is_object) => {
+                out.push(Line::styled(format!("{k}:"), dim()));
+                for it in items {
+                    let text = match it.as_object() {
+                        Some(o) => o.iter().map(|(k, v)| format!("{k}={}", scalar(v))).collect::<Vec<_>>().join(" "),
+                        None => scalar(it),
+                    };
+                    out.push(Line::raw(format!("  • {text}")));
+                }
+            }
+            _ => out.push(Line::from(vec![Span::styled(format!("{k}: "), dim()), Span::raw(scalar(v))])),
+        }
+    }
+    out
+}
+
+/// `hops` in the handshake shape (`{"client": .., "upstream": ..}`) is
+/// drawn as columns, not listed.
+fn is_handshake_hops(k: &str, v: &Value) -> bool {
+    k == "hops" && v.is_object() && (v.get("client").is_some() || v.get("upstream").is_some())
 }
 
 /// Rows a text needs when wrapped to `width`.
@@ -222,15 +323,16 @@ pub fn render_detail(f: &mut Frame, app: &App, area: Rect) {
         f.render_widget(Paragraph::new("No finding selected (Esc goes back).").block(Block::bordered()), area);
         return;
     };
-    let inner_w = area.width.saturating_sub(2);
     let fix = fnd.fix.clone().unwrap_or_else(|| "No fix suggested for this finding.".into());
-    let head_h = (2 + wrapped_rows(&fnd.message, inner_w)).min(6) + 2;
-    let fix_h = wrapped_rows(&fix, inner_w).min(6) + 2;
+    // Header and fix take what they need, within limits that leave the
+    // hop columns at least a third of the screen.
+    let head_h = 2 + wrapped_rows(&fnd.message, area.width).min(3);
+    let fix_h = 1 + wrapped_rows(&fix, area.width).min((area.height / 3).max(2));
     let saw = fnd.detail.get("client_saw").and_then(Value::as_str).map(String::from);
     let [head, saw_area, mid, fix_area] = Layout::vertical([
         Constraint::Length(head_h),
         Constraint::Length(u16::from(saw.is_some())),
-        Constraint::Min(3),
+        Constraint::Min(5),
         Constraint::Length(fix_h),
     ])
     .areas(area);
@@ -239,47 +341,43 @@ pub fn render_detail(f: &mut Frame, app: &App, area: Rect) {
     if let Some(s) = saw {
         f.render_widget(
             Paragraph::new(Line::from(vec![
-                Span::styled(" What the client saw: ", Style::new().add_modifier(Modifier::BOLD)),
-                Span::styled(s, Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)),
+                Span::styled("What the client saw: ", Style::new().add_modifier(Modifier::BOLD)),
+                Span::styled(s, red()),
             ])),
             saw_area,
         );
     }
 
     let detail = &fnd.detail;
-    let hops = detail.get("hops");
+    let hops = detail.get("hops").filter(|h| is_handshake_hops("hops", h));
     let client = hops.and_then(|h| h.get("client")).and_then(hop_view);
     let upstream = hops.and_then(|h| h.get("upstream")).and_then(hop_view);
     let extra = other_fields(detail);
     let scroll = (app.detail_scroll, 0);
     if client.is_some() || upstream.is_some() {
-        let d = diffs(detail);
         let [l, r] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(mid);
-        let title = |name: &str, h: &Option<HopView>| {
-            format!(" {name}: {} ", h.as_ref().and_then(|h| h.flow.clone()).unwrap_or_else(|| "-".into()))
-        };
-        let mut left = hop_lines(client.as_ref(), &d, Side::Client);
-        let right = hop_lines(upstream.as_ref(), &d, Side::Upstream);
+        let width = l.width.saturating_sub(2) as usize;
+        let mut cols = hop_columns(client.as_ref(), upstream.as_ref(), &diffs(detail), width);
         if !extra.is_empty() {
-            left.push(Line::raw(""));
-            left.extend(extra);
+            cols.row((String::new(), dim()), (String::new(), dim()));
+            cols.left.extend(extra);
         }
+        let rows = cols.left.len().max(cols.right.len());
+        let below = rows.saturating_sub(app.detail_scroll as usize + mid.height.saturating_sub(2) as usize);
+        let more = |b: Block<'static>| {
+            if below > 0 {
+                b.title_bottom(Line::styled(format!(" ↓ {below} more "), dim()).right_aligned())
+            } else {
+                b
+            }
+        };
+        f.render_widget(Paragraph::new(cols.left).scroll(scroll).block(Block::bordered().title(" Client hop ")), l);
         f.render_widget(
-            Paragraph::new(left)
-                .wrap(Wrap { trim: false })
-                .scroll(scroll)
-                .block(Block::bordered().title(title("Client hop", &client))),
-            l,
-        );
-        f.render_widget(
-            Paragraph::new(right)
-                .wrap(Wrap { trim: false })
-                .scroll(scroll)
-                .block(Block::bordered().title(title("Upstream hop", &upstream))),
+            Paragraph::new(cols.right).scroll(scroll).block(more(Block::bordered().title(" Upstream hop "))),
             r,
         );
     } else {
-        let mut lines = vec![Line::styled("Flows", Style::new().add_modifier(Modifier::UNDERLINED))];
+        let mut lines = vec![Line::styled("Flows", underlined())];
         lines.extend(fnd.flows.iter().map(|fl| Line::raw(format!("  {fl}"))));
         if !extra.is_empty() {
             lines.push(Line::raw(""));
@@ -294,7 +392,7 @@ pub fn render_detail(f: &mut Frame, app: &App, area: Rect) {
         Paragraph::new(fix)
             .wrap(Wrap { trim: false })
             .style(Style::new().fg(Color::Green))
-            .block(Block::bordered().title(" Fix ").border_style(Style::new().fg(Color::Green))),
+            .block(Block::new().borders(Borders::TOP).title(" Fix ").border_style(Style::new().fg(Color::Green))),
         fix_area,
     );
 }
@@ -306,19 +404,19 @@ fn header(g: &FindingGroup, f: &Finding, occurrence: usize) -> Paragraph<'static
     } else {
         String::new()
     };
-    let mut lines = vec![
+    let lines = vec![
         Line::from(vec![
             Span::styled(severity_label(f.severity).trim_end().to_string(), severity_style(f.severity)),
             Span::styled(format!(" {}", f.kind), Style::new().add_modifier(Modifier::BOLD)),
             Span::raw(format!("  ×{}  at {}", g.count, fmt_tod(f.ts))),
-            Span::styled(which, Style::new().fg(Color::DarkGray)),
+            Span::styled(which, dim()),
         ]),
         Line::from(vec![
             Span::styled(f.path.clone().unwrap_or_else(|| "-".into()), Style::new().fg(Color::Cyan)),
             Span::raw("  "),
-            Span::styled(f.flows.join("  "), Style::new().fg(Color::DarkGray)),
+            Span::styled(f.flows.join("  "), dim()),
         ]),
+        Line::raw(f.message.clone()),
     ];
-    lines.push(Line::raw(f.message.clone()));
-    Paragraph::new(lines).wrap(Wrap { trim: false }).block(Block::new().borders(Borders::ALL).title(" Finding "))
+    Paragraph::new(lines).wrap(Wrap { trim: false })
 }

@@ -115,8 +115,10 @@ fn render_sparkline(f: &mut Frame, app: &App, area: Rect) {
         Some(v) => format!(" Upgrade success rate, % per {per} · latest {v}% "),
         None => format!(" Upgrade success rate, % per {per} · no handshakes yet "),
     };
-    // Heights are 1 + percent, so a bucket at 0% still shows a (red) bar;
-    // buckets without handshakes stay empty.
+    // Heights are pad + percent, so a bucket at 0% still shows a (red)
+    // bar of one eighth of a row; buckets without handshakes stay empty.
+    let rows = u64::from(area.height.saturating_sub(2).max(1));
+    let pad = 100u64.div_ceil(8 * rows - 1) + 1;
     let bars: Vec<SparklineBar> = series
         .iter()
         .map(|v| {
@@ -125,12 +127,12 @@ fn render_sparkline(f: &mut Frame, app: &App, area: Rect) {
                 Some(p) if *p >= 90 => AMBER,
                 _ => Color::Red,
             };
-            SparklineBar::from(v.map(|p| p + 1)).style(Some(Style::new().fg(color)))
+            SparklineBar::from(v.map(|p| p + pad)).style(Some(Style::new().fg(color)))
         })
         .collect();
     let spark = Sparkline::default()
         .data(bars)
-        .max(101)
+        .max(100 + pad)
         .absent_value_symbol("·")
         .absent_value_style(Style::new().fg(Color::DarkGray))
         .block(Block::bordered().title(title));
