@@ -78,6 +78,17 @@ fn group_lines(g: &FindingGroup, width: usize, selected: bool) -> [Line<'static>
 }
 
 /// One hop as the finding detail describes it.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wrapped_rows_counts_word_wrapping() {
+        assert_eq!(super::wrapped_rows("abc def", 7), 1);
+        assert_eq!(super::wrapped_rows("abc defg", 7), 2);
+        assert_eq!(super::wrapped_rows("one\n    two three", 10), 3);
+        assert_eq!(super::wrapped_rows("", 10), 1);
+    }
+}
+
 #[derive(Debug, Default)]
 struct HopView {
     flow: Option<String>,
@@ -283,10 +294,6 @@ fn other_fields(detail: &Value) -> Vec<Line<'static>> {
     let Some(obj) = detail.as_object() else {
         return if detail.is_null() { Vec::new() } else { vec![Line::raw(detail.to_string())] };
     };
-    let scalar = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     let mut out = Vec::new();
     for (k, v) in obj.iter().filter(|(k, v)| !matches!(k.as_str(), "diff" | "client_saw") && !is_handshake_hops(k, v)) {
         match v {
@@ -294,7 +301,12 @@ fn other_fields(detail: &Value) -> Vec<Line<'static>> {
                 out.push(Line::styled(format!("{k}:"), dim()));
                 for it in items {
                     let text = match it.as_object() {
-                        Some(o) => o.iter().map(|(k, v)| format!("{k}={}", scalar(v))).collect::<Vec<_>>().join(" "),
+                        Some(o) => o
+                            .iter()
+                            .filter(|(_, v)| !v.is_null())
+                            .map(|(k, v)| format!("{k}={}", scalar(v)))
+                            .collect::<Vec<_>>()
+                            .join(" "),
                         None => scalar(it),
                     };
                     out.push(Line::raw(format!("  • {text}")));
@@ -306,16 +318,50 @@ fn other_fields(detail: &Value) -> Vec<Line<'static>> {
     out
 }
 
+/// A value on one line: strings bare, lists comma-joined, per-direction
+/// counts as "up/down", other objects as compact JSON.
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(a) if !a.iter().any(|x| x.is_object() || x.is_array()) => {
+            a.iter().map(scalar).collect::<Vec<_>>().join(", ")
+        }
+        Value::Object(o) if o.len() == 2 && o.contains_key("to_server") && o.contains_key("to_client") => {
+            format!("{}/{}", scalar(&o["to_server"]), scalar(&o["to_client"]))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// `hops` in the handshake shape (`{"client": .., "upstream": ..}`) is
 /// drawn as columns, not listed.
 fn is_handshake_hops(k: &str, v: &Value) -> bool {
     k == "hops" && v.is_object() && (v.get("client").is_some() || v.get("upstream").is_some())
 }
 
-/// Rows a text needs when wrapped to `width`.
-fn wrapped_rows(text: &str, width: u16) -> u16 {
+/// Rows a text needs when word-wrapped to `width` (greedy, as ratatui's
+/// `Wrap` does; a word longer than the width is cut).
+pub fn wrapped_rows(text: &str, width: u16) -> u16 {
     let w = width.max(1) as usize;
-    text.lines().map(|l| l.chars().count().max(1).div_ceil(w)).sum::<usize>().max(1) as u16
+    let mut rows = 0usize;
+    for line in text.lines() {
+        let mut col = 0usize;
+        rows += 1;
+        let indent = line.len() - line.trim_start().len();
+        col += indent;
+        for word in line.split_whitespace() {
+            let n = word.chars().count();
+            let need = if col == 0 || col == indent { n } else { n + 1 };
+            if col + need > w && col > 0 {
+                rows += 1;
+                col = n.min(w);
+                rows += (n.saturating_sub(1)) / w;
+            } else {
+                col += need;
+            }
+        }
+    }
+    rows.max(1) as u16
 }
 
 pub fn render_detail(f: &mut Frame, app: &App, area: Rect) {
@@ -326,7 +372,7 @@ pub fn render_detail(f: &mut Frame, app: &App, area: Rect) {
     let fix = fnd.fix.clone().unwrap_or_else(|| "No fix suggested for this finding.".into());
     // Header and fix take what they need, within limits that leave the
     // hop columns at least a third of the screen.
-    let head_h = 2 + wrapped_rows(&fnd.message, area.width).min(3);
+    let head_h = 1 + wrapped_rows(&where_line(fnd), area.width).min(2) + wrapped_rows(&fnd.message, area.width).min(4);
     let fix_h = 1 + wrapped_rows(&fix, area.width).min((area.height / 3).max(2));
     let saw = fnd.detail.get("client_saw").and_then(Value::as_str).map(String::from);
     let [head, saw_area, mid, fix_area] = Layout::vertical([
@@ -377,12 +423,12 @@ pub fn render_detail(f: &mut Frame, app: &App, area: Rect) {
             r,
         );
     } else {
-        let mut lines = vec![Line::styled("Flows", underlined())];
-        lines.extend(fnd.flows.iter().map(|fl| Line::raw(format!("  {fl}"))));
-        if !extra.is_empty() {
+        let mut lines = extra;
+        if !lines.is_empty() {
             lines.push(Line::raw(""));
-            lines.extend(extra);
         }
+        lines.push(Line::styled("Flows", underlined()));
+        lines.extend(fnd.flows.iter().map(|fl| Line::raw(format!("  {fl}"))));
         f.render_widget(
             Paragraph::new(lines).wrap(Wrap { trim: false }).scroll(scroll).block(Block::bordered().title(" Detail ")),
             mid,
@@ -395,6 +441,17 @@ pub fn render_detail(f: &mut Frame, app: &App, area: Rect) {
             .block(Block::new().borders(Borders::TOP).title(" Fix ").border_style(Style::new().fg(Color::Green))),
         fix_area,
     );
+}
+
+/// The path and the flows (or how many, when they are many: the detail
+/// lists them).
+fn where_line(f: &Finding) -> String {
+    let path = f.path.as_deref().unwrap_or("-");
+    if f.flows.len() <= 2 {
+        format!("{path}  {}", f.flows.join("  "))
+    } else {
+        format!("{path}  {} flows (listed below)", f.flows.len())
+    }
 }
 
 fn header(g: &FindingGroup, f: &Finding, occurrence: usize) -> Paragraph<'static> {
@@ -413,8 +470,7 @@ fn header(g: &FindingGroup, f: &Finding, occurrence: usize) -> Paragraph<'static
         ]),
         Line::from(vec![
             Span::styled(f.path.clone().unwrap_or_else(|| "-".into()), Style::new().fg(Color::Cyan)),
-            Span::raw("  "),
-            Span::styled(f.flows.join("  "), dim()),
+            Span::styled(where_line(f)[f.path.as_deref().unwrap_or("-").len()..].to_string(), dim()),
         ]),
         Line::raw(f.message.clone()),
     ];
