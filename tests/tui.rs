@@ -251,7 +251,7 @@ fn latency_view_has_percentiles_and_a_histogram() {
     assert_on_screen(&buf, &["p50", "p90", "p99", "p99.9", "max", "client handshake   3", "upstream handshake 3"]);
     assert_on_screen(&buf, &["proxy overhead     3", "Histogram: client handshake", "ms–"]);
     // Frames crossed the proxy: relay delays were measured.
-    assert!(app.latency.get(wstap::tui::app::Metric::Relay).len() > 0);
+    assert!(!app.latency.get(wstap::tui::app::Metric::Relay).is_empty());
     let relay_row = lines(&buf).into_iter().find(|l| l.contains("frame relay")).unwrap();
     assert!(relay_row.contains("µs") || relay_row.contains("ms"), "{relay_row}");
     // Overhead = client - upstream, so its median is below the client's.
@@ -432,7 +432,7 @@ fn ten_thousand_sessions_render_at_80x24_and_200x60() {
     assert_on_screen(&buf, &["Client flow", "Upstream flow", "->192.0.2.1:443", "->192.0.2.50:8080", "Frames↑/↓"]);
     assert_on_screen(&buf, &["row 1/10000"]);
     let rows = lines(&buf).iter().filter(|l| l.contains("->192.0.2.50:8080")).count();
-    assert!(rows >= 50 && rows <= 56, "{rows} rows drawn at 200x60");
+    assert!((50..=56).contains(&rows), "{rows} rows drawn at 200x60");
 }
 
 #[test]
@@ -582,4 +582,28 @@ fn dump_screens() {
         }
         println!("{}\n", text(&render(&app, 80, 24)));
     }
+}
+
+// ---- Command line ----
+
+fn wstap_tui(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_wstap"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run wstap")
+}
+
+#[test]
+fn tui_errors_print_before_the_terminal_is_taken() {
+    let out = wstap_tui(&["-r", "captures/no-such.pcap", "--tui"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such.pcap: No such file or directory"));
+    // Not a terminal (a pipe): refuse rather than draw into it.
+    let out = wstap_tui(&["-r", &capture("nginx-healthy.pcap"), "--tui"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tui needs a terminal"), "{out:?}");
+    assert!(out.stdout.is_empty(), "nothing drawn into the pipe");
+    let out = wstap_tui(&["-r", &capture("nginx-healthy.pcap"), "--tui", "--replay", "0"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid --replay 0"), "{out:?}");
 }

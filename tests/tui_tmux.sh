@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# End-to-end test of `wstap --tui` in a real terminal: tmux runs the
+# dashboard on bundled captures; the test sends keys, captures the pane and
+# checks what is on screen, that resizing works, that a replay unfolds and
+# can be paused, and that the terminal is back in cooked mode after q and
+# after SIGTERM.
+#
+# Uses its own tmux server (-L wstap-test-PID) and kills only its own
+# session. Every wait has a deadline; the whole run takes about 15 s and is
+# cut at 90 s. Fails with "tui_tmux: FAIL: ..." and the pane's content.
+#
+#   WSTAP=target/release/wstap bash tests/tui_tmux.sh   (default: cargo build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() {
+  echo "tui_tmux: FAIL: $*" >&2
+  if [ -n "${SOCK:-}" ] && T has-session -t "$SESSION" 2>/dev/null; then
+    echo "--- pane:" >&2
+    T capture-pane -p -t "$SESSION" >&2 || true
+    echo "---" >&2
+  fi
+  exit 1
+}
+
+command -v tmux >/dev/null || fail "tmux is not installed"
+if [ -z "${WSTAP:-}" ]; then
+  cargo build --quiet || fail "cargo build failed"
+  WSTAP="${CARGO_TARGET_DIR:-target}/debug/wstap"
+fi
+[ -x "$WSTAP" ] || fail "no wstap binary at $WSTAP"
+WSTAP=$(cd "$(dirname "$WSTAP")" && pwd)/$(basename "$WSTAP")
+
+SOCK="wstap-test-$$"
+SESSION="tui"
+TMP=$(mktemp -d)
+T() { tmux -L "$SOCK" -f /dev/null "$@"; }
+cleanup() {
+  T kill-session -t "$SESSION" 2>/dev/null || true
+  # The server exits with its last session; remove its socket if it stays.
+  local sock="${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$SOCK" i
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    T list-sessions >/dev/null 2>&1 || break
+    sleep 0.1
+  done
+  if [ -S "$sock" ] && ! T list-sessions >/dev/null 2>&1; then rm -f "$sock"; fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# A watchdog: the whole test is bounded even if tmux itself hangs.
+(sleep 90 && echo "tui_tmux: FAIL: took longer than 90 s" >&2 && kill -TERM $$) 2>/dev/null &
+WATCHDOG=$!
+stop_watchdog() {
+  pkill -P "$WATCHDOG" 2>/dev/null || true
+  kill "$WATCHDOG" 2>/dev/null || true
+}
+trap 'stop_watchdog; cleanup' EXIT
+trap 'exit 1' TERM INT
+
+# The pane runs wstap, then records its exit status and the terminal mode.
+cat >"$TMP/run.sh" <<EOF
+echo \$\$ >"$TMP/shpid"
+"$WSTAP" "\$@"
+echo \$? >"$TMP/status"
+stty -a >"$TMP/stty" 2>&1
+echo WSTAP-EXITED
+sleep 120
+EOF
+
+# start W H ARGS...: a fresh session running wstap ARGS in a W x H pane.
+start() {
+  local w=$1 h=$2
+  shift 2
+  T kill-session -t "$SESSION" 2>/dev/null || true
+  rm -f "$TMP/status" "$TMP/stty"
+  T new-session -d -s "$SESSION" -x "$w" -y "$h" "sh $TMP/run.sh $*" || fail "tmux new-session failed"
+}
+
+pane() { T capture-pane -p -t "$SESSION"; }
+
+# wait_for TEXT [SECONDS]: until the pane shows TEXT.
+wait_for() {
+  local deadline=$((SECONDS + ${2:-10}))
+  until pane | grep -qF -- "$1"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for '$1'"
+    sleep 0.1
+  done
+}
+
+# wait_gone TEXT [SECONDS]: until the pane no longer shows TEXT.
+wait_gone() {
+  local deadline=$((SECONDS + ${2:-10}))
+  while pane | grep -qF -- "$1"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "'$1' still on screen"
+    sleep 0.1
+  done
+}
+
+keys() { T send-keys -t "$SESSION" "$@"; }
+
+# expect_exit STATUS: wstap ended with STATUS and left the terminal sane.
+expect_exit() {
+  wait_for WSTAP-EXITED 10
+  local status
+  status=$(cat "$TMP/status")
+  [ "$status" = "$1" ] || fail "exit status $status, expected $1"
+  grep -qE '(^| )icanon( |$)' "$TMP/stty" || fail "terminal left in raw mode (no icanon): $(cat "$TMP/stty")"
+  grep -qE '(^| )echo( |$)' "$TMP/stty" || fail "terminal left without echo"
+  pane | grep -qF "1 Overview" && fail "the dashboard is still on screen: alternate screen not left"
+  return 0
+}
+
+echo "tui_tmux: errors print before the terminal is taken over"
+out=$("$WSTAP" -r captures/no-such-file.pcap --tui 2>&1 </dev/null) && fail "a missing file should fail"
+echo "$out" | grep -qF "no-such-file.pcap" || fail "unexpected error: $out"
+
+echo "tui_tmux: browse an analysed capture at 80x24"
+start 80 24 -r captures/nginx-wrong-location.pcap --tui
+wait_for "analysed"
+wait_for "Handshakes"
+wait_for "upgrade-stripped"
+keys 2
+wait_for "Enter for detail"
+wait_for "upgrade-stripped ×1"
+keys Enter
+wait_for "What the client saw"
+wait_for "Client hop"
+wait_for "Upstream hop"
+wait_for "Fix"
+keys Escape
+wait_for "Enter for detail"
+keys 3
+wait_for "row 1/1"
+wait_for "sort idle"
+keys s
+wait_for "sort age"
+keys 4
+wait_for "p50"
+wait_for "client handshake"
+keys '?'
+wait_for "Keys (Esc closes)"
+keys Escape
+wait_gone "Keys (Esc closes)"
+keys Tab
+wait_for "Traffic"
+keys / w s Enter
+wait_for "filter: ws"
+keys Escape
+wait_gone "filter: ws"
+
+echo "tui_tmux: resize"
+T resize-window -t "$SESSION" -x 120 -y 40
+wait_for " wstap "
+wait_for "nginx-wrong-location.pcap · analysed"
+[ "$(pane | wc -l)" -ge 40 ] || fail "the pane did not grow to 40 rows"
+T resize-window -t "$SESSION" -x 80 -y 24
+wait_gone " wstap "
+wait_for "Traffic"
+keys q
+expect_exit 0
+
+echo "tui_tmux: replay at 2x, pause, then SIGTERM"
+start 100 30 -r captures/nginx-mass-close.pcap --tui --replay 2
+wait_for "replay ×2"
+# Four sessions open during the replay, closed together at the end.
+wait_for "3 Sessions 4 " 5
+keys p
+wait_for "PAUSED"
+keys p
+wait_gone "PAUSED"
+wait_for "replayed" 10
+wait_for "mass-close"
+keys 3
+wait_for "4 closed"
+pid=$(pgrep -P "$(cat "$TMP/shpid")" | head -1)
+[ -n "$pid" ] || fail "cannot find the wstap process"
+kill -TERM "$pid"
+expect_exit 143
+
+echo "tui_tmux: ok"
