@@ -273,7 +273,7 @@ fn replay_gives_the_same_analysis_as_full_speed() {
     assert_eq!(a.packets, b.packets);
     assert_eq!(a.handshakes.upgraded, b.handshakes.upgraded);
     assert_eq!(a.sessions, b.sessions);
-    assert_eq!(full.session_table.len(), replayed.session_table.len());
+    assert_eq!(full.shown_sessions(), replayed.shown_sessions());
     assert_eq!(a.findings, b.findings);
 }
 
@@ -404,14 +404,14 @@ fn ten_thousand_sessions_render_at_80x24_and_200x60() {
     let mut app = test_app();
     app.ingest(Vec::new(), many_sessions(10_000));
     press(&mut app, KeyCode::Char('3'));
-    assert_eq!(app.session_table.len(), 10_000);
+    assert_eq!(app.shown_sessions(), 10_000);
     assert_eq!(app.sort, SortBy::Idle);
 
     let buf = render(&app, 80, 24);
     assert_on_screen(&buf, &["Sessions: 10000 open · 0 closed · sort idle · timeout 60s default", "3 Sessions 10000"]);
     assert_on_screen(&buf, &["row 1/10000"]);
     // Longest idle first: 69 s, past 90% of 60 s, in red.
-    let first = &app.session_table[0];
+    let first = app.shown_session(0).unwrap();
     assert_eq!(first.idle(app.now()), Some(69.0));
     assert_eq!(fg_at(&buf, "1m09s"), Color::Red);
     // Only the rows that fit are drawn (24 rows minus frame, header, footer).
@@ -422,7 +422,7 @@ fn ten_thousand_sessions_render_at_80x24_and_200x60() {
     press(&mut app, KeyCode::End);
     let buf = render(&app, 80, 24);
     assert_on_screen(&buf, &["row 10000/10000"]);
-    let last = app.session_table.last().unwrap();
+    let last = app.shown_session(app.shown_sessions() - 1).unwrap();
     assert_eq!(last.idle(app.now()), Some(0.0));
     assert_eq!(app.session_offset.get(), 10_000 - (24 - 2 - 2 - 2 - 1));
 
@@ -460,12 +460,12 @@ fn sort_cycles_and_filter_narrows_sessions() {
     press(&mut app, KeyCode::Char('s'));
     assert_eq!(app.sort, SortBy::Age);
     assert_on_screen(&render(&app, 100, 30), &["Age▼", "sort age"]);
-    let ages: Vec<f64> = app.session_table.iter().map(|s| s.age(app.now())).collect();
+    let ages: Vec<f64> = app.shown_range(0..app.shown_sessions()).map(|s| s.age(app.now())).collect();
     assert!(ages.windows(2).all(|w| w[0] >= w[1]));
     press(&mut app, KeyCode::Char('s'));
     assert_eq!(app.sort, SortBy::Path);
     assert_on_screen(&render(&app, 100, 30), &["Path▲"]);
-    assert_eq!(app.session_table[0].path, "/socket.io/");
+    assert_eq!(app.shown_session(0).unwrap().path, "/socket.io/");
     for _ in 0..4 {
         press(&mut app, KeyCode::Char('s'));
     }
@@ -474,11 +474,11 @@ fn sort_cycles_and_filter_narrows_sessions() {
     press(&mut app, KeyCode::Char('/'));
     type_str(&mut app, "socket.io");
     press(&mut app, KeyCode::Enter);
-    assert_eq!(app.session_table.len(), 500);
+    assert_eq!(app.shown_sessions(), 500);
     press(&mut app, KeyCode::Esc);
     press(&mut app, KeyCode::Char('/'));
     type_str(&mut app, "10.0.3.7:");
-    assert_eq!(app.session_table.len(), 1);
+    assert_eq!(app.shown_sessions(), 1);
     assert_on_screen(&render(&app, 100, 30), &["10.0.3.7:", "row 1/1"]);
 }
 
@@ -490,12 +490,12 @@ fn selection_follows_the_session_across_updates() {
     for _ in 0..5 {
         press(&mut app, KeyCode::Char('j'));
     }
-    let id = app.session_table[app.session_sel].id;
+    let id = app.selected_session().unwrap().id;
     // A later snapshot: clocks moved, the order may change; the cursor stays.
     let mut later = many_sessions(100);
     later.clock = Some(10_003.0);
     app.ingest(Vec::new(), later);
-    assert_eq!(app.session_table[app.session_sel].id, id);
+    assert_eq!(app.selected_session().unwrap().id, id);
 }
 
 // ---- Keys, pause, help, sizes ----
@@ -606,4 +606,36 @@ fn tui_errors_print_before_the_terminal_is_taken() {
     assert!(out.stdout.is_empty(), "nothing drawn into the pipe");
     let out = wstap_tui(&["-r", &capture("nginx-healthy.pcap"), "--tui", "--replay", "0"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid --replay 0"), "{out:?}");
+}
+
+#[test]
+#[ignore = "timing report, not an assertion: cargo test --release --test tui timing -- --ignored --nocapture"]
+fn timing_with_ten_thousand_sessions() {
+    let mut app = test_app();
+    let snaps: Vec<Snapshot> = (0..10)
+        .map(|i| {
+            let mut s = many_sessions(10_000);
+            s.clock = Some(10_000.0 + i as f64);
+            s
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    for s in snaps {
+        app.ingest(Vec::new(), s);
+    }
+    println!("apply 10k-session snapshot: {:?} each", t.elapsed() / 10);
+    let mut term = Terminal::new(TestBackend::new(200, 60)).unwrap();
+    let t = std::time::Instant::now();
+    for _ in 0..100 {
+        term.draw(|f| ui::draw(f, &app)).unwrap();
+    }
+    println!("render overview 200x60: {:?} per frame", t.elapsed() / 100);
+    press(&mut app, KeyCode::Char('3'));
+    let mut term = Terminal::new(TestBackend::new(200, 60)).unwrap();
+    let t = std::time::Instant::now();
+    for _ in 0..100 {
+        press(&mut app, KeyCode::Down);
+        term.draw(|f| ui::draw(f, &app)).unwrap();
+    }
+    println!("render sessions view 200x60: {:?} per frame", t.elapsed() / 100);
 }

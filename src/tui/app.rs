@@ -384,7 +384,10 @@ pub struct App {
     closed_sessions: VecDeque<SessionLine>,
     /// Open sessions first, then recent closed ones, each sorted by
     /// `sort`; filtered.
-    pub session_table: Vec<SessionLine>,
+    /// Indices: below `open_sessions.len()` an open session, above it a
+    /// closed one (newest first). Rows are never copied, so a snapshot of
+    /// 10,000 sessions costs one sort of integers.
+    session_table: Vec<u32>,
     pub sort: SortBy,
     /// Open sessions idle past 75% and past 90% of the boundary.
     pub idle_amber: usize,
@@ -592,26 +595,62 @@ impl App {
     /// Re-sorts and re-filters the sessions table, keeping the cursor on
     /// the same session.
     fn rebuild_sessions(&mut self) {
-        let keep = self.session_table.get(self.session_sel).map(|s| s.id);
+        let keep = self.selected_session().map(|s| s.id);
         let terms = self.terms();
         let now = self.now();
         let b = self.boundary_s;
-        let idle: Vec<f64> = self.open_sessions.iter().map(|s| now - s.last_activity).collect();
-        self.idle_red = idle.iter().filter(|i| **i >= 0.9 * b).count();
-        self.idle_amber = idle.iter().filter(|i| **i >= 0.75 * b && **i < 0.9 * b).count();
-        let pick = |v: &mut dyn Iterator<Item = &SessionLine>| -> Vec<SessionLine> {
-            v.filter(|s| s.matches(&terms)).cloned().collect()
-        };
-        let mut open = pick(&mut self.open_sessions.iter());
-        let mut closed = pick(&mut self.closed_sessions.iter().rev());
-        sort_sessions(&mut open, self.sort, now);
-        sort_sessions(&mut closed, self.sort, now);
-        open.append(&mut closed);
-        self.session_table = open;
+        let (mut amber, mut red) = (0, 0);
+        for s in &self.open_sessions {
+            let idle = now - s.last_activity;
+            if idle >= 0.9 * b {
+                red += 1;
+            } else if idle >= 0.75 * b {
+                amber += 1;
+            }
+        }
+        (self.idle_amber, self.idle_red) = (amber, red);
+        let n_open = self.open_sessions.len();
+        let n = n_open + self.closed_sessions.len();
+        let mut table: Vec<u32> = (0..n as u32).filter(|i| self.session_line(*i).matches(&terms)).collect();
+        let split = table.partition_point(|i| (*i as usize) < n_open);
+        let (open, closed) = table.split_at_mut(split);
+        closed.reverse();
+        for part in [open, closed] {
+            sort_sessions(part, |i| self.session_line(i), self.sort, now);
+        }
+        self.session_table = table;
         self.session_sel = keep
-            .and_then(|id| self.session_table.iter().position(|s| s.id == id))
+            .and_then(|id| self.session_table.iter().position(|i| self.session_line(*i).id == id))
             .unwrap_or(self.session_sel)
             .min(self.session_table.len().saturating_sub(1));
+    }
+
+    fn session_line(&self, i: u32) -> &SessionLine {
+        let i = i as usize;
+        match self.open_sessions.get(i) {
+            Some(s) => s,
+            None => &self.closed_sessions[i - self.open_sessions.len()],
+        }
+    }
+
+    /// Rows in the Sessions table (after the filter).
+    pub fn shown_sessions(&self) -> usize {
+        self.session_table.len()
+    }
+
+    /// The `i`-th row of the Sessions table.
+    pub fn shown_session(&self, i: usize) -> Option<&SessionLine> {
+        self.session_table.get(i).map(|k| self.session_line(*k))
+    }
+
+    /// Rows `range` of the Sessions table.
+    pub fn shown_range(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = &SessionLine> {
+        self.session_table[range].iter().map(|k| self.session_line(*k))
+    }
+
+    /// The session under the cursor.
+    pub fn selected_session(&self) -> Option<&SessionLine> {
+        self.shown_session(self.session_sel)
     }
 
     /// Re-filters and orders finding groups (newest occurrence last),
@@ -799,7 +838,7 @@ impl App {
                 self.detail_scroll = (self.detail_scroll as isize).saturating_add(delta).clamp(0, 1000) as u16;
             }
             (View::Findings, _) => self.finding_sel = step(self.finding_sel, self.group_order.len()),
-            (View::Sessions, _) => self.session_sel = step(self.session_sel, self.session_table.len()),
+            (View::Sessions, _) => self.session_sel = step(self.session_sel, self.shown_sessions()),
             (View::Latency, _) => self.metric_sel = step(self.metric_sel, Metric::ALL.len()),
             (View::Overview, _) => return Action::None,
         }
@@ -847,18 +886,22 @@ impl App {
     }
 }
 
-fn sort_sessions(v: &mut [SessionLine], by: SortBy, now: f64) {
+/// Sorts row indices by a column; ties by id, so the order is stable
+/// across snapshots.
+fn sort_sessions<'a>(v: &mut [u32], line: impl Fn(u32) -> &'a SessionLine, by: SortBy, now: f64) {
     let total = |d: Dirs| d.to_server + d.to_client;
-    match by {
-        SortBy::Idle => {
-            v.sort_by(|a, b| b.idle(now).unwrap_or(-1.0).total_cmp(&a.idle(now).unwrap_or(-1.0)).then(a.id.cmp(&b.id)))
-        }
-        SortBy::Age => v.sort_by(|a, b| b.age(now).total_cmp(&a.age(now)).then(a.id.cmp(&b.id))),
-        SortBy::Path => v.sort_by(|a, b| a.path.cmp(&b.path).then(a.id.cmp(&b.id))),
-        SortBy::Client => v.sort_by(|a, b| a.client_flow.cmp(&b.client_flow).then(a.id.cmp(&b.id))),
-        SortBy::Frames => v.sort_by(|a, b| total(b.frames).cmp(&total(a.frames)).then(a.id.cmp(&b.id))),
-        SortBy::Bytes => v.sort_by(|a, b| total(b.bytes).cmp(&total(a.bytes)).then(a.id.cmp(&b.id))),
-    }
+    v.sort_by(|a, b| {
+        let (a, b) = (line(*a), line(*b));
+        let ord = match by {
+            SortBy::Idle => b.idle(now).unwrap_or(-1.0).total_cmp(&a.idle(now).unwrap_or(-1.0)),
+            SortBy::Age => b.age(now).total_cmp(&a.age(now)),
+            SortBy::Path => a.path.cmp(&b.path),
+            SortBy::Client => a.client_flow.cmp(&b.client_flow),
+            SortBy::Frames => total(b.frames).cmp(&total(a.frames)),
+            SortBy::Bytes => total(b.bytes).cmp(&total(a.bytes)),
+        };
+        ord.then(a.id.cmp(&b.id))
+    });
 }
 
 /// Builds a key event (tests and the tmux-free key paths).

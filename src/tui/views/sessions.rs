@@ -110,7 +110,7 @@ fn cell(s: &SessionLine, c: Col, now: f64, boundary: f64) -> Cell<'static> {
 pub fn render(f: &mut Frame, app: &App, area: Rect) {
     let [table_area, foot] = Layout::vertical([Constraint::Min(3), Constraint::Length(2)]).areas(area);
     let open = app.open_session_count();
-    let shown = app.session_table.len();
+    let shown = app.shown_sessions();
     let boundary_src = if app.snap.idle_boundary.is_some() { "" } else { " default" };
     let title = format!(
         " Sessions: {open} open · {} closed · sort {} · timeout {}{boundary_src} ",
@@ -140,8 +140,8 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     app.session_offset.set(off);
     let now = app.now();
     let end = (off + height).min(shown);
-    let rows: Vec<Row> = app.session_table[off..end]
-        .iter()
+    let rows: Vec<Row> = app
+        .shown_range(off..end)
         .map(|s| {
             let r = Row::new(cols.iter().map(|c| cell(s, *c, now, app.boundary_s)));
             if s.open { r } else { r.style(Style::new().fg(Color::DarkGray)) }
@@ -165,7 +165,7 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     f.render_stateful_widget(table, inner, &mut state);
 
     // The selected session in full: both flows and the close reason.
-    if let Some(s) = app.session_table.get(app.session_sel) {
+    if let Some(s) = app.selected_session() {
         let dim = Style::new().fg(Color::DarkGray);
         let lines = vec![
             Line::from(vec![
