@@ -498,6 +498,23 @@ fn selection_follows_the_session_across_updates() {
     assert_eq!(app.selected_session().unwrap().id, id);
 }
 
+#[test]
+fn fewer_sessions_in_a_later_snapshot_keep_the_cursor_valid() {
+    // Regression: the cursor pointed past the end of the new rows.
+    let mut app = test_app();
+    app.ingest(Vec::new(), many_sessions(100));
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::End);
+    assert_eq!(app.session_sel, 99);
+    app.ingest(Vec::new(), many_sessions(10));
+    assert_eq!(app.shown_sessions(), 10);
+    assert!(app.selected_session().is_some());
+    assert_on_screen(&render(&app, 80, 24), &["Sessions: 10 open"]);
+    app.ingest(Vec::new(), Snapshot::default());
+    assert!(app.selected_session().is_none());
+    assert_on_screen(&render(&app, 80, 24), &["No WebSocket sessions yet."]);
+}
+
 // ---- Keys, pause, help, sizes ----
 
 #[test]

@@ -501,6 +501,9 @@ impl App {
     }
 
     fn apply(&mut self, records: impl IntoIterator<Item = Record>, mut snap: Snapshot) {
+        // The table's indices go stale as the rows change below: note the
+        // selected session first.
+        let keep = self.selected_session().map(|s| s.id);
         let mut findings_changed = false;
         let mut closed: HashSet<u64> = HashSet::new();
         for r in records {
@@ -528,7 +531,7 @@ impl App {
         self.open_sessions = rows.into_iter().filter(|r| !closed.contains(&r.id)).map(SessionLine::from_row).collect();
         snap.relay_ms = Vec::new();
         self.snap = snap;
-        self.rebuild_sessions();
+        self.rebuild_sessions(keep);
         if findings_changed {
             self.rebuild_findings();
         }
@@ -593,9 +596,9 @@ impl App {
     }
 
     /// Re-sorts and re-filters the sessions table, keeping the cursor on
-    /// the same session.
-    fn rebuild_sessions(&mut self) {
-        let keep = self.selected_session().map(|s| s.id);
+    /// session `keep` if it is still there. Rows may have changed since
+    /// the table was built: the caller reads `keep` before changing them.
+    fn rebuild_sessions(&mut self, keep: Option<u64>) {
         let terms = self.terms();
         let now = self.now();
         let b = self.boundary_s;
@@ -772,7 +775,7 @@ impl App {
             KeyCode::Char('s') if self.view == View::Sessions => {
                 self.sort = self.sort.next();
                 self.session_sel = 0;
-                self.rebuild_sessions();
+                self.rebuild_sessions(None);
                 Action::Redraw
             }
             KeyCode::Up | KeyCode::Char('k') => self.move_by(-1),
@@ -881,7 +884,8 @@ impl App {
     /// Sets the filter (path, address or kind) and applies it.
     pub fn set_filter(&mut self, f: String) {
         self.filter = f;
-        self.rebuild_sessions();
+        let keep = self.selected_session().map(|s| s.id);
+        self.rebuild_sessions(keep);
         self.rebuild_findings();
     }
 }
