@@ -2,8 +2,8 @@
 # End-to-end test of `wstap --tui` in a real terminal: tmux runs the
 # dashboard on bundled captures; the test sends keys, captures the pane and
 # checks what is on screen, that resizing works, that a replay unfolds and
-# can be paused, and that the terminal is back in cooked mode after q and
-# after SIGTERM.
+# can be paused, that the terminal is back in cooked mode after q and after
+# SIGTERM, and that wstap exits when its terminal goes away.
 #
 # Uses its own tmux server (-L wstap-test-PID) and kills only its own
 # session. Every wait has a deadline; the whole run takes about 15 s and is
@@ -177,5 +177,17 @@ pid=$(pgrep -P "$(cat "$TMP/shpid")" | head -1)
 [ -n "$pid" ] || fail "cannot find the wstap process"
 kill -TERM "$pid"
 expect_exit 143
+
+echo "tui_tmux: the terminal goes away (SIGHUP): wstap exits"
+start 80 24 -r captures/nginx-healthy.pcap --tui
+wait_for "analysed"
+pid=$(pgrep -P "$(cat "$TMP/shpid")" | head -1)
+[ -n "$pid" ] || fail "cannot find the wstap process"
+T kill-session -t "$SESSION"
+deadline=$((SECONDS + 5))
+while kill -0 "$pid" 2>/dev/null; do
+  [ "$SECONDS" -lt "$deadline" ] || { kill -KILL "$pid"; fail "wstap still running 5 s after its terminal went away"; }
+  sleep 0.1
+done
 
 echo "tui_tmux: ok"

@@ -461,7 +461,7 @@ impl App {
     // ---- Messages from the worker ----
 
     /// Applies one worker message; returns whether the screen changed.
-    /// Input and signal messages are the main loop's business.
+    /// Input messages are the main loop's business.
     pub fn on_msg(&mut self, msg: UiMsg) -> bool {
         match msg {
             UiMsg::Update(u) => self.update(*u),
@@ -472,7 +472,7 @@ impl App {
                 };
                 true
             }
-            UiMsg::Input(_) | UiMsg::Signal(_) | UiMsg::InputError(_) => false,
+            UiMsg::Input(_) | UiMsg::InputError(_) => false,
         }
     }
 

@@ -30,8 +30,6 @@ pub enum UiMsg {
     Done(std::result::Result<Option<String>, String>),
     /// A terminal event (key, resize), from the input thread.
     Input(crossterm::event::Event),
-    /// SIGINT, SIGTERM or SIGHUP arrived.
-    Signal(i32),
     /// The terminal can no longer be read.
     InputError(String),
 }

@@ -1,6 +1,11 @@
 //! Input: a thread that reads terminal events and forwards them, and the
 //! signals (SIGINT, SIGTERM, SIGHUP) that must end the dashboard cleanly
 //! rather than leave the terminal in raw mode.
+//!
+//! The main loop, not the input thread, looks at the signal flag: when the
+//! terminal hangs up (SIGHUP: the ssh session or the tmux pane is gone),
+//! crossterm's reader can spin inside `poll` on the dead tty and never
+//! return, so the input thread cannot be relied on to notice anything.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -37,7 +42,8 @@ pub fn install_signal_handlers() {
     }
 }
 
-/// The signal received since the last call, if any.
+/// The signal received since the last call, if any (the main loop asks
+/// at least every `SIGNAL_CHECK`).
 pub fn take_signal() -> Option<i32> {
     match SIGNAL.swap(0, Ordering::SeqCst) {
         0 => None,
@@ -45,19 +51,17 @@ pub fn take_signal() -> Option<i32> {
     }
 }
 
-/// How often the input thread looks at the stop flag and signals.
+/// How often the input thread looks at the stop flag.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Starts the thread that forwards terminal events and signals until
-/// `stop` is set or the channel closes.
+/// The longest the main loop sleeps without looking at the signal flag.
+pub const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+/// Starts the thread that forwards terminal events until `stop` is set or
+/// the channel closes.
 pub fn spawn(tx: Sender<UiMsg>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("wstap-input".into()).spawn(move || {
         while !stop.load(Ordering::SeqCst) {
-            if let Some(sig) = take_signal()
-                && tx.send(UiMsg::Signal(sig)).is_err()
-            {
-                return;
-            }
             let msg = match event::poll(POLL) {
                 Ok(false) => continue,
                 Ok(true) => match event::read() {

@@ -3,14 +3,15 @@
 //!
 //! Threads and ownership (bottom's pattern): the worker (feed.rs) owns the
 //! pipeline and the packet source; the input thread (input.rs) reads keys
-//! and signals; both send [`feed::UiMsg`] on one channel. The main thread
+//! and resizes; both send [`feed::UiMsg`] on one channel. The main thread
 //! alone owns the [`app::App`] state and the terminal: it applies messages,
 //! maps keys to actions, and redraws at most 10 times a second, only when
 //! something changed. Rendering (ui.rs, views/) reads `&App`.
 //!
 //! The terminal is restored on every way out: a guard on return, a panic
 //! hook before the panic message, and SIGINT/SIGTERM/SIGHUP turned into a
-//! clean exit.
+//! clean exit (the main loop looks at the signal flag at least every
+//! 100 ms, whatever the other threads are doing).
 
 pub mod app;
 pub mod feed;
@@ -71,14 +72,15 @@ pub fn run(args: &Args, p: Pipeline) -> Result<i32> {
     let mut app = App::new(source);
     let outcome = event_loop(&mut terminal, &mut app, &rx, &ctl, replaying);
 
-    // Leave: stop both threads, then give the terminal back.
+    // Leave: ask both threads to stop and give them a moment, then give
+    // the terminal back. A thread still running (the input thread stuck on
+    // a hung-up terminal) ends with the process.
     stop.store(true, Ordering::SeqCst);
     let _ = ctl.send(Control::Quit);
     drop(rx);
-    let _ = input.join();
-    let deadline = Instant::now() + Duration::from_millis(500);
-    while !worker.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while !(input.is_finished() && worker.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
     }
     drop(terminal);
     drop(guard);
@@ -99,6 +101,9 @@ fn event_loop(
         if PANICKED.load(Ordering::SeqCst) {
             return Err(Error::new("internal error (panic) in the dashboard; see the message above"));
         }
+        if let Some(sig) = input::take_signal() {
+            return Ok(128 + sig);
+        }
         let since = last_draw.map_or(FRAME, |t| t.elapsed());
         if dirty && since >= FRAME {
             terminal.draw(|f| ui::draw(f, app))?;
@@ -107,7 +112,7 @@ fn event_loop(
         }
         // Sleep until a message comes, or until the next frame is allowed
         // when one is waiting to be drawn.
-        let timeout = if dirty { FRAME.saturating_sub(since) } else { Duration::from_millis(500) };
+        let timeout = if dirty { FRAME.saturating_sub(since) } else { input::SIGNAL_CHECK };
         let first = match rx.recv_timeout(timeout) {
             Ok(m) => m,
             Err(RecvTimeoutError::Timeout) => continue,
@@ -132,7 +137,6 @@ fn event_loop(
                     dirty = true;
                 }
                 UiMsg::Input(_) => {}
-                UiMsg::Signal(sig) => return Ok(128 + sig),
                 UiMsg::InputError(e) => return Err(Error::new(format!("cannot read the terminal: {e}"))),
                 other => dirty |= app.on_msg(other),
             }
