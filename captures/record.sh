@@ -3,7 +3,7 @@
 # apache2) in front of real WebSocket backends/clients, all on loopback, so one
 # pcap holds both TCP hops (client->proxy and proxy->upstream).
 #
-#   bash captures/record.sh              # every scenario (~3.5 min, see README)
+#   bash captures/record.sh              # every scenario (~5 min idle machine, see README)
 #   bash captures/record.sh NAME...      # only these (e.g. nginx-healthy)
 #   bash captures/record.sh --list       # list scenario names
 #
@@ -32,7 +32,7 @@ ALL=(
     nginx-socketio-ok nginx-socketio-stuck
     haproxy-healthy haproxy-idle haproxy-stripped
     apache-healthy apache-stripped
-    chain-haproxy-nginx nginx-pipelined-plain
+    chain-haproxy-nginx nginx-pipelined-plain nginx-bench
 )
 
 # ----------------------------------------------------------------------------
@@ -124,8 +124,6 @@ backend() { echo "  backend.py --port $*"; lab_backend "$@"; }
 # ----------------------------------------------------------------------------
 # scenarios. Ports: proxy front 18080+N, backend 13000+N (N = scenario number)
 # ----------------------------------------------------------------------------
-KIND_UPG=handshake-rejected
-
 sc_nginx_healthy() {
     local F=18081 B=13001
     backend $B
@@ -139,6 +137,20 @@ sc_nginx_healthy() {
         notes="Baseline. Plain requests go upstream with 'Connection: close' (map default for empty Upgrade).")
 }
 
+sc_nginx_bench() {
+    local F=18131 B=13051
+    backend $B
+    lab_nginx bench "$NGX/healthy.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client_bg 60 ws ws://127.0.0.1:$F/ws --count 12 --stagger 0.05 --messages 40 --msg-gap 0.02 --size 180 --pings 2 --close --group ws
+    client_bg 60 http http://127.0.0.1:$F --req GET:/api/one --req GET:/api/two --req GET:/api/three --conns 4 --group http
+    wait_clients
+    cap_stop
+    META=(proxy=nginx scenario="benchmark template: healthy config, 12 staggered sessions of 40 echoed 180-byte messages + 2 pings + close 1000, and 4 keep-alive connections of plain requests"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="Multiplied with remapped addresses by bench/run.sh to build the large benchmark capture.")
+}
+
 sc_nginx_default() {
     local F=18082 B=13002
     backend $B
@@ -148,7 +160,7 @@ sc_nginx_default() {
     cap_stop
     META=(proxy=nginx scenario="proxy_pass only: HTTP/1.0 upstream, Upgrade/Connection dropped"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=upstream-http10,upgrade-stripped optional_kinds=$KIND_UPG
+        expected_kinds=upstream-http10,upgrade-stripped optional_kinds=
         notes="Backend (websockets) answers the HTTP/1.0 request with 505 HTTP Version Not Supported; nginx relays it.")
 }
 
@@ -161,7 +173,7 @@ sc_nginx_upgrade_only() {
     cap_stop
     META=(proxy=nginx scenario="HTTP/1.1 + Upgrade forwarded, no Connection header set (nginx sends Connection: close)"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=upgrade-headers-missing optional_kinds=$KIND_UPG
+        expected_kinds=upgrade-stripped optional_kinds=
         notes="Upstream sees 'Upgrade: websocket' + 'Connection: close'; backend answers 426.")
 }
 
@@ -174,7 +186,7 @@ sc_nginx_upgrade_mangled() {
     cap_stop
     META=(proxy=nginx scenario="typo: proxy_set_header Upgrade \$connection_upgrade (sends 'Upgrade: upgrade')"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=upgrade-headers-missing optional_kinds=$KIND_UPG,upgrade-stripped
+        expected_kinds=upgrade-stripped optional_kinds=
         notes="Upstream sees 'Upgrade: upgrade' + 'Connection: upgrade'; backend answers 426 (invalid Upgrade header).")
 }
 
@@ -187,7 +199,7 @@ sc_nginx_http10() {
     cap_stop
     META=(proxy=nginx scenario="Upgrade/Connection set but proxy_http_version 1.0"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=upstream-http10 optional_kinds=$KIND_UPG
+        expected_kinds=upstream-http10 optional_kinds=
         notes="Upstream request line is HTTP/1.0 even though it carries Upgrade: websocket / Connection: upgrade; backend answers 505.")
 }
 
@@ -215,7 +227,7 @@ sc_nginx_wrong_location() {
     cap_stop
     META=(proxy=nginx scenario="location /ws is correct, client uses /app/ws which falls into a plain 'location /'"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=upstream-http10,upgrade-stripped optional_kinds=$KIND_UPG
+        expected_kinds=upstream-http10,upgrade-stripped optional_kinds=
         notes="/app/ws: upstream gets HTTP/1.0 without Upgrade -> 505 relayed. /ws (control session): 101, works.")
 }
 
@@ -231,7 +243,7 @@ sc_nginx_idle_60() {
     cap_stop
     META=(proxy=nginx scenario="default proxy_read_timeout (60s): 3 idle sessions, 1 session with 20s client pings closed cleanly at ~70s"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=idle-timeout-close optional_kinds=abnormal-close
+        expected_kinds=idle-timeout-close optional_kinds=
         notes="nginx closes both TCP connections of each idle session 60s after the last upstream read, without a Close frame (client sees 1006).")
 }
 
@@ -247,7 +259,7 @@ sc_nginx_idle_short() {
     cap_stop
     META=(proxy=nginx scenario="proxy_read_timeout 5s: 1 idle session, 1 session with 2s client pings that survives and closes cleanly"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=idle-timeout-close optional_kinds=abnormal-close
+        expected_kinds=idle-timeout-close optional_kinds=
         notes="Idle session cut ~5s after its last upstream read (1006 at the client).")
 }
 
@@ -256,11 +268,11 @@ sc_nginx_heartbeat_race() {
     backend $B
     lab_nginx heartbeat-race "$NGX/idle.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B READ_TIMEOUT_LINE="proxy_read_timeout 5s;" || return 1
     cap_start "tcp port $F or tcp port $B"
-    client 40 ws ws://127.0.0.1:$F/ws --count 3 --stagger 0.3 --messages 1 --ping-interval 5 --idle 20 --close
+    client 40 ws ws://127.0.0.1:$F/ws --count 3 --stagger 0.3 --messages 1 --ping-interval 5 --ping-jitter 0.05 --idle 20 --close
     cap_stop
     META=(proxy=nginx scenario="proxy_read_timeout 5s and client pings every 5s (== timeout); 3 sessions for ~20s"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=heartbeat-race optional_kinds=idle-timeout-close,abnormal-close
+        expected_kinds=heartbeat-race optional_kinds=idle-timeout-close
         notes="The heartbeat period equals the proxy timeout, so whether a ping arrives before the timer fires is a matter of milliseconds.")
 }
 
@@ -273,7 +285,7 @@ sc_nginx_backend_down() {
     cap_stop
     META=(proxy=nginx scenario="upstream port has no listener (connection refused)"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=upstream-connect-failed optional_kinds=upgrade-failed
+        expected_kinds=upstream-connect-failed optional_kinds=
         notes="nginx's SYN to the upstream is answered by RST; client gets 502 Bad Gateway from nginx.")
 }
 
@@ -286,7 +298,7 @@ sc_nginx_backend_hang() {
     cap_stop
     META=(proxy=nginx scenario="backend accepts and reads but never answers; proxy_read_timeout 3s"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=upstream-timeout optional_kinds=upgrade-failed
+        expected_kinds=upstream-timeout optional_kinds=
         notes="Client gets 504 Gateway Time-out after ~3s; nginx then closes the upstream connection.")
 }
 
@@ -299,7 +311,7 @@ sc_nginx_backend_close() {
     cap_stop
     META=(proxy=nginx scenario="backend reads the request and closes without answering"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=upstream-premature-close optional_kinds=upgrade-failed
+        expected_kinds=upstream-premature-close optional_kinds=
         notes="nginx: 'upstream prematurely closed connection while reading response header'; client gets 502.")
 }
 
@@ -341,7 +353,7 @@ sc_nginx_no_proxy_location() {
     cap_stop
     META=(proxy=nginx scenario="the client's path (/static/ws) hits 'location /static { return 404; }' which never proxies"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=upgrade-failed optional_kinds=$KIND_UPG
+        expected_kinds=upgrade-failed optional_kinds=
         notes="/static/ws: 404 from nginx itself, no upstream connection at all. /ws (control session): 101 and works, so the upstream hop is present in the capture.")
 }
 
@@ -361,7 +373,7 @@ sc_nginx_mass_close() {
     cap_stop
     META=(proxy=nginx scenario="4 open sessions, then 'nginx -s quit' (graceful) with worker_shutdown_timeout 1s"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=mass-close optional_kinds=abnormal-close
+        expected_kinds=mass-close optional_kinds=
         notes="Graceful quit: nginx stops listening, waits worker_shutdown_timeout (1s), then closes all 4 upgraded connections on both hops at once, no Close frames (client sees 1006).")
 }
 
@@ -396,29 +408,28 @@ sc_nginx_ipv6() {
         notes="Same as nginx-healthy, all on ::1.")
 }
 
-any_healthy() { # $1 = tcpdump -y value or empty
+any_healthy() { # $1 = tcpdump -y link type (LINUX_SLL or LINUX_SLL2)
     local F=$2 B=$3
     backend $B
     lab_nginx "$NAME" "$NGX/healthy.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
-    if [ -n "$1" ]; then cap_start "tcp port $F or tcp port $B" any -y "$1"
-    else cap_start "tcp port $F or tcp port $B" any; fi
+    cap_start "tcp port $F or tcp port $B" any -y "$1"
     client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --pings 1 --close --group ws
     client 30 http http://127.0.0.1:$F --req GET:/api/one --req GET:/api/two --group http
     cap_stop
 }
 
 sc_nginx_any() {
-    any_healthy "" 18100 13020 || return 1
-    META=(proxy=nginx scenario="healthy config captured with tcpdump -i any (Linux cooked capture v1)"
+    any_healthy LINUX_SLL 18100 13020 || return 1
+    META=(proxy=nginx scenario="healthy config captured with tcpdump -i any -y LINUX_SLL (Linux cooked capture v1)"
         front=127.0.0.1:18100 upstreams=127.0.0.1:13020 linktype=LINUX_SLL expected_kinds= optional_kinds=
-        notes="Link type LINUX_SLL (113).")
+        notes="Link type LINUX_SLL (113). Note: tcpdump 4.99/libpcap 1.10 default to LINUX_SLL2 on -i any, so v1 has to be asked for with -y LINUX_SLL. Loopback packets appear once each (no In/Out duplicates).")
 }
 
 sc_nginx_any_sll2() {
     any_healthy LINUX_SLL2 18101 13021 || return 1
     META=(proxy=nginx scenario="healthy config captured with tcpdump -i any -y LINUX_SLL2"
         front=127.0.0.1:18101 upstreams=127.0.0.1:13021 linktype=LINUX_SLL2 expected_kinds= optional_kinds=
-        notes="Link type LINUX_SLL2 (276).")
+        notes="Link type LINUX_SLL2 (276), which is also what plain 'tcpdump -i any' produces with tcpdump 4.99/libpcap 1.10.")
 }
 
 socketio() { # $1 = ok|stuck
@@ -445,7 +456,7 @@ sc_nginx_socketio_stuck() {
     socketio stuck 18103 13023 || return 1
     META=(proxy=nginx scenario="python-socketio (aiohttp) behind nginx with proxy_pass only (no upgrade headers, HTTP/1.0 upstream)"
         front=127.0.0.1:18103 upstreams=127.0.0.1:13023
-        expected_kinds=socketio-no-upgrade optional_kinds=upgrade-stripped,upstream-http10,$KIND_UPG
+        expected_kinds=socketio-no-upgrade,upgrade-stripped,upstream-http10 optional_kinds=
         notes="The websocket upgrade request of Engine.IO fails; the client silently stays on long-polling (everything still works, slower).")
 }
 
@@ -474,7 +485,7 @@ sc_haproxy_idle() {
     cap_stop
     META=(proxy=haproxy scenario="timeout tunnel 5s: 1 idle session, 1 session with 2s client pings"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=idle-timeout-close optional_kinds=abnormal-close
+        expected_kinds=idle-timeout-close optional_kinds=
         notes="haproxy closes both sides of the idle tunnel after 5s without a Close frame; the heartbeat session survives and closes with 1000.")
 }
 
@@ -487,7 +498,7 @@ sc_haproxy_stripped() {
     cap_stop
     META=(proxy=haproxy scenario="'http-request del-header Upgrade' in the frontend"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=upgrade-stripped optional_kinds=upgrade-headers-missing,$KIND_UPG
+        expected_kinds=upgrade-stripped optional_kinds=
         notes="Upstream request keeps 'Connection: upgrade' but has no Upgrade header; backend answers 426.")
 }
 
@@ -514,7 +525,7 @@ sc_apache_stripped() {
     cap_stop
     META=(proxy=apache scenario="mod_proxy_http only (no mod_proxy_wstunnel, no upgrade=websocket): ProxyPass / http://..."
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
-        expected_kinds=upgrade-stripped optional_kinds=upgrade-headers-missing,$KIND_UPG
+        expected_kinds=upgrade-stripped optional_kinds=
         notes="Upstream request is HTTP/1.1 with 'Connection: Keep-Alive' and no Upgrade; backend answers 426, relayed by Apache.")
 }
 
@@ -549,13 +560,26 @@ sc_nginx_pipelined_plain() {
 # driver
 # ----------------------------------------------------------------------------
 run_one() {
-    local name=$1 fn=sc_${1//-/_}
+    local name=$1 fn=sc_${1//-/_} attempt rc
     if ! declare -F "$fn" >/dev/null; then
         echo "record.sh: unknown scenario '$name' (see --list)" >&2
         return 2
     fi
     local t0=$SECONDS
-    echo "== $name"
+    for attempt in 1 2; do
+        if [ $attempt = 1 ]; then echo "== $name"; else echo "== $name (attempt $attempt)"; fi
+        run_attempt "$name" "$fn"
+        rc=$?
+        [ $rc = 3 ] || break
+        echo "   tcpdump dropped packets, recording $name again" >&2
+    done
+    echo "   $name: $((SECONDS - t0))s, $(stat -c %s "$CAP/$name.pcap" 2>/dev/null || echo 0) bytes"
+    return $rc
+}
+
+# one attempt, in a subshell (own temp dir, own pid list, EXIT trap cleans up)
+run_attempt() {
+    local name=$1 fn=$2
     (
         NAME=$name
         META=()
@@ -567,26 +591,24 @@ run_one() {
         "$fn"
         rc=$?
         lab_tcpdump_stop
+        if [ "${LAB_TCPDUMP_DROPS:-0}" != 0 ] && [ $rc = 0 ]; then rc=3; fi
         lab_stop_all
         lab_merge_jsonl "$CAP/$name.client.jsonl" "$OUT"
         if [ -s "$OUT.stderr" ]; then
             echo "  client stderr:" >&2
             sed 's/^/    /' "$OUT.stderr" | tail -20 >&2
         fi
-        if [ $rc != 0 ] || [ ! -s "$CAP/$name.pcap" ]; then
-            echo "  FAILED (rc=$rc); temp dir: $LAB_RUN" >&2
+        if [ $rc = 0 ] && [ ! -s "$CAP/$name.pcap" ]; then rc=1; fi
+        if [ $rc != 0 ]; then
+            echo "  FAILED (rc=$rc); temp dir kept: $LAB_RUN" >&2
             LAB_KEEP=1
-            exit 1
+            exit $rc
         fi
-        linktype=EN10MB
         "$LAB_PY" "$LAB/manifest.py" update --manifest "$CAP/manifest.json" --capdir "$CAP" \
-            --name "$name" --order "${ALL[*]}" linktype=$linktype "${META[@]}"
+            --name "$name" --order "${ALL[*]}" linktype=EN10MB "${META[@]}"
         [ -n "${LAB_KEEP:-}" ] && echo "  kept: $LAB_RUN"
         exit 0
     )
-    local rc=$?
-    echo "   $name: $((SECONDS - t0))s, $(stat -c %s "$CAP/$name.pcap" 2>/dev/null || echo 0) bytes"
-    return $rc
 }
 
 main() {

@@ -33,7 +33,7 @@ pub fn build_pipeline(args: &Args) -> Result<Pipeline> {
         timeouts: args.timeouts.clone(),
         live: args.interface.is_some(),
     };
-    Ok(Pipeline::new(cfg, detectors(args), Limits::default()))
+    Ok(Pipeline::new(cfg, detectors(args), Limits { verbose: args.verbose > 0, ..Limits::default() }))
 }
 
 /// The detectors a run uses.

@@ -2,6 +2,7 @@
 //! order. Correlation and detectors consume them; they never see bytes.
 
 use crate::flow::key::FlowKey;
+use crate::proto::activity::WsActivity;
 use crate::proto::{Dir, Frame, Request, Response};
 use crate::time::Ts;
 
@@ -32,9 +33,15 @@ pub enum EventKind {
     Upgraded {
         websocket: bool,
     },
+    /// A WebSocket frame (only with `-v`: counters live in the connection).
     Frame {
         dir: Dir,
         frame: Frame,
+    },
+    /// The `ordinal`-th frame sent in `dir` since the upgrade (every 8th).
+    RelaySample {
+        dir: Dir,
+        ordinal: u64,
     },
     /// A TLS ClientHello from the initiator: this hop cannot be read.
     Tls {
@@ -106,6 +113,8 @@ pub struct ConnSummary {
     pub rst: [Option<Ts>; 2],
     pub keepalives: u64,
     pub gaps: u64,
+    /// WebSocket activity, when the connection was upgraded.
+    pub ws: Option<Box<WsActivity>>,
 }
 
 impl ConnSummary {

@@ -70,7 +70,22 @@ impl Pipeline {
         for ev in self.events.drain(..) {
             self.analyzer.event(ev);
         }
-        self.analyzer.tick(self.now);
+        self.tick();
+    }
+
+    /// Once per second of packet time: detectors' timers (and, live, the
+    /// open sessions for early warnings).
+    #[inline]
+    fn tick(&mut self) {
+        if self.analyzer.tick_due(self.now) {
+            let rows = if self.analyzer.wants_rows() { self.session_rows() } else { Vec::new() };
+            self.analyzer.tick(self.now, &rows);
+        }
+    }
+
+    /// Open WebSocket sessions with their current activity.
+    pub fn session_rows(&self) -> Vec<crate::correlate::SessionRow> {
+        self.analyzer.session_rows(&self.flows)
     }
 
     /// Packet time advanced without packets (live capture, idle link).
@@ -82,7 +97,7 @@ impl Pipeline {
         for ev in self.events.drain(..) {
             self.analyzer.event(ev);
         }
-        self.analyzer.tick(self.now);
+        self.tick();
     }
 
     /// Hands produced records to the sink.

@@ -210,7 +210,7 @@ pub struct CloseCodes {
     pub to_client: Option<u16>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Heartbeat {
     /// "ping", "pong", "data".
     pub kind: &'static str,

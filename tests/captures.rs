@@ -36,6 +36,8 @@ const EXPECTED: &[(&str, &[&str], &[&str])] = &[
     ("nginx-tls-front", &[], &["forwarded-proto-missing"]),
     ("nginx-mass-close", &[], &["mass-close"]),
     ("nginx-idle-short", &["idle-timeout-close"], &[]),
+    ("nginx-idle-60", &["idle-timeout-close", "idle-timeout-close", "idle-timeout-close"], &[]),
+    ("nginx-heartbeat-race", &["heartbeat-race", "heartbeat-race", "heartbeat-race"], &[]),
     ("haproxy-idle", &["idle-timeout-close"], &[]),
     ("nginx-socketio-stuck", &["upgrade-stripped", "upstream-http10"], &["socketio-no-upgrade"]),
 ];
@@ -274,6 +276,36 @@ fn idle_timeout_reports_boundary_and_who_closed() {
 }
 
 #[test]
+fn nginx_default_read_timeout_is_named() {
+    let rs = records("nginx-idle-60");
+    let f = of_type(&rs, "finding");
+    assert_eq!(f.len(), 3, "three idle sessions cut; the one with 20 s pings is not flagged");
+    for f in f {
+        assert_eq!(f["detail"]["boundary_s"], 60.0);
+        assert_eq!(f["detail"]["boundary_source"], "known");
+        assert!(f["message"].as_str().unwrap().contains("nginx proxy_read_timeout default"));
+        assert!(f["fix"].as_str().unwrap().contains("proxy_read_timeout"));
+        let hops = f["detail"]["hops"].as_array().unwrap();
+        assert_eq!(hops[0]["closed_by"], "responder", "nginx closed the client leg");
+        assert_eq!(hops[1]["closed_by"], "initiator", "nginx closed the upstream leg");
+    }
+    // --timeout makes the boundary the user's.
+    let rs = records_of(&capture("nginx-idle-60"), &["--timeout", "60"]);
+    assert!(of_type(&rs, "finding").iter().all(|f| f["detail"]["boundary_source"] == "configured"));
+}
+
+#[test]
+fn heartbeats_at_the_boundary_race_it() {
+    let rs = records("nginx-heartbeat-race");
+    for f in of_type(&rs, "finding") {
+        assert_eq!(f["kind"], "heartbeat-race");
+        let b = f["detail"]["boundary_s"].as_f64().unwrap();
+        assert!((b - 5.0).abs() < 0.2, "{b}");
+        assert!(f["message"].as_str().unwrap().contains("pings every 5."), "{}", f["message"]);
+    }
+}
+
+#[test]
 fn redaction_applies_to_every_output() {
     // Captures carry no secrets of their own; -v prints every header and
     // target, so check the mask logic end to end on the peers' JWT.
@@ -284,4 +316,43 @@ fn redaction_applies_to_every_output() {
     assert!(!text.contains("authorization.bearer.eyJ"), "bearer token leaked");
     let raw = wstap(&["-r", p.to_str().unwrap(), "-vv", "--no-redact"]);
     assert!(String::from_utf8_lossy(&raw.stdout).contains("authorization.bearer."));
+}
+
+#[test]
+fn busy_proxy_pairs_every_handshake_and_never_chains_unrelated_requests() {
+    // 12 staggered sessions and 4 keep-alive connections of plain requests
+    // through one nginx: plain upstream requests are in flight while new
+    // client handshakes arrive, from the same host and User-Agent.
+    let rs = records("nginx-bench");
+    let hs = of_type(&rs, "handshake");
+    assert_eq!(hs.len(), 12);
+    for h in &hs {
+        assert_eq!(h["hop_index"], 0, "no false chain: {h}");
+        assert_eq!(h["paired_by"], "key");
+        assert_eq!(h["client"]["flow"].as_str().unwrap().split("->").nth(1), Some("127.0.0.1:18131"));
+        assert_eq!(h["upstream"]["flow"].as_str().unwrap().split("->").nth(1), Some("127.0.0.1:13051"));
+    }
+    assert_eq!(of_type(&rs, "session").len(), 12);
+    assert!(kinds(&rs, "error").is_empty() && kinds(&rs, "warning").is_empty());
+}
+
+#[test]
+fn ipv6_and_cooked_captures_pair_like_ethernet_ones() {
+    let rs = records("nginx-ipv6");
+    let hs = of_type(&rs, "handshake");
+    assert!(!hs.is_empty());
+    for h in hs {
+        let c = h["client"]["flow"].as_str().unwrap();
+        assert!(c.starts_with("[::1]:") && c.contains("->[::1]:"), "{c}");
+        assert_eq!(h["paired_by"], "key");
+    }
+    // -i any (Linux cooked v1 and v2): the same pairs as on Ethernet.
+    for name in ["nginx-any", "nginx-any-sll2"] {
+        let rs = records(name);
+        let hs = of_type(&rs, "handshake");
+        let attempts = client_log(name).iter().filter(|e| e["event"] == "handshake").count();
+        assert!(attempts > 0);
+        assert_eq!(hs.len(), attempts, "{name}");
+        assert!(hs.iter().all(|h| h["outcome"] == "upgraded" && h["paired_by"] == "key"), "{name}");
+    }
 }

@@ -6,6 +6,7 @@
 //! finished (final response, or its connection ended). By then every
 //! forwarded copy exists, because a proxy forwards before it answers.
 
+pub mod index;
 pub mod metrics;
 pub mod pair;
 pub mod roles;
@@ -23,6 +24,7 @@ use crate::record::{self, Handshake, Hop, Latency, Outcome, Record};
 use crate::redact::Redactor;
 use crate::time::{Ts, round_us, round3};
 
+pub use crate::proto::activity::WsActivity;
 pub use roles::Roles;
 pub use session::{Role, WsStats};
 pub use txn::{TlsFront, Txn, TxnEnd, TxnId};
@@ -70,8 +72,8 @@ impl Exchange<'_> {
 /// A finished session, for detectors.
 pub struct SessionView<'a> {
     pub record: &'a record::Session,
-    pub client: Option<&'a WsStats>,
-    pub upstream: Option<&'a WsStats>,
+    pub client: Option<&'a WsActivity>,
+    pub upstream: Option<&'a WsActivity>,
 }
 
 /// A session still open, for live views (dashboard, early warnings).
@@ -150,9 +152,11 @@ pub struct Analyzer {
     timeouts: Vec<f64>,
     live: bool,
     conns: FxHashMap<ConnId, ConnInfo>,
+    /// Open TLS connections (candidate client hops of lone requests).
+    tls_conns: crate::flow::key::FxHashSet<ConnId>,
     txns: FxHashMap<TxnId, Txn>,
     /// Requests without a final response: candidates for pairing.
-    open: Vec<TxnId>,
+    open: index::OpenIndex,
     ws: FxHashMap<ConnId, WsStats>,
     sessions: FxHashMap<u64, PendingSession>,
     conn_sessions: FxHashMap<ConnId, Vec<u64>>,
@@ -169,12 +173,12 @@ pub struct Analyzer {
     findings: Vec<Finding>,
     pub stats: AnalyzerStats,
     relay_samples: Vec<f64>,
+    /// Relay samples waiting for their copy on the other hop.
+    relay_pending: FxHashMap<(ConnId, u8, u64), (ConnId, Ts)>,
     out: Vec<Record>,
     last_tick: Option<Ts>,
 }
 
-/// Requests scanned for a parent, most recent first.
-const MAX_CANDIDATES: usize = 4096;
 const ATTEMPT_MEMORY_S: f64 = 120.0;
 
 impl Analyzer {
@@ -186,8 +190,9 @@ impl Analyzer {
             timeouts: cfg.timeouts,
             live: cfg.live,
             conns: FxHashMap::default(),
+            tls_conns: Default::default(),
             txns: FxHashMap::default(),
-            open: Vec::new(),
+            open: index::OpenIndex::default(),
             ws: FxHashMap::default(),
             sessions: FxHashMap::default(),
             conn_sessions: FxHashMap::default(),
@@ -202,6 +207,7 @@ impl Analyzer {
             findings: Vec::new(),
             stats: AnalyzerStats::default(),
             relay_samples: Vec::new(),
+            relay_pending: FxHashMap::default(),
             out: Vec::new(),
             last_tick: None,
         }
@@ -226,15 +232,23 @@ impl Analyzer {
         self.ws.get(&conn)
     }
 
-    /// Open sessions with their activity, in id order.
-    pub fn session_rows(&self) -> Vec<SessionRow> {
+    /// Open sessions with their activity (read from the connections in
+    /// `flows`), in id order.
+    pub fn session_rows(&self, flows: &crate::flow::FlowTable) -> Vec<SessionRow> {
         let mut rows: Vec<SessionRow> = self
             .sessions
             .values()
             .map(|s| {
-                let hops: Vec<(Role, &WsStats)> =
-                    s.hops.iter().filter_map(|(r, c)| self.ws.get(c).map(|w| (*r, w))).collect();
-                let front = hops.first().map(|h| h.1);
+                let hops: Vec<(Role, &WsStats, Option<&WsActivity>)> = s
+                    .hops
+                    .iter()
+                    .filter_map(|(r, c)| {
+                        let w = self.ws.get(c)?;
+                        let act = w.activity().or_else(|| flows.get(w.flow, w.conn).and_then(|c| c.activity()));
+                        Some((*r, w, act))
+                    })
+                    .collect();
+                let front = hops.first().and_then(|h| h.2);
                 let flow = |role| hops.iter().find(|h| h.0 == role).map(|h| h.1.flow.to_string());
                 SessionRow {
                     id: s.id,
@@ -242,11 +256,7 @@ impl Analyzer {
                     client_flow: flow(Role::Client),
                     upstream_flow: flow(Role::Upstream),
                     start: s.start,
-                    last_activity: hops
-                        .iter()
-                        .flat_map(|h| h.1.last_frame.iter().flatten().copied())
-                        .max()
-                        .unwrap_or(s.start),
+                    last_activity: hops.iter().filter_map(|h| h.2.map(|a| a.last_frame_any())).max().unwrap_or(s.start),
                     frames: front
                         .map(|w| record::Dirs { to_server: w.frames[0], to_client: w.frames[1] })
                         .unwrap_or_default(),
@@ -260,6 +270,12 @@ impl Analyzer {
         rows
     }
 
+    /// State held now: (connections, requests, upgraded connections,
+    /// sessions). Bounded by live connections; all zero after `finish`.
+    pub fn live_state(&self) -> (usize, usize, usize, usize) {
+        (self.conns.len(), self.txns.len(), self.ws.len(), self.sessions.len())
+    }
+
     /// Frame relay delays through the proxy (ms) measured since the last call.
     pub fn take_relay_samples(&mut self) -> Vec<f64> {
         std::mem::take(&mut self.relay_samples)
@@ -268,23 +284,23 @@ impl Analyzer {
     /// Matches a frame with its copy on the session's other hop: a proxy
     /// relays frames in order and unchanged, so the oldest unmatched frame
     /// of the same direction and length on the other hop is the original.
-    fn relay(&mut self, conn: ConnId, ts: Ts, dir: Dir, frame: &crate::proto::Frame) {
-        let Some(sid) = self.conn_sessions.get(&conn).and_then(|v| v.first()) else { return };
-        let Some(s) = self.sessions.get(sid) else { return };
-        let Some(&(_, other)) = s.hops.iter().find(|h| h.1 != conn) else { return };
-        let matched = self.ws.get_mut(&other).and_then(|o| o.take_unrelayed(dir, frame.len));
-        match matched {
-            Some(t0) => {
-                let ms = ts.millis_since(t0);
+    /// Frame relay delay: the same frame ordinal in the same direction on
+    /// the session's two hops (a proxy relays frames in order).
+    fn relay(&mut self, conn: ConnId, peer: ConnId, ts: Ts, dir: Dir, ordinal: u64) {
+        let key = (conn.min(peer), dir.index() as u8, ordinal);
+        match self.relay_pending.remove(&key) {
+            Some((other, t0)) if other == peer => {
+                let ms = ts.millis_since(t0).abs();
                 self.stats.metrics.relay.record_ms(ms);
                 if self.relay_samples.len() < 100_000 {
                     self.relay_samples.push(ms);
                 }
             }
-            None => {
-                if let Some(w) = self.ws.get_mut(&conn) {
-                    w.push_unrelayed(ts, dir, frame.len);
+            _ => {
+                if self.relay_pending.len() >= 100_000 {
+                    self.relay_pending.clear();
                 }
+                self.relay_pending.insert(key, (conn, ts));
             }
         }
     }
@@ -340,35 +356,30 @@ impl Analyzer {
                         }));
                     }
                 }
-                if let Some(w) = self.ws.get_mut(&conn) {
-                    w.frame(ts, dir, &frame);
-                    self.relay(conn, ts, dir, &frame);
+            }
+            EventKind::RelaySample { dir, ordinal } => {
+                if let Some(peer) = self.ws.get(&conn).and_then(|w| w.peer) {
+                    self.relay(conn, peer, ts, dir, ordinal);
                 }
             }
             EventKind::Tls { sni } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.tls = Some((ts, sni));
+                    self.tls_conns.insert(conn);
                 }
             }
             EventKind::Anomaly { what, .. } => *self.stats.anomalies.entry(what).or_default() += 1,
             EventKind::Fin { dir } => {
-                if let Some(w) = self.ws.get_mut(&conn) {
-                    w.closing(ts, dir, "fin");
-                }
                 if dir == Dir::ToClient {
                     self.end_waiting(conn, ts, TxnEnd::ServerClosed);
                 }
             }
             EventKind::Rst { dir } => {
-                if let Some(w) = self.ws.get_mut(&conn) {
-                    w.closing(ts, dir, "rst");
-                }
                 let end = if dir == Dir::ToClient { TxnEnd::ServerReset } else { TxnEnd::ClientReset };
                 self.end_waiting(conn, ts, end);
             }
             EventKind::Close(summary) => self.on_close(conn, ts, summary),
         }
-        self.tick(ts);
     }
 
     fn on_request(&mut self, conn: ConnId, ts: Ts, req: Box<Request>) {
@@ -388,7 +399,7 @@ impl Analyzer {
                 version: req.version.as_str(),
                 status: None,
                 reason: None,
-                headers: req.headers.0.iter().map(|(n, v)| (n.clone(), self.redact.header(n, v))).collect(),
+                headers: req.headers.iter().map(|(n, v)| (n.to_string(), self.redact.header(n, v))).collect(),
             }));
         }
         let id = self.next_txn;
@@ -447,7 +458,7 @@ impl Analyzer {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.waiting.push_back(id);
         }
-        self.open.push(id);
+        self.open.insert(&t);
         self.txns.insert(id, t);
     }
 
@@ -457,7 +468,7 @@ impl Analyzer {
             return None;
         }
         let mut best: Option<(i32, Ts, TxnId, &'static str)> = None;
-        for &pid in self.open.iter().rev().take(MAX_CANDIDATES) {
+        for pid in self.open.candidates(t) {
             let Some(p) = self.txns.get(&pid) else { continue };
             if p.done || self.roles.is_upstream(p.flow.dst) {
                 continue;
@@ -469,7 +480,8 @@ impl Analyzer {
                     continue;
                 }
             }
-            if let Some((s, by)) = pair::score(p, t) {
+            let backend = self.roles.learned_backend(p.flow.dst);
+            if let Some((s, by)) = pair::score(p, t, backend) {
                 let better = match best {
                     None => true,
                     Some((bs, bts, ..)) => s > bs || (s == bs && p.req_ts < bts),
@@ -488,16 +500,17 @@ impl Analyzer {
     /// terminated on the address the request leaves from. The most recent
     /// such ClientHello wins.
     fn find_tls_front(&self, t: &Txn) -> Option<TlsFront> {
-        self.conns
+        self.tls_conns
             .iter()
-            .filter_map(|(&id, c)| {
+            .filter_map(|id| {
+                let c = self.conns.get(id)?;
                 let (hello, sni) = c.tls.as_ref()?;
-                if *hello > t.req_ts || id == t.conn {
+                if *hello > t.req_ts || *id == t.conn {
                     return None;
                 }
-                let named = pair::forwarded_for_names(&t.req, &c.flow.src.ip.to_string());
+                let named = pair::forwarded_for_names(&t.req, c.flow.src.ip);
                 let local = c.flow.dst.ip == t.flow.src.ip;
-                (named || local).then_some((named, *hello, id, c, sni))
+                (named || local).then_some((named, *hello, *id, c, sni))
             })
             .max_by_key(|x| (x.0, x.1, x.2))
             .map(|(_, _, id, c, sni)| TlsFront { conn: id, flow: c.flow, sni: sni.clone() })
@@ -516,7 +529,7 @@ impl Analyzer {
                 version: resp.version.as_str(),
                 status: Some(resp.status),
                 reason: Some(resp.reason.clone()),
-                headers: resp.headers.0.iter().map(|(n, v)| (n.clone(), self.redact.header(n, v))).collect(),
+                headers: resp.headers.iter().map(|(n, v)| (n.to_string(), self.redact.header(n, v))).collect(),
             }));
         }
         let interim = (100..200).contains(&resp.status) && resp.status != 101;
@@ -559,11 +572,8 @@ impl Analyzer {
         }
         self.end_waiting(conn, ts, TxnEnd::Conn(reason));
         self.conns.remove(&conn);
+        self.tls_conns.remove(&conn);
         if let Some(w) = self.ws.get_mut(&conn) {
-            if let Some((d, t)) = summary.first_close() {
-                let how = if summary.rst[d.index()] == Some(t) { "rst" } else { "fin" };
-                w.closing(t, d, how);
-            }
             w.summary = Some(summary);
             let ids = self.conn_sessions.get(&conn).cloned().unwrap_or_default();
             if ids.is_empty() {
@@ -584,9 +594,7 @@ impl Analyzer {
             return;
         }
         t.done = true;
-        if let Some(i) = self.open.iter().rposition(|&x| x == tid) {
-            self.open.remove(i);
-        }
+        self.open.remove(t);
         let needs_client = t.needs_client_record();
         if needs_client {
             self.emit(tid);
@@ -709,6 +717,14 @@ impl Analyzer {
             for (_, conn) in &hops {
                 self.conn_sessions.entry(*conn).or_default().push(sid);
             }
+            if let [(_, a), (_, b)] = hops[..] {
+                if let Some(w) = self.ws.get_mut(&a) {
+                    w.peer = Some(b);
+                }
+                if let Some(w) = self.ws.get_mut(&b) {
+                    w.peer = Some(a);
+                }
+            }
             self.sessions.insert(
                 sid,
                 PendingSession { id: sid, chain, hop_index: front.hop_index, handshake: hid, path, hops, start },
@@ -744,7 +760,20 @@ impl Analyzer {
             return;
         }
         let s = self.sessions.remove(&sid).expect("present");
-        let hops: Vec<(Role, &WsStats)> = s.hops.iter().filter_map(|(r, c)| self.ws.get(c).map(|w| (*r, w))).collect();
+        let empty = WsActivity::default();
+        let hops: Vec<session::HopView<'_>> = s
+            .hops
+            .iter()
+            .filter_map(|(r, c)| {
+                let w = self.ws.get(c)?;
+                Some(session::HopView {
+                    role: *r,
+                    flow: w.flow,
+                    summary: w.summary.as_deref(),
+                    act: w.activity().unwrap_or(&empty),
+                })
+            })
+            .collect();
         if hops.is_empty() {
             return;
         }
@@ -752,8 +781,8 @@ impl Analyzer {
         self.stats.sessions += 1;
         let view = SessionView {
             record: &rec,
-            client: hops.iter().find(|h| h.0 == Role::Client).map(|h| h.1),
-            upstream: hops.iter().find(|h| h.0 == Role::Upstream).map(|h| h.1),
+            client: hops.iter().find(|h| h.role == Role::Client).map(|h| h.act),
+            upstream: hops.iter().find(|h| h.role == Role::Upstream).map(|h| h.act),
         };
         self.detectors.on_session(&view, &mut self.findings);
         self.out.push(Record::Session(rec));
@@ -782,10 +811,20 @@ impl Analyzer {
         }
     }
 
-    /// Packet time passed `now`: detectors may report (at most once per
-    /// second of capture time); old attempts are forgotten.
-    pub fn tick(&mut self, now: Ts) {
-        if self.last_tick.is_some_and(|t| now.since(t) < 1.0) {
+    /// Whether a tick is due at `now` (once per second of packet time).
+    pub fn tick_due(&self, now: Ts) -> bool {
+        self.last_tick.is_none_or(|t| now.0 - t.0 >= 1_000_000)
+    }
+
+    /// Live capture: detectors want the open sessions on each tick.
+    pub fn wants_rows(&self) -> bool {
+        self.live
+    }
+
+    /// Packet time passed `now`: detectors may report; old attempts and
+    /// relay samples are forgotten. `open` lists open sessions (live only).
+    pub fn tick(&mut self, now: Ts, open: &[SessionRow]) {
+        if !self.tick_due(now) {
             return;
         }
         self.last_tick = Some(now);
@@ -801,8 +840,7 @@ impl Analyzer {
                 self.ws.remove(&conn);
             }
         }
-        let rows = if self.live { self.session_rows() } else { Vec::new() };
-        self.detectors.on_tick(now, &rows, &mut self.findings);
+        self.detectors.on_tick(now, open, &mut self.findings);
         self.flush_findings();
     }
 
@@ -810,7 +848,7 @@ impl Analyzer {
     pub fn finish(&mut self, now: Ts) {
         // Requests still open were already ended by their connection's
         // Close; anything left is reported now.
-        let left: Vec<TxnId> = self.open.drain(..).collect();
+        let left = self.open.drain();
         for tid in left {
             if let Some(t) = self.txns.get_mut(&tid) {
                 t.end.get_or_insert((now, TxnEnd::Conn(EndReason::EndOfCapture)));
@@ -874,3 +912,6 @@ fn dir_name(d: Dir) -> &'static str {
         Dir::ToClient => "to_client",
     }
 }
+
+#[cfg(test)]
+mod tests;

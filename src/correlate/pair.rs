@@ -8,16 +8,22 @@
 //! only evidence), X-Forwarded-For naming the client, the request target,
 //! and headers a proxy passes through unchanged.
 
+use std::net::IpAddr;
+
 use super::txn::Txn;
 use crate::proto::Request;
 
-/// Evidence below this is not enough to pair.
-pub const MIN_SCORE: i32 = 20;
+/// Evidence below this is not enough to pair: the same path from the same
+/// host, at least, or a key or X-Forwarded-For.
+pub const MIN_SCORE: i32 = 30;
 /// A forwarded request starts within this long of the client's.
 pub const MAX_DELAY_S: f64 = 300.0;
 
 /// Scores `child` as the forwarded copy of `parent`. None: impossible.
-pub fn score(parent: &Txn, child: &Txn) -> Option<(i32, &'static str)> {
+/// `parent_is_backend`: requests to the parent's server were only ever seen
+/// as forwarded ones (it is an upstream, not a proxy), so only strong
+/// evidence may make it a link in a chain.
+pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32, &'static str)> {
     if parent.conn == child.conn
         || child.req_ts < parent.req_ts
         || child.req_ts.since(parent.req_ts) > MAX_DELAY_S
@@ -27,18 +33,44 @@ pub fn score(parent: &Txn, child: &Txn) -> Option<(i32, &'static str)> {
         return None;
     }
     let (p, c) = (&parent.req, &child.req);
+    // A proxy does not turn a plain request into a WebSocket upgrade.
+    if c.is_websocket_attempt() && !p.is_websocket_attempt() {
+        return None;
+    }
     let mut s = 0;
     let mut by = "headers";
+    let mut strong = false;
     match (p.headers.get("sec-websocket-key"), c.headers.get("sec-websocket-key")) {
         (Some(a), Some(b)) if a == b => {
             s += 100;
             by = "key";
+            strong = true;
         }
-        (Some(_), Some(_)) => s -= 20,
+        // HTTP/1 proxies forward the key unchanged; only WebSocket-
+        // terminating proxies mint a new one, so a different key needs
+        // strong other evidence.
+        (Some(_), Some(_)) => s -= 40,
         _ => {}
     }
-    if forwarded_for_names(c, &parent.flow.src.ip.to_string()) {
+    if forwarded_for_names(c, parent.flow.src.ip) {
         s += 40;
+        strong = true;
+    } else if c.headers.has("x-forwarded-for") && !c.headers.has("x-real-ip") {
+        // It names someone else as the client.
+        s -= 20;
+    }
+    // The proxy connects out from the host the client connected to. Without
+    // strong evidence (same key, X-Forwarded-For naming the client) this is
+    // required: otherwise an unrelated later request with the same path
+    // would pass for a forward.
+    let same_host = child.flow.src.ip == parent.flow.dst.ip;
+    if same_host {
+        s += 10;
+    } else if !strong {
+        return None;
+    }
+    if parent_is_backend && !strong {
+        return None;
     }
     if p.target == c.target {
         s += 30;
@@ -46,6 +78,8 @@ pub fn score(parent: &Txn, child: &Txn) -> Option<(i32, &'static str)> {
         s += 25;
     } else if p.path().ends_with(c.path()) || c.path().ends_with(p.path()) {
         s += 10;
+    } else {
+        s -= 20;
     }
     for (name, same, differ) in [
         ("user-agent", 10, -10),
@@ -63,10 +97,6 @@ pub fn score(parent: &Txn, child: &Txn) -> Option<(i32, &'static str)> {
             _ => {}
         }
     }
-    // The proxy connects out from the host the client connected to.
-    if child.flow.src.ip == parent.flow.dst.ip {
-        s += 10;
-    }
     if s < MIN_SCORE {
         return None;
     }
@@ -76,16 +106,29 @@ pub fn score(parent: &Txn, child: &Txn) -> Option<(i32, &'static str)> {
     Some((s, by))
 }
 
-/// X-Forwarded-For, X-Real-IP or Forwarded names this client address.
-pub fn forwarded_for_names(r: &Request, ip: &str) -> bool {
-    let xff = r.headers.tokens("x-forwarded-for").any(|t| t == ip);
-    let real = r.headers.get("x-real-ip").is_some_and(|v| v.trim() == ip);
+/// Client addresses a request's X-Forwarded-For, X-Real-IP and Forwarded
+/// headers name.
+pub fn forwarded_ips(r: &Request) -> impl Iterator<Item = IpAddr> + '_ {
+    let xff = r.headers.tokens("x-forwarded-for").chain(r.headers.tokens("x-real-ip"));
     let fwd = r
         .headers
         .tokens("forwarded")
         .flat_map(|t| t.split(';'))
-        .any(|kv| kv.trim().strip_prefix("for=").is_some_and(|v| v.trim_matches(['"', '[', ']']) == ip));
-    xff || real || fwd
+        .filter_map(|kv| kv.trim().strip_prefix("for=").or_else(|| kv.trim().strip_prefix("For=")))
+        .map(|v| {
+            let v = v.trim_matches('"');
+            // "[2001:db8::1]:4711" or "192.0.2.60:4711"
+            match v.strip_prefix('[') {
+                Some(rest) => rest.split(']').next().unwrap_or(rest),
+                None => v.split(':').next().unwrap_or(v),
+            }
+        });
+    xff.chain(fwd).filter_map(|t| t.trim().parse::<IpAddr>().ok())
+}
+
+/// X-Forwarded-For, X-Real-IP or Forwarded names this client address.
+pub fn forwarded_for_names(r: &Request, ip: IpAddr) -> bool {
+    forwarded_ips(r).any(|x| x == ip)
 }
 
 /// Headers only a proxy adds: a request that has them came through one.

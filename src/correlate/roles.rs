@@ -34,6 +34,9 @@ impl UpstreamSpec {
     }
 }
 
+/// Endpoints remembered per role at most.
+const MAX_LEARNED: usize = 10_000;
+
 #[derive(Debug, Default, Clone)]
 pub struct Roles {
     pub front_ports: Vec<u16>,
@@ -62,7 +65,21 @@ impl Roles {
         self.is_front(server) || self.learned_fronts.contains(&server)
     }
 
+    /// Seen only as an upstream (requests to it were forwarded, none of its
+    /// own were forwarded on): a backend, not a proxy.
+    pub fn learned_backend(&self, server: Endpoint) -> bool {
+        self.learned_upstreams.contains(&server) && !self.learned_fronts.contains(&server)
+    }
+
     pub fn learn(&mut self, front: Endpoint, upstream: Endpoint) {
+        // Bounded: a proxy has few fronts and upstreams; a capture with
+        // endless distinct ones (a scan, a benchmark) must not grow memory.
+        if self.learned_fronts.len() >= MAX_LEARNED {
+            self.learned_fronts.clear();
+        }
+        if self.learned_upstreams.len() >= MAX_LEARNED {
+            self.learned_upstreams.clear();
+        }
         self.learned_fronts.insert(front);
         self.learned_upstreams.insert(upstream);
     }

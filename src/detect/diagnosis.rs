@@ -10,6 +10,7 @@ use super::plain::SocketIo;
 use super::proxy::{self, FixContext, Proxy};
 use super::{Detector, Finding, Severity};
 use crate::correlate::{Exchange, SessionRow, SessionView, Txn};
+use crate::flow::Endpoint;
 use crate::flow::key::{FxHashMap, FxHashSet};
 use crate::redact::Redactor;
 use crate::time::{Ts, round_us};
@@ -25,14 +26,18 @@ pub struct DiagnosisConfig {
     pub live: bool,
 }
 
+/// Fronts remembered (recognised proxy, intact paths) at most: bounded
+/// memory whatever the capture holds.
+pub(super) const MAX_REMEMBERED: usize = 10_000;
+
 pub struct Diagnosis {
     pub(super) redact: Redactor,
     proxy_override: Option<Proxy>,
     /// Proxy recognised per client-facing address (or upstream source IP).
-    proxies: FxHashMap<String, Proxy>,
-    /// Paths whose upgrade headers survived / were lost, per front, to tell
-    /// a location-block mistake from a global one.
-    pub(super) intact_paths: FxHashMap<String, FxHashSet<String>>,
+    proxies: FxHashMap<Endpoint, Proxy>,
+    /// Paths whose upgrade headers survived, per front, to tell a
+    /// location-block mistake from a global one.
+    pub(super) intact_paths: FxHashMap<Endpoint, FxHashSet<String>>,
     /// Handshakes with an error already reported: their sessions' ends are
     /// consequences, not new findings.
     pub(super) bad_handshakes: FxHashSet<u64>,
@@ -41,7 +46,7 @@ pub struct Diagnosis {
     /// Offline: upgrade-stripped findings wait for the end of the capture
     /// to know every path that kept its headers.
     pub(super) hold_stripped: bool,
-    pub(super) held: Vec<(Finding, String)>,
+    pub(super) held: Vec<(Finding, Endpoint)>,
 }
 
 impl Diagnosis {
@@ -65,8 +70,8 @@ impl Diagnosis {
             return p;
         }
         let key = match (x.client, x.upstream) {
-            (Some(c), _) => c.flow.dst.to_string(),
-            (None, Some(u)) => u.flow.src.ip.to_string(),
+            (Some(c), _) => c.flow.dst,
+            (None, Some(u)) => Endpoint::new(u.flow.src.ip, 0),
             _ => return Proxy::Unknown,
         };
         if let Some(p) = self.proxies.get(&key) {
@@ -79,6 +84,9 @@ impl Diagnosis {
             forwarded.map(|u| &*u.req),
         ) {
             Some(p) => {
+                if self.proxies.len() >= MAX_REMEMBERED {
+                    self.proxies.clear();
+                }
                 self.proxies.insert(key, p);
                 p
             }
@@ -87,8 +95,8 @@ impl Diagnosis {
     }
 
     /// The proxy recognised at a client-facing address, if any.
-    pub(super) fn known_proxy_at(&self, front: &str) -> Option<Proxy> {
-        self.proxy_override.or_else(|| self.proxies.get(front).copied())
+    pub(super) fn known_proxy_at(&self, front: Endpoint) -> Option<Proxy> {
+        self.proxy_override.or_else(|| self.proxies.get(&front).copied())
     }
 }
 
@@ -123,6 +131,12 @@ pub(super) fn finding(
     }
 }
 
+/// "127.0.0.1:80" or "[::1]:80" back into an endpoint.
+fn parse_endpoint(s: &str) -> Option<Endpoint> {
+    let sa: std::net::SocketAddr = s.parse().ok()?;
+    Some(Endpoint::new(sa.ip(), sa.port()))
+}
+
 pub(super) fn flows(ts: &[Option<&Txn>]) -> Vec<String> {
     ts.iter().flatten().map(|t| t.flow.to_string()).collect()
 }
@@ -140,9 +154,12 @@ impl Detector for Diagnosis {
 
     fn on_session(&mut self, s: &SessionView<'_>, _out: &mut Vec<Finding>) {
         let proxy = s
-            .client
-            .map(|c| c.flow.dst.to_string())
-            .and_then(|f| self.known_proxy_at(&f))
+            .record
+            .client_flow
+            .as_deref()
+            .and_then(|f| f.split_once("->"))
+            .and_then(|(_, d)| parse_endpoint(d))
+            .and_then(|e| self.known_proxy_at(e))
             .or(self.proxy_override)
             .unwrap_or(Proxy::Unknown);
         let bad = self.bad_handshakes.contains(&s.record.handshake);
@@ -160,7 +177,7 @@ impl Detector for Diagnosis {
 
     fn finish(&mut self, now: Ts, out: &mut Vec<Finding>) {
         for (f, front) in std::mem::take(&mut self.held) {
-            out.push(self.annotate_stripped(f, &front));
+            out.push(self.annotate_stripped(f, front));
         }
         self.life.finish(now, out);
         self.socketio_tick(now, true, out);

@@ -9,6 +9,7 @@ use super::evidence::{self, complete_upgrade, expected_accept, upgrade_headers};
 use super::proxy::Proxy;
 use super::{Finding, Severity};
 use crate::correlate::{Exchange, Txn, TxnEnd};
+use crate::flow::Endpoint;
 use crate::proto::Version;
 
 /// What the backend did, in words.
@@ -68,13 +69,21 @@ impl Diagnosis {
         let fl = flows(&[Some(c), Some(u)]);
         let ch = upgrade_headers(&c.req);
         let uh = upgrade_headers(&u.req);
-        let front = c.flow.dst.to_string();
+        let front = c.flow.dst;
         let pname = proxy.name();
-        let up = u.flow.dst.to_string();
+        let up = u.flow.dst;
         let http10 = u.req.version == Version::Http10 && c.req.version == Version::Http11;
         if ch.intact() {
             if uh.intact() {
-                self.intact_paths.entry(front.clone()).or_default().insert(x.path.to_string());
+                if self.intact_paths.len() >= super::diagnosis::MAX_REMEMBERED
+                    && !self.intact_paths.contains_key(&front)
+                {
+                    self.intact_paths.clear();
+                }
+                let paths = self.intact_paths.entry(front).or_default();
+                if !paths.contains(x.path) {
+                    paths.insert(x.path.to_string());
+                }
             } else {
                 let msg = format!(
                     "{pname} forwarded {} {} to {up}{} {}; {}; the client got {}",
@@ -92,7 +101,7 @@ impl Diagnosis {
                 d["backend_status"] = json!(u.status());
                 let f =
                     finding("upgrade-stripped", Severity::Error, x.ts, fl.clone(), Some(x.path), msg, proxy, None, d);
-                self.stripped(f, front.clone(), out);
+                self.stripped(f, front, out);
             }
         } else if c.from.is_none() {
             self.headers_missing(x, c, proxy, out);
@@ -200,19 +209,19 @@ impl Diagnosis {
     /// Reports an upgrade-stripped finding, noting the paths through the
     /// same proxy that keep their headers (a location-block mistake).
     /// Offline, held to the end so that later paths count too.
-    fn stripped(&mut self, f: Finding, front: String, out: &mut Vec<Finding>) {
+    fn stripped(&mut self, f: Finding, front: Endpoint, out: &mut Vec<Finding>) {
         if self.hold_stripped {
             self.held.push((f, front));
         } else {
-            out.push(self.annotate_stripped(f, &front));
+            out.push(self.annotate_stripped(f, front));
         }
     }
 
-    pub(super) fn annotate_stripped(&self, mut f: Finding, front: &str) -> Finding {
+    pub(super) fn annotate_stripped(&self, mut f: Finding, front: Endpoint) -> Finding {
         let path = f.path.clone().unwrap_or_default();
         let mut others: Vec<String> = self
             .intact_paths
-            .get(front)
+            .get(&front)
             .map(|s| s.iter().filter(|p| **p != path).cloned().collect())
             .unwrap_or_default();
         others.sort();

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::diagnosis::finding;
 use super::proxy::Proxy;
 use super::{Finding, Severity};
-use crate::correlate::WsStats;
+use crate::correlate::WsActivity;
 use crate::correlate::{SessionRow, SessionView};
 use crate::flow::key::{FxHashMap, FxHashSet};
 use crate::record::{Heartbeat, Session};
@@ -119,10 +119,16 @@ impl Lifecycle {
 
     pub fn session_ended(&mut self, s: &SessionView<'_>, proxy: Proxy, bad_handshake: bool) {
         let r = s.record;
-        if bad_handshake || (r.open && r.heartbeat.is_none()) {
+        let abnormal = !r.open && matches!(r.close.how, "fin" | "rst");
+        if let Some(hb) = &r.heartbeat {
+            if self.path_heartbeat.get(&r.path).is_none_or(|h| h != hb) {
+                self.path_heartbeat.insert(r.path.clone(), hb.clone());
+            }
+        }
+        if bad_handshake || !(abnormal || r.heartbeat.is_some()) {
             return;
         }
-        let hops: Vec<&WsStats> = [s.client, s.upstream].into_iter().flatten().collect();
+        let hops: Vec<&WsActivity> = [s.client, s.upstream].into_iter().flatten().collect();
         let first_close = hops.iter().filter_map(|w| w.first_close.map(|c| c.0)).min();
         let close_ts = first_close.unwrap_or(Ts::from_secs_f64(r.end));
         let idle = r.close.idle_s.unwrap_or(0.0);
@@ -134,9 +140,6 @@ impl Lifecycle {
             .filter(|&t| t <= quiet_before)
             .max();
         let idle_alt = earlier.map_or(idle, |t| close_ts.since(t).max(idle));
-        if let Some(hb) = &r.heartbeat {
-            self.path_heartbeat.insert(r.path.clone(), hb.clone());
-        }
         let e = Ended {
             id: r.id,
             path: r.path.clone(),
@@ -149,9 +152,9 @@ impl Lifecycle {
             heartbeat: r.heartbeat.clone(),
             proxy,
             both_legs_by_proxy: both_legs_by_proxy(r),
-            hops: json!(r.hops),
+            // Evidence only for closes that will be judged; survivors stay small.
+            hops: if abnormal { json!(r.hops) } else { Value::Null },
         };
-        let abnormal = !r.open && matches!(r.close.how, "fin" | "rst");
         if abnormal {
             self.pending.push(e);
         } else if e.heartbeat.is_some() && self.heartbeats.len() < 10_000 {
@@ -159,17 +162,19 @@ impl Lifecycle {
         }
     }
 
-    /// Boundaries a close could be at: stated, known, learned.
+    /// The boundary a close is at: one the user stated, else a known
+    /// product default, else one learned from this capture; the closest
+    /// within tolerance at the first level that has one.
     fn match_boundary(&self, idle: f64) -> Option<(f64, Source)> {
-        let cands = self
-            .configured
-            .iter()
-            .map(|&b| (b, Source::Configured))
-            .chain(self.learned.iter().map(|&b| (b, Source::Learned)))
-            .chain(KNOWN_BOUNDARIES.iter().map(|&(b, _)| (b, Source::Known)));
-        cands
-            .filter(|(b, _)| (idle - b).abs() <= tolerance(*b))
-            .min_by(|a, b| (idle - a.0).abs().total_cmp(&(idle - b.0).abs()))
+        let closest = |cands: &mut dyn Iterator<Item = f64>| {
+            cands
+                .filter(|b| (idle - b).abs() <= tolerance(*b))
+                .min_by(|a, b| (idle - a).abs().total_cmp(&(idle - b).abs()))
+        };
+        closest(&mut self.configured.iter().copied())
+            .map(|b| (b, Source::Configured))
+            .or_else(|| closest(&mut KNOWN_BOUNDARIES.iter().map(|k| k.0)).map(|b| (b, Source::Known)))
+            .or_else(|| closest(&mut self.learned.iter().copied()).map(|b| (b, Source::Learned)))
     }
 
     /// A heartbeat interval at or just under a boundary races it.
@@ -212,7 +217,7 @@ impl Lifecycle {
                     b,
                     if src == Source::Configured { "you stated" } else { "seen" }
                 );
-                let d = json!({"session": e.id, "heartbeat": hb, "boundary_s": b, "boundary_source": src.name(), "cut": false, "hops": e.hops});
+                let d = json!({"session": e.id, "heartbeat": hb, "boundary_s": b, "boundary_source": src.name(), "cut": false});
                 out.push(finding(
                     "heartbeat-race",
                     Severity::Warning,

@@ -92,7 +92,7 @@ impl Diagnosis {
                 self.socketio.by_sid.remove(&oldest);
             }
         }
-        let proxy = x.client.and_then(|c| self.known_proxy_at(&c.flow.dst.to_string())).unwrap_or(Proxy::Unknown);
+        let proxy = x.client.and_then(|c| self.known_proxy_at(c.flow.dst)).unwrap_or(Proxy::Unknown);
         let s = self.socketio.by_sid.entry(sid.to_string()).or_insert_with(|| SioSession {
             first: t.req_ts,
             last: t.req_ts,

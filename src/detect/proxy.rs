@@ -85,9 +85,9 @@ pub fn recognise(
         }
         // HAProxy 2.x forwards HTTP/1 header names in lower case (HTX),
         // whatever case the client used.
-        let lower = |h: &crate::proto::Headers| h.0.iter().all(|(n, _)| !n.bytes().any(|b| b.is_ascii_uppercase()));
+        let lower = |h: &crate::proto::Headers| h.iter().all(|(n, _)| !n.bytes().any(|b| b.is_ascii_uppercase()));
         if let Some(c) = client_req {
-            if !lower(&c.headers) && lower(&q.headers) && !q.headers.0.is_empty() {
+            if !lower(&c.headers) && lower(&q.headers) && !q.headers.is_empty() {
                 return Some(Proxy::Haproxy);
             }
         }
@@ -95,8 +95,7 @@ pub fn recognise(
     // HAProxy 2.x speaks HTTP/1 with lower-case header names on the
     // responses it generates itself (HTX normalisation) and adds no Server.
     if let Some(r) = client_resp {
-        let lower =
-            !r.headers.0.is_empty() && r.headers.0.iter().all(|(n, _)| n.chars().all(|c| !c.is_ascii_uppercase()));
+        let lower = !r.headers.is_empty() && r.headers.iter().all(|(n, _)| n.chars().all(|c| !c.is_ascii_uppercase()));
         if lower && !r.headers.has("server") {
             return Some(Proxy::Haproxy);
         }
@@ -174,7 +173,7 @@ mod tests {
             version: Version::Http11,
             status: 502,
             reason: String::new(),
-            headers: Headers(h.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()),
+            headers: Headers::from_pairs(h.iter().copied()),
             head_len: 0,
         }
     }

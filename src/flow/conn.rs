@@ -57,7 +57,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(id: ConnId, ts: Ts, seg: &Segment<'_>) -> Conn {
+    pub fn new(id: ConnId, ts: Ts, seg: &Segment<'_>, verbose: bool) -> Conn {
         let mut key = FlowKey { src: seg.src, dst: seg.dst };
         let syn_only = seg.has(flags::SYN) && !seg.has(flags::ACK);
         let synack = seg.has(flags::SYN) && seg.has(flags::ACK);
@@ -69,7 +69,7 @@ impl Conn {
             key,
             state: if syn_only { TcpState::SynSent } else { TcpState::Partial },
             halves: Default::default(),
-            app: App::Detect,
+            app: if verbose { App::DetectVerbose } else { App::Detect },
             first_ts: ts,
             last_ts: ts,
             syn: false,
@@ -86,6 +86,11 @@ impl Conn {
 
     pub fn is_websocket(&self) -> bool {
         self.app.is_websocket()
+    }
+
+    /// The connection's WebSocket activity so far, if it was upgraded.
+    pub fn activity(&self) -> Option<&crate::proto::activity::WsActivity> {
+        self.app.activity()
     }
 
     /// A new connection on the same 4-tuple: a SYN after this one closed,
@@ -192,6 +197,7 @@ impl Conn {
                 }
                 if seg.has(flags::FIN) && h.fin.is_none() {
                     h.fin = Some(ts);
+                    self.app.closing(dir, ts, "fin");
                     self.emit(ts, EventKind::Fin { dir }, out);
                 }
             } else {
@@ -237,6 +243,7 @@ impl Conn {
         }
         if fin && self.halves[dir.index()].fin.is_none() {
             self.halves[dir.index()].fin = Some(ts);
+            self.app.closing(dir, ts, "fin");
             self.emit(ts, EventKind::Fin { dir }, out);
         }
     }
@@ -246,6 +253,7 @@ impl Conn {
         let refused = self.state == TcpState::SynSent && dir == Dir::ToClient;
         self.refused = refused;
         self.flush(ts, out);
+        self.app.closing(dir, ts, "rst");
         self.emit(ts, EventKind::Rst { dir }, out);
         self.close(ts, if refused { EndReason::Refused } else { EndReason::Reset }, out);
     }
@@ -282,6 +290,7 @@ impl Conn {
             rst: [self.halves[0].rst, self.halves[1].rst],
             keepalives: self.halves[0].asm.stats.keepalives + self.halves[1].asm.stats.keepalives,
             gaps: self.halves[0].asm.stats.gaps + self.halves[1].asm.stats.gaps,
+            ws: self.app.take_activity(),
         };
         self.state = TcpState::Closed;
         self.emit(ts, EventKind::Close(Box::new(summary)), out);
@@ -302,6 +311,7 @@ fn proto_event(conn: ConnId, pe: ProtoEvent) -> Event {
         ProtoEvent::Response { ts, resp } => (ts, EventKind::Response(resp)),
         ProtoEvent::Upgraded { ts, websocket } => (ts, EventKind::Upgraded { websocket }),
         ProtoEvent::Frame { dir, ts, frame } => (ts, EventKind::Frame { dir, frame }),
+        ProtoEvent::RelaySample { dir, ts, ordinal } => (ts, EventKind::RelaySample { dir, ordinal }),
         ProtoEvent::Anomaly { dir, ts, what } => (ts, EventKind::Anomaly { dir, what }),
         ProtoEvent::Tls { ts, sni } => (ts, EventKind::Tls { sni }),
     };

@@ -17,10 +17,44 @@ impl Endpoint {
     }
 }
 
+/// Appends the decimal form of `v` (records print many addresses; the
+/// formatting machinery costs more than the analysis around it).
+fn push_dec(buf: &mut [u8], at: &mut usize, v: u32) {
+    let mut tmp = [0u8; 10];
+    let mut n = 0;
+    let mut v = v;
+    loop {
+        tmp[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in (0..n).rev() {
+        buf[*at] = tmp[i];
+        *at += 1;
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.ip {
-            IpAddr::V4(a) => write!(f, "{}:{}", a, self.port),
+            IpAddr::V4(a) => {
+                let mut buf = [0u8; 21];
+                let mut at = 0;
+                for (i, o) in a.octets().iter().enumerate() {
+                    if i > 0 {
+                        buf[at] = b'.';
+                        at += 1;
+                    }
+                    push_dec(&mut buf, &mut at, *o as u32);
+                }
+                buf[at] = b':';
+                at += 1;
+                push_dec(&mut buf, &mut at, self.port as u32);
+                f.write_str(std::str::from_utf8(&buf[..at]).unwrap_or(""))
+            }
             IpAddr::V6(a) => write!(f, "[{}]:{}", a, self.port),
         }
     }
@@ -125,6 +159,9 @@ mod tests {
             dst: Endpoint::new("10.0.0.2".parse().unwrap(), 80),
         };
         assert_eq!(k4.to_string(), "10.0.0.1:1->10.0.0.2:80");
+        let e = Endpoint::new("255.255.255.0".parse().unwrap(), 65535);
+        assert_eq!(e.to_string(), "255.255.255.0:65535");
+        assert_eq!(Endpoint::new("0.0.0.0".parse().unwrap(), 0).to_string(), "0.0.0.0:0");
         assert_eq!(k4.canonical(), k4.reversed().canonical());
     }
 }

@@ -23,11 +23,13 @@ pub struct Limits {
     pub syn_timeout_s: f64,
     /// A closed connection stays this long to absorb late packets.
     pub linger_s: f64,
+    /// Report every WebSocket frame (`-v`).
+    pub verbose: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_flows: 500_000, idle_timeout_s: 7200.0, syn_timeout_s: 30.0, linger_s: 5.0 }
+        Limits { max_flows: 500_000, idle_timeout_s: 7200.0, syn_timeout_s: 30.0, linger_s: 5.0, verbose: false }
     }
 }
 
@@ -44,12 +46,12 @@ pub struct FlowStats {
 
 type Key = (Endpoint, Endpoint);
 
+/// Connections live inline in the map's buckets: the lookup that finds a
+/// connection also brings its first cache lines in (one miss, not two).
 pub struct FlowTable {
-    map: FxHashMap<Key, usize>,
-    slots: Vec<Option<Conn>>,
-    free: Vec<usize>,
+    map: FxHashMap<Key, Conn>,
     /// Closed connections waiting out their linger time, in close order.
-    closing: VecDeque<(Ts, usize, u64)>,
+    closing: VecDeque<(Ts, Key, u64)>,
     next_id: u64,
     next_sweep: Option<Ts>,
     limits: Limits,
@@ -62,8 +64,6 @@ impl FlowTable {
     pub fn new(limits: Limits) -> FlowTable {
         FlowTable {
             map: FxHashMap::default(),
-            slots: Vec::new(),
-            free: Vec::new(),
             closing: VecDeque::new(),
             next_id: 1,
             next_sweep: None,
@@ -76,21 +76,22 @@ impl FlowTable {
         self.map.len()
     }
 
+    /// A live connection by flow and id (the id guards against a reused
+    /// 4-tuple).
+    pub fn get(&self, flow: crate::flow::FlowKey, id: u64) -> Option<&Conn> {
+        self.map.get(&flow.canonical()).filter(|c| c.id == id)
+    }
+
     pub fn packet(&mut self, ts: Ts, seg: &Segment<'_>, out: &mut Vec<Event>) {
         self.expire(ts, out);
         let key = canonical(seg);
-        let slot = match self.map.get(&key) {
-            Some(&s) => {
-                let conn = self.slots[s].as_mut().expect("mapped slot is live");
+        let reused = match self.map.get_mut(&key) {
+            Some(conn) => {
                 if conn.is_reused_by(seg) {
                     conn.close(ts, EndReason::Closed, out);
-                    self.remove(s);
-                    match self.create(ts, seg, key) {
-                        Some(s) => s,
-                        None => return,
-                    }
+                    true
                 } else {
-                    s
+                    false
                 }
             }
             None => {
@@ -98,62 +99,55 @@ impl FlowTable {
                     self.stats.strays += 1;
                     return;
                 }
-                match self.create(ts, seg, key) {
-                    Some(s) => s,
-                    None => return,
+                if !self.create(ts, seg, key) {
+                    return;
                 }
+                false
             }
         };
-        let conn = self.slots[slot].as_mut().expect("live slot");
+        if reused {
+            self.remove(&key);
+            if !self.create(ts, seg, key) {
+                return;
+            }
+        }
+        let Some(conn) = self.map.get_mut(&key) else { return };
         let was_closed = conn.is_closed();
         conn.segment(ts, seg, out);
         if !was_closed && conn.is_closed() {
-            self.closing.push_back((ts, slot, conn.id));
+            self.closing.push_back((ts, key, conn.id));
         }
     }
 
-    fn create(&mut self, ts: Ts, seg: &Segment<'_>, key: Key) -> Option<usize> {
+    fn create(&mut self, ts: Ts, seg: &Segment<'_>, key: Key) -> bool {
         if self.map.len() >= self.limits.max_flows {
             self.stats.flow_limit_drops += 1;
-            return None;
+            return false;
         }
         let id = self.next_id;
         self.next_id += 1;
         self.stats.flows += 1;
-        let conn = Conn::new(id, ts, seg);
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.slots[s] = Some(conn);
-                s
-            }
-            None => {
-                self.slots.push(Some(conn));
-                self.slots.len() - 1
-            }
-        };
-        self.map.insert(key, slot);
+        self.map.insert(key, Conn::new(id, ts, seg, self.limits.verbose));
         self.stats.live_max = self.stats.live_max.max(self.map.len() as u64);
-        Some(slot)
+        true
     }
 
-    fn remove(&mut self, slot: usize) {
-        if let Some(c) = self.slots[slot].take() {
+    fn remove(&mut self, key: &Key) {
+        if let Some(c) = self.map.remove(key) {
             self.stats.reassembly.add(&c.reassembly_stats());
-            self.map.remove(&(c.key.src.min(c.key.dst), c.key.src.max(c.key.dst)));
-            self.free.push(slot);
         }
     }
 
     /// Expires connections by packet time: lingering closed ones, idle ones
     /// and unanswered SYNs.
     pub fn expire(&mut self, now: Ts, out: &mut Vec<Event>) {
-        while let Some(&(t, slot, id)) = self.closing.front() {
-            if now.since(t) < self.limits.linger_s {
+        while let Some(&(t, key, id)) = self.closing.front() {
+            if now.0 - t.0 < (self.limits.linger_s * 1e6) as i64 {
                 break;
             }
             self.closing.pop_front();
-            if self.slots[slot].as_ref().is_some_and(|c| c.id == id) {
-                self.remove(slot);
+            if self.map.get(&key).is_some_and(|c| c.id == id) {
+                self.remove(&key);
             }
         }
         let due = *self.next_sweep.get_or_insert(now.add_secs(SWEEP_EVERY_S));
@@ -161,38 +155,41 @@ impl FlowTable {
             return;
         }
         self.next_sweep = Some(now.add_secs(SWEEP_EVERY_S));
-        for slot in 0..self.slots.len() {
-            let Some(c) = self.slots[slot].as_mut() else { continue };
-            if c.is_closed() {
-                continue;
+        let (syn_t, idle_t) = (self.limits.syn_timeout_s, self.limits.idle_timeout_s);
+        let mut ended: Vec<(u64, Key)> = self
+            .map
+            .iter()
+            .filter(|(_, c)| {
+                let quiet = now.since(c.last_ts);
+                !c.is_closed() && ((c.state == TcpState::SynSent && quiet >= syn_t) || quiet >= idle_t)
+            })
+            .map(|(k, c)| (c.id, *k))
+            .collect();
+        ended.sort_unstable();
+        for (_, key) in ended {
+            if let Some(c) = self.map.get_mut(&key) {
+                let quiet = now.since(c.last_ts);
+                let (reason, after) = if c.state == TcpState::SynSent && quiet >= self.limits.syn_timeout_s {
+                    (EndReason::Unanswered, self.limits.syn_timeout_s)
+                } else {
+                    (EndReason::Idle, self.limits.idle_timeout_s)
+                };
+                let at = c.last_ts.add_secs(after);
+                c.close(at.min(now), reason, out);
             }
-            let quiet = now.since(c.last_ts);
-            let reason = if c.state == TcpState::SynSent && quiet >= self.limits.syn_timeout_s {
-                EndReason::Unanswered
-            } else if quiet >= self.limits.idle_timeout_s {
-                EndReason::Idle
-            } else {
-                continue;
-            };
-            let at = c.last_ts.add_secs(if reason == EndReason::Idle {
-                self.limits.idle_timeout_s
-            } else {
-                self.limits.syn_timeout_s
-            });
-            c.close(at.min(now), reason, out);
-            self.remove(slot);
+            self.remove(&key);
         }
     }
 
     /// End of input: every live connection ends, in creation order.
     pub fn finish(&mut self, now: Ts, out: &mut Vec<Event>) {
-        let mut live: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].is_some()).collect();
-        live.sort_by_key(|&s| self.slots[s].as_ref().map(|c| c.id));
-        for s in live {
-            if let Some(c) = self.slots[s].as_mut() {
+        let mut live: Vec<(u64, Key)> = self.map.iter().map(|(k, c)| (c.id, *k)).collect();
+        live.sort_unstable();
+        for (_, key) in live {
+            if let Some(c) = self.map.get_mut(&key) {
                 c.close(now, EndReason::EndOfCapture, out);
             }
-            self.remove(s);
+            self.remove(&key);
         }
         self.closing.clear();
     }
@@ -200,4 +197,135 @@ impl FlowTable {
 
 fn canonical(seg: &Segment<'_>) -> Key {
     if seg.src <= seg.dst { (seg.src, seg.dst) } else { (seg.dst, seg.src) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{decode_ip, flags as F};
+    use crate::event::EventKind;
+
+    fn seg(src: ([u8; 4], u16), dst: ([u8; 4], u16), seq: u32, ack: u32, fl: u8, payload: &[u8]) -> Vec<u8> {
+        let mut tcp = etherparse::TcpHeader::new(src.1, dst.1, seq, 65535);
+        tcp.syn = fl & F::SYN != 0;
+        tcp.ack = fl & F::ACK != 0;
+        tcp.fin = fl & F::FIN != 0;
+        tcp.rst = fl & F::RST != 0;
+        tcp.acknowledgment_number = ack;
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ipv4(src.0, dst.0, 64).tcp_header(tcp).write(&mut out, payload).unwrap();
+        out
+    }
+
+    const C: ([u8; 4], u16) = ([10, 0, 0, 1], 40000);
+    const S: ([u8; 4], u16) = ([10, 0, 0, 2], 80);
+
+    fn feed(t: &mut FlowTable, pkts: &[Vec<u8>]) -> Vec<Event> {
+        let mut out = Vec::new();
+        for (i, p) in pkts.iter().enumerate() {
+            let s = decode_ip(p, 0, 0).unwrap();
+            t.packet(Ts(1_000_000 + i as i64 * 1000), &s, &mut out);
+        }
+        out
+    }
+
+    fn opens(ev: &[Event]) -> Vec<(u64, String)> {
+        ev.iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Open { flow, .. } => Some((e.conn, flow.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_reused_four_tuple_is_a_new_connection() {
+        let mut t = FlowTable::new(Limits::default());
+        let ev = feed(
+            &mut t,
+            &[
+                seg(C, S, 100, 0, F::SYN, b""),
+                seg(S, C, 500, 101, F::SYN | F::ACK, b""),
+                seg(C, S, 101, 501, F::ACK | F::FIN, b""),
+                seg(S, C, 501, 102, F::ACK | F::FIN, b""),
+                // Same ports again, new ISN.
+                seg(C, S, 9000, 0, F::SYN, b""),
+                seg(S, C, 7000, 9001, F::SYN | F::ACK, b""),
+            ],
+        );
+        let o = opens(&ev);
+        assert_eq!(o.len(), 2);
+        assert_ne!(o[0].0, o[1].0);
+        assert_eq!(t.stats.flows, 2);
+        assert!(ev.iter().any(|e| e.conn == o[0].0 && matches!(e.kind, EventKind::Close(_))));
+    }
+
+    #[test]
+    fn midstream_start_is_oriented_by_the_request() {
+        // First packet seen is the server's data; then the client's request.
+        let mut t = FlowTable::new(Limits::default());
+        let ev = feed(
+            &mut t,
+            &[
+                seg(C, S, 1000, 2000, F::ACK, b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"),
+                seg(S, C, 2000, 1029, F::ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            ],
+        );
+        assert_eq!(opens(&ev)[0].1, "10.0.0.1:40000->10.0.0.2:80");
+        // Orientation from the response when the server speaks first.
+        let mut t = FlowTable::new(Limits::default());
+        let ev = feed(
+            &mut t,
+            &[seg(
+                ([10, 0, 0, 2], 8080),
+                ([10, 0, 0, 1], 9000),
+                1,
+                1,
+                F::ACK,
+                b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            )],
+        );
+        assert_eq!(opens(&ev)[0].1, "10.0.0.1:9000->10.0.0.2:8080");
+    }
+
+    #[test]
+    fn refused_and_stray_packets() {
+        let mut t = FlowTable::new(Limits::default());
+        let ev = feed(&mut t, &[seg(C, S, 100, 0, F::SYN, b""), seg(S, C, 0, 101, F::RST | F::ACK, b"")]);
+        let end = ev.iter().find_map(|e| match &e.kind {
+            EventKind::Close(s) => Some(s.end),
+            _ => None,
+        });
+        assert_eq!(end, Some(EndReason::Refused));
+        // A lone RST or pure ACK for an unknown connection creates nothing.
+        let mut t = FlowTable::new(Limits::default());
+        let ev = feed(&mut t, &[seg(S, C, 5, 5, F::RST, b""), seg(C, S, 5, 5, F::ACK, b"")]);
+        assert!(ev.is_empty());
+        assert_eq!(t.stats.strays, 2);
+    }
+
+    #[test]
+    fn unanswered_syn_expires_by_packet_time() {
+        let mut t = FlowTable::new(Limits::default());
+        let mut out = Vec::new();
+        let p = seg(C, S, 100, 0, F::SYN, b"");
+        t.packet(Ts(0), &decode_ip(&p, 0, 0).unwrap(), &mut out);
+        // Unrelated traffic 45 s later advances packet time.
+        let q = seg(([10, 0, 0, 9], 1), ([10, 0, 0, 8], 2), 1, 0, F::SYN, b"");
+        t.packet(Ts(45_000_000), &decode_ip(&q, 0, 0).unwrap(), &mut out);
+        let end = out.iter().find_map(|e| match &e.kind {
+            EventKind::Close(s) => Some(s.end),
+            _ => None,
+        });
+        assert_eq!(end, Some(EndReason::Unanswered));
+        assert_eq!(t.live(), 1);
+    }
+
+    #[test]
+    fn flow_cap_is_counted() {
+        let mut t = FlowTable::new(Limits { max_flows: 1, ..Limits::default() });
+        feed(&mut t, &[seg(C, S, 1, 0, F::SYN, b""), seg(([10, 0, 0, 3], 1), S, 1, 0, F::SYN, b"")]);
+        assert_eq!(t.live(), 1);
+        assert_eq!(t.stats.flow_limit_drops, 1);
+    }
 }

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 
+use super::activity::WsActivity;
 use super::message::{Headers, Request, Response, Version};
 use super::ws::FrameParser;
 use super::{Dir, ProtoEvent};
@@ -71,11 +72,20 @@ struct Pending {
     websocket: bool,
 }
 
+/// After a 101 to a WebSocket upgrade: one frame parser per direction and
+/// the connection's activity, in one allocation.
+#[derive(Debug)]
+struct WsState {
+    parsers: [FrameParser; 2],
+    act: WsActivity,
+    /// Taken at the end (moved into the connection summary).
+    taken: bool,
+}
+
 #[derive(Debug)]
 enum Mode {
     Http,
-    /// After a 101 to a WebSocket upgrade: one frame parser per direction.
-    WebSocket(Box<[FrameParser; 2]>),
+    WebSocket(Box<WsState>),
     /// After a 101 to anything else (h2c, tcp) or a CONNECT: opaque.
     Tunnel,
 }
@@ -85,13 +95,18 @@ pub struct HttpConn {
     halves: [Half; 2],
     pending: VecDeque<Pending>,
     mode: Mode,
+    /// Report every WebSocket frame (`-v`).
+    verbose: bool,
 }
 
 impl Default for HttpConn {
     fn default() -> Self {
-        HttpConn::new()
+        HttpConn::new(false)
     }
 }
+
+/// Every this many frames per direction, a relay sample is reported.
+pub const RELAY_SAMPLE_EVERY: u64 = 8;
 
 enum HeadResult<T> {
     Done(T, usize),
@@ -100,8 +115,32 @@ enum HeadResult<T> {
 }
 
 impl HttpConn {
-    pub fn new() -> HttpConn {
-        HttpConn { halves: [Half::new(), Half::new()], pending: VecDeque::new(), mode: Mode::Http }
+    pub fn new(verbose: bool) -> HttpConn {
+        HttpConn { halves: [Half::new(), Half::new()], pending: VecDeque::new(), mode: Mode::Http, verbose }
+    }
+
+    pub fn activity(&self) -> Option<&WsActivity> {
+        match &self.mode {
+            Mode::WebSocket(w) if !w.taken => Some(&w.act),
+            _ => None,
+        }
+    }
+
+    pub fn activity_mut(&mut self) -> Option<&mut WsActivity> {
+        match &mut self.mode {
+            Mode::WebSocket(w) if !w.taken => Some(&mut w.act),
+            _ => None,
+        }
+    }
+
+    pub fn take_activity(&mut self) -> Option<Box<WsActivity>> {
+        match &mut self.mode {
+            Mode::WebSocket(w) if !w.taken => {
+                w.taken = true;
+                Some(Box::new(std::mem::take(&mut w.act)))
+            }
+            _ => None,
+        }
     }
 
     pub fn is_websocket(&self) -> bool {
@@ -118,16 +157,28 @@ impl HttpConn {
                 Dir::ToServer => self.requests(ts, data, out),
                 Dir::ToClient => self.responses(ts, data, out),
             },
-            Mode::WebSocket(p) => p[dir as usize].feed(data, &mut |frame| {
-                out.push(ProtoEvent::Frame { dir, ts, frame });
-            }),
+            Mode::WebSocket(w) => {
+                let WsState { parsers, act, .. } = &mut **w;
+                let verbose = self.verbose;
+                parsers[dir as usize].feed(data, &mut |frame| {
+                    act.frame(ts, dir, &frame);
+                    let ordinal = act.frames[dir as usize];
+                    if ordinal % RELAY_SAMPLE_EVERY == 0 {
+                        out.push(ProtoEvent::RelaySample { dir, ts, ordinal });
+                    }
+                    if verbose {
+                        out.push(ProtoEvent::Frame { dir, ts, frame });
+                    }
+                })
+            }
             Mode::Tunnel => {}
         }
     }
 
     pub fn gap(&mut self, dir: Dir, len: u32, out: &mut Vec<ProtoEvent>, ts: Ts) {
         match &mut self.mode {
-            Mode::WebSocket(p) => {
+            Mode::WebSocket(w) => {
+                let p = &mut w.parsers;
                 let was = p[dir as usize].desynced();
                 p[dir as usize].gap(len);
                 if !was && p[dir as usize].desynced() {
@@ -308,13 +359,13 @@ impl HttpConn {
             self.mode = Mode::Tunnel;
             return;
         }
-        let mut parsers = Box::new([FrameParser::new(), FrameParser::new()]);
+        let mut parsers = [FrameParser::new(), FrameParser::new()];
         if lost {
             // The client half was not waiting at a message boundary (a gap
             // or a pipelined body): its framing is unknown.
             parsers[0].gap(u32::MAX);
         }
-        self.mode = Mode::WebSocket(parsers);
+        self.mode = Mode::WebSocket(Box::new(WsState { parsers, act: WsActivity::new(ts), taken: false }));
         if !held.is_empty() {
             self.data(Dir::ToServer, ts, &held, out);
         }
@@ -375,7 +426,12 @@ fn read_head<T>(
 }
 
 fn headers_of(hs: &[httparse::Header<'_>]) -> Headers {
-    Headers(hs.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).trim().to_string())).collect())
+    let bytes = hs.iter().map(|h| h.name.len() + h.value.len()).sum();
+    let mut out = Headers::with_capacity(bytes, hs.len());
+    for h in hs {
+        out.push(h.name, String::from_utf8_lossy(h.value).trim());
+    }
+    out
 }
 
 fn parse_request(data: &[u8]) -> Result<Option<(Request, usize)>, &'static str> {
@@ -536,7 +592,7 @@ mod tests {
     use crate::proto::ws::{encode, opcode};
 
     fn run(steps: &[(Dir, &[u8])]) -> Vec<ProtoEvent> {
-        let mut c = HttpConn::new();
+        let mut c = HttpConn::new(true);
         let mut out = Vec::new();
         for (i, (d, data)) in steps.iter().enumerate() {
             c.data(*d, Ts(i as i64), data, &mut out);
@@ -553,6 +609,7 @@ mod tests {
                 ProtoEvent::Frame { dir, frame, .. } => format!("frame {:?} {}", dir, opcode::name(frame.opcode)),
                 ProtoEvent::Anomaly { what, .. } => format!("anomaly {what}"),
                 ProtoEvent::Tls { .. } => "tls".into(),
+                ProtoEvent::RelaySample { .. } => "relay".into(),
             })
             .collect()
     }
@@ -626,14 +683,14 @@ mod tests {
 
     #[test]
     fn garbage_then_resync_at_a_message_start() {
-        let mut c = HttpConn::new();
+        let mut c = HttpConn::new(true);
         let mut out = Vec::new();
         c.data(Dir::ToServer, Ts(0), b"GET /a HTTP/1.1\r\nContent-Length: 10\r\n\r\n01234", &mut out);
         c.gap(Dir::ToServer, 100, &mut out, Ts(1));
         c.data(Dir::ToServer, Ts(2), b"tail of something", &mut out);
         c.data(Dir::ToServer, Ts(3), b"GET /b HTTP/1.1\r\n\r\n", &mut out);
         assert_eq!(kinds(&out), ["req GET /a", "req GET /b"]);
-        let mut c = HttpConn::new();
+        let mut c = HttpConn::new(true);
         let mut out = Vec::new();
         c.data(Dir::ToServer, Ts(0), b"GET /a HTTP/1.1\r\n\x01\x02\r\n\r\n", &mut out);
         assert_eq!(kinds(&out), ["anomaly http-malformed-request"]);
@@ -641,7 +698,7 @@ mod tests {
 
     #[test]
     fn head_size_is_bounded() {
-        let mut c = HttpConn::new();
+        let mut c = HttpConn::new(true);
         let mut out = Vec::new();
         c.data(Dir::ToServer, Ts(0), b"GET / HTTP/1.1\r\n", &mut out);
         let line = [b'a'; 100];

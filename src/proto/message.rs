@@ -27,21 +27,59 @@ impl fmt::Display for Version {
     }
 }
 
-/// Header fields in wire order.
+/// Header fields in wire order, names and values in one buffer (a message
+/// head is one allocation, not two per header).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers(pub Vec<(String, String)>);
+pub struct Headers {
+    text: String,
+    /// (name start, name end = value start, value end) into `text`.
+    idx: Vec<(u32, u32, u32)>,
+}
 
 impl Headers {
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Headers {
+        let mut h = Headers::default();
+        for (n, v) in pairs {
+            h.push(n, v);
+        }
+        h
+    }
+
+    pub fn with_capacity(bytes: usize, count: usize) -> Headers {
+        Headers { text: String::with_capacity(bytes), idx: Vec::with_capacity(count) }
+    }
+
+    pub fn push(&mut self, name: &str, value: &str) {
+        let a = self.text.len() as u32;
+        self.text.push_str(name);
+        let b = self.text.len() as u32;
+        self.text.push_str(value);
+        self.idx.push((a, b, self.text.len() as u32));
+    }
+
+    /// Every (name, value), in wire order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.idx.iter().map(|&(a, b, c)| (&self.text[a as usize..b as usize], &self.text[b as usize..c as usize]))
+    }
+
+    pub fn len(&self) -> usize {
+        self.idx.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.idx.is_empty()
+    }
+
     /// First value of a header, name compared case-insensitively.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
     /// All values of a repeated header joined with ", " (RFC 9110 5.3).
     pub fn joined(&self, name: &str) -> Option<String> {
-        let mut it = self.0.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
+        let mut it = self.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
         let (_, first) = it.next()?;
-        let mut s = first.clone();
+        let mut s = first.to_string();
         for (_, v) in it {
             s.push_str(", ");
             s.push_str(v);
@@ -55,8 +93,7 @@ impl Headers {
 
     /// Comma-separated tokens of every occurrence of a header, trimmed.
     pub fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
+        self.iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .flat_map(|(_, v)| v.split(','))
             .map(str::trim)
@@ -129,7 +166,7 @@ mod tests {
     use super::*;
 
     fn h(pairs: &[(&str, &str)]) -> Headers {
-        Headers(pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect())
+        Headers::from_pairs(pairs.iter().copied())
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! each receives stream bytes, gaps and FINs per direction and reports facts
 //! as [`ProtoEvent`]s. They never decide findings.
 
+pub mod activity;
 pub mod http;
 pub mod message;
 pub mod tls;
@@ -35,36 +36,22 @@ impl Dir {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProtoEvent {
     /// A complete request head; `ts` is its first byte.
-    Request {
-        ts: Ts,
-        req: Box<Request>,
-    },
+    Request { ts: Ts, req: Box<Request> },
     /// A complete response head (interim ones included); `ts` is its first byte.
-    Response {
-        ts: Ts,
-        resp: Box<Response>,
-    },
+    Response { ts: Ts, resp: Box<Response> },
     /// A 101 (or CONNECT 2xx) switched the connection away from HTTP.
-    Upgraded {
-        ts: Ts,
-        websocket: bool,
-    },
-    Frame {
-        dir: Dir,
-        ts: Ts,
-        frame: Frame,
-    },
+    Upgraded { ts: Ts, websocket: bool },
+    /// Every frame, only when asked for (`-v`); the connection keeps its
+    /// own counters otherwise.
+    Frame { dir: Dir, ts: Ts, frame: Frame },
+    /// Every 8th frame of a direction (its ordinal counts every frame since
+    /// the upgrade): a proxy relays frames in order, so the same ordinal on
+    /// the other hop is the same frame.
+    RelaySample { dir: Dir, ts: Ts, ordinal: u64 },
     /// Input the parser could not make sense of (counted in the summary).
-    Anomaly {
-        dir: Dir,
-        ts: Ts,
-        what: &'static str,
-    },
+    Anomaly { dir: Dir, ts: Ts, what: &'static str },
     /// A TLS ClientHello: this hop is encrypted and cannot be read.
-    Tls {
-        ts: Ts,
-        sni: Option<String>,
-    },
+    Tls { ts: Ts, sni: Option<String> },
 }
 
 /// What a connection carries, decided from its first payload bytes.
@@ -72,6 +59,8 @@ pub enum ProtoEvent {
 pub enum App {
     #[default]
     Detect,
+    /// Like Detect, with WebSocket frames reported one by one (`-v`).
+    DetectVerbose,
     Http(Box<http::HttpConn>),
     /// TLS, SSH, a non-WebSocket tunnel, anything not HTTP: not parsed.
     Opaque,
@@ -84,7 +73,7 @@ impl App {
         match self {
             App::Opaque => true,
             App::Http(h) => h.is_tunnel(),
-            App::Detect => false,
+            App::Detect | App::DetectVerbose => false,
         }
     }
 
@@ -96,19 +85,45 @@ impl App {
         if data.is_empty() {
             return;
         }
-        if let App::Detect = self {
+        if let App::Detect | App::DetectVerbose = self {
+            let verbose = matches!(self, App::DetectVerbose);
+            let http = || Box::new(http::HttpConn::new(verbose));
             *self = match dir {
                 Dir::ToServer if tls::is_client_hello(data) => {
                     out.push(ProtoEvent::Tls { ts, sni: tls::sni(data) });
                     App::Opaque
                 }
-                Dir::ToServer if http::looks_like_request(data) => App::Http(Box::default()),
-                Dir::ToClient if http::looks_like_response(data) => App::Http(Box::default()),
+                Dir::ToServer if http::looks_like_request(data) => App::Http(http()),
+                Dir::ToClient if http::looks_like_response(data) => App::Http(http()),
                 _ => App::Opaque,
             };
         }
         if let App::Http(h) = self {
             h.data(dir, ts, data, out);
+        }
+    }
+
+    /// The sender in `dir` began closing the connection (FIN, RST).
+    pub fn closing(&mut self, dir: Dir, ts: Ts, how: &'static str) {
+        if let App::Http(h) = self {
+            if let Some(a) = h.activity_mut() {
+                a.closing(ts, dir, how);
+            }
+        }
+    }
+
+    /// The WebSocket activity, if the connection was upgraded.
+    pub fn activity(&self) -> Option<&activity::WsActivity> {
+        match self {
+            App::Http(h) => h.activity(),
+            _ => None,
+        }
+    }
+
+    pub fn take_activity(&mut self) -> Option<Box<activity::WsActivity>> {
+        match self {
+            App::Http(h) => h.take_activity(),
+            _ => None,
         }
     }
 

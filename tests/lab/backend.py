@@ -64,7 +64,6 @@ def http_date():
 def plain_response(status, reason, body, ctype="application/json", chunked=False, head=False):
     headers = Headers()
     headers["Date"] = http_date()
-    headers["Server"] = "wstap-lab-backend"
     headers["Content-Type"] = ctype
     if chunked:
         headers["Transfer-Encoding"] = "chunked"

@@ -6,13 +6,13 @@ HTTP keep-alive requests. Prints what the client SAW as JSON lines on stdout
 WebSocket mode:
   client.py ws ws://127.0.0.1:18080/ws [--count K] [--stagger S]
             [--messages N] [--msg-gap S] [--size B] [--pings N]
-            [--ping-interval S|none] [--idle S] [--close | --end close|abort]
+            [--ping-interval S|none] [--ping-jitter S] [--idle S] [--close | --end close|abort]
             [--origin O] [--insecure] [--header 'Name: value'] [--group LABEL]
 
   Each session: open handshake -> N text messages (each echoed back) ->
   N explicit pings (--pings) -> stay idle --idle seconds (sending a ping every
-  --ping-interval seconds on a fixed schedule counted from the last frame the
-  client sent before going idle, like a setInterval heartbeat) -> end: --close sends a Close 1000 and waits
+  --ping-interval seconds on a fixed schedule counted from the open, like a
+  setInterval heartbeat started in onopen; --ping-jitter adds timer jitter) -> end: --close sends a Close 1000 and waits
   for the reply; otherwise the TCP connection is aborted (default --end abort).
   If the peer closes/drops first, the session ends there.
 
@@ -32,6 +32,7 @@ HTTP mode (one TCP connection, several keep-alive requests):
 import argparse
 import asyncio
 import json
+import random
 import socket
 import ssl
 import sys
@@ -80,6 +81,8 @@ async def ws_session(i, args, results):
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
         kw["ssl"] = ctx
+    if args.no_compression:
+        kw["compression"] = None
     t_start = time.time()
     try:
         ws = await connect(
@@ -127,12 +130,11 @@ async def ws_session(i, args, results):
 
     try:
         rtts = []
-        t_last_send = None
         for k in range(args.messages):
             if k and args.msg_gap:
                 await asyncio.sleep(args.msg_gap)
             payload = f"s{i} m{k} " + "x" * max(0, args.size - 8)
-            t = t_last_send = time.time()
+            t = time.time()
             await ws.send(payload)
             echo = await asyncio.wait_for(ws.recv(), timeout=10)
             rtts.append(round((time.time() - t) * 1000, 2))
@@ -141,7 +143,7 @@ async def ws_session(i, args, results):
         if args.messages:
             log("messages", session=i, sent=args.messages, echoed=len(rtts), rtt_ms=rtts)
         for k in range(args.pings):
-            t = t_last_send = time.time()
+            t = time.time()
             waiter = await ws.ping(f"p{k}".encode())
             await asyncio.wait_for(waiter, timeout=10)
             log("ping", session=i, n=k, pong=True, rtt_ms=round((time.time() - t) * 1000, 2))
@@ -149,15 +151,17 @@ async def ws_session(i, args, results):
         # idle phase, with an optional fixed-schedule heartbeat
         deadline = time.time() + args.idle
         n_ping = 0
-        # fixed-rate schedule (like setInterval), anchored at the last frame
-        # the client sent before going idle (or at the open if none)
-        anchor = t_last_send if t_last_send is not None else t_open
+        # fixed-rate schedule anchored at the open, like a browser app doing
+        # setInterval(ping, N) in onopen (optionally with timer jitter)
+        anchor = t_open
         next_ping = anchor + args.ping_interval if args.ping_interval else None
+        jitter = (lambda: random.uniform(-args.ping_jitter, args.ping_jitter)) if args.ping_jitter else (lambda: 0.0)
+        fire_at = next_ping + jitter() if next_ping is not None else None
         while True:
             now = time.time()
             if now >= deadline:
                 break
-            wake = deadline if next_ping is None else min(deadline, next_ping)
+            wake = deadline if fire_at is None else min(deadline, fire_at)
             closed = False
             try:
                 await asyncio.wait_for(asyncio.shield(ws.wait_closed()), timeout=max(0.0, wake - now))
@@ -167,19 +171,22 @@ async def ws_session(i, args, results):
             if closed:
                 closed_event("remote")
                 return
-            if next_ping is not None and time.time() >= next_ping:
+            if fire_at is not None and time.time() >= fire_at:
                 t = time.time()
                 waiter = await ws.ping(f"hb{n_ping}".encode())
                 try:
                     await asyncio.wait_for(asyncio.shield(waiter), timeout=args.ping_interval)
                     log("ping", session=i, n=n_ping, heartbeat=True, pong=True,
-                        rtt_ms=round((time.time() - t) * 1000, 2))
+                        rtt_ms=round((time.time() - t) * 1000, 2),
+                        sent_after_anchor_s=round(t - anchor, 4))
                 except asyncio.TimeoutError:
-                    log("ping", session=i, n=n_ping, heartbeat=True, pong=False)
+                    log("ping", session=i, n=n_ping, heartbeat=True, pong=False,
+                        sent_after_anchor_s=round(t - anchor, 4))
                 n_ping += 1
                 next_ping += args.ping_interval
                 while next_ping <= time.time():
                     next_ping += args.ping_interval
+                fire_at = next_ping + jitter()
     except ConnectionClosed:
         closed_event("remote")
         return
@@ -347,9 +354,13 @@ def main():
     w.add_argument("--size", type=int, default=16, help="text payload size (bytes)")
     w.add_argument("--pings", type=int, default=0, help="explicit pings after the messages")
     w.add_argument("--ping-interval", default="none", help="heartbeat ping period in s, or none")
+    w.add_argument("--ping-jitter", type=float, default=0.0,
+                   help="each heartbeat fires at its slot +/- a uniform random offset of up to S s")
     w.add_argument("--idle", type=float, default=0.0, help="idle seconds after the messages")
     w.add_argument("--close", action="store_true", help="end with a clean Close 1000 (= --end close)")
     w.add_argument("--end", choices=["close", "abort"], default="abort")
+    w.add_argument("--no-compression", action="store_true",
+                   help="do not offer permessage-deflate (offered by default, like browsers)")
     w.add_argument("--origin")
     w.add_argument("--header", action="append")
     w.add_argument("--insecure", action="store_true", help="wss: do not verify the certificate")

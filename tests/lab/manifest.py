@@ -9,6 +9,9 @@ expected_kinds, optional_kinds (comma-separated lists).
 "client_saw" is summarised from captures/NAME.client.jsonl, "file" and
 "pcap_bytes" from captures/NAME.pcap.
 
+  manifest.py refresh --manifest captures/manifest.json --capdir captures [NAME...]
+      # recompute client_saw / pcap_bytes of existing entries from the files
+
   manifest.py summary captures/NAME.client.jsonl   # print the summary only
 """
 
@@ -125,6 +128,22 @@ def update(args):
     os.replace(args.manifest + ".tmp", args.manifest)
 
 
+def refresh(args):
+    data = json.load(open(args.manifest))
+    for e in data:
+        if args.names and e["name"] not in args.names:
+            continue
+        e["client_saw"] = summarise(os.path.join(args.capdir, e["client_log"]))
+        try:
+            e["pcap_bytes"] = os.path.getsize(os.path.join(args.capdir, e["file"]))
+        except OSError:
+            e["pcap_bytes"] = None
+    with open(args.manifest + ".tmp", "w") as fh:
+        json.dump(data, fh, indent=2)
+        fh.write("\n")
+    os.replace(args.manifest + ".tmp", args.manifest)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -134,11 +153,17 @@ def main():
     u.add_argument("--name", required=True)
     u.add_argument("--order", default="")
     u.add_argument("kv", nargs="*")
+    r = sub.add_parser("refresh")
+    r.add_argument("--manifest", required=True)
+    r.add_argument("--capdir", required=True)
+    r.add_argument("names", nargs="*")
     s = sub.add_parser("summary")
     s.add_argument("jsonl")
     args = ap.parse_args()
     if args.cmd == "update":
         update(args)
+    elif args.cmd == "refresh":
+        refresh(args)
     else:
         for x in summarise(args.jsonl):
             print(json.dumps(x))

@@ -1,0 +1,219 @@
+//! Hop correlation from hand-built events: what pairs, what must not.
+
+use super::*;
+use crate::flow::Endpoint;
+use crate::proto::{Headers, Version};
+
+fn ep(s: &str) -> Endpoint {
+    let sa: std::net::SocketAddr = s.parse().unwrap();
+    Endpoint::new(sa.ip(), sa.port())
+}
+
+fn flow(src: &str, dst: &str) -> FlowKey {
+    FlowKey { src: ep(src), dst: ep(dst) }
+}
+
+fn req(target: &str, h: &[(&str, &str)]) -> Box<Request> {
+    Box::new(Request {
+        method: "GET".into(),
+        target: target.into(),
+        version: Version::Http11,
+        headers: Headers::from_pairs(h.iter().copied()),
+        head_len: 0,
+    })
+}
+
+fn resp(status: u16) -> Box<Response> {
+    Box::new(Response {
+        version: Version::Http11,
+        status,
+        reason: String::new(),
+        headers: Headers::default(),
+        head_len: 0,
+    })
+}
+
+struct Run {
+    a: Analyzer,
+    t: i64,
+}
+
+impl Run {
+    fn new(roles: Roles) -> Run {
+        let cfg = Config { verbose: false, redact: Redactor { enabled: true }, roles, timeouts: vec![], live: false };
+        Run { a: Analyzer::new(cfg, Detectors::default()), t: 1_000_000 }
+    }
+    fn ev(&mut self, conn: ConnId, kind: EventKind) {
+        self.t += 1000;
+        self.a.event(Event { conn, ts: Ts(self.t), kind });
+    }
+    fn open(&mut self, conn: ConnId, f: FlowKey) {
+        self.ev(conn, EventKind::Open { flow: f, syn: true });
+        self.ev(conn, EventKind::Established);
+    }
+    fn handshakes(&mut self) -> Vec<Handshake> {
+        self.a.finish(Ts(self.t + 1000));
+        self.a
+            .drain()
+            .filter_map(|r| match r {
+                Record::Handshake(h) => Some(h),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+const WS: &[(&str, &str)] = &[("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13")];
+
+fn ws(key: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = WS.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    v.push(("Sec-WebSocket-Key".into(), key.into()));
+    v.extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
+    v
+}
+
+fn wsreq(target: &str, key: &str, extra: &[(&str, &str)]) -> Box<Request> {
+    let h = ws(key, extra);
+    let refs: Vec<(&str, &str)> = h.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    req(target, &refs)
+}
+
+#[test]
+fn pairs_by_key_on_loopback() {
+    let mut r = Run::new(Roles::default());
+    r.open(1, flow("127.0.0.1:50000", "127.0.0.1:8080"));
+    r.ev(1, EventKind::Request(wsreq("/ws", "K1", &[])));
+    r.open(2, flow("127.0.0.1:50002", "127.0.0.1:3000"));
+    r.ev(2, EventKind::Request(wsreq("/ws", "K1", &[("X-Forwarded-For", "127.0.0.1")])));
+    r.ev(2, EventKind::Response(resp(101)));
+    r.ev(1, EventKind::Response(resp(101)));
+    let h = r.handshakes();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].paired_by, Some("key"));
+    assert_eq!(h[0].client.as_ref().unwrap().flow, "127.0.0.1:50000->127.0.0.1:8080");
+    assert_eq!(h[0].upstream.as_ref().unwrap().flow, "127.0.0.1:50002->127.0.0.1:3000");
+    assert_eq!(h[0].outcome, Outcome::Upgraded);
+}
+
+#[test]
+fn a_minted_key_still_pairs_on_forwarded_for_and_headers() {
+    let mut r = Run::new(Roles::default());
+    r.open(1, flow("10.0.0.7:50000", "192.0.2.1:443"));
+    r.ev(1, EventKind::Request(wsreq("/chat", "CLIENTKEY", &[("User-Agent", "Firefox")])));
+    r.open(2, flow("10.1.0.1:40000", "10.1.0.2:3000"));
+    r.ev(
+        2,
+        EventKind::Request(wsreq("/chat", "PROXYKEY", &[("User-Agent", "Firefox"), ("X-Forwarded-For", "10.0.0.7")])),
+    );
+    r.ev(2, EventKind::Response(resp(101)));
+    r.ev(1, EventKind::Response(resp(101)));
+    let h = r.handshakes();
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert!(h[0].upstream.is_some(), "paired despite the new key");
+    assert_eq!(h[0].paired_by, Some("headers"));
+}
+
+#[test]
+fn another_host_without_strong_evidence_is_not_a_forward() {
+    // Same path, no key, no X-Forwarded-For, and the "forward" leaves from
+    // a host that is not the one the client connected to.
+    let mut r = Run::new(Roles::default());
+    r.open(1, flow("10.0.0.7:50000", "192.0.2.1:80"));
+    r.ev(1, EventKind::Request(req("/api", &[("User-Agent", "curl")])));
+    r.open(2, flow("10.9.9.9:40000", "10.1.0.2:3000"));
+    r.ev(2, EventKind::Request(req("/api", &[("User-Agent", "curl")])));
+    r.ev(2, EventKind::Response(resp(200)));
+    r.ev(1, EventKind::Response(resp(200)));
+    r.a.finish(Ts(r.t + 1));
+    assert_eq!(r.a.stats.exchanges, 2, "two lone requests, not one pair");
+}
+
+#[test]
+fn a_later_client_request_is_not_chained_behind_a_backend_request() {
+    let mut r = Run::new(Roles::default());
+    // A plain request through the proxy, to learn who is the backend.
+    r.open(1, flow("127.0.0.1:50000", "127.0.0.1:8080"));
+    r.ev(1, EventKind::Request(req("/api", &[("User-Agent", "lab")])));
+    r.open(2, flow("127.0.0.1:50002", "127.0.0.1:3000"));
+    r.ev(2, EventKind::Request(req("/api", &[("User-Agent", "lab"), ("X-Forwarded-For", "127.0.0.1")])));
+    // While that upstream request waits, another client asks the same path.
+    r.open(3, flow("127.0.0.1:50004", "127.0.0.1:8080"));
+    r.ev(3, EventKind::Request(req("/api", &[("User-Agent", "lab")])));
+    let t3 = r.a.txns.values().find(|t| t.conn == 3).expect("request 3 is open");
+    assert_eq!(t3.from, None, "client request 3 must not hang off the backend request");
+    let t2 = r.a.txns.values().find(|t| t.conn == 2).expect("request 2 is open");
+    assert!(t2.from.is_some(), "request 2 is the forward of request 1");
+    r.ev(2, EventKind::Response(resp(200)));
+    r.ev(1, EventKind::Response(resp(200)));
+    r.ev(3, EventKind::Response(resp(200)));
+    // And a WebSocket handshake never hangs off a plain request.
+    r.open(4, flow("127.0.0.1:50006", "127.0.0.1:8080"));
+    r.ev(4, EventKind::Request(wsreq("/api", "K9", &[("User-Agent", "lab")])));
+    let h = r.handshakes();
+    assert!(h.iter().all(|h| h.hop_index == 0 && h.upstream.is_none()), "{h:?}");
+}
+
+#[test]
+fn a_chain_of_proxies_gives_linked_records() {
+    let mut r = Run::new(Roles::default());
+    r.open(1, flow("10.0.0.7:50000", "10.0.0.1:443"));
+    r.ev(1, EventKind::Request(wsreq("/ws", "K", &[])));
+    r.open(2, flow("10.0.0.1:41000", "10.0.0.2:8080"));
+    r.ev(2, EventKind::Request(wsreq("/ws", "K", &[("X-Forwarded-For", "10.0.0.7")])));
+    r.open(3, flow("10.0.0.2:42000", "10.0.0.3:3000"));
+    r.ev(3, EventKind::Request(wsreq("/ws", "K", &[("X-Forwarded-For", "10.0.0.7, 10.0.0.1")])));
+    r.ev(3, EventKind::Response(resp(101)));
+    r.ev(2, EventKind::Response(resp(101)));
+    r.ev(1, EventKind::Response(resp(101)));
+    let mut h = r.handshakes();
+    h.sort_by_key(|x| x.hop_index);
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0].chain, h[1].chain);
+    assert_eq!((h[0].hop_index, h[1].hop_index), (0, 1));
+    assert_eq!(h[0].upstream.as_ref().unwrap().flow, h[1].client.as_ref().unwrap().flow);
+}
+
+#[test]
+fn a_retry_to_another_backend_replaces_the_failed_forward() {
+    let mut r = Run::new(Roles::default());
+    r.open(1, flow("127.0.0.1:50000", "127.0.0.1:8080"));
+    r.ev(1, EventKind::Request(wsreq("/ws", "K", &[])));
+    r.open(2, flow("127.0.0.1:50002", "127.0.0.1:3000"));
+    r.ev(2, EventKind::Request(wsreq("/ws", "K", &[])));
+    r.ev(2, EventKind::Rst { dir: Dir::ToClient });
+    r.open(3, flow("127.0.0.1:50004", "127.0.0.1:3001"));
+    r.ev(3, EventKind::Request(wsreq("/ws", "K", &[])));
+    r.ev(3, EventKind::Response(resp(101)));
+    r.ev(1, EventKind::Response(resp(101)));
+    let h = r.handshakes();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].upstream.as_ref().unwrap().flow, "127.0.0.1:50004->127.0.0.1:3001");
+}
+
+#[test]
+fn upstream_option_places_a_lone_request_behind_the_proxy() {
+    let roles = Roles::new(vec![], vec![roles::UpstreamSpec::parse("127.0.0.1:3000").unwrap()]);
+    let mut r = Run::new(roles);
+    r.open(1, flow("127.0.0.1:50002", "127.0.0.1:3000"));
+    r.ev(1, EventKind::Request(wsreq("/ws", "K", &[])));
+    r.ev(1, EventKind::Response(resp(403)));
+    let h = r.handshakes();
+    assert!(h[0].client.is_none());
+    assert_eq!(h[0].upstream.as_ref().unwrap().status, Some(403));
+    assert_eq!(h[0].outcome, Outcome::Rejected);
+}
+
+#[test]
+fn outcomes_of_unanswered_requests() {
+    let mut r = Run::new(Roles::default());
+    r.open(1, flow("127.0.0.1:50000", "127.0.0.1:8080"));
+    r.ev(1, EventKind::Request(wsreq("/a", "K1", &[])));
+    r.ev(1, EventKind::Fin { dir: Dir::ToClient });
+    r.open(2, flow("127.0.0.1:50001", "127.0.0.1:8080"));
+    r.ev(2, EventKind::Request(wsreq("/b", "K2", &[])));
+    let mut h = r.handshakes();
+    h.sort_by_key(|x| x.id);
+    assert_eq!(h[0].outcome, Outcome::Failed);
+    assert_eq!(h[0].client.as_ref().unwrap().end, Some("closed-by-server"));
+    assert_eq!(h[1].outcome, Outcome::Incomplete);
+}
