@@ -6,7 +6,7 @@
 # SIGTERM, and that wstap exits when its terminal goes away.
 #
 # Uses its own tmux server (-L wstap-test-PID) and kills only its own
-# session. Every wait has a deadline; the whole run takes about 15 s and is
+# session. Every wait has a deadline; the whole run takes about 25 s and is
 # cut at 90 s. Fails with "tui_tmux: FAIL: ..." and the pane's content.
 #
 #   WSTAP=target/release/wstap bash tests/tui_tmux.sh   (default: cargo build)
@@ -99,6 +99,16 @@ wait_gone() {
 
 keys() { T send-keys -t "$SESSION" "$@"; }
 
+# wait_colour N [SECONDS]: until an idle time ("12.3s") is drawn in colour
+# N of the 256-colour palette (tmux reports it as ESC[38;5;Nm).
+wait_colour() {
+  local deadline=$((SECONDS + ${2:-10}))
+  until T capture-pane -p -e -t "$SESSION" | grep -qE $'\e'"\\[38;5;$1m[0-9.]+s"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for an idle time in colour $1"
+    sleep 0.1
+  done
+}
+
 # expect_exit STATUS: wstap ended with STATUS and left the terminal sane.
 expect_exit() {
   wait_for WSTAP-EXITED 10
@@ -160,19 +170,27 @@ wait_for "Traffic"
 keys q
 expect_exit 0
 
-echo "tui_tmux: replay at 2x, pause, then SIGTERM"
-start 100 30 -r captures/nginx-mass-close.pcap --tui --replay 2
-wait_for "replay ×2"
-# Four sessions open during the replay, closed together at the end.
+echo "tui_tmux: replay at 5x: idle sessions turn amber, then red, then close; pause; SIGTERM"
+# nginx-idle-60: four sessions go quiet; nginx closes three at its 60 s
+# proxy_read_timeout. At 5x the whole capture takes 14 s.
+start 100 30 -r captures/nginx-idle-60.pcap --tui --replay 5
+wait_for "replay ×5"
 wait_for "3 Sessions 4 " 5
+keys 3
+wait_for "4 open"
+# The idle column in colour (capture-pane -e): amber (colour 3) from 45 s,
+# red (colour 1) from 54 s of the 60 s boundary.
+wait_colour 3 12
+wait_colour 1 5
 keys p
 wait_for "PAUSED"
 keys p
 wait_gone "PAUSED"
 wait_for "replayed" 10
-wait_for "mass-close"
-keys 3
 wait_for "4 closed"
+wait_for "fin proxy"
+keys 1
+wait_for "idle-timeout-close"
 pid=$(pgrep -P "$(cat "$TMP/shpid")" | head -1)
 [ -n "$pid" ] || fail "cannot find the wstap process"
 kill -TERM "$pid"

@@ -291,7 +291,7 @@ fn send_update(
     let _ = p.drain_to(out);
     let snapshot = Snapshot {
         summary: summary.unwrap_or_else(|| p.summary()),
-        sessions: p.analyzer.session_rows(),
+        sessions: p.analyzer.session_rows(&p.flows),
         idle_boundary: p.analyzer.idle_boundary(),
         relay_ms: p.analyzer.take_relay_samples(),
         capture,

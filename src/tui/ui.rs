@@ -212,17 +212,17 @@ pub fn fmt_secs(s: f64) -> String {
     let s = s.max(0.0);
     if s < 1.0 {
         format!("{}ms", (s * 1000.0).round() as u64)
-    } else if s < 60.0 {
+    } else if s < 59.95 {
         format!("{s:.1}s")
-    } else if s < 3600.0 {
-        let t = s as u64;
+    } else if s < 3599.5 {
+        let t = s.round() as u64;
         format!("{}m{:02}s", t / 60, t % 60)
-    } else if s < 86_400.0 {
-        let t = s as u64;
-        format!("{}h{:02}m", t / 3600, (t / 60) % 60)
+    } else if s < 86_370.0 {
+        let m = (s / 60.0).round() as u64;
+        format!("{}h{:02}m", m / 60, m % 60)
     } else {
-        let t = s as u64;
-        format!("{}d{:02}h", t / 86_400, (t / 3600) % 24)
+        let h = (s / 3600.0).round() as u64;
+        format!("{}d{:02}h", h / 24, h % 24)
     }
 }
 
@@ -292,6 +292,10 @@ mod tests {
     fn formats() {
         assert_eq!(fmt_secs(0.45), "450ms");
         assert_eq!(fmt_secs(59.94), "59.9s");
+        assert_eq!(fmt_secs(59.96), "1m00s");
+        assert_eq!(fmt_secs(119.6), "2m00s");
+        assert_eq!(fmt_secs(3599.6), "1h00m");
+        assert_eq!(fmt_secs(90_000.0), "1d01h");
         assert_eq!(fmt_secs(245.0), "4m05s");
         assert_eq!(fmt_secs(7380.0), "2h03m");
         assert_eq!(fmt_us(412), "412µs");
