@@ -298,6 +298,51 @@ fn relay_samples_accumulate_across_snapshots_and_pauses() {
     assert_on_screen(&buf, &["frame relay        5", "Histogram: frame relay", "100µs–200µs", "1ms–2ms", "2ms–5ms"]);
 }
 
+fn handshake(id: u64, ts: f64, outcome: wstap::record::Outcome, client_ms: f64, upstream_ms: f64) -> Record {
+    Record::Handshake(wstap::record::Handshake {
+        ty: "handshake",
+        id,
+        chain: id,
+        hop_index: 0,
+        ts,
+        path: "/ws".into(),
+        client: None,
+        upstream: None,
+        outcome,
+        latency_ms: wstap::record::Latency { client: Some(client_ms), upstream: Some(upstream_ms) },
+        paired_by: Some("key"),
+    })
+}
+
+#[test]
+fn success_rate_over_time_and_latency_from_handshake_records() {
+    use wstap::record::Outcome::*;
+    let mut app = test_app();
+    let records = vec![
+        handshake(1, 100.1, Upgraded, 4.0, 3.0),
+        handshake(2, 100.7, Rejected, 2.0, 2.5),
+        handshake(3, 102.2, Upgraded, 12.0, 2.0),
+        handshake(4, 102.9, Upgraded, 6.0, 5.0),
+    ];
+    app.ingest(records, Snapshot { clock: Some(105.5), ..Snapshot::default() });
+    // Seconds 100..=105: 50%, nothing, 100%, then quiet until now.
+    assert_eq!(app.success_bucket(60), 1);
+    assert_eq!(app.success_series(1, 60), vec![Some(50), None, Some(100), None, None, None]);
+    assert_eq!(app.success_series(2, 60), vec![Some(50), Some(100), None]);
+    assert_eq!(app.success_series(1, 2), vec![None, None], "the last n buckets");
+    let buf = render(&app, 80, 24);
+    assert_on_screen(&buf, &["Upgrade success rate, % per 1.0s · latest 100%"]);
+    // Overhead is client minus upstream, never below zero.
+    use wstap::tui::app::Metric;
+    let l = &app.latency;
+    assert_eq!(l.get(Metric::Client).len(), 4);
+    assert_eq!(l.get(Metric::Overhead).len(), 4);
+    assert_eq!(l.get(Metric::Overhead).min(), 1, "2.0 - 2.5 ms clamps to 0 (1 µs, the histogram's floor)");
+    assert!((9_990..=10_010).contains(&l.get(Metric::Overhead).max()), "12 - 2 ms");
+    press(&mut app, KeyCode::Char('4'));
+    assert_on_screen(&render(&app, 80, 24), &["client handshake   4", "12.0ms", "proxy overhead     4"]);
+}
+
 // ---- Findings ----
 
 #[test]

@@ -702,10 +702,9 @@ impl App {
     }
 
     /// Upgrade success per `bucket_s` seconds of capture time, the last
-    /// `n` buckets ending at the newest: `None` where no handshake was seen.
+    /// `n` buckets ending now: `None` where no handshake was seen.
     pub fn success_series(&self, bucket_s: i64, n: usize) -> Vec<Option<u64>> {
-        let (Some((&last, _)), true) = (self.rate.last_key_value(), bucket_s > 0) else { return Vec::new() };
-        let first = *self.rate.keys().next().unwrap_or(&last);
+        let Some((first, last)) = self.rate_span().filter(|_| bucket_s > 0) else { return Vec::new() };
         let newest = last.div_euclid(bucket_s);
         let oldest = first.div_euclid(bucket_s).max(newest - n as i64 + 1);
         let mut acc = vec![(0u64, 0u64); (newest - oldest + 1) as usize];
@@ -719,9 +718,17 @@ impl App {
         acc.into_iter().map(|(ok, total)| (total > 0).then(|| ok * 100 / total)).collect()
     }
 
+    /// From the first second with a handshake to now (so a quiet spell
+    /// shows as empty buckets at the end), in whole seconds.
+    fn rate_span(&self) -> Option<(i64, i64)> {
+        let first = *self.rate.keys().next()?;
+        let last = *self.rate.keys().next_back()?;
+        Some((first, last.max(self.now().floor() as i64)))
+    }
+
     /// Seconds per sparkline bucket so the whole history fits `width`.
     pub fn success_bucket(&self, width: usize) -> i64 {
-        let (Some(first), Some(last)) = (self.rate.keys().next(), self.rate.keys().next_back()) else { return 1 };
+        let Some((first, last)) = self.rate_span() else { return 1 };
         let span = last - first + 1;
         let w = width.max(1) as i64;
         let raw = (span + w - 1) / w;

@@ -301,21 +301,45 @@ fn other_fields(detail: &Value) -> Vec<Line<'static>> {
                 out.push(Line::styled(format!("{k}:"), dim()));
                 for it in items {
                     let text = match it.as_object() {
-                        Some(o) => o
-                            .iter()
-                            .filter(|(_, v)| !v.is_null())
-                            .map(|(k, v)| format!("{k}={}", scalar(v)))
-                            .collect::<Vec<_>>()
-                            .join(" "),
+                        Some(o) => object_line(o),
                         None => scalar(it),
                     };
                     out.push(Line::raw(format!("  • {text}")));
                 }
             }
-            _ => out.push(Line::from(vec![Span::styled(format!("{k}: "), dim()), Span::raw(scalar(v))])),
+            _ => out.push(Line::from(vec![Span::styled(format!("{k}: "), dim()), Span::raw(field(k, v))])),
         }
     }
     out
+}
+
+/// One element of a list of objects (a session's hop) on one line: "role
+/// flow:" first, then the other fields that have a value.
+fn object_line(o: &serde_json::Map<String, Value>) -> String {
+    let s = |k: &str| o.get(k).and_then(Value::as_str);
+    let mut parts: Vec<String> = match (s("role"), s("flow")) {
+        (Some(r), Some(f)) => vec![format!("{r} {f}:")],
+        (None, Some(f)) => vec![format!("{f}:")],
+        _ => Vec::new(),
+    };
+    for (k, v) in o {
+        let shown = field(k, v);
+        if matches!(k.as_str(), "role" | "flow") || v.is_null() || shown == "null/null" {
+            continue;
+        }
+        parts.push(format!("{k}={shown}"));
+    }
+    parts.join(" ")
+}
+
+/// A field's value: capture timestamps as time of day, the rest as
+/// `scalar` does.
+fn field(k: &str, v: &Value) -> String {
+    let is_time = k == "ts" || k.ends_with("_at") || k.ends_with("_ts") || k.starts_with("last_");
+    match v.as_f64() {
+        Some(t) if is_time && t > 1e9 => fmt_tod(t),
+        _ => scalar(v),
+    }
 }
 
 /// A value on one line: strings bare, lists comma-joined, per-direction
