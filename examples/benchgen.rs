@@ -81,7 +81,7 @@ fn main() {
     let mut tpl = Vec::new();
     let mut t0 = None;
     while let Ok(p) = cap.next_packet() {
-        let t = p.header.ts.tv_sec as i64 * 1_000_000 + p.header.ts.tv_usec as i64;
+        let t = p.header.ts.tv_sec * 1_000_000 + p.header.ts.tv_usec;
         let t0 = *t0.get_or_insert(t);
         let d = p.data.to_vec();
         let ip_off = (d.len() >= 34 && d[12] == 0x08 && d[13] == 0x00).then_some(14);

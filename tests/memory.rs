@@ -17,14 +17,9 @@ fn state_follows_live_connections_and_empties_at_the_end() {
         let lt = src.linktype();
         let mut max_ratio = 0.0f64;
         let mut sink = wstap::sink::Collect::default();
-        loop {
-            match src.next_packet().unwrap() {
-                Next::Packet(pk) => {
-                    let missing = pk.missing();
-                    p.packet(lt, pk.ts, pk.data, missing);
-                }
-                _ => break,
-            }
+        while let Next::Packet(pk) = src.next_packet().unwrap() {
+            let missing = pk.missing();
+            p.packet(lt, pk.ts, pk.data, missing);
             p.drain_to(&mut sink).unwrap();
             let live = p.flows.live().max(1) as f64;
             let (conns, txns, ws, sessions) = p.analyzer.live_state();

@@ -61,7 +61,7 @@ impl PacketSource for FileSource {
         }
         match self.cap.next_packet() {
             Ok(p) => Ok(Next::Packet(RawPacket {
-                ts: Ts::from_timeval(p.header.ts.tv_sec as i64, p.header.ts.tv_usec as i64),
+                ts: Ts::from_timeval(p.header.ts.tv_sec, p.header.ts.tv_usec),
                 data: p.data,
                 orig_len: p.header.len,
             })),

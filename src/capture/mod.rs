@@ -1,8 +1,11 @@
 //! Packet sources. The engine is the same for files and live interfaces:
 //! both hand out `(timestamp, link type, bytes, original length)`.
 
+pub mod dump;
 pub mod file;
 pub mod live;
+pub mod privs;
+pub mod signal;
 
 use crate::decode::LinkType;
 use crate::time::Ts;

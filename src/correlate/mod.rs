@@ -332,29 +332,27 @@ impl Analyzer {
             EventKind::Request(req) => self.on_request(conn, ts, req),
             EventKind::Response(resp) => self.on_response(conn, ts, resp),
             EventKind::Upgraded { websocket } => {
-                if websocket {
-                    if let Some(c) = self.conns.get(&conn) {
-                        self.ws.insert(conn, WsStats::new(conn, c.flow, ts));
-                    }
+                if websocket && let Some(c) = self.conns.get(&conn) {
+                    self.ws.insert(conn, WsStats::new(conn, c.flow, ts));
                 }
             }
             EventKind::Frame { dir, frame } => {
-                if self.verbose {
-                    if let Some(c) = self.conns.get(&conn) {
-                        self.out.push(Record::Frame(record::FrameLine {
-                            ty: "frame",
-                            ts: round_us(ts.secs()),
-                            flow: dir_flow(c.flow, dir).to_string(),
-                            dir: dir_name(dir),
-                            opcode: opcode::name(frame.opcode),
-                            fin: frame.fin,
-                            rsv1: frame.compressed(),
-                            masked: frame.masked,
-                            len: frame.len,
-                            close_code: frame.close.as_ref().and_then(|c| c.code),
-                            close_reason: frame.close.as_ref().map(|c| c.reason.clone()).filter(|r| !r.is_empty()),
-                        }));
-                    }
+                if self.verbose
+                    && let Some(c) = self.conns.get(&conn)
+                {
+                    self.out.push(Record::Frame(record::FrameLine {
+                        ty: "frame",
+                        ts: round_us(ts.secs()),
+                        flow: dir_flow(c.flow, dir).to_string(),
+                        dir: dir_name(dir),
+                        opcode: opcode::name(frame.opcode),
+                        fin: frame.fin,
+                        rsv1: frame.compressed(),
+                        masked: frame.masked,
+                        len: frame.len,
+                        close_code: frame.close.as_ref().and_then(|c| c.code),
+                        close_reason: frame.close.as_ref().map(|c| c.reason.clone()).filter(|r| !r.is_empty()),
+                    }));
                 }
             }
             EventKind::RelaySample { dir, ordinal } => {
@@ -475,10 +473,10 @@ impl Analyzer {
             }
             // One forward per request, unless the earlier forward failed
             // and this is the proxy's retry (proxy_next_upstream).
-            if let Some(prev) = p.to.and_then(|x| self.txns.get(&x)) {
-                if !(prev.done && prev.resp.is_none()) {
-                    continue;
-                }
+            if let Some(prev) = p.to.and_then(|x| self.txns.get(&x))
+                && !(prev.done && prev.resp.is_none())
+            {
+                continue;
             }
             let backend = self.roles.learned_backend(p.flow.dst);
             if let Some((s, by)) = pair::score(p, t, backend) {
@@ -698,15 +696,17 @@ impl Analyzer {
 
         // Sessions: the hops that switched to WebSocket.
         let mut hops = Vec::new();
-        if let Some(t) = client {
-            if t.upgraded() && self.ws.contains_key(&t.conn) {
-                hops.push((Role::Client, t.conn));
-            }
+        if let Some(t) = client
+            && t.upgraded()
+            && self.ws.contains_key(&t.conn)
+        {
+            hops.push((Role::Client, t.conn));
         }
-        if let Some(t) = upstream {
-            if t.upgraded() && self.ws.contains_key(&t.conn) {
-                hops.push((Role::Upstream, t.conn));
-            }
+        if let Some(t) = upstream
+            && t.upgraded()
+            && self.ws.contains_key(&t.conn)
+        {
+            hops.push((Role::Upstream, t.conn));
         }
         let up_id = upstream.map(|u| u.id);
         let client_id = client.map(|c| c.id);
@@ -740,12 +740,11 @@ impl Analyzer {
         } else if let Some(t) = self.txns.get_mut(&cid) {
             t.emitted_as_client = true;
         }
-        if let Some(id) = up_id {
-            if let Some(t) = self.txns.get_mut(&id) {
-                if id != cid {
-                    t.emitted_as_upstream = true;
-                }
-            }
+        if let Some(id) = up_id
+            && let Some(t) = self.txns.get_mut(&id)
+            && id != cid
+        {
+            t.emitted_as_upstream = true;
         }
         for id in [Some(cid), up_id].into_iter().flatten() {
             self.drop_if_reported(id);

@@ -169,10 +169,10 @@ pub fn heartbeat(w: &WsActivity) -> Option<Heartbeat> {
         }
     }
     for d in 0..2 {
-        if w.data_iv[d].regular(3) {
-            if let Some(iv) = w.data_iv[d].median(3) {
-                return Some(Heartbeat { kind: "data", interval_s: round3(iv), from: side(d) });
-            }
+        if w.data_iv[d].regular(3)
+            && let Some(iv) = w.data_iv[d].median(3)
+        {
+            return Some(Heartbeat { kind: "data", interval_s: round3(iv), from: side(d) });
         }
     }
     None

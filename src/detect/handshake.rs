@@ -58,10 +58,10 @@ impl Diagnosis {
             (None, None) => {}
         }
         self.bad_accept(x, proxy, out);
-        if out[before..].iter().any(|f| f.severity == Severity::Error) {
-            if let Some(h) = x.handshake {
-                self.bad_handshakes.insert(h);
-            }
+        if out[before..].iter().any(|f| f.severity == Severity::Error)
+            && let Some(h) = x.handshake
+        {
+            self.bad_handshakes.insert(h);
         }
     }
 
@@ -149,7 +149,7 @@ impl Diagnosis {
                     );
                     let mut d = self.detail(x);
                     d["status"] = json!(s);
-                    d["origin"] = json!(u.req.headers.get("origin"));
+                    d["origin"] = json!(self.redact.opt_header("origin", u.req.headers.get("origin")));
                     out.push(finding(
                         "handshake-rejected",
                         Severity::Warning,

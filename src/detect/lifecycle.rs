@@ -120,10 +120,10 @@ impl Lifecycle {
     pub fn session_ended(&mut self, s: &SessionView<'_>, proxy: Proxy, bad_handshake: bool) {
         let r = s.record;
         let abnormal = !r.open && matches!(r.close.how, "fin" | "rst");
-        if let Some(hb) = &r.heartbeat {
-            if self.path_heartbeat.get(&r.path).is_none_or(|h| h != hb) {
-                self.path_heartbeat.insert(r.path.clone(), hb.clone());
-            }
+        if let Some(hb) = &r.heartbeat
+            && self.path_heartbeat.get(&r.path).is_none_or(|h| h != hb)
+        {
+            self.path_heartbeat.insert(r.path.clone(), hb.clone());
         }
         if bad_handshake || !(abnormal || r.heartbeat.is_some()) {
             return;
@@ -269,12 +269,11 @@ impl Lifecycle {
                 undecided.push(e);
                 continue;
             }
-            if let Some(f) = self.judge(&e, false) {
-                out.push(f);
-            } else if !all && now.since(e.close_ts) < LEARN_WAIT_S {
-                undecided.push(e);
-            } else {
-                undecided.push(e);
+            // Judged now if a boundary explains it; otherwise it waits for
+            // step 3 (a boundary learned from several such closes).
+            match self.judge(&e, false) {
+                Some(f) => out.push(f),
+                None => undecided.push(e),
             }
         }
         // 3. Learn a boundary from several closes after the same idle time.
@@ -314,13 +313,13 @@ impl Lifecycle {
         // Heartbeats (this session's, or its path's when it died before its
         // first one) that race the boundary it died at.
         let hb = e.heartbeat.clone().or_else(|| self.path_heartbeat.get(&e.path).cloned());
-        if let (Some(hb), Some((b, src))) = (&hb, boundary) {
-            if Self::races(hb.interval_s, b) {
-                if src == Source::Observed {
-                    self.learn(b);
-                }
-                return Some(self.timeout_finding(e, idle, Some(hb), "heartbeat-race", Severity::Error, b, src));
+        if let (Some(hb), Some((b, src))) = (&hb, boundary)
+            && Self::races(hb.interval_s, b)
+        {
+            if src == Source::Observed {
+                self.learn(b);
             }
+            return Some(self.timeout_finding(e, idle, Some(hb), "heartbeat-race", Severity::Error, b, src));
         }
         if let Some((b, src)) = boundary {
             if src == Source::Observed {

@@ -87,10 +87,11 @@ impl Diagnosis {
         }
         let Some(sid) = query_param(&t.req.target, "sid") else { return };
         let transport = query_param(&t.req.target, "transport").unwrap_or("");
-        if !self.socketio.by_sid.contains_key(sid) && self.socketio.by_sid.len() >= MAX_SIO {
-            if let Some(oldest) = self.socketio.by_sid.iter().min_by_key(|(_, s)| s.last).map(|(k, _)| k.clone()) {
-                self.socketio.by_sid.remove(&oldest);
-            }
+        if !self.socketio.by_sid.contains_key(sid)
+            && self.socketio.by_sid.len() >= MAX_SIO
+            && let Some(oldest) = self.socketio.by_sid.iter().min_by_key(|(_, s)| s.last).map(|(k, _)| k.clone())
+        {
+            self.socketio.by_sid.remove(&oldest);
         }
         let proxy = x.client.and_then(|c| self.known_proxy_at(c.flow.dst)).unwrap_or(Proxy::Unknown);
         let s = self.socketio.by_sid.entry(sid.to_string()).or_insert_with(|| SioSession {

@@ -86,10 +86,12 @@ pub fn recognise(
         // HAProxy 2.x forwards HTTP/1 header names in lower case (HTX),
         // whatever case the client used.
         let lower = |h: &crate::proto::Headers| h.iter().all(|(n, _)| !n.bytes().any(|b| b.is_ascii_uppercase()));
-        if let Some(c) = client_req {
-            if !lower(&c.headers) && lower(&q.headers) && !q.headers.is_empty() {
-                return Some(Proxy::Haproxy);
-            }
+        if let Some(c) = client_req
+            && !lower(&c.headers)
+            && lower(&q.headers)
+            && !q.headers.is_empty()
+        {
+            return Some(Proxy::Haproxy);
         }
     }
     // HAProxy 2.x speaks HTTP/1 with lower-case header names on the

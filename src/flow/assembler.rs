@@ -180,10 +180,11 @@ impl Assembler {
             self.gap_to(first, out);
             self.drain(out);
         }
-        if let (Some(f), Some(next)) = (self.fin, self.next) {
-            if !self.fin_delivered && diff(f, next) > 0 {
-                self.gap_to(f, out);
-            }
+        if let (Some(f), Some(next)) = (self.fin, self.next)
+            && !self.fin_delivered
+            && diff(f, next) > 0
+        {
+            self.gap_to(f, out);
         }
         self.maybe_fin(out);
     }
@@ -258,10 +259,11 @@ impl Assembler {
         let d = diff(seq, next);
         let at = self.held.partition_point(|h| diff(h.seq, next) < d);
         // A retransmitted out-of-order segment at the same place: keep the longer.
-        if let Some(h) = self.held.get(at) {
-            if h.seq == seq && h.len() >= payload.len() as u32 + missing {
-                return;
-            }
+        if let Some(h) = self.held.get(at)
+            && h.seq == seq
+            && h.len() >= payload.len() as u32 + missing
+        {
+            return;
         }
         self.held_bytes += payload.len();
         self.held.insert(at, Held { seq, data: payload.to_vec(), missing });
@@ -271,11 +273,12 @@ impl Assembler {
         if self.fin_delivered {
             return;
         }
-        if let (Some(f), Some(next)) = (self.fin, self.next) {
-            if diff(f, next) <= 0 && self.held.is_empty() {
-                self.fin_delivered = true;
-                out(Chunk::Fin);
-            }
+        if let (Some(f), Some(next)) = (self.fin, self.next)
+            && diff(f, next) <= 0
+            && self.held.is_empty()
+        {
+            self.fin_delivered = true;
+            out(Chunk::Fin);
         }
     }
 }

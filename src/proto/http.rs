@@ -75,11 +75,55 @@ struct Pending {
 /// After a 101 to a WebSocket upgrade: one frame parser per direction and
 /// the connection's activity, in one allocation.
 #[derive(Debug)]
-struct WsState {
+pub struct WsState {
     parsers: [FrameParser; 2],
     act: WsActivity,
     /// Taken at the end (moved into the connection summary).
     taken: bool,
+    /// Report every frame (`-v`).
+    verbose: bool,
+}
+
+impl WsState {
+    pub fn feed(&mut self, dir: Dir, ts: Ts, data: &[u8], out: &mut Vec<ProtoEvent>) {
+        let WsState { parsers, act, verbose, .. } = self;
+        let verbose = *verbose;
+        parsers[dir as usize].feed(data, &mut |frame| {
+            act.frame(ts, dir, &frame);
+            let ordinal = act.frames[dir as usize];
+            if ordinal % RELAY_SAMPLE_EVERY == 0 {
+                out.push(ProtoEvent::RelaySample { dir, ts, ordinal });
+            }
+            if verbose {
+                out.push(ProtoEvent::Frame { dir, ts, frame });
+            }
+        })
+    }
+
+    pub fn gap(&mut self, dir: Dir, len: u32, ts: Ts, out: &mut Vec<ProtoEvent>) {
+        let p = &mut self.parsers[dir as usize];
+        let was = p.desynced();
+        p.gap(len);
+        if !was && p.desynced() {
+            out.push(ProtoEvent::Anomaly { dir, ts, what: "ws-desync" });
+        }
+    }
+
+    pub fn activity(&self) -> Option<&WsActivity> {
+        (!self.taken).then_some(&self.act)
+    }
+
+    pub fn activity_mut(&mut self) -> Option<&mut WsActivity> {
+        (!self.taken).then_some(&mut self.act)
+    }
+
+    pub fn take_activity(&mut self) -> Option<Box<WsActivity>> {
+        if self.taken {
+            return None;
+        }
+        self.taken = true;
+        Some(Box::new(std::mem::take(&mut self.act)))
+    }
 }
 
 #[derive(Debug)]
@@ -119,27 +163,15 @@ impl HttpConn {
         HttpConn { halves: [Half::new(), Half::new()], pending: VecDeque::new(), mode: Mode::Http, verbose }
     }
 
-    pub fn activity(&self) -> Option<&WsActivity> {
-        match &self.mode {
-            Mode::WebSocket(w) if !w.taken => Some(&w.act),
-            _ => None,
-        }
-    }
-
-    pub fn activity_mut(&mut self) -> Option<&mut WsActivity> {
-        match &mut self.mode {
-            Mode::WebSocket(w) if !w.taken => Some(&mut w.act),
-            _ => None,
-        }
-    }
-
-    pub fn take_activity(&mut self) -> Option<Box<WsActivity>> {
-        match &mut self.mode {
-            Mode::WebSocket(w) if !w.taken => {
-                w.taken = true;
-                Some(Box::new(std::mem::take(&mut w.act)))
+    /// After a 101 to a WebSocket upgrade, the frame parsers and activity
+    /// (the connection no longer needs its HTTP state).
+    pub fn take_ws(&mut self) -> Option<Box<WsState>> {
+        match std::mem::replace(&mut self.mode, Mode::Tunnel) {
+            Mode::WebSocket(w) => Some(w),
+            other => {
+                self.mode = other;
+                None
             }
-            _ => None,
         }
     }
 
@@ -157,34 +189,14 @@ impl HttpConn {
                 Dir::ToServer => self.requests(ts, data, out),
                 Dir::ToClient => self.responses(ts, data, out),
             },
-            Mode::WebSocket(w) => {
-                let WsState { parsers, act, .. } = &mut **w;
-                let verbose = self.verbose;
-                parsers[dir as usize].feed(data, &mut |frame| {
-                    act.frame(ts, dir, &frame);
-                    let ordinal = act.frames[dir as usize];
-                    if ordinal % RELAY_SAMPLE_EVERY == 0 {
-                        out.push(ProtoEvent::RelaySample { dir, ts, ordinal });
-                    }
-                    if verbose {
-                        out.push(ProtoEvent::Frame { dir, ts, frame });
-                    }
-                })
-            }
+            Mode::WebSocket(w) => w.feed(dir, ts, data, out),
             Mode::Tunnel => {}
         }
     }
 
     pub fn gap(&mut self, dir: Dir, len: u32, out: &mut Vec<ProtoEvent>, ts: Ts) {
         match &mut self.mode {
-            Mode::WebSocket(w) => {
-                let p = &mut w.parsers;
-                let was = p[dir as usize].desynced();
-                p[dir as usize].gap(len);
-                if !was && p[dir as usize].desynced() {
-                    out.push(ProtoEvent::Anomaly { dir, ts, what: "ws-desync" });
-                }
-            }
+            Mode::WebSocket(w) => w.gap(dir, len, ts, out),
             Mode::Tunnel => {}
             Mode::Http => {
                 let h = &mut self.halves[dir as usize];
@@ -365,7 +377,12 @@ impl HttpConn {
             // or a pipelined body): its framing is unknown.
             parsers[0].gap(u32::MAX);
         }
-        self.mode = Mode::WebSocket(Box::new(WsState { parsers, act: WsActivity::new(ts), taken: false }));
+        self.mode = Mode::WebSocket(Box::new(WsState {
+            parsers,
+            act: WsActivity::new(ts),
+            taken: false,
+            verbose: self.verbose,
+        }));
         if !held.is_empty() {
             self.data(Dir::ToServer, ts, &held, out);
         }
@@ -389,11 +406,10 @@ impl HttpConn {
 
 /// Parses a head from `buf` + `input`, buffering a partial head.
 /// `used` counts bytes consumed from `input` only.
-fn read_head<T>(
-    buf: &mut Vec<u8>,
-    input: &[u8],
-    parse: fn(&[u8]) -> Result<Option<(T, usize)>, &'static str>,
-) -> HeadResult<T> {
+/// A head parser: Ok(None) needs more bytes, Err names the anomaly.
+type HeadParser<T> = fn(&[u8]) -> Result<Option<(T, usize)>, &'static str>;
+
+fn read_head<T>(buf: &mut Vec<u8>, input: &[u8], parse: HeadParser<T>) -> HeadResult<T> {
     if buf.is_empty() {
         return match parse(input) {
             Ok(Some((m, n))) => HeadResult::Done(m, n),

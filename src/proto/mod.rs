@@ -62,6 +62,8 @@ pub enum App {
     /// Like Detect, with WebSocket frames reported one by one (`-v`).
     DetectVerbose,
     Http(Box<http::HttpConn>),
+    /// After a 101 to a WebSocket upgrade: frames only.
+    Ws(Box<http::WsState>),
     /// TLS, SSH, a non-WebSocket tunnel, anything not HTTP: not parsed.
     Opaque,
 }
@@ -73,12 +75,12 @@ impl App {
         match self {
             App::Opaque => true,
             App::Http(h) => h.is_tunnel(),
-            App::Detect | App::DetectVerbose => false,
+            App::Ws(_) | App::Detect | App::DetectVerbose => false,
         }
     }
 
     pub fn is_websocket(&self) -> bool {
-        matches!(self, App::Http(h) if h.is_websocket())
+        matches!(self, App::Ws(_))
     }
 
     pub fn data(&mut self, dir: Dir, ts: Ts, data: &[u8], out: &mut Vec<ProtoEvent>) {
@@ -98,38 +100,51 @@ impl App {
                 _ => App::Opaque,
             };
         }
-        if let App::Http(h) = self {
-            h.data(dir, ts, data, out);
+        match self {
+            App::Ws(w) => w.feed(dir, ts, data, out),
+            App::Http(h) => {
+                h.data(dir, ts, data, out);
+                // After a 101 the connection carries frames only: keep just
+                // the WebSocket state, one pointer away from the connection.
+                if h.is_websocket()
+                    && let Some(w) = h.take_ws()
+                {
+                    *self = App::Ws(w);
+                }
+            }
+            _ => {}
         }
     }
 
     /// The sender in `dir` began closing the connection (FIN, RST).
     pub fn closing(&mut self, dir: Dir, ts: Ts, how: &'static str) {
-        if let App::Http(h) = self {
-            if let Some(a) = h.activity_mut() {
-                a.closing(ts, dir, how);
-            }
+        if let App::Ws(w) = self
+            && let Some(a) = w.activity_mut()
+        {
+            a.closing(ts, dir, how);
         }
     }
 
     /// The WebSocket activity, if the connection was upgraded.
     pub fn activity(&self) -> Option<&activity::WsActivity> {
         match self {
-            App::Http(h) => h.activity(),
+            App::Ws(w) => w.activity(),
             _ => None,
         }
     }
 
     pub fn take_activity(&mut self) -> Option<Box<activity::WsActivity>> {
         match self {
-            App::Http(h) => h.take_activity(),
+            App::Ws(w) => w.take_activity(),
             _ => None,
         }
     }
 
     pub fn gap(&mut self, dir: Dir, ts: Ts, len: u32, out: &mut Vec<ProtoEvent>) {
-        if let App::Http(h) = self {
-            h.gap(dir, len, out, ts);
+        match self {
+            App::Http(h) => h.gap(dir, len, out, ts),
+            App::Ws(w) => w.gap(dir, len, ts, out),
+            _ => {}
         }
     }
 }

@@ -191,10 +191,10 @@ fn session_line(s: &Session) -> String {
             c += &format!(" \"{r}\"");
         }
         c += if s.close.clean { ", clean" } else { ", no close handshake" };
-        if let Some(i) = s.close.idle_s {
-            if i >= 1.0 {
-                c += &format!(", after {i:.1} s idle");
-            }
+        if let Some(i) = s.close.idle_s
+            && i >= 1.0
+        {
+            c += &format!(", after {i:.1} s idle");
         }
         c
     };

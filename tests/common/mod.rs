@@ -68,3 +68,84 @@ pub fn client_log(name: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
 }
+
+/// Builds a pcap (Ethernet) of TCP connections, for tests that need traffic
+/// no real capture has (secrets to redact, exact timings).
+pub struct PcapBuilder {
+    packets: Vec<(u64, Vec<u8>)>,
+    t_us: u64,
+}
+
+/// One side of a TCP connection being written.
+pub struct Tcp {
+    pub src: ([u8; 4], u16),
+    pub dst: ([u8; 4], u16),
+    seq: u32,
+    ack: u32,
+}
+
+impl Default for PcapBuilder {
+    fn default() -> Self {
+        PcapBuilder { packets: Vec::new(), t_us: 1_700_000_000_000_000 }
+    }
+}
+
+impl PcapBuilder {
+    pub fn advance_ms(&mut self, ms: u64) {
+        self.t_us += ms * 1000;
+    }
+
+    fn push(&mut self, from: &mut Tcp, to: &Tcp, syn: bool, fin: bool, payload: &[u8]) {
+        let mut tcp = etherparse::TcpHeader::new(from.src.1, from.dst.1, from.seq, 65535);
+        tcp.syn = syn;
+        tcp.fin = fin;
+        tcp.ack = !syn || from.ack != 0;
+        tcp.acknowledgment_number = to.seq;
+        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(from.src.0, from.dst.0, 64)
+            .tcp_header(tcp);
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        from.seq = from.seq.wrapping_add(payload.len() as u32 + syn as u32 + fin as u32);
+        self.t_us += 100;
+        self.packets.push((self.t_us, out));
+    }
+
+    /// Three-way handshake; returns (client side, server side).
+    pub fn connect(&mut self, client: ([u8; 4], u16), server: ([u8; 4], u16)) -> (Tcp, Tcp) {
+        let mut c = Tcp { src: client, dst: server, seq: 1000, ack: 0 };
+        let mut s = Tcp { src: server, dst: client, seq: 5000, ack: 0 };
+        self.push(&mut c, &s, true, false, b"");
+        s.ack = 1;
+        self.push(&mut s, &c, true, false, b"");
+        c.ack = 1;
+        let (cc, ss) = (Tcp { ..c }, Tcp { ..s });
+        (cc, ss)
+    }
+
+    pub fn send(&mut self, from: &mut Tcp, to: &Tcp, payload: &[u8]) {
+        self.push(from, to, false, false, payload);
+    }
+
+    pub fn fin(&mut self, from: &mut Tcp, to: &Tcp) {
+        self.push(from, to, false, true, b"");
+    }
+
+    pub fn write(&self, path: &std::path::Path) {
+        let mut f = Vec::new();
+        f.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+        f.extend_from_slice(&2u16.to_le_bytes());
+        f.extend_from_slice(&4u16.to_le_bytes());
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&65535u32.to_le_bytes());
+        f.extend_from_slice(&1u32.to_le_bytes());
+        for (t, p) in &self.packets {
+            f.extend_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
+            f.extend_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
+            f.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            f.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            f.extend_from_slice(p);
+        }
+        std::fs::write(path, f).unwrap();
+    }
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Live capture benchmark (docs/live.md): packets/s that `wstap -i lo` takes
+# in and analyses with no kernel drop, beside `tcpdump -i lo -w FILE` in the
+# same run, on the same packets.
+#
+#   bash bench/live.sh            (as root; WSTAP=path to skip the release build)
+#   STEPS="20000 50000 max" SECS=5 bash bench/live.sh      (max: tcpreplay --topspeed)
+#   TCPDUMP_ARGS="--immediate-mode -B 32768" bash bench/live.sh   (tcpdump in wstap's ring mode)
+#
+# 1. Records real WebSocket traffic through the lab's nginx and backend
+#    (tests/live/load.py: C connections, small messages, both hops).
+# 2. Rewrites its MAC addresses (tcprewrite) so the kernel's IP stack ignores
+#    the replayed packets (PACKET_OTHERHOST: no RSTs, no forwarding) while
+#    packet sockets still see them.
+# 3. For each rate in STEPS: starts wstap and tcpdump together, replays the
+#    file onto lo for SECS seconds at that rate (tcpreplay --pps, --loop with
+#    --unique-ip so every loop brings new flows), stops both by SIGINT and
+#    reads what each captured, dropped, and how much CPU it used.
+#
+# Python cannot generate more than a few thousand WebSocket messages per
+# second here, which is why the load is replayed: tcpreplay sends each packet
+# with one system call. Both tools see the same packets.
+
+set -u -o pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+STEPS=${STEPS:-"10000 50000 100000 200000 max"}
+SECS=${SECS:-5}
+FRONT=18581
+BACK=13581
+FILTER="tcp port $FRONT or tcp port $BACK"
+PY=${LAB_PY:-python3}
+export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ in the tree
+OUT=${OUT:-$ROOT/bench/out}
+TCPDUMP_ARGS=${TCPDUMP_ARGS:-}
+
+die() { printf 'bench/live.sh: %s\n' "$*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "run as root"
+
+for tool in nginx tcpdump tcpreplay tcprewrite; do
+    if ! command -v $tool >/dev/null; then
+        export DEBIAN_FRONTEND=noninteractive
+        timeout 300 apt-get install -y -qq nginx-light tcpdump tcpreplay >/dev/null || die "apt-get install failed"
+        break
+    fi
+done
+"$PY" -c 'import websockets.asyncio.client' 2>/dev/null \
+    || timeout 300 "$PY" -m pip install -q websockets 2>/dev/null \
+    || timeout 300 "$PY" -m pip install -q --break-system-packages websockets || die "pip install websockets"
+
+if [ -z "${WSTAP:-}" ]; then
+    (cd "$ROOT" && cargo build -q --release) || die "cargo build --release failed"
+    WSTAP=${CARGO_TARGET_DIR:-$ROOT/target}/release/wstap
+fi
+[ -x "$WSTAP" ] || die "no wstap at $WSTAP"
+mkdir -p "$OUT"
+
+# shellcheck source=../tests/lab/lab.sh
+source "$ROOT/tests/lab/lab.sh"
+lab_init
+R=$LAB_RUN
+
+# ------------------------------------------------------------ 1. the traffic
+
+echo "recording real traffic through nginx ..." >&2
+lab_backend "$BACK" --mode echo >/dev/null || die "backend"
+lab_nginx bench "$ROOT/tests/lab/nginx/healthy.conf" "$FRONT" LISTEN=127.0.0.1:$FRONT UPSTREAM=127.0.0.1:$BACK \
+    || die "nginx"
+lab_tcpdump_start "$R/src.pcap" lo "$FILTER" || die "tcpdump"
+timeout 60 "$PY" "$ROOT/tests/live/load.py" "ws://127.0.0.1:$FRONT/ws" --conns 20 --messages 100 --size 32 \
+    >"$R/load.json" || die "load.py: $(cat "$R/load.json")"
+lab_tcpdump_stop
+lab_stop_all   # nginx and the backend are not needed for the replay
+tcprewrite --infile="$R/src.pcap" --outfile="$R/replay.pcap" \
+    --enet-dmac=02:00:00:00:00:01 --enet-smac=02:00:00:00:00:02 || die "tcprewrite"
+SRC_PKTS=$(tcpdump -r "$R/replay.pcap" -nn 2>/dev/null | wc -l)
+echo "  $SRC_PKTS packets ($(cat "$R/load.json"))" >&2
+
+# ------------------------------------------------------------ 2. the steps
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+TCK=$(getconf CLK_TCK)
+
+stop_int() { # PID : SIGINT, bounded wait
+    local pid=$1 i
+    kill -INT "$pid" 2>/dev/null
+    for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid"; echo "  pid $pid killed" >&2; }
+    wait "$pid" 2>/dev/null
+}
+
+printf '| offered pps | sent | wstap analysed | wstap kernel drops | wstap queue drops | wstap CPU µs/pkt | tcpdump captured | tcpdump kernel drops | tcpdump CPU µs/pkt |\n' >"$R/table.md"
+printf '|---|---|---|---|---|---|---|---|---|\n' >>"$R/table.md"
+
+for pps in $STEPS; do
+    rm -f "$R"/w.pcap "$R"/t.pcap
+    "$WSTAP" -i lo --json -w "$R/w.pcap" "$FILTER" >"$R/w.out" 2>"$R/w.err" &
+    WP=$!
+    # shellcheck disable=SC2086
+    tcpdump -i lo $TCPDUMP_ARGS -w "$R/t.pcap" "$FILTER" 2>"$R/t.err" &
+    TP=$!
+    LAB_PIDS+=("$WP" "$TP")
+    for ((i = 0; i < 100; i++)); do
+        grep -q "listening on" "$R/w.err" && grep -q "listening on" "$R/t.err" && break
+        sleep 0.1
+    done
+    sleep 0.5
+    if [ "$pps" = max ]; then
+        rate=(--topspeed); loops=$(( 2000000 * SECS / SRC_PKTS + 1 ))
+    else
+        rate=(--pps="$pps"); loops=$(( (pps * SECS) / SRC_PKTS + 1 ))
+    fi
+    timeout $((SECS + 30)) tcpreplay -i lo "${rate[@]}" --loop="$loops" --unique-ip --duration="$SECS" -q \
+        "$R/replay.pcap" >"$R/replay.out" 2>&1
+    sleep 1
+    wcpu=$(cpu_ticks "$WP"); tcpu=$(cpu_ticks "$TP")
+    stop_int "$WP"; stop_int "$TP"
+    sent=$(grep -oE 'Actual: [0-9]+ packets' "$R/replay.out" | grep -oE '[0-9]+' | head -1)
+    rated=$(grep -oE 'Rated: [0-9.]+ Bps, [0-9.]+ Mbps, [0-9.]+ pps' "$R/replay.out" | grep -oE '[0-9.]+ pps' | head -1)
+    read -r w_pk w_kd w_qd < <(tail -1 "$R/w.out" | "$PY" -c '
+import json, sys
+s = json.loads(sys.stdin.read()); c = s.get("capture") or {}
+print(s["packets"], c.get("dropped_kernel"), c.get("dropped_queue"))')
+    t_pk=$(grep -oE '^[0-9]+ packets captured' "$R/t.err" | grep -oE '^[0-9]+')
+    t_kd=$(grep -oE '^[0-9]+ packets dropped by kernel' "$R/t.err" | grep -oE '^[0-9]+')
+    w_us=$(awk -v c="$wcpu" -v t="$TCK" -v n="$w_pk" 'BEGIN { printf "%.2f", n ? c / t * 1e6 / n : 0 }')
+    t_us=$(awk -v c="$tcpu" -v t="$TCK" -v n="$t_pk" 'BEGIN { printf "%.2f", n ? c / t * 1e6 / n : 0 }')
+    printf '| %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s |\n' \
+        "$pps" "$sent" "$rated" "$w_pk" "$w_kd" "$w_qd" "$w_us" "$t_pk" "$t_kd" "$t_us" | tee -a "$R/table.md" >&2
+    LAB_PIDS=()
+done
+
+{
+    echo "# bench/live.sh $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo
+    echo "host: $(nproc) CPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)"
+    echo "wstap: $("$WSTAP" --version), $(tcpdump --version 2>&1 | head -1), $(tcpdump --version 2>&1 | grep -i libpcap | head -1)"
+    echo "traffic: $SRC_PKTS packets of real WebSocket sessions (20 connections x 100 messages of 32 bytes through nginx, both hops), replayed with --unique-ip; $SECS s per step"
+    echo "wstap:   $WSTAP -i lo --json -w FILE '$FILTER' > out.jsonl"
+    echo "tcpdump: tcpdump -i lo $TCPDUMP_ARGS -w FILE '$FILTER'"
+    echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    cat "$R/table.md"
+} | tee "$OUT/live-$(date -u +%Y%m%d-%H%M%S).md"

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Assertions on wstap --json output for tests/live/run.sh.
+
+  check.py live OUT.jsonl --healthy-path /ws --healthy N --broken-path /broken --broken M
+      handshake records: N upgraded on the healthy path (client and upstream
+      both 101, paired), M rejected on the broken one; N session records on
+      the healthy path; finding lines (if any) carry kind and severity; a
+      summary with capture.received > 0 and no packet dropped anywhere.
+  check.py same LIVE.jsonl READBACK.jsonl
+      the -w file read back with -r gives the same handshake outcomes,
+      sessions and packet count.
+  check.py summary OUT.jsonl [--packets N] [--no-drops] [--all-analysed]
+"""
+
+import argparse
+import collections
+import json
+import sys
+
+
+def load(path):
+    recs = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                recs.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                fail(f"{path}:{n}: not JSON ({e}): {line[:120]}")
+    return recs
+
+
+def fail(msg):
+    print(f"check.py: FAIL: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def ok(msg):
+    print(f"  ok: {msg}")
+
+
+def by_type(recs, ty):
+    return [r for r in recs if r.get("type") == ty]
+
+
+def the_summary(recs, path):
+    s = by_type(recs, "summary")
+    if len(s) != 1:
+        fail(f"{path}: expected one summary record, got {len(s)}")
+    if recs[-1].get("type") != "summary":
+        fail(f"{path}: the summary is not the last record")
+    return s[0]
+
+
+def check_findings(recs):
+    for f in by_type(recs, "finding"):
+        if not isinstance(f.get("kind"), str) or f.get("severity") not in ("info", "warning", "error"):
+            fail(f"finding without kind/severity: {f}")
+    ok(f"{len(by_type(recs, 'finding'))} finding line(s), each with kind and severity")
+
+
+def check_no_drops(s, path):
+    cap = s.get("capture")
+    if not cap:
+        fail(f"{path}: summary has no capture statistics")
+    for k in ("received", "dropped_kernel", "dropped_interface", "dropped_queue"):
+        if not isinstance(cap.get(k), int):
+            fail(f"{path}: summary.capture.{k} is {cap.get(k)!r}")
+    if cap["received"] <= 0:
+        fail(f"{path}: capture.received = {cap['received']}")
+    if cap["dropped_kernel"] or cap["dropped_queue"] or cap["dropped_interface"]:
+        fail(f"{path}: packets dropped: {cap}")
+    ok(f"capture: {cap['received']} received, nothing dropped (kernel, interface, queue)")
+
+
+def cmd_live(a):
+    recs = load(a.out)
+    hs = by_type(recs, "handshake")
+    good = [h for h in hs if h["path"].startswith(a.healthy_path)]
+    bad = [h for h in hs if h["path"].startswith(a.broken_path)]
+    if len(good) != a.healthy:
+        fail(f"{len(good)} handshakes on {a.healthy_path}, expected {a.healthy}: {[h['outcome'] for h in good]}")
+    for h in good:
+        c, u = h.get("client") or {}, h.get("upstream") or {}
+        if h["outcome"] != "upgraded" or c.get("status") != 101 or u.get("status") != 101:
+            fail(f"healthy handshake not upgraded on both hops: {json.dumps(h)[:400]}")
+        if not h.get("paired_by"):
+            fail(f"healthy handshake not paired with the forwarded one: {json.dumps(h)[:400]}")
+    ok(f"{len(good)} handshakes on {a.healthy_path}: upgraded, 101 on the client and upstream hops, paired")
+    if len(bad) != a.broken:
+        fail(f"{len(bad)} handshakes on {a.broken_path}, expected {a.broken}")
+    for h in bad:
+        c = h.get("client") or {}
+        if h["outcome"] != "rejected" or c.get("status") in (None, 101):
+            fail(f"broken handshake not rejected: {json.dumps(h)[:400]}")
+    statuses = sorted({(h.get('client') or {}).get('status') for h in bad})
+    ok(f"{len(bad)} handshakes on {a.broken_path}: rejected (client got {statuses})")
+    sessions = [s for s in by_type(recs, "session") if s["path"].startswith(a.healthy_path)]
+    if len(sessions) != a.healthy:
+        fail(f"{len(sessions)} sessions on {a.healthy_path}, expected {a.healthy}")
+    ids = {h["id"] for h in good}
+    for s in sessions:
+        if s["handshake"] not in ids or s.get("open"):
+            fail(f"session not tied to a healthy handshake, or still open: {json.dumps(s)[:300]}")
+        if s["messages"]["to_server"] < 1 or s["messages"]["to_client"] < 1:
+            fail(f"session without messages both ways: {json.dumps(s)[:300]}")
+    ok(f"{len(sessions)} session records, closed, messages both ways")
+    check_findings(recs)
+    s = the_summary(recs, a.out)
+    check_no_drops(s, a.out)
+    if s["handshakes"]["upgraded"] != a.healthy or s["handshakes"]["rejected"] != a.broken:
+        fail(f"summary handshakes {s['handshakes']}")
+    ok(f"summary: {s['packets']} packets, handshakes {s['handshakes']}")
+
+
+def outcomes(recs):
+    return collections.Counter((h["path"], h["outcome"], (h.get("client") or {}).get("status"))
+                               for h in by_type(recs, "handshake"))
+
+
+def cmd_same(a):
+    live, back = load(a.live), load(a.readback)
+    if outcomes(live) != outcomes(back):
+        fail(f"handshake outcomes differ:\n live: {outcomes(live)}\n -r:   {outcomes(back)}")
+    ok(f"-r on the written file: same handshake outcomes {dict(outcomes(back))}")
+    ls, bs = len(by_type(live, "session")), len(by_type(back, "session"))
+    if ls != bs:
+        fail(f"sessions: live {ls}, -r {bs}")
+    sl, sb = the_summary(live, a.live), the_summary(back, a.readback)
+    if sl["packets"] != sb["packets"]:
+        fail(f"packets: live analysed {sl['packets']}, file holds {sb['packets']}")
+    ok(f"same sessions ({bs}) and packets ({sb['packets']})")
+    fl = sorted(f["kind"] for f in by_type(live, "finding"))
+    fb = sorted(f["kind"] for f in by_type(back, "finding"))
+    if fl != fb:
+        fail(f"findings differ: live {fl}, -r {fb}")
+    ok(f"same findings ({len(fb)})")
+
+
+def cmd_summary(a):
+    recs = load(a.out)
+    check_findings(recs)
+    s = the_summary(recs, a.out)
+    if a.packets is not None and s["packets"] != a.packets:
+        fail(f"summary.packets = {s['packets']}, expected {a.packets}")
+    if a.no_drops:
+        check_no_drops(s, a.out)
+    if a.all_analysed:
+        cap = s["capture"]
+        if s["packets"] != cap["received"]:
+            fail(f"analysed {s['packets']} of {cap['received']} received")
+        ok(f"all {s['packets']} received packets analysed")
+    ok(f"summary: {s['packets']} packets, capture {s.get('capture')}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("live")
+    p.add_argument("out")
+    p.add_argument("--healthy-path", required=True)
+    p.add_argument("--healthy", type=int, required=True)
+    p.add_argument("--broken-path", required=True)
+    p.add_argument("--broken", type=int, required=True)
+    p = sub.add_parser("same")
+    p.add_argument("live")
+    p.add_argument("readback")
+    p = sub.add_parser("summary")
+    p.add_argument("out")
+    p.add_argument("--packets", type=int)
+    p.add_argument("--no-drops", action="store_true")
+    p.add_argument("--all-analysed", action="store_true")
+    a = ap.parse_args()
+    {"live": cmd_live, "same": cmd_same, "summary": cmd_summary}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
