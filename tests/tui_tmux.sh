@@ -35,7 +35,9 @@ SOCK="wstap-test-$$"
 SESSION="tui"
 TMP=$(mktemp -d)
 T() { tmux -L "$SOCK" -f /dev/null "$@"; }
+HTTPD=""
 cleanup() {
+  [ -z "$HTTPD" ] || kill "$HTTPD" 2>/dev/null || true
   T kill-session -t "$SESSION" 2>/dev/null || true
   # The server exits with its last session; remove its socket if it stays.
   local sock="${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$SOCK" i
@@ -207,5 +209,27 @@ while kill -0 "$pid" 2>/dev/null; do
   [ "$SECONDS" -lt "$deadline" ] || { kill -KILL "$pid"; fail "wstap still running 5 s after its terminal went away"; }
   sleep 0.1
 done
+
+echo "tui_tmux: live on lo (root only), with -w"
+if [ "$(id -u)" = 0 ] && command -v python3 >/dev/null; then
+  port=$((20000 + $$ % 20000))
+  python3 -m http.server "$port" --bind 127.0.0.1 >/dev/null 2>&1 &
+  HTTPD=$!
+  start 100 30 -i lo --tui -w "$TMP/live.pcap" "'tcp port $port'"
+  wait_for "lo · live"
+  wait_for "Drops       kernel 0"
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && cat <&3 >/dev/null) 2>/dev/null && break
+    sleep 0.2
+  done
+  wait_for "HTTP reqs   1"
+  keys q
+  expect_exit 0
+  kill "$HTTPD" 2>/dev/null || true
+  HTTPD=""
+  "$WSTAP" -r "$TMP/live.pcap" -q | grep -q "1 HTTP request" || fail "the -w file does not hold the request: $("$WSTAP" -r "$TMP/live.pcap" -q 2>&1 | head -3)"
+else
+  echo "tui_tmux: (skipped: needs root and python3)"
+fi
 
 echo "tui_tmux: ok"

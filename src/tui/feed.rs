@@ -125,14 +125,12 @@ pub fn open_source(args: &Args) -> Result<(Box<dyn PacketSource + Send>, Source)
     Ok((Box::new(src), Source { label, kind }))
 }
 
-/// The live capture source (`crate::capture::live::open`, issue #4).
-///
-/// Until src/capture/live.rs provides `open(args, iface) -> Result<impl
-/// PacketSource + Send>`, this reports the same error as `wstap -i`.
-/// When it lands, the body becomes:
-/// `Ok(Box::new(crate::capture::live::open(args, iface)?))`.
-fn open_live(_args: &Args, _iface: &str) -> Result<Box<dyn PacketSource + Send>> {
-    Err(Error::new("-i: live capture is not built yet"))
+/// The live capture source (docs/live.md, "For the dashboard"). It starts
+/// its own capture thread; dropping it (when the worker ends) stops that
+/// thread and closes the `-w` file. Kernel and queue drops reach the
+/// Overview through `PacketSource::stats`, not stderr.
+fn open_live(args: &Args, iface: &str) -> Result<Box<dyn PacketSource + Send>> {
+    Ok(Box::new(crate::capture::live::open(args, iface)?))
 }
 
 /// Starts the worker thread. Returns its handle and the control channel.
@@ -245,6 +243,10 @@ pub fn run(
                 clock = clock.max(Some(ts));
             }
             Next::Idle(now) => {
+                // A quiet live link: obey a quit now, not 64 ticks later.
+                if matches!(poll_control(ctl, None, None), Ctl::Quit) {
+                    return;
+                }
                 p.idle(now);
                 clock = clock.max(Some(now));
             }

@@ -57,6 +57,9 @@ pub fn run(args: &Args, p: Pipeline) -> Result<i32> {
         ..FeedOptions::default()
     };
     let replaying = opts.replay.is_some();
+    // A live source closes its -w file when the worker drops it: give it
+    // time to, on the way out.
+    let worker_grace = Duration::from_millis(if source.kind == SourceKind::Live { 3000 } else { 300 });
 
     input::install_signal_handlers();
     install_panic_hook();
@@ -78,8 +81,12 @@ pub fn run(args: &Args, p: Pipeline) -> Result<i32> {
     stop.store(true, Ordering::SeqCst);
     let _ = ctl.send(Control::Quit);
     drop(rx);
-    let deadline = Instant::now() + Duration::from_millis(300);
-    while !(input.is_finished() && worker.is_finished()) && Instant::now() < deadline {
+    let t0 = Instant::now();
+    let waiting = || {
+        let t = t0.elapsed();
+        (!input.is_finished() && t < Duration::from_millis(300)) || (!worker.is_finished() && t < worker_grace)
+    };
+    while waiting() {
         std::thread::sleep(Duration::from_millis(5));
     }
     drop(terminal);
