@@ -17,7 +17,7 @@ use crate::correlate::SessionRow;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::record::{Capture, Record, Summary};
-use crate::sink::Collect;
+use crate::sink::Sink;
 use crate::time::Ts;
 
 /// Everything the main (drawing) thread receives, on one channel.
@@ -198,7 +198,7 @@ pub fn run(
     emit: &mut dyn FnMut(UiMsg) -> bool,
 ) {
     let linktype = src.linktype();
-    let mut out = Collect::default();
+    let mut out = Keep::default();
     let mut pacer = opts.replay.map(Pacer::new);
     let mut clock: Option<Ts> = None;
     let mut capture: Option<Capture> = None;
@@ -281,10 +281,27 @@ pub fn run(
     }
 }
 
+/// The records the dashboard shows (handshakes, sessions, findings); the
+/// per-message and per-frame lines of `-v` are not copied.
+#[derive(Default)]
+struct Keep(Vec<Record>);
+
+impl Sink for Keep {
+    fn record(&mut self, r: &Record) -> std::io::Result<()> {
+        if matches!(r, Record::Handshake(_) | Record::Session(_) | Record::Finding(_)) {
+            self.0.push(r.clone());
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Drains the pipeline's records and sends them with a snapshot.
 fn send_update(
     p: &mut Pipeline,
-    out: &mut Collect,
+    out: &mut Keep,
     clock: Option<Ts>,
     capture: Option<Capture>,
     summary: Option<Summary>,
