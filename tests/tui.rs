@@ -435,6 +435,50 @@ fn finding_detail_without_hops_shows_its_fields() {
 }
 
 #[test]
+fn odd_finding_details_render_without_panicking() {
+    let details = [
+        json!({"hops": {"client": "not an object", "upstream": 5}, "diff": "nope", "client_saw": 3}),
+        json!({"hops": [1, 2, {"role": "client"}], "diff": [{"header": 1}, {"change": "missing"}]}),
+        json!({"hops": {"client": {"flow": CLIENT, "request": [["Upgrade"], [], "x"], "response": null}}}),
+        json!({"hops": {"upstream": {"encrypted": true, "sni": "app.example", "flow": UPSTREAM}}}),
+        json!("a bare string"),
+        json!([1, 2, 3]),
+        json!({"nested": {"deep": {"deeper": [1, {"x": null}]}}, "closed_at": 1_700_000_000.5}),
+    ];
+    let mut app = test_app();
+    let records = details
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            Record::Finding(finding("odd", Severity::Warning, i as f64, &format!("/p{i}"), &[CLIENT], d.clone()))
+        })
+        .collect();
+    app.ingest(records, Snapshot::default());
+    press(&mut app, KeyCode::Char('2'));
+    assert_eq!(app.group_order.len(), details.len());
+    for i in 0..details.len() {
+        press(&mut app, KeyCode::Enter);
+        for (w, h) in [(40, 12), (80, 24), (200, 60)] {
+            let buf = render(&app, w, h);
+            assert!(text(&buf).contains("odd"), "detail {i} at {w}x{h}:\n{}", text(&buf));
+        }
+        press(&mut app, KeyCode::Esc);
+        press(&mut app, KeyCode::Down);
+    }
+    // The encrypted hop says so; the time field reads as a time of day.
+    press(&mut app, KeyCode::Home);
+    for _ in 0..3 {
+        press(&mut app, KeyCode::Down);
+    }
+    press(&mut app, KeyCode::Enter);
+    assert_on_screen(&render(&app, 120, 40), &["TLS: encrypted, SNI app.example", "(no client hop in this capture)"]);
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::End);
+    press(&mut app, KeyCode::Enter);
+    assert_on_screen(&render(&app, 120, 40), &["closed_at: 22:13:20.500"]);
+}
+
+#[test]
 fn filter_narrows_findings_by_kind_path_or_address() {
     let mut app = findings_app();
     press(&mut app, KeyCode::Char('2'));
