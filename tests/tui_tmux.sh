@@ -212,9 +212,16 @@ done
 
 echo "tui_tmux: live on lo (root only), with -w"
 if [ "$(id -u)" = 0 ] && command -v python3 >/dev/null; then
-  port=$((20000 + $$ % 20000))
-  python3 -m http.server "$port" --bind 127.0.0.1 >/dev/null 2>&1 &
+  # A throwaway HTTP server on a port the kernel picks.
+  python3 -u -m http.server 0 --bind 127.0.0.1 >"$TMP/httpd.log" 2>&1 &
   HTTPD=$!
+  port=""
+  for _ in $(seq 50); do
+    port=$(sed -n 's/.* port \([0-9][0-9]*\).*/\1/p' "$TMP/httpd.log" | head -1)
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  [ -n "$port" ] || fail "the test HTTP server did not start: $(cat "$TMP/httpd.log")"
   start 100 30 -i lo --tui -w "$TMP/live.pcap" "'tcp port $port'"
   wait_for "lo · live"
   wait_for "Drops       kernel 0"
