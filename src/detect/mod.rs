@@ -41,8 +41,9 @@ pub struct Finding {
     pub detail: serde_json::Value,
 }
 
-/// A detector: a family of finding kinds.
-pub trait Detector {
+/// A detector: a family of finding kinds. `Send`, so a pipeline can run on
+/// a worker thread (the dashboard).
+pub trait Detector: Send {
     /// A client request and what became of it, once its outcome is known.
     fn on_exchange(&mut self, _x: &Exchange<'_>, _out: &mut Vec<Finding>) {}
     /// An upgraded session ended (or the capture did).

@@ -1,0 +1,390 @@
+//! The analysis worker: the only owner of the `Pipeline` and the packet
+//! source while the dashboard runs. It reads packets (at full speed, paced
+//! by `--replay`, or as a live capture delivers them), drains the records
+//! the pipeline produces, and every ~200 ms of wall time sends one
+//! [`Update`]: the new records plus a [`Snapshot`] of counters and open
+//! sessions. It never sends per packet, so the dashboard's work does not
+//! grow with the packet rate.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::capture::file::FileSource;
+use crate::capture::{Next, PacketSource};
+use crate::cli::Args;
+use crate::correlate::SessionRow;
+use crate::error::{Error, Result};
+use crate::pipeline::Pipeline;
+use crate::record::{Capture, Record, Summary};
+use crate::sink::Sink;
+use crate::time::Ts;
+
+/// Everything the main (drawing) thread receives, on one channel.
+#[derive(Debug)]
+pub enum UiMsg {
+    /// New records and the state of the engine.
+    Update(Box<Update>),
+    /// The source ended: `Ok(Some(msg))` when a capture file was cut
+    /// inside a packet, `Err` when reading failed.
+    Done(std::result::Result<Option<String>, String>),
+    /// A terminal event (key, resize), from the input thread.
+    Input(crossterm::event::Event),
+    /// The terminal can no longer be read.
+    InputError(String),
+}
+
+/// The engine's state at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub summary: Summary,
+    /// Open WebSocket sessions, in id order.
+    pub sessions: Vec<SessionRow>,
+    /// The idle timeout sessions are expected to hit, seconds.
+    pub idle_boundary: Option<f64>,
+    /// Frame relay delays (ms) measured since the previous snapshot.
+    pub relay_ms: Vec<f64>,
+    pub capture: Option<Capture>,
+    /// Packet-time "now", seconds: the last packet, the live clock, or
+    /// the replay clock between packets.
+    pub clock: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    /// Records produced since the previous update, in order.
+    pub records: Vec<Record>,
+    pub snapshot: Snapshot,
+}
+
+/// From the main thread to the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Pause or resume a replay.
+    Pause(bool),
+    Quit,
+}
+
+#[derive(Debug, Clone)]
+pub struct FeedOptions {
+    /// `--replay SPEED`: pace packets on the capture's own timeline.
+    pub replay: Option<f64>,
+    /// Wall time between updates.
+    pub update_every: Duration,
+}
+
+impl Default for FeedOptions {
+    fn default() -> FeedOptions {
+        FeedOptions { replay: None, update_every: Duration::from_millis(200) }
+    }
+}
+
+/// Where packets come from, as shown in the header.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceKind {
+    /// `-r`: analysed at full speed.
+    File,
+    /// `-r --replay SPEED`.
+    Replay(f64),
+    /// `-i`.
+    Live,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// File name or interface.
+    pub label: String,
+    pub kind: SourceKind,
+}
+
+/// Opens what the arguments name, before the terminal is taken over, so
+/// errors (missing file, bad filter, no permission) print as usual.
+pub fn open_source(args: &Args) -> Result<(Box<dyn PacketSource + Send>, Source)> {
+    if let Some(speed) = args.replay
+        && !(speed.is_finite() && speed > 0.0)
+    {
+        return Err(Error::new(format!("invalid --replay {speed}: expected a speed factor > 0 (1 = real time)")));
+    }
+    if let Some(iface) = args.interface.as_deref() {
+        let src = open_live(args, iface)?;
+        return Ok((src, Source { label: iface.to_string(), kind: SourceKind::Live }));
+    }
+    let Some(path) = args.read.as_deref() else {
+        return Err(Error::new("--tui needs an input: -r FILE or -i IFACE"));
+    };
+    let filter = args.filter();
+    let mut src = FileSource::open(path, filter.as_deref())?;
+    if let Some(n) = args.count {
+        src.set_limit(n);
+    }
+    let kind = match args.replay {
+        Some(speed) => SourceKind::Replay(speed),
+        None => SourceKind::File,
+    };
+    let label = std::path::Path::new(path).file_name().map_or(path.into(), |n| n.to_string_lossy().into_owned());
+    Ok((Box::new(src), Source { label, kind }))
+}
+
+/// The live capture source (docs/live.md, "For the dashboard"). It starts
+/// its own capture thread; dropping it (when the worker ends) stops that
+/// thread and closes the `-w` file. Kernel and queue drops reach the
+/// Overview through `PacketSource::stats`, not stderr.
+fn open_live(args: &Args, iface: &str) -> Result<Box<dyn PacketSource + Send>> {
+    Ok(Box::new(crate::capture::live::open(args, iface)?))
+}
+
+/// Starts the worker thread. Returns its handle and the control channel.
+pub fn spawn(
+    mut pipeline: Pipeline,
+    mut src: Box<dyn PacketSource + Send>,
+    opts: FeedOptions,
+    tx: Sender<UiMsg>,
+) -> Result<(JoinHandle<()>, Sender<Control>)> {
+    let (ctl_tx, ctl_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("wstap-feed".into())
+        .spawn(move || {
+            run(&mut pipeline, src.as_mut(), &opts, &ctl_rx, &mut |m| tx.send(m).is_ok());
+        })
+        .map_err(|e| Error::new(format!("cannot start the analysis thread: {e}")))?;
+    Ok((handle, ctl_tx))
+}
+
+/// Replay pacing: packet `ts` is due at `wall0 + (ts - ts0) / speed`.
+/// Wall time is used only to wait; analysis time stays packet time.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    speed: f64,
+    origin: Option<(Ts, Instant)>,
+}
+
+impl Pacer {
+    pub fn new(speed: f64) -> Pacer {
+        Pacer { speed, origin: None }
+    }
+
+    /// When the packet stamped `ts` is due (the first packet is due now).
+    pub fn due(&mut self, ts: Ts, now: Instant) -> Instant {
+        let (t0, w0) = *self.origin.get_or_insert((ts, now));
+        if ts <= t0 { w0 } else { w0 + Duration::from_secs_f64(ts.since(t0) / self.speed) }
+    }
+
+    /// The capture time the replay has reached at wall time `now`.
+    pub fn clock(&self, now: Instant) -> Option<Ts> {
+        self.origin.map(|(t0, w0)| t0.add_secs(now.saturating_duration_since(w0).as_secs_f64() * self.speed))
+    }
+
+    /// A pause of `d` wall time: everything later moves by `d`.
+    pub fn shift(&mut self, d: Duration) {
+        if let Some((_, w0)) = &mut self.origin {
+            *w0 += d;
+        }
+    }
+}
+
+/// What the control channel asked for.
+enum Ctl {
+    Go,
+    Quit,
+}
+
+/// The worker loop (also run synchronously by tests, without threads).
+/// `emit` returns false when nobody listens any more; the loop then stops.
+pub fn run(
+    p: &mut Pipeline,
+    src: &mut dyn PacketSource,
+    opts: &FeedOptions,
+    ctl: &Receiver<Control>,
+    emit: &mut dyn FnMut(UiMsg) -> bool,
+) {
+    let linktype = src.linktype();
+    let mut out = Keep::default();
+    let mut pacer = opts.replay.map(Pacer::new);
+    let mut clock: Option<Ts> = None;
+    let mut capture: Option<Capture> = None;
+    let mut last_update = Instant::now();
+    let mut n: u64 = 0;
+    let result = loop {
+        n += 1;
+        if (pacer.is_some() || n.is_multiple_of(64)) && matches!(poll_control(ctl, pacer.as_mut(), None), Ctl::Quit) {
+            return;
+        }
+        let next = match src.next_packet() {
+            Ok(next) => next,
+            Err(e) => break Err(e.0),
+        };
+        match next {
+            Next::Packet(pkt) => {
+                if let Some(pc) = pacer.as_mut() {
+                    // Wait until the packet is due, in slices, so updates keep
+                    // flowing (the replay clock moves) and keys are obeyed.
+                    loop {
+                        let now = Instant::now();
+                        let due = pc.due(pkt.ts, now);
+                        if due <= now {
+                            break;
+                        }
+                        let slice = (due - now).min(opts.update_every);
+                        if matches!(poll_control(ctl, Some(pc), Some(slice)), Ctl::Quit) {
+                            return;
+                        }
+                        if last_update.elapsed() >= opts.update_every {
+                            let at = pc.clock(Instant::now()).map(|c| c.min(pkt.ts)).max(clock);
+                            if !send_update(p, &mut out, at, capture.clone(), None, emit) {
+                                return;
+                            }
+                            last_update = Instant::now();
+                        }
+                    }
+                }
+                let missing = pkt.missing();
+                let ts = pkt.ts;
+                p.packet(linktype, ts, pkt.data, missing);
+                clock = clock.max(Some(ts));
+            }
+            Next::Idle(now) => {
+                // A quiet live link: obey a quit now, not 64 ticks later.
+                if matches!(poll_control(ctl, None, None), Ctl::Quit) {
+                    return;
+                }
+                p.idle(now);
+                clock = clock.max(Some(now));
+            }
+            Next::End => break Ok(None),
+            Next::Truncated(msg) => {
+                p.stats.truncated = true;
+                break Ok(Some(msg));
+            }
+        }
+        if p.drain_to(&mut out).is_err() {
+            return;
+        }
+        if last_update.elapsed() >= opts.update_every {
+            capture = src.stats();
+            if !send_update(p, &mut out, clock, capture.clone(), None, emit) {
+                return;
+            }
+            last_update = Instant::now();
+        }
+    };
+    let summary = match &result {
+        Ok(_) => {
+            let mut s = p.finish();
+            s.capture = src.stats();
+            Some(s)
+        }
+        Err(_) => None,
+    };
+    let capture = src.stats().or(capture);
+    if send_update(p, &mut out, clock, capture, summary, emit) {
+        emit(UiMsg::Done(result));
+    }
+}
+
+/// The records the dashboard shows (handshakes, sessions, findings); the
+/// per-message and per-frame lines of `-v` are not copied.
+#[derive(Default)]
+struct Keep(Vec<Record>);
+
+impl Sink for Keep {
+    fn record(&mut self, r: &Record) -> std::io::Result<()> {
+        if matches!(r, Record::Handshake(_) | Record::Session(_) | Record::Finding(_)) {
+            self.0.push(r.clone());
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Drains the pipeline's records and sends them with a snapshot.
+fn send_update(
+    p: &mut Pipeline,
+    out: &mut Keep,
+    clock: Option<Ts>,
+    capture: Option<Capture>,
+    summary: Option<Summary>,
+    emit: &mut dyn FnMut(UiMsg) -> bool,
+) -> bool {
+    let _ = p.drain_to(out);
+    let snapshot = Snapshot {
+        summary: summary.unwrap_or_else(|| p.summary()),
+        sessions: p.analyzer.session_rows(&p.flows),
+        idle_boundary: p.analyzer.idle_boundary(),
+        relay_ms: p.analyzer.take_relay_samples(),
+        capture,
+        clock: clock.map(Ts::secs),
+    };
+    emit(UiMsg::Update(Box::new(Update { records: std::mem::take(&mut out.0), snapshot })))
+}
+
+/// Obeys the control channel: returns `Quit` when asked to stop (or when
+/// the dashboard is gone). A pause blocks here until resumed, moving the
+/// replay timeline by the time spent paused. With `wait`, blocks up to
+/// that long for a message (the replay's sleep).
+fn poll_control(ctl: &Receiver<Control>, mut pacer: Option<&mut Pacer>, wait: Option<Duration>) -> Ctl {
+    let first = match wait {
+        Some(d) => ctl.recv_timeout(d).map_err(|e| e == RecvTimeoutError::Disconnected),
+        None => ctl.try_recv().map_err(|e| e == TryRecvError::Disconnected),
+    };
+    let mut msg = match first {
+        Ok(m) => m,
+        Err(true) => return Ctl::Quit,
+        Err(false) => return Ctl::Go,
+    };
+    loop {
+        match msg {
+            Control::Quit => return Ctl::Quit,
+            Control::Pause(false) => return Ctl::Go,
+            Control::Pause(true) => {
+                let since = Instant::now();
+                loop {
+                    match ctl.recv() {
+                        Ok(Control::Pause(true)) => continue,
+                        Ok(m) => {
+                            msg = m;
+                            break;
+                        }
+                        Err(_) => return Ctl::Quit,
+                    }
+                }
+                if let Some(pc) = pacer.as_deref_mut() {
+                    pc.shift(since.elapsed());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacer_divides_capture_time_by_speed() {
+        let w0 = Instant::now();
+        let mut pc = Pacer::new(2.0);
+        let t0 = Ts::from_secs_f64(100.0);
+        assert_eq!(pc.due(t0, w0), w0);
+        assert_eq!(pc.due(Ts::from_secs_f64(104.0), w0), w0 + Duration::from_secs(2));
+        // Out-of-order packets (merged captures) are due at once.
+        assert_eq!(pc.due(Ts::from_secs_f64(99.0), w0), w0);
+        assert_eq!(pc.clock(w0 + Duration::from_secs(3)), Some(Ts::from_secs_f64(106.0)));
+        pc.shift(Duration::from_secs(10));
+        assert_eq!(pc.due(Ts::from_secs_f64(104.0), w0), w0 + Duration::from_secs(12));
+    }
+
+    #[test]
+    fn pause_then_quit_is_obeyed() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        tx.send(Control::Pause(true)).unwrap();
+        tx.send(Control::Quit).unwrap();
+        assert!(matches!(poll_control(&rx, None, None), Ctl::Quit));
+        tx.send(Control::Pause(true)).unwrap();
+        tx.send(Control::Pause(false)).unwrap();
+        assert!(matches!(poll_control(&rx, None, None), Ctl::Go));
+        drop(tx);
+        assert!(matches!(poll_control(&rx, None, None), Ctl::Quit));
+    }
+}

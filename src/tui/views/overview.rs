@@ -1,0 +1,197 @@
+//! Overview: traffic, handshakes by outcome, the upgrade success rate over
+//! time, open sessions, findings by kind, capture drops.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Sparkline, SparklineBar};
+
+use crate::detect::Severity;
+use crate::tui::app::App;
+use crate::tui::feed::SourceKind;
+use crate::tui::ui::{AMBER, fmt_bytes, fmt_count, fmt_secs, fmt_timeout, fmt_tod, severity_label, severity_style};
+
+pub fn render(f: &mut Frame, app: &App, area: Rect) {
+    let [top, spark, bottom] =
+        Layout::vertical([Constraint::Length(8), Constraint::Length(5), Constraint::Min(4)]).areas(area);
+    let [traffic, hs] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
+    let [sess, kinds] = Layout::horizontal([Constraint::Length(30), Constraint::Min(20)]).areas(bottom);
+    f.render_widget(traffic_box(app), traffic);
+    f.render_widget(handshakes_box(app), hs);
+    render_sparkline(f, app, spark);
+    f.render_widget(sessions_box(app), sess);
+    f.render_widget(kinds_box(app, kinds.height.saturating_sub(2) as usize), kinds);
+}
+
+fn label(s: &str) -> Span<'static> {
+    Span::styled(format!("{s:<12}"), Style::new().fg(Color::DarkGray))
+}
+
+fn traffic_box(app: &App) -> Paragraph<'static> {
+    let s = &app.snap.summary;
+    let r = &s.reassembly;
+    let drops = match (&app.snap.capture, &app.source.kind) {
+        (Some(c), _) => {
+            let n = |v: Option<u64>| v.map_or("-".to_string(), fmt_count);
+            let dropped =
+                c.dropped_kernel.unwrap_or(0) + c.dropped_interface.unwrap_or(0) + c.dropped_queue.unwrap_or(0);
+            let style =
+                if dropped > 0 { Style::new().fg(Color::Red).add_modifier(Modifier::BOLD) } else { Style::new() };
+            Span::styled(
+                format!("kernel {}  if {}  queue {}", n(c.dropped_kernel), n(c.dropped_interface), n(c.dropped_queue)),
+                style,
+            )
+        }
+        (None, SourceKind::Live) => Span::raw("-"),
+        (None, _) => Span::styled("none (file)", Style::new().fg(Color::DarkGray)),
+    };
+    let time = match (s.first_ts, s.last_ts) {
+        (Some(a), Some(b)) => format!("{} +{}", fmt_tod(a), fmt_secs(b - a)),
+        _ => "-".into(),
+    };
+    let lines = vec![
+        Line::from(vec![label("Packets"), Span::raw(format!("{} ({})", fmt_count(s.packets), fmt_bytes(s.bytes)))]),
+        Line::from(vec![
+            label("TCP packets"),
+            Span::raw(format!("{:<9}", fmt_count(s.tcp_packets))),
+            Span::styled("flows ", Style::new().fg(Color::DarkGray)),
+            Span::raw(fmt_count(s.flows)),
+        ]),
+        Line::from(vec![label("HTTP reqs"), Span::raw(fmt_count(s.http_requests))]),
+        Line::from(vec![
+            label("Reassembly"),
+            Span::styled(
+                format!("{} gaps  {} retrans", fmt_count(r.gaps), fmt_count(r.retransmits)),
+                if r.gaps > 0 { Style::new().fg(AMBER) } else { Style::new() },
+            ),
+        ]),
+        Line::from(vec![label("Drops"), drops]),
+        Line::from(vec![label("Time"), Span::raw(time)]),
+    ];
+    Paragraph::new(lines).block(Block::bordered().title(" Traffic "))
+}
+
+fn handshakes_box(app: &App) -> Paragraph<'static> {
+    let h = &app.snap.summary.handshakes;
+    let row = |name: &str, n: u64, bad: Option<Color>| {
+        let style = match bad {
+            Some(c) if n > 0 => Style::new().fg(c).add_modifier(Modifier::BOLD),
+            _ => Style::new(),
+        };
+        Line::from(vec![label(name), Span::styled(fmt_count(n), style)])
+    };
+    let rate = if h.total > 0 {
+        let pct = h.upgraded as f64 * 100.0 / h.total as f64;
+        let c = if pct >= 99.0 {
+            Color::Green
+        } else if pct >= 90.0 {
+            AMBER
+        } else {
+            Color::Red
+        };
+        Span::styled(format!("{pct:.1}%"), Style::new().fg(c).add_modifier(Modifier::BOLD))
+    } else {
+        Span::raw("-")
+    };
+    let lines = vec![
+        Line::from(vec![label("Total"), Span::raw(fmt_count(h.total))]),
+        row("Upgraded", h.upgraded, Some(Color::Green)),
+        row("Rejected", h.rejected, Some(Color::Red)),
+        row("Failed", h.failed, Some(Color::Red)),
+        row("Incomplete", h.incomplete, Some(AMBER)),
+        Line::from(vec![label("Success"), rate]),
+    ];
+    Paragraph::new(lines).block(Block::bordered().title(" Handshakes "))
+}
+
+fn render_sparkline(f: &mut Frame, app: &App, area: Rect) {
+    let width = area.width.saturating_sub(2) as usize;
+    let bucket = app.success_bucket(width);
+    let series = app.success_series(bucket, width);
+    let latest = series.iter().rev().flatten().next().copied();
+    let per = fmt_secs(bucket as f64);
+    let title = match latest {
+        Some(v) => format!(" Upgrade success rate, % per {per} · latest {v}% "),
+        None => format!(" Upgrade success rate, % per {per} · no handshakes yet "),
+    };
+    // Heights are pad + percent, so a bucket at 0% still shows a (red)
+    // bar of one eighth of a row; buckets without handshakes stay empty.
+    let rows = u64::from(area.height.saturating_sub(2).max(1));
+    let pad = 100u64.div_ceil(8 * rows - 1) + 1;
+    let bars: Vec<SparklineBar> = series
+        .iter()
+        .map(|v| {
+            let color = match v {
+                Some(p) if *p >= 99 => Color::Green,
+                Some(p) if *p >= 90 => AMBER,
+                _ => Color::Red,
+            };
+            SparklineBar::from(v.map(|p| p + pad)).style(Some(Style::new().fg(color)))
+        })
+        .collect();
+    let spark = Sparkline::default()
+        .data(bars)
+        .max(100 + pad)
+        .absent_value_symbol("·")
+        .absent_value_style(Style::new().fg(Color::DarkGray))
+        .block(Block::bordered().title(title));
+    f.render_widget(spark, area);
+}
+
+fn sessions_box(app: &App) -> Paragraph<'static> {
+    let s = &app.snap.summary;
+    let boundary = match app.snap.idle_boundary {
+        Some(b) => fmt_timeout(b),
+        None => format!("{} (default)", fmt_timeout(app.boundary_s)),
+    };
+    let warn = |n: usize, c: Color| {
+        if n > 0 { Style::new().fg(c).add_modifier(Modifier::BOLD) } else { Style::new() }
+    };
+    let lines = vec![
+        Line::from(vec![label("Open"), Span::raw(fmt_count(app.open_session_count() as u64))]),
+        Line::from(vec![label("Ended"), Span::raw(fmt_count(s.sessions))]),
+        Line::from(vec![label("Idle ≥75%"), Span::styled(app.idle_amber.to_string(), warn(app.idle_amber, AMBER))]),
+        Line::from(vec![label("Idle ≥90%"), Span::styled(app.idle_red.to_string(), warn(app.idle_red, Color::Red))]),
+        Line::from(vec![label("Timeout"), Span::raw(boundary)]),
+    ];
+    Paragraph::new(lines).block(Block::bordered().title(" WebSocket sessions "))
+}
+
+fn kinds_box(app: &App, rows: usize) -> Paragraph<'static> {
+    let mut kinds: Vec<(&'static str, u64, Severity)> = app
+        .snap
+        .summary
+        .findings
+        .iter()
+        .map(|(k, n)| (*k, *n, app.kind_severity.get(k).copied().unwrap_or(Severity::Info)))
+        .collect();
+    // Kinds the view has seen but the summary does not count yet.
+    for g in &app.groups {
+        if !kinds.iter().any(|k| k.0 == g.kind) {
+            let n = app.groups.iter().filter(|x| x.kind == g.kind).map(|x| x.count).sum();
+            kinds.push((g.kind, n, app.kind_severity.get(g.kind).copied().unwrap_or(g.severity)));
+        }
+    }
+    kinds.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(b.0)));
+    let mut lines: Vec<Line> = if kinds.is_empty() {
+        vec![Line::styled("No findings.", Style::new().fg(Color::Green))]
+    } else {
+        kinds
+            .iter()
+            .take(rows.max(1))
+            .map(|(k, n, sev)| {
+                Line::from(vec![
+                    Span::styled(severity_label(*sev), severity_style(*sev)),
+                    Span::raw(format!(" {:>6}  ", fmt_count(*n))),
+                    Span::raw(k.to_string()),
+                ])
+            })
+            .collect()
+    };
+    if kinds.len() > rows && rows > 0 {
+        lines.truncate(rows - 1);
+        lines.push(Line::styled(format!("… {} more kinds (2: Findings)", kinds.len() + 1 - rows), Style::new()));
+    }
+    Paragraph::new(lines).block(Block::bordered().title(" Findings by kind "))
+}
