@@ -101,6 +101,8 @@ pub struct LiveConfig {
     pub write: Option<Rotation>,
     pub user: Option<User>,
     pub queue_bytes: usize,
+    /// `--immediate-mode`: libpcap's immediate mode (one wakeup per packet).
+    pub immediate: bool,
 }
 
 impl LiveConfig {
@@ -163,6 +165,7 @@ impl LiveConfig {
             write,
             user,
             queue_bytes: QUEUE_BYTES,
+            immediate: args.immediate_mode,
         })
     }
 }
@@ -360,7 +363,7 @@ fn open_device(cfg: &LiveConfig) -> Result<(Capture<Active>, Option<Dumper>, Ope
         .map_err(|e| Error::new(format!("{iface}: {}", pcap_msg(&e))))?
         .snaplen(cfg.snaplen)
         .promisc(false)
-        .immediate_mode(false)
+        .immediate_mode(cfg.immediate)
         .timeout(DELIVERY_MS);
     if let Some(b) = cfg.buffer_bytes {
         inactive = inactive.buffer_size(b);

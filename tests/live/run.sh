@@ -191,8 +191,8 @@ PY
 
 # ------------------------------------------------------------ 2. -c and --duration
 
-say "2. -c 20 stops on its own"
-wstap_bg count -i lo -c 20 --json "$FILTER"
+say "2. -c 20 stops on its own (with --immediate-mode, tcpdump's per-packet delivery)"
+wstap_bg count -i lo -c 20 --immediate-mode --json "$FILTER"
 COUNT_PID=$WPID
 client ws "ws://127.0.0.1:$FRONT/ws" --messages 10 --close --group count
 wstap_wait "$COUNT_PID" 10
