@@ -26,7 +26,11 @@ fn add<K: std::hash::Hash + Eq>(m: &mut FxHashMap<K, Vec<TxnId>>, k: K, id: TxnI
     m.entry(k).or_default().push(id);
 }
 
-fn del<K: std::hash::Hash + Eq>(m: &mut FxHashMap<K, Vec<TxnId>>, k: &K, id: TxnId) {
+fn del<K: std::hash::Hash + Eq + std::borrow::Borrow<Q>, Q: std::hash::Hash + Eq + ?Sized>(
+    m: &mut FxHashMap<K, Vec<TxnId>>,
+    k: &Q,
+    id: TxnId,
+) {
     if let Some(v) = m.get_mut(k) {
         if let Some(i) = v.iter().rposition(|&x| x == id) {
             v.swap_remove(i);
@@ -60,23 +64,29 @@ impl OpenIndex {
             return;
         }
         if let Some(k) = t.req.headers.get("sec-websocket-key") {
-            del(&mut self.by_key, &k.to_string(), t.id);
+            del(&mut self.by_key, k, t.id);
         }
         del(&mut self.by_dst_ip, &t.flow.dst.ip, t.id);
         del(&mut self.by_src_ip, &t.flow.src.ip, t.id);
     }
 
+    /// Open requests carrying the same Sec-WebSocket-Key as `child`: when
+    /// one of them pairs, no other candidate can score higher.
+    pub fn same_key(&self, child: &Txn) -> Vec<TxnId> {
+        let key = child.req.headers.get("sec-websocket-key");
+        key.and_then(|k| self.by_key.get(k))
+            .map(|v| v.iter().rev().take(MAX_PER_BUCKET).copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Open requests `child` could have been forwarded from.
     pub fn candidates(&self, child: &Txn) -> Vec<TxnId> {
-        let mut out: Vec<TxnId> = Vec::new();
+        let mut out: Vec<TxnId> = self.same_key(child);
         let mut take = |v: Option<&Vec<TxnId>>| {
             if let Some(v) = v {
                 out.extend(v.iter().rev().take(MAX_PER_BUCKET));
             }
         };
-        if let Some(k) = child.req.headers.get("sec-websocket-key") {
-            take(self.by_key.get(k));
-        }
         take(self.by_dst_ip.get(&child.flow.src.ip));
         for ip in super::pair::forwarded_ips(&child.req) {
             take(self.by_src_ip.get(&ip));

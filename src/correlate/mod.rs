@@ -465,8 +465,14 @@ impl Analyzer {
         if self.roles.is_front(t.flow.dst) {
             return None;
         }
+        // Same key first: a key match outscores any other evidence, so the
+        // wider search is needed only when none pairs.
+        self.best_parent(t, self.open.same_key(t)).or_else(|| self.best_parent(t, self.open.candidates(t)))
+    }
+
+    fn best_parent(&self, t: &Txn, candidates: Vec<TxnId>) -> Option<(TxnId, &'static str)> {
         let mut best: Option<(i32, Ts, TxnId, &'static str)> = None;
-        for pid in self.open.candidates(t) {
+        for pid in candidates {
             let Some(p) = self.txns.get(&pid) else { continue };
             if p.done || self.roles.is_upstream(p.flow.dst) {
                 continue;

@@ -120,15 +120,19 @@ pub struct UpgradeHeaders {
 pub fn upgrade_headers(r: &Request) -> UpgradeHeaders {
     let mut missing = Vec::new();
     let mut mangled = Vec::new();
-    match r.headers.joined("upgrade") {
-        None => missing.push("Upgrade"),
-        Some(v) if !r.headers.has_token("upgrade", "websocket") => mangled.push(("Upgrade".to_string(), v)),
-        _ => {}
+    // Values are only copied out when something is wrong (the usual case
+    // allocates nothing).
+    if !r.headers.has_token("upgrade", "websocket") {
+        match r.headers.joined("upgrade") {
+            None => missing.push("Upgrade"),
+            Some(v) => mangled.push(("Upgrade".to_string(), v)),
+        }
     }
-    match r.headers.joined("connection") {
-        None => missing.push("Connection"),
-        Some(v) if !r.headers.has_token("connection", "upgrade") => mangled.push(("Connection".to_string(), v)),
-        _ => {}
+    if !r.headers.has_token("connection", "upgrade") {
+        match r.headers.joined("connection") {
+            None => missing.push("Connection"),
+            Some(v) => mangled.push(("Connection".to_string(), v)),
+        }
     }
     UpgradeHeaders { missing, mangled }
 }

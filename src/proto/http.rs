@@ -89,13 +89,13 @@ impl WsState {
         let WsState { parsers, act, verbose, .. } = self;
         let verbose = *verbose;
         parsers[dir as usize].feed(data, &mut |frame| {
-            act.frame(ts, dir, &frame);
+            act.frame(ts, dir, frame);
             let ordinal = act.frames[dir as usize];
             if ordinal % RELAY_SAMPLE_EVERY == 0 {
                 out.push(ProtoEvent::RelaySample { dir, ts, ordinal });
             }
             if verbose {
-                out.push(ProtoEvent::Frame { dir, ts, frame });
+                out.push(ProtoEvent::Frame { dir, ts, frame: frame.clone() });
             }
         })
     }

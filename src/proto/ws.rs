@@ -69,15 +69,28 @@ impl Frame {
 pub struct FrameParser {
     hdr: [u8; 14],
     have: usize,
-    /// The frame whose payload is being consumed.
-    cur: Option<Frame>,
+    /// Payload bytes of the current frame still to come.
     left: u64,
+    /// The control frame whose payload is being read (data frame payloads
+    /// are only counted past).
+    ctrl_frame: Option<Frame>,
     mask: [u8; 4],
     /// Control payload kept so far (<= 125 bytes), unmasked.
     ctrl: Vec<u8>,
     ctrl_pos: u64,
     /// A gap hid a frame boundary: the stream can no longer be framed.
     desync: bool,
+}
+
+/// Header length announced by a frame's second byte.
+#[inline]
+fn header_len_of(b1: u8) -> usize {
+    let ext = match b1 & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 }
 }
 
 impl FrameParser {
@@ -91,11 +104,13 @@ impl FrameParser {
 
     /// Consumes stream bytes, calling `emit` for each frame: data frames
     /// when their header is complete, control frames when their payload is.
-    pub fn feed(&mut self, mut data: &[u8], emit: &mut impl FnMut(Frame)) {
+    pub fn feed(&mut self, mut data: &[u8], emit: &mut impl FnMut(&Frame)) {
         while !data.is_empty() && !self.desync {
-            if self.cur.is_some() {
+            if self.left > 0 {
                 let n = (self.left.min(data.len() as u64)) as usize;
-                self.take_payload(&data[..n]);
+                if self.ctrl_frame.is_some() {
+                    self.take_payload(&data[..n]);
+                }
                 data = &data[n..];
                 self.left -= n as u64;
                 if self.left == 0 {
@@ -103,13 +118,23 @@ impl FrameParser {
                 }
                 continue;
             }
+            // A whole header at hand (the usual case): no accumulation.
+            if self.have == 0 && data.len() >= 2 {
+                let hl = header_len_of(data[1]);
+                if data.len() >= hl {
+                    self.hdr[..hl].copy_from_slice(&data[..hl]);
+                    data = &data[hl..];
+                    self.start_frame(emit);
+                    continue;
+                }
+            }
             // Accumulate the header: 2 bytes, then the length it announces.
-            let need = self.header_len();
+            let need = if self.have < 2 { 2 } else { header_len_of(self.hdr[1]) };
             let n = (need - self.have).min(data.len());
             self.hdr[self.have..self.have + n].copy_from_slice(&data[..n]);
             self.have += n;
             data = &data[n..];
-            if self.have < 2 || self.have < self.header_len() {
+            if self.have < 2 || self.have < header_len_of(self.hdr[1]) {
                 continue;
             }
             self.start_frame(emit);
@@ -119,35 +144,20 @@ impl FrameParser {
     /// `n` stream bytes were lost. Inside a payload that is harmless;
     /// anywhere else the frame boundaries are gone.
     pub fn gap(&mut self, n: u32) {
-        if self.cur.is_some() && n as u64 <= self.left {
+        if self.left > 0 && n as u64 <= self.left {
             self.left -= n as u64;
             self.ctrl_pos += n as u64;
             if self.left == 0 {
                 // The frame ended inside the gap; its (control) body is
                 // incomplete, so drop the frame rather than guess.
-                self.cur = None;
-                self.have = 0;
+                self.ctrl_frame = None;
             }
         } else {
             self.desync = true;
         }
     }
 
-    /// Header length implied by the bytes seen so far (2 until known).
-    fn header_len(&self) -> usize {
-        if self.have < 2 {
-            return 2;
-        }
-        let b1 = self.hdr[1];
-        let ext = match b1 & 0x7f {
-            126 => 2,
-            127 => 8,
-            _ => 0,
-        };
-        2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 }
-    }
-
-    fn start_frame(&mut self, emit: &mut impl FnMut(Frame)) {
+    fn start_frame(&mut self, emit: &mut impl FnMut(&Frame)) {
         let h = &self.hdr;
         let masked = h[1] & 0x80 != 0;
         let (len, at) = match h[1] & 0x7f {
@@ -155,6 +165,7 @@ impl FrameParser {
             127 => (u64::from_be_bytes(h[2..10].try_into().unwrap()), 10),
             l => (l as u64, 2),
         };
+        self.have = 0;
         if len >> 63 != 0 {
             // RFC 6455 5.2: the most significant bit MUST be 0.
             self.desync = true;
@@ -165,28 +176,21 @@ impl FrameParser {
         }
         let frame =
             Frame { fin: h[0] & 0x80 != 0, rsv: (h[0] >> 4) & 0x7, opcode: h[0] & 0x0f, masked, len, close: None };
-        self.have = 0;
         self.left = len;
-        self.ctrl.clear();
-        self.ctrl_pos = 0;
         if frame.is_control() {
-            self.cur = Some(frame);
+            self.ctrl.clear();
+            self.ctrl_pos = 0;
+            self.ctrl_frame = Some(frame);
             if len == 0 {
                 self.finish(emit);
             }
         } else {
-            emit(frame.clone());
-            if len > 0 {
-                self.cur = Some(frame);
-            }
+            emit(&frame);
         }
     }
 
     fn take_payload(&mut self, p: &[u8]) {
-        let Some(f) = &self.cur else { return };
-        if !f.is_control() {
-            return;
-        }
+        let Some(f) = &self.ctrl_frame else { return };
         for &b in p {
             if self.ctrl.len() as u64 >= MAX_CONTROL_PAYLOAD {
                 break;
@@ -197,8 +201,9 @@ impl FrameParser {
         }
     }
 
-    fn finish(&mut self, emit: &mut impl FnMut(Frame)) {
-        let Some(mut f) = self.cur.take() else { return };
+    /// End of a frame's payload: control frames are reported now.
+    fn finish(&mut self, emit: &mut impl FnMut(&Frame)) {
+        let Some(mut f) = self.ctrl_frame.take() else { return };
         if f.opcode == opcode::CLOSE {
             f.close = Some(if self.ctrl.len() >= 2 {
                 CloseBody {
@@ -209,9 +214,7 @@ impl FrameParser {
                 CloseBody { code: None, reason: String::new() }
             });
         }
-        if f.is_control() {
-            emit(f);
-        }
+        emit(&f);
     }
 }
 
@@ -247,7 +250,7 @@ mod tests {
         let mut p = FrameParser::new();
         let mut out = Vec::new();
         for c in chunks {
-            p.feed(c, &mut |f| out.push(f));
+            p.feed(c, &mut |f| out.push(f.clone()));
         }
         out
     }
@@ -324,15 +327,15 @@ mod tests {
         let mut p = FrameParser::new();
         let mut out = Vec::new();
         let a = encode(true, 0, opcode::BINARY, None, &[0u8; 1000]);
-        p.feed(&a[..100], &mut |f| out.push(f));
+        p.feed(&a[..100], &mut |f| out.push(f.clone()));
         p.gap(800);
-        p.feed(&a[900..], &mut |f| out.push(f));
-        p.feed(&encode(true, 0, opcode::TEXT, None, b"ok"), &mut |f| out.push(f));
+        p.feed(&a[900..], &mut |f| out.push(f.clone()));
+        p.feed(&encode(true, 0, opcode::TEXT, None, b"ok"), &mut |f| out.push(f.clone()));
         assert_eq!(out.len(), 2);
         assert!(!p.desynced());
         p.gap(1);
         assert!(p.desynced());
-        p.feed(&encode(true, 0, opcode::TEXT, None, b"ok"), &mut |f| out.push(f));
+        p.feed(&encode(true, 0, opcode::TEXT, None, b"ok"), &mut |f| out.push(f.clone()));
         assert_eq!(out.len(), 2);
     }
 
