@@ -137,6 +137,19 @@ fn parse_endpoint(s: &str) -> Option<Endpoint> {
     Some(Endpoint::new(sa.ip(), sa.port()))
 }
 
+/// A finding about an exchange (its time and path), through `proxy`.
+pub(super) fn about(
+    x: &Exchange<'_>,
+    proxy: Proxy,
+    kind: &'static str,
+    severity: Severity,
+    flows: Vec<String>,
+    message: String,
+    detail: Value,
+) -> Finding {
+    finding(kind, severity, x.ts, flows, Some(x.path), message, proxy, None, detail)
+}
+
 pub(super) fn flows(ts: &[Option<&Txn>]) -> Vec<String> {
     ts.iter().flatten().map(|t| t.flow.to_string()).collect()
 }

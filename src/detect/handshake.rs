@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::diagnosis::{Diagnosis, finding, flows};
+use super::diagnosis::{Diagnosis, about, flows};
 use super::evidence::{self, complete_upgrade, expected_accept, upgrade_headers};
 use super::proxy::Proxy;
 use super::{Finding, Severity};
@@ -99,8 +99,7 @@ impl Diagnosis {
                 d["mangled"] =
                     json!(uh.mangled.iter().map(|(n, v)| json!({"header": n, "value": v})).collect::<Vec<_>>());
                 d["backend_status"] = json!(u.status());
-                let f =
-                    finding("upgrade-stripped", Severity::Error, x.ts, fl.clone(), Some(x.path), msg, proxy, None, d);
+                let f = about(x, proxy, "upgrade-stripped", Severity::Error, fl.clone(), msg, d);
                 self.stripped(f, front, out);
             }
         } else if c.from.is_none() {
@@ -115,7 +114,7 @@ impl Diagnosis {
             );
             let mut d = self.detail(x);
             d["backend_status"] = json!(u.status());
-            out.push(finding("upstream-http10", Severity::Error, x.ts, fl.clone(), Some(x.path), msg, proxy, None, d));
+            out.push(about(x, proxy, "upstream-http10", Severity::Error, fl.clone(), msg, d));
         }
         // What happened upstream, and what the client got for it.
         match (u.status(), u.end) {
@@ -126,17 +125,7 @@ impl Diagnosis {
                         x.path,
                         status_word(c)
                     );
-                    out.push(finding(
-                        "upgrade-failed",
-                        Severity::Error,
-                        x.ts,
-                        fl,
-                        Some(x.path),
-                        msg,
-                        proxy,
-                        None,
-                        self.detail(x),
-                    ));
+                    out.push(about(x, proxy, "upgrade-failed", Severity::Error, fl, msg, self.detail(x)));
                 }
             }
             (Some(s), _) => {
@@ -150,17 +139,7 @@ impl Diagnosis {
                     let mut d = self.detail(x);
                     d["status"] = json!(s);
                     d["origin"] = json!(self.redact.opt_header("origin", u.req.headers.get("origin")));
-                    out.push(finding(
-                        "handshake-rejected",
-                        Severity::Warning,
-                        x.ts,
-                        fl,
-                        Some(x.path),
-                        msg,
-                        proxy,
-                        None,
-                        d,
-                    ));
+                    out.push(about(x, proxy, "handshake-rejected", Severity::Warning, fl, msg, d));
                 }
             }
             (None, Some((_, TxnEnd::ServerClosed | TxnEnd::ServerReset))) => {
@@ -175,17 +154,7 @@ impl Diagnosis {
                     x.path,
                     status_word(c)
                 );
-                out.push(finding(
-                    "upstream-premature-close",
-                    Severity::Error,
-                    x.ts,
-                    fl,
-                    Some(x.path),
-                    msg,
-                    proxy,
-                    None,
-                    self.detail(x),
-                ));
+                out.push(about(x, proxy, "upstream-premature-close", Severity::Error, fl, msg, self.detail(x)));
             }
             (None, _) => {
                 let gave_up = c.failed() || c.status().is_some_and(|s| s >= 500 || s == 408);
@@ -199,7 +168,7 @@ impl Diagnosis {
                     );
                     let mut d = self.detail(x);
                     d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
-                    out.push(finding("upstream-timeout", Severity::Error, x.ts, fl, Some(x.path), msg, proxy, None, d));
+                    out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
                 }
             }
         }
@@ -263,7 +232,7 @@ impl Diagnosis {
             );
             let mut fl = fl;
             fl.extend(x.attempts.iter().map(|a| a.flow.to_string()));
-            out.push(finding("upstream-connect-failed", Severity::Error, x.ts, fl, Some(x.path), msg, proxy, None, d));
+            out.push(about(x, proxy, "upstream-connect-failed", Severity::Error, fl, msg, d));
             return;
         }
         let proxied = x.front_known || proxy != Proxy::Unknown;
@@ -275,17 +244,7 @@ impl Diagnosis {
                 x.path,
                 status_word(c)
             );
-            out.push(finding(
-                "upgrade-failed",
-                Severity::Error,
-                x.ts,
-                fl,
-                Some(x.path),
-                msg,
-                proxy,
-                None,
-                self.detail(x),
-            ));
+            out.push(about(x, proxy, "upgrade-failed", Severity::Error, fl, msg, self.detail(x)));
         } else if let Some(s) = c.status().filter(|_| complete_upgrade(&c.req)) {
             let msg = format!(
                 "the server at {} refused the upgrade for {} with {} (only this hop is visible; the request was complete)",
@@ -295,7 +254,7 @@ impl Diagnosis {
             );
             let mut d = self.detail(x);
             d["status"] = json!(s);
-            out.push(finding("handshake-rejected", Severity::Warning, x.ts, fl, Some(x.path), msg, proxy, None, d));
+            out.push(about(x, proxy, "handshake-rejected", Severity::Warning, fl, msg, d));
         }
     }
 
@@ -311,17 +270,7 @@ impl Diagnosis {
                 u.flow.dst,
                 backend_did(u)
             );
-            out.push(finding(
-                "upstream-http10",
-                Severity::Error,
-                x.ts,
-                fl.clone(),
-                Some(x.path),
-                msg,
-                proxy,
-                None,
-                self.detail(x),
-            ));
+            out.push(about(x, proxy, "upstream-http10", Severity::Error, fl.clone(), msg, self.detail(x)));
         }
         match (u.status(), u.end) {
             (Some(s), _) if s != 101 && complete_upgrade(&u.req) => {
@@ -333,24 +282,14 @@ impl Diagnosis {
                 );
                 let mut d = self.detail(x);
                 d["status"] = json!(s);
-                out.push(finding("handshake-rejected", Severity::Warning, x.ts, fl, Some(x.path), msg, proxy, None, d));
+                out.push(about(x, proxy, "handshake-rejected", Severity::Warning, fl, msg, d));
             }
             (None, Some((_, TxnEnd::ServerClosed | TxnEnd::ServerReset))) => {
                 let msg = format!(
                     "the backend at {} closed the connection before answering {} {}",
                     u.flow.dst, u.req.method, x.path
                 );
-                out.push(finding(
-                    "upstream-premature-close",
-                    Severity::Error,
-                    x.ts,
-                    fl,
-                    Some(x.path),
-                    msg,
-                    proxy,
-                    None,
-                    self.detail(x),
-                ));
+                out.push(about(x, proxy, "upstream-premature-close", Severity::Error, fl, msg, self.detail(x)));
             }
             _ => {}
         }
@@ -383,17 +322,7 @@ impl Diagnosis {
         let mut d = self.detail(x);
         d["missing"] = json!(h.missing);
         d["mangled"] = json!(h.mangled.iter().map(|(n, v)| json!({"header": n, "value": v})).collect::<Vec<_>>());
-        out.push(finding(
-            "upgrade-headers-missing",
-            Severity::Error,
-            x.ts,
-            flows(&[Some(t)]),
-            Some(x.path),
-            msg,
-            proxy,
-            None,
-            d,
-        ));
+        out.push(about(x, proxy, "upgrade-headers-missing", Severity::Error, flows(&[Some(t)]), msg, d));
     }
 
     /// The client hop was TLS (or said so) but the forwarded request does
@@ -418,17 +347,7 @@ impl Diagnosis {
             if let Some(tf) = x.tls_front {
                 fl.insert(0, tf.flow.to_string());
             }
-            out.push(finding(
-                "forwarded-proto-missing",
-                Severity::Warning,
-                x.ts,
-                fl,
-                Some(x.path),
-                msg,
-                proxy,
-                None,
-                self.detail(x),
-            ));
+            out.push(about(x, proxy, "forwarded-proto-missing", Severity::Warning, fl, msg, self.detail(x)));
         }
     }
 
@@ -481,17 +400,7 @@ impl Diagnosis {
         d["expected"] = json!(want);
         d["received"] = json!(got);
         d["hop"] = json!(t.flow.to_string());
-        out.push(finding(
-            "bad-accept",
-            Severity::Error,
-            x.ts,
-            flows(&[x.client, x.upstream]),
-            Some(x.path),
-            msg,
-            proxy,
-            None,
-            d,
-        ));
+        out.push(about(x, proxy, "bad-accept", Severity::Error, flows(&[x.client, x.upstream]), msg, d));
     }
 }
 
