@@ -180,6 +180,8 @@ pub struct Analyzer {
 }
 
 const ATTEMPT_MEMORY_S: f64 = 120.0;
+/// Relay samples waiting for their other hop, at most.
+const MAX_RELAY_PENDING: usize = 10_000;
 
 impl Analyzer {
     pub fn new(cfg: Config, detectors: Detectors) -> Analyzer {
@@ -297,7 +299,7 @@ impl Analyzer {
                 }
             }
             _ => {
-                if self.relay_pending.len() >= 100_000 {
+                if self.relay_pending.len() >= MAX_RELAY_PENDING {
                     self.relay_pending.clear();
                 }
                 self.relay_pending.insert(key, (conn, ts));
@@ -845,6 +847,8 @@ impl Analyzer {
                 self.ws.remove(&conn);
             }
         }
+        // A relay sample whose copy did not come within seconds never will.
+        self.relay_pending.retain(|_, (_, t)| now.since(*t) < 10.0);
         self.detectors.on_tick(now, open, &mut self.findings);
         self.flush_findings();
     }

@@ -35,7 +35,7 @@ impl UpstreamSpec {
 }
 
 /// Endpoints remembered per role at most.
-const MAX_LEARNED: usize = 10_000;
+const MAX_LEARNED: usize = 1024;
 
 #[derive(Debug, Default, Clone)]
 pub struct Roles {

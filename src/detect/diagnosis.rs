@@ -28,7 +28,7 @@ pub struct DiagnosisConfig {
 
 /// Fronts remembered (recognised proxy, intact paths) at most: bounded
 /// memory whatever the capture holds.
-pub(super) const MAX_REMEMBERED: usize = 10_000;
+pub(super) const MAX_REMEMBERED: usize = 1024;
 
 pub struct Diagnosis {
     pub(super) redact: Redactor,

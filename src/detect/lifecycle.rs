@@ -42,6 +42,8 @@ const LEARN_WAIT_S: f64 = 300.0;
 const MASS_MIN: usize = 3;
 /// Abnormal closes sharing an idle time that make a learned boundary.
 const LEARN_MIN: usize = 3;
+/// Sessions with heartbeats kept for the end-of-capture race check.
+const MAX_SURVIVORS: usize = 1000;
 
 /// Timer granularity and scheduling slack allowed around a boundary.
 pub fn tolerance(b: f64) -> f64 {
@@ -157,7 +159,7 @@ impl Lifecycle {
         };
         if abnormal {
             self.pending.push(e);
-        } else if e.heartbeat.is_some() && self.heartbeats.len() < 10_000 {
+        } else if e.heartbeat.is_some() && self.heartbeats.len() < MAX_SURVIVORS {
             self.heartbeats.push(e);
         }
     }
