@@ -203,3 +203,39 @@ fn broken_pipe_is_not_an_error() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Classic pcap files are read by wstap's own record reader; standard input
+/// (and pcapng) by libpcap. Both must give the same output, byte for byte.
+#[test]
+fn own_pcap_reader_agrees_with_libpcap() {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(root().join("captures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .collect();
+    for dir in ["zeek", "suricata", "arkime", "ndpi"] {
+        files.extend(std::fs::read_dir(root().join("tests/data/peers").join(dir)).unwrap().map(|e| e.unwrap().path()));
+    }
+    files.retain(|p| p.extension().is_some_and(|x| x == "pcap"));
+    assert!(files.len() > 40);
+    for f in files {
+        let direct = wstap(&["-r", f.to_str().unwrap(), "--json", "-vv"]);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wstap"))
+            .args(["-r", "-", "--json", "-vv"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let bytes = std::fs::read(&f).unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || stdin.write_all(&bytes));
+        let piped = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(direct.status.success() && piped.status.success(), "{}", f.display());
+        assert!(direct.stdout == piped.stdout, "{}: own reader and libpcap differ", f.display());
+    }
+    // With a filter, both paths select the same packets.
+    let c = capture("nginx-healthy");
+    let a = records_of(&c, &["tcp", "port", "18081"]);
+    assert_eq!(summary(&a)["handshakes"]["total"], 3);
+}

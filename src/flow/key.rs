@@ -5,10 +5,26 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Endpoint {
     pub ip: IpAddr,
     pub port: u16,
+}
+
+/// One word per IPv4 endpoint (the flow table hashes two per packet).
+impl std::hash::Hash for Endpoint {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self.ip {
+            IpAddr::V4(a) => state.write_u64((a.to_bits() as u64) << 16 | self.port as u64),
+            IpAddr::V6(a) => {
+                let b = a.to_bits();
+                state.write_u64((b >> 64) as u64);
+                state.write_u64(b as u64 ^ (1 << 63));
+                state.write_u16(self.port);
+            }
+        }
+    }
 }
 
 impl Endpoint {

@@ -85,36 +85,29 @@ impl FlowTable {
     pub fn packet(&mut self, ts: Ts, seg: &Segment<'_>, out: &mut Vec<Event>) {
         self.expire(ts, out);
         let key = canonical(seg);
-        let reused = match self.map.get_mut(&key) {
-            Some(conn) => {
-                if conn.is_reused_by(seg) {
-                    conn.close(ts, EndReason::Closed, out);
-                    true
-                } else {
-                    false
+        // The common case, one lookup: a packet of a known connection.
+        if let Some(conn) = self.map.get_mut(&key) {
+            if !conn.is_reused_by(seg) {
+                let was_closed = conn.is_closed();
+                conn.segment(ts, seg, out);
+                if !was_closed && conn.is_closed() {
+                    self.closing.push_back((ts, key, conn.id));
                 }
-            }
-            None => {
-                if seg.has(flags::RST) || (seg.payload.is_empty() && !seg.has(flags::SYN) && !seg.has(flags::FIN)) {
-                    self.stats.strays += 1;
-                    return;
-                }
-                if !self.create(ts, seg, key) {
-                    return;
-                }
-                false
-            }
-        };
-        if reused {
-            self.remove(&key);
-            if !self.create(ts, seg, key) {
                 return;
             }
+            // A new connection on the same 4-tuple.
+            conn.close(ts, EndReason::Closed, out);
+            self.remove(&key);
+        } else if seg.has(flags::RST) || (seg.payload.is_empty() && !seg.has(flags::SYN) && !seg.has(flags::FIN)) {
+            self.stats.strays += 1;
+            return;
+        }
+        if !self.create(ts, seg, key) {
+            return;
         }
         let Some(conn) = self.map.get_mut(&key) else { return };
-        let was_closed = conn.is_closed();
         conn.segment(ts, seg, out);
-        if !was_closed && conn.is_closed() {
+        if conn.is_closed() {
             self.closing.push_back((ts, key, conn.id));
         }
     }
