@@ -161,10 +161,10 @@ impl FastPcap {
             }
             let data_at = self.start + 16;
             self.start = data_at + caplen;
-            if let Some(f) = &self.filter {
-                if !f.filter(&self.buf[data_at..data_at + caplen]) {
-                    continue;
-                }
+            if let Some(f) = &self.filter
+                && !f.filter(&self.buf[data_at..data_at + caplen])
+            {
+                continue;
             }
             let usec = if self.nanos { frac / 1000 } else { frac };
             return Ok(Next::Packet(RawPacket {
