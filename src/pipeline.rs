@@ -67,8 +67,10 @@ impl Pipeline {
                 self.flows.expire(self.now, &mut self.events);
             }
         }
-        for ev in self.events.drain(..) {
-            self.analyzer.event(ev);
+        if !self.events.is_empty() {
+            for ev in self.events.drain(..) {
+                self.analyzer.event(ev);
+            }
         }
         self.tick();
     }
@@ -102,6 +104,9 @@ impl Pipeline {
 
     /// Hands produced records to the sink.
     pub fn drain_to(&mut self, sink: &mut dyn Sink) -> std::io::Result<()> {
+        if !self.analyzer.has_output() {
+            return Ok(());
+        }
         for r in self.analyzer.drain() {
             sink.record(&r)?;
         }

@@ -105,13 +105,28 @@ impl FastPcap {
         Ok(Some(FastPcap { file, buf: vec![0; FAST_BUF], start: 0, end: 0, eof: false, swapped, nanos, filter: None }))
     }
 
-    fn u32_at(&self, at: usize) -> u32 {
-        let b = [self.buf[at], self.buf[at + 1], self.buf[at + 2], self.buf[at + 3]];
-        if self.swapped { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+    /// A record header: seconds, fraction, captured and original length.
+    #[inline]
+    fn header_at(&self, at: usize) -> [u32; 4] {
+        let h: &[u8; 16] = self.buf[at..at + 16].try_into().expect("16 bytes");
+        let w = |i: usize| {
+            let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+            if self.swapped { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+        };
+        [w(0), w(4), w(8), w(12)]
     }
 
     /// Makes `n` bytes available at `start`; false when the file ends first.
+    #[inline]
     fn fill(&mut self, n: usize) -> Result<bool> {
+        if self.end - self.start >= n {
+            return Ok(true);
+        }
+        self.refill(n)
+    }
+
+    #[cold]
+    fn refill(&mut self, n: usize) -> Result<bool> {
         while self.end - self.start < n {
             if self.eof {
                 return Ok(false);
@@ -145,11 +160,8 @@ impl FastPcap {
                     "truncated dump file; tried to read 16 header bytes, only got {got}"
                 )));
             }
-            let h = self.start;
-            let sec = self.u32_at(h) as i64;
-            let frac = self.u32_at(h + 4) as i64;
-            let caplen = self.u32_at(h + 8) as usize;
-            let orig_len = self.u32_at(h + 12);
+            let [sec, frac, caplen, orig_len] = self.header_at(self.start);
+            let (sec, frac, caplen) = (sec as i64, frac as i64, caplen as usize);
             if caplen > MAX_RECORD {
                 return Err(Error::new(format!("invalid packet capture length {caplen}: the file is damaged")));
             }

@@ -215,6 +215,10 @@ impl Analyzer {
         }
     }
 
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// Records produced so far (drained by the pipeline into sinks).
     pub fn drain(&mut self) -> std::vec::Drain<'_, Record> {
         self.out.drain(..)

@@ -54,6 +54,8 @@ pub struct FlowTable {
     closing: VecDeque<(Ts, Key, u64)>,
     next_id: u64,
     next_sweep: Option<Ts>,
+    /// Nothing to expire before this packet time.
+    next_due: Ts,
     limits: Limits,
     pub stats: FlowStats,
 }
@@ -67,6 +69,7 @@ impl FlowTable {
             closing: VecDeque::new(),
             next_id: 1,
             next_sweep: None,
+            next_due: Ts(i64::MIN),
             limits,
             stats: FlowStats::default(),
         }
@@ -92,6 +95,7 @@ impl FlowTable {
                 conn.segment(ts, seg, out);
                 if !was_closed && conn.is_closed() {
                     self.closing.push_back((ts, key, conn.id));
+                    self.next_due = self.next_due.min(ts.add_secs(self.limits.linger_s));
                 }
                 return;
             }
@@ -109,6 +113,7 @@ impl FlowTable {
         conn.segment(ts, seg, out);
         if conn.is_closed() {
             self.closing.push_back((ts, key, conn.id));
+            self.next_due = self.next_due.min(ts.add_secs(self.limits.linger_s));
         }
     }
 
@@ -133,7 +138,20 @@ impl FlowTable {
 
     /// Expires connections by packet time: lingering closed ones, idle ones
     /// and unanswered SYNs.
+    #[inline]
     pub fn expire(&mut self, now: Ts, out: &mut Vec<Event>) {
+        if now < self.next_due {
+            return;
+        }
+        self.expire_due(now, out);
+        let linger_end = self.closing.front().map(|c| c.0.add_secs(self.limits.linger_s));
+        self.next_due = match (linger_end, self.next_sweep) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(now),
+        };
+    }
+
+    fn expire_due(&mut self, now: Ts, out: &mut Vec<Event>) {
         while let Some(&(t, key, id)) = self.closing.front() {
             if now.0 - t.0 < (self.limits.linger_s * 1e6) as i64 {
                 break;
