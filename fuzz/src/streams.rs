@@ -10,7 +10,8 @@
 //!         bits 3-4  front port: 80, 8080, 443, 3000
 //!         bit 5     client ISNs a few bytes below 2^32 (wraparound)
 //!         bit 6     server ISNs likewise
-//!         bit 7     `--front PORT --upstream 10.0.0.3:3000` given
+//!         bit 7     the operator's hints: `--front PORT --upstream
+//!                   10.0.0.3:3000 --timeout 60 --proxy nginx`
 //! step    [ctl u8][flags u8][dt u8][fields the modes ask for][payload]
 //!   ctl   bit 0     direction: 0 client->server, 1 server->client
 //!         bits 1-2  sequence: 0 next byte (SYN: the ISN), 1 next + i16,
@@ -303,6 +304,8 @@ pub fn run_printing(data: &[u8], print: bool) {
     if opts & 0x80 != 0 {
         args.front = vec![front];
         args.upstream = vec![format!("10.0.0.3:{BACKEND_PORT}")];
+        args.timeouts = vec![60.0];
+        args.proxy = Some(wstap::cli::ProxyKind::Nginx);
     }
     let mut p = wstap::app::build_pipeline(&args).expect("the target's arguments are valid");
     let mut out = Output::new(verbose, print);
