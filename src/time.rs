@@ -24,18 +24,19 @@ impl Ts {
         self.0 as f64 / 1e6
     }
 
-    /// `self - earlier` in seconds.
+    /// `self - earlier` in seconds. Saturating, as is all arithmetic on
+    /// `Ts`: a damaged pcapng can carry any 64-bit time.
     pub fn since(self, earlier: Ts) -> f64 {
-        (self.0 - earlier.0) as f64 / 1e6
+        self.0.saturating_sub(earlier.0) as f64 / 1e6
     }
 
     /// `self - earlier` in milliseconds.
     pub fn millis_since(self, earlier: Ts) -> f64 {
-        (self.0 - earlier.0) as f64 / 1e3
+        self.0.saturating_sub(earlier.0) as f64 / 1e3
     }
 
     pub fn add_secs(self, s: f64) -> Ts {
-        Ts(self.0 + (s * 1e6) as i64)
+        Ts(self.0.saturating_add((s * 1e6) as i64))
     }
 
     /// Time of day, `HH:MM:SS.ffffff` in UTC, as tcpdump prints it (tcpdump
@@ -76,6 +77,27 @@ mod tests {
         let t = Ts::from_timeval(1_700_000_000, 42);
         assert_eq!(t.time_of_day().to_string(), "22:13:20.000042");
         assert_eq!(Ts(0).time_of_day().to_string(), "00:00:00.000000");
+    }
+
+    /// Fuzz crash (pipeline target, minimised input `fd ff ff`): one
+    /// packet stamped `i64::MAX` overflowed `add_secs` in the flow
+    /// table's expiry; a packet at `i64::MIN` then one at 0 overflowed
+    /// `since`.
+    #[test]
+    fn extreme_timestamps_saturate() {
+        assert_eq!(Ts(i64::MAX).add_secs(10.0), Ts(i64::MAX));
+        assert_eq!(Ts(i64::MIN).add_secs(-10.0), Ts(i64::MIN));
+        assert_eq!(Ts(i64::MAX).since(Ts(i64::MIN)), i64::MAX as f64 / 1e6);
+        assert_eq!(Ts(i64::MIN).millis_since(Ts(i64::MAX)), i64::MIN as f64 / 1e3);
+        let args = crate::cli::Args { read: Some("-".into()), verbose: 1, ..Default::default() };
+        let mut p = crate::app::build_pipeline(&args).unwrap();
+        let syn = crate::decode::ip::tests::ipv4_tcp([1, 1, 1, 1], 1, [2, 2, 2, 2], 80, 0, 0x02, b"");
+        for ts in [i64::MIN, 0, i64::MAX] {
+            p.packet(crate::decode::LinkType::NULL, Ts(ts), &[], 0);
+            p.packet(crate::decode::LinkType::RAW, Ts(ts), &syn, 0);
+        }
+        let s = p.finish();
+        assert_eq!(s.packets, 6);
     }
 
     #[test]

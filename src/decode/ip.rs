@@ -19,8 +19,10 @@ pub fn decode_ip(data: &[u8], missing: u32, depth: u8) -> Result<Segment<'_>, Sk
         return Err(Skip::IpFragment);
     }
     // Bytes the capture cut off belong to this IP payload only if the IP
-    // header says the payload is longer than what was captured.
-    let missing = if payload.incomplete { missing } else { 0 };
+    // header says the payload is longer than what was captured, and only
+    // as many as it says: `missing` comes from a record's orig_len, a free
+    // 32-bit field that also counts link-layer trailers.
+    let missing = if payload.incomplete { missing.min(cut_off(&ip, data.len())) } else { 0 };
     match payload.ip_number {
         IpNumber::TCP => {}
         IpNumber::UDP if depth < MAX_TUNNEL_DEPTH => {
@@ -46,6 +48,15 @@ pub fn decode_ip(data: &[u8], missing: u32, depth: u8) -> Result<Segment<'_>, Sk
         payload: tcp.payload(),
         missing,
     })
+}
+
+/// Bytes of the IP packet beyond the `captured` ones, by its header.
+fn cut_off(ip: &LaxIpSlice<'_>, captured: usize) -> u32 {
+    let declared = match ip {
+        LaxIpSlice::Ipv4(v4) => v4.header().total_len() as usize,
+        LaxIpSlice::Ipv6(v6) => 40 + v6.header().payload_length() as usize,
+    };
+    declared.saturating_sub(captured) as u32
 }
 
 #[cfg(test)]
@@ -87,6 +98,28 @@ pub(crate) mod tests {
         assert_eq!(s.payload, b"012345");
         assert_eq!(s.missing, 4);
         assert_eq!(s.len(), 10);
+    }
+
+    /// Fuzz crash (pipeline target): an Ethernet frame cut inside its
+    /// IPv4 packet, fed with `missing = u32::MAX` (a lying orig_len),
+    /// overflowed `Segment::len` (payload + missing).
+    #[test]
+    fn missing_is_bounded_by_the_ip_header() {
+        let frame = [
+            0x01, 0x02, 0x9c, 0x61, 0x67, 0x74, 0xde, 0xd8, 0x32, 0xec, 0x40, 0xaa, 0x08, 0x00, 0x45, 0x00, 0x01, 0x53,
+            0x00, 0x01, 0x00, 0x00, 0x40, 0x06, 0x64, 0x18, 0x13, 0x35, 0x00, 0x00, 0xac, 0x10, 0x83, 0x5d, 0x65, 0x28,
+            0x00, 0x50, 0x00, 0x00, 0x00, 0x0b, 0x00, 0x00, 0x00, 0x65, 0x50, 0x18, 0x20, 0x00, 0x00, 0x13, 0x35, 0x00,
+            0x00,
+        ];
+        let s = crate::decode::decode(crate::decode::LinkType::ETHERNET, &frame, u32::MAX).unwrap();
+        // The IPv4 total length is 339; 41 bytes of it were captured.
+        assert_eq!(s.payload.len(), 1);
+        assert_eq!(s.missing, 339 - 41);
+        assert_eq!(s.len(), 299);
+        // An orig_len that counts a link-layer trailer (FCS) adds nothing.
+        let p = ipv4_tcp([10, 0, 0, 1], 5000, [10, 0, 0, 2], 80, 7, flags::ACK, b"0123456789");
+        let s = decode_ip(&p[..p.len() - 4], 4 + 4, 0).unwrap();
+        assert_eq!(s.missing, 4);
     }
 
     #[test]
