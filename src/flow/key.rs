@@ -59,21 +59,26 @@ impl fmt::Display for Endpoint {
             IpAddr::V4(a) => {
                 let mut buf = [0u8; 21];
                 let mut at = 0;
-                for (i, o) in a.octets().iter().enumerate() {
-                    if i > 0 {
-                        buf[at] = b'.';
-                        at += 1;
-                    }
-                    push_dec(&mut buf, &mut at, *o as u32);
-                }
-                buf[at] = b':';
-                at += 1;
-                push_dec(&mut buf, &mut at, self.port as u32);
+                push_v4(&mut buf, &mut at, a, self.port);
                 f.write_str(std::str::from_utf8(&buf[..at]).unwrap_or(""))
             }
             IpAddr::V6(a) => write!(f, "[{}]:{}", a, self.port),
         }
     }
+}
+
+/// Appends "A.B.C.D:PORT" (at most 21 bytes).
+fn push_v4(buf: &mut [u8], at: &mut usize, a: std::net::Ipv4Addr, port: u16) {
+    for (i, o) in a.octets().iter().enumerate() {
+        if i > 0 {
+            buf[*at] = b'.';
+            *at += 1;
+        }
+        push_dec(buf, at, *o as u32);
+    }
+    buf[*at] = b':';
+    *at += 1;
+    push_dec(buf, at, port as u32);
 }
 
 /// A TCP connection as seen on the wire: `src` is the initiator (the side
@@ -98,7 +103,20 @@ impl FlowKey {
 
 impl fmt::Display for FlowKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}->{}", self.src, self.dst)
+        match (self.src.ip, self.dst.ip) {
+            // One write for the common case: flows are formatted for
+            // every record.
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let mut buf = [0u8; 44];
+                let mut at = 0;
+                push_v4(&mut buf, &mut at, a, self.src.port);
+                buf[at..at + 2].copy_from_slice(b"->");
+                at += 2;
+                push_v4(&mut buf, &mut at, b, self.dst.port);
+                f.write_str(std::str::from_utf8(&buf[..at]).unwrap_or(""))
+            }
+            _ => write!(f, "{}->{}", self.src, self.dst),
+        }
     }
 }
 
@@ -178,6 +196,13 @@ mod tests {
         let e = Endpoint::new("255.255.255.0".parse().unwrap(), 65535);
         assert_eq!(e.to_string(), "255.255.255.0:65535");
         assert_eq!(Endpoint::new("0.0.0.0".parse().unwrap(), 0).to_string(), "0.0.0.0:0");
+        let widest = FlowKey {
+            src: Endpoint::new("255.255.255.255".parse().unwrap(), 65535),
+            dst: Endpoint::new("255.255.255.254".parse().unwrap(), 65534),
+        };
+        assert_eq!(widest.to_string(), "255.255.255.255:65535->255.255.255.254:65534");
+        let mixed = FlowKey { src: k4.src, dst: k.dst };
+        assert_eq!(mixed.to_string(), "10.0.0.1:1->[::1]:8080");
         assert_eq!(k4.canonical(), k4.reversed().canonical());
     }
 }

@@ -445,7 +445,12 @@ fn headers_of(hs: &[httparse::Header<'_>]) -> Headers {
     let bytes = hs.iter().map(|h| h.name.len() + h.value.len()).sum();
     let mut out = Headers::with_capacity(bytes, hs.len());
     for h in hs {
-        out.push(h.name, String::from_utf8_lossy(h.value).trim());
+        // Header values are ASCII nearly always; from_utf8 checks that
+        // faster than the lossy decoder.
+        match std::str::from_utf8(h.value) {
+            Ok(v) => out.push(h.name, v.trim()),
+            Err(_) => out.push(h.name, String::from_utf8_lossy(h.value).trim()),
+        }
     }
     out
 }
