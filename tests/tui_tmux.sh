@@ -198,6 +198,17 @@ pid=$(pgrep -P "$(cat "$TMP/shpid")" | head -1)
 kill -TERM "$pid"
 expect_exit 143
 
+echo "tui_tmux: --fail-on holds for the dashboard: q exits 1 after errors were shown, 0 without"
+start 80 24 -r captures/nginx-wrong-location.pcap --tui --fail-on error
+wait_for "analysed"
+wait_for "upgrade-stripped"
+keys q
+expect_exit 1
+start 80 24 -r captures/nginx-healthy.pcap --tui --fail-on error
+wait_for "analysed"
+keys q
+expect_exit 0
+
 echo "tui_tmux: the terminal goes away (SIGHUP): wstap exits"
 start 80 24 -r captures/nginx-healthy.pcap --tui
 wait_for "analysed"

@@ -33,6 +33,7 @@ use ratatui::backend::CrosstermBackend;
 use self::app::{Action, App};
 use self::feed::{Control, FeedOptions, SourceKind, UiMsg};
 use crate::cli::Args;
+use crate::detect::Severity;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 
@@ -91,7 +92,19 @@ pub fn run(args: &Args, p: Pipeline) -> Result<i32> {
     }
     drop(terminal);
     drop(guard);
-    outcome
+    // `--fail-on` holds for the dashboard too: quitting normally exits 1
+    // when findings at or above the level were shown.
+    outcome.map(|status| if status == 0 { fail_on_status(args, &app) } else { status })
+}
+
+fn fail_on_status(args: &Args, app: &App) -> i32 {
+    let worst = app.kind_severity.values().max().copied();
+    let level = match args.fail_on {
+        Some(crate::cli::FailOn::Error) => Severity::Error,
+        Some(crate::cli::FailOn::Warning) => Severity::Warning,
+        None => return 0,
+    };
+    i32::from(worst.is_some_and(|w| w >= level))
 }
 
 /// Applies messages and keys until quit; returns the exit status.
