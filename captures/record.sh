@@ -33,6 +33,7 @@ ALL=(
     haproxy-healthy haproxy-idle haproxy-stripped
     apache-healthy apache-stripped
     chain-haproxy-nginx nginx-pipelined-plain nginx-bench
+    nginx-backend-crash
 )
 
 # ----------------------------------------------------------------------------
@@ -313,6 +314,25 @@ sc_nginx_backend_close() {
         front=127.0.0.1:$F upstreams=127.0.0.1:$B
         expected_kinds=upstream-premature-close optional_kinds=
         notes="nginx: 'upstream prematurely closed connection while reading response header'; client gets 502.")
+}
+
+sc_nginx_backend_crash() {
+    local F=18111 B=13031
+    backend $B
+    local bpid=$LAB_LAST_PID
+    lab_nginx backend-crash "$NGX/healthy.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    client_bg 30 ws ws://127.0.0.1:$F/ws --count 1 --messages 3 --idle 20 --close
+    sleep 2.5
+    echo "  kill -KILL backend ($bpid), 2.5 s into the session"
+    kill -KILL "$bpid" 2>/dev/null
+    wait_clients
+    cap_stop
+    META=(proxy=nginx scenario="healthy proxy; one session, the backend process is killed (SIGKILL) 2.5 s in, mid-session"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=abnormal-close optional_kinds=
+        notes="The kernel closes the dead backend's socket (FIN); nginx closes the client connection without a Close frame. The client sees 1006 about 2 s after its last message, far from any timeout boundary.")
 }
 
 sc_nginx_origin_403() {

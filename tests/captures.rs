@@ -35,6 +35,7 @@ const EXPECTED: &[(&str, &[&str], &[&str])] = &[
     ("nginx-no-proxy-location", &["upgrade-failed"], &[]),
     ("nginx-tls-front", &[], &["forwarded-proto-missing"]),
     ("nginx-mass-close", &[], &["mass-close"]),
+    ("nginx-backend-crash", &[], &["abnormal-close"]),
     ("nginx-idle-short", &["idle-timeout-close"], &[]),
     ("nginx-idle-60", &["idle-timeout-close", "idle-timeout-close", "idle-timeout-close"], &[]),
     ("nginx-heartbeat-race", &["heartbeat-race", "heartbeat-race", "heartbeat-race"], &[]),
@@ -354,5 +355,42 @@ fn ipv6_and_cooked_captures_pair_like_ethernet_ones() {
         assert!(attempts > 0);
         assert_eq!(hs.len(), attempts, "{name}");
         assert!(hs.iter().all(|h| h["outcome"] == "upgraded" && h["paired_by"] == "key"), "{name}");
+    }
+}
+
+/// The backend is killed mid-session: not a timeout, not a mass close, and
+/// the finding names the hop that closed first (the backend's), while the
+/// real client saw 1006.
+#[test]
+fn backend_crash_is_an_abnormal_close_blamed_on_the_backend() {
+    let rs = records("nginx-backend-crash");
+    let f = of_type(&rs, "finding");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["kind"], "abnormal-close");
+    assert_eq!(f[0]["detail"]["first_closed"], "backend");
+    let msg = f[0]["message"].as_str().unwrap();
+    assert!(msg.contains("backend 127.0.0.1:13031 closed the upstream connection first"), "{msg}");
+    let s = of_type(&rs, "session");
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0]["close"]["by"], "server");
+    assert_eq!(s[0]["close"]["clean"], false);
+    let closes: Vec<u64> =
+        client_log("nginx-backend-crash").iter().filter(|e| e["event"] == "closed").filter_map(|e| e["code"].as_u64()).collect();
+    assert_eq!(closes, [1006]);
+}
+
+/// Only the upstream hop in view (a BPF filter on the backend port, as when
+/// the front is on another host): the stripped upgrade is reported as
+/// upgrade-headers-missing, never as upgrade-stripped, and a healthy proxy
+/// seen the same way gives nothing.
+#[test]
+fn one_hop_in_view_reports_missing_upgrade_headers() {
+    for (name, port, n) in [("nginx-default", 13002, 2), ("haproxy-stripped", 13026, 2), ("nginx-healthy", 13001, 0)] {
+        let rs = records_of(&capture(name), &[&format!("tcp port {port}")]);
+        let want = vec!["upgrade-headers-missing".to_string(); n];
+        assert_eq!(kinds(&rs, "error"), want, "{name}");
+        for h in of_type(&rs, "handshake") {
+            assert!(h["client"].is_null() || h["upstream"].is_null(), "{name}: one hop only: {h}");
+        }
     }
 }

@@ -45,6 +45,24 @@ const LEARN_MIN: usize = 3;
 /// Sessions with heartbeats kept for the end-of-capture race check.
 const MAX_SURVIVORS: usize = 1000;
 
+/// With both hops seen: which end closed first, the backend (the upstream
+/// hop's responder, before the client hop closed) or the client (the client
+/// hop's initiator, before the upstream hop closed).
+fn first_closed(r: &Session) -> Option<(&'static str, String)> {
+    let hop = |role: &str| r.hops.iter().find(|h| h.role == role);
+    let (c, u) = (hop("client")?, hop("upstream")?);
+    let (ct, ut) = (c.closed_at.unwrap_or(f64::INFINITY), u.closed_at.unwrap_or(f64::INFINITY));
+    let end = |flow: &str, initiator: bool| {
+        let (a, b) = flow.split_once("->").unwrap_or((flow, flow));
+        if initiator { a.to_string() } else { b.to_string() }
+    };
+    match (c.closed_by, u.closed_by) {
+        (_, Some("responder")) if ut <= ct => Some(("backend", end(&u.flow, false))),
+        (Some("initiator"), _) if ct <= ut => Some(("client", end(&c.flow, true))),
+        _ => None,
+    }
+}
+
 /// Timer granularity and scheduling slack allowed around a boundary.
 pub fn tolerance(b: f64) -> f64 {
     (0.03 * b).max(1.0)
@@ -67,6 +85,10 @@ struct Ended {
     proxy: Proxy,
     /// The proxy closed both of its legs together (both hops visible).
     both_legs_by_proxy: bool,
+    /// Both hops visible and one end closed first: ("backend", its
+    /// address) when the upstream's responder did, ("client", its address)
+    /// when the client hop's initiator did.
+    first_closed: Option<(&'static str, String)>,
     hops: Value,
 }
 
@@ -154,6 +176,7 @@ impl Lifecycle {
             heartbeat: r.heartbeat.clone(),
             proxy,
             both_legs_by_proxy: both_legs_by_proxy(r),
+            first_closed: first_closed(r),
             // Evidence only for closes that will be judged; survivors stay small.
             hops: if abnormal { json!(r.hops) } else { Value::Null },
         };
@@ -340,11 +363,20 @@ impl Lifecycle {
         if !force {
             return None;
         }
-        let who = match e.by {
-            Some("client") => "the client closed the connection without a close frame (page closed, network change or crash); the backend saw 1006".to_string(),
-            Some("server") => "the server side closed the connection without a close frame; the client saw 1006".to_string(),
-            Some(_) => "the proxy closed the connection without a close frame; the client saw 1006".to_string(),
-            None => "the connection ended without a close frame".to_string(),
+        let proxy_name = if e.proxy == Proxy::Unknown { "the proxy" } else { e.proxy.name() };
+        let who = match (&e.first_closed, e.by) {
+            (Some(("backend", addr)), _) => format!(
+                "the backend {addr} closed the upstream connection first ({}), then {proxy_name} closed the client's without a close frame; the client saw 1006: look at the backend (crash, restart, its own timeout)",
+                e.how.to_uppercase()
+            ),
+            (Some((_, addr)), _) => format!(
+                "the client {addr} dropped its connection first ({}; page closed, network change or crash), then {proxy_name} closed the upstream one; the backend saw 1006",
+                e.how.to_uppercase()
+            ),
+            (None, Some("client")) => "the client closed the connection without a close frame (page closed, network change or crash); the backend saw 1006".to_string(),
+            (None, Some("server")) => "the server side closed the connection without a close frame; the client saw 1006".to_string(),
+            (None, Some(_)) => "the proxy closed the connection without a close frame; the client saw 1006".to_string(),
+            (None, None) => "the connection ended without a close frame".to_string(),
         };
         let msg = format!(
             "the WebSocket session on {} ended without a close handshake ({} after {:.1} s idle, not at a known timeout): {who}",
@@ -352,7 +384,7 @@ impl Lifecycle {
             e.how.to_uppercase(),
             e.idle
         );
-        let d = json!({"session": e.id, "closed_by": e.by, "how": e.how, "idle_s": round3(e.idle), "hops": e.hops});
+        let d = json!({"session": e.id, "closed_by": e.by, "first_closed": e.first_closed.as_ref().map(|f| f.0), "how": e.how, "idle_s": round3(e.idle), "hops": e.hops});
         Some(finding(
             "abnormal-close",
             Severity::Warning,
