@@ -85,10 +85,10 @@ report() {
     if [ $f = big ] && [ -z "${TSHARK_FULL:-}" ]; then tshark_cmd=""; fi
     {
       echo "tcpdump|tcpdump -r $file -w /dev/null"
-      echo "libpcap read (wstap, BPF matches nothing)|$WSTAP -r $file -q udp"
+      echo "read floor (wstap's reader + a BPF filter matching nothing)|$WSTAP -r $file -q udp"
       echo "wstap (full analysis, summary)|$WSTAP -r $file -q"
       echo "wstap --json|$WSTAP -r $file --json"
-      [ -n "$tshark_cmd" ] && echo "tshark -Y websocket|$tshark_cmd"
+      if [ -n "$tshark_cmd" ]; then echo "tshark -Y websocket|$tshark_cmd"; fi
     } | report "$label" "$file"
   done
 } | tee "$OUT/results.md"
