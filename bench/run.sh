@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Speed and memory of wstap beside tcpdump and tshark, in one run, on a large
-# two-hop capture built at run time from a real recorded one.
+# Speed and memory of wstap beside tcpdump and tshark, in one run, on large
+# two-hop captures built at run time from real recorded ones.
 #
 #   bash bench/run.sh [SIZE_MB] [CONCURRENT_CONNS]     (default 1000 MB, 3000)
-#   TSHARK_FULL=1 bash bench/run.sh                    tshark on the large file too
+#   TSHARK_FULL=1 bash bench/run.sh                    tshark on the large files too
 #   RUNS=5 bash bench/run.sh                           repetitions (median kept)
+#   SHAPES=nginx-bench bash bench/run.sh               one template only
 #
-# The large capture multiplies captures/nginx-bench.pcap (real nginx, real
+# Each large capture multiplies a template from captures/ (real nginx, real
 # websockets backend and clients): each copy gets its own addresses and
 # Sec-WebSocket-Keys and is shifted in time so that about CONCURRENT_CONNS
-# connections are open at once. A second file a tenth of the size shows
-# whether memory stays flat as the input grows. Reports ratios: the machine
-# is shared and noisy, absolute times are not the point.
+# connections are open at once. Two templates, two shapes of traffic:
+#   nginx-bench               small compressed messages, ~100-byte packets
+#                             (the hardest case: most packets per byte)
+#   nginx-bench-uncompressed  200-byte messages, ~230-byte packets (the shape
+#                             of the reference capture in the engine issue)
+# A second file a tenth of the size shows whether memory stays flat as the
+# input grows. Reports ratios: the machine is shared and noisy, absolute
+# times are not the point.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${1:-1000}
@@ -33,11 +39,14 @@ WSTAP=$PWD/target/release/wstap
 GEN=$PWD/target/release/examples/benchgen
 
 small=$((SIZE / 10))
-[ -s "$OUT/big.pcap" ] && [ "$(cat "$OUT/big.args" 2>/dev/null)" = "$SIZE $CONC" ] || {
-  "$GEN" captures/nginx-bench.pcap "$OUT/big.pcap" "$SIZE" "$CONC"
-  "$GEN" captures/nginx-bench.pcap "$OUT/small.pcap" "$small" "$CONC"
-  echo "$SIZE $CONC" > "$OUT/big.args"
-}
+SHAPES=${SHAPES:-nginx-bench nginx-bench-uncompressed}
+for shape in $SHAPES; do
+  [ -s "$OUT/$shape.big.pcap" ] && [ "$(cat "$OUT/$shape.args" 2>/dev/null)" = "$SIZE $CONC" ] || {
+    "$GEN" "captures/$shape.pcap" "$OUT/$shape.big.pcap" "$SIZE" "$CONC"
+    "$GEN" "captures/$shape.pcap" "$OUT/$shape.small.pcap" "$small" "$CONC"
+    echo "$SIZE $CONC" > "$OUT/$shape.args"
+  }
+done
 
 # measure NAME FILE CMD... -> "seconds maxrss_kb" (median of RUNS by time)
 measure() {
@@ -78,18 +87,20 @@ report() {
 
 {
   echo "## wstap benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, runs: $RUNS (median)"
-  for f in big small; do
-    file=$OUT/$f.pcap
-    label=$([ $f = big ] && echo "Large capture" || echo "Tenth of it")
-    tshark_cmd="tshark -r $file -Y websocket"
-    if [ $f = big ] && [ -z "${TSHARK_FULL:-}" ]; then tshark_cmd=""; fi
-    {
-      echo "tcpdump|tcpdump -r $file -w /dev/null"
-      echo "read floor (wstap's reader + a BPF filter matching nothing)|$WSTAP -r $file -q udp"
-      echo "wstap (full analysis, summary)|$WSTAP -r $file -q"
-      echo "wstap --json|$WSTAP -r $file --json"
-      if [ -n "$tshark_cmd" ]; then echo "tshark -Y websocket|$tshark_cmd"; fi
-    } | report "$label" "$file"
+  for shape in $SHAPES; do
+    for f in big small; do
+      file=$OUT/$shape.$f.pcap
+      label=$([ $f = big ] && echo "$shape, large" || echo "$shape, a tenth of it")
+      tshark_cmd="tshark -r $file -Y websocket"
+      if [ $f = big ] && [ -z "${TSHARK_FULL:-}" ]; then tshark_cmd=""; fi
+      {
+        echo "tcpdump|tcpdump -r $file -w /dev/null"
+        echo "read floor (wstap's reader + a BPF filter matching nothing)|$WSTAP -r $file -q udp"
+        echo "wstap (full analysis, summary)|$WSTAP -r $file -q"
+        echo "wstap --json|$WSTAP -r $file --json"
+        if [ -n "$tshark_cmd" ]; then echo "tshark -Y websocket|$tshark_cmd"; fi
+      } | report "$label" "$file"
+    done
   done
 } | tee "$OUT/results.md"
 echo

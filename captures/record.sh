@@ -33,7 +33,7 @@ ALL=(
     haproxy-healthy haproxy-idle haproxy-stripped
     apache-healthy apache-stripped
     chain-haproxy-nginx nginx-pipelined-plain nginx-bench
-    nginx-backend-crash
+    nginx-backend-crash nginx-bench-uncompressed
 )
 
 # ----------------------------------------------------------------------------
@@ -150,6 +150,20 @@ sc_nginx_bench() {
     META=(proxy=nginx scenario="benchmark template: healthy config, 12 staggered sessions of 40 echoed 180-byte messages + 2 pings + close 1000, and 4 keep-alive connections of plain requests"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
         notes="Multiplied with remapped addresses by bench/run.sh to build the large benchmark capture.")
+}
+
+sc_nginx_bench_uncompressed() {
+    local F=18132 B=13052
+    backend $B
+    lab_nginx bench-uncompressed "$NGX/healthy.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client_bg 60 ws ws://127.0.0.1:$F/ws --count 12 --stagger 0.05 --messages 40 --msg-gap 0.02 --size 200 --no-compression --pings 2 --close --group ws
+    client_bg 60 http http://127.0.0.1:$F --req GET:/api/one --req GET:/api/two --req GET:/api/three --conns 4 --group http
+    wait_clients
+    cap_stop
+    META=(proxy=nginx scenario="benchmark template of the reference shape: as nginx-bench, 200-byte messages without permessage-deflate (average packet ~230 bytes, the shape of the issue's reference capture)"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="Multiplied with remapped addresses by bench/run.sh (second shape).")
 }
 
 sc_nginx_default() {

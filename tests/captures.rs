@@ -19,6 +19,7 @@ const EXPECTED: &[(&str, &[&str], &[&str])] = &[
     ("chain-haproxy-nginx", &[], &[]),
     ("nginx-pipelined-plain", &[], &[]),
     ("nginx-socketio-ok", &[], &[]),
+    ("nginx-bench-uncompressed", &[], &[]),
     ("nginx-default", &["upgrade-stripped", "upgrade-stripped", "upstream-http10", "upstream-http10"], &[]),
     ("nginx-upgrade-only", &["upgrade-stripped", "upgrade-stripped"], &[]),
     ("nginx-upgrade-mangled", &["upgrade-stripped", "upgrade-stripped"], &[]),
