@@ -375,8 +375,11 @@ fn backend_crash_is_an_abnormal_close_blamed_on_the_backend() {
     assert_eq!(s.len(), 1);
     assert_eq!(s[0]["close"]["by"], "server");
     assert_eq!(s[0]["close"]["clean"], false);
-    let closes: Vec<u64> =
-        client_log("nginx-backend-crash").iter().filter(|e| e["event"] == "closed").filter_map(|e| e["code"].as_u64()).collect();
+    let closes: Vec<u64> = client_log("nginx-backend-crash")
+        .iter()
+        .filter(|e| e["event"] == "closed")
+        .filter_map(|e| e["code"].as_u64())
+        .collect();
     assert_eq!(closes, [1006]);
 }
 
