@@ -34,6 +34,7 @@ ALL=(
     apache-healthy apache-stripped
     chain-haproxy-nginx nginx-pipelined-plain nginx-bench
     nginx-backend-crash nginx-bench-uncompressed
+    caddy-healthy caddy-stripped
 )
 
 # ----------------------------------------------------------------------------
@@ -46,6 +47,7 @@ ensure_deps() {
     command -v apache2 >/dev/null || [ -x /usr/sbin/apache2 ] || pkgs+=(apache2)
     command -v tcpdump >/dev/null || pkgs+=(tcpdump)
     command -v openssl >/dev/null || pkgs+=(openssl)
+    command -v caddy >/dev/null || pkgs+=(caddy)
     command -v ss >/dev/null || pkgs+=(iproute2)
     command -v timeout >/dev/null || pkgs+=(coreutils)
     if ((${#pkgs[@]})); then
@@ -164,6 +166,33 @@ sc_nginx_bench_uncompressed() {
     META=(proxy=nginx scenario="benchmark template of the reference shape: as nginx-bench, 200-byte messages without permessage-deflate (average packet ~230 bytes, the shape of the issue's reference capture)"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
         notes="Multiplied with remapped addresses by bench/run.sh (second shape).")
+}
+
+sc_caddy_healthy() {
+    local F=18112 B=13032
+    backend $B
+    lab_caddy healthy "$LAB/caddy/healthy.Caddyfile" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --pings 1 --close --group ws
+    client 30 http http://127.0.0.1:$F --req GET:/api/one --req GET:/api/two --group http
+    cap_stop
+    META=(proxy=caddy scenario="caddy 2.6 reverse_proxy, default settings: WebSocket upgrades forwarded by caddy itself; 2 sessions with messages+ping+close 1000, 2 keep-alive plain requests"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="caddy adds its own Server header beside the backend's on every response (two Server headers), and X-Forwarded-For/-Proto upstream; it forwards header names in Go's canonical case (Sec-Websocket-Key).")
+}
+
+sc_caddy_stripped() {
+    local F=18113 B=13033
+    backend $B
+    lab_caddy stripped "$LAB/caddy/stripped.Caddyfile" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --close --group ws
+    client 30 ws ws://127.0.0.1:$F/other --count 1 --messages 3 --close --group other
+    cap_stop
+    META=(proxy=caddy scenario="caddy reverse_proxy with 'header_up -Upgrade' on /ws (a hardening snippet); /other proxied untouched"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upgrade-stripped optional_kinds=
+        notes="/ws: caddy forwards Connection: Upgrade without Upgrade; the backend answers 426, relayed to the client. /other: 101, works.")
 }
 
 sc_nginx_default() {

@@ -16,6 +16,7 @@ const EXPECTED: &[(&str, &[&str], &[&str])] = &[
     ("nginx-any-sll2", &[], &[]),
     ("haproxy-healthy", &[], &[]),
     ("apache-healthy", &[], &[]),
+    ("caddy-healthy", &[], &[]),
     ("chain-haproxy-nginx", &[], &[]),
     ("nginx-pipelined-plain", &[], &[]),
     ("nginx-socketio-ok", &[], &[]),
@@ -27,6 +28,7 @@ const EXPECTED: &[(&str, &[&str], &[&str])] = &[
     ("nginx-wrong-location", &["upgrade-stripped", "upstream-http10"], &[]),
     ("haproxy-stripped", &["upgrade-stripped", "upgrade-stripped"], &[]),
     ("apache-stripped", &["upgrade-stripped", "upgrade-stripped"], &[]),
+    ("caddy-stripped", &["upgrade-stripped", "upgrade-stripped"], &[]),
     ("nginx-hardcoded-connection", &[], &["connection-upgrade-on-plain"]),
     ("nginx-backend-down", &["upstream-connect-failed", "upstream-connect-failed"], &[]),
     ("nginx-backend-hang", &["upstream-timeout"], &[]),
@@ -395,6 +397,30 @@ fn one_hop_in_view_reports_missing_upgrade_headers() {
         assert_eq!(kinds(&rs, "error"), want, "{name}");
         for h in of_type(&rs, "handshake") {
             assert!(h["client"].is_null() || h["upstream"].is_null(), "{name}: one hop only: {h}");
+        }
+    }
+}
+
+/// The same misconfiguration behind four real proxies: each is recognised
+/// (from its Server header or what it adds upstream) and gets the fix in
+/// its own configuration language.
+#[test]
+fn fixes_are_written_for_the_proxy_that_is_there() {
+    for (name, proxy, directive) in [
+        ("nginx-upgrade-only", "nginx", "proxy_set_header Connection $connection_upgrade;"),
+        ("haproxy-stripped", "haproxy", "http-request del-header"),
+        ("apache-stripped", "apache", "upgrade=websocket"),
+        ("caddy-stripped", "caddy", "header_up"),
+    ] {
+        let rs = records(name);
+        let f = of_type(&rs, "finding");
+        assert!(!f.is_empty(), "{name}: no finding");
+        for f in f {
+            assert_eq!(f["kind"], "upgrade-stripped", "{name}");
+            assert_eq!(f["detail"]["proxy"], proxy, "{name}");
+            assert!(f["message"].as_str().unwrap().starts_with(proxy), "{name}: {}", f["message"]);
+            let fix = f["fix"].as_str().unwrap();
+            assert!(fix.contains(directive), "{name}: {fix}");
         }
     }
 }

@@ -43,6 +43,13 @@ T0 = time.time()
 GROUP = None
 
 
+
+def server_of(headers):
+    """The Server header(s), joined: a proxy may add its own beside the
+    backend's (Caddy sends both), and websockets' .get() refuses repeats."""
+    vals = headers.get_all("Server")
+    return ", ".join(vals) if vals else None
+
 def log(event, **kw):
     now = time.time()
     rec = {"t": round(now, 6), "rel": round(now - T0, 3), "event": event}
@@ -98,7 +105,7 @@ async def ws_session(i, args, results):
         body = (r.body or b"")[:200].decode("utf-8", "replace")
         res["status"] = r.status_code
         log("handshake", session=i, ok=False, status=r.status_code, reason=r.reason_phrase,
-            exception="InvalidStatus", server=r.headers.get("Server"), body=body,
+            exception="InvalidStatus", server=server_of(r.headers), body=body,
             elapsed=round(time.time() - t_start, 3))
         return
     except InvalidHandshake as exc:
@@ -118,7 +125,7 @@ async def ws_session(i, args, results):
     res["status"] = 101
     local = ws.local_address
     log("handshake", session=i, ok=True, status=101, local=f"{local[0]}:{local[1]}",
-        server=ws.response.headers.get("Server"), elapsed=round(t_open - t_start, 3))
+        server=server_of(ws.response.headers), elapsed=round(t_open - t_start, 3))
 
     def closed_event(by):
         code = ws.close_code

@@ -183,6 +183,22 @@ lab_apache() {
     lab_wait_listen "$port" 10
 }
 
+# lab_caddy NAME TEMPLATE PORT_TO_WAIT [KEY=VALUE...] : caddy run with its own
+#   Caddyfile, data and config dirs under $LAB_RUN (no admin endpoint, no
+#   automatic HTTPS, nothing written outside the run dir).
+lab_caddy() {
+    local name=$1 tmpl=$2 port=$3; shift 3
+    local dir=$LAB_RUN/caddy-$name
+    mkdir -p "$dir/data" "$dir/config"
+    lab_render "$tmpl" "$dir/Caddyfile" RUN="$dir" "$@"
+    HOME=$dir XDG_DATA_HOME=$dir/data XDG_CONFIG_HOME=$dir/config \
+        caddy validate --config "$dir/Caddyfile" --adapter caddyfile >"$dir/validate.log" 2>&1 \
+        || { lab_log "caddy validate failed for $tmpl: $(tail -1 "$dir/validate.log")"; return 1; }
+    HOME=$dir XDG_DATA_HOME=$dir/data XDG_CONFIG_HOME=$dir/config \
+        lab_bg "$dir/stderr.log" caddy run --config "$dir/Caddyfile" --adapter caddyfile
+    lab_wait_listen "$port" 10
+}
+
 # ---------------------------------------------------------------- capture
 
 # lab_tcpdump_start PCAP IFACE FILTER [EXTRA_TCPDUMP_ARGS...]
