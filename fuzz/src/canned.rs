@@ -90,36 +90,13 @@ fn build() -> Vec<Vec<u8>> {
         b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n4\r\nabcd\r\n0\r\n\r\n".to_vec(),
         b"GET /old HTTP/1.0\r\n\r\n".to_vec(),
         b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nbody until close".to_vec(),
-        tls_hello("ws.example.com"),
+        wstap::proto::tls::encode_client_hello("ws.example.com"),
         b"GET /socket.io/?EIO=4&transport=websocket&sid=abc HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nSec-WebSocket-Version: 13\r\n\r\n".to_vec(),
         b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nSec-WebSocket-Accept: wrong=\r\n\r\n".to_vec(),
         b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n".to_vec(),
         b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
         b"HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n".to_vec(),
     ]
-}
-
-fn tls_hello(name: &str) -> Vec<u8> {
-    let mut ext = vec![0, 0];
-    let sn_len = name.len() + 3;
-    ext.extend_from_slice(&((sn_len + 2) as u16).to_be_bytes());
-    ext.extend_from_slice(&(sn_len as u16).to_be_bytes());
-    ext.push(0);
-    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    ext.extend_from_slice(name.as_bytes());
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[0; 32]);
-    body.push(0);
-    body.extend_from_slice(&[0, 2, 0x13, 0x01, 1, 0]);
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend(ext);
-    let mut hs = vec![1, 0];
-    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    hs.extend(body);
-    let mut rec = vec![0x16, 3, 1];
-    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-    rec.extend(hs);
-    rec
 }
 
 /// Every snippet, built once.

@@ -616,6 +616,19 @@ struct Feeder {
 }
 
 impl Feeder {
+    fn new(tx: SyncSender<Batch>, recycled: Receiver<Batch>, shared: Arc<Shared>, budget: usize) -> Feeder {
+        Feeder {
+            tx,
+            recycled,
+            pending: Batch::with_capacity(),
+            since: None,
+            spare: None,
+            shared,
+            budget,
+            closed: false,
+        }
+    }
+
     /// Queues one packet without ever blocking: when the queue is full and
     /// the pending batch is at its cap, the packet is counted as dropped.
     fn push(&mut self, ts: Ts, data: &[u8], orig_len: u32) {
@@ -937,16 +950,7 @@ impl LiveCapture {
         let shared = Arc::new(Shared::default());
         let (tx, rx) = mpsc::sync_channel(4096);
         let (recycle, recycled) = mpsc::sync_channel(64);
-        let feeder = Feeder {
-            tx,
-            recycled,
-            pending: Batch::with_capacity(),
-            since: None,
-            spare: None,
-            shared: shared.clone(),
-            budget: cfg.queue_bytes,
-            closed: false,
-        };
+        let feeder = Feeder::new(tx, recycled, shared.clone(), cfg.queue_bytes);
         let worker = Worker {
             cap,
             dumper,
@@ -1115,16 +1119,7 @@ mod tests {
         let shared = Arc::new(Shared::default());
         let (tx, rx) = mpsc::sync_channel(slots);
         let (_recycle, recycled) = mpsc::sync_channel(4);
-        let f = Feeder {
-            tx,
-            recycled,
-            pending: Batch::with_capacity(),
-            since: None,
-            spare: None,
-            shared: shared.clone(),
-            budget,
-            closed: false,
-        };
+        let f = Feeder::new(tx, recycled, shared.clone(), budget);
         (f, rx, shared)
     }
 

@@ -61,37 +61,39 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Encodes a minimal TLS 1.3 ClientHello record naming `name` (SNI), for
+/// tests and the fuzzer's seeds.
+pub fn encode_client_hello(name: &str) -> Vec<u8> {
+    let mut ext = vec![0, 0];
+    let sn_len = name.len() + 3;
+    ext.extend_from_slice(&((sn_len + 2) as u16).to_be_bytes());
+    ext.extend_from_slice(&(sn_len as u16).to_be_bytes());
+    ext.push(0);
+    ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    ext.extend_from_slice(name.as_bytes());
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[0; 32]);
+    body.push(0); // session id
+    body.extend_from_slice(&[0, 2, 0x13, 0x01]);
+    body.extend_from_slice(&[1, 0]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend(ext);
+    let mut hs = vec![1, 0];
+    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    hs.extend(body);
+    let mut rec = vec![0x16, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend(hs);
+    rec
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn hello(name: &str) -> Vec<u8> {
-        let mut ext = vec![0, 0];
-        let sn_len = name.len() + 3;
-        ext.extend_from_slice(&((sn_len + 2) as u16).to_be_bytes());
-        ext.extend_from_slice(&(sn_len as u16).to_be_bytes());
-        ext.push(0);
-        ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
-        ext.extend_from_slice(name.as_bytes());
-        let mut body = vec![3, 3];
-        body.extend_from_slice(&[0; 32]);
-        body.push(0); // session id
-        body.extend_from_slice(&[0, 2, 0x13, 0x01]);
-        body.extend_from_slice(&[1, 0]);
-        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-        body.extend(ext);
-        let mut hs = vec![1, 0];
-        hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
-        hs.extend(body);
-        let mut rec = vec![0x16, 3, 1];
-        rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-        rec.extend(hs);
-        rec
-    }
-
     #[test]
     fn finds_sni() {
-        let h = hello("ws.example.com");
+        let h = encode_client_hello("ws.example.com");
         assert!(is_client_hello(&h));
         assert_eq!(sni(&h).as_deref(), Some("ws.example.com"));
         for n in 0..h.len() {
