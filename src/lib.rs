@@ -12,6 +12,7 @@ pub mod correlate;
 pub mod decode;
 pub mod detect;
 pub mod error;
+pub mod escape;
 pub mod event;
 pub mod flow;
 pub mod pipeline;

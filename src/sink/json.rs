@@ -1,4 +1,10 @@
 //! JSON Lines: one record per line, the contract in docs/json.md.
+//!
+//! Strings are written so that the output is safe on a terminal too
+//! (`wstap --json` is often read there): besides JSON's own escapes for
+//! C0 controls, DEL, C1 controls and bidirectional overrides
+//! ([`crate::escape::is_unsafe`]) are written as `\u` escapes. The JSON
+//! value is the same; only its spelling differs.
 
 use std::io::Write;
 
@@ -17,9 +23,37 @@ impl<W: Write> JsonSink<W> {
     }
 }
 
+/// serde_json's compact formatter, with terminal-unsafe characters
+/// escaped as `\uXXXX`.
+struct TerminalSafe;
+
+impl serde_json::ser::Formatter for TerminalSafe {
+    fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, fragment: &str) -> std::io::Result<()> {
+        if !crate::escape::needs(fragment) {
+            return w.write_all(fragment.as_bytes());
+        }
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if crate::escape::is_unsafe(c) {
+                w.write_all(&fragment.as_bytes()[start..i])?;
+                write!(w, "\\u{:04x}", c as u32)?;
+                start = i + c.len_utf8();
+            }
+        }
+        w.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+/// One record as a JSON line body (no newline), terminal-safe.
+pub fn to_writer<W: Write>(w: &mut W, r: &Record) -> serde_json::Result<()> {
+    use serde::Serialize;
+    let mut ser = serde_json::Serializer::with_formatter(w, TerminalSafe);
+    r.serialize(&mut ser)
+}
+
 impl<W: Write> Sink for JsonSink<W> {
     fn record(&mut self, r: &Record) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.w, r)?;
+        to_writer(&mut self.w, r)?;
         self.w.write_all(b"\n")?;
         if self.line_buffered {
             self.w.flush()?;
@@ -28,5 +62,34 @@ impl<W: Write> Sink for JsonSink<W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.w.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_characters_are_escaped_and_the_value_is_unchanged() {
+        let f = crate::record::FrameLine {
+            ty: "frame",
+            ts: 0.0,
+            flow: "a->b".into(),
+            dir: "to_client",
+            opcode: "close",
+            fin: true,
+            rsv1: false,
+            masked: false,
+            len: 5,
+            close_code: None,
+            close_reason: Some("x\x1b[2J\u{9b}\u{202e}\x7fé\"".into()),
+        };
+        let mut out = Vec::new();
+        to_writer(&mut out, &Record::Frame(f)).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains(r#""close_reason":"x\u001b[2J\u009b\u202e\u007fé\"""#), "{s}");
+        assert!(!s.chars().any(crate::escape::is_unsafe));
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["close_reason"], "x\x1b[2J\u{9b}\u{202e}\x7fé\"");
     }
 }

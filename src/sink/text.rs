@@ -335,7 +335,10 @@ fn summary_text(s: &Summary) -> String {
 
 impl<W: Write> Sink for TextSink<W> {
     fn record(&mut self, r: &Record) -> std::io::Result<()> {
-        let line = match r {
+        // Every string from the wire is made terminal-safe here, once,
+        // before any formatting (src/escape.rs).
+        let r = crate::escape::record(r);
+        let line = match r.as_ref() {
             Record::Summary(s) => {
                 if !self.o.quiet {
                     writeln!(self.w)?;

@@ -289,7 +289,8 @@ struct Keep(Vec<Record>);
 impl Sink for Keep {
     fn record(&mut self, r: &Record) -> std::io::Result<()> {
         if matches!(r, Record::Handshake(_) | Record::Session(_) | Record::Finding(_)) {
-            self.0.push(r.clone());
+            // Wire text made terminal-safe once, here (src/escape.rs).
+            self.0.push(crate::escape::record(r).into_owned());
         }
         Ok(())
     }
@@ -308,9 +309,18 @@ fn send_update(
     emit: &mut dyn FnMut(UiMsg) -> bool,
 ) -> bool {
     let _ = p.drain_to(out);
+    let mut summary = Record::Summary(summary.unwrap_or_else(|| p.summary()));
+    crate::escape::record_in_place(&mut summary);
+    let Record::Summary(summary) = summary else { unreachable!("a summary stays a summary") };
+    let mut sessions = p.analyzer.session_rows(&p.flows);
+    for s in &mut sessions {
+        if let std::borrow::Cow::Owned(e) = crate::escape::text(&s.path) {
+            s.path = e;
+        }
+    }
     let snapshot = Snapshot {
-        summary: summary.unwrap_or_else(|| p.summary()),
-        sessions: p.analyzer.session_rows(&p.flows),
+        summary,
+        sessions,
         idle_boundary: p.analyzer.idle_boundary(),
         relay_ms: p.analyzer.take_relay_samples(),
         capture,

@@ -1,0 +1,241 @@
+//! The one place where text from the wire is made safe for a terminal.
+//!
+//! Anything a peer sent (paths, header values, reason phrases, close
+//! reasons, SNI, ...) may hold bytes a terminal acts on: ESC starts escape
+//! sequences (`ESC ]0;` sets the window title, `ESC [2J` clears the
+//! screen), BEL rings, CR and backspace overwrite what was printed, and
+//! UTF-8 encoded C1 controls (U+009B is CSI) do the same on many terminals.
+//! Bidirectional overrides (U+202E) reorder what the reader sees.
+//!
+//! Every text output goes through here: the text sink escapes each record
+//! ([`record`]) before formatting it, and the dashboard each record and
+//! session row it receives. Nothing is dropped: a control character becomes
+//! a visible escape (`\x1b`, `\u009b`, `\u202e`), so the operator sees that
+//! something odd was sent, and what.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+use crate::record::{Hop, Record};
+
+/// Whether `c` must not reach a terminal as is.
+#[inline]
+pub fn is_unsafe(c: char) -> bool {
+    match c {
+        // C0 controls (NUL, BEL, BS, TAB, LF, CR, ESC, ...) and DEL.
+        '\0'..='\x1f' | '\x7f' => true,
+        // C1 controls (CSI, OSC, ST, ...).
+        '\u{80}'..='\u{9f}' => true,
+        // Bidirectional formatting, line and paragraph separators.
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => true,
+        _ => false,
+    }
+}
+
+/// Whether `s` holds anything [`text`] would change. A fast scan: ASCII
+/// text without control bytes (nearly everything) is one pass over bytes.
+#[inline]
+pub fn needs(s: &str) -> bool {
+    s.bytes().any(|b| b < 0x20 || b == 0x7f || b >= 0x80) && s.chars().any(is_unsafe)
+}
+
+/// `s` with every unsafe character replaced by a visible escape: `\x1b`
+/// for C0 controls and DEL, `\u009b` for the others.
+pub fn text(s: &str) -> Cow<'_, str> {
+    if !needs(s) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !is_unsafe(c) {
+            out.push(c);
+        } else if (c as u32) < 0x80 {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn fix(s: &mut String) {
+    if let Cow::Owned(o) = text(s) {
+        *s = o;
+    }
+}
+
+fn fix_opt(s: &mut Option<String>) {
+    if let Some(s) = s {
+        fix(s);
+    }
+}
+
+fn fix_value(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => fix(s),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(fix_value),
+        serde_json::Value::Object(m) => {
+            if m.keys().any(|k| needs(k)) {
+                let old = std::mem::take(m);
+                for (k, mut v) in old {
+                    fix_value(&mut v);
+                    m.insert(text(&k).into_owned(), v);
+                }
+            } else {
+                m.values_mut().for_each(fix_value);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn value_needs(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => needs(s),
+        serde_json::Value::Array(a) => a.iter().any(value_needs),
+        serde_json::Value::Object(m) => m.iter().any(|(k, v)| needs(k) || value_needs(v)),
+        _ => false,
+    }
+}
+
+fn hop_strings(h: &Hop) -> impl Iterator<Item = &str> {
+    [&h.method, &h.target, &h.upgrade, &h.connection, &h.key, &h.reason, &h.accept, &h.server, &h.sni]
+        .into_iter()
+        .filter_map(|s| s.as_deref())
+        .chain(std::iter::once(h.flow.as_str()))
+}
+
+fn fix_hop(h: &mut Hop) {
+    for s in [
+        &mut h.method,
+        &mut h.target,
+        &mut h.upgrade,
+        &mut h.connection,
+        &mut h.key,
+        &mut h.reason,
+        &mut h.accept,
+        &mut h.server,
+        &mut h.sni,
+    ] {
+        fix_opt(s);
+    }
+    fix(&mut h.flow);
+}
+
+/// Whether any string of the record needs escaping.
+fn record_needs(r: &Record) -> bool {
+    let o = |s: &Option<String>| s.as_deref().is_some_and(needs);
+    match r {
+        Record::Http(m) => {
+            o(&m.method) || o(&m.target) || o(&m.reason) || m.headers.iter().any(|(n, v)| needs(n) || needs(v))
+        }
+        Record::Frame(f) => o(&f.close_reason),
+        Record::Handshake(h) => {
+            needs(&h.path) || [&h.client, &h.upstream].into_iter().flatten().any(|h| hop_strings(h).any(needs))
+        }
+        Record::Session(s) => needs(&s.path) || o(&s.close.reason) || o(&s.client_flow) || o(&s.upstream_flow),
+        Record::Finding(f) => {
+            needs(&f.message) || o(&f.path) || o(&f.fix) || f.flows.iter().any(|s| needs(s)) || value_needs(&f.detail)
+        }
+        Record::Summary(s) => s.paths.iter().chain(&s.upstreams).any(|r| needs(&r.key)),
+    }
+}
+
+fn fix_record(r: &mut Record) {
+    match r {
+        Record::Http(m) => {
+            fix_opt(&mut m.method);
+            fix_opt(&mut m.target);
+            fix_opt(&mut m.reason);
+            for (n, v) in &mut m.headers {
+                fix(n);
+                fix(v);
+            }
+        }
+        Record::Frame(f) => fix_opt(&mut f.close_reason),
+        Record::Handshake(h) => {
+            fix(&mut h.path);
+            for hop in [&mut h.client, &mut h.upstream].into_iter().flatten() {
+                fix_hop(hop);
+            }
+        }
+        Record::Session(s) => {
+            fix(&mut s.path);
+            fix_opt(&mut s.close.reason);
+            fix_opt(&mut s.client_flow);
+            fix_opt(&mut s.upstream_flow);
+        }
+        Record::Finding(f) => {
+            fix(&mut f.message);
+            fix_opt(&mut f.path);
+            fix_opt(&mut f.fix);
+            f.flows.iter_mut().for_each(fix);
+            fix_value(&mut f.detail);
+        }
+        Record::Summary(s) => {
+            for r in s.paths.iter_mut().chain(s.upstreams.iter_mut()) {
+                fix(&mut r.key);
+            }
+        }
+    }
+}
+
+/// The record with every string that came from the wire made safe for a
+/// terminal; borrowed (no copy) when nothing needs it.
+pub fn record(r: &Record) -> Cow<'_, Record> {
+    if !record_needs(r) {
+        return Cow::Borrowed(r);
+    }
+    let mut r = r.clone();
+    fix_record(&mut r);
+    Cow::Owned(r)
+}
+
+/// Escapes a record in place (the dashboard keeps its own copies).
+pub fn record_in_place(r: &mut Record) {
+    if record_needs(r) {
+        fix_record(r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_become_visible_escapes() {
+        assert_eq!(text("plain /ws?x=1"), "plain /ws?x=1");
+        assert!(matches!(text("héllo wörld"), Cow::Borrowed(_)));
+        assert_eq!(text("a\x1b]0;pwned\x07b"), "a\\x1b]0;pwned\\x07b");
+        assert_eq!(text("\x1b[2J\0\r\n\t\x7f"), "\\x1b[2J\\x00\\x0d\\x0a\\x09\\x7f");
+        assert_eq!(text("csi\u{9b}31m"), "csi\\u009b31m");
+        assert_eq!(text("abc\u{202e}fdp.exe"), "abc\\u202efdp.exe");
+        // Nothing unsafe is left, whatever the input.
+        let all: String = (0u32..0x3000).filter_map(char::from_u32).collect();
+        assert!(!text(&all).chars().any(is_unsafe));
+    }
+
+    #[test]
+    fn records_are_escaped_only_when_needed() {
+        let f = crate::record::FrameLine {
+            ty: "frame",
+            ts: 0.0,
+            flow: "a->b".into(),
+            dir: "to_client",
+            opcode: "close",
+            fin: true,
+            rsv1: false,
+            masked: false,
+            len: 5,
+            close_code: Some(1000),
+            close_reason: Some("bye".into()),
+        };
+        let r = Record::Frame(f.clone());
+        assert!(matches!(record(&r), Cow::Borrowed(_)));
+        let bad = Record::Frame(crate::record::FrameLine { close_reason: Some("\x1b[2Jgone".into()), ..f });
+        match record(&bad).as_ref() {
+            Record::Frame(f) => assert_eq!(f.close_reason.as_deref(), Some("\\x1b[2Jgone")),
+            _ => unreachable!(),
+        }
+    }
+}
