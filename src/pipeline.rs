@@ -31,11 +31,15 @@ pub struct Pipeline {
     pub stats: PacketStats,
     /// Packet time never goes backwards for expiry (merged captures can).
     now: Ts,
+    /// Secrets are masked in every record before it reaches a sink.
+    redact: crate::redact::Redactor,
 }
 
 impl Pipeline {
     pub fn new(cfg: Config, detectors: Detectors, limits: Limits) -> Pipeline {
+        let redact = cfg.redact;
         Pipeline {
+            redact,
             flows: FlowTable::new(limits),
             analyzer: Analyzer::new(cfg, detectors),
             events: Vec::with_capacity(64),
@@ -107,7 +111,11 @@ impl Pipeline {
         if !self.analyzer.has_output() {
             return Ok(());
         }
-        for r in self.analyzer.drain() {
+        let redact = self.redact.enabled;
+        for mut r in self.analyzer.drain() {
+            if redact {
+                crate::redact::record(&mut r);
+            }
             sink.record(&r)?;
         }
         Ok(())
@@ -160,7 +168,15 @@ impl Pipeline {
             handshakes: a.handshakes.clone(),
             sessions: a.sessions,
             findings: a.findings.clone(),
-            paths: a.metrics.paths(),
+            paths: a
+                .metrics
+                .paths()
+                .into_iter()
+                .map(|mut r| {
+                    r.key = self.redact.path(&r.key);
+                    r
+                })
+                .collect(),
             upstreams: a.metrics.upstreams(),
             latency_ms: record::Latencies {
                 client: a.metrics.client.percentiles(),
