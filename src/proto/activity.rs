@@ -93,7 +93,8 @@ impl WsActivity {
     pub fn frame(&mut self, ts: Ts, dir: Dir, f: &Frame) {
         let d = dir.index();
         self.frames[d] += 1;
-        self.bytes[d] += f.len;
+        // `bytes` is set by the frame parser from the payload actually
+        // seen (a header may claim any length).
         if f.compressed() {
             self.compressed = true;
         }

@@ -15,13 +15,30 @@ use super::ws::FrameParser;
 use super::{Dir, ProtoEvent};
 use crate::time::Ts;
 
-/// Largest request or response head accepted (nginx allows 8 KiB by
-/// default per header line; 64 KiB covers every real client).
+/// Largest request or response head accepted. nginx's default
+/// (`large_client_header_buffers 4 8k`) takes heads up to 32 KiB with any
+/// number of header lines, Apache 100 lines of 8 KiB; 64 KiB covers both.
+/// The number of header lines is bounded by this size only.
 pub const MAX_HEAD: usize = 64 * 1024;
 /// Bytes a client may send after an upgrade request before the server
 /// decides; they are replayed as frames or as HTTP once it has.
 pub const MAX_AWAIT: usize = 64 * 1024;
-const MAX_HEADERS: usize = 128;
+/// Header lines parsed without allocating (the common case); a head with
+/// more is parsed again with room for every line it has.
+const FAST_HEADERS: usize = 128;
+/// Requests awaiting a response that are reported per connection. Beyond
+/// this, pipelined requests are still framed (their responses too) but not
+/// reported, and counted (`http-pipeline-limit`): no client pipelines this
+/// deep, and each reported request holds its head until it is answered
+/// (Suricata's HTTP parser bounds live transactions per flow the same way).
+pub const MAX_PENDING: usize = 128;
+
+/// Memory an answered-later request holds downstream of the parser (its
+/// head, the exchange waiting for its response, the pairing index), as the
+/// memory budget counts it.
+pub fn request_cost(head_len: usize, headers: usize) -> u32 {
+    (1024 + 2 * head_len + 24 * headers).min(u32::MAX as usize) as u32
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ChunkState {
@@ -64,12 +81,18 @@ impl Half {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Pending {
     head: bool,
     connect: bool,
     upgrade: bool,
     websocket: bool,
+    /// Reported (a `Request` event was raised, a `Response` will be).
+    tracked: bool,
+    /// Untracked requests with the same framing, one entry for a run.
+    count: u32,
+    /// What the reported request holds downstream ([`request_cost`]).
+    cost: u32,
 }
 
 /// After a 101 to a WebSocket upgrade: one frame parser per direction and
@@ -88,7 +111,9 @@ impl WsState {
     pub fn feed(&mut self, dir: Dir, ts: Ts, data: &[u8], out: &mut Vec<ProtoEvent>) {
         let WsState { parsers, act, verbose, .. } = self;
         let verbose = *verbose;
-        parsers[dir as usize].feed(data, &mut |frame| {
+        let p = &mut parsers[dir as usize];
+        let was = p.desynced();
+        p.feed(data, &mut |frame| {
             act.frame(ts, dir, frame);
             let ordinal = act.frames[dir as usize];
             if ordinal % RELAY_SAMPLE_EVERY == 0 {
@@ -97,7 +122,12 @@ impl WsState {
             if verbose {
                 out.push(ProtoEvent::Frame { dir, ts, frame: frame.clone() });
             }
-        })
+        });
+        act.bytes[dir as usize] = p.payload_seen();
+        if !was && p.desynced() {
+            // An invalid header (a 64-bit length with its top bit set).
+            out.push(ProtoEvent::Anomaly { dir, ts, what: "ws-desync" });
+        }
     }
 
     pub fn gap(&mut self, dir: Dir, len: u32, ts: Ts, out: &mut Vec<ProtoEvent>) {
@@ -138,6 +168,9 @@ enum Mode {
 pub struct HttpConn {
     halves: [Half; 2],
     pending: VecDeque<Pending>,
+    /// Tracked entries in `pending`, and what they hold downstream.
+    tracked: u32,
+    pending_cost: u64,
     mode: Mode,
     /// Report every WebSocket frame (`-v`).
     verbose: bool,
@@ -160,7 +193,14 @@ enum HeadResult<T> {
 
 impl HttpConn {
     pub fn new(verbose: bool) -> HttpConn {
-        HttpConn { halves: [Half::new(), Half::new()], pending: VecDeque::new(), mode: Mode::Http, verbose }
+        HttpConn {
+            halves: [Half::new(), Half::new()],
+            pending: VecDeque::new(),
+            tracked: 0,
+            pending_cost: 0,
+            mode: Mode::Http,
+            verbose,
+        }
     }
 
     /// After a 101 to a WebSocket upgrade, the frame parsers and activity
@@ -181,6 +221,78 @@ impl HttpConn {
 
     pub fn is_tunnel(&self) -> bool {
         matches!(self.mode, Mode::Tunnel)
+    }
+
+    /// Memory this parser holds or makes others hold, for the budget:
+    /// partial heads, bytes held during an upgrade, and the heads of the
+    /// reported requests still awaiting a response.
+    pub fn buffered(&self) -> usize {
+        self.halves[0].buf.capacity()
+            + self.halves[1].buf.capacity()
+            + self.pending.capacity() * std::mem::size_of::<Pending>()
+            + self.pending_cost as usize
+    }
+
+    /// Memory pressure: gives up partial heads and bytes held during an
+    /// upgrade (the stream resynchronises at the next message, as after a
+    /// gap). Returns the bytes freed. Reported requests stay (their heads
+    /// live downstream).
+    pub fn shed(&mut self, ts: Ts, out: &mut Vec<ProtoEvent>) -> usize {
+        let mut freed = 0;
+        for (i, h) in self.halves.iter_mut().enumerate() {
+            if h.buf.capacity() == 0 {
+                continue;
+            }
+            freed += h.buf.capacity();
+            h.buf = Vec::new();
+            let dir = if i == 0 { Dir::ToServer } else { Dir::ToClient };
+            if h.state == State::Head {
+                h.start = None;
+                h.state = State::Resync;
+                out.push(ProtoEvent::Anomaly { dir, ts, what: "http-head-shed" });
+            }
+        }
+        if self.pending.capacity() > self.pending.len() * 2 + 8 {
+            self.pending.shrink_to_fit();
+        }
+        freed
+    }
+
+    /// Queues a request for response matching; false when it is beyond
+    /// [`MAX_PENDING`] and must not be reported.
+    fn push_pending(&mut self, mut p: Pending) -> bool {
+        p.tracked = (self.tracked as usize) < MAX_PENDING;
+        if p.tracked {
+            self.tracked += 1;
+            self.pending_cost += p.cost as u64;
+            self.pending.push_back(p);
+            return true;
+        }
+        p.cost = 0;
+        match self.pending.back_mut() {
+            Some(b) if !b.tracked && Pending { count: b.count, ..p } == *b && b.count < u32::MAX => b.count += 1,
+            _ => self.pending.push_back(p),
+        }
+        false
+    }
+
+    /// The request the next final response answers.
+    fn pop_pending(&mut self) -> Option<Pending> {
+        let front = self.pending.front_mut()?;
+        if !front.tracked && front.count > 1 {
+            front.count -= 1;
+            return Some(Pending { count: 1, ..*front });
+        }
+        let p = self.pending.pop_front()?;
+        if p.tracked {
+            self.tracked -= 1;
+            self.pending_cost -= p.cost as u64;
+        }
+        if self.pending.is_empty() && self.pending.capacity() > 16 {
+            // A burst of pipelining is over: give its memory back.
+            self.pending = VecDeque::new();
+        }
+        Some(p)
     }
 
     pub fn data(&mut self, dir: Dir, ts: Ts, data: &[u8], out: &mut Vec<ProtoEvent>) {
@@ -240,19 +352,25 @@ impl HttpConn {
                             let start = h.start.take().unwrap_or(ts);
                             let upgrade = req.headers.has("upgrade");
                             let connect = req.method.eq_ignore_ascii_case("CONNECT");
-                            let p = Pending {
-                                head: req.method.eq_ignore_ascii_case("HEAD"),
-                                connect,
-                                upgrade,
-                                websocket: req.is_websocket_attempt(),
-                            };
-                            self.pending.push_back(p);
                             h.await_after_body = upgrade || connect;
                             h.state = body_state(&req.headers, false);
                             if h.state == State::Head && h.await_after_body {
                                 h.state = State::AwaitResponse;
                             }
-                            out.push(ProtoEvent::Request { ts: start, req: Box::new(req) });
+                            let p = Pending {
+                                head: req.method.eq_ignore_ascii_case("HEAD"),
+                                connect,
+                                upgrade,
+                                websocket: req.is_websocket_attempt(),
+                                tracked: false,
+                                count: 1,
+                                cost: request_cost(req.head_len, req.headers.len()),
+                            };
+                            if self.push_pending(p) {
+                                out.push(ProtoEvent::Request { ts: start, req: Box::new(req) });
+                            } else {
+                                out.push(ProtoEvent::Anomaly { dir: Dir::ToServer, ts, what: "http-pipeline-limit" });
+                            }
                         }
                         HeadResult::NeedMore => return,
                         HeadResult::Bad(what) => {
@@ -307,17 +425,25 @@ impl HttpConn {
                             let status = resp.status;
                             if (100..200).contains(&status) && status != 101 {
                                 // Interim: the request still awaits its final response.
-                                out.push(ProtoEvent::Response { ts: start, resp: Box::new(resp) });
+                                if self.pending.front().is_none_or(|p| p.tracked) {
+                                    out.push(ProtoEvent::Response { ts: start, resp: Box::new(resp) });
+                                }
                                 continue;
                             }
-                            let req = self.pending.pop_front();
+                            let req = self.pop_pending();
+                            // Responses to requests that were not reported
+                            // are framed but not reported either.
+                            let report = req.is_none_or(|p| p.tracked);
+                            let h = &mut self.halves[1];
                             if status == 101 {
                                 let ws =
                                     req.is_some_and(|p| p.websocket) || resp.headers.has_token("upgrade", "websocket");
                                 // Upgraded first, so consumers know the connection
                                 // is a WebSocket when they see its 101.
                                 out.push(ProtoEvent::Upgraded { ts, websocket: ws });
-                                out.push(ProtoEvent::Response { ts: start, resp: Box::new(resp) });
+                                if report {
+                                    out.push(ProtoEvent::Response { ts: start, resp: Box::new(resp) });
+                                }
                                 self.switch(ws, ts, input, out);
                                 return;
                             }
@@ -327,7 +453,9 @@ impl HttpConn {
                             } else {
                                 body_state(&resp.headers, true)
                             };
-                            out.push(ProtoEvent::Response { ts: start, resp: Box::new(resp) });
+                            if report {
+                                out.push(ProtoEvent::Response { ts: start, resp: Box::new(resp) });
+                            }
                             if connect_ok {
                                 self.mode = Mode::Tunnel;
                                 out.push(ProtoEvent::Upgraded { ts, websocket: false });
@@ -426,18 +554,28 @@ fn read_head<T>(buf: &mut Vec<u8>, input: &[u8], parse: HeadParser<T>) -> HeadRe
     buf.extend_from_slice(&input[..take]);
     match parse(buf) {
         Ok(Some((m, n))) => {
-            buf.clear();
+            release(buf);
             HeadResult::Done(m, n.saturating_sub(old))
         }
         Ok(None) if buf.len() > MAX_HEAD => {
-            buf.clear();
+            release(buf);
             HeadResult::Bad("http-head-too-large")
         }
         Ok(None) => HeadResult::NeedMore,
         Err(e) => {
-            buf.clear();
+            release(buf);
             HeadResult::Bad(e)
         }
+    }
+}
+
+/// Empties a head buffer; a large one gives its memory back (a keep-alive
+/// connection keeps its parser for its whole life).
+fn release(buf: &mut Vec<u8>) {
+    if buf.capacity() > 4096 {
+        *buf = Vec::new();
+    } else {
+        buf.clear();
     }
 }
 
@@ -456,10 +594,25 @@ fn headers_of(hs: &[httparse::Header<'_>]) -> Headers {
 }
 
 fn parse_request(data: &[u8]) -> Result<Option<(Request, usize)>, &'static str> {
-    let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut r = httparse::Request::new(&mut hs);
-    match r.parse(data) {
-        Ok(httparse::Status::Complete(n)) => Ok(Some((
+    let mut hs = [httparse::EMPTY_HEADER; FAST_HEADERS];
+    match request_with(data, &mut hs) {
+        Err(httparse::Error::TooManyHeaders) => {
+            // More header lines than the fast path has room for (nginx
+            // takes any number within its buffers): room for every line.
+            let mut hs = vec![httparse::EMPTY_HEADER; line_count(data)];
+            request_with(data, &mut hs).map_err(|e| bad(e, "http-malformed-request"))
+        }
+        r => r.map_err(|e| bad(e, "http-malformed-request")),
+    }
+}
+
+fn request_with<'h, 'b>(
+    data: &'b [u8],
+    hs: &'h mut [httparse::Header<'b>],
+) -> Result<Option<(Request, usize)>, httparse::Error> {
+    let mut r = httparse::Request::new(hs);
+    Ok(match r.parse(data)? {
+        httparse::Status::Complete(n) => Some((
             Request {
                 method: r.method.unwrap_or("").to_string(),
                 target: r.path.unwrap_or("").to_string(),
@@ -468,18 +621,29 @@ fn parse_request(data: &[u8]) -> Result<Option<(Request, usize)>, &'static str> 
                 head_len: n,
             },
             n,
-        ))),
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(httparse::Error::TooManyHeaders) => Err("http-too-many-headers"),
-        Err(_) => Err("http-malformed-request"),
-    }
+        )),
+        httparse::Status::Partial => None,
+    })
 }
 
 fn parse_response(data: &[u8]) -> Result<Option<(Response, usize)>, &'static str> {
-    let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut r = httparse::Response::new(&mut hs);
-    match r.parse(data) {
-        Ok(httparse::Status::Complete(n)) => Ok(Some((
+    let mut hs = [httparse::EMPTY_HEADER; FAST_HEADERS];
+    match response_with(data, &mut hs) {
+        Err(httparse::Error::TooManyHeaders) => {
+            let mut hs = vec![httparse::EMPTY_HEADER; line_count(data)];
+            response_with(data, &mut hs).map_err(|e| bad(e, "http-malformed-response"))
+        }
+        r => r.map_err(|e| bad(e, "http-malformed-response")),
+    }
+}
+
+fn response_with<'h, 'b>(
+    data: &'b [u8],
+    hs: &'h mut [httparse::Header<'b>],
+) -> Result<Option<(Response, usize)>, httparse::Error> {
+    let mut r = httparse::Response::new(hs);
+    Ok(match r.parse(data)? {
+        httparse::Status::Complete(n) => Some((
             Response {
                 version: Version::from_minor(r.version.unwrap_or(1)),
                 status: r.code.unwrap_or(0),
@@ -488,10 +652,22 @@ fn parse_response(data: &[u8]) -> Result<Option<(Response, usize)>, &'static str
                 head_len: n,
             },
             n,
-        ))),
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(httparse::Error::TooManyHeaders) => Err("http-too-many-headers"),
-        Err(_) => Err("http-malformed-response"),
+        )),
+        httparse::Status::Partial => None,
+    })
+}
+
+/// Upper bound of the header lines in a head (at most [`MAX_HEAD`] + one
+/// segment of bytes are ever parsed at once).
+fn line_count(data: &[u8]) -> usize {
+    let head = &data[..data.len().min(MAX_HEAD + 1)];
+    head.iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+fn bad(e: httparse::Error, malformed: &'static str) -> &'static str {
+    match e {
+        httparse::Error::TooManyHeaders => "http-too-many-headers",
+        _ => malformed,
     }
 }
 
@@ -661,6 +837,14 @@ mod tests {
     }
 
     #[test]
+    fn invalid_frame_length_raises_the_desync_anomaly() {
+        let mut bad = vec![0x82, 127];
+        bad.extend_from_slice(&(1u64 << 63 | 5).to_be_bytes());
+        let ev = run(&[(Dir::ToServer, UPGRADE), (Dir::ToClient, OK101), (Dir::ToClient, &bad)]);
+        assert_eq!(kinds(&ev), ["req GET /ws", "upgraded ws=true", "resp 101", "anomaly ws-desync"]);
+    }
+
+    #[test]
     fn upgrade_then_frames_in_the_101_segment() {
         let mut resp = OK101.to_vec();
         resp.extend(encode(true, 0, opcode::PING, None, b"p"));
@@ -728,6 +912,73 @@ mod tests {
         }
         assert!(c.halves[0].buf.len() <= MAX_HEAD + 1);
         assert_eq!(kinds(&out), ["anomaly http-head-too-large"]);
+    }
+
+    #[test]
+    fn many_header_lines_are_taken_as_nginx_takes_them() {
+        let mut req = b"GET /ws HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..600 {
+            req.extend_from_slice(format!("X-H{i}: {i}\r\n").as_bytes());
+        }
+        req.extend_from_slice(b"\r\n");
+        let ev = run(&[(Dir::ToServer, &req), (Dir::ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")]);
+        assert_eq!(kinds(&ev), ["req GET /ws", "resp 200"]);
+        match &ev[0] {
+            ProtoEvent::Request { req, .. } => assert_eq!(req.headers.len(), 601),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn pipelining_beyond_the_limit_is_framed_counted_and_not_reported() {
+        let n = MAX_PENDING + 50;
+        let mut reqs = Vec::new();
+        for i in 0..n {
+            let m = if i == MAX_PENDING + 10 { "HEAD" } else { "GET" };
+            reqs.extend_from_slice(format!("{m} /{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        }
+        let mut c = HttpConn::new(false);
+        let mut out = Vec::new();
+        c.data(Dir::ToServer, Ts(0), &reqs, &mut out);
+        let k = kinds(&out);
+        assert_eq!(k.iter().filter(|x| x.starts_with("req")).count(), MAX_PENDING);
+        assert_eq!(k.iter().filter(|x| *x == "anomaly http-pipeline-limit").count(), 50);
+        assert!(c.pending.len() <= MAX_PENDING + 3, "untracked runs are one entry each: {}", c.pending.len());
+        let held = c.buffered();
+        assert!(held >= MAX_PENDING * 1024, "{held}");
+        // Every response is framed in order (the HEAD one has no body),
+        // only the reported requests' ones are reported.
+        let mut resps = Vec::new();
+        for i in 0..n {
+            if i == MAX_PENDING + 10 {
+                resps.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n");
+            } else {
+                resps.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+        }
+        resps.extend_from_slice(b"HTTP/1.1 204 No Content\r\n\r\n");
+        out.clear();
+        c.data(Dir::ToClient, Ts(1), &resps, &mut out);
+        let k = kinds(&out);
+        assert_eq!(k.iter().filter(|x| *x == "resp 200").count(), MAX_PENDING);
+        assert_eq!(k.last().map(String::as_str), Some("resp 204"), "framing held to the end: {k:?}");
+        assert!(c.pending.is_empty());
+        assert!(c.buffered() < 1024);
+    }
+
+    #[test]
+    fn shedding_drops_partial_heads() {
+        let mut c = HttpConn::new(false);
+        let mut out = Vec::new();
+        c.data(Dir::ToServer, Ts(0), &[b'G'; 1], &mut out);
+        c.data(Dir::ToServer, Ts(0), b"ET / HTTP/1.1\r\nX-Big: ", &mut out);
+        c.data(Dir::ToServer, Ts(0), &[b'a'; 30_000], &mut out);
+        assert!(c.buffered() >= 30_000);
+        assert!(c.shed(Ts(1), &mut out) >= 30_000);
+        assert!(c.buffered() < 1024);
+        assert_eq!(kinds(&out), ["anomaly http-head-shed"]);
+        c.data(Dir::ToServer, Ts(2), b"GET /next HTTP/1.1\r\n\r\n", &mut out);
+        assert_eq!(kinds(&out), ["anomaly http-head-shed", "req GET /next"]);
     }
 
     #[test]

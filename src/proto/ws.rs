@@ -78,8 +78,11 @@ pub struct FrameParser {
     /// Control payload kept so far (<= 125 bytes), unmasked.
     ctrl: Vec<u8>,
     ctrl_pos: u64,
-    /// A gap hid a frame boundary: the stream can no longer be framed.
+    /// A gap hid a frame boundary (or a header was invalid): the stream
+    /// can no longer be framed.
     desync: bool,
+    /// Payload bytes actually seen (not what headers claimed, not gaps).
+    seen: u64,
 }
 
 /// Header length announced by a frame's second byte.
@@ -102,12 +105,19 @@ impl FrameParser {
         self.desync
     }
 
+    /// Payload bytes seen so far: a frame that claims 1 GB and is cut by
+    /// the end of the connection counts what came.
+    pub fn payload_seen(&self) -> u64 {
+        self.seen
+    }
+
     /// Consumes stream bytes, calling `emit` for each frame: data frames
     /// when their header is complete, control frames when their payload is.
     pub fn feed(&mut self, mut data: &[u8], emit: &mut impl FnMut(&Frame)) {
         while !data.is_empty() && !self.desync {
             if self.left > 0 {
                 let n = (self.left.min(data.len() as u64)) as usize;
+                self.seen += n as u64;
                 if self.ctrl_frame.is_some() {
                     self.take_payload(&data[..n]);
                 }
@@ -346,5 +356,21 @@ mod tests {
         let mut p = FrameParser::new();
         p.feed(&s, &mut |_| panic!("no frame"));
         assert!(p.desynced());
+        // Top bit alone, split across calls.
+        let mut p = FrameParser::new();
+        p.feed(&[0x81, 0xff, 0x80], &mut |_| panic!("no frame"));
+        p.feed(&[0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4], &mut |_| panic!("no frame"));
+        assert!(p.desynced());
+    }
+
+    #[test]
+    fn payload_seen_counts_what_came_not_what_was_claimed() {
+        let mut p = FrameParser::new();
+        let f = encode(true, 0, opcode::BINARY, None, &[0u8; 1000]);
+        p.feed(&f[..110], &mut |_| {});
+        assert_eq!(p.payload_seen(), 106);
+        p.gap(500);
+        p.feed(&f[610..], &mut |_| {});
+        assert_eq!(p.payload_seen(), 106 + 394);
     }
 }
