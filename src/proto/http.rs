@@ -606,9 +606,9 @@ fn parse_request(data: &[u8]) -> Result<Option<(Request, usize)>, &'static str> 
     }
 }
 
-fn request_with<'h, 'b>(
+fn request_with<'b>(
     data: &'b [u8],
-    hs: &'h mut [httparse::Header<'b>],
+    hs: &mut [httparse::Header<'b>],
 ) -> Result<Option<(Request, usize)>, httparse::Error> {
     let mut r = httparse::Request::new(hs);
     Ok(match r.parse(data)? {
@@ -637,9 +637,9 @@ fn parse_response(data: &[u8]) -> Result<Option<(Response, usize)>, &'static str
     }
 }
 
-fn response_with<'h, 'b>(
+fn response_with<'b>(
     data: &'b [u8],
-    hs: &'h mut [httparse::Header<'b>],
+    hs: &mut [httparse::Header<'b>],
 ) -> Result<Option<(Response, usize)>, httparse::Error> {
     let mut r = httparse::Response::new(hs);
     Ok(match r.parse(data)? {
