@@ -163,6 +163,9 @@ pub struct Analyzer {
     /// Failed connection attempts of the last minutes, and SYNs in flight.
     attempts: VecDeque<Attempt>,
     syn_pending: FxHashMap<ConnId, (FlowKey, Ts)>,
+    /// The latest SYNs, for the attempts an exchange looks at: a SYN flood
+    /// must not make every exchange scan every half-open connection.
+    recent_syns: VecDeque<(ConnId, FlowKey, Ts)>,
     /// Closed upgraded connections not (yet) part of a session.
     orphans: VecDeque<(Ts, ConnId)>,
     next_txn: TxnId,
@@ -180,6 +183,10 @@ pub struct Analyzer {
 }
 
 const ATTEMPT_MEMORY_S: f64 = 120.0;
+/// Failed attempts and SYNs in flight remembered, at most (a SYN flood
+/// would otherwise fill them, and every exchange looks at them).
+const MAX_ATTEMPTS: usize = 1024;
+const MAX_RECENT_SYNS: usize = 1024;
 /// Relay samples waiting for their other hop, at most.
 const MAX_RELAY_PENDING: usize = 10_000;
 
@@ -200,6 +207,7 @@ impl Analyzer {
             conn_sessions: FxHashMap::default(),
             attempts: VecDeque::new(),
             syn_pending: FxHashMap::default(),
+            recent_syns: VecDeque::new(),
             orphans: VecDeque::new(),
             next_txn: 1,
             next_chain: 1,
@@ -327,6 +335,10 @@ impl Analyzer {
                 );
                 if syn {
                     self.syn_pending.insert(conn, (flow, ts));
+                    if self.recent_syns.len() >= MAX_RECENT_SYNS {
+                        self.recent_syns.pop_front();
+                    }
+                    self.recent_syns.push_back((conn, flow, ts));
                 }
             }
             EventKind::Established => {
@@ -573,6 +585,9 @@ impl Analyzer {
         self.syn_pending.remove(&conn);
         let reason = summary.end;
         if matches!(reason, EndReason::Refused | EndReason::Unanswered) {
+            if self.attempts.len() >= MAX_ATTEMPTS {
+                self.attempts.pop_front();
+            }
             self.attempts.push_back(Attempt {
                 conn,
                 flow: summary.flow,
@@ -640,10 +655,10 @@ impl Analyzer {
         let mut attempts: Vec<Attempt> =
             self.attempts.iter().filter(|a| a.ts >= ts && a.ts <= window_end).cloned().collect();
         attempts.extend(
-            self.syn_pending
+            self.recent_syns
                 .iter()
-                .filter(|(_, (_, t))| *t >= ts && *t <= window_end)
-                .map(|(&conn, &(flow, t))| Attempt { conn, flow, ts: t, refused: false }),
+                .filter(|(c, _, t)| *t >= ts && *t <= window_end && self.syn_pending.contains_key(c))
+                .map(|&(conn, flow, t)| Attempt { conn, flow, ts: t, refused: false }),
         );
         attempts.sort_by_key(|a| a.conn);
 

@@ -37,15 +37,22 @@ struct Group {
     first_ts: f64,
 }
 
+/// Finding groups remembered for the summary, at most: the keys hold
+/// paths from the wire, and a capture with endless distinct paths must not
+/// make the sink grow with it.
+const MAX_GROUPS: usize = 4096;
+
 pub struct TextSink<W: Write> {
     w: W,
     o: TextOptions,
     groups: BTreeMap<GroupKey, Group>,
+    /// Findings in groups beyond [`MAX_GROUPS`] (printed, not grouped).
+    ungrouped: u64,
 }
 
 impl<W: Write> TextSink<W> {
     pub fn new(w: W, o: TextOptions) -> TextSink<W> {
-        TextSink { w, o, groups: BTreeMap::new() }
+        TextSink { w, o, groups: BTreeMap::new(), ungrouped: 0 }
     }
 
     fn paint(&self, code: &str, s: &str) -> String {
@@ -359,6 +366,9 @@ impl<W: Write> Sink for TextSink<W> {
                         );
                     }
                 }
+                if self.ungrouped > 0 {
+                    t += &format!("  and {} findings in further groups (not counted here)\n", self.ungrouped);
+                }
                 t
             }
             _ if self.o.quiet => return Ok(()),
@@ -392,6 +402,12 @@ impl<W: Write> Sink for TextSink<W> {
             Record::Finding(f) => {
                 let key = group_key(f);
                 let first = !self.groups.contains_key(&key);
+                if first && self.groups.len() >= MAX_GROUPS {
+                    self.ungrouped += 1;
+                    let block = self.finding_block(f);
+                    self.w.write_all(block.as_bytes())?;
+                    return Ok(());
+                }
                 let g = self.groups.entry(key).or_insert(Group { severity: f.severity, count: 0, first_ts: f.ts });
                 g.count += 1;
                 if !first {
