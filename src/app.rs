@@ -33,7 +33,11 @@ pub fn build_pipeline(args: &Args) -> Result<Pipeline> {
         timeouts: args.timeouts.clone(),
         live: args.interface.is_some(),
     };
-    Ok(Pipeline::new(cfg, detectors(args), Limits { verbose: args.verbose > 0, ..Limits::default() }))
+    let memcap = match &args.memcap {
+        Some(m) => crate::budget::parse_size(m).map_err(Error::new)?,
+        None => crate::budget::DEFAULT_MEMCAP,
+    };
+    Ok(Pipeline::new(cfg, detectors(args), Limits { verbose: args.verbose > 0, memcap, ..Limits::default() }))
 }
 
 /// The detectors a run uses.

@@ -122,6 +122,10 @@ pub struct Args {
     #[arg(long)]
     pub no_redact: bool,
 
+    /// Memory budget for all connection state (e.g. 256M, 2G; a bare number is MiB). Default 384M.
+    #[arg(long, value_name = "SIZE")]
+    pub memcap: Option<String>,
+
     /// BPF filter expression.
     #[arg(value_name = "EXPRESSION", trailing_var_arg = true, allow_hyphen_values = true)]
     pub expression: Vec<String>,

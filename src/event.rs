@@ -79,6 +79,9 @@ pub enum EndReason {
     Idle,
     /// The capture ended with the connection still open.
     EndOfCapture,
+    /// Still open, but no longer followed: the memory budget needed its
+    /// room (counted in the summary's `memory.evicted`).
+    Evicted,
 }
 
 impl EndReason {
@@ -90,7 +93,14 @@ impl EndReason {
             EndReason::Unanswered => "unanswered",
             EndReason::Idle => "idle",
             EndReason::EndOfCapture => "end-of-capture",
+            EndReason::Evicted => "evicted",
         }
+    }
+
+    /// The connection did not end: the capture did, or wstap stopped
+    /// following it.
+    pub fn is_unfinished(self) -> bool {
+        matches!(self, EndReason::EndOfCapture | EndReason::Evicted)
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`detect`] -> [`record`] -> [`sink`].
 
 pub mod app;
+pub mod budget;
 pub mod capture;
 pub mod cli;
 pub mod correlate;

@@ -22,6 +22,7 @@ pub struct PacketStats {
     pub first_ts: Option<Ts>,
     pub last_ts: Option<Ts>,
     pub truncated: bool,
+    pub damaged: bool,
 }
 
 pub struct Pipeline {
@@ -162,6 +163,7 @@ impl Pipeline {
                 out_of_order: r.out_of_order,
                 keepalives: r.keepalives,
                 limit_hits: r.limit_hits,
+                rexmit_inconsistent: r.rexmit_inconsistent,
             },
             http_anomalies: a.anomalies.clone(),
             http_requests: a.http_requests,
@@ -191,6 +193,19 @@ impl Pipeline {
                 _ => 0.0,
             },
             truncated: st.truncated,
+            damaged: st.damaged,
+            memory: {
+                let b = self.flows.budget();
+                record::Memory {
+                    budget_bytes: b.limit,
+                    peak_bytes: b.peak,
+                    max_connections: self.flows.max_flows() as u64,
+                    evicted: b.stats.evicted,
+                    dropped_connections: b.stats.dropped,
+                    shed_connections: b.stats.shed_connections,
+                    shed_bytes: b.stats.shed_bytes,
+                }
+            },
             capture: None,
         }
     }

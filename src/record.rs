@@ -267,6 +267,29 @@ pub struct Reassembly {
     pub out_of_order: u64,
     pub keepalives: u64,
     pub limit_hits: u64,
+    /// Retransmitted bytes that differ from the first copy (Zeek's
+    /// `rexmit_inconsistency`); the first copy is kept.
+    pub rexmit_inconsistent: u64,
+}
+
+/// The memory budget (`--memcap`) and what it had to give up.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Memory {
+    pub budget_bytes: u64,
+    /// Highest memory charged against the budget (connection table,
+    /// per-connection state, buffers).
+    pub peak_bytes: u64,
+    /// Connections the table holds at most under this budget.
+    pub max_connections: u64,
+    /// Connections no longer followed to make room: `half_open` (seen in
+    /// one direction only: unanswered SYNs), `established`, `upgraded`.
+    pub evicted: crate::budget::Evicted,
+    /// New connections not followed at all (no room could be made).
+    pub dropped_connections: u64,
+    /// Connections whose buffers (held out-of-order data, partial heads)
+    /// were given up, and the bytes freed.
+    pub shed_connections: u64,
+    pub shed_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -337,6 +360,10 @@ pub struct Summary {
     pub elapsed_s: f64,
     /// The capture file ended inside a packet record.
     pub truncated: bool,
+    /// The capture file is damaged part-way (a record or block that cannot
+    /// be read): what came before it was analysed, what follows was not.
+    pub damaged: bool,
+    pub memory: Memory,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture: Option<Capture>,
 }

@@ -897,7 +897,7 @@ fn outcome_of(t: &Txn) -> Outcome {
     match t.status() {
         Some(101) => Outcome::Upgraded,
         Some(_) => Outcome::Rejected,
-        None if t.end.is_some_and(|(_, e)| e == TxnEnd::Conn(EndReason::EndOfCapture)) || t.end.is_none() => {
+        None if t.end.is_some_and(|(_, e)| matches!(e, TxnEnd::Conn(r) if r.is_unfinished())) || t.end.is_none() => {
             Outcome::Incomplete
         }
         None => Outcome::Failed,

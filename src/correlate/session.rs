@@ -82,9 +82,7 @@ pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, ho
     let front = hops[0].act;
     let start = hops.iter().map(|h| h.act.upgraded_ts).min().unwrap_or(front.upgraded_ts);
     let end = hops.iter().filter_map(|h| h.summary.map(|s| s.last_ts)).max().unwrap_or(start);
-    let open = hops.iter().any(|h| {
-        h.summary.is_none_or(|s| s.end == crate::event::EndReason::EndOfCapture) && h.act.first_close.is_none()
-    });
+    let open = hops.iter().any(|h| h.summary.is_none_or(|s| s.end.is_unfinished()) && h.act.first_close.is_none());
     // The earliest closing action across hops.
     let first =
         hops.iter().filter_map(|h| h.act.first_close.map(|(t, d, how)| (t, h.role, d, how))).min_by_key(|x| x.0);

@@ -97,7 +97,7 @@ impl Txn {
 
     /// Failed to get any response (the connection closed or reset).
     pub fn failed(&self) -> bool {
-        self.resp.is_none() && self.end.is_some_and(|(_, e)| e != TxnEnd::Conn(EndReason::EndOfCapture))
+        self.resp.is_none() && self.end.is_some_and(|(_, e)| !matches!(e, TxnEnd::Conn(r) if r.is_unfinished()))
     }
 
     pub fn needs_client_record(&self) -> bool {

@@ -53,17 +53,63 @@ pub struct ReassemblyStats {
     pub keepalives: u64,
     pub out_of_order: u64,
     pub limit_hits: u64,
+    /// Retransmitted bytes that differ from what was first seen for the
+    /// same sequence numbers (Zeek's `rexmit_inconsistency`: an injection
+    /// or an evasion attempt, or a broken stack). The first copy is kept,
+    /// as the receiving host keeps it.
+    pub rexmit_inconsistent: u64,
 }
 
 impl ReassemblyStats {
-    pub fn add(&mut self, o: &ReassemblyStats) {
-        self.gaps += o.gaps;
+    pub fn add(&mut self, o: &AsmStats) {
+        self.gaps += o.gaps as u64;
         self.gap_bytes += o.gap_bytes;
-        self.retransmits += o.retransmits;
-        self.keepalives += o.keepalives;
-        self.out_of_order += o.out_of_order;
-        self.limit_hits += o.limit_hits;
+        self.retransmits += o.retransmits as u64;
+        self.keepalives += o.keepalives as u64;
+        self.out_of_order += o.out_of_order as u64;
+        self.limit_hits += o.limit_hits as u64;
+        self.rexmit_inconsistent += o.rexmit_inconsistent as u64;
     }
+}
+
+/// The same counters for one direction of one connection, in the
+/// connection's own (small) state; they saturate rather than wrap.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AsmStats {
+    pub gaps: u32,
+    pub retransmits: u32,
+    pub keepalives: u32,
+    pub out_of_order: u32,
+    pub limit_hits: u32,
+    pub rexmit_inconsistent: u32,
+    pub gap_bytes: u64,
+}
+
+fn inc(c: &mut u32) {
+    *c = c.saturating_add(1);
+}
+
+/// The last segment delivered in order, to compare a retransmission with.
+#[derive(Debug, Default, Clone, Copy)]
+struct Recent {
+    seq: u32,
+    len: u32,
+    hash: u32,
+}
+
+/// A fast hash of a segment's bytes (eight at a time), folded to 32 bits.
+#[inline]
+fn fingerprint(d: &[u8]) -> u32 {
+    let mut h: u64 = 0x51_7c_c1_b7_27_22_0a_95 ^ d.len() as u64;
+    let mut chunks = d.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    for &b in chunks.remainder() {
+        h = (h.rotate_left(5) ^ b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    (h ^ (h >> 32)) as u32
 }
 
 #[derive(Debug)]
@@ -84,10 +130,11 @@ pub struct Assembler {
     /// Next stream byte expected; unknown until the first SYN or data.
     next: Option<u32>,
     held: Vec<Held>,
-    held_bytes: usize,
-    fin: Option<u32>,
+    held_bytes: u32,
     fin_delivered: bool,
-    pub stats: ReassemblyStats,
+    fin: Option<u32>,
+    recent: Recent,
+    pub stats: AsmStats,
 }
 
 impl Assembler {
@@ -108,6 +155,32 @@ impl Assembler {
 
     pub fn has_held(&self) -> bool {
         !self.held.is_empty()
+    }
+
+    /// Memory held for segments ahead of a hole.
+    #[inline]
+    pub fn held_memory(&self) -> usize {
+        if self.held.capacity() == 0 {
+            return 0;
+        }
+        self.held_bytes as usize + self.held.capacity() * std::mem::size_of::<Held>() + self.held.len() * 16
+    }
+
+    /// Memory pressure: every hole is declared lost now, and what was held
+    /// behind it delivered (as when a per-flow bound is hit). Returns the
+    /// bytes freed.
+    pub fn shed(&mut self, out: &mut impl FnMut(Chunk<'_>)) -> usize {
+        let freed = self.held_memory();
+        if freed == 0 {
+            return 0;
+        }
+        while let Some(first) = self.held.first().map(|h| h.seq) {
+            self.gap_to(first, out);
+            self.drain(out);
+        }
+        self.held = Vec::new();
+        self.maybe_fin(out);
+        freed
     }
 
     pub fn fin_delivered(&self) -> bool {
@@ -131,26 +204,38 @@ impl Assembler {
         let d = diff(seq, next);
         let kind = if len == 0 {
             if d == -1 && !fin {
-                self.stats.keepalives += 1;
+                inc(&mut self.stats.keepalives);
                 SegKind::KeepAlive
             } else {
                 SegKind::Empty
             }
         } else if d + len as i64 <= 0 {
             if d == -1 && len == 1 {
-                self.stats.keepalives += 1;
+                inc(&mut self.stats.keepalives);
                 SegKind::KeepAlive
             } else {
-                self.stats.retransmits += 1;
+                inc(&mut self.stats.retransmits);
+                // Same bytes again? Only the last segment is remembered
+                // (a hash of it): a sender retransmits what is unacked,
+                // the most recent segments first.
+                let r = self.recent;
+                if missing == 0 && r.len != 0 && r.seq == seq && r.len == len && r.hash != fingerprint(payload) {
+                    inc(&mut self.stats.rexmit_inconsistent);
+                }
                 SegKind::Retransmit
             }
         } else if d <= 0 {
             // New data, possibly overlapping what was delivered: trim.
+            self.recent = if d == 0 && missing == 0 && self.held.is_empty() {
+                Recent { seq, len, hash: fingerprint(payload) }
+            } else {
+                Recent::default()
+            };
             self.deliver(trim(payload, missing, (-d) as u32), out);
             self.drain(out);
             SegKind::New
         } else {
-            self.stats.out_of_order += 1;
+            inc(&mut self.stats.out_of_order);
             self.hold(seq, payload, missing, out);
             SegKind::OutOfOrder
         };
@@ -194,7 +279,7 @@ impl Assembler {
             out(Chunk::Data(data));
         }
         if missing > 0 {
-            self.stats.gaps += 1;
+            inc(&mut self.stats.gaps);
             self.stats.gap_bytes += missing as u64;
             out(Chunk::Gap(missing));
         }
@@ -206,7 +291,7 @@ impl Assembler {
         let next = self.next.unwrap_or(to);
         let n = diff(to, next);
         if n > 0 {
-            self.stats.gaps += 1;
+            inc(&mut self.stats.gaps);
             self.stats.gap_bytes += n as u64;
             out(Chunk::Gap(n as u32));
             self.next = Some(to);
@@ -222,7 +307,7 @@ impl Assembler {
                 break;
             }
             let h = self.held.remove(0);
-            self.held_bytes -= h.data.len();
+            self.held_bytes -= h.data.len() as u32;
             if d + h.len() as i64 > 0 {
                 self.deliver(trim(&h.data, h.missing, (-d) as u32), out);
             }
@@ -232,9 +317,9 @@ impl Assembler {
     fn hold(&mut self, seq: u32, payload: &[u8], missing: u32, out: &mut impl FnMut(Chunk<'_>)) {
         // Make room: give up on the oldest hole until the segment fits.
         while !self.held.is_empty()
-            && (self.held_bytes + payload.len() > MAX_HELD_BYTES || self.held.len() >= MAX_HELD_SEGMENTS)
+            && (self.held_bytes as usize + payload.len() > MAX_HELD_BYTES || self.held.len() >= MAX_HELD_SEGMENTS)
         {
-            self.stats.limit_hits += 1;
+            inc(&mut self.stats.limit_hits);
             let first = self.held[0].seq;
             self.gap_to(first, out);
             self.drain(out);
@@ -250,7 +335,7 @@ impl Assembler {
             return;
         }
         if payload.len() > MAX_HELD_BYTES {
-            self.stats.limit_hits += 1;
+            inc(&mut self.stats.limit_hits);
             self.gap_to(seq, out);
             self.deliver((payload, missing), out);
             self.drain(out);
@@ -258,15 +343,53 @@ impl Assembler {
         }
         let d = diff(seq, next);
         let at = self.held.partition_point(|h| diff(h.seq, next) < d);
-        // A retransmitted out-of-order segment at the same place: keep the longer.
+        // A retransmitted out-of-order segment at the same place: keep the
+        // first copy of every byte (what the receiver kept), the longer
+        // of the two for the rest.
         if let Some(h) = self.held.get(at)
             && h.seq == seq
-            && h.len() >= payload.len() as u32 + missing
         {
+            let common = h.data.len().min(payload.len());
+            if h.data[..common] != payload[..common] {
+                inc(&mut self.stats.rexmit_inconsistent);
+            }
+            if h.len() >= payload.len() as u32 + missing {
+                return;
+            }
+            let mut data = payload.to_vec();
+            data[..common].copy_from_slice(&h.data[..common]);
+            self.held_bytes = self.held_bytes - h.data.len() as u32 + data.len() as u32;
+            self.held[at] = Held { seq, data, missing };
             return;
         }
-        self.held_bytes += payload.len();
-        self.held.insert(at, Held { seq, data: payload.to_vec(), missing });
+        let mut data = payload.to_vec();
+        let mut differs = false;
+        // Overlaps with the held segments around this one: their bytes were
+        // first, they are kept.
+        if at > 0 {
+            let p = &self.held[at - 1];
+            let off = diff(seq, p.seq);
+            if off > 0 && (off as usize) < p.data.len() {
+                let common = (p.data.len() - off as usize).min(data.len());
+                let theirs = &p.data[off as usize..off as usize + common];
+                differs |= theirs != &data[..common];
+                data[..common].copy_from_slice(theirs);
+            }
+        }
+        if let Some(n) = self.held.get(at) {
+            let off = diff(n.seq, seq);
+            if off > 0 && (off as usize) < data.len() {
+                let common = (data.len() - off as usize).min(n.data.len());
+                let theirs = &n.data[..common];
+                differs |= theirs != &data[off as usize..off as usize + common];
+                data[off as usize..off as usize + common].copy_from_slice(theirs);
+            }
+        }
+        if differs {
+            inc(&mut self.stats.rexmit_inconsistent);
+        }
+        self.held_bytes += data.len() as u32;
+        self.held.insert(at, Held { seq, data, missing });
     }
 
     fn maybe_fin(&mut self, out: &mut impl FnMut(Chunk<'_>)) {
@@ -440,8 +563,35 @@ mod tests {
         }
         assert!(a.stats.limit_hits > 0);
         assert!(a.held.len() <= MAX_HELD_SEGMENTS);
-        assert!(a.held_bytes <= MAX_HELD_BYTES);
+        assert!(a.held_bytes as usize <= MAX_HELD_BYTES);
         assert!(s.0.starts_with(b"_x"));
+    }
+
+    #[test]
+    fn retransmission_with_other_bytes_is_counted_and_the_first_kept() {
+        // In order, then the same segment with other bytes.
+        let (s, a) = run(0, &[(0, "GET /a", false), (0, "GET /b", false), (0, "GET /a", false)]);
+        assert_eq!(s, "GET /a");
+        assert_eq!(a.stats.rexmit_inconsistent, 1);
+        assert_eq!(a.stats.retransmits, 2);
+        // Out of order: the held copy is compared, the first one delivered.
+        let (s, a) = run(0, &[(4, "efgh", false), (4, "XXXX", false), (2, "cdEF", false), (0, "ab", false)]);
+        assert_eq!(s, "abcdefgh");
+        assert_eq!(a.stats.rexmit_inconsistent, 2);
+        // Ordinary retransmissions and overlaps are not inconsistent.
+        let (_, a) = run(7, &[(0, "abcd", false), (0, "abcd", false), (2, "cdefg", false), (1, "bcdefgh", false)]);
+        assert_eq!(a.stats.rexmit_inconsistent, 0);
+    }
+
+    #[test]
+    fn shedding_turns_holes_into_gaps_and_frees_the_memory() {
+        let (s, mut a) = run(0, &[(0, "ab", false), (4, "ef", false), (8, "ij", true)]);
+        assert_eq!(s, "ab");
+        assert!(a.held_memory() > 0);
+        let mut s2 = Stream::default();
+        assert!(a.shed(&mut |c| s2.push(c)) > 0);
+        assert_eq!(s2.s(), "__ef__ij|");
+        assert_eq!(a.held_memory(), 0);
     }
 
     /// Model check: random segmentation, order, duplication and overlap of

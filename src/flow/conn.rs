@@ -16,10 +16,35 @@
 
 use super::assembler::{Assembler, Chunk, ReassemblyStats, SegKind};
 use super::key::FlowKey;
+use crate::budget::{self, Class};
 use crate::decode::{Segment, flags};
 use crate::event::{ConnId, ConnSummary, EndReason, Event, EventKind};
 use crate::proto::{App, Dir, ProtoEvent, http};
 use crate::time::Ts;
+
+/// An optional timestamp in one word (the connection state is per
+/// connection, and the table holds it inline: every byte counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct At(i64);
+
+impl At {
+    const NONE: At = At(i64::MIN);
+    fn get(self) -> Option<Ts> {
+        (self.0 != i64::MIN).then_some(Ts(self.0))
+    }
+    fn is_none(self) -> bool {
+        self.0 == i64::MIN
+    }
+    fn is_some(self) -> bool {
+        !self.is_none()
+    }
+}
+
+impl Default for At {
+    fn default() -> At {
+        At::NONE
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcpState {
@@ -34,9 +59,9 @@ struct Half {
     asm: Assembler,
     packets: u64,
     bytes: u64,
-    last_data: Option<Ts>,
-    fin: Option<Ts>,
-    rst: Option<Ts>,
+    last_data: At,
+    fin: At,
+    rst: At,
 }
 
 #[derive(Debug)]
@@ -53,7 +78,16 @@ pub struct Conn {
     oriented: bool,
     opened: bool,
     refused: bool,
-    scratch: Vec<ProtoEvent>,
+    /// The flow table's bookkeeping: eviction class, recently active (the
+    /// eviction queues give such a connection a second chance), in the
+    /// queue of buffer holders, and what is charged to the memory budget.
+    pub(super) class: Class,
+    /// Counted in its class (not closed, in the table's counts).
+    pub(super) counted: bool,
+    pub(super) referenced: bool,
+    pub(super) holding: bool,
+    pub(super) charged_state: u32,
+    pub(super) charged_buffers: u32,
 }
 
 impl Conn {
@@ -76,8 +110,62 @@ impl Conn {
             oriented: syn_only || synack,
             opened: false,
             refused: false,
-            scratch: Vec::new(),
+            class: Class::Unconfirmed,
+            counted: false,
+            referenced: true,
+            holding: false,
+            charged_state: 0,
+            charged_buffers: 0,
         }
+    }
+
+    /// Eviction class: seen in one direction only, established, or
+    /// upgraded to WebSocket.
+    #[inline]
+    pub fn current_class(&self) -> Class {
+        if self.halves[0].packets == 0 || self.halves[1].packets == 0 {
+            Class::Unconfirmed
+        } else if self.app.is_websocket() {
+            Class::Upgraded
+        } else {
+            Class::Established
+        }
+    }
+
+    /// Per-connection state outside the flow table, for the budget.
+    #[inline]
+    pub fn state_cost(&self) -> u64 {
+        budget::PER_CONN
+            + match &self.app {
+                App::Http(_) => budget::PER_HTTP,
+                App::Ws(_) => budget::PER_WEBSOCKET,
+                _ => 0,
+            }
+    }
+
+    /// Buffers this connection holds (or makes the analyzer hold): data
+    /// held ahead of holes, partial heads, unanswered requests.
+    #[inline]
+    pub fn buffered(&self) -> u64 {
+        (self.halves[0].asm.held_memory() + self.halves[1].asm.held_memory() + self.app.buffered()) as u64
+    }
+
+    /// Memory pressure: gives up held data (holes become gaps) and partial
+    /// heads. Returns the bytes freed.
+    pub fn shed(&mut self, ts: Ts, out: &mut Vec<Event>, scratch: &mut Vec<ProtoEvent>) -> u64 {
+        if self.is_closed() {
+            return 0;
+        }
+        let mut freed = 0;
+        for dir in [Dir::ToServer, Dir::ToClient] {
+            let (halves, app) = (&mut self.halves, &mut self.app);
+            let mut fin = false;
+            freed += halves[dir.index()].asm.shed(&mut |c| feed(app, dir, ts, c, scratch, &mut fin));
+            self.after_delivery(dir, ts, fin, out, scratch);
+        }
+        freed += self.app.shed(ts, scratch);
+        self.after_delivery(Dir::ToServer, ts, false, out, scratch);
+        freed as u64
     }
 
     pub fn is_closed(&self) -> bool {
@@ -108,10 +196,10 @@ impl Conn {
         }
     }
 
-    pub fn reassembly_stats(&self) -> ReassemblyStats {
-        let mut s = self.halves[0].asm.stats;
-        s.add(&self.halves[1].asm.stats);
-        s
+    /// Adds this connection's reassembly counters to `total`.
+    pub fn add_reassembly_stats(&self, total: &mut ReassemblyStats) {
+        total.add(&self.halves[0].asm.stats);
+        total.add(&self.halves[1].asm.stats);
     }
 
     fn dir_of(&self, seg: &Segment<'_>) -> Dir {
@@ -135,7 +223,7 @@ impl Conn {
         out.push(Event { conn: self.id, ts, kind });
     }
 
-    pub fn segment(&mut self, ts: Ts, seg: &Segment<'_>, out: &mut Vec<Event>) {
+    pub fn segment(&mut self, ts: Ts, seg: &Segment<'_>, out: &mut Vec<Event>, scratch: &mut Vec<ProtoEvent>) {
         self.last_ts = ts;
         if self.state == TcpState::Closed {
             return; // lingering: late retransmissions and ACKs
@@ -180,7 +268,7 @@ impl Conn {
         h.packets += 1;
 
         if seg.has(flags::RST) {
-            self.reset(dir, ts, out);
+            self.reset(dir, ts, out, scratch);
             return;
         }
 
@@ -193,34 +281,34 @@ impl Conn {
                 let kind = h.asm.segment(seg.seq, seg.payload, seg.missing, seg.has(flags::FIN), &mut |_| {});
                 if matches!(kind, SegKind::New | SegKind::OutOfOrder) {
                     h.bytes += seg.len() as u64;
-                    h.last_data = Some(ts);
+                    h.last_data = At(ts.0);
                 }
                 if seg.has(flags::FIN) && h.fin.is_none() {
-                    h.fin = Some(ts);
+                    h.fin = At(ts.0);
                     self.app.closing(dir, ts, "fin");
                     self.emit(ts, EventKind::Fin { dir }, out);
                 }
             } else {
-                self.deliver(dir, ts, seg, out);
+                self.deliver(dir, ts, seg, out, scratch);
             }
         }
-        if seg.has(flags::ACK) && !self.app.is_opaque() {
+        if seg.has(flags::ACK) && !self.app.is_opaque() && self.halves[dir.flip().index()].asm.has_held() {
             let other = dir.flip();
-            let (halves, app, scratch) = (&mut self.halves, &mut self.app, &mut self.scratch);
+            let (halves, app) = (&mut self.halves, &mut self.app);
             let mut fin = false;
             halves[other.index()].asm.peer_acked(seg.ack, &mut |c| {
                 feed(app, other, ts, c, scratch, &mut fin);
             });
-            self.after_delivery(other, ts, fin, out);
+            self.after_delivery(other, ts, fin, out, scratch);
         }
         let both_fin = self.halves[0].fin.is_some() && self.halves[1].fin.is_some();
         if both_fin {
-            self.close(ts, EndReason::Closed, out);
+            self.close(ts, EndReason::Closed, out, scratch);
         }
     }
 
-    fn deliver(&mut self, dir: Dir, ts: Ts, seg: &Segment<'_>, out: &mut Vec<Event>) {
-        let (halves, app, scratch) = (&mut self.halves, &mut self.app, &mut self.scratch);
+    fn deliver(&mut self, dir: Dir, ts: Ts, seg: &Segment<'_>, out: &mut Vec<Event>, scratch: &mut Vec<ProtoEvent>) {
+        let (halves, app) = (&mut self.halves, &mut self.app);
         let h = &mut halves[dir.index()];
         let mut fin = false;
         let kind = h.asm.segment(seg.seq, seg.payload, seg.missing, seg.has(flags::FIN), &mut |c| {
@@ -228,53 +316,53 @@ impl Conn {
         });
         if matches!(kind, SegKind::New | SegKind::OutOfOrder) {
             h.bytes += seg.len() as u64;
-            h.last_data = Some(ts);
+            h.last_data = At(ts.0);
         }
-        self.after_delivery(dir, ts, fin, out);
+        self.after_delivery(dir, ts, fin, out, scratch);
     }
 
     /// Turns what the analyzers reported into events, then the FIN.
-    fn after_delivery(&mut self, dir: Dir, ts: Ts, fin: bool, out: &mut Vec<Event>) {
-        if !self.scratch.is_empty() {
+    fn after_delivery(&mut self, dir: Dir, ts: Ts, fin: bool, out: &mut Vec<Event>, scratch: &mut Vec<ProtoEvent>) {
+        if !scratch.is_empty() {
             self.open(ts, out);
-            for pe in self.scratch.drain(..) {
+            for pe in scratch.drain(..) {
                 out.push(proto_event(self.id, pe));
             }
         }
         if fin && self.halves[dir.index()].fin.is_none() {
-            self.halves[dir.index()].fin = Some(ts);
+            self.halves[dir.index()].fin = At(ts.0);
             self.app.closing(dir, ts, "fin");
             self.emit(ts, EventKind::Fin { dir }, out);
         }
     }
 
-    fn reset(&mut self, dir: Dir, ts: Ts, out: &mut Vec<Event>) {
-        self.halves[dir.index()].rst = Some(ts);
+    fn reset(&mut self, dir: Dir, ts: Ts, out: &mut Vec<Event>, scratch: &mut Vec<ProtoEvent>) {
+        self.halves[dir.index()].rst = At(ts.0);
         let refused = self.state == TcpState::SynSent && dir == Dir::ToClient;
         self.refused = refused;
-        self.flush(ts, out);
+        self.flush(ts, out, scratch);
         self.app.closing(dir, ts, "rst");
         self.emit(ts, EventKind::Rst { dir }, out);
-        self.close(ts, if refused { EndReason::Refused } else { EndReason::Reset }, out);
+        self.close(ts, if refused { EndReason::Refused } else { EndReason::Reset }, out, scratch);
     }
 
     /// Delivers held data (with gaps) in both directions.
-    fn flush(&mut self, ts: Ts, out: &mut Vec<Event>) {
+    fn flush(&mut self, ts: Ts, out: &mut Vec<Event>, scratch: &mut Vec<ProtoEvent>) {
         for dir in [Dir::ToServer, Dir::ToClient] {
-            let (halves, app, scratch) = (&mut self.halves, &mut self.app, &mut self.scratch);
+            let (halves, app) = (&mut self.halves, &mut self.app);
             let mut fin = false;
             halves[dir.index()].asm.flush(&mut |c| feed(app, dir, ts, c, scratch, &mut fin));
-            self.after_delivery(dir, ts, fin, out);
+            self.after_delivery(dir, ts, fin, out, scratch);
         }
     }
 
     /// Ends the connection: a `Close` event with its summary. Idempotent.
-    pub fn close(&mut self, ts: Ts, reason: EndReason, out: &mut Vec<Event>) {
+    pub fn close(&mut self, ts: Ts, reason: EndReason, out: &mut Vec<Event>, scratch: &mut Vec<ProtoEvent>) {
         if self.state == TcpState::Closed {
             return;
         }
         if !matches!(reason, EndReason::Closed | EndReason::Reset | EndReason::Refused) {
-            self.flush(ts, out);
+            self.flush(ts, out, scratch);
         }
         let summary = ConnSummary {
             flow: self.key,
@@ -285,11 +373,11 @@ impl Conn {
             established: self.state == TcpState::Established,
             packets: [self.halves[0].packets, self.halves[1].packets],
             bytes: [self.halves[0].bytes, self.halves[1].bytes],
-            last_data: [self.halves[0].last_data, self.halves[1].last_data],
-            fin: [self.halves[0].fin, self.halves[1].fin],
-            rst: [self.halves[0].rst, self.halves[1].rst],
-            keepalives: self.halves[0].asm.stats.keepalives + self.halves[1].asm.stats.keepalives,
-            gaps: self.halves[0].asm.stats.gaps + self.halves[1].asm.stats.gaps,
+            last_data: [self.halves[0].last_data.get(), self.halves[1].last_data.get()],
+            fin: [self.halves[0].fin.get(), self.halves[1].fin.get()],
+            rst: [self.halves[0].rst.get(), self.halves[1].rst.get()],
+            keepalives: self.halves[0].asm.stats.keepalives as u64 + self.halves[1].asm.stats.keepalives as u64,
+            gaps: self.halves[0].asm.stats.gaps as u64 + self.halves[1].asm.stats.gaps as u64,
             ws: self.app.take_activity(),
         };
         self.state = TcpState::Closed;

@@ -1,20 +1,36 @@
 //! The flow table: owns live connections, keyed by 4-tuple, and expires them
-//! by packet time. Memory is bounded by live connections (and `max_flows`),
-//! never by capture size.
+//! by packet time. Memory is bounded by the budget ([`crate::budget`]):
+//! the number of connections, their state and their buffers each have a
+//! share, and when one is full the least valuable state goes first, every
+//! time counted.
+//!
+//! Eviction order, cheapest loss first: connections already closed (they
+//! only linger for late packets), then connections seen in one direction
+//! only (unanswered SYNs, oldest first: a SYN flood displaces only itself),
+//! then established connections, then upgraded WebSockets, both least
+//! recently active first (a queue per class in which a connection that had
+//! data since it was last looked at gets a second chance, the "clock"
+//! approximation of LRU). Buffers are given up by their oldest holders
+//! first. Every step is O(1) amortised: queues are appended when a
+//! connection enters a class, stale entries are skipped when met and
+//! compacted away when they outnumber live ones.
 
 use std::collections::VecDeque;
 
 use super::assembler::ReassemblyStats;
 use super::conn::{Conn, TcpState};
 use super::key::{Endpoint, FxHashMap};
+use crate::budget::{self, Budget, Class};
 use crate::decode::{Segment, flags};
 use crate::event::{EndReason, Event};
+use crate::proto::ProtoEvent;
 use crate::time::Ts;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Live connections at most; packets of new ones beyond are counted
-    /// (`flow_limit`) and dropped.
+    /// Live connections at most, besides what the memory budget allows
+    /// (the smaller wins). New ones beyond take the place of others, as
+    /// the budget's do.
     pub max_flows: usize,
     /// An established connection with no packet for this long is ended.
     /// Long, because idle WebSocket sessions are what wstap watches.
@@ -25,11 +41,20 @@ pub struct Limits {
     pub linger_s: f64,
     /// Report every WebSocket frame (`-v`).
     pub verbose: bool,
+    /// The memory budget for all flow state, in bytes (`--memcap`).
+    pub memcap: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_flows: 500_000, idle_timeout_s: 7200.0, syn_timeout_s: 30.0, linger_s: 5.0, verbose: false }
+        Limits {
+            max_flows: usize::MAX,
+            idle_timeout_s: 7200.0,
+            syn_timeout_s: 30.0,
+            linger_s: 5.0,
+            verbose: false,
+            memcap: budget::DEFAULT_MEMCAP,
+        }
     }
 }
 
@@ -38,7 +63,6 @@ pub struct FlowStats {
     /// Connections seen (each reuse of a 4-tuple counts).
     pub flows: u64,
     pub live_max: u64,
-    pub flow_limit_drops: u64,
     /// RST or stray ACK for a connection never seen: not tracked.
     pub strays: u64,
     pub reassembly: ReassemblyStats,
@@ -46,37 +70,164 @@ pub struct FlowStats {
 
 type Key = (Endpoint, Endpoint);
 
+/// The table's bookkeeping, apart from the map so that a connection found
+/// by one lookup can update it.
+struct Books {
+    /// Closed connections waiting out their linger time, in close order.
+    closing: VecDeque<(Ts, Key, u64)>,
+    /// Per class, connections in the order they entered it.
+    queues: [VecDeque<(Key, u64)>; 3],
+    /// Live (not closed) connections per class.
+    counts: [usize; 3],
+    /// Connections holding buffers, in the order they started to.
+    holders: VecDeque<(Key, u64)>,
+    holding: usize,
+    /// Queues with too many stale entries, compacted after the packet.
+    compact: [bool; 3],
+    compact_holders: bool,
+    /// What the analyzers produce while a connection is processed.
+    scratch: Vec<ProtoEvent>,
+    next_due: Ts,
+    linger_s: f64,
+    budget: Budget,
+}
+
 /// Connections live inline in the map's buckets: the lookup that finds a
 /// connection also brings its first cache lines in (one miss, not two).
 pub struct FlowTable {
     map: FxHashMap<Key, Conn>,
-    /// Closed connections waiting out their linger time, in close order.
-    closing: VecDeque<(Ts, Key, u64)>,
+    books: Books,
     next_id: u64,
     next_sweep: Option<Ts>,
-    /// Nothing to expire before this packet time.
-    next_due: Ts,
     limits: Limits,
+    /// Connections the table may hold (budget and limits).
+    max_flows: usize,
+    /// The table's capacity when last measured.
+    capacity: usize,
     pub stats: FlowStats,
 }
 
 const SWEEP_EVERY_S: f64 = 10.0;
 
+impl Books {
+    /// Brings a connection's class, queues and charges up to date after
+    /// it was processed. Cheap when nothing changed (a few compares).
+    #[inline]
+    fn settle(&mut self, c: &mut Conn, key: Key, ts: Ts) {
+        if c.is_closed() {
+            if c.counted {
+                c.counted = false;
+                self.counts[c.class as usize] -= 1;
+                self.closing.push_back((ts, key, c.id));
+                self.next_due = self.next_due.min(ts.add_secs(self.linger_s));
+            }
+        } else {
+            let class = c.current_class();
+            if class != c.class || !c.counted {
+                if c.counted {
+                    self.counts[c.class as usize] -= 1;
+                }
+                c.class = class;
+                c.counted = true;
+                self.counts[class as usize] += 1;
+                self.enqueue(class, key, c.id);
+            }
+        }
+        let st = c.state_cost() as u32;
+        if st != c.charged_state {
+            self.budget.state = self.budget.state + st as u64 - c.charged_state as u64;
+            c.charged_state = st;
+        }
+        let buf = c.buffered().min(u32::MAX as u64) as u32;
+        if buf != c.charged_buffers {
+            self.budget.buffers = self.budget.buffers + buf as u64 - c.charged_buffers as u64;
+            c.charged_buffers = buf;
+            if buf > 0 && !c.holding && !c.is_closed() {
+                c.holding = true;
+                self.holding += 1;
+                self.holders.push_back((key, c.id));
+                if self.holders.len() > 2 * self.holding + 1024 {
+                    self.compact_holders = true;
+                }
+            }
+            self.budget.note_peak();
+        }
+    }
+
+    fn enqueue(&mut self, class: Class, key: Key, id: u64) {
+        let q = &mut self.queues[class as usize];
+        q.push_back((key, id));
+        if q.len() > 2 * self.counts[class as usize] + 1024 {
+            self.compact[class as usize] = true;
+        }
+    }
+
+    /// Takes back a connection's charges as it leaves the table.
+    fn release(&mut self, c: &Conn) {
+        if c.counted {
+            self.counts[c.class as usize] -= 1;
+        }
+        if c.holding {
+            self.holding -= 1;
+        }
+        self.budget.state -= c.charged_state as u64;
+        self.budget.buffers -= c.charged_buffers as u64;
+    }
+}
+
 impl FlowTable {
     pub fn new(limits: Limits) -> FlowTable {
+        let budget = Budget::new(limits.memcap);
+        let max_flows = budget.max_flows.min(limits.max_flows).max(1);
         FlowTable {
             map: FxHashMap::default(),
-            closing: VecDeque::new(),
+            books: Books {
+                closing: VecDeque::new(),
+                queues: Default::default(),
+                counts: [0; 3],
+                holders: VecDeque::new(),
+                holding: 0,
+                compact: [false; 3],
+                compact_holders: false,
+                scratch: Vec::new(),
+                next_due: Ts(i64::MIN),
+                linger_s: limits.linger_s,
+                budget,
+            },
             next_id: 1,
             next_sweep: None,
-            next_due: Ts(i64::MIN),
             limits,
+            max_flows,
+            capacity: 0,
             stats: FlowStats::default(),
         }
     }
 
     pub fn live(&self) -> usize {
         self.map.len()
+    }
+
+    /// The memory budget: limits, what is charged, what was given up.
+    pub fn budget(&self) -> &Budget {
+        &self.books.budget
+    }
+
+    /// Charges (or, negative, releases) buffers held outside the table (IP
+    /// fragments), against the same budget.
+    pub fn charge_buffers(&mut self, delta: i64) {
+        let b = &mut self.books.budget;
+        b.buffers = b.buffers.saturating_add_signed(delta);
+        b.note_peak();
+    }
+
+    /// Live connections per class: (seen one way only, established, upgraded).
+    pub fn class_counts(&self) -> [usize; 3] {
+        self.books.counts
+    }
+
+    /// Connections the table holds at most.
+    pub fn max_flows(&self) -> usize {
+        self.max_flows
     }
 
     /// A live connection by flow and id (the id guards against a reused
@@ -91,48 +242,198 @@ impl FlowTable {
         // The common case, one lookup: a packet of a known connection.
         if let Some(conn) = self.map.get_mut(&key) {
             if !conn.is_reused_by(seg) {
-                let was_closed = conn.is_closed();
-                conn.segment(ts, seg, out);
-                if !was_closed && conn.is_closed() {
-                    self.closing.push_back((ts, key, conn.id));
-                    self.next_due = self.next_due.min(ts.add_secs(self.limits.linger_s));
+                conn.segment(ts, seg, out, &mut self.books.scratch);
+                if !seg.payload.is_empty() {
+                    conn.referenced = true;
                 }
+                self.books.settle(conn, key, ts);
+                self.after_packet(ts, out);
                 return;
             }
             // A new connection on the same 4-tuple.
-            conn.close(ts, EndReason::Closed, out);
+            conn.close(ts, EndReason::Closed, out, &mut self.books.scratch);
             self.remove(&key);
         } else if seg.has(flags::RST) || (seg.payload.is_empty() && !seg.has(flags::SYN) && !seg.has(flags::FIN)) {
             self.stats.strays += 1;
             return;
         }
-        if !self.create(ts, seg, key) {
+        if !self.admit(ts, out) {
+            self.books.budget.stats.dropped += 1;
             return;
-        }
-        let Some(conn) = self.map.get_mut(&key) else { return };
-        conn.segment(ts, seg, out);
-        if conn.is_closed() {
-            self.closing.push_back((ts, key, conn.id));
-            self.next_due = self.next_due.min(ts.add_secs(self.limits.linger_s));
-        }
-    }
-
-    fn create(&mut self, ts: Ts, seg: &Segment<'_>, key: Key) -> bool {
-        if self.map.len() >= self.limits.max_flows {
-            self.stats.flow_limit_drops += 1;
-            return false;
         }
         let id = self.next_id;
         self.next_id += 1;
         self.stats.flows += 1;
         self.map.insert(key, Conn::new(id, ts, seg, self.limits.verbose));
         self.stats.live_max = self.stats.live_max.max(self.map.len() as u64);
-        true
+        if self.map.capacity() != self.capacity {
+            self.capacity = self.map.capacity();
+            self.books.budget.table = self.books.budget.table.max(Budget::table_bytes(self.capacity));
+        }
+        let Some(conn) = self.map.get_mut(&key) else { return };
+        conn.segment(ts, seg, out, &mut self.books.scratch);
+        self.books.settle(conn, key, ts);
+        self.books.budget.note_peak();
+        self.after_packet(ts, out);
+    }
+
+    /// After a packet: give memory back if a share is over, and compact
+    /// queues that hold more stale entries than live ones.
+    #[inline]
+    fn after_packet(&mut self, ts: Ts, out: &mut Vec<Event>) {
+        if self.books.budget.over() {
+            self.relieve(ts, out);
+        }
+        if self.books.compact_holders || self.books.compact.iter().any(|c| *c) {
+            self.compact();
+        }
+    }
+
+    /// Makes room for one more connection (a new one is always seen in one
+    /// direction only): lingering closed connections go first, then the
+    /// oldest one-way connections, then established ones. Upgraded
+    /// connections are never given up for a new one. False: no room.
+    fn admit(&mut self, ts: Ts, out: &mut Vec<Event>) -> bool {
+        loop {
+            let b = &self.books.budget;
+            let table_full = self.map.len() >= self.max_flows;
+            let one_way_full = self.books.counts[Class::Unconfirmed as usize] >= b.unconfirmed_cap();
+            let state_full = b.state + budget::PER_CONN > b.state_cap();
+            if !table_full && !one_way_full && !state_full {
+                return true;
+            }
+            if (table_full || state_full) && self.drop_lingering() {
+                continue;
+            }
+            if self.evict_one(Class::Unconfirmed, ts, out) {
+                continue;
+            }
+            if !one_way_full && self.evict_one(Class::Established, ts, out) {
+                continue;
+            }
+            return false;
+        }
+    }
+
+    /// A share of the budget is over: buffers are given up by their oldest
+    /// holders; state by evicting connections, cheapest first.
+    fn relieve(&mut self, ts: Ts, out: &mut Vec<Event>) {
+        let mut tries = self.books.holders.len() + 1;
+        while self.books.budget.buffers > self.books.budget.buffer_cap() && tries > 0 {
+            tries -= 1;
+            if !self.shed_one(ts, out) {
+                break;
+            }
+        }
+        while self.books.budget.state > self.books.budget.state_cap() {
+            if !(self.drop_lingering()
+                || self.evict_one(Class::Unconfirmed, ts, out)
+                || self.evict_one(Class::Established, ts, out)
+                || self.evict_one(Class::Upgraded, ts, out))
+            {
+                break;
+            }
+        }
+    }
+
+    /// Removes the connection closed longest ago (it only lingers for late
+    /// packets; nothing is lost).
+    fn drop_lingering(&mut self) -> bool {
+        while let Some((_, key, id)) = self.books.closing.pop_front() {
+            if self.map.get(&key).is_some_and(|c| c.id == id) {
+                self.remove(&key);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Evicts the next connection of `class`: the oldest one for one-way
+    /// connections; for the others the least recently active (one that had
+    /// data since it was last looked at goes to the back once).
+    fn evict_one(&mut self, class: Class, ts: Ts, out: &mut Vec<Event>) -> bool {
+        let mut budget = self.books.queues[class as usize].len() * 2 + 2;
+        while budget > 0 {
+            budget -= 1;
+            let Some((key, id)) = self.books.queues[class as usize].pop_front() else { return false };
+            let Some(c) = self.map.get_mut(&key) else { continue };
+            if c.id != id || !c.counted || c.class != class {
+                continue;
+            }
+            if class != Class::Unconfirmed && c.referenced {
+                c.referenced = false;
+                self.books.queues[class as usize].push_back((key, id));
+                continue;
+            }
+            self.evict(key, ts, out);
+            return true;
+        }
+        false
+    }
+
+    /// Stops following a connection: it ends (`Close`, reason `evicted`),
+    /// its held data is delivered with gaps for the holes, and it leaves
+    /// the table.
+    fn evict(&mut self, key: Key, ts: Ts, out: &mut Vec<Event>) {
+        let Some(c) = self.map.get_mut(&key) else { return };
+        let class = c.class;
+        c.close(ts, EndReason::Evicted, out, &mut self.books.scratch);
+        let e = &mut self.books.budget.stats.evicted;
+        match class {
+            Class::Unconfirmed => e.half_open += 1,
+            Class::Established => e.established += 1,
+            Class::Upgraded => e.upgraded += 1,
+        }
+        self.remove(&key);
+    }
+
+    /// The oldest holder of buffers gives them up; one still holding more
+    /// than [`budget::SHED_EVICT_BYTES`] (in unanswered requests) is evicted.
+    fn shed_one(&mut self, ts: Ts, out: &mut Vec<Event>) -> bool {
+        while let Some((key, id)) = self.books.holders.pop_front() {
+            let Some(c) = self.map.get_mut(&key) else { continue };
+            if c.id != id || !c.holding {
+                continue;
+            }
+            c.holding = false;
+            self.books.holding -= 1;
+            let freed = c.shed(ts, out, &mut self.books.scratch);
+            self.books.settle(c, key, ts);
+            let left = c.charged_buffers as u64;
+            if freed > 0 {
+                let s = &mut self.books.budget.stats;
+                s.shed_connections += 1;
+                s.shed_bytes += freed;
+            }
+            if left > budget::SHED_EVICT_BYTES
+                || (left > 0 && self.books.budget.buffers > self.books.budget.buffer_cap() && freed == 0)
+            {
+                self.evict(key, ts, out);
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Drops stale entries from queues that have more of them than live ones.
+    #[cold]
+    fn compact(&mut self) {
+        let map = &self.map;
+        for class in [Class::Unconfirmed, Class::Established, Class::Upgraded] {
+            if std::mem::take(&mut self.books.compact[class as usize]) {
+                self.books.queues[class as usize]
+                    .retain(|(k, id)| map.get(k).is_some_and(|c| c.id == *id && c.counted && c.class == class));
+            }
+        }
+        if std::mem::take(&mut self.books.compact_holders) {
+            self.books.holders.retain(|(k, id)| map.get(k).is_some_and(|c| c.id == *id && c.holding));
+        }
     }
 
     fn remove(&mut self, key: &Key) {
         if let Some(c) = self.map.remove(key) {
-            self.stats.reassembly.add(&c.reassembly_stats());
+            c.add_reassembly_stats(&mut self.stats.reassembly);
+            self.books.release(&c);
         }
     }
 
@@ -140,23 +441,23 @@ impl FlowTable {
     /// and unanswered SYNs.
     #[inline]
     pub fn expire(&mut self, now: Ts, out: &mut Vec<Event>) {
-        if now < self.next_due {
+        if now < self.books.next_due {
             return;
         }
         self.expire_due(now, out);
-        let linger_end = self.closing.front().map(|c| c.0.add_secs(self.limits.linger_s));
-        self.next_due = match (linger_end, self.next_sweep) {
+        let linger_end = self.books.closing.front().map(|c| c.0.add_secs(self.limits.linger_s));
+        self.books.next_due = match (linger_end, self.next_sweep) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b).unwrap_or(now),
         };
     }
 
     fn expire_due(&mut self, now: Ts, out: &mut Vec<Event>) {
-        while let Some(&(t, key, id)) = self.closing.front() {
+        while let Some(&(t, key, id)) = self.books.closing.front() {
             if now.0 - t.0 < (self.limits.linger_s * 1e6) as i64 {
                 break;
             }
-            self.closing.pop_front();
+            self.books.closing.pop_front();
             if self.map.get(&key).is_some_and(|c| c.id == id) {
                 self.remove(&key);
             }
@@ -186,7 +487,7 @@ impl FlowTable {
                     (EndReason::Idle, self.limits.idle_timeout_s)
                 };
                 let at = c.last_ts.add_secs(after);
-                c.close(at.min(now), reason, out);
+                c.close(at.min(now), reason, out, &mut self.books.scratch);
             }
             self.remove(&key);
         }
@@ -198,11 +499,15 @@ impl FlowTable {
         live.sort_unstable();
         for (_, key) in live {
             if let Some(c) = self.map.get_mut(&key) {
-                c.close(now, EndReason::EndOfCapture, out);
+                c.close(now, EndReason::EndOfCapture, out, &mut self.books.scratch);
             }
             self.remove(&key);
         }
-        self.closing.clear();
+        self.books.closing.clear();
+        for q in &mut self.books.queues {
+            q.clear();
+        }
+        self.books.holders.clear();
     }
 }
 
@@ -333,10 +638,51 @@ mod tests {
     }
 
     #[test]
-    fn flow_cap_is_counted() {
-        let mut t = FlowTable::new(Limits { max_flows: 1, ..Limits::default() });
-        feed(&mut t, &[seg(C, S, 1, 0, F::SYN, b""), seg(([10, 0, 0, 3], 1), S, 1, 0, F::SYN, b"")]);
-        assert_eq!(t.live(), 1);
-        assert_eq!(t.stats.flow_limit_drops, 1);
+    fn a_full_table_gives_the_oldest_unanswered_syn_up_for_a_new_one() {
+        let mut t = FlowTable::new(Limits { max_flows: 2, ..Limits::default() });
+        let ev = feed(
+            &mut t,
+            &[
+                seg(C, S, 1, 0, F::SYN, b""),
+                seg(S, C, 9, 2, F::SYN | F::ACK, b""),
+                seg(([10, 0, 0, 3], 1), S, 1, 0, F::SYN, b""),
+                seg(([10, 0, 0, 4], 1), S, 1, 0, F::SYN, b""),
+            ],
+        );
+        assert_eq!(t.live(), 2);
+        let e = t.budget().stats.evicted;
+        assert_eq!((e.half_open, e.established, e.upgraded), (1, 0, 0));
+        let ends: Vec<EndReason> = ev
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Close(s) => Some(s.end),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ends, [EndReason::Evicted]);
+        // The established connection is still there; the newest SYN too.
+        assert_eq!(t.class_counts(), [1, 1, 0]);
+    }
+
+    #[test]
+    fn established_connections_outlive_a_syn_flood() {
+        let mut t = FlowTable::new(Limits { max_flows: 100, ..Limits::default() });
+        let mut pkts = vec![seg(C, S, 1, 0, F::SYN, b""), seg(S, C, 9, 2, F::SYN | F::ACK, b"")];
+        for i in 0..10_000u32 {
+            pkts.push(seg(([11, (i >> 16) as u8, (i >> 8) as u8, i as u8], 1000), S, i, 0, F::SYN, b""));
+        }
+        // A real handshake in the middle of the flood is still seen.
+        pkts.push(seg(([10, 9, 9, 9], 5555), S, 77, 0, F::SYN, b""));
+        for i in 0..40u32 {
+            pkts.push(seg(([12, 0, 0, i as u8], 1000), S, i, 0, F::SYN, b""));
+        }
+        pkts.push(seg(S, ([10, 9, 9, 9], 5555), 500, 78, F::SYN | F::ACK, b""));
+        let ev = feed(&mut t, &pkts);
+        assert!(t.live() <= 100);
+        assert_eq!(t.budget().stats.evicted.established, 0);
+        assert!(t.budget().stats.evicted.half_open >= 9_900);
+        let established = ev.iter().filter(|e| matches!(e.kind, EventKind::Established)).count();
+        assert_eq!(established, 2, "both real handshakes were seen");
+        assert_eq!(t.class_counts()[1], 2);
     }
 }

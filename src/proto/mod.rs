@@ -116,6 +116,24 @@ impl App {
         }
     }
 
+    /// Memory held by the HTTP parser for the budget (partial heads, bytes
+    /// held during an upgrade, unanswered requests).
+    #[inline]
+    pub fn buffered(&self) -> usize {
+        match self {
+            App::Http(h) => h.buffered(),
+            _ => 0,
+        }
+    }
+
+    /// Memory pressure: the HTTP parser gives up partial heads.
+    pub fn shed(&mut self, ts: Ts, out: &mut Vec<ProtoEvent>) -> usize {
+        match self {
+            App::Http(h) => h.shed(ts, out),
+            _ => 0,
+        }
+    }
+
     /// The sender in `dir` began closing the connection (FIN, RST).
     pub fn closing(&mut self, dir: Dir, ts: Ts, how: &'static str) {
         if let App::Ws(w) = self
