@@ -1,0 +1,760 @@
+//! Hostile capture generators: what an attacker would feed a sensor.
+//! Shared by the tests (tests/hostile*.rs) and the benchmark
+//! (examples/hostilegen.rs). Everything is written straight to a file as it
+//! is generated (a million SYNs never sit in memory), deterministically
+//! (a fixed xorshift seed).
+//!
+//! | generator | what it is |
+//! |---|---|
+//! | [`flood`] | N SYNs from random sources to the proxy port, with real WebSocket sessions (both hops) interleaved |
+//! | [`hogs`] | N connections, each holding a partial 60 KB request head and out-of-order data ahead of a hole, all open at once |
+//! | [`pipeline`] | one connection with N pipelined requests never answered |
+//! | [`escapes`] | terminal escapes in every wire string wstap prints |
+//! | [`secrets`] | credentials in every form redaction must catch |
+//! | [`damage_caplen`], [`damage_pcapng`] | a session, then a record (or block) that cannot be read, then more |
+//! | [`fragments`] | a handshake whose request travels in IPv4 and IPv6 fragments, plus a fragment flood |
+//! | [`oddities`] | a retransmission with other bytes, a 64-bit frame length with its top bit set, 600 header lines |
+#![allow(dead_code)]
+
+use std::io::{BufWriter, Write};
+use std::net::IpAddr;
+use std::path::Path;
+
+pub const SYN: u8 = 0x02;
+pub const ACK: u8 = 0x10;
+pub const FIN: u8 = 0x01;
+pub const RST: u8 = 0x04;
+pub const PSH: u8 = 0x08;
+
+/// A pcap (Ethernet, microseconds) written as packets come.
+pub struct Pcap {
+    w: BufWriter<std::fs::File>,
+    /// Packet time, microseconds since the epoch.
+    pub t_us: u64,
+    pub packets: u64,
+}
+
+impl Pcap {
+    pub fn create(path: &Path) -> Pcap {
+        let f = std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let mut h = Vec::with_capacity(24);
+        h.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+        h.extend_from_slice(&2u16.to_le_bytes());
+        h.extend_from_slice(&4u16.to_le_bytes());
+        h.extend_from_slice(&[0; 8]);
+        h.extend_from_slice(&262144u32.to_le_bytes());
+        h.extend_from_slice(&1u32.to_le_bytes());
+        w.write_all(&h).unwrap();
+        Pcap { w, t_us: 1_700_000_000_000_000, packets: 0 }
+    }
+
+    /// A raw record (any caplen / orig_len: damage is written this way).
+    pub fn record(&mut self, caplen: u32, orig_len: u32, data: &[u8]) {
+        let t = self.t_us;
+        let mut h = [0u8; 16];
+        h[0..4].copy_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
+        h[8..12].copy_from_slice(&caplen.to_le_bytes());
+        h[12..16].copy_from_slice(&orig_len.to_le_bytes());
+        self.w.write_all(&h).unwrap();
+        self.w.write_all(data).unwrap();
+        self.packets += 1;
+    }
+
+    pub fn frame(&mut self, frame: &[u8]) {
+        self.record(frame.len() as u32, frame.len() as u32, frame);
+    }
+
+    pub fn raw_bytes(&mut self, b: &[u8]) {
+        self.w.write_all(b).unwrap();
+    }
+
+    pub fn advance_us(&mut self, us: u64) {
+        self.t_us += us;
+    }
+
+    pub fn finish(mut self) {
+        self.w.flush().unwrap();
+    }
+}
+
+/// xorshift64: deterministic, fast, good enough to scatter addresses.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn csum(data: &[u8], mut sum: u32) -> u16 {
+    let mut c = data.chunks_exact(2);
+    for w in &mut c {
+        sum += u16::from_be_bytes([w[0], w[1]]) as u32;
+    }
+    if let [b] = c.remainder() {
+        sum += (*b as u32) << 8;
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A TCP header (20 bytes) with its checksum over the pseudo-header.
+fn tcp_header(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, seq: u32, ack: u32, fl: u8, payload: &[u8]) -> Vec<u8> {
+    let mut t = vec![0u8; 20];
+    t[0..2].copy_from_slice(&sport.to_be_bytes());
+    t[2..4].copy_from_slice(&dport.to_be_bytes());
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    t[8..12].copy_from_slice(&ack.to_be_bytes());
+    t[12] = 5 << 4;
+    t[13] = fl;
+    t[14..16].copy_from_slice(&65535u16.to_be_bytes());
+    let len = (20 + payload.len()) as u32;
+    let mut sum: u32 = 6 + len;
+    let mut add = |b: &[u8]| {
+        for w in b.chunks(2) {
+            sum += u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]) as u32;
+        }
+    };
+    match (src, dst) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            add(&a.octets());
+            add(&b.octets());
+        }
+        (a, b) => {
+            add(&ip16(a));
+            add(&ip16(b));
+        }
+    }
+    let mut body = t.clone();
+    body.extend_from_slice(payload);
+    let c = csum(&body, sum);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    t
+}
+
+fn ip16(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+/// An IPv4 header; `frag`: (more fragments, offset in 8-byte units).
+fn ipv4_header(src: [u8; 4], dst: [u8; 4], id: u16, frag: (bool, u16), proto: u8, payload_len: usize) -> Vec<u8> {
+    let mut h = vec![0u8; 20];
+    h[0] = 0x45;
+    h[2..4].copy_from_slice(&((20 + payload_len) as u16).to_be_bytes());
+    h[4..6].copy_from_slice(&id.to_be_bytes());
+    let f = (if frag.0 { 0x2000 } else { 0 }) | (frag.1 & 0x1fff);
+    h[6..8].copy_from_slice(&f.to_be_bytes());
+    h[8] = 64;
+    h[9] = proto;
+    h[12..16].copy_from_slice(&src);
+    h[16..20].copy_from_slice(&dst);
+    let c = csum(&h, 0);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h
+}
+
+fn ethernet(ethertype: u16, ip: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + ip.len());
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1]);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(ip);
+    f
+}
+
+/// One TCP segment as an Ethernet frame.
+pub fn tcp_frame(src: (IpAddr, u16), dst: (IpAddr, u16), seq: u32, ack: u32, fl: u8, payload: &[u8]) -> Vec<u8> {
+    let tcp = tcp_header(src.0, dst.0, src.1, dst.1, seq, ack, fl, payload);
+    let mut seg = tcp;
+    seg.extend_from_slice(payload);
+    match (src.0, dst.0) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mut ip = ipv4_header(a.octets(), b.octets(), 1, (false, 0), 6, seg.len());
+            ip.extend_from_slice(&seg);
+            ethernet(0x0800, &ip)
+        }
+        (a, b) => {
+            let mut ip = ipv6_header(ip16(a), ip16(b), 6, seg.len());
+            ip.extend_from_slice(&seg);
+            ethernet(0x86dd, &ip)
+        }
+    }
+}
+
+fn ipv6_header(src: [u8; 16], dst: [u8; 16], next: u8, payload_len: usize) -> Vec<u8> {
+    let mut h = vec![0u8; 40];
+    h[0] = 0x60;
+    h[4..6].copy_from_slice(&(payload_len as u16).to_be_bytes());
+    h[6] = next;
+    h[7] = 64;
+    h[8..24].copy_from_slice(&src);
+    h[24..40].copy_from_slice(&dst);
+    h
+}
+
+pub fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+    IpAddr::from([a, b, c, d])
+}
+
+/// One side of a TCP connection being written.
+#[derive(Clone, Copy)]
+pub struct Side {
+    pub addr: (IpAddr, u16),
+    pub seq: u32,
+}
+
+/// A TCP connection: client and server sides.
+#[derive(Clone, Copy)]
+pub struct Conn {
+    pub c: Side,
+    pub s: Side,
+}
+
+impl Conn {
+    pub fn new(client: (IpAddr, u16), server: (IpAddr, u16), isn: u32) -> Conn {
+        Conn { c: Side { addr: client, seq: isn }, s: Side { addr: server, seq: isn.wrapping_mul(7).wrapping_add(1) } }
+    }
+
+    /// SYN, SYN-ACK, ACK.
+    pub fn handshake(&mut self, p: &mut Pcap) {
+        p.frame(&tcp_frame(self.c.addr, self.s.addr, self.c.seq, 0, SYN, b""));
+        self.c.seq = self.c.seq.wrapping_add(1);
+        p.advance_us(50);
+        p.frame(&tcp_frame(self.s.addr, self.c.addr, self.s.seq, self.c.seq, SYN | ACK, b""));
+        self.s.seq = self.s.seq.wrapping_add(1);
+        p.advance_us(50);
+        p.frame(&tcp_frame(self.c.addr, self.s.addr, self.c.seq, self.s.seq, ACK, b""));
+    }
+
+    /// Client to server data (in order).
+    pub fn to_server(&mut self, p: &mut Pcap, data: &[u8]) {
+        for chunk in data.chunks(1400) {
+            p.advance_us(20);
+            p.frame(&tcp_frame(self.c.addr, self.s.addr, self.c.seq, self.s.seq, ACK | PSH, chunk));
+            self.c.seq = self.c.seq.wrapping_add(chunk.len() as u32);
+        }
+    }
+
+    pub fn to_client(&mut self, p: &mut Pcap, data: &[u8]) {
+        for chunk in data.chunks(1400) {
+            p.advance_us(20);
+            p.frame(&tcp_frame(self.s.addr, self.c.addr, self.s.seq, self.c.seq, ACK | PSH, chunk));
+            self.s.seq = self.s.seq.wrapping_add(chunk.len() as u32);
+        }
+    }
+
+    /// FIN both ways.
+    pub fn close(&mut self, p: &mut Pcap) {
+        p.advance_us(20);
+        p.frame(&tcp_frame(self.c.addr, self.s.addr, self.c.seq, self.s.seq, FIN | ACK, b""));
+        self.c.seq = self.c.seq.wrapping_add(1);
+        p.advance_us(20);
+        p.frame(&tcp_frame(self.s.addr, self.c.addr, self.s.seq, self.c.seq, FIN | ACK, b""));
+        self.s.seq = self.s.seq.wrapping_add(1);
+        p.advance_us(20);
+        p.frame(&tcp_frame(self.c.addr, self.s.addr, self.c.seq, self.s.seq, ACK, b""));
+    }
+}
+
+/// A WebSocket frame (client frames masked).
+pub fn ws_frame(op: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![0x80 | op];
+    let m = if mask.is_some() { 0x80 } else { 0 };
+    let n = payload.len();
+    if n < 126 {
+        out.push(m | n as u8);
+    } else if n <= 0xffff {
+        out.push(m | 126);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        out.push(m | 127);
+        out.extend_from_slice(&(n as u64).to_be_bytes());
+    }
+    match mask {
+        Some(k) => {
+            out.extend_from_slice(&k);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ k[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+pub fn close_frame(code: u16, reason: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut body = code.to_be_bytes().to_vec();
+    body.extend_from_slice(reason);
+    ws_frame(0x8, &body, mask)
+}
+
+/// Sec-WebSocket-Accept for a key (RFC 6455 4.2.2), for realistic 101s.
+pub fn accept_for(key: &str) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    h.update(key.as_bytes());
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
+pub const PROXY: [u8; 4] = [10, 0, 0, 1];
+pub const BACKEND: [u8; 4] = [10, 0, 0, 2];
+
+/// A real WebSocket session through a proxy: client hop (client ->
+/// proxy:80) and upstream hop (proxy -> backend:3000), upgrade, a few
+/// messages each way, a clean close. `extra_headers` are added to both
+/// requests; `close_reason` is the client's close frame reason.
+pub fn websocket_session(p: &mut Pcap, n: u32, extra_headers: &str, path: &str, close_reason: &[u8]) {
+    let client = (v4(192, 168, (n >> 8) as u8, n as u8), 40000 + (n % 20000) as u16);
+    let mut a = Conn::new(client, (IpAddr::from(PROXY), 80), 1000 + n);
+    let mut b = Conn::new((IpAddr::from(PROXY), 50000 + (n % 10000) as u16), (IpAddr::from(BACKEND), 3000), 9000 + n);
+    let key = format!("dGhlIHNhbXBsZSBub25j{:04}", n % 10000);
+    let key = &key[..22];
+    let key = format!("{key}==");
+    let req = |host: &str, xff: bool| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{}{extra_headers}\r\n",
+            if xff { format!("X-Forwarded-For: {}\r\n", client.0) } else { String::new() }
+        )
+    };
+    let resp = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        accept_for(&key)
+    );
+    a.handshake(p);
+    a.to_server(p, req("app.example", false).as_bytes());
+    b.handshake(p);
+    b.to_server(p, req("backend:3000", true).as_bytes());
+    b.to_client(p, resp.as_bytes());
+    a.to_client(p, resp.as_bytes());
+    for i in 0..3u8 {
+        let msg = [b'm', b'0' + i];
+        a.to_server(p, &ws_frame(0x1, &msg, Some([1, 2, 3, i])));
+        b.to_server(p, &ws_frame(0x1, &msg, Some([4, 5, 6, i])));
+        b.to_client(p, &ws_frame(0x1, &msg, None));
+        a.to_client(p, &ws_frame(0x1, &msg, None));
+    }
+    a.to_server(p, &close_frame(1000, close_reason, Some([9, 9, 9, 9])));
+    b.to_server(p, &close_frame(1000, close_reason, Some([8, 8, 8, 8])));
+    b.to_client(p, &close_frame(1000, close_reason, None));
+    a.to_client(p, &close_frame(1000, close_reason, None));
+    b.close(p);
+    a.close(p);
+}
+
+/// `syns` SYNs from random sources to the proxy's port 80 over
+/// `seconds` of packet time (a million in 4 s is the issue's flood), with
+/// `sessions` real WebSocket sessions interleaved at even intervals (the
+/// first after the flood has been going for a while).
+pub fn flood(path: &Path, syns: u64, seconds: f64, sessions: u32) -> u64 {
+    let mut p = Pcap::create(path);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let step_us = ((seconds * 1e6) / syns.max(1) as f64).max(0.0);
+    let every = syns / (sessions as u64 + 1);
+    let proxy = (IpAddr::from(PROXY), 80);
+    let mut acc = 0.0f64;
+    let mut done = 0;
+    for i in 0..syns {
+        let r = rng.next();
+        let src = (
+            v4(100 + (r % 100) as u8, (r >> 8) as u8, (r >> 16) as u8, (r >> 24) as u8),
+            1024 + (r >> 32) as u16 % 60000,
+        );
+        p.frame(&tcp_frame(src, proxy, (r >> 13) as u32, 0, SYN, b""));
+        acc += step_us;
+        if acc >= 1.0 {
+            p.advance_us(acc as u64);
+            acc -= acc.floor();
+        }
+        if every > 0 && (i + 1) % every == 0 && done < sessions {
+            websocket_session(&mut p, done, "", "/ws", b"bye");
+            done += 1;
+        }
+    }
+    while done < sessions {
+        websocket_session(&mut p, done, "", "/ws", b"bye");
+        done += 1;
+    }
+    let n = p.packets;
+    p.finish();
+    n
+}
+
+/// `conns` connections open at once, each holding a partial request head
+/// of `head` bytes (never completed) and `ooo` bytes of out-of-order data
+/// in each direction ahead of a one-byte hole, in segments of 4 KB.
+pub fn hogs(path: &Path, conns: u32, head: usize, ooo: usize) -> u64 {
+    let mut p = Pcap::create(path);
+    let mut cs: Vec<Conn> = (0..conns)
+        .map(|i| {
+            Conn::new(
+                (v4(172, 16 + (i >> 16) as u8, (i >> 8) as u8, i as u8), 20000 + (i % 40000) as u16),
+                (IpAddr::from(PROXY), 80),
+                i.wrapping_mul(2654435761),
+            )
+        })
+        .collect();
+    for c in &mut cs {
+        c.handshake(&mut p);
+    }
+    // Partial heads, a chunk of every connection at a time.
+    let mut hd = b"GET /ws HTTP/1.1\r\nHost: x\r\nX-Filler: ".to_vec();
+    hd.resize(head, b'a');
+    for chunk in hd.chunks(1400) {
+        for c in &mut cs {
+            c.to_server(&mut p, chunk);
+        }
+    }
+    // Out-of-order data behind a hole, both directions.
+    let seg = vec![b'z'; 4096];
+    let n = ooo.div_ceil(seg.len());
+    for k in 0..n {
+        for c in &mut cs {
+            let off = 1 + (k * seg.len()) as u32;
+            p.advance_us(5);
+            p.frame(&tcp_frame(c.c.addr, c.s.addr, c.c.seq.wrapping_add(off), c.s.seq, ACK, &seg));
+            p.frame(&tcp_frame(c.s.addr, c.c.addr, c.s.seq.wrapping_add(off), c.c.seq, ACK, &seg));
+        }
+    }
+    let n = p.packets;
+    p.finish();
+    n
+}
+
+/// One connection with `n` pipelined requests of about `size` bytes, never
+/// answered; then a real WebSocket session on another connection.
+pub fn pipeline(path: &Path, n: u64, size: usize) -> u64 {
+    let mut p = Pcap::create(path);
+    let mut c = Conn::new((v4(172, 31, 0, 1), 33333), (IpAddr::from(PROXY), 80), 77);
+    c.handshake(&mut p);
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let mut r = format!("GET /item/{i} HTTP/1.1\r\nHost: x\r\nX-Pad: ").into_bytes();
+        let pad = size.saturating_sub(r.len() + 4);
+        r.resize(r.len() + pad, b'p');
+        r.extend_from_slice(b"\r\n\r\n");
+        batch.extend_from_slice(&r);
+        if batch.len() >= 64 * 1024 {
+            c.to_server(&mut p, &batch);
+            batch.clear();
+        }
+    }
+    c.to_server(&mut p, &batch);
+    websocket_session(&mut p, 1, "", "/ws", b"bye");
+    let n = p.packets;
+    p.finish();
+    n
+}
+
+/// Terminal escapes in every string wstap prints: paths, header values,
+/// reason phrases, close reasons, SNI.
+pub const ESCAPES: &[&str] =
+    &["\x1b]0;pwned\x07", "\x1b[2J", "\x07", "\x00", "\u{9b}31m", "\x1b[31mred", "\u{202e}", "\x08\x08\x08\r"];
+
+pub fn escapes(path: &Path) -> u64 {
+    let mut p = Pcap::create(path);
+    for (i, e) in ESCAPES.iter().enumerate() {
+        // A close reason and a header value carry the escape (paths and
+        // header values cannot hold C0 bytes: HTTP parsers refuse them).
+        let hdr = format!(
+            "X-Note: a{}\r\nUser-Agent: ua{}\r\n",
+            e.replace(['\r', '\n', '\0'], ""),
+            e.replace(['\r', '\n', '\0'], "")
+        );
+        websocket_session(
+            &mut p,
+            i as u32,
+            &hdr,
+            &format!("/ws/{}", if e.is_ascii() { "x" } else { e }),
+            format!("bye{e}").as_bytes(),
+        );
+    }
+    // A rejected handshake whose reason phrase carries C1 controls.
+    let mut c = Conn::new((v4(192, 168, 9, 9), 41000), (IpAddr::from(PROXY), 80), 5);
+    c.handshake(&mut p);
+    c.to_server(
+        &mut p,
+        b"GET /denied\xc2\x9b HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    c.to_client(&mut p, "HTTP/1.1 403 Go away\u{9b}2J\u{202e}\r\nContent-Length: 0\r\n\r\n".as_bytes());
+    c.close(&mut p);
+    // TLS with an SNI full of escapes.
+    let mut t = Conn::new((v4(192, 168, 9, 10), 41001), (IpAddr::from(PROXY), 443), 6);
+    t.handshake(&mut p);
+    t.to_server(&mut p, &client_hello(b"evil\x1b]0;title\x07.example"));
+    t.close(&mut p);
+    let n = p.packets;
+    p.finish();
+    n
+}
+
+/// A minimal TLS 1.2 ClientHello carrying `sni`.
+pub fn client_hello(sni: &[u8]) -> Vec<u8> {
+    let mut ext = Vec::new();
+    let mut name = vec![0u8];
+    name.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+    name.extend_from_slice(sni);
+    let mut list = (name.len() as u16).to_be_bytes().to_vec();
+    list.extend_from_slice(&name);
+    ext.extend_from_slice(&0u16.to_be_bytes());
+    ext.extend_from_slice(&(list.len() as u16).to_be_bytes());
+    ext.extend_from_slice(&list);
+    let mut body = vec![0x03, 0x03];
+    body.extend_from_slice(&[7u8; 32]);
+    body.push(0);
+    body.extend_from_slice(&[0, 2, 0x13, 0x01]);
+    body.extend_from_slice(&[1, 0]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![1u8];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 0x03, 0x01];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+/// Each secret here must appear in no output unless --no-redact.
+pub const SECRETS: &[&str] = &[
+    "SEKRETACCESSKEY1",
+    "SEKRETSESSION2",
+    "SEKRETENCODED3",
+    "SEKRETSEMICOLON4",
+    "SEKRETUSERPW5",
+    "dXNlcjpTRUtSRVRQUk9UTzY=",
+    "SEKRETCLOSE7",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJTRUtSRVRKV1Q4In0.c2lnbmF0dXJlOA",
+    "SEKRETBEARER9",
+    "SEKRETPASS10",
+    "SEKRETCOOKIE11",
+];
+
+pub fn secrets(path: &Path) -> u64 {
+    let mut p = Pcap::create(path);
+    let headers = "X-Access-Key: SEKRETACCESSKEY1\r\nX-Session-Id: SEKRETSESSION2\r\n\
+                   Sec-WebSocket-Protocol: chat, Authorization, dXNlcjpTRUtSRVRQUk9UTzY=\r\n\
+                   Cookie: sid=SEKRETCOOKIE11\r\nAuthorization: Bearer SEKRETBEARER9\r\n";
+    websocket_session(
+        &mut p,
+        1,
+        headers,
+        "/ws;auth=SEKRETSEMICOLON4?tok%65n=SEKRETENCODED3&room=1",
+        b"token=SEKRETCLOSE7 expired",
+    );
+    websocket_session(
+        &mut p,
+        2,
+        "",
+        "http://bob:SEKRETUSERPW5@app.example/ws?x=1",
+        b"invalid jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJTRUtSRVRKV1Q4In0.c2lnbmF0dXJlOA",
+    );
+    websocket_session(&mut p, 3, "", "/ws", b"bad password: SEKRETPASS10");
+    let n = p.packets;
+    p.finish();
+    n
+}
+
+/// A session still open, then a record claiming `caplen` bytes (damage),
+/// then more packets that are never reached.
+pub fn damage_caplen(path: &Path, caplen: u32) -> u64 {
+    let mut p = Pcap::create(path);
+    websocket_session(&mut p, 1, "", "/ok", b"bye");
+    // A second session left open: upgrade, then the damage.
+    let mut a = Conn::new((v4(192, 168, 7, 7), 45000), (IpAddr::from(PROXY), 80), 1);
+    a.handshake(&mut p);
+    a.to_server(&mut p, b"GET /open HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    a.to_client(&mut p, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+    a.to_server(&mut p, &ws_frame(0x1, b"hi", Some([1, 2, 3, 4])));
+    p.record(caplen, caplen, &[0xee; 64]);
+    websocket_session(&mut p, 2, "", "/never", b"bye");
+    let n = p.packets;
+    p.finish();
+    n
+}
+
+/// pcapng: a section, an interface, packets of a session, then a block
+/// whose length field says 2 GB, then more.
+pub fn damage_pcapng(path: &Path) {
+    let tmp = path.with_extension("tmp.pcap");
+    damage_caplen(&tmp, 64);
+    let data = std::fs::read(&tmp).unwrap();
+    let _ = std::fs::remove_file(&tmp);
+    let mut out = Vec::new();
+    let block = |ty: u32, body: &[u8], out: &mut Vec<u8>| {
+        let pad = (4 - body.len() % 4) % 4;
+        let len = (12 + body.len() + pad) as u32;
+        out.extend_from_slice(&ty.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(body);
+        out.extend(std::iter::repeat_n(0u8, pad));
+        out.extend_from_slice(&len.to_le_bytes());
+    };
+    let mut shb = 0x1a2b3c4du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&1u16.to_le_bytes());
+    shb.extend_from_slice(&0u16.to_le_bytes());
+    shb.extend_from_slice(&u64::MAX.to_le_bytes());
+    block(0x0a0d0d0a, &shb, &mut out);
+    let mut idb = 1u16.to_le_bytes().to_vec();
+    idb.extend_from_slice(&0u16.to_le_bytes());
+    idb.extend_from_slice(&262144u32.to_le_bytes());
+    block(1, &idb, &mut out);
+    // Re-frame the classic records as enhanced packet blocks, up to the
+    // damaged one (caplen 64 of 0xee bytes, which we replace).
+    let mut at = 24;
+    while at + 16 <= data.len() {
+        let w = |i: usize| u32::from_le_bytes(data[i..i + 4].try_into().unwrap());
+        let (sec, usec, cap, orig) = (w(at), w(at + 4), w(at + 8) as usize, w(at + 12));
+        let pkt = &data[at + 16..at + 16 + cap];
+        at += 16 + cap;
+        if pkt.iter().all(|b| *b == 0xee) {
+            // The damage: a block claiming 2 GB.
+            out.extend_from_slice(&6u32.to_le_bytes());
+            out.extend_from_slice(&0x8000_0000u32.to_le_bytes());
+            out.extend_from_slice(&[0xee; 64]);
+            continue;
+        }
+        let ts = sec as u64 * 1_000_000 + usec as u64;
+        let mut epb = 0u32.to_le_bytes().to_vec();
+        epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(ts as u32).to_le_bytes());
+        epb.extend_from_slice(&(cap as u32).to_le_bytes());
+        epb.extend_from_slice(&orig.to_le_bytes());
+        epb.extend_from_slice(pkt);
+        block(6, &epb, &mut out);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// The upgrade request of a session sent in IPv4 fragments (and, on a
+/// second session, IPv6 fragments, out of order), then a flood of
+/// fragments that never complete.
+pub fn fragments(path: &Path, flood: u32) -> u64 {
+    let mut p = Pcap::create(path);
+    for (n, v6) in [(1u32, false), (2, true)] {
+        let (client, proxy) = if v6 {
+            ("2001:db8::7".parse::<IpAddr>().unwrap(), "2001:db8::1".parse::<IpAddr>().unwrap())
+        } else {
+            (v4(192, 168, 5, n as u8), IpAddr::from(PROXY))
+        };
+        let mut c = Conn::new((client, 46000 + n as u16), (proxy, 80), 100 * n);
+        c.handshake(&mut p);
+        let req = format!(
+            "GET /frag{n} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Pad: {}\r\n\r\n",
+            "q".repeat(600)
+        );
+        let tcp = {
+            let mut t =
+                tcp_header(c.c.addr.0, c.s.addr.0, c.c.addr.1, c.s.addr.1, c.c.seq, c.s.seq, ACK | PSH, req.as_bytes());
+            t.extend_from_slice(req.as_bytes());
+            t
+        };
+        c.c.seq = c.c.seq.wrapping_add(req.len() as u32);
+        let parts: Vec<&[u8]> = tcp.chunks(256).collect();
+        let mut frames = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let more = i + 1 < parts.len();
+            let off = (i * 256 / 8) as u16;
+            frames.push(if v6 {
+                let mut fh = vec![6u8, 0];
+                fh.extend_from_slice(&((off << 3) | more as u16).to_be_bytes());
+                fh.extend_from_slice(&(0x1234_0000 + n).to_be_bytes());
+                let mut ip = ipv6_header(ip16(client), ip16(proxy), 44, 8 + part.len());
+                ip.extend_from_slice(&fh);
+                ip.extend_from_slice(part);
+                ethernet(0x86dd, &ip)
+            } else {
+                let IpAddr::V4(a) = client else { unreachable!() };
+                let mut ip = ipv4_header(a.octets(), PROXY, 4242, (more, off), 6, part.len());
+                ip.extend_from_slice(part);
+                ethernet(0x0800, &ip)
+            });
+        }
+        if v6 {
+            frames.reverse();
+        }
+        for f in frames {
+            p.advance_us(10);
+            p.frame(&f);
+        }
+        c.to_client(
+            &mut p,
+            format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                accept_for("dGhlIHNhbXBsZSBub25jZQ==")
+            )
+            .as_bytes(),
+        );
+        c.to_server(&mut p, &close_frame(1000, b"bye", Some([1, 1, 1, 1])));
+        c.to_client(&mut p, &close_frame(1000, b"bye", None));
+        c.close(&mut p);
+    }
+    // First fragments of datagrams that never complete (a fragment flood).
+    let mut rng = Rng(42);
+    for i in 0..flood {
+        let r = rng.next();
+        let mut ip =
+            ipv4_header([100, (r >> 8) as u8, (r >> 16) as u8, (r >> 24) as u8], PROXY, i as u16, (true, 0), 6, 1400);
+        ip.extend_from_slice(&[0x55; 1400]);
+        p.advance_us(2);
+        p.frame(&ethernet(0x0800, &ip));
+    }
+    let n = p.packets;
+    p.finish();
+    n
+}
+
+/// The smaller oddities: a retransmission with other bytes (a session's
+/// 101 injected then corrected), a frame with a 64-bit length whose top
+/// bit is set, a request with 600 header lines (nginx takes it).
+pub fn oddities(path: &Path) -> u64 {
+    let mut p = Pcap::create(path);
+    // Retransmission with different content, in the client's request.
+    let mut c = Conn::new((v4(192, 168, 6, 1), 47000), (IpAddr::from(PROXY), 80), 11);
+    c.handshake(&mut p);
+    let req = b"GET /rexmit HTTP/1.1\r\nHost: x\r\n\r\n";
+    let seq = c.c.seq;
+    c.to_server(&mut p, req);
+    p.frame(&tcp_frame(c.c.addr, c.s.addr, seq, c.s.seq, ACK | PSH, b"GET /evilxx HTTP/1.1\r\nHost: x\r\n\r\n"));
+    c.to_client(&mut p, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    c.close(&mut p);
+    // A 64-bit length with the top bit set, after an upgrade.
+    let mut w = Conn::new((v4(192, 168, 6, 2), 47001), (IpAddr::from(PROXY), 80), 12);
+    w.handshake(&mut p);
+    w.to_server(&mut p, b"GET /badlen HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    w.to_client(&mut p, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+    let mut bad = vec![0x82, 127];
+    bad.extend_from_slice(&(1u64 << 63 | 10).to_be_bytes());
+    bad.extend_from_slice(&[0; 10]);
+    w.to_client(&mut p, &bad);
+    w.close(&mut p);
+    // 600 header lines.
+    let mut h = Conn::new((v4(192, 168, 6, 3), 47002), (IpAddr::from(PROXY), 80), 13);
+    h.handshake(&mut p);
+    let mut r = b"GET /many HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n".to_vec();
+    for i in 0..600 {
+        r.extend_from_slice(format!("X-H{i}: v{i}\r\n").as_bytes());
+    }
+    r.extend_from_slice(b"\r\n");
+    h.to_server(&mut p, &r);
+    h.to_client(&mut p, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+    h.to_server(&mut p, &close_frame(1000, b"done", Some([3, 3, 3, 3])));
+    h.to_client(&mut p, &close_frame(1000, b"done", None));
+    h.close(&mut p);
+    let n = p.packets;
+    p.finish();
+    n
+}
