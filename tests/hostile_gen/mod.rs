@@ -109,6 +109,7 @@ fn csum(data: &[u8], mut sum: u32) -> u16 {
 }
 
 /// A TCP header (20 bytes) with its checksum over the pseudo-header.
+#[allow(clippy::too_many_arguments)]
 fn tcp_header(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, seq: u32, ack: u32, fl: u8, payload: &[u8]) -> Vec<u8> {
     let mut t = vec![0u8; 20];
     t[0..2].copy_from_slice(&sport.to_be_bytes());
@@ -238,8 +239,8 @@ impl Conn {
         p.frame(&tcp_frame(self.c.addr, self.s.addr, self.c.seq, self.s.seq, ACK, b""));
     }
 
-    /// Client to server data (in order).
-    pub fn to_server(&mut self, p: &mut Pcap, data: &[u8]) {
+    /// Client to server data (in order, in segments of 1400 bytes).
+    pub fn send_c(&mut self, p: &mut Pcap, data: &[u8]) {
         for chunk in data.chunks(1400) {
             p.advance_us(20);
             p.frame(&tcp_frame(self.c.addr, self.s.addr, self.c.seq, self.s.seq, ACK | PSH, chunk));
@@ -247,7 +248,8 @@ impl Conn {
         }
     }
 
-    pub fn to_client(&mut self, p: &mut Pcap, data: &[u8]) {
+    /// Server to client data.
+    pub fn send_s(&mut self, p: &mut Pcap, data: &[u8]) {
         for chunk in data.chunks(1400) {
             p.advance_us(20);
             p.frame(&tcp_frame(self.s.addr, self.c.addr, self.s.seq, self.c.seq, ACK | PSH, chunk));
@@ -334,22 +336,22 @@ pub fn websocket_session(p: &mut Pcap, n: u32, extra_headers: &str, path: &str, 
         accept_for(&key)
     );
     a.handshake(p);
-    a.to_server(p, req("app.example", false).as_bytes());
+    a.send_c(p, req("app.example", false).as_bytes());
     b.handshake(p);
-    b.to_server(p, req("backend:3000", true).as_bytes());
-    b.to_client(p, resp.as_bytes());
-    a.to_client(p, resp.as_bytes());
+    b.send_c(p, req("backend:3000", true).as_bytes());
+    b.send_s(p, resp.as_bytes());
+    a.send_s(p, resp.as_bytes());
     for i in 0..3u8 {
         let msg = [b'm', b'0' + i];
-        a.to_server(p, &ws_frame(0x1, &msg, Some([1, 2, 3, i])));
-        b.to_server(p, &ws_frame(0x1, &msg, Some([4, 5, 6, i])));
-        b.to_client(p, &ws_frame(0x1, &msg, None));
-        a.to_client(p, &ws_frame(0x1, &msg, None));
+        a.send_c(p, &ws_frame(0x1, &msg, Some([1, 2, 3, i])));
+        b.send_c(p, &ws_frame(0x1, &msg, Some([4, 5, 6, i])));
+        b.send_s(p, &ws_frame(0x1, &msg, None));
+        a.send_s(p, &ws_frame(0x1, &msg, None));
     }
-    a.to_server(p, &close_frame(1000, close_reason, Some([9, 9, 9, 9])));
-    b.to_server(p, &close_frame(1000, close_reason, Some([8, 8, 8, 8])));
-    b.to_client(p, &close_frame(1000, close_reason, None));
-    a.to_client(p, &close_frame(1000, close_reason, None));
+    a.send_c(p, &close_frame(1000, close_reason, Some([9, 9, 9, 9])));
+    b.send_c(p, &close_frame(1000, close_reason, Some([8, 8, 8, 8])));
+    b.send_s(p, &close_frame(1000, close_reason, None));
+    a.send_s(p, &close_frame(1000, close_reason, None));
     b.close(p);
     a.close(p);
 }
@@ -414,7 +416,7 @@ pub fn hogs(path: &Path, conns: u32, head: usize, ooo: usize) -> u64 {
     hd.resize(head, b'a');
     for chunk in hd.chunks(1400) {
         for c in &mut cs {
-            c.to_server(&mut p, chunk);
+            c.send_c(&mut p, chunk);
         }
     }
     // Out-of-order data behind a hole, both directions.
@@ -447,11 +449,11 @@ pub fn pipeline(path: &Path, n: u64, size: usize) -> u64 {
         r.extend_from_slice(b"\r\n\r\n");
         batch.extend_from_slice(&r);
         if batch.len() >= 64 * 1024 {
-            c.to_server(&mut p, &batch);
+            c.send_c(&mut p, &batch);
             batch.clear();
         }
     }
-    c.to_server(&mut p, &batch);
+    c.send_c(&mut p, &batch);
     websocket_session(&mut p, 1, "", "/ws", b"bye");
     let n = p.packets;
     p.finish();
@@ -484,16 +486,16 @@ pub fn escapes(path: &Path) -> u64 {
     // A rejected handshake whose reason phrase carries C1 controls.
     let mut c = Conn::new((v4(192, 168, 9, 9), 41000), (IpAddr::from(PROXY), 80), 5);
     c.handshake(&mut p);
-    c.to_server(
+    c.send_c(
         &mut p,
         b"GET /denied\xc2\x9b HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
     );
-    c.to_client(&mut p, "HTTP/1.1 403 Go away\u{9b}2J\u{202e}\r\nContent-Length: 0\r\n\r\n".as_bytes());
+    c.send_s(&mut p, "HTTP/1.1 403 Go away\u{9b}2J\u{202e}\r\nContent-Length: 0\r\n\r\n".as_bytes());
     c.close(&mut p);
     // TLS with an SNI full of escapes.
     let mut t = Conn::new((v4(192, 168, 9, 10), 41001), (IpAddr::from(PROXY), 443), 6);
     t.handshake(&mut p);
-    t.to_server(&mut p, &client_hello(b"evil\x1b]0;title\x07.example"));
+    t.send_c(&mut p, &client_hello(b"evil\x1b]0;title\x07.example"));
     t.close(&mut p);
     let n = p.packets;
     p.finish();
@@ -575,9 +577,9 @@ pub fn damage_caplen(path: &Path, caplen: u32) -> u64 {
     // A second session left open: upgrade, then the damage.
     let mut a = Conn::new((v4(192, 168, 7, 7), 45000), (IpAddr::from(PROXY), 80), 1);
     a.handshake(&mut p);
-    a.to_server(&mut p, b"GET /open HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
-    a.to_client(&mut p, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
-    a.to_server(&mut p, &ws_frame(0x1, b"hi", Some([1, 2, 3, 4])));
+    a.send_c(&mut p, b"GET /open HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    a.send_s(&mut p, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+    a.send_c(&mut p, &ws_frame(0x1, b"hi", Some([1, 2, 3, 4])));
     p.record(caplen, caplen, &[0xee; 64]);
     websocket_session(&mut p, 2, "", "/never", b"bye");
     let n = p.packets;
@@ -690,7 +692,7 @@ pub fn fragments(path: &Path, flood: u32) -> u64 {
             p.advance_us(10);
             p.frame(&f);
         }
-        c.to_client(
+        c.send_s(
             &mut p,
             format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
@@ -698,8 +700,8 @@ pub fn fragments(path: &Path, flood: u32) -> u64 {
             )
             .as_bytes(),
         );
-        c.to_server(&mut p, &close_frame(1000, b"bye", Some([1, 1, 1, 1])));
-        c.to_client(&mut p, &close_frame(1000, b"bye", None));
+        c.send_c(&mut p, &close_frame(1000, b"bye", Some([1, 1, 1, 1])));
+        c.send_s(&mut p, &close_frame(1000, b"bye", None));
         c.close(&mut p);
     }
     // First fragments of datagrams that never complete (a fragment flood).
@@ -727,19 +729,19 @@ pub fn oddities(path: &Path) -> u64 {
     c.handshake(&mut p);
     let req = b"GET /rexmit HTTP/1.1\r\nHost: x\r\n\r\n";
     let seq = c.c.seq;
-    c.to_server(&mut p, req);
+    c.send_c(&mut p, req);
     p.frame(&tcp_frame(c.c.addr, c.s.addr, seq, c.s.seq, ACK | PSH, b"GET /evilxx HTTP/1.1\r\nHost: x\r\n\r\n"));
-    c.to_client(&mut p, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    c.send_s(&mut p, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     c.close(&mut p);
     // A 64-bit length with the top bit set, after an upgrade.
     let mut w = Conn::new((v4(192, 168, 6, 2), 47001), (IpAddr::from(PROXY), 80), 12);
     w.handshake(&mut p);
-    w.to_server(&mut p, b"GET /badlen HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
-    w.to_client(&mut p, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+    w.send_c(&mut p, b"GET /badlen HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    w.send_s(&mut p, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
     let mut bad = vec![0x82, 127];
     bad.extend_from_slice(&(1u64 << 63 | 10).to_be_bytes());
     bad.extend_from_slice(&[0; 10]);
-    w.to_client(&mut p, &bad);
+    w.send_s(&mut p, &bad);
     w.close(&mut p);
     // 600 header lines.
     let mut h = Conn::new((v4(192, 168, 6, 3), 47002), (IpAddr::from(PROXY), 80), 13);
@@ -749,10 +751,10 @@ pub fn oddities(path: &Path) -> u64 {
         r.extend_from_slice(format!("X-H{i}: v{i}\r\n").as_bytes());
     }
     r.extend_from_slice(b"\r\n");
-    h.to_server(&mut p, &r);
-    h.to_client(&mut p, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
-    h.to_server(&mut p, &close_frame(1000, b"done", Some([3, 3, 3, 3])));
-    h.to_client(&mut p, &close_frame(1000, b"done", None));
+    h.send_c(&mut p, &r);
+    h.send_s(&mut p, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+    h.send_c(&mut p, &close_frame(1000, b"done", Some([3, 3, 3, 3])));
+    h.send_s(&mut p, &close_frame(1000, b"done", None));
     h.close(&mut p);
     let n = p.packets;
     p.finish();
