@@ -11,7 +11,7 @@ use crate::detect::diagnosis::{Diagnosis, DiagnosisConfig};
 use crate::detect::proxy::Proxy;
 use crate::error::{Error, Result};
 use crate::flow::Limits;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{InputEnd, Pipeline};
 use crate::redact::Redactor;
 use crate::sink::Sink;
 use crate::sink::json::JsonSink;
@@ -93,11 +93,21 @@ pub fn run(args: Args) -> Result<i32> {
         src.set_limit(n);
     }
     let mut sink = stdout_sink(&args, args.line_buffered);
-    let truncated = pipeline.run(&mut src, sink.as_mut()).map_err(|e| Error::new(e.to_string()))?;
+    let ending = pipeline.run(&mut src, sink.as_mut()).map_err(|e| Error::new(e.to_string()))?;
     drop(sink);
-    if let Some(msg) = truncated {
-        let _ = std::io::stdout().flush();
-        eprintln!("wstap: warning: {path}: {msg}; analysed everything up to the cut");
+    match ending {
+        InputEnd::Complete => {}
+        InputEnd::Truncated(msg) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("wstap: warning: {path}: {msg}; analysed everything up to the cut");
+        }
+        // Like a truncated file, everything before the damage is analysed
+        // and summarised; unlike it, the file may hold more after it that
+        // could not be read, so the run fails (exit 2) after the summary.
+        InputEnd::Damaged(msg) => {
+            let _ = std::io::stdout().flush();
+            return Err(Error::new(format!("{path}: {msg}; analysed everything before the damage")));
+        }
     }
     Ok(exit_status(&args, &pipeline))
 }

@@ -13,6 +13,16 @@ use crate::record::{self, Record, Summary};
 use crate::sink::Sink;
 use crate::time::{Ts, round_us};
 
+/// How an input ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputEnd {
+    Complete,
+    /// The file ended inside a packet record (libpcap's message).
+    Truncated(String),
+    /// The file is damaged part-way; what follows the damage was not read.
+    Damaged(String),
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct PacketStats {
     pub packets: u64,
@@ -34,6 +44,10 @@ pub struct Pipeline {
     now: Ts,
     /// Secrets are masked in every record before it reaches a sink.
     redact: crate::redact::Redactor,
+    /// Live capture on the command line: say on stderr, while it happens,
+    /// that the memory budget is giving state up (at most every 10 s).
+    pub warn_on_evictions: bool,
+    warned: (u64, Option<Ts>),
 }
 
 impl Pipeline {
@@ -41,6 +55,8 @@ impl Pipeline {
         let redact = cfg.redact;
         Pipeline {
             redact,
+            warn_on_evictions: false,
+            warned: (0, None),
             flows: FlowTable::new(limits),
             analyzer: Analyzer::new(cfg, detectors),
             events: Vec::with_capacity(64),
@@ -87,6 +103,23 @@ impl Pipeline {
         if self.analyzer.tick_due(self.now) {
             let rows = if self.analyzer.wants_rows() { self.session_rows() } else { Vec::new() };
             self.analyzer.tick(self.now, &rows);
+            if self.warn_on_evictions {
+                self.warn_evictions();
+            }
+        }
+    }
+
+    /// One stderr line when the budget gave state up since the last one.
+    fn warn_evictions(&mut self) {
+        let st = &self.flows.budget().stats;
+        let losses = st.evicted.total() + st.dropped + st.shed_connections;
+        if losses <= self.warned.0 || self.warned.1.is_some_and(|t| self.now.since(t) < 10.0) {
+            return;
+        }
+        self.warned = (losses, Some(self.now));
+        let m = self.summary().memory;
+        if let Some(line) = crate::sink::text::memory_line(&m) {
+            eprintln!("wstap: warning: {line} so far (an attack, or raise --memcap)");
         }
     }
 
@@ -210,11 +243,13 @@ impl Pipeline {
         }
     }
 
-    /// Reads a whole source through the pipeline into `sink`. Returns the
-    /// truncation message if the file ended inside a packet.
-    pub fn run(&mut self, src: &mut dyn PacketSource, sink: &mut dyn Sink) -> Result<Option<String>> {
+    /// Reads a whole source through the pipeline into `sink`, the summary
+    /// last; returns how the input ended. A truncated or damaged file is
+    /// not an error here: everything before the cut or the damage is
+    /// analysed, open sessions are ended and the summary is written.
+    pub fn run(&mut self, src: &mut dyn PacketSource, sink: &mut dyn Sink) -> Result<InputEnd> {
         let linktype = src.linktype();
-        let mut truncated = None;
+        let mut ending = InputEnd::Complete;
         loop {
             match src.next_packet()? {
                 Next::Packet(p) => {
@@ -227,7 +262,12 @@ impl Pipeline {
                 Next::End => break,
                 Next::Truncated(msg) => {
                     self.stats.truncated = true;
-                    truncated = Some(msg);
+                    ending = InputEnd::Truncated(msg);
+                    break;
+                }
+                Next::Damaged(msg) => {
+                    self.stats.damaged = true;
+                    ending = InputEnd::Damaged(msg);
                     break;
                 }
             }
@@ -238,6 +278,6 @@ impl Pipeline {
         self.drain_to(sink)?;
         sink.record(&Record::Summary(summary))?;
         sink.flush()?;
-        Ok(truncated)
+        Ok(ending)
     }
 }

@@ -76,6 +76,8 @@ pub struct FastPcap {
     start: usize,
     end: usize,
     eof: bool,
+    /// File offset of `buf[0]`.
+    offset: u64,
     swapped: bool,
     nanos: bool,
     filter: Option<BpfProgram>,
@@ -102,7 +104,17 @@ impl FastPcap {
             0x4d3c_b2a1 => (true, true),
             _ => return Ok(None),
         };
-        Ok(Some(FastPcap { file, buf: vec![0; FAST_BUF], start: 0, end: 0, eof: false, swapped, nanos, filter: None }))
+        Ok(Some(FastPcap {
+            file,
+            buf: vec![0; FAST_BUF],
+            start: 0,
+            end: 0,
+            eof: false,
+            offset: 24,
+            swapped,
+            nanos,
+            filter: None,
+        }))
     }
 
     /// A record header: seconds, fraction, captured and original length.
@@ -134,6 +146,7 @@ impl FastPcap {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
+                self.offset += self.start as u64;
                 self.start = 0;
             }
             if self.buf.len() < n {
@@ -150,6 +163,13 @@ impl FastPcap {
     }
 
     fn next(&mut self) -> Result<Next<'_>> {
+        match self.next_record() {
+            Err(e) => Ok(Next::Damaged(format!("read error: {e}"))),
+            r => r,
+        }
+    }
+
+    fn next_record(&mut self) -> Result<Next<'_>> {
         loop {
             if !self.fill(16)? {
                 let got = self.end - self.start;
@@ -163,7 +183,10 @@ impl FastPcap {
             let [sec, frac, caplen, orig_len] = self.header_at(self.start);
             let (sec, frac, caplen) = (sec as i64, frac as i64, caplen as usize);
             if caplen > MAX_RECORD {
-                return Err(Error::new(format!("invalid packet capture length {caplen}: the file is damaged")));
+                return Ok(Next::Damaged(format!(
+                    "invalid packet capture length {caplen} at offset {} (larger than any packet): the file is damaged",
+                    self.offset + self.start as u64
+                )));
             }
             if !self.fill(16 + caplen)? {
                 let got = self.end - self.start - 16;
@@ -219,8 +242,10 @@ impl PacketSource for FileSource {
             })),
             Err(pcap::Error::NoMorePackets) => Ok(Next::End),
             Err(e) => {
+                // Past the file header every libpcap error is damage in
+                // the middle of the file: what was read stands.
                 let msg = pcap_msg(&e);
-                if is_truncation(&msg) { Ok(Next::Truncated(msg)) } else { Err(Error::new(msg)) }
+                if is_truncation(&msg) { Ok(Next::Truncated(msg)) } else { Ok(Next::Damaged(msg)) }
             }
         }
     }

@@ -235,6 +235,7 @@ pub fn run(args: &Args, iface: &str, p: &mut Pipeline, sink: &mut dyn Sink) -> R
     signal::install().map_err(|e| Error::new(format!("cannot install signal handlers: {e}")))?;
     let mut live = open(args, iface)?;
     live.warn_on_drops = true;
+    p.warn_on_evictions = true;
     if let Some(w) = &live.info.warning {
         eprintln!("wstap: warning: {w}");
     }

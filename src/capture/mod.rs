@@ -35,6 +35,9 @@ pub enum Next<'a> {
     End,
     /// The file ends inside a packet record: everything before was read.
     Truncated(String),
+    /// The file is damaged here (a record or block that cannot be read, a
+    /// read error): everything before was read, nothing after can be.
+    Damaged(String),
 }
 
 pub trait PacketSource {

@@ -266,6 +266,31 @@ fn http_line(m: &HttpMessage, all_headers: bool) -> String {
     s
 }
 
+/// What the memory budget gave up, or None when it gave up nothing.
+pub fn memory_line(m: &crate::record::Memory) -> Option<String> {
+    let e = &m.evicted;
+    if e.total() + m.dropped_connections + m.shed_connections == 0 {
+        return None;
+    }
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
+    let mut s = format!(
+        "memory budget {} (peak {}) was full: {} connections evicted ({} half-open, {} established, {} upgraded)",
+        mib(m.budget_bytes),
+        mib(m.peak_bytes),
+        e.total(),
+        e.half_open,
+        e.established,
+        e.upgraded
+    );
+    if m.dropped_connections > 0 {
+        s += &format!(", {} new connections not followed", m.dropped_connections);
+    }
+    if m.shed_connections > 0 {
+        s += &format!(", buffers given up on {} connections ({})", m.shed_connections, mib(m.shed_bytes));
+    }
+    Some(s)
+}
+
 fn summary_text(s: &Summary) -> String {
     let h = &s.handshakes;
     let mut out = format!(
@@ -286,8 +311,16 @@ fn summary_text(s: &Summary) -> String {
         out += &format!("not analysed: {}\n", kv(&s.skipped));
     }
     let r = &s.reassembly;
-    if r.gaps > 0 || r.limit_hits > 0 {
-        out += &format!("reassembly: {} gaps ({} bytes), {} buffer limit hits\n", r.gaps, r.gap_bytes, r.limit_hits);
+    if r.gaps > 0 || r.limit_hits > 0 || r.rexmit_inconsistent > 0 {
+        out += &format!("reassembly: {} gaps ({} bytes), {} buffer limit hits", r.gaps, r.gap_bytes, r.limit_hits);
+        if r.rexmit_inconsistent > 0 {
+            out += &format!(", {} retransmissions with different bytes (first copy kept)", r.rexmit_inconsistent);
+        }
+        out += "\n";
+    }
+    if let Some(line) = memory_line(&s.memory) {
+        out += &line;
+        out += "\n";
     }
     if !s.http_anomalies.is_empty() {
         out += &format!("parse anomalies: {}\n", kv(&s.http_anomalies));
@@ -336,6 +369,9 @@ fn summary_text(s: &Summary) -> String {
     }
     if s.truncated {
         out += "capture file is truncated: everything up to the cut was analysed\n";
+    }
+    if s.damaged {
+        out += "capture file is damaged: everything before the damage was analysed, nothing after it\n";
     }
     out
 }

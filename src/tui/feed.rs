@@ -255,6 +255,11 @@ pub fn run(
                 p.stats.truncated = true;
                 break Ok(Some(msg));
             }
+            Next::Damaged(msg) => {
+                // What was read before the damage is shown, summary included.
+                p.stats.damaged = true;
+                break Ok(Some(format!("{msg}; analysed everything before the damage")));
+            }
         }
         if p.drain_to(&mut out).is_err() {
             return;

@@ -76,6 +76,9 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
         }
         (SourceKind::Replay(_), FeedState::Done { .. }) => Span::raw("replayed"),
         (SourceKind::File, FeedState::Running) => Span::raw("analysing…"),
+        (SourceKind::File, FeedState::Done { truncated: Some(_) }) if app.snap.summary.damaged => {
+            Span::styled("analysed up to damage", Style::new().fg(Color::Red))
+        }
         (SourceKind::File, FeedState::Done { truncated: Some(_) }) => {
             Span::styled("analysed (truncated)", Style::new().fg(Color::Yellow))
         }

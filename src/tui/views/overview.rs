@@ -44,8 +44,22 @@ fn traffic_box(app: &App) -> Paragraph<'static> {
             )
         }
         (None, SourceKind::Live) => Span::raw("-"),
+        (None, _) if memory_losses(s) > 0 => Span::raw(""),
         (None, _) => Span::styled("none (file)", Style::new().fg(Color::DarkGray)),
     };
+    // What the memory budget gave up (connections evicted or not followed,
+    // buffers shed), next to the capture drops: both are blind spots.
+    let m = &s.memory;
+    let losses = (memory_losses(s) > 0).then(|| {
+        Span::styled(
+            format!(
+                "  evicted {}  shed {}",
+                fmt_count(m.evicted.total() + m.dropped_connections),
+                fmt_count(m.shed_connections)
+            ),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        )
+    });
     let time = match (s.first_ts, s.last_ts) {
         (Some(a), Some(b)) => format!("{} +{}", fmt_tod(a), fmt_secs(b - a)),
         _ => "-".into(),
@@ -66,10 +80,16 @@ fn traffic_box(app: &App) -> Paragraph<'static> {
                 if r.gaps > 0 { Style::new().fg(AMBER) } else { Style::new() },
             ),
         ]),
-        Line::from(vec![label("Drops"), drops]),
+        Line::from([label("Drops"), drops].into_iter().chain(losses).collect::<Vec<_>>()),
         Line::from(vec![label("Time"), Span::raw(time)]),
     ];
     Paragraph::new(lines).block(Block::bordered().title(" Traffic "))
+}
+
+/// Connections and buffers the memory budget gave up.
+fn memory_losses(s: &crate::record::Summary) -> u64 {
+    let m = &s.memory;
+    m.evicted.total() + m.dropped_connections + m.shed_connections
 }
 
 fn handshakes_box(app: &App) -> Paragraph<'static> {
