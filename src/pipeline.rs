@@ -38,6 +38,8 @@ pub struct PacketStats {
 pub struct Pipeline {
     pub flows: FlowTable,
     pub analyzer: Analyzer,
+    /// IP fragments being reassembled.
+    pub defrag: decode::frag::Defrag,
     events: Vec<Event>,
     pub stats: PacketStats,
     /// Packet time never goes backwards for expiry (merged captures can).
@@ -59,6 +61,7 @@ impl Pipeline {
             warned: (0, None),
             flows: FlowTable::new(limits),
             analyzer: Analyzer::new(cfg, detectors),
+            defrag: Default::default(),
             events: Vec::with_capacity(64),
             stats: PacketStats::default(),
             now: Ts::ZERO,
@@ -83,6 +86,7 @@ impl Pipeline {
                 st.tcp_packets += 1;
                 self.flows.packet(self.now, &seg, &mut self.events);
             }
+            Err(Skip::IpFragment) => self.fragment(linktype, data, missing),
             Err(skip) => {
                 st.skips[Skip::ALL.iter().position(|s| *s == skip).unwrap_or(0)] += 1;
                 self.flows.expire(self.now, &mut self.events);
@@ -94,6 +98,40 @@ impl Pipeline {
             }
         }
         self.tick();
+    }
+
+    /// An IP fragment: reassembled (decode/frag.rs); a complete datagram
+    /// goes on as any packet.
+    #[cold]
+    fn fragment(&mut self, linktype: LinkType, data: &[u8], missing: u32) {
+        use decode::frag::Outcome;
+        let frag_skip = Skip::ALL.iter().position(|s| *s == Skip::IpFragment).unwrap_or(0);
+        let Ok(ip) = decode::link_payload(linktype, data) else {
+            self.stats.skips[frag_skip] += 1;
+            return;
+        };
+        let cap = (self.flows.budget().buffer_cap() / 4) as usize;
+        let before = self.defrag.held as i64;
+        let outcome = self.defrag.push(self.now, ip, missing, cap);
+        self.flows.charge_buffers(self.defrag.held as i64 - before);
+        self.stats.skips[frag_skip] += self.defrag.take_lost_frames();
+        match outcome {
+            Outcome::Held => self.flows.expire(self.now, &mut self.events),
+            Outcome::Lost { frames } => {
+                self.stats.skips[frag_skip] += frames;
+                self.flows.expire(self.now, &mut self.events);
+            }
+            Outcome::Complete(datagram) => match decode::decode_ip(&datagram, 0, 0) {
+                Ok(seg) => {
+                    self.stats.tcp_packets += 1;
+                    self.flows.packet(self.now, &seg, &mut self.events);
+                }
+                Err(skip) => {
+                    self.stats.skips[Skip::ALL.iter().position(|s| *s == skip).unwrap_or(0)] += 1;
+                    self.flows.expire(self.now, &mut self.events);
+                }
+            },
+        }
     }
 
     /// Once per second of packet time: detectors' timers (and, live, the
@@ -158,6 +196,10 @@ impl Pipeline {
     /// End of input: ends every connection and session, then the summary.
     pub fn finish(&mut self) -> Summary {
         let now = self.now;
+        let held = self.defrag.held as i64;
+        let lost = self.defrag.finish();
+        self.flows.charge_buffers(-held);
+        self.stats.skips[Skip::ALL.iter().position(|s| *s == Skip::IpFragment).unwrap_or(0)] += lost;
         self.flows.finish(now, &mut self.events);
         for ev in self.events.drain(..) {
             self.analyzer.event(ev);
@@ -227,6 +269,7 @@ impl Pipeline {
             },
             truncated: st.truncated,
             damaged: st.damaged,
+            defrag: self.defrag.stats,
             memory: {
                 let b = self.flows.budget();
                 record::Memory {

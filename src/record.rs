@@ -364,6 +364,8 @@ pub struct Summary {
     /// be read): what came before it was analysed, what follows was not.
     pub damaged: bool,
     pub memory: Memory,
+    /// IP fragment reassembly.
+    pub defrag: crate::decode::frag::DefragStats,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture: Option<Capture>,
 }

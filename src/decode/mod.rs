@@ -2,6 +2,7 @@
 //! be decoded yields a [`Skip`] cause, which the pipeline counts; nothing in
 //! here panics or allocates.
 
+pub mod frag;
 pub mod ip;
 pub mod link;
 pub mod tunnel;
@@ -63,7 +64,8 @@ pub enum Skip {
     NotIp,
     /// IP header malformed or truncated.
     IpMalformed,
-    /// IP fragment: counted and skipped, as the issue asks.
+    /// IP fragment that could not be reassembled (given up: see the
+    /// summary's `defrag`). Fragments are reassembled first.
     IpFragment,
     /// IP, but not TCP (UDP, ICMP, ...).
     NotTcp,
