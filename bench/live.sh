@@ -60,6 +60,9 @@ mkdir -p "$OUT"
 source "$ROOT/tests/lab/lab.sh"
 lab_init
 R=$LAB_RUN
+# wstap writes -w files as the unprivileged user it parses packets as
+# (docs/live.md, "Privileges").
+chmod 1777 "$R"
 
 # ------------------------------------------------------------ 1. the traffic
 

@@ -8,7 +8,7 @@ set -euo pipefail
 
 want=(libpcap-dev pkg-config)
 if [ "${1:-test}" != build ]; then
-  want+=(nginx-light tcpdump tmux procps)
+  want+=(nginx-light tcpdump tmux procps libcap2-bin)
 fi
 
 missing=()

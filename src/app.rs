@@ -69,6 +69,7 @@ pub fn stdout_sink(args: &Args, line_buffered: bool) -> Box<dyn Sink> {
 
 /// Exit status: 0 fine, 1 findings at or above `--fail-on`, 2 error.
 pub fn run(args: Args) -> Result<i32> {
+    crate::capture::privs::refuse_setid()?;
     if args.list_interfaces {
         return crate::capture::live::list_interfaces();
     }
@@ -88,7 +89,10 @@ pub fn run(args: Args) -> Result<i32> {
         return Err(Error::new("no input: use -r FILE (or -r - for standard input) or -i IFACE; see --help"));
     };
     let filter = args.filter();
+    let plan = crate::capture::privs::plan(args.user.as_deref())?;
     let mut src = FileSource::open(path, filter.as_deref())?;
+    // The file is open: parse it with no privilege (as live capture does).
+    crate::capture::privs::apply(&plan)?;
     if let Some(n) = args.count {
         src.set_limit(n);
     }

@@ -62,7 +62,7 @@ pub struct Args {
     #[arg(long)]
     pub immediate_mode: bool,
 
-    /// Drop privileges to USER after opening the capture device.
+    /// Parse packets as USER once the capture device (or file) is open. Default when run as root: wstap, or nobody; -Z root keeps root.
     #[arg(short = 'Z', value_name = "USER")]
     pub user: Option<String>,
 

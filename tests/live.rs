@@ -27,6 +27,9 @@ fn args(filter: &str, duration: Option<f64>) -> Args {
         snaplen: 262_144,
         duration,
         expression: filter.split(' ').map(String::from).collect(),
+        // The capture opens in this test process: keep root for the next
+        // test (wstap itself drops to an unprivileged user by default).
+        user: Some("root".into()),
         ..Args::default()
     }
 }

@@ -34,6 +34,8 @@ WSTAP=$(cd "$(dirname "$WSTAP")" && pwd)/$(basename "$WSTAP")
 SOCK="wstap-test-$$"
 SESSION="tui"
 TMP=$(mktemp -d)
+# wstap writes -w files as the unprivileged user it parses packets as.
+chmod 1777 "$TMP"
 T() { tmux -L "$SOCK" -f /dev/null "$@"; }
 HTTPD=""
 cleanup() {

@@ -215,16 +215,12 @@ pub struct Dumper {
 }
 
 impl Dumper {
-    /// Opens the first file. `owner`: the `-Z` user (uid, gid) to hand it
-    /// to, since it is created before privileges are dropped.
-    pub fn open(rot: Rotation, linktype: u32, snaplen: u32, now: i64, owner: Option<(u32, u32)>) -> Result<Dumper> {
+    /// Opens the first file (after privileges were dropped: as the user
+    /// that parses the packets).
+    pub fn open(rot: Rotation, linktype: u32, snaplen: u32, now: i64) -> Result<Dumper> {
         let rotator = Rotator::new(rot, now);
         let name = rotator.first_name();
         let out = create(&name, linktype, snaplen)?;
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::fchown(out.get_ref(), Some(uid), Some(gid))
-                .map_err(|e| Error::new(format!("{name}: chown: {e}")))?;
-        }
         Ok(Dumper {
             rotator,
             out: Some(out),
@@ -304,10 +300,65 @@ impl Drop for Dumper {
     }
 }
 
+/// Opens FILE for writing without trusting what is already there (a
+/// directory like /tmp is shared with other users, who may plant a name
+/// before wstap writes it):
+/// - a symbolic link is never followed (O_NOFOLLOW): a link planted to
+///   /etc/shadow makes the open fail, it does not truncate its target;
+/// - an existing regular file is truncated only if it belongs to the user
+///   wstap runs as and has no other hard link (a hard link planted to
+///   someone else's file is refused before anything is written);
+/// - devices and pipes (`/dev/null`, a FIFO read by another program) are
+///   written as they are;
+/// - a new file is created with mode 0644 (less the umask).
+pub fn open_safely(name: &str) -> Result<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let fail = |e: std::io::Error| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            Error::new(format!("{name}: is a symbolic link: refusing to follow it (-w never follows links)"))
+        } else if e.kind() == std::io::ErrorKind::PermissionDenied {
+            // SAFETY: geteuid cannot fail.
+            let euid = unsafe { libc::geteuid() };
+            Error::new(format!(
+                "{name}: Permission denied (-w files are written as uid {euid}, the user wstap parses packets as; \
+                 pick a directory it can write, or -Z root)"
+            ))
+        } else {
+            Error::new(format!("{name}: {}", io_reason(&e)))
+        }
+    };
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(name)
+        .map_err(fail)?;
+    let md = f.metadata().map_err(fail)?;
+    if md.file_type().is_file() {
+        // SAFETY: geteuid cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        if md.uid() != euid {
+            return Err(Error::new(format!(
+                "{name}: exists and belongs to uid {}, not to uid {euid} that writes it: refusing to overwrite it",
+                md.uid()
+            )));
+        }
+        if md.nlink() > 1 {
+            return Err(Error::new(format!(
+                "{name}: has {} hard links: refusing to overwrite a file linked elsewhere",
+                md.nlink()
+            )));
+        }
+        f.set_len(0).map_err(fail)?;
+    }
+    Ok(f)
+}
+
 /// Creates FILE and writes the pcap file header (native byte order and
 /// microsecond timestamps, as libpcap writes it).
 fn create(name: &str, linktype: u32, snaplen: u32) -> Result<BufWriter<File>> {
-    let f = File::create(name).map_err(|e| Error::new(format!("{name}: {}", io_reason(&e))))?;
+    let f = open_safely(name)?;
     let mut out = BufWriter::with_capacity(1 << 20, f);
     let mut h = [0u8; FILE_HEADER as usize];
     h[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_ne_bytes());
@@ -435,7 +486,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wstap-dump-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let base = dir.join("t.pcap").to_string_lossy().into_owned();
-        let mut d = Dumper::open(Rotation::new(&base, Some(1), None, Some(2)).unwrap(), 1, 262144, 0, None).unwrap();
+        let mut d = Dumper::open(Rotation::new(&base, Some(1), None, Some(2)).unwrap(), 1, 262144, 0).unwrap();
         assert_eq!(d.current(), format!("{base}0"));
         let big = vec![0xabu8; 200_000];
         // Packets of 200 kB: file 0 gets five (rotation checks before a
@@ -466,15 +517,48 @@ mod tests {
     #[test]
     fn full_disk_is_reported_not_ignored() {
         let r = Rotation::new("/dev/full", None, None, None).unwrap();
-        let mut d = Dumper::open(r, 1, 65535, 0, None).unwrap();
+        let mut d = Dumper::open(r, 1, 65535, 0).unwrap();
         d.write(0, (0, 0), &[0u8; 100], 100).unwrap();
         assert_eq!(d.flush().unwrap_err().to_string(), "/dev/full: No space left on device");
     }
 
     #[test]
+    fn planted_links_are_never_followed_or_truncated() {
+        use std::os::unix::fs::symlink;
+        let dir = std::env::temp_dir().join(format!("wstap-plant-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        // A symbolic link to the victim.
+        let link = dir.join("cap.pcap");
+        symlink(&victim, &link).unwrap();
+        let e = Dumper::open(Rotation::new(link.to_str().unwrap(), None, None, None).unwrap(), 1, 65535, 0)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("is a symbolic link: refusing to follow it"), "{e}");
+        // A hard link to it.
+        let hard = dir.join("hard.pcap");
+        std::fs::hard_link(&victim, &hard).unwrap();
+        let e = Dumper::open(Rotation::new(hard.to_str().unwrap(), None, None, None).unwrap(), 1, 65535, 0)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("hard links"), "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious", "the target is untouched");
+        // A file of our own is truncated and written.
+        let own = dir.join("own.pcap");
+        std::fs::write(&own, vec![1u8; 1000]).unwrap();
+        let mut d = Dumper::open(Rotation::new(own.to_str().unwrap(), None, None, None).unwrap(), 1, 65535, 0).unwrap();
+        d.close().unwrap();
+        assert_eq!(std::fs::metadata(&own).unwrap().len(), 24);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn unwritable_file_is_one_line() {
         let r = Rotation::new("/nonexistent-dir/x.pcap", None, None, None).unwrap();
-        let e = Dumper::open(r, 1, 65535, 0, None).err().unwrap();
+        let e = Dumper::open(r, 1, 65535, 0).err().unwrap();
         assert_eq!(e.to_string(), "/nonexistent-dir/x.pcap: No such file or directory");
     }
 }

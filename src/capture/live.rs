@@ -35,7 +35,7 @@ use pcap::{Active, Capture, ConnectionStatus, Device, IfFlags, Inactive, Linktyp
 
 use super::dump::{Dumper, Rotation};
 use super::file::pcap_msg;
-use super::privs::{self, User};
+use super::privs::{self, Plan};
 use super::{Next, PacketSource, RawPacket, signal};
 use crate::cli::Args;
 use crate::decode::LinkType;
@@ -99,7 +99,8 @@ pub struct LiveConfig {
     pub buffer_bytes: Option<i32>,
     pub duration: Option<Duration>,
     pub write: Option<Rotation>,
-    pub user: Option<User>,
+    /// Who parses the packets (`-Z`; privs.rs).
+    pub plan: Plan,
     pub queue_bytes: usize,
     /// `--immediate-mode`: libpcap's immediate mode (one wakeup per packet).
     pub immediate: bool,
@@ -147,14 +148,7 @@ impl LiveConfig {
                 None
             }
         };
-        let user = match &args.user {
-            Some(u) => {
-                let u = privs::lookup(u)?;
-                privs::check_can_switch(&u)?;
-                Some(u)
-            }
-            None => None,
-        };
+        let plan = privs::plan(args.user.as_deref())?;
         Ok(LiveConfig {
             iface: iface.to_string(),
             filter: args.filter(),
@@ -163,7 +157,7 @@ impl LiveConfig {
             buffer_bytes,
             duration,
             write,
-            user,
+            plan,
             queue_bytes: QUEUE_BYTES,
             immediate: args.immediate_mode,
         })
@@ -355,9 +349,9 @@ fn exe_for_message() -> String {
     }
 }
 
-/// Opens the device, sets the filter, opens the `-w` file, then drops
-/// privileges: everything that needs root happens here, before any packet
-/// is parsed.
+/// Opens the device and sets the filters (what needs the privilege), drops
+/// every privilege (privs.rs), then opens the `-w` file as the user that
+/// parses the packets, as tcpdump does.
 fn open_device(cfg: &LiveConfig) -> Result<(Capture<Active>, Option<Dumper>, OpenInfo)> {
     let iface = cfg.iface.as_str();
     let mut inactive = Capture::from_device(iface)
@@ -392,16 +386,12 @@ fn open_device(cfg: &LiveConfig) -> Result<(Capture<Active>, Option<Dumper>, Ope
         let _ = attach_dedup_filter(&cap, &expr, cooked);
     }
     let cap = cap.setnonblock().map_err(|e| Error::new(format!("{iface}: {}", pcap_msg(&e))))?;
+    // The socket is open and filtered: nothing needs a privilege any more.
+    privs::apply(&cfg.plan)?;
     let dumper = match &cfg.write {
-        Some(rot) => {
-            let owner = cfg.user.as_ref().map(|u| (u.uid, u.gid));
-            Some(Dumper::open(rot.clone(), linktype.0 as u32, cfg.snaplen as u32, wall_secs(), owner)?)
-        }
+        Some(rot) => Some(Dumper::open(rot.clone(), linktype.0 as u32, cfg.snaplen as u32, wall_secs())?),
         None => None,
     };
-    if let Some(u) = &cfg.user {
-        privs::drop_to(u)?;
-    }
     let info = OpenInfo {
         iface: iface.to_string(),
         linktype,

@@ -1,10 +1,138 @@
-//! `-Z USER`: give up root once the capture device (and the first `-w` file)
-//! is open, as tcpdump does. Only the open socket needs the privilege;
-//! everything after it, parsing untrusted packets included, runs as USER.
+//! Privileges. wstap parses what the internet sends, so it holds no
+//! privilege while it does (docs/live.md, "Privileges"):
+//!
+//! 1. At start, a set-user-ID or set-group-ID copy refuses to run: it would
+//!    read and write files as its owner for anyone who runs it. File
+//!    capabilities (`setcap cap_net_raw,cap_net_admin=eip`) are the way to
+//!    let non-root users capture.
+//! 2. The capture device (or the `-r` file) is opened with what the
+//!    process has.
+//! 3. Then, as tcpdump does: running as root, the process becomes an
+//!    unprivileged user (`-Z USER`; by default `wstap` if that account
+//!    exists, else `nobody`; `-Z root` keeps root): supplementary groups,
+//!    group, user, checked that root cannot be regained. Every capability
+//!    left is dropped (the `setcap` deployment: the process is not root but
+//!    holds CAP_NET_RAW and CAP_NET_ADMIN), checked with capget, and
+//!    no_new_privs is set. Only then are `-w` files opened (as the user,
+//!    never following a symbolic link, see dump.rs) and packets parsed.
 
 use std::ffi::CString;
 
 use crate::error::{Error, Result};
+
+/// Accounts tried, in order, when running as root without `-Z`.
+pub const DEFAULT_USERS: &[&str] = &["wstap", "nobody"];
+
+/// What to do once the capture is open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Stay as is (not root, or `-Z root`); capabilities are still dropped
+    /// unless root was asked to be kept.
+    Keep { root: bool },
+    /// Become this user.
+    Become(User),
+}
+
+/// The plan for `-Z` (None: the default).
+pub fn plan(z: Option<&str>) -> Result<Plan> {
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    match z {
+        Some(name) => {
+            let u = lookup(name)?;
+            check_can_switch(&u)?;
+            Ok(if u.uid == 0 { Plan::Keep { root: true } } else { Plan::Become(u) })
+        }
+        None if euid == 0 => DEFAULT_USERS.iter().find_map(|n| lookup(n).ok()).map(Plan::Become).ok_or_else(|| {
+            Error::new(
+                "running as root, and no unprivileged account to parse packets as (wstap, nobody): \
+                 create one (useradd --system --no-create-home wstap) or keep root with -Z root",
+            )
+        }),
+        None => Ok(Plan::Keep { root: false }),
+    }
+}
+
+/// Carries the plan out (step 3 above).
+pub fn apply(plan: &Plan) -> Result<()> {
+    match plan {
+        Plan::Keep { root: true } => return Ok(()),
+        Plan::Keep { root: false } => {}
+        Plan::Become(u) => drop_to(u)?,
+    }
+    drop_capabilities()?;
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    Ok(())
+}
+
+/// Step 1: a set-user-ID or set-group-ID copy refuses to run.
+pub fn refuse_setid() -> Result<()> {
+    // SAFETY: these calls cannot fail.
+    let (uid, euid, gid, egid) = unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
+    if uid != euid || gid != egid {
+        return Err(Error::new(format!(
+            "refusing to run set-user-ID or set-group-ID (real uid {uid}, effective uid {euid}, real gid {gid}, \
+             effective gid {egid}): remove the bit (chmod u-s,g-s); to capture without root grant capabilities \
+             instead: sudo setcap cap_net_raw,cap_net_admin=eip {}",
+            std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "wstap".into())
+        )));
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAP_V3: u32 = 0x2008_0522;
+
+/// The calling thread's (effective, permitted, inheritable) capability
+/// sets, 64 bits each.
+pub fn capabilities() -> Result<(u64, u64, u64)> {
+    let mut h = CapHeader { version: CAP_V3, pid: 0 };
+    let mut d = [CapData::default(); 2];
+    // SAFETY: capget fills two CapData for version 3, as the kernel ABI says.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut CapHeader, d.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(Error::new(format!("capget: {}", std::io::Error::last_os_error())));
+    }
+    let w = |f: fn(&CapData) -> u32| f(&d[0]) as u64 | (f(&d[1]) as u64) << 32;
+    Ok((w(|c| c.effective), w(|c| c.permitted), w(|c| c.inheritable)))
+}
+
+/// Empties the effective, permitted and inheritable sets (and the ambient
+/// one), then checks they are empty. Threads started later inherit this.
+pub fn drop_capabilities() -> Result<()> {
+    // SAFETY: prctl with integer arguments; fails harmlessly on old kernels.
+    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+    if capabilities()? == (0, 0, 0) {
+        return Ok(());
+    }
+    let mut h = CapHeader { version: CAP_V3, pid: 0 };
+    let d = [CapData::default(); 2];
+    // SAFETY: capset reads two CapData for version 3.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) };
+    if rc != 0 {
+        return Err(Error::new(format!("cannot drop capabilities: {}", std::io::Error::last_os_error())));
+    }
+    match capabilities()? {
+        (0, 0, 0) => Ok(()),
+        (e, p, _) => {
+            Err(Error::new(format!("capabilities still held after dropping them (effective {e:#x}, permitted {p:#x})")))
+        }
+    }
+}
 
 /// A user from the password database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +217,22 @@ mod tests {
     fn root_is_in_every_password_database() {
         let u = lookup("root").unwrap();
         assert_eq!((u.uid, u.gid), (0, 0));
+    }
+
+    #[test]
+    fn plans() {
+        // SAFETY: geteuid cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            assert_eq!(plan(Some("root")).unwrap(), Plan::Keep { root: true });
+            assert!(matches!(plan(None).unwrap(), Plan::Become(u) if u.uid != 0));
+        } else {
+            assert_eq!(plan(None).unwrap(), Plan::Keep { root: false });
+            assert!(plan(Some("root")).is_err(), "only root can switch");
+        }
+        assert!(refuse_setid().is_ok(), "tests do not run set-user-ID");
+        let (e, p, _) = capabilities().unwrap();
+        assert_eq!(e & !p, 0, "effective is a subset of permitted");
     }
 
     #[test]

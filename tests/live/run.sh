@@ -59,6 +59,9 @@ T_START=$SECONDS   # the 2-minute budget is for the test, not the build
 source "$ROOT/tests/lab/lab.sh"
 lab_init
 R=$LAB_RUN
+# wstap writes -w files as the unprivileged user it parses packets as
+# (docs/live.md, "Privileges").
+chmod 1777 "$R"
 # The -Z and permission tests run wstap as nobody: a copy it can execute.
 cp "$WSTAP" "$R/wstap" && chmod 755 "$R/wstap" && W=$R/wstap
 
