@@ -187,6 +187,8 @@ const ATTEMPT_MEMORY_S: f64 = 120.0;
 /// would otherwise fill them, and every exchange looks at them).
 const MAX_ATTEMPTS: usize = 1024;
 const MAX_RECENT_SYNS: usize = 1024;
+/// Closed upgraded connections waiting to be part of a session, at most.
+const MAX_ORPHANS: usize = 1024;
 /// Relay samples waiting for their other hop, at most.
 const MAX_RELAY_PENDING: usize = 10_000;
 
@@ -605,6 +607,15 @@ impl Analyzer {
                 // Upgraded but in no session yet: its exchange may still be
                 // reported (an upstream hop whose client waits); forgotten
                 // after a while if it never is.
+                if self.orphans.len() >= MAX_ORPHANS {
+                    // Bounded: 101s without a request (or never paired)
+                    // are cheap to send by the thousand.
+                    if let Some((_, old)) = self.orphans.pop_front()
+                        && !self.conn_sessions.contains_key(&old)
+                    {
+                        self.ws.remove(&old);
+                    }
+                }
                 self.orphans.push_back((ts, conn));
             }
             for sid in ids {
@@ -887,6 +898,12 @@ impl Analyzer {
         ids.sort_unstable();
         for sid in ids {
             self.try_end_session(sid, true);
+        }
+        // Upgraded connections that never became part of a session.
+        for (_, conn) in std::mem::take(&mut self.orphans) {
+            if !self.conn_sessions.contains_key(&conn) {
+                self.ws.remove(&conn);
+            }
         }
         self.detectors.finish(now, &mut self.findings);
         self.flush_findings();

@@ -291,8 +291,9 @@ impl FlowTable {
 
     /// Makes room for one more connection (a new one is always seen in one
     /// direction only): lingering closed connections go first, then the
-    /// oldest one-way connections, then established ones. Upgraded
-    /// connections are never given up for a new one. False: no room.
+    /// oldest one-way connections; only when there is none of those (no SYN
+    /// flood is going on), the least recently active established, then
+    /// upgraded, connection. False: no room.
     fn admit(&mut self, ts: Ts, out: &mut Vec<Event>) -> bool {
         loop {
             let b = &self.books.budget;
@@ -308,7 +309,13 @@ impl FlowTable {
             if self.evict_one(Class::Unconfirmed, ts, out) {
                 continue;
             }
-            if !one_way_full && self.evict_one(Class::Established, ts, out) {
+            // No connection seen one way only is left (this is not a SYN
+            // flood): the least recently active established connection
+            // makes room, or, last, the least recently active upgraded one
+            // (new handshakes must still be seen).
+            if !one_way_full
+                && (self.evict_one(Class::Established, ts, out) || self.evict_one(Class::Upgraded, ts, out))
+            {
                 continue;
             }
             return false;

@@ -101,6 +101,9 @@ struct Pending {
 pub struct WsState {
     parsers: [FrameParser; 2],
     act: WsActivity,
+    /// Requests pipelined before the upgrade and never answered: their
+    /// heads stay downstream until the connection ends (memory budget).
+    pub stranded: u64,
     /// Taken at the end (moved into the connection summary).
     taken: bool,
     /// Report every frame (`-v`).
@@ -508,6 +511,7 @@ impl HttpConn {
         self.mode = Mode::WebSocket(Box::new(WsState {
             parsers,
             act: WsActivity::new(ts),
+            stranded: self.pending_cost,
             taken: false,
             verbose: self.verbose,
         }));

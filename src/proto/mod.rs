@@ -122,6 +122,7 @@ impl App {
     pub fn buffered(&self) -> usize {
         match self {
             App::Http(h) => h.buffered(),
+            App::Ws(w) => w.stranded as usize,
             _ => 0,
         }
     }

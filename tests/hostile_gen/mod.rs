@@ -468,13 +468,14 @@ pub const ESCAPES: &[&str] =
 pub fn escapes(path: &Path) -> u64 {
     let mut p = Pcap::create(path);
     for (i, e) in ESCAPES.iter().enumerate() {
-        // A close reason and a header value carry the escape (paths and
-        // header values cannot hold C0 bytes: HTTP parsers refuse them).
-        let hdr = format!(
-            "X-Note: a{}\r\nUser-Agent: ua{}\r\n",
-            e.replace(['\r', '\n', '\0'], ""),
-            e.replace(['\r', '\n', '\0'], "")
-        );
+        // A close reason carries the escape; header values and paths too
+        // when HTTP allows it (C1 and bidi characters are UTF-8 bytes
+        // above 0x7f, which HTTP parsers take; C0 bytes they refuse).
+        let hdr = if e.chars().any(|c| c.is_ascii_control()) {
+            String::new()
+        } else {
+            format!("X-Note: a{e}\r\nUser-Agent: ua{e}\r\n")
+        };
         websocket_session(
             &mut p,
             i as u32,
@@ -759,4 +760,181 @@ pub fn oddities(path: &Path) -> u64 {
     let n = p.packets;
     p.finish();
     n
+}
+
+/// Random hostile traffic, step by step (the memory property test and
+/// the `budget` fuzz target): SYN floods, connections holding partial
+/// heads and data ahead of holes, pipelining, upgrades and frames,
+/// fragment floods, resets.
+pub struct Traffic {
+    pub rng: Rng,
+    conns: Vec<Conn>,
+    upgraded: Vec<bool>,
+    /// Frames made by the steps so far, to be taken by the caller.
+    pub frames: Vec<Vec<u8>>,
+}
+
+impl Traffic {
+    pub fn new(seed: u64) -> Traffic {
+        Traffic { rng: Rng(seed | 1), conns: Vec::new(), upgraded: Vec::new(), frames: Vec::new() }
+    }
+
+    fn conn(&mut self) -> Option<usize> {
+        (!self.conns.is_empty()).then(|| (self.rng.next() % self.conns.len() as u64) as usize)
+    }
+
+    fn c2s(&mut self, i: usize, data: &[u8]) {
+        let c = &mut self.conns[i];
+        self.frames.push(tcp_frame(c.c.addr, c.s.addr, c.c.seq, c.s.seq, ACK | PSH, data));
+        c.c.seq = c.c.seq.wrapping_add(data.len() as u32);
+    }
+
+    fn s2c(&mut self, i: usize, data: &[u8]) {
+        let c = &mut self.conns[i];
+        self.frames.push(tcp_frame(c.s.addr, c.c.addr, c.s.seq, c.c.seq, ACK | PSH, data));
+        c.s.seq = c.s.seq.wrapping_add(data.len() as u32);
+    }
+
+    /// One step of a kind drawn from `weights` (flood, open, head, hole,
+    /// pipeline, respond, upgrade, frames, fragment, reset).
+    pub fn step_weighted(&mut self, weights: &[u64; 10]) {
+        let total: u64 = weights.iter().sum();
+        let mut pick = self.rng.below(total);
+        let mut kind = 0;
+        while pick >= weights[kind] {
+            pick -= weights[kind];
+            kind += 1;
+        }
+        let r = self.rng.next();
+        self.step(kind as u8, r);
+    }
+
+    /// One step of kind `kind % 10`, its details drawn from `r`.
+    pub fn step(&mut self, kind: u8, r: u64) {
+        let proxy = (IpAddr::from(PROXY), 80);
+        match kind % 10 {
+            0 => {
+                let src = (
+                    v4(100 + (r % 50) as u8, (r >> 8) as u8, (r >> 16) as u8, (r >> 24) as u8),
+                    1024 + (r >> 40) as u16 % 60000,
+                );
+                self.frames.push(tcp_frame(src, proxy, r as u32, 0, SYN, b""));
+            }
+            1 => {
+                let src =
+                    (v4(172, 16 + (r % 16) as u8, (r >> 8) as u8, (r >> 16) as u8), 1024 + (r >> 24) as u16 % 60000);
+                let mut c = Conn::new(src, proxy, r as u32);
+                self.frames.push(tcp_frame(c.c.addr, c.s.addr, c.c.seq, 0, SYN, b""));
+                c.c.seq = c.c.seq.wrapping_add(1);
+                self.frames.push(tcp_frame(c.s.addr, c.c.addr, c.s.seq, c.c.seq, SYN | ACK, b""));
+                c.s.seq = c.s.seq.wrapping_add(1);
+                if self.conns.len() < 4000 {
+                    self.conns.push(c);
+                    self.upgraded.push(false);
+                } else {
+                    let i = (r >> 32) as usize % self.conns.len();
+                    self.conns[i] = c;
+                    self.upgraded[i] = false;
+                }
+            }
+            2 => {
+                if let Some(i) = self.conn() {
+                    let mut h = b"GET /hog HTTP/1.1\r\nX-Fill: ".to_vec();
+                    h.resize(1400, b'h');
+                    if !self.upgraded[i] {
+                        self.c2s(i, &h);
+                    }
+                }
+            }
+            3 => {
+                if let Some(i) = self.conn() {
+                    let c = self.conns[i];
+                    let off = 1 + 1400 * (r % 200) as u32;
+                    let dir = r & 1 << 20 != 0;
+                    let (a, b, seq, ack) = if dir {
+                        (c.c.addr, c.s.addr, c.c.seq.wrapping_add(off), c.s.seq)
+                    } else {
+                        (c.s.addr, c.c.addr, c.s.seq.wrapping_add(off), c.c.seq)
+                    };
+                    self.frames.push(tcp_frame(a, b, seq, ack, ACK, &[b'o'; 1400]));
+                }
+            }
+            4 => {
+                if let Some(i) = self.conn() {
+                    let mut reqs = Vec::new();
+                    for k in 0..20 {
+                        reqs.extend_from_slice(
+                            format!(
+                                "GET /p/{k}?q={r} HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+                                "p".repeat((r % 300) as usize)
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                    if !self.upgraded[i] {
+                        for ch in reqs.chunks(1400) {
+                            self.c2s(i, ch);
+                        }
+                    }
+                }
+            }
+            5 => {
+                if let Some(i) = self.conn()
+                    && !self.upgraded[i]
+                {
+                    self.s2c(i, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                }
+            }
+            6 => {
+                if let Some(i) = self.conn()
+                    && !self.upgraded[i]
+                {
+                    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+                    self.c2s(i, format!("GET /ws/{r} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").as_bytes());
+                    self.s2c(i, format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n", accept_for(key)).as_bytes());
+                    self.upgraded[i] = true;
+                }
+            }
+            7 => {
+                if let Some(i) = self.conn()
+                    && self.upgraded[i]
+                {
+                    self.c2s(i, &ws_frame(0x1, &[b'x'; 64], Some([1, 2, 3, 4])));
+                    self.s2c(i, &ws_frame(0x2, &[b'y'; 200], None));
+                }
+            }
+            8 => {
+                let mut ip = vec![
+                    0x45,
+                    0,
+                    0x05,
+                    0x8c,
+                    (r >> 8) as u8,
+                    r as u8,
+                    0x20,
+                    0,
+                    64,
+                    6,
+                    0,
+                    0,
+                    100,
+                    (r >> 16) as u8,
+                    (r >> 24) as u8,
+                    1,
+                ];
+                ip.extend_from_slice(&PROXY);
+                ip.extend_from_slice(&[0x5a; 1400]);
+                let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+                f.extend_from_slice(&ip);
+                self.frames.push(f);
+            }
+            _ => {
+                if let Some(i) = self.conn() {
+                    let c = self.conns.swap_remove(i);
+                    self.upgraded.swap_remove(i);
+                    self.frames.push(tcp_frame(c.c.addr, c.s.addr, c.c.seq, c.s.seq, RST | ACK, b""));
+                }
+            }
+        }
+    }
 }
