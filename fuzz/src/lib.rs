@@ -2,9 +2,14 @@
 //! the targets use, encoders the seeding example uses), canned protocol
 //! snippets, and the output path every input is driven through.
 
+pub mod budget;
 pub mod canned;
 pub mod pipeline;
 pub mod streams;
+
+/// The hostile traffic generators of the integration tests.
+#[path = "../../tests/hostile_gen/mod.rs"]
+pub mod hostile_gen;
 
 use wstap::pipeline::Pipeline;
 use wstap::record::Record;
