@@ -6,6 +6,16 @@
 #   TSHARK_FULL=1 bash bench/run.sh                    tshark on the large files too
 #   RUNS=5 bash bench/run.sh                           repetitions (median kept)
 #   SHAPES=nginx-bench bash bench/run.sh               one template only
+#   SHAPES= bash bench/run.sh                          hostile captures only
+#   HOSTILE=0 bash bench/run.sh                        plaintext shapes only
+#   WSTAP_BEFORE=/path/to/old/wstap bash bench/run.sh  an older build too
+#
+# Hostile captures (tests/hostile_gen, examples/hostilegen), the issue's
+# sizes: a million SYNs in 4 s with three real WebSocket sessions through
+# the proxy; 5,000 connections each holding a 60 KB partial request head and
+# 2 x 210 KB of data ahead of a hole (2.4 GB); 200,000 pipelined requests
+# on one connection, never answered; 80,000 of 8 KB. wstap runs with its
+# default memory budget and with --memcap 64M.
 #
 # Each large capture multiplies a template from captures/ (real nginx, real
 # websockets backend and clients): each copy gets its own addresses and
@@ -34,9 +44,23 @@ for p in tcpdump tshark time; do
   }
 done
 
-cargo build --release --quiet --bin wstap --example benchgen
+cargo build --release --quiet --bin wstap --example benchgen --example hostilegen
 WSTAP=$PWD/target/release/wstap
 GEN=$PWD/target/release/examples/benchgen
+HGEN=$PWD/target/release/examples/hostilegen
+HOSTILE=${HOSTILE:-1}
+if [ "$HOSTILE" != 0 ]; then
+  # hostilegen KIND OUT ARGS...
+  for spec in "flood flood 1000000 4 3" "hogs hogs 5000 60000 210000" "pipeline pipeline 200000 100" \
+              "pipeline8k pipeline 80000 8192"; do
+    set -- $spec
+    name=$1; kind=$2; shift 2
+    if ! { [ -s "$OUT/$name.pcap" ] && [ "$(cat "$OUT/$name.args" 2>/dev/null)" = "$kind $*" ]; }; then
+      "$HGEN" "$kind" "$OUT/$name.pcap" "$@" >/dev/null 2>&1
+      echo "$kind $*" > "$OUT/$name.args"
+    fi
+  done
+fi
 
 small=$((SIZE / 10))
 SHAPES=${SHAPES:-nginx-bench nginx-bench-uncompressed}
@@ -102,6 +126,52 @@ report() {
       } | report "$label" "$file"
     done
   done
+  if [ "$HOSTILE" != 0 ]; then
+    for h in flood hogs pipeline pipeline8k; do
+      file=$OUT/$h.pcap
+      case $h in
+        flood) what="a million SYNs in 4 s from random sources, three real WebSocket sessions (both hops) among them" ;;
+        hogs) what="5,000 connections each holding a 60 KB partial request head and 2 x 210 KB ahead of a hole" ;;
+        pipeline) what="200,000 pipelined requests on one connection, never answered, then a WebSocket session" ;;
+        pipeline8k) what="80,000 pipelined 8 KB requests on one connection, never answered" ;;
+      esac
+      mb=$(du -m "$file" | cut -f1)
+      echo
+      echo "### hostile: $h.pcap, ${mb} MB: $what"
+      echo
+      echo "| tool | command | time (s) | vs tcpdump | peak RSS (MB) | vs tcpdump | what wstap reported |"
+      echo "|---|---|---:|---:|---:|---:|---|"
+      base=""; base_rss=""
+      {
+        echo "tcpdump|tcpdump -r $file -w /dev/null"
+        echo "wstap (default budget, 384M)|$WSTAP -r $file --json"
+        echo "wstap --memcap 64M|$WSTAP -r $file --json --memcap 64M"
+        if [ -n "${WSTAP_BEFORE:-}" ]; then echo "wstap before this work|$WSTAP_BEFORE -r $file --json"; fi
+      } | while IFS='|' read -r name cmd; do
+        read -r t rss < <(measure "$h-${name%% *}" "$file" bash -c "$cmd")
+        [ -z "$base" ] && base=$t && base_rss=$rss
+        said=""
+        case $name in
+          wstap*) said=$(bash -c "$cmd" 2>/dev/null | tail -1 | python3 -c '
+import json, sys
+try:
+    s = json.load(sys.stdin)
+except Exception:
+    print("-"); sys.exit()
+m = s.get("memory", {}); e = m.get("evicted", {})
+out = ["%d handshakes upgraded" % s["handshakes"]["upgraded"]]
+if e: out.append("evicted %d half-open / %d established / %d upgraded" % (e["half_open"], e["established"], e["upgraded"]))
+if m.get("shed_connections"): out.append("buffers shed on %d connections (%.0f MB)" % (m["shed_connections"], m["shed_bytes"] / 1e6))
+a = s.get("http_anomalies", {})
+if a.get("http-pipeline-limit"): out.append("%d pipelined requests not reported" % a["http-pipeline-limit"])
+if m: out.append("peak charged %.1f MB" % (m["peak_bytes"] / 1e6))
+print("; ".join(out))') ;;
+        esac
+        awk -v n="$name" -v c="$cmd" -v t="$t" -v b="$base" -v rss="$rss" -v br="$base_rss" -v said="$said" 'BEGIN {
+          printf "| %s | `%s` | %.2f | %.1fx | %.1f | %.1fx | %s |\n", n, c, t, t / b, rss / 1024, rss / br, said }'
+      done
+    done
+  fi
 } | tee "$OUT/results.md"
 echo
 echo "bench: results in $OUT/results.md" >&2

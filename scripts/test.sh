@@ -17,6 +17,9 @@ echo "== release build for the end-to-end tests"
 cargo build --release --quiet
 export WSTAP="$PWD/target/release/wstap"
 
+echo "== hostile captures at the issue's sizes (a million SYNs), release build"
+HOSTILE_FULL=1 cargo test --quiet --test hostile
+
 for t in tests/live/run.sh tests/tui_tmux.sh; do
   if [ -f "$t" ]; then
     echo "== $t"

@@ -255,3 +255,39 @@ fn w_never_follows_a_planted_link() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_live_capture_warns_while_the_budget_gives_state_up() {
+    if !is_root() && skip("not root") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wstap"));
+    // A 1 MiB budget holds 224 connections: 400 real ones overflow it.
+    cmd.args(["-i", "lo", "-q", "--memcap", "1M", &format!("tcp port {port}")]);
+    let mut w = Running::start(cmd);
+    assert!(w.listening(), "{:?}", w.stderr);
+    let mut clients = Vec::new();
+    for _ in 0..400 {
+        let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (s, _) = listener.accept().unwrap();
+        drop(s);
+        clients.push(c);
+    }
+    // The warning comes while it happens (on the next second's tick).
+    let mut warned = None;
+    while let Ok(l) = w.err.recv_timeout(Duration::from_secs(5)) {
+        w.stderr.push(l.clone());
+        if l.contains("warning: memory budget") {
+            warned = Some(l);
+            break;
+        }
+    }
+    let line = warned.unwrap_or_else(|| panic!("no warning while evicting: {:?}", w.stderr));
+    assert!(line.contains("connections evicted") && line.contains("raise --memcap"), "{line}");
+    let (out, code, err) = w.stop();
+    assert_eq!(code, 0, "{err:?}");
+    assert!(out.contains("memory budget 1.0 MiB") && out.contains("was full"), "{out}");
+    drop(clients);
+}

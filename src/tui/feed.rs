@@ -113,10 +113,7 @@ pub fn open_source(args: &Args) -> Result<(Box<dyn PacketSource + Send>, Source)
         return Err(Error::new("--tui needs an input: -r FILE or -i IFACE"));
     };
     let filter = args.filter();
-    let plan = crate::capture::privs::plan(args.user.as_deref())?;
     let mut src = FileSource::open(path, filter.as_deref())?;
-    // The file is open: parse it with no privilege (capture/privs.rs).
-    crate::capture::privs::apply(&plan)?;
     if let Some(n) = args.count {
         src.set_limit(n);
     }

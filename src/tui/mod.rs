@@ -46,7 +46,13 @@ static PANICKED: AtomicBool = AtomicBool::new(false);
 pub fn run(args: &Args, p: Pipeline) -> Result<i32> {
     // Open the source first: a missing file or a bad filter prints as
     // usual, before the terminal is taken over.
+    let plan = crate::capture::privs::plan(args.user.as_deref())?;
     let (src, source) = feed::open_source(args)?;
+    if args.interface.is_none() {
+        // The file is open: parse it with no privilege (live capture has
+        // dropped them once its device was open; capture/privs.rs).
+        crate::capture::privs::apply(&plan)?;
+    }
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Error::new("--tui needs a terminal (use --json or the text output in pipes)"));
     }

@@ -50,10 +50,11 @@ fn traffic_box(app: &App) -> Paragraph<'static> {
     // What the memory budget gave up (connections evicted or not followed,
     // buffers shed), next to the capture drops: both are blind spots.
     let m = &s.memory;
+    let sep = if drops.content.is_empty() { "" } else { "  " };
     let losses = (memory_losses(s) > 0).then(|| {
         Span::styled(
             format!(
-                "  evicted {}  shed {}",
+                "{sep}evicted {}  shed {}",
                 fmt_count(m.evicted.total() + m.dropped_connections),
                 fmt_count(m.shed_connections)
             ),
