@@ -6,12 +6,14 @@
 //! and that the budget's own account stays under it.
 //!
 //! ```text
-//! [memcap MiB - 1, low 3 bits][seed u32 LE] then steps [kind u8][r u64 LE][dt u8]
+//! [memcap MiB - 1, low 3 bits][seed u32 LE]
+//! then steps [kind u8][repeat u8][r u64 LE][dt u8]
 //! ```
 //! `kind % 10`: flood, open, head, hole, pipeline, respond, upgrade,
-//! frames, fragment, reset (see `Traffic::step`); `dt`: microseconds of
-//! packet time before each of its frames (255: 31 s, so unanswered SYNs and
-//! fragments expire).
+//! frames, fragment, reset (see `Traffic::step`), done `repeat + 1` times
+//! (`r` varied each time: short inputs make heavy traffic); `dt`:
+//! microseconds of packet time before each of its frames (255: 31 s, so
+//! unanswered SYNs and fragments expire).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -41,12 +43,15 @@ pub fn run(data: &[u8]) {
     let mut sink = wstap::sink::Collect::default();
     while !r.is_empty() {
         let kind = r.u8();
+        let repeat = r.u8() as u64 + 1;
         let rnd = r.u32() as u64 | (r.u32() as u64) << 32;
         let dt = match r.u8() {
             255 => 31_000_000,
             d => d as i64,
         };
-        t.step(kind, rnd);
+        for i in 0..repeat {
+            t.step(kind, rnd.wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        }
         for f in std::mem::take(&mut t.frames) {
             now += dt;
             p.packet(LinkType::ETHERNET, Ts(now), &f, 0);

@@ -153,7 +153,9 @@ pub struct Analyzer {
     live: bool,
     conns: FxHashMap<ConnId, ConnInfo>,
     /// Open TLS connections (candidate client hops of lone requests).
-    tls_conns: crate::flow::key::FxHashSet<ConnId>,
+    /// In connection order (ids grow as connections are seen), so that a
+    /// lone request looks at the latest ones only, however many are open.
+    tls_conns: std::collections::BTreeSet<ConnId>,
     txns: FxHashMap<TxnId, Txn>,
     /// Requests without a final response: candidates for pairing.
     open: index::OpenIndex,
@@ -187,6 +189,10 @@ const ATTEMPT_MEMORY_S: f64 = 120.0;
 /// would otherwise fill them, and every exchange looks at them).
 const MAX_ATTEMPTS: usize = 1024;
 const MAX_RECENT_SYNS: usize = 1024;
+/// TLS connections a lone upstream request looks at for its client hop,
+/// the most recent first (a flood of ClientHellos must not make every
+/// request scan them all).
+const MAX_TLS_LOOKED_AT: usize = 1024;
 /// Closed upgraded connections waiting to be part of a session, at most.
 const MAX_ORPHANS: usize = 1024;
 /// Relay samples waiting for their other hop, at most.
@@ -526,6 +532,8 @@ impl Analyzer {
     fn find_tls_front(&self, t: &Txn) -> Option<TlsFront> {
         self.tls_conns
             .iter()
+            .rev()
+            .take(MAX_TLS_LOOKED_AT)
             .filter_map(|id| {
                 let c = self.conns.get(id)?;
                 let (hello, sni) = c.tls.as_ref()?;
