@@ -85,7 +85,8 @@ pub struct Conn {
     /// Counted in its class (not closed, in the table's counts).
     pub(super) counted: bool,
     pub(super) referenced: bool,
-    pub(super) holding: bool,
+    /// 0: holds no buffer; 1: in the queue of small holders; 2: of big ones.
+    pub(super) holding: u8,
     pub(super) charged_state: u32,
     pub(super) charged_buffers: u32,
 }
@@ -113,7 +114,7 @@ impl Conn {
             class: Class::Unconfirmed,
             counted: false,
             referenced: true,
-            holding: false,
+            holding: 0,
             charged_state: 0,
             charged_buffers: 0,
         }

@@ -10,8 +10,8 @@
 //! then established connections, then upgraded WebSockets, both least
 //! recently active first (a queue per class in which a connection that had
 //! data since it was last looked at gets a second chance, the "clock"
-//! approximation of LRU). Buffers are given up by their oldest holders
-//! first. Every step is O(1) amortised: queues are appended when a
+//! approximation of LRU). Buffers are given up by their oldest big holders
+//! first, then the oldest small ones. Every step is O(1) amortised: queues are appended when a
 //! connection enters a class, stale entries are skipped when met and
 //! compacted away when they outnumber live ones.
 
@@ -79,8 +79,10 @@ struct Books {
     queues: [VecDeque<(Key, u64)>; 3],
     /// Live (not closed) connections per class.
     counts: [usize; 3],
-    /// Connections holding buffers, in the order they started to.
-    holders: VecDeque<(Key, u64)>,
+    /// Connections holding buffers, in the order they started to: small
+    /// holders (a pending request, a short hole) and big ones (at least
+    /// [`BIG_HOLDER`] bytes), given up first.
+    holders: [VecDeque<(Key, u64)>; 2],
     holding: usize,
     /// Queues with too many stale entries, compacted after the packet.
     compact: [bool; 3],
@@ -108,6 +110,11 @@ pub struct FlowTable {
 }
 
 const SWEEP_EVERY_S: f64 = 10.0;
+
+/// A connection holding this much is a big holder: its buffers are given
+/// up before any small holder's (a long-poll's pending request must not
+/// pay for a connection hoarding megabytes).
+const BIG_HOLDER: u32 = 16 * 1024;
 
 impl Books {
     /// Brings a connection's class, queues and charges up to date after
@@ -142,11 +149,14 @@ impl Books {
         if buf != c.charged_buffers {
             self.budget.buffers = self.budget.buffers + buf as u64 - c.charged_buffers as u64;
             c.charged_buffers = buf;
-            if buf > 0 && !c.holding && !c.is_closed() {
-                c.holding = true;
-                self.holding += 1;
-                self.holders.push_back((key, c.id));
-                if self.holders.len() > 2 * self.holding + 1024 {
+            let tier = if buf >= BIG_HOLDER { 2 } else { u8::from(buf > 0) };
+            if tier > c.holding && !c.is_closed() {
+                if c.holding == 0 {
+                    self.holding += 1;
+                }
+                c.holding = tier;
+                self.holders[tier as usize - 1].push_back((key, c.id));
+                if self.holders[0].len() + self.holders[1].len() > 4 * self.holding + 1024 {
                     self.compact_holders = true;
                 }
             }
@@ -167,7 +177,7 @@ impl Books {
         if c.counted {
             self.counts[c.class as usize] -= 1;
         }
-        if c.holding {
+        if c.holding > 0 {
             self.holding -= 1;
         }
         self.budget.state -= c.charged_state as u64;
@@ -185,7 +195,7 @@ impl FlowTable {
                 closing: VecDeque::new(),
                 queues: Default::default(),
                 counts: [0; 3],
-                holders: VecDeque::new(),
+                holders: Default::default(),
                 holding: 0,
                 compact: [false; 3],
                 compact_holders: false,
@@ -325,7 +335,7 @@ impl FlowTable {
     /// A share of the budget is over: buffers are given up by their oldest
     /// holders; state by evicting connections, cheapest first.
     fn relieve(&mut self, ts: Ts, out: &mut Vec<Event>) {
-        let mut tries = self.books.holders.len() + 1;
+        let mut tries = self.books.holders[0].len() + self.books.holders[1].len() + 1;
         while self.books.budget.buffers > self.books.budget.buffer_cap() && tries > 0 {
             tries -= 1;
             if !self.shed_one(ts, out) {
@@ -394,30 +404,44 @@ impl FlowTable {
         self.remove(&key);
     }
 
-    /// The oldest holder of buffers gives them up; one still holding more
-    /// than [`budget::SHED_EVICT_BYTES`] (in unanswered requests) is evicted.
+    /// The oldest big holder of buffers gives them up (the oldest small
+    /// one when no big one is left); one still holding more than
+    /// [`budget::SHED_EVICT_BYTES`] (unanswered requests) is evicted, and so
+    /// is a small holder that could give nothing up while the buffers are
+    /// still over their share.
     fn shed_one(&mut self, ts: Ts, out: &mut Vec<Event>) -> bool {
-        while let Some((key, id)) = self.books.holders.pop_front() {
-            let Some(c) = self.map.get_mut(&key) else { continue };
-            if c.id != id || !c.holding {
-                continue;
+        for tier in [2u8, 1] {
+            while let Some((key, id)) = self.books.holders[tier as usize - 1].pop_front() {
+                let Some(c) = self.map.get_mut(&key) else { continue };
+                if c.id != id || c.holding != tier {
+                    continue;
+                }
+                if tier == 2 && c.charged_buffers < BIG_HOLDER {
+                    // Shrank since: a small holder now.
+                    c.holding = u8::from(c.charged_buffers > 0);
+                    if c.holding == 1 {
+                        self.books.holders[0].push_back((key, id));
+                    } else {
+                        self.books.holding -= 1;
+                    }
+                    continue;
+                }
+                c.holding = 0;
+                self.books.holding -= 1;
+                let freed = c.shed(ts, out, &mut self.books.scratch);
+                self.books.settle(c, key, ts);
+                let left = c.charged_buffers as u64;
+                if freed > 0 {
+                    let s = &mut self.books.budget.stats;
+                    s.shed_connections += 1;
+                    s.shed_bytes += freed;
+                }
+                let over = self.books.budget.buffers > self.books.budget.buffer_cap();
+                if left > budget::SHED_EVICT_BYTES || (left > 0 && over && freed == 0) {
+                    self.evict(key, ts, out);
+                }
+                return true;
             }
-            c.holding = false;
-            self.books.holding -= 1;
-            let freed = c.shed(ts, out, &mut self.books.scratch);
-            self.books.settle(c, key, ts);
-            let left = c.charged_buffers as u64;
-            if freed > 0 {
-                let s = &mut self.books.budget.stats;
-                s.shed_connections += 1;
-                s.shed_bytes += freed;
-            }
-            if left > budget::SHED_EVICT_BYTES
-                || (left > 0 && self.books.budget.buffers > self.books.budget.buffer_cap() && freed == 0)
-            {
-                self.evict(key, ts, out);
-            }
-            return true;
         }
         false
     }
@@ -433,7 +457,9 @@ impl FlowTable {
             }
         }
         if std::mem::take(&mut self.books.compact_holders) {
-            self.books.holders.retain(|(k, id)| map.get(k).is_some_and(|c| c.id == *id && c.holding));
+            for (i, q) in self.books.holders.iter_mut().enumerate() {
+                q.retain(|(k, id)| map.get(k).is_some_and(|c| c.id == *id && c.holding == i as u8 + 1));
+            }
         }
     }
 
@@ -514,7 +540,9 @@ impl FlowTable {
         for q in &mut self.books.queues {
             q.clear();
         }
-        self.books.holders.clear();
+        for q in &mut self.books.holders {
+            q.clear();
+        }
     }
 }
 
@@ -669,6 +697,37 @@ mod tests {
         assert_eq!(ends, [EndReason::Evicted]);
         // The established connection is still there; the newest SYN too.
         assert_eq!(t.class_counts(), [1, 1, 0]);
+    }
+
+    #[test]
+    fn buffers_are_taken_from_big_holders_before_a_pending_request() {
+        // 1 MiB budget: a quarter for buffers.
+        let mut t = FlowTable::new(Limits { memcap: 1 << 20, ..Limits::default() });
+        // An old keep-alive connection with one request awaiting its answer
+        // (a long poll): a small holder.
+        let lp = ([10, 0, 0, 5], 5000);
+        let mut pkts = vec![
+            seg(lp, S, 1, 0, F::SYN, b""),
+            seg(S, lp, 9, 2, F::SYN | F::ACK, b""),
+            seg(lp, S, 2, 10, F::ACK | F::PSH, b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ];
+        // Then hogs: data held ahead of a hole, 64 KB each.
+        for i in 0..20u8 {
+            let h = ([10, 1, 0, i], 6000);
+            pkts.push(seg(h, S, 1, 0, F::SYN, b""));
+            pkts.push(seg(S, h, 9, 2, F::SYN | F::ACK, b""));
+            for k in 0..16u32 {
+                pkts.push(seg(h, S, 100 + k * 4000, 10, F::ACK, &[b'x'; 4000]));
+            }
+        }
+        let ev = feed(&mut t, &pkts);
+        let b = t.budget();
+        assert!(b.buffers <= b.buffer_cap(), "{} over {}", b.buffers, b.buffer_cap());
+        assert!(b.stats.shed_connections > 0);
+        // The long poll is still followed, its request still waiting.
+        let lp_id = opens(&ev).iter().find(|o| o.1.starts_with("10.0.0.5")).unwrap().0;
+        assert!(!ev.iter().any(|e| e.conn == lp_id && matches!(e.kind, EventKind::Close(_))));
+        assert!(t.map.values().any(|c| c.id == lp_id && c.charged_buffers > 0));
     }
 
     #[test]
