@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | 7/16 table | the connection table (slots, growth included) | at most [`Budget::max_flows`] connections: new ones take the place of the oldest unanswered SYN, then of the least recently active established connection |
 //! | 5/16 state | per-connection state outside the table: the analyzer's view of each connection, parsers, WebSocket activity, sessions | least recently active connections are evicted: unanswered first, then established, upgraded WebSockets last |
-//! | 4/16 buffers | out-of-order segments held for reassembly, partial HTTP heads, bytes held during an upgrade, heads of requests awaiting their response, IP fragments | the oldest holders give their buffers up (holes become gaps, partial heads are dropped); a connection still holding more than [`SHED_EVICT_BYTES`] in unanswered requests is evicted |
+//! | 4/16 buffers | out-of-order segments held for reassembly, partial HTTP heads, bytes held during an upgrade, heads of requests awaiting their response, IP fragments | the oldest big holders (16 KB or more), then the oldest small ones, give their buffers up (holes become gaps, partial heads are dropped); a connection still holding more than [`SHED_EVICT_BYTES`] in unanswered requests is evicted |
 //!
 //! Connections that were only ever seen in one direction (a SYN nobody
 //! answered, a one-sided data flood) may fill half of the table at most;
