@@ -121,6 +121,9 @@ fn the_heap_stays_under_the_budget_whatever_the_traffic() {
         assert_eq!((b.state, b.buffers), (0, 0), "{name}: every charge released at the end");
         assert_eq!(p.analyzer.live_state(), (0, 0, 0, 0));
         assert!(sink.records > 0);
+        drop(p);
+        let left = LIVE.load(Ordering::Relaxed) as i64 - base as i64;
+        assert!(left < 64 * 1024, "{name}: {left} bytes still allocated after the pipeline was dropped");
     }
 }
 
