@@ -238,7 +238,7 @@ fi
 
 # ------------------------------------------------------------ 4. -Z
 
-say "5. -Z nobody: root dropped once the device and -w file are open"
+say "5. -Z nobody: root dropped once the device is open; the -w file written as nobody"
 wstap_bg z -i lo -Z nobody --duration 3 --json -w "$R/z.pcap" "$FILTER"
 Z_PID=$WPID
 user=$(ps -o user= -p "$Z_PID" | tr -d ' ')
