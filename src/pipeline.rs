@@ -166,6 +166,11 @@ impl Pipeline {
         self.analyzer.session_rows(&self.flows)
     }
 
+    /// The redaction policy every record gets before a sink.
+    pub fn redactor(&self) -> crate::redact::Redactor {
+        self.redact
+    }
+
     /// Packet time advanced without packets (live capture, idle link).
     pub fn idle(&mut self, now: Ts) {
         if now > self.now {

@@ -318,7 +318,9 @@ fn send_update(
     crate::escape::record_in_place(&mut summary);
     let Record::Summary(summary) = summary else { unreachable!("a summary stays a summary") };
     let mut sessions = p.analyzer.session_rows(&p.flows);
+    let redact = p.redactor();
     for s in &mut sessions {
+        s.path = redact.path(&s.path);
         if let std::borrow::Cow::Owned(e) = crate::escape::text(&s.path) {
             s.path = e;
         }
