@@ -95,6 +95,9 @@ pub struct Budget {
     /// Highest total seen.
     pub peak: u64,
     pub stats: MemStats,
+    /// The shares, computed once (checked on every packet).
+    state_cap: u64,
+    buffer_cap: u64,
 }
 
 /// Bytes of one slot of the connection table (key, connection, control byte).
@@ -115,15 +118,27 @@ impl Budget {
             buckets *= 2;
         }
         let max_flows = (buckets * 7 / 16) as usize;
-        Budget { limit, max_flows, table: 0, state: 0, buffers: 0, peak: 0, stats: MemStats::default() }
+        Budget {
+            limit,
+            max_flows,
+            table: 0,
+            state: 0,
+            buffers: 0,
+            peak: 0,
+            stats: MemStats::default(),
+            state_cap: limit / 16 * 5,
+            buffer_cap: limit / 4,
+        }
     }
 
+    #[inline]
     pub fn state_cap(&self) -> u64 {
-        self.limit / 16 * 5
+        self.state_cap
     }
 
+    #[inline]
     pub fn buffer_cap(&self) -> u64 {
-        self.limit / 4
+        self.buffer_cap
     }
 
     /// Connections seen in one direction only, at most.
@@ -146,7 +161,7 @@ impl Budget {
     /// Buffers or state over their share.
     #[inline]
     pub fn over(&self) -> bool {
-        self.buffers > self.buffer_cap() || self.state > self.state_cap()
+        self.buffers > self.buffer_cap || self.state > self.state_cap
     }
 
     /// The table's allocation for a capacity as the standard library's

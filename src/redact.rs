@@ -156,50 +156,67 @@ fn percent_decode(s: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&cur).into_owned())
 }
 
-/// The words of a name: split at anything not alphanumeric and where
-/// lower case turns to upper case (`accessToken`, `X-API-Key`).
-fn words(name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
+/// Calls `f` with each word of a name (slices of it): split at anything
+/// not alphanumeric and where lower case turns to upper case
+/// (`accessToken`, `X-API-Key`). Stops early when `f` says so.
+fn any_word(name: &str, mut f: impl FnMut(&str) -> bool) -> bool {
+    let mut start = None;
     let mut prev_lower = false;
-    for c in name.chars() {
+    for (i, c) in name.char_indices() {
         if !c.is_alphanumeric() {
-            if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
+            if let Some(s) = start.take()
+                && f(&name[s..i])
+            {
+                return true;
             }
             prev_lower = false;
             continue;
         }
-        if c.is_uppercase() && prev_lower && !cur.is_empty() {
-            out.push(std::mem::take(&mut cur));
+        if c.is_uppercase() && prev_lower {
+            if let Some(s) = start
+                && f(&name[s..i])
+            {
+                return true;
+            }
+            start = Some(i);
+        }
+        if start.is_none() {
+            start = Some(i);
         }
         prev_lower = c.is_lowercase() || c.is_ascii_digit();
-        cur.extend(c.to_lowercase());
     }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
+    start.is_some_and(|s| f(&name[s..]))
+}
+
+/// `needle` (lower case ASCII) in `hay`, ignoring ASCII case.
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    h.len() >= n.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 /// Whether a parameter, pair or header name names a credential.
 pub fn is_secret_name(name: &str) -> bool {
-    let decoded = percent_decode(name);
-    let name = decoded.trim();
-    if name.is_empty() {
+    // An address or a number names nothing (and are common in free text).
+    if !name.bytes().any(|b| b.is_ascii_alphabetic()) {
         return false;
     }
-    let lower = name.to_ascii_lowercase();
-    if SECRET_WHOLE_NAMES.contains(&lower.as_str()) {
+    let decoded = percent_decode(name);
+    let name = decoded.trim();
+    if SECRET_WHOLE_NAMES.iter().any(|w| w.eq_ignore_ascii_case(name)) {
         return true;
     }
-    let ws = words(name);
-    if ws.iter().any(|w| SECRET_WORDS.contains(&w.as_str()) || SECRET_PARTS.iter().any(|p| w.contains(p))) {
+    if SECRET_PARTS.iter().any(|p| contains_ci(name, p)) {
         return true;
     }
-    // The name as one word too: `apikey`, `x_authtoken`.
-    let joined: String = ws.concat();
-    SECRET_PARTS.iter().any(|p| joined.contains(p))
+    if any_word(name, |w| SECRET_WORDS.iter().any(|s| s.eq_ignore_ascii_case(w))) {
+        return true;
+    }
+    // The name as one word too (`pass_phrase`, `api-key` as `apikey`).
+    if name.bytes().any(|b| !b.is_ascii_alphanumeric()) {
+        let joined: String = name.chars().filter(|c| c.is_alphanumeric()).collect();
+        return SECRET_PARTS.iter().any(|p| contains_ci(&joined, p));
+    }
+    false
 }
 
 /// Whether a header's value is a secret as a whole.
@@ -272,8 +289,13 @@ fn looks_like_credential_entry(p: &str) -> bool {
 /// scheme. Sec-WebSocket-Key and -Accept values (24 and 28 base64
 /// characters) are public nonces and kept.
 pub fn free_text(s: &str) -> Cow<'_, str> {
-    // Fast path: nothing that could be a secret.
+    // Fast path: nothing that could be a secret (no pair, no long word,
+    // no scheme, no token start).
     if s.len() < 6 {
+        return Cow::Borrowed(s);
+    }
+    let long_word = s.split(is_sep).any(|w| w.len() >= 16);
+    if !(long_word || s.contains(['=', ':']) || SCHEMES.iter().any(|sch| contains_ci(s, sch))) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
@@ -318,8 +340,8 @@ pub fn free_text(s: &str) -> Cow<'_, str> {
             changed = true;
             continue;
         }
-        let lw = word.trim_end_matches(':').to_ascii_lowercase();
-        if SCHEMES.contains(&lw.as_str()) && rest.starts_with(' ') {
+        let lw = word.trim_end_matches(':');
+        if SCHEMES.iter().any(|sch| sch.eq_ignore_ascii_case(lw)) && rest.starts_with(' ') {
             out.push_str(word);
             // The credential follows the scheme (`Bearer abc`).
             let after = rest.trim_start_matches(' ');
@@ -426,6 +448,10 @@ fn path_part(p: &str) -> Cow<'_, str> {
 }
 
 fn segment_is_secret(seg: &str) -> bool {
+    // Shorter than any key or token (and than their encodings).
+    if seg.len() < 16 {
+        return false;
+    }
     let d = percent_decode(seg);
     is_jwt(&d) || looks_random(&d)
 }
@@ -498,7 +524,7 @@ pub fn header(name: &str, value: &str) -> String {
 /// and tags there.
 fn free_text_in_header(v: &str) -> Cow<'_, str> {
     let has_pair = v.contains('=') || v.contains(':');
-    let has_scheme = v.split_whitespace().any(|w| SCHEMES.contains(&w.to_ascii_lowercase().as_str()));
+    let has_scheme = SCHEMES.iter().any(|sch| contains_ci(v, sch));
     if !(has_pair || has_scheme || v.contains("eyJ")) {
         return Cow::Borrowed(v);
     }
@@ -527,7 +553,7 @@ fn free_text_in_header(v: &str) -> Cow<'_, str> {
             replace_within(&mut out, w, val);
             changed = true;
         } else {
-            mask_next = SCHEMES.contains(&w.to_ascii_lowercase().as_str());
+            mask_next = SCHEMES.iter().any(|sch| sch.eq_ignore_ascii_case(w));
             out.push_str(w);
         }
     }
@@ -587,14 +613,14 @@ impl Redactor {
     }
 }
 
-fn redo(s: &mut String, f: impl Fn(&str) -> String) {
-    let r = f(s);
-    if r != *s {
+/// Replaces `s` when the rule changed it (rules borrow when they do not).
+fn redo(s: &mut String, f: impl for<'a> Fn(&'a str) -> Cow<'a, str>) {
+    if let Cow::Owned(r) = f(s) {
         *s = r;
     }
 }
 
-fn redo_opt(s: &mut Option<String>, f: impl Fn(&str) -> String) {
+fn redo_opt(s: &mut Option<String>, f: impl for<'a> Fn(&'a str) -> Cow<'a, str>) {
     if let Some(s) = s {
         redo(s, f);
     }
@@ -605,30 +631,29 @@ fn redo_opt(s: &mut Option<String>, f: impl Fn(&str) -> String) {
 /// messages) get the path and free-text rules. Header values and targets
 /// were masked where the records were built.
 pub fn record(r: &mut Record) {
-    let ft = |s: &str| free_text(s).into_owned();
     match r {
-        Record::Http(m) => redo_opt(&mut m.reason, ft),
-        Record::Frame(f) => redo_opt(&mut f.close_reason, ft),
+        Record::Http(m) => redo_opt(&mut m.reason, free_text),
+        Record::Frame(f) => redo_opt(&mut f.close_reason, free_text),
         Record::Handshake(h) => {
-            redo(&mut h.path, path);
+            redo(&mut h.path, path_part);
             for hop in [&mut h.client, &mut h.upstream].into_iter().flatten() {
-                redo_opt(&mut hop.reason, ft);
+                redo_opt(&mut hop.reason, free_text);
             }
         }
         Record::Session(s) => {
-            redo(&mut s.path, path);
-            redo_opt(&mut s.close.reason, ft);
+            redo(&mut s.path, path_part);
+            redo_opt(&mut s.close.reason, free_text);
         }
         Record::Finding(f) => {
-            redo_opt(&mut f.path, path);
+            redo_opt(&mut f.path, path_part);
             // A detector's sentence: only unmistakable credentials (its
             // nonces and addresses are the evidence).
-            redo(&mut f.message, |m| free_text_in_header(m).into_owned());
+            redo(&mut f.message, free_text_in_header);
             redact_value_paths(&mut f.detail);
         }
         Record::Summary(s) => {
             for r in &mut s.paths {
-                redo(&mut r.key, path);
+                redo(&mut r.key, path_part);
             }
         }
     }
@@ -640,10 +665,8 @@ fn redact_value_paths(v: &mut serde_json::Value) {
         serde_json::Value::Object(m) => {
             for (k, v) in m.iter_mut() {
                 match (k.as_str(), v) {
-                    ("path", serde_json::Value::String(s)) => redo(s, path),
-                    ("reason" | "close_reason" | "message", serde_json::Value::String(s)) => {
-                        redo(s, |x| free_text(x).into_owned())
-                    }
+                    ("path", serde_json::Value::String(s)) => redo(s, path_part),
+                    ("reason" | "close_reason" | "message", serde_json::Value::String(s)) => redo(s, free_text),
                     (_, v) => redact_value_paths(v),
                 }
             }

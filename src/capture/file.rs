@@ -78,6 +78,7 @@ pub struct FastPcap {
     eof: bool,
     /// File offset of `buf[0]`.
     offset: u64,
+    read_error: Option<Error>,
     swapped: bool,
     nanos: bool,
     filter: Option<BpfProgram>,
@@ -111,6 +112,7 @@ impl FastPcap {
             end: 0,
             eof: false,
             offset: 24,
+            read_error: None,
             swapped,
             nanos,
             filter: None,
@@ -128,13 +130,20 @@ impl FastPcap {
         [w(0), w(4), w(8), w(12)]
     }
 
-    /// Makes `n` bytes available at `start`; false when the file ends first.
+    /// Makes `n` bytes available at `start`; false when the file ends
+    /// first, or a read fails (kept in `read_error`: damage, not an end).
     #[inline]
-    fn fill(&mut self, n: usize) -> Result<bool> {
+    fn fill_or_damage(&mut self, n: usize) -> bool {
         if self.end - self.start >= n {
-            return Ok(true);
+            return true;
         }
-        self.refill(n)
+        match self.refill(n) {
+            Ok(more) => more,
+            Err(e) => {
+                self.read_error = Some(e);
+                false
+            }
+        }
     }
 
     #[cold]
@@ -162,16 +171,13 @@ impl FastPcap {
         Ok(true)
     }
 
+    #[inline]
     fn next(&mut self) -> Result<Next<'_>> {
-        match self.next_record() {
-            Err(e) => Ok(Next::Damaged(format!("read error: {e}"))),
-            r => r,
-        }
-    }
-
-    fn next_record(&mut self) -> Result<Next<'_>> {
         loop {
-            if !self.fill(16)? {
+            if !self.fill_or_damage(16) {
+                if let Some(e) = self.read_error.take() {
+                    return Ok(Next::Damaged(format!("read error: {e}")));
+                }
                 let got = self.end - self.start;
                 if got == 0 {
                     return Ok(Next::End);
@@ -188,7 +194,10 @@ impl FastPcap {
                     self.offset + self.start as u64
                 )));
             }
-            if !self.fill(16 + caplen)? {
+            if !self.fill_or_damage(16 + caplen) {
+                if let Some(e) = self.read_error.take() {
+                    return Ok(Next::Damaged(format!("read error: {e}")));
+                }
                 let got = self.end - self.start - 16;
                 return Ok(Next::Truncated(format!(
                     "truncated dump file; tried to read {caplen} captured bytes, only got {got}"

@@ -87,6 +87,8 @@ struct Books {
     /// Queues with too many stale entries, compacted after the packet.
     compact: [bool; 3],
     compact_holders: bool,
+    /// Something to compact (one flag to look at per packet).
+    maintenance: bool,
     /// What the analyzers produce while a connection is processed.
     scratch: Vec<ProtoEvent>,
     next_due: Ts,
@@ -118,9 +120,35 @@ const BIG_HOLDER: u32 = 16 * 1024;
 
 impl Books {
     /// Brings a connection's class, queues and charges up to date after
-    /// it was processed. Cheap when nothing changed (a few compares).
-    #[inline]
-    fn settle(&mut self, c: &mut Conn, key: Key, ts: Ts) {
+    /// it was processed: a few compares of fields of the connection itself
+    /// when nothing changed (the common case). `touched`: the packet could
+    /// have changed what the connection buffers (it carried data or a
+    /// SYN, FIN or RST, or the connection holds buffers an ACK may free).
+    #[inline(always)]
+    fn settle(&mut self, c: &mut Conn, key: Key, ts: Ts, touched: bool) {
+        // An upgraded connection only changes by closing; an established
+        // one by upgrading or a new parser; a one-way one by an answer.
+        let stable = c.counted
+            && !c.is_closed()
+            && match c.class {
+                Class::Upgraded => true,
+                Class::Established => !c.is_websocket() && c.state_cost() == c.charged_state as u64,
+                Class::Unconfirmed => false,
+            };
+        if !stable {
+            self.settle_state(c, key, ts);
+        }
+        if touched {
+            let buf = c.buffered().min(u32::MAX as u64) as u32;
+            if buf != c.charged_buffers {
+                self.settle_buffers(c, key, buf);
+            }
+        }
+    }
+
+    /// The connection changed class or kind (or closed).
+    #[cold]
+    fn settle_state(&mut self, c: &mut Conn, key: Key, ts: Ts) {
         if c.is_closed() {
             if c.counted {
                 c.counted = false;
@@ -144,24 +172,27 @@ impl Books {
         if st != c.charged_state {
             self.budget.state = self.budget.state + st as u64 - c.charged_state as u64;
             c.charged_state = st;
-        }
-        let buf = c.buffered().min(u32::MAX as u64) as u32;
-        if buf != c.charged_buffers {
-            self.budget.buffers = self.budget.buffers + buf as u64 - c.charged_buffers as u64;
-            c.charged_buffers = buf;
-            let tier = if buf >= BIG_HOLDER { 2 } else { u8::from(buf > 0) };
-            if tier > c.holding && !c.is_closed() {
-                if c.holding == 0 {
-                    self.holding += 1;
-                }
-                c.holding = tier;
-                self.holders[tier as usize - 1].push_back((key, c.id));
-                if self.holders[0].len() + self.holders[1].len() > 4 * self.holding + 1024 {
-                    self.compact_holders = true;
-                }
-            }
             self.budget.note_peak();
         }
+    }
+
+    /// What the connection buffers changed.
+    fn settle_buffers(&mut self, c: &mut Conn, key: Key, buf: u32) {
+        self.budget.buffers = self.budget.buffers + buf as u64 - c.charged_buffers as u64;
+        c.charged_buffers = buf;
+        let tier = if buf >= BIG_HOLDER { 2 } else { u8::from(buf > 0) };
+        if tier > c.holding && !c.is_closed() {
+            if c.holding == 0 {
+                self.holding += 1;
+            }
+            c.holding = tier;
+            self.holders[tier as usize - 1].push_back((key, c.id));
+            if self.holders[0].len() + self.holders[1].len() > 4 * self.holding + 1024 {
+                self.compact_holders = true;
+                self.maintenance = true;
+            }
+        }
+        self.budget.note_peak();
     }
 
     fn enqueue(&mut self, class: Class, key: Key, id: u64) {
@@ -169,6 +200,7 @@ impl Books {
         q.push_back((key, id));
         if q.len() > 2 * self.counts[class as usize] + 1024 {
             self.compact[class as usize] = true;
+            self.maintenance = true;
         }
     }
 
@@ -199,6 +231,7 @@ impl FlowTable {
                 holding: 0,
                 compact: [false; 3],
                 compact_holders: false,
+                maintenance: false,
                 scratch: Vec::new(),
                 next_due: Ts(i64::MIN),
                 linger_s: limits.linger_s,
@@ -246,6 +279,7 @@ impl FlowTable {
         self.map.get(&flow.canonical()).filter(|c| c.id == id)
     }
 
+    #[inline(always)]
     pub fn packet(&mut self, ts: Ts, seg: &Segment<'_>, out: &mut Vec<Event>) {
         self.expire(ts, out);
         let key = canonical(seg);
@@ -253,10 +287,13 @@ impl FlowTable {
         if let Some(conn) = self.map.get_mut(&key) {
             if !conn.is_reused_by(seg) {
                 conn.segment(ts, seg, out, &mut self.books.scratch);
-                if !seg.payload.is_empty() {
+                let data = !seg.payload.is_empty();
+                if data {
                     conn.referenced = true;
                 }
-                self.books.settle(conn, key, ts);
+                let touched =
+                    data || seg.flags & (flags::SYN | flags::FIN | flags::RST) != 0 || conn.charged_buffers != 0;
+                self.books.settle(conn, key, ts, touched);
                 self.after_packet(ts, out);
                 return;
             }
@@ -267,6 +304,12 @@ impl FlowTable {
             self.stats.strays += 1;
             return;
         }
+        self.new_connection(ts, seg, key, out);
+    }
+
+    /// The first packet of a connection not in the table.
+    #[inline(never)]
+    fn new_connection(&mut self, ts: Ts, seg: &Segment<'_>, key: Key, out: &mut Vec<Event>) {
         if !self.admit(ts, out) {
             self.books.budget.stats.dropped += 1;
             return;
@@ -282,19 +325,19 @@ impl FlowTable {
         }
         let Some(conn) = self.map.get_mut(&key) else { return };
         conn.segment(ts, seg, out, &mut self.books.scratch);
-        self.books.settle(conn, key, ts);
+        self.books.settle(conn, key, ts, true);
         self.books.budget.note_peak();
         self.after_packet(ts, out);
     }
 
     /// After a packet: give memory back if a share is over, and compact
     /// queues that hold more stale entries than live ones.
-    #[inline]
+    #[inline(always)]
     fn after_packet(&mut self, ts: Ts, out: &mut Vec<Event>) {
         if self.books.budget.over() {
             self.relieve(ts, out);
         }
-        if self.books.compact_holders || self.books.compact.iter().any(|c| *c) {
+        if self.books.maintenance {
             self.compact();
         }
     }
@@ -429,7 +472,7 @@ impl FlowTable {
                 c.holding = 0;
                 self.books.holding -= 1;
                 let freed = c.shed(ts, out, &mut self.books.scratch);
-                self.books.settle(c, key, ts);
+                self.books.settle(c, key, ts, true);
                 let left = c.charged_buffers as u64;
                 if freed > 0 {
                     let s = &mut self.books.budget.stats;
@@ -449,6 +492,7 @@ impl FlowTable {
     /// Drops stale entries from queues that have more of them than live ones.
     #[cold]
     fn compact(&mut self) {
+        self.books.maintenance = false;
         let map = &self.map;
         for class in [Class::Unconfirmed, Class::Established, Class::Upgraded] {
             if std::mem::take(&mut self.books.compact[class as usize]) {
