@@ -168,7 +168,8 @@ if m: out.append("peak charged %.1f MB" % (m["peak_bytes"] / 1e6))
 print("; ".join(out))') ;;
         esac
         awk -v n="$name" -v c="$cmd" -v t="$t" -v b="$base" -v rss="$rss" -v br="$base_rss" -v said="$said" 'BEGIN {
-          printf "| %s | `%s` | %.2f | %.1fx | %.1f | %.1fx | %s |\n", n, c, t, t / b, rss / 1024, rss / br, said }'
+          ratio = (b > 0) ? sprintf("%.1fx", t / b) : "-"
+          printf "| %s | `%s` | %.2f | %s | %.1f | %.1fx | %s |\n", n, c, t, ratio, rss / 1024, rss / br, said }'
       done
     done
   fi
