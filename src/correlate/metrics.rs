@@ -65,7 +65,16 @@ pub struct Metrics {
     by_upstream: BTreeMap<String, (u64, u64)>,
 }
 
+/// Longest key kept (paths come from the wire and may be 64 KB long: 500
+/// of them must not hold 32 MB).
+const MAX_KEY_LEN: usize = 256;
+
 fn bump(m: &mut BTreeMap<String, (u64, u64)>, key: &str, ok: bool) {
+    let mut end = key.len().min(MAX_KEY_LEN);
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    let key = &key[..end];
     let key = if m.len() >= MAX_KEYS && !m.contains_key(key) { "(other)" } else { key };
     let e = m.entry(key.to_string()).or_default();
     e.0 += 1;
