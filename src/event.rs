@@ -43,10 +43,13 @@ pub enum EventKind {
         dir: Dir,
         ordinal: u64,
     },
-    /// A TLS ClientHello from the initiator: this hop cannot be read.
+    /// A TLS ClientHello from the initiator: this hop is encrypted.
     Tls {
         sni: Option<String>,
     },
+    /// The TLS handshake's facts once the connection's application data was
+    /// decrypted, or found not decryptable (with the reason).
+    TlsInfo(Box<crate::proto::tls::TlsInfo>),
     /// Parser could not make sense of the stream at this point.
     Anomaly {
         dir: Dir,

@@ -102,6 +102,89 @@ pub struct Hop {
     pub encrypted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
+    /// The hop is TLS: what its handshake negotiated, and whether wstap
+    /// decrypted it (its HTTP fields then hold the decrypted request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsHop>,
+}
+
+/// A TLS hop's handshake (docs/json.md, docs/tls.md). Never a key.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct TlsHop {
+    /// "TLS 1.2", "TLS 1.3", or null when the ServerHello was not seen.
+    pub version: Option<&'static str>,
+    /// IANA suite name, e.g. "TLS_AES_128_GCM_SHA256".
+    pub cipher: Option<String>,
+    pub sni: Option<String>,
+    /// The application protocol the server chose (ALPN).
+    pub alpn: Option<String>,
+    pub decrypted: bool,
+    /// Why not: "no-key", "unsupported-suite", "unsupported-version",
+    /// "handshake-not-captured", "auth-failed", "stream-gap", "malformed";
+    /// null when decrypted.
+    pub reason: Option<&'static str>,
+}
+
+impl TlsHop {
+    pub fn of(info: Option<&crate::proto::tls::TlsInfo>, sni: Option<&str>) -> TlsHop {
+        match info {
+            Some(i) => TlsHop {
+                version: i.version,
+                cipher: i.cipher.clone(),
+                sni: i.sni.clone().or(sni.map(str::to_string)),
+                alpn: i.alpn.clone(),
+                decrypted: i.decrypted,
+                reason: i.reason.map(|r| r.name()),
+            },
+            None => TlsHop {
+                sni: sni.map(str::to_string),
+                reason: Some(crate::proto::tls::Undecrypted::NoKey.name()),
+                ..TlsHop::default()
+            },
+        }
+    }
+}
+
+/// TLS in the summary: connections by what became of them, and the keys.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct TlsSummary {
+    /// TLS connections seen.
+    pub connections: u64,
+    /// Connections whose records were decrypted with the keys given.
+    pub decrypted: u64,
+    /// Connections not decrypted, by reason (their hops are inferred from
+    /// the other side of the proxy, as without keys).
+    pub not_decrypted: BTreeMap<&'static str, u64>,
+    /// Records decrypted, application-data plaintext bytes parsed.
+    pub records: u64,
+    pub bytes: u64,
+    /// Records whose authentication failed (wrong keys, damage).
+    pub auth_failures: u64,
+    pub key_updates: u64,
+    /// Connections read from records held until their keys arrived.
+    pub late_keys: u64,
+    /// Record bytes dropped while waiting for keys that did not come.
+    pub held_dropped: u64,
+    /// Key log input, when keys were given (`--keylog`, pcapng secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keylog: Option<KeyLogSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct KeyLogSummary {
+    /// Key log files given with --keylog.
+    pub files: u64,
+    /// pcapng Decryption Secrets Blocks read.
+    pub dsb: u64,
+    /// Key log lines read, secrets kept, lines not understood, lines with
+    /// labels wstap does not use, connections forgotten (bound).
+    pub lines: u64,
+    pub secrets: u64,
+    pub malformed: u64,
+    pub ignored: u64,
+    pub evicted: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub read_errors: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -339,4 +422,7 @@ pub struct Summary {
     pub truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture: Option<Capture>,
+    /// Present when TLS connections were seen or keys were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSummary>,
 }

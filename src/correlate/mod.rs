@@ -91,6 +91,8 @@ struct ConnInfo {
     flow: FlowKey,
     established: bool,
     tls: Option<(Ts, Option<String>)>,
+    /// What the TLS handshake negotiated, once known (decrypted or not).
+    tls_info: Option<Box<crate::proto::tls::TlsInfo>>,
     /// Requests awaiting a final response, oldest first.
     waiting: VecDeque<TxnId>,
     requests: u32,
@@ -323,7 +325,14 @@ impl Analyzer {
             EventKind::Open { flow, syn } => {
                 self.conns.insert(
                     conn,
-                    ConnInfo { flow, established: false, tls: None, waiting: VecDeque::new(), requests: 0 },
+                    ConnInfo {
+                        flow,
+                        established: false,
+                        tls: None,
+                        tls_info: None,
+                        waiting: VecDeque::new(),
+                        requests: 0,
+                    },
                 );
                 if syn {
                     self.syn_pending.insert(conn, (flow, ts));
@@ -370,6 +379,16 @@ impl Analyzer {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.tls = Some((ts, sni));
                     self.tls_conns.insert(conn);
+                }
+            }
+            EventKind::TlsInfo(info) => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    // A decrypted connection's requests are read like
+                    // plaintext ones: it is no candidate for inference.
+                    if info.decrypted {
+                        self.tls_conns.remove(&conn);
+                    }
+                    c.tls_info = Some(info);
                 }
             }
             EventKind::Anomaly { what, .. } => *self.stats.anomalies.entry(what).or_default() += 1,
@@ -426,6 +445,7 @@ impl Analyzer {
             retried: 0,
             paired_by: None,
             tls_front: None,
+            tls: c.tls_info.clone().filter(|i| i.decrypted),
             done: false,
             emitted_as_client: false,
             emitted_as_upstream: false,
@@ -523,7 +543,7 @@ impl Analyzer {
                 (named || local).then_some((named, *hello, *id, c, sni))
             })
             .max_by_key(|x| (x.0, x.1, x.2))
-            .map(|(_, _, id, c, sni)| TlsFront { conn: id, flow: c.flow, sni: sni.clone() })
+            .map(|(_, _, id, c, sni)| TlsFront { conn: id, flow: c.flow, sni: sni.clone(), tls: c.tls_info.clone() })
     }
 
     fn on_response(&mut self, conn: ConnId, ts: Ts, resp: Box<Response>) {
@@ -656,8 +676,13 @@ impl Analyzer {
             let hop = |t: &Txn| hop_record(t, self.redact);
             let mut client_hop = client.map(hop);
             if let Some(tf) = tls_front {
-                client_hop =
-                    Some(Hop { flow: tf.flow.to_string(), encrypted: true, sni: tf.sni.clone(), ..Hop::default() });
+                client_hop = Some(Hop {
+                    flow: tf.flow.to_string(),
+                    encrypted: true,
+                    sni: tf.sni.clone(),
+                    tls: Some(record::TlsHop::of(tf.tls.as_deref(), tf.sni.as_deref())),
+                    ..Hop::default()
+                });
             }
             let rec = Handshake {
                 ty: "handshake",
@@ -908,7 +933,8 @@ fn hop_record(t: &Txn, r: Redactor) -> Hop {
         response_ts: t.resp_ts.map(|x| round_us(x.secs())),
         end: if resp.is_none() { t.end.map(|(_, e)| e.name()) } else { None },
         encrypted: false,
-        sni: None,
+        sni: t.tls.as_ref().and_then(|i| i.sni.clone()),
+        tls: t.tls.as_deref().map(|i| record::TlsHop::of(Some(i), None)),
     }
 }
 

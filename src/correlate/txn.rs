@@ -39,6 +39,8 @@ pub struct TlsFront {
     pub conn: ConnId,
     pub flow: FlowKey,
     pub sni: Option<String>,
+    /// Its handshake facts and why it was not decrypted, when known.
+    pub tls: Option<Box<crate::proto::tls::TlsInfo>>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +68,8 @@ pub struct Txn {
     pub retried: u32,
     pub paired_by: Option<&'static str>,
     pub tls_front: Option<TlsFront>,
+    /// The request was decrypted from a TLS connection (its handshake facts).
+    pub tls: Option<Box<crate::proto::tls::TlsInfo>>,
     /// Finished: final response, or connection ended.
     pub done: bool,
     pub emitted_as_client: bool,

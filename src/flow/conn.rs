@@ -57,7 +57,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(id: ConnId, ts: Ts, seg: &Segment<'_>, verbose: bool) -> Conn {
+    pub fn new(id: ConnId, ts: Ts, seg: &Segment<'_>, verbose: bool, keys: &crate::proto::tls::Keys) -> Conn {
         let mut key = FlowKey { src: seg.src, dst: seg.dst };
         let syn_only = seg.has(flags::SYN) && !seg.has(flags::ACK);
         let synack = seg.has(flags::SYN) && seg.has(flags::ACK);
@@ -69,7 +69,7 @@ impl Conn {
             key,
             state: if syn_only { TcpState::SynSent } else { TcpState::Partial },
             halves: Default::default(),
-            app: if verbose { App::DetectVerbose } else { App::Detect },
+            app: if verbose { App::DetectVerbose(keys.clone()) } else { App::Detect(keys.clone()) },
             first_ts: ts,
             last_ts: ts,
             syn: false,
@@ -197,7 +197,7 @@ impl Conn {
                 }
                 if seg.has(flags::FIN) && h.fin.is_none() {
                     h.fin = Some(ts);
-                    self.app.closing(dir, ts, "fin");
+                    self.closing(dir, ts, "fin", out);
                     self.emit(ts, EventKind::Fin { dir }, out);
                 }
             } else {
@@ -243,9 +243,26 @@ impl Conn {
         }
         if fin && self.halves[dir.index()].fin.is_none() {
             self.halves[dir.index()].fin = Some(ts);
-            self.app.closing(dir, ts, "fin");
+            self.closing(dir, ts, "fin", out);
             self.emit(ts, EventKind::Fin { dir }, out);
         }
+    }
+
+    /// The app learns that `dir` closed (a TLS connection may read records
+    /// it held for keys then).
+    fn closing(&mut self, dir: Dir, ts: Ts, how: &'static str, out: &mut Vec<Event>) {
+        self.app.closing(dir, ts, how, &mut self.scratch);
+        if !self.scratch.is_empty() {
+            self.open(ts, out);
+            for pe in self.scratch.drain(..) {
+                out.push(proto_event(self.id, pe));
+            }
+        }
+    }
+
+    /// TLS counters of this connection, if it is TLS.
+    pub fn tls_stats(&self) -> Option<crate::proto::tls::TlsStats> {
+        self.app.tls().map(|t| t.stats())
     }
 
     fn reset(&mut self, dir: Dir, ts: Ts, out: &mut Vec<Event>) {
@@ -253,7 +270,7 @@ impl Conn {
         let refused = self.state == TcpState::SynSent && dir == Dir::ToClient;
         self.refused = refused;
         self.flush(ts, out);
-        self.app.closing(dir, ts, "rst");
+        self.closing(dir, ts, "rst", out);
         self.emit(ts, EventKind::Rst { dir }, out);
         self.close(ts, if refused { EndReason::Refused } else { EndReason::Reset }, out);
     }
@@ -314,6 +331,7 @@ fn proto_event(conn: ConnId, pe: ProtoEvent) -> Event {
         ProtoEvent::RelaySample { dir, ts, ordinal } => (ts, EventKind::RelaySample { dir, ordinal }),
         ProtoEvent::Anomaly { dir, ts, what } => (ts, EventKind::Anomaly { dir, what }),
         ProtoEvent::Tls { ts, sni } => (ts, EventKind::Tls { sni }),
+        ProtoEvent::TlsInfo { ts, info } => (ts, EventKind::TlsInfo(info)),
     };
     Event { conn, ts, kind }
 }

@@ -42,6 +42,8 @@ pub struct FlowStats {
     /// RST or stray ACK for a connection never seen: not tracked.
     pub strays: u64,
     pub reassembly: ReassemblyStats,
+    /// TLS connections, decrypted or not and why (ended connections).
+    pub tls: crate::proto::tls::TlsStats,
 }
 
 type Key = (Endpoint, Endpoint);
@@ -58,6 +60,8 @@ pub struct FlowTable {
     next_due: Ts,
     limits: Limits,
     pub stats: FlowStats,
+    /// Session keys for TLS connections (key logs, pcapng secrets).
+    keys: crate::proto::tls::Keys,
 }
 
 const SWEEP_EVERY_S: f64 = 10.0;
@@ -72,7 +76,13 @@ impl FlowTable {
             next_due: Ts(i64::MIN),
             limits,
             stats: FlowStats::default(),
+            keys: Default::default(),
         }
+    }
+
+    /// The session keys TLS connections are decrypted with.
+    pub fn keys(&self) -> &crate::proto::tls::Keys {
+        &self.keys
     }
 
     pub fn live(&self) -> usize {
@@ -125,7 +135,7 @@ impl FlowTable {
         let id = self.next_id;
         self.next_id += 1;
         self.stats.flows += 1;
-        self.map.insert(key, Conn::new(id, ts, seg, self.limits.verbose));
+        self.map.insert(key, Conn::new(id, ts, seg, self.limits.verbose, &self.keys));
         self.stats.live_max = self.stats.live_max.max(self.map.len() as u64);
         true
     }
@@ -133,6 +143,9 @@ impl FlowTable {
     fn remove(&mut self, key: &Key) {
         if let Some(c) = self.map.remove(key) {
             self.stats.reassembly.add(&c.reassembly_stats());
+            if let Some(t) = c.tls_stats() {
+                self.stats.tls.add(&t);
+            }
         }
     }
 

@@ -629,7 +629,7 @@ mod tests {
                 ProtoEvent::Upgraded { websocket, .. } => format!("upgraded ws={websocket}"),
                 ProtoEvent::Frame { dir, frame, .. } => format!("frame {:?} {}", dir, opcode::name(frame.opcode)),
                 ProtoEvent::Anomaly { what, .. } => format!("anomaly {what}"),
-                ProtoEvent::Tls { .. } => "tls".into(),
+                ProtoEvent::Tls { .. } | ProtoEvent::TlsInfo { .. } => "tls".into(),
                 ProtoEvent::RelaySample { .. } => "relay".into(),
             })
             .collect()

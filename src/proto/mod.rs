@@ -50,21 +50,28 @@ pub enum ProtoEvent {
     RelaySample { dir: Dir, ts: Ts, ordinal: u64 },
     /// Input the parser could not make sense of (counted in the summary).
     Anomaly { dir: Dir, ts: Ts, what: &'static str },
-    /// A TLS ClientHello: this hop is encrypted and cannot be read.
+    /// A TLS ClientHello: this hop is encrypted (readable only with keys).
     Tls { ts: Ts, sni: Option<String> },
+    /// What the TLS handshake negotiated, when its application data was
+    /// first decrypted or when it was found not to be decryptable (and why).
+    TlsInfo { ts: Ts, info: Box<tls::TlsInfo> },
 }
 
 /// What a connection carries, decided from its first payload bytes.
-#[derive(Debug, Default)]
+/// `Detect` carries the run's session keys, for a TLS connection.
+#[derive(Debug)]
 pub enum App {
-    #[default]
-    Detect,
+    Detect(tls::Keys),
     /// Like Detect, with WebSocket frames reported one by one (`-v`).
-    DetectVerbose,
+    DetectVerbose(tls::Keys),
     Http(Box<http::HttpConn>),
     /// After a 101 to a WebSocket upgrade: frames only.
     Ws(Box<http::WsState>),
-    /// TLS, SSH, a non-WebSocket tunnel, anything not HTTP: not parsed.
+    /// TLS: records decrypted when keys are known, the plaintext parsed by
+    /// an inner `App`.
+    Tls(Box<tls::TlsConn>),
+    /// SSH, a non-WebSocket tunnel, undecryptable TLS, anything not HTTP:
+    /// not parsed.
     Opaque,
 }
 
@@ -75,33 +82,49 @@ impl App {
         match self {
             App::Opaque => true,
             App::Http(h) => h.is_tunnel(),
-            App::Ws(_) | App::Detect | App::DetectVerbose => false,
+            App::Tls(t) => t.is_opaque(),
+            App::Ws(_) | App::Detect(_) | App::DetectVerbose(_) => false,
         }
     }
 
     pub fn is_websocket(&self) -> bool {
-        matches!(self, App::Ws(_))
+        match self {
+            App::Ws(_) => true,
+            App::Tls(t) => t.inner().is_websocket(),
+            _ => false,
+        }
+    }
+
+    /// The TLS handshake's facts, for a TLS connection.
+    pub fn tls(&self) -> Option<&tls::TlsConn> {
+        match self {
+            App::Tls(t) => Some(t),
+            _ => None,
+        }
     }
 
     pub fn data(&mut self, dir: Dir, ts: Ts, data: &[u8], out: &mut Vec<ProtoEvent>) {
         if data.is_empty() {
             return;
         }
-        if let App::Detect | App::DetectVerbose = self {
-            let verbose = matches!(self, App::DetectVerbose);
+        let verbose = matches!(self, App::DetectVerbose(_));
+        if let App::Detect(keys) | App::DetectVerbose(keys) = self {
             let http = || Box::new(http::HttpConn::new(verbose));
             *self = match dir {
                 Dir::ToServer if tls::is_client_hello(data) => {
-                    out.push(ProtoEvent::Tls { ts, sni: tls::sni(data) });
-                    App::Opaque
+                    App::Tls(Box::new(tls::TlsConn::new(keys.clone(), verbose)))
                 }
                 Dir::ToServer if http::looks_like_request(data) => App::Http(http()),
                 Dir::ToClient if http::looks_like_response(data) => App::Http(http()),
+                _ if tls::looks_like_record(data) => {
+                    App::Tls(Box::new(tls::TlsConn::midstream(keys.clone(), verbose, ts, out)))
+                }
                 _ => App::Opaque,
             };
         }
         match self {
             App::Ws(w) => w.feed(dir, ts, data, out),
+            App::Tls(t) => t.data(dir, ts, data, out),
             App::Http(h) => {
                 h.data(dir, ts, data, out);
                 // After a 101 the connection carries frames only: keep just
@@ -117,11 +140,15 @@ impl App {
     }
 
     /// The sender in `dir` began closing the connection (FIN, RST).
-    pub fn closing(&mut self, dir: Dir, ts: Ts, how: &'static str) {
-        if let App::Ws(w) = self
-            && let Some(a) = w.activity_mut()
-        {
-            a.closing(ts, dir, how);
+    pub fn closing(&mut self, dir: Dir, ts: Ts, how: &'static str, out: &mut Vec<ProtoEvent>) {
+        match self {
+            App::Ws(w) => {
+                if let Some(a) = w.activity_mut() {
+                    a.closing(ts, dir, how);
+                }
+            }
+            App::Tls(t) => t.closing(dir, ts, how, out),
+            _ => {}
         }
     }
 
@@ -129,6 +156,7 @@ impl App {
     pub fn activity(&self) -> Option<&activity::WsActivity> {
         match self {
             App::Ws(w) => w.activity(),
+            App::Tls(t) => t.inner().activity(),
             _ => None,
         }
     }
@@ -136,6 +164,7 @@ impl App {
     pub fn take_activity(&mut self) -> Option<Box<activity::WsActivity>> {
         match self {
             App::Ws(w) => w.take_activity(),
+            App::Tls(t) => t.inner_mut().take_activity(),
             _ => None,
         }
     }
@@ -144,6 +173,7 @@ impl App {
         match self {
             App::Http(h) => h.gap(dir, len, out, ts),
             App::Ws(w) => w.gap(dir, len, ts, out),
+            App::Tls(t) => t.gap(dir, ts, len, out),
             _ => {}
         }
     }
