@@ -35,6 +35,7 @@ ALL=(
     chain-haproxy-nginx nginx-pipelined-plain nginx-bench
     nginx-backend-crash nginx-bench-uncompressed
     caddy-healthy caddy-stripped
+    nginx-tls13 nginx-tls12 nginx-tls-stripped nginx-tls-idle haproxy-tls haproxy-tls-idle
 )
 
 # ----------------------------------------------------------------------------
@@ -617,6 +618,248 @@ sc_nginx_pipelined_plain() {
     META=(proxy=nginx scenario="plain HTTP only: one connection with 4 pipelined requests (incl. chunked response and HEAD), one keep-alive connection with 3 sequential requests"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
         notes="No WebSocket. nginx opens one upstream connection per request (Connection: close upstream); responses to the client are keep-alive. The chunked response is passed through chunked.")
+}
+
+# ----------------------------------------------------------------------------
+# TLS fronts with session keys (issue 13). Ports: fronts 18401-18420, backends
+# 13401-13420. Each capture's key log is committed as captures/NAME.keys (test
+# keys of a throwaway lab CA); a lab CA and a server certificate it signed are
+# made per scenario. Clients: a Node `ws` client (keylog event), curl
+# (SSLKEYLOGFILE), headless chromium (SSLKEYLOGFILE), openssl s_client
+# (-keylogfile; it sends a TLS 1.3 KeyUpdate); or haproxy's own key log.
+# ----------------------------------------------------------------------------
+TLS_NODE=${WSTAP_LAB_NODE:-$HOME/.cache/wstap-lab-node}
+
+tls_deps() {
+    local pkgs=()
+    command -v node >/dev/null || pkgs+=(nodejs npm)
+    command -v curl >/dev/null || pkgs+=(curl)
+    command -v chromium >/dev/null || pkgs+=(chromium)
+    if ((${#pkgs[@]})); then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null ||
+            { echo "record.sh: apt-get install ${pkgs[*]} failed" >&2; return 1; }
+    fi
+    if [ ! -d "$TLS_NODE/node_modules/ws" ]; then
+        mkdir -p "$TLS_NODE" && cp "$LAB/node/package.json" "$TLS_NODE/" &&
+            (cd "$TLS_NODE" && npm install --no-audit --no-fund -q >/dev/null) ||
+            { echo "record.sh: npm install ws failed" >&2; return 1; }
+    fi
+}
+
+# tls_certs DIR: a lab CA (EC P-256) and a server certificate (RSA 2048, so
+# both ECDHE-RSA and TLS 1.3 suites are possible) for localhost/127.0.0.1.
+tls_certs() {
+    local d=$1
+    mkdir -p "$d/www"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3 \
+        -subj "/CN=wstap lab CA" -keyout "$d/ca.key" -out "$d/ca.pem" >/dev/null 2>&1 &&
+        openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "$d/server.key" -out "$d/server.csr" >/dev/null 2>&1 &&
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$d/ext" &&
+        openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 3 \
+            -extfile "$d/ext" -out "$d/server.pem" >/dev/null 2>&1 &&
+        cat "$d/server.pem" "$d/server.key" >"$d/server-full.pem" &&
+        cp "$LAB/chromium/page.html" "$d/www/page.html"
+}
+
+# node_ws SECS URL ARGS...: the Node ws client; keys appended to $KEYS
+node_ws() {
+    local t=$1; shift
+    echo "  node ws_client.js $*"
+    NODE_PATH=$TLS_NODE/node_modules timeout -s INT "$t" node "$LAB/node/ws_client.js" "$@" \
+        --keylog "$KEYS" --ca "$TLSDIR/ca.pem" --servername localhost >>"$OUT" 2>>"$OUT.stderr"
+}
+node_ws_bg() {
+    local t=$1; shift
+    echo "  node ws_client.js $* &"
+    NODE_PATH=$TLS_NODE/node_modules timeout -s INT "$t" node "$LAB/node/ws_client.js" "$@" \
+        --keylog "$KEYS" --ca "$TLSDIR/ca.pem" --servername localhost >>"$OUT" 2>>"$OUT.stderr" &
+    CLIENT_PIDS+=("$!")
+}
+
+# curl_https BASE PATH... [-- CURL OPTIONS]: keep-alive requests on one
+# connection, keys to $KEYS (SSLKEYLOGFILE); one "http" line per request.
+curl_https() {
+    local base=$1; shift
+    local paths=() extra=() p urls=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do paths+=("$1"); shift; done
+    [ "${1:-}" = -- ] && shift && extra=("$@")
+    for p in "${paths[@]}"; do urls+=("$base$p" -o /dev/null); done
+    echo "  SSLKEYLOGFILE=... curl ${extra[*]} $base ${paths[*]}"
+    local codes
+    local port=${base##*:}
+    codes=$(SSLKEYLOGFILE=$KEYS timeout 20 curl -s --cacert "$TLSDIR/ca.pem" -A wstap-lab-curl \
+        --resolve "localhost:$port:127.0.0.1" \
+        -w '%{http_code}\n' "${extra[@]}" "${urls[@]}" 2>>"$OUT.stderr")
+    local i=0 c
+    for c in $codes; do
+        [ $i -lt ${#paths[@]} ] || break
+        printf '{"t": %s, "event": "http", "group": "curl", "conn": 0, "method": "GET", "path": "%s", "status": %s}\n' \
+            "$(date +%s.%N)" "${paths[$i]}" "$c" >>"$OUT"
+        i=$((i + 1))
+    done
+}
+
+# chromium_page URL: headless chromium loads the lab page, which opens a wss
+# session to the same origin; keys to $KEYS (SSLKEYLOGFILE), what the page
+# saw (console "WSTAP {json}" lines) to the client log.
+chromium_page() {
+    local url=$1 prof=$LAB_RUN/chromium-profile i
+    mkdir -p "$prof"
+    echo "  SSLKEYLOGFILE=... chromium --headless $url"
+    SSLKEYLOGFILE=$KEYS chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+        --disable-background-networking --disable-component-update --disable-sync --disable-extensions \
+        --ignore-certificate-errors --host-resolver-rules="MAP localhost 127.0.0.1" \
+        --user-data-dir="$prof" --enable-logging=stderr --v=0 \
+        "$url" >/dev/null 2>"$LAB_RUN/chromium.log" &
+    local pid=$!
+    for ((i = 0; i < 150; i++)); do
+        grep -q '"event\\":\\"closed\|"event":"closed' "$LAB_RUN/chromium.log" 2>/dev/null && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    sleep 0.5
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    grep -o 'WSTAP {.*}' "$LAB_RUN/chromium.log" | sed 's/^WSTAP //; s/\\"/"/g' >>"$OUT"
+}
+
+# s_client_keyupdate HOST:PORT: openssl s_client (TLS 1.3) sends a request,
+# a KeyUpdate asking the server to update too (the "K" command), and a
+# second request on the same connection; keys to $KEYS (-keylogfile).
+s_client_keyupdate() {
+    echo "  openssl s_client -tls1_3 -keylogfile ... (request, K, request)"
+    { printf 'GET /api/before-keyupdate HTTP/1.1\nHost: localhost\nUser-Agent: wstap-lab-openssl\n\n'; sleep 0.7
+      printf 'K\n'; sleep 0.7
+      printf 'GET /api/after-keyupdate HTTP/1.1\nHost: localhost\nUser-Agent: wstap-lab-openssl\nConnection: close\n\n'; sleep 1
+    } | timeout 10 openssl s_client -connect "$1" -tls1_3 -crlf -keylogfile "$KEYS.s_client" \
+        -CAfile "$TLSDIR/ca.pem" -servername localhost >"$LAB_RUN/s_client.out" 2>&1
+    cat "$KEYS.s_client" >>"$KEYS" 2>/dev/null
+    rm -f "$KEYS.s_client"
+    local st
+    for st in $(grep -o '^HTTP/1.1 [0-9]*' "$LAB_RUN/s_client.out" | awk '{print $2}'); do
+        printf '{"t": %s, "event": "http", "group": "openssl", "conn": 0, "method": "GET", "path": "/api", "status": %s}\n' \
+            "$(date +%s.%N)" "$st" >>"$OUT"
+    done
+}
+
+TLS_UPGRADE_OK='proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;'
+
+# nginx_tls F B PROTOCOLS CIPHERS UPGRADE_LINES EXTRA
+nginx_tls() {
+    tls_deps || return 1
+    TLSDIR=$LAB_RUN/nginx-$NAME
+    KEYS=$CAP/$NAME.keys
+    rm -f "$KEYS"
+    tls_certs "$TLSDIR" || return 1
+    backend "$2"
+    lab_nginx "$NAME" "$NGX/tls.conf" "$1" LISTEN=127.0.0.1:$1 UPSTREAM=127.0.0.1:$2 \
+        PROTOCOLS="$3" CIPHERS="$4" UPGRADE_LINES="$5" EXTRA="$6" || return 1
+}
+
+sc_nginx_tls13() {
+    local F=18401 B=13401
+    nginx_tls $F $B TLSv1.3 "" "$TLS_UPGRADE_OK" "" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    node_ws 30 wss://127.0.0.1:$F/ws --count 2 --messages 3 --pings 1 --close --group node
+    curl_https https://localhost:$F /api/one /api/two
+    chromium_page https://localhost:$F/page.html
+    s_client_keyupdate 127.0.0.1:$F
+    cap_stop
+    META=(proxy=nginx scenario="nginx TLS 1.3 front (lab CA), plain upstream; keys from the clients: Node ws (2 sessions, keylog event), curl (2 keep-alive requests), headless chromium (page + 1 wss session), openssl s_client (request, KeyUpdate, request)"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds= keylog=$NAME.keys
+        notes="Decrypted with --keylog captures/$NAME.keys: both hops readable, paired by key. Without keys: encrypted client hops inferred from the upstream side.")
+}
+
+sc_nginx_tls12() {
+    local F=18402 B=13402
+    nginx_tls $F $B TLSv1.2 "ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:AES128-GCM-SHA256;" \
+        "$TLS_UPGRADE_OK" "" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    node_ws 30 wss://127.0.0.1:$F/ws --count 1 --messages 3 --pings 1 --close --max-tls 1.2 --ciphers ECDHE-RSA-CHACHA20-POLY1305 --group node-chacha
+    node_ws 30 wss://127.0.0.1:$F/ws --count 1 --messages 3 --close --max-tls 1.2 --ciphers AES128-GCM-SHA256 --group node-rsa-kx
+    curl_https https://localhost:$F /api/one /api/two -- --tls-max 1.2 --ciphers ECDHE-RSA-AES256-GCM-SHA384
+    chromium_page https://localhost:$F/page.html
+    cap_stop
+    META=(proxy=nginx scenario="nginx TLS 1.2 front: Node ws with ECDHE-RSA-CHACHA20-POLY1305 and with RSA key exchange (AES128-GCM-SHA256), curl with ECDHE-RSA-AES256-GCM-SHA384, headless chromium (its choice, ECDHE-RSA-AES128-GCM); extended master secret on every connection (OpenSSL and BoringSSL default)"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds= keylog=$NAME.keys
+        notes="TLS 1.2 keys are CLIENT_RANDOM master secrets.")
+}
+
+sc_nginx_tls_stripped() {
+    local F=18403 B=13403
+    nginx_tls $F $B "TLSv1.2 TLSv1.3" "" 'proxy_set_header Upgrade $http_upgrade;' "" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    node_ws 30 wss://127.0.0.1:$F/ws --count 2 --messages 3 --close --group node
+    cap_stop
+    META=(proxy=nginx scenario="nginx TLS 1.3 front that forwards Upgrade but not Connection (nginx sends Connection: close upstream); Node ws client"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=upgrade-stripped optional_kinds= keylog=$NAME.keys
+        notes="With the keys: upgrade-stripped on both hops (client 426). Without: upgrade-headers-missing inferred from the upstream hop.")
+}
+
+sc_nginx_tls_idle() {
+    local F=18404 B=13404
+    nginx_tls $F $B TLSv1.2 "" "$TLS_UPGRADE_OK" "proxy_read_timeout 5s;" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    node_ws_bg 40 wss://127.0.0.1:$F/ws --count 1 --messages 1 --idle 12 --max-tls 1.2 --group idle
+    node_ws_bg 40 wss://127.0.0.1:$F/ws --count 1 --messages 1 --ping-interval 2 --idle 9 --close --max-tls 1.2 --group heartbeat
+    wait_clients
+    cap_stop
+    META=(proxy=nginx scenario="nginx TLS 1.2 front, proxy_read_timeout 5s: 1 idle Node ws session, 1 with 2 s client pings that closes cleanly"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=idle-timeout-close optional_kinds= keylog=$NAME.keys
+        notes="The idle session is cut 5 s after its last upstream read, without a Close frame (1006 at the client).")
+}
+
+# haproxy_tls F B TUNNEL_TIMEOUT STRIP_RULE
+haproxy_tls() {
+    tls_deps || return 1
+    TLSDIR=$LAB_RUN/haproxy-$NAME
+    KEYS=$LAB_RUN/client.keys
+    rm -f "$CAP/$NAME.keys"
+    tls_certs "$TLSDIR" || return 1
+    backend "$2"
+    lab_haproxy "$NAME" "$HAP/tls.cfg" "$1" FRONT=127.0.0.1:$1 UPSTREAM=127.0.0.1:$2 \
+        TUNNEL_TIMEOUT="$3" STRIP_RULE="$4" || return 1
+}
+
+# haproxy_keys: the key log is haproxy's own (its log lines), not the clients'
+haproxy_keys() {
+    grep -E '^(CLIENT_RANDOM|CLIENT_HANDSHAKE_TRAFFIC_SECRET|SERVER_HANDSHAKE_TRAFFIC_SECRET|CLIENT_TRAFFIC_SECRET_0|SERVER_TRAFFIC_SECRET_0) ' \
+        "$LAB_RUN/haproxy-$NAME/stderr.log" >"$CAP/$NAME.keys"
+    echo "  key log: $(wc -l <"$CAP/$NAME.keys") lines from haproxy's log-format"
+}
+
+sc_haproxy_tls() {
+    local F=18405 B=13405
+    haproxy_tls $F $B 1h "" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    node_ws 30 wss://127.0.0.1:$F/ws --count 2 --messages 3 --pings 1 --close --group node-tls13
+    node_ws 30 wss://127.0.0.1:$F/ws --count 1 --messages 3 --close --max-tls 1.2 --group node-tls12
+    curl_https https://localhost:$F /api/one /api/two
+    curl_https https://localhost:$F /api/three -- --tls-max 1.2
+    cap_stop
+    haproxy_keys
+    META=(proxy=haproxy scenario="haproxy 2.6 TLS front (TLS 1.2 and 1.3) as the key source: tune.ssl.keylog on and a log-format of ssl_fc_*_secret / ssl_fc_client_random / ssl_fc_session_key fetches; Node ws (TLS 1.3 and 1.2) and curl clients"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds= keylog=$NAME.keys
+        notes="captures/$NAME.keys is haproxy's own log output (no client logged keys). X-Forwarded-Proto set by http-request set-header.")
+}
+
+sc_haproxy_tls_idle() {
+    local F=18406 B=13406
+    haproxy_tls $F $B 5s "" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    node_ws_bg 40 wss://127.0.0.1:$F/ws --count 1 --messages 1 --idle 12 --group idle
+    node_ws_bg 40 wss://127.0.0.1:$F/ws --count 1 --messages 1 --ping-interval 2 --idle 9 --close --group heartbeat
+    wait_clients
+    cap_stop
+    haproxy_keys
+    META=(proxy=haproxy scenario="haproxy TLS front with timeout tunnel 5s and its own key log: 1 idle Node ws session, 1 with 2 s client pings"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=idle-timeout-close optional_kinds= keylog=$NAME.keys
+        notes="haproxy closes both sides of the idle tunnel after 5 s without a Close frame.")
 }
 
 # ----------------------------------------------------------------------------

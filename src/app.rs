@@ -33,7 +33,33 @@ pub fn build_pipeline(args: &Args) -> Result<Pipeline> {
         timeouts: args.timeouts.clone(),
         live: args.interface.is_some(),
     };
-    Ok(Pipeline::new(cfg, detectors(args), Limits { verbose: args.verbose > 0, ..Limits::default() }))
+    let p = Pipeline::new(cfg, detectors(args), Limits { verbose: args.verbose > 0, ..Limits::default() });
+    load_keys(args, p.keys())?;
+    Ok(p)
+}
+
+/// `--keylog`: read now (capture files), or followed as it grows (live).
+fn load_keys(args: &Args, keys: &crate::proto::tls::Keys) -> Result<()> {
+    for path in &args.keylog {
+        if args.interface.is_some() {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            keys.watch(path, stop).map_err(Error::new)?;
+        } else {
+            keys.load_file(path).map_err(Error::new)?;
+        }
+    }
+    if args.interface.is_none() && !args.keylog.is_empty() {
+        let st = keys.stats();
+        if st.secrets == 0 {
+            eprintln!(
+                "wstap: warning: --keylog: no usable secret in {} ({} lines, {} not understood); TLS hops stay encrypted",
+                args.keylog.join(", "),
+                st.lines,
+                st.malformed
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The detectors a run uses.

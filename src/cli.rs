@@ -118,6 +118,12 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
     pub color: ColorWhen,
 
+    /// TLS session keys (NSS key log format: SSLKEYLOGFILE, Node's keylog,
+    /// haproxy's log-format fetches) to decrypt TLS hops; live capture
+    /// follows the file as it grows (repeatable; see docs/tls.md).
+    #[arg(long = "keylog", value_name = "FILE")]
+    pub keylog: Vec<String>,
+
     /// Show Cookie, Authorization and query-string tokens as captured.
     #[arg(long)]
     pub no_redact: bool,

@@ -332,8 +332,9 @@ impl Diagnosis {
             t.req.headers.has("x-forwarded-proto")
                 || t.req.headers.tokens("forwarded").any(|v| v.to_ascii_lowercase().contains("proto="))
         };
-        let tls = x.tls_front.is_some();
-        let relayed = c.is_some_and(told);
+        // The client hop was TLS: undecrypted (inferred), or decrypted.
+        let tls = x.tls_front.is_some() || c.is_some_and(|c| c.tls.is_some());
+        let relayed = c.is_some_and(told) && !c.is_some_and(|c| c.tls.is_some());
         if (tls || relayed) && !told(u) {
             let why = if tls { "the client hop is TLS (wss)" } else { "the client request carried X-Forwarded-Proto" };
             let msg = format!(

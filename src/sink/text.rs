@@ -125,11 +125,33 @@ fn status(h: &Hop) -> String {
     }
 }
 
+/// A TLS hop: version, suite, SNI, ALPN, and whether it was decrypted.
+fn tls_tag(h: &Hop) -> String {
+    let Some(t) = &h.tls else {
+        return format!(" [TLS{}]", h.sni.as_ref().map(|s| format!(" {s}")).unwrap_or_default());
+    };
+    let mut v = vec![t.version.unwrap_or("TLS").to_string()];
+    v.extend(t.cipher.clone());
+    if let Some(s) = t.sni.as_ref().or(h.sni.as_ref()) {
+        v.push(format!("SNI {s}"));
+    }
+    if let Some(a) = &t.alpn {
+        v.push(format!("ALPN {a}"));
+    }
+    let state = match (t.decrypted, t.reason) {
+        (true, _) => "decrypted".to_string(),
+        (false, Some(r)) => format!("not decrypted: {r}"),
+        (false, None) => "not decrypted".to_string(),
+    };
+    format!(" [{}, {state}]", v.join(" "))
+}
+
 /// What stands out in a hop's upgrade request, if anything.
 fn oddities(h: &Hop) -> String {
     if h.encrypted {
-        return format!(" [TLS{}]", h.sni.as_ref().map(|s| format!(" {s}")).unwrap_or_default());
+        return tls_tag(h);
     }
+    let tls = if h.tls.is_some() { tls_tag(h) } else { String::new() };
     let mut v = Vec::new();
     if h.version == Some("HTTP/1.0") {
         v.push("HTTP/1.0".to_string());
@@ -144,7 +166,7 @@ fn oddities(h: &Hop) -> String {
         Some(c) if !c.to_ascii_lowercase().contains("upgrade") => v.push(format!("Connection: {c}")),
         _ => {}
     }
-    if v.is_empty() { String::new() } else { format!(" [{}]", v.join(", ")) }
+    if v.is_empty() { tls } else { format!("{tls} [{}]", v.join(", ")) }
 }
 
 fn handshake_line(h: &Handshake) -> String {
@@ -315,6 +337,9 @@ fn summary_text(s: &Summary) -> String {
         out += &row("proxy overhead", &l.overhead);
         out += &row("frame relay", &l.relay);
     }
+    if let Some(t) = &s.tls {
+        out += &tls_text(t, &kv);
+    }
     if !s.findings.is_empty() {
         out += &format!("findings by kind: {}\n", kv(&s.findings));
     }
@@ -329,6 +354,60 @@ fn summary_text(s: &Summary) -> String {
     }
     if s.truncated {
         out += "capture file is truncated: everything up to the cut was analysed\n";
+    }
+    out
+}
+
+/// The summary's TLS lines: what was decrypted, what was not and why, and
+/// what the key logs held (counts only: keys are never printed).
+fn tls_text(t: &crate::record::TlsSummary, kv: &dyn Fn(&BTreeMap<&str, u64>) -> String) -> String {
+    let mut out = format!("TLS: {} connections, {} decrypted", t.connections, t.decrypted);
+    if t.decrypted > 0 {
+        out += &format!(" ({} records, {} bytes of application data", t.records, t.bytes);
+        if t.key_updates > 0 {
+            out += &format!(", {} key updates", t.key_updates);
+        }
+        if t.late_keys > 0 {
+            out += &format!(", {} read when their keys arrived late", t.late_keys);
+        }
+        out += ")";
+    }
+    out += "\n";
+    if !t.not_decrypted.is_empty() {
+        out += &format!(
+            "  not decrypted: {}; those hops are inferred from the other side of the proxy\n",
+            kv(&t.not_decrypted)
+        );
+    }
+    if t.auth_failures > 0 {
+        out += &format!("  {} records failed authentication (wrong keys or damaged records)\n", t.auth_failures);
+    }
+    if t.held_dropped > 0 {
+        out += &format!("  {} bytes of records dropped waiting for keys that did not come\n", t.held_dropped);
+    }
+    if let Some(k) = &t.keylog {
+        let mut src = Vec::new();
+        if k.files > 0 {
+            src.push(format!("{} key log file{}", k.files, if k.files == 1 { "" } else { "s" }));
+        }
+        if k.dsb > 0 {
+            src.push(format!("{} pcapng secrets block{}", k.dsb, if k.dsb == 1 { "" } else { "s" }));
+        }
+        out += &format!(
+            "  keys: {}: {} lines, {} secrets, {} not understood, {} unused labels",
+            src.join(" and "),
+            k.lines,
+            k.secrets,
+            k.malformed,
+            k.ignored
+        );
+        if k.evicted > 0 {
+            out += &format!(", {} connections forgotten (bound)", k.evicted);
+        }
+        if k.read_errors > 0 {
+            out += &format!(", {} read errors", k.read_errors);
+        }
+        out += "\n";
     }
     out
 }

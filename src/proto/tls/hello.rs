@@ -71,6 +71,20 @@ fn extensions(d: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
+/// A name from the wire as text that is safe on a terminal: printable
+/// ASCII kept, any other byte written as `\xNN`.
+pub fn printable(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len());
+    for &c in b.iter().take(255) {
+        if (0x21..0x7f).contains(&c) && c != b'\\' {
+            s.push(c as char);
+        } else {
+            s.push_str(&format!("\\x{c:02x}"));
+        }
+    }
+    s
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientHello {
     pub random: [u8; 32],
@@ -104,7 +118,7 @@ fn sni_ext(d: &[u8]) -> Option<String> {
     while let Some(ty) = list.u8() {
         let name = list.vec16()?;
         if ty == 0 {
-            return std::str::from_utf8(name).ok().map(str::to_string);
+            return Some(printable(name));
         }
     }
     None
@@ -116,7 +130,7 @@ fn alpn_ext(d: &[u8]) -> Vec<String> {
     if let Some(list) = r.vec16() {
         let mut l = Reader::new(list);
         while let Some(p) = l.vec8() {
-            out.push(String::from_utf8_lossy(p).into_owned());
+            out.push(printable(p));
         }
     }
     out

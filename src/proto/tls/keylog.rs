@@ -96,6 +96,8 @@ fn label(s: &str) -> Option<Label> {
         "CLIENT_EARLY_TRAFFIC_SECRET" | "EARLY_EXPORTER_SECRET" | "EXPORTER_SECRET" | "RSA" | "PMS_CLIENT_RANDOM" => {
             Label::Ignored
         }
+        // OpenSSL logs the secrets after each KeyUpdate too; wstap derives them.
+        l if l.starts_with("CLIENT_TRAFFIC_SECRET_") || l.starts_with("SERVER_TRAFFIC_SECRET_") => Label::Ignored,
         _ => return None,
     })
 }
@@ -156,7 +158,9 @@ impl KeyStore {
             self.stats.malformed += 1;
             return;
         };
-        if l == Label::Ignored {
+        // haproxy's log-format writes "-" for a secret the connection has
+        // not (TLS 1.2 has no traffic secrets).
+        if l == Label::Ignored || sec == "-" {
             self.stats.ignored += 1;
             return;
         }

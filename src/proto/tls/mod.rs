@@ -726,7 +726,7 @@ pub fn sni(d: &[u8]) -> Option<String> {
             }
             let n = r.u16()? as usize;
             let name = r.take(n)?;
-            return std::str::from_utf8(name).ok().map(str::to_string);
+            return Some(hello::printable(name));
         }
         r.skip(len)?;
     }
