@@ -111,6 +111,7 @@ pub fn run(args: Args) -> Result<i32> {
     };
     let filter = args.filter();
     let mut src = FileSource::open(path, filter.as_deref())?;
+    crate::capture::PacketSource::set_keys(&mut src, pipeline.keys().clone());
     if let Some(n) = args.count {
         src.set_limit(n);
     }

@@ -46,7 +46,8 @@ static PANICKED: AtomicBool = AtomicBool::new(false);
 pub fn run(args: &Args, p: Pipeline) -> Result<i32> {
     // Open the source first: a missing file or a bad filter prints as
     // usual, before the terminal is taken over.
-    let (src, source) = feed::open_source(args)?;
+    let (mut src, source) = feed::open_source(args)?;
+    src.set_keys(p.keys().clone());
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Error::new("--tui needs a terminal (use --json or the text output in pipes)"));
     }
