@@ -307,7 +307,7 @@ impl PacketSource for FileSource {
         }
         let cap = match &mut self.reader {
             Reader::Fast(f) => return f.next(),
-            Reader::Pcapng(r) => return r.next(),
+            Reader::Pcapng(r) => return r.next_packet(),
             Reader::Libpcap(cap) => cap,
         };
         match cap.next_packet() {

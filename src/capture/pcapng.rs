@@ -175,7 +175,7 @@ impl PcapngReader {
         let h = &self.buf[self.start..self.start + 8];
         let ty = self.u32_at(h, 0);
         let len = self.u32_at(h, 4) as usize;
-        if !(12..=MAX_BLOCK).contains(&len) || len % 4 != 0 {
+        if !(12..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
             return Err(format!("damaged block at offset {at} (length {len})"));
         }
         if !self.fill(len)? {
@@ -250,7 +250,7 @@ impl PcapngReader {
 
     /// The next packet (secrets blocks are handed to the key store on the
     /// way). Damage ends the input as `Truncated`.
-    pub fn next(&mut self) -> crate::error::Result<Next<'_>> {
+    pub fn next_packet(&mut self) -> crate::error::Result<Next<'_>> {
         loop {
             let (ty, a, b) = match self.block_range() {
                 Ok(Some(x)) => x,

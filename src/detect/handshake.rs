@@ -334,7 +334,7 @@ impl Diagnosis {
         };
         // The client hop was TLS: undecrypted (inferred), or decrypted.
         let tls = x.tls_front.is_some() || c.is_some_and(|c| c.tls.is_some());
-        let relayed = c.is_some_and(told) && !c.is_some_and(|c| c.tls.is_some());
+        let relayed = c.is_some_and(told) && c.is_none_or(|c| c.tls.is_none());
         if (tls || relayed) && !told(u) {
             let why = if tls { "the client hop is TLS (wss)" } else { "the client request carried X-Forwarded-Proto" };
             let msg = format!(

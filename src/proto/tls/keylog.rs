@@ -104,7 +104,7 @@ fn label(s: &str) -> Option<Label> {
 
 fn hex(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.is_empty() || b.len() % 2 != 0 {
+    if b.is_empty() || !b.len().is_multiple_of(2) {
         return None;
     }
     let v = |c: u8| (c as char).to_digit(16).map(|d| d as u8);

@@ -358,7 +358,7 @@ impl TlsConn {
         self.inner.closing(dir, ts, how, out);
     }
 
-    fn record(&mut self, dir: Dir, ts: Ts, rec: &mut Vec<u8>, out: &mut Vec<ProtoEvent>) {
+    fn record(&mut self, dir: Dir, ts: Ts, rec: &mut [u8], out: &mut Vec<ProtoEvent>) {
         if !self.held.is_empty() {
             self.hold(dir, ts, rec, out);
             self.release_held(ts, out);
@@ -659,11 +659,7 @@ impl TlsConn {
         for (ty, alpn) in found {
             let h = &mut self.halves[d];
             match ty {
-                hello::ENCRYPTED_EXTENSIONS => {
-                    if alpn.is_some() {
-                        self.info.alpn = alpn;
-                    }
-                }
+                hello::ENCRYPTED_EXTENSIONS if alpn.is_some() => self.info.alpn = alpn,
                 hello::FINISHED if h.epoch == Epoch::Handshake => {
                     h.key = h.app_secret.as_deref().and_then(|s| RecordKey::tls13(suite, s));
                     h.epoch = Epoch::Application;
@@ -675,7 +671,7 @@ impl TlsConn {
                     let next = h
                         .app_secret
                         .as_deref()
-                        .and_then(|s| crypto::expand_label(suite.hash, s, "traffic upd", suite.hash.len()));
+                        .and_then(|s| crypto::expand_label(suite.hash, s, "traffic upd", suite.hash.output_len()));
                     h.key = next.as_deref().and_then(|s| RecordKey::tls13(suite, s));
                     h.app_secret = next;
                     self.stats.key_updates += 1;
