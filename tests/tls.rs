@@ -497,3 +497,58 @@ fn decrypted_headers_are_redacted_like_plaintext_ones() {
     assert_eq!(h["client"]["target"], "/ws?token=querysecret&room=1", "decrypted, then shown as asked");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Live: keys that reach the key log after the handshake's packets (a
+/// browser appends as it connects; the proxy may forward the request before
+/// wstap reads the key) still decrypt, from held records, and the hops are
+/// paired as if the keys had been there.
+#[test]
+fn keys_arriving_after_the_packets_still_decrypt_and_pair() {
+    use wstap::capture::{Next, PacketSource, file::FileSource};
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let log = std::fs::read(keys("nginx-tls13")).unwrap();
+    // Keys after the client's request (12), after the proxy's forward (20),
+    // after the upgrade (40).
+    for late in [12, 20, 40] {
+        let mut p = wstap::app::build_pipeline(&wstap::cli::Args::default()).unwrap();
+        p.keys().set_growing(true);
+        let mut src = FileSource::open(capture("nginx-tls13").to_str().unwrap(), None).unwrap();
+        let lt = src.linktype();
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut sink = wstap::sink::json::JsonSink::new(Lines(buf.clone()), false);
+        let mut n = 0;
+        while let Next::Packet(pk) = src.next_packet().unwrap() {
+            let (ts, data, missing) = (pk.ts, pk.data.to_vec(), pk.missing());
+            p.packet(lt, ts, &data, missing);
+            n += 1;
+            if n == late {
+                p.keys().add_text(&log);
+            }
+            p.drain_to(&mut sink).unwrap();
+        }
+        let s = p.finish();
+        p.drain_to(&mut sink).unwrap();
+        drop(sink);
+        let tls = s.tls.unwrap();
+        assert_eq!(tls.decrypted, tls.connections, "keys after packet {late}: {tls:?}");
+        assert!(tls.late_keys >= 1, "{tls:?}");
+        assert_eq!(tls.held_dropped, 0);
+        let rs = parse_lines(&buf.lock().unwrap());
+        let hs = of_type(&rs, "handshake");
+        assert_eq!(hs.len(), 3, "keys after packet {late}: one record per upgrade");
+        for h in hs {
+            assert_eq!(h["paired_by"], "key", "keys after packet {late}: {h}");
+            assert_eq!(h["client"]["tls"]["decrypted"], true);
+        }
+        assert_eq!(of_type(&rs, "session").len(), 3);
+    }
+}

@@ -179,9 +179,15 @@ pub struct Analyzer {
     relay_pending: FxHashMap<(ConnId, u8, u64), (ConnId, Ts)>,
     out: Vec<Record>,
     last_tick: Option<Ts>,
+    /// Lone requests whose likely TLS client hop waits for its keys (live
+    /// key log): reported once that hop is read, fails, or after DEFER_S.
+    deferred: VecDeque<(Ts, TxnId)>,
 }
 
 const ATTEMPT_MEMORY_S: f64 = 120.0;
+/// How long a lone request waits for the keys of its TLS client hop.
+const DEFER_S: f64 = 2.0;
+const MAX_DEFERRED: usize = 1000;
 /// Relay samples waiting for their other hop, at most.
 const MAX_RELAY_PENDING: usize = 10_000;
 
@@ -214,6 +220,7 @@ impl Analyzer {
             relay_pending: FxHashMap::default(),
             out: Vec::new(),
             last_tick: None,
+            deferred: VecDeque::new(),
         }
     }
 
@@ -382,6 +389,7 @@ impl Analyzer {
                 }
             }
             EventKind::TlsInfo(info) => {
+                let failed = info.reason.is_some();
                 if let Some(c) = self.conns.get_mut(&conn) {
                     // A decrypted connection's requests are read like
                     // plaintext ones: it is no candidate for inference.
@@ -389,6 +397,9 @@ impl Analyzer {
                         self.tls_conns.remove(&conn);
                     }
                     c.tls_info = Some(info);
+                }
+                if failed {
+                    self.release_deferred(|tf| tf == conn, None);
                 }
             }
             EventKind::Anomaly { what, .. } => *self.stats.anomalies.entry(what).or_default() += 1,
@@ -474,7 +485,9 @@ impl Analyzer {
             None => {
                 t.chain = self.next_chain;
                 self.next_chain += 1;
-                if self.roles.may_be_upstream(&t) {
+                if t.tls.is_some() {
+                    self.adopt_deferred(&mut t);
+                } else if self.roles.may_be_upstream(&t) {
                     t.tls_front = self.find_tls_front(&t);
                 }
             }
@@ -484,6 +497,49 @@ impl Analyzer {
         }
         self.open.insert(&t);
         self.txns.insert(id, t);
+    }
+
+    /// A request just decrypted from a TLS connection whose keys came late:
+    /// the proxy's forward of it was seen first and waits, deferred. They
+    /// are one exchange.
+    fn adopt_deferred(&mut self, t: &mut Txn) {
+        let Some(pos) = self.deferred.iter().position(|(_, u)| {
+            self.txns.get(u).is_some_and(|u| {
+                u.tls_front.as_ref().is_some_and(|f| f.conn == t.conn) && u.req_ts >= t.req_ts && u.from.is_none()
+            })
+        }) else {
+            return;
+        };
+        let Some((_, uid)) = self.deferred.remove(pos) else { return };
+        let Some(u) = self.txns.get_mut(&uid) else { return };
+        let same_key = u.req.headers.get("sec-websocket-key").is_some()
+            && u.req.headers.get("sec-websocket-key") == t.req.headers.get("sec-websocket-key");
+        u.from = Some(t.id);
+        u.chain = t.chain;
+        u.hop_index = t.hop_index + 1;
+        u.tls_front = None;
+        u.paired_by = Some(if same_key { "key" } else { "headers" });
+        t.to = Some(uid);
+        let ufront = u.flow.dst;
+        self.roles.learn(t.flow.dst, ufront);
+    }
+
+    /// Reports deferred lone requests (those whose TLS front matches, or
+    /// whose wait is over at `now`), as without keys.
+    fn release_deferred(&mut self, front: impl Fn(ConnId) -> bool, now: Option<Ts>) {
+        let mut due = Vec::new();
+        self.deferred.retain(|&(deadline, tid)| {
+            let conn = self.txns.get(&tid).and_then(|t| t.tls_front.as_ref()).map(|f| f.conn);
+            let go = conn.is_none_or(&front) || now.is_some_and(|n| n >= deadline);
+            if go {
+                due.push(tid);
+            }
+            !go
+        });
+        for tid in due {
+            self.emit(tid);
+            self.drop_if_reported(tid);
+        }
     }
 
     /// The best open request `t` could be a forwarded copy of.
@@ -601,6 +657,9 @@ impl Analyzer {
             });
         }
         self.end_waiting(conn, ts, TxnEnd::Conn(reason));
+        if !self.deferred.is_empty() {
+            self.release_deferred(|tf| tf == conn, None);
+        }
         self.conns.remove(&conn);
         self.tls_conns.remove(&conn);
         if let Some(w) = self.ws.get_mut(&conn) {
@@ -627,6 +686,20 @@ impl Analyzer {
         self.open.remove(t);
         let needs_client = t.needs_client_record();
         if needs_client {
+            // Its TLS client hop holds records for keys still to come: wait.
+            let waiting = t.from.is_none()
+                && t.to.is_none()
+                && t.tls_front.as_ref().is_some_and(|f| {
+                    self.conns.get(&f.conn).and_then(|c| c.tls_info.as_ref()).is_some_and(|i| i.awaiting_keys())
+                });
+            if waiting {
+                let at = t.finished_at().unwrap_or(t.req_ts).add_secs(DEFER_S);
+                if self.deferred.len() >= MAX_DEFERRED {
+                    self.release_deferred(|_| false, Some(Ts(i64::MAX)));
+                }
+                self.deferred.push_back((at, tid));
+                return;
+            }
             self.emit(tid);
         }
         self.drop_if_reported(tid);
@@ -864,6 +937,9 @@ impl Analyzer {
             return;
         }
         self.last_tick = Some(now);
+        if !self.deferred.is_empty() {
+            self.release_deferred(|_| false, Some(now));
+        }
         while self.attempts.front().is_some_and(|a| now.since(a.ts) > ATTEMPT_MEMORY_S) {
             self.attempts.pop_front();
         }
@@ -886,6 +962,7 @@ impl Analyzer {
     pub fn finish(&mut self, now: Ts) {
         // Requests still open were already ended by their connection's
         // Close; anything left is reported now.
+        self.release_deferred(|_| true, None);
         let left = self.open.drain();
         for tid in left {
             if let Some(t) = self.txns.get_mut(&tid) {

@@ -260,6 +260,23 @@ impl Conn {
         }
     }
 
+    /// Records are held until this connection's TLS keys arrive.
+    pub fn holds_for_keys(&self) -> bool {
+        self.app.holds_for_keys()
+    }
+
+    /// The key store changed: held records may be read now (their events
+    /// carry their own packet times).
+    pub fn keys_changed(&mut self, ts: Ts, out: &mut Vec<Event>) {
+        self.app.keys_changed(ts, &mut self.scratch);
+        if !self.scratch.is_empty() {
+            self.open(ts, out);
+            for pe in self.scratch.drain(..) {
+                out.push(proto_event(self.id, pe));
+            }
+        }
+    }
+
     /// TLS counters of this connection, if it is TLS.
     pub fn tls_stats(&self) -> Option<crate::proto::tls::TlsStats> {
         self.app.tls().map(|t| t.stats())

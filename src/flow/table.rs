@@ -62,6 +62,10 @@ pub struct FlowTable {
     pub stats: FlowStats,
     /// Session keys for TLS connections (key logs, pcapng secrets).
     keys: crate::proto::tls::Keys,
+    /// Connections holding records for keys (live key log), bounded by the
+    /// flow table; looked at when the key store changes.
+    waiting_keys: Vec<(Key, u64)>,
+    keys_generation: u64,
 }
 
 const SWEEP_EVERY_S: f64 = 10.0;
@@ -77,6 +81,8 @@ impl FlowTable {
             limits,
             stats: FlowStats::default(),
             keys: Default::default(),
+            waiting_keys: Vec::new(),
+            keys_generation: 0,
         }
     }
 
@@ -103,6 +109,9 @@ impl FlowTable {
             if !conn.is_reused_by(seg) {
                 let was_closed = conn.is_closed();
                 conn.segment(ts, seg, out);
+                if conn.holds_for_keys() && !self.waiting_keys.iter().any(|w| w.0 == key) {
+                    self.waiting_keys.push((key, conn.id));
+                }
                 if !was_closed && conn.is_closed() {
                     self.closing.push_back((ts, key, conn.id));
                     self.next_due = self.next_due.min(ts.add_secs(self.limits.linger_s));
@@ -124,6 +133,26 @@ impl FlowTable {
         if conn.is_closed() {
             self.closing.push_back((ts, key, conn.id));
             self.next_due = self.next_due.min(ts.add_secs(self.limits.linger_s));
+        }
+    }
+
+    /// Live key log: when new keys came, connections holding records for
+    /// theirs read them now rather than at their next packet.
+    #[cold]
+    fn keys_arrived(&mut self, ts: Ts, out: &mut Vec<Event>) {
+        let g = self.keys.generation();
+        if g == self.keys_generation {
+            return;
+        }
+        self.keys_generation = g;
+        let waiting = std::mem::take(&mut self.waiting_keys);
+        for (key, id) in waiting {
+            if let Some(c) = self.map.get_mut(&key).filter(|c| c.id == id) {
+                c.keys_changed(ts, out);
+                if c.holds_for_keys() {
+                    self.waiting_keys.push((key, id));
+                }
+            }
         }
     }
 
@@ -153,6 +182,9 @@ impl FlowTable {
     /// and unanswered SYNs.
     #[inline]
     pub fn expire(&mut self, now: Ts, out: &mut Vec<Event>) {
+        if !self.waiting_keys.is_empty() {
+            self.keys_arrived(now, out);
+        }
         if now < self.next_due {
             return;
         }

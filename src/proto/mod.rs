@@ -95,6 +95,18 @@ impl App {
         }
     }
 
+    /// A TLS connection holding records until its keys arrive.
+    pub fn holds_for_keys(&self) -> bool {
+        matches!(self, App::Tls(t) if t.is_holding())
+    }
+
+    /// The key store changed (live key log): held records may be read now.
+    pub fn keys_changed(&mut self, ts: Ts, out: &mut Vec<ProtoEvent>) {
+        if let App::Tls(t) = self {
+            t.keys_changed(ts, out);
+        }
+    }
+
     /// The TLS handshake's facts, for a TLS connection.
     pub fn tls(&self) -> Option<&tls::TlsConn> {
         match self {

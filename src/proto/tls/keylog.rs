@@ -308,7 +308,7 @@ impl Keys {
     }
 
     /// Live capture: a thread re-reads the key log as it grows (every
-    /// 10 ms; from the start again if it was truncated or replaced), so
+    /// 5 ms; from the start again if it was truncated or replaced), so
     /// reading it never holds up packets. The file may not exist yet.
     pub fn watch(&self, path: &str, stop: Arc<AtomicBool>) -> Result<std::thread::JoinHandle<()>, String> {
         if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
@@ -326,7 +326,7 @@ impl Keys {
                 let mut ino = None;
                 while !stop.load(Ordering::Relaxed) {
                     keys.poll(&path, &mut pos, &mut ino);
-                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    std::thread::sleep(std::time::Duration::from_millis(5));
                 }
             })
             .map_err(|e| format!("{err}: {e}"))

@@ -87,6 +87,14 @@ pub struct TlsInfo {
     pub reason: Option<Undecrypted>,
 }
 
+impl TlsInfo {
+    /// Neither decrypted nor given up: records are held for keys that may
+    /// still come (a key log being written).
+    pub fn awaiting_keys(&self) -> bool {
+        !self.decrypted && self.reason.is_none()
+    }
+}
+
 /// TLS counters of connections, added up by the flow table (summary `tls`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TlsStats {
@@ -350,6 +358,18 @@ impl TlsConn {
         }
     }
 
+    /// Records are held for keys not known yet.
+    pub fn is_holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The key store changed: read the held records if their keys came.
+    pub fn keys_changed(&mut self, ts: Ts, out: &mut Vec<ProtoEvent>) {
+        if !self.held.is_empty() {
+            self.release_held(ts, out);
+        }
+    }
+
     /// The sender in `dir` closed: a last look for late keys.
     pub fn closing(&mut self, dir: Dir, ts: Ts, how: &'static str, out: &mut Vec<ProtoEvent>) {
         if !self.held.is_empty() {
@@ -523,6 +543,10 @@ impl TlsConn {
             return;
         }
         self.held_bytes += rec.len();
+        if !self.was_held {
+            // Say so: a hop waiting for its keys is not inferred yet.
+            out.push(ProtoEvent::TlsInfo { ts, info: Box::new(self.info.clone()) });
+        }
         self.was_held = true;
         self.held.push_back((dir, ts, rec.to_vec()));
     }

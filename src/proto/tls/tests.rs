@@ -66,7 +66,7 @@ fn summary(ev: &[ProtoEvent]) -> Vec<String> {
                 info.version.unwrap_or("-"),
                 info.cipher.as_deref().unwrap_or("-"),
                 info.alpn.as_deref().unwrap_or("-"),
-                if info.decrypted { "decrypted" } else { info.reason.map_or("?", |r| r.name()) }
+                if info.decrypted { "decrypted" } else { info.reason.map_or("awaiting-keys", |r| r.name()) }
             ),
             ProtoEvent::Frame { .. } => "frame".into(),
             ProtoEvent::RelaySample { .. } => "relay".into(),
@@ -234,7 +234,11 @@ fn keys_that_arrive_later_still_decrypt_the_held_records() {
     let mut c_hs = t.key(0);
     feed(&mut a, Dir::ToServer, &c_hs.seal(22, &build::message(20, &[0; 32])), &mut out);
     feed(&mut a, Dir::ToServer, &c_ap.seal(23, REQ), &mut out);
-    assert_eq!(summary(&out), vec!["hello late"], "held, nothing decided yet");
+    assert_eq!(
+        summary(&out),
+        vec!["hello late", "info TLS 1.3 TLS_CHACHA20_POLY1305_SHA256 - awaiting-keys"],
+        "held, nothing decided yet"
+    );
     keys.add_text(t.keylog().as_bytes());
     // The next record (or the FIN) releases the held ones, in order.
     a.closing(Dir::ToServer, crate::time::Ts(2), "fin", &mut out);
