@@ -5,6 +5,7 @@
 pub mod canned;
 pub mod pipeline;
 pub mod streams;
+pub mod tls;
 
 use wstap::pipeline::Pipeline;
 use wstap::record::Record;

@@ -43,8 +43,14 @@ impl Diagnosis {
         if let (Some(c), Some(u)) = (x.client, x.upstream) {
             d["diff"] = Value::Array(evidence::diff(&c.req, &u.req, r));
         }
+        if let Some(c) = x.client
+            && let Some(t) = &c.tls
+        {
+            d["hops"]["client"]["tls"] = json!(crate::record::TlsHop::of(Some(t), None));
+        }
         if let Some(tf) = x.tls_front {
-            d["hops"]["client"] = json!({"flow": tf.flow.to_string(), "encrypted": true, "sni": tf.sni});
+            d["hops"]["client"] = json!({"flow": tf.flow.to_string(), "encrypted": true, "sni": tf.sni,
+                "tls": crate::record::TlsHop::of(tf.tls.as_deref(), tf.sni.as_deref())});
         }
         d
     }

@@ -58,7 +58,7 @@ fn traffic_box(app: &App) -> Paragraph<'static> {
             Span::styled("flows ", Style::new().fg(Color::DarkGray)),
             Span::raw(fmt_count(s.flows)),
         ]),
-        Line::from(vec![label("HTTP reqs"), Span::raw(fmt_count(s.http_requests))]),
+        Line::from(http_and_tls(s)),
         Line::from(vec![
             label("Reassembly"),
             Span::styled(
@@ -70,6 +70,23 @@ fn traffic_box(app: &App) -> Paragraph<'static> {
         Line::from(vec![label("Time"), Span::raw(time)]),
     ];
     Paragraph::new(lines).block(Block::bordered().title(" Traffic "))
+}
+
+/// HTTP requests, and when TLS was seen how many of its connections were
+/// decrypted (amber when some were not: their hops are inferred).
+fn http_and_tls(s: &crate::record::Summary) -> Vec<Span<'static>> {
+    let mut v = vec![label("HTTP reqs"), Span::raw(format!("{:<9}", fmt_count(s.http_requests)))];
+    if let Some(t) = &s.tls {
+        v.push(Span::styled("TLS ", Style::new().fg(Color::DarkGray)));
+        let missing: u64 = t.not_decrypted.values().sum();
+        let style = if missing > 0 { Style::new().fg(AMBER) } else { Style::new() };
+        let mut text = format!("{}/{} decrypted", fmt_count(t.decrypted), fmt_count(t.connections));
+        if let Some((why, _)) = t.not_decrypted.iter().max_by_key(|(_, n)| **n) {
+            text += &format!(" ({why})");
+        }
+        v.push(Span::styled(text, style));
+    }
+    v
 }
 
 fn handshakes_box(app: &App) -> Paragraph<'static> {
