@@ -308,12 +308,31 @@ impl TlsConn {
         if self.halves[d].dead {
             return;
         }
-        self.halves[d].buf.extend_from_slice(data);
+        if self.halves[d].buf.is_empty() {
+            // Whole records straight from the segment; only a cut one is kept.
+            if let Some(used) = self.records(dir, ts, data, out) {
+                self.halves[d].buf.extend_from_slice(&data[used..]);
+            }
+        } else {
+            let mut buf = std::mem::take(&mut self.halves[d].buf);
+            buf.extend_from_slice(data);
+            if let Some(used) = self.records(dir, ts, &buf, out) {
+                buf.drain(..used);
+                self.halves[d].buf = buf;
+            }
+        }
+    }
+
+    /// Reads the complete records at the start of `src`; returns how many
+    /// bytes they took, or None when this direction (or the connection)
+    /// can be read no further.
+    fn records(&mut self, dir: Dir, ts: Ts, src: &[u8], out: &mut Vec<ProtoEvent>) -> Option<usize> {
+        let d = dir.index();
         let mut at = 0;
         loop {
-            let buf = &self.halves[d].buf[at..];
+            let buf = &src[at..];
             if buf.len() < 5 {
-                break;
+                return Some(at);
             }
             let (ty, major, len) = (buf[0], buf[1], u16::from_be_bytes([buf[3], buf[4]]) as usize);
             if !(CT_CCS..=CT_HEARTBEAT).contains(&ty) || major != 3 || len > MAX_RECORD {
@@ -321,10 +340,10 @@ impl TlsConn {
                 self.halves[d].buf = Vec::new();
                 let why = if self.negotiated { Undecrypted::StreamGap } else { Undecrypted::Malformed };
                 self.fail(why, ts, out);
-                return;
+                return None;
             }
             if buf.len() < 5 + len {
-                break;
+                return Some(at);
             }
             let mut rec = std::mem::take(&mut self.rec);
             rec.clear();
@@ -333,14 +352,8 @@ impl TlsConn {
             self.record(dir, ts, &mut rec, out);
             self.rec = rec;
             if self.halves[d].dead || (self.failed.is_some() && !self.info.decrypted) {
-                return;
+                return None;
             }
-        }
-        let h = &mut self.halves[d];
-        if at == h.buf.len() {
-            h.buf.clear();
-        } else if at > 0 {
-            h.buf.drain(..at);
         }
     }
 
@@ -651,13 +664,9 @@ impl TlsConn {
                     out.push(ProtoEvent::TlsInfo { ts, info: Box::new(self.info.clone()) });
                 }
                 self.stats.bytes += plain.len() as u64;
-                let plain = plain.to_vec();
-                self.inner.data(dir, ts, &plain, out);
+                self.inner.data(dir, ts, plain, out);
             }
-            CT_HANDSHAKE if self.tls13 => {
-                let plain = plain.to_vec();
-                self.handshake13(dir, &plain);
-            }
+            CT_HANDSHAKE if self.tls13 => self.handshake13(dir, plain),
             _ => {} // Finished (TLS 1.2), alerts
         }
     }
