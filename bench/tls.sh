@@ -68,12 +68,14 @@ table() { # FILE then lines "label|command"
   echo "|---|---|---:|---:|---:|---:|"
   while IFS='|' read -r name cmd; do
     read -r t rss < <(measure bash -c "$cmd")
+    echo "$name|$t" >>"$OUT/tls.times"
     [ -z "$base" ] && base=$t
     awk -v n="$name" -v c="$cmd" -v t="$t" -v b="$base" -v mb="$(mb "$file")" -v rss="$rss" 'BEGIN {
       printf "| %s | `%s` | %.2f | %.2fx | %.0f | %.1f |\n", n, c, t, t / b, mb / t, rss / 1024 }'
   done
 }
 
+: >"$OUT/tls.times"
 {
   echo "## TLS decryption, $(date -u +%Y-%m-%d), $(nproc) cores, runs: $RUNS (median)"
   echo
@@ -88,19 +90,27 @@ table() { # FILE then lines "label|command"
   # Decryption's own rate: the ciphertext of the client hop over the time
   # the keys added (one core: wstap is single-threaded).
   "$WSTAP" -r "$tls" --json --keylog "$keys" | tail -1 >"$OUT/tls.summary.json"
-  python3 - "$OUT/tls.summary.json" "$OUT" "$RUNS" <<'PY'
+  python3 - "$OUT/tls.summary.json" "$OUT/tls.times" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))["tls"]
+t = dict(l.strip().split("|") for l in open(sys.argv[2]) if "|" in l)
+cipher = s["bytes"] + 22 * s["records"]  # TLS 1.3 AES-GCM: header, type, tag per record
+extra = float(t["wstap, TLS capture, --keylog"]) - float(t["wstap, plaintext capture"])
 print()
 print(f"Decrypted: {s['decrypted']}/{s['connections']} connections, {s['records']} records, "
-      f"{s['bytes'] / 1e6:.1f} MB of application data, {s['auth_failures']} authentication failures.")
+      f"{s['bytes'] / 1e6:.1f} MB of application data ({cipher / 1e6:.1f} MB of records), "
+      f"{s['auth_failures']} authentication failures.")
+if extra > 0:
+    print(f"TLS work (record layer, key schedule, AEAD) over the same analysis in plaintext: {extra:.2f} s "
+          f"for {cipher / 1e6:.1f} MB of records: {cipher / 1e6 / extra:.0f} MB/s on one core "
+          f"({extra / s['records'] * 1e6:.2f} us per record).")
 PY
   echo
-  echo "### beside tshark (a tenth of the size: $(mb "$small") MB)"
+  echo "### beside tshark, the same TLS capture"
   echo
   {
-    echo "wstap, TLS capture, --keylog|$WSTAP -r $small -q --keylog $smallkeys"
-    echo "tshark -o tls.keylog_file, HTTP|tshark -r $small -o tls.keylog_file:$smallkeys -d tcp.port==$FRONT,tls -d tls.port==$FRONT,http -Y http.request"
-  } | table "$small"
+    echo "wstap, TLS capture, --keylog|$WSTAP -r $tls -q --keylog $keys"
+    echo "tshark -o tls.keylog_file, HTTP|tshark -r $tls -o tls.keylog_file:$keys -d tcp.port==$FRONT,tls -d tls.port==$FRONT,http -Y http.request"
+  } | table "$tls"
 } | tee "$OUT/tls-results.md"
 echo "bench: results in $OUT/tls-results.md" >&2

@@ -27,6 +27,9 @@ pub struct FileSource {
     left: Option<u64>,
 }
 
+/// An explicit tag: a one-byte compare per packet picks the reader (a niche
+/// in the readers' fields would take several).
+#[repr(u8)]
 enum Reader {
     Libpcap(Capture<Offline>),
     Fast(FastPcap),

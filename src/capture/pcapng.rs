@@ -250,6 +250,7 @@ impl PcapngReader {
 
     /// The next packet (secrets blocks are handed to the key store on the
     /// way). Damage ends the input as `Truncated`.
+    #[inline(never)]
     pub fn next_packet(&mut self) -> crate::error::Result<Next<'_>> {
         loop {
             let (ty, a, b) = match self.block_range() {

@@ -78,6 +78,7 @@ pub enum App {
 impl App {
     /// True when nothing more will be parsed on this connection, so the
     /// connection layer can stop reassembling it.
+    #[inline]
     pub fn is_opaque(&self) -> bool {
         match self {
             App::Opaque => true,
@@ -119,8 +120,9 @@ impl App {
         if data.is_empty() {
             return;
         }
-        let verbose = matches!(self, App::DetectVerbose(_));
         if let App::Detect(keys) | App::DetectVerbose(keys) = self {
+            let keys = keys.clone();
+            let verbose = matches!(self, App::DetectVerbose(_));
             let http = || Box::new(http::HttpConn::new(verbose));
             *self = match dir {
                 Dir::ToServer if tls::is_client_hello(data) => {
@@ -129,7 +131,7 @@ impl App {
                 Dir::ToServer if http::looks_like_request(data) => App::Http(http()),
                 Dir::ToClient if http::looks_like_response(data) => App::Http(http()),
                 _ if tls::looks_like_record(data) => {
-                    App::Tls(Box::new(tls::TlsConn::midstream(keys.clone(), verbose, ts, out)))
+                    App::Tls(Box::new(tls::TlsConn::midstream(keys, verbose, ts, out)))
                 }
                 _ => App::Opaque,
             };

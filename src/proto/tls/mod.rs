@@ -261,6 +261,7 @@ impl TlsConn {
     }
 
     /// Nothing more will be read on this connection.
+    #[inline(never)]
     pub fn is_opaque(&self) -> bool {
         self.failed.is_some() && (self.stats.records == 0 || self.inner.is_opaque())
             || (self.halves[0].dead && self.halves[1].dead)
