@@ -35,7 +35,7 @@ ALL=(
     chain-haproxy-nginx nginx-pipelined-plain nginx-bench
     nginx-backend-crash nginx-bench-uncompressed
     caddy-healthy caddy-stripped
-    nginx-tls13 nginx-tls12 nginx-tls-stripped nginx-tls-idle haproxy-tls haproxy-tls-idle
+    nginx-tls13 nginx-tls12 nginx-tls-stripped nginx-tls-idle haproxy-tls haproxy-tls-idle haproxy-tls-stripped
 )
 
 # ----------------------------------------------------------------------------
@@ -775,7 +775,7 @@ sc_nginx_tls13() {
 
 sc_nginx_tls12() {
     local F=18402 B=13402
-    nginx_tls $F $B TLSv1.2 "ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:AES128-GCM-SHA256;" \
+    nginx_tls $F $B TLSv1.2 "ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:AES128-GCM-SHA256; ssl_conf_command Options -ExtendedMasterSecret;" \
         "$TLS_UPGRADE_OK" "" || return 1
     cap_start "tcp port $F or tcp port $B"
     node_ws 30 wss://127.0.0.1:$F/ws --count 1 --messages 3 --pings 1 --close --max-tls 1.2 --ciphers ECDHE-RSA-CHACHA20-POLY1305 --group node-chacha
@@ -783,9 +783,9 @@ sc_nginx_tls12() {
     curl_https https://localhost:$F /api/one /api/two -- --tls-max 1.2 --ciphers ECDHE-RSA-AES256-GCM-SHA384
     chromium_page https://localhost:$F/page.html
     cap_stop
-    META=(proxy=nginx scenario="nginx TLS 1.2 front: Node ws with ECDHE-RSA-CHACHA20-POLY1305 and with RSA key exchange (AES128-GCM-SHA256), curl with ECDHE-RSA-AES256-GCM-SHA384, headless chromium (its choice, ECDHE-RSA-AES128-GCM); extended master secret on every connection (OpenSSL and BoringSSL default)"
+    META=(proxy=nginx scenario="nginx TLS 1.2 front without extended master secret (ssl_conf_command Options -ExtendedMasterSecret): Node ws with ECDHE-RSA-CHACHA20-POLY1305 and with RSA key exchange (AES128-GCM-SHA256), curl with ECDHE-RSA-AES256-GCM-SHA384, headless chromium (its choice, ECDHE-RSA-AES128-GCM)"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds= keylog=$NAME.keys
-        notes="TLS 1.2 keys are CLIENT_RANDOM master secrets.")
+        notes="TLS 1.2 keys are CLIENT_RANDOM master secrets. The TLS 1.2 connections of haproxy-tls use the extended master secret (the default).")
 }
 
 sc_nginx_tls_stripped() {
@@ -860,6 +860,18 @@ sc_haproxy_tls_idle() {
     META=(proxy=haproxy scenario="haproxy TLS front with timeout tunnel 5s and its own key log: 1 idle Node ws session, 1 with 2 s client pings"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=idle-timeout-close optional_kinds= keylog=$NAME.keys
         notes="haproxy closes both sides of the idle tunnel after 5 s without a Close frame.")
+}
+
+sc_haproxy_tls_stripped() {
+    local F=18407 B=13407
+    haproxy_tls $F $B 1h "http-request del-header Upgrade" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    node_ws 30 wss://127.0.0.1:$F/ws --count 2 --messages 3 --close --group node
+    cap_stop
+    haproxy_keys
+    META=(proxy=haproxy scenario="haproxy TLS front with 'http-request del-header Upgrade' and its own key log; Node ws client"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=upgrade-stripped optional_kinds= keylog=$NAME.keys
+        notes="Upstream request keeps 'Connection: upgrade' without Upgrade; the backend answers 426, relayed over TLS.")
 }
 
 # ----------------------------------------------------------------------------

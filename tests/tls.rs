@@ -20,6 +20,7 @@ const TLS: &[(&str, u16, &[&str])] = &[
     ("nginx-tls-idle", 18404, &["idle-timeout-close"]),
     ("haproxy-tls", 18405, &[]),
     ("haproxy-tls-idle", 18406, &["idle-timeout-close"]),
+    ("haproxy-tls-stripped", 18407, &["upgrade-stripped", "upgrade-stripped"]),
 ];
 
 fn keys(name: &str) -> String {
@@ -135,6 +136,39 @@ fn tls13_key_update_and_every_client_is_decrypted() {
         "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
     ] {
         assert!(ciphers.contains(c), "{c} not in {ciphers:?}");
+    }
+}
+
+/// TLS 1.2 with and without the extended master secret (RFC 7627): the
+/// CLIENT_RANDOM line carries the master secret either way. tshark says
+/// which ServerHellos had the extension.
+#[test]
+fn tls12_with_and_without_extended_master_secret() {
+    if Command::new("tshark").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "tshark is a test dependency (scripts/deps.sh)");
+        return;
+    }
+    for (name, ems) in [("nginx-tls12", false), ("haproxy-tls", true)] {
+        let out = Command::new("tshark")
+            .args([
+                "-r",
+                capture(name).to_str().unwrap(),
+                "-Y",
+                "tls.handshake.type==2 && !tls.handshake.extensions.supported_version",
+            ])
+            .args(["-T", "fields", "-e", "tls.handshake.extension.type"])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        let hellos: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+        assert!(!hellos.is_empty(), "{name}: TLS 1.2 ServerHellos");
+        for h in &hellos {
+            assert_eq!(h.split(',').any(|t| t == "23"), ems, "{name}: extended_master_secret in {h}");
+        }
+        let rs = with_keys(name, &[]);
+        let tls12 = of_type(&rs, "handshake").iter().filter(|h| h["client"]["tls"]["version"] == "TLS 1.2").count();
+        assert!(tls12 >= 1, "{name}");
+        assert!(of_type(&rs, "handshake").iter().all(|h| h["client"]["tls"]["decrypted"] == true));
     }
 }
 
