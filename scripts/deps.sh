@@ -2,14 +2,15 @@
 # Installs what building and testing wstap need on Debian, skipping what is
 # already there: libpcap-dev to build; nginx, tcpdump, tmux and Python's
 # websockets for the live-capture and dashboard tests; tshark, the
-# conformance peer of the TLS decryption tests (tests/tls.rs).
+# conformance peer of the TLS decryption tests (tests/tls.rs); curl and
+# openssl for the live TLS test (tests/live/tls.sh).
 #   bash scripts/deps.sh          build + test dependencies
 #   bash scripts/deps.sh build    only what building needs
 set -euo pipefail
 
 want=(libpcap-dev pkg-config)
 if [ "${1:-test}" != build ]; then
-  want+=(nginx-light tcpdump tmux procps tshark)
+  want+=(nginx-light tcpdump tmux procps tshark curl openssl)
 fi
 
 missing=()
