@@ -113,6 +113,9 @@ fn finding(
         message: format!("{kind} on {path}"),
         fix: Some(format!("Fix for {kind}: add proxy_set_header Upgrade $http_upgrade;")),
         detail,
+        fault: 0,
+        primary: true,
+        also: Vec::new(),
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod index;
 pub mod metrics;
+pub mod order;
 pub mod pair;
 pub mod roles;
 pub mod session;
@@ -105,6 +106,9 @@ struct PendingSession {
     path: String,
     hops: Vec<(Role, ConnId)>,
     start: Ts,
+    /// First FIN or RST on one of its hops: its record (stamped with its
+    /// end) cannot be stamped earlier.
+    closing_since: Option<Ts>,
 }
 
 #[derive(Default, Clone)]
@@ -175,7 +179,11 @@ pub struct Analyzer {
     relay_samples: Vec<f64>,
     /// Relay samples waiting for their copy on the other hop.
     relay_pending: FxHashMap<(ConnId, u8, u64), (ConnId, Ts)>,
-    out: Vec<Record>,
+    out: order::Reorder,
+    /// Requests in arrival order (the oldest one still waiting holds the
+    /// output back: its handshake record will be stamped with its time).
+    arrivals: VecDeque<(TxnId, Ts)>,
+    next_fault: u64,
     last_tick: Option<Ts>,
 }
 
@@ -210,18 +218,47 @@ impl Analyzer {
             stats: AnalyzerStats::default(),
             relay_samples: Vec::new(),
             relay_pending: FxHashMap::default(),
-            out: Vec::new(),
+            out: order::Reorder::default(),
+            arrivals: VecDeque::new(),
+            next_fault: 0,
             last_tick: None,
         }
     }
 
     pub fn has_output(&self) -> bool {
-        !self.out.is_empty()
+        self.out.has_ready()
     }
 
-    /// Records produced so far (drained by the pipeline into sinks).
+    /// Records ready to be written, in time order (drained by the pipeline
+    /// into sinks).
     pub fn drain(&mut self) -> std::vec::Drain<'_, Record> {
-        self.out.drain(..)
+        self.out.drain()
+    }
+
+    /// Records written out of time order so far (held past the bound).
+    pub fn forced_out_of_order(&self) -> u64 {
+        self.out.forced
+    }
+
+    /// The earliest stamp a record not written yet may carry, as of `now`.
+    fn watermark(&mut self, now: Ts) -> Ts {
+        while let Some(&(id, _)) = self.arrivals.front() {
+            if self.txns.get(&id).is_some_and(|t| !t.done) {
+                break;
+            }
+            self.arrivals.pop_front();
+        }
+        let mut w = now;
+        if let Some(&(_, t)) = self.arrivals.front() {
+            w = w.min(t);
+        }
+        if let Some(t) = self.sessions.values().filter_map(|s| s.closing_since).min() {
+            w = w.min(t);
+        }
+        if let Some(t) = self.detectors.pending_since() {
+            w = w.min(t);
+        }
+        w.max(now.add_secs(-order::MAX_HOLD_S))
     }
 
     pub fn open_sessions(&self) -> impl Iterator<Item = OpenSession> + '_ {
@@ -374,11 +411,15 @@ impl Analyzer {
             }
             EventKind::Anomaly { what, .. } => *self.stats.anomalies.entry(what).or_default() += 1,
             EventKind::Fin { dir } => {
+                self.session_closing(conn, ts);
                 if dir == Dir::ToClient {
                     self.end_waiting(conn, ts, TxnEnd::ServerClosed);
+                } else {
+                    self.client_closed(conn, ts);
                 }
             }
             EventKind::Rst { dir } => {
+                self.session_closing(conn, ts);
                 let end = if dir == Dir::ToClient { TxnEnd::ServerReset } else { TxnEnd::ClientReset };
                 self.end_waiting(conn, ts, end);
             }
@@ -421,6 +462,7 @@ impl Analyzer {
             resp: None,
             resp_ts: None,
             end: None,
+            client_fin: None,
             from: None,
             to: None,
             retried: 0,
@@ -462,6 +504,7 @@ impl Analyzer {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.waiting.push_back(id);
         }
+        self.arrivals.push_back((id, ts));
         self.open.insert(&t);
         self.txns.insert(id, t);
     }
@@ -563,6 +606,12 @@ impl Analyzer {
         let waiting: Vec<TxnId> = c.waiting.drain(..).collect();
         for tid in waiting {
             if let Some(t) = self.txns.get_mut(&tid) {
+                // Who closed first decides: a server closing after the
+                // client side already did is answering the client's close.
+                let end = match end {
+                    TxnEnd::ServerClosed | TxnEnd::ServerReset if t.client_fin.is_some() => TxnEnd::ClientClosed,
+                    e => e,
+                };
                 t.end = Some((ts, end));
             }
             self.finish_txn(tid);
@@ -739,7 +788,16 @@ impl Analyzer {
             }
             self.sessions.insert(
                 sid,
-                PendingSession { id: sid, chain, hop_index: front.hop_index, handshake: hid, path, hops, start },
+                PendingSession {
+                    id: sid,
+                    chain,
+                    hop_index: front.hop_index,
+                    handshake: hid,
+                    path,
+                    hops,
+                    start,
+                    closing_since: None,
+                },
             );
             self.try_end_session(sid, false);
         }
@@ -810,8 +868,34 @@ impl Analyzer {
         self.flush_findings();
     }
 
+    /// A hop of an open session began to close.
+    fn session_closing(&mut self, conn: ConnId, ts: Ts) {
+        if let Some(ids) = self.conn_sessions.get(&conn) {
+            for sid in ids {
+                if let Some(s) = self.sessions.get_mut(sid) {
+                    s.closing_since.get_or_insert(ts);
+                }
+            }
+        }
+    }
+
+    /// The initiator half-closed a connection with requests still waiting
+    /// (a proxy giving up on its upstream): who closed first decides later.
+    fn client_closed(&mut self, conn: ConnId, ts: Ts) {
+        let Some(c) = self.conns.get(&conn) else { return };
+        for tid in &c.waiting {
+            if let Some(t) = self.txns.get_mut(tid) {
+                t.client_fin.get_or_insert(ts);
+            }
+        }
+    }
+
     fn flush_findings(&mut self) {
-        for f in self.findings.drain(..) {
+        for mut f in self.findings.drain(..) {
+            if f.primary || self.next_fault == 0 {
+                self.next_fault += 1;
+            }
+            f.fault = self.next_fault;
             *self.stats.findings.entry(f.kind).or_default() += 1;
             match f.severity {
                 crate::detect::Severity::Error => self.stats.errors += 1,
@@ -855,6 +939,8 @@ impl Analyzer {
         self.relay_pending.retain(|_, (_, t)| now.since(*t) < 10.0);
         self.detectors.on_tick(now, open, &mut self.findings);
         self.flush_findings();
+        let w = self.watermark(now);
+        self.out.release(w);
     }
 
     /// End of input (after the flow table's final `Close` events).
@@ -875,6 +961,7 @@ impl Analyzer {
         }
         self.detectors.finish(now, &mut self.findings);
         self.flush_findings();
+        self.out.release_all();
     }
 }
 
@@ -906,7 +993,7 @@ fn hop_record(t: &Txn, r: Redactor) -> Hop {
         server: resp.and_then(|x| x.headers.get("server")).map(str::to_string),
         request_ts: Some(round_us(t.req_ts.secs())),
         response_ts: t.resp_ts.map(|x| round_us(x.secs())),
-        end: if resp.is_none() { t.end.map(|(_, e)| e.name()) } else { None },
+        end: t.end_name(),
         encrypted: false,
         sni: None,
     }

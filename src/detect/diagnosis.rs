@@ -128,6 +128,9 @@ pub(super) fn finding(
         message,
         fix,
         detail,
+        fault: 0,
+        primary: true,
+        also: Vec::new(),
     }
 }
 

@@ -11,6 +11,7 @@ use super::{Finding, Severity};
 use crate::correlate::{Exchange, Txn, TxnEnd};
 use crate::flow::Endpoint;
 use crate::proto::Version;
+use crate::time::Ts;
 
 /// What the backend did, in words.
 fn backend_did(u: &Txn) -> String {
@@ -142,37 +143,75 @@ impl Diagnosis {
                     out.push(about(x, proxy, "handshake-rejected", Severity::Warning, fl, msg, d));
                 }
             }
-            (None, Some((_, TxnEnd::ServerClosed | TxnEnd::ServerReset))) => {
+            (None, _) => self.no_answer(x, c, u, proxy, fl, out),
+        }
+        self.forwarded_proto(x, Some(c), u, proxy, out);
+    }
+
+    /// The backend never answered the forwarded request. Who closed the
+    /// upstream connection first decides whose doing it was, never the
+    /// timing of the client's response: the backend closing first is a
+    /// premature close; the proxy closing first (its timeout) is an
+    /// upstream timeout, unless the client had given up before it.
+    fn no_answer(&mut self, x: &Exchange<'_>, c: &Txn, u: &Txn, proxy: Proxy, fl: Vec<String>, out: &mut Vec<Finding>) {
+        let up = u.flow.dst;
+        let pname = proxy.name();
+        let proxy_closed = u.client_fin.filter(|pf| u.end.is_none_or(|(t, _)| *pf <= t));
+        let backend_closed = match u.end {
+            Some((t, TxnEnd::ServerClosed | TxnEnd::ServerReset)) => Some(t),
+            _ => None,
+        };
+        // The client left first: its FIN or RST on the client hop came
+        // before the proxy closed upstream.
+        let client_left = |t: Ts| {
+            c.client_fin.is_some_and(|cf| cf <= t) || matches!(c.end, Some((ct, TxnEnd::ClientReset)) if ct <= t)
+        };
+        if let Some(pf) = proxy_closed {
+            if client_left(pf) {
+                return;
+            }
+            let waited = pf.since(u.req_ts);
+            let msg = format!(
+                "the backend at {up} accepted the connection but never answered {} {}; {pname} gave up after {waited:.1} s and closed the upstream connection first (its FIN), then the client got {}",
+                u.req.method,
+                x.path,
+                status_word(c)
+            );
+            let mut d = self.detail(x);
+            d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
+            d["first_closed"] = json!("proxy");
+            out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
+        } else if let Some(bt) = backend_closed {
+            let msg = format!(
+                "the backend at {up} {} before sending any response to {} {}; the client got {}",
+                if matches!(u.end, Some((_, TxnEnd::ServerReset))) {
+                    "reset the connection"
+                } else {
+                    "closed the connection"
+                },
+                u.req.method,
+                x.path,
+                status_word(c)
+            );
+            let mut d = self.detail(x);
+            d["first_closed"] = json!("backend");
+            d["waited_s"] = json!((bt.since(u.req_ts) * 1000.0).round() / 1000.0);
+            out.push(about(x, proxy, "upstream-premature-close", Severity::Error, fl, msg, d));
+        } else {
+            let gave_up = c.failed() || c.status().is_some_and(|s| s >= 500 || s == 408);
+            if gave_up {
+                let waited = c.finished_at().map(|t| t.since(u.req_ts)).unwrap_or(0.0);
                 let msg = format!(
-                    "the backend at {up} {} before sending any response to {} {}; the client got {}",
-                    if matches!(u.end, Some((_, TxnEnd::ServerReset))) {
-                        "reset the connection"
-                    } else {
-                        "closed the connection"
-                    },
+                    "the backend at {up} accepted the connection but never answered {} {}; {pname} gave up after {waited:.1} s and the client got {}",
                     u.req.method,
                     x.path,
                     status_word(c)
                 );
-                out.push(about(x, proxy, "upstream-premature-close", Severity::Error, fl, msg, self.detail(x)));
-            }
-            (None, _) => {
-                let gave_up = c.failed() || c.status().is_some_and(|s| s >= 500 || s == 408);
-                if gave_up {
-                    let waited = c.finished_at().map(|t| t.since(u.req_ts)).unwrap_or(0.0);
-                    let msg = format!(
-                        "the backend at {up} accepted the connection but never answered {} {}; {pname} gave up after {waited:.1} s and the client got {}",
-                        u.req.method,
-                        x.path,
-                        status_word(c)
-                    );
-                    let mut d = self.detail(x);
-                    d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
-                    out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
-                }
+                let mut d = self.detail(x);
+                d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
+                out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
             }
         }
-        self.forwarded_proto(x, Some(c), u, proxy, out);
     }
 
     /// Reports an upgrade-stripped finding, noting the paths through the
@@ -284,12 +323,28 @@ impl Diagnosis {
                 d["status"] = json!(s);
                 out.push(about(x, proxy, "handshake-rejected", Severity::Warning, fl, msg, d));
             }
+            (None, _) if u.client_fin.is_some_and(|pf| u.end.is_none_or(|(t, _)| pf <= t)) => {
+                let waited = u.client_fin.map_or(0.0, |pf| pf.since(u.req_ts));
+                let msg = format!(
+                    "the backend at {} accepted the connection but never answered {} {}; {} gave up after {waited:.1} s and closed the connection first",
+                    u.flow.dst,
+                    u.req.method,
+                    x.path,
+                    proxy.name()
+                );
+                let mut d = self.detail(x);
+                d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
+                d["first_closed"] = json!("proxy");
+                out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
+            }
             (None, Some((_, TxnEnd::ServerClosed | TxnEnd::ServerReset))) => {
                 let msg = format!(
                     "the backend at {} closed the connection before answering {} {}",
                     u.flow.dst, u.req.method, x.path
                 );
-                out.push(about(x, proxy, "upstream-premature-close", Severity::Error, fl, msg, self.detail(x)));
+                let mut d = self.detail(x);
+                d["first_closed"] = json!("backend");
+                out.push(about(x, proxy, "upstream-premature-close", Severity::Error, fl, msg, d));
             }
             _ => {}
         }
