@@ -50,7 +50,7 @@ impl Diagnosis {
         d
     }
 
-    pub(super) fn websocket(&mut self, x: &Exchange<'_>, proxy: Proxy, out: &mut Vec<Finding>) {
+    pub(super) fn websocket(&mut self, x: &Exchange<'_>, proxy: Proxy, evidence: &[String], out: &mut Vec<Finding>) {
         let before = out.len();
         match (x.client, x.upstream) {
             (Some(c), Some(u)) => self.both_hops(x, c, u, proxy, out),
@@ -63,6 +63,23 @@ impl Diagnosis {
             && let Some(h) = x.handshake
         {
             self.bad_handshakes.insert(h);
+        }
+        let mut fs: Vec<Finding> = out.drain(before..).collect();
+        one_fault(&mut fs);
+        for f in &mut fs {
+            super::diagnosis::set_evidence(f, evidence);
+        }
+        // An upgrade-stripped fault waits (offline, bounded) for the other
+        // paths through the same front, to tell a location mistake apart.
+        let stripped = fs.iter().position(|f| f.kind == "upgrade-stripped");
+        match (stripped, x.client) {
+            (Some(i), Some(c)) => {
+                let n = 1 + fs[i + 1..].iter().take_while(|f| !f.primary).count();
+                let group: Vec<Finding> = fs.drain(i..i + n).collect();
+                out.append(&mut fs);
+                self.stripped(group, c.flow.dst, out);
+            }
+            _ => out.append(&mut fs),
         }
     }
 
@@ -100,8 +117,7 @@ impl Diagnosis {
                 d["mangled"] =
                     json!(uh.mangled.iter().map(|(n, v)| json!({"header": n, "value": v})).collect::<Vec<_>>());
                 d["backend_status"] = json!(u.status());
-                let f = about(x, proxy, "upgrade-stripped", Severity::Error, fl.clone(), msg, d);
-                self.stripped(f, front, out);
+                out.push(about(x, proxy, "upgrade-stripped", Severity::Error, fl.clone(), msg, d));
             }
         } else if c.from.is_none() {
             self.headers_missing(x, c, proxy, out);
@@ -214,14 +230,29 @@ impl Diagnosis {
         }
     }
 
-    /// Reports an upgrade-stripped finding, noting the paths through the
-    /// same proxy that keep their headers (a location-block mistake).
-    /// Offline, held to the end so that later paths count too.
-    fn stripped(&mut self, f: Finding, front: Endpoint, out: &mut Vec<Finding>) {
+    /// Reports an upgrade-stripped fault (the lead finding and the ones
+    /// tied to it), noting the paths through the same proxy that keep
+    /// their headers (a location-block mistake). Offline, held up to
+    /// [`HINT_WAIT_S`] so that paths seen a little later count too.
+    fn stripped(&mut self, mut group: Vec<Finding>, front: Endpoint, out: &mut Vec<Finding>) {
         if self.hold_stripped {
-            self.held.push((f, front));
+            self.held.push((group, front));
         } else {
-            out.push(self.annotate_stripped(f, front));
+            group[0] = self.annotate_stripped(group[0].clone(), front);
+            out.append(&mut group);
+        }
+    }
+
+    /// Held upgrade-stripped faults whose wait is over (all at the end).
+    pub(super) fn release_stripped(&mut self, now: Ts, all: bool, out: &mut Vec<Finding>) {
+        let held = std::mem::take(&mut self.held);
+        for (mut group, front) in held {
+            if all || now.since(Ts::from_secs_f64(group[0].ts)) >= HINT_WAIT_S {
+                group[0] = self.annotate_stripped(group[0].clone(), front);
+                out.append(&mut group);
+            } else {
+                self.held.push((group, front));
+            }
         }
     }
 
@@ -248,6 +279,7 @@ impl Diagnosis {
         if !upgrade_headers(&c.req).intact() && c.from.is_none() {
             self.headers_missing(x, c, proxy, out);
         }
+        self.lone_http10(x, c, proxy, out);
         if c.upgraded() || !(c.resp.is_some() || c.failed()) {
             return;
         }
@@ -302,15 +334,7 @@ impl Diagnosis {
         if !upgrade_headers(&u.req).intact() {
             self.headers_missing(x, u, proxy, out);
         }
-        if u.req.version == Version::Http10 {
-            let msg = format!(
-                "the WebSocket upgrade for {} reached {} over HTTP/1.0; {}",
-                x.path,
-                u.flow.dst,
-                backend_did(u)
-            );
-            out.push(about(x, proxy, "upstream-http10", Severity::Error, fl.clone(), msg, self.detail(x)));
-        }
+        self.lone_http10(x, u, proxy, out);
         match (u.status(), u.end) {
             (Some(s), _) if s != 101 && complete_upgrade(&u.req) => {
                 let msg = format!(
@@ -351,6 +375,26 @@ impl Diagnosis {
         self.forwarded_proto(x, None, u, proxy, out);
     }
 
+    /// An upgrade request seen on one hop only, over HTTP/1.0: no WebSocket
+    /// client speaks HTTP/1.0, so a proxy in front forwarded it that way
+    /// (nginx's default proxy_http_version). The request line says it all.
+    fn lone_http10(&mut self, x: &Exchange<'_>, t: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
+        let ws = t.req.headers.has("sec-websocket-key") || t.req.headers.has("sec-websocket-version");
+        if t.req.version != Version::Http10 || !ws {
+            return;
+        }
+        let msg = format!(
+            "the WebSocket upgrade for {} reached {} over HTTP/1.0 (Upgrade needs HTTP/1.1; no WebSocket client sends HTTP/1.0, so {} forwarded it that way); {}",
+            x.path,
+            t.flow.dst,
+            if proxy == Proxy::Unknown { "a proxy in front".to_string() } else { proxy.name().to_string() },
+            backend_did(t)
+        );
+        let mut d = self.detail(x);
+        d["backend_status"] = json!(t.status());
+        out.push(about(x, proxy, "upstream-http10", Severity::Error, flows(&[Some(t)]), msg, d));
+    }
+
     /// A request with a WebSocket key but without the upgrade headers,
     /// whose previous hop is not visible: a hop in front dropped them.
     fn headers_missing(&mut self, x: &Exchange<'_>, t: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
@@ -364,10 +408,11 @@ impl Diagnosis {
             "a hop in front of this capture (CDN, load balancer, or TLS terminator)"
         };
         let msg = format!(
-            "{} {} reached {} with a Sec-WebSocket-Key but {}: {front} dropped them; {}",
+            "{} {} reached {}{} with a Sec-WebSocket-Key but {}: {front} dropped them; {}",
             t.req.method,
             x.path,
             t.flow.dst,
+            if t.req.version == Version::Http10 { " over HTTP/1.0" } else { "" },
             h.describe(),
             match &t.resp {
                 Some(_) => format!("the server answered {}", evidence::saw(t)),
@@ -457,6 +502,31 @@ impl Diagnosis {
         d["hop"] = json!(t.flow.to_string());
         out.push(about(x, proxy, "bad-accept", Severity::Error, flows(&[x.client, x.upstream]), msg, d));
     }
+}
+
+/// Offline, an upgrade-stripped fault waits this long (packet time) for
+/// other paths through the same front before it is written.
+pub const HINT_WAIT_S: f64 = 10.0;
+
+/// One fault, one finding: an upgrade forwarded over HTTP/1.0 that also
+/// lost its upgrade headers is one mistake (nginx's bare `proxy_pass`),
+/// filed as `upgrade-stripped` (or `upgrade-headers-missing` on one hop)
+/// with `upstream-http10` tied to it. The lead comes first.
+pub(super) fn one_fault(fs: &mut Vec<Finding>) {
+    let Some(h) = fs.iter().position(|f| f.kind == "upstream-http10") else { return };
+    let Some(l) = fs.iter().position(|f| f.kind == "upgrade-stripped" || f.kind == "upgrade-headers-missing") else {
+        return;
+    };
+    let mut related = fs.remove(h);
+    let l = if h < l { l - 1 } else { l };
+    fs[l].tie(&mut related);
+    // The lead's fix must cover the related kind's too.
+    if let (Some(lf), Some(rf)) = (&fs[l].fix, &related.fix)
+        && !lf.contains("1.1")
+    {
+        fs[l].fix = Some(format!("{lf}\nand {rf}"));
+    }
+    fs.insert(l + 1, related);
 }
 
 fn dedup(v: &[String]) -> Vec<String> {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::diagnosis::finding;
 use super::proxy::Proxy;
-use super::{Finding, Severity};
+use super::{DECIDE_WITHIN_S, Finding, Severity};
 use crate::correlate::WsActivity;
 use crate::correlate::{SessionRow, SessionView};
 use crate::flow::key::{FxHashMap, FxHashSet};
@@ -36,8 +36,6 @@ pub const KNOWN_BOUNDARIES: &[(f64, &str)] = &[
 const SAME_INSTANT_S: f64 = 1.0;
 /// Wait this long (packet time) after a close before judging it.
 const SETTLE_S: f64 = 2.0;
-/// An unexplained abnormal close waits this long for a boundary to be learned.
-const LEARN_WAIT_S: f64 = 300.0;
 /// Sessions closed together that make a mass close.
 const MASS_MIN: usize = 3;
 /// Abnormal closes sharing an idle time that make a learned boundary.
@@ -223,14 +221,32 @@ impl Lifecycle {
 
     pub fn finish(&mut self, now: Ts, out: &mut Vec<Finding>) {
         self.classify(now, true, out);
-        // Survivors whose heartbeat races a boundary found in the capture.
+    }
+
+    /// The earliest close not judged yet (its finding will carry its time).
+    pub fn pending_since(&self) -> Option<Ts> {
+        self.pending.iter().chain(&self.heartbeats).map(|e| e.close_ts).min()
+    }
+
+    /// Sessions with heartbeats that survived: once `DECIDE_WITHIN_S` has
+    /// passed since they ended (or at the end), flagged when their interval
+    /// races a boundary stated or found in the capture by then.
+    fn judge_survivors(&mut self, now: Ts, all: bool, out: &mut Vec<Finding>) {
+        if self.heartbeats.is_empty() {
+            return;
+        }
         let bounds: Vec<(f64, Source)> = self
             .configured
             .iter()
             .map(|&b| (b, Source::Configured))
             .chain(self.learned.iter().map(|&b| (b, Source::Learned)))
             .collect();
+        let mut keep = Vec::new();
         for e in std::mem::take(&mut self.heartbeats) {
+            if !all && now.since(e.close_ts) < DECIDE_WITHIN_S {
+                keep.push(e);
+                continue;
+            }
             let Some(hb) = &e.heartbeat else { continue };
             if let Some(&(b, src)) = bounds.iter().find(|(b, _)| Self::races(hb.interval_s, *b)) {
                 let msg = format!(
@@ -256,9 +272,22 @@ impl Lifecycle {
                 ));
             }
         }
+        self.heartbeats = keep;
     }
 
+    /// The heartbeats that decide between a race and a plain idle close
+    /// are known: the session's own, or others' on its path.
+    fn heartbeat_known(&self, e: &Ended) -> bool {
+        e.heartbeat.is_some() || self.path_heartbeat.contains_key(&e.path)
+    }
+
+    /// Closes are judged the same way live and offline, each within
+    /// `DECIDE_WITHIN_S` of its time: once settled (other closes of the same
+    /// instant seen) if a boundary explains it and the heartbeats of its
+    /// path are known; otherwise when that time is up, with what the
+    /// capture taught by then (boundaries learned from other closes).
     fn classify(&mut self, now: Ts, all: bool, out: &mut Vec<Finding>) {
+        self.judge_survivors(now, all, out);
         if self.pending.is_empty() {
             return;
         }
@@ -274,31 +303,31 @@ impl Lifecycle {
             }
             let group = &pending[i..j];
             let settled = all || now.since(group[group.len() - 1].close_ts) >= SETTLE_S;
-            if !settled {
-                keep.extend_from_slice(group);
-            } else if group.len() >= MASS_MIN && spread_says_mass(group) {
+            if settled && group.len() >= MASS_MIN && spread_says_mass(group) {
                 out.push(mass_close(group));
             } else {
                 keep.extend_from_slice(group);
             }
             i = j;
         }
-        // 2. One by one.
+        // 2. One by one: explained by a boundary and ready.
+        let mut waiting = Vec::new();
         let mut undecided = Vec::new();
         for e in keep {
-            // Offline, every close is judged at the end with what the whole
-            // capture taught (heartbeats per path, learned boundaries); live,
-            // once the instant has settled.
-            let settled = all || (self.live && now.since(e.close_ts) >= SETTLE_S);
-            if !settled {
-                undecided.push(e);
+            let age = now.since(e.close_ts);
+            if !all && age < SETTLE_S {
+                waiting.push(e);
                 continue;
             }
-            // Judged now if a boundary explains it; otherwise it waits for
-            // step 3 (a boundary learned from several such closes).
-            match self.judge(&e, false) {
-                Some(f) => out.push(f),
-                None => undecided.push(e),
+            let due = all || age >= DECIDE_WITHIN_S;
+            if self.boundary_for(&e).is_some() {
+                if due || self.heartbeat_known(&e) {
+                    out.push(self.judge(&e, false).expect("a boundary explains it"));
+                } else {
+                    waiting.push(e);
+                }
+            } else {
+                undecided.push(e);
             }
         }
         // 3. Learn a boundary from several closes after the same idle time.
@@ -309,32 +338,37 @@ impl Lifecycle {
                 self.learn(w[LEARN_MIN / 2]);
             }
         }
-        let mut still = Vec::new();
         for e in undecided {
-            let expired = all || (self.live && now.since(e.close_ts) >= LEARN_WAIT_S);
-            if !all && !self.live {
-                still.push(e);
-                continue;
-            }
-            if let Some(f) = self.judge(&e, false) {
-                out.push(f);
-            } else if expired {
+            let due = all || now.since(e.close_ts) >= DECIDE_WITHIN_S;
+            if self.boundary_for(&e).is_some() && (due || self.heartbeat_known(&e)) {
+                out.push(self.judge(&e, false).expect("a boundary explains it"));
+            } else if due {
                 out.push(self.judge(&e, true).expect("forced judgement"));
             } else {
-                still.push(e);
+                waiting.push(e);
             }
         }
-        self.pending = still;
+        self.pending = waiting;
+    }
+
+    /// The silence that led to a close: normally `idle`; when a frame
+    /// crossed the close (idle under a second), the silence before it.
+    fn silence(e: &Ended) -> f64 {
+        if e.idle < 1.0 && e.idle_alt >= 1.0 { e.idle_alt } else { e.idle }
+    }
+
+    /// The boundary a close is at, if one explains it.
+    fn boundary_for(&self, e: &Ended) -> Option<(f64, Source)> {
+        let idle = Self::silence(e);
+        let observed = (e.both_legs_by_proxy && idle >= 1.0).then_some((idle, Source::Observed));
+        self.match_boundary(idle).or(observed)
     }
 
     /// Judges one abnormal close; `force` ends in abnormal-close when
     /// nothing else fits.
     fn judge(&mut self, e: &Ended, force: bool) -> Option<Finding> {
-        // The silence that led to the close: normally `idle`; when a frame
-        // crossed the close (idle under a second), the silence before it.
-        let idle = if e.idle < 1.0 && e.idle_alt >= 1.0 { e.idle_alt } else { e.idle };
-        let observed = (e.both_legs_by_proxy && idle >= 1.0).then_some((idle, Source::Observed));
-        let boundary = self.match_boundary(idle).or(observed);
+        let idle = Self::silence(e);
+        let boundary = self.boundary_for(e);
         // Heartbeats (this session's, or its path's when it died before its
         // first one) that race the boundary it died at.
         let hb = e.heartbeat.clone().or_else(|| self.path_heartbeat.get(&e.path).cloned());
