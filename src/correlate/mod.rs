@@ -840,6 +840,7 @@ impl Analyzer {
                     flow: w.flow,
                     summary: w.summary.as_deref(),
                     act: w.activity().unwrap_or(&empty),
+                    encrypted: false,
                 })
             })
             .collect();

@@ -277,7 +277,7 @@ impl Detector for Diagnosis {
         self.socketio_exchange(x);
     }
 
-    fn on_session(&mut self, s: &SessionView<'_>, _out: &mut Vec<Finding>) {
+    fn on_session(&mut self, s: &SessionView<'_>, out: &mut Vec<Finding>) {
         let proxy = s
             .record
             .client_flow
@@ -289,6 +289,10 @@ impl Detector for Diagnosis {
             .unwrap_or(Proxy::Unknown);
         let bad = self.bad_handshakes.contains(&s.record.handshake);
         self.life.session_ended(s, proxy, bad);
+        if let Some(mut f) = super::protocol::violation(s, proxy) {
+            self.fill_evidence(&mut f);
+            out.push(f);
+        }
     }
 
     fn on_tick(&mut self, now: Ts, open: &[SessionRow], out: &mut Vec<Finding>) {

@@ -88,6 +88,10 @@ struct Ended {
     /// when the client hop's initiator did.
     first_closed: Option<(&'static str, String)>,
     hops: Value,
+    /// Closed by the proxy's own close frames (not relayed): only ever part
+    /// of a mass close, never a finding alone.
+    proxy_close: bool,
+    code: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -142,12 +146,15 @@ impl Lifecycle {
     pub fn session_ended(&mut self, s: &SessionView<'_>, proxy: Proxy, bad_handshake: bool) {
         let r = s.record;
         let abnormal = !r.open && matches!(r.close.how, "fin" | "rst");
+        // The proxy closed the session itself with close frames (a reload):
+        // a clean close, but one of several at once is a mass close.
+        let proxy_close = !r.open && r.close.how == "close-frame" && r.close.by == Some("proxy");
         if let Some(hb) = &r.heartbeat
             && self.path_heartbeat.get(&r.path).is_none_or(|h| h != hb)
         {
             self.path_heartbeat.insert(r.path.clone(), hb.clone());
         }
-        if bad_handshake || !(abnormal || r.heartbeat.is_some()) {
+        if bad_handshake || !(abnormal || proxy_close || r.heartbeat.is_some()) {
             return;
         }
         let hops: Vec<&WsActivity> = [s.client, s.upstream].into_iter().flatten().collect();
@@ -177,8 +184,10 @@ impl Lifecycle {
             first_closed: first_closed(r),
             // Evidence only for closes that will be judged; survivors stay small.
             hops: if abnormal { json!(r.hops) } else { Value::Null },
+            proxy_close,
+            code: r.close.code,
         };
-        if abnormal {
+        if abnormal || proxy_close {
             self.pending.push(e);
         } else if e.heartbeat.is_some() && self.heartbeats.len() < MAX_SURVIVORS {
             self.heartbeats.push(e);
@@ -317,6 +326,9 @@ impl Lifecycle {
             let age = now.since(e.close_ts);
             if !all && age < SETTLE_S {
                 waiting.push(e);
+                continue;
+            }
+            if e.proxy_close {
                 continue;
             }
             let due = all || age >= DECIDE_WITHIN_S;
@@ -564,19 +576,36 @@ fn mass_close(g: &[Ended]) -> Finding {
         p.dedup();
         p
     };
-    let msg = format!(
-        "{} WebSocket sessions were closed in the same instant without close frames, after different idle times ({:.1}-{:.1} s): {} reloaded or restarted (not an idle timeout); every client saw 1006",
-        g.len(),
-        lo,
-        hi,
-        if proxy == Proxy::Unknown { "the proxy" } else { proxy.name() }
-    );
+    let pname = if proxy == Proxy::Unknown { "the proxy" } else { proxy.name() };
+    let own_frames = g.iter().all(|e| e.proxy_close);
+    let msg = if own_frames {
+        let codes: Vec<String> = {
+            let mut c: Vec<String> = g.iter().map(|e| e.code.map_or("no code".into(), |c| c.to_string())).collect();
+            c.dedup();
+            c
+        };
+        format!(
+            "{} WebSocket sessions were closed in the same instant by {pname} itself, with its own close frames to both legs (close {}, not relayed from either end), after different idle times ({:.1}-{:.1} s): {pname} reloaded or shut down; every client saw that close",
+            g.len(),
+            codes.join(", "),
+            lo,
+            hi
+        )
+    } else {
+        format!(
+            "{} WebSocket sessions were closed in the same instant without close frames, after different idle times ({:.1}-{:.1} s): {pname} reloaded or restarted (not an idle timeout); every client saw 1006",
+            g.len(),
+            lo,
+            hi
+        )
+    };
     let d = json!({
         "count": g.len(),
         "sessions": g.iter().map(|e| e.id).collect::<Vec<_>>(),
         "idle_s": g.iter().map(|e| round3(e.idle)).collect::<Vec<_>>(),
         "closed_by": g.iter().map(|e| e.by).collect::<Vec<_>>(),
         "paths": paths,
+        "close_frames_by_proxy": own_frames,
     });
     let flows = g.iter().flat_map(|e| e.flows.iter().cloned()).collect();
     let path = if paths.len() == 1 { Some(paths[0].as_str()) } else { None };

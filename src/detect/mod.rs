@@ -133,6 +133,7 @@ pub mod evidence;
 pub mod handshake;
 pub mod lifecycle;
 pub mod plain;
+pub mod protocol;
 pub mod proxy;
 
 /// Every finding kind wstap reports (the stable identifiers of the JSON

@@ -194,7 +194,7 @@ pub fn fix(kind: &str, p: Proxy, ctx: &FixContext) -> Option<String> {
         ("idle-timeout-close" | "heartbeat-race", _) => format!(
             "send heartbeats (WebSocket pings or messages) every {hb} s or less, or raise the idle timeout of the hop that closed (nginx proxy_read_timeout, haproxy timeout tunnel, AWS ALB idle_timeout.timeout_seconds, ...)"
         ),
-        ("proxy-protocol-violation", Proxy::Caddy) => "caddy closes upgraded connections itself on a config reload and (2.6) sends that close frame to the backend unmasked: upgrade caddy (later releases mask it), reload less often, or set stream_close_delay so reloads let sessions finish".into(),
+        ("proxy-protocol-violation", Proxy::Caddy) => "caddy closes upgraded connections itself when its config is reloaded, and 2.6 sends that close frame to the backend unmasked: upgrade caddy; from 2.7 on, stream_close_delay in reverse_proxy lets sessions outlive a reload; reload less often".into(),
         ("proxy-protocol-violation", _) => "the proxy sends WebSocket frames that break RFC 6455 (see detail): upgrade or reconfigure it; until then the peer closes with 1002 (protocol error)".into(),
         ("mass-close", Proxy::Nginx) => "nginx reloads close upgraded connections when old workers exit: raise worker_shutdown_timeout, reload less often, and make clients reconnect with backoff".into(),
         ("mass-close", _) => "a proxy reload or restart closed every session at once: drain connections on reload and make clients reconnect with backoff".into(),
