@@ -92,6 +92,13 @@ struct ConnInfo {
     flow: FlowKey,
     established: bool,
     tls: Option<(Ts, Option<String>)>,
+    /// TLS: the client's application data since the server last spoke
+    /// (its request, as far as can be told), not yet paired with a
+    /// forwarded request; and whether any turn was ever seen.
+    turn: Option<Ts>,
+    turns_seen: bool,
+    /// TLS: paired with an upgrade that succeeded (no more requests).
+    tls_upgraded: bool,
     /// Requests awaiting a final response, oldest first.
     waiting: VecDeque<TxnId>,
     requests: u32,
@@ -188,6 +195,9 @@ pub struct Analyzer {
 }
 
 const ATTEMPT_MEMORY_S: f64 = 120.0;
+/// A proxy forwards a request within this long of reading it from a TLS
+/// client (connecting upstream included).
+pub const TLS_PAIR_WINDOW_S: f64 = 10.0;
 /// Relay samples waiting for their other hop, at most.
 const MAX_RELAY_PENDING: usize = 10_000;
 
@@ -360,7 +370,16 @@ impl Analyzer {
             EventKind::Open { flow, syn } => {
                 self.conns.insert(
                     conn,
-                    ConnInfo { flow, established: false, tls: None, waiting: VecDeque::new(), requests: 0 },
+                    ConnInfo {
+                        flow,
+                        established: false,
+                        tls: None,
+                        turn: None,
+                        turns_seen: false,
+                        tls_upgraded: false,
+                        waiting: VecDeque::new(),
+                        requests: 0,
+                    },
                 );
                 if syn {
                     self.syn_pending.insert(conn, (flow, ts));
@@ -407,6 +426,12 @@ impl Analyzer {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.tls = Some((ts, sni));
                     self.tls_conns.insert(conn);
+                }
+            }
+            EventKind::TlsTurn { dir } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.turns_seen = true;
+                    c.turn = if dir == Dir::ToServer { Some(ts) } else { None };
                 }
             }
             EventKind::Anomaly { what, .. } => *self.stats.anomalies.entry(what).or_default() += 1,
@@ -498,6 +523,13 @@ impl Analyzer {
                 self.next_chain += 1;
                 if self.roles.may_be_upstream(&t) {
                     t.tls_front = self.find_tls_front(&t);
+                    // One to one: that application-data turn is spent.
+                    if let Some(tf) = &t.tls_front
+                        && tf.turn.is_some()
+                        && let Some(c) = self.conns.get_mut(&tf.conn)
+                    {
+                        c.turn = None;
+                    }
                 }
             }
         }
@@ -547,26 +579,58 @@ impl Analyzer {
         best.map(|(_, _, id, by)| (id, by))
     }
 
-    /// A TLS connection into this host that is the likely client hop of an
-    /// upstream request seen alone: open when the request was sent, its
-    /// ClientHello before it, and either named by X-Forwarded-For or
-    /// terminated on the address the request leaves from. The most recent
-    /// such ClientHello wins.
+    /// The TLS connection into this host that is the client hop of an
+    /// upstream request seen alone. Candidates are open TLS connections on
+    /// the address the request leaves from (or named by X-Forwarded-For),
+    /// their ClientHello before it. A proxy forwards a request right after
+    /// reading it, so the pair is the connection whose client sent
+    /// application data (a TLS record) not yet paired with an earlier
+    /// forwarded request and not yet answered, within
+    /// [`TLS_PAIR_WINDOW_S`]; the oldest such turn first (proxies forward
+    /// in order), one request per turn. Confidence: `high` when one
+    /// connection had such a turn, `medium` when several did, `low` when
+    /// no turn could be read and the most recent ClientHello is all there
+    /// is (a connection not followed from its start).
     fn find_tls_front(&self, t: &Txn) -> Option<TlsFront> {
-        self.tls_conns
+        let cands: Vec<(bool, ConnId, &ConnInfo, Ts, Option<String>)> = self
+            .tls_conns
             .iter()
             .filter_map(|id| {
                 let c = self.conns.get(id)?;
                 let (hello, sni) = c.tls.as_ref()?;
-                if *hello > t.req_ts || *id == t.conn {
+                if *hello > t.req_ts || *id == t.conn || c.tls_upgraded {
                     return None;
                 }
                 let named = pair::forwarded_for_names(&t.req, c.flow.src.ip);
                 let local = c.flow.dst.ip == t.flow.src.ip;
-                (named || local).then_some((named, *hello, *id, c, sni))
+                (named || local).then_some((named, *id, c, *hello, sni.clone()))
             })
-            .max_by_key(|x| (x.0, x.1, x.2))
-            .map(|(_, _, id, c, sni)| TlsFront { conn: id, flow: c.flow, sni: sni.clone() })
+            .collect();
+        let turns: Vec<&(bool, ConnId, &ConnInfo, Ts, Option<String>)> = cands
+            .iter()
+            .filter(|x| x.2.turn.is_some_and(|tt| tt <= t.req_ts && t.req_ts.since(tt) <= TLS_PAIR_WINDOW_S))
+            .collect();
+        if let Some(best) = turns.iter().min_by_key(|x| (!x.0, x.2.turn, x.1)) {
+            let turn = best.2.turn.expect("filtered");
+            return Some(TlsFront {
+                conn: best.1,
+                flow: best.2.flow,
+                sni: best.4.clone(),
+                turn: Some(turn),
+                confidence: if turns.len() == 1 { "high" } else { "medium" },
+                candidates: turns.len() as u32,
+            });
+        }
+        // No readable turn: the most recent ClientHello on a connection
+        // whose turns could not be followed.
+        cands.iter().filter(|x| !x.2.turns_seen).max_by_key(|x| (x.0, x.3, x.1)).map(|x| TlsFront {
+            conn: x.1,
+            flow: x.2.flow,
+            sni: x.4.clone(),
+            turn: None,
+            confidence: "low",
+            candidates: cands.len() as u32,
+        })
     }
 
     fn on_response(&mut self, conn: ConnId, ts: Ts, resp: Box<Response>) {
@@ -633,6 +697,15 @@ impl Analyzer {
         self.conns.remove(&conn);
         self.tls_conns.remove(&conn);
         if let Some(w) = self.ws.get_mut(&conn) {
+            let mut summary = summary;
+            if w.encrypted && summary.ws.is_none() {
+                // Only its TCP ends are known: its first FIN or RST.
+                let mut a = WsActivity::new(w.upgraded_ts);
+                if let Some((d, t)) = summary.first_close() {
+                    a.closing(t, d, if summary.rst[d.index()] == Some(t) { "rst" } else { "fin" });
+                }
+                summary.ws = Some(Box::new(a));
+            }
             w.summary = Some(summary);
             let ids = self.conn_sessions.get(&conn).cloned().unwrap_or_default();
             if ids.is_empty() {
@@ -705,8 +778,13 @@ impl Analyzer {
             let hop = |t: &Txn| hop_record(t, self.redact);
             let mut client_hop = client.map(hop);
             if let Some(tf) = tls_front {
-                client_hop =
-                    Some(Hop { flow: tf.flow.to_string(), encrypted: true, sni: tf.sni.clone(), ..Hop::default() });
+                client_hop = Some(Hop {
+                    flow: tf.flow.to_string(),
+                    encrypted: true,
+                    sni: tf.sni.clone(),
+                    request_ts: tf.turn.map(|t| round_us(t.secs())),
+                    ..Hop::default()
+                });
             }
             let rec = Handshake {
                 ty: "handshake",
@@ -728,6 +806,15 @@ impl Analyzer {
                     Some("timing")
                 } else {
                     None
+                },
+                pair_confidence: match (client, upstream, tls_front) {
+                    (Some(_), Some(u), _) => Some(match u.paired_by {
+                        Some("key") => "high",
+                        Some("headers") => "medium",
+                        _ => "low",
+                    }),
+                    (None, Some(_), Some(tf)) => Some(tf.confidence),
+                    _ => None,
                 },
             };
             self.stats.handshakes.total += 1;
@@ -769,6 +856,24 @@ impl Analyzer {
         {
             hops.push((Role::Upstream, t.conn));
         }
+        // A TLS client hop: followed at the TCP level as the session's
+        // client hop (its frames cannot be read), and done with requests.
+        if let Some(tf) = tls_front
+            && upstream.is_some_and(|u| u.upgraded())
+            && !hops.is_empty()
+        {
+            if let Some(c) = self.conns.get_mut(&tf.conn) {
+                c.tls_upgraded = true;
+                let mut w = WsStats::new(
+                    tf.conn,
+                    c.flow,
+                    hops.iter().filter_map(|(_, c)| self.ws.get(c).map(|w| w.upgraded_ts)).min().unwrap_or(ts),
+                );
+                w.encrypted = true;
+                self.ws.insert(tf.conn, w);
+                hops.insert(0, (Role::Client, tf.conn));
+            }
+        }
         let up_id = upstream.map(|u| u.id);
         let client_id = client.map(|c| c.id);
         let start = hops.iter().filter_map(|(_, c)| self.ws.get(c).map(|w| w.upgraded_ts)).min();
@@ -778,7 +883,9 @@ impl Analyzer {
             for (_, conn) in &hops {
                 self.conn_sessions.entry(*conn).or_default().push(sid);
             }
-            if let [(_, a), (_, b)] = hops[..] {
+            if let [(_, a), (_, b)] = hops[..]
+                && !self.ws.get(&a).is_some_and(|w| w.encrypted)
+            {
                 if let Some(w) = self.ws.get_mut(&a) {
                     w.peer = Some(b);
                 }
@@ -840,7 +947,7 @@ impl Analyzer {
                     flow: w.flow,
                     summary: w.summary.as_deref(),
                     act: w.activity().unwrap_or(&empty),
-                    encrypted: false,
+                    encrypted: w.encrypted,
                 })
             })
             .collect();
@@ -851,7 +958,7 @@ impl Analyzer {
         self.stats.sessions += 1;
         let view = SessionView {
             record: &rec,
-            client: hops.iter().find(|h| h.role == Role::Client).map(|h| h.act),
+            client: hops.iter().find(|h| h.role == Role::Client && !h.encrypted).map(|h| h.act),
             upstream: hops.iter().find(|h| h.role == Role::Upstream).map(|h| h.act),
         };
         self.detectors.on_session(&view, &mut self.findings);

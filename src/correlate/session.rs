@@ -19,11 +19,13 @@ pub struct WsStats {
     pub summary: Option<Box<ConnSummary>>,
     /// The session's other hop, once the session exists (frame relay).
     pub peer: Option<ConnId>,
+    /// A TLS client hop: its frames cannot be read.
+    pub encrypted: bool,
 }
 
 impl WsStats {
     pub fn new(conn: ConnId, flow: FlowKey, ts: Ts) -> WsStats {
-        WsStats { conn, flow, upgraded_ts: ts, summary: None, peer: None }
+        WsStats { conn, flow, upgraded_ts: ts, summary: None, peer: None, encrypted: false }
     }
 
     pub fn closed(&self) -> bool {
@@ -120,7 +122,9 @@ pub fn proxy_made_closes(hops: &[HopView<'_>]) -> Vec<(Role, Option<u16>)> {
 
 /// Builds the session record from its hops (client hop first).
 pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, hops: &[HopView<'_>]) -> Session {
-    let front = hops[0].act;
+    // Frames are counted on the hop nearest the client that can be read.
+    let front = hops.iter().find(|h| !h.encrypted).unwrap_or(&hops[0]).act;
+    let readable = || hops.iter().filter(|h| !h.encrypted);
     let start = hops.iter().map(|h| h.act.upgraded_ts).min().unwrap_or(front.upgraded_ts);
     let end = hops.iter().filter_map(|h| h.summary.map(|s| s.last_ts)).max().unwrap_or(start);
     let open = hops.iter().any(|h| {
@@ -133,9 +137,9 @@ pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, ho
         .iter()
         .filter_map(|h| h.act.close_frame.iter().flatten().min_by_key(|c| c.ts).cloned())
         .min_by_key(|c| c.ts);
-    let clean = hops.iter().all(|h| h.act.close_frame[0].is_some() && h.act.close_frame[1].is_some());
+    let clean = readable().all(|h| h.act.close_frame[0].is_some() && h.act.close_frame[1].is_some());
     let idle_s = first.map(|(t, ..)| {
-        let last = hops.iter().map(|h| h.act.last_activity()).max().unwrap_or(start).min(t);
+        let last = readable().map(|h| h.act.last_activity()).max().unwrap_or(start).min(t);
         round3(t.since(last))
     });
     let close = Close {
@@ -172,6 +176,8 @@ pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, ho
                 keepalives: s.map_or(0, |s| s.keepalives),
                 unmasked_client_frames: w.unmasked_client,
                 oversized_control_frames: w.oversized_control,
+                masked_server_frames: w.masked_server,
+                encrypted: h.encrypted,
             }
         })
         .collect();

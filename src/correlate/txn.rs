@@ -43,6 +43,13 @@ pub struct TlsFront {
     pub conn: ConnId,
     pub flow: FlowKey,
     pub sni: Option<String>,
+    /// When the client began sending the application data this request was
+    /// paired with (None: paired by its ClientHello only).
+    pub turn: Option<Ts>,
+    /// How sure the pairing is: "high", "medium", "low".
+    pub confidence: &'static str,
+    /// Connections that could have been the client hop.
+    pub candidates: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -182,8 +182,9 @@ fn dirs(d: &Dirs) -> String {
 }
 
 fn session_line(s: &Session) -> String {
+    let tls = if s.hops.first().is_some_and(|h| h.encrypted) { " [TLS]" } else { "" };
     let flows = match (&s.client_flow, &s.upstream_flow) {
-        (Some(c), Some(u)) => format!("{c} | {u}"),
+        (Some(c), Some(u)) => format!("{c}{tls} | {u}"),
         (Some(c), None) => c.clone(),
         (None, Some(u)) => format!("(client not seen) | {u}"),
         (None, None) => "-".into(),
