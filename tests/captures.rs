@@ -44,6 +44,22 @@ const EXPECTED: &[(&str, &[&str], &[&str])] = &[
     ("nginx-heartbeat-race", &["heartbeat-race", "heartbeat-race", "heartbeat-race"], &[]),
     ("haproxy-idle", &["idle-timeout-close"], &[]),
     ("nginx-socketio-stuck", &["upgrade-stripped", "upstream-http10"], &["socketio-no-upgrade"]),
+    ("nginx-timeout-race", &["upstream-timeout", "upstream-timeout"], &[]),
+    (
+        "nginx-http10-upstream-only",
+        &["upgrade-headers-missing", "upgrade-headers-missing", "upstream-http10", "upstream-http10"],
+        &[],
+    ),
+    ("nginx-tls-busy", &[], &[]),
+    ("nginx-socketio-prefix", &[], &[]),
+    (
+        "caddy-reload",
+        &["proxy-protocol-violation", "proxy-protocol-violation", "proxy-protocol-violation"],
+        &["mass-close"],
+    ),
+    ("lighttpd-healthy", &[], &[]),
+    ("lighttpd-stripped", &["upgrade-stripped", "upgrade-stripped"], &[]),
+    ("direct-bad-accept", &["bad-accept"], &[]),
 ];
 
 #[test]
@@ -128,7 +144,7 @@ fn session_ends_match_the_close_codes_the_client_saw() {
         if !log.exists() || client_log(name).iter().all(|e| e["event"] != "handshake") {
             continue; // not a WebSocket client (plain HTTP, Socket.IO)
         }
-        if *name == "nginx-bad-accept" {
+        if matches!(*name, "nginx-bad-accept" | "direct-bad-accept") {
             continue; // the client refused the 101, so it never had a session to close
         }
         let mut saw: Vec<(bool, Option<u64>)> = client_log(name)

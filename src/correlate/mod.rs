@@ -858,21 +858,17 @@ impl Analyzer {
         }
         // A TLS client hop: followed at the TCP level as the session's
         // client hop (its frames cannot be read), and done with requests.
+        let upgraded_at = hops.iter().filter_map(|(_, c)| self.ws.get(c).map(|w| w.upgraded_ts)).min();
         if let Some(tf) = tls_front
             && upstream.is_some_and(|u| u.upgraded())
-            && !hops.is_empty()
+            && let Some(at) = upgraded_at
+            && let Some(c) = self.conns.get_mut(&tf.conn)
         {
-            if let Some(c) = self.conns.get_mut(&tf.conn) {
-                c.tls_upgraded = true;
-                let mut w = WsStats::new(
-                    tf.conn,
-                    c.flow,
-                    hops.iter().filter_map(|(_, c)| self.ws.get(c).map(|w| w.upgraded_ts)).min().unwrap_or(ts),
-                );
-                w.encrypted = true;
-                self.ws.insert(tf.conn, w);
-                hops.insert(0, (Role::Client, tf.conn));
-            }
+            c.tls_upgraded = true;
+            let mut w = WsStats::new(tf.conn, c.flow, at);
+            w.encrypted = true;
+            self.ws.insert(tf.conn, w);
+            hops.insert(0, (Role::Client, tf.conn));
         }
         let up_id = upstream.map(|u| u.id);
         let client_id = client.map(|c| c.id);
