@@ -237,8 +237,8 @@ impl Lifecycle {
         self.pending.iter().chain(&self.heartbeats).map(|e| e.close_ts).min()
     }
 
-    /// Sessions with heartbeats that survived: once `DECIDE_WITHIN_S` has
-    /// passed since they ended (or at the end), flagged when their interval
+    /// Sessions with heartbeats that survived: once the closes around their
+    /// end are in (`SETTLE_S`, or at the end), flagged when their interval
     /// races a boundary stated or found in the capture by then.
     fn judge_survivors(&mut self, now: Ts, all: bool, out: &mut Vec<Finding>) {
         if self.heartbeats.is_empty() {
@@ -252,7 +252,7 @@ impl Lifecycle {
             .collect();
         let mut keep = Vec::new();
         for e in std::mem::take(&mut self.heartbeats) {
-            if !all && now.since(e.close_ts) < DECIDE_WITHIN_S {
+            if !all && now.since(e.close_ts) < SETTLE_S {
                 keep.push(e);
                 continue;
             }
