@@ -138,6 +138,8 @@ pub enum ProxyKind {
     Apache,
     Envoy,
     Caddy,
+    Lighttpd,
+    Traefik,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -47,6 +47,12 @@ pub enum EventKind {
     Tls {
         sni: Option<String>,
     },
+    /// On a TLS connection: the client began sending application data after
+    /// the server spoke (`ToServer`: a request, likely), or the server
+    /// answered (`ToClient`). At most `proto::turns::MAX_TURNS` per connection.
+    TlsTurn {
+        dir: Dir,
+    },
     /// Parser could not make sense of the stream at this point.
     Anomaly {
         dir: Dir,

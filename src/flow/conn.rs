@@ -314,6 +314,7 @@ fn proto_event(conn: ConnId, pe: ProtoEvent) -> Event {
         ProtoEvent::RelaySample { dir, ts, ordinal } => (ts, EventKind::RelaySample { dir, ordinal }),
         ProtoEvent::Anomaly { dir, ts, what } => (ts, EventKind::Anomaly { dir, what }),
         ProtoEvent::Tls { ts, sni } => (ts, EventKind::Tls { sni }),
+        ProtoEvent::TlsTurn { dir, ts } => (ts, EventKind::TlsTurn { dir }),
     };
     Event { conn, ts, kind }
 }

@@ -6,6 +6,7 @@ pub mod activity;
 pub mod http;
 pub mod message;
 pub mod tls;
+pub mod turns;
 pub mod ws;
 
 use crate::time::Ts;
@@ -52,6 +53,9 @@ pub enum ProtoEvent {
     Anomaly { dir: Dir, ts: Ts, what: &'static str },
     /// A TLS ClientHello: this hop is encrypted and cannot be read.
     Tls { ts: Ts, sni: Option<String> },
+    /// On a TLS connection: the client began sending application data after
+    /// the server spoke (`ToServer`), or the server answered (`ToClient`).
+    TlsTurn { dir: Dir, ts: Ts },
 }
 
 /// What a connection carries, decided from its first payload bytes.
@@ -64,6 +68,8 @@ pub enum App {
     Http(Box<http::HttpConn>),
     /// After a 101 to a WebSocket upgrade: frames only.
     Ws(Box<http::WsState>),
+    /// TLS: record headers only, for the turns of the conversation.
+    Tls(Box<turns::Turns>),
     /// TLS, SSH, a non-WebSocket tunnel, anything not HTTP: not parsed.
     Opaque,
 }
@@ -75,6 +81,7 @@ impl App {
         match self {
             App::Opaque => true,
             App::Http(h) => h.is_tunnel(),
+            App::Tls(t) => t.is_done(),
             App::Ws(_) | App::Detect | App::DetectVerbose => false,
         }
     }
@@ -93,7 +100,7 @@ impl App {
             *self = match dir {
                 Dir::ToServer if tls::is_client_hello(data) => {
                     out.push(ProtoEvent::Tls { ts, sni: tls::sni(data) });
-                    App::Opaque
+                    App::Tls(Box::default())
                 }
                 Dir::ToServer if http::looks_like_request(data) => App::Http(http()),
                 Dir::ToClient if http::looks_like_response(data) => App::Http(http()),
@@ -102,6 +109,7 @@ impl App {
         }
         match self {
             App::Ws(w) => w.feed(dir, ts, data, out),
+            App::Tls(t) => t.data(dir, ts, data, out),
             App::Http(h) => {
                 h.data(dir, ts, data, out);
                 // After a 101 the connection carries frames only: keep just
@@ -144,6 +152,7 @@ impl App {
         match self {
             App::Http(h) => h.gap(dir, len, out, ts),
             App::Ws(w) => w.gap(dir, len, ts, out),
+            App::Tls(t) => t.gap(),
             _ => {}
         }
     }
