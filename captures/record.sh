@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # (Re)record the wstap reference captures: real proxies (nginx, haproxy,
-# apache2) in front of real WebSocket backends/clients, all on loopback, so one
+# apache2, caddy, lighttpd) in front of real WebSocket backends/clients, all on loopback, so one
 # pcap holds both TCP hops (client->proxy and proxy->upstream).
 #
 #   bash captures/record.sh              # every scenario (~5 min idle machine, see README)
@@ -35,6 +35,9 @@ ALL=(
     chain-haproxy-nginx nginx-pipelined-plain nginx-bench
     nginx-backend-crash nginx-bench-uncompressed
     caddy-healthy caddy-stripped
+    nginx-timeout-race nginx-http10-upstream-only nginx-tls-busy
+    nginx-socketio-prefix caddy-reload lighttpd-healthy lighttpd-stripped
+    direct-bad-accept
     nginx-tls13 nginx-tls12 nginx-tls-stripped nginx-tls-idle haproxy-tls haproxy-tls-idle haproxy-tls-stripped
 )
 
@@ -49,6 +52,7 @@ ensure_deps() {
     command -v tcpdump >/dev/null || pkgs+=(tcpdump)
     command -v openssl >/dev/null || pkgs+=(openssl)
     command -v caddy >/dev/null || pkgs+=(caddy)
+    command -v lighttpd >/dev/null || [ -x /usr/sbin/lighttpd ] || pkgs+=(lighttpd)
     command -v ss >/dev/null || pkgs+=(iproute2)
     command -v timeout >/dev/null || pkgs+=(coreutils)
     if ((${#pkgs[@]})); then
@@ -81,6 +85,13 @@ ensure_deps() {
         LAB_PY=$venv/bin/python
     fi
     export LAB_PY
+    # node clients (the JavaScript socket.io-client browsers use; the ws
+    # client that writes its TLS keys), from npm, pinned by package-lock.json
+    if [ ! -d "$LAB/node/node_modules/socket.io-client" ] || [ ! -d "$LAB/node/node_modules/ws" ]; then
+        command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm ||
+            { echo "record.sh: cannot install nodejs/npm" >&2; exit 1; }
+        (cd "$LAB/node" && npm ci --no-audit --no-fund --silent) || { echo "record.sh: npm ci failed" >&2; exit 1; }
+    fi
     if [ "$(id -u)" != 0 ]; then
         echo "record.sh: warning: not root, tcpdump on lo will probably fail" >&2
     fi
@@ -124,6 +135,18 @@ sio_client() {
     lab_sio_client "$OUT" "$t" "$@"
 }
 backend() { echo "  backend.py --port $*"; lab_backend "$@"; }
+# node_sio_client_bg SECS ARGS... : tests/lab/node/sio_client.js in the background
+node_sio_client_bg() {
+    local t=$1; shift
+    echo "  node sio_client.js $* &"
+    timeout -s INT "$t" node "$LAB/node/sio_client.js" "$@" >>"$OUT" 2>>"$OUT.stderr" &
+    CLIENT_PIDS+=("$!")
+}
+self_signed() { # DIR: cert.pem + key.pem for a TLS front
+    mkdir -p "$1"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+        -keyout "$1/key.pem" -out "$1/cert.pem" >/dev/null 2>&1
+}
 
 # ----------------------------------------------------------------------------
 # scenarios. Ports: proxy front 18080+N, backend 13000+N (N = scenario number)
@@ -621,6 +644,128 @@ sc_nginx_pipelined_plain() {
 }
 
 # ----------------------------------------------------------------------------
+# precision scenarios (issue 10): ports 18221+ / 13221+
+# ----------------------------------------------------------------------------
+sc_nginx_timeout_race() {
+    local F=18221 B=13221 E=13222
+    backend $B --mode hang
+    backend $E --mode slow --delay 0.4
+    lab_nginx timeout-race "$NGX/timeout-race.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B ERRPAGE=127.0.0.1:$E || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --stagger 0.5 --messages 1 --close
+    cap_stop
+    META=(proxy=nginx scenario="backend accepts the upgrade request and never answers; proxy_read_timeout 2s; error_page 504 rendered by a slow page service, so the backend's FIN lands before the 504"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upstream-timeout optional_kinds=
+        notes="nginx closes the upstream connection first (its FIN at 2.0 s), the hanging backend answers with its FIN 1 ms later, and the client gets 504 ~0.4 s after that (the error page comes from 127.0.0.1:$E, not in the capture). Who closed first decides: nginx gave up, the backend did not close on its own.")
+}
+
+sc_nginx_http10_upstream_only() {
+    local F=18223 B=13223
+    backend $B
+    lab_nginx http10-upstream-only "$NGX/default.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --close
+    cap_stop
+    META=(proxy=nginx scenario="nginx-default's configuration (proxy_pass only) captured on the backend port only: the proxy->backend hop alone"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upgrade-headers-missing,upstream-http10 optional_kinds=
+        notes="Filter 'tcp port $B': the client hop is not in the capture (as on the backend host). The forwarded request is 'GET /ws HTTP/1.0' with Sec-WebSocket-Key but without Upgrade, and 'Connection: close'; the backend answers 505.")
+}
+
+sc_nginx_tls_busy() {
+    local F=18224 B=13224
+    backend $B
+    self_signed "$LAB_RUN/nginx-tls-busy" || return 1
+    lab_nginx tls-busy "$NGX/tls-healthy.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    client_bg 40 ws wss://127.0.0.1:$F/ws --insecure --count 4 --stagger 0.15 --messages 3 --close --group ws
+    client_bg 40 http https://127.0.0.1:$F --req GET:/api/one --req GET:/api/two --req GET:/api/three --conns 2 --group http
+    wait_clients
+    cap_stop
+    META=(proxy=nginx scenario="TLS front (self-signed, complete WebSocket config with X-Forwarded-Proto); 4 staggered wss sessions and 2 keep-alive https connections of plain requests at the same time"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="Only the upstream hop is readable. Each upstream request follows one client connection's application-data record: the pairing must be one to one (no client connection used twice, none left out).")
+}
+
+sc_nginx_socketio_prefix() {
+    local F=18226 B=13226
+    echo "  sio_server.py --port $B"
+    lab_sio_server $B
+    lab_nginx socketio-prefix "$NGX/socketio-prefix.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    node_sio_client_bg 40 http://127.0.0.1:$F --path /rt/ --messages 3 --wait 2 --group a
+    sleep 0.5
+    node_sio_client_bg 40 http://127.0.0.1:$F --path /rt/ --messages 3 --wait 2 --group b
+    wait_clients
+    cap_stop
+    META=(proxy=nginx scenario="Socket.IO published under /rt/: location /rt/ { proxy_pass http://backend/socket.io/; + WebSocket headers }; 2 JavaScript socket.io-client sessions (polling, then the websocket probe on a connection of its own)"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="The client hop says /rt/?EIO=4&transport=..., the upstream hop /socket.io/?EIO=4&transport=... (same query). Both clients upgrade to websocket (101 on both hops).")
+}
+
+sc_caddy_reload() {
+    local F=18227 A=18228 B=13227
+    backend $B
+    lab_caddy reload "$LAB/caddy/reload.Caddyfile" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B ADMIN=127.0.0.1:$A || return 1
+    local dir=$LAB_RUN/caddy-reload
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    client_bg 40 ws ws://127.0.0.1:$F/ws --count 3 --stagger 0.2 --messages 2 --idle 10 --close
+    sleep 3
+    echo "  caddy reload --force   (admin endpoint 127.0.0.1:$A)"
+    HOME=$dir XDG_DATA_HOME=$dir/data XDG_CONFIG_HOME=$dir/config timeout 10 \
+        caddy reload --config "$dir/Caddyfile" --adapter caddyfile --address 127.0.0.1:$A --force >>"$dir/reload.log" 2>&1 || return 1
+    wait_clients
+    cap_stop
+    META=(proxy=caddy scenario="3 open sessions through caddy 2.6, then 'caddy reload --force' (config reload)"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=proxy-protocol-violation,mass-close optional_kinds=
+        notes="On reload caddy closes every upgraded connection itself: close 1001 (going away) to the client (masked correctly: none needed) and to the backend UNMASKED (RFC 6455 5.1: caddy is the client on that leg), and the backend answers 1002 'incorrect masking'. The clients see 1001 from the proxy; neither end started the close.")
+}
+
+lighttpd_proxy() { # $1 = healthy|stripped
+    local F=$2 B=$3 line=""
+    [ "$1" = healthy ] && line='proxy.header = ("upgrade" => "enable")'
+    backend $B
+    lab_lighttpd "$NAME" "$LAB/lighttpd/proxy.conf" $F PORT=$F UPSTREAM_HOST=127.0.0.1 UPSTREAM_PORT=$B UPGRADE_LINE="$line" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --pings 1 --close --group ws
+    client 30 http http://127.0.0.1:$F --req GET:/api/one --req GET:/api/two --group http
+    cap_stop
+}
+
+sc_lighttpd_healthy() {
+    lighttpd_proxy healthy 18229 13229 || return 1
+    META=(proxy=lighttpd scenario="lighttpd 1.4 mod_proxy with proxy.header = (\"upgrade\" => \"enable\"); 2 sessions with messages+ping+close 1000, 2 keep-alive plain requests"
+        front=127.0.0.1:18229 upstreams=127.0.0.1:13229 expected_kinds= optional_kinds=
+        notes="lighttpd forwards the upgrade over HTTP/1.1 with 'Connection: close, upgrade' and adds X-Forwarded-For, X-Host, X-Forwarded-Host, X-Forwarded-Proto; it passes the backend's Server header through.")
+}
+
+sc_lighttpd_stripped() {
+    lighttpd_proxy stripped 18230 13230 || return 1
+    META=(proxy=lighttpd scenario="lighttpd 1.4 mod_proxy without proxy.header upgrade (the default)"
+        front=127.0.0.1:18230 upstreams=127.0.0.1:13230
+        expected_kinds=upgrade-stripped optional_kinds=
+        notes="Without the upgrade option lighttpd forwards the request as a plain one (HTTP/1.1, no Upgrade, 'Connection: close'); the backend answers 426, relayed to the client.")
+}
+
+sc_direct_bad_accept() {
+    local B=13231
+    echo "  badaccept.py --port $B --lower-case"
+    lab_badaccept $B --lower-case
+    cap_start "tcp port $B"
+    client 30 ws ws://127.0.0.1:$B/ws --count 1 --messages 3 --close
+    cap_stop
+    META=(proxy=none scenario="no proxy: the client connects straight to a server that answers 101 with a wrong Sec-WebSocket-Accept, lower-case header names and no Server header"
+        front= upstreams=127.0.0.1:$B
+        expected_kinds=bad-accept optional_kinds=
+        notes="A direct client->server capture: no proxy may be named (lower-case header names without a Server header are how many servers answer, not a sign of haproxy).")
+}
+
+# ----------------------------------------------------------------------------
 # TLS fronts with session keys (issue 13). Ports: fronts 18401-18420, backends
 # 13401-13420. Each capture's key log is committed as captures/NAME.keys (test
 # keys of a throwaway lab CA); a lab CA and a server certificate it signed are
@@ -628,7 +773,7 @@ sc_nginx_pipelined_plain() {
 # (SSLKEYLOGFILE), headless chromium (SSLKEYLOGFILE), openssl s_client
 # (-keylogfile; it sends a TLS 1.3 KeyUpdate); or haproxy's own key log.
 # ----------------------------------------------------------------------------
-TLS_NODE=${WSTAP_LAB_NODE:-$HOME/.cache/wstap-lab-node}
+TLS_NODE=$LAB/node
 
 tls_deps() {
     local pkgs=()
@@ -640,9 +785,8 @@ tls_deps() {
             { echo "record.sh: apt-get install ${pkgs[*]} failed" >&2; return 1; }
     fi
     if [ ! -d "$TLS_NODE/node_modules/ws" ]; then
-        mkdir -p "$TLS_NODE" && cp "$LAB/node/package.json" "$TLS_NODE/" &&
-            (cd "$TLS_NODE" && npm install --no-audit --no-fund -q >/dev/null) ||
-            { echo "record.sh: npm install ws failed" >&2; return 1; }
+        (cd "$TLS_NODE" && npm ci --no-audit --no-fund --silent) ||
+            { echo "record.sh: npm ci (ws) failed" >&2; return 1; }
     fi
 }
 

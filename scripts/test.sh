@@ -17,7 +17,7 @@ echo "== release build for the end-to-end tests"
 cargo build --release --quiet
 export WSTAP="$PWD/target/release/wstap"
 
-for t in tests/live/run.sh tests/live/tls.sh tests/tui_tmux.sh; do
+for t in tests/live/run.sh tests/live/tls.sh tests/tui_tmux.sh tests/package/run.sh; do
   if [ -f "$t" ]; then
     echo "== $t"
     bash "$t"

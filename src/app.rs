@@ -91,6 +91,10 @@ pub fn stdout_sink(args: &Args, line_buffered: bool) -> Box<dyn Sink> {
 
 /// Exit status: 0 fine, 1 findings at or above `--fail-on`, 2 error.
 pub fn run(args: Args) -> Result<i32> {
+    if let Some(what) = args.generate {
+        crate::generate::write(what, &mut std::io::stdout().lock())?;
+        return Ok(0);
+    }
     if args.list_interfaces {
         return crate::capture::live::list_interfaces();
     }

@@ -128,6 +128,10 @@ pub struct Args {
     #[arg(long)]
     pub no_redact: bool,
 
+    /// Print the man page or a shell completion script (made from these options) and exit.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub generate: Option<crate::generate::Generate>,
+
     /// BPF filter expression.
     #[arg(value_name = "EXPRESSION", trailing_var_arg = true, allow_hyphen_values = true)]
     pub expression: Vec<String>,
@@ -140,6 +144,8 @@ pub enum ProxyKind {
     Apache,
     Envoy,
     Caddy,
+    Lighttpd,
+    Traefik,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

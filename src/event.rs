@@ -50,6 +50,12 @@ pub enum EventKind {
     /// The TLS handshake's facts once the connection's application data was
     /// decrypted, or found not decryptable (with the reason).
     TlsInfo(Box<crate::proto::tls::TlsInfo>),
+    /// On a TLS connection: the client began sending application data after
+    /// the server spoke (`ToServer`: a request, likely), or the server
+    /// answered (`ToClient`). At most `proto::turns::MAX_TURNS` per connection.
+    TlsTurn {
+        dir: Dir,
+    },
     /// Parser could not make sense of the stream at this point.
     Anomaly {
         dir: Dir,

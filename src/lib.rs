@@ -14,6 +14,7 @@ pub mod detect;
 pub mod error;
 pub mod event;
 pub mod flow;
+pub mod generate;
 pub mod pipeline;
 pub mod proto;
 pub mod record;

@@ -238,6 +238,9 @@ pub struct Handshake {
     /// How the two hops were paired: "key", "headers", "timing"; null for
     /// a single hop.
     pub paired_by: Option<&'static str>,
+    /// How sure that pairing is: "high", "medium", "low"; null for a
+    /// single hop (docs/json.md).
+    pub pair_confidence: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
@@ -281,6 +284,11 @@ pub struct HopSession {
     pub unmasked_client_frames: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub oversized_control_frames: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub masked_server_frames: u64,
+    /// A TLS hop: its TCP ends are known, its frames are not (counts 0).
+    #[serde(skip_serializing_if = "is_false")]
+    pub encrypted: bool,
 }
 
 fn is_zero(v: &u64) -> bool {

@@ -113,6 +113,9 @@ fn finding(
         message: format!("{kind} on {path}"),
         fix: Some(format!("Fix for {kind}: add proxy_set_header Upgrade $http_upgrade;")),
         detail,
+        fault: 0,
+        primary: true,
+        also: Vec::new(),
     }
 }
 
@@ -311,6 +314,7 @@ fn handshake(id: u64, ts: f64, outcome: wstap::record::Outcome, client_ms: f64, 
         outcome,
         latency_ms: wstap::record::Latency { client: Some(client_ms), upstream: Some(upstream_ms) },
         paired_by: Some("key"),
+        pair_confidence: None,
     })
 }
 

@@ -8,6 +8,7 @@
 
 pub mod index;
 pub mod metrics;
+pub mod order;
 pub mod pair;
 pub mod roles;
 pub mod session;
@@ -93,6 +94,13 @@ struct ConnInfo {
     tls: Option<(Ts, Option<String>)>,
     /// What the TLS handshake negotiated, once known (decrypted or not).
     tls_info: Option<Box<crate::proto::tls::TlsInfo>>,
+    /// TLS: the client's application data since the server last spoke
+    /// (its request, as far as can be told), not yet paired with a
+    /// forwarded request; and whether any turn was ever seen.
+    turn: Option<Ts>,
+    turns_seen: bool,
+    /// TLS: paired with an upgrade that succeeded (no more requests).
+    tls_upgraded: bool,
     /// Requests awaiting a final response, oldest first.
     waiting: VecDeque<TxnId>,
     requests: u32,
@@ -107,6 +115,9 @@ struct PendingSession {
     path: String,
     hops: Vec<(Role, ConnId)>,
     start: Ts,
+    /// First FIN or RST on one of its hops: its record (stamped with its
+    /// end) cannot be stamped earlier.
+    closing_since: Option<Ts>,
 }
 
 #[derive(Default, Clone)]
@@ -177,7 +188,11 @@ pub struct Analyzer {
     relay_samples: Vec<f64>,
     /// Relay samples waiting for their copy on the other hop.
     relay_pending: FxHashMap<(ConnId, u8, u64), (ConnId, Ts)>,
-    out: Vec<Record>,
+    out: order::Reorder,
+    /// Requests in arrival order (the oldest one still waiting holds the
+    /// output back: its handshake record will be stamped with its time).
+    arrivals: VecDeque<(TxnId, Ts)>,
+    next_fault: u64,
     last_tick: Option<Ts>,
     /// Lone requests whose likely TLS client hop waits for its keys (live
     /// key log): reported once that hop is read, fails, or after DEFER_S.
@@ -188,6 +203,9 @@ const ATTEMPT_MEMORY_S: f64 = 120.0;
 /// How long a lone request waits for the keys of its TLS client hop.
 const DEFER_S: f64 = 2.0;
 const MAX_DEFERRED: usize = 1000;
+/// A proxy forwards a request within this long of reading it from a TLS
+/// client (connecting upstream included).
+pub const TLS_PAIR_WINDOW_S: f64 = 10.0;
 /// Relay samples waiting for their other hop, at most.
 const MAX_RELAY_PENDING: usize = 10_000;
 
@@ -218,19 +236,48 @@ impl Analyzer {
             stats: AnalyzerStats::default(),
             relay_samples: Vec::new(),
             relay_pending: FxHashMap::default(),
-            out: Vec::new(),
+            out: order::Reorder::default(),
+            arrivals: VecDeque::new(),
+            next_fault: 0,
             last_tick: None,
             deferred: VecDeque::new(),
         }
     }
 
     pub fn has_output(&self) -> bool {
-        !self.out.is_empty()
+        self.out.has_ready()
     }
 
-    /// Records produced so far (drained by the pipeline into sinks).
+    /// Records ready to be written, in time order (drained by the pipeline
+    /// into sinks).
     pub fn drain(&mut self) -> std::vec::Drain<'_, Record> {
-        self.out.drain(..)
+        self.out.drain()
+    }
+
+    /// Records written out of time order so far (held past the bound).
+    pub fn forced_out_of_order(&self) -> u64 {
+        self.out.forced
+    }
+
+    /// The earliest stamp a record not written yet may carry, as of `now`.
+    fn watermark(&mut self, now: Ts) -> Ts {
+        while let Some(&(id, _)) = self.arrivals.front() {
+            if self.txns.get(&id).is_some_and(|t| !t.done) {
+                break;
+            }
+            self.arrivals.pop_front();
+        }
+        let mut w = now;
+        if let Some(&(_, t)) = self.arrivals.front() {
+            w = w.min(t);
+        }
+        if let Some(t) = self.sessions.values().filter_map(|s| s.closing_since).min() {
+            w = w.min(t);
+        }
+        if let Some(t) = self.detectors.pending_since() {
+            w = w.min(t);
+        }
+        w.max(now.add_secs(-order::MAX_HOLD_S))
     }
 
     pub fn open_sessions(&self) -> impl Iterator<Item = OpenSession> + '_ {
@@ -337,6 +384,9 @@ impl Analyzer {
                         established: false,
                         tls: None,
                         tls_info: None,
+                        turn: None,
+                        turns_seen: false,
+                        tls_upgraded: false,
                         waiting: VecDeque::new(),
                         requests: 0,
                     },
@@ -402,13 +452,23 @@ impl Analyzer {
                     self.release_deferred(|tf| tf == conn, None);
                 }
             }
+            EventKind::TlsTurn { dir } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.turns_seen = true;
+                    c.turn = if dir == Dir::ToServer { Some(ts) } else { None };
+                }
+            }
             EventKind::Anomaly { what, .. } => *self.stats.anomalies.entry(what).or_default() += 1,
             EventKind::Fin { dir } => {
+                self.session_closing(conn, ts);
                 if dir == Dir::ToClient {
                     self.end_waiting(conn, ts, TxnEnd::ServerClosed);
+                } else {
+                    self.client_closed(conn, ts);
                 }
             }
             EventKind::Rst { dir } => {
+                self.session_closing(conn, ts);
                 let end = if dir == Dir::ToClient { TxnEnd::ServerReset } else { TxnEnd::ClientReset };
                 self.end_waiting(conn, ts, end);
             }
@@ -451,6 +511,7 @@ impl Analyzer {
             resp: None,
             resp_ts: None,
             end: None,
+            client_fin: None,
             from: None,
             to: None,
             retried: 0,
@@ -489,12 +550,20 @@ impl Analyzer {
                     self.adopt_deferred(&mut t);
                 } else if self.roles.may_be_upstream(&t) {
                     t.tls_front = self.find_tls_front(&t);
+                    // One to one: that application-data turn is spent.
+                    if let Some(tf) = &t.tls_front
+                        && tf.turn.is_some()
+                        && let Some(c) = self.conns.get_mut(&tf.conn)
+                    {
+                        c.turn = None;
+                    }
                 }
             }
         }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.waiting.push_back(id);
         }
+        self.arrivals.push_back((id, ts));
         self.open.insert(&t);
         self.txns.insert(id, t);
     }
@@ -580,26 +649,60 @@ impl Analyzer {
         best.map(|(_, _, id, by)| (id, by))
     }
 
-    /// A TLS connection into this host that is the likely client hop of an
-    /// upstream request seen alone: open when the request was sent, its
-    /// ClientHello before it, and either named by X-Forwarded-For or
-    /// terminated on the address the request leaves from. The most recent
-    /// such ClientHello wins.
+    /// The TLS connection into this host that is the client hop of an
+    /// upstream request seen alone. Candidates are open TLS connections on
+    /// the address the request leaves from (or named by X-Forwarded-For),
+    /// their ClientHello before it. A proxy forwards a request right after
+    /// reading it, so the pair is the connection whose client sent
+    /// application data (a TLS record) not yet paired with an earlier
+    /// forwarded request and not yet answered, within
+    /// [`TLS_PAIR_WINDOW_S`]; the oldest such turn first (proxies forward
+    /// in order), one request per turn. Confidence: `high` when one
+    /// connection had such a turn, `medium` when several did, `low` when
+    /// no turn could be read and the most recent ClientHello is all there
+    /// is (a connection not followed from its start).
     fn find_tls_front(&self, t: &Txn) -> Option<TlsFront> {
-        self.tls_conns
+        let cands: Vec<(bool, ConnId, &ConnInfo, Ts, Option<String>)> = self
+            .tls_conns
             .iter()
             .filter_map(|id| {
                 let c = self.conns.get(id)?;
                 let (hello, sni) = c.tls.as_ref()?;
-                if *hello > t.req_ts || *id == t.conn {
+                if *hello > t.req_ts || *id == t.conn || c.tls_upgraded {
                     return None;
                 }
                 let named = pair::forwarded_for_names(&t.req, c.flow.src.ip);
                 let local = c.flow.dst.ip == t.flow.src.ip;
-                (named || local).then_some((named, *hello, *id, c, sni))
+                (named || local).then_some((named, *id, c, *hello, sni.clone()))
             })
-            .max_by_key(|x| (x.0, x.1, x.2))
-            .map(|(_, _, id, c, sni)| TlsFront { conn: id, flow: c.flow, sni: sni.clone(), tls: c.tls_info.clone() })
+            .collect();
+        let turns: Vec<&(bool, ConnId, &ConnInfo, Ts, Option<String>)> = cands
+            .iter()
+            .filter(|x| x.2.turn.is_some_and(|tt| tt <= t.req_ts && t.req_ts.since(tt) <= TLS_PAIR_WINDOW_S))
+            .collect();
+        if let Some(best) = turns.iter().min_by_key(|x| (!x.0, x.2.turn, x.1)) {
+            let turn = best.2.turn.expect("filtered");
+            return Some(TlsFront {
+                conn: best.1,
+                flow: best.2.flow,
+                sni: best.4.clone(),
+                tls: best.2.tls_info.clone(),
+                turn: Some(turn),
+                confidence: if turns.len() == 1 { "high" } else { "medium" },
+                candidates: turns.len() as u32,
+            });
+        }
+        // No readable turn: the most recent ClientHello on a connection
+        // whose turns could not be followed.
+        cands.iter().filter(|x| !x.2.turns_seen).max_by_key(|x| (x.0, x.3, x.1)).map(|x| TlsFront {
+            conn: x.1,
+            flow: x.2.flow,
+            sni: x.4.clone(),
+            tls: x.2.tls_info.clone(),
+            turn: None,
+            confidence: "low",
+            candidates: cands.len() as u32,
+        })
     }
 
     fn on_response(&mut self, conn: ConnId, ts: Ts, resp: Box<Response>) {
@@ -639,6 +742,12 @@ impl Analyzer {
         let waiting: Vec<TxnId> = c.waiting.drain(..).collect();
         for tid in waiting {
             if let Some(t) = self.txns.get_mut(&tid) {
+                // Who closed first decides: a server closing after the
+                // client side already did is answering the client's close.
+                let end = match end {
+                    TxnEnd::ServerClosed | TxnEnd::ServerReset if t.client_fin.is_some() => TxnEnd::ClientClosed,
+                    e => e,
+                };
                 t.end = Some((ts, end));
             }
             self.finish_txn(tid);
@@ -663,6 +772,15 @@ impl Analyzer {
         self.conns.remove(&conn);
         self.tls_conns.remove(&conn);
         if let Some(w) = self.ws.get_mut(&conn) {
+            let mut summary = summary;
+            if w.encrypted && summary.ws.is_none() {
+                // Only its TCP ends are known: its first FIN or RST.
+                let mut a = WsActivity::new(w.upgraded_ts);
+                if let Some((d, t)) = summary.first_close() {
+                    a.closing(t, d, if summary.rst[d.index()] == Some(t) { "rst" } else { "fin" });
+                }
+                summary.ws = Some(Box::new(a));
+            }
             w.summary = Some(summary);
             let ids = self.conn_sessions.get(&conn).cloned().unwrap_or_default();
             if ids.is_empty() {
@@ -754,6 +872,7 @@ impl Analyzer {
                     encrypted: true,
                     sni: tf.sni.clone(),
                     tls: Some(record::TlsHop::of(tf.tls.as_deref(), tf.sni.as_deref())),
+                    request_ts: tf.turn.map(|t| round_us(t.secs())),
                     ..Hop::default()
                 });
             }
@@ -777,6 +896,15 @@ impl Analyzer {
                     Some("timing")
                 } else {
                     None
+                },
+                pair_confidence: match (client, upstream, tls_front) {
+                    (Some(_), Some(u), _) => Some(match u.paired_by {
+                        Some("key") => "high",
+                        Some("headers") => "medium",
+                        _ => "low",
+                    }),
+                    (None, Some(_), Some(tf)) => Some(tf.confidence),
+                    _ => None,
                 },
             };
             self.stats.handshakes.total += 1;
@@ -818,6 +946,20 @@ impl Analyzer {
         {
             hops.push((Role::Upstream, t.conn));
         }
+        // A TLS client hop: followed at the TCP level as the session's
+        // client hop (its frames cannot be read), and done with requests.
+        let upgraded_at = hops.iter().filter_map(|(_, c)| self.ws.get(c).map(|w| w.upgraded_ts)).min();
+        if let Some(tf) = tls_front
+            && upstream.is_some_and(|u| u.upgraded())
+            && let Some(at) = upgraded_at
+            && let Some(c) = self.conns.get_mut(&tf.conn)
+        {
+            c.tls_upgraded = true;
+            let mut w = WsStats::new(tf.conn, c.flow, at);
+            w.encrypted = true;
+            self.ws.insert(tf.conn, w);
+            hops.insert(0, (Role::Client, tf.conn));
+        }
         let up_id = upstream.map(|u| u.id);
         let client_id = client.map(|c| c.id);
         let start = hops.iter().filter_map(|(_, c)| self.ws.get(c).map(|w| w.upgraded_ts)).min();
@@ -827,7 +969,9 @@ impl Analyzer {
             for (_, conn) in &hops {
                 self.conn_sessions.entry(*conn).or_default().push(sid);
             }
-            if let [(_, a), (_, b)] = hops[..] {
+            if let [(_, a), (_, b)] = hops[..]
+                && !self.ws.get(&a).is_some_and(|w| w.encrypted)
+            {
                 if let Some(w) = self.ws.get_mut(&a) {
                     w.peer = Some(b);
                 }
@@ -837,7 +981,16 @@ impl Analyzer {
             }
             self.sessions.insert(
                 sid,
-                PendingSession { id: sid, chain, hop_index: front.hop_index, handshake: hid, path, hops, start },
+                PendingSession {
+                    id: sid,
+                    chain,
+                    hop_index: front.hop_index,
+                    handshake: hid,
+                    path,
+                    hops,
+                    start,
+                    closing_since: None,
+                },
             );
             self.try_end_session(sid, false);
         }
@@ -880,6 +1033,7 @@ impl Analyzer {
                     flow: w.flow,
                     summary: w.summary.as_deref(),
                     act: w.activity().unwrap_or(&empty),
+                    encrypted: w.encrypted,
                 })
             })
             .collect();
@@ -890,7 +1044,7 @@ impl Analyzer {
         self.stats.sessions += 1;
         let view = SessionView {
             record: &rec,
-            client: hops.iter().find(|h| h.role == Role::Client).map(|h| h.act),
+            client: hops.iter().find(|h| h.role == Role::Client && !h.encrypted).map(|h| h.act),
             upstream: hops.iter().find(|h| h.role == Role::Upstream).map(|h| h.act),
         };
         self.detectors.on_session(&view, &mut self.findings);
@@ -908,8 +1062,34 @@ impl Analyzer {
         self.flush_findings();
     }
 
+    /// A hop of an open session began to close.
+    fn session_closing(&mut self, conn: ConnId, ts: Ts) {
+        if let Some(ids) = self.conn_sessions.get(&conn) {
+            for sid in ids {
+                if let Some(s) = self.sessions.get_mut(sid) {
+                    s.closing_since.get_or_insert(ts);
+                }
+            }
+        }
+    }
+
+    /// The initiator half-closed a connection with requests still waiting
+    /// (a proxy giving up on its upstream): who closed first decides later.
+    fn client_closed(&mut self, conn: ConnId, ts: Ts) {
+        let Some(c) = self.conns.get(&conn) else { return };
+        for tid in &c.waiting {
+            if let Some(t) = self.txns.get_mut(tid) {
+                t.client_fin.get_or_insert(ts);
+            }
+        }
+    }
+
     fn flush_findings(&mut self) {
-        for f in self.findings.drain(..) {
+        for mut f in self.findings.drain(..) {
+            if f.primary || self.next_fault == 0 {
+                self.next_fault += 1;
+            }
+            f.fault = self.next_fault;
             *self.stats.findings.entry(f.kind).or_default() += 1;
             match f.severity {
                 crate::detect::Severity::Error => self.stats.errors += 1,
@@ -956,6 +1136,8 @@ impl Analyzer {
         self.relay_pending.retain(|_, (_, t)| now.since(*t) < 10.0);
         self.detectors.on_tick(now, open, &mut self.findings);
         self.flush_findings();
+        let w = self.watermark(now);
+        self.out.release(w);
     }
 
     /// End of input (after the flow table's final `Close` events).
@@ -977,6 +1159,7 @@ impl Analyzer {
         }
         self.detectors.finish(now, &mut self.findings);
         self.flush_findings();
+        self.out.release_all();
     }
 }
 
@@ -1008,7 +1191,7 @@ fn hop_record(t: &Txn, r: Redactor) -> Hop {
         server: resp.and_then(|x| x.headers.get("server")).map(str::to_string),
         request_ts: Some(round_us(t.req_ts.secs())),
         response_ts: t.resp_ts.map(|x| round_us(x.secs())),
-        end: if resp.is_none() { t.end.map(|(_, e)| e.name()) } else { None },
+        end: t.end_name(),
         encrypted: false,
         sni: t.tls.as_ref().and_then(|i| i.sni.clone()),
         tls: t.tls.as_deref().map(|i| record::TlsHop::of(Some(i), None)),

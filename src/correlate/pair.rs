@@ -78,6 +78,12 @@ pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32,
         s += 25;
     } else if p.path().ends_with(c.path()) || c.path().ends_with(p.path()) {
         s += 10;
+    } else if query(&p.target).is_some_and(|q| q.len() >= 8 && Some(q) == query(&c.target)) {
+        // The path was rewritten but the query kept, as a location that
+        // maps a public prefix to the app's (`location /rt/ { proxy_pass
+        // http://app/socket.io/; }`): a long query (an Engine.IO sid and
+        // cache-busting token) is as telling as the same target.
+        s += 30;
     } else {
         s -= 20;
     }
@@ -104,6 +110,11 @@ pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32,
         by = "timing";
     }
     Some((s, by))
+}
+
+/// The query string of a request target, if any.
+fn query(target: &str) -> Option<&str> {
+    target.split_once('?').map(|(_, q)| q).filter(|q| !q.is_empty())
 }
 
 /// Client addresses a request's X-Forwarded-For, X-Real-IP and Forwarded

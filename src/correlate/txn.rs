@@ -17,6 +17,9 @@ pub enum TxnEnd {
     ServerReset,
     /// The client side reset the connection.
     ClientReset,
+    /// The client side closed (FIN) first while waiting, then the server
+    /// closed too: for an upstream hop, the proxy gave up on the backend.
+    ClientClosed,
     /// The connection ended for another reason.
     Conn(EndReason),
 }
@@ -27,6 +30,7 @@ impl TxnEnd {
             TxnEnd::ServerClosed => "closed-by-server",
             TxnEnd::ServerReset => "reset-by-server",
             TxnEnd::ClientReset => "reset-by-client",
+            TxnEnd::ClientClosed => "closed-by-client",
             TxnEnd::Conn(r) => r.name(),
         }
     }
@@ -41,6 +45,13 @@ pub struct TlsFront {
     pub sni: Option<String>,
     /// Its handshake facts and why it was not decrypted, when known.
     pub tls: Option<Box<crate::proto::tls::TlsInfo>>,
+    /// When the client began sending the application data this request was
+    /// paired with (None: paired by its ClientHello only).
+    pub turn: Option<Ts>,
+    /// How sure the pairing is: "high", "medium", "low".
+    pub confidence: &'static str,
+    /// Connections that could have been the client hop.
+    pub candidates: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +71,10 @@ pub struct Txn {
     pub resp: Option<Box<Response>>,
     pub resp_ts: Option<Ts>,
     pub end: Option<(Ts, TxnEnd)>,
+    /// The client side (initiator) closed its half while the request waited
+    /// for its answer: a proxy giving up on its upstream, or a client giving
+    /// up on the proxy.
+    pub client_fin: Option<Ts>,
     /// The request this one was forwarded from (previous hop).
     pub from: Option<TxnId>,
     /// The request the proxy forwarded this one as (next hop).
@@ -87,6 +102,16 @@ impl Txn {
 
     pub fn upgraded(&self) -> bool {
         self.status() == Some(101)
+    }
+
+    /// How the exchange ended without a response, as far as known now: its
+    /// end, or the client's half-close while the server still had not
+    /// answered.
+    pub fn end_name(&self) -> Option<&'static str> {
+        if self.resp.is_some() {
+            return None;
+        }
+        self.end.map(|e| e.1.name()).or(self.client_fin.map(|_| TxnEnd::ClientClosed.name()))
     }
 
     /// When the exchange finished (response head or end), if it has.

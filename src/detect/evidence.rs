@@ -29,7 +29,7 @@ pub fn hop(t: &Txn, r: Redactor) -> Value {
         "request": pairs(&t.req.headers, r),
         "status": t.status(),
         "response": t.resp.as_ref().map(|x| pairs(&x.headers, r)),
-        "end": if t.resp.is_none() { t.end.map(|e| e.1.name()) } else { None },
+        "end": t.end_name(),
     })
 }
 
@@ -38,7 +38,10 @@ pub fn saw(t: &Txn) -> String {
     match (&t.resp, t.end) {
         (Some(r), _) => format!("{} {}", r.status, r.reason).trim().to_string(),
         (None, Some((_, e))) => format!("no response ({})", e.name()),
-        (None, None) => "no response yet".into(),
+        (None, None) => match t.end_name() {
+            Some(e) => format!("no response ({e})"),
+            None => "no response yet".into(),
+        },
     }
 }
 

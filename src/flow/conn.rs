@@ -349,6 +349,7 @@ fn proto_event(conn: ConnId, pe: ProtoEvent) -> Event {
         ProtoEvent::Anomaly { dir, ts, what } => (ts, EventKind::Anomaly { dir, what }),
         ProtoEvent::Tls { ts, sni } => (ts, EventKind::Tls { sni }),
         ProtoEvent::TlsInfo { ts, info } => (ts, EventKind::TlsInfo(info)),
+        ProtoEvent::TlsTurn { dir, ts } => (ts, EventKind::TlsTurn { dir }),
     };
     Event { conn, ts, kind }
 }

@@ -630,6 +630,7 @@ mod tests {
                 ProtoEvent::Frame { dir, frame, .. } => format!("frame {:?} {}", dir, opcode::name(frame.opcode)),
                 ProtoEvent::Anomaly { what, .. } => format!("anomaly {what}"),
                 ProtoEvent::Tls { .. } | ProtoEvent::TlsInfo { .. } => "tls".into(),
+                ProtoEvent::TlsTurn { .. } => "tls-turn".into(),
                 ProtoEvent::RelaySample { .. } => "relay".into(),
             })
             .collect()

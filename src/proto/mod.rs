@@ -6,6 +6,7 @@ pub mod activity;
 pub mod http;
 pub mod message;
 pub mod tls;
+pub mod turns;
 pub mod ws;
 
 use crate::time::Ts;
@@ -55,6 +56,9 @@ pub enum ProtoEvent {
     /// What the TLS handshake negotiated, when its application data was
     /// first decrypted or when it was found not to be decryptable (and why).
     TlsInfo { ts: Ts, info: Box<tls::TlsInfo> },
+    /// On a TLS connection: the client began sending application data after
+    /// the server spoke (`ToServer`), or the server answered (`ToClient`).
+    TlsTurn { dir: Dir, ts: Ts },
 }
 
 /// What a connection carries, decided from its first payload bytes.
@@ -68,10 +72,10 @@ pub enum App {
     /// After a 101 to a WebSocket upgrade: frames only.
     Ws(Box<http::WsState>),
     /// TLS: records decrypted when keys are known, the plaintext parsed by
-    /// an inner `App`.
+    /// an inner `App`; without keys, record headers only, for the turns of
+    /// the conversation.
     Tls(Box<tls::TlsConn>),
-    /// SSH, a non-WebSocket tunnel, undecryptable TLS, anything not HTTP:
-    /// not parsed.
+    /// SSH, a non-WebSocket tunnel, anything not HTTP: not parsed.
     Opaque,
 }
 

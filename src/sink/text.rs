@@ -29,6 +29,7 @@ struct GroupKey {
     kind: &'static str,
     path: Option<String>,
     servers: Vec<String>,
+    also: Vec<&'static str>,
 }
 
 struct Group {
@@ -62,8 +63,12 @@ impl<W: Write> TextSink<W> {
         if let Some(p) = &f.path {
             s += &format!(" {p}");
         }
-        if let Some(p) = f.detail.get("proxy").and_then(|p| p.as_str()) {
-            s += &format!(" via {p}");
+        let seen = f.detail.get("proxy_evidence").and_then(|e| e.as_array()).is_some_and(|e| !e.is_empty());
+        match f.detail.get("proxy").and_then(|p| p.as_str()) {
+            Some(p) => s += &format!(" via {p}"),
+            None if seen => s += " via an unrecognised proxy",
+            None if f.detail.get("proxy_evidence").is_some() => s += " (no proxy seen)",
+            None => {}
         }
         s += &format!("\n  {}\n", f.message);
         let hops = &f.detail["hops"];
@@ -88,6 +93,9 @@ impl<W: Write> TextSink<W> {
                 s += &format!("  {:<17}{:<28}{}\n", d["header"].as_str().unwrap_or(""), v(&d["client"]), up);
             }
         }
+        if !f.also.is_empty() {
+            s += &format!("  same fault, also filed as: {}\n", f.also.join(", "));
+        }
         if let Some(fix) = &f.fix {
             s += "  fix:\n";
             for l in fix.lines() {
@@ -106,7 +114,7 @@ fn group_key(f: &Finding) -> GroupKey {
             servers.push(server);
         }
     }
-    GroupKey { kind: f.kind, path: f.path.clone(), servers }
+    GroupKey { kind: f.kind, path: f.path.clone(), servers, also: f.also.clone() }
 }
 
 fn tod(ts: f64) -> String {
@@ -196,8 +204,9 @@ fn dirs(d: &Dirs) -> String {
 }
 
 fn session_line(s: &Session) -> String {
+    let tls = if s.hops.first().is_some_and(|h| h.encrypted) { " [TLS]" } else { "" };
     let flows = match (&s.client_flow, &s.upstream_flow) {
-        (Some(c), Some(u)) => format!("{c} | {u}"),
+        (Some(c), Some(u)) => format!("{c}{tls} | {u}"),
         (Some(c), None) => c.clone(),
         (None, Some(u)) => format!("(client not seen) | {u}"),
         (None, None) => "-".into(),
@@ -425,10 +434,15 @@ impl<W: Write> Sink for TextSink<W> {
                     let mut gs: Vec<(&GroupKey, &Group)> = self.groups.iter().collect();
                     gs.sort_by(|a, b| b.1.severity.cmp(&a.1.severity).then(a.1.first_ts.total_cmp(&b.1.first_ts)));
                     for (k, g) in gs {
+                        let kind = if k.also.is_empty() {
+                            k.kind.to_string()
+                        } else {
+                            format!("{}+{}", k.kind, k.also.join("+"))
+                        };
                         t += &format!(
                             "  {:<8} {:<28} {:<16} {:<40} x{}\n",
                             g.severity.name(),
-                            k.kind,
+                            kind,
                             k.path.as_deref().unwrap_or("-"),
                             k.servers.join(" => "),
                             g.count
@@ -465,6 +479,8 @@ impl<W: Write> Sink for TextSink<W> {
                 s + "\n"
             }
             Record::Http(_) | Record::Frame(_) => return Ok(()),
+            // One fault, one block: the lead finding names the others.
+            Record::Finding(f) if !f.primary => return Ok(()),
             Record::Finding(f) => {
                 let key = group_key(f);
                 let first = !self.groups.contains_key(&key);

@@ -551,6 +551,11 @@ impl App {
     }
 
     fn on_finding(&mut self, f: Finding) {
+        // One fault, one group: the lead finding names the other kinds it
+        // is also filed under (`also`), shown with it.
+        if !f.primary {
+            return;
+        }
         let mut servers: Vec<String> = f.flows.iter().map(|fl| server_of(fl).to_string()).collect();
         servers.sort();
         servers.dedup();

@@ -21,7 +21,7 @@ pub use keylog::{KeyLogStats, Keys};
 
 use self::crypto::{OpenError, RecordKey, Suite};
 use self::hello::Reader;
-use super::{App, Dir, ProtoEvent};
+use super::{App, Dir, ProtoEvent, turns};
 use crate::time::Ts;
 
 /// Why a TLS connection's application data was not read.
@@ -192,6 +192,10 @@ pub struct TlsConn {
     announced: bool,
     stats: TlsStats,
     rec: Vec<u8>,
+    /// Record headers followed for the turns of the conversation (when the
+    /// client sent application data), reported while the connection is not
+    /// being read: hop correlation pairs it by them, as without keys.
+    turns: turns::Turns,
 }
 
 impl std::fmt::Debug for TlsConn {
@@ -238,6 +242,7 @@ impl TlsConn {
             announced: false,
             stats: TlsStats { connections: 1, ..Default::default() },
             rec: Vec::new(),
+            turns: turns::Turns::default(),
         }
     }
 
@@ -245,6 +250,9 @@ impl TlsConn {
     pub fn midstream(keys: Keys, verbose: bool, ts: Ts, out: &mut Vec<ProtoEvent>) -> TlsConn {
         let mut t = TlsConn::new(keys, verbose);
         t.fail(Undecrypted::HandshakeNotCaptured, ts, out);
+        // Without its ClientHello it is no candidate client hop: its turns
+        // are not followed.
+        t.turns.gap();
         t
     }
 
@@ -260,12 +268,39 @@ impl TlsConn {
         &mut self.inner
     }
 
-    /// Nothing more will be read on this connection.
+    /// Nothing more will be read on this connection: neither its plaintext
+    /// (decrypted) nor, when it is not read, its turns.
     #[inline(never)]
     pub fn is_opaque(&self) -> bool {
-        self.failed.is_some() && (self.stats.records == 0 || self.inner.is_opaque())
-            || (self.halves[0].dead && self.halves[1].dead)
-            || (self.info.decrypted && self.inner.is_opaque())
+        let dead = self.halves[0].dead && self.halves[1].dead;
+        if self.info.decrypted {
+            dead || self.inner.is_opaque()
+        } else {
+            (self.failed.is_some() || dead) && self.turns.is_done()
+        }
+    }
+
+    /// Its application data is being read (or will be: its keys are known
+    /// and nothing failed yet). Such a connection reports no turns: the
+    /// requests themselves pair it.
+    fn reading(&self) -> bool {
+        self.info.decrypted || (self.keys_found && self.failed.is_none())
+    }
+
+    /// Follows the record headers for the turns of a connection not read.
+    fn turns(&mut self, dir: Dir, ts: Ts, data: &[u8], out: &mut Vec<ProtoEvent>) {
+        if self.turns.is_done() {
+            return;
+        }
+        if self.info.decrypted {
+            self.turns.gap();
+            return;
+        }
+        let mark = out.len();
+        self.turns.data(dir, ts, data, out);
+        if self.reading() {
+            out.truncate(mark);
+        }
     }
 
     /// This connection's counters, as it ends.
@@ -302,6 +337,11 @@ impl TlsConn {
     }
 
     pub fn data(&mut self, dir: Dir, ts: Ts, data: &[u8], out: &mut Vec<ProtoEvent>) {
+        self.decrypt(dir, ts, data, out);
+        self.turns(dir, ts, data, out);
+    }
+
+    fn decrypt(&mut self, dir: Dir, ts: Ts, data: &[u8], out: &mut Vec<ProtoEvent>) {
         if self.failed.is_some() && !self.info.decrypted {
             return;
         }
@@ -362,6 +402,7 @@ impl TlsConn {
     /// more (no resynchronisation: a record header cannot be told from
     /// ciphertext).
     pub fn gap(&mut self, dir: Dir, ts: Ts, len: u32, out: &mut Vec<ProtoEvent>) {
+        self.turns.gap();
         let h = &mut self.halves[dir.index()];
         h.dead = true;
         h.buf = Vec::new();

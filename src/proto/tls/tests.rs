@@ -54,8 +54,11 @@ fn feed(a: &mut App, dir: Dir, data: &[u8], out: &mut Vec<ProtoEvent>) {
     a.data(dir, crate::time::Ts(1), data, out);
 }
 
+/// The decryption facts and what was read from the plaintext (the turns of
+/// a connection not read are checked apart, by [`turns`]).
 fn summary(ev: &[ProtoEvent]) -> Vec<String> {
     ev.iter()
+        .filter(|e| !matches!(e, ProtoEvent::TlsTurn { .. }))
         .map(|e| match e {
             ProtoEvent::Request { req, .. } => format!("req {} {}", req.method, req.target),
             ProtoEvent::Response { resp, .. } => format!("resp {}", resp.status),
@@ -71,13 +74,24 @@ fn summary(ev: &[ProtoEvent]) -> Vec<String> {
             ProtoEvent::Frame { .. } => "frame".into(),
             ProtoEvent::RelaySample { .. } => "relay".into(),
             ProtoEvent::Anomaly { what, .. } => format!("anomaly {what}"),
+            ProtoEvent::TlsTurn { .. } => unreachable!("filtered"),
+        })
+        .collect()
+}
+
+/// The turns reported (who began sending application data), in order.
+fn turns(ev: &[ProtoEvent]) -> Vec<Dir> {
+    ev.iter()
+        .filter_map(|e| match e {
+            ProtoEvent::TlsTurn { dir, .. } => Some(*dir),
+            _ => None,
         })
         .collect()
 }
 
 /// A whole TLS 1.3 connection: handshake, an upgrade, two frames, a
 /// KeyUpdate from the client, one more frame. Returns the events.
-fn run13(t: &Tls13, keys: &Keys, split: usize) -> (Vec<String>, App) {
+fn run13(t: &Tls13, keys: &Keys, split: usize) -> (Vec<String>, App, Vec<Dir>) {
     let mut a = app(keys);
     let mut out = Vec::new();
     let mut c_hs = t.key(0);
@@ -131,7 +145,7 @@ fn run13(t: &Tls13, keys: &Keys, split: usize) -> (Vec<String>, App) {
     .unwrap();
     let mut c_ap2 = RecordKey::tls13(suite(t.suite).unwrap(), &next).unwrap();
     send(&mut a, Dir::ToServer, &c_ap2.seal(23, &frame), &mut out);
-    (summary(&out), a)
+    (summary(&out), a, turns(&out))
 }
 
 #[test]
@@ -145,7 +159,8 @@ fn tls13_every_suite_decrypts_into_the_http_and_websocket_parsers() {
         let keys = Keys::default();
         keys.add_text(t.keylog().as_bytes());
         for split in [100_000, 7, 1] {
-            let (ev, a) = run13(&t, &keys, split);
+            let (ev, a, turns) = run13(&t, &keys, split);
+            assert_eq!(turns, vec![], "a connection read reports no turns: its requests pair it");
             assert_eq!(
                 ev,
                 vec![
@@ -178,7 +193,8 @@ fn tls13_with_only_the_traffic_secrets_skips_the_handshake_records() {
         )
         .as_bytes(),
     );
-    let (ev, _) = run13(&t, &keys, 1000);
+    let (ev, _, turns) = run13(&t, &keys, 1000);
+    assert_eq!(turns, vec![]);
     assert!(ev.contains(&"req GET /ws".to_string()), "{ev:?}");
     assert!(ev.contains(&"resp 101".to_string()), "{ev:?}");
 }
@@ -187,15 +203,22 @@ fn tls13_with_only_the_traffic_secrets_skips_the_handshake_records() {
 fn no_key_wrong_key_and_unsupported_suites_are_told_apart() {
     let t = Tls13::new(0x1301);
     // No key at all.
-    let (ev, a) = run13(&t, &Keys::default(), 1000);
+    let (ev, mut a, turns) = run13(&t, &Keys::default(), 1000);
     assert_eq!(ev, vec!["hello ws.example", "info TLS 1.3 TLS_AES_128_GCM_SHA256 - no-key"]);
-    assert!(a.is_opaque());
+    // Not read, so followed at the record layer: the client's turns (its
+    // Finished, then the frame and the KeyUpdate after each answer) pair it
+    // with the requests the proxy forwards.
+    use Dir::{ToClient as C, ToServer as S};
+    assert_eq!(turns, vec![S, C, S, C, S]);
+    assert!(!a.is_opaque(), "its turns are still followed");
+    a.gap(Dir::ToServer, crate::time::Ts(3), 10, &mut Vec::new());
+    assert!(a.is_opaque(), "given up on, and its record boundaries lost: nothing more to read");
     assert_eq!(a.tls().unwrap().stats().not_decrypted[Undecrypted::NoKey.index()], 1);
     // Keys of another session under this client random.
     let wrong = Tls13 { suite: 0x1301, secrets: [[9; 32]; 4] };
     let keys = Keys::default();
     keys.add_text(wrong.keylog().as_bytes());
-    let (ev, a) = run13(&t, &keys, 1000);
+    let (ev, a, _) = run13(&t, &keys, 1000);
     assert_eq!(ev, vec!["hello ws.example", "info TLS 1.3 TLS_AES_128_GCM_SHA256 - auth-failed"]);
     assert!(a.tls().unwrap().stats().auth_failures >= 1);
     // A CBC suite in TLS 1.2.
@@ -204,6 +227,8 @@ fn no_key_wrong_key_and_unsupported_suites_are_told_apart() {
     feed(&mut a, Dir::ToServer, &build::client_hello(&CR, "", &[]), &mut out);
     feed(&mut a, Dir::ToClient, &build::server_hello(&SR, 0x0303, 0xc013, None), &mut out);
     assert_eq!(summary(&out), vec!["hello -", "info TLS 1.2 TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA - unsupported-suite"]);
+    assert!(!a.is_opaque(), "not decrypted: its turns are followed");
+    feed(&mut a, Dir::ToServer, b"not a TLS record", &mut out);
     assert!(a.is_opaque());
     // TLS 1.0.
     let mut a = app(&keys);
@@ -239,12 +264,19 @@ fn keys_that_arrive_later_still_decrypt_the_held_records() {
         vec!["hello late", "info TLS 1.3 TLS_CHACHA20_POLY1305_SHA256 - awaiting-keys"],
         "held, nothing decided yet"
     );
+    // While its keys are awaited it is paired by its turns, as without keys.
+    assert_eq!(turns(&out), vec![Dir::ToServer]);
     keys.add_text(t.keylog().as_bytes());
     // The next record (or the FIN) releases the held ones, in order.
     a.closing(Dir::ToServer, crate::time::Ts(2), "fin", &mut out);
     let ev = summary(&out);
     assert!(ev.contains(&"req GET /ws".to_string()), "{ev:?}");
     assert_eq!(a.tls().unwrap().stats().late_keys, 1);
+    // Read now: no more turns.
+    let n = turns(&out).len();
+    feed(&mut a, Dir::ToClient, &t.key(3).seal(23, RESP), &mut out);
+    feed(&mut a, Dir::ToServer, &c_ap.seal(23, REQ), &mut out);
+    assert_eq!(turns(&out).len(), n);
 }
 
 #[test]
@@ -264,6 +296,9 @@ fn held_records_are_bounded() {
     assert!(summary(&out).last().unwrap().ends_with("no-key"));
     let st = a.tls().unwrap().stats();
     assert!(st.held_dropped > 0 && st.held_dropped <= HOLD_LIMIT as u64, "{st:?}");
+    // Given up on: only its turns are followed now (the client's one turn).
+    assert_eq!(turns(&out), vec![Dir::ToServer]);
+    a.gap(Dir::ToClient, crate::time::Ts(3), 10, &mut out);
     assert!(a.is_opaque());
 }
 

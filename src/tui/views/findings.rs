@@ -57,6 +57,9 @@ fn group_lines(g: &FindingGroup, width: usize, selected: bool) -> [Line<'static>
         Span::styled(format!(" {}", g.kind), base.add_modifier(Modifier::BOLD)),
         Span::styled(format!(" ×{}", g.count), base),
     ];
+    if let Some(also) = g.latest().map(|f| &f.also).filter(|a| !a.is_empty()) {
+        head.push(Span::styled(format!(" (+{})", also.join(", ")), base));
+    }
     if let Some(p) = &g.path {
         head.push(Span::styled(format!("  {p}"), base.fg(Color::Cyan)));
     }
@@ -417,7 +420,10 @@ pub fn render_detail(f: &mut Frame, app: &App, area: Rect) {
         f.render_widget(Paragraph::new("No finding selected (Esc goes back).").block(Block::bordered()), area);
         return;
     };
-    let fix = fnd.fix.clone().unwrap_or_else(|| "No fix suggested for this finding.".into());
+    let mut fix = fnd.fix.clone().unwrap_or_else(|| "No fix suggested for this finding.".into());
+    if !fnd.also.is_empty() {
+        fix = format!("(same fault, also filed as {})\n{fix}", fnd.also.join(", "));
+    }
     // Header and fix take what they need, within limits that leave the
     // hop columns at least a third of the screen.
     let head_h = 1 + wrapped_rows(&where_line(fnd), area.width).min(2) + wrapped_rows(&fnd.message, area.width).min(4);
