@@ -198,6 +198,50 @@ fn without_keys_the_hop_is_inferred_and_the_reason_given() {
     assert!(text.contains("not decrypted: no-key 8; those hops are inferred"), "{text}");
 }
 
+/// Without keys, each forwarded upgrade is paired with the TLS connection
+/// whose client sent its (encrypted) request just before (docs/design.md:
+/// turns), one to one, with a pair confidence; and those pairs are the ones
+/// the keys prove. TLS 1.3's session tickets, sent while the proxy is
+/// forwarding, are not taken for the answer. On nginx-tls-idle two
+/// handshakes once picked the same TLS connection.
+#[test]
+fn without_keys_tls_hops_pair_one_to_one_as_the_keys_prove() {
+    let pairs = |rs: &[Value]| -> Vec<(String, String)> {
+        of_type(rs, "handshake")
+            .iter()
+            .map(|h| {
+                let up = if h["upstream"].is_null() { &h["client"] } else { &h["upstream"] };
+                (
+                    h["client"]["flow"].as_str().unwrap_or("-").to_string(),
+                    up["flow"].as_str().unwrap_or("-").to_string(),
+                )
+            })
+            .collect()
+    };
+    for (name, port, _) in TLS {
+        let rs = records(name);
+        let hs = of_type(&rs, "handshake");
+        assert!(!hs.is_empty(), "{name}");
+        let mut clients = std::collections::HashSet::new();
+        for h in &hs {
+            let c = &h["client"];
+            assert_eq!(c["encrypted"], true, "{name}: the client hop is the TLS connection: {h}");
+            assert!(c["flow"].as_str().unwrap().ends_with(&format!(":{port}")), "{name}: {h}");
+            assert!(c["request_ts"].is_f64(), "{name}: paired by the client's turn: {h}");
+            assert!(["high", "medium"].contains(&h["pair_confidence"].as_str().unwrap_or("")), "{name}: {h}");
+            assert!(h["upstream"]["flow"].is_string(), "{name}: {h}");
+            assert!(
+                clients.insert(c["flow"].as_str().unwrap().to_string()),
+                "{name}: a TLS connection paired twice: {h}"
+            );
+        }
+        assert_eq!(pairs(&rs), pairs(&with_keys(name, &[])), "{name}: the pairs the keys prove");
+    }
+    let rs = records("nginx-tls-idle");
+    assert_eq!(of_type(&rs, "handshake").len(), 2);
+    assert_eq!(kinds(&rs, "error"), vec!["idle-timeout-close"]);
+}
+
 /// tshark, given the same key log, is the conformance peer: the HTTP
 /// requests and responses wstap reads on both hops equal tshark's.
 #[test]
