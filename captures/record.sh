@@ -39,6 +39,7 @@ ALL=(
     nginx-socketio-prefix caddy-reload lighttpd-healthy lighttpd-stripped
     direct-bad-accept
     nginx-tls13 nginx-tls12 nginx-tls-stripped nginx-tls-idle haproxy-tls haproxy-tls-idle haproxy-tls-stripped
+    haproxy-h2 haproxy-h2-stripped haproxy-h2-false-success haproxy-h2-idle haproxy-h2-no8441
 )
 
 # ----------------------------------------------------------------------------
@@ -1016,6 +1017,111 @@ sc_haproxy_tls_stripped() {
     META=(proxy=haproxy scenario="haproxy TLS front with 'http-request del-header Upgrade' and its own key log; Node ws client"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=upgrade-stripped optional_kinds= keylog=$NAME.keys
         notes="Upstream request keeps 'Connection: upgrade' without Upgrade; the backend answers 426, relayed over TLS.")
+}
+
+# ----------------------------------------------------------------------------
+# WebSockets over HTTP/2 (RFC 8441): haproxy 2.6 with an h2 TLS front (ALPN
+# h2,http/1.1), each extended CONNECT stream forwarded as its own HTTP/1.1
+# upgrade. Clients: headless chromium (SSLKEYLOGFILE; it uses RFC 8441 when
+# the front offers it) and tests/lab/h2ws_client.py (PyPI h2 + wsproto,
+# several streams on one connection). The clients' key logs are kept.
+# Ports: front 186NN, backend 136NN.
+# ----------------------------------------------------------------------------
+h2_deps() {
+    tls_deps || return 1
+    if ! "$LAB_PY" -c 'import h2.connection, wsproto.frame_protocol' 2>/dev/null; then
+        "$(dirname "$LAB_PY")/pip" install -q 'h2>=4.1' 'wsproto>=1.2' ||
+            { echo "record.sh: pip install h2 wsproto failed" >&2; return 1; }
+    fi
+}
+
+# haproxy_h2 F B TUNNEL_TIMEOUT STRIP_RULE [GLOBAL_EXTRA] [FRONT_EXTRA]
+haproxy_h2() {
+    h2_deps || return 1
+    TLSDIR=$LAB_RUN/haproxy-$NAME
+    KEYS=$CAP/$NAME.keys
+    rm -f "$KEYS"
+    tls_certs "$TLSDIR" || return 1
+    backend "$2"
+    lab_haproxy "$NAME" "$HAP/h2.cfg" "$1" FRONT=127.0.0.1:$1 UPSTREAM=127.0.0.1:$2 \
+        TUNNEL_TIMEOUT="$3" STRIP_RULE="$4" GLOBAL_EXTRA="${5:-}" FRONT_EXTRA="${6:-}" || return 1
+}
+
+# h2ws SECS URL ARGS...: the scripted RFC 8441 client; keys appended to $KEYS
+h2ws() {
+    local t=$1; shift
+    echo "  h2ws_client.py $*"
+    timeout -s INT "$t" "$LAB_PY" -u "$LAB/h2ws_client.py" "$@" --keylog "$KEYS" --ca "$TLSDIR/ca.pem" \
+        >>"$OUT" 2>>"$OUT.stderr"
+}
+
+# The page chromium loads, served by haproxy itself.
+H2_PAGE='http-request return status 200 content-type "text/html" file @DIR@/www/page.html if { path /page.html }'
+# Request ids: haproxy adds X-Request-ID to each forwarded request and
+# returns it to the client (the ids pair the two hops).
+H2_REQID='unique-id-format %{+X}o%ci%cp%fp%Ts%rt%pid
+    unique-id-header X-Request-ID
+    http-response set-header X-Request-ID %[unique-id]'
+
+h2_page() { echo "${H2_PAGE//@DIR@/$LAB_RUN/haproxy-$NAME}"; }
+
+sc_haproxy_h2() {
+    local F=18601 B=13601
+    haproxy_h2 $F $B 1h "" "" "$(h2_page)
+    $H2_REQID" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    h2ws 30 https://127.0.0.1:$F --path /ws --path /ws --path /ws --messages 3 --close --group h2ws
+    chromium_page "https://localhost:$F/page.html"
+    cap_stop
+    META=(proxy=haproxy scenario="haproxy 2.6 h2 TLS front (alpn h2,http/1.1, RFC 8441 offered by default), X-Request-ID added and echoed: 3 extended CONNECT streams on one connection from the scripted h2 client (3 echoed messages, close 1000 each), and headless chromium loading a page over h2 then opening wss on the same connection"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds= keylog=$NAME.keys
+        notes="Each stream is its own HTTP/1.1 upgrade upstream, with a Sec-WebSocket-Key haproxy made up; the same X-Request-ID is on the forwarded request and on the :status 200 the client got.")
+}
+
+sc_haproxy_h2_stripped() {
+    local F=18602 B=13602
+    haproxy_h2 $F $B 1h "http-request del-header Upgrade if { path_beg /stripped }" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    h2ws 30 https://127.0.0.1:$F --path /ws --path /stripped/ws --path /stripped/ws --messages 2 --close --group h2ws
+    cap_stop
+    META=(proxy=haproxy scenario="haproxy h2 TLS front with 'http-request del-header Upgrade' on /stripped: the scripted h2 client opens /ws (works) and /stripped/ws twice on one connection"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=upgrade-stripped optional_kinds= keylog=$NAME.keys
+        notes="Upstream request keeps 'Connection: upgrade' without Upgrade (and without a key); the backend answers 426, relayed to the h2 client as :status 426.")
+}
+
+sc_haproxy_h2_false_success() {
+    local F=18603 B=13603
+    haproxy_h2 $F $B 1h "http-request del-header Upgrade if { path_beg /plain }" "" "$(h2_page)" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    chromium_page "https://localhost:$F/page.html?path=/plain/ws"
+    h2ws 30 https://127.0.0.1:$F --path /ws --path /plain/ws --messages 2 --close --group h2ws
+    cap_stop
+    META=(proxy=haproxy scenario="haproxy h2 TLS front with 'http-request del-header Upgrade' on /plain, where the backend has a plain HTTP handler: chromium opens wss://.../plain/ws over h2, the scripted client /ws and /plain/ws"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=false-upgrade-success,upgrade-stripped optional_kinds= keylog=$NAME.keys
+        notes="The backend answers the plain GET 200 with a JSON body; haproxy relays :status 200, which RFC 8441 reads as success: the browser fires onopen, the body arrives as DATA (not WebSocket frames) and the stream ends: 1006, no message ever.")
+}
+
+sc_haproxy_h2_idle() {
+    local F=18604 B=13604
+    haproxy_h2 $F $B 5s "" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    h2ws 40 https://127.0.0.1:$F --path /ws --path /ws --path /ws --messages 1 --idle 9 --chatty 1 --close --group h2ws
+    cap_stop
+    META=(proxy=haproxy scenario="haproxy h2 TLS front with timeout tunnel 5s: 3 extended CONNECT streams on one connection; one sends a message every 2 s, two stay silent"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=idle-timeout-close optional_kinds= keylog=$NAME.keys
+        notes="After 5 s without data haproxy cuts each idle stream with RST_STREAM (CANCEL) and closes its upstream connection; the TLS connection and the chatty stream live on, and that stream closes with 1000 after 9 s.")
+}
+
+sc_haproxy_h2_no8441() {
+    local F=18605 B=13605
+    haproxy_h2 $F $B 1h "" "h2-workaround-bogus-websocket-clients" "$(h2_page)" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    chromium_page "https://localhost:$F/page.html"
+    h2ws 30 https://127.0.0.1:$F --path /ws --messages 2 --close --group h2ws
+    cap_stop
+    META=(proxy=haproxy scenario="haproxy h2 TLS front with h2-workaround-bogus-websocket-clients (RFC 8441 not offered): chromium loads the page over h2 and falls back to a separate HTTP/1.1 TLS connection for wss; the scripted h2 client gives up"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=h2-websocket-not-offered optional_kinds= keylog=$NAME.keys
+        notes="The server's SETTINGS lack ENABLE_CONNECT_PROTOCOL: the browser opens one more TCP+TLS connection (ALPN http/1.1) for the WebSocket; a strict RFC 8441 client cannot open one at all.")
 }
 
 # ----------------------------------------------------------------------------

@@ -106,6 +106,13 @@ pub struct Hop {
     /// decrypted it (its HTTP fields then hold the decrypted request).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsHop>,
+    /// The hop is an HTTP/2 stream: its id (the WebSocket session is per
+    /// stream; several share the TLS connection in `flow`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<u32>,
+    /// RFC 8441: the extended CONNECT's `:protocol` ("websocket").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
 }
 
 /// A TLS hop's handshake (docs/json.md, docs/tls.md). Never a key.
@@ -289,6 +296,13 @@ pub struct HopSession {
     /// A TLS hop: its TCP ends are known, its frames are not (counts 0).
     #[serde(skip_serializing_if = "is_false")]
     pub encrypted: bool,
+    /// An HTTP/2 stream: its id; `closed_with` is then "fin" for its
+    /// END_STREAM and "rst" for its RST_STREAM, whose error code is `reset`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<u32>,
+    /// RST_STREAM's error code ("CANCEL", ...), when the stream was reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset: Option<&'static str>,
 }
 
 fn is_zero(v: &u64) -> bool {

@@ -6,6 +6,7 @@
 //! finished (final response, or its connection ended). By then every
 //! forwarded copy exists, because a proxy forwards before it answers.
 
+pub mod h2pair;
 pub mod index;
 pub mod metrics;
 pub mod order;
@@ -197,6 +198,8 @@ pub struct Analyzer {
     /// Lone requests whose likely TLS client hop waits for its keys (live
     /// key log): reported once that hop is read, fails, or after DEFER_S.
     deferred: VecDeque<(Ts, TxnId)>,
+    /// HTTP/2 connections' facts (h2pair.rs).
+    h2: h2pair::H2State,
 }
 
 const ATTEMPT_MEMORY_S: f64 = 120.0;
@@ -241,6 +244,7 @@ impl Analyzer {
             next_fault: 0,
             last_tick: None,
             deferred: VecDeque::new(),
+            h2: Default::default(),
         }
     }
 
@@ -306,7 +310,7 @@ impl Analyzer {
                     .iter()
                     .filter_map(|(r, c)| {
                         let w = self.ws.get(c)?;
-                        let act = w.activity().or_else(|| flows.get(w.flow, w.conn).and_then(|c| c.activity()));
+                        let act = w.activity().or_else(|| Self::live_activity(flows, w.flow, w.conn));
                         Some((*r, w, act))
                     })
                     .collect();
@@ -472,6 +476,8 @@ impl Analyzer {
                 let end = if dir == Dir::ToClient { TxnEnd::ServerReset } else { TxnEnd::ClientReset };
                 self.end_waiting(conn, ts, end);
             }
+            EventKind::H2Stream { parent, .. } => self.h2_stream(conn, parent, ts),
+            EventKind::H2(fact) => self.h2_fact(conn, ts, fact),
             EventKind::Close(summary) => self.on_close(conn, ts, summary),
         }
     }
@@ -518,12 +524,17 @@ impl Analyzer {
             paired_by: None,
             tls_front: None,
             tls: c.tls_info.clone().filter(|i| i.decrypted),
+            pair_confidence: None,
             done: false,
             emitted_as_client: false,
             emitted_as_upstream: false,
         };
+        self.h2_request(conn, &t.req);
         match self.find_parent(&t) {
             Some((pid, by)) => {
+                if let Some(p) = self.txns.get(&pid).filter(|p| p.req.is_extended_connect()) {
+                    t.pair_confidence = Some(self.h2_confidence(p, &t, by));
+                }
                 let p = self.txns.get_mut(&pid).expect("candidate exists");
                 let prev = p.to.replace(id);
                 if prev.is_some() {
@@ -756,6 +767,7 @@ impl Analyzer {
 
     fn on_close(&mut self, conn: ConnId, ts: Ts, summary: Box<ConnSummary>) {
         self.syn_pending.remove(&conn);
+        self.h2_closed(conn, ts);
         let reason = summary.end;
         if matches!(reason, EndReason::Refused | EndReason::Unanswered) {
             self.attempts.push_back(Attempt {
@@ -898,6 +910,7 @@ impl Analyzer {
                     None
                 },
                 pair_confidence: match (client, upstream, tls_front) {
+                    (Some(_), Some(u), _) if u.pair_confidence.is_some() => u.pair_confidence,
                     (Some(_), Some(u), _) => Some(match u.paired_by {
                         Some("key") => "high",
                         Some("headers") => "medium",
@@ -1165,7 +1178,7 @@ impl Analyzer {
 
 fn outcome_of(t: &Txn) -> Outcome {
     match t.status() {
-        Some(101) => Outcome::Upgraded,
+        Some(_) if t.upgraded() => Outcome::Upgraded,
         Some(_) => Outcome::Rejected,
         None if t.end.is_some_and(|(_, e)| e == TxnEnd::Conn(EndReason::EndOfCapture)) || t.end.is_none() => {
             Outcome::Incomplete
@@ -1195,6 +1208,8 @@ fn hop_record(t: &Txn, r: Redactor) -> Hop {
         encrypted: false,
         sni: t.tls.as_ref().and_then(|i| i.sni.clone()),
         tls: t.tls.as_deref().map(|i| record::TlsHop::of(Some(i), None)),
+        stream_id: h2pair::stream_of(t.conn),
+        protocol: t.req.headers.get(":protocol").map(str::to_string),
     }
 }
 

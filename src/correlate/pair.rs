@@ -24,6 +24,9 @@ pub const MAX_DELAY_S: f64 = 300.0;
 /// as forwarded ones (it is an upstream, not a proxy), so only strong
 /// evidence may make it a link in a chain.
 pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32, &'static str)> {
+    if parent.req.is_extended_connect() {
+        return super::h2pair::score(parent, child, parent_is_backend);
+    }
     if parent.conn == child.conn
         || child.req_ts < parent.req_ts
         || child.req_ts.since(parent.req_ts) > MAX_DELAY_S

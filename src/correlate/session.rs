@@ -178,6 +178,11 @@ pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, ho
                 oversized_control_frames: w.oversized_control,
                 masked_server_frames: w.masked_server,
                 encrypted: h.encrypted,
+                stream_id: s.and_then(|s| s.h2.as_ref()).map(|x| x.stream),
+                reset: s
+                    .and_then(|s| s.h2.as_ref())
+                    .and_then(|x| x.reset_code)
+                    .map(crate::proto::h2::frame::error_name),
             }
         })
         .collect();

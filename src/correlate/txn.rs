@@ -85,6 +85,9 @@ pub struct Txn {
     pub tls_front: Option<TlsFront>,
     /// The request was decrypted from a TLS connection (its handshake facts).
     pub tls: Option<Box<crate::proto::tls::TlsInfo>>,
+    /// How sure the pairing with `from` is, when the pairing said more than
+    /// `paired_by` does (an HTTP/2 stream: h2pair.rs).
+    pub pair_confidence: Option<&'static str>,
     /// Finished: final response, or connection ended.
     pub done: bool,
     pub emitted_as_client: bool,
@@ -100,8 +103,14 @@ impl Txn {
         self.resp.as_ref().map(|r| r.status)
     }
 
+    /// The upgrade succeeded: 101, or a 2xx to an HTTP/2 extended CONNECT
+    /// (RFC 8441).
     pub fn upgraded(&self) -> bool {
-        self.status() == Some(101)
+        match self.status() {
+            Some(101) => true,
+            Some(s) => (200..300).contains(&s) && self.req.is_extended_connect(),
+            None => false,
+        }
     }
 
     /// How the exchange ended without a response, as far as known now: its

@@ -48,6 +48,8 @@ pub struct Diagnosis {
     /// to know every path that kept its headers.
     pub(super) hold_stripped: bool,
     pub(super) held: Vec<(Vec<Finding>, Endpoint)>,
+    /// HTTP/2 fronts without RFC 8441 (h2.rs).
+    pub(super) h2: super::h2::H2Memory,
 }
 
 impl Diagnosis {
@@ -62,6 +64,7 @@ impl Diagnosis {
             life: Lifecycle::new(cfg.timeouts, cfg.live),
             hold_stripped: !cfg.live,
             held: Vec::new(),
+            h2: Default::default(),
         }
     }
 
@@ -300,6 +303,14 @@ impl Detector for Diagnosis {
         self.release_stripped(now, false, out);
         self.life.tick(now, open, out);
         self.socketio_tick(now, false, out);
+        for f in &mut out[before..] {
+            self.fill_evidence(f);
+        }
+    }
+
+    fn on_h2(&mut self, c: &crate::correlate::h2pair::H2ConnView, now: Ts, out: &mut Vec<Finding>) {
+        let before = out.len();
+        self.h2_conn(c, now, out);
         for f in &mut out[before..] {
             self.fill_evidence(f);
         }

@@ -65,6 +65,7 @@ impl Diagnosis {
             (None, None) => {}
         }
         self.bad_accept(x, proxy, out);
+        self.h2_fallback(x, proxy, out);
         if out[before..].iter().any(|f| f.severity == Severity::Error)
             && let Some(h) = x.handshake
         {
@@ -72,12 +73,14 @@ impl Diagnosis {
         }
         let mut fs: Vec<Finding> = out.drain(before..).collect();
         one_fault(&mut fs);
+        self.h2_exchange(x, proxy, &mut fs);
         for f in &mut fs {
             super::diagnosis::set_evidence(f, evidence);
         }
         // An upgrade-stripped fault waits (offline, bounded) for the other
         // paths through the same front, to tell a location mistake apart.
-        let stripped = fs.iter().position(|f| f.kind == "upgrade-stripped");
+        let stripped =
+            fs.iter().position(|f| f.primary && (f.kind == "upgrade-stripped" || f.also.contains(&"upgrade-stripped")));
         match (stripped, x.client) {
             (Some(i), Some(c)) => {
                 let n = 1 + fs[i + 1..].iter().take_while(|f| !f.primary).count();
@@ -96,7 +99,7 @@ impl Diagnosis {
         let front = c.flow.dst;
         let pname = proxy.name();
         let up = u.flow.dst;
-        let http10 = u.req.version == Version::Http10 && c.req.version == Version::Http11;
+        let http10 = u.req.version == Version::Http10 && c.req.version != Version::Http10;
         if ch.intact() {
             if uh.intact() {
                 if self.intact_paths.len() >= super::diagnosis::MAX_REMEMBERED
@@ -142,7 +145,7 @@ impl Diagnosis {
         // What happened upstream, and what the client got for it.
         match (u.status(), u.end) {
             (Some(101), _) => {
-                if c.status().is_some_and(|s| s != 101) {
+                if c.status().is_some() && !c.upgraded() {
                     let msg = format!(
                         "the backend at {up} accepted the upgrade for {} (101) but {pname} answered the client {}",
                         x.path,

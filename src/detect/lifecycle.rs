@@ -92,6 +92,8 @@ struct Ended {
     /// of a mass close, never a finding alone.
     proxy_close: bool,
     code: Option<u16>,
+    /// An HTTP/2 stream's end, in words (h2.rs).
+    stream_note: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -186,6 +188,7 @@ impl Lifecycle {
             hops: if abnormal { json!(r.hops) } else { Value::Null },
             proxy_close,
             code: r.close.code,
+            stream_note: super::h2::stream_close_note(r),
         };
         if abnormal || proxy_close {
             self.pending.push(e);
@@ -471,6 +474,10 @@ impl Lifecycle {
             (Some("server"), _) => "the server side closed it".to_string(),
             (Some(x), _) => format!("the {x} closed it"),
             (None, _) => "it was closed".to_string(),
+        };
+        let closer = match &e.stream_note {
+            Some(n) => format!("{closer} ({n})"),
+            None => closer,
         };
         let hb_text = match hb {
             Some(h) => format!("{} {}s every {:.1} s", h.from, h.kind, h.interval_s),

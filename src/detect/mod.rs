@@ -71,6 +71,8 @@ pub trait Detector: Send {
     /// Packet time advanced (called at most once per second of capture
     /// time). `open` lists open sessions in live capture, else is empty.
     fn on_tick(&mut self, _now: Ts, _open: &[SessionRow], _out: &mut Vec<Finding>) {}
+    /// An HTTP/2 connection's facts changed (SETTINGS, GOAWAY) or it ended.
+    fn on_h2(&mut self, _c: &crate::correlate::h2pair::H2ConnView, _now: Ts, _out: &mut Vec<Finding>) {}
     /// An idle timeout this detector learned from the capture, if any.
     fn learned_boundary(&self) -> Option<f64> {
         None
@@ -115,6 +117,11 @@ impl Detectors {
             d.on_tick(now, open, out);
         }
     }
+    pub fn on_h2(&mut self, c: &crate::correlate::h2pair::H2ConnView, now: Ts, out: &mut Vec<Finding>) {
+        for d in &mut self.list {
+            d.on_h2(c, now, out);
+        }
+    }
     pub fn learned_boundary(&self) -> Option<f64> {
         self.list.iter().find_map(|d| d.learned_boundary())
     }
@@ -130,6 +137,7 @@ impl Detectors {
 
 pub mod diagnosis;
 pub mod evidence;
+pub mod h2;
 pub mod handshake;
 pub mod lifecycle;
 pub mod plain;
@@ -157,4 +165,6 @@ pub const KINDS: &[&str] = &[
     "heartbeat-race",
     "idle-timeout-imminent",
     "proxy-protocol-violation",
+    "false-upgrade-success",
+    "h2-websocket-not-offered",
 ];

@@ -18,6 +18,7 @@ use super::assembler::{Assembler, Chunk, ReassemblyStats, SegKind};
 use super::key::FlowKey;
 use crate::decode::{Segment, flags};
 use crate::event::{ConnId, ConnSummary, EndReason, Event, EventKind};
+use crate::proto::h2::{self, StreamEvent};
 use crate::proto::{App, Dir, ProtoEvent, http};
 use crate::time::Ts;
 
@@ -238,7 +239,7 @@ impl Conn {
         if !self.scratch.is_empty() {
             self.open(ts, out);
             for pe in self.scratch.drain(..) {
-                out.push(proto_event(self.id, pe));
+                push_event(self.id, self.key, pe, EndReason::Closed, out);
             }
         }
         if fin && self.halves[dir.index()].fin.is_none() {
@@ -255,7 +256,7 @@ impl Conn {
         if !self.scratch.is_empty() {
             self.open(ts, out);
             for pe in self.scratch.drain(..) {
-                out.push(proto_event(self.id, pe));
+                push_event(self.id, self.key, pe, EndReason::Closed, out);
             }
         }
     }
@@ -272,9 +273,19 @@ impl Conn {
         if !self.scratch.is_empty() {
             self.open(ts, out);
             for pe in self.scratch.drain(..) {
-                out.push(proto_event(self.id, pe));
+                push_event(self.id, self.key, pe, EndReason::Closed, out);
             }
         }
+    }
+
+    /// HTTP/2 counters of this connection, if it is HTTP/2.
+    pub fn h2_stats(&self) -> Option<crate::proto::h2::H2Stats> {
+        self.app.h2().map(|h| h.stats())
+    }
+
+    /// The WebSocket activity of one of its HTTP/2 streams, while open.
+    pub fn stream_activity(&self, stream: u32) -> Option<&crate::proto::activity::WsActivity> {
+        self.app.h2()?.stream_activity(stream)
     }
 
     /// TLS counters of this connection, if it is TLS.
@@ -310,6 +321,14 @@ impl Conn {
         if !matches!(reason, EndReason::Closed | EndReason::Reset | EndReason::Refused) {
             self.flush(ts, out);
         }
+        // HTTP/2: the streams still open end with the connection.
+        self.app.finish(&mut self.scratch);
+        if !self.scratch.is_empty() {
+            self.open(ts, out);
+            for pe in self.scratch.drain(..) {
+                push_event(self.id, self.key, pe, reason, out);
+            }
+        }
         let summary = ConnSummary {
             flow: self.key,
             end: reason,
@@ -325,6 +344,7 @@ impl Conn {
             keepalives: self.halves[0].asm.stats.keepalives + self.halves[1].asm.stats.keepalives,
             gaps: self.halves[0].asm.stats.gaps + self.halves[1].asm.stats.gaps,
             ws: self.app.take_activity(),
+            h2: None,
         };
         self.state = TcpState::Closed;
         self.emit(ts, EventKind::Close(Box::new(summary)), out);
@@ -339,7 +359,10 @@ fn feed(app: &mut App, dir: Dir, ts: Ts, c: Chunk<'_>, out: &mut Vec<ProtoEvent>
     }
 }
 
-fn proto_event(conn: ConnId, pe: ProtoEvent) -> Event {
+/// Turns a parser's fact into events: an HTTP/2 stream's facts go to the
+/// stream's own id ([`h2::stream_conn`]), as a connection of its own;
+/// `conn_end` is why a stream the connection's end closed ended.
+fn push_event(conn: ConnId, flow: FlowKey, pe: ProtoEvent, conn_end: EndReason, out: &mut Vec<Event>) {
     let (ts, kind) = match pe {
         ProtoEvent::Request { ts, req } => (ts, EventKind::Request(req)),
         ProtoEvent::Response { ts, resp } => (ts, EventKind::Response(resp)),
@@ -350,6 +373,60 @@ fn proto_event(conn: ConnId, pe: ProtoEvent) -> Event {
         ProtoEvent::Tls { ts, sni } => (ts, EventKind::Tls { sni }),
         ProtoEvent::TlsInfo { ts, info } => (ts, EventKind::TlsInfo(info)),
         ProtoEvent::TlsTurn { dir, ts } => (ts, EventKind::TlsTurn { dir }),
+        ProtoEvent::H2 { ts, fact } => (ts, EventKind::H2(fact)),
+        ProtoEvent::H2Stream { stream, ts, ev } => {
+            let id = h2::stream_conn(conn, stream);
+            let kind = match ev {
+                StreamEvent::Open => {
+                    out.push(Event { conn: id, ts, kind: EventKind::Open { flow, syn: false } });
+                    EventKind::H2Stream { parent: conn, stream }
+                }
+                StreamEvent::Request(req) => EventKind::Request(req),
+                StreamEvent::Response(resp) => EventKind::Response(resp),
+                StreamEvent::Upgraded => EventKind::Upgraded { websocket: true },
+                StreamEvent::Frame { dir, frame } => EventKind::Frame { dir, frame },
+                StreamEvent::RelaySample { dir, ordinal } => EventKind::RelaySample { dir, ordinal },
+                StreamEvent::End { dir } => EventKind::Fin { dir },
+                StreamEvent::Reset { dir, .. } => EventKind::Rst { dir },
+                StreamEvent::Closed(s) => EventKind::Close(Box::new(stream_summary(flow, *s, conn_end))),
+            };
+            out.push(Event { conn: id, ts, kind });
+            return;
+        }
     };
-    Event { conn, ts, kind }
+    out.push(Event { conn, ts, kind });
+}
+
+/// A stream's summary in the form of a connection's.
+fn stream_summary(flow: FlowKey, s: h2::StreamSummary, conn_end: EndReason) -> ConnSummary {
+    let end = if s.reset_code.is_some() {
+        EndReason::Reset
+    } else if s.ended_by_connection || s.fin.iter().any(Option::is_none) {
+        conn_end
+    } else {
+        EndReason::Closed
+    };
+    ConnSummary {
+        flow,
+        end,
+        first_ts: s.first_ts,
+        last_ts: s.last_ts,
+        syn: false,
+        established: true,
+        packets: s.frames,
+        bytes: s.bytes,
+        last_data: s.last_data,
+        fin: s.fin,
+        rst: s.rst,
+        keepalives: 0,
+        gaps: s.gaps,
+        ws: s.ws,
+        h2: Some(Box::new(crate::event::StreamEnd {
+            stream: s.stream,
+            reset_code: s.reset_code,
+            reset_by: s.reset_by,
+            by_connection: s.ended_by_connection,
+            overruns: s.overruns,
+        })),
+    }
 }

@@ -44,6 +44,8 @@ pub struct FlowStats {
     pub reassembly: ReassemblyStats,
     /// TLS connections, decrypted or not and why (ended connections).
     pub tls: crate::proto::tls::TlsStats,
+    /// HTTP/2 connections (ended connections).
+    pub h2: crate::proto::h2::H2Stats,
 }
 
 type Key = (Endpoint, Endpoint);
@@ -174,6 +176,9 @@ impl FlowTable {
             self.stats.reassembly.add(&c.reassembly_stats());
             if let Some(t) = c.tls_stats() {
                 self.stats.tls.add(&t);
+            }
+            if let Some(h) = c.h2_stats() {
+                self.stats.h2.add(&h);
             }
         }
     }

@@ -85,6 +85,12 @@ pub struct WsState {
 }
 
 impl WsState {
+    /// Frames from `ts` on (an HTTP/2 stream's DATA after a 2xx to its
+    /// extended CONNECT).
+    pub fn new(ts: Ts, verbose: bool) -> WsState {
+        WsState { parsers: Default::default(), act: WsActivity::new(ts), taken: false, verbose }
+    }
+
     pub fn feed(&mut self, dir: Dir, ts: Ts, data: &[u8], out: &mut Vec<ProtoEvent>) {
         let WsState { parsers, act, verbose, .. } = self;
         let verbose = *verbose;

@@ -3,6 +3,7 @@
 //! as [`ProtoEvent`]s. They never decide findings.
 
 pub mod activity;
+pub mod h2;
 pub mod http;
 pub mod message;
 pub mod tls;
@@ -59,6 +60,11 @@ pub enum ProtoEvent {
     /// On a TLS connection: the client began sending application data after
     /// the server spoke (`ToServer`), or the server answered (`ToClient`).
     TlsTurn { dir: Dir, ts: Ts },
+    /// HTTP/2: a fact about one stream (followed like a connection of its
+    /// own by the analyzer).
+    H2Stream { stream: u32, ts: Ts, ev: h2::StreamEvent },
+    /// HTTP/2: a connection-level fact (SETTINGS, GOAWAY).
+    H2 { ts: Ts, fact: h2::ConnFact },
 }
 
 /// What a connection carries, decided from its first payload bytes.
@@ -75,6 +81,9 @@ pub enum App {
     /// an inner `App`; without keys, record headers only, for the turns of
     /// the conversation.
     Tls(Box<tls::TlsConn>),
+    /// HTTP/2 (ALPN h2 after decryption, or the client preface in clear):
+    /// streams, each one an exchange, RFC 8441 WebSockets among them.
+    H2(Box<h2::H2Conn>),
     /// SSH, a non-WebSocket tunnel, anything not HTTP: not parsed.
     Opaque,
 }
@@ -88,6 +97,7 @@ impl App {
             App::Opaque => true,
             App::Http(h) => h.is_tunnel(),
             App::Tls(t) => t.is_opaque(),
+            App::H2(h) => h.is_dead(),
             App::Ws(_) | App::Detect(_) | App::DetectVerbose(_) => false,
         }
     }
@@ -112,6 +122,25 @@ impl App {
         }
     }
 
+    /// The HTTP/2 connection, when this is one (in clear or decrypted).
+    pub fn h2(&self) -> Option<&h2::H2Conn> {
+        match self {
+            App::H2(h) => Some(h),
+            App::Tls(t) => t.inner().h2(),
+            _ => None,
+        }
+    }
+
+    /// The connection ended for `reason`: an HTTP/2 connection ends its
+    /// streams.
+    pub fn finish(&mut self, out: &mut Vec<ProtoEvent>) {
+        match self {
+            App::H2(h) => h.finish(out),
+            App::Tls(t) => t.inner_mut().finish(out),
+            _ => {}
+        }
+    }
+
     /// The TLS handshake's facts, for a TLS connection.
     pub fn tls(&self) -> Option<&tls::TlsConn> {
         match self {
@@ -132,6 +161,7 @@ impl App {
                 Dir::ToServer if tls::is_client_hello(data) => {
                     App::Tls(Box::new(tls::TlsConn::new(keys.clone(), verbose)))
                 }
+                Dir::ToServer if h2::is_preface(data) => App::H2(Box::new(h2::H2Conn::new(verbose))),
                 Dir::ToServer if http::looks_like_request(data) => App::Http(http()),
                 Dir::ToClient if http::looks_like_response(data) => App::Http(http()),
                 _ if tls::looks_like_record(data) => {
@@ -143,6 +173,7 @@ impl App {
         match self {
             App::Ws(w) => w.feed(dir, ts, data, out),
             App::Tls(t) => t.data(dir, ts, data, out),
+            App::H2(h) => h.data(dir, ts, data, out),
             App::Http(h) => {
                 h.data(dir, ts, data, out);
                 // After a 101 the connection carries frames only: keep just
@@ -166,6 +197,7 @@ impl App {
                 }
             }
             App::Tls(t) => t.closing(dir, ts, how, out),
+            App::H2(h) => h.closing(dir, ts, how),
             _ => {}
         }
     }
@@ -192,6 +224,7 @@ impl App {
             App::Http(h) => h.gap(dir, len, out, ts),
             App::Ws(w) => w.gap(dir, len, ts, out),
             App::Tls(t) => t.gap(dir, ts, len, out),
+            App::H2(h) => h.gap(dir, ts, len, out),
             _ => {}
         }
     }

@@ -160,6 +160,14 @@ fn oddities(h: &Hop) -> String {
         return tls_tag(h);
     }
     let tls = if h.tls.is_some() { tls_tag(h) } else { String::new() };
+    if let Some(id) = h.stream_id {
+        // HTTP/2: the stream, and RFC 8441's `:protocol` (no Upgrade there).
+        let p = match &h.protocol {
+            Some(p) => format!(":protocol {p}"),
+            None => "no :protocol".into(),
+        };
+        return format!("{tls} [stream {id}, {p}]");
+    }
     let mut v = Vec::new();
     if h.version == Some("HTTP/1.0") {
         v.push("HTTP/1.0".to_string());

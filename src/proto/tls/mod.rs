@@ -204,11 +204,11 @@ impl std::fmt::Debug for TlsConn {
     }
 }
 
-/// The parser for decrypted application data, by ALPN: HTTP/1.x (and
-/// WebSocket after a 101) unless the server chose another protocol.
-/// Issue 16's HTTP/2 parser plugs in here for "h2".
+/// The parser for decrypted application data, by ALPN: HTTP/2 for "h2",
+/// HTTP/1.x (and WebSocket after a 101) when no other protocol was chosen.
 pub fn inner_for_alpn(alpn: Option<&str>, keys: &Keys, verbose: bool) -> App {
     match alpn {
+        Some("h2") => App::H2(Box::new(super::h2::H2Conn::new(verbose))),
         None | Some("http/1.1") | Some("http/1.0") => {
             if verbose {
                 App::DetectVerbose(keys.clone())
