@@ -177,6 +177,7 @@ impl Pipeline {
             truncated: st.truncated,
             capture: None,
             tls: self.tls_summary(),
+            h2: record::H2Summary::of(&self.flows.stats.h2),
         }
     }
 

@@ -447,4 +447,80 @@ pub struct Summary {
     /// Present when TLS connections were seen or keys were given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSummary>,
+    /// Present when HTTP/2 connections were seen (docs/h2.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h2: Option<H2Summary>,
+}
+
+/// HTTP/2 in the summary: connections, streams, WebSocket streams (RFC
+/// 8441), how streams ended, and what the bounds dropped.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct H2Summary {
+    pub connections: u64,
+    /// Connections whose server offered RFC 8441 (ENABLE_CONNECT_PROTOCOL).
+    pub connect_protocol_offered: u64,
+    pub streams: u64,
+    /// Extended CONNECT streams for `websocket`, and those answered 2xx.
+    pub websocket_streams: u64,
+    pub websocket_accepted: u64,
+    pub frames: u64,
+    pub data_bytes: u64,
+    /// RST_STREAM frames by error code name ("CANCEL": 2).
+    pub resets: BTreeMap<&'static str, u64>,
+    pub goaways: u64,
+    /// Flow control, counted not enforced.
+    pub window_updates: u64,
+    pub flow_control_overruns: u64,
+    pub pushes: u64,
+    /// Bounds: streams not followed (over our per-connection cap), streams
+    /// opened beyond the server's SETTINGS_MAX_CONCURRENT_STREAMS, header
+    /// blocks not decoded (HPACK failure, table or block beyond our cap),
+    /// header lists dropped (over our cap) or over the receiver's
+    /// SETTINGS_MAX_HEADER_LIST_SIZE, non-DATA frames over our buffer cap,
+    /// directions whose framing a capture gap lost.
+    pub streams_dropped: u64,
+    pub streams_over_limit: u64,
+    pub hpack_errors: u64,
+    pub header_blocks_lost: u64,
+    pub header_lists_dropped: u64,
+    pub header_lists_over_limit: u64,
+    pub oversized_frames: u64,
+    pub desyncs: u64,
+}
+
+impl H2Summary {
+    pub fn of(h: &crate::proto::h2::H2Stats) -> Option<H2Summary> {
+        if h.connections == 0 {
+            return None;
+        }
+        let mut resets = BTreeMap::new();
+        for (i, n) in h.resets.iter().enumerate() {
+            if *n > 0 {
+                let name = crate::proto::h2::frame::ERROR_NAMES.get(i).copied().unwrap_or("UNKNOWN");
+                resets.insert(name, *n);
+            }
+        }
+        Some(H2Summary {
+            connections: h.connections,
+            connect_protocol_offered: h.connect_protocol_offered,
+            streams: h.streams,
+            websocket_streams: h.websocket_streams,
+            websocket_accepted: h.websocket_accepted,
+            frames: h.frames,
+            data_bytes: h.data_bytes,
+            resets,
+            goaways: h.goaways,
+            window_updates: h.window_updates,
+            flow_control_overruns: h.flow_control_overruns,
+            pushes: h.pushes,
+            streams_dropped: h.streams_dropped,
+            streams_over_limit: h.streams_over_limit,
+            hpack_errors: h.hpack_errors,
+            header_blocks_lost: h.header_blocks_lost,
+            header_lists_dropped: h.header_lists_dropped,
+            header_lists_over_limit: h.header_lists_over_limit,
+            oversized_frames: h.oversized_frames,
+            desyncs: h.desyncs,
+        })
+    }
 }

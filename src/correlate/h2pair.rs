@@ -174,6 +174,27 @@ impl Analyzer {
     }
 }
 
+/// A paired HTTP/2 stream whose answer carries a request id (a proxy that
+/// adds X-Request-ID to the forwarded request and echoes it to the
+/// client): the same id on the forwarded request confirms the pair
+/// (`request-id`, high); another id contradicts it (low).
+pub fn confirm(c: &Txn, u: &Txn) -> Option<(&'static str, &'static str)> {
+    if !c.req.is_h2() {
+        return None;
+    }
+    let resp = c.resp.as_deref()?;
+    for name in REQUEST_IDS {
+        if let (Some(a), Some(b)) = (resp.headers.get(name), u.req.headers.get(name)) {
+            return Some(if a.trim() == b.trim() {
+                ("request-id", "high")
+            } else {
+                (u.paired_by.unwrap_or("timing"), "low")
+            });
+        }
+    }
+    None
+}
+
 /// The HTTP/2 stream of a connection id, when it is one.
 pub fn stream_of(conn: ConnId) -> Option<u32> {
     h2::split_stream_conn(conn).map(|x| x.1)

@@ -315,7 +315,13 @@ impl Analyzer {
                     })
                     .collect();
                 let front = hops.first().and_then(|h| h.2);
-                let flow = |role| hops.iter().find(|h| h.0 == role).map(|h| h.1.flow.to_string());
+                // An HTTP/2 stream is a session of its own: "flow #stream".
+                let flow = |role| {
+                    hops.iter().find(|h| h.0 == role).map(|h| match h2pair::stream_of(h.1.conn) {
+                        Some(id) => format!("{} #{id}", h.1.flow),
+                        None => h.1.flow.to_string(),
+                    })
+                };
                 SessionRow {
                     id: s.id,
                     path: s.path.clone(),
@@ -877,6 +883,7 @@ impl Analyzer {
         });
         if let Some(id) = handshake_id {
             let hop = |t: &Txn| hop_record(t, self.redact);
+            let h2_confirmed = client.zip(upstream).and_then(|(c, u)| h2pair::confirm(c, u));
             let mut client_hop = client.map(hop);
             if let Some(tf) = tls_front {
                 client_hop = Some(Hop {
@@ -902,7 +909,9 @@ impl Analyzer {
                     client: client.and_then(|t| t.latency_ms()).map(round3),
                     upstream: upstream.and_then(|t| t.latency_ms()).map(round3),
                 },
-                paired_by: if client.is_some() && upstream.is_some() {
+                paired_by: if let Some((by, _)) = h2_confirmed {
+                    Some(by)
+                } else if client.is_some() && upstream.is_some() {
                     upstream.and_then(|u| u.paired_by)
                 } else if tls_front.is_some() {
                     Some("timing")
@@ -910,6 +919,7 @@ impl Analyzer {
                     None
                 },
                 pair_confidence: match (client, upstream, tls_front) {
+                    _ if h2_confirmed.is_some() => h2_confirmed.map(|x| x.1),
                     (Some(_), Some(u), _) if u.pair_confidence.is_some() => u.pair_confidence,
                     (Some(_), Some(u), _) => Some(match u.paired_by {
                         Some("key") => "high",

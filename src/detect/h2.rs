@@ -351,3 +351,25 @@ pub fn stream_close_note(s: &crate::record::Session) -> Option<String> {
         _ => format!("on HTTP/2 stream {id}"),
     })
 }
+
+/// HAProxy bridging HTTP/2 WebSockets: the upgrade it forwards carries the
+/// Sec-WebSocket-Key it made up, spelled `Sec-Websocket-Key` as its
+/// HTTP/1 mux writes it, after header names all lower-cased (HTX).
+pub fn recognise(client: Option<&Request>, forwarded: Option<&Request>) -> Option<super::proxy::Recognised> {
+    let (c, q) = (client?, forwarded?);
+    if !c.is_extended_connect() || c.headers.has("sec-websocket-key") {
+        return None;
+    }
+    let made_up = q.headers.iter().any(|(n, _)| n == "Sec-Websocket-Key");
+    let others_lower = q
+        .headers
+        .iter()
+        .filter(|(n, _)| *n != "Sec-Websocket-Key")
+        .all(|(n, _)| !n.bytes().any(|b| b.is_ascii_uppercase()));
+    (made_up && others_lower).then(|| {
+        (
+            Proxy::Haproxy,
+            "the forwarded upgrade's made-up key header spelled 'Sec-Websocket-Key' after lower-cased names (HAProxy's HTTP/2 to HTTP/1 bridge)".to_string(),
+        )
+    })
+}

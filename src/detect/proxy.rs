@@ -108,7 +108,7 @@ pub fn recognise(
             ));
         }
     }
-    None
+    super::h2::recognise(client_req, forwarded)
 }
 
 /// The proxy named by the headers it adds to a forwarded request.

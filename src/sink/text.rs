@@ -357,6 +357,9 @@ fn summary_text(s: &Summary) -> String {
     if let Some(t) = &s.tls {
         out += &tls_text(t, &kv);
     }
+    if let Some(h) = &s.h2 {
+        out += &h2_text(h, &kv);
+    }
     if !s.findings.is_empty() {
         out += &format!("findings by kind: {}\n", kv(&s.findings));
     }
@@ -371,6 +374,38 @@ fn summary_text(s: &Summary) -> String {
     }
     if s.truncated {
         out += "capture file is truncated: everything up to the cut was analysed\n";
+    }
+    out
+}
+
+/// The summary's HTTP/2 lines: connections, streams, WebSocket streams,
+/// resets, and whatever the bounds dropped.
+fn h2_text(h: &crate::record::H2Summary, kv: &dyn Fn(&BTreeMap<&str, u64>) -> String) -> String {
+    let mut out = format!(
+        "HTTP/2: {} connections ({} offering WebSockets, RFC 8441), {} streams, {} WebSocket streams ({} accepted)",
+        h.connections, h.connect_protocol_offered, h.streams, h.websocket_streams, h.websocket_accepted
+    );
+    if !h.resets.is_empty() {
+        out += &format!("; RST_STREAM: {}", kv(&h.resets));
+    }
+    if h.goaways > 0 {
+        out += &format!("; {} GOAWAY", h.goaways);
+    }
+    out += "\n";
+    let dropped = [
+        (h.streams_dropped, "streams not followed (cap)"),
+        (h.streams_over_limit, "streams over the server's limit"),
+        (h.hpack_errors, "HPACK errors"),
+        (h.header_blocks_lost, "header blocks not decoded"),
+        (h.header_lists_dropped, "header lists over the cap"),
+        (h.header_lists_over_limit, "header lists over the receiver's limit"),
+        (h.oversized_frames, "oversized frames skipped"),
+        (h.desyncs, "directions lost to gaps"),
+        (h.flow_control_overruns, "flow-control overruns"),
+    ];
+    let v: Vec<String> = dropped.iter().filter(|(n, _)| *n > 0).map(|(n, w)| format!("{n} {w}")).collect();
+    if !v.is_empty() {
+        out += &format!("  {}\n", v.join(", "));
     }
     out
 }

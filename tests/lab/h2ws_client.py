@@ -28,6 +28,7 @@ import time
 import h2.config
 import h2.connection
 import h2.errors
+import h2.exceptions
 import h2.events
 import h2.settings
 from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode
@@ -99,7 +100,10 @@ def main():
     def send_ws(s, data):
         if data[:1] == b"\x88":
             s.sent_close = True
-        conn.send_data(s.stream, data)
+        try:
+            conn.send_data(s.stream, data)
+        except h2.exceptions.StreamClosedError:
+            pass  # the proxy ended the stream first
 
     def finish(s, code, reset=None):
         if s.done:
@@ -146,7 +150,7 @@ def main():
             sock.setblocking(True)
             sock.sendall(out)
             sock.setblocking(False)
-        if offered is not None and not pending and sessions and all(s.done for s in sessions.values()):
+        if offered is not None and not pending and all(s.done for s in sessions.values()):
             break
         r, _, _ = select.select([sock], [], [], 0.05)
         if not r:
@@ -219,7 +223,13 @@ def main():
                         pass
             elif isinstance(ev, h2.events.StreamReset):
                 s = sessions.get(ev.stream_id)
-                if s:
+                if s and s.done:
+                    try:
+                        name = h2.errors.ErrorCodes(ev.error_code).name
+                    except ValueError:
+                        name = str(ev.error_code)
+                    log("reset", group=a.group, session=s.n, stream=s.stream, code=name)
+                elif s:
                     try:
                         name = h2.errors.ErrorCodes(ev.error_code).name
                     except ValueError:

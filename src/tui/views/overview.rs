@@ -86,6 +86,16 @@ fn http_and_tls(s: &crate::record::Summary) -> Vec<Span<'static>> {
         }
         v.push(Span::styled(text, style));
     }
+    if let Some(h) = &s.h2 {
+        // HTTP/2 client hops: connections, streams, WebSocket streams.
+        v.push(Span::styled("  h2 ", Style::new().fg(Color::DarkGray)));
+        v.push(Span::raw(format!(
+            "{} conns {} streams {} ws",
+            fmt_count(h.connections),
+            fmt_count(h.streams),
+            fmt_count(h.websocket_streams)
+        )));
+    }
     v
 }
 
