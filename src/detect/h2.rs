@@ -70,7 +70,9 @@ impl NotOffered {
 /// request the proxy made of it: `:protocol` against Upgrade/Connection,
 /// `:authority` against Host, then the headers compared for any hop.
 pub fn diff(c: &Request, u: &Request, r: Redactor) -> Vec<Value> {
-    let mut out = vec![json!({"header": "HTTP version", "client": c.version.as_str(), "upstream": u.version.as_str(), "change": "translated"})];
+    let mut out = vec![
+        json!({"header": "HTTP version", "client": c.version.as_str(), "upstream": u.version.as_str(), "change": "translated"}),
+    ];
     let proto = c.headers.get(":protocol");
     let up = u.headers.joined("upgrade");
     let conn = u.headers.joined("connection");
@@ -157,7 +159,12 @@ impl Diagnosis {
         let (msg, mut d) = match x.upstream {
             Some(u) if !u.upgraded() => {
                 let what = match u.status() {
-                    Some(s) => format!("the backend at {} answered {} {}", u.flow.dst, s, evidence::saw(u).trim_start_matches(&s.to_string()).trim()),
+                    Some(s) => format!(
+                        "the backend at {} answered {} {}",
+                        u.flow.dst,
+                        s,
+                        evidence::saw(u).trim_start_matches(&s.to_string()).trim()
+                    ),
                     None => format!("the backend at {} never switched protocols ({})", u.flow.dst, evidence::saw(u)),
                 };
                 let stripped = !evidence::upgrade_headers(&u.req).intact();
@@ -166,7 +173,11 @@ impl Diagnosis {
                         "false WebSocket success on {}: {pname} forwarded the HTTP/2 extended CONNECT (stream {stream}) as GET {}{}; {what}, not 101, yet {pname} relayed :status {status} to the client, which RFC 8441 reads as success: the browser fired onopen, then got the plain response body as DATA instead of WebSocket frames and the stream ended (1006, no message ever)",
                         x.path,
                         u.req.path(),
-                        if stripped { format!(" {}", evidence::upgrade_headers(&u.req).describe()) } else { String::new() },
+                        if stripped {
+                            format!(" {}", evidence::upgrade_headers(&u.req).describe())
+                        } else {
+                            String::new()
+                        },
                     ),
                     json!({"backend_status": u.status(), "upgrade_stripped": stripped}),
                 )

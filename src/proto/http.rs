@@ -638,6 +638,7 @@ mod tests {
                 ProtoEvent::Tls { .. } | ProtoEvent::TlsInfo { .. } => "tls".into(),
                 ProtoEvent::TlsTurn { .. } => "tls-turn".into(),
                 ProtoEvent::RelaySample { .. } => "relay".into(),
+                ProtoEvent::H2Stream { .. } | ProtoEvent::H2 { .. } => "h2".into(),
             })
             .collect()
     }

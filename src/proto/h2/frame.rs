@@ -318,7 +318,10 @@ mod tests {
         let bytes: Vec<&[u8]> = wire.chunks(1).collect();
         let cut = pieces(&bytes);
         assert_eq!(cut.iter().filter(|p| p.starts_with('F')).count(), 2);
-        assert_eq!(cut.iter().filter(|p| p.starts_with("D") && !p.starts_with("DS") && !p.starts_with("DE")).count(), 3);
+        assert_eq!(
+            cut.iter().filter(|p| p.starts_with("D") && !p.starts_with("DS") && !p.starts_with("DE")).count(),
+            3
+        );
         assert!(cut.contains(&"DE3".to_string()));
     }
 
@@ -327,7 +330,10 @@ mod tests {
         let mut wire = encode(ty::GOAWAY, 0, 0, &vec![0; MAX_CONTROL_PAYLOAD + 1]);
         wire.extend(encode(ty::DATA, flag::END_STREAM, 1, b""));
         wire.extend(encode(ty::PING, 0, 0, &[0; 8]));
-        assert_eq!(pieces(&[&wire]), [format!("O{}", MAX_CONTROL_PAYLOAD + 1), "DS1".into(), "DE1".into(), "F6:0:8".into()]);
+        assert_eq!(
+            pieces(&[&wire]),
+            [format!("O{}", MAX_CONTROL_PAYLOAD + 1), "DS1".into(), "DE1".into(), "F6:0:8".into()]
+        );
     }
 
     #[test]

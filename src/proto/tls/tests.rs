@@ -73,6 +73,8 @@ fn summary(ev: &[ProtoEvent]) -> Vec<String> {
             ),
             ProtoEvent::Frame { .. } => "frame".into(),
             ProtoEvent::RelaySample { .. } => "relay".into(),
+            ProtoEvent::H2Stream { stream, ev, .. } => format!("h2 stream {stream} {ev:?}").chars().take(40).collect(),
+            ProtoEvent::H2 { .. } => "h2".into(),
             ProtoEvent::Anomaly { what, .. } => format!("anomaly {what}"),
             ProtoEvent::TlsTurn { .. } => unreachable!("filtered"),
         })
