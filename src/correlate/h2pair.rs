@@ -162,11 +162,7 @@ impl Analyzer {
 
     /// The live activity of a session hop: an HTTP/2 stream's is kept by
     /// its TCP connection.
-    pub(super) fn live_activity<'a>(
-        flows: &'a crate::flow::FlowTable,
-        flow: FlowKey,
-        conn: ConnId,
-    ) -> Option<&'a WsActivity> {
+    pub(super) fn live_activity(flows: &crate::flow::FlowTable, flow: FlowKey, conn: ConnId) -> Option<&WsActivity> {
         match h2::split_stream_conn(conn) {
             Some((tcp, stream)) => flows.get(flow, tcp)?.stream_activity(stream),
             None => flows.get(flow, conn)?.activity(),

@@ -417,7 +417,7 @@ impl H2Conn {
         let i = match known {
             Some(i) => i,
             None => {
-                if id % 2 == 0 || id <= self.max_client_stream {
+                if id.is_multiple_of(2) || id <= self.max_client_stream {
                     return; // not a stream the client can open now
                 }
                 self.max_client_stream = id;

@@ -53,7 +53,7 @@ impl Decoder {
     /// The receiver advertised SETTINGS_HEADER_TABLE_SIZE = `size`: the
     /// encoder may now use up to that (our cap applies).
     pub fn allow(&mut self, size: u32) {
-        self.dec.set_max_allowed_table_size((size as usize).min(MAX_TABLE).max(4096));
+        self.dec.set_max_allowed_table_size((size as usize).clamp(4096, MAX_TABLE));
     }
 
     /// A block of this direction could not be read: the encoder's table

@@ -181,7 +181,7 @@ pub fn stream_conn(conn: u64, stream: u32) -> u64 {
 
 /// The TCP connection and stream of an id made by [`stream_conn`].
 pub fn split_stream_conn(id: u64) -> Option<(u64, u32)> {
-    (id >> 63 == 1).then(|| ((id >> 31) & 0xffff_ffff, (id & 0x7fff_ffff) as u32))
+    (id >> 63 == 1).then_some(((id >> 31) & 0xffff_ffff, (id & 0x7fff_ffff) as u32))
 }
 
 #[cfg(test)]

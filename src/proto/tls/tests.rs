@@ -348,7 +348,7 @@ fn tls12_aes_gcm_and_chacha20_decrypt() {
 }
 
 #[test]
-fn h2_is_decrypted_but_handed_to_no_http1_parser() {
+fn h2_is_decrypted_and_handed_to_the_http2_parser() {
     let s = suite(0xc02f).unwrap();
     let master = [0x5a; 48];
     let keys = Keys::default();
@@ -363,6 +363,7 @@ fn h2_is_decrypted_but_handed_to_no_http1_parser() {
     let ev = summary(&out);
     assert_eq!(ev[1], "info TLS 1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 h2 decrypted");
     assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(a.h2().is_some(), "ALPN h2: the HTTP/2 parser reads the plaintext");
 }
 
 #[test]
