@@ -193,6 +193,7 @@ fn many_sessions(n: u64) -> Snapshot {
                 i % 256,
                 20000 + i % 40000
             )),
+            client_stream: None,
             upstream_flow: Some(format!("192.0.2.1:{}->192.0.2.50:8080", 30000 + i % 30000)),
             start: Ts::from_secs_f64(now - 100.0 - (i % 500) as f64),
             last_activity: Ts::from_secs_f64(now - (i % 70) as f64),

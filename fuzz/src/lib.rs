@@ -3,6 +3,7 @@
 //! snippets, and the output path every input is driven through.
 
 pub mod canned;
+pub mod h2;
 pub mod pipeline;
 pub mod streams;
 pub mod tls;

@@ -151,6 +151,9 @@ pub struct SessionRow {
     pub id: u64,
     pub path: String,
     pub client_flow: Option<String>,
+    /// The client hop is this HTTP/2 stream of `client_flow` (a session
+    /// per stream).
+    pub client_stream: Option<u32>,
     pub upstream_flow: Option<String>,
     pub start: Ts,
     /// Last frame in either direction on any hop.
@@ -315,17 +318,12 @@ impl Analyzer {
                     })
                     .collect();
                 let front = hops.first().and_then(|h| h.2);
-                // An HTTP/2 stream is a session of its own: "flow #stream".
-                let flow = |role| {
-                    hops.iter().find(|h| h.0 == role).map(|h| match h2pair::stream_of(h.1.conn) {
-                        Some(id) => format!("{} #{id}", h.1.flow),
-                        None => h.1.flow.to_string(),
-                    })
-                };
+                let flow = |role| hops.iter().find(|h| h.0 == role).map(|h| h.1.flow.to_string());
                 SessionRow {
                     id: s.id,
                     path: s.path.clone(),
                     client_flow: flow(Role::Client),
+                    client_stream: hops.iter().find(|h| h.0 == Role::Client).and_then(|h| h2pair::stream_of(h.1.conn)),
                     upstream_flow: flow(Role::Upstream),
                     start: s.start,
                     last_activity: hops.iter().filter_map(|h| h.2.map(|a| a.last_frame_any())).max().unwrap_or(s.start),

@@ -13,8 +13,10 @@ use crate::tui::feed::SourceKind;
 use crate::tui::ui::{AMBER, fmt_bytes, fmt_count, fmt_secs, fmt_timeout, fmt_tod, severity_label, severity_style};
 
 pub fn render(f: &mut Frame, app: &App, area: Rect) {
+    // One more traffic line when HTTP/2 was seen.
+    let top_h = if app.snap.summary.h2.is_some() { 9 } else { 8 };
     let [top, spark, bottom] =
-        Layout::vertical([Constraint::Length(8), Constraint::Length(5), Constraint::Min(4)]).areas(area);
+        Layout::vertical([Constraint::Length(top_h), Constraint::Length(5), Constraint::Min(4)]).areas(area);
     let [traffic, hs] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
     let [sess, kinds] = Layout::horizontal([Constraint::Length(30), Constraint::Min(20)]).areas(bottom);
     f.render_widget(traffic_box(app), traffic);
@@ -50,7 +52,7 @@ fn traffic_box(app: &App) -> Paragraph<'static> {
         (Some(a), Some(b)) => format!("{} +{}", fmt_tod(a), fmt_secs(b - a)),
         _ => "-".into(),
     };
-    let lines = vec![
+    let mut lines = vec![
         Line::from(vec![label("Packets"), Span::raw(format!("{} ({})", fmt_count(s.packets), fmt_bytes(s.bytes)))]),
         Line::from(vec![
             label("TCP packets"),
@@ -69,6 +71,9 @@ fn traffic_box(app: &App) -> Paragraph<'static> {
         Line::from(vec![label("Drops"), drops]),
         Line::from(vec![label("Time"), Span::raw(time)]),
     ];
+    if let Some(h) = &s.h2 {
+        lines.insert(3, h2_line(h));
+    }
     Paragraph::new(lines).block(Block::bordered().title(" Traffic "))
 }
 
@@ -86,17 +91,20 @@ fn http_and_tls(s: &crate::record::Summary) -> Vec<Span<'static>> {
         }
         v.push(Span::styled(text, style));
     }
-    if let Some(h) = &s.h2 {
-        // HTTP/2 client hops: connections, streams, WebSocket streams.
-        v.push(Span::styled("  h2 ", Style::new().fg(Color::DarkGray)));
-        v.push(Span::raw(format!(
-            "{} conns {} streams {} ws",
+    v
+}
+
+/// HTTP/2 client hops: connections, streams, WebSocket streams (RFC 8441).
+fn h2_line(h: &crate::record::H2Summary) -> Line<'static> {
+    Line::from(vec![
+        label("HTTP/2"),
+        Span::raw(format!(
+            "{} conns  {} streams  {} WebSocket",
             fmt_count(h.connections),
             fmt_count(h.streams),
             fmt_count(h.websocket_streams)
-        )));
-    }
-    v
+        )),
+    ])
 }
 
 fn handshakes_box(app: &App) -> Paragraph<'static> {
