@@ -39,7 +39,7 @@ ALL=(
     nginx-socketio-prefix caddy-reload lighttpd-healthy lighttpd-stripped
     direct-bad-accept
     nginx-tls13 nginx-tls12 nginx-tls-stripped nginx-tls-idle haproxy-tls haproxy-tls-idle haproxy-tls-stripped
-    haproxy-h2 haproxy-h2-stripped haproxy-h2-false-success haproxy-h2-idle haproxy-h2-no8441
+    haproxy-h2 haproxy-h2-stripped haproxy-h2-false-success haproxy-h2-idle haproxy-h2-no8441 haproxy-h2c
 )
 
 # ----------------------------------------------------------------------------
@@ -1122,6 +1122,24 @@ sc_haproxy_h2_no8441() {
     META=(proxy=haproxy scenario="haproxy h2 TLS front with h2-workaround-bogus-websocket-clients (RFC 8441 not offered): chromium loads the page over h2 and falls back to a separate HTTP/1.1 TLS connection for wss; the scripted h2 client gives up"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=h2-websocket-not-offered optional_kinds= keylog=$NAME.keys
         notes="The server's SETTINGS lack ENABLE_CONNECT_PROTOCOL: the browser opens one more TCP+TLS connection (ALPN http/1.1) for the WebSocket; a strict RFC 8441 client cannot open one at all.")
+}
+
+sc_haproxy_h2c() {
+    local F=18606 B=13606
+    h2_deps || return 1
+    KEYS=/dev/null
+    TLSDIR=$LAB_RUN
+    backend $B
+    lab_haproxy "$NAME" "$HAP/h2c.cfg" $F FRONT=127.0.0.1:$F UPSTREAM=127.0.0.1:$B \
+        TUNNEL_TIMEOUT=1h STRIP_RULE="" GLOBAL_EXTRA="" FRONT_EXTRA="" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    echo "  h2ws_client.py --h2c http://127.0.0.1:$F --path /ws --path /ws --messages 3 --close"
+    timeout -s INT 30 "$LAB_PY" -u "$LAB/h2ws_client.py" --h2c http://127.0.0.1:$F --path /ws --path /ws \
+        --messages 3 --close --group h2c >>"$OUT" 2>>"$OUT.stderr"
+    cap_stop
+    META=(proxy=haproxy scenario="haproxy h2 front in clear with prior knowledge (bind ... proto h2): the scripted client opens 2 extended CONNECT streams on one h2c connection, 3 echoes each, close 1000"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="No TLS: the connection starts with the HTTP/2 client preface; each stream is its own HTTP/1.1 upgrade upstream.")
 }
 
 # ----------------------------------------------------------------------------

@@ -12,14 +12,23 @@ use std::process::{Command, Stdio};
 use common::*;
 use serde_json::Value;
 
-const H2: &[&str] =
-    &["haproxy-h2", "haproxy-h2-stripped", "haproxy-h2-false-success", "haproxy-h2-idle", "haproxy-h2-no8441"];
+const H2: &[&str] = &[
+    "haproxy-h2",
+    "haproxy-h2-stripped",
+    "haproxy-h2-false-success",
+    "haproxy-h2-idle",
+    "haproxy-h2-no8441",
+    "haproxy-h2c",
+];
 
 fn keys(name: &str) -> String {
     root().join("captures").join(format!("{name}.keys")).to_str().unwrap().to_string()
 }
 
 fn with_keys(name: &str, extra: &[&str]) -> Vec<Value> {
+    if name == "haproxy-h2c" {
+        return records_of(&capture(name), extra);
+    }
     let k = keys(name);
     let mut args = vec!["--keylog", k.as_str()];
     args.extend_from_slice(extra);
@@ -227,8 +236,14 @@ fn every_connect_stream_tshark_shows_is_a_session() {
     }
     let mut checked = 0;
     for name in H2 {
+        // TLS captures: the key log; h2c: decode the front port as HTTP/2.
+        let how = match *name {
+            "haproxy-h2c" => ["-d".to_string(), "tcp.port==18606,http2".to_string()],
+            _ => ["-o".to_string(), format!("tls.keylog_file:{}", keys(name))],
+        };
         let out = Command::new("tshark")
-            .args(["-r", capture(name).to_str().unwrap(), "-o", &format!("tls.keylog_file:{}", keys(name))])
+            .args(["-r", capture(name).to_str().unwrap()])
+            .args(&how)
             .args([
                 "-Y",
                 "http2.type == 1",
@@ -302,4 +317,28 @@ fn without_keys_h2_hops_fall_back_to_tls_inference() {
         assert_eq!(h["client"]["encrypted"], true);
     }
     assert!(summary(&rs)["h2"].is_null());
+}
+
+/// Cleartext HTTP/2 with prior knowledge (haproxy `bind ... proto h2`): the
+/// client preface makes the connection HTTP/2; its streams are sessions
+/// paired with their upgrades, no TLS anywhere.
+#[test]
+fn prior_knowledge_h2c_streams_are_sessions() {
+    let rs = records("haproxy-h2c");
+    let log = client_log("haproxy-h2c");
+    let hs = handshakes(&rs);
+    assert_eq!(hs.len(), client_events(&log, "h2c", "handshake").len());
+    for h in &hs {
+        assert_eq!(h["client"]["version"], "HTTP/2");
+        assert!(h["client"]["tls"].is_null());
+        assert!(h["client"]["stream_id"].is_u64());
+        assert_eq!(h["upstream"]["status"], 101);
+        assert_eq!(h["outcome"], "upgraded");
+    }
+    let ss = of_type(&rs, "session");
+    assert_eq!(ss.len(), hs.len());
+    assert!(ss.iter().all(|s| s["close"]["code"] == 1000 && s["messages"]["to_server"] == 3));
+    assert!(kinds(&rs, "error").is_empty() && kinds(&rs, "warning").is_empty());
+    let h2 = &summary(&rs)["h2"];
+    assert_eq!((h2["connections"].as_u64(), h2["websocket_streams"].as_u64()), (Some(1), Some(2)));
 }

@@ -70,22 +70,26 @@ def main():
     ap.add_argument("--servername", default="localhost")
     ap.add_argument("--group", default="h2")
     ap.add_argument("--stagger", type=float, default=0.05)
+    ap.add_argument("--h2c", action="store_true", help="cleartext HTTP/2 with prior knowledge (no TLS)")
     ap.add_argument("--timeout", type=float, default=30.0)
     a = ap.parse_args()
     hostport = a.url.split("://", 1)[1].rstrip("/")
     host, port = hostport.rsplit(":", 1)
     paths = a.path or ["/ws"]
 
-    ctx = ssl.create_default_context(cafile=a.ca) if a.ca else ssl.create_default_context()
-    if a.keylog:
-        ctx.keylog_filename = a.keylog
-    ctx.set_alpn_protocols(["h2"])
     raw = socket.create_connection((host, int(port)), timeout=5)
-    sock = ctx.wrap_socket(raw, server_hostname=a.servername)
-    alpn = sock.selected_alpn_protocol()
-    if alpn != "h2":
-        log("error", group=a.group, what="alpn", alpn=alpn)
-        return 1
+    if a.h2c:
+        sock = raw
+    else:
+        ctx = ssl.create_default_context(cafile=a.ca) if a.ca else ssl.create_default_context()
+        if a.keylog:
+            ctx.keylog_filename = a.keylog
+        ctx.set_alpn_protocols(["h2"])
+        sock = ctx.wrap_socket(raw, server_hostname=a.servername)
+        alpn = sock.selected_alpn_protocol()
+        if alpn != "h2":
+            log("error", group=a.group, what="alpn", alpn=alpn)
+            return 1
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
@@ -121,7 +125,7 @@ def main():
                     error="server does not offer RFC 8441 (no SETTINGS_ENABLE_CONNECT_PROTOCOL)")
                 continue
             sid = conn.get_next_available_stream_id()
-            headers = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"),
+            headers = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http" if a.h2c else "https"),
                        (":path", path), (":authority", f"localhost:{port}"),
                        ("sec-websocket-version", "13"), ("origin", f"https://localhost:{port}"),
                        ("user-agent", "wstap-lab-h2ws")]
@@ -157,7 +161,7 @@ def main():
             continue
         try:
             data = sock.recv(65536)
-        except ssl.SSLWantReadError:
+        except (ssl.SSLWantReadError, BlockingIOError):
             continue
         except (ConnectionError, OSError):
             data = b""
