@@ -162,6 +162,14 @@ fn plain_200_relayed_as_status_200_is_a_false_success() {
     let ws: Vec<&Value> = handshakes(&rs).into_iter().filter(|h| h["path"] == "/ws").collect();
     assert_eq!(ws.len(), 1);
     assert_eq!(ws[0]["upstream"]["status"], 101);
+    // The client hop alone (a capture on the front port only): its 2xx
+    // carried a body, a plain response passed off as a tunnel.
+    let front = with_keys("haproxy-h2-false-success", &["tcp port 18603"]);
+    let alone: Vec<&Value> =
+        of_type(&front, "finding").into_iter().filter(|f| f["kind"] == "false-upgrade-success").collect();
+    assert_eq!(alone.len(), 2);
+    assert!(alone.iter().all(|f| f["detail"]["backend_status"].is_null() && f["flows"].as_array().unwrap().len() == 1));
+    assert_eq!(alone[0]["detail"]["client_body"]["content_type"], "application/json");
     // No session on /plain/ws ever carried a message.
     for s in of_type(&rs, "session").into_iter().filter(|s| s["path"] == "/plain/ws") {
         assert_eq!(s["messages"]["to_client"], 0);
