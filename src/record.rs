@@ -54,6 +54,9 @@ pub struct HttpMessage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// The HTTP/2 stream the message came on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<u32>,
 }
 
 /// `-v`: one WebSocket frame.
@@ -75,6 +78,9 @@ pub struct FrameLine {
     pub close_code: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub close_reason: Option<String>,
+    /// The HTTP/2 stream whose DATA carried the frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<u32>,
 }
 
 /// One hop of a handshake: the request as it crossed this hop and the

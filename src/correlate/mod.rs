@@ -432,6 +432,7 @@ impl Analyzer {
                         len: frame.len,
                         close_code: frame.close.as_ref().and_then(|c| c.code),
                         close_reason: frame.close.as_ref().map(|c| c.reason.clone()).filter(|r| !r.is_empty()),
+                        stream_id: h2pair::stream_of(conn),
                     }));
                 }
             }
@@ -504,6 +505,7 @@ impl Analyzer {
                 status: None,
                 reason: None,
                 headers: req.headers.iter().map(|(n, v)| (n.to_string(), self.redact.header(n, v))).collect(),
+                stream_id: h2pair::stream_of(conn),
             }));
         }
         let id = self.next_txn;
@@ -734,6 +736,7 @@ impl Analyzer {
                 status: Some(resp.status),
                 reason: Some(resp.reason.clone()),
                 headers: resp.headers.iter().map(|(n, v)| (n.to_string(), self.redact.header(n, v))).collect(),
+                stream_id: h2pair::stream_of(conn),
             }));
         }
         let interim = (100..200).contains(&resp.status) && resp.status != 101;

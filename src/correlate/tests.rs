@@ -346,6 +346,7 @@ fn records_are_released_in_stamp_order_up_to_the_watermark() {
             len: 0,
             close_code: None,
             close_reason: None,
+            stream_id: None,
         })
     };
     let mut o = order::Reorder::default();

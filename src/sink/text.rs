@@ -213,9 +213,15 @@ fn dirs(d: &Dirs) -> String {
 
 fn session_line(s: &Session) -> String {
     let tls = if s.hops.first().is_some_and(|h| h.encrypted) { " [TLS]" } else { "" };
+    // An HTTP/2 client hop: the session is one stream of that connection.
+    let stream = s.hops.iter().find(|h| h.role == "client").and_then(|h| h.stream_id);
+    let tls = match stream {
+        Some(id) => format!("{tls} #{id}"),
+        None => tls.to_string(),
+    };
     let flows = match (&s.client_flow, &s.upstream_flow) {
         (Some(c), Some(u)) => format!("{c}{tls} | {u}"),
-        (Some(c), None) => c.clone(),
+        (Some(c), None) => format!("{c}{tls}"),
         (None, Some(u)) => format!("(client not seen) | {u}"),
         (None, None) => "-".into(),
     };
