@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # (Re)record the wstap reference captures: real proxies (nginx, haproxy,
-# apache2) in front of real WebSocket backends/clients, all on loopback, so one
+# apache2, caddy, lighttpd) in front of real WebSocket backends/clients, all on loopback, so one
 # pcap holds both TCP hops (client->proxy and proxy->upstream).
 #
 #   bash captures/record.sh              # every scenario (~5 min idle machine, see README)
@@ -35,6 +35,11 @@ ALL=(
     chain-haproxy-nginx nginx-pipelined-plain nginx-bench
     nginx-backend-crash nginx-bench-uncompressed
     caddy-healthy caddy-stripped
+    nginx-timeout-race nginx-http10-upstream-only nginx-tls-busy
+    nginx-socketio-prefix caddy-reload lighttpd-healthy lighttpd-stripped
+    direct-bad-accept
+    nginx-tls13 nginx-tls12 nginx-tls-stripped nginx-tls-idle haproxy-tls haproxy-tls-idle haproxy-tls-stripped
+    haproxy-h2 haproxy-h2-stripped haproxy-h2-false-success haproxy-h2-idle haproxy-h2-no8441 haproxy-h2c
 )
 
 # ----------------------------------------------------------------------------
@@ -48,6 +53,7 @@ ensure_deps() {
     command -v tcpdump >/dev/null || pkgs+=(tcpdump)
     command -v openssl >/dev/null || pkgs+=(openssl)
     command -v caddy >/dev/null || pkgs+=(caddy)
+    command -v lighttpd >/dev/null || [ -x /usr/sbin/lighttpd ] || pkgs+=(lighttpd)
     command -v ss >/dev/null || pkgs+=(iproute2)
     command -v timeout >/dev/null || pkgs+=(coreutils)
     if ((${#pkgs[@]})); then
@@ -80,6 +86,13 @@ ensure_deps() {
         LAB_PY=$venv/bin/python
     fi
     export LAB_PY
+    # node clients (the JavaScript socket.io-client browsers use; the ws
+    # client that writes its TLS keys), from npm, pinned by package-lock.json
+    if [ ! -d "$LAB/node/node_modules/socket.io-client" ] || [ ! -d "$LAB/node/node_modules/ws" ]; then
+        command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm ||
+            { echo "record.sh: cannot install nodejs/npm" >&2; exit 1; }
+        (cd "$LAB/node" && npm ci --no-audit --no-fund --silent) || { echo "record.sh: npm ci failed" >&2; exit 1; }
+    fi
     if [ "$(id -u)" != 0 ]; then
         echo "record.sh: warning: not root, tcpdump on lo will probably fail" >&2
     fi
@@ -123,6 +136,18 @@ sio_client() {
     lab_sio_client "$OUT" "$t" "$@"
 }
 backend() { echo "  backend.py --port $*"; lab_backend "$@"; }
+# node_sio_client_bg SECS ARGS... : tests/lab/node/sio_client.js in the background
+node_sio_client_bg() {
+    local t=$1; shift
+    echo "  node sio_client.js $* &"
+    timeout -s INT "$t" node "$LAB/node/sio_client.js" "$@" >>"$OUT" 2>>"$OUT.stderr" &
+    CLIENT_PIDS+=("$!")
+}
+self_signed() { # DIR: cert.pem + key.pem for a TLS front
+    mkdir -p "$1"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+        -keyout "$1/key.pem" -out "$1/cert.pem" >/dev/null 2>&1
+}
 
 # ----------------------------------------------------------------------------
 # scenarios. Ports: proxy front 18080+N, backend 13000+N (N = scenario number)
@@ -617,6 +642,504 @@ sc_nginx_pipelined_plain() {
     META=(proxy=nginx scenario="plain HTTP only: one connection with 4 pipelined requests (incl. chunked response and HEAD), one keep-alive connection with 3 sequential requests"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
         notes="No WebSocket. nginx opens one upstream connection per request (Connection: close upstream); responses to the client are keep-alive. The chunked response is passed through chunked.")
+}
+
+# ----------------------------------------------------------------------------
+# precision scenarios (issue 10): ports 18221+ / 13221+
+# ----------------------------------------------------------------------------
+sc_nginx_timeout_race() {
+    local F=18221 B=13221 E=13222
+    backend $B --mode hang
+    backend $E --mode slow --delay 0.4
+    lab_nginx timeout-race "$NGX/timeout-race.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B ERRPAGE=127.0.0.1:$E || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --stagger 0.5 --messages 1 --close
+    cap_stop
+    META=(proxy=nginx scenario="backend accepts the upgrade request and never answers; proxy_read_timeout 2s; error_page 504 rendered by a slow page service, so the backend's FIN lands before the 504"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upstream-timeout optional_kinds=
+        notes="nginx closes the upstream connection first (its FIN at 2.0 s), the hanging backend answers with its FIN 1 ms later, and the client gets 504 ~0.4 s after that (the error page comes from 127.0.0.1:$E, not in the capture). Who closed first decides: nginx gave up, the backend did not close on its own.")
+}
+
+sc_nginx_http10_upstream_only() {
+    local F=18223 B=13223
+    backend $B
+    lab_nginx http10-upstream-only "$NGX/default.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --close
+    cap_stop
+    META=(proxy=nginx scenario="nginx-default's configuration (proxy_pass only) captured on the backend port only: the proxy->backend hop alone"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=upgrade-headers-missing,upstream-http10 optional_kinds=
+        notes="Filter 'tcp port $B': the client hop is not in the capture (as on the backend host). The forwarded request is 'GET /ws HTTP/1.0' with Sec-WebSocket-Key but without Upgrade, and 'Connection: close'; the backend answers 505.")
+}
+
+sc_nginx_tls_busy() {
+    local F=18224 B=13224
+    backend $B
+    self_signed "$LAB_RUN/nginx-tls-busy" || return 1
+    lab_nginx tls-busy "$NGX/tls-healthy.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    client_bg 40 ws wss://127.0.0.1:$F/ws --insecure --count 4 --stagger 0.15 --messages 3 --close --group ws
+    client_bg 40 http https://127.0.0.1:$F --req GET:/api/one --req GET:/api/two --req GET:/api/three --conns 2 --group http
+    wait_clients
+    cap_stop
+    META=(proxy=nginx scenario="TLS front (self-signed, complete WebSocket config with X-Forwarded-Proto); 4 staggered wss sessions and 2 keep-alive https connections of plain requests at the same time"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="Only the upstream hop is readable. Each upstream request follows one client connection's application-data record: the pairing must be one to one (no client connection used twice, none left out).")
+}
+
+sc_nginx_socketio_prefix() {
+    local F=18226 B=13226
+    echo "  sio_server.py --port $B"
+    lab_sio_server $B
+    lab_nginx socketio-prefix "$NGX/socketio-prefix.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    node_sio_client_bg 40 http://127.0.0.1:$F --path /rt/ --messages 3 --wait 2 --group a
+    sleep 0.5
+    node_sio_client_bg 40 http://127.0.0.1:$F --path /rt/ --messages 3 --wait 2 --group b
+    wait_clients
+    cap_stop
+    META=(proxy=nginx scenario="Socket.IO published under /rt/: location /rt/ { proxy_pass http://backend/socket.io/; + WebSocket headers }; 2 JavaScript socket.io-client sessions (polling, then the websocket probe on a connection of its own)"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="The client hop says /rt/?EIO=4&transport=..., the upstream hop /socket.io/?EIO=4&transport=... (same query). Both clients upgrade to websocket (101 on both hops).")
+}
+
+sc_caddy_reload() {
+    local F=18227 A=18228 B=13227
+    backend $B
+    lab_caddy reload "$LAB/caddy/reload.Caddyfile" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B ADMIN=127.0.0.1:$A || return 1
+    local dir=$LAB_RUN/caddy-reload
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    client_bg 40 ws ws://127.0.0.1:$F/ws --count 3 --stagger 0.2 --messages 2 --idle 10 --close
+    sleep 3
+    echo "  caddy reload --force   (admin endpoint 127.0.0.1:$A)"
+    HOME=$dir XDG_DATA_HOME=$dir/data XDG_CONFIG_HOME=$dir/config timeout 10 \
+        caddy reload --config "$dir/Caddyfile" --adapter caddyfile --address 127.0.0.1:$A --force >>"$dir/reload.log" 2>&1 || return 1
+    wait_clients
+    cap_stop
+    META=(proxy=caddy scenario="3 open sessions through caddy 2.6, then 'caddy reload --force' (config reload)"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B
+        expected_kinds=proxy-protocol-violation,mass-close optional_kinds=
+        notes="On reload caddy closes every upgraded connection itself: close 1001 (going away) to the client (masked correctly: none needed) and to the backend UNMASKED (RFC 6455 5.1: caddy is the client on that leg), and the backend answers 1002 'incorrect masking'. The clients see 1001 from the proxy; neither end started the close.")
+}
+
+lighttpd_proxy() { # $1 = healthy|stripped
+    local F=$2 B=$3 line=""
+    [ "$1" = healthy ] && line='proxy.header = ("upgrade" => "enable")'
+    backend $B
+    lab_lighttpd "$NAME" "$LAB/lighttpd/proxy.conf" $F PORT=$F UPSTREAM_HOST=127.0.0.1 UPSTREAM_PORT=$B UPGRADE_LINE="$line" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 2 --messages 3 --pings 1 --close --group ws
+    client 30 http http://127.0.0.1:$F --req GET:/api/one --req GET:/api/two --group http
+    cap_stop
+}
+
+sc_lighttpd_healthy() {
+    lighttpd_proxy healthy 18229 13229 || return 1
+    META=(proxy=lighttpd scenario="lighttpd 1.4 mod_proxy with proxy.header = (\"upgrade\" => \"enable\"); 2 sessions with messages+ping+close 1000, 2 keep-alive plain requests"
+        front=127.0.0.1:18229 upstreams=127.0.0.1:13229 expected_kinds= optional_kinds=
+        notes="lighttpd forwards the upgrade over HTTP/1.1 with 'Connection: close, upgrade' and adds X-Forwarded-For, X-Host, X-Forwarded-Host, X-Forwarded-Proto; it passes the backend's Server header through.")
+}
+
+sc_lighttpd_stripped() {
+    lighttpd_proxy stripped 18230 13230 || return 1
+    META=(proxy=lighttpd scenario="lighttpd 1.4 mod_proxy without proxy.header upgrade (the default)"
+        front=127.0.0.1:18230 upstreams=127.0.0.1:13230
+        expected_kinds=upgrade-stripped optional_kinds=
+        notes="Without the upgrade option lighttpd forwards the request as a plain one (HTTP/1.1, no Upgrade, 'Connection: close'); the backend answers 426, relayed to the client.")
+}
+
+sc_direct_bad_accept() {
+    local B=13231
+    echo "  badaccept.py --port $B --lower-case"
+    lab_badaccept $B --lower-case
+    cap_start "tcp port $B"
+    client 30 ws ws://127.0.0.1:$B/ws --count 1 --messages 3 --close
+    cap_stop
+    META=(proxy=none scenario="no proxy: the client connects straight to a server that answers 101 with a wrong Sec-WebSocket-Accept, lower-case header names and no Server header"
+        front= upstreams=127.0.0.1:$B
+        expected_kinds=bad-accept optional_kinds=
+        notes="A direct client->server capture: no proxy may be named (lower-case header names without a Server header are how many servers answer, not a sign of haproxy).")
+}
+
+# ----------------------------------------------------------------------------
+# TLS fronts with session keys (issue 13). Ports: fronts 18401-18420, backends
+# 13401-13420. Each capture's key log is committed as captures/NAME.keys (test
+# keys of a throwaway lab CA); a lab CA and a server certificate it signed are
+# made per scenario. Clients: a Node `ws` client (keylog event), curl
+# (SSLKEYLOGFILE), headless chromium (SSLKEYLOGFILE), openssl s_client
+# (-keylogfile; it sends a TLS 1.3 KeyUpdate); or haproxy's own key log.
+# ----------------------------------------------------------------------------
+TLS_NODE=$LAB/node
+
+tls_deps() {
+    local pkgs=()
+    command -v node >/dev/null || pkgs+=(nodejs npm)
+    command -v curl >/dev/null || pkgs+=(curl)
+    command -v chromium >/dev/null || pkgs+=(chromium)
+    if ((${#pkgs[@]})); then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null ||
+            { echo "record.sh: apt-get install ${pkgs[*]} failed" >&2; return 1; }
+    fi
+    if [ ! -d "$TLS_NODE/node_modules/ws" ]; then
+        (cd "$TLS_NODE" && npm ci --no-audit --no-fund --silent) ||
+            { echo "record.sh: npm ci (ws) failed" >&2; return 1; }
+    fi
+}
+
+# tls_certs DIR: a lab CA (EC P-256) and a server certificate (RSA 2048, so
+# both ECDHE-RSA and TLS 1.3 suites are possible) for localhost/127.0.0.1.
+tls_certs() {
+    local d=$1
+    mkdir -p "$d/www"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3 \
+        -subj "/CN=wstap lab CA" -keyout "$d/ca.key" -out "$d/ca.pem" >/dev/null 2>&1 &&
+        openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "$d/server.key" -out "$d/server.csr" >/dev/null 2>&1 &&
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$d/ext" &&
+        openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 3 \
+            -extfile "$d/ext" -out "$d/server.pem" >/dev/null 2>&1 &&
+        cat "$d/server.pem" "$d/server.key" >"$d/server-full.pem" &&
+        cp "$LAB/chromium/page.html" "$d/www/page.html"
+}
+
+# node_ws SECS URL ARGS...: the Node ws client; keys appended to $KEYS
+node_ws() {
+    local t=$1; shift
+    echo "  node ws_client.js $*"
+    NODE_PATH=$TLS_NODE/node_modules timeout -s INT "$t" node "$LAB/node/ws_client.js" "$@" \
+        --keylog "$KEYS" --ca "$TLSDIR/ca.pem" --servername localhost >>"$OUT" 2>>"$OUT.stderr"
+}
+node_ws_bg() {
+    local t=$1; shift
+    echo "  node ws_client.js $* &"
+    NODE_PATH=$TLS_NODE/node_modules timeout -s INT "$t" node "$LAB/node/ws_client.js" "$@" \
+        --keylog "$KEYS" --ca "$TLSDIR/ca.pem" --servername localhost >>"$OUT" 2>>"$OUT.stderr" &
+    CLIENT_PIDS+=("$!")
+}
+
+# curl_https BASE PATH... [-- CURL OPTIONS]: keep-alive requests on one
+# connection, keys to $KEYS (SSLKEYLOGFILE); one "http" line per request.
+curl_https() {
+    local base=$1; shift
+    local paths=() extra=() p urls=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do paths+=("$1"); shift; done
+    [ "${1:-}" = -- ] && shift && extra=("$@")
+    for p in "${paths[@]}"; do urls+=("$base$p" -o /dev/null); done
+    echo "  SSLKEYLOGFILE=... curl ${extra[*]} $base ${paths[*]}"
+    local codes
+    local port=${base##*:}
+    codes=$(SSLKEYLOGFILE=$KEYS timeout 20 curl -s --cacert "$TLSDIR/ca.pem" -A wstap-lab-curl \
+        --resolve "localhost:$port:127.0.0.1" \
+        -w '%{http_code}\n' "${extra[@]}" "${urls[@]}" 2>>"$OUT.stderr")
+    local i=0 c
+    for c in $codes; do
+        [ $i -lt ${#paths[@]} ] || break
+        printf '{"t": %s, "event": "http", "group": "curl", "conn": 0, "method": "GET", "path": "%s", "status": %s}\n' \
+            "$(date +%s.%N)" "${paths[$i]}" "$c" >>"$OUT"
+        i=$((i + 1))
+    done
+}
+
+# chromium_page URL: headless chromium loads the lab page, which opens a wss
+# session to the same origin; keys to $KEYS (SSLKEYLOGFILE), what the page
+# saw (console "WSTAP {json}" lines) to the client log.
+chromium_page() {
+    local url=$1 prof=$LAB_RUN/chromium-profile i
+    mkdir -p "$prof"
+    echo "  SSLKEYLOGFILE=... chromium --headless $url"
+    SSLKEYLOGFILE=$KEYS chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+        --disable-background-networking --disable-component-update --disable-sync --disable-extensions \
+        --ignore-certificate-errors --host-resolver-rules="MAP localhost 127.0.0.1" \
+        --user-data-dir="$prof" --enable-logging=stderr --v=0 \
+        "$url" >/dev/null 2>"$LAB_RUN/chromium.log" &
+    local pid=$!
+    for ((i = 0; i < 150; i++)); do
+        grep -q '"event\\":\\"closed\|"event":"closed' "$LAB_RUN/chromium.log" 2>/dev/null && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    sleep 0.5
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    grep -o 'WSTAP {.*}' "$LAB_RUN/chromium.log" | sed 's/^WSTAP //; s/\\"/"/g' >>"$OUT"
+}
+
+# s_client_keyupdate HOST:PORT: openssl s_client (TLS 1.3) sends a request,
+# a KeyUpdate asking the server to update too (the "K" command), and a
+# second request on the same connection; keys to $KEYS (-keylogfile).
+s_client_keyupdate() {
+    echo "  openssl s_client -tls1_3 -keylogfile ... (request, K, request)"
+    { printf 'GET /api/before-keyupdate HTTP/1.1\nHost: localhost\nUser-Agent: wstap-lab-openssl\n\n'; sleep 0.7
+      printf 'K\n'; sleep 0.7
+      printf 'GET /api/after-keyupdate HTTP/1.1\nHost: localhost\nUser-Agent: wstap-lab-openssl\nConnection: close\n\n'; sleep 1
+    } | timeout 10 openssl s_client -connect "$1" -tls1_3 -crlf -keylogfile "$KEYS.s_client" \
+        -CAfile "$TLSDIR/ca.pem" -servername localhost >"$LAB_RUN/s_client.out" 2>&1
+    cat "$KEYS.s_client" >>"$KEYS" 2>/dev/null
+    rm -f "$KEYS.s_client"
+    local st
+    for st in $(grep -o '^HTTP/1.1 [0-9]*' "$LAB_RUN/s_client.out" | awk '{print $2}'); do
+        printf '{"t": %s, "event": "http", "group": "openssl", "conn": 0, "method": "GET", "path": "/api", "status": %s}\n' \
+            "$(date +%s.%N)" "$st" >>"$OUT"
+    done
+}
+
+TLS_UPGRADE_OK='proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;'
+
+# nginx_tls F B PROTOCOLS CIPHERS UPGRADE_LINES EXTRA
+nginx_tls() {
+    tls_deps || return 1
+    TLSDIR=$LAB_RUN/nginx-$NAME
+    KEYS=$CAP/$NAME.keys
+    rm -f "$KEYS"
+    tls_certs "$TLSDIR" || return 1
+    backend "$2"
+    lab_nginx "$NAME" "$NGX/tls.conf" "$1" LISTEN=127.0.0.1:$1 UPSTREAM=127.0.0.1:$2 \
+        PROTOCOLS="$3" CIPHERS="$4" UPGRADE_LINES="$5" EXTRA="$6" || return 1
+}
+
+sc_nginx_tls13() {
+    local F=18401 B=13401
+    nginx_tls $F $B TLSv1.3 "" "$TLS_UPGRADE_OK" "" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    node_ws 30 wss://127.0.0.1:$F/ws --count 2 --messages 3 --pings 1 --close --group node
+    curl_https https://localhost:$F /api/one /api/two
+    chromium_page https://localhost:$F/page.html
+    s_client_keyupdate 127.0.0.1:$F
+    cap_stop
+    META=(proxy=nginx scenario="nginx TLS 1.3 front (lab CA), plain upstream; keys from the clients: Node ws (2 sessions, keylog event), curl (2 keep-alive requests), headless chromium (page + 1 wss session), openssl s_client (request, KeyUpdate, request)"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds= keylog=$NAME.keys
+        notes="Decrypted with --keylog captures/$NAME.keys: both hops readable, paired by key. Without keys: encrypted client hops inferred from the upstream side.")
+}
+
+sc_nginx_tls12() {
+    local F=18402 B=13402
+    nginx_tls $F $B TLSv1.2 "ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:AES128-GCM-SHA256; ssl_conf_command Options -ExtendedMasterSecret;" \
+        "$TLS_UPGRADE_OK" "" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    node_ws 30 wss://127.0.0.1:$F/ws --count 1 --messages 3 --pings 1 --close --max-tls 1.2 --ciphers ECDHE-RSA-CHACHA20-POLY1305 --group node-chacha
+    node_ws 30 wss://127.0.0.1:$F/ws --count 1 --messages 3 --close --max-tls 1.2 --ciphers AES128-GCM-SHA256 --group node-rsa-kx
+    curl_https https://localhost:$F /api/one /api/two -- --tls-max 1.2 --ciphers ECDHE-RSA-AES256-GCM-SHA384
+    chromium_page https://localhost:$F/page.html
+    cap_stop
+    META=(proxy=nginx scenario="nginx TLS 1.2 front without extended master secret (ssl_conf_command Options -ExtendedMasterSecret): Node ws with ECDHE-RSA-CHACHA20-POLY1305 and with RSA key exchange (AES128-GCM-SHA256), curl with ECDHE-RSA-AES256-GCM-SHA384, headless chromium (its choice, ECDHE-RSA-AES128-GCM)"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds= keylog=$NAME.keys
+        notes="TLS 1.2 keys are CLIENT_RANDOM master secrets. The TLS 1.2 connections of haproxy-tls use the extended master secret (the default).")
+}
+
+sc_nginx_tls_stripped() {
+    local F=18403 B=13403
+    nginx_tls $F $B "TLSv1.2 TLSv1.3" "" 'proxy_set_header Upgrade $http_upgrade;' "" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    node_ws 30 wss://127.0.0.1:$F/ws --count 2 --messages 3 --close --group node
+    cap_stop
+    META=(proxy=nginx scenario="nginx TLS 1.3 front that forwards Upgrade but not Connection (nginx sends Connection: close upstream); Node ws client"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=upgrade-stripped optional_kinds= keylog=$NAME.keys
+        notes="With the keys: upgrade-stripped on both hops (client 426). Without: upgrade-headers-missing inferred from the upstream hop.")
+}
+
+sc_nginx_tls_idle() {
+    local F=18404 B=13404
+    nginx_tls $F $B TLSv1.2 "" "$TLS_UPGRADE_OK" "proxy_read_timeout 5s;" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    node_ws_bg 40 wss://127.0.0.1:$F/ws --count 1 --messages 1 --idle 12 --max-tls 1.2 --group idle
+    node_ws_bg 40 wss://127.0.0.1:$F/ws --count 1 --messages 1 --ping-interval 2 --idle 9 --close --max-tls 1.2 --group heartbeat
+    wait_clients
+    cap_stop
+    META=(proxy=nginx scenario="nginx TLS 1.2 front, proxy_read_timeout 5s: 1 idle Node ws session, 1 with 2 s client pings that closes cleanly"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=idle-timeout-close optional_kinds= keylog=$NAME.keys
+        notes="The idle session is cut 5 s after its last upstream read, without a Close frame (1006 at the client).")
+}
+
+# haproxy_tls F B TUNNEL_TIMEOUT STRIP_RULE
+haproxy_tls() {
+    tls_deps || return 1
+    TLSDIR=$LAB_RUN/haproxy-$NAME
+    KEYS=$LAB_RUN/client.keys
+    rm -f "$CAP/$NAME.keys"
+    tls_certs "$TLSDIR" || return 1
+    backend "$2"
+    lab_haproxy "$NAME" "$HAP/tls.cfg" "$1" FRONT=127.0.0.1:$1 UPSTREAM=127.0.0.1:$2 \
+        TUNNEL_TIMEOUT="$3" STRIP_RULE="$4" || return 1
+}
+
+# haproxy_keys: the key log is haproxy's own (its log lines), not the clients'
+haproxy_keys() {
+    grep -E '^(CLIENT_RANDOM|CLIENT_HANDSHAKE_TRAFFIC_SECRET|SERVER_HANDSHAKE_TRAFFIC_SECRET|CLIENT_TRAFFIC_SECRET_0|SERVER_TRAFFIC_SECRET_0) ' \
+        "$LAB_RUN/haproxy-$NAME/stderr.log" >"$CAP/$NAME.keys"
+    echo "  key log: $(wc -l <"$CAP/$NAME.keys") lines from haproxy's log-format"
+}
+
+sc_haproxy_tls() {
+    local F=18405 B=13405
+    haproxy_tls $F $B 1h "" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    node_ws 30 wss://127.0.0.1:$F/ws --count 2 --messages 3 --pings 1 --close --group node-tls13
+    node_ws 30 wss://127.0.0.1:$F/ws --count 1 --messages 3 --close --max-tls 1.2 --group node-tls12
+    curl_https https://localhost:$F /api/one /api/two
+    curl_https https://localhost:$F /api/three -- --tls-max 1.2
+    cap_stop
+    haproxy_keys
+    META=(proxy=haproxy scenario="haproxy 2.6 TLS front (TLS 1.2 and 1.3) as the key source: tune.ssl.keylog on and a log-format of ssl_fc_*_secret / ssl_fc_client_random / ssl_fc_session_key fetches; Node ws (TLS 1.3 and 1.2) and curl clients"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds= keylog=$NAME.keys
+        notes="captures/$NAME.keys is haproxy's own log output (no client logged keys). X-Forwarded-Proto set by http-request set-header.")
+}
+
+sc_haproxy_tls_idle() {
+    local F=18406 B=13406
+    haproxy_tls $F $B 5s "" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    CLIENT_PIDS=()
+    node_ws_bg 40 wss://127.0.0.1:$F/ws --count 1 --messages 1 --idle 12 --group idle
+    node_ws_bg 40 wss://127.0.0.1:$F/ws --count 1 --messages 1 --ping-interval 2 --idle 9 --close --group heartbeat
+    wait_clients
+    cap_stop
+    haproxy_keys
+    META=(proxy=haproxy scenario="haproxy TLS front with timeout tunnel 5s and its own key log: 1 idle Node ws session, 1 with 2 s client pings"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=idle-timeout-close optional_kinds= keylog=$NAME.keys
+        notes="haproxy closes both sides of the idle tunnel after 5 s without a Close frame.")
+}
+
+sc_haproxy_tls_stripped() {
+    local F=18407 B=13407
+    haproxy_tls $F $B 1h "http-request del-header Upgrade" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    node_ws 30 wss://127.0.0.1:$F/ws --count 2 --messages 3 --close --group node
+    cap_stop
+    haproxy_keys
+    META=(proxy=haproxy scenario="haproxy TLS front with 'http-request del-header Upgrade' and its own key log; Node ws client"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=upgrade-stripped optional_kinds= keylog=$NAME.keys
+        notes="Upstream request keeps 'Connection: upgrade' without Upgrade; the backend answers 426, relayed over TLS.")
+}
+
+# ----------------------------------------------------------------------------
+# WebSockets over HTTP/2 (RFC 8441): haproxy 2.6 with an h2 TLS front (ALPN
+# h2,http/1.1), each extended CONNECT stream forwarded as its own HTTP/1.1
+# upgrade. Clients: headless chromium (SSLKEYLOGFILE; it uses RFC 8441 when
+# the front offers it) and tests/lab/h2ws_client.py (PyPI h2 + wsproto,
+# several streams on one connection). The clients' key logs are kept.
+# Ports: front 186NN, backend 136NN.
+# ----------------------------------------------------------------------------
+h2_deps() {
+    tls_deps || return 1
+    if ! "$LAB_PY" -c 'import h2.connection, wsproto.frame_protocol' 2>/dev/null; then
+        "$(dirname "$LAB_PY")/pip" install -q 'h2>=4.1' 'wsproto>=1.2' ||
+            { echo "record.sh: pip install h2 wsproto failed" >&2; return 1; }
+    fi
+}
+
+# haproxy_h2 F B TUNNEL_TIMEOUT STRIP_RULE [GLOBAL_EXTRA] [FRONT_EXTRA]
+haproxy_h2() {
+    h2_deps || return 1
+    TLSDIR=$LAB_RUN/haproxy-$NAME
+    KEYS=$CAP/$NAME.keys
+    rm -f "$KEYS"
+    tls_certs "$TLSDIR" || return 1
+    backend "$2"
+    lab_haproxy "$NAME" "$HAP/h2.cfg" "$1" FRONT=127.0.0.1:$1 UPSTREAM=127.0.0.1:$2 \
+        TUNNEL_TIMEOUT="$3" STRIP_RULE="$4" GLOBAL_EXTRA="${5:-}" FRONT_EXTRA="${6:-}" || return 1
+}
+
+# h2ws SECS URL ARGS...: the scripted RFC 8441 client; keys appended to $KEYS
+h2ws() {
+    local t=$1; shift
+    echo "  h2ws_client.py $*"
+    timeout -s INT "$t" "$LAB_PY" -u "$LAB/h2ws_client.py" "$@" --keylog "$KEYS" --ca "$TLSDIR/ca.pem" \
+        >>"$OUT" 2>>"$OUT.stderr"
+}
+
+# The page chromium loads, served by haproxy itself.
+H2_PAGE='http-request return status 200 content-type "text/html" file @DIR@/www/page.html if { path /page.html }'
+# Request ids: haproxy adds X-Request-ID to each forwarded request and
+# returns it to the client (the ids pair the two hops).
+H2_REQID='unique-id-format %{+X}o%ci%cp%fp%Ts%rt%pid
+    unique-id-header X-Request-ID
+    http-response set-header X-Request-ID %[unique-id]'
+
+h2_page() { echo "${H2_PAGE//@DIR@/$LAB_RUN/haproxy-$NAME}"; }
+
+sc_haproxy_h2() {
+    local F=18601 B=13601
+    haproxy_h2 $F $B 1h "" "" "$(h2_page)
+    $H2_REQID" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    h2ws 30 https://127.0.0.1:$F --path /ws --path /ws --path /ws --messages 3 --close --group h2ws
+    chromium_page "https://localhost:$F/page.html"
+    cap_stop
+    META=(proxy=haproxy scenario="haproxy 2.6 h2 TLS front (alpn h2,http/1.1, RFC 8441 offered by default), X-Request-ID added and echoed: 3 extended CONNECT streams on one connection from the scripted h2 client (3 echoed messages, close 1000 each), and headless chromium loading a page over h2 then opening wss on the same connection"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds= keylog=$NAME.keys
+        notes="Each stream is its own HTTP/1.1 upgrade upstream, with a Sec-WebSocket-Key haproxy made up; the same X-Request-ID is on the forwarded request and on the :status 200 the client got.")
+}
+
+sc_haproxy_h2_stripped() {
+    local F=18602 B=13602
+    haproxy_h2 $F $B 1h "http-request del-header Upgrade if { path_beg /stripped }" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    h2ws 30 https://127.0.0.1:$F --path /ws --path /stripped/ws --path /stripped/ws --messages 2 --close --group h2ws
+    cap_stop
+    META=(proxy=haproxy scenario="haproxy h2 TLS front with 'http-request del-header Upgrade' on /stripped: the scripted h2 client opens /ws (works) and /stripped/ws twice on one connection"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=upgrade-stripped optional_kinds= keylog=$NAME.keys
+        notes="Upstream request keeps 'Connection: upgrade' without Upgrade (and without a key); the backend answers 426, relayed to the h2 client as :status 426.")
+}
+
+sc_haproxy_h2_false_success() {
+    local F=18603 B=13603
+    haproxy_h2 $F $B 1h "http-request del-header Upgrade if { path_beg /plain }" "" "$(h2_page)" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    chromium_page "https://localhost:$F/page.html?path=/plain/ws"
+    h2ws 30 https://127.0.0.1:$F --path /ws --path /plain/ws --messages 2 --close --group h2ws
+    cap_stop
+    META=(proxy=haproxy scenario="haproxy h2 TLS front with 'http-request del-header Upgrade' on /plain, where the backend has a plain HTTP handler: chromium opens wss://.../plain/ws over h2, the scripted client /ws and /plain/ws"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=false-upgrade-success,upgrade-stripped optional_kinds= keylog=$NAME.keys
+        notes="The backend answers the plain GET 200 with a JSON body; haproxy relays :status 200, which RFC 8441 reads as success: the browser fires onopen, the body arrives as DATA (not WebSocket frames) and the stream ends: 1006, no message ever.")
+}
+
+sc_haproxy_h2_idle() {
+    local F=18604 B=13604
+    haproxy_h2 $F $B 5s "" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    h2ws 40 https://127.0.0.1:$F --path /ws --path /ws --path /ws --messages 1 --idle 9 --chatty 1 --close --group h2ws
+    cap_stop
+    META=(proxy=haproxy scenario="haproxy h2 TLS front with timeout tunnel 5s: 3 extended CONNECT streams on one connection; one sends a message every 2 s, two stay silent"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=idle-timeout-close optional_kinds= keylog=$NAME.keys
+        notes="After 5 s without data haproxy cuts each idle stream with RST_STREAM (CANCEL) and closes its upstream connection; the TLS connection and the chatty stream live on, and that stream closes with 1000 after 9 s.")
+}
+
+sc_haproxy_h2_no8441() {
+    local F=18605 B=13605
+    haproxy_h2 $F $B 1h "" "h2-workaround-bogus-websocket-clients" "$(h2_page)" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    chromium_page "https://localhost:$F/page.html"
+    h2ws 30 https://127.0.0.1:$F --path /ws --messages 2 --close --group h2ws
+    cap_stop
+    META=(proxy=haproxy scenario="haproxy h2 TLS front with h2-workaround-bogus-websocket-clients (RFC 8441 not offered): chromium loads the page over h2 and falls back to a separate HTTP/1.1 TLS connection for wss; the scripted h2 client gives up"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=h2-websocket-not-offered optional_kinds= keylog=$NAME.keys
+        notes="The server's SETTINGS lack ENABLE_CONNECT_PROTOCOL: the browser opens one more TCP+TLS connection (ALPN http/1.1) for the WebSocket; a strict RFC 8441 client cannot open one at all.")
+}
+
+sc_haproxy_h2c() {
+    local F=18606 B=13606
+    h2_deps || return 1
+    KEYS=/dev/null
+    TLSDIR=$LAB_RUN
+    backend $B
+    lab_haproxy "$NAME" "$HAP/h2c.cfg" $F FRONT=127.0.0.1:$F UPSTREAM=127.0.0.1:$B \
+        TUNNEL_TIMEOUT=1h STRIP_RULE="" GLOBAL_EXTRA="" FRONT_EXTRA="" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    echo "  h2ws_client.py --h2c http://127.0.0.1:$F --path /ws --path /ws --messages 3 --close"
+    timeout -s INT 30 "$LAB_PY" -u "$LAB/h2ws_client.py" --h2c http://127.0.0.1:$F --path /ws --path /ws \
+        --messages 3 --close --group h2c >>"$OUT" 2>>"$OUT.stderr"
+    cap_stop
+    META=(proxy=haproxy scenario="haproxy h2 front in clear with prior knowledge (bind ... proto h2): the scripted client opens 2 extended CONNECT streams on one h2c connection, 3 echoes each, close 1000"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="No TLS: the connection starts with the HTTP/2 client preface; each stream is its own HTTP/1.1 upgrade upstream.")
 }
 
 # ----------------------------------------------------------------------------

@@ -47,9 +47,17 @@ def check(entry):
     fronts = [port_of(a) for a in entry["front"]]
     ups = [port_of(a) for a in entry["upstreams"]]
     ports = fronts + ups
-    front = fronts[0]
     tls = "tls" in name
     saw = entry["client_saw"]
+    syn = tshark(pcap, [], ["tcp.dstport"], "tcp.flags.syn==1 && tcp.flags.ack==0")
+    syn_ports = collections.Counter(int(r[0]) for r in syn if r and r[0])
+    # The hop nearest the client in the capture: the proxy's front, or the
+    # server itself when there is no proxy (direct) or the capture holds the
+    # upstream hop only (a filter on the backend port).
+    front = next((p for p in fronts if syn_ports[p]), ups[0])
+    upstream_only = bool(fronts) and front not in fronts
+    if upstream_only:
+        notes.append(f"capture holds the upstream hop only (port {front}); the proxy relayed its statuses")
 
     rows = tshark(pcap, ports,
                   ["tcp.stream", "tcp.srcport", "tcp.dstport", "http.request.method",
@@ -63,7 +71,11 @@ def check(entry):
         # several pipelined messages in one segment: tshark joins fields with ","
         if dp == front and method:
             for m, u in zip(method.split(","), uri.split(",")):
-                req_by_stream[stream].append((m, u, bool(upg)))
+                # upstream hop only: the forwarded upgrade may have lost its
+                # Upgrade header; every request there is a WebSocket attempt
+                # when the client made no plain ones
+                ws_attempt = bool(upg) or (upstream_only and not any(x["kind"] == "http" for x in saw))
+                req_by_stream[stream].append((m, u, ws_attempt))
         if sp == front and code:
             for c in code.split(","):
                 req = req_by_stream[stream].pop(0) if req_by_stream[stream] else (None, None, False)
@@ -76,12 +88,12 @@ def check(entry):
     if not tls:
         want = collections.Counter(
             (101 if s.get("exception") == "InvalidHeaderValue" else s.get("status")) for s in ws_saw)
-        got = collections.Counter(code for (m, u, upg), code in client_resp if upg and "/socket.io/" not in (u or ""))
+        got = collections.Counter(code for (m, u, upg), code in client_resp if upg and "EIO=" not in (u or ""))
         if want != got:
             problems.append(f"ws handshake statuses: client log {dict(want)} vs capture {dict(got)}")
         want_h = collections.Counter((s["request"], s["status"]) for s in http_saw)
         got_h = collections.Counter((f"{m} {u}", code) for (m, u, upg), code in client_resp
-                                    if not upg and m is not None and "/socket.io/" not in (u or ""))
+                                    if not upg and m is not None and "EIO=" not in (u or ""))
         if want_h != got_h:
             missing = want_h - got_h
             piped = {s["request"] for s in http_saw if s.get("pipelined")}
@@ -101,9 +113,7 @@ def check(entry):
         notes.append("front is TLS: client hop not decoded")
 
     # upstream hops: a SYN towards every upstream (and every further proxy hop)
-    syn = tshark(pcap, [], ["tcp.dstport"], "tcp.flags.syn==1 && tcp.flags.ack==0")
-    syn_ports = collections.Counter(int(r[0]) for r in syn if r and r[0])
-    for p in ports[1:]:
+    for p in ports[1:] if not upstream_only else []:
         if syn_ports[p] == 0:
             problems.append(f"no connection to {p} in the capture")
     if syn_ports[front] == 0:

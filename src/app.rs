@@ -37,7 +37,33 @@ pub fn build_pipeline(args: &Args) -> Result<Pipeline> {
         Some(m) => crate::budget::parse_size(m).map_err(Error::new)?,
         None => crate::budget::DEFAULT_MEMCAP,
     };
-    Ok(Pipeline::new(cfg, detectors(args), Limits { verbose: args.verbose > 0, memcap, ..Limits::default() }))
+    let p = Pipeline::new(cfg, detectors(args), Limits { verbose: args.verbose > 0, memcap, ..Limits::default() });
+    load_keys(args, p.keys())?;
+    Ok(p)
+}
+
+/// `--keylog`: read now (capture files), or followed as it grows (live).
+fn load_keys(args: &Args, keys: &crate::proto::tls::Keys) -> Result<()> {
+    for path in &args.keylog {
+        if args.interface.is_some() {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            keys.watch(path, stop).map_err(Error::new)?;
+        } else {
+            keys.load_file(path).map_err(Error::new)?;
+        }
+    }
+    if args.interface.is_none() && !args.keylog.is_empty() {
+        let st = keys.stats();
+        if st.secrets == 0 {
+            eprintln!(
+                "wstap: warning: --keylog: no usable secret in {} ({} lines, {} not understood); TLS hops stay encrypted",
+                args.keylog.join(", "),
+                st.lines,
+                st.malformed
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The detectors a run uses.
@@ -70,6 +96,10 @@ pub fn stdout_sink(args: &Args, line_buffered: bool) -> Box<dyn Sink> {
 /// Exit status: 0 fine, 1 findings at or above `--fail-on`, 2 error.
 pub fn run(args: Args) -> Result<i32> {
     crate::capture::privs::refuse_setid()?;
+    if let Some(what) = args.generate {
+        crate::generate::write(what, &mut std::io::stdout().lock())?;
+        return Ok(0);
+    }
     if args.list_interfaces {
         return crate::capture::live::list_interfaces();
     }
@@ -91,6 +121,7 @@ pub fn run(args: Args) -> Result<i32> {
     let filter = args.filter();
     let plan = crate::capture::privs::plan(args.user.as_deref())?;
     let mut src = FileSource::open(path, filter.as_deref())?;
+    crate::capture::PacketSource::set_keys(&mut src, pipeline.keys().clone());
     // The file is open: parse it with no privilege (as live capture does).
     crate::capture::privs::apply(&plan)?;
     if let Some(n) = args.count {
@@ -99,6 +130,7 @@ pub fn run(args: Args) -> Result<i32> {
     let mut sink = stdout_sink(&args, args.line_buffered);
     let ending = pipeline.run(&mut src, sink.as_mut()).map_err(|e| Error::new(e.to_string()))?;
     drop(sink);
+    let path = if path == "-" { "standard input" } else { path };
     match ending {
         InputEnd::Complete => {}
         InputEnd::Truncated(msg) => {

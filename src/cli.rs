@@ -118,6 +118,12 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
     pub color: ColorWhen,
 
+    /// TLS session keys (NSS key log format: SSLKEYLOGFILE, Node's keylog,
+    /// haproxy's log-format fetches) to decrypt TLS hops; live capture
+    /// follows the file as it grows (repeatable; see docs/tls.md).
+    #[arg(long = "keylog", value_name = "FILE")]
+    pub keylog: Vec<String>,
+
     /// Show Cookie, Authorization and query-string tokens as captured.
     #[arg(long)]
     pub no_redact: bool,
@@ -125,6 +131,10 @@ pub struct Args {
     /// Memory budget for all connection state (e.g. 256M, 2G; a bare number is MiB). Default 384M.
     #[arg(long, value_name = "SIZE")]
     pub memcap: Option<String>,
+
+    /// Print the man page or a shell completion script (made from these options) and exit.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub generate: Option<crate::generate::Generate>,
 
     /// BPF filter expression.
     #[arg(value_name = "EXPRESSION", trailing_var_arg = true, allow_hyphen_values = true)]
@@ -138,6 +148,8 @@ pub enum ProxyKind {
     Apache,
     Envoy,
     Caddy,
+    Lighttpd,
+    Traefik,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

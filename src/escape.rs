@@ -99,8 +99,10 @@ fn value_needs(v: &serde_json::Value) -> bool {
 }
 
 fn hop_strings(h: &Hop) -> impl Iterator<Item = &str> {
-    [&h.method, &h.target, &h.upgrade, &h.connection, &h.key, &h.reason, &h.accept, &h.server, &h.sni]
+    let tls = h.tls.as_ref().map(|t| [&t.cipher, &t.sni, &t.alpn]).into_iter().flatten();
+    [&h.method, &h.target, &h.upgrade, &h.connection, &h.key, &h.reason, &h.accept, &h.server, &h.sni, &h.protocol]
         .into_iter()
+        .chain(tls)
         .filter_map(|s| s.as_deref())
         .chain(std::iter::once(h.flow.as_str()))
 }
@@ -116,8 +118,16 @@ fn fix_hop(h: &mut Hop) {
         &mut h.accept,
         &mut h.server,
         &mut h.sni,
+        &mut h.protocol,
     ] {
         fix_opt(s);
+    }
+    if let Some(t) = &mut h.tls {
+        // SNI and ALPN are the client's bytes; an unknown cipher suite is
+        // printed from its number, but escape it all the same.
+        fix_opt(&mut t.cipher);
+        fix_opt(&mut t.sni);
+        fix_opt(&mut t.alpn);
     }
     fix(&mut h.flow);
 }
@@ -229,6 +239,7 @@ mod tests {
             len: 5,
             close_code: Some(1000),
             close_reason: Some("bye".into()),
+            stream_id: None,
         };
         let r = Record::Frame(f.clone());
         assert!(matches!(record(&r), Cow::Borrowed(_)));

@@ -43,9 +43,18 @@ pub enum EventKind {
         dir: Dir,
         ordinal: u64,
     },
-    /// A TLS ClientHello from the initiator: this hop cannot be read.
+    /// A TLS ClientHello from the initiator: this hop is encrypted.
     Tls {
         sni: Option<String>,
+    },
+    /// The TLS handshake's facts once the connection's application data was
+    /// decrypted, or found not decryptable (with the reason).
+    TlsInfo(Box<crate::proto::tls::TlsInfo>),
+    /// On a TLS connection: the client began sending application data after
+    /// the server spoke (`ToServer`: a request, likely), or the server
+    /// answered (`ToClient`). At most `proto::turns::MAX_TURNS` per connection.
+    TlsTurn {
+        dir: Dir,
     },
     /// Parser could not make sense of the stream at this point.
     Anomaly {
@@ -60,6 +69,16 @@ pub enum EventKind {
     Rst {
         dir: Dir,
     },
+    /// This id is an HTTP/2 stream of the TCP connection `parent` (right
+    /// after its `Open`, whose flow is the TCP connection's): the stream
+    /// is followed like a connection of its own ([`crate::proto::h2`]).
+    H2Stream {
+        parent: ConnId,
+        stream: u32,
+    },
+    /// An HTTP/2 connection-level fact (SETTINGS, GOAWAY) on this TCP
+    /// connection.
+    H2(crate::proto::h2::ConnFact),
     /// The connection is over; last event for this id.
     Close(Box<ConnSummary>),
 }
@@ -125,6 +144,23 @@ pub struct ConnSummary {
     pub gaps: u64,
     /// WebSocket activity, when the connection was upgraded.
     pub ws: Option<Box<WsActivity>>,
+    /// For an HTTP/2 stream: its id and how it was reset (`fin` and `rst`
+    /// above are then its END_STREAM and RST_STREAM times; `packets` its
+    /// frames, `bytes` its DATA).
+    pub h2: Option<Box<StreamEnd>>,
+}
+
+/// How an HTTP/2 stream ended, beside its summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEnd {
+    pub stream: u32,
+    /// RST_STREAM's error code, and who sent it.
+    pub reset_code: Option<u32>,
+    pub reset_by: Option<Dir>,
+    /// The TCP connection's end ended the stream.
+    pub by_connection: bool,
+    /// DATA beyond the flow-control window granted (counted, not enforced).
+    pub overruns: u64,
 }
 
 impl ConnSummary {

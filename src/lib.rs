@@ -16,6 +16,7 @@ pub mod error;
 pub mod escape;
 pub mod event;
 pub mod flow;
+pub mod generate;
 pub mod pipeline;
 pub mod proto;
 pub mod record;

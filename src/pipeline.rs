@@ -288,7 +288,51 @@ impl Pipeline {
                 }
             },
             capture: None,
+            tls: self.tls_summary(),
+            h2: record::H2Summary::of(&self.flows.stats.h2),
         }
+    }
+
+    /// The session keys TLS connections are decrypted with (`--keylog`,
+    /// pcapng Decryption Secrets Blocks).
+    pub fn keys(&self) -> &crate::proto::tls::Keys {
+        self.flows.keys()
+    }
+
+    fn tls_summary(&self) -> Option<record::TlsSummary> {
+        let t = &self.flows.stats.tls;
+        let k = self.keys().stats();
+        let keys_given = k.files > 0 || k.dsb > 0;
+        if t.connections == 0 && !keys_given {
+            return None;
+        }
+        let mut not_decrypted = std::collections::BTreeMap::new();
+        for (r, n) in crate::proto::tls::Undecrypted::ALL.iter().zip(t.not_decrypted) {
+            if n > 0 {
+                not_decrypted.insert(r.name(), n);
+            }
+        }
+        Some(record::TlsSummary {
+            connections: t.connections,
+            decrypted: t.decrypted,
+            not_decrypted,
+            records: t.records,
+            bytes: t.bytes,
+            auth_failures: t.auth_failures,
+            key_updates: t.key_updates,
+            late_keys: t.late_keys,
+            held_dropped: t.held_dropped,
+            keylog: keys_given.then_some(record::KeyLogSummary {
+                files: k.files,
+                dsb: k.dsb,
+                lines: k.lines,
+                secrets: k.secrets,
+                malformed: k.malformed,
+                ignored: k.ignored,
+                evicted: k.evicted,
+                read_errors: k.read_errors,
+            }),
+        })
     }
 
     /// Reads a whole source through the pipeline into `sink`, the summary

@@ -54,6 +54,9 @@ pub struct HttpMessage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// The HTTP/2 stream the message came on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<u32>,
 }
 
 /// `-v`: one WebSocket frame.
@@ -75,6 +78,9 @@ pub struct FrameLine {
     pub close_code: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub close_reason: Option<String>,
+    /// The HTTP/2 stream whose DATA carried the frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<u32>,
 }
 
 /// One hop of a handshake: the request as it crossed this hop and the
@@ -102,6 +108,96 @@ pub struct Hop {
     pub encrypted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
+    /// The hop is TLS: what its handshake negotiated, and whether wstap
+    /// decrypted it (its HTTP fields then hold the decrypted request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsHop>,
+    /// The hop is an HTTP/2 stream: its id (the WebSocket session is per
+    /// stream; several share the TLS connection in `flow`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<u32>,
+    /// RFC 8441: the extended CONNECT's `:protocol` ("websocket").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+/// A TLS hop's handshake (docs/json.md, docs/tls.md). Never a key.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct TlsHop {
+    /// "TLS 1.2", "TLS 1.3", or null when the ServerHello was not seen.
+    pub version: Option<&'static str>,
+    /// IANA suite name, e.g. "TLS_AES_128_GCM_SHA256".
+    pub cipher: Option<String>,
+    pub sni: Option<String>,
+    /// The application protocol the server chose (ALPN).
+    pub alpn: Option<String>,
+    pub decrypted: bool,
+    /// Why not: "no-key", "unsupported-suite", "unsupported-version",
+    /// "handshake-not-captured", "auth-failed", "stream-gap", "malformed";
+    /// null when decrypted.
+    pub reason: Option<&'static str>,
+}
+
+impl TlsHop {
+    pub fn of(info: Option<&crate::proto::tls::TlsInfo>, sni: Option<&str>) -> TlsHop {
+        match info {
+            Some(i) => TlsHop {
+                version: i.version,
+                cipher: i.cipher.clone(),
+                sni: i.sni.clone().or(sni.map(str::to_string)),
+                alpn: i.alpn.clone(),
+                decrypted: i.decrypted,
+                reason: i.reason.map(|r| r.name()),
+            },
+            None => TlsHop {
+                sni: sni.map(str::to_string),
+                reason: Some(crate::proto::tls::Undecrypted::NoKey.name()),
+                ..TlsHop::default()
+            },
+        }
+    }
+}
+
+/// TLS in the summary: connections by what became of them, and the keys.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct TlsSummary {
+    /// TLS connections seen.
+    pub connections: u64,
+    /// Connections whose records were decrypted with the keys given.
+    pub decrypted: u64,
+    /// Connections not decrypted, by reason (their hops are inferred from
+    /// the other side of the proxy, as without keys).
+    pub not_decrypted: BTreeMap<&'static str, u64>,
+    /// Records decrypted, application-data plaintext bytes parsed.
+    pub records: u64,
+    pub bytes: u64,
+    /// Records whose authentication failed (wrong keys, damage).
+    pub auth_failures: u64,
+    pub key_updates: u64,
+    /// Connections read from records held until their keys arrived.
+    pub late_keys: u64,
+    /// Record bytes dropped while waiting for keys that did not come.
+    pub held_dropped: u64,
+    /// Key log input, when keys were given (`--keylog`, pcapng secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keylog: Option<KeyLogSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct KeyLogSummary {
+    /// Key log files given with --keylog.
+    pub files: u64,
+    /// pcapng Decryption Secrets Blocks read.
+    pub dsb: u64,
+    /// Key log lines read, secrets kept, lines not understood, lines with
+    /// labels wstap does not use, connections forgotten (bound).
+    pub lines: u64,
+    pub secrets: u64,
+    pub malformed: u64,
+    pub ignored: u64,
+    pub evicted: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub read_errors: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -155,6 +251,9 @@ pub struct Handshake {
     /// How the two hops were paired: "key", "headers", "timing"; null for
     /// a single hop.
     pub paired_by: Option<&'static str>,
+    /// How sure that pairing is: "high", "medium", "low"; null for a
+    /// single hop (docs/json.md).
+    pub pair_confidence: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
@@ -198,6 +297,18 @@ pub struct HopSession {
     pub unmasked_client_frames: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub oversized_control_frames: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub masked_server_frames: u64,
+    /// A TLS hop: its TCP ends are known, its frames are not (counts 0).
+    #[serde(skip_serializing_if = "is_false")]
+    pub encrypted: bool,
+    /// An HTTP/2 stream: its id; `closed_with` is then "fin" for its
+    /// END_STREAM and "rst" for its RST_STREAM, whose error code is `reset`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<u32>,
+    /// RST_STREAM's error code ("CANCEL", ...), when the stream was reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset: Option<&'static str>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -368,4 +479,83 @@ pub struct Summary {
     pub defrag: crate::decode::frag::DefragStats,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture: Option<Capture>,
+    /// Present when TLS connections were seen or keys were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSummary>,
+    /// Present when HTTP/2 connections were seen (docs/h2.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub h2: Option<H2Summary>,
+}
+
+/// HTTP/2 in the summary: connections, streams, WebSocket streams (RFC
+/// 8441), how streams ended, and what the bounds dropped.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct H2Summary {
+    pub connections: u64,
+    /// Connections whose server offered RFC 8441 (ENABLE_CONNECT_PROTOCOL).
+    pub connect_protocol_offered: u64,
+    pub streams: u64,
+    /// Extended CONNECT streams for `websocket`, and those answered 2xx.
+    pub websocket_streams: u64,
+    pub websocket_accepted: u64,
+    pub frames: u64,
+    pub data_bytes: u64,
+    /// RST_STREAM frames by error code name ("CANCEL": 2).
+    pub resets: BTreeMap<&'static str, u64>,
+    pub goaways: u64,
+    /// Flow control, counted not enforced.
+    pub window_updates: u64,
+    pub flow_control_overruns: u64,
+    pub pushes: u64,
+    /// Bounds: streams not followed (over our per-connection cap), streams
+    /// opened beyond the server's SETTINGS_MAX_CONCURRENT_STREAMS, header
+    /// blocks not decoded (HPACK failure, table or block beyond our cap),
+    /// header lists dropped (over our cap) or over the receiver's
+    /// SETTINGS_MAX_HEADER_LIST_SIZE, non-DATA frames over our buffer cap,
+    /// directions whose framing a capture gap lost.
+    pub streams_dropped: u64,
+    pub streams_over_limit: u64,
+    pub hpack_errors: u64,
+    pub header_blocks_lost: u64,
+    pub header_lists_dropped: u64,
+    pub header_lists_over_limit: u64,
+    pub oversized_frames: u64,
+    pub desyncs: u64,
+}
+
+impl H2Summary {
+    pub fn of(h: &crate::proto::h2::H2Stats) -> Option<H2Summary> {
+        if h.connections == 0 {
+            return None;
+        }
+        let mut resets = BTreeMap::new();
+        for (i, n) in h.resets.iter().enumerate() {
+            if *n > 0 {
+                let name = crate::proto::h2::frame::ERROR_NAMES.get(i).copied().unwrap_or("UNKNOWN");
+                resets.insert(name, *n);
+            }
+        }
+        Some(H2Summary {
+            connections: h.connections,
+            connect_protocol_offered: h.connect_protocol_offered,
+            streams: h.streams,
+            websocket_streams: h.websocket_streams,
+            websocket_accepted: h.websocket_accepted,
+            frames: h.frames,
+            data_bytes: h.data_bytes,
+            resets,
+            goaways: h.goaways,
+            window_updates: h.window_updates,
+            flow_control_overruns: h.flow_control_overruns,
+            pushes: h.pushes,
+            streams_dropped: h.streams_dropped,
+            streams_over_limit: h.streams_over_limit,
+            hpack_errors: h.hpack_errors,
+            header_blocks_lost: h.header_blocks_lost,
+            header_lists_dropped: h.header_lists_dropped,
+            header_lists_over_limit: h.header_lists_over_limit,
+            oversized_frames: h.oversized_frames,
+            desyncs: h.desyncs,
+        })
+    }
 }

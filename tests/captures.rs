@@ -44,6 +44,22 @@ const EXPECTED: &[(&str, &[&str], &[&str])] = &[
     ("nginx-heartbeat-race", &["heartbeat-race", "heartbeat-race", "heartbeat-race"], &[]),
     ("haproxy-idle", &["idle-timeout-close"], &[]),
     ("nginx-socketio-stuck", &["upgrade-stripped", "upstream-http10"], &["socketio-no-upgrade"]),
+    ("nginx-timeout-race", &["upstream-timeout", "upstream-timeout"], &[]),
+    (
+        "nginx-http10-upstream-only",
+        &["upgrade-headers-missing", "upgrade-headers-missing", "upstream-http10", "upstream-http10"],
+        &[],
+    ),
+    ("nginx-tls-busy", &[], &[]),
+    ("nginx-socketio-prefix", &[], &[]),
+    (
+        "caddy-reload",
+        &["proxy-protocol-violation", "proxy-protocol-violation", "proxy-protocol-violation"],
+        &["mass-close"],
+    ),
+    ("lighttpd-healthy", &[], &[]),
+    ("lighttpd-stripped", &["upgrade-stripped", "upgrade-stripped"], &[]),
+    ("direct-bad-accept", &["bad-accept"], &[]),
 ];
 
 #[test]
@@ -128,7 +144,7 @@ fn session_ends_match_the_close_codes_the_client_saw() {
         if !log.exists() || client_log(name).iter().all(|e| e["event"] != "handshake") {
             continue; // not a WebSocket client (plain HTTP, Socket.IO)
         }
-        if *name == "nginx-bad-accept" {
+        if matches!(*name, "nginx-bad-accept" | "direct-bad-accept") {
             continue; // the client refused the 101, so it never had a session to close
         }
         let mut saw: Vec<(bool, Option<u64>)> = client_log(name)
@@ -387,13 +403,19 @@ fn backend_crash_is_an_abnormal_close_blamed_on_the_backend() {
 
 /// Only the upstream hop in view (a BPF filter on the backend port, as when
 /// the front is on another host): the stripped upgrade is reported as
-/// upgrade-headers-missing, never as upgrade-stripped, and a healthy proxy
+/// upgrade-headers-missing, never as upgrade-stripped (with upstream-http10
+/// tied to it when the request line says HTTP/1.0), and a healthy proxy
 /// seen the same way gives nothing.
 #[test]
 fn one_hop_in_view_reports_missing_upgrade_headers() {
-    for (name, port, n) in [("nginx-default", 13002, 2), ("haproxy-stripped", 13026, 2), ("nginx-healthy", 13001, 0)] {
+    for (name, port, n, http10) in
+        [("nginx-default", 13002, 2, true), ("haproxy-stripped", 13026, 2, false), ("nginx-healthy", 13001, 0, false)]
+    {
         let rs = records_of(&capture(name), &[&format!("tcp port {port}")]);
-        let want = vec!["upgrade-headers-missing".to_string(); n];
+        let mut want = vec!["upgrade-headers-missing".to_string(); n];
+        if http10 {
+            want.extend(vec!["upstream-http10".to_string(); n]);
+        }
         assert_eq!(kinds(&rs, "error"), want, "{name}");
         for h in of_type(&rs, "handshake") {
             assert!(h["client"].is_null() || h["upstream"].is_null(), "{name}: one hop only: {h}");

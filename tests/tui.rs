@@ -113,6 +113,9 @@ fn finding(
         message: format!("{kind} on {path}"),
         fix: Some(format!("Fix for {kind}: add proxy_set_header Upgrade $http_upgrade;")),
         detail,
+        fault: 0,
+        primary: true,
+        also: Vec::new(),
     }
 }
 
@@ -190,6 +193,7 @@ fn many_sessions(n: u64) -> Snapshot {
                 i % 256,
                 20000 + i % 40000
             )),
+            client_stream: None,
             upstream_flow: Some(format!("192.0.2.1:{}->192.0.2.50:8080", 30000 + i % 30000)),
             start: Ts::from_secs_f64(now - 100.0 - (i % 500) as f64),
             last_activity: Ts::from_secs_f64(now - (i % 70) as f64),
@@ -311,6 +315,7 @@ fn handshake(id: u64, ts: f64, outcome: wstap::record::Outcome, client_ms: f64, 
         outcome,
         latency_ms: wstap::record::Latency { client: Some(client_ms), upstream: Some(upstream_ms) },
         paired_by: Some("key"),
+        pair_confidence: None,
     })
 }
 

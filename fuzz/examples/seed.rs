@@ -25,7 +25,8 @@ fn main() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let n = seed_pipeline(&root, &out.join("pipeline"));
     let m = seed_streams(&out.join("streams"));
-    println!("wrote {n} pipeline seeds and {m} streams seeds under {}", out.display());
+    let t = seed_tls(&out.join("tls"));
+    println!("wrote {n} pipeline seeds, {m} streams seeds and {t} tls seeds under {}", out.display());
 }
 
 fn captures(root: &Path) -> Vec<PathBuf> {
@@ -217,4 +218,48 @@ fn seed_streams(dir: &Path) -> usize {
 fn encode_ws_ping() -> &'static [u8] {
     let v = wstap::proto::ws::encode(true, 0, wstap::proto::ws::opcode::PING, Some([1, 2, 3, 4]), b"keepalive");
     Box::leak(v.into_boxed_slice())
+}
+
+/// `corpus/tls/`: whole TLS connections in the `tls` format, per suite:
+/// handshake, an upgrade and its 101, frames, a KeyUpdate; keys present,
+/// late, wrong, absent; TLS 1.2 with ChangeCipherSpec.
+fn seed_tls(dir: &Path) -> usize {
+    use wstap_fuzz::tls::step;
+    std::fs::create_dir_all(dir).unwrap();
+    let req = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let fin = wstap::proto::tls::build::message(20, &[0; 48]);
+    let mut n = 0;
+    for suite in 0u8..8 {
+        for flags in [0x08u8, 0x10, 0x28, 0x00, 0x48] {
+            let mut v = vec![suite | flags];
+            step(&mut v, 3 << 1, b"localhost");
+            step(&mut v, (4 << 1) | 1, b"");
+            if suite >= 3 {
+                step(&mut v, (5 << 1) | 1, b"");
+                step(&mut v, (2 << 1) | 1, &fin[..16]);
+                step(&mut v, 5 << 1, b"");
+                step(&mut v, 2 << 1, &fin[..16]);
+            } else {
+                let mut ee = wstap::proto::tls::build::encrypted_extensions(Some("http/1.1"));
+                ee.extend_from_slice(&fin);
+                step(&mut v, (2 << 1) | 1, &ee);
+                step(&mut v, 2 << 1, &fin);
+            }
+            if flags & 0x10 != 0 {
+                step(&mut v, 1 << 1, req);
+                step(&mut v, 8 << 1, b"");
+            } else {
+                step(&mut v, 1 << 1, req);
+            }
+            step(&mut v, (1 << 1) | 1, resp);
+            step(&mut v, 1 << 1, &[0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
+            step(&mut v, 9 << 1, b"");
+            step(&mut v, 1 << 1, &[0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2]);
+            step(&mut v, 7 << 1, b"");
+            std::fs::write(dir.join(format!("tls-{suite}-{flags:02x}")), v).unwrap();
+            n += 1;
+        }
+    }
+    n
 }

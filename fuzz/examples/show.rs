@@ -5,13 +5,14 @@
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(target), Some(path)) = (args.next(), args.next()) else {
-        eprintln!("usage: show pipeline|streams FILE");
+        eprintln!("usage: show pipeline|streams|tls FILE");
         std::process::exit(2);
     };
     let data = std::fs::read(&path).expect("readable input");
     match target.as_str() {
         "pipeline" => wstap_fuzz::pipeline::run_printing(&data, true),
         "streams" => wstap_fuzz::streams::run_printing(&data, true),
+        "tls" => wstap_fuzz::tls::run_printing(&data, true),
         _ => {
             eprintln!("unknown target {target}");
             std::process::exit(2);

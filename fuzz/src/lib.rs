@@ -4,8 +4,10 @@
 
 pub mod budget;
 pub mod canned;
+pub mod h2;
 pub mod pipeline;
 pub mod streams;
+pub mod tls;
 
 /// The hostile traffic generators of the integration tests.
 #[path = "../../tests/hostile_gen/mod.rs"]

@@ -6,7 +6,9 @@
 //! locked `fread`s per packet, a fifth of the whole analysis. The format is
 //! a 16-byte header per record; reading it from a large buffer and handing
 //! out slices of it is what libpcap would do without the stdio layer.
-//! pcapng and standard input stay with libpcap.
+//! pcapng is read by wstap's own reader ([`super::pcapng`]: libpcap skips
+//! the Decryption Secrets Blocks that carry TLS keys); standard input by
+//! whichever of the two readers its first bytes call for.
 
 use std::fs::File;
 use std::io::Read;
@@ -25,19 +27,36 @@ pub struct FileSource {
     left: Option<u64>,
 }
 
+/// An explicit tag: a one-byte compare per packet picks the reader (a niche
+/// in the readers' fields would take several).
+#[repr(u8)]
 enum Reader {
     Libpcap(Capture<Offline>),
     Fast(FastPcap),
+    Pcapng(Box<super::pcapng::PcapngReader>),
 }
 
 impl FileSource {
     pub fn open(path: &str, filter: Option<&str>) -> Result<FileSource> {
+        if path == "-" {
+            return FileSource::open_stream(Box::new(std::io::stdin()), filter);
+        }
         if path != "-" {
             match std::fs::metadata(path) {
                 Err(e) => return Err(Error::new(format!("{path}: {}", io_reason(&e)))),
                 Ok(m) if m.is_dir() => return Err(Error::new(format!("{path}: is a directory"))),
                 Ok(_) => {}
             }
+        }
+        let mut head = Vec::new();
+        File::open(path)
+            .and_then(|f| f.take(4).read_to_end(&mut head))
+            .map_err(|e| Error::new(format!("{path}: {}", io_reason(&e))))?;
+        if super::pcapng::is_pcapng(&head) {
+            let file = File::open(path).map_err(|e| Error::new(format!("{path}: {}", io_reason(&e))))?;
+            let r = super::pcapng::PcapngReader::open(Vec::new(), Box::new(file))
+                .map_err(|e| Error::new(format!("{path}: {e}")))?;
+            return FileSource::from_pcapng(r, filter, path);
         }
         let mut cap = Capture::from_file(path).map_err(|e| Error::new(format!("{path}: {}", open_reason(&e))))?;
         let bad_filter = |f: &str, e: &pcap::Error| Error::new(format!("bad filter expression '{f}': {}", pcap_msg(e)));
@@ -68,10 +87,66 @@ impl FileSource {
     }
 }
 
+impl FileSource {
+    /// Standard input: pcapng or classic pcap, by its first bytes.
+    fn open_stream(mut input: Box<dyn Read + Send>, filter: Option<&str>) -> Result<FileSource> {
+        let mut head = Vec::new();
+        (&mut input).take(24).read_to_end(&mut head).map_err(|e| Error::new(format!("standard input: {e}")))?;
+        if super::pcapng::is_pcapng(&head) {
+            let r = super::pcapng::PcapngReader::open(head, input)
+                .map_err(|e| Error::new(format!("standard input: {e}")))?;
+            return FileSource::from_pcapng(r, filter, "standard input");
+        }
+        let Some(mut fast) = FastPcap::from_stream(&head, input) else {
+            return Err(Error::new(if head.len() < 24 {
+                "standard input: not a capture, or cut inside its file header".to_string()
+            } else {
+                "standard input: not a pcap or pcapng capture (unknown file format)".to_string()
+            }));
+        };
+        let linktype = LinkType(fast.linktype as i32);
+        check_linktype(linktype, "standard input")?;
+        if let Some(f) = filter {
+            fast.filter = Some(compile(linktype, f)?);
+        }
+        Ok(FileSource { reader: Reader::Fast(fast), linktype, left: None })
+    }
+
+    fn from_pcapng(mut r: super::pcapng::PcapngReader, filter: Option<&str>, name: &str) -> Result<FileSource> {
+        let linktype = r.linktype();
+        check_linktype(linktype, name)?;
+        if let Some(f) = filter {
+            r.filter = Some(compile(linktype, f)?);
+        }
+        Ok(FileSource { reader: Reader::Pcapng(Box::new(r)), linktype, left: None })
+    }
+}
+
+fn check_linktype(linktype: LinkType, name: &str) -> Result<()> {
+    if linktype.is_supported() {
+        return Ok(());
+    }
+    let dl = pcap::Linktype(linktype.0);
+    Err(Error::new(format!(
+        "{name}: link type {} ({}) is not supported",
+        linktype.0,
+        dl.get_name().unwrap_or_else(|_| "unknown".into())
+    )))
+}
+
+/// A BPF filter compiled by libpcap for `linktype` (no capture handle needed).
+fn compile(linktype: LinkType, f: &str) -> Result<BpfProgram> {
+    let bad = |e: &pcap::Error| Error::new(format!("bad filter expression '{f}': {}", pcap_msg(e)));
+    let dead = Capture::dead(pcap::Linktype(linktype.0)).map_err(|e| bad(&e))?;
+    dead.compile(f, true).map_err(|e| bad(&e))
+}
+
 /// Reads classic pcap records (microsecond or nanosecond, either byte
 /// order) from a large buffer.
 pub struct FastPcap {
-    file: File,
+    file: Box<dyn Read + Send>,
+    /// Link type from the file header.
+    linktype: u32,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -98,15 +173,26 @@ impl FastPcap {
         if file.read_exact(&mut hdr).is_err() {
             return Ok(None);
         }
+        Ok(FastPcap::from_stream(&hdr, Box::new(file)))
+    }
+
+    /// A reader after the 24-byte file header `hdr` (already read).
+    fn from_stream(hdr: &[u8], file: Box<dyn Read + Send>) -> Option<FastPcap> {
+        if hdr.len() < 24 {
+            return None;
+        }
         let (swapped, nanos) = match u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) {
             0xa1b2_c3d4 => (false, false),
             0xd4c3_b2a1 => (true, false),
             0xa1b2_3c4d => (false, true),
             0x4d3c_b2a1 => (true, true),
-            _ => return Ok(None),
+            _ => return None,
         };
-        Ok(Some(FastPcap {
+        let lt = [hdr[20], hdr[21], hdr[22], hdr[23]];
+        let linktype = (if swapped { u32::from_be_bytes(lt) } else { u32::from_le_bytes(lt) }) & 0x0fff_ffff;
+        Some(FastPcap {
             file,
+            linktype,
             buf: vec![0; FAST_BUF],
             start: 0,
             end: 0,
@@ -116,7 +202,7 @@ impl FastPcap {
             swapped,
             nanos,
             filter: None,
-        }))
+        })
     }
 
     /// A record header: seconds, fraction, captured and original length.
@@ -232,6 +318,12 @@ impl PacketSource for FileSource {
         self.linktype
     }
 
+    fn set_keys(&mut self, keys: crate::proto::tls::Keys) {
+        if let Reader::Pcapng(r) = &mut self.reader {
+            r.set_keys(keys);
+        }
+    }
+
     fn next_packet(&mut self) -> Result<Next<'_>> {
         if let Some(n) = &mut self.left {
             if *n == 0 {
@@ -241,6 +333,7 @@ impl PacketSource for FileSource {
         }
         let cap = match &mut self.reader {
             Reader::Fast(f) => return f.next(),
+            Reader::Pcapng(r) => return r.next_packet(),
             Reader::Libpcap(cap) => cap,
         };
         match cap.next_packet() {

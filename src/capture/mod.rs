@@ -4,6 +4,7 @@
 pub mod dump;
 pub mod file;
 pub mod live;
+pub mod pcapng;
 pub mod privs;
 pub mod signal;
 
@@ -43,6 +44,9 @@ pub enum Next<'a> {
 pub trait PacketSource {
     fn linktype(&self) -> LinkType;
     fn next_packet(&mut self) -> crate::error::Result<Next<'_>>;
+    /// Where TLS secrets embedded in the input go (pcapng Decryption
+    /// Secrets Blocks); other sources have none.
+    fn set_keys(&mut self, _keys: crate::proto::tls::Keys) {}
     /// Capture statistics (received and dropped packets), for live sources.
     fn stats(&mut self) -> Option<crate::record::Capture> {
         None

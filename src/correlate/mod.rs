@@ -6,8 +6,10 @@
 //! finished (final response, or its connection ended). By then every
 //! forwarded copy exists, because a proxy forwards before it answers.
 
+pub mod h2pair;
 pub mod index;
 pub mod metrics;
+pub mod order;
 pub mod pair;
 pub mod roles;
 pub mod session;
@@ -91,6 +93,15 @@ struct ConnInfo {
     flow: FlowKey,
     established: bool,
     tls: Option<(Ts, Option<String>)>,
+    /// What the TLS handshake negotiated, once known (decrypted or not).
+    tls_info: Option<Box<crate::proto::tls::TlsInfo>>,
+    /// TLS: the client's application data since the server last spoke
+    /// (its request, as far as can be told), not yet paired with a
+    /// forwarded request; and whether any turn was ever seen.
+    turn: Option<Ts>,
+    turns_seen: bool,
+    /// TLS: paired with an upgrade that succeeded (no more requests).
+    tls_upgraded: bool,
     /// Requests awaiting a final response, oldest first.
     waiting: VecDeque<TxnId>,
     requests: u32,
@@ -105,6 +116,9 @@ struct PendingSession {
     path: String,
     hops: Vec<(Role, ConnId)>,
     start: Ts,
+    /// First FIN or RST on one of its hops: its record (stamped with its
+    /// end) cannot be stamped earlier.
+    closing_since: Option<Ts>,
 }
 
 #[derive(Default, Clone)]
@@ -137,6 +151,9 @@ pub struct SessionRow {
     pub id: u64,
     pub path: String,
     pub client_flow: Option<String>,
+    /// The client hop is this HTTP/2 stream of `client_flow` (a session
+    /// per stream).
+    pub client_stream: Option<u32>,
     pub upstream_flow: Option<String>,
     pub start: Ts,
     /// Last frame in either direction on any hop.
@@ -180,8 +197,17 @@ pub struct Analyzer {
     relay_samples: Vec<f64>,
     /// Relay samples waiting for their copy on the other hop.
     relay_pending: FxHashMap<(ConnId, u8, u64), (ConnId, Ts)>,
-    out: Vec<Record>,
+    out: order::Reorder,
+    /// Requests in arrival order (the oldest one still waiting holds the
+    /// output back: its handshake record will be stamped with its time).
+    arrivals: VecDeque<(TxnId, Ts)>,
+    next_fault: u64,
     last_tick: Option<Ts>,
+    /// Lone requests whose likely TLS client hop waits for its keys (live
+    /// key log): reported once that hop is read, fails, or after DEFER_S.
+    deferred: VecDeque<(Ts, TxnId)>,
+    /// HTTP/2 connections' facts (h2pair.rs).
+    h2: h2pair::H2State,
 }
 
 const ATTEMPT_MEMORY_S: f64 = 120.0;
@@ -195,6 +221,12 @@ const MAX_RECENT_SYNS: usize = 1024;
 const MAX_TLS_LOOKED_AT: usize = 1024;
 /// Closed upgraded connections waiting to be part of a session, at most.
 const MAX_ORPHANS: usize = 1024;
+/// How long a lone request waits for the keys of its TLS client hop.
+const DEFER_S: f64 = 2.0;
+const MAX_DEFERRED: usize = 1000;
+/// A proxy forwards a request within this long of reading it from a TLS
+/// client (connecting upstream included).
+pub const TLS_PAIR_WINDOW_S: f64 = 10.0;
 /// Relay samples waiting for their other hop, at most.
 const MAX_RELAY_PENDING: usize = 10_000;
 
@@ -226,18 +258,49 @@ impl Analyzer {
             stats: AnalyzerStats::default(),
             relay_samples: Vec::new(),
             relay_pending: FxHashMap::default(),
-            out: Vec::new(),
+            out: order::Reorder::default(),
+            arrivals: VecDeque::new(),
+            next_fault: 0,
             last_tick: None,
+            deferred: VecDeque::new(),
+            h2: Default::default(),
         }
     }
 
     pub fn has_output(&self) -> bool {
-        !self.out.is_empty()
+        self.out.has_ready()
     }
 
-    /// Records produced so far (drained by the pipeline into sinks).
+    /// Records ready to be written, in time order (drained by the pipeline
+    /// into sinks).
     pub fn drain(&mut self) -> std::vec::Drain<'_, Record> {
-        self.out.drain(..)
+        self.out.drain()
+    }
+
+    /// Records written out of time order so far (held past the bound).
+    pub fn forced_out_of_order(&self) -> u64 {
+        self.out.forced
+    }
+
+    /// The earliest stamp a record not written yet may carry, as of `now`.
+    fn watermark(&mut self, now: Ts) -> Ts {
+        while let Some(&(id, _)) = self.arrivals.front() {
+            if self.txns.get(&id).is_some_and(|t| !t.done) {
+                break;
+            }
+            self.arrivals.pop_front();
+        }
+        let mut w = now;
+        if let Some(&(_, t)) = self.arrivals.front() {
+            w = w.min(t);
+        }
+        if let Some(t) = self.sessions.values().filter_map(|s| s.closing_since).min() {
+            w = w.min(t);
+        }
+        if let Some(t) = self.detectors.pending_since() {
+            w = w.min(t);
+        }
+        w.max(now.add_secs(-order::MAX_HOLD_S))
     }
 
     pub fn open_sessions(&self) -> impl Iterator<Item = OpenSession> + '_ {
@@ -266,7 +329,7 @@ impl Analyzer {
                     .iter()
                     .filter_map(|(r, c)| {
                         let w = self.ws.get(c)?;
-                        let act = w.activity().or_else(|| flows.get(w.flow, w.conn).and_then(|c| c.activity()));
+                        let act = w.activity().or_else(|| Self::live_activity(flows, w.flow, w.conn));
                         Some((*r, w, act))
                     })
                     .collect();
@@ -276,6 +339,7 @@ impl Analyzer {
                     id: s.id,
                     path: s.path.clone(),
                     client_flow: flow(Role::Client),
+                    client_stream: hops.iter().find(|h| h.0 == Role::Client).and_then(|h| h2pair::stream_of(h.1.conn)),
                     upstream_flow: flow(Role::Upstream),
                     start: s.start,
                     last_activity: hops.iter().filter_map(|h| h.2.map(|a| a.last_frame_any())).max().unwrap_or(s.start),
@@ -339,7 +403,17 @@ impl Analyzer {
             EventKind::Open { flow, syn } => {
                 self.conns.insert(
                     conn,
-                    ConnInfo { flow, established: false, tls: None, waiting: VecDeque::new(), requests: 0 },
+                    ConnInfo {
+                        flow,
+                        established: false,
+                        tls: None,
+                        tls_info: None,
+                        turn: None,
+                        turns_seen: false,
+                        tls_upgraded: false,
+                        waiting: VecDeque::new(),
+                        requests: 0,
+                    },
                 );
                 if syn {
                     self.syn_pending.insert(conn, (flow, ts));
@@ -378,6 +452,7 @@ impl Analyzer {
                         len: frame.len,
                         close_code: frame.close.as_ref().and_then(|c| c.code),
                         close_reason: frame.close.as_ref().map(|c| c.reason.clone()).filter(|r| !r.is_empty()),
+                        stream_id: h2pair::stream_of(conn),
                     }));
                 }
             }
@@ -392,16 +467,42 @@ impl Analyzer {
                     self.tls_conns.insert(conn);
                 }
             }
+            EventKind::TlsInfo(info) => {
+                let failed = info.reason.is_some();
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    // A decrypted connection's requests are read like
+                    // plaintext ones: it is no candidate for inference.
+                    if info.decrypted {
+                        self.tls_conns.remove(&conn);
+                    }
+                    c.tls_info = Some(info);
+                }
+                if failed {
+                    self.release_deferred(|tf| tf == conn, None);
+                }
+            }
+            EventKind::TlsTurn { dir } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.turns_seen = true;
+                    c.turn = if dir == Dir::ToServer { Some(ts) } else { None };
+                }
+            }
             EventKind::Anomaly { what, .. } => *self.stats.anomalies.entry(what).or_default() += 1,
             EventKind::Fin { dir } => {
+                self.session_closing(conn, ts);
                 if dir == Dir::ToClient {
                     self.end_waiting(conn, ts, TxnEnd::ServerClosed);
+                } else {
+                    self.client_closed(conn, ts);
                 }
             }
             EventKind::Rst { dir } => {
+                self.session_closing(conn, ts);
                 let end = if dir == Dir::ToClient { TxnEnd::ServerReset } else { TxnEnd::ClientReset };
                 self.end_waiting(conn, ts, end);
             }
+            EventKind::H2Stream { parent, .. } => self.h2_stream(conn, parent, ts),
+            EventKind::H2(fact) => self.h2_fact(conn, ts, fact),
             EventKind::Close(summary) => self.on_close(conn, ts, summary),
         }
     }
@@ -424,6 +525,7 @@ impl Analyzer {
                 status: None,
                 reason: None,
                 headers: req.headers.iter().map(|(n, v)| (n.to_string(), self.redact.header(n, v))).collect(),
+                stream_id: h2pair::stream_of(conn),
             }));
         }
         let id = self.next_txn;
@@ -441,17 +543,24 @@ impl Analyzer {
             resp: None,
             resp_ts: None,
             end: None,
+            client_fin: None,
             from: None,
             to: None,
             retried: 0,
             paired_by: None,
             tls_front: None,
+            tls: c.tls_info.clone().filter(|i| i.decrypted),
+            pair_confidence: None,
             done: false,
             emitted_as_client: false,
             emitted_as_upstream: false,
         };
+        self.h2_request(conn, &t.req);
         match self.find_parent(&t) {
             Some((pid, by)) => {
+                if let Some(p) = self.txns.get(&pid).filter(|p| p.req.is_extended_connect()) {
+                    t.pair_confidence = Some(self.h2_confidence(p, &t, by));
+                }
                 let p = self.txns.get_mut(&pid).expect("candidate exists");
                 let prev = p.to.replace(id);
                 if prev.is_some() {
@@ -474,16 +583,69 @@ impl Analyzer {
             None => {
                 t.chain = self.next_chain;
                 self.next_chain += 1;
-                if self.roles.may_be_upstream(&t) {
+                if t.tls.is_some() {
+                    self.adopt_deferred(&mut t);
+                } else if self.roles.may_be_upstream(&t) {
                     t.tls_front = self.find_tls_front(&t);
+                    // One to one: that application-data turn is spent.
+                    if let Some(tf) = &t.tls_front
+                        && tf.turn.is_some()
+                        && let Some(c) = self.conns.get_mut(&tf.conn)
+                    {
+                        c.turn = None;
+                    }
                 }
             }
         }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.waiting.push_back(id);
         }
+        self.arrivals.push_back((id, ts));
         self.open.insert(&t);
         self.txns.insert(id, t);
+    }
+
+    /// A request just decrypted from a TLS connection whose keys came late:
+    /// the proxy's forward of it was seen first and waits, deferred. They
+    /// are one exchange.
+    fn adopt_deferred(&mut self, t: &mut Txn) {
+        let Some(pos) = self.deferred.iter().position(|(_, u)| {
+            self.txns.get(u).is_some_and(|u| {
+                u.tls_front.as_ref().is_some_and(|f| f.conn == t.conn) && u.req_ts >= t.req_ts && u.from.is_none()
+            })
+        }) else {
+            return;
+        };
+        let Some((_, uid)) = self.deferred.remove(pos) else { return };
+        let Some(u) = self.txns.get_mut(&uid) else { return };
+        let same_key = u.req.headers.get("sec-websocket-key").is_some()
+            && u.req.headers.get("sec-websocket-key") == t.req.headers.get("sec-websocket-key");
+        u.from = Some(t.id);
+        u.chain = t.chain;
+        u.hop_index = t.hop_index + 1;
+        u.tls_front = None;
+        u.paired_by = Some(if same_key { "key" } else { "headers" });
+        t.to = Some(uid);
+        let ufront = u.flow.dst;
+        self.roles.learn(t.flow.dst, ufront);
+    }
+
+    /// Reports deferred lone requests (those whose TLS front matches, or
+    /// whose wait is over at `now`), as without keys.
+    fn release_deferred(&mut self, front: impl Fn(ConnId) -> bool, now: Option<Ts>) {
+        let mut due = Vec::new();
+        self.deferred.retain(|&(deadline, tid)| {
+            let conn = self.txns.get(&tid).and_then(|t| t.tls_front.as_ref()).map(|f| f.conn);
+            let go = conn.is_none_or(&front) || now.is_some_and(|n| n >= deadline);
+            if go {
+                due.push(tid);
+            }
+            !go
+        });
+        for tid in due {
+            self.emit(tid);
+            self.drop_if_reported(tid);
+        }
     }
 
     /// The best open request `t` could be a forwarded copy of.
@@ -524,28 +686,62 @@ impl Analyzer {
         best.map(|(_, _, id, by)| (id, by))
     }
 
-    /// A TLS connection into this host that is the likely client hop of an
-    /// upstream request seen alone: open when the request was sent, its
-    /// ClientHello before it, and either named by X-Forwarded-For or
-    /// terminated on the address the request leaves from. The most recent
-    /// such ClientHello wins.
+    /// The TLS connection into this host that is the client hop of an
+    /// upstream request seen alone. Candidates are open TLS connections on
+    /// the address the request leaves from (or named by X-Forwarded-For),
+    /// their ClientHello before it. A proxy forwards a request right after
+    /// reading it, so the pair is the connection whose client sent
+    /// application data (a TLS record) not yet paired with an earlier
+    /// forwarded request and not yet answered, within
+    /// [`TLS_PAIR_WINDOW_S`]; the oldest such turn first (proxies forward
+    /// in order), one request per turn. Confidence: `high` when one
+    /// connection had such a turn, `medium` when several did, `low` when
+    /// no turn could be read and the most recent ClientHello is all there
+    /// is (a connection not followed from its start).
     fn find_tls_front(&self, t: &Txn) -> Option<TlsFront> {
-        self.tls_conns
+        let cands: Vec<(bool, ConnId, &ConnInfo, Ts, Option<String>)> = self
+            .tls_conns
             .iter()
             .rev()
             .take(MAX_TLS_LOOKED_AT)
             .filter_map(|id| {
                 let c = self.conns.get(id)?;
                 let (hello, sni) = c.tls.as_ref()?;
-                if *hello > t.req_ts || *id == t.conn {
+                if *hello > t.req_ts || *id == t.conn || c.tls_upgraded {
                     return None;
                 }
                 let named = pair::forwarded_for_names(&t.req, c.flow.src.ip);
                 let local = c.flow.dst.ip == t.flow.src.ip;
-                (named || local).then_some((named, *hello, *id, c, sni))
+                (named || local).then_some((named, *id, c, *hello, sni.clone()))
             })
-            .max_by_key(|x| (x.0, x.1, x.2))
-            .map(|(_, _, id, c, sni)| TlsFront { conn: id, flow: c.flow, sni: sni.clone() })
+            .collect();
+        let turns: Vec<&(bool, ConnId, &ConnInfo, Ts, Option<String>)> = cands
+            .iter()
+            .filter(|x| x.2.turn.is_some_and(|tt| tt <= t.req_ts && t.req_ts.since(tt) <= TLS_PAIR_WINDOW_S))
+            .collect();
+        if let Some(best) = turns.iter().min_by_key(|x| (!x.0, x.2.turn, x.1)) {
+            let turn = best.2.turn.expect("filtered");
+            return Some(TlsFront {
+                conn: best.1,
+                flow: best.2.flow,
+                sni: best.4.clone(),
+                tls: best.2.tls_info.clone(),
+                turn: Some(turn),
+                confidence: if turns.len() == 1 { "high" } else { "medium" },
+                candidates: turns.len() as u32,
+            });
+        }
+        // No readable turn: the most recent ClientHello on a connection
+        // whose turns could not be followed.
+        cands.iter().filter(|x| !x.2.turns_seen).max_by_key(|x| (x.0, x.3, x.1)).map(|x| TlsFront {
+            conn: x.1,
+            flow: x.2.flow,
+            sni: x.4.clone(),
+            tls: x.2.tls_info.clone(),
+            turn: None,
+            confidence: "low",
+            candidates: cands.len() as u32,
+        })
     }
 
     fn on_response(&mut self, conn: ConnId, ts: Ts, resp: Box<Response>) {
@@ -562,6 +758,7 @@ impl Analyzer {
                 status: Some(resp.status),
                 reason: Some(resp.reason.clone()),
                 headers: resp.headers.iter().map(|(n, v)| (n.to_string(), self.redact.header(n, v))).collect(),
+                stream_id: h2pair::stream_of(conn),
             }));
         }
         let interim = (100..200).contains(&resp.status) && resp.status != 101;
@@ -585,6 +782,12 @@ impl Analyzer {
         let waiting: Vec<TxnId> = c.waiting.drain(..).collect();
         for tid in waiting {
             if let Some(t) = self.txns.get_mut(&tid) {
+                // Who closed first decides: a server closing after the
+                // client side already did is answering the client's close.
+                let end = match end {
+                    TxnEnd::ServerClosed | TxnEnd::ServerReset if t.client_fin.is_some() => TxnEnd::ClientClosed,
+                    e => e,
+                };
                 t.end = Some((ts, end));
             }
             self.finish_txn(tid);
@@ -593,6 +796,7 @@ impl Analyzer {
 
     fn on_close(&mut self, conn: ConnId, ts: Ts, summary: Box<ConnSummary>) {
         self.syn_pending.remove(&conn);
+        self.h2_closed(conn, ts);
         let reason = summary.end;
         if matches!(reason, EndReason::Refused | EndReason::Unanswered) {
             if self.attempts.len() >= MAX_ATTEMPTS {
@@ -606,9 +810,21 @@ impl Analyzer {
             });
         }
         self.end_waiting(conn, ts, TxnEnd::Conn(reason));
+        if !self.deferred.is_empty() {
+            self.release_deferred(|tf| tf == conn, None);
+        }
         self.conns.remove(&conn);
         self.tls_conns.remove(&conn);
         if let Some(w) = self.ws.get_mut(&conn) {
+            let mut summary = summary;
+            if w.encrypted && summary.ws.is_none() {
+                // Only its TCP ends are known: its first FIN or RST.
+                let mut a = WsActivity::new(w.upgraded_ts);
+                if let Some((d, t)) = summary.first_close() {
+                    a.closing(t, d, if summary.rst[d.index()] == Some(t) { "rst" } else { "fin" });
+                }
+                summary.ws = Some(Box::new(a));
+            }
             w.summary = Some(summary);
             let ids = self.conn_sessions.get(&conn).cloned().unwrap_or_default();
             if ids.is_empty() {
@@ -641,6 +857,20 @@ impl Analyzer {
         self.open.remove(t);
         let needs_client = t.needs_client_record();
         if needs_client {
+            // Its TLS client hop holds records for keys still to come: wait.
+            let waiting = t.from.is_none()
+                && t.to.is_none()
+                && t.tls_front.as_ref().is_some_and(|f| {
+                    self.conns.get(&f.conn).and_then(|c| c.tls_info.as_ref()).is_some_and(|i| i.awaiting_keys())
+                });
+            if waiting {
+                let at = t.finished_at().unwrap_or(t.req_ts).add_secs(DEFER_S);
+                if self.deferred.len() >= MAX_DEFERRED {
+                    self.release_deferred(|_| false, Some(Ts(i64::MAX)));
+                }
+                self.deferred.push_back((at, tid));
+                return;
+            }
             self.emit(tid);
         }
         self.drop_if_reported(tid);
@@ -688,10 +918,17 @@ impl Analyzer {
         });
         if let Some(id) = handshake_id {
             let hop = |t: &Txn| hop_record(t, self.redact);
+            let h2_confirmed = client.zip(upstream).and_then(|(c, u)| h2pair::confirm(c, u));
             let mut client_hop = client.map(hop);
             if let Some(tf) = tls_front {
-                client_hop =
-                    Some(Hop { flow: tf.flow.to_string(), encrypted: true, sni: tf.sni.clone(), ..Hop::default() });
+                client_hop = Some(Hop {
+                    flow: tf.flow.to_string(),
+                    encrypted: true,
+                    sni: tf.sni.clone(),
+                    tls: Some(record::TlsHop::of(tf.tls.as_deref(), tf.sni.as_deref())),
+                    request_ts: tf.turn.map(|t| round_us(t.secs())),
+                    ..Hop::default()
+                });
             }
             let rec = Handshake {
                 ty: "handshake",
@@ -707,12 +944,25 @@ impl Analyzer {
                     client: client.and_then(|t| t.latency_ms()).map(round3),
                     upstream: upstream.and_then(|t| t.latency_ms()).map(round3),
                 },
-                paired_by: if client.is_some() && upstream.is_some() {
+                paired_by: if let Some((by, _)) = h2_confirmed {
+                    Some(by)
+                } else if client.is_some() && upstream.is_some() {
                     upstream.and_then(|u| u.paired_by)
                 } else if tls_front.is_some() {
                     Some("timing")
                 } else {
                     None
+                },
+                pair_confidence: match (client, upstream, tls_front) {
+                    _ if h2_confirmed.is_some() => h2_confirmed.map(|x| x.1),
+                    (Some(_), Some(u), _) if u.pair_confidence.is_some() => u.pair_confidence,
+                    (Some(_), Some(u), _) => Some(match u.paired_by {
+                        Some("key") => "high",
+                        Some("headers") => "medium",
+                        _ => "low",
+                    }),
+                    (None, Some(_), Some(tf)) => Some(tf.confidence),
+                    _ => None,
                 },
             };
             self.stats.handshakes.total += 1;
@@ -754,6 +1004,20 @@ impl Analyzer {
         {
             hops.push((Role::Upstream, t.conn));
         }
+        // A TLS client hop: followed at the TCP level as the session's
+        // client hop (its frames cannot be read), and done with requests.
+        let upgraded_at = hops.iter().filter_map(|(_, c)| self.ws.get(c).map(|w| w.upgraded_ts)).min();
+        if let Some(tf) = tls_front
+            && upstream.is_some_and(|u| u.upgraded())
+            && let Some(at) = upgraded_at
+            && let Some(c) = self.conns.get_mut(&tf.conn)
+        {
+            c.tls_upgraded = true;
+            let mut w = WsStats::new(tf.conn, c.flow, at);
+            w.encrypted = true;
+            self.ws.insert(tf.conn, w);
+            hops.insert(0, (Role::Client, tf.conn));
+        }
         let up_id = upstream.map(|u| u.id);
         let client_id = client.map(|c| c.id);
         let start = hops.iter().filter_map(|(_, c)| self.ws.get(c).map(|w| w.upgraded_ts)).min();
@@ -763,7 +1027,9 @@ impl Analyzer {
             for (_, conn) in &hops {
                 self.conn_sessions.entry(*conn).or_default().push(sid);
             }
-            if let [(_, a), (_, b)] = hops[..] {
+            if let [(_, a), (_, b)] = hops[..]
+                && !self.ws.get(&a).is_some_and(|w| w.encrypted)
+            {
                 if let Some(w) = self.ws.get_mut(&a) {
                     w.peer = Some(b);
                 }
@@ -773,7 +1039,16 @@ impl Analyzer {
             }
             self.sessions.insert(
                 sid,
-                PendingSession { id: sid, chain, hop_index: front.hop_index, handshake: hid, path, hops, start },
+                PendingSession {
+                    id: sid,
+                    chain,
+                    hop_index: front.hop_index,
+                    handshake: hid,
+                    path,
+                    hops,
+                    start,
+                    closing_since: None,
+                },
             );
             self.try_end_session(sid, false);
         }
@@ -816,6 +1091,7 @@ impl Analyzer {
                     flow: w.flow,
                     summary: w.summary.as_deref(),
                     act: w.activity().unwrap_or(&empty),
+                    encrypted: w.encrypted,
                 })
             })
             .collect();
@@ -826,7 +1102,7 @@ impl Analyzer {
         self.stats.sessions += 1;
         let view = SessionView {
             record: &rec,
-            client: hops.iter().find(|h| h.role == Role::Client).map(|h| h.act),
+            client: hops.iter().find(|h| h.role == Role::Client && !h.encrypted).map(|h| h.act),
             upstream: hops.iter().find(|h| h.role == Role::Upstream).map(|h| h.act),
         };
         self.detectors.on_session(&view, &mut self.findings);
@@ -844,8 +1120,34 @@ impl Analyzer {
         self.flush_findings();
     }
 
+    /// A hop of an open session began to close.
+    fn session_closing(&mut self, conn: ConnId, ts: Ts) {
+        if let Some(ids) = self.conn_sessions.get(&conn) {
+            for sid in ids {
+                if let Some(s) = self.sessions.get_mut(sid) {
+                    s.closing_since.get_or_insert(ts);
+                }
+            }
+        }
+    }
+
+    /// The initiator half-closed a connection with requests still waiting
+    /// (a proxy giving up on its upstream): who closed first decides later.
+    fn client_closed(&mut self, conn: ConnId, ts: Ts) {
+        let Some(c) = self.conns.get(&conn) else { return };
+        for tid in &c.waiting {
+            if let Some(t) = self.txns.get_mut(tid) {
+                t.client_fin.get_or_insert(ts);
+            }
+        }
+    }
+
     fn flush_findings(&mut self) {
-        for f in self.findings.drain(..) {
+        for mut f in self.findings.drain(..) {
+            if f.primary || self.next_fault == 0 {
+                self.next_fault += 1;
+            }
+            f.fault = self.next_fault;
             *self.stats.findings.entry(f.kind).or_default() += 1;
             match f.severity {
                 crate::detect::Severity::Error => self.stats.errors += 1,
@@ -873,6 +1175,9 @@ impl Analyzer {
             return;
         }
         self.last_tick = Some(now);
+        if !self.deferred.is_empty() {
+            self.release_deferred(|_| false, Some(now));
+        }
         while self.attempts.front().is_some_and(|a| now.since(a.ts) > ATTEMPT_MEMORY_S) {
             self.attempts.pop_front();
         }
@@ -889,12 +1194,15 @@ impl Analyzer {
         self.relay_pending.retain(|_, (_, t)| now.since(*t) < 10.0);
         self.detectors.on_tick(now, open, &mut self.findings);
         self.flush_findings();
+        let w = self.watermark(now);
+        self.out.release(w);
     }
 
     /// End of input (after the flow table's final `Close` events).
     pub fn finish(&mut self, now: Ts) {
         // Requests still open were already ended by their connection's
         // Close; anything left is reported now.
+        self.release_deferred(|_| true, None);
         let left = self.open.drain();
         for tid in left {
             if let Some(t) = self.txns.get_mut(&tid) {
@@ -915,12 +1223,13 @@ impl Analyzer {
         }
         self.detectors.finish(now, &mut self.findings);
         self.flush_findings();
+        self.out.release_all();
     }
 }
 
 fn outcome_of(t: &Txn) -> Outcome {
     match t.status() {
-        Some(101) => Outcome::Upgraded,
+        Some(_) if t.upgraded() => Outcome::Upgraded,
         Some(_) => Outcome::Rejected,
         None if t.end.is_some_and(|(_, e)| matches!(e, TxnEnd::Conn(r) if r.is_unfinished())) || t.end.is_none() => {
             Outcome::Incomplete
@@ -946,9 +1255,12 @@ fn hop_record(t: &Txn, r: Redactor) -> Hop {
         server: resp.and_then(|x| x.headers.get("server")).map(str::to_string),
         request_ts: Some(round_us(t.req_ts.secs())),
         response_ts: t.resp_ts.map(|x| round_us(x.secs())),
-        end: if resp.is_none() { t.end.map(|(_, e)| e.name()) } else { None },
+        end: t.end_name(),
         encrypted: false,
-        sni: None,
+        sni: t.tls.as_ref().and_then(|i| i.sni.clone()),
+        tls: t.tls.as_deref().map(|i| record::TlsHop::of(Some(i), None)),
+        stream_id: h2pair::stream_of(t.conn),
+        protocol: t.req.headers.get(":protocol").map(str::to_string),
     }
 }
 

@@ -24,6 +24,9 @@ pub const MAX_DELAY_S: f64 = 300.0;
 /// as forwarded ones (it is an upstream, not a proxy), so only strong
 /// evidence may make it a link in a chain.
 pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32, &'static str)> {
+    if parent.req.is_extended_connect() {
+        return super::h2pair::score(parent, child, parent_is_backend);
+    }
     if parent.conn == child.conn
         || child.req_ts < parent.req_ts
         || child.req_ts.since(parent.req_ts) > MAX_DELAY_S
@@ -78,6 +81,12 @@ pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32,
         s += 25;
     } else if p.path().ends_with(c.path()) || c.path().ends_with(p.path()) {
         s += 10;
+    } else if query(&p.target).is_some_and(|q| q.len() >= 8 && Some(q) == query(&c.target)) {
+        // The path was rewritten but the query kept, as a location that
+        // maps a public prefix to the app's (`location /rt/ { proxy_pass
+        // http://app/socket.io/; }`): a long query (an Engine.IO sid and
+        // cache-busting token) is as telling as the same target.
+        s += 30;
     } else {
         s -= 20;
     }
@@ -104,6 +113,11 @@ pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32,
         by = "timing";
     }
     Some((s, by))
+}
+
+/// The query string of a request target, if any.
+fn query(target: &str) -> Option<&str> {
+    target.split_once('?').map(|(_, q)| q).filter(|q| !q.is_empty())
 }
 
 /// Client addresses a request's X-Forwarded-For, X-Real-IP and Forwarded

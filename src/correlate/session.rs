@@ -19,11 +19,13 @@ pub struct WsStats {
     pub summary: Option<Box<ConnSummary>>,
     /// The session's other hop, once the session exists (frame relay).
     pub peer: Option<ConnId>,
+    /// A TLS client hop: its frames cannot be read.
+    pub encrypted: bool,
 }
 
 impl WsStats {
     pub fn new(conn: ConnId, flow: FlowKey, ts: Ts) -> WsStats {
-        WsStats { conn, flow, upgraded_ts: ts, summary: None, peer: None }
+        WsStats { conn, flow, upgraded_ts: ts, summary: None, peer: None, encrypted: false }
     }
 
     pub fn closed(&self) -> bool {
@@ -42,6 +44,8 @@ pub struct HopView<'a> {
     pub flow: FlowKey,
     pub summary: Option<&'a ConnSummary>,
     pub act: &'a WsActivity,
+    /// A TLS hop: its TCP ends are known, its frames are not.
+    pub encrypted: bool,
 }
 
 /// Role of a hop within a session.
@@ -64,22 +68,63 @@ fn dirs(v: [u64; 2]) -> Dirs {
     Dirs { to_server: v[0], to_client: v[1] }
 }
 
-/// Who is behind the first closing action on a hop.
-fn attribute(role: Role, dir: Dir, how: &str) -> &'static str {
+/// Who is behind the first closing action on a hop. `relayed`: for a
+/// close frame the proxy sent, whether the same close came from the other
+/// end on the other hop first (None: the other hop is not in view).
+fn attribute(role: Role, dir: Dir, how: &str, relayed: Option<bool>) -> &'static str {
     match (role, dir) {
         (Role::Client, Dir::ToServer) => "client",
         (Role::Upstream, Dir::ToClient) => "server",
-        // The proxy's side of a hop. A proxy relays close frames but does
-        // not originate them (nginx, haproxy, apache never do).
+        // The proxy's side of a hop. A close frame it sends was relayed
+        // from the other end if that end's close came first on the other
+        // hop; one that appears on this hop alone is the proxy's own (caddy
+        // closes both legs with 1001 on a reload). Without the other hop in
+        // view, a close frame is taken as relayed.
+        (_, _) if how == "close-frame" && relayed == Some(false) => "proxy",
         (Role::Upstream, Dir::ToServer) if how == "close-frame" => "client",
         (Role::Client, Dir::ToClient) if how == "close-frame" => "server",
         _ => "proxy",
     }
 }
 
+/// Whether a close frame the proxy sent at `t` on the `role` hop crossed
+/// from the other end: that end's close frame on the other hop came first.
+fn relayed(hops: &[HopView<'_>], role: Role, dir: Dir, t: Ts) -> Option<bool> {
+    let other = hops.iter().find(|h| h.role != role && !h.encrypted)?;
+    let from_end = match (role, dir) {
+        // to the backend: did the client's close reach the proxy first?
+        (Role::Upstream, Dir::ToServer) => other.act.close_frame[0].as_ref(),
+        // to the client: did the backend's close reach the proxy first?
+        (Role::Client, Dir::ToClient) => other.act.close_frame[1].as_ref(),
+        _ => return None,
+    };
+    Some(from_end.is_some_and(|c| c.ts <= t))
+}
+
+/// Close frames the proxy made itself (not relayed from the other end), as
+/// (role of the hop, code), in time order. Both hops must be in view.
+pub fn proxy_made_closes(hops: &[HopView<'_>]) -> Vec<(Role, Option<u16>)> {
+    let mut v = Vec::new();
+    for h in hops.iter().filter(|h| !h.encrypted) {
+        let d = match h.role {
+            Role::Upstream => Dir::ToServer,
+            Role::Client => Dir::ToClient,
+        };
+        if let Some(c) = &h.act.close_frame[d.index()]
+            && relayed(hops, h.role, d, c.ts) == Some(false)
+        {
+            v.push((c.ts, h.role, c.code));
+        }
+    }
+    v.sort_by_key(|x| x.0);
+    v.into_iter().map(|(_, r, c)| (r, c)).collect()
+}
+
 /// Builds the session record from its hops (client hop first).
 pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, hops: &[HopView<'_>]) -> Session {
-    let front = hops[0].act;
+    // Frames are counted on the hop nearest the client that can be read.
+    let front = hops.iter().find(|h| !h.encrypted).unwrap_or(&hops[0]).act;
+    let readable = || hops.iter().filter(|h| !h.encrypted);
     let start = hops.iter().map(|h| h.act.upgraded_ts).min().unwrap_or(front.upgraded_ts);
     let end = hops.iter().filter_map(|h| h.summary.map(|s| s.last_ts)).max().unwrap_or(start);
     let open = hops.iter().any(|h| h.summary.is_none_or(|s| s.end.is_unfinished()) && h.act.first_close.is_none());
@@ -90,13 +135,13 @@ pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, ho
         .iter()
         .filter_map(|h| h.act.close_frame.iter().flatten().min_by_key(|c| c.ts).cloned())
         .min_by_key(|c| c.ts);
-    let clean = hops.iter().all(|h| h.act.close_frame[0].is_some() && h.act.close_frame[1].is_some());
+    let clean = readable().all(|h| h.act.close_frame[0].is_some() && h.act.close_frame[1].is_some());
     let idle_s = first.map(|(t, ..)| {
-        let last = hops.iter().map(|h| h.act.last_activity()).max().unwrap_or(start).min(t);
+        let last = readable().map(|h| h.act.last_activity()).max().unwrap_or(start).min(t);
         round3(t.since(last))
     });
     let close = Close {
-        by: first.map(|(_, r, d, how)| attribute(r, d, how)),
+        by: first.map(|(t, r, d, how)| attribute(r, d, how, relayed(hops, r, d, t))),
         code: first_close_frame.as_ref().and_then(|c| c.code),
         reason: first_close_frame.as_ref().map(|c| c.reason.clone()).filter(|r| !r.is_empty()),
         clean,
@@ -129,6 +174,13 @@ pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, ho
                 keepalives: s.map_or(0, |s| s.keepalives),
                 unmasked_client_frames: w.unmasked_client,
                 oversized_control_frames: w.oversized_control,
+                masked_server_frames: w.masked_server,
+                encrypted: h.encrypted,
+                stream_id: s.and_then(|s| s.h2.as_ref()).map(|x| x.stream),
+                reset: s
+                    .and_then(|s| s.h2.as_ref())
+                    .and_then(|x| x.reset_code)
+                    .map(crate::proto::h2::frame::error_name),
             }
         })
         .collect();

@@ -217,3 +217,145 @@ fn outcomes_of_unanswered_requests() {
     assert_eq!(h[0].client.as_ref().unwrap().end, Some("closed-by-server"));
     assert_eq!(h[1].outcome, Outcome::Incomplete);
 }
+
+#[test]
+fn a_rewritten_prefix_with_the_same_query_pairs() {
+    // location /rt/ { proxy_pass http://app/socket.io/; }: the path changes,
+    // the Engine.IO query does not.
+    let mut r = Run::new(Roles::default());
+    r.open(1, flow("127.0.0.1:50000", "127.0.0.1:8080"));
+    let q = "?EIO=4&transport=polling&t=4vtv8by3&sid=tGTUCp386-qYTn3ZAAAB";
+    r.ev(1, EventKind::Request(req(&format!("/rt/{q}"), &[("User-Agent", "node")])));
+    r.open(2, flow("127.0.0.1:50002", "127.0.0.1:3000"));
+    r.ev(2, EventKind::Request(req(&format!("/socket.io/{q}"), &[("User-Agent", "node")])));
+    r.ev(2, EventKind::Response(resp(200)));
+    r.ev(1, EventKind::Response(resp(200)));
+    r.a.finish(Ts(r.t + 1));
+    assert_eq!(r.a.stats.exchanges, 1, "one exchange across the rewrite");
+    // A short query alone is not enough.
+    let mut r = Run::new(Roles::default());
+    r.open(1, flow("127.0.0.1:50000", "127.0.0.1:8080"));
+    r.ev(1, EventKind::Request(req("/a/?p=1", &[("User-Agent", "node")])));
+    r.open(2, flow("127.0.0.1:50002", "127.0.0.1:3000"));
+    r.ev(2, EventKind::Request(req("/b/?p=1", &[("User-Agent", "node")])));
+    r.ev(2, EventKind::Response(resp(200)));
+    r.ev(1, EventKind::Response(resp(200)));
+    r.a.finish(Ts(r.t + 1));
+    assert_eq!(r.a.stats.exchanges, 2);
+}
+
+impl Run {
+    fn tls(&mut self, conn: ConnId, f: FlowKey) {
+        self.open(conn, f);
+        self.ev(conn, EventKind::Tls { sni: None });
+    }
+    fn turn(&mut self, conn: ConnId, dir: Dir) {
+        self.ev(conn, EventKind::TlsTurn { dir });
+    }
+}
+
+/// Each forwarded request pairs with the TLS connection whose encrypted
+/// request preceded it and is still unanswered, oldest first, one to one.
+#[test]
+fn tls_client_hops_pair_one_to_one_by_their_turns() {
+    let mut r = Run::new(Roles::default());
+    r.tls(1, flow("127.0.0.1:41786", "127.0.0.1:443"));
+    r.tls(2, flow("127.0.0.1:41796", "127.0.0.1:443"));
+    // TLS 1.3: connection 2's Finished (application data) answered by a
+    // session ticket: not a request.
+    r.turn(2, Dir::ToServer);
+    r.turn(2, Dir::ToClient);
+    r.turn(1, Dir::ToServer); // connection 1 sends its request
+    r.open(3, flow("127.0.0.1:35890", "127.0.0.1:3000"));
+    r.ev(3, EventKind::Request(wsreq("/ws", "K1", &[])));
+    r.ev(3, EventKind::Response(resp(101)));
+    r.ev(3, EventKind::Upgraded { websocket: true });
+    r.turn(1, Dir::ToClient);
+    r.turn(2, Dir::ToServer); // then connection 2
+    r.open(4, flow("127.0.0.1:35894", "127.0.0.1:3000"));
+    r.ev(4, EventKind::Request(wsreq("/ws", "K2", &[])));
+    r.ev(4, EventKind::Response(resp(101)));
+    r.ev(4, EventKind::Upgraded { websocket: true });
+    let h = r.handshakes();
+    let pairs: Vec<(String, String, Option<&str>)> = h
+        .iter()
+        .map(|h| {
+            (h.client.as_ref().unwrap().flow.clone(), h.upstream.as_ref().unwrap().flow.clone(), h.pair_confidence)
+        })
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("127.0.0.1:41786->127.0.0.1:443".into(), "127.0.0.1:35890->127.0.0.1:3000".into(), Some("high")),
+            ("127.0.0.1:41796->127.0.0.1:443".into(), "127.0.0.1:35894->127.0.0.1:3000".into(), Some("high")),
+        ]
+    );
+}
+
+/// Two requests in flight at once: the oldest turn goes first, and the
+/// pairing says it is less sure.
+#[test]
+fn concurrent_tls_turns_pair_oldest_first_with_medium_confidence() {
+    let mut r = Run::new(Roles::default());
+    r.tls(1, flow("127.0.0.1:41000", "127.0.0.1:443"));
+    r.tls(2, flow("127.0.0.1:41002", "127.0.0.1:443"));
+    r.turn(1, Dir::ToServer);
+    r.turn(2, Dir::ToServer);
+    r.open(3, flow("127.0.0.1:35000", "127.0.0.1:3000"));
+    r.ev(3, EventKind::Request(wsreq("/ws", "A", &[])));
+    r.open(4, flow("127.0.0.1:35002", "127.0.0.1:3000"));
+    r.ev(4, EventKind::Request(wsreq("/ws", "B", &[])));
+    r.ev(3, EventKind::Response(resp(101)));
+    r.ev(4, EventKind::Response(resp(101)));
+    let h = r.handshakes();
+    assert_eq!(h.len(), 2);
+    assert_eq!(h[0].client.as_ref().unwrap().flow, "127.0.0.1:41000->127.0.0.1:443");
+    assert_eq!(h[0].pair_confidence, Some("medium"));
+    assert_eq!(h[1].client.as_ref().unwrap().flow, "127.0.0.1:41002->127.0.0.1:443");
+    assert_eq!(h[1].pair_confidence, Some("high"), "the only turn left");
+}
+
+/// The proxy's FIN before the backend's: the hop ended "closed-by-client".
+#[test]
+fn who_closed_first_names_the_end() {
+    let mut r = Run::new(Roles::default());
+    r.open(1, flow("127.0.0.1:50000", "127.0.0.1:8080"));
+    r.ev(1, EventKind::Request(wsreq("/ws", "K1", &[])));
+    r.open(2, flow("127.0.0.1:50002", "127.0.0.1:3000"));
+    r.ev(2, EventKind::Request(wsreq("/ws", "K1", &[])));
+    r.ev(2, EventKind::Fin { dir: Dir::ToServer }); // the proxy gives up
+    r.ev(2, EventKind::Fin { dir: Dir::ToClient }); // the backend answers the FIN
+    r.ev(1, EventKind::Response(resp(504)));
+    let h = r.handshakes();
+    assert_eq!(h[0].upstream.as_ref().unwrap().end, Some("closed-by-client"));
+}
+
+#[test]
+fn records_are_released_in_stamp_order_up_to_the_watermark() {
+    use crate::record::FrameLine;
+    let line = |ts: f64| {
+        Record::Frame(FrameLine {
+            ty: "frame",
+            ts,
+            flow: String::new(),
+            dir: "to_server",
+            opcode: "text",
+            fin: true,
+            rsv1: false,
+            masked: true,
+            len: 0,
+            close_code: None,
+            close_reason: None,
+            stream_id: None,
+        })
+    };
+    let mut o = order::Reorder::default();
+    o.push(line(3.0));
+    o.push(line(1.0));
+    o.push(line(2.0));
+    o.release(Ts::from_secs_f64(2.0));
+    let got: Vec<f64> = o.drain().map(|r| if let Record::Frame(f) = r { f.ts } else { 0.0 }).collect();
+    assert_eq!(got, [1.0, 2.0]);
+    o.release_all();
+    assert_eq!(o.drain().count(), 1);
+}

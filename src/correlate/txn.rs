@@ -17,6 +17,9 @@ pub enum TxnEnd {
     ServerReset,
     /// The client side reset the connection.
     ClientReset,
+    /// The client side closed (FIN) first while waiting, then the server
+    /// closed too: for an upstream hop, the proxy gave up on the backend.
+    ClientClosed,
     /// The connection ended for another reason.
     Conn(EndReason),
 }
@@ -27,6 +30,7 @@ impl TxnEnd {
             TxnEnd::ServerClosed => "closed-by-server",
             TxnEnd::ServerReset => "reset-by-server",
             TxnEnd::ClientReset => "reset-by-client",
+            TxnEnd::ClientClosed => "closed-by-client",
             TxnEnd::Conn(r) => r.name(),
         }
     }
@@ -39,6 +43,15 @@ pub struct TlsFront {
     pub conn: ConnId,
     pub flow: FlowKey,
     pub sni: Option<String>,
+    /// Its handshake facts and why it was not decrypted, when known.
+    pub tls: Option<Box<crate::proto::tls::TlsInfo>>,
+    /// When the client began sending the application data this request was
+    /// paired with (None: paired by its ClientHello only).
+    pub turn: Option<Ts>,
+    /// How sure the pairing is: "high", "medium", "low".
+    pub confidence: &'static str,
+    /// Connections that could have been the client hop.
+    pub candidates: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +71,10 @@ pub struct Txn {
     pub resp: Option<Box<Response>>,
     pub resp_ts: Option<Ts>,
     pub end: Option<(Ts, TxnEnd)>,
+    /// The client side (initiator) closed its half while the request waited
+    /// for its answer: a proxy giving up on its upstream, or a client giving
+    /// up on the proxy.
+    pub client_fin: Option<Ts>,
     /// The request this one was forwarded from (previous hop).
     pub from: Option<TxnId>,
     /// The request the proxy forwarded this one as (next hop).
@@ -66,6 +83,11 @@ pub struct Txn {
     pub retried: u32,
     pub paired_by: Option<&'static str>,
     pub tls_front: Option<TlsFront>,
+    /// The request was decrypted from a TLS connection (its handshake facts).
+    pub tls: Option<Box<crate::proto::tls::TlsInfo>>,
+    /// How sure the pairing with `from` is, when the pairing said more than
+    /// `paired_by` does (an HTTP/2 stream: h2pair.rs).
+    pub pair_confidence: Option<&'static str>,
     /// Finished: final response, or connection ended.
     pub done: bool,
     pub emitted_as_client: bool,
@@ -81,8 +103,24 @@ impl Txn {
         self.resp.as_ref().map(|r| r.status)
     }
 
+    /// The upgrade succeeded: 101, or a 2xx to an HTTP/2 extended CONNECT
+    /// (RFC 8441).
     pub fn upgraded(&self) -> bool {
-        self.status() == Some(101)
+        match self.status() {
+            Some(101) => true,
+            Some(s) => (200..300).contains(&s) && self.req.is_extended_connect(),
+            None => false,
+        }
+    }
+
+    /// How the exchange ended without a response, as far as known now: its
+    /// end, or the client's half-close while the server still had not
+    /// answered.
+    pub fn end_name(&self) -> Option<&'static str> {
+        if self.resp.is_some() {
+            return None;
+        }
+        self.end.map(|e| e.1.name()).or(self.client_fin.map(|_| TxnEnd::ClientClosed.name()))
     }
 
     /// When the exchange finished (response head or end), if it has.

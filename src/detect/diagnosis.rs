@@ -3,7 +3,7 @@
 //! timeout boundaries) informs the others. The rules live in
 //! `handshake.rs`, `plain.rs` and `lifecycle.rs`.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::lifecycle::Lifecycle;
 use super::plain::SocketIo;
@@ -33,8 +33,9 @@ pub(super) const MAX_REMEMBERED: usize = 1024;
 pub struct Diagnosis {
     pub(super) redact: Redactor,
     proxy_override: Option<Proxy>,
-    /// Proxy recognised per client-facing address (or upstream source IP).
-    proxies: FxHashMap<Endpoint, Proxy>,
+    /// Proxy recognised per client-facing address (or upstream source IP),
+    /// with what recognised it.
+    proxies: FxHashMap<Endpoint, proxy::Recognised>,
     /// Paths whose upgrade headers survived, per front, to tell a
     /// location-block mistake from a global one.
     pub(super) intact_paths: FxHashMap<Endpoint, FxHashSet<String>>,
@@ -46,7 +47,9 @@ pub struct Diagnosis {
     /// Offline: upgrade-stripped findings wait for the end of the capture
     /// to know every path that kept its headers.
     pub(super) hold_stripped: bool,
-    pub(super) held: Vec<(Finding, Endpoint)>,
+    pub(super) held: Vec<(Vec<Finding>, Endpoint)>,
+    /// HTTP/2 fronts without RFC 8441 (h2.rs).
+    pub(super) h2: super::h2::H2Memory,
 }
 
 impl Diagnosis {
@@ -61,43 +64,140 @@ impl Diagnosis {
             life: Lifecycle::new(cfg.timeouts, cfg.live),
             hold_stripped: !cfg.live,
             held: Vec::new(),
+            h2: Default::default(),
         }
     }
 
-    /// The proxy this exchange went through, recognised once per front.
-    pub(super) fn proxy_for(&mut self, x: &Exchange<'_>) -> Proxy {
+    /// The proxy this exchange went through, and the evidence that a proxy
+    /// is there at all and what named it. A proxy is named only when one is
+    /// shown to exist: two hops paired, a TLS client hop paired with the
+    /// forwarded request, a request carrying what proxies add (Via,
+    /// X-Forwarded-For, ...), an upgrade over HTTP/1.0, or a response whose
+    /// own `Server`/`Via` names a proxy product. Recognised once per front.
+    pub(super) fn proxy_for(&mut self, x: &Exchange<'_>) -> (Proxy, Vec<String>) {
+        let mut evidence = existence(x);
         if let Some(p) = self.proxy_override {
-            return p;
+            evidence.insert(0, format!("--proxy {}", p.name()));
+            return (p, evidence);
         }
-        let key = match (x.client, x.upstream) {
-            (Some(c), _) => c.flow.dst,
-            (None, Some(u)) => Endpoint::new(u.flow.src.ip, 0),
-            _ => return Proxy::Unknown,
+        // A lone hop whose request was itself forwarded: the proxy in front
+        // of it is named by what it added; the response's Server is the
+        // backend's.
+        let lone_forwarded = match (x.client, x.upstream) {
+            (Some(c), None) => forwarded_hop(c).then_some(c),
+            (None, Some(u)) => Some(u),
+            _ => None,
         };
-        if let Some(p) = self.proxies.get(&key) {
-            return *p;
+        let key = match (x.client, x.upstream) {
+            (Some(c), _) if lone_forwarded.is_none() => c.flow.dst,
+            (Some(c), _) => Endpoint::new(c.flow.src.ip, 0),
+            (None, Some(u)) => Endpoint::new(u.flow.src.ip, 0),
+            _ => return (Proxy::Unknown, evidence),
+        };
+        if let Some((p, why)) = self.proxies.get(&key) {
+            push_unique(&mut evidence, why);
+            return (*p, evidence);
         }
-        let forwarded = if x.client.is_some() { x.upstream } else { None };
-        match proxy::recognise(
-            x.client.map(|c| &*c.req),
-            x.client.and_then(|c| c.resp.as_deref()),
-            forwarded.map(|u| &*u.req),
-        ) {
-            Some(p) => {
+        let found = match lone_forwarded {
+            Some(t) => proxy::forwarded_signature(&t.req),
+            None => proxy::recognise(
+                x.client.map(|c| &*c.req),
+                x.client.and_then(|c| c.resp.as_deref()),
+                x.upstream.map(|u| &*u.req),
+            ),
+        };
+        match found {
+            Some((p, why)) => {
                 if self.proxies.len() >= MAX_REMEMBERED {
                     self.proxies.clear();
                 }
-                self.proxies.insert(key, p);
-                p
+                push_unique(&mut evidence, &why);
+                self.proxies.insert(key, (p, why));
+                (p, evidence)
             }
-            None => Proxy::Unknown,
+            None => (Proxy::Unknown, evidence),
         }
     }
 
     /// The proxy recognised at a client-facing address, if any.
     pub(super) fn known_proxy_at(&self, front: Endpoint) -> Option<Proxy> {
-        self.proxy_override.or_else(|| self.proxies.get(&front).copied())
+        self.proxy_override.or_else(|| self.proxies.get(&front).map(|x| x.0))
     }
+
+    /// Evidence for a finding decided later (sessions, Socket.IO): two hops
+    /// in its flows, and what named the proxy at its front.
+    pub(super) fn fill_evidence(&self, f: &mut Finding) {
+        if f.detail.get("proxy_evidence").is_some() {
+            return;
+        }
+        let mut ev = Vec::new();
+        if let Some(p) = self.proxy_override {
+            ev.push(format!("--proxy {}", p.name()));
+        }
+        let front = f.flows.first().and_then(|fl| fl.split_once("->")).and_then(|(_, d)| parse_endpoint(d));
+        let two_hops = f.flows.len() >= 2
+            && f.flows.iter().any(|fl| fl.split_once("->").and_then(|(_, d)| parse_endpoint(d)) != front);
+        if two_hops {
+            ev.push("two hops of one session paired".to_string());
+        }
+        if let Some((_, why)) = front.and_then(|e| self.proxies.get(&e)) {
+            push_unique(&mut ev, why);
+        }
+        f.detail["proxy_evidence"] = json!(ev);
+    }
+}
+
+fn push_unique(v: &mut Vec<String>, s: &str) {
+    if !v.iter().any(|x| x == s) {
+        v.push(s.to_string());
+    }
+}
+
+/// The request on this hop was forwarded by a proxy: it carries what
+/// proxies add, or is an upgrade over HTTP/1.0 (no WebSocket client sends
+/// one).
+fn forwarded_hop(t: &Txn) -> bool {
+    crate::correlate::pair::has_proxy_headers(&t.req)
+        || (t.req.version == crate::proto::Version::Http10 && t.req.headers.has("sec-websocket-key"))
+}
+
+/// What shows that a proxy is on this exchange's path at all.
+fn existence(x: &Exchange<'_>) -> Vec<String> {
+    let mut v = Vec::new();
+    match (x.client, x.upstream) {
+        (Some(_), Some(u)) => v.push(format!(
+            "two hops paired ({})",
+            match u.paired_by {
+                Some("key") => "same Sec-WebSocket-Key",
+                Some("headers") => "target, headers and timing",
+                _ => "timing",
+            }
+        )),
+        (None, Some(_)) if x.tls_front.is_some() => {
+            v.push("a TLS client connection paired with the forwarded request".to_string())
+        }
+        (None, Some(_)) => v.push("--upstream names this hop's server".to_string()),
+        _ => {}
+    }
+    for t in [x.client, x.upstream].into_iter().flatten() {
+        let h = &t.req.headers;
+        if x.upstream.is_some() && x.client.is_some_and(|c| c.id == t.id) {
+            continue; // the client's own request says nothing of a proxy
+        }
+        for name in ["Via", "X-Forwarded-For", "X-Real-IP", "Forwarded"] {
+            if h.has(name) {
+                v.push(format!("{name} on the request to {}", t.flow.dst));
+                break;
+            }
+        }
+        if t.req.version == crate::proto::Version::Http10 && h.has("sec-websocket-key") {
+            v.push(format!("an upgrade request forwarded over HTTP/1.0 to {}", t.flow.dst));
+        }
+    }
+    if x.front_known && x.upstream.is_none() {
+        v.push("its server forwarded other requests in this capture".to_string());
+    }
+    v
 }
 
 /// Builds a finding; the fix is looked up for the proxy that is there.
@@ -128,6 +228,17 @@ pub(super) fn finding(
         message,
         fix,
         detail,
+        fault: 0,
+        primary: true,
+        also: Vec::new(),
+    }
+}
+
+/// Records in a finding what showed a proxy is there and what named it
+/// (`detail.proxy_evidence`, empty when no proxy is seen).
+pub(super) fn set_evidence(f: &mut Finding, evidence: &[String]) {
+    if f.detail.get("proxy_evidence").is_none() {
+        f.detail["proxy_evidence"] = json!(evidence);
     }
 }
 
@@ -156,16 +267,20 @@ pub(super) fn flows(ts: &[Option<&Txn>]) -> Vec<String> {
 
 impl Detector for Diagnosis {
     fn on_exchange(&mut self, x: &Exchange<'_>, out: &mut Vec<Finding>) {
-        let proxy = self.proxy_for(x);
+        let (proxy, evidence) = self.proxy_for(x);
+        let before = out.len();
         if x.is_websocket() {
-            self.websocket(x, proxy, out);
+            self.websocket(x, proxy, &evidence, out);
         } else {
             self.plain(x, proxy, out);
+        }
+        for f in &mut out[before..] {
+            set_evidence(f, &evidence);
         }
         self.socketio_exchange(x);
     }
 
-    fn on_session(&mut self, s: &SessionView<'_>, _out: &mut Vec<Finding>) {
+    fn on_session(&mut self, s: &SessionView<'_>, out: &mut Vec<Finding>) {
         let proxy = s
             .record
             .client_flow
@@ -177,11 +292,33 @@ impl Detector for Diagnosis {
             .unwrap_or(Proxy::Unknown);
         let bad = self.bad_handshakes.contains(&s.record.handshake);
         self.life.session_ended(s, proxy, bad);
+        if let Some(mut f) = super::protocol::violation(s, proxy) {
+            self.fill_evidence(&mut f);
+            out.push(f);
+        }
     }
 
     fn on_tick(&mut self, now: Ts, open: &[SessionRow], out: &mut Vec<Finding>) {
+        let before = out.len();
+        self.release_stripped(now, false, out);
         self.life.tick(now, open, out);
         self.socketio_tick(now, false, out);
+        for f in &mut out[before..] {
+            self.fill_evidence(f);
+        }
+    }
+
+    fn on_h2(&mut self, c: &crate::correlate::h2pair::H2ConnView, now: Ts, out: &mut Vec<Finding>) {
+        let before = out.len();
+        self.h2_conn(c, now, out);
+        for f in &mut out[before..] {
+            self.fill_evidence(f);
+        }
+    }
+
+    fn pending_since(&self) -> Option<Ts> {
+        let held = self.held.iter().map(|(g, _)| Ts::from_secs_f64(g[0].ts)).min();
+        [held, self.life.pending_since(), self.socketio_pending_since()].into_iter().flatten().min()
     }
 
     fn learned_boundary(&self) -> Option<f64> {
@@ -189,10 +326,12 @@ impl Detector for Diagnosis {
     }
 
     fn finish(&mut self, now: Ts, out: &mut Vec<Finding>) {
-        for (f, front) in std::mem::take(&mut self.held) {
-            out.push(self.annotate_stripped(f, front));
-        }
+        let before = out.len();
+        self.release_stripped(now, true, out);
         self.life.finish(now, out);
         self.socketio_tick(now, true, out);
+        for f in &mut out[before..] {
+            self.fill_evidence(f);
+        }
     }
 }

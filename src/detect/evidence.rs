@@ -29,7 +29,7 @@ pub fn hop(t: &Txn, r: Redactor) -> Value {
         "request": pairs(&t.req.headers, r),
         "status": t.status(),
         "response": t.resp.as_ref().map(|x| pairs(&x.headers, r)),
-        "end": if t.resp.is_none() { t.end.map(|e| e.1.name()) } else { None },
+        "end": t.end_name(),
     })
 }
 
@@ -38,12 +38,15 @@ pub fn saw(t: &Txn) -> String {
     match (&t.resp, t.end) {
         (Some(r), _) => format!("{} {}", r.status, r.reason).trim().to_string(),
         (None, Some((_, e))) => format!("no response ({})", e.name()),
-        (None, None) => "no response yet".into(),
+        (None, None) => match t.end_name() {
+            Some(e) => format!("no response ({e})"),
+            None => "no response yet".into(),
+        },
     }
 }
 
 /// Headers that matter to an upgrade, compared between hops.
-const COMPARED: &[&str] = &[
+pub(super) const COMPARED: &[&str] = &[
     "Upgrade",
     "Connection",
     "Sec-WebSocket-Key",
@@ -59,7 +62,7 @@ const COMPARED: &[&str] = &[
 
 /// Upgrade/Connection are token lists compared case-insensitively; only
 /// the token that matters (websocket, upgrade) decides "mangled".
-fn change(name: &str, c: Option<&str>, u: Option<&str>) -> Option<&'static str> {
+pub(super) fn change(name: &str, c: Option<&str>, u: Option<&str>) -> Option<&'static str> {
     match (c, u) {
         (None, None) => None,
         (Some(_), None) => Some("missing"),
@@ -90,6 +93,9 @@ fn change(name: &str, c: Option<&str>, u: Option<&str>) -> Option<&'static str> 
 
 /// Differences between the client's request and the forwarded one.
 pub fn diff(c: &Request, u: &Request, r: Redactor) -> Vec<Value> {
+    if c.is_h2() && !u.is_h2() {
+        return super::h2::diff(c, u, r);
+    }
     let mut out = Vec::new();
     if c.version != u.version {
         out.push(json!({"header": "HTTP version", "client": c.version.as_str(), "upstream": u.version.as_str(), "change": "changed"}));
@@ -120,6 +126,14 @@ pub struct UpgradeHeaders {
 pub fn upgrade_headers(r: &Request) -> UpgradeHeaders {
     let mut missing = Vec::new();
     let mut mangled = Vec::new();
+    // HTTP/2 has no Upgrade or Connection: RFC 8441's `:protocol
+    // websocket` on a CONNECT is the whole of the upgrade request.
+    if r.is_h2() {
+        if !r.is_extended_connect() {
+            missing.push(":protocol");
+        }
+        return UpgradeHeaders { missing, mangled };
+    }
     // Values are only copied out when something is wrong (the usual case
     // allocates nothing).
     if !r.headers.has_token("upgrade", "websocket") {

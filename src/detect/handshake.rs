@@ -11,6 +11,7 @@ use super::{Finding, Severity};
 use crate::correlate::{Exchange, Txn, TxnEnd};
 use crate::flow::Endpoint;
 use crate::proto::Version;
+use crate::time::Ts;
 
 /// What the backend did, in words.
 fn backend_did(u: &Txn) -> String {
@@ -43,13 +44,19 @@ impl Diagnosis {
         if let (Some(c), Some(u)) = (x.client, x.upstream) {
             d["diff"] = Value::Array(evidence::diff(&c.req, &u.req, r));
         }
+        if let Some(c) = x.client
+            && let Some(t) = &c.tls
+        {
+            d["hops"]["client"]["tls"] = json!(crate::record::TlsHop::of(Some(t), None));
+        }
         if let Some(tf) = x.tls_front {
-            d["hops"]["client"] = json!({"flow": tf.flow.to_string(), "encrypted": true, "sni": tf.sni});
+            d["hops"]["client"] = json!({"flow": tf.flow.to_string(), "encrypted": true, "sni": tf.sni,
+                "tls": crate::record::TlsHop::of(tf.tls.as_deref(), tf.sni.as_deref())});
         }
         d
     }
 
-    pub(super) fn websocket(&mut self, x: &Exchange<'_>, proxy: Proxy, out: &mut Vec<Finding>) {
+    pub(super) fn websocket(&mut self, x: &Exchange<'_>, proxy: Proxy, evidence: &[String], out: &mut Vec<Finding>) {
         let before = out.len();
         match (x.client, x.upstream) {
             (Some(c), Some(u)) => self.both_hops(x, c, u, proxy, out),
@@ -58,10 +65,30 @@ impl Diagnosis {
             (None, None) => {}
         }
         self.bad_accept(x, proxy, out);
+        self.h2_fallback(x, proxy, out);
         if out[before..].iter().any(|f| f.severity == Severity::Error)
             && let Some(h) = x.handshake
         {
             self.bad_handshakes.insert(h);
+        }
+        let mut fs: Vec<Finding> = out.drain(before..).collect();
+        one_fault(&mut fs);
+        self.h2_exchange(x, proxy, &mut fs);
+        for f in &mut fs {
+            super::diagnosis::set_evidence(f, evidence);
+        }
+        // An upgrade-stripped fault waits (offline, bounded) for the other
+        // paths through the same front, to tell a location mistake apart.
+        let stripped =
+            fs.iter().position(|f| f.primary && (f.kind == "upgrade-stripped" || f.also.contains(&"upgrade-stripped")));
+        match (stripped, x.client) {
+            (Some(i), Some(c)) => {
+                let n = 1 + fs[i + 1..].iter().take_while(|f| !f.primary).count();
+                let group: Vec<Finding> = fs.drain(i..i + n).collect();
+                out.append(&mut fs);
+                self.stripped(group, c.flow.dst, out);
+            }
+            _ => out.append(&mut fs),
         }
     }
 
@@ -72,7 +99,7 @@ impl Diagnosis {
         let front = c.flow.dst;
         let pname = proxy.name();
         let up = u.flow.dst;
-        let http10 = u.req.version == Version::Http10 && c.req.version == Version::Http11;
+        let http10 = u.req.version == Version::Http10 && c.req.version != Version::Http10;
         if ch.intact() {
             if uh.intact() {
                 if self.intact_paths.len() >= super::diagnosis::MAX_REMEMBERED
@@ -99,8 +126,7 @@ impl Diagnosis {
                 d["mangled"] =
                     json!(uh.mangled.iter().map(|(n, v)| json!({"header": n, "value": v})).collect::<Vec<_>>());
                 d["backend_status"] = json!(u.status());
-                let f = about(x, proxy, "upgrade-stripped", Severity::Error, fl.clone(), msg, d);
-                self.stripped(f, front, out);
+                out.push(about(x, proxy, "upgrade-stripped", Severity::Error, fl.clone(), msg, d));
             }
         } else if c.from.is_none() {
             self.headers_missing(x, c, proxy, out);
@@ -119,7 +145,7 @@ impl Diagnosis {
         // What happened upstream, and what the client got for it.
         match (u.status(), u.end) {
             (Some(101), _) => {
-                if c.status().is_some_and(|s| s != 101) {
+                if c.status().is_some() && !c.upgraded() {
                     let msg = format!(
                         "the backend at {up} accepted the upgrade for {} (101) but {pname} answered the client {}",
                         x.path,
@@ -142,47 +168,100 @@ impl Diagnosis {
                     out.push(about(x, proxy, "handshake-rejected", Severity::Warning, fl, msg, d));
                 }
             }
-            (None, Some((_, TxnEnd::ServerClosed | TxnEnd::ServerReset))) => {
-                let msg = format!(
-                    "the backend at {up} {} before sending any response to {} {}; the client got {}",
-                    if matches!(u.end, Some((_, TxnEnd::ServerReset))) {
-                        "reset the connection"
-                    } else {
-                        "closed the connection"
-                    },
-                    u.req.method,
-                    x.path,
-                    status_word(c)
-                );
-                out.push(about(x, proxy, "upstream-premature-close", Severity::Error, fl, msg, self.detail(x)));
-            }
-            (None, _) => {
-                let gave_up = c.failed() || c.status().is_some_and(|s| s >= 500 || s == 408);
-                if gave_up {
-                    let waited = c.finished_at().map(|t| t.since(u.req_ts)).unwrap_or(0.0);
-                    let msg = format!(
-                        "the backend at {up} accepted the connection but never answered {} {}; {pname} gave up after {waited:.1} s and the client got {}",
-                        u.req.method,
-                        x.path,
-                        status_word(c)
-                    );
-                    let mut d = self.detail(x);
-                    d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
-                    out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
-                }
-            }
+            (None, _) => self.no_answer(x, c, u, proxy, fl, out),
         }
         self.forwarded_proto(x, Some(c), u, proxy, out);
     }
 
-    /// Reports an upgrade-stripped finding, noting the paths through the
-    /// same proxy that keep their headers (a location-block mistake).
-    /// Offline, held to the end so that later paths count too.
-    fn stripped(&mut self, f: Finding, front: Endpoint, out: &mut Vec<Finding>) {
-        if self.hold_stripped {
-            self.held.push((f, front));
+    /// The backend never answered the forwarded request. Who closed the
+    /// upstream connection first decides whose doing it was, never the
+    /// timing of the client's response: the backend closing first is a
+    /// premature close; the proxy closing first (its timeout) is an
+    /// upstream timeout, unless the client had given up before it.
+    fn no_answer(&mut self, x: &Exchange<'_>, c: &Txn, u: &Txn, proxy: Proxy, fl: Vec<String>, out: &mut Vec<Finding>) {
+        let up = u.flow.dst;
+        let pname = proxy.name();
+        let proxy_closed = u.client_fin.filter(|pf| u.end.is_none_or(|(t, _)| *pf <= t));
+        let backend_closed = match u.end {
+            Some((t, TxnEnd::ServerClosed | TxnEnd::ServerReset)) => Some(t),
+            _ => None,
+        };
+        // The client left first: its FIN or RST on the client hop came
+        // before the proxy closed upstream.
+        let client_left = |t: Ts| {
+            c.client_fin.is_some_and(|cf| cf <= t) || matches!(c.end, Some((ct, TxnEnd::ClientReset)) if ct <= t)
+        };
+        if let Some(pf) = proxy_closed {
+            if client_left(pf) {
+                return;
+            }
+            let waited = pf.since(u.req_ts);
+            let msg = format!(
+                "the backend at {up} accepted the connection but never answered {} {}; {pname} gave up after {waited:.1} s and closed the upstream connection first (its FIN), then the client got {}",
+                u.req.method,
+                x.path,
+                status_word(c)
+            );
+            let mut d = self.detail(x);
+            d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
+            d["first_closed"] = json!("proxy");
+            out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
+        } else if let Some(bt) = backend_closed {
+            let msg = format!(
+                "the backend at {up} {} before sending any response to {} {}; the client got {}",
+                if matches!(u.end, Some((_, TxnEnd::ServerReset))) {
+                    "reset the connection"
+                } else {
+                    "closed the connection"
+                },
+                u.req.method,
+                x.path,
+                status_word(c)
+            );
+            let mut d = self.detail(x);
+            d["first_closed"] = json!("backend");
+            d["waited_s"] = json!((bt.since(u.req_ts) * 1000.0).round() / 1000.0);
+            out.push(about(x, proxy, "upstream-premature-close", Severity::Error, fl, msg, d));
         } else {
-            out.push(self.annotate_stripped(f, front));
+            let gave_up = c.failed() || c.status().is_some_and(|s| s >= 500 || s == 408);
+            if gave_up {
+                let waited = c.finished_at().map(|t| t.since(u.req_ts)).unwrap_or(0.0);
+                let msg = format!(
+                    "the backend at {up} accepted the connection but never answered {} {}; {pname} gave up after {waited:.1} s and the client got {}",
+                    u.req.method,
+                    x.path,
+                    status_word(c)
+                );
+                let mut d = self.detail(x);
+                d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
+                out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
+            }
+        }
+    }
+
+    /// Reports an upgrade-stripped fault (the lead finding and the ones
+    /// tied to it), noting the paths through the same proxy that keep
+    /// their headers (a location-block mistake). Offline, held up to
+    /// [`HINT_WAIT_S`] so that paths seen a little later count too.
+    fn stripped(&mut self, mut group: Vec<Finding>, front: Endpoint, out: &mut Vec<Finding>) {
+        if self.hold_stripped {
+            self.held.push((group, front));
+        } else {
+            group[0] = self.annotate_stripped(group[0].clone(), front);
+            out.append(&mut group);
+        }
+    }
+
+    /// Held upgrade-stripped faults whose wait is over (all at the end).
+    pub(super) fn release_stripped(&mut self, now: Ts, all: bool, out: &mut Vec<Finding>) {
+        let held = std::mem::take(&mut self.held);
+        for (mut group, front) in held {
+            if all || now.since(Ts::from_secs_f64(group[0].ts)) >= HINT_WAIT_S {
+                group[0] = self.annotate_stripped(group[0].clone(), front);
+                out.append(&mut group);
+            } else {
+                self.held.push((group, front));
+            }
         }
     }
 
@@ -209,6 +288,7 @@ impl Diagnosis {
         if !upgrade_headers(&c.req).intact() && c.from.is_none() {
             self.headers_missing(x, c, proxy, out);
         }
+        self.lone_http10(x, c, proxy, out);
         if c.upgraded() || !(c.resp.is_some() || c.failed()) {
             return;
         }
@@ -263,15 +343,7 @@ impl Diagnosis {
         if !upgrade_headers(&u.req).intact() {
             self.headers_missing(x, u, proxy, out);
         }
-        if u.req.version == Version::Http10 {
-            let msg = format!(
-                "the WebSocket upgrade for {} reached {} over HTTP/1.0; {}",
-                x.path,
-                u.flow.dst,
-                backend_did(u)
-            );
-            out.push(about(x, proxy, "upstream-http10", Severity::Error, fl.clone(), msg, self.detail(x)));
-        }
+        self.lone_http10(x, u, proxy, out);
         match (u.status(), u.end) {
             (Some(s), _) if s != 101 && complete_upgrade(&u.req) => {
                 let msg = format!(
@@ -284,16 +356,52 @@ impl Diagnosis {
                 d["status"] = json!(s);
                 out.push(about(x, proxy, "handshake-rejected", Severity::Warning, fl, msg, d));
             }
+            (None, _) if u.client_fin.is_some_and(|pf| u.end.is_none_or(|(t, _)| pf <= t)) => {
+                let waited = u.client_fin.map_or(0.0, |pf| pf.since(u.req_ts));
+                let msg = format!(
+                    "the backend at {} accepted the connection but never answered {} {}; {} gave up after {waited:.1} s and closed the connection first",
+                    u.flow.dst,
+                    u.req.method,
+                    x.path,
+                    proxy.name()
+                );
+                let mut d = self.detail(x);
+                d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
+                d["first_closed"] = json!("proxy");
+                out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
+            }
             (None, Some((_, TxnEnd::ServerClosed | TxnEnd::ServerReset))) => {
                 let msg = format!(
                     "the backend at {} closed the connection before answering {} {}",
                     u.flow.dst, u.req.method, x.path
                 );
-                out.push(about(x, proxy, "upstream-premature-close", Severity::Error, fl, msg, self.detail(x)));
+                let mut d = self.detail(x);
+                d["first_closed"] = json!("backend");
+                out.push(about(x, proxy, "upstream-premature-close", Severity::Error, fl, msg, d));
             }
             _ => {}
         }
         self.forwarded_proto(x, None, u, proxy, out);
+    }
+
+    /// An upgrade request seen on one hop only, over HTTP/1.0: no WebSocket
+    /// client speaks HTTP/1.0, so a proxy in front forwarded it that way
+    /// (nginx's default proxy_http_version). The request line says it all.
+    fn lone_http10(&mut self, x: &Exchange<'_>, t: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
+        let ws = t.req.headers.has("sec-websocket-key") || t.req.headers.has("sec-websocket-version");
+        if t.req.version != Version::Http10 || !ws {
+            return;
+        }
+        let msg = format!(
+            "the WebSocket upgrade for {} reached {} over HTTP/1.0 (Upgrade needs HTTP/1.1; no WebSocket client sends HTTP/1.0, so {} forwarded it that way); {}",
+            x.path,
+            t.flow.dst,
+            if proxy == Proxy::Unknown { "a proxy in front".to_string() } else { proxy.name().to_string() },
+            backend_did(t)
+        );
+        let mut d = self.detail(x);
+        d["backend_status"] = json!(t.status());
+        out.push(about(x, proxy, "upstream-http10", Severity::Error, flows(&[Some(t)]), msg, d));
     }
 
     /// A request with a WebSocket key but without the upgrade headers,
@@ -309,10 +417,11 @@ impl Diagnosis {
             "a hop in front of this capture (CDN, load balancer, or TLS terminator)"
         };
         let msg = format!(
-            "{} {} reached {} with a Sec-WebSocket-Key but {}: {front} dropped them; {}",
+            "{} {} reached {}{} with a Sec-WebSocket-Key but {}: {front} dropped them; {}",
             t.req.method,
             x.path,
             t.flow.dst,
+            if t.req.version == Version::Http10 { " over HTTP/1.0" } else { "" },
             h.describe(),
             match &t.resp {
                 Some(_) => format!("the server answered {}", evidence::saw(t)),
@@ -332,8 +441,9 @@ impl Diagnosis {
             t.req.headers.has("x-forwarded-proto")
                 || t.req.headers.tokens("forwarded").any(|v| v.to_ascii_lowercase().contains("proto="))
         };
-        let tls = x.tls_front.is_some();
-        let relayed = c.is_some_and(told);
+        // The client hop was TLS: undecrypted (inferred), or decrypted.
+        let tls = x.tls_front.is_some() || c.is_some_and(|c| c.tls.is_some());
+        let relayed = c.is_some_and(told) && c.is_none_or(|c| c.tls.is_none());
         if (tls || relayed) && !told(u) {
             let why = if tls { "the client hop is TLS (wss)" } else { "the client request carried X-Forwarded-Proto" };
             let msg = format!(
@@ -402,6 +512,31 @@ impl Diagnosis {
         d["hop"] = json!(t.flow.to_string());
         out.push(about(x, proxy, "bad-accept", Severity::Error, flows(&[x.client, x.upstream]), msg, d));
     }
+}
+
+/// Offline, an upgrade-stripped fault waits this long (packet time) for
+/// other paths through the same front before it is written.
+pub const HINT_WAIT_S: f64 = 10.0;
+
+/// One fault, one finding: an upgrade forwarded over HTTP/1.0 that also
+/// lost its upgrade headers is one mistake (nginx's bare `proxy_pass`),
+/// filed as `upgrade-stripped` (or `upgrade-headers-missing` on one hop)
+/// with `upstream-http10` tied to it. The lead comes first.
+pub(super) fn one_fault(fs: &mut Vec<Finding>) {
+    let Some(h) = fs.iter().position(|f| f.kind == "upstream-http10") else { return };
+    let Some(l) = fs.iter().position(|f| f.kind == "upgrade-stripped" || f.kind == "upgrade-headers-missing") else {
+        return;
+    };
+    let mut related = fs.remove(h);
+    let l = if h < l { l - 1 } else { l };
+    fs[l].tie(&mut related);
+    // The lead's fix must cover the related kind's too.
+    if let (Some(lf), Some(rf)) = (&fs[l].fix, &related.fix)
+        && !lf.contains("1.1")
+    {
+        fs[l].fix = Some(format!("{lf}\nand {rf}"));
+    }
+    fs.insert(l + 1, related);
 }
 
 fn dedup(v: &[String]) -> Vec<String> {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::diagnosis::finding;
 use super::proxy::Proxy;
-use super::{Finding, Severity};
+use super::{DECIDE_WITHIN_S, Finding, Severity};
 use crate::correlate::WsActivity;
 use crate::correlate::{SessionRow, SessionView};
 use crate::flow::key::{FxHashMap, FxHashSet};
@@ -36,8 +36,6 @@ pub const KNOWN_BOUNDARIES: &[(f64, &str)] = &[
 const SAME_INSTANT_S: f64 = 1.0;
 /// Wait this long (packet time) after a close before judging it.
 const SETTLE_S: f64 = 2.0;
-/// An unexplained abnormal close waits this long for a boundary to be learned.
-const LEARN_WAIT_S: f64 = 300.0;
 /// Sessions closed together that make a mass close.
 const MASS_MIN: usize = 3;
 /// Abnormal closes sharing an idle time that make a learned boundary.
@@ -90,6 +88,12 @@ struct Ended {
     /// when the client hop's initiator did.
     first_closed: Option<(&'static str, String)>,
     hops: Value,
+    /// Closed by the proxy's own close frames (not relayed): only ever part
+    /// of a mass close, never a finding alone.
+    proxy_close: bool,
+    code: Option<u16>,
+    /// An HTTP/2 stream's end, in words (h2.rs).
+    stream_note: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -144,12 +148,15 @@ impl Lifecycle {
     pub fn session_ended(&mut self, s: &SessionView<'_>, proxy: Proxy, bad_handshake: bool) {
         let r = s.record;
         let abnormal = !r.open && matches!(r.close.how, "fin" | "rst");
+        // The proxy closed the session itself with close frames (a reload):
+        // a clean close, but one of several at once is a mass close.
+        let proxy_close = !r.open && r.close.how == "close-frame" && r.close.by == Some("proxy");
         if let Some(hb) = &r.heartbeat
             && self.path_heartbeat.get(&r.path).is_none_or(|h| h != hb)
         {
             self.path_heartbeat.insert(r.path.clone(), hb.clone());
         }
-        if bad_handshake || !(abnormal || r.heartbeat.is_some()) {
+        if bad_handshake || !(abnormal || proxy_close || r.heartbeat.is_some()) {
             return;
         }
         let hops: Vec<&WsActivity> = [s.client, s.upstream].into_iter().flatten().collect();
@@ -179,8 +186,11 @@ impl Lifecycle {
             first_closed: first_closed(r),
             // Evidence only for closes that will be judged; survivors stay small.
             hops: if abnormal { json!(r.hops) } else { Value::Null },
+            proxy_close,
+            code: r.close.code,
+            stream_note: super::h2::stream_close_note(r),
         };
-        if abnormal {
+        if abnormal || proxy_close {
             self.pending.push(e);
         } else if e.heartbeat.is_some() && self.heartbeats.len() < MAX_SURVIVORS {
             self.heartbeats.push(e);
@@ -223,14 +233,32 @@ impl Lifecycle {
 
     pub fn finish(&mut self, now: Ts, out: &mut Vec<Finding>) {
         self.classify(now, true, out);
-        // Survivors whose heartbeat races a boundary found in the capture.
+    }
+
+    /// The earliest close not judged yet (its finding will carry its time).
+    pub fn pending_since(&self) -> Option<Ts> {
+        self.pending.iter().chain(&self.heartbeats).map(|e| e.close_ts).min()
+    }
+
+    /// Sessions with heartbeats that survived: once the closes around their
+    /// end are in (`SETTLE_S`, or at the end), flagged when their interval
+    /// races a boundary stated or found in the capture by then.
+    fn judge_survivors(&mut self, now: Ts, all: bool, out: &mut Vec<Finding>) {
+        if self.heartbeats.is_empty() {
+            return;
+        }
         let bounds: Vec<(f64, Source)> = self
             .configured
             .iter()
             .map(|&b| (b, Source::Configured))
             .chain(self.learned.iter().map(|&b| (b, Source::Learned)))
             .collect();
+        let mut keep = Vec::new();
         for e in std::mem::take(&mut self.heartbeats) {
+            if !all && now.since(e.close_ts) < SETTLE_S {
+                keep.push(e);
+                continue;
+            }
             let Some(hb) = &e.heartbeat else { continue };
             if let Some(&(b, src)) = bounds.iter().find(|(b, _)| Self::races(hb.interval_s, *b)) {
                 let msg = format!(
@@ -256,9 +284,22 @@ impl Lifecycle {
                 ));
             }
         }
+        self.heartbeats = keep;
     }
 
+    /// The heartbeats that decide between a race and a plain idle close
+    /// are known: the session's own, or others' on its path.
+    fn heartbeat_known(&self, e: &Ended) -> bool {
+        e.heartbeat.is_some() || self.path_heartbeat.contains_key(&e.path)
+    }
+
+    /// Closes are judged the same way live and offline, each within
+    /// `DECIDE_WITHIN_S` of its time: once settled (other closes of the same
+    /// instant seen) if a boundary explains it and the heartbeats of its
+    /// path are known; otherwise when that time is up, with what the
+    /// capture taught by then (boundaries learned from other closes).
     fn classify(&mut self, now: Ts, all: bool, out: &mut Vec<Finding>) {
+        self.judge_survivors(now, all, out);
         if self.pending.is_empty() {
             return;
         }
@@ -274,31 +315,34 @@ impl Lifecycle {
             }
             let group = &pending[i..j];
             let settled = all || now.since(group[group.len() - 1].close_ts) >= SETTLE_S;
-            if !settled {
-                keep.extend_from_slice(group);
-            } else if group.len() >= MASS_MIN && spread_says_mass(group) {
+            if settled && group.len() >= MASS_MIN && spread_says_mass(group) {
                 out.push(mass_close(group));
             } else {
                 keep.extend_from_slice(group);
             }
             i = j;
         }
-        // 2. One by one.
+        // 2. One by one: explained by a boundary and ready.
+        let mut waiting = Vec::new();
         let mut undecided = Vec::new();
         for e in keep {
-            // Offline, every close is judged at the end with what the whole
-            // capture taught (heartbeats per path, learned boundaries); live,
-            // once the instant has settled.
-            let settled = all || (self.live && now.since(e.close_ts) >= SETTLE_S);
-            if !settled {
-                undecided.push(e);
+            let age = now.since(e.close_ts);
+            if !all && age < SETTLE_S {
+                waiting.push(e);
                 continue;
             }
-            // Judged now if a boundary explains it; otherwise it waits for
-            // step 3 (a boundary learned from several such closes).
-            match self.judge(&e, false) {
-                Some(f) => out.push(f),
-                None => undecided.push(e),
+            if e.proxy_close {
+                continue;
+            }
+            let due = all || age >= DECIDE_WITHIN_S;
+            if self.boundary_for(&e).is_some() {
+                if due || self.heartbeat_known(&e) {
+                    out.push(self.judge(&e, false).expect("a boundary explains it"));
+                } else {
+                    waiting.push(e);
+                }
+            } else {
+                undecided.push(e);
             }
         }
         // 3. Learn a boundary from several closes after the same idle time.
@@ -309,32 +353,37 @@ impl Lifecycle {
                 self.learn(w[LEARN_MIN / 2]);
             }
         }
-        let mut still = Vec::new();
         for e in undecided {
-            let expired = all || (self.live && now.since(e.close_ts) >= LEARN_WAIT_S);
-            if !all && !self.live {
-                still.push(e);
-                continue;
-            }
-            if let Some(f) = self.judge(&e, false) {
-                out.push(f);
-            } else if expired {
+            let due = all || now.since(e.close_ts) >= DECIDE_WITHIN_S;
+            if self.boundary_for(&e).is_some() && (due || self.heartbeat_known(&e)) {
+                out.push(self.judge(&e, false).expect("a boundary explains it"));
+            } else if due {
                 out.push(self.judge(&e, true).expect("forced judgement"));
             } else {
-                still.push(e);
+                waiting.push(e);
             }
         }
-        self.pending = still;
+        self.pending = waiting;
+    }
+
+    /// The silence that led to a close: normally `idle`; when a frame
+    /// crossed the close (idle under a second), the silence before it.
+    fn silence(e: &Ended) -> f64 {
+        if e.idle < 1.0 && e.idle_alt >= 1.0 { e.idle_alt } else { e.idle }
+    }
+
+    /// The boundary a close is at, if one explains it.
+    fn boundary_for(&self, e: &Ended) -> Option<(f64, Source)> {
+        let idle = Self::silence(e);
+        let observed = (e.both_legs_by_proxy && idle >= 1.0).then_some((idle, Source::Observed));
+        self.match_boundary(idle).or(observed)
     }
 
     /// Judges one abnormal close; `force` ends in abnormal-close when
     /// nothing else fits.
     fn judge(&mut self, e: &Ended, force: bool) -> Option<Finding> {
-        // The silence that led to the close: normally `idle`; when a frame
-        // crossed the close (idle under a second), the silence before it.
-        let idle = if e.idle < 1.0 && e.idle_alt >= 1.0 { e.idle_alt } else { e.idle };
-        let observed = (e.both_legs_by_proxy && idle >= 1.0).then_some((idle, Source::Observed));
-        let boundary = self.match_boundary(idle).or(observed);
+        let idle = Self::silence(e);
+        let boundary = self.boundary_for(e);
         // Heartbeats (this session's, or its path's when it died before its
         // first one) that race the boundary it died at.
         let hb = e.heartbeat.clone().or_else(|| self.path_heartbeat.get(&e.path).cloned());
@@ -425,6 +474,10 @@ impl Lifecycle {
             (Some("server"), _) => "the server side closed it".to_string(),
             (Some(x), _) => format!("the {x} closed it"),
             (None, _) => "it was closed".to_string(),
+        };
+        let closer = match &e.stream_note {
+            Some(n) => format!("{closer} ({n})"),
+            None => closer,
         };
         let hb_text = match hb {
             Some(h) => format!("{} {}s every {:.1} s", h.from, h.kind, h.interval_s),
@@ -530,19 +583,36 @@ fn mass_close(g: &[Ended]) -> Finding {
         p.dedup();
         p
     };
-    let msg = format!(
-        "{} WebSocket sessions were closed in the same instant without close frames, after different idle times ({:.1}-{:.1} s): {} reloaded or restarted (not an idle timeout); every client saw 1006",
-        g.len(),
-        lo,
-        hi,
-        if proxy == Proxy::Unknown { "the proxy" } else { proxy.name() }
-    );
+    let pname = if proxy == Proxy::Unknown { "the proxy" } else { proxy.name() };
+    let own_frames = g.iter().all(|e| e.proxy_close);
+    let msg = if own_frames {
+        let codes: Vec<String> = {
+            let mut c: Vec<String> = g.iter().map(|e| e.code.map_or("no code".into(), |c| c.to_string())).collect();
+            c.dedup();
+            c
+        };
+        format!(
+            "{} WebSocket sessions were closed in the same instant by {pname} itself, with its own close frames to both legs (close {}, not relayed from either end), after different idle times ({:.1}-{:.1} s): {pname} reloaded or shut down; every client saw that close",
+            g.len(),
+            codes.join(", "),
+            lo,
+            hi
+        )
+    } else {
+        format!(
+            "{} WebSocket sessions were closed in the same instant without close frames, after different idle times ({:.1}-{:.1} s): {pname} reloaded or restarted (not an idle timeout); every client saw 1006",
+            g.len(),
+            lo,
+            hi
+        )
+    };
     let d = json!({
         "count": g.len(),
         "sessions": g.iter().map(|e| e.id).collect::<Vec<_>>(),
         "idle_s": g.iter().map(|e| round3(e.idle)).collect::<Vec<_>>(),
         "closed_by": g.iter().map(|e| e.by).collect::<Vec<_>>(),
         "paths": paths,
+        "close_frames_by_proxy": own_frames,
     });
     let flows = g.iter().flat_map(|e| e.flows.iter().cloned()).collect();
     let path = if paths.len() == 1 { Some(paths[0].as_str()) } else { None };

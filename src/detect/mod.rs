@@ -39,6 +39,26 @@ pub struct Finding {
     pub message: String,
     pub fix: Option<String>,
     pub detail: serde_json::Value,
+    /// Findings about one fault share this id (assigned by the analyzer in
+    /// output order). One fault may be filed under several kinds (an
+    /// HTTP/1.0 forward that also lost the upgrade headers is both
+    /// `upgrade-stripped` and `upstream-http10`): the lead finding comes
+    /// first and names the others in `also`; each other one has
+    /// `primary: false`. Text output prints the lead only.
+    pub fault: u64,
+    pub primary: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<&'static str>,
+}
+
+impl Finding {
+    /// Files `related` under the same fault as `self` (the lead).
+    pub fn tie(&mut self, related: &mut Finding) {
+        related.primary = false;
+        if !self.also.contains(&related.kind) {
+            self.also.push(related.kind);
+        }
+    }
 }
 
 /// A detector: a family of finding kinds. `Send`, so a pipeline can run on
@@ -51,13 +71,26 @@ pub trait Detector: Send {
     /// Packet time advanced (called at most once per second of capture
     /// time). `open` lists open sessions in live capture, else is empty.
     fn on_tick(&mut self, _now: Ts, _open: &[SessionRow], _out: &mut Vec<Finding>) {}
+    /// An HTTP/2 connection's facts changed (SETTINGS, GOAWAY) or it ended.
+    fn on_h2(&mut self, _c: &crate::correlate::h2pair::H2ConnView, _now: Ts, _out: &mut Vec<Finding>) {}
     /// An idle timeout this detector learned from the capture, if any.
     fn learned_boundary(&self) -> Option<f64> {
         None
     }
     /// End of input: report what needs the whole capture.
     fn finish(&mut self, _now: Ts, _out: &mut Vec<Finding>) {}
+    /// The earliest time stamp a finding this detector has not decided yet
+    /// may carry (output is written in time order: records stamped later
+    /// wait for it). Every pending decision is taken within
+    /// [`DECIDE_WITHIN_S`] of its stamp.
+    fn pending_since(&self) -> Option<Ts> {
+        None
+    }
 }
+
+/// A finding waits at most this long (packet time) after the time it is
+/// stamped with before it is decided and written.
+pub const DECIDE_WITHIN_S: f64 = 60.0;
 
 /// Every detector, in a fixed order.
 #[derive(Default)]
@@ -84,6 +117,11 @@ impl Detectors {
             d.on_tick(now, open, out);
         }
     }
+    pub fn on_h2(&mut self, c: &crate::correlate::h2pair::H2ConnView, now: Ts, out: &mut Vec<Finding>) {
+        for d in &mut self.list {
+            d.on_h2(c, now, out);
+        }
+    }
     pub fn learned_boundary(&self) -> Option<f64> {
         self.list.iter().find_map(|d| d.learned_boundary())
     }
@@ -92,13 +130,18 @@ impl Detectors {
             d.finish(now, out);
         }
     }
+    pub fn pending_since(&self) -> Option<Ts> {
+        self.list.iter().filter_map(|d| d.pending_since()).min()
+    }
 }
 
 pub mod diagnosis;
 pub mod evidence;
+pub mod h2;
 pub mod handshake;
 pub mod lifecycle;
 pub mod plain;
+pub mod protocol;
 pub mod proxy;
 
 /// Every finding kind wstap reports (the stable identifiers of the JSON
@@ -121,4 +164,7 @@ pub const KINDS: &[&str] = &[
     "mass-close",
     "heartbeat-race",
     "idle-timeout-imminent",
+    "proxy-protocol-violation",
+    "false-upgrade-success",
+    "h2-websocket-not-offered",
 ];

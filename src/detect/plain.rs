@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::diagnosis::{Diagnosis, finding, flows};
 use super::proxy::Proxy;
-use super::{Finding, Severity};
+use super::{DECIDE_WITHIN_S, Finding, Severity};
 use crate::correlate::{Exchange, Txn};
 use crate::flow::key::FxHashMap;
 use crate::record::Outcome;
@@ -24,9 +24,18 @@ pub(super) struct SioSession {
     attempts: u32,
     upgraded: bool,
     statuses: Vec<u16>,
+    /// The path on the hop nearest the client, and the one the backend saw
+    /// when a proxy rewrote it (location /rt/ { proxy_pass .../socket.io/; }).
     path: String,
+    upstream_path: Option<String>,
     flows: Vec<String>,
     proxy: Proxy,
+    /// Cache-busting `t` tokens of requests counted: a request seen on both
+    /// hops but not paired is still one poll.
+    seen: Vec<String>,
+    handshakes: Vec<u64>,
+    /// Reported already (still polling after `DECIDE_WITHIN_S`).
+    judged: bool,
 }
 
 #[derive(Debug, Default)]
@@ -39,9 +48,10 @@ fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
     q.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
 }
 
+/// An Engine.IO request, whatever path the app or a proxy mounted it on:
+/// its query names the protocol revision and the transport.
 fn is_engine_io(t: &Txn) -> bool {
-    let p = t.req.path();
-    (p.contains("/socket.io") || p.contains("/engine.io")) && query_param(&t.req.target, "EIO").is_some()
+    query_param(&t.req.target, "EIO").is_some() && query_param(&t.req.target, "transport").is_some()
 }
 
 impl Diagnosis {
@@ -82,9 +92,10 @@ impl Diagnosis {
     /// a `transport=websocket` upgrade ever got its 101.
     pub(super) fn socketio_exchange(&mut self, x: &Exchange<'_>) {
         let Some(t) = x.client.or(x.upstream) else { return };
-        if !is_engine_io(t) {
+        if !is_engine_io(t) && !x.upstream.is_some_and(is_engine_io) {
             return;
         }
+        let upstream_path = x.upstream.map(|u| u.req.path()).filter(|p| *p != t.req.path()).map(str::to_string);
         let Some(sid) = query_param(&t.req.target, "sid") else { return };
         let transport = query_param(&t.req.target, "transport").unwrap_or("");
         if !self.socketio.by_sid.contains_key(sid)
@@ -102,14 +113,43 @@ impl Diagnosis {
             upgraded: false,
             statuses: Vec::new(),
             path: t.req.path().to_string(),
+            upstream_path: None,
             flows: Vec::new(),
             proxy,
+            seen: Vec::new(),
+            handshakes: Vec::new(),
+            judged: false,
         });
+        if s.proxy == Proxy::Unknown {
+            s.proxy = proxy;
+        }
+        if x.client.is_some() && s.path != t.req.path() {
+            // Seen first on the upstream hop alone: the client's path wins.
+            s.upstream_path = Some(std::mem::replace(&mut s.path, t.req.path().to_string()));
+        }
+        if s.upstream_path.is_none() {
+            s.upstream_path = upstream_path;
+        }
+        s.first = s.first.min(t.req_ts);
         s.last = s.last.max(t.req_ts);
+        if let Some(tok) = query_param(&t.req.target, "t") {
+            if s.seen.iter().any(|x| x == tok) {
+                return;
+            }
+            if s.seen.len() >= 16 {
+                s.seen.remove(0);
+            }
+            s.seen.push(tok.to_string());
+        }
         match transport {
             "polling" => s.polls += 1,
             "websocket" => {
                 s.attempts += 1;
+                if let Some(h) = x.handshake
+                    && s.handshakes.len() < 8
+                {
+                    s.handshakes.push(h);
+                }
                 if let Some(st) = t.status() {
                     s.statuses.push(st);
                 }
@@ -125,9 +165,17 @@ impl Diagnosis {
         }
     }
 
-    /// Judges Socket.IO sessions that went quiet (or all, at the end).
+    /// The first request of the earliest Socket.IO session not judged yet
+    /// that may still be reported (one that upgraded never is).
+    pub(super) fn socketio_pending_since(&self) -> Option<Ts> {
+        self.socketio.by_sid.values().filter(|s| !s.upgraded && !s.judged).map(|s| s.first).min()
+    }
+
+    /// Judges Socket.IO sessions that went quiet, or that polled for
+    /// `DECIDE_WITHIN_S` without ever upgrading (or all, at the end).
     pub(super) fn socketio_tick(&mut self, now: Ts, all: bool, out: &mut Vec<Finding>) {
-        let done: Vec<String> = self
+        // Quiet sessions are forgotten (judged first if not yet).
+        let quiet: Vec<String> = self
             .socketio
             .by_sid
             .iter()
@@ -135,10 +183,19 @@ impl Diagnosis {
             .map(|(k, _)| k.clone())
             .collect();
         let mut done: Vec<(String, SioSession)> =
-            done.into_iter().filter_map(|k| self.socketio.by_sid.remove(&k).map(|s| (k, s))).collect();
+            quiet.into_iter().filter_map(|k| self.socketio.by_sid.remove(&k).map(|s| (k, s))).collect();
+        // Sessions still polling after DECIDE_WITHIN_S are judged now, once.
+        for (k, s) in self.socketio.by_sid.iter_mut() {
+            if !s.upgraded && !s.judged && now.since(s.first) >= DECIDE_WITHIN_S {
+                s.judged = true;
+                let mut c = s.clone();
+                c.judged = false;
+                done.push((k.clone(), c));
+            }
+        }
         done.sort_by_key(|(_, s)| s.first);
         for (sid, s) in done {
-            if s.upgraded || s.polls < 2 {
+            if s.upgraded || s.judged || s.polls < 2 {
                 continue;
             }
             let why = if s.attempts == 0 {
@@ -151,8 +208,9 @@ impl Diagnosis {
                 )
             };
             let msg = format!(
-                "a Socket.IO session on {} stayed on HTTP long-polling for {:.1} s ({} polls): {why}",
+                "a Socket.IO session on {}{} stayed on HTTP long-polling for {:.1} s ({} polls): {why}",
                 s.path,
+                s.upstream_path.as_deref().map(|p| format!(" (the backend's {p})")).unwrap_or_default(),
                 s.last.since(s.first),
                 s.polls
             );
@@ -162,6 +220,8 @@ impl Diagnosis {
                 "upgrade_attempts": s.attempts,
                 "upgrade_statuses": s.statuses,
                 "duration_s": (s.last.since(s.first) * 1000.0).round() / 1000.0,
+                "upstream_path": s.upstream_path,
+                "upgrade_handshakes": s.handshakes,
             });
             out.push(finding(
                 "socketio-no-upgrade",

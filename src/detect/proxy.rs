@@ -12,6 +12,8 @@ pub enum Proxy {
     Apache,
     Envoy,
     Caddy,
+    Lighttpd,
+    Traefik,
     Unknown,
 }
 
@@ -23,6 +25,8 @@ impl Proxy {
             Proxy::Apache => "apache",
             Proxy::Envoy => "envoy",
             Proxy::Caddy => "caddy",
+            Proxy::Lighttpd => "lighttpd",
+            Proxy::Traefik => "traefik",
             Proxy::Unknown => "the proxy",
         }
     }
@@ -34,6 +38,8 @@ impl Proxy {
             ProxyKind::Apache => Proxy::Apache,
             ProxyKind::Envoy => Proxy::Envoy,
             ProxyKind::Caddy => Proxy::Caddy,
+            ProxyKind::Lighttpd => Proxy::Lighttpd,
+            ProxyKind::Traefik => Proxy::Traefik,
         }
     }
 
@@ -43,64 +49,98 @@ impl Proxy {
             Some(Proxy::Nginx)
         } else if l.contains("haproxy") {
             Some(Proxy::Haproxy)
+        } else if l.contains("lighttpd") {
+            Some(Proxy::Lighttpd)
         } else if l.contains("apache") || l.contains("httpd") {
             Some(Proxy::Apache)
         } else if l.contains("envoy") || l.contains("istio") {
             Some(Proxy::Envoy)
         } else if l.contains("caddy") {
             Some(Proxy::Caddy)
+        } else if l.contains("traefik") {
+            Some(Proxy::Traefik)
         } else {
             None
         }
     }
 }
 
+/// A proxy named, and what named it (kept in findings as evidence).
+pub type Recognised = (Proxy, String);
+
 /// Recognises the proxy from the client hop's response (its own `Server`,
-/// `Via`) and the forwarded request (headers each proxy adds).
+/// `Via`, headers only it adds) and the forwarded request (headers each
+/// proxy adds upstream). `paired`: the client request and the forwarded
+/// one are two hops of one exchange (needed to compare them). Nothing here
+/// guesses from what any server might send: lower-case header names on a
+/// response, or no `Server` header, are how many WebSocket servers answer.
 pub fn recognise(
     client_req: Option<&Request>,
     client_resp: Option<&Response>,
     forwarded: Option<&Request>,
-) -> Option<Proxy> {
+) -> Option<Recognised> {
     if let Some(r) = client_resp {
         for name in ["server", "via"] {
-            if let Some(p) = r.headers.get(name).and_then(Proxy::from_product) {
-                return Some(p);
+            for v in r.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v) {
+                if let Some(p) = Proxy::from_product(v) {
+                    return Some((p, format!("{name}: {v} on the response to the client")));
+                }
             }
         }
         if r.headers.has("x-envoy-upstream-service-time") {
-            return Some(Proxy::Envoy);
+            return Some((Proxy::Envoy, "x-envoy-upstream-service-time on the response to the client".into()));
         }
     }
-    if let Some(q) = forwarded {
-        if let Some(p) = q.headers.get("via").and_then(Proxy::from_product) {
-            return Some(p);
-        }
-        if q.headers.has("x-envoy-expected-rq-timeout-ms") || q.headers.has("x-envoy-internal") {
-            return Some(Proxy::Envoy);
-        }
-        // Apache's mod_proxy always adds X-Forwarded-Server.
-        if q.headers.has("x-forwarded-server") {
-            return Some(Proxy::Apache);
-        }
-        // HAProxy 2.x forwards HTTP/1 header names in lower case (HTX),
-        // whatever case the client used.
+    if let Some(q) = forwarded
+        && let Some(x) = forwarded_signature(q)
+    {
+        return Some(x);
+    }
+    // HAProxy 2.x forwards HTTP/1 header names in lower case (HTX),
+    // whatever case the client used: only telling with both hops in view.
+    if let (Some(c), Some(q)) = (client_req, forwarded) {
         let lower = |h: &crate::proto::Headers| h.iter().all(|(n, _)| !n.bytes().any(|b| b.is_ascii_uppercase()));
-        if let Some(c) = client_req
-            && !lower(&c.headers)
-            && lower(&q.headers)
-            && !q.headers.is_empty()
-        {
-            return Some(Proxy::Haproxy);
+        if !lower(&c.headers) && lower(&q.headers) && !q.headers.is_empty() {
+            return Some((
+                Proxy::Haproxy,
+                "every header name lower-cased between the client's request and the forwarded one (HAProxy's HTX)"
+                    .into(),
+            ));
         }
     }
-    // HAProxy 2.x speaks HTTP/1 with lower-case header names on the
-    // responses it generates itself (HTX normalisation) and adds no Server.
-    if let Some(r) = client_resp {
-        let lower = !r.headers.is_empty() && r.headers.iter().all(|(n, _)| n.chars().all(|c| !c.is_ascii_uppercase()));
-        if lower && !r.headers.has("server") {
-            return Some(Proxy::Haproxy);
+    super::h2::recognise(client_req, forwarded)
+}
+
+/// The proxy named by the headers it adds to a forwarded request.
+pub fn forwarded_signature(q: &Request) -> Option<Recognised> {
+    let h = &q.headers;
+    if let Some(v) = h.get("via")
+        && let Some(p) = Proxy::from_product(v)
+    {
+        return Some((p, format!("Via: {v} on the forwarded request")));
+    }
+    for name in ["x-envoy-expected-rq-timeout-ms", "x-envoy-internal", "x-envoy-attempt-count", "x-envoy-original-path"]
+    {
+        if h.has(name) {
+            return Some((Proxy::Envoy, format!("{name} on the forwarded request (envoy's router adds it)")));
         }
+    }
+    // Traefik adds X-Forwarded-Server (its host name) with X-Real-Ip and
+    // X-Forwarded-Port; Apache's mod_proxy adds X-Forwarded-Server too, but
+    // neither of the others.
+    if h.has("x-forwarded-server") && h.has("x-real-ip") && h.has("x-forwarded-port") {
+        return Some((
+            Proxy::Traefik,
+            "X-Forwarded-Server with X-Real-Ip and X-Forwarded-Port on the forwarded request (traefik adds them)"
+                .into(),
+        ));
+    }
+    if h.has("x-forwarded-server") {
+        return Some((Proxy::Apache, "X-Forwarded-Server on the forwarded request (Apache mod_proxy adds it)".into()));
+    }
+    // lighttpd's mod_proxy adds X-Host (beside X-Forwarded-Host).
+    if h.has("x-host") {
+        return Some((Proxy::Lighttpd, "X-Host on the forwarded request (lighttpd mod_proxy adds it)".into()));
     }
     None
 }
@@ -122,9 +162,16 @@ pub fn fix(kind: &str, p: Proxy, ctx: &FixContext) -> Option<String> {
         ),
         ("upgrade-stripped", Proxy::Envoy) => "enable upgrades on the HttpConnectionManager (or the route):\n    upgrade_configs:\n    - upgrade_type: websocket".into(),
         ("upgrade-stripped", Proxy::Caddy) => "caddy's reverse_proxy forwards upgrades by itself: remove any header_up rules that rewrite Connection or Upgrade".into(),
+        ("upgrade-stripped" | "upstream-http10", Proxy::Lighttpd) => "enable upgrades in mod_proxy for this path (lighttpd 1.4.46+):\n    proxy.header = ( \"upgrade\" => \"enable\" )\n(in the same scope as its proxy.server)".into(),
+        ("upgrade-stripped", Proxy::Traefik) => "traefik forwards WebSocket upgrades by itself: remove the headers middleware (customRequestHeaders) that sets or empties Connection or Upgrade on this router".into(),
         ("upgrade-stripped", Proxy::Unknown) => "forward the hop-by-hop Upgrade and Connection headers for WebSocket requests over HTTP/1.1 (nginx: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;)".into(),
         ("upstream-http10", Proxy::Apache) => "remove 'SetEnv force-proxy-request-1.0' / 'proxy-nokeepalive' for this path: WebSocket needs HTTP/1.1 upstream".into(),
         ("upstream-http10", _) => "forward upgrade requests over HTTP/1.1 (nginx: proxy_http_version 1.1;)".into(),
+        ("false-upgrade-success", Proxy::Haproxy) => "make the upgrade reach the backend (remove the http-request rules that delete or rewrite Upgrade/Connection for this path) and route the path to a WebSocket handler: haproxy relays any 2xx to an HTTP/2 extended CONNECT as success".into(),
+        ("false-upgrade-success", _) => "make the upgrade reach the backend (forward Upgrade/Connection for this path) and serve the path with a WebSocket handler; a proxy bridging HTTP/2 WebSockets should answer the client with an error, never a 2xx, unless the backend answered 101".into(),
+        ("h2-websocket-not-offered", Proxy::Haproxy) => "remove 'h2-workaround-bogus-websocket-clients' from the global section (haproxy offers RFC 8441 on h2 frontends by default), or accept the extra HTTP/1.1 connection per WebSocket".into(),
+        ("h2-websocket-not-offered", Proxy::Nginx) => "nginx does not offer WebSockets over HTTP/2 (RFC 8441): browsers open a separate HTTP/1.1 connection for each WebSocket; put a front that supports it (haproxy, envoy) if the extra connections matter".into(),
+        ("h2-websocket-not-offered", _) => "enable RFC 8441 on the HTTP/2 front (SETTINGS_ENABLE_CONNECT_PROTOCOL; envoy: http2_protocol_options.allow_connect, haproxy: on by default), or accept one extra HTTP/1.1 connection per WebSocket".into(),
         ("upgrade-headers-missing", _) => "a hop in front of the one captured dropped Upgrade/Connection: check the load balancer, CDN or TLS terminator in front (its WebSocket support and any header rules), or capture on the host in front".into(),
         ("connection-upgrade-on-plain", Proxy::Nginx) => "do not hard-code the header; derive it from the request:\n    map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n    proxy_set_header Connection $connection_upgrade;\n(with upstream keepalive, map '' to \"\" instead of close)".into(),
         ("connection-upgrade-on-plain", _) => "set Connection: upgrade only when the request carries Upgrade (a conditional/map), not on every request".into(),
@@ -146,10 +193,14 @@ pub fn fix(kind: &str, p: Proxy, ctx: &FixContext) -> Option<String> {
         ),
         ("idle-timeout-close" | "heartbeat-race", Proxy::Haproxy) => format!("timeout tunnel {keep}s   (in the defaults or backend section)\nor send heartbeats every {hb} s or less"),
         ("idle-timeout-close" | "heartbeat-race", Proxy::Apache) => format!("ProxyTimeout {keep}   (or timeout={keep} on the ProxyPass)\nor send heartbeats every {hb} s or less"),
+        ("idle-timeout-close" | "heartbeat-race", Proxy::Lighttpd) => format!("raise server.max-read-idle and server.max-write-idle to {keep} (seconds; 60 and 360 by default)\nor send heartbeats every {hb} s or less"),
+        ("idle-timeout-close" | "heartbeat-race", Proxy::Traefik) => format!("raise the entryPoint's transport.respondingTimeouts (readTimeout / idleTimeout) to {keep}s\nor send heartbeats every {hb} s or less"),
         ("idle-timeout-close" | "heartbeat-race", Proxy::Envoy) => format!("raise the route's idle_timeout / the HttpConnectionManager's stream_idle_timeout to {keep}s\nor send heartbeats every {hb} s or less"),
         ("idle-timeout-close" | "heartbeat-race", _) => format!(
             "send heartbeats (WebSocket pings or messages) every {hb} s or less, or raise the idle timeout of the hop that closed (nginx proxy_read_timeout, haproxy timeout tunnel, AWS ALB idle_timeout.timeout_seconds, ...)"
         ),
+        ("proxy-protocol-violation", Proxy::Caddy) => "caddy closes upgraded connections itself when its config is reloaded, and 2.6 sends that close frame to the backend unmasked: upgrade caddy; from 2.7 on, stream_close_delay in reverse_proxy lets sessions outlive a reload; reload less often".into(),
+        ("proxy-protocol-violation", _) => "the proxy sends WebSocket frames that break RFC 6455 (see detail): upgrade or reconfigure it; until then the peer closes with 1002 (protocol error)".into(),
         ("mass-close", Proxy::Nginx) => "nginx reloads close upgraded connections when old workers exit: raise worker_shutdown_timeout, reload less often, and make clients reconnect with backoff".into(),
         ("mass-close", _) => "a proxy reload or restart closed every session at once: drain connections on reload and make clients reconnect with backoff".into(),
         ("abnormal-close", _) => "a connection ended without a WebSocket close handshake (the client saw 1006): check which side closed it (detail) and that side's logs".into(),
@@ -180,16 +231,81 @@ mod tests {
         }
     }
 
+    fn req(h: &[(&str, &str)]) -> Request {
+        Request {
+            method: "GET".into(),
+            target: "/ws".into(),
+            version: Version::Http11,
+            headers: Headers::from_pairs(h.iter().copied()),
+            head_len: 0,
+        }
+    }
+
+    fn named(c: Option<&Request>, r: Option<&Response>, f: Option<&Request>) -> Option<Proxy> {
+        recognise(c, r, f).map(|x| x.0)
+    }
+
     #[test]
     fn recognises_from_server_and_signatures() {
-        assert_eq!(recognise(None, Some(&resp(&[("Server", "nginx/1.22.1")])), None), Some(Proxy::Nginx));
-        assert_eq!(recognise(None, Some(&resp(&[("Server", "Apache/2.4.57 (Debian)")])), None), Some(Proxy::Apache));
-        assert_eq!(recognise(None, Some(&resp(&[("server", "envoy")])), None), Some(Proxy::Envoy));
-        assert_eq!(
-            recognise(None, Some(&resp(&[("content-length", "107"), ("content-type", "text/html")])), None),
-            Some(Proxy::Haproxy)
-        );
-        assert_eq!(recognise(None, Some(&resp(&[("Server", "Python/3.11 websockets/17")])), None), None);
+        assert_eq!(named(None, Some(&resp(&[("Server", "nginx/1.22.1")])), None), Some(Proxy::Nginx));
+        assert_eq!(named(None, Some(&resp(&[("Server", "Apache/2.4.57 (Debian)")])), None), Some(Proxy::Apache));
+        assert_eq!(named(None, Some(&resp(&[("server", "envoy")])), None), Some(Proxy::Envoy));
+        assert_eq!(named(None, Some(&resp(&[("Server", "lighttpd/1.4.69")])), None), Some(Proxy::Lighttpd));
+        assert_eq!(named(None, Some(&resp(&[("Server", "Python/3.11 websockets/17")])), None), None);
+        // caddy answers with its own Server beside the backend's
+        let two = resp(&[("Server", "Caddy"), ("Server", "wstap-lab-backend")]);
+        assert_eq!(named(None, Some(&two), None), Some(Proxy::Caddy));
+        // the evidence says what named it
+        let (_, why) = recognise(None, Some(&resp(&[("Server", "nginx/1.22.1")])), None).unwrap();
+        assert!(why.contains("server: nginx/1.22.1"), "{why}");
+    }
+
+    /// Many servers (Python websockets behind nothing, Go, Node, embedded
+    /// ones) answer with lower-case names and no Server header: that alone
+    /// names no proxy.
+    #[test]
+    fn lower_case_response_without_server_names_nothing() {
+        let r = resp(&[("upgrade", "websocket"), ("connection", "Upgrade"), ("sec-websocket-accept", "x")]);
+        assert_eq!(named(None, Some(&r), None), None);
+        assert_eq!(named(Some(&req(&[("Host", "a")])), Some(&r), None), None);
+    }
+
+    /// From each proxy's documentation of the headers it adds upstream.
+    #[test]
+    fn forwarded_request_signatures() {
+        let lighttpd =
+            req(&[("X-Forwarded-For", "10.0.0.1"), ("X-Host", "example.com"), ("X-Forwarded-Proto", "http")]);
+        assert_eq!(forwarded_signature(&lighttpd).unwrap().0, Proxy::Lighttpd);
+        let traefik = req(&[
+            ("X-Forwarded-For", "10.0.0.1"),
+            ("X-Forwarded-Host", "example.com"),
+            ("X-Forwarded-Port", "443"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Server", "traefik-65bccdc4bd-tkbmn"),
+            ("X-Real-Ip", "10.0.0.1"),
+        ]);
+        assert_eq!(forwarded_signature(&traefik).unwrap().0, Proxy::Traefik);
+        let apache = req(&[("X-Forwarded-For", "10.0.0.1"), ("X-Forwarded-Host", "a"), ("X-Forwarded-Server", "a")]);
+        assert_eq!(forwarded_signature(&apache).unwrap().0, Proxy::Apache);
+        let envoy =
+            req(&[("x-forwarded-proto", "https"), ("x-request-id", "1"), ("x-envoy-expected-rq-timeout-ms", "15000")]);
+        assert_eq!(forwarded_signature(&envoy).unwrap().0, Proxy::Envoy);
+        let envoy_internal = req(&[("x-envoy-internal", "true")]);
+        assert_eq!(forwarded_signature(&envoy_internal).unwrap().0, Proxy::Envoy);
+        let via = req(&[("Via", "1.1 traefik")]);
+        assert_eq!(forwarded_signature(&via).unwrap().0, Proxy::Traefik);
+        assert_eq!(forwarded_signature(&req(&[("X-Forwarded-For", "10.0.0.1")])), None);
+        // an envoy response
+        assert_eq!(named(None, Some(&resp(&[("x-envoy-upstream-service-time", "3")])), None), Some(Proxy::Envoy));
+    }
+
+    /// haproxy's lower-casing is evidence only when both hops are compared.
+    #[test]
+    fn haproxy_from_lower_cased_forward() {
+        let c = req(&[("Host", "a"), ("Upgrade", "websocket")]);
+        let f = req(&[("host", "a"), ("upgrade", "websocket"), ("x-forwarded-for", "10.0.0.1")]);
+        assert_eq!(named(Some(&c), None, Some(&f)), Some(Proxy::Haproxy));
+        assert_eq!(named(None, None, Some(&f)), None);
     }
 
     #[test]
@@ -203,5 +319,15 @@ mod tests {
         assert!(fix("idle-timeout-close", Proxy::Haproxy, &c).unwrap().contains("timeout tunnel"));
         assert!(fix("idle-timeout-close", Proxy::Nginx, &c).unwrap().contains("proxy_read_timeout"));
         assert!(fix("no-such-kind", Proxy::Nginx, &c).is_none());
+        assert!(
+            fix("upgrade-stripped", Proxy::Lighttpd, &c)
+                .unwrap()
+                .contains("proxy.header = ( \"upgrade\" => \"enable\" )")
+        );
+        assert!(fix("idle-timeout-close", Proxy::Lighttpd, &c).unwrap().contains("server.max-read-idle"));
+        assert!(fix("upgrade-stripped", Proxy::Traefik, &c).unwrap().contains("customRequestHeaders"));
+        assert!(fix("idle-timeout-close", Proxy::Traefik, &c).unwrap().contains("respondingTimeouts"));
+        assert!(fix("upgrade-stripped", Proxy::Envoy, &c).unwrap().contains("upgrade_type: websocket"));
+        assert!(fix("idle-timeout-close", Proxy::Envoy, &c).unwrap().contains("idle_timeout"));
     }
 }

@@ -19,6 +19,7 @@ use super::key::FlowKey;
 use crate::budget::{self, Class};
 use crate::decode::{Segment, flags};
 use crate::event::{ConnId, ConnSummary, EndReason, Event, EventKind};
+use crate::proto::h2::{self, StreamEvent};
 use crate::proto::{App, Dir, ProtoEvent, http};
 use crate::time::Ts;
 
@@ -89,10 +90,12 @@ pub struct Conn {
     pub(super) holding: u8,
     pub(super) charged_state: u32,
     pub(super) charged_buffers: u32,
+    /// Listed among the connections holding TLS records for their keys.
+    pub(super) waiting_keys: bool,
 }
 
 impl Conn {
-    pub fn new(id: ConnId, ts: Ts, seg: &Segment<'_>, verbose: bool) -> Conn {
+    pub fn new(id: ConnId, ts: Ts, seg: &Segment<'_>, verbose: bool, keys: &crate::proto::tls::Keys) -> Conn {
         let mut key = FlowKey { src: seg.src, dst: seg.dst };
         let syn_only = seg.has(flags::SYN) && !seg.has(flags::ACK);
         let synack = seg.has(flags::SYN) && seg.has(flags::ACK);
@@ -104,7 +107,7 @@ impl Conn {
             key,
             state: if syn_only { TcpState::SynSent } else { TcpState::Partial },
             halves: Default::default(),
-            app: if verbose { App::DetectVerbose } else { App::Detect },
+            app: if verbose { App::DetectVerbose(keys.clone()) } else { App::Detect(keys.clone()) },
             first_ts: ts,
             last_ts: ts,
             syn: false,
@@ -117,6 +120,7 @@ impl Conn {
             holding: 0,
             charged_state: 0,
             charged_buffers: 0,
+            waiting_keys: false,
         }
     }
 
@@ -286,7 +290,7 @@ impl Conn {
                 }
                 if seg.has(flags::FIN) && h.fin.is_none() {
                     h.fin = At(ts.0);
-                    self.app.closing(dir, ts, "fin");
+                    self.closing(dir, ts, "fin", out, scratch);
                     self.emit(ts, EventKind::Fin { dir }, out);
                 }
             } else {
@@ -327,14 +331,58 @@ impl Conn {
         if !scratch.is_empty() {
             self.open(ts, out);
             for pe in scratch.drain(..) {
-                out.push(proto_event(self.id, pe));
+                push_event(self.id, self.key, pe, EndReason::Closed, out);
             }
         }
         if fin && self.halves[dir.index()].fin.is_none() {
             self.halves[dir.index()].fin = At(ts.0);
-            self.app.closing(dir, ts, "fin");
+            self.closing(dir, ts, "fin", out, scratch);
             self.emit(ts, EventKind::Fin { dir }, out);
         }
+    }
+
+    /// The app learns that `dir` closed (a TLS connection may read records
+    /// it held for keys then).
+    fn closing(&mut self, dir: Dir, ts: Ts, how: &'static str, out: &mut Vec<Event>, scratch: &mut Vec<ProtoEvent>) {
+        self.app.closing(dir, ts, how, scratch);
+        if !scratch.is_empty() {
+            self.open(ts, out);
+            for pe in scratch.drain(..) {
+                push_event(self.id, self.key, pe, EndReason::Closed, out);
+            }
+        }
+    }
+
+    /// Records are held until this connection's TLS keys arrive.
+    pub fn holds_for_keys(&self) -> bool {
+        self.app.holds_for_keys()
+    }
+
+    /// The key store changed: held records may be read now (their events
+    /// carry their own packet times).
+    pub fn keys_changed(&mut self, ts: Ts, out: &mut Vec<Event>, scratch: &mut Vec<ProtoEvent>) {
+        self.app.keys_changed(ts, scratch);
+        if !scratch.is_empty() {
+            self.open(ts, out);
+            for pe in scratch.drain(..) {
+                push_event(self.id, self.key, pe, EndReason::Closed, out);
+            }
+        }
+    }
+
+    /// HTTP/2 counters of this connection, if it is HTTP/2.
+    pub fn h2_stats(&self) -> Option<crate::proto::h2::H2Stats> {
+        self.app.h2().map(|h| h.stats())
+    }
+
+    /// The WebSocket activity of one of its HTTP/2 streams, while open.
+    pub fn stream_activity(&self, stream: u32) -> Option<&crate::proto::activity::WsActivity> {
+        self.app.h2()?.stream_activity(stream)
+    }
+
+    /// TLS counters of this connection, if it is TLS.
+    pub fn tls_stats(&self) -> Option<crate::proto::tls::TlsStats> {
+        self.app.tls().map(|t| t.stats())
     }
 
     fn reset(&mut self, dir: Dir, ts: Ts, out: &mut Vec<Event>, scratch: &mut Vec<ProtoEvent>) {
@@ -342,7 +390,7 @@ impl Conn {
         let refused = self.state == TcpState::SynSent && dir == Dir::ToClient;
         self.refused = refused;
         self.flush(ts, out, scratch);
-        self.app.closing(dir, ts, "rst");
+        self.closing(dir, ts, "rst", out, scratch);
         self.emit(ts, EventKind::Rst { dir }, out);
         self.close(ts, if refused { EndReason::Refused } else { EndReason::Reset }, out, scratch);
     }
@@ -365,6 +413,14 @@ impl Conn {
         if !matches!(reason, EndReason::Closed | EndReason::Reset | EndReason::Refused) {
             self.flush(ts, out, scratch);
         }
+        // HTTP/2: the streams still open end with the connection.
+        self.app.finish(scratch);
+        if !scratch.is_empty() {
+            self.open(ts, out);
+            for pe in scratch.drain(..) {
+                push_event(self.id, self.key, pe, reason, out);
+            }
+        }
         let summary = ConnSummary {
             flow: self.key,
             end: reason,
@@ -380,6 +436,7 @@ impl Conn {
             keepalives: self.halves[0].asm.stats.keepalives as u64 + self.halves[1].asm.stats.keepalives as u64,
             gaps: self.halves[0].asm.stats.gaps as u64 + self.halves[1].asm.stats.gaps as u64,
             ws: self.app.take_activity(),
+            h2: None,
         };
         self.state = TcpState::Closed;
         self.emit(ts, EventKind::Close(Box::new(summary)), out);
@@ -394,7 +451,10 @@ fn feed(app: &mut App, dir: Dir, ts: Ts, c: Chunk<'_>, out: &mut Vec<ProtoEvent>
     }
 }
 
-fn proto_event(conn: ConnId, pe: ProtoEvent) -> Event {
+/// Turns a parser's fact into events: an HTTP/2 stream's facts go to the
+/// stream's own id ([`h2::stream_conn`]), as a connection of its own;
+/// `conn_end` is why a stream the connection's end closed ended.
+fn push_event(conn: ConnId, flow: FlowKey, pe: ProtoEvent, conn_end: EndReason, out: &mut Vec<Event>) {
     let (ts, kind) = match pe {
         ProtoEvent::Request { ts, req } => (ts, EventKind::Request(req)),
         ProtoEvent::Response { ts, resp } => (ts, EventKind::Response(resp)),
@@ -403,6 +463,62 @@ fn proto_event(conn: ConnId, pe: ProtoEvent) -> Event {
         ProtoEvent::RelaySample { dir, ts, ordinal } => (ts, EventKind::RelaySample { dir, ordinal }),
         ProtoEvent::Anomaly { dir, ts, what } => (ts, EventKind::Anomaly { dir, what }),
         ProtoEvent::Tls { ts, sni } => (ts, EventKind::Tls { sni }),
+        ProtoEvent::TlsInfo { ts, info } => (ts, EventKind::TlsInfo(info)),
+        ProtoEvent::TlsTurn { dir, ts } => (ts, EventKind::TlsTurn { dir }),
+        ProtoEvent::H2 { ts, fact } => (ts, EventKind::H2(fact)),
+        ProtoEvent::H2Stream { stream, ts, ev } => {
+            let id = h2::stream_conn(conn, stream);
+            let kind = match ev {
+                StreamEvent::Open => {
+                    out.push(Event { conn: id, ts, kind: EventKind::Open { flow, syn: false } });
+                    EventKind::H2Stream { parent: conn, stream }
+                }
+                StreamEvent::Request(req) => EventKind::Request(req),
+                StreamEvent::Response(resp) => EventKind::Response(resp),
+                StreamEvent::Upgraded => EventKind::Upgraded { websocket: true },
+                StreamEvent::Frame { dir, frame } => EventKind::Frame { dir, frame },
+                StreamEvent::RelaySample { dir, ordinal } => EventKind::RelaySample { dir, ordinal },
+                StreamEvent::End { dir } => EventKind::Fin { dir },
+                StreamEvent::Reset { dir, .. } => EventKind::Rst { dir },
+                StreamEvent::Closed(s) => EventKind::Close(Box::new(stream_summary(flow, *s, conn_end))),
+            };
+            out.push(Event { conn: id, ts, kind });
+            return;
+        }
     };
-    Event { conn, ts, kind }
+    out.push(Event { conn, ts, kind });
+}
+
+/// A stream's summary in the form of a connection's.
+fn stream_summary(flow: FlowKey, s: h2::StreamSummary, conn_end: EndReason) -> ConnSummary {
+    let end = if s.reset_code.is_some() {
+        EndReason::Reset
+    } else if s.ended_by_connection || s.fin.iter().any(Option::is_none) {
+        conn_end
+    } else {
+        EndReason::Closed
+    };
+    ConnSummary {
+        flow,
+        end,
+        first_ts: s.first_ts,
+        last_ts: s.last_ts,
+        syn: false,
+        established: true,
+        packets: s.frames,
+        bytes: s.bytes,
+        last_data: s.last_data,
+        fin: s.fin,
+        rst: s.rst,
+        keepalives: 0,
+        gaps: s.gaps,
+        ws: s.ws,
+        h2: Some(Box::new(crate::event::StreamEnd {
+            stream: s.stream,
+            reset_code: s.reset_code,
+            reset_by: s.reset_by,
+            by_connection: s.ended_by_connection,
+            overruns: s.overruns,
+        })),
+    }
 }

@@ -66,6 +66,10 @@ pub struct FlowStats {
     /// RST or stray ACK for a connection never seen: not tracked.
     pub strays: u64,
     pub reassembly: ReassemblyStats,
+    /// TLS connections, decrypted or not and why (ended connections).
+    pub tls: crate::proto::tls::TlsStats,
+    /// HTTP/2 connections (ended connections).
+    pub h2: crate::proto::h2::H2Stats,
 }
 
 type Key = (Endpoint, Endpoint);
@@ -87,10 +91,17 @@ struct Books {
     /// Queues with too many stale entries, compacted after the packet.
     compact: [bool; 3],
     compact_holders: bool,
+    compact_waiting: bool,
     /// Something to compact (one flag to look at per packet).
     maintenance: bool,
     /// What the analyzers produce while a connection is processed.
     scratch: Vec<ProtoEvent>,
+    /// Connections holding TLS records for their keys, looked at when the
+    /// key store changes (live key log, pcapng secrets). A connection is
+    /// listed once (its `waiting_keys` flag); entries of connections gone
+    /// are dropped when they outnumber the live ones.
+    waiting_keys: Vec<(Key, u64)>,
+    waiting_count: usize,
     next_due: Ts,
     linger_s: f64,
     budget: Budget,
@@ -109,6 +120,9 @@ pub struct FlowTable {
     /// The table's capacity when last measured.
     capacity: usize,
     pub stats: FlowStats,
+    /// Session keys for TLS connections (key logs, pcapng secrets).
+    keys: crate::proto::tls::Keys,
+    keys_generation: u64,
 }
 
 const SWEEP_EVERY_S: f64 = 10.0;
@@ -139,6 +153,9 @@ impl Books {
             self.settle_state(c, key, ts);
         }
         if touched {
+            if !c.waiting_keys && c.holds_for_keys() {
+                self.note_waiting(c, key);
+            }
             let buf = c.buffered().min(u32::MAX as u64) as u32;
             if buf != c.charged_buffers {
                 self.settle_buffers(c, key, buf);
@@ -195,6 +212,18 @@ impl Books {
         self.budget.note_peak();
     }
 
+    /// The connection holds TLS records until its keys arrive.
+    #[cold]
+    fn note_waiting(&mut self, c: &mut Conn, key: Key) {
+        c.waiting_keys = true;
+        self.waiting_keys.push((key, c.id));
+        self.waiting_count += 1;
+        if self.waiting_keys.len() > 2 * self.waiting_count + 1024 {
+            self.compact_waiting = true;
+            self.maintenance = true;
+        }
+    }
+
     fn enqueue(&mut self, class: Class, key: Key, id: u64) {
         let q = &mut self.queues[class as usize];
         q.push_back((key, id));
@@ -211,6 +240,9 @@ impl Books {
         }
         if c.holding > 0 {
             self.holding -= 1;
+        }
+        if c.waiting_keys {
+            self.waiting_count -= 1;
         }
         self.budget.state -= c.charged_state as u64;
         self.budget.buffers -= c.charged_buffers as u64;
@@ -231,8 +263,11 @@ impl FlowTable {
                 holding: 0,
                 compact: [false; 3],
                 compact_holders: false,
+                compact_waiting: false,
                 maintenance: false,
                 scratch: Vec::new(),
+                waiting_keys: Vec::new(),
+                waiting_count: 0,
                 next_due: Ts(i64::MIN),
                 linger_s: limits.linger_s,
                 budget,
@@ -243,7 +278,14 @@ impl FlowTable {
             max_flows,
             capacity: 0,
             stats: FlowStats::default(),
+            keys: Default::default(),
+            keys_generation: 0,
         }
+    }
+
+    /// The session keys TLS connections are decrypted with.
+    pub fn keys(&self) -> &crate::proto::tls::Keys {
+        &self.keys
     }
 
     pub fn live(&self) -> usize {
@@ -307,6 +349,31 @@ impl FlowTable {
         self.new_connection(ts, seg, key, out);
     }
 
+    /// Live key log: when new keys came, connections holding records for
+    /// theirs read them now rather than at their next packet.
+    #[cold]
+    fn keys_arrived(&mut self, ts: Ts, out: &mut Vec<Event>) {
+        let g = self.keys.generation();
+        if g == self.keys_generation {
+            return;
+        }
+        self.keys_generation = g;
+        let waiting = std::mem::take(&mut self.books.waiting_keys);
+        self.books.waiting_count = 0;
+        for (key, id) in waiting {
+            let Some(c) = self.map.get_mut(&key).filter(|c| c.id == id && c.waiting_keys) else { continue };
+            c.keys_changed(ts, out, &mut self.books.scratch);
+            if c.holds_for_keys() {
+                self.books.waiting_keys.push((key, id));
+                self.books.waiting_count += 1;
+            } else {
+                c.waiting_keys = false;
+            }
+            self.books.settle(c, key, ts, true);
+        }
+        self.after_packet(ts, out);
+    }
+
     /// The first packet of a connection not in the table.
     #[inline(never)]
     fn new_connection(&mut self, ts: Ts, seg: &Segment<'_>, key: Key, out: &mut Vec<Event>) {
@@ -317,7 +384,7 @@ impl FlowTable {
         let id = self.next_id;
         self.next_id += 1;
         self.stats.flows += 1;
-        self.map.insert(key, Conn::new(id, ts, seg, self.limits.verbose));
+        self.map.insert(key, Conn::new(id, ts, seg, self.limits.verbose, &self.keys));
         self.stats.live_max = self.stats.live_max.max(self.map.len() as u64);
         if self.map.capacity() != self.capacity {
             self.capacity = self.map.capacity();
@@ -500,6 +567,9 @@ impl FlowTable {
                     .retain(|(k, id)| map.get(k).is_some_and(|c| c.id == *id && c.counted && c.class == class));
             }
         }
+        if std::mem::take(&mut self.books.compact_waiting) {
+            self.books.waiting_keys.retain(|(k, id)| map.get(k).is_some_and(|c| c.id == *id && c.waiting_keys));
+        }
         if std::mem::take(&mut self.books.compact_holders) {
             for (i, q) in self.books.holders.iter_mut().enumerate() {
                 q.retain(|(k, id)| map.get(k).is_some_and(|c| c.id == *id && c.holding == i as u8 + 1));
@@ -510,6 +580,12 @@ impl FlowTable {
     fn remove(&mut self, key: &Key) {
         if let Some(c) = self.map.remove(key) {
             c.add_reassembly_stats(&mut self.stats.reassembly);
+            if let Some(t) = c.tls_stats() {
+                self.stats.tls.add(&t);
+            }
+            if let Some(h) = c.h2_stats() {
+                self.stats.h2.add(&h);
+            }
             self.books.release(&c);
         }
     }
@@ -518,6 +594,9 @@ impl FlowTable {
     /// and unanswered SYNs.
     #[inline]
     pub fn expire(&mut self, now: Ts, out: &mut Vec<Event>) {
+        if !self.books.waiting_keys.is_empty() {
+            self.keys_arrived(now, out);
+        }
         if now < self.books.next_due {
             return;
         }

@@ -70,6 +70,9 @@ pub struct WsActivity {
     pub pongs: [u64; 2],
     pub compressed: bool,
     pub unmasked_client: u64,
+    /// Frames from the server side that were masked (RFC 6455 5.1: a
+    /// server must not mask).
+    pub masked_server: u64,
     pub oversized_control: u64,
     /// Last frame other than a close frame, per direction.
     pub last_frame: [Option<Ts>; 2],
@@ -100,6 +103,9 @@ impl WsActivity {
         }
         if dir == Dir::ToServer && !f.masked {
             self.unmasked_client += 1;
+        }
+        if dir == Dir::ToClient && f.masked {
+            self.masked_server += 1;
         }
         if f.oversized_control() {
             self.oversized_control += 1;

@@ -111,6 +111,12 @@ pub struct WsState {
 }
 
 impl WsState {
+    /// Frames from `ts` on (an HTTP/2 stream's DATA after a 2xx to its
+    /// extended CONNECT).
+    pub fn new(ts: Ts, verbose: bool) -> WsState {
+        WsState { parsers: Default::default(), act: WsActivity::new(ts), stranded: 0, taken: false, verbose }
+    }
+
     pub fn feed(&mut self, dir: Dir, ts: Ts, data: &[u8], out: &mut Vec<ProtoEvent>) {
         let WsState { parsers, act, verbose, .. } = self;
         let verbose = *verbose;
@@ -809,8 +815,10 @@ mod tests {
                 ProtoEvent::Upgraded { websocket, .. } => format!("upgraded ws={websocket}"),
                 ProtoEvent::Frame { dir, frame, .. } => format!("frame {:?} {}", dir, opcode::name(frame.opcode)),
                 ProtoEvent::Anomaly { what, .. } => format!("anomaly {what}"),
-                ProtoEvent::Tls { .. } => "tls".into(),
+                ProtoEvent::Tls { .. } | ProtoEvent::TlsInfo { .. } => "tls".into(),
+                ProtoEvent::TlsTurn { .. } => "tls-turn".into(),
                 ProtoEvent::RelaySample { .. } => "relay".into(),
+                ProtoEvent::H2Stream { .. } | ProtoEvent::H2 { .. } => "h2".into(),
             })
             .collect()
     }

@@ -7,6 +7,8 @@ use std::fmt;
 pub enum Version {
     Http10,
     Http11,
+    /// A request or response on an HTTP/2 stream.
+    Http2,
 }
 
 impl Version {
@@ -14,6 +16,7 @@ impl Version {
         match self {
             Version::Http10 => "HTTP/1.0",
             Version::Http11 => "HTTP/1.1",
+            Version::Http2 => "HTTP/2",
         }
     }
     pub fn from_minor(m: u8) -> Version {
@@ -135,7 +138,22 @@ impl Request {
     /// `Upgrade: websocket` or a `Sec-WebSocket-Key` (a proxy that strips
     /// the hop-by-hop headers still forwards the key).
     pub fn is_websocket_attempt(&self) -> bool {
-        self.headers.has_token("upgrade", "websocket") || self.headers.has("sec-websocket-key")
+        self.headers.has_token("upgrade", "websocket")
+            || self.headers.has("sec-websocket-key")
+            || self.is_extended_connect()
+    }
+
+    /// RFC 8441: an HTTP/2 extended CONNECT for a WebSocket (`:protocol
+    /// websocket`), answered 2xx on success instead of 101.
+    pub fn is_extended_connect(&self) -> bool {
+        self.version == Version::Http2
+            && self.method.eq_ignore_ascii_case("CONNECT")
+            && self.headers.get(":protocol").is_some_and(|p| p.eq_ignore_ascii_case("websocket"))
+    }
+
+    /// The HTTP/2 stream the request came on, when it did.
+    pub fn is_h2(&self) -> bool {
+        self.version == Version::Http2
     }
 
     /// Path without the query string.

@@ -3,9 +3,11 @@
 //! as [`ProtoEvent`]s. They never decide findings.
 
 pub mod activity;
+pub mod h2;
 pub mod http;
 pub mod message;
 pub mod tls;
+pub mod turns;
 pub mod ws;
 
 use crate::time::Ts;
@@ -50,58 +52,128 @@ pub enum ProtoEvent {
     RelaySample { dir: Dir, ts: Ts, ordinal: u64 },
     /// Input the parser could not make sense of (counted in the summary).
     Anomaly { dir: Dir, ts: Ts, what: &'static str },
-    /// A TLS ClientHello: this hop is encrypted and cannot be read.
+    /// A TLS ClientHello: this hop is encrypted (readable only with keys).
     Tls { ts: Ts, sni: Option<String> },
+    /// What the TLS handshake negotiated, when its application data was
+    /// first decrypted or when it was found not to be decryptable (and why).
+    TlsInfo { ts: Ts, info: Box<tls::TlsInfo> },
+    /// On a TLS connection: the client began sending application data after
+    /// the server spoke (`ToServer`), or the server answered (`ToClient`).
+    TlsTurn { dir: Dir, ts: Ts },
+    /// HTTP/2: a fact about one stream (followed like a connection of its
+    /// own by the analyzer).
+    H2Stream { stream: u32, ts: Ts, ev: h2::StreamEvent },
+    /// HTTP/2: a connection-level fact (SETTINGS, GOAWAY).
+    H2 { ts: Ts, fact: h2::ConnFact },
 }
 
 /// What a connection carries, decided from its first payload bytes.
-#[derive(Debug, Default)]
+/// `Detect` carries the run's session keys, for a TLS connection.
+#[derive(Debug)]
 pub enum App {
-    #[default]
-    Detect,
+    Detect(tls::Keys),
     /// Like Detect, with WebSocket frames reported one by one (`-v`).
-    DetectVerbose,
+    DetectVerbose(tls::Keys),
     Http(Box<http::HttpConn>),
     /// After a 101 to a WebSocket upgrade: frames only.
     Ws(Box<http::WsState>),
-    /// TLS, SSH, a non-WebSocket tunnel, anything not HTTP: not parsed.
+    /// TLS: records decrypted when keys are known, the plaintext parsed by
+    /// an inner `App`; without keys, record headers only, for the turns of
+    /// the conversation.
+    Tls(Box<tls::TlsConn>),
+    /// HTTP/2 (ALPN h2 after decryption, or the client preface in clear):
+    /// streams, each one an exchange, RFC 8441 WebSockets among them.
+    H2(Box<h2::H2Conn>),
+    /// SSH, a non-WebSocket tunnel, anything not HTTP: not parsed.
     Opaque,
 }
 
 impl App {
     /// True when nothing more will be parsed on this connection, so the
     /// connection layer can stop reassembling it.
+    #[inline]
     pub fn is_opaque(&self) -> bool {
         match self {
             App::Opaque => true,
             App::Http(h) => h.is_tunnel(),
-            App::Ws(_) | App::Detect | App::DetectVerbose => false,
+            App::Tls(t) => t.is_opaque(),
+            App::H2(h) => h.is_dead(),
+            App::Ws(_) | App::Detect(_) | App::DetectVerbose(_) => false,
         }
     }
 
     pub fn is_websocket(&self) -> bool {
-        matches!(self, App::Ws(_))
+        match self {
+            App::Ws(_) => true,
+            App::Tls(t) => t.inner().is_websocket(),
+            _ => false,
+        }
+    }
+
+    /// A TLS connection holding records until its keys arrive.
+    pub fn holds_for_keys(&self) -> bool {
+        matches!(self, App::Tls(t) if t.is_holding())
+    }
+
+    /// The key store changed (live key log): held records may be read now.
+    pub fn keys_changed(&mut self, ts: Ts, out: &mut Vec<ProtoEvent>) {
+        if let App::Tls(t) = self {
+            t.keys_changed(ts, out);
+        }
+    }
+
+    /// The HTTP/2 connection, when this is one (in clear or decrypted).
+    pub fn h2(&self) -> Option<&h2::H2Conn> {
+        match self {
+            App::H2(h) => Some(h),
+            App::Tls(t) => t.inner().h2(),
+            _ => None,
+        }
+    }
+
+    /// The connection ended for `reason`: an HTTP/2 connection ends its
+    /// streams.
+    pub fn finish(&mut self, out: &mut Vec<ProtoEvent>) {
+        match self {
+            App::H2(h) => h.finish(out),
+            App::Tls(t) => t.inner_mut().finish(out),
+            _ => {}
+        }
+    }
+
+    /// The TLS handshake's facts, for a TLS connection.
+    pub fn tls(&self) -> Option<&tls::TlsConn> {
+        match self {
+            App::Tls(t) => Some(t),
+            _ => None,
+        }
     }
 
     pub fn data(&mut self, dir: Dir, ts: Ts, data: &[u8], out: &mut Vec<ProtoEvent>) {
         if data.is_empty() {
             return;
         }
-        if let App::Detect | App::DetectVerbose = self {
-            let verbose = matches!(self, App::DetectVerbose);
+        if let App::Detect(keys) | App::DetectVerbose(keys) = self {
+            let keys = keys.clone();
+            let verbose = matches!(self, App::DetectVerbose(_));
             let http = || Box::new(http::HttpConn::new(verbose));
             *self = match dir {
                 Dir::ToServer if tls::is_client_hello(data) => {
-                    out.push(ProtoEvent::Tls { ts, sni: tls::sni(data) });
-                    App::Opaque
+                    App::Tls(Box::new(tls::TlsConn::new(keys.clone(), verbose)))
                 }
+                Dir::ToServer if h2::is_preface(data) => App::H2(Box::new(h2::H2Conn::new(verbose))),
                 Dir::ToServer if http::looks_like_request(data) => App::Http(http()),
                 Dir::ToClient if http::looks_like_response(data) => App::Http(http()),
+                _ if tls::looks_like_record(data) => {
+                    App::Tls(Box::new(tls::TlsConn::midstream(keys, verbose, ts, out)))
+                }
                 _ => App::Opaque,
             };
         }
         match self {
             App::Ws(w) => w.feed(dir, ts, data, out),
+            App::Tls(t) => t.data(dir, ts, data, out),
+            App::H2(h) => h.data(dir, ts, data, out),
             App::Http(h) => {
                 h.data(dir, ts, data, out);
                 // After a 101 the connection carries frames only: keep just
@@ -136,11 +208,16 @@ impl App {
     }
 
     /// The sender in `dir` began closing the connection (FIN, RST).
-    pub fn closing(&mut self, dir: Dir, ts: Ts, how: &'static str) {
-        if let App::Ws(w) = self
-            && let Some(a) = w.activity_mut()
-        {
-            a.closing(ts, dir, how);
+    pub fn closing(&mut self, dir: Dir, ts: Ts, how: &'static str, out: &mut Vec<ProtoEvent>) {
+        match self {
+            App::Ws(w) => {
+                if let Some(a) = w.activity_mut() {
+                    a.closing(ts, dir, how);
+                }
+            }
+            App::Tls(t) => t.closing(dir, ts, how, out),
+            App::H2(h) => h.closing(dir, ts, how),
+            _ => {}
         }
     }
 
@@ -148,6 +225,7 @@ impl App {
     pub fn activity(&self) -> Option<&activity::WsActivity> {
         match self {
             App::Ws(w) => w.activity(),
+            App::Tls(t) => t.inner().activity(),
             _ => None,
         }
     }
@@ -155,6 +233,7 @@ impl App {
     pub fn take_activity(&mut self) -> Option<Box<activity::WsActivity>> {
         match self {
             App::Ws(w) => w.take_activity(),
+            App::Tls(t) => t.inner_mut().take_activity(),
             _ => None,
         }
     }
@@ -163,6 +242,8 @@ impl App {
         match self {
             App::Http(h) => h.gap(dir, len, out, ts),
             App::Ws(w) => w.gap(dir, len, ts, out),
+            App::Tls(t) => t.gap(dir, ts, len, out),
+            App::H2(h) => h.gap(dir, ts, len, out),
             _ => {}
         }
     }

@@ -83,6 +83,7 @@ mod tests {
             len: 5,
             close_code: None,
             close_reason: Some("x\x1b[2J\u{9b}\u{202e}\x7fé\"".into()),
+            stream_id: None,
         };
         let mut out = Vec::new();
         to_writer(&mut out, &Record::Frame(f)).unwrap();

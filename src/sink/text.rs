@@ -29,6 +29,7 @@ struct GroupKey {
     kind: &'static str,
     path: Option<String>,
     servers: Vec<String>,
+    also: Vec<&'static str>,
 }
 
 struct Group {
@@ -69,8 +70,12 @@ impl<W: Write> TextSink<W> {
         if let Some(p) = &f.path {
             s += &format!(" {p}");
         }
-        if let Some(p) = f.detail.get("proxy").and_then(|p| p.as_str()) {
-            s += &format!(" via {p}");
+        let seen = f.detail.get("proxy_evidence").and_then(|e| e.as_array()).is_some_and(|e| !e.is_empty());
+        match f.detail.get("proxy").and_then(|p| p.as_str()) {
+            Some(p) => s += &format!(" via {p}"),
+            None if seen => s += " via an unrecognised proxy",
+            None if f.detail.get("proxy_evidence").is_some() => s += " (no proxy seen)",
+            None => {}
         }
         s += &format!("\n  {}\n", f.message);
         let hops = &f.detail["hops"];
@@ -95,6 +100,9 @@ impl<W: Write> TextSink<W> {
                 s += &format!("  {:<17}{:<28}{}\n", d["header"].as_str().unwrap_or(""), v(&d["client"]), up);
             }
         }
+        if !f.also.is_empty() {
+            s += &format!("  same fault, also filed as: {}\n", f.also.join(", "));
+        }
         if let Some(fix) = &f.fix {
             s += "  fix:\n";
             for l in fix.lines() {
@@ -113,7 +121,7 @@ fn group_key(f: &Finding) -> GroupKey {
             servers.push(server);
         }
     }
-    GroupKey { kind: f.kind, path: f.path.clone(), servers }
+    GroupKey { kind: f.kind, path: f.path.clone(), servers, also: f.also.clone() }
 }
 
 fn tod(ts: f64) -> String {
@@ -132,10 +140,40 @@ fn status(h: &Hop) -> String {
     }
 }
 
+/// A TLS hop: version, suite, SNI, ALPN, and whether it was decrypted.
+fn tls_tag(h: &Hop) -> String {
+    let Some(t) = &h.tls else {
+        return format!(" [TLS{}]", h.sni.as_ref().map(|s| format!(" {s}")).unwrap_or_default());
+    };
+    let mut v = vec![t.version.unwrap_or("TLS").to_string()];
+    v.extend(t.cipher.clone());
+    if let Some(s) = t.sni.as_ref().or(h.sni.as_ref()) {
+        v.push(format!("SNI {s}"));
+    }
+    if let Some(a) = &t.alpn {
+        v.push(format!("ALPN {a}"));
+    }
+    let state = match (t.decrypted, t.reason) {
+        (true, _) => "decrypted".to_string(),
+        (false, Some(r)) => format!("not decrypted: {r}"),
+        (false, None) => "not decrypted".to_string(),
+    };
+    format!(" [{}, {state}]", v.join(" "))
+}
+
 /// What stands out in a hop's upgrade request, if anything.
 fn oddities(h: &Hop) -> String {
     if h.encrypted {
-        return format!(" [TLS{}]", h.sni.as_ref().map(|s| format!(" {s}")).unwrap_or_default());
+        return tls_tag(h);
+    }
+    let tls = if h.tls.is_some() { tls_tag(h) } else { String::new() };
+    if let Some(id) = h.stream_id {
+        // HTTP/2: the stream, and RFC 8441's `:protocol` (no Upgrade there).
+        let p = match &h.protocol {
+            Some(p) => format!(":protocol {p}"),
+            None => "no :protocol".into(),
+        };
+        return format!("{tls} [stream {id}, {p}]");
     }
     let mut v = Vec::new();
     if h.version == Some("HTTP/1.0") {
@@ -151,7 +189,7 @@ fn oddities(h: &Hop) -> String {
         Some(c) if !c.to_ascii_lowercase().contains("upgrade") => v.push(format!("Connection: {c}")),
         _ => {}
     }
-    if v.is_empty() { String::new() } else { format!(" [{}]", v.join(", ")) }
+    if v.is_empty() { tls } else { format!("{tls} [{}]", v.join(", ")) }
 }
 
 fn handshake_line(h: &Handshake) -> String {
@@ -181,9 +219,16 @@ fn dirs(d: &Dirs) -> String {
 }
 
 fn session_line(s: &Session) -> String {
+    let tls = if s.hops.first().is_some_and(|h| h.encrypted) { " [TLS]" } else { "" };
+    // An HTTP/2 client hop: the session is one stream of that connection.
+    let stream = s.hops.iter().find(|h| h.role == "client").and_then(|h| h.stream_id);
+    let tls = match stream {
+        Some(id) => format!("{tls} #{id}"),
+        None => tls.to_string(),
+    };
     let flows = match (&s.client_flow, &s.upstream_flow) {
-        (Some(c), Some(u)) => format!("{c} | {u}"),
-        (Some(c), None) => c.clone(),
+        (Some(c), Some(u)) => format!("{c}{tls} | {u}"),
+        (Some(c), None) => format!("{c}{tls}"),
         (None, Some(u)) => format!("(client not seen) | {u}"),
         (None, None) => "-".into(),
     };
@@ -355,6 +400,12 @@ fn summary_text(s: &Summary) -> String {
         out += &row("proxy overhead", &l.overhead);
         out += &row("frame relay", &l.relay);
     }
+    if let Some(t) = &s.tls {
+        out += &tls_text(t, &kv);
+    }
+    if let Some(h) = &s.h2 {
+        out += &h2_text(h, &kv);
+    }
     if !s.findings.is_empty() {
         out += &format!("findings by kind: {}\n", kv(&s.findings));
     }
@@ -376,6 +427,92 @@ fn summary_text(s: &Summary) -> String {
     out
 }
 
+/// The summary's HTTP/2 lines: connections, streams, WebSocket streams,
+/// resets, and whatever the bounds dropped.
+fn h2_text(h: &crate::record::H2Summary, kv: &dyn Fn(&BTreeMap<&str, u64>) -> String) -> String {
+    let mut out = format!(
+        "HTTP/2: {} connections ({} offering WebSockets, RFC 8441), {} streams, {} WebSocket streams ({} accepted)",
+        h.connections, h.connect_protocol_offered, h.streams, h.websocket_streams, h.websocket_accepted
+    );
+    if !h.resets.is_empty() {
+        out += &format!("; RST_STREAM: {}", kv(&h.resets));
+    }
+    if h.goaways > 0 {
+        out += &format!("; {} GOAWAY", h.goaways);
+    }
+    out += "\n";
+    let dropped = [
+        (h.streams_dropped, "streams not followed (cap)"),
+        (h.streams_over_limit, "streams over the server's limit"),
+        (h.hpack_errors, "HPACK errors"),
+        (h.header_blocks_lost, "header blocks not decoded"),
+        (h.header_lists_dropped, "header lists over the cap"),
+        (h.header_lists_over_limit, "header lists over the receiver's limit"),
+        (h.oversized_frames, "oversized frames skipped"),
+        (h.desyncs, "directions lost to gaps"),
+        (h.flow_control_overruns, "flow-control overruns"),
+    ];
+    let v: Vec<String> = dropped.iter().filter(|(n, _)| *n > 0).map(|(n, w)| format!("{n} {w}")).collect();
+    if !v.is_empty() {
+        out += &format!("  {}\n", v.join(", "));
+    }
+    out
+}
+
+/// The summary's TLS lines: what was decrypted, what was not and why, and
+/// what the key logs held (counts only: keys are never printed).
+fn tls_text(t: &crate::record::TlsSummary, kv: &dyn Fn(&BTreeMap<&str, u64>) -> String) -> String {
+    let mut out = format!("TLS: {} connections, {} decrypted", t.connections, t.decrypted);
+    if t.decrypted > 0 {
+        out += &format!(" ({} records, {} bytes of application data", t.records, t.bytes);
+        if t.key_updates > 0 {
+            out += &format!(", {} key updates", t.key_updates);
+        }
+        if t.late_keys > 0 {
+            out += &format!(", {} read when their keys arrived late", t.late_keys);
+        }
+        out += ")";
+    }
+    out += "\n";
+    if !t.not_decrypted.is_empty() {
+        out += &format!(
+            "  not decrypted: {}; those hops are inferred from the other side of the proxy\n",
+            kv(&t.not_decrypted)
+        );
+    }
+    if t.auth_failures > 0 {
+        out += &format!("  {} records failed authentication (wrong keys or damaged records)\n", t.auth_failures);
+    }
+    if t.held_dropped > 0 {
+        out += &format!("  {} bytes of records dropped waiting for keys that did not come\n", t.held_dropped);
+    }
+    if let Some(k) = &t.keylog {
+        let mut src = Vec::new();
+        if k.files > 0 {
+            src.push(format!("{} key log file{}", k.files, if k.files == 1 { "" } else { "s" }));
+        }
+        if k.dsb > 0 {
+            src.push(format!("{} pcapng secrets block{}", k.dsb, if k.dsb == 1 { "" } else { "s" }));
+        }
+        out += &format!(
+            "  keys: {}: {} lines, {} secrets, {} not understood, {} unused labels",
+            src.join(" and "),
+            k.lines,
+            k.secrets,
+            k.malformed,
+            k.ignored
+        );
+        if k.evicted > 0 {
+            out += &format!(", {} connections forgotten (bound)", k.evicted);
+        }
+        if k.read_errors > 0 {
+            out += &format!(", {} read errors", k.read_errors);
+        }
+        out += "\n";
+    }
+    out
+}
+
 impl<W: Write> Sink for TextSink<W> {
     fn record(&mut self, r: &Record) -> std::io::Result<()> {
         // Every string from the wire is made terminal-safe here, once,
@@ -392,10 +529,15 @@ impl<W: Write> Sink for TextSink<W> {
                     let mut gs: Vec<(&GroupKey, &Group)> = self.groups.iter().collect();
                     gs.sort_by(|a, b| b.1.severity.cmp(&a.1.severity).then(a.1.first_ts.total_cmp(&b.1.first_ts)));
                     for (k, g) in gs {
+                        let kind = if k.also.is_empty() {
+                            k.kind.to_string()
+                        } else {
+                            format!("{}+{}", k.kind, k.also.join("+"))
+                        };
                         t += &format!(
                             "  {:<8} {:<28} {:<16} {:<40} x{}\n",
                             g.severity.name(),
-                            k.kind,
+                            kind,
                             k.path.as_deref().unwrap_or("-"),
                             k.servers.join(" => "),
                             g.count
@@ -435,6 +577,8 @@ impl<W: Write> Sink for TextSink<W> {
                 s + "\n"
             }
             Record::Http(_) | Record::Frame(_) => return Ok(()),
+            // One fault, one block: the lead finding names the others.
+            Record::Finding(f) if !f.primary => return Ok(()),
             Record::Finding(f) => {
                 let key = group_key(f);
                 let first = !self.groups.contains_key(&key);

@@ -169,7 +169,7 @@ impl SessionLine {
             id: r.id,
             open: true,
             path: r.path,
-            client_flow: r.client_flow,
+            client_flow: with_stream(r.client_flow, r.client_stream),
             upstream_flow: r.upstream_flow,
             start: r.start.secs(),
             last_activity: r.last_activity.secs(),
@@ -187,7 +187,10 @@ impl SessionLine {
             id: s.id,
             open: false,
             path: s.path.clone(),
-            client_flow: s.client_flow.clone(),
+            client_flow: with_stream(
+                s.client_flow.clone(),
+                s.hops.iter().find(|h| h.role == "client").and_then(|h| h.stream_id),
+            ),
             upstream_flow: s.upstream_flow.clone(),
             start: s.start,
             last_activity: s.end,
@@ -296,6 +299,15 @@ pub fn server_of(flow: &str) -> &str {
 }
 
 /// The client endpoint of a flow "a:p->b:q": "a:p".
+/// An HTTP/2 stream is a session of its own: its client flow shows the
+/// stream ("127.0.0.1:5000->127.0.0.1:443 #3").
+fn with_stream(flow: Option<String>, stream: Option<u32>) -> Option<String> {
+    match (flow, stream) {
+        (Some(f), Some(s)) => Some(format!("{f} #{s}")),
+        (f, _) => f,
+    }
+}
+
 pub fn client_of(flow: &str) -> &str {
     flow.split_once("->").map_or(flow, |(a, _)| a)
 }
@@ -551,6 +563,11 @@ impl App {
     }
 
     fn on_finding(&mut self, f: Finding) {
+        // One fault, one group: the lead finding names the other kinds it
+        // is also filed under (`also`), shown with it.
+        if !f.primary {
+            return;
+        }
         let mut servers: Vec<String> = f.flows.iter().map(|fl| server_of(fl).to_string()).collect();
         servers.sort();
         servers.dedup();

@@ -47,7 +47,8 @@ pub fn run(args: &Args, p: Pipeline) -> Result<i32> {
     // Open the source first: a missing file or a bad filter prints as
     // usual, before the terminal is taken over.
     let plan = crate::capture::privs::plan(args.user.as_deref())?;
-    let (src, source) = feed::open_source(args)?;
+    let (mut src, source) = feed::open_source(args)?;
+    src.set_keys(p.keys().clone());
     if args.interface.is_none() {
         // The file is open: parse it with no privilege (live capture has
         // dropped them once its device was open; capture/privs.rs).

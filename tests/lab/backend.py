@@ -16,6 +16,9 @@ Modes (--mode):
   hang   accept TCP, read the request, never answer (connection stays open
          until the peer closes it or --hang-max seconds pass).
   close  accept TCP, read the request head, close without answering.
+  slow   accept TCP, read the request head, answer 200 with a small HTML
+         page after --delay seconds, then close (a maintenance/error-page
+         service that is slow to answer).
 
 Examples:
   backend.py --port 13001
@@ -193,6 +196,18 @@ async def run_raw(args):
             writer.close()
             log("closed_without_answer", peer=peer)
             return
+        if args.mode == "slow":
+            await asyncio.sleep(args.delay)
+            body = b"<html><body><h1>The service is busy, try again later</h1></body></html>\n"
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nServer: wstap-lab-errorpage\r\nContent-Type: text/html\r\n"
+                + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+                + body
+            )
+            await writer.drain()
+            writer.close()
+            log("answered_slowly", peer=peer, delay=args.delay)
+            return
         # hang: never answer; wait for EOF from the peer (bounded)
         try:
             while True:
@@ -229,12 +244,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--mode", choices=["echo", "hang", "close"], default="echo")
+    ap.add_argument("--mode", choices=["echo", "hang", "close", "slow"], default="echo")
     ap.add_argument("--origin-allow", action="append", default=None, metavar="ORIGIN",
                     help="allowed Origin (repeatable); others get 403")
     ap.add_argument("--ping-interval", type=float, default=None,
                     help="server-side keepalive pings every N s (default: off)")
     ap.add_argument("--ping-timeout", type=float, default=None)
+    ap.add_argument("--delay", type=float, default=0.5, help="slow mode: seconds before answering")
     ap.add_argument("--hang-max", type=float, default=120.0,
                     help="hang mode: give up on a silent connection after N s")
     args = ap.parse_args()

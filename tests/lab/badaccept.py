@@ -8,7 +8,10 @@ The accept value is the correct one computed for a different key
 reads until the peer closes (bounded by --max-wait), then closes.
 One JSON line per event on stdout.
 
-  badaccept.py --port 13015 [--host ::1]
+  badaccept.py --port 13015 [--host ::1] [--lower-case]
+
+--lower-case answers with lower-case header names and no Server header, as
+many WebSocket servers do (HTTP/2-era libraries, embedded servers).
 """
 
 import argparse
@@ -35,7 +38,7 @@ def accept_for(key):
     return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
 
 
-def handle(conn, addr, max_wait):
+def handle(conn, addr, max_wait, lower=False):
     peer = f"{addr[0]}:{addr[1]}"
     conn.settimeout(10)
     data = b""
@@ -69,6 +72,14 @@ def handle(conn, addr, max_wait):
         f"Sec-WebSocket-Accept: {bad}\r\n"
         "\r\n"
     )
+    if lower:
+        resp = (
+            "HTTP/1.1 101 Switching Protocols\r\n"
+            "upgrade: websocket\r\n"
+            "connection: upgrade\r\n"
+            f"sec-websocket-accept: {bad}\r\n"
+            "\r\n"
+        )
     conn.sendall(resp.encode())
     log("sent_101", peer=peer, accept_sent=bad, accept_correct=good)
     conn.settimeout(max_wait)
@@ -89,6 +100,8 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--max-wait", type=float, default=15.0)
+    ap.add_argument("--lower-case", action="store_true",
+                    help="lower-case header names, no Server header")
     args = ap.parse_args()
     fam = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     srv = socket.socket(fam, socket.SOCK_STREAM)
@@ -99,7 +112,7 @@ def main():
     try:
         while True:
             conn, addr = srv.accept()
-            threading.Thread(target=handle, args=(conn, addr, args.max_wait), daemon=True).start()
+            threading.Thread(target=handle, args=(conn, addr, args.max_wait, args.lower_case), daemon=True).start()
     except KeyboardInterrupt:
         pass
     finally:

@@ -199,6 +199,20 @@ lab_caddy() {
     lab_wait_listen "$port" 10
 }
 
+# lab_lighttpd NAME TEMPLATE PORT_TO_WAIT [KEY=VALUE...] : lighttpd -D -f CONF
+#   with its document root, pid, error log and upload dir under $LAB_RUN.
+#   Pid in $LAB_LAST_PID.
+lab_lighttpd() {
+    local name=$1 tmpl=$2 port=$3; shift 3
+    local dir=$LAB_RUN/lighttpd-$name
+    mkdir -p "$dir/www" "$dir/tmp"
+    lab_render "$tmpl" "$dir/lighttpd.conf" RUN="$dir" "$@"
+    lighttpd -tt -f "$dir/lighttpd.conf" >"$dir/configtest.log" 2>&1 \
+        || { lab_log "lighttpd -tt failed for $tmpl: $(cat "$dir/configtest.log")"; return 1; }
+    lab_bg "$dir/stderr.log" lighttpd -D -f "$dir/lighttpd.conf"
+    lab_wait_listen "$port" 10
+}
+
 # ---------------------------------------------------------------- capture
 
 # lab_tcpdump_start PCAP IFACE FILTER [EXTRA_TCPDUMP_ARGS...]
@@ -262,6 +276,12 @@ lab_client_bg() {
 lab_sio_client() {
     local out=$1 t=$2; shift 2
     timeout -s INT "$t" "$LAB_PY" -u "$LAB_DIR/sio_client.py" "$@" >>"$out" 2>>"$out.stderr"
+}
+
+lab_sio_client_bg() {
+    local out=$1 t=$2; shift 2
+    timeout -s INT "$t" "$LAB_PY" -u "$LAB_DIR/sio_client.py" "$@" >>"$out" 2>>"$out.stderr" &
+    LAB_LAST_PID=$!
 }
 
 # lab_merge_jsonl OUT IN... : merge JSON-lines files ordered by their "t" field

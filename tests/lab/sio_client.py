@@ -6,6 +6,7 @@ JSON lines: connect, the transport in use after each step, echo replies,
 and the transport it ended on.
 
   sio_client.py http://127.0.0.1:18080 [--messages 3] [--wait 2] [--group L]
+                [--path rt]     # Socket.IO mounted under /rt/ instead of /socket.io/
 """
 
 import argparse
@@ -31,7 +32,7 @@ def log(event, **kw):
 
 async def run(args):
     sio = socketio.AsyncClient(reconnection=False)
-    log("start", url=args.url, transports=["polling", "websocket"], messages=args.messages)
+    log("start", url=args.url, path=args.path, transports=["polling", "websocket"], messages=args.messages)
 
     @sio.event
     async def disconnect(*a):
@@ -39,7 +40,8 @@ async def run(args):
 
     t = time.time()
     try:
-        await sio.connect(args.url, transports=["polling", "websocket"], wait_timeout=10)
+        await sio.connect(args.url, transports=["polling", "websocket"], wait_timeout=10,
+                          socketio_path=args.path)
     except Exception as exc:
         log("connect_failed", exception=type(exc).__name__, error=str(exc))
         log("summary", connected=False, final_transport=None)
@@ -69,6 +71,7 @@ def main():
     ap.add_argument("--messages", type=int, default=3)
     ap.add_argument("--wait", type=float, default=2.0, help="seconds to let the upgrade happen")
     ap.add_argument("--group")
+    ap.add_argument("--path", default="socket.io", help="the server's Socket.IO path (socketio_path)")
     args = ap.parse_args()
     GROUP = args.group
     asyncio.run(run(args))

@@ -57,6 +57,9 @@ fn group_lines(g: &FindingGroup, width: usize, selected: bool) -> [Line<'static>
         Span::styled(format!(" {}", g.kind), base.add_modifier(Modifier::BOLD)),
         Span::styled(format!(" ×{}", g.count), base),
     ];
+    if let Some(also) = g.latest().map(|f| &f.also).filter(|a| !a.is_empty()) {
+        head.push(Span::styled(format!(" (+{})", also.join(", ")), base));
+    }
     if let Some(p) = &g.path {
         head.push(Span::styled(format!("  {p}"), base.fg(Color::Cyan)));
     }
@@ -101,6 +104,8 @@ struct HopView {
     /// TLS: only the flow (and SNI) is known.
     encrypted: bool,
     sni: Option<String>,
+    /// A TLS hop's handshake and whether it was decrypted, in words.
+    tls: Option<String>,
 }
 
 /// One differing header between the hops.
@@ -140,7 +145,26 @@ fn hop_view(v: &Value) -> Option<HopView> {
         end: s("end"),
         encrypted: v.get("encrypted").and_then(Value::as_bool).unwrap_or(false),
         sni: s("sni"),
+        tls: v.get("tls").filter(|t| t.is_object()).map(tls_words),
     })
+}
+
+/// "TLS 1.3 TLS_AES_128_GCM_SHA256, SNI x, decrypted" / "..., not decrypted: no-key".
+fn tls_words(t: &Value) -> String {
+    let s = |k: &str| t.get(k).and_then(Value::as_str);
+    let mut w = s("version").unwrap_or("TLS").to_string();
+    if let Some(c) = s("cipher") {
+        w += &format!(" {c}");
+    }
+    if let Some(n) = s("sni") {
+        w += &format!(", SNI {n}");
+    }
+    if t.get("decrypted").and_then(Value::as_bool) == Some(true) {
+        w += ", decrypted";
+    } else {
+        w += &format!(", not decrypted: {}", s("reason").unwrap_or("no-key"));
+    }
+    w
 }
 
 fn diffs(detail: &Value) -> Vec<Diff> {
@@ -198,8 +222,11 @@ fn hop_columns(c: Option<&HopView>, u: Option<&HopView>, diff: &[Diff], width: u
     };
     cols.row(flow(c, "client"), flow(u, "upstream"));
     for (h, side) in [(c, 0), (u, 1)] {
-        if let Some(h) = h.filter(|h| h.encrypted) {
-            let t = format!("TLS: encrypted{}", h.sni.as_ref().map_or(String::new(), |s| format!(", SNI {s}")));
+        if let Some(h) = h.filter(|h| h.encrypted || h.tls.is_some()) {
+            let t = match &h.tls {
+                Some(words) => words.clone(),
+                None => format!("TLS: encrypted{}", h.sni.as_ref().map_or(String::new(), |s| format!(", SNI {s}"))),
+            };
             if side == 0 {
                 cols.row((t, dim()), (String::new(), dim()))
             } else {
@@ -393,7 +420,10 @@ pub fn render_detail(f: &mut Frame, app: &App, area: Rect) {
         f.render_widget(Paragraph::new("No finding selected (Esc goes back).").block(Block::bordered()), area);
         return;
     };
-    let fix = fnd.fix.clone().unwrap_or_else(|| "No fix suggested for this finding.".into());
+    let mut fix = fnd.fix.clone().unwrap_or_else(|| "No fix suggested for this finding.".into());
+    if !fnd.also.is_empty() {
+        fix = format!("(same fault, also filed as {})\n{fix}", fnd.also.join(", "));
+    }
     // Header and fix take what they need, within limits that leave the
     // hop columns at least a third of the screen.
     let head_h = 1 + wrapped_rows(&where_line(fnd), area.width).min(2) + wrapped_rows(&fnd.message, area.width).min(4);

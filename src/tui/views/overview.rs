@@ -13,8 +13,10 @@ use crate::tui::feed::SourceKind;
 use crate::tui::ui::{AMBER, fmt_bytes, fmt_count, fmt_secs, fmt_timeout, fmt_tod, severity_label, severity_style};
 
 pub fn render(f: &mut Frame, app: &App, area: Rect) {
+    // One more traffic line when HTTP/2 was seen.
+    let top_h = if app.snap.summary.h2.is_some() { 9 } else { 8 };
     let [top, spark, bottom] =
-        Layout::vertical([Constraint::Length(8), Constraint::Length(5), Constraint::Min(4)]).areas(area);
+        Layout::vertical([Constraint::Length(top_h), Constraint::Length(5), Constraint::Min(4)]).areas(area);
     let [traffic, hs] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
     let [sess, kinds] = Layout::horizontal([Constraint::Length(30), Constraint::Min(20)]).areas(bottom);
     f.render_widget(traffic_box(app), traffic);
@@ -65,7 +67,7 @@ fn traffic_box(app: &App) -> Paragraph<'static> {
         (Some(a), Some(b)) => format!("{} +{}", fmt_tod(a), fmt_secs(b - a)),
         _ => "-".into(),
     };
-    let lines = vec![
+    let mut lines = vec![
         Line::from(vec![label("Packets"), Span::raw(format!("{} ({})", fmt_count(s.packets), fmt_bytes(s.bytes)))]),
         Line::from(vec![
             label("TCP packets"),
@@ -73,7 +75,7 @@ fn traffic_box(app: &App) -> Paragraph<'static> {
             Span::styled("flows ", Style::new().fg(Color::DarkGray)),
             Span::raw(fmt_count(s.flows)),
         ]),
-        Line::from(vec![label("HTTP reqs"), Span::raw(fmt_count(s.http_requests))]),
+        Line::from(http_and_tls(s)),
         Line::from(vec![
             label("Reassembly"),
             Span::styled(
@@ -84,6 +86,9 @@ fn traffic_box(app: &App) -> Paragraph<'static> {
         Line::from([label("Drops"), drops].into_iter().chain(losses).collect::<Vec<_>>()),
         Line::from(vec![label("Time"), Span::raw(time)]),
     ];
+    if let Some(h) = &s.h2 {
+        lines.insert(3, h2_line(h));
+    }
     Paragraph::new(lines).block(Block::bordered().title(" Traffic "))
 }
 
@@ -91,6 +96,36 @@ fn traffic_box(app: &App) -> Paragraph<'static> {
 fn memory_losses(s: &crate::record::Summary) -> u64 {
     let m = &s.memory;
     m.evicted.total() + m.dropped_connections + m.shed_connections
+}
+
+/// HTTP requests, and when TLS was seen how many of its connections were
+/// decrypted (amber when some were not: their hops are inferred).
+fn http_and_tls(s: &crate::record::Summary) -> Vec<Span<'static>> {
+    let mut v = vec![label("HTTP reqs"), Span::raw(format!("{:<9}", fmt_count(s.http_requests)))];
+    if let Some(t) = &s.tls {
+        v.push(Span::styled("TLS ", Style::new().fg(Color::DarkGray)));
+        let missing: u64 = t.not_decrypted.values().sum();
+        let style = if missing > 0 { Style::new().fg(AMBER) } else { Style::new() };
+        let mut text = format!("{}/{} decrypted", fmt_count(t.decrypted), fmt_count(t.connections));
+        if let Some((why, _)) = t.not_decrypted.iter().max_by_key(|(_, n)| **n) {
+            text += &format!(" ({why})");
+        }
+        v.push(Span::styled(text, style));
+    }
+    v
+}
+
+/// HTTP/2 client hops: connections, streams, WebSocket streams (RFC 8441).
+fn h2_line(h: &crate::record::H2Summary) -> Line<'static> {
+    Line::from(vec![
+        label("HTTP/2"),
+        Span::raw(format!(
+            "{} conns  {} streams  {} WebSocket",
+            fmt_count(h.connections),
+            fmt_count(h.streams),
+            fmt_count(h.websocket_streams)
+        )),
+    ])
 }
 
 fn handshakes_box(app: &App) -> Paragraph<'static> {

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Decryption speed (docs/benchmark.md, "TLS"): wstap on a TLS capture with
+# and without its key log, beside tshark -o tls.keylog_file, and the same
+# traffic in plaintext, in one run.
+#
+#   bash bench/tls.sh [SIZE_MB] [CONCURRENT_CONNS]      (default 200 MB, 3000)
+#   RUNS=5 bash bench/tls.sh                            repetitions (median kept)
+#   WSTAP_BASE=/path/to/main/wstap bash bench/tls.sh    also time another build on the plaintext
+#
+# The TLS capture is built at run time: bench/run.sh's generator multiplies
+# the real nginx-bench-uncompressed capture (both hops, ~3000 connections
+# open at once), then examples/tlsgen.rs makes every client hop TLS 1.3
+# (AES-128-GCM, per-connection secrets, the key log written beside it)
+# while the upstream hop stays plaintext, as behind a TLS-terminating proxy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE=${1:-200}
+CONC=${2:-3000}
+RUNS=${RUNS:-3}
+OUT=${BENCH_DIR:-/tmp/wstap-bench}
+FRONT=18132 # the template's front port (benchgen keeps ports)
+mkdir -p "$OUT"
+
+bash scripts/deps.sh build
+for p in tshark time; do
+  command -v "$p" >/dev/null 2>&1 || [ -x /usr/bin/$p ] || {
+    echo "bench: installing $p" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
+  }
+done
+cargo build --release --quiet --bin wstap --example benchgen --example tlsgen
+WSTAP=$PWD/target/release/wstap
+GEN=$PWD/target/release/examples/benchgen
+TLSGEN=$PWD/target/release/examples/tlsgen
+
+plain=$OUT/tls-plain.pcap
+tls=$OUT/tls.pcap
+keys=$OUT/tls.keys
+small=$OUT/tls-small.pcap
+smallkeys=$OUT/tls-small.keys
+if [ "$(cat "$OUT/tls.args" 2>/dev/null)" != "$SIZE $CONC" ] || [ ! -s "$tls" ]; then
+  "$GEN" captures/nginx-bench-uncompressed.pcap "$plain" "$SIZE" "$CONC"
+  "$TLSGEN" "$plain" "$FRONT" "$tls" "$keys"
+  "$GEN" captures/nginx-bench-uncompressed.pcap "$OUT/tls-small-plain.pcap" "$((SIZE / 10))" "$CONC"
+  "$TLSGEN" "$OUT/tls-small-plain.pcap" "$FRONT" "$small" "$smallkeys"
+  echo "$SIZE $CONC" >"$OUT/tls.args"
+fi
+
+# measure CMD... -> "seconds maxrss_kb" (median of RUNS by time)
+measure() {
+  local i
+  : >"$OUT/m.runs"
+  for i in $(seq "$RUNS"); do
+    /usr/bin/time -f "%e %M" -o "$OUT/m.time" "$@" >/dev/null 2>"$OUT/m.err" || {
+      echo "bench: failed: $* : $(tail -1 "$OUT/m.err")" >&2
+      return 1
+    }
+    cat "$OUT/m.time" >>"$OUT/m.runs"
+  done
+  sort -n "$OUT/m.runs" | sed -n "$(((RUNS + 1) / 2))p"
+}
+
+mb() { du -m "$1" | cut -f1; }
+
+table() { # FILE then lines "label|command"
+  local file=$1 base=""
+  echo "| tool | command | time (s) | vs first row | MB/s | peak RSS (MB) |"
+  echo "|---|---|---:|---:|---:|---:|"
+  while IFS='|' read -r name cmd; do
+    read -r t rss < <(measure bash -c "$cmd")
+    echo "$name|$t" >>"$OUT/tls.times"
+    [ -z "$base" ] && base=$t
+    awk -v n="$name" -v c="$cmd" -v t="$t" -v b="$base" -v mb="$(mb "$file")" -v rss="$rss" 'BEGIN {
+      printf "| %s | `%s` | %.2f | %.2fx | %.0f | %.1f |\n", n, c, t, t / b, mb / t, rss / 1024 }'
+  done
+}
+
+: >"$OUT/tls.times"
+{
+  echo "## TLS decryption, $(date -u +%Y-%m-%d), $(nproc) cores, runs: $RUNS (median)"
+  echo
+  echo "Plaintext: $(mb "$plain") MB; TLS: $(mb "$tls") MB (client hops TLS 1.3 AES-128-GCM, $(grep -c CLIENT_TRAFFIC_SECRET_0 "$keys") connections)."
+  echo
+  {
+    echo "wstap, plaintext capture|$WSTAP -r $plain -q"
+    if [ -n "${WSTAP_BASE:-}" ]; then echo "wstap of WSTAP_BASE, plaintext capture|$WSTAP_BASE -r $plain -q"; fi
+    echo "wstap, TLS capture, no keys|$WSTAP -r $tls -q"
+    echo "wstap, TLS capture, --keylog|$WSTAP -r $tls -q --keylog $keys"
+  } | table "$tls"
+  # Decryption's own rate: the ciphertext of the client hop over the time
+  # the keys added (one core: wstap is single-threaded).
+  "$WSTAP" -r "$tls" --json --keylog "$keys" | tail -1 >"$OUT/tls.summary.json"
+  python3 - "$OUT/tls.summary.json" "$OUT/tls.times" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))["tls"]
+t = dict(l.strip().split("|") for l in open(sys.argv[2]) if "|" in l)
+cipher = s["bytes"] + 22 * s["records"]  # TLS 1.3 AES-GCM: header, type, tag per record
+extra = float(t["wstap, TLS capture, --keylog"]) - float(t["wstap, plaintext capture"])
+print()
+print(f"Decrypted: {s['decrypted']}/{s['connections']} connections, {s['records']} records, "
+      f"{s['bytes'] / 1e6:.1f} MB of application data ({cipher / 1e6:.1f} MB of records), "
+      f"{s['auth_failures']} authentication failures.")
+if extra > 0:
+    print(f"TLS work (record layer, key schedule, AEAD) over the same analysis in plaintext: {extra:.2f} s "
+          f"for {cipher / 1e6:.1f} MB of records: {cipher / 1e6 / extra:.0f} MB/s on one core "
+          f"({extra / s['records'] * 1e6:.2f} us per record).")
+PY
+  echo
+  echo "### beside tshark, the same TLS capture"
+  echo
+  {
+    echo "wstap, TLS capture, --keylog|$WSTAP -r $tls -q --keylog $keys"
+    echo "tshark -o tls.keylog_file, HTTP|tshark -r $tls -o tls.keylog_file:$keys -d tcp.port==$FRONT,tls -d tls.port==$FRONT,http -Y http.request"
+  } | table "$tls"
+} | tee "$OUT/tls-results.md"
+echo "bench: results in $OUT/tls-results.md" >&2

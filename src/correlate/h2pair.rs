@@ -1,0 +1,288 @@
+//! HTTP/2 client hops: each stream is followed as a connection of its own
+//! (its id from [`crate::proto::h2::stream_conn`]), so a WebSocket session
+//! is per stream. An RFC 8441 extended CONNECT (`:protocol websocket`) is
+//! forwarded by the proxy as an HTTP/1.1 `GET` upgrade with a
+//! Sec-WebSocket-Key the proxy made up, so keys cannot pair the two hops:
+//! request ids the proxy passes or adds (X-Request-ID, traceparent, ...),
+//! X-Forwarded-For, the path, the headers it passes through, and timing
+//! and order do. Pairing stays one to one (a request forwarded once) and
+//! says how sure it is.
+//!
+//! Connection-level facts (SETTINGS, GOAWAY) are kept per connection,
+//! bounded, and handed to detectors ([`H2ConnView`]).
+
+use super::pair::{MAX_DELAY_S, MIN_SCORE, forwarded_for_names};
+use super::txn::Txn;
+use super::{Analyzer, WsActivity};
+use crate::event::ConnId;
+use crate::flow::FlowKey;
+use crate::proto::h2::{self, ConnFact, Settings};
+use crate::proto::{Dir, Request};
+use crate::time::Ts;
+
+/// Headers that carry a request id end to end (or that a proxy adds to
+/// both the forwarded request and its answer to the client).
+pub const REQUEST_IDS: &[&str] =
+    &["x-request-id", "traceparent", "x-correlation-id", "x-amzn-trace-id", "request-id", "x-b3-traceid"];
+
+/// HTTP/2 connections remembered at once (their SETTINGS, for detectors).
+const MAX_CONNS: usize = 4096;
+
+/// What is known of an HTTP/2 connection, for detectors.
+#[derive(Debug, Clone)]
+pub struct H2ConnView {
+    pub conn: ConnId,
+    pub flow: FlowKey,
+    /// When its client's first SETTINGS and the server's were seen.
+    pub opened: Ts,
+    pub client: Option<Settings>,
+    pub server: Option<Settings>,
+    /// Streams opened, and extended CONNECT streams among them.
+    pub streams: u32,
+    pub websocket_streams: u32,
+    /// GOAWAY (sender's direction, last stream, code), the latest.
+    pub goaway: Option<(Dir, u32, u32)>,
+    /// The connection ended (the view is the last one).
+    pub closed: Option<Ts>,
+}
+
+impl H2ConnView {
+    /// The server offered RFC 8441 (SETTINGS_ENABLE_CONNECT_PROTOCOL = 1).
+    pub fn offers_websocket(&self) -> Option<bool> {
+        self.server.map(|s| s.enable_connect_protocol == Some(1))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct H2State {
+    conns: crate::flow::key::FxHashMap<ConnId, H2ConnView>,
+    /// Connections forgotten for the bound.
+    pub evicted: u64,
+}
+
+impl Analyzer {
+    /// A stream's id was opened (its `Open` came first): it inherits its
+    /// connection's TLS facts.
+    pub(super) fn h2_stream(&mut self, conn: ConnId, parent: ConnId, ts: Ts) {
+        let tls = self.conns.get(&parent).and_then(|c| c.tls_info.clone());
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.tls_info = tls;
+            c.established = true;
+        }
+        let view = self.h2_view(parent, ts);
+        if let Some(v) = view {
+            v.streams += 1;
+        }
+    }
+
+    fn h2_view(&mut self, conn: ConnId, ts: Ts) -> Option<&mut H2ConnView> {
+        let flow = self.conns.get(&conn)?.flow;
+        if !self.h2.conns.contains_key(&conn) && self.h2.conns.len() >= MAX_CONNS {
+            // Forget the oldest closed one, else the oldest.
+            let old = self
+                .h2
+                .conns
+                .values()
+                .min_by_key(|v| (v.closed.is_none(), v.opened, v.conn))
+                .map(|v| v.conn)
+                .expect("full");
+            self.h2.conns.remove(&old);
+            self.h2.evicted += 1;
+        }
+        Some(self.h2.conns.entry(conn).or_insert_with(|| H2ConnView {
+            conn,
+            flow,
+            opened: ts,
+            client: None,
+            server: None,
+            streams: 0,
+            websocket_streams: 0,
+            goaway: None,
+            closed: None,
+        }))
+    }
+
+    /// SETTINGS or GOAWAY on an HTTP/2 connection.
+    pub(super) fn h2_fact(&mut self, conn: ConnId, ts: Ts, fact: ConnFact) {
+        let Some(v) = self.h2_view(conn, ts) else { return };
+        match fact {
+            ConnFact::Settings { dir: Dir::ToServer, settings } => v.client = Some(settings),
+            ConnFact::Settings { dir: Dir::ToClient, settings } => v.server = Some(settings),
+            ConnFact::GoAway { dir, last_stream, code } => v.goaway = Some((dir, last_stream, code)),
+        }
+        let v = v.clone();
+        self.detectors.on_h2(&v, ts, &mut self.findings);
+        self.flush_findings();
+    }
+
+    /// An extended CONNECT request arrived on a stream.
+    pub(super) fn h2_request(&mut self, conn: ConnId, req: &Request) {
+        if !req.is_extended_connect() {
+            return;
+        }
+        if let Some((parent, _)) = h2::split_stream_conn(conn)
+            && let Some(v) = self.h2.conns.get_mut(&parent)
+        {
+            v.websocket_streams += 1;
+        }
+    }
+
+    /// A TCP connection ended: its HTTP/2 view is final.
+    pub(super) fn h2_closed(&mut self, conn: ConnId, ts: Ts) {
+        if let Some(mut v) = self.h2.conns.remove(&conn) {
+            v.closed = Some(ts);
+            self.detectors.on_h2(&v, ts, &mut self.findings);
+            self.flush_findings();
+        }
+    }
+
+    /// How sure the pairing of `child` with the HTTP/2 stream `parent` is:
+    /// `high` when a request id matched, or when no other open extended
+    /// CONNECT on that path could have been forwarded as it; `medium` when
+    /// several could (order decided); `low` on timing alone.
+    pub(super) fn h2_confidence(&self, parent: &Txn, child: &Txn, by: &'static str) -> &'static str {
+        if by == "request-id" {
+            return "high";
+        }
+        let rivals = self
+            .open
+            .candidates(child)
+            .into_iter()
+            .filter(|&id| id != parent.id)
+            .filter_map(|id| self.txns.get(&id))
+            .filter(|p| !p.done && p.to.is_none() && p.req.is_extended_connect())
+            .filter(|p| score(p, child, false).is_some())
+            .count();
+        match (rivals, by) {
+            (0, "headers") => "high",
+            (0, _) | (_, "headers") => "medium",
+            _ => "low",
+        }
+    }
+
+    /// The live activity of a session hop: an HTTP/2 stream's is kept by
+    /// its TCP connection.
+    pub(super) fn live_activity(flows: &crate::flow::FlowTable, flow: FlowKey, conn: ConnId) -> Option<&WsActivity> {
+        match h2::split_stream_conn(conn) {
+            Some((tcp, stream)) => flows.get(flow, tcp)?.stream_activity(stream),
+            None => flows.get(flow, conn)?.activity(),
+        }
+    }
+}
+
+/// A paired HTTP/2 stream whose answer carries a request id (a proxy that
+/// adds X-Request-ID to the forwarded request and echoes it to the
+/// client): the same id on the forwarded request confirms the pair
+/// (`request-id`, high); another id contradicts it (low).
+pub fn confirm(c: &Txn, u: &Txn) -> Option<(&'static str, &'static str)> {
+    if !c.req.is_h2() {
+        return None;
+    }
+    let resp = c.resp.as_deref()?;
+    for name in REQUEST_IDS {
+        if let (Some(a), Some(b)) = (resp.headers.get(name), u.req.headers.get(name)) {
+            return Some(if a.trim() == b.trim() {
+                ("request-id", "high")
+            } else {
+                (u.paired_by.unwrap_or("timing"), "low")
+            });
+        }
+    }
+    None
+}
+
+/// The HTTP/2 stream of a connection id, when it is one.
+pub fn stream_of(conn: ConnId) -> Option<u32> {
+    h2::split_stream_conn(conn).map(|x| x.1)
+}
+
+/// The value of the first request-id header both requests carry.
+fn shared_id<'a>(p: &'a Request, c: &'a Request) -> Option<(&'static str, bool)> {
+    for name in REQUEST_IDS {
+        if let (Some(a), Some(b)) = (p.headers.get(name), c.headers.get(name)) {
+            return Some((name, a.trim() == b.trim()));
+        }
+    }
+    None
+}
+
+/// Scores `child` (an HTTP/1.1 request) as the forward of the extended
+/// CONNECT `parent`. None: impossible. The same rules as HTTP/1.1 pairs
+/// (pair.rs) where they apply; what differs: the method (CONNECT becomes
+/// GET), the key (made up by the proxy), the authority (`:authority`
+/// becomes Host), and request ids, which weigh as much as a key.
+pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32, &'static str)> {
+    if parent.conn == child.conn
+        || child.req_ts < parent.req_ts
+        || child.req_ts.since(parent.req_ts) > MAX_DELAY_S
+        || parent.flow.dst == child.flow.dst
+        || !child.req.method.eq_ignore_ascii_case("GET")
+        || child.req.is_h2()
+    {
+        return None;
+    }
+    let (p, c) = (&parent.req, &child.req);
+    let mut s = 0;
+    let mut strong = false;
+    let mut by = "headers";
+    match shared_id(p, c) {
+        Some((_, true)) => {
+            s += 100;
+            strong = true;
+            by = "request-id";
+        }
+        // The same id header with another value: not this request's.
+        Some((_, false)) => return None,
+        None => {}
+    }
+    if forwarded_for_names(c, parent.flow.src.ip) {
+        s += 40;
+        strong = true;
+    } else if c.headers.has("x-forwarded-for") && !c.headers.has("x-real-ip") {
+        s -= 20;
+    }
+    if child.flow.src.ip == parent.flow.dst.ip {
+        s += 10;
+    } else if !strong {
+        return None;
+    }
+    if parent_is_backend && !strong {
+        return None;
+    }
+    if p.target == c.target {
+        s += 30;
+    } else if p.path() == c.path() {
+        s += 25;
+    } else if p.path().ends_with(c.path()) || c.path().ends_with(p.path()) {
+        s += 10;
+    } else {
+        s -= 20;
+    }
+    if let (Some(a), Some(h)) = (p.headers.get(":authority"), c.headers.get("host"))
+        && a.eq_ignore_ascii_case(h)
+    {
+        s += 5;
+    }
+    for (name, same, differ) in [
+        ("user-agent", 10, -10),
+        ("origin", 10, -5),
+        ("cookie", 5, -5),
+        ("sec-websocket-version", 5, 0),
+        ("sec-websocket-protocol", 5, -5),
+        ("sec-websocket-extensions", 3, 0),
+        ("accept-language", 3, -3),
+    ] {
+        match (p.headers.get(name), c.headers.get(name)) {
+            (Some(a), Some(b)) if a == b => s += same,
+            (Some(_), Some(_)) => s += differ,
+            _ => {}
+        }
+    }
+    if s < MIN_SCORE {
+        return None;
+    }
+    if by != "request-id" && s < 40 {
+        by = "timing";
+    }
+    Some((s, by))
+}

@@ -1,0 +1,95 @@
+//! A proxy that breaks the WebSocket protocol (RFC 6455) on one of its
+//! legs. A proxy relays frames as it got them, so a violation that shows on
+//! one hop and not in what the other end sent on the other hop is the
+//! proxy's own: an unmasked frame to the backend (5.1: the client of a
+//! connection masks every frame, and the proxy is the client on its
+//! upstream leg), a masked frame to the client (a server never masks), an
+//! oversized control frame (5.5). Both hops must be in view.
+
+use serde_json::json;
+
+use super::diagnosis::finding;
+use super::proxy::Proxy;
+use super::{Finding, Severity};
+use crate::correlate::SessionView;
+use crate::time::Ts;
+
+/// The `proxy-protocol-violation` finding for a finished session, if any.
+pub fn violation(s: &SessionView<'_>, proxy: Proxy) -> Option<Finding> {
+    let (c, u) = (s.client?, s.upstream?);
+    let r = s.record;
+    let unmasked = u.unmasked_client.saturating_sub(c.unmasked_client);
+    let masked = c.masked_server.saturating_sub(u.masked_server);
+    let oversized_up = u.oversized_control.saturating_sub(c.oversized_control);
+    let oversized_down = c.oversized_control.saturating_sub(u.oversized_control);
+    if unmasked == 0 && masked == 0 && oversized_up == 0 && oversized_down == 0 {
+        return None;
+    }
+    let pname = proxy.name();
+    let (uflow, cflow) = (r.upstream_flow.clone().unwrap_or_default(), r.client_flow.clone().unwrap_or_default());
+    let backend = uflow.split_once("->").map_or(uflow.as_str(), |x| x.1).to_string();
+    let mut what = Vec::new();
+    if unmasked > 0 {
+        what.push(format!(
+            "sent {unmasked} unmasked frame(s) to the backend {backend} (RFC 6455 5.1: on its upstream leg the proxy is the client and must mask every frame; the client's own frames were masked)"
+        ));
+    }
+    if masked > 0 {
+        what.push(format!(
+            "sent {masked} masked frame(s) to the client (RFC 6455 5.1: a server must not mask; the backend's frames were not masked)"
+        ));
+    }
+    if oversized_up + oversized_down > 0 {
+        what.push(format!(
+            "sent {} control frame(s) longer than 125 bytes (RFC 6455 5.5) that the other end had not sent",
+            oversized_up + oversized_down
+        ));
+    }
+    // The proxy's own close (not relayed from either end) is usually what
+    // carried it: caddy closes both legs with 1001 on a reload.
+    let own_close = r.close.by == Some("proxy") && r.close.how == "close-frame";
+    let up = r.hops.iter().find(|h| h.role == "upstream");
+    let backend_close = u.close_frame[1].as_ref();
+    let mut msg = format!("{pname} {} on {}", what.join(" and "), r.path);
+    if own_close {
+        msg += &format!(
+            "; it happened when {pname} closed the session itself (close {} to both legs, not relayed from either end)",
+            r.close.code.map_or("without a code".to_string(), |c| c.to_string())
+        );
+    }
+    if let Some(b) = backend_close.filter(|b| b.code == Some(1002)) {
+        msg += &format!(
+            "; the backend answered close 1002 (protocol error){}",
+            if b.reason.is_empty() { String::new() } else { format!(" \"{}\"", b.reason) }
+        );
+    }
+    let ts = [c.first_close, u.first_close].iter().flatten().map(|x| x.0).min().unwrap_or(Ts::from_secs_f64(r.end));
+    let cflow_s = cflow.clone();
+    let d = json!({
+        "session": r.id,
+        "handshake": r.handshake,
+        "unmasked_to_backend": unmasked,
+        "masked_to_client": masked,
+        "oversized_control": oversized_up + oversized_down,
+        "client_unmasked_frames": c.unmasked_client,
+        "proxy_close": own_close.then(|| json!({
+            "code": r.close.code,
+            "to_client": r.hops.iter().find(|h| h.role == "client").and_then(|h| h.close_frames.to_client),
+            "to_backend": up.and_then(|h| h.close_frames.to_server),
+        })),
+        "backend_close": backend_close.map(|b| json!({"code": b.code, "reason": b.reason})),
+        "hop": uflow,
+        "hops": {"client": {"flow": cflow}, "upstream": {"flow": uflow}},
+    });
+    Some(finding(
+        "proxy-protocol-violation",
+        Severity::Error,
+        ts,
+        vec![cflow_s, r.upstream_flow.clone().unwrap_or_default()],
+        Some(&r.path),
+        msg,
+        proxy,
+        None,
+        d,
+    ))
+}
