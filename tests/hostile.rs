@@ -43,11 +43,19 @@ struct Run {
 // The child is reaped by wait4 (which also gives its rusage), not wait().
 #[allow(clippy::zombie_processes)]
 fn run(args: &[&str]) -> Run {
+    run_with_stdin(args, None)
+}
+
+/// `run`, with standard input read from `input` (`-r -`).
+fn run_with_stdin(args: &[&str], input: Option<&Path>) -> Run {
     let out_path = tmp(&format!("out-{}", rand_tag()));
     let err_path = out_path.with_extension("err");
     let child = Command::new(wstap_bin())
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(match input {
+            Some(p) => Stdio::from(std::fs::File::open(p).unwrap()),
+            None => Stdio::null(),
+        })
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
@@ -263,25 +271,48 @@ fn no_secret_reaches_any_output() {
 
 fn assert_damage_kept(file: &Path) {
     let p = file.to_str().unwrap();
-    let r = run(&["-r", p, "--json"]);
-    assert_eq!(r.code, 2, "damage mid-file fails the run, after the summary");
-    let rs = lines(&r.stdout);
-    let s = summary(&rs);
-    assert_eq!(s["damaged"], true);
-    assert_eq!(s["truncated"], false);
-    // What came before the damage: the closed session and the one still
-    // open when the damage came, ended.
-    let sessions: Vec<&Value> = rs.iter().filter(|x| x["type"] == "session").collect();
-    assert_eq!(sessions.len(), 2, "{}", r.stdout);
-    assert!(sessions.iter().any(|x| x["path"] == "/open" && x["open"] == true));
-    assert!(!r.stdout.contains("/never"), "nothing after the damage");
-    let err: Vec<&str> = r.stderr.lines().collect();
-    assert_eq!(err.len(), 1, "one line: {}", r.stderr);
-    assert!(err[0].starts_with(&format!("wstap: {p}: ")) && err[0].contains("analysed everything before the damage"));
+    // From the file, then the same bytes from standard input.
+    for (stdin, name) in [(None, p), (Some(file), "standard input")] {
+        let r = run_with_stdin(&["-r", if stdin.is_some() { "-" } else { p }, "--json"], stdin);
+        assert_eq!(r.code, 2, "{name}: damage mid-file fails the run, after the summary");
+        let rs = lines(&r.stdout);
+        let s = summary(&rs);
+        assert_eq!(s["damaged"], true);
+        assert_eq!(s["truncated"], false);
+        // What came before the damage: the closed session and the one still
+        // open when the damage came, ended.
+        let sessions: Vec<&Value> = rs.iter().filter(|x| x["type"] == "session").collect();
+        assert_eq!(sessions.len(), 2, "{name}: {}", r.stdout);
+        assert!(sessions.iter().any(|x| x["path"] == "/open" && x["open"] == true));
+        assert!(!r.stdout.contains("/never"), "nothing after the damage");
+        assert_eq!(rs.last().unwrap()["type"], "summary", "the summary is the last line");
+        let err: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(err.len(), 1, "{name}: one line: {}", r.stderr);
+        assert!(
+            err[0].starts_with(&format!("wstap: {name}: ")) && err[0].contains("analysed everything before the damage"),
+            "{}",
+            err[0]
+        );
+    }
     // Text mode: the summary says so.
     let t = run(&["-r", p]);
     assert_eq!(t.code, 2);
     assert!(t.stdout.contains("capture file is damaged"), "{}", t.stdout);
+}
+
+/// A file cut inside its last record or block is a truncation: warning,
+/// exit 0, the summary says `truncated`.
+fn assert_cut_is_truncation(file: &Path, cut: usize) {
+    let data = std::fs::read(file).unwrap();
+    let f = file.with_extension("cut");
+    std::fs::write(&f, &data[..data.len() - cut]).unwrap();
+    let p = f.to_str().unwrap();
+    let r = run(&["-r", p, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let s = summary(&lines(&r.stdout)).clone();
+    assert_eq!((s["truncated"].clone(), s["damaged"].clone()), (Value::Bool(true), Value::Bool(false)));
+    assert!(r.stderr.starts_with(&format!("wstap: warning: {p}: ")), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1);
 }
 
 #[test]
@@ -292,6 +323,13 @@ fn damage_mid_file_keeps_what_was_read_and_the_summary() {
     let g = tmp("damage.pcapng");
     hostile_gen::damage_pcapng(&g);
     assert_damage_kept(&g);
+    // Cut at the end instead: today's truncation, in both formats.
+    let ok = tmp("whole.pcap");
+    hostile_gen::websocket_capture(&ok);
+    assert_cut_is_truncation(&ok, 7);
+    let okng = tmp("whole.pcapng");
+    hostile_gen::to_pcapng(&ok, &okng);
+    assert_cut_is_truncation(&okng, 7);
 }
 
 #[test]

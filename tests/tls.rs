@@ -406,20 +406,46 @@ fn keys_embedded_in_pcapng_are_used_without_keylog_from_files_and_stdin() {
 }
 
 #[test]
-fn a_damaged_pcapng_block_ends_the_input_like_a_truncated_file() {
+fn a_damaged_pcapng_block_keeps_what_was_read_then_fails_and_a_cut_one_is_a_truncation() {
+    // Damage mid-stream (issue 9): what came before it is analysed and
+    // summarised (`damaged`), then one error line naming the input, exit 2.
     let pcap = std::fs::read(capture("nginx-tls13")).unwrap();
     let secrets = std::fs::read(keys("nginx-tls13")).unwrap();
     let ng = to_pcapng(&pcap, Some(&secrets), Some(120));
-    let out = run_stdin(&["-r", "-", "--json"], ng);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_stdin(&["-r", "-", "--json"], ng.clone());
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     let rs = parse_lines(&out.stdout);
     let s = summary(&rs);
     assert_eq!(s["packets"], 120, "everything before the damaged block was read");
-    assert_eq!(s["truncated"], true);
+    assert_eq!(s["damaged"], true);
+    assert_eq!(s["truncated"], false);
     assert!(!of_type(&rs, "handshake").is_empty());
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("damaged block"), "{err}");
+    assert!(err.starts_with("wstap: standard input: pcapng: damaged block"), "{err}");
+    assert!(err.contains("analysed everything before the damage"), "{err}");
+    // The same from a file, named in the line.
+    let dir = std::env::temp_dir().join(format!("wstap-ngdamage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("damaged.pcapng");
+    std::fs::write(&f, &ng).unwrap();
+    let out = wstap(&["-r", f.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(summary(&parse_lines(&out.stdout))["packets"], 120);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with(&format!("wstap: {}: pcapng: damaged block", f.display())), "{err}");
+    // Cut inside its last block (a capture still being written): a
+    // truncation, a warning, exit 0.
+    let whole = to_pcapng(&pcap, Some(&secrets), None);
+    let cut = whole[..whole.len() - 30].to_vec();
+    let out = run_stdin(&["-r", "-", "--json"], cut);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = summary(&parse_lines(&out.stdout)).clone();
+    assert_eq!(s["truncated"], true);
+    assert_eq!(s["damaged"], false);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("wstap: warning: standard input: pcapng: cut inside a block"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -6,9 +6,14 @@
 //! obsolete Packet Block, and Decryption Secrets (TLS key log type); the
 //! rest is skipped by length.
 //!
-//! A block that cannot be read (bad length, trailer not matching, a cut
-//! file) ends the input like a truncated file: everything before it was
-//! analysed and the summary is written, then the reason is reported.
+//! A file cut inside its last block (a capture still being written, a
+//! copy that stopped) ends the input as truncated: a warning, exit 0. A
+//! block that cannot be read in the middle of the input (a length no block
+//! can have, a trailer not matching, a packet block that contradicts
+//! itself, a read error) is damage: everything before it is analysed, open
+//! sessions are ended and the summary (`"damaged": true`) is written, then
+//! one error line names the input and the run exits 2, as for classic pcap
+//! (docs/json.md).
 
 use std::io::Read;
 
@@ -54,6 +59,22 @@ pub struct PcapngReader {
     /// DSB payloads read before keys were attached.
     pending_secrets: Vec<Vec<u8>>,
     pub filter: Option<pcap::BpfProgram>,
+}
+
+/// Why a block could not be read.
+enum Bad {
+    /// The input ended inside it: a truncated file.
+    Cut(String),
+    /// It cannot be a block: damage, with more of the input after it.
+    Damaged(String),
+}
+
+impl Bad {
+    fn text(self) -> String {
+        match self {
+            Bad::Cut(s) | Bad::Damaged(s) => s,
+        }
+    }
 }
 
 /// True when `head` (the first 4 bytes of an input) opens a pcapng file.
@@ -122,7 +143,7 @@ impl PcapngReader {
         if self.swapped { u16::from_be_bytes(x) } else { u16::from_le_bytes(x) }
     }
 
-    fn fill(&mut self, n: usize) -> Result<bool, String> {
+    fn fill(&mut self, n: usize) -> Result<bool, Bad> {
         while self.end - self.start < n {
             if self.eof {
                 return Ok(false);
@@ -140,7 +161,7 @@ impl PcapngReader {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(Bad::Damaged(format!("read error: {e}"))),
             }
         }
         Ok(true)
@@ -148,12 +169,12 @@ impl PcapngReader {
 
     /// The next block as (type, body range in `buf`), None at the end.
     /// Errors describe damage.
-    fn block_range(&mut self) -> Result<Option<(u32, usize, usize)>, String> {
+    fn block_range(&mut self) -> Result<Option<(u32, usize, usize)>, Bad> {
         if !self.fill(8)? {
             return if self.end == self.start {
                 Ok(None)
             } else {
-                Err(format!("cut inside a block header at offset {}", self.offset + self.start as u64))
+                Err(Bad::Cut(format!("cut inside a block header at offset {}", self.offset + self.start as u64)))
             };
         }
         let at = self.offset + self.start as u64;
@@ -162,13 +183,13 @@ impl PcapngReader {
         if raw_ty == SHB {
             // A new section: its byte order.
             if !self.fill(12)? {
-                return Err(format!("cut inside a section header at offset {at}"));
+                return Err(Bad::Cut(format!("cut inside a section header at offset {at}")));
             }
             let m = &self.buf[self.start + 8..self.start + 12];
             self.swapped = match u32::from_le_bytes([m[0], m[1], m[2], m[3]]) {
                 BYTE_ORDER_MAGIC => false,
                 x if x.swap_bytes() == BYTE_ORDER_MAGIC => true,
-                _ => return Err(format!("bad byte-order magic in the section header at offset {at}")),
+                _ => return Err(Bad::Damaged(format!("bad byte-order magic in the section header at offset {at}"))),
             };
             self.ifaces.clear();
         }
@@ -176,14 +197,14 @@ impl PcapngReader {
         let ty = self.u32_at(h, 0);
         let len = self.u32_at(h, 4) as usize;
         if !(12..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
-            return Err(format!("damaged block at offset {at} (length {len})"));
+            return Err(Bad::Damaged(format!("damaged block at offset {at} (length {len})")));
         }
         if !self.fill(len)? {
-            return Err(format!("cut inside a block at offset {at} ({len} bytes announced)"));
+            return Err(Bad::Cut(format!("cut inside a block at offset {at} ({len} bytes announced)")));
         }
         let b = &self.buf[self.start..self.start + len];
         if self.u32_at(b, len - 4) as usize != len {
-            return Err(format!("damaged block at offset {at} (trailing length differs)"));
+            return Err(Bad::Damaged(format!("damaged block at offset {at} (trailing length differs)")));
         }
         let body = (self.start + 8, self.start + len - 4);
         self.start += len;
@@ -191,7 +212,7 @@ impl PcapngReader {
     }
 
     fn block(&mut self) -> Result<Option<(u32, Vec<u8>)>, String> {
-        Ok(self.block_range()?.map(|(ty, a, b)| (ty, self.buf[a..b].to_vec())))
+        Ok(self.block_range().map_err(Bad::text)?.map(|(ty, a, b)| (ty, self.buf[a..b].to_vec())))
     }
 
     fn interface(&mut self, body: &[u8]) -> Result<(), String> {
@@ -249,19 +270,21 @@ impl PcapngReader {
     }
 
     /// The next packet (secrets blocks are handed to the key store on the
-    /// way). Damage ends the input as `Truncated`.
+    /// way). A cut last block ends the input as `Truncated`; damage before
+    /// the end as `Damaged`.
     #[inline(never)]
     pub fn next_packet(&mut self) -> crate::error::Result<Next<'_>> {
         loop {
             let (ty, a, b) = match self.block_range() {
                 Ok(Some(x)) => x,
                 Ok(None) => return Ok(Next::End),
-                Err(e) => return Ok(Next::Truncated(format!("pcapng: {e}"))),
+                Err(Bad::Cut(e)) => return Ok(Next::Truncated(format!("pcapng: {e}"))),
+                Err(Bad::Damaged(e)) => return Ok(Next::Damaged(format!("pcapng: {e}"))),
             };
             match ty {
                 EPB | PB => {
                     if b - a < 20 {
-                        return Ok(Next::Truncated("pcapng: damaged packet block".into()));
+                        return Ok(Next::Damaged("pcapng: damaged packet block".into()));
                     }
                     let body = &self.buf[a..b];
                     let (iface, hi, lo, cap, orig) = if ty == EPB {
@@ -282,10 +305,10 @@ impl PcapngReader {
                         )
                     };
                     let Some(ifc) = self.ifaces.get(iface).copied() else {
-                        return Ok(Next::Truncated(format!("pcapng: a packet of undeclared interface {iface}")));
+                        return Ok(Next::Damaged(format!("pcapng: a packet of undeclared interface {iface}")));
                     };
                     if 20 + cap > b - a {
-                        return Ok(Next::Truncated("pcapng: damaged packet block (captured length)".into()));
+                        return Ok(Next::Damaged("pcapng: damaged packet block (captured length)".into()));
                     }
                     if !self.keep(a + 20, cap) {
                         continue;
@@ -302,10 +325,10 @@ impl PcapngReader {
                 }
                 SPB => {
                     if b - a < 4 {
-                        return Ok(Next::Truncated("pcapng: damaged simple packet block".into()));
+                        return Ok(Next::Damaged("pcapng: damaged simple packet block".into()));
                     }
                     let Some(ifc) = self.ifaces.first().copied() else {
-                        return Ok(Next::Truncated("pcapng: a packet before any interface".into()));
+                        return Ok(Next::Damaged("pcapng: a packet before any interface".into()));
                     };
                     let orig = self.u32_at(&self.buf[a..b], 0);
                     let mut cap = (b - a - 4).min(orig as usize);
@@ -325,7 +348,7 @@ impl PcapngReader {
                 IDB => {
                     let body = self.buf[a..b].to_vec();
                     if let Err(e) = self.interface(&body) {
-                        return Ok(Next::Truncated(format!("pcapng: {e}")));
+                        return Ok(Next::Damaged(format!("pcapng: {e}")));
                     }
                 }
                 DSB => {

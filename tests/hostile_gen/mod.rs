@@ -593,8 +593,23 @@ pub fn damage_caplen(path: &Path, caplen: u32) -> u64 {
 pub fn damage_pcapng(path: &Path) {
     let tmp = path.with_extension("tmp.pcap");
     damage_caplen(&tmp, 64);
-    let data = std::fs::read(&tmp).unwrap();
+    to_pcapng(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
+}
+
+/// A capture of two WebSocket sessions, nothing hostile in it.
+pub fn websocket_capture(path: &Path) {
+    let mut p = Pcap::create(path);
+    websocket_session(&mut p, 1, "", "/a", b"bye");
+    websocket_session(&mut p, 2, "", "/b", b"bye");
+    p.finish();
+}
+
+/// The classic pcap `src` as pcapng: a section, an interface, one enhanced
+/// packet block per record; a record of 64 0xee bytes becomes a block
+/// whose length field says 2 GB (the damage).
+pub fn to_pcapng(src: &Path, path: &Path) {
+    let data = std::fs::read(src).unwrap();
     let mut out = Vec::new();
     let block = |ty: u32, body: &[u8], out: &mut Vec<u8>| {
         let pad = (4 - body.len() % 4) % 4;
