@@ -43,6 +43,14 @@ pub const PER_HTTP: u64 = std::mem::size_of::<crate::proto::http::HttpConn>() as
 /// per-WebSocket and per-session state.
 pub const PER_WEBSOCKET: u64 = std::mem::size_of::<crate::proto::http::WsState>() as u64 + 1024;
 
+/// A TLS connection: its record layer, handshake state and record keys
+/// (the parser of its plaintext is charged as for a plaintext one).
+pub const PER_TLS: u64 = std::mem::size_of::<crate::proto::tls::TlsConn>() as u64 + 1536;
+/// An HTTP/2 connection without its streams and HPACK tables (charged as
+/// they grow: proto/h2/conn.rs): its state, two HPACK decoders, the
+/// analyzer's view of it.
+pub const PER_H2: u64 = std::mem::size_of::<crate::proto::h2::H2Conn>() as u64 + 1024;
+
 /// Eviction classes, in the order they are given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Class {

@@ -50,17 +50,24 @@ pub struct Pipeline {
     /// that the memory budget is giving state up (at most every 10 s).
     pub warn_on_evictions: bool,
     warned: (u64, Option<Ts>),
+    /// What the analyzer's output buffer is charged to the budget now.
+    output_charged: usize,
 }
 
 impl Pipeline {
     pub fn new(cfg: Config, detectors: Detectors, limits: Limits) -> Pipeline {
         let redact = cfg.redact;
+        let flows = FlowTable::new(limits);
+        let mut analyzer = Analyzer::new(cfg, detectors);
+        // Records held for time order: a quarter of the buffers' share.
+        analyzer.set_output_cap((flows.budget().buffer_cap() / 4) as usize);
         Pipeline {
             redact,
             warn_on_evictions: false,
             warned: (0, None),
-            flows: FlowTable::new(limits),
-            analyzer: Analyzer::new(cfg, detectors),
+            output_charged: 0,
+            flows,
+            analyzer,
             defrag: Default::default(),
             events: Vec::with_capacity(64),
             stats: PacketStats::default(),
@@ -98,6 +105,17 @@ impl Pipeline {
             }
         }
         self.tick();
+        self.charge_output();
+    }
+
+    /// The analyzer's output buffer, charged to the budget's buffers.
+    #[inline]
+    fn charge_output(&mut self) {
+        let held = self.analyzer.held_bytes();
+        if held != self.output_charged {
+            self.flows.charge_buffers(held as i64 - self.output_charged as i64);
+            self.output_charged = held;
+        }
     }
 
     /// An IP fragment: reassembled (decode/frag.rs); a complete datagram
@@ -150,7 +168,11 @@ impl Pipeline {
     /// One stderr line when the budget gave state up since the last one.
     fn warn_evictions(&mut self) {
         let st = &self.flows.budget().stats;
-        let losses = st.evicted.total() + st.dropped + st.shed_connections;
+        let losses = st.evicted.total()
+            + st.dropped
+            + st.shed_connections
+            + self.analyzer.written_early_for_memory()
+            + self.analyzer.h2_forgotten();
         if losses <= self.warned.0 || self.warned.1.is_some_and(|t| self.now.since(t) < 10.0) {
             return;
         }
@@ -181,6 +203,7 @@ impl Pipeline {
             self.analyzer.event(ev);
         }
         self.tick();
+        self.charge_output();
     }
 
     /// Hands produced records to the sink.
@@ -210,6 +233,7 @@ impl Pipeline {
             self.analyzer.event(ev);
         }
         self.analyzer.finish(now);
+        self.charge_output();
         self.summary()
     }
 
@@ -285,6 +309,8 @@ impl Pipeline {
                     dropped_connections: b.stats.dropped,
                     shed_connections: b.stats.shed_connections,
                     shed_bytes: b.stats.shed_bytes,
+                    records_written_early: self.analyzer.written_early_for_memory(),
+                    h2_connections_forgotten: self.analyzer.h2_forgotten(),
                 }
             },
             capture: None,

@@ -401,6 +401,13 @@ pub struct Memory {
     /// were given up, and the bytes freed.
     pub shed_connections: u64,
     pub shed_bytes: u64,
+    /// Records written before an earlier-stamped one could come, to keep
+    /// the output's time-order buffer within its share of the budget
+    /// (nothing lost; order only).
+    pub records_written_early: u64,
+    /// HTTP/2 connections whose view (SETTINGS, GOAWAY, for detectors)
+    /// was forgotten for the bound on views kept at once.
+    pub h2_connections_forgotten: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]

@@ -40,13 +40,13 @@ struct Run {
 }
 
 /// Runs wstap with stdout to a file, and asks the kernel for its peak RSS.
-// The child is reaped by wait4 (which also gives its rusage), not wait().
-#[allow(clippy::zombie_processes)]
 fn run(args: &[&str]) -> Run {
     run_with_stdin(args, None)
 }
 
 /// `run`, with standard input read from `input` (`-r -`).
+// The child is reaped by wait4 (which also gives its rusage), not wait().
+#[allow(clippy::zombie_processes)]
 fn run_with_stdin(args: &[&str], input: Option<&Path>) -> Run {
     let out_path = tmp(&format!("out-{}", rand_tag()));
     let err_path = out_path.with_extension("err");

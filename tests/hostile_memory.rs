@@ -59,17 +59,26 @@ const ALLOWANCE: usize = 6 << 20;
 fn the_heap_stays_under_the_budget_whatever_the_traffic() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let memcap_mb: u64 = std::env::var("MEMCAP_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
-    // flood, open, head, ooo, pipeline, respond, upgrade, frames, fragments, reset
-    let mixes: [(&str, [u64; 10]); 5] = [
-        ("syn flood", [90, 3, 1, 1, 1, 1, 1, 1, 0, 1]),
-        ("held heads and holes", [2, 10, 40, 40, 1, 1, 2, 2, 0, 2]),
-        ("pipelining", [2, 10, 2, 2, 60, 5, 2, 2, 0, 5]),
-        ("upgrades and fragments", [10, 20, 5, 5, 5, 5, 20, 20, 30, 5]),
-        ("everything", [20, 15, 10, 10, 10, 10, 10, 10, 10, 5]),
+    // flood, open, head, ooo, pipeline, respond, upgrade, frames, fragments, reset,
+    // TLS open, h2 open, TLS record / h2 stream
+    let mixes: [(&str, &[u64]); 7] = [
+        ("syn flood", &[90, 3, 1, 1, 1, 1, 1, 1, 0, 1]),
+        ("held heads and holes", &[2, 10, 40, 40, 1, 1, 2, 2, 0, 2]),
+        ("pipelining", &[2, 10, 2, 2, 60, 5, 2, 2, 0, 5]),
+        ("upgrades and fragments", &[10, 20, 5, 5, 5, 5, 20, 20, 30, 5]),
+        // ClientHellos whose keys never come, under a followed key log:
+        // every connection holds records for them.
+        ("tls held records", &[5, 2, 1, 1, 1, 1, 1, 1, 0, 3, 40, 0, 50]),
+        // HTTP/2: many streams per connection, big header blocks, large
+        // HPACK tables, RFC 8441 WebSockets.
+        ("h2 streams", &[5, 2, 1, 1, 1, 1, 1, 1, 0, 3, 0, 10, 80]),
+        ("everything", &[20, 15, 10, 10, 10, 10, 10, 10, 10, 5, 10, 5, 20]),
     ];
     for (round, (name, weights)) in mixes.iter().enumerate() {
         let args = Args { memcap: Some(format!("{memcap_mb}M")), ..Args::default() };
         let mut p = wstap::app::build_pipeline(&args).unwrap();
+        // A followed key log (live): records wait for keys.
+        p.keys().set_growing(true);
         let limit = p.flows.budget().limit;
         let mut sink = Discard::default();
         let base = LIVE.load(Ordering::Relaxed);
@@ -115,8 +124,21 @@ fn the_heap_stays_under_the_budget_whatever_the_traffic() {
             peak as f64 / (1 << 20) as f64,
             outside as f64 / (1 << 20) as f64
         );
-        p.finish();
+        let sum = p.finish();
         p.drain_to(&mut sink).unwrap();
+        // The traffic was what the mix says it is.
+        if *name == "tls held records" {
+            let t = sum.tls.as_ref().expect("TLS connections");
+            eprintln!("{name}: {t:?}");
+            assert!(t.connections > 1000 && t.held_dropped > 1 << 20, "{t:?}");
+            assert!(st.shed_bytes > 1 << 20, "held records were given up under pressure: {st:?}");
+        }
+        if *name == "h2 streams" {
+            let h = sum.h2.as_ref().expect("HTTP/2 connections");
+            eprintln!("{name}: {h:?}");
+            assert!(h.connections > 500 && h.streams > 1000 && h.websocket_accepted > 100, "{h:?}");
+            assert!(st.evicted.established > 1000, "h2 connections were evicted under pressure: {st:?}");
+        }
         let b = p.flows.budget();
         assert_eq!((b.state, b.buffers), (0, 0), "{name}: every charge released at the end");
         assert_eq!(p.analyzer.live_state(), (0, 0, 0, 0));
@@ -150,9 +172,10 @@ impl wstap::sink::Sink for Discard {
 #[test]
 fn charges_cover_what_connections_cost() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    for kind in ["half-open", "http", "websocket"] {
+    for kind in ["half-open", "http", "websocket", "tls", "h2"] {
         let args = Args { memcap: Some("1G".into()), ..Args::default() };
         let mut p = wstap::app::build_pipeline(&args).unwrap();
+        p.keys().set_growing(true);
         let mut sink = Discard::default();
         let n = 5_000u32;
         let base = LIVE.load(Ordering::Relaxed);
@@ -172,6 +195,38 @@ fn charges_cover_what_connections_cost() {
             c.c.seq += 1;
             feed(&mut p, tcp_frame(c.s.addr, c.c.addr, c.s.seq, c.c.seq, SYN | ACK, b""));
             c.s.seq += 1;
+            if kind == "tls" || kind == "h2" {
+                // TLS: records held for keys that have not come; HTTP/2:
+                // four streams, one of them an accepted RFC 8441 WebSocket.
+                let mut cs = Vec::new();
+                let mut sc = Vec::new();
+                if kind == "tls" {
+                    cs.push(wstap::proto::tls::build::client_hello(&[i as u8; 32], "x.example", &["http/1.1"]));
+                    sc.push(wstap::proto::tls::build::server_hello(&[9; 32], 0x0304, 0x1301, None));
+                    cs.push(wstap::proto::tls::build::record(23, &[0xab; 600]));
+                } else {
+                    let mut pre = h2::PREFACE.to_vec();
+                    pre.extend(h2::frame(4, 0, 0, &[]));
+                    cs.push(pre);
+                    sc.push(h2::frame(4, 0, 0, &[0, 8, 0, 0, 0, 1]));
+                    for (k, id) in [1u32, 3, 5, 7].into_iter().enumerate() {
+                        for f in h2::headers_frames(id, &h2::request_block(k == 0, i as u64, 200)) {
+                            cs.push(f);
+                        }
+                    }
+                    sc.push(h2::frame(1, 4, 1, &[0x88]));
+                }
+                for (d, f) in cs.into_iter().map(|f| (true, f)).chain(sc.into_iter().map(|f| (false, f))) {
+                    if d {
+                        feed(&mut p, tcp_frame(c.c.addr, c.s.addr, c.c.seq, c.s.seq, ACK | PSH, &f));
+                        c.c.seq += f.len() as u32;
+                    } else {
+                        feed(&mut p, tcp_frame(c.s.addr, c.c.addr, c.s.seq, c.c.seq, ACK | PSH, &f));
+                        c.s.seq += f.len() as u32;
+                    }
+                }
+                continue;
+            }
             let key = "dGhlIHNhbXBsZSBub25jZQ==";
             let (req, resp) = if kind == "websocket" {
                 (

@@ -56,6 +56,9 @@ impl H2ConnView {
 #[derive(Debug, Default)]
 pub struct H2State {
     conns: crate::flow::key::FxHashMap<ConnId, H2ConnView>,
+    /// Connections in the order their view was made (entries of views
+    /// gone are skipped, and dropped when they outnumber the live ones).
+    order: std::collections::VecDeque<ConnId>,
     /// Connections forgotten for the bound.
     pub evicted: u64,
 }
@@ -77,17 +80,23 @@ impl Analyzer {
 
     fn h2_view(&mut self, conn: ConnId, ts: Ts) -> Option<&mut H2ConnView> {
         let flow = self.conns.get(&conn)?.flow;
-        if !self.h2.conns.contains_key(&conn) && self.h2.conns.len() >= MAX_CONNS {
-            // Forget the oldest closed one, else the oldest.
-            let old = self
-                .h2
-                .conns
-                .values()
-                .min_by_key(|v| (v.closed.is_none(), v.opened, v.conn))
-                .map(|v| v.conn)
-                .expect("full");
-            self.h2.conns.remove(&old);
-            self.h2.evicted += 1;
+        let st = &mut self.h2;
+        if !st.conns.contains_key(&conn) {
+            if st.conns.len() >= MAX_CONNS {
+                // Forget the oldest (views of closed connections are gone
+                // already): O(1) amortised, no scan of the views.
+                while let Some(old) = st.order.pop_front() {
+                    if st.conns.remove(&old).is_some() {
+                        st.evicted += 1;
+                        break;
+                    }
+                }
+            }
+            st.order.push_back(conn);
+            if st.order.len() > 2 * st.conns.len() + 1024 {
+                let conns = &st.conns;
+                st.order.retain(|c| conns.contains_key(c) || *c == conn);
+            }
         }
         Some(self.h2.conns.entry(conn).or_insert_with(|| H2ConnView {
             conn,

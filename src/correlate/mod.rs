@@ -282,10 +282,34 @@ impl Analyzer {
         self.out.forced
     }
 
+    /// Of those, written early to keep the output buffer within its share
+    /// of the memory budget.
+    pub fn written_early_for_memory(&self) -> u64 {
+        self.out.forced_memory
+    }
+
+    /// HTTP/2 connection views forgotten for their bound.
+    pub fn h2_forgotten(&self) -> u64 {
+        self.h2.evicted
+    }
+
+    /// Bytes of records held for time order (charged to the budget).
+    #[inline]
+    pub fn held_bytes(&self) -> usize {
+        self.out.bytes()
+    }
+
+    /// The most the output buffer may hold, in bytes.
+    pub fn set_output_cap(&mut self, bytes: usize) {
+        self.out.set_byte_cap(bytes);
+    }
+
     /// The earliest stamp a record not written yet may carry, as of `now`.
     fn watermark(&mut self, now: Ts) -> Ts {
-        while let Some(&(id, _)) = self.arrivals.front() {
-            if self.txns.get(&id).is_some_and(|t| !t.done) {
+        let floor = now.add_secs(-order::MAX_HOLD_S);
+        while let Some(&(id, t)) = self.arrivals.front() {
+            // Older than the hold bound: it holds nothing back any more.
+            if t >= floor && self.txns.get(&id).is_some_and(|t| !t.done) {
                 break;
             }
             self.arrivals.pop_front();
@@ -603,6 +627,12 @@ impl Analyzer {
         self.arrivals.push_back((id, ts));
         self.open.insert(&t);
         self.txns.insert(id, t);
+        if self.arrivals.len() > 2 * self.txns.len() + 1024 {
+            // Answered requests behind an unanswered one: drop them (the
+            // queue stays within twice the requests held, O(1) amortised).
+            let txns = &self.txns;
+            self.arrivals.retain(|(id, _)| txns.get(id).is_some_and(|t| !t.done));
+        }
     }
 
     /// A request just decrypted from a TLS connection whose keys came late:

@@ -9,6 +9,12 @@
 //! *watermark* is the earliest stamp still pending (requests waiting for an
 //! answer, sessions closing, findings a detector has not decided), never
 //! more than [`MAX_HOLD_S`] behind packet time.
+//!
+//! Memory: what is held is counted in bytes as records come and go (an
+//! estimate of each record's heap, made once when it comes), charged to
+//! the memory budget's buffers, and bounded by a share of it
+//! ([`Reorder::set_byte_cap`]); past it the oldest records are written
+//! early (out of order, never lost) and counted (`memory.records_written_early`).
 
 use std::collections::BTreeMap;
 
@@ -36,14 +42,92 @@ pub fn stamp_us(r: &Record) -> i64 {
     (s * 1e6).round() as i64
 }
 
-#[derive(Default)]
+/// Bytes a record costs while held: its own size, the map's share and
+/// the heap its strings and lists take.
+pub fn record_bytes(r: &Record) -> usize {
+    fn o(s: &Option<String>) -> usize {
+        s.as_ref().map_or(0, String::capacity)
+    }
+    fn hop(h: &crate::record::Hop) -> usize {
+        std::mem::size_of::<crate::record::Hop>()
+            + h.flow.capacity()
+            + [&h.method, &h.target, &h.upgrade, &h.connection, &h.key, &h.reason, &h.accept, &h.server, &h.sni]
+                .into_iter()
+                .map(o)
+                .sum::<usize>()
+            + o(&h.protocol)
+            + h.tls.as_ref().map_or(0, |t| 64 + o(&t.cipher) + o(&t.sni) + o(&t.alpn))
+    }
+    fn value(v: &serde_json::Value) -> usize {
+        use serde_json::Value;
+        std::mem::size_of::<Value>()
+            + match v {
+                Value::String(s) => s.capacity(),
+                Value::Array(a) => a.iter().map(value).sum(),
+                Value::Object(m) => m.iter().map(|(k, v)| 48 + k.capacity() + value(v)).sum(),
+                _ => 0,
+            }
+    }
+    let heap = match r {
+        Record::Http(m) => {
+            m.flow.capacity()
+                + o(&m.method)
+                + o(&m.target)
+                + o(&m.reason)
+                + m.headers.iter().map(|(n, v)| 48 + n.capacity() + v.capacity()).sum::<usize>()
+        }
+        Record::Frame(f) => f.flow.capacity() + o(&f.close_reason),
+        Record::Handshake(h) => {
+            h.path.capacity() + [&h.client, &h.upstream].into_iter().flatten().map(hop).sum::<usize>()
+        }
+        Record::Session(s) => {
+            s.path.capacity()
+                + o(&s.client_flow)
+                + o(&s.upstream_flow)
+                + o(&s.close.reason)
+                + s.hops.iter().map(|h| std::mem::size_of_val(h) + h.flow.capacity()).sum::<usize>()
+        }
+        Record::Finding(f) => {
+            std::mem::size_of::<crate::detect::Finding>()
+                + f.message.capacity()
+                + o(&f.path)
+                + o(&f.fix)
+                + f.flows.iter().map(|x| 24 + x.capacity()).sum::<usize>()
+                + 16 * f.also.len()
+                + value(&f.detail)
+        }
+        Record::Summary(_) => 4096,
+    };
+    // The entry in the B-tree (key, value, node slack).
+    std::mem::size_of::<Record>() * 3 / 2 + 32 + heap
+}
+
 pub struct Reorder {
-    held: BTreeMap<(i64, u64), Record>,
+    held: BTreeMap<(i64, u64), (Record, u32)>,
     seq: u64,
     ready: Vec<Record>,
     /// Records written before an earlier-stamped one could come (held too
     /// long or over the count bound).
     pub forced: u64,
+    /// Of those, written early to stay within the memory budget.
+    pub forced_memory: u64,
+    /// Bytes held ([`record_bytes`]), and at most.
+    bytes: usize,
+    byte_cap: usize,
+}
+
+impl Default for Reorder {
+    fn default() -> Self {
+        Reorder {
+            held: BTreeMap::new(),
+            seq: 0,
+            ready: Vec::new(),
+            forced: 0,
+            forced_memory: 0,
+            bytes: 0,
+            byte_cap: usize::MAX,
+        }
+    }
 }
 
 impl Reorder {
@@ -52,13 +136,34 @@ impl Reorder {
     pub fn push(&mut self, r: Record) {
         let k = (stamp_us(&r), self.seq);
         self.seq += 1;
-        self.held.insert(k, r);
+        let n = record_bytes(&r).min(u32::MAX as usize);
+        self.bytes += n;
+        self.held.insert(k, (r, n as u32));
         while self.held.len() > MAX_HELD {
-            if let Some((_, r)) = self.held.pop_first() {
-                self.forced += 1;
-                self.ready.push(r);
-            }
+            self.force_oldest();
         }
+        while self.bytes > self.byte_cap && !self.held.is_empty() {
+            self.force_oldest();
+            self.forced_memory += 1;
+        }
+    }
+
+    fn force_oldest(&mut self) {
+        if let Some((_, (r, n))) = self.held.pop_first() {
+            self.bytes -= n as usize;
+            self.forced += 1;
+            self.ready.push(r);
+        }
+    }
+
+    /// Bytes held at most (a share of the memory budget).
+    pub fn set_byte_cap(&mut self, cap: usize) {
+        self.byte_cap = cap;
+    }
+
+    /// Bytes held now (charged to the memory budget).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Releases every record stamped at or before `watermark`.
@@ -68,13 +173,16 @@ impl Reorder {
             if e.key().0 > w {
                 break;
             }
-            self.ready.push(e.remove());
+            let (r, n) = e.remove();
+            self.bytes -= n as usize;
+            self.ready.push(r);
         }
     }
 
     pub fn release_all(&mut self) {
         let held = std::mem::take(&mut self.held);
-        self.ready.extend(held.into_values());
+        self.bytes = 0;
+        self.ready.extend(held.into_values().map(|(r, _)| r));
     }
 
     pub fn has_ready(&self) -> bool {

@@ -140,12 +140,7 @@ impl Conn {
     /// Per-connection state outside the flow table, for the budget.
     #[inline]
     pub fn state_cost(&self) -> u64 {
-        budget::PER_CONN
-            + match &self.app {
-                App::Http(_) => budget::PER_HTTP,
-                App::Ws(_) => budget::PER_WEBSOCKET,
-                _ => 0,
-            }
+        budget::PER_CONN + self.app.state_cost()
     }
 
     /// Buffers this connection holds (or makes the analyzer hold): data

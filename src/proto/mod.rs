@@ -195,14 +195,35 @@ impl App {
         match self {
             App::Http(h) => h.buffered(),
             App::Ws(w) => w.stranded as usize,
+            App::Tls(t) => t.buffered(),
+            App::H2(h) => h.buffered(),
             _ => 0,
         }
     }
 
-    /// Memory pressure: the HTTP parser gives up partial heads.
+    /// Fixed state of the parser beyond the connection's own, for the
+    /// budget (what HTTP/2 holds per stream and for its HPACK tables
+    /// changes with them).
+    #[inline]
+    pub fn state_cost(&self) -> u64 {
+        use crate::budget;
+        match self {
+            App::Http(_) => budget::PER_HTTP,
+            App::Ws(_) => budget::PER_WEBSOCKET,
+            App::Tls(t) => budget::PER_TLS + t.inner().state_cost(),
+            App::H2(h) => h.state_cost(),
+            _ => 0,
+        }
+    }
+
+    /// Memory pressure: the HTTP parser gives up partial heads; a TLS
+    /// connection the records it holds for keys; HTTP/2 its header blocks
+    /// being assembled.
     pub fn shed(&mut self, ts: Ts, out: &mut Vec<ProtoEvent>) -> usize {
         match self {
             App::Http(h) => h.shed(ts, out),
+            App::Tls(t) => t.shed(ts, out),
+            App::H2(h) => h.shed(ts, out),
             _ => 0,
         }
     }

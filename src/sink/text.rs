@@ -314,7 +314,9 @@ fn http_line(m: &HttpMessage, all_headers: bool) -> String {
 /// What the memory budget gave up, or None when it gave up nothing.
 pub fn memory_line(m: &crate::record::Memory) -> Option<String> {
     let e = &m.evicted;
-    if e.total() + m.dropped_connections + m.shed_connections == 0 {
+    if e.total() + m.dropped_connections + m.shed_connections + m.records_written_early + m.h2_connections_forgotten
+        == 0
+    {
         return None;
     }
     let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
@@ -332,6 +334,12 @@ pub fn memory_line(m: &crate::record::Memory) -> Option<String> {
     }
     if m.shed_connections > 0 {
         s += &format!(", buffers given up on {} connections ({})", m.shed_connections, mib(m.shed_bytes));
+    }
+    if m.records_written_early > 0 {
+        s += &format!(", {} records written out of time order", m.records_written_early);
+    }
+    if m.h2_connections_forgotten > 0 {
+        s += &format!(", {} HTTP/2 connection views forgotten", m.h2_connections_forgotten);
     }
     Some(s)
 }

@@ -784,14 +784,24 @@ pub fn oddities(path: &Path) -> u64 {
 pub struct Traffic {
     pub rng: Rng,
     conns: Vec<Conn>,
-    upgraded: Vec<bool>,
+    /// Per connection: 0 plain HTTP, 1 upgraded to WebSocket, 2 TLS (its
+    /// records held for keys that never come), 3 HTTP/2 in clear.
+    state: Vec<u8>,
+    /// HTTP/2: the next client stream id.
+    next_stream: Vec<u32>,
     /// Frames made by the steps so far, to be taken by the caller.
     pub frames: Vec<Vec<u8>>,
 }
 
 impl Traffic {
     pub fn new(seed: u64) -> Traffic {
-        Traffic { rng: Rng(seed | 1), conns: Vec::new(), upgraded: Vec::new(), frames: Vec::new() }
+        Traffic {
+            rng: Rng(seed | 1),
+            conns: Vec::new(),
+            state: Vec::new(),
+            next_stream: Vec::new(),
+            frames: Vec::new(),
+        }
     }
 
     fn conn(&mut self) -> Option<usize> {
@@ -811,8 +821,9 @@ impl Traffic {
     }
 
     /// One step of a kind drawn from `weights` (flood, open, head, hole,
-    /// pipeline, respond, upgrade, frames, fragment, reset).
-    pub fn step_weighted(&mut self, weights: &[u64; 10]) {
+    /// pipeline, respond, upgrade, frames, fragment, reset, TLS open,
+    /// HTTP/2 open, TLS record or HTTP/2 stream); weights not given are 0.
+    pub fn step_weighted(&mut self, weights: &[u64]) {
         let total: u64 = weights.iter().sum();
         let mut pick = self.rng.below(total);
         let mut kind = 0;
@@ -824,10 +835,84 @@ impl Traffic {
         self.step(kind as u8, r);
     }
 
-    /// One step of kind `kind % 10`, its details drawn from `r`.
+    /// Opens a connection (SYN, SYN-ACK) in state `state`.
+    fn open(&mut self, r: u64, state: u8) -> usize {
+        let proxy = (IpAddr::from(PROXY), if state == 2 { 443 } else { 80 });
+        let src = (v4(172, 16 + (r % 16) as u8, (r >> 8) as u8, (r >> 16) as u8), 1024 + (r >> 24) as u16 % 60000);
+        let mut c = Conn::new(src, proxy, r as u32);
+        self.frames.push(tcp_frame(c.c.addr, c.s.addr, c.c.seq, 0, SYN, b""));
+        c.c.seq = c.c.seq.wrapping_add(1);
+        self.frames.push(tcp_frame(c.s.addr, c.c.addr, c.s.seq, c.c.seq, SYN | ACK, b""));
+        c.s.seq = c.s.seq.wrapping_add(1);
+        if self.conns.len() < 4000 {
+            self.conns.push(c);
+            self.state.push(state);
+            self.next_stream.push(1);
+            self.conns.len() - 1
+        } else {
+            let i = (r >> 32) as usize % self.conns.len();
+            self.conns[i] = c;
+            self.state[i] = state;
+            self.next_stream[i] = 1;
+            i
+        }
+    }
+
+    /// One step of kind `kind % 13`, its details drawn from `r`.
     pub fn step(&mut self, kind: u8, r: u64) {
         let proxy = (IpAddr::from(PROXY), 80);
-        match kind % 10 {
+        match kind % 13 {
+            10 => {
+                // A TLS connection whose keys never come (a flood of
+                // ClientHellos under a followed key log): its records are
+                // held for them.
+                let i = self.open(r, 2);
+                let random = [(r >> 8) as u8; 32];
+                self.c2s(i, &wstap::proto::tls::build::client_hello(&random, "flood.example", &["http/1.1"]));
+                self.s2c(i, &wstap::proto::tls::build::server_hello(&[9; 32], 0x0304, 0x1301, None));
+                self.c2s(i, &wstap::proto::tls::build::record(23, &[0xab; 1200]));
+            }
+            11 => {
+                // HTTP/2 in clear: the preface, both SETTINGS (the server
+                // offers RFC 8441 and a large HPACK table).
+                let i = self.open(r, 3);
+                let mut c = h2::PREFACE.to_vec();
+                c.extend(h2::frame(4, 0, 0, &[]));
+                self.c2s(i, &c);
+                let mut set = Vec::new();
+                for (id, v) in [(1u16, 65536u32), (8, 1)] {
+                    set.extend_from_slice(&id.to_be_bytes());
+                    set.extend_from_slice(&v.to_be_bytes());
+                }
+                self.s2c(i, &h2::frame(4, 0, 0, &set));
+            }
+            12 => {
+                let Some(i) = self.conn() else { return };
+                match self.state[i] {
+                    2 => {
+                        for ch in wstap::proto::tls::build::record(23, &[0xcd; 16000]).chunks(1400) {
+                            self.c2s(i, ch);
+                        }
+                    }
+                    3 => {
+                        // A new stream with a big header block (HEADERS and
+                        // CONTINUATION), sometimes an extended CONNECT the
+                        // server accepts; streams are never ended.
+                        let id = self.next_stream[i];
+                        self.next_stream[i] = id.wrapping_add(2);
+                        let ws = r & 1 == 0;
+                        let block = h2::request_block(ws, r, 2000 + (r >> 8) as usize % 30_000);
+                        for f in h2::headers_frames(id, &block) {
+                            self.c2s(i, &f);
+                        }
+                        if ws && r & 2 == 0 {
+                            self.s2c(i, &h2::frame(1, 4, id, &[0x88]));
+                            self.c2s(i, &h2::frame(0, 0, id, &ws_frame(0x1, &[b'x'; 64], Some([1, 2, 3, 4]))));
+                        }
+                    }
+                    _ => {}
+                }
+            }
             0 => {
                 let src = (
                     v4(100 + (r % 50) as u8, (r >> 8) as u8, (r >> 16) as u8, (r >> 24) as u8),
@@ -836,27 +921,13 @@ impl Traffic {
                 self.frames.push(tcp_frame(src, proxy, r as u32, 0, SYN, b""));
             }
             1 => {
-                let src =
-                    (v4(172, 16 + (r % 16) as u8, (r >> 8) as u8, (r >> 16) as u8), 1024 + (r >> 24) as u16 % 60000);
-                let mut c = Conn::new(src, proxy, r as u32);
-                self.frames.push(tcp_frame(c.c.addr, c.s.addr, c.c.seq, 0, SYN, b""));
-                c.c.seq = c.c.seq.wrapping_add(1);
-                self.frames.push(tcp_frame(c.s.addr, c.c.addr, c.s.seq, c.c.seq, SYN | ACK, b""));
-                c.s.seq = c.s.seq.wrapping_add(1);
-                if self.conns.len() < 4000 {
-                    self.conns.push(c);
-                    self.upgraded.push(false);
-                } else {
-                    let i = (r >> 32) as usize % self.conns.len();
-                    self.conns[i] = c;
-                    self.upgraded[i] = false;
-                }
+                self.open(r, 0);
             }
             2 => {
                 if let Some(i) = self.conn() {
                     let mut h = b"GET /hog HTTP/1.1\r\nX-Fill: ".to_vec();
                     h.resize(1400, b'h');
-                    if !self.upgraded[i] {
+                    if self.state[i] == 0 {
                         self.c2s(i, &h);
                     }
                 }
@@ -886,7 +957,7 @@ impl Traffic {
                             .as_bytes(),
                         );
                     }
-                    if !self.upgraded[i] {
+                    if self.state[i] == 0 {
                         for ch in reqs.chunks(1400) {
                             self.c2s(i, ch);
                         }
@@ -895,24 +966,24 @@ impl Traffic {
             }
             5 => {
                 if let Some(i) = self.conn()
-                    && !self.upgraded[i]
+                    && self.state[i] == 0
                 {
                     self.s2c(i, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
                 }
             }
             6 => {
                 if let Some(i) = self.conn()
-                    && !self.upgraded[i]
+                    && self.state[i] == 0
                 {
                     let key = "dGhlIHNhbXBsZSBub25jZQ==";
                     self.c2s(i, format!("GET /ws/{r} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").as_bytes());
                     self.s2c(i, format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n", accept_for(key)).as_bytes());
-                    self.upgraded[i] = true;
+                    self.state[i] = 1;
                 }
             }
             7 => {
                 if let Some(i) = self.conn()
-                    && self.upgraded[i]
+                    && self.state[i] == 1
                 {
                     self.c2s(i, &ws_frame(0x1, &[b'x'; 64], Some([1, 2, 3, 4])));
                     self.s2c(i, &ws_frame(0x2, &[b'y'; 200], None));
@@ -946,10 +1017,90 @@ impl Traffic {
             _ => {
                 if let Some(i) = self.conn() {
                     let c = self.conns.swap_remove(i);
-                    self.upgraded.swap_remove(i);
+                    self.state.swap_remove(i);
+                    self.next_stream.swap_remove(i);
                     self.frames.push(tcp_frame(c.c.addr, c.s.addr, c.c.seq, c.s.seq, RST | ACK, b""));
                 }
             }
         }
+    }
+}
+
+/// HTTP/2 frames and header blocks for the generators.
+pub mod h2 {
+    pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    pub fn frame(ty: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        f.push(ty);
+        f.push(flags);
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// An HPACK integer with an `n`-bit prefix, `first` holding the bits
+    /// above it.
+    fn int(out: &mut Vec<u8>, first: u8, n: u8, mut v: usize) {
+        let max = (1usize << n) - 1;
+        if v < max {
+            out.push(first | v as u8);
+            return;
+        }
+        out.push(first | max as u8);
+        v -= max;
+        while v >= 128 {
+            out.push((v % 128) as u8 | 0x80);
+            v /= 128;
+        }
+        out.push(v as u8);
+    }
+
+    fn string(out: &mut Vec<u8>, s: &[u8]) {
+        int(out, 0, 7, s.len());
+        out.extend_from_slice(s);
+    }
+
+    /// A request's header block: GET (or an RFC 8441 extended CONNECT),
+    /// fields added to the dynamic table, and a literal of about `big`
+    /// bytes.
+    pub fn request_block(ws: bool, r: u64, big: usize) -> Vec<u8> {
+        let mut b = Vec::new();
+        if ws {
+            int(&mut b, 0, 4, 2); // :method, literal value
+            string(&mut b, b"CONNECT");
+            b.push(0);
+            string(&mut b, b":protocol");
+            string(&mut b, b"websocket");
+        } else {
+            b.push(0x82); // :method GET
+        }
+        b.push(0x87); // :scheme https
+        int(&mut b, 0, 4, 4); // :path, literal value
+        string(&mut b, format!("/h2/{r}").as_bytes());
+        int(&mut b, 0x40, 6, 1); // :authority, indexed
+        string(&mut b, b"h2.example");
+        // Fill the dynamic table.
+        b.push(0x40);
+        string(&mut b, format!("x-fill-{}", r % 97).as_bytes());
+        string(&mut b, &vec![b'f'; 900]);
+        b.push(0);
+        string(&mut b, b"x-big");
+        string(&mut b, &vec![b'b'; big]);
+        b
+    }
+
+    /// HEADERS then CONTINUATION frames of at most 16 KiB carrying `block`.
+    pub fn headers_frames(stream: u32, block: &[u8]) -> Vec<Vec<u8>> {
+        let chunks: Vec<&[u8]> = block.chunks(16_384).collect();
+        let n = chunks.len();
+        chunks
+            .into_iter()
+            .enumerate()
+            .map(|(k, c)| {
+                let end = if k + 1 == n { 4 } else { 0 };
+                frame(if k == 0 { 1 } else { 9 }, end, stream, c)
+            })
+            .collect()
     }
 }

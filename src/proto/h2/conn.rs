@@ -56,7 +56,14 @@ pub struct H2Conn {
     conn_rst: [Option<Ts>; 2],
     stats: H2Stats,
     scratch: Vec<ProtoEvent>,
+    /// What the open streams are charged to the memory budget (the sum of
+    /// their `cost`), kept as they open, grow and end: no scan.
+    streams_cost: u64,
 }
+
+/// A stream's fixed cost: its entry here and what the analyzer keeps for
+/// it as for a connection of its own.
+const PER_STREAM: u32 = std::mem::size_of::<Stream>() as u32 + crate::budget::PER_CONN as u32 + 256;
 
 impl H2Conn {
     /// A connection whose client sends the preface first (ALPN h2, h2c
@@ -79,7 +86,48 @@ impl H2Conn {
             conn_rst: [None; 2],
             stats: H2Stats { connections: 1, ..Default::default() },
             scratch: Vec::new(),
+            streams_cost: 0,
         }
+    }
+
+    /// Fixed state for the memory budget: the connection, its HPACK tables
+    /// (as large as they are allowed to grow), its streams (their state,
+    /// request heads, WebSocket parsers) and the analyzer's view of it.
+    /// O(1): kept up to date as streams come and go.
+    #[inline]
+    pub fn state_cost(&self) -> u64 {
+        crate::budget::PER_H2
+            + (self.hpack[0].table_cost() + self.hpack[1].table_cost()) as u64
+            + self.streams.capacity() as u64 * std::mem::size_of::<Stream>() as u64
+            + self.streams_cost
+    }
+
+    /// Buffers: header blocks being assembled, frames cut across segments.
+    #[inline]
+    pub fn buffered(&self) -> usize {
+        let b = |x: &Option<Block>| x.as_ref().map_or(0, |b| b.buf.capacity());
+        b(&self.block[0]) + b(&self.block[1]) + self.readers[0].held() + self.readers[1].held()
+    }
+
+    /// Memory pressure: header blocks being assembled are given up (not
+    /// decoded: counted in `header_blocks_lost`, and the direction's HPACK
+    /// table is lost with them). Returns the bytes freed.
+    pub fn shed(&mut self, _ts: Ts, _out: &mut Vec<ProtoEvent>) -> usize {
+        let mut freed = 0;
+        for b in self.block.iter_mut().flatten() {
+            if b.buf.capacity() > 0 {
+                freed += b.buf.capacity();
+                b.buf = Vec::new();
+                b.lost = true;
+            }
+        }
+        freed
+    }
+
+    fn charge_stream(&mut self, i: usize, n: u32) {
+        let s = &mut self.streams[i];
+        s.cost = s.cost.saturating_add(n);
+        self.streams_cost += n as u64;
     }
 
     pub fn stats(&self) -> H2Stats {
@@ -161,6 +209,7 @@ impl H2Conn {
     /// The connection ended: every stream still followed ends with it.
     pub fn finish(&mut self, out: &mut Vec<ProtoEvent>) {
         let mut streams = std::mem::take(&mut self.streams);
+        self.streams_cost = 0;
         streams.sort_by_key(|s| s.id);
         for mut s in streams {
             let ts = s.last;
@@ -433,9 +482,16 @@ impl H2Conn {
                 let windows = [self.initial_window[0], self.initial_window[1]];
                 self.streams.push(Stream::new(id, ts, windows));
                 Self::emit(out, id, ts, StreamEvent::Open);
-                self.streams.len() - 1
+                let i = self.streams.len() - 1;
+                self.charge_stream(i, PER_STREAM);
+                i
             }
         };
+        if let (false, Some(f)) = (self.streams[i].req_done, &fields) {
+            // The request head lives on in the analyzer while the stream does.
+            let head: usize = f.iter().map(|(n, v)| n.len() + v.len() + 48).sum();
+            self.charge_stream(i, head.min(u32::MAX as usize) as u32);
+        }
         let s = &mut self.streams[i];
         s.last = ts;
         s.frames[0] += 1;
@@ -467,6 +523,7 @@ impl H2Conn {
         out: &mut Vec<ProtoEvent>,
     ) {
         let verbose = self.verbose;
+        let mut grew = 0u64;
         let Some(s) = self.stream_mut(id) else { return };
         s.last = ts;
         s.frames[1] += 1;
@@ -483,11 +540,14 @@ impl H2Conn {
             // carries frames when its exchange is decided.
             if upgraded {
                 s.ws = Some(Box::new(WsState::new(ts, verbose)));
+                s.cost = s.cost.saturating_add(crate::budget::PER_WEBSOCKET as u32);
+                grew = crate::budget::PER_WEBSOCKET;
                 self.stats.websocket_accepted += 1;
                 Self::emit(out, id, ts, StreamEvent::Upgraded);
             }
             Self::emit(out, id, ts, StreamEvent::Response(Box::new(resp)));
         }
+        self.streams_cost += grew;
         if end_stream {
             self.end_stream(id, Dir::ToClient, ts, out);
         }
@@ -517,6 +577,7 @@ impl H2Conn {
             return;
         }
         let mut s = self.streams.swap_remove(i);
+        self.streams_cost -= s.cost as u64;
         self.stats.flow_control_overruns += s.overruns;
         let sum = s.summary(self.conn_fin, self.conn_rst);
         Self::emit(out, s.id, ts, StreamEvent::Closed(Box::new(sum)));

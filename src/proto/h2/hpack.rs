@@ -33,6 +33,11 @@ pub enum BlockError {
 pub struct Decoder {
     dec: Hpack<'static>,
     lost: bool,
+    /// The dynamic table's allowed size (what it may grow to).
+    allowed: usize,
+    /// Header bytes decoded so far (RFC 7541 sizes): the table holds no
+    /// more than this (charged to the memory budget up to `allowed`).
+    seen: usize,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -45,7 +50,7 @@ impl Default for Decoder {
     fn default() -> Self {
         let mut dec = Hpack::new();
         dec.set_max_allowed_table_size(4096);
-        Decoder { dec, lost: false }
+        Decoder { dec, lost: false, allowed: 4096, seen: 0 }
     }
 }
 
@@ -53,7 +58,14 @@ impl Decoder {
     /// The receiver advertised SETTINGS_HEADER_TABLE_SIZE = `size`: the
     /// encoder may now use up to that (our cap applies).
     pub fn allow(&mut self, size: u32) {
-        self.dec.set_max_allowed_table_size((size as usize).clamp(4096, MAX_TABLE));
+        self.allowed = (size as usize).clamp(4096, MAX_TABLE);
+        self.dec.set_max_allowed_table_size(self.allowed);
+    }
+
+    /// Memory the dynamic table may take now: what was decoded so far, at
+    /// most its allowed size, with the decoder's own per-entry storage.
+    pub fn table_cost(&self) -> usize {
+        if self.lost { 0 } else { self.seen.min(self.allowed) * 3 / 2 }
     }
 
     /// A block of this direction could not be read: the encoder's table
@@ -84,6 +96,7 @@ impl Decoder {
                 fields.push((text(&n), text(&v)));
             }
         });
+        self.seen = self.seen.saturating_add(size);
         match r {
             Err(_) => {
                 self.lost = true;

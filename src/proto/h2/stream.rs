@@ -35,6 +35,10 @@ pub struct Stream {
     /// receiver's grant).
     pub window: [i64; 2],
     pub overruns: u64,
+    /// What this stream is charged to the memory budget (its state, its
+    /// request head, its WebSocket parsers): added and taken back by its
+    /// connection.
+    pub cost: u32,
 }
 
 impl Stream {
@@ -55,6 +59,7 @@ impl Stream {
             gaps: 0,
             window: windows,
             overruns: 0,
+            cost: 0,
         }
     }
 

@@ -197,6 +197,11 @@ pub struct Messages {
 const MAX_MESSAGE: usize = 1 << 16;
 
 impl Messages {
+    /// Bytes held for a message not complete yet (memory budget).
+    pub fn held(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Adds handshake-record plaintext; calls `f(type, body)` per complete
     /// message. Returns false when the stream is not handshake messages.
     pub fn push(&mut self, data: &[u8], f: &mut dyn FnMut(u8, &[u8])) -> bool {

@@ -413,6 +413,39 @@ impl TlsConn {
         }
     }
 
+    /// Memory this connection holds beyond its fixed state, for the
+    /// budget: records held for their keys, a record or handshake message
+    /// cut across segments, and what the parser of its plaintext holds.
+    /// A few additions of fields: called after every packet with data.
+    #[inline]
+    pub fn buffered(&self) -> usize {
+        let h = |x: &Half| x.buf.capacity() + x.msgs.held();
+        self.held_bytes
+            + self.held.capacity() * std::mem::size_of::<(Dir, Ts, Vec<u8>)>()
+            + h(&self.halves[0])
+            + h(&self.halves[1])
+            + self.rec.capacity()
+            + self.inner.buffered()
+    }
+
+    /// Memory pressure: records held for keys are given up (the
+    /// connection then counts as not decrypted for want of its keys, as
+    /// when its records overflow [`HOLD_LIMIT`]), then what the parser of
+    /// its plaintext can give up. Returns the bytes freed.
+    pub fn shed(&mut self, ts: Ts, out: &mut Vec<ProtoEvent>) -> usize {
+        let mut freed = 0;
+        if !self.held.is_empty() {
+            freed += self.held_bytes + self.held.capacity() * std::mem::size_of::<(Dir, Ts, Vec<u8>)>();
+            self.fail(Undecrypted::NoKey, ts, out);
+            self.held = VecDeque::new();
+        }
+        if self.rec.capacity() > 0 {
+            freed += self.rec.capacity();
+            self.rec = Vec::new();
+        }
+        freed + self.inner.shed(ts, out)
+    }
+
     /// Records are held for keys not known yet.
     pub fn is_holding(&self) -> bool {
         !self.held.is_empty()
