@@ -402,3 +402,31 @@ fn the_dashboard_shows_what_the_budget_gave_up() {
         .collect();
     assert!(screen.contains("Drops       evicted 29."), "the Overview shows the evictions:\n{screen}");
 }
+
+#[test]
+fn tls_and_h2_floods_stay_under_the_budget() {
+    // TLS connections whose keys never come (read from a file, their
+    // records are not held: all keys are known before the first packet;
+    // the held-records path is the memory property test's, under a
+    // followed key log), then HTTP/2 connections with 40 streams each and
+    // header blocks up to 32 KB; two real sessions after them.
+    let (tls, h2, memcap) = if full() { (3000, 2000, 16) } else { (1500, 600, 8) };
+    let f = tmp("tls-h2.pcap");
+    hostile_gen::tls_h2_flood(&f, tls, h2);
+    let memcap_arg = format!("{memcap}M");
+    let r = run(&["-r", f.to_str().unwrap(), "--json", "--memcap", &memcap_arg]);
+    let _ = std::fs::remove_file(&f);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rs = lines(&r.stdout);
+    let s = summary(&rs);
+    assert_eq!(s["tls"]["connections"], tls as u64, "{}", s["tls"]);
+    assert!(s["h2"]["streams"].as_u64().unwrap() >= h2 as u64 * 30, "{}", s["h2"]);
+    assert!(s["h2"]["websocket_accepted"].as_u64().unwrap() > 0, "{}", s["h2"]);
+    let m = &s["memory"];
+    assert!(m["peak_bytes"].as_u64().unwrap() <= memcap << 20, "{m}");
+    assert!(m["evicted"]["established"].as_u64().unwrap() > 0, "the budget was full: {m}");
+    // The real sessions after the floods are found.
+    let paths: Vec<&str> = rs.iter().filter(|x| x["type"] == "session").filter_map(|x| x["path"].as_str()).collect();
+    assert!(paths.contains(&"/after1") && paths.contains(&"/after2"), "{paths:?}");
+    assert_rss_within(&r, memcap, "TLS and HTTP/2 floods");
+}

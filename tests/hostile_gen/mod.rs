@@ -777,6 +777,34 @@ pub fn oddities(path: &Path) -> u64 {
     n
 }
 
+/// TLS and HTTP/2 floods: `tls` connections whose ClientHello keys never
+/// come, each sending records, then `h2` HTTP/2 connections in clear
+/// opening many streams with big header blocks (some RFC 8441 WebSockets),
+/// then two real WebSocket sessions.
+pub fn tls_h2_flood(path: &Path, tls: u32, h2: u32) -> u64 {
+    let mut p = Pcap::create(path);
+    let mut t = Traffic::new(0x7151);
+    for (opens, kind, per) in [(tls, 10u8, 3u32), (h2, 11, 40)] {
+        for _ in 0..opens {
+            let r = t.rng.next();
+            t.step(kind, r);
+            let i = t.conns.len() - 1;
+            for _ in 0..per {
+                let r = t.rng.next();
+                t.step_on(i, r);
+            }
+            for f in std::mem::take(&mut t.frames) {
+                p.frame(&f);
+            }
+        }
+    }
+    websocket_session(&mut p, 1, "", "/after1", b"bye");
+    websocket_session(&mut p, 2, "", "/after2", b"bye");
+    let n = p.packets;
+    p.finish();
+    n
+}
+
 /// Random hostile traffic, step by step (the memory property test and
 /// the `budget` fuzz target): SYN floods, connections holding partial
 /// heads and data ahead of holes, pipelining, upgrades and frames,
@@ -858,6 +886,38 @@ impl Traffic {
         }
     }
 
+    /// A TLS record on TLS connection `i`, or a new stream with a big
+    /// header block on HTTP/2 connection `i`; nothing on others.
+    pub fn step_on(&mut self, i: usize, r: u64) {
+        if i >= self.conns.len() {
+            return;
+        }
+        match self.state[i] {
+            2 => {
+                for ch in wstap::proto::tls::build::record(23, &[0xcd; 16000]).chunks(1400) {
+                    self.c2s(i, ch);
+                }
+            }
+            3 => {
+                // A new stream with a big header block (HEADERS and
+                // CONTINUATION), sometimes an extended CONNECT the
+                // server accepts; streams are never ended.
+                let id = self.next_stream[i];
+                self.next_stream[i] = id.wrapping_add(2);
+                let ws = r & 1 == 0;
+                let block = h2::request_block(ws, r, 2000 + (r >> 8) as usize % 30_000);
+                for f in h2::headers_frames(id, &block) {
+                    self.c2s(i, &f);
+                }
+                if ws && r & 2 == 0 {
+                    self.s2c(i, &h2::frame(1, 4, id, &[0x88]));
+                    self.c2s(i, &h2::frame(0, 0, id, &ws_frame(0x1, &[b'x'; 64], Some([1, 2, 3, 4]))));
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// One step of kind `kind % 13`, its details drawn from `r`.
     pub fn step(&mut self, kind: u8, r: u64) {
         let proxy = (IpAddr::from(PROXY), 80);
@@ -887,30 +947,8 @@ impl Traffic {
                 self.s2c(i, &h2::frame(4, 0, 0, &set));
             }
             12 => {
-                let Some(i) = self.conn() else { return };
-                match self.state[i] {
-                    2 => {
-                        for ch in wstap::proto::tls::build::record(23, &[0xcd; 16000]).chunks(1400) {
-                            self.c2s(i, ch);
-                        }
-                    }
-                    3 => {
-                        // A new stream with a big header block (HEADERS and
-                        // CONTINUATION), sometimes an extended CONNECT the
-                        // server accepts; streams are never ended.
-                        let id = self.next_stream[i];
-                        self.next_stream[i] = id.wrapping_add(2);
-                        let ws = r & 1 == 0;
-                        let block = h2::request_block(ws, r, 2000 + (r >> 8) as usize % 30_000);
-                        for f in h2::headers_frames(id, &block) {
-                            self.c2s(i, &f);
-                        }
-                        if ws && r & 2 == 0 {
-                            self.s2c(i, &h2::frame(1, 4, id, &[0x88]));
-                            self.c2s(i, &h2::frame(0, 0, id, &ws_frame(0x1, &[b'x'; 64], Some([1, 2, 3, 4]))));
-                        }
-                    }
-                    _ => {}
+                if let Some(i) = self.conn() {
+                    self.step_on(i, r);
                 }
             }
             0 => {
