@@ -30,6 +30,9 @@ fn main() {
         "oddities" => hostile_gen::oddities(out),
         "fragments" => hostile_gen::fragments(out, n(2, 10_000) as u32),
         "damage" => hostile_gen::damage_caplen(out, 100 << 20),
+        "tls-h2" => hostile_gen::tls_h2_flood(out, n(2, 3000) as u32, n(3, 2000) as u32),
+        "resets" => hostile_gen::reset_websockets(out, n(2, 20_000) as u32, n(3, 2000)),
+        "socketio" => hostile_gen::socketio_sessions(out, n(2, 20_000) as u32, n(3, 200)),
         "damage-pcapng" => {
             hostile_gen::damage_pcapng(out);
             0

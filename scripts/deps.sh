@@ -10,7 +10,7 @@ set -euo pipefail
 
 want=(libpcap-dev pkg-config)
 if [ "${1:-test}" != build ]; then
-  want+=(nginx-light tcpdump tmux procps libcap2-bin tshark curl openssl)
+  want+=(nginx-light tcpdump tmux procps libcap2-bin tshark curl openssl time)
 fi
 
 missing=()

@@ -311,6 +311,8 @@ impl Pipeline {
                     shed_bytes: b.stats.shed_bytes,
                     records_written_early: self.analyzer.written_early_for_memory(),
                     h2_connections_forgotten: self.analyzer.h2_forgotten(),
+                    closes_judged_early: self.analyzer.detector_bounds().0,
+                    socketio_sessions_forgotten: self.analyzer.detector_bounds().1,
                 }
             },
             capture: None,

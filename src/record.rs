@@ -408,6 +408,12 @@ pub struct Memory {
     /// HTTP/2 connections whose view (SETTINGS, GOAWAY, for detectors)
     /// was forgotten for the bound on views kept at once.
     pub h2_connections_forgotten: u64,
+    /// Abnormal session closes judged before their time (without waiting
+    /// for the closes around them) because 4096 were waiting.
+    pub closes_judged_early: u64,
+    /// Socket.IO sessions forgotten before they were judged (10,000 are
+    /// followed at once).
+    pub socketio_sessions_forgotten: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]

@@ -45,12 +45,21 @@ fn run(args: &[&str]) -> Run {
 }
 
 /// `run`, with standard input read from `input` (`-r -`).
+fn run_with_stdin(args: &[&str], input: Option<&Path>) -> Run {
+    run_program_with(wstap_bin().as_os_str(), args, input)
+}
+
+/// Another program (GNU time around wstap).
+fn run_program(program: &str, args: &[&str]) -> Run {
+    run_program_with(std::ffi::OsStr::new(program), args, None)
+}
+
 // The child is reaped by wait4 (which also gives its rusage), not wait().
 #[allow(clippy::zombie_processes)]
-fn run_with_stdin(args: &[&str], input: Option<&Path>) -> Run {
+fn run_program_with(program: &std::ffi::OsStr, args: &[&str], input: Option<&Path>) -> Run {
     let out_path = tmp(&format!("out-{}", rand_tag()));
     let err_path = out_path.with_extension("err");
-    let child = Command::new(wstap_bin())
+    let child = Command::new(program)
         .args(args)
         .stdin(match input {
             Some(p) => Stdio::from(std::fs::File::open(p).unwrap()),
@@ -429,4 +438,92 @@ fn tls_and_h2_floods_stay_under_the_budget() {
     let paths: Vec<&str> = rs.iter().filter(|x| x["type"] == "session").filter_map(|x| x["path"].as_str()).collect();
     assert!(paths.contains(&"/after1") && paths.contains(&"/after2"), "{paths:?}");
     assert_rss_within(&r, memcap, "TLS and HTTP/2 floods");
+}
+
+/// Runs `make(path, n)` captures of two sizes through wstap; returns
+/// (time ratio, peak RSS in KiB of the small run, of the large run). The
+/// peak is wstap's own, as GNU time reports it (wait4 on a child this
+/// test spawns counts this process's pages while the child starts).
+fn scaling(name: &str, small: u32, make: fn(&Path, u32)) -> (f64, u64, u64, Run) {
+    let mut out = Vec::new();
+    for n in [small, small * 4] {
+        let f = tmp(&format!("{name}-{n}.pcap"));
+        make(&f, n);
+        let rss_file = f.with_extension("rss");
+        let t = std::time::Instant::now();
+        let bin = wstap_bin();
+        let r = run_program(
+            "/usr/bin/time",
+            &[
+                "-f",
+                "%M",
+                "-o",
+                rss_file.to_str().unwrap(),
+                bin.to_str().unwrap(),
+                "-r",
+                f.to_str().unwrap(),
+                "--json",
+                "--memcap",
+                "64M",
+            ],
+        );
+        let el = t.elapsed().as_secs_f64();
+        let rss: u64 = std::fs::read_to_string(&rss_file).unwrap().trim().parse().unwrap();
+        let _ = std::fs::remove_file(&f);
+        let _ = std::fs::remove_file(&rss_file);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        out.push((el, rss, r));
+    }
+    let (l, s) = (out.pop().unwrap(), out.pop().unwrap());
+    let ratio = l.0 / s.0.max(1e-3);
+    eprintln!(
+        "{name}: {small} -> {} in {:.2} s -> {:.2} s ({ratio:.1}x), peak RSS {} -> {} KiB",
+        small * 4,
+        s.0,
+        l.0,
+        s.1,
+        l.1
+    );
+    (ratio, s.1, l.1, l.2)
+}
+
+#[test]
+fn detectors_stay_flat_and_linear_on_reset_websockets_and_socketio_floods() {
+    // Socket.IO sessions: more than the 10,000 followed at once at both
+    // sizes (under it, memory grows with them up to that bound).
+    let small = 12_000;
+    let (ratio, s, l, big) = scaling("socketio", small, |p, n| {
+        hostile_gen::socketio_sessions(p, n, 2_000);
+    });
+    assert!(ratio < 7.0, "4x the Socket.IO sessions took {ratio:.1}x the time (linear is 4x)");
+    assert!(l < s + 16 * 1024, "memory grows: {s} -> {l} KiB");
+    {
+        let l = big;
+        let sum = summary(&lines(&l.stdout)).clone();
+        assert!(sum["memory"]["socketio_sessions_forgotten"].as_u64().unwrap() > 0, "{}", sum["memory"]);
+        assert!(sum["findings"]["socketio-no-upgrade"].as_u64().unwrap() > 0, "{}", sum["findings"]);
+    }
+    // Reset WebSockets, one every 2 ms (so ~30,000 wait within the 60 s
+    // judgement window at the larger size), none explained by a boundary.
+    let small = if full() { 20_000 } else { 8_000 };
+    let (ratio, s, l, big) = scaling("resets", small, |p, n| {
+        hostile_gen::reset_websockets(p, n, 2_000);
+    });
+    assert!(ratio < 7.0, "4x the resets took {ratio:.1}x the time (linear is 4x)");
+    assert!(l < s + 16 * 1024, "memory grows with the resets: {s} -> {l} KiB");
+    let l = big;
+    let rs = lines(&l.stdout);
+    let sum = summary(&rs);
+    assert_eq!(
+        sum["handshakes"]["upgraded"],
+        small as u64 * 4,
+        "every session, both hops paired: {}",
+        sum["handshakes"]
+    );
+    assert!(sum["memory"]["closes_judged_early"].as_u64().unwrap() > 0, "{}", sum["memory"]);
+    let judged: u64 = ["abnormal-close", "mass-close", "idle-timeout-close", "upstream-reset"]
+        .iter()
+        .filter_map(|k| sum["findings"][k].as_u64())
+        .sum();
+    assert!(judged > 0, "the closes are judged: {}", sum["findings"]);
 }

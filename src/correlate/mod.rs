@@ -288,6 +288,12 @@ impl Analyzer {
         self.out.forced_memory
     }
 
+    /// What the detectors' bounds gave up: (closes judged before their
+    /// time, Socket.IO sessions forgotten).
+    pub fn detector_bounds(&self) -> (u64, u64) {
+        self.detectors.bounded()
+    }
+
     /// HTTP/2 connection views forgotten for their bound.
     pub fn h2_forgotten(&self) -> u64 {
         self.h2.evicted

@@ -291,7 +291,11 @@ impl Detector for Diagnosis {
             .or(self.proxy_override)
             .unwrap_or(Proxy::Unknown);
         let bad = self.bad_handshakes.contains(&s.record.handshake);
-        self.life.session_ended(s, proxy, bad);
+        let before = out.len();
+        self.life.session_ended(s, proxy, bad, out);
+        for f in &mut out[before..] {
+            self.fill_evidence(f);
+        }
         if let Some(mut f) = super::protocol::violation(s, proxy) {
             self.fill_evidence(&mut f);
             out.push(f);
@@ -323,6 +327,10 @@ impl Detector for Diagnosis {
 
     fn learned_boundary(&self) -> Option<f64> {
         self.life.learned_boundary()
+    }
+
+    fn bounded(&self) -> (u64, u64) {
+        (self.life.judged_early, self.socketio.forgotten)
     }
 
     fn finish(&mut self, now: Ts, out: &mut Vec<Finding>) {

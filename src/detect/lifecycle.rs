@@ -7,7 +7,7 @@
 //! time, while a timeout closes each session its own boundary after its
 //! last data.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::diagnosis::finding;
 use super::proxy::Proxy;
@@ -42,6 +42,12 @@ const MASS_MIN: usize = 3;
 const LEARN_MIN: usize = 3;
 /// Sessions with heartbeats kept for the end-of-capture race check.
 const MAX_SURVIVORS: usize = 1000;
+/// Closes waiting for their judgement at most (a flood of reset sessions
+/// must not hold memory for `DECIDE_WITHIN_S`): past it the oldest instant
+/// is judged now, with what is known by then, and counted.
+pub const MAX_PENDING: usize = 4096;
+/// Paths whose heartbeat interval is remembered at most.
+const MAX_PATH_HEARTBEATS: usize = 512;
 
 /// With both hops seen: which end closed first, the backend (the upstream
 /// hop's responder, before the client hop closed) or the client (the client
@@ -87,7 +93,8 @@ struct Ended {
     /// address) when the upstream's responder did, ("client", its address)
     /// when the client hop's initiator did.
     first_closed: Option<(&'static str, String)>,
-    hops: Value,
+    /// The session's hops, for the finding's detail (closes to judge only).
+    hops: Vec<crate::record::HopSession>,
     /// Closed by the proxy's own close frames (not relayed): only ever part
     /// of a mass close, never a finding alone.
     proxy_close: bool,
@@ -118,7 +125,10 @@ impl Source {
 pub struct Lifecycle {
     configured: Vec<f64>,
     live: bool,
-    pending: Vec<Ended>,
+    /// In the order sessions ended (nearly close-time order).
+    pending: std::collections::VecDeque<Ended>,
+    /// Closes judged before their time because `MAX_PENDING` were waiting.
+    pub judged_early: u64,
     /// Sessions with heartbeats that ended cleanly or stayed open: judged
     /// for heartbeat races once a boundary is known.
     heartbeats: Vec<Ended>,
@@ -133,7 +143,8 @@ impl Lifecycle {
         Lifecycle {
             configured,
             live,
-            pending: Vec::new(),
+            pending: Default::default(),
+            judged_early: 0,
             heartbeats: Vec::new(),
             learned: Vec::new(),
             path_heartbeat: FxHashMap::default(),
@@ -145,7 +156,7 @@ impl Lifecycle {
         self.learned.iter().copied().reduce(f64::min)
     }
 
-    pub fn session_ended(&mut self, s: &SessionView<'_>, proxy: Proxy, bad_handshake: bool) {
+    pub fn session_ended(&mut self, s: &SessionView<'_>, proxy: Proxy, bad_handshake: bool, out: &mut Vec<Finding>) {
         let r = s.record;
         let abnormal = !r.open && matches!(r.close.how, "fin" | "rst");
         // The proxy closed the session itself with close frames (a reload):
@@ -153,6 +164,7 @@ impl Lifecycle {
         let proxy_close = !r.open && r.close.how == "close-frame" && r.close.by == Some("proxy");
         if let Some(hb) = &r.heartbeat
             && self.path_heartbeat.get(&r.path).is_none_or(|h| h != hb)
+            && (self.path_heartbeat.len() < MAX_PATH_HEARTBEATS || self.path_heartbeat.contains_key(&r.path))
         {
             self.path_heartbeat.insert(r.path.clone(), hb.clone());
         }
@@ -185,15 +197,41 @@ impl Lifecycle {
             both_legs_by_proxy: both_legs_by_proxy(r),
             first_closed: first_closed(r),
             // Evidence only for closes that will be judged; survivors stay small.
-            hops: if abnormal { json!(r.hops) } else { Value::Null },
+            hops: if abnormal { r.hops.clone() } else { Vec::new() },
             proxy_close,
             code: r.close.code,
             stream_note: super::h2::stream_close_note(r),
         };
         if abnormal || proxy_close {
-            self.pending.push(e);
+            self.pending.push_back(e);
+            if self.pending.len() > MAX_PENDING {
+                self.judge_oldest_instant(out);
+            }
         } else if e.heartbeat.is_some() && self.heartbeats.len() < MAX_SURVIVORS {
             self.heartbeats.push(e);
+        }
+    }
+
+    /// Too many closes wait: the oldest instant's are judged now (a mass
+    /// close if they make one, else each with what is known), as their
+    /// time being up would. O(1) amortised: each close is judged once.
+    #[cold]
+    fn judge_oldest_instant(&mut self, out: &mut Vec<Finding>) {
+        let Some(first) = self.pending.front().map(|e| e.close_ts) else { return };
+        let mut n = 0;
+        while n < self.pending.len() && self.pending[n].close_ts.since(first) <= SAME_INSTANT_S {
+            n += 1;
+        }
+        let group: Vec<Ended> = self.pending.drain(..n.max(1)).collect();
+        self.judged_early += group.len() as u64;
+        if group.len() >= MASS_MIN && spread_says_mass(&group) {
+            out.push(mass_close(&group));
+            return;
+        }
+        for e in group.iter().filter(|e| !e.proxy_close) {
+            if let Some(f) = self.judge(e, true) {
+                out.push(f);
+            }
         }
     }
 
@@ -303,11 +341,12 @@ impl Lifecycle {
         if self.pending.is_empty() {
             return;
         }
-        self.pending.sort_by_key(|e| (e.close_ts, e.id));
+        // Nearly sorted already (sessions end in time order): a linear pass.
+        self.pending.make_contiguous().sort_by_key(|e| (e.close_ts, e.id));
         // 1. Mass closes: groups closed in the same instant.
         let mut i = 0;
         let mut keep = Vec::new();
-        let pending = std::mem::take(&mut self.pending);
+        let pending = Vec::from(std::mem::take(&mut self.pending));
         while i < pending.len() {
             let mut j = i + 1;
             while j < pending.len() && pending[j].close_ts.since(pending[i].close_ts) <= SAME_INSTANT_S {
@@ -363,7 +402,7 @@ impl Lifecycle {
                 waiting.push(e);
             }
         }
-        self.pending = waiting;
+        self.pending = waiting.into();
     }
 
     /// The silence that led to a close: normally `idle`; when a frame

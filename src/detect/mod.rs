@@ -86,6 +86,11 @@ pub trait Detector: Send {
     fn pending_since(&self) -> Option<Ts> {
         None
     }
+    /// What this detector's bounds gave up: (closes judged before their
+    /// time, Socket.IO sessions forgotten).
+    fn bounded(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 /// A finding waits at most this long (packet time) after the time it is
@@ -132,6 +137,9 @@ impl Detectors {
     }
     pub fn pending_since(&self) -> Option<Ts> {
         self.list.iter().filter_map(|d| d.pending_since()).min()
+    }
+    pub fn bounded(&self) -> (u64, u64) {
+        self.list.iter().map(|d| d.bounded()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
     }
 }
 

@@ -41,6 +41,45 @@ pub(super) struct SioSession {
 #[derive(Debug, Default)]
 pub(super) struct SocketIo {
     by_sid: FxHashMap<String, SioSession>,
+    /// Sessions in the order they were last looked at for eviction, with
+    /// their `last` then: the oldest goes first unless it was active since
+    /// (then it goes to the back once, a "clock"). Entries of sessions gone
+    /// are skipped, and dropped when they outnumber the live ones.
+    order: std::collections::VecDeque<(String, Ts)>,
+    /// Sessions forgotten for the bound before they were judged.
+    pub forgotten: u64,
+}
+
+/// Longest `sid` kept as it is (Engine.IO's are 20 characters); a longer
+/// one is cut at a character boundary (the wire decides its length).
+const MAX_SID: usize = 64;
+
+impl SocketIo {
+    /// Makes room for one more session: O(1) amortised, no scan.
+    fn make_room(&mut self) {
+        while self.by_sid.len() >= MAX_SIO {
+            let Some((k, at)) = self.order.pop_front() else { return };
+            match self.by_sid.get(&k) {
+                None => {}
+                Some(s) if s.last > at => {
+                    let last = s.last;
+                    self.order.push_back((k, last));
+                }
+                Some(_) => {
+                    self.by_sid.remove(&k);
+                    self.forgotten += 1;
+                }
+            }
+        }
+    }
+
+    fn enqueue(&mut self, sid: &str, at: Ts) {
+        self.order.push_back((sid.to_string(), at));
+        if self.order.len() > 2 * self.by_sid.len() + 1024 {
+            let m = &self.by_sid;
+            self.order.retain(|(k, _)| m.contains_key(k));
+        }
+    }
 }
 
 fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
@@ -97,12 +136,15 @@ impl Diagnosis {
         }
         let upstream_path = x.upstream.map(|u| u.req.path()).filter(|p| *p != t.req.path()).map(str::to_string);
         let Some(sid) = query_param(&t.req.target, "sid") else { return };
+        let mut cut = sid.len().min(MAX_SID);
+        while !sid.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let sid = &sid[..cut];
         let transport = query_param(&t.req.target, "transport").unwrap_or("");
-        if !self.socketio.by_sid.contains_key(sid)
-            && self.socketio.by_sid.len() >= MAX_SIO
-            && let Some(oldest) = self.socketio.by_sid.iter().min_by_key(|(_, s)| s.last).map(|(k, _)| k.clone())
-        {
-            self.socketio.by_sid.remove(&oldest);
+        if !self.socketio.by_sid.contains_key(sid) {
+            self.socketio.make_room();
+            self.socketio.enqueue(sid, t.req_ts);
         }
         let proxy = x.client.and_then(|c| self.known_proxy_at(c.flow.dst)).unwrap_or(Proxy::Unknown);
         let s = self.socketio.by_sid.entry(sid.to_string()).or_insert_with(|| SioSession {
@@ -150,7 +192,9 @@ impl Diagnosis {
                 {
                     s.handshakes.push(h);
                 }
-                if let Some(st) = t.status() {
+                if let Some(st) = t.status()
+                    && s.statuses.len() < 16
+                {
                     s.statuses.push(st);
                 }
                 if x.outcome == Outcome::Upgraded {

@@ -314,7 +314,13 @@ fn http_line(m: &HttpMessage, all_headers: bool) -> String {
 /// What the memory budget gave up, or None when it gave up nothing.
 pub fn memory_line(m: &crate::record::Memory) -> Option<String> {
     let e = &m.evicted;
-    if e.total() + m.dropped_connections + m.shed_connections + m.records_written_early + m.h2_connections_forgotten
+    if e.total()
+        + m.dropped_connections
+        + m.shed_connections
+        + m.records_written_early
+        + m.h2_connections_forgotten
+        + m.closes_judged_early
+        + m.socketio_sessions_forgotten
         == 0
     {
         return None;
@@ -340,6 +346,12 @@ pub fn memory_line(m: &crate::record::Memory) -> Option<String> {
     }
     if m.h2_connections_forgotten > 0 {
         s += &format!(", {} HTTP/2 connection views forgotten", m.h2_connections_forgotten);
+    }
+    if m.closes_judged_early > 0 {
+        s += &format!(", {} abnormal closes judged early", m.closes_judged_early);
+    }
+    if m.socketio_sessions_forgotten > 0 {
+        s += &format!(", {} Socket.IO sessions forgotten", m.socketio_sessions_forgotten);
     }
     Some(s)
 }

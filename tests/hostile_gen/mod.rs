@@ -1142,3 +1142,61 @@ pub mod h2 {
             .collect()
     }
 }
+
+/// `n` WebSocket sessions through the proxy (both hops) that each end
+/// with a reset, one every `gap_us`, with a varied idle time before it (so
+/// no boundary explains them and each waits for its judgement).
+pub fn reset_websockets(path: &Path, n: u32, gap_us: u64) -> u64 {
+    let mut p = Pcap::create(path);
+    for k in 0..n {
+        let client = (v4(10, 1 + (k >> 16) as u8, (k >> 8) as u8, k as u8), 20000 + (k % 40000) as u16);
+        let mut a = Conn::new(client, (IpAddr::from(PROXY), 80), 1000 + k);
+        let mut b =
+            Conn::new((IpAddr::from(PROXY), 10000 + (k % 50000) as u16), (IpAddr::from(BACKEND), 3000), 9000 + k);
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let req = format!(
+            "GET /reset/{} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            k % 50
+        );
+        let resp = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            accept_for(key)
+        );
+        a.handshake(&mut p);
+        a.send_c(&mut p, req.as_bytes());
+        b.handshake(&mut p);
+        b.send_c(&mut p, req.as_bytes());
+        b.send_s(&mut p, resp.as_bytes());
+        a.send_s(&mut p, resp.as_bytes());
+        a.send_c(&mut p, &ws_frame(0x1, b"hi", Some([1, 2, 3, 4])));
+        b.send_c(&mut p, &ws_frame(0x1, b"hi", Some([5, 6, 7, 8])));
+        p.advance_us(gap_us + (k as u64 * 7919) % 5000);
+        p.frame(&tcp_frame(b.s.addr, b.c.addr, b.s.seq, b.c.seq, RST | ACK, b""));
+        p.frame(&tcp_frame(a.s.addr, a.c.addr, a.s.seq, a.c.seq, RST | ACK, b""));
+    }
+    let n = p.packets;
+    p.finish();
+    n
+}
+
+/// `n` Engine.IO sessions that poll twice each and never upgrade, one
+/// every `gap_us`, each on its own connection.
+pub fn socketio_sessions(path: &Path, n: u32, gap_us: u64) -> u64 {
+    let mut p = Pcap::create(path);
+    for k in 0..n {
+        let client = (v4(10, 2 + (k >> 16) as u8, (k >> 8) as u8, k as u8), 20000 + (k % 40000) as u16);
+        let mut a = Conn::new(client, (IpAddr::from(PROXY), 80), 7 + k);
+        a.handshake(&mut p);
+        for (i, t) in ["a", "b"].iter().enumerate() {
+            let req =
+                format!("GET /socket.io/?EIO=4&transport=polling&t={t}{i}&sid=S{k:019} HTTP/1.1\r\nHost: x\r\n\r\n");
+            a.send_c(&mut p, req.as_bytes());
+            a.send_s(&mut p, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+        a.close(&mut p);
+        p.advance_us(gap_us);
+    }
+    let n = p.packets;
+    p.finish();
+    n
+}
