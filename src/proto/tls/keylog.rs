@@ -307,12 +307,24 @@ impl Keys {
         Ok(())
     }
 
-    /// Live capture: a thread re-reads the key log as it grows (every
-    /// 5 ms; from the start again if it was truncated or replaced), so
-    /// reading it never holds up packets. The file may not exist yet.
+    /// Live capture: a thread reads the key log as it grows (every 5 ms;
+    /// from the start again if it was truncated or replaced), so reading
+    /// it never holds up packets. A key log that exists now is opened now,
+    /// before live capture drops its privileges (docs/live.md), and
+    /// followed by that descriptor: one only root can read still works. A
+    /// file replaced later is reopened by its name, as the user wstap runs
+    /// as by then; if that fails the old descriptor is kept (counted in
+    /// `read_errors`). A file that does not exist yet is opened when it
+    /// appears, by that user too.
     pub fn watch(&self, path: &str, stop: Arc<AtomicBool>) -> Result<std::thread::JoinHandle<()>, String> {
         if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
             return Err(format!("--keylog {path}: is a directory, not a key log file"));
+        }
+        let mut follow = Follow::default();
+        match std::fs::File::open(path) {
+            Ok(f) => follow.open(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("--keylog {path}: {}", io_reason(&e))),
         }
         self.with(|s| s.stats.files += 1);
         self.set_growing(true);
@@ -322,39 +334,50 @@ impl Keys {
         std::thread::Builder::new()
             .name("wstap-keylog".into())
             .spawn(move || {
-                let mut pos = 0u64;
-                let mut ino = None;
                 while !stop.load(Ordering::Relaxed) {
-                    keys.poll(&path, &mut pos, &mut ino);
+                    keys.poll(&path, &mut follow);
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
             })
             .map_err(|e| format!("{err}: {e}"))
     }
 
-    /// Reads what was appended to `path` since `pos`.
-    pub fn poll(&self, path: &str, pos: &mut u64, ino: &mut Option<u64>) {
+    /// Reads what was appended to the followed key log since last time.
+    pub fn poll(&self, path: &str, f: &mut Follow) {
         use std::os::unix::fs::MetadataExt;
-        let Ok(meta) = std::fs::metadata(path) else { return };
-        if meta.is_dir() {
-            return;
+        // Replaced (or created) under its name: follow the new file, if
+        // this user may open it.
+        if let Ok(meta) = std::fs::metadata(path)
+            && !meta.is_dir()
+            && f.ino != Some(meta.ino())
+            && f.failed_ino != Some(meta.ino())
+        {
+            match std::fs::File::open(path) {
+                Ok(file) => {
+                    f.open(file);
+                    self.with(|s| s.pending.clear());
+                }
+                Err(_) => {
+                    f.failed_ino = Some(meta.ino());
+                    self.with(|s| s.stats.read_errors += 1);
+                }
+            }
         }
-        if *ino != Some(meta.ino()) || meta.len() < *pos {
-            *ino = Some(meta.ino());
-            *pos = 0;
+        let Some(file) = &mut f.file else { return };
+        let Ok(meta) = file.metadata() else { return };
+        if meta.len() < f.pos {
+            // Truncated: from the start again.
+            f.pos = 0;
             self.with(|s| s.pending.clear());
         }
-        if meta.len() == *pos {
+        if meta.len() == f.pos {
             return;
         }
         let mut buf = Vec::new();
-        let read = std::fs::File::open(path).and_then(|mut f| {
-            f.seek(SeekFrom::Start(*pos))?;
-            f.take(1 << 20).read_to_end(&mut buf)
-        });
+        let read = file.seek(SeekFrom::Start(f.pos)).and_then(|_| file.take(1 << 20).read_to_end(&mut buf));
         match read {
             Ok(n) => {
-                *pos += n as u64;
+                f.pos += n as u64;
                 self.with(|s| {
                     let before = s.stats.secrets;
                     s.add_text(&buf);
@@ -365,6 +388,27 @@ impl Keys {
             }
             Err(_) => self.with(|s| s.stats.read_errors += 1),
         }
+    }
+}
+
+/// A key log followed by its open descriptor.
+#[derive(Debug, Default)]
+pub struct Follow {
+    file: Option<std::fs::File>,
+    pos: u64,
+    /// The inode of the open file, and of a replacement that could not be
+    /// opened (not tried again).
+    ino: Option<u64>,
+    failed_ino: Option<u64>,
+}
+
+impl Follow {
+    fn open(&mut self, file: std::fs::File) {
+        use std::os::unix::fs::MetadataExt;
+        self.ino = file.metadata().ok().map(|m| m.ino());
+        self.file = Some(file);
+        self.pos = 0;
+        self.failed_ino = None;
     }
 }
 
@@ -451,16 +495,43 @@ mod tests {
         let ps = p.to_str().unwrap();
         std::fs::write(&p, format!("CLIENT_RANDOM {CR} {}\nCLIENT_RAN", "44".repeat(48))).unwrap();
         let k = Keys::default();
-        let (mut pos, mut ino) = (0, None);
-        k.poll(ps, &mut pos, &mut ino);
+        let mut fol = Follow::default();
+        k.poll(ps, &mut fol);
         assert_eq!(k.stats().secrets, 1);
         let g = k.generation();
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         std::io::Write::write_all(&mut f, format!("DOM {} {}\n", "01".repeat(32), "55".repeat(48)).as_bytes()).unwrap();
-        k.poll(ps, &mut pos, &mut ino);
+        k.poll(ps, &mut fol);
         assert_eq!(k.stats().secrets, 2);
         assert_eq!(k.stats().malformed, 0);
         assert!(k.generation() > g);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_key_log_opened_before_is_followed_by_its_descriptor_when_its_name_can_no_longer_be_opened() {
+        let dir = std::env::temp_dir().join(format!("wstap-keylog-fd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("k.log");
+        std::fs::write(&p, format!("CLIENT_RANDOM {CR} {}\n", "44".repeat(48))).unwrap();
+        let k = Keys::default();
+        let mut fol = Follow::default();
+        fol.open(std::fs::File::open(&p).unwrap());
+        // The name goes away (as it does for a process that lost the right
+        // to look it up): what is appended to the open file is still read.
+        let moved = dir.join("moved.log");
+        std::fs::rename(&p, &moved).unwrap();
+        k.poll(p.to_str().unwrap(), &mut fol);
+        assert_eq!(k.stats().secrets, 1);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&moved).unwrap();
+        std::io::Write::write_all(
+            &mut f,
+            format!("CLIENT_RANDOM {} {}\n", "01".repeat(32), "55".repeat(48)).as_bytes(),
+        )
+        .unwrap();
+        k.poll(p.to_str().unwrap(), &mut fol);
+        assert_eq!(k.stats().secrets, 2);
+        assert_eq!(k.stats().read_errors, 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
