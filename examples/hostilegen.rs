@@ -33,6 +33,7 @@ fn main() {
         "tls-h2" => hostile_gen::tls_h2_flood(out, n(2, 3000) as u32, n(3, 2000) as u32),
         "resets" => hostile_gen::reset_websockets(out, n(2, 20_000) as u32, n(3, 2000)),
         "socketio" => hostile_gen::socketio_sessions(out, n(2, 20_000) as u32, n(3, 200)),
+        "h2-escapes-secrets" => hostile_gen::h2_escapes_secrets(out),
         "damage-pcapng" => {
             hostile_gen::damage_pcapng(out);
             0

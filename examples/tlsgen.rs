@@ -57,6 +57,7 @@ fn ip_checksum(h: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+#[allow(dead_code)]
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     if a.len() != 4 {
@@ -66,16 +67,28 @@ fn main() {
     let front: u16 = a[1].parse().expect("a port");
     let mut input = Vec::new();
     std::fs::File::open(&a[0]).and_then(|mut f| f.read_to_end(&mut input)).expect("readable pcap");
-    assert_eq!(&input[..4], &0xa1b2c3d4u32.to_le_bytes(), "a little-endian microsecond pcap");
-    assert_eq!(u32::from_le_bytes(input[20..24].try_into().unwrap()), 1, "Ethernet");
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&a[2]).expect("writable"));
     let mut keylog = BufWriter::new(std::fs::File::create(&a[3]).expect("writable"));
+    let next = convert(&input, front, "bench.example", &mut out, &mut keylog);
+    out.flush().unwrap();
+    keylog.flush().unwrap();
+    eprintln!("tlsgen: {next} connections to port {front} made TLS 1.3");
+}
+
+/// Converts the plaintext capture `input` (a little-endian microsecond
+/// Ethernet pcap): every connection to port `front` becomes TLS 1.3 with
+/// `sni` in its ClientHello; the capture goes to `out`, the key log to
+/// `keylog`. Returns the connections made TLS (also used by the hostile
+/// tests, through tests/hostile_gen).
+pub fn convert(input: &[u8], front: u16, sni: &str, out: &mut impl Write, keylog: &mut impl Write) -> u64 {
+    assert_eq!(&input[..4], &0xa1b2c3d4u32.to_le_bytes(), "a little-endian microsecond pcap");
+    assert_eq!(u32::from_le_bytes(input[20..24].try_into().unwrap()), 1, "Ethernet");
     out.write_all(&input[..24]).unwrap();
     let s = suite(0x1301).unwrap();
     let mut conns: HashMap<Key, Conn> = HashMap::new();
     let mut next = 0u64;
     let mut at = 24;
-    let write = |out: &mut BufWriter<std::fs::File>, hdr: &[u8], frame: &[u8]| {
+    let write = |out: &mut dyn Write, hdr: &[u8], frame: &[u8]| {
         out.write_all(&hdr[..8]).unwrap();
         out.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
         out.write_all(&(frame.len() as u32).to_le_bytes()).unwrap();
@@ -88,7 +101,7 @@ fn main() {
         at += 16 + cap;
         // Ethernet, IPv4, TCP only; anything else is copied as is.
         if frame.len() < 14 + 20 || frame[12..14] != [8, 0] || frame[23] != 6 {
-            write(&mut out, &hdr, &frame);
+            write(out, &hdr, &frame);
             continue;
         }
         let ihl = (frame[14] & 15) as usize * 4;
@@ -104,7 +117,7 @@ fn main() {
         } else if src.1 == front {
             ((dst.0, dst.1, src.0, src.1), 1usize)
         } else {
-            write(&mut out, &hdr, &frame);
+            write(out, &hdr, &frame);
             continue;
         };
         let syn = frame[t + 13] & 0x02 != 0;
@@ -128,7 +141,7 @@ fn main() {
             conns.insert(key, Conn { dirs: [dir(), dir()], keys, random, handshook: false });
         }
         let Some(c) = conns.get_mut(&key) else {
-            write(&mut out, &hdr, &frame);
+            write(out, &hdr, &frame);
             continue;
         };
         let seq = u32::from_be_bytes(frame[t + 4..t + 8].try_into().unwrap());
@@ -161,7 +174,7 @@ fn main() {
         if payload.is_empty() {
             let a2 = if has_ack { ack.wrapping_add(peer_shift(c, ack)) } else { ack };
             let f = build_pkt(d, seq.wrapping_add(c.dirs[d].extra), a2, &[]);
-            write(&mut out, &hdr, &f);
+            write(out, &hdr, &f);
             continue;
         }
         let mut body = Vec::new();
@@ -169,9 +182,9 @@ fn main() {
             // The client's first data: its hello, the server's flight, then
             // the client's Finished with the data.
             c.handshook = true;
-            let ch = build::client_hello(&c.random, "bench.example", &["http/1.1"]);
+            let ch = build::client_hello(&c.random, sni, &["http/1.1"]);
             let f = build_pkt(0, seq.wrapping_add(c.dirs[0].extra), ack.wrapping_add(peer_shift(c, ack)), &ch);
-            write(&mut out, &hdr, &f);
+            write(out, &hdr, &f);
             c.dirs[0].extra += ch.len() as u32;
             c.dirs[0].ends.push((seq, c.dirs[0].extra));
             let mut flight = build::server_hello(&[0x33; 32], 0x0304, 0x1301, None);
@@ -181,7 +194,7 @@ fn main() {
             flight.extend(s_hs.seal(22, &hs));
             // The server's next byte is what the client acks.
             let f = build_pkt(1, ack.wrapping_add(c.dirs[1].extra), seq.wrapping_add(c.dirs[0].extra), &flight);
-            write(&mut out, &hdr, &f);
+            write(out, &hdr, &f);
             c.dirs[1].extra += flight.len() as u32;
             c.dirs[1].ends.push((ack, c.dirs[1].extra));
             let mut c_hs = RecordKey::tls13(s, &secret(n, 1)).unwrap();
@@ -192,7 +205,7 @@ fn main() {
         }
         let a2 = if has_ack { ack.wrapping_add(peer_shift(c, ack)) } else { ack };
         let f = build_pkt(d, seq.wrapping_add(c.dirs[d].extra), a2, &body);
-        write(&mut out, &hdr, &f);
+        write(out, &hdr, &f);
         let dd = &mut c.dirs[d];
         dd.extra = dd.extra.wrapping_add((body.len() - payload.len()) as u32);
         dd.ends.push((seq.wrapping_add(payload.len() as u32), dd.extra));
@@ -200,7 +213,5 @@ fn main() {
             dd.ends.drain(..128);
         }
     }
-    out.flush().unwrap();
-    keylog.flush().unwrap();
-    eprintln!("tlsgen: {next} connections to port {front} made TLS 1.3");
+    next
 }

@@ -649,6 +649,7 @@ pub fn record(r: &mut Record) {
             // A detector's sentence: only unmistakable credentials (its
             // nonces and addresses are the evidence).
             redo(&mut f.message, free_text_in_header);
+            redo(&mut f.message, targets_in_text);
             redact_value_paths(&mut f.detail);
         }
         Record::Summary(s) => {
@@ -657,6 +658,31 @@ pub fn record(r: &mut Record) {
             }
         }
     }
+}
+
+/// Request targets a detector's sentence quotes (a path, a path with
+/// parameters, an absolute URL): masked as targets are.
+fn targets_in_text(s: &str) -> Cow<'_, str> {
+    if !s.contains(['/']) || !s.contains(['=', ';', '@']) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut changed = false;
+    for (i, w) in s.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let lower = w.get(..8).unwrap_or(w).to_ascii_lowercase();
+        let url = w.starts_with('/') || ["http://", "https://", "ws://", "wss://"].iter().any(|p| lower.starts_with(p));
+        if url && w.contains(['=', ';', '@']) {
+            let t = target(w);
+            changed |= t != w;
+            out.push_str(&t);
+        } else {
+            out.push_str(w);
+        }
+    }
+    if changed { Cow::Owned(out) } else { Cow::Borrowed(s) }
 }
 
 /// Finding details: `path` fields and close `reason`s.
@@ -679,6 +705,16 @@ fn redact_value_paths(v: &mut serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_quoted_in_finding_messages_are_masked() {
+        let m = "the proxy forwarded GET /ws;auth=abc?tok%65n=x&room=1 to 10.0.0.2:3000 without X-Forwarded-Proto";
+        let r = targets_in_text(m);
+        assert!(!r.contains("abc") && !r.contains("tok%65n=x"), "{r}");
+        assert!(r.contains("room=1") && r.contains("10.0.0.2:3000"), "{r}");
+        assert!(matches!(targets_in_text("GET /ws to 10.0.0.2:3000"), Cow::Borrowed(_)));
+        assert!(!targets_in_text("see https://bob:pw@app.example/x?a=1").contains("pw@"));
+    }
 
     #[test]
     fn query_tokens_are_masked() {

@@ -215,66 +215,112 @@ fn assert_terminal_safe(out: &str, what: &str) {
     }
 }
 
+/// The hostile inputs of a kind, as wstap would be asked to read them:
+/// plaintext through the proxy, the same with its client hops TLS 1.3 and
+/// decrypted with their key log, and (given) an HTTP/2 connection.
+fn variants(name: &str, plain: fn(&Path) -> u64, sni: &str) -> Vec<(String, Vec<String>)> {
+    let f = tmp(&format!("{name}.pcap"));
+    plain(&f);
+    let t = tmp(&format!("{name}-tls.pcap"));
+    let k = tmp(&format!("{name}-tls.keys"));
+    assert!(hostile_gen::as_tls(&f, sni, &t, &k) > 0);
+    let h = tmp(&format!("{name}-h2.pcap"));
+    hostile_gen::h2_escapes_secrets(&h);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    vec![
+        ("plaintext".into(), vec!["-r".into(), s(&f)]),
+        ("TLS decrypted".into(), vec!["-r".into(), s(&t), "--keylog".into(), s(&k)]),
+        ("HTTP/2".into(), vec!["-r".into(), s(&h)]),
+    ]
+}
+
 #[test]
 fn no_control_byte_from_the_wire_reaches_a_terminal() {
-    let f = tmp("escapes.pcap");
-    hostile_gen::escapes(&f);
-    let p = f.to_str().unwrap();
-    let modes: [&[&str]; 6] = [&[], &["-v"], &["-vv"], &["--json"], &["--json", "-vv"], &["-vv", "--color", "always"]];
-    for extra in modes {
-        let mut args = vec!["-r", p];
-        args.extend_from_slice(extra);
-        let r = run(&args);
-        assert_eq!(r.code, 0, "{extra:?}: {}", r.stderr);
-        assert_terminal_safe(&r.stdout, &format!("{extra:?}"));
-        assert_terminal_safe(&r.stderr, &format!("{extra:?} stderr"));
-        assert!(!r.stdout.is_empty());
-    }
-    // What was sent is still shown, escaped: the operator sees the attempt.
-    let t = run(&["-r", p, "-vv"]).stdout;
-    assert!(t.contains("\\x1b]0;pwned\\x07"), "{t}");
-    assert!(t.contains("\\x1b[2J"));
-    assert!(t.contains("\\u009b"));
-    assert!(t.contains("\\u202e"));
-    let j = run(&["-r", p, "--json"]).stdout;
-    assert!(j.contains("\\u001b]0;pwned\\u0007") && j.contains("\\u009b"), "{j}");
-    for (i, l) in j.lines().enumerate() {
-        serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("line {i} is not JSON: {e}"));
+    for (what, input) in variants("escapes", hostile_gen::escapes, "evil\x1b]0;title\x07.example") {
+        let input: Vec<&str> = input.iter().map(String::as_str).collect();
+        let modes: [&[&str]; 6] =
+            [&[], &["-v"], &["-vv"], &["--json"], &["--json", "-vv"], &["-vv", "--color", "always"]];
+        for extra in modes {
+            let mut args = input.clone();
+            args.extend_from_slice(extra);
+            let r = run(&args);
+            assert_eq!(r.code, 0, "{what} {extra:?}: {}", r.stderr);
+            assert_terminal_safe(&r.stdout, &format!("{what} {extra:?}"));
+            assert_terminal_safe(&r.stderr, &format!("{what} {extra:?} stderr"));
+            assert!(!r.stdout.is_empty());
+        }
+        // What was sent is still shown, escaped: the operator sees the attempt.
+        let mut args = input.clone();
+        args.push("-vv");
+        let t = run(&args).stdout;
+        assert!(t.contains("\\x1b]0;pwned\\x07"), "{what}: {t}");
+        assert!(t.contains("\\x1b[2J"), "{what}");
+        assert!(t.contains("\\u009b") || t.contains("\\xc2\\x9b"), "{what}");
+        assert!(t.contains("\\u202e"), "{what}");
+        let mut args = input.clone();
+        args.push("--json");
+        let j = run(&args).stdout;
+        assert!(j.contains("\\u001b]0;pwned\\u0007") || j.contains("\\\\x1b]0;pwned"), "{what}: {j}");
+        for (i, l) in j.lines().enumerate() {
+            serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{what}: line {i} is not JSON: {e}"));
+        }
+        if what == "TLS decrypted" {
+            let s = summary(&lines(&j)).clone();
+            assert!(s["tls"]["decrypted"].as_u64().unwrap() >= 8, "the hops were decrypted: {}", s["tls"]);
+            // The SNI of every decrypted hop carried ESC and BEL.
+            // (the ClientHello parser makes it printable, the sinks escape it)
+            assert!(j.contains("evil\\\\x1b]0;title\\\\x07.example"), "{j}");
+            assert!(t.contains("evil\\x1b]0;title\\x07.example"), "{t}");
+        }
+        if what == "HTTP/2" {
+            assert!(t.contains("stream 1") && t.contains("x-note: a\\x1b]0;pwned\\x07"), "{t}");
+        }
     }
 }
 
 #[test]
 fn no_secret_reaches_any_output() {
-    let f = tmp("secrets.pcap");
-    hostile_gen::secrets(&f);
-    let p = f.to_str().unwrap();
-    let modes: [&[&str]; 5] = [&[], &["-vv"], &["--json"], &["--json", "-vv"], &["-q"]];
-    for extra in modes {
-        let mut args = vec!["-r", p];
-        args.extend_from_slice(extra);
-        let r = run(&args);
-        assert_eq!(r.code, 0, "{extra:?}: {}", r.stderr);
-        for s in hostile_gen::SECRETS {
-            assert!(!r.stdout.contains(s), "{extra:?} leaked {s}:\n{}", r.stdout);
+    for (what, input) in variants("secrets", hostile_gen::secrets, "app.example") {
+        let input: Vec<&str> = input.iter().map(String::as_str).collect();
+        let modes: [&[&str]; 5] = [&[], &["-vv"], &["--json"], &["--json", "-vv"], &["-q"]];
+        for extra in modes {
+            let mut args = input.clone();
+            args.extend_from_slice(extra);
+            let r = run(&args);
+            assert_eq!(r.code, 0, "{what} {extra:?}: {}", r.stderr);
+            for s in hostile_gen::SECRETS {
+                assert!(!r.stdout.contains(s), "{what} {extra:?} leaked {s}:\n{}", r.stdout);
+            }
         }
-    }
-    // Redacted, not dropped: the names and structure are there.
-    let v = run(&["-r", p, "-vv"]).stdout;
-    for shown in [
-        "X-Access-Key: REDACTED",
-        "X-Session-Id: REDACTED",
-        "tok%65n=REDACTED",
-        ";auth=REDACTED",
-        "REDACTED@app.example",
-    ] {
-        assert!(v.contains(shown), "{shown} in\n{v}");
-    }
-    assert!(v.contains("Sec-WebSocket-Protocol: chat, Authorization, REDACTED"), "{v}");
-    assert!(v.contains("token=REDACTED expired"), "{v}");
-    // --no-redact shows every one of them.
-    let all = run(&["-r", p, "-vv", "--no-redact"]).stdout;
-    for s in hostile_gen::SECRETS {
-        assert!(all.contains(s), "--no-redact hides {s}");
+        let mut args = input.clone();
+        args.push("-vv");
+        let v = run(&args).stdout;
+        if what == "HTTP/2" {
+            for shown in ["x-access-key: REDACTED", "x-session-id: REDACTED", "token=REDACTED", ";auth=REDACTED"] {
+                assert!(v.contains(shown), "{what}: {shown} in\n{v}");
+            }
+            assert!(v.contains("sec-websocket-protocol: chat, Authorization, REDACTED"), "{v}");
+        } else {
+            // Redacted, not dropped: the names and structure are there.
+            for shown in [
+                "X-Access-Key: REDACTED",
+                "X-Session-Id: REDACTED",
+                "tok%65n=REDACTED",
+                ";auth=REDACTED",
+                "REDACTED@app.example",
+            ] {
+                assert!(v.contains(shown), "{what}: {shown} in\n{v}");
+            }
+            assert!(v.contains("Sec-WebSocket-Protocol: chat, Authorization, REDACTED"), "{what}: {v}");
+            assert!(v.contains("token=REDACTED expired"), "{what}: {v}");
+        }
+        // --no-redact shows every one of them (the HTTP/2 input has all but
+        // the URL userinfo, which HTTP/2 has no place for).
+        args.push("--no-redact");
+        let all = run(&args).stdout;
+        for s in hostile_gen::SECRETS.iter().filter(|s| what != "HTTP/2" || **s != "SEKRETUSERPW5") {
+            assert!(all.contains(s), "{what}: --no-redact hides {s}");
+        }
     }
 }
 

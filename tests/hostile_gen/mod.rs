@@ -14,7 +14,14 @@
 //! | [`damage_caplen`], [`damage_pcapng`] | a session, then a record (or block) that cannot be read, then more |
 //! | [`fragments`] | a handshake whose request travels in IPv4 and IPv6 fragments, plus a fragment flood |
 //! | [`oddities`] | a retransmission with other bytes, a 64-bit frame length with its top bit set, 600 header lines |
+//! | [`as_tls`] | any of these with its client hops made TLS 1.3 (examples/tlsgen.rs), and its key log |
+//! | [`h2_escapes_secrets`] | an HTTP/2 (h2c) connection whose streams carry escapes and secrets in pseudo-headers, header values and close reasons |
+//! | [`tls_h2_flood`], [`reset_websockets`], [`socketio_sessions`] | TLS/HTTP/2 floods, reset WebSockets, Socket.IO sessions (bounds and linear time) |
 #![allow(dead_code)]
+
+#[path = "../../examples/tlsgen.rs"]
+#[allow(dead_code)]
+pub mod tlsgen;
 
 use std::io::{BufWriter, Write};
 use std::net::IpAddr;
@@ -1094,7 +1101,7 @@ pub mod h2 {
         out.push(v as u8);
     }
 
-    fn string(out: &mut Vec<u8>, s: &[u8]) {
+    pub fn string(out: &mut Vec<u8>, s: &[u8]) {
         int(out, 0, 7, s.len());
         out.extend_from_slice(s);
     }
@@ -1196,6 +1203,82 @@ pub fn socketio_sessions(path: &Path, n: u32, gap_us: u64) -> u64 {
         a.close(&mut p);
         p.advance_us(gap_us);
     }
+    let n = p.packets;
+    p.finish();
+    n
+}
+
+/// The capture `plain` with every connection to the proxy's port 80 made
+/// TLS 1.3 (`sni` in its ClientHello): written to `path`, its key log to
+/// `keys`.
+pub fn as_tls(plain: &Path, sni: &str, path: &Path, keys: &Path) -> u64 {
+    let input = std::fs::read(plain).unwrap();
+    let mut out = BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut k = BufWriter::new(std::fs::File::create(keys).unwrap());
+    let n = tlsgen::convert(&input, 80, sni, &mut out, &mut k);
+    out.flush().unwrap();
+    k.flush().unwrap();
+    n
+}
+
+/// An HTTP/2 connection in clear (prior knowledge) to the proxy: an RFC
+/// 8441 WebSocket stream and a GET stream whose pseudo-headers, header
+/// values, response headers and close reason carry terminal escapes and
+/// secrets (ESCAPES, SECRETS).
+pub fn h2_escapes_secrets(path: &Path) -> u64 {
+    let mut p = Pcap::create(path);
+    let mut a = Conn::new((v4(192, 168, 20, 1), 43000), (IpAddr::from(PROXY), 80), 77);
+    a.handshake(&mut p);
+    let mut pre = h2::PREFACE.to_vec();
+    pre.extend(h2::frame(4, 0, 0, &[]));
+    a.send_c(&mut p, &pre);
+    a.send_s(&mut p, &h2::frame(4, 0, 0, &[0, 8, 0, 0, 0, 1]));
+    let lit = |b: &mut Vec<u8>, n: &[u8], v: &[u8]| {
+        b.push(0);
+        h2::string(b, n);
+        h2::string(b, v);
+    };
+    // Stream 1: an extended CONNECT with escapes and secrets.
+    let mut b = Vec::new();
+    lit(&mut b, b":method", b"CONNECT");
+    lit(&mut b, b":protocol", b"websocket");
+    lit(&mut b, b"x-proto-note", b"websocket\x1b[2J");
+    lit(&mut b, b":scheme", b"https");
+    lit(&mut b, b":path", "/h2ws\u{9b}31m?token=SEKRETENCODED3&room=1".as_bytes());
+    lit(&mut b, b":authority", b"app.example");
+    lit(&mut b, b"x-note", b"a\x1b]0;pwned\x07");
+    lit(&mut b, b"user-agent", "ua\u{202e}".as_bytes());
+    lit(&mut b, b"x-access-key", b"SEKRETACCESSKEY1");
+    lit(&mut b, b"authorization", b"Bearer SEKRETBEARER9");
+    lit(&mut b, b"cookie", b"sid=SEKRETCOOKIE11");
+    lit(&mut b, b"sec-websocket-protocol", b"chat, Authorization, dXNlcjpTRUtSRVRQUk9UTzY=");
+    for f in h2::headers_frames(1, &b) {
+        a.send_c(&mut p, &f);
+    }
+    let mut r = vec![0x88];
+    lit(&mut r, b"x-srv", b"\x1b[31mred");
+    lit(&mut r, b"set-cookie", b"sid=SEKRETSESSION2");
+    a.send_s(&mut p, &h2::frame(1, 4, 1, &r));
+    a.send_c(&mut p, &h2::frame(0, 0, 1, &ws_frame(0x1, b"hi", Some([1, 2, 3, 4]))));
+    a.send_c(
+        &mut p,
+        &h2::frame(0, 0, 1, &close_frame(1000, b"bye\x1b]0;pwned\x07 token=SEKRETCLOSE7", Some([5, 6, 7, 8]))),
+    );
+    a.send_s(&mut p, &h2::frame(0, 0, 1, &close_frame(1000, b"bye\x1b[2J", None)));
+    a.send_c(&mut p, &h2::frame(0, 1, 1, &[]));
+    a.send_s(&mut p, &h2::frame(0, 1, 1, &[]));
+    // Stream 3: a GET with secrets in its target and a JWT.
+    let mut b = vec![0x82, 0x87];
+    lit(&mut b, b":path", b"/api;auth=SEKRETSEMICOLON4?x=1");
+    lit(&mut b, b":authority", b"app.example");
+    lit(&mut b, b"x-session-id", b"SEKRETSESSION2");
+    lit(&mut b, b"x-token", b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJTRUtSRVRKV1Q4In0.c2lnbmF0dXJlOA");
+    lit(&mut b, b"x-password", b"SEKRETPASS10");
+    for f in h2::headers_frames(3, &b) {
+        a.send_c(&mut p, &f);
+    }
+    a.send_s(&mut p, &h2::frame(1, 5, 3, &[0x88]));
+    a.close(&mut p);
     let n = p.packets;
     p.finish();
     n
