@@ -70,6 +70,19 @@ fn fix_opt(s: &mut Option<String>) {
     }
 }
 
+/// A finding's `fix`: wstap's own text, several lines (a configuration
+/// snippet), quoting what came from the wire: each line is escaped, the
+/// line breaks between them are kept.
+fn lines_need(s: &str) -> bool {
+    s.split('\n').any(needs)
+}
+
+fn fix_lines(s: &mut String) {
+    if lines_need(s) {
+        *s = s.split('\n').map(|l| text(l).into_owned()).collect::<Vec<_>>().join("\n");
+    }
+}
+
 fn fix_value(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::String(s) => fix(s),
@@ -145,7 +158,11 @@ fn record_needs(r: &Record) -> bool {
         }
         Record::Session(s) => needs(&s.path) || o(&s.close.reason) || o(&s.client_flow) || o(&s.upstream_flow),
         Record::Finding(f) => {
-            needs(&f.message) || o(&f.path) || o(&f.fix) || f.flows.iter().any(|s| needs(s)) || value_needs(&f.detail)
+            needs(&f.message)
+                || o(&f.path)
+                || f.fix.as_deref().is_some_and(lines_need)
+                || f.flows.iter().any(|s| needs(s))
+                || value_needs(&f.detail)
         }
         Record::Summary(s) => s.paths.iter().chain(&s.upstreams).any(|r| needs(&r.key)),
     }
@@ -178,7 +195,9 @@ fn fix_record(r: &mut Record) {
         Record::Finding(f) => {
             fix(&mut f.message);
             fix_opt(&mut f.path);
-            fix_opt(&mut f.fix);
+            if let Some(x) = &mut f.fix {
+                fix_lines(x);
+            }
             f.flows.iter_mut().for_each(fix);
             fix_value(&mut f.detail);
         }
