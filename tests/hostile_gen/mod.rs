@@ -795,7 +795,7 @@ pub fn tls_h2_flood(path: &Path, tls: u32, h2: u32) -> u64 {
         for _ in 0..opens {
             let r = t.rng.next();
             t.step(kind, r);
-            let i = t.conns.len() - 1;
+            let i = t.last;
             for _ in 0..per {
                 let r = t.rng.next();
                 t.step_on(i, r);
@@ -824,6 +824,8 @@ pub struct Traffic {
     state: Vec<u8>,
     /// HTTP/2: the next client stream id.
     next_stream: Vec<u32>,
+    /// The connection opened last.
+    pub last: usize,
     /// Frames made by the steps so far, to be taken by the caller.
     pub frames: Vec<Vec<u8>>,
 }
@@ -835,6 +837,7 @@ impl Traffic {
             conns: Vec::new(),
             state: Vec::new(),
             next_stream: Vec::new(),
+            last: 0,
             frames: Vec::new(),
         }
     }
@@ -879,7 +882,7 @@ impl Traffic {
         c.c.seq = c.c.seq.wrapping_add(1);
         self.frames.push(tcp_frame(c.s.addr, c.c.addr, c.s.seq, c.c.seq, SYN | ACK, b""));
         c.s.seq = c.s.seq.wrapping_add(1);
-        if self.conns.len() < 4000 {
+        self.last = if self.conns.len() < 4000 {
             self.conns.push(c);
             self.state.push(state);
             self.next_stream.push(1);
@@ -890,7 +893,8 @@ impl Traffic {
             self.state[i] = state;
             self.next_stream[i] = 1;
             i
-        }
+        };
+        self.last
     }
 
     /// A TLS record on TLS connection `i`, or a new stream with a big
