@@ -20,10 +20,10 @@ use crate::sink::text::{TextOptions, TextSink};
 /// Builds the analysis pipeline the arguments describe.
 pub fn build_pipeline(args: &Args) -> Result<Pipeline> {
     let upstreams =
-        args.upstream.iter().map(|s| UpstreamSpec::parse(s).map_err(Error::new)).collect::<Result<Vec<_>>>()?;
+        args.upstream.iter().map(|s| UpstreamSpec::parse(s).map_err(Error::Usage)).collect::<Result<Vec<_>>>()?;
     for t in &args.timeouts {
         if !(t.is_finite() && *t > 0.0) {
-            return Err(Error::new(format!("invalid --timeout {t}: expected seconds > 0")));
+            return Err(Error::usage(format!("invalid --timeout {t}: expected seconds > 0")));
         }
     }
     let cfg = Config {
@@ -34,7 +34,7 @@ pub fn build_pipeline(args: &Args) -> Result<Pipeline> {
         live: args.interface.is_some(),
     };
     let memcap = match &args.memcap {
-        Some(m) => crate::budget::parse_size(m).map_err(Error::new)?,
+        Some(m) => crate::budget::parse_size(m).map_err(Error::Usage)?,
         None => crate::budget::DEFAULT_MEMCAP,
     };
     let p = Pipeline::new(cfg, detectors(args), Limits { verbose: args.verbose > 0, memcap, ..Limits::default() });
@@ -47,9 +47,9 @@ fn load_keys(args: &Args, keys: &crate::proto::tls::Keys) -> Result<()> {
     for path in &args.keylog {
         if args.interface.is_some() {
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            keys.watch(path, stop).map_err(Error::new)?;
+            keys.watch(path, stop).map_err(Error::KeyLog)?;
         } else {
-            keys.load_file(path).map_err(Error::new)?;
+            keys.load_file(path).map_err(Error::KeyLog)?;
         }
     }
     if args.interface.is_none() && !args.keylog.is_empty() {
@@ -104,7 +104,7 @@ pub fn run(args: Args) -> Result<i32> {
         return crate::capture::live::list_interfaces();
     }
     if args.replay.is_some() && args.read.is_none() {
-        return Err(Error::new("--replay needs -r FILE"));
+        return Err(Error::usage("--replay needs -r FILE"));
     }
     let mut pipeline = build_pipeline(&args)?;
     if args.tui {
@@ -116,7 +116,7 @@ pub fn run(args: Args) -> Result<i32> {
         return Ok(exit_status(&args, &pipeline));
     }
     let Some(path) = args.read.as_deref() else {
-        return Err(Error::new("no input: use -r FILE (or -r - for standard input) or -i IFACE; see --help"));
+        return Err(Error::usage("no input: use -r FILE (or -r - for standard input) or -i IFACE; see --help"));
     };
     let filter = args.filter();
     let plan = crate::capture::privs::plan(args.user.as_deref())?;
@@ -128,9 +128,9 @@ pub fn run(args: Args) -> Result<i32> {
         src.set_limit(n);
     }
     let mut sink = stdout_sink(&args, args.line_buffered);
-    let ending = pipeline.run(&mut src, sink.as_mut()).map_err(|e| Error::new(e.to_string()))?;
+    let ending = pipeline.run(&mut src, sink.as_mut())?;
     drop(sink);
-    let path = if path == "-" { "standard input" } else { path };
+    let path = if path == "-" { crate::capture::file::STDIN } else { path };
     match ending {
         InputEnd::Complete => {}
         InputEnd::Truncated(msg) => {
@@ -142,7 +142,7 @@ pub fn run(args: Args) -> Result<i32> {
         // could not be read, so the run fails (exit 2) after the summary.
         InputEnd::Damaged(msg) => {
             let _ = std::io::stdout().flush();
-            return Err(Error::new(format!("{path}: {msg}; analysed everything before the damage")));
+            return Err(Error::Damaged { name: path.to_string(), reason: msg });
         }
     }
     Ok(exit_status(&args, &pipeline))

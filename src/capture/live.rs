@@ -34,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use pcap::{Active, Capture, ConnectionStatus, Device, IfFlags, Inactive, Linktype};
 
 use super::dump::{Dumper, Rotation};
-use super::file::pcap_msg;
+use super::file::{filter_error, pcap_msg};
 use super::privs::{self, Plan};
 use super::{Next, PacketSource, RawPacket, signal};
 use crate::cli::Args;
@@ -109,27 +109,27 @@ pub struct LiveConfig {
 impl LiveConfig {
     pub fn from_args(args: &Args, iface: &str) -> Result<LiveConfig> {
         if iface.is_empty() {
-            return Err(Error::new("-i: empty interface name"));
+            return Err(Error::usage("-i: empty interface name"));
         }
         let snaplen = match args.snaplen {
             0 => MAX_SNAPLEN,
-            n if n < 0 => return Err(Error::new(format!("-s {n}: invalid snap length"))),
+            n if n < 0 => return Err(Error::usage(format!("-s {n}: invalid snap length"))),
             n => n,
         };
         if args.count == Some(0) {
-            return Err(Error::new("-c 0: invalid packet count"));
+            return Err(Error::usage("-c 0: invalid packet count"));
         }
         let buffer_bytes = match args.buffer_kib {
             None => Some(DEFAULT_BUFFER_BYTES),
-            Some(k) if k <= 0 => return Err(Error::new(format!("-B {k}: invalid buffer size"))),
+            Some(k) if k <= 0 => return Err(Error::usage(format!("-B {k}: invalid buffer size"))),
             Some(k) => {
-                Some(k.checked_mul(1024).ok_or_else(|| Error::new(format!("-B {k}: buffer size is too large")))?)
+                Some(k.checked_mul(1024).ok_or_else(|| Error::usage(format!("-B {k}: buffer size is too large")))?)
             }
         };
         let duration = match args.duration {
             None => None,
             Some(s) if !(s.is_finite() && s > 0.0) => {
-                return Err(Error::new(format!("--duration {s}: expected seconds > 0")));
+                return Err(Error::usage(format!("--duration {s}: expected seconds > 0")));
             }
             Some(s) => Some(Duration::from_secs_f64(s)),
         };
@@ -142,7 +142,7 @@ impl LiveConfig {
                     (args.file_count.is_some(), "-W"),
                 ] {
                     if set {
-                        return Err(Error::new(format!("{flag} needs -w FILE")));
+                        return Err(Error::usage(format!("{flag} needs -w FILE")));
                     }
                 }
                 None
@@ -238,7 +238,7 @@ pub fn run(args: &Args, iface: &str, p: &mut Pipeline, sink: &mut dyn Sink) -> R
     // Stops and joins the capture thread: the -w file is closed either way.
     live.stop();
     let err = live.finish();
-    r.map_err(|e| Error::new(e.to_string()))?;
+    r?;
     if let Some(e) = err {
         return Err(e);
     }
@@ -312,7 +312,7 @@ fn activate(cap: Capture<Inactive>, iface: &str) -> Result<(Capture<Active>, Opt
         let d = detail.trim();
         if d.is_empty() { format!("{iface}: {}", status_text(status)) } else { format!("{iface}: {d}") }
     });
-    let handle = NonNull::new(ptr).ok_or_else(|| Error::new(format!("{iface}: no capture handle")))?;
+    let handle = NonNull::new(ptr).ok_or_else(|| device(iface, "no capture handle".into()))?;
     // The same pcap_t, now activated, changes owner: `cap` must not close it.
     std::mem::forget(cap);
     Ok((Capture::<Active>::from(handle), warning))
@@ -329,17 +329,23 @@ fn status_text(status: i32) -> String {
 /// One line per failure, as tcpdump words them, with the way out.
 pub fn activate_error(iface: &str, status: i32, detail: &str) -> Error {
     match status {
-        PCAP_ERROR_NO_SUCH_DEVICE => {
-            Error::new(format!("{iface}: No such device exists (wstap -D lists the interfaces)"))
-        }
-        PCAP_ERROR_PERM_DENIED => Error::new(format!(
-            "{iface}: You don't have permission to capture on that device (run as root, or grant the capability: sudo setcap cap_net_raw,cap_net_admin=eip {})",
-            exe_for_message()
-        )),
-        PCAP_ERROR if !detail.is_empty() => Error::new(format!("{iface}: {detail}")),
-        _ if detail.is_empty() => Error::new(format!("{iface}: {}", status_text(status))),
-        _ => Error::new(format!("{iface}: {} ({detail})", status_text(status))),
+        PCAP_ERROR_NO_SUCH_DEVICE => device(iface, "No such device exists (wstap -D lists the interfaces)".into()),
+        PCAP_ERROR_PERM_DENIED => device(
+            iface,
+            format!(
+                "You don't have permission to capture on that device (run as root, or grant the capability: sudo setcap cap_net_raw,cap_net_admin=eip {})",
+                exe_for_message()
+            ),
+        ),
+        PCAP_ERROR if !detail.is_empty() => device(iface, detail.to_string()),
+        _ if detail.is_empty() => device(iface, status_text(status)),
+        _ => device(iface, format!("{} ({detail})", status_text(status))),
     }
+}
+
+/// A live capture device that cannot be opened or read.
+fn device(iface: &str, reason: String) -> Error {
+    Error::Device { iface: iface.to_string(), reason }
 }
 
 fn exe_for_message() -> String {
@@ -355,7 +361,7 @@ fn exe_for_message() -> String {
 fn open_device(cfg: &LiveConfig) -> Result<(Capture<Active>, Option<Dumper>, OpenInfo)> {
     let iface = cfg.iface.as_str();
     let mut inactive = Capture::from_device(iface)
-        .map_err(|e| Error::new(format!("{iface}: {}", pcap_msg(&e))))?
+        .map_err(|e| device(iface, pcap_msg(&e)))?
         .snaplen(cfg.snaplen)
         .promisc(false)
         .immediate_mode(cfg.immediate)
@@ -371,21 +377,24 @@ fn open_device(cfg: &LiveConfig) -> Result<(Capture<Active>, Option<Dumper>, Ope
     }
     let linktype = LinkType(cap.get_datalink().0);
     if !linktype.is_supported() {
-        return Err(Error::new(format!(
-            "{iface}: link type {} ({}) is not supported",
-            linktype.0,
-            cap.get_datalink().get_name().unwrap_or_else(|_| "unknown".into())
-        )));
+        return Err(device(
+            iface,
+            format!(
+                "link type {} ({}) is not supported",
+                linktype.0,
+                cap.get_datalink().get_name().unwrap_or_else(|_| "unknown".into())
+            ),
+        ));
     }
     if let Some(f) = &cfg.filter {
-        cap.filter(f, true).map_err(|e| Error::new(format!("bad filter expression '{f}': {}", pcap_msg(&e))))?;
+        cap.filter(f, true).map_err(|e| filter_error(f, &e))?;
     }
     if let Some((expr, cooked)) = dedup_filter(iface, linktype, cfg.filter.as_deref()) {
         // Best effort: without it, the kernel copies both and libpcap
         // drops the outgoing copy, as tcpdump has it.
         let _ = attach_dedup_filter(&cap, &expr, cooked);
     }
-    let cap = cap.setnonblock().map_err(|e| Error::new(format!("{iface}: {}", pcap_msg(&e))))?;
+    let cap = cap.setnonblock().map_err(|e| device(iface, pcap_msg(&e)))?;
     // The socket is open and filtered: nothing needs a privilege any more.
     privs::apply(&cfg.plan)?;
     let dumper = match &cfg.write {
@@ -886,7 +895,7 @@ impl Worker {
         match r {
             Ok(n) => Ok(n),
             Err(e) => {
-                self.fail(Error::new(format!("{}: {}", self.iface, pcap_msg(&e))));
+                self.fail(device(&self.iface, pcap_msg(&e)));
                 Err(EndReason::Error)
             }
         }

@@ -52,8 +52,3 @@ pub trait PacketSource {
         None
     }
 }
-
-/// Libpcap's message for a file cut inside a record.
-pub fn is_truncation(msg: &str) -> bool {
-    msg.contains("truncated") || msg.contains("premature end") || msg.contains("short read")
-}

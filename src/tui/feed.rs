@@ -211,7 +211,7 @@ pub fn run(
         }
         let next = match src.next_packet() {
             Ok(next) => next,
-            Err(e) => break Err(e.0),
+            Err(e) => break Err(e.to_string()),
         };
         match next {
             Next::Packet(pkt) => {
