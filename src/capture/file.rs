@@ -20,6 +20,37 @@ use crate::decode::LinkType;
 use crate::error::{Error, Result};
 use crate::time::Ts;
 
+/// `-r FILE` (`-r -`: standard input), checked (config.rs).
+#[derive(Debug, Clone)]
+pub struct FileInput {
+    pub path: String,
+    /// The BPF filter (the trailing expression), compiled once the file is
+    /// open and its link type known.
+    pub filter: Option<String>,
+    /// `-c COUNT`.
+    pub count: Option<u64>,
+    /// Who parses the packets once the file is open (`-Z`).
+    pub plan: super::privs::Plan,
+}
+
+impl FileInput {
+    /// Opens the file (with the privileges the process has: the caller
+    /// drops them with [`FileInput::plan`] once it is open, so that it is
+    /// parsed by the unprivileged user, as a live capture is).
+    pub fn open(&self) -> Result<FileSource> {
+        let mut src = FileSource::open(&self.path, self.filter.as_deref())?;
+        if let Some(n) = self.count {
+            src.set_limit(n);
+        }
+        Ok(src)
+    }
+
+    /// The file's name in messages.
+    pub fn name(&self) -> &str {
+        if self.path == "-" { STDIN } else { &self.path }
+    }
+}
+
 pub struct FileSource {
     reader: Reader,
     linktype: LinkType,

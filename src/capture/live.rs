@@ -37,7 +37,6 @@ use super::dump::{Dumper, Rotation};
 use super::file::{filter_error, pcap_msg};
 use super::privs::{self, Plan};
 use super::{Next, PacketSource, RawPacket, signal};
-use crate::cli::Args;
 use crate::decode::LinkType;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
@@ -46,7 +45,7 @@ use crate::sink::Sink;
 use crate::time::Ts;
 
 /// tcpdump's default (and maximum) snap length.
-const MAX_SNAPLEN: i32 = 262_144;
+pub const MAX_SNAPLEN: i32 = 262_144;
 /// The kernel hands packets over at the latest this long after they
 /// arrive (libpcap's read timeout, the TPACKET_V3 block timeout on Linux).
 ///
@@ -62,7 +61,7 @@ const DELIVERY_MS: i32 = 10;
 /// Kernel ring size without `-B`: 32 MiB, where libpcap (and tcpdump) use
 /// 2 MiB: room for bursts while the capture thread is not scheduled (a busy
 /// proxy host), about a second of traffic at 30 MB/s.
-const DEFAULT_BUFFER_BYTES: i32 = 32 << 20;
+pub const DEFAULT_BUFFER_BYTES: i32 = 32 << 20;
 /// How long the capture thread sleeps in poll(2) when the ring is empty:
 /// bounds the reaction time to a stop request.
 const POLL_MS: i32 = 100;
@@ -88,7 +87,8 @@ const PENDING_MAX_BYTES: usize = 4 << 20;
 
 // ------------------------------------------------------------------ config
 
-/// A validated live capture request (the `LowArgs -> HiArgs` step).
+/// A checked live capture request (config.rs builds it from `-i` and the
+/// capture options).
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
     pub iface: String,
@@ -104,64 +104,6 @@ pub struct LiveConfig {
     pub queue_bytes: usize,
     /// `--immediate-mode`: libpcap's immediate mode (one wakeup per packet).
     pub immediate: bool,
-}
-
-impl LiveConfig {
-    pub fn from_args(args: &Args, iface: &str) -> Result<LiveConfig> {
-        if iface.is_empty() {
-            return Err(Error::usage("-i: empty interface name"));
-        }
-        let snaplen = match args.snaplen {
-            0 => MAX_SNAPLEN,
-            n if n < 0 => return Err(Error::usage(format!("-s {n}: invalid snap length"))),
-            n => n,
-        };
-        if args.count == Some(0) {
-            return Err(Error::usage("-c 0: invalid packet count"));
-        }
-        let buffer_bytes = match args.buffer_kib {
-            None => Some(DEFAULT_BUFFER_BYTES),
-            Some(k) if k <= 0 => return Err(Error::usage(format!("-B {k}: invalid buffer size"))),
-            Some(k) => {
-                Some(k.checked_mul(1024).ok_or_else(|| Error::usage(format!("-B {k}: buffer size is too large")))?)
-            }
-        };
-        let duration = match args.duration {
-            None => None,
-            Some(s) if !(s.is_finite() && s > 0.0) => {
-                return Err(Error::usage(format!("--duration {s}: expected seconds > 0")));
-            }
-            Some(s) => Some(Duration::from_secs_f64(s)),
-        };
-        let write = match &args.write {
-            Some(w) => Some(Rotation::new(w, args.file_size, args.rotate_seconds, args.file_count)?),
-            None => {
-                for (set, flag) in [
-                    (args.file_size.is_some(), "-C"),
-                    (args.rotate_seconds.is_some(), "-G"),
-                    (args.file_count.is_some(), "-W"),
-                ] {
-                    if set {
-                        return Err(Error::usage(format!("{flag} needs -w FILE")));
-                    }
-                }
-                None
-            }
-        };
-        let plan = privs::plan(args.user.as_deref())?;
-        Ok(LiveConfig {
-            iface: iface.to_string(),
-            filter: args.filter(),
-            snaplen,
-            count: args.count,
-            buffer_bytes,
-            duration,
-            write,
-            plan,
-            queue_bytes: QUEUE_BYTES,
-            immediate: args.immediate_mode,
-        })
-    }
 }
 
 // ------------------------------------------------------------------ entry points
@@ -217,17 +159,17 @@ fn interface_line(n: usize, d: &Device) -> String {
     s
 }
 
-/// Opens IFACE as the arguments say and starts the capture thread. The
+/// Opens the interface as `cfg` says and starts the capture thread. The
 /// dashboard drives a pipeline from the result in its own thread.
-pub fn open(args: &Args, iface: &str) -> Result<LiveCapture> {
-    LiveCapture::start(LiveConfig::from_args(args, iface)?)
+pub fn open(cfg: &LiveConfig) -> Result<LiveCapture> {
+    LiveCapture::start(cfg.clone())
 }
 
 /// `wstap -i IFACE`: capture, analyse and print until `-c`, `--duration`,
 /// SIGINT or SIGTERM; then flush open sessions and the summary.
-pub fn run(args: &Args, iface: &str, p: &mut Pipeline, sink: &mut dyn Sink) -> Result<()> {
+pub fn run(cfg: &LiveConfig, p: &mut Pipeline, sink: &mut dyn Sink) -> Result<()> {
     signal::install().map_err(|e| Error::new(format!("cannot install signal handlers: {e}")))?;
-    let mut live = open(args, iface)?;
+    let mut live = open(cfg)?;
     live.warn_on_drops = true;
     p.warn_on_evictions = true;
     if let Some(w) = &live.info.warning {
@@ -1224,25 +1166,5 @@ mod tests {
         // A load of another header field cannot be done in the kernel.
         let mut odd = vec![libc::sock_filter { code: 0x30, jt: 0, jf: 0, k: 12 }];
         assert!(cooked_to_kernel(&mut odd).is_none());
-    }
-
-    #[test]
-    fn config_validation() {
-        let mut a = Args { snaplen: 0, ..Args::default() };
-        assert_eq!(LiveConfig::from_args(&a, "lo").unwrap().snaplen, MAX_SNAPLEN);
-        a.snaplen = -1;
-        assert!(LiveConfig::from_args(&a, "lo").is_err());
-        a.snaplen = 1500;
-        a.buffer_kib = Some(4096);
-        assert_eq!(LiveConfig::from_args(&a, "lo").unwrap().buffer_bytes, Some(4 << 20));
-        a.file_size = Some(10);
-        assert_eq!(LiveConfig::from_args(&a, "lo").unwrap_err().to_string(), "-C needs -w FILE");
-        a.write = Some("x.pcap".into());
-        assert!(LiveConfig::from_args(&a, "lo").is_ok());
-        a.duration = Some(-1.0);
-        assert!(LiveConfig::from_args(&a, "lo").is_err());
-        a.duration = Some(0.5);
-        a.count = Some(0);
-        assert!(LiveConfig::from_args(&a, "lo").is_err());
     }
 }

@@ -11,6 +11,15 @@ pub mod signal;
 use crate::decode::LinkType;
 use crate::time::Ts;
 
+/// Where packets come from, checked (config.rs builds it).
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// `-r FILE`.
+    File(file::FileInput),
+    /// `-i IFACE`.
+    Live(live::LiveConfig),
+}
+
 /// One captured frame, borrowed from the source's buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct RawPacket<'a> {
