@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod proto;
 pub mod record;
 pub mod redact;
+pub mod signal;
 pub mod sink;
 pub mod time;
 pub mod tui;

@@ -6,7 +6,6 @@ pub mod file;
 pub mod live;
 pub mod pcapng;
 pub mod privs;
-pub mod signal;
 
 use crate::decode::LinkType;
 use crate::time::Ts;

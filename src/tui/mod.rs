@@ -69,7 +69,7 @@ pub fn run(input: &Input, cfg: &Dashboard, p: Pipeline) -> Result<i32> {
     // time to, on the way out.
     let worker_grace = Duration::from_millis(if source.kind == SourceKind::Live { 3000 } else { 300 });
 
-    input::install_signal_handlers();
+    crate::signal::install_dashboard()?;
     install_panic_hook();
     let guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
@@ -128,7 +128,7 @@ fn event_loop(
         if PANICKED.load(Ordering::SeqCst) {
             return Err(Error::new("internal error (panic) in the dashboard; see the message above"));
         }
-        if let Some(sig) = input::take_signal() {
+        if let Some(sig) = crate::signal::take() {
             return Ok(128 + sig);
         }
         let since = last_draw.map_or(FRAME, |t| t.elapsed());

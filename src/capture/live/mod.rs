@@ -44,7 +44,6 @@ pub use source::LiveCapture;
 
 use super::dump::Rotation;
 use super::privs::Plan;
-use super::signal;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::sink::Sink;
@@ -87,7 +86,7 @@ pub fn open(cfg: &LiveConfig) -> Result<LiveCapture> {
 /// `wstap -i IFACE`: capture, analyse and print until `-c`, `--duration`,
 /// SIGINT or SIGTERM; then flush open sessions and the summary.
 pub fn run(cfg: &LiveConfig, p: &mut Pipeline, sink: &mut dyn Sink) -> Result<()> {
-    signal::install().map_err(|e| Error::new(format!("cannot install signal handlers: {e}")))?;
+    crate::signal::install_stop().map_err(|e| Error::new(format!("cannot install signal handlers: {e}")))?;
     let mut live = open(cfg)?;
     live.warn_on_drops = true;
     p.warn_on_evictions = true;

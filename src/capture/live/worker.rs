@@ -11,10 +11,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use pcap::{Active, Capture};
 
 use super::queue::Feeder;
-use super::{EndReason, Shared, signal};
+use super::{EndReason, Shared};
 use crate::capture::dump::Dumper;
 use crate::capture::file::pcap_msg;
 use crate::error::Error;
+use crate::signal;
 use crate::time::Ts;
 
 /// How long the capture thread sleeps in poll(2) when the ring is empty:
@@ -98,7 +99,7 @@ impl Worker {
             }
             let stop = if self.shared.stop.load(Ordering::Relaxed) || self.feeder.closed {
                 Some(EndReason::Stopped)
-            } else if signal::requested() {
+            } else if signal::stop_requested() {
                 Some(EndReason::Signal)
             } else if self.deadline.is_some_and(|d| now >= d) {
                 Some(EndReason::Duration)
