@@ -191,7 +191,7 @@ impl Conn {
             return true;
         }
         match self.halves[Dir::ToServer.index()].asm.next_seq() {
-            Some(next) if self.syn => seg.seq.wrapping_add(1) != next && self.halves[0].bytes > 0,
+            Some(next) if self.syn => seg.seq + 1 != next && self.halves[0].bytes > 0,
             _ => false,
         }
     }
