@@ -384,7 +384,7 @@ impl FlowTable {
         let id = self.next_id;
         self.next_id += 1;
         self.stats.flows += 1;
-        self.map.insert(key, Conn::new(id, ts, seg, self.limits.verbose, &self.keys));
+        self.map.insert(key, Conn::new(id, ts, seg, self.limits.verbose, &self.keys, out));
         self.stats.live_max = self.stats.live_max.max(self.map.len() as u64);
         if self.map.capacity() != self.capacity {
             self.capacity = self.map.capacity();
@@ -629,7 +629,7 @@ impl FlowTable {
             .iter()
             .filter(|(_, c)| {
                 let quiet = now.since(c.last_ts);
-                !c.is_closed() && ((c.state == TcpState::SynSent && quiet >= syn_t) || quiet >= idle_t)
+                !c.is_closed() && ((c.state() == TcpState::SynSent && quiet >= syn_t) || quiet >= idle_t)
             })
             .map(|(k, c)| (c.id, *k))
             .collect();
@@ -637,7 +637,7 @@ impl FlowTable {
         for (_, key) in ended {
             if let Some(c) = self.map.get_mut(&key) {
                 let quiet = now.since(c.last_ts);
-                let (reason, after) = if c.state == TcpState::SynSent && quiet >= self.limits.syn_timeout_s {
+                let (reason, after) = if c.state() == TcpState::SynSent && quiet >= self.limits.syn_timeout_s {
                     (EndReason::Unanswered, self.limits.syn_timeout_s)
                 } else {
                     (EndReason::Idle, self.limits.idle_timeout_s)
