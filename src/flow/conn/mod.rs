@@ -41,7 +41,7 @@ use super::key::FlowKey;
 use crate::budget::{self, Class};
 use crate::decode::{Segment, flags};
 use crate::event::{ConnId, ConnSummary, EndReason, Event, EventKind};
-use crate::proto::{App, Dir, ProtoEvent, http};
+use crate::proto::{App, Dir, ProtoEvent, sniff};
 use crate::time::Ts;
 
 /// An optional timestamp in one word (the connection state is per
@@ -475,8 +475,8 @@ impl Conn {
     /// the "server", turns it round. The sides are known from then on.
     fn orient_by_payload(&mut self, dir: &mut Dir, payload: &[u8]) {
         let turn = match *dir {
-            Dir::ToServer => http::looks_like_response(payload),
-            Dir::ToClient => http::looks_like_request(payload),
+            Dir::ToServer => sniff::looks_like_response(payload),
+            Dir::ToClient => sniff::looks_like_request(payload),
         };
         if turn {
             self.turn(dir);
