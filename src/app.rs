@@ -1,63 +1,61 @@
-//! From parsed arguments to a finished run: validate and build (the
-//! ripgrep `LowArgs -> HiArgs` step), pick the source and the sink, run.
+//! From parsed arguments to a finished run: the arguments are checked into
+//! a [`Config`] (config.rs, the ripgrep `LowArgs -> HiArgs` step), then the
+//! source, the engine and the sink are built from its parts and run. This
+//! is the last place `cli::Args` is seen.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
-use crate::capture::file::FileSource;
-use crate::cli::{Args, ColorWhen, FailOn};
-use crate::correlate::{Config, Roles, roles::UpstreamSpec};
+use crate::capture::Input;
+use crate::cli::{Args, FailOn};
+use crate::config::{Analysis, Command, Config, Output};
+use crate::correlate::Roles;
 use crate::detect::Detectors;
 use crate::detect::diagnosis::{Diagnosis, DiagnosisConfig};
 use crate::detect::proxy::Proxy;
 use crate::error::{Error, Result};
 use crate::flow::Limits;
 use crate::pipeline::{InputEnd, Pipeline};
-use crate::redact::Redactor;
 use crate::sink::Sink;
 use crate::sink::json::JsonSink;
 use crate::sink::text::{TextOptions, TextSink};
 
-/// Builds the analysis pipeline the arguments describe.
+/// Builds the analysis pipeline the arguments describe (tests and fuzz
+/// targets build one from arguments without an input).
 pub fn build_pipeline(args: &Args) -> Result<Pipeline> {
-    let upstreams =
-        args.upstream.iter().map(|s| UpstreamSpec::parse(s).map_err(Error::new)).collect::<Result<Vec<_>>>()?;
-    for t in &args.timeouts {
-        if !(t.is_finite() && *t > 0.0) {
-            return Err(Error::new(format!("invalid --timeout {t}: expected seconds > 0")));
-        }
-    }
-    let cfg = Config {
-        verbose: args.verbose > 0,
-        redact: Redactor { enabled: !args.no_redact },
-        roles: Roles::new(args.front.clone(), upstreams),
-        timeouts: args.timeouts.clone(),
-        live: args.interface.is_some(),
+    pipeline(&Analysis::from_args(args)?)
+}
+
+/// The engine for a checked configuration, its key logs read.
+pub fn pipeline(cfg: &Analysis) -> Result<Pipeline> {
+    let correlate = crate::correlate::Config {
+        verbose: cfg.verbose,
+        redact: cfg.redact,
+        roles: Roles::new(cfg.fronts.clone(), cfg.upstreams.clone()),
+        timeouts: cfg.timeouts.clone(),
+        live: cfg.live,
     };
-    let memcap = match &args.memcap {
-        Some(m) => crate::budget::parse_size(m).map_err(Error::new)?,
-        None => crate::budget::DEFAULT_MEMCAP,
-    };
-    let p = Pipeline::new(cfg, detectors(args), Limits { verbose: args.verbose > 0, memcap, ..Limits::default() });
-    load_keys(args, p.keys())?;
+    let limits = Limits { verbose: cfg.verbose, memcap: cfg.memcap, ..Limits::default() };
+    let p = Pipeline::new(correlate, detectors(cfg), limits);
+    load_keys(cfg, p.keys())?;
     Ok(p)
 }
 
 /// `--keylog`: read now (capture files), or followed as it grows (live).
-fn load_keys(args: &Args, keys: &crate::proto::tls::Keys) -> Result<()> {
-    for path in &args.keylog {
-        if args.interface.is_some() {
+fn load_keys(cfg: &Analysis, keys: &crate::proto::tls::Keys) -> Result<()> {
+    for path in &cfg.keylogs {
+        if cfg.live {
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            keys.watch(path, stop).map_err(Error::new)?;
+            keys.watch(path, stop).map_err(Error::KeyLog)?;
         } else {
-            keys.load_file(path).map_err(Error::new)?;
+            keys.load_file(path).map_err(Error::KeyLog)?;
         }
     }
-    if args.interface.is_none() && !args.keylog.is_empty() {
+    if !cfg.live && !cfg.keylogs.is_empty() {
         let st = keys.stats();
         if st.secrets == 0 {
             eprintln!(
                 "wstap: warning: --keylog: no usable secret in {} ({} lines, {} not understood); TLS hops stay encrypted",
-                args.keylog.join(", "),
+                cfg.keylogs.join(", "),
                 st.lines,
                 st.malformed
             );
@@ -67,91 +65,85 @@ fn load_keys(args: &Args, keys: &crate::proto::tls::Keys) -> Result<()> {
 }
 
 /// The detectors a run uses.
-pub fn detectors(args: &Args) -> Detectors {
+pub fn detectors(cfg: &Analysis) -> Detectors {
     let cfg = DiagnosisConfig {
-        redact: Some(Redactor { enabled: !args.no_redact }),
-        proxy: args.proxy.map(Proxy::from_kind),
-        timeouts: args.timeouts.clone(),
-        live: args.interface.is_some(),
+        redact: Some(cfg.redact),
+        proxy: cfg.proxy.map(Proxy::from_kind),
+        timeouts: cfg.timeouts.clone(),
+        live: cfg.live,
     };
     Detectors::new(vec![Box::new(Diagnosis::new(cfg))])
 }
 
 /// The text or JSON sink on standard output.
-pub fn stdout_sink(args: &Args, line_buffered: bool) -> Box<dyn Sink> {
-    let stdout = std::io::stdout();
-    let color = match args.color {
-        ColorWhen::Always => true,
-        ColorWhen::Never => false,
-        ColorWhen::Auto => stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    };
-    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout);
-    if args.json {
+pub fn stdout_sink(cfg: &Output) -> Box<dyn Sink> {
+    let out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    let line_buffered = cfg.line_buffered;
+    if cfg.json {
         Box::new(JsonSink::new(out, line_buffered))
     } else {
-        Box::new(TextSink::new(out, TextOptions { verbose: args.verbose, quiet: args.quiet, line_buffered, color }))
+        let opts = TextOptions { verbose: cfg.verbose, quiet: cfg.quiet, line_buffered, color: cfg.color };
+        Box::new(TextSink::new(out, opts))
     }
 }
 
 /// Exit status: 0 fine, 1 findings at or above `--fail-on`, 2 error.
 pub fn run(args: Args) -> Result<i32> {
     crate::capture::privs::refuse_setid()?;
-    if let Some(what) = args.generate {
-        crate::generate::write(what, &mut std::io::stdout().lock())?;
-        return Ok(0);
-    }
-    if args.list_interfaces {
-        return crate::capture::live::list_interfaces();
-    }
-    if args.replay.is_some() && args.read.is_none() {
-        return Err(Error::new("--replay needs -r FILE"));
-    }
-    let mut pipeline = build_pipeline(&args)?;
-    if args.tui {
-        return crate::tui::run(&args, pipeline);
-    }
-    if let Some(iface) = args.interface.clone() {
-        let mut sink = stdout_sink(&args, true);
-        crate::capture::live::run(&args, &iface, &mut pipeline, sink.as_mut())?;
-        return Ok(exit_status(&args, &pipeline));
-    }
-    let Some(path) = args.read.as_deref() else {
-        return Err(Error::new("no input: use -r FILE (or -r - for standard input) or -i IFACE; see --help"));
+    let cfg = match Command::from_args(&args)? {
+        Command::Generate(what) => {
+            crate::generate::write(what, &mut std::io::stdout().lock())?;
+            return Ok(0);
+        }
+        Command::ListInterfaces => return crate::capture::live::list_interfaces(),
+        Command::Analyse(cfg) => cfg,
     };
-    let filter = args.filter();
-    let plan = crate::capture::privs::plan(args.user.as_deref())?;
-    let mut src = FileSource::open(path, filter.as_deref())?;
+    drop(args);
+    analyse(*cfg)
+}
+
+/// Runs a checked analysis: the dashboard, a live capture or a file.
+fn analyse(cfg: Config) -> Result<i32> {
+    let mut pipeline = pipeline(&cfg.analysis)?;
+    if let Some(dash) = &cfg.dashboard {
+        return crate::tui::run(&cfg.input, dash, pipeline);
+    }
+    let file = match &cfg.input {
+        Input::Live(live) => {
+            let mut sink = stdout_sink(&cfg.output);
+            crate::capture::live::run(live, &mut pipeline, sink.as_mut())?;
+            return Ok(exit_status(&cfg.output, &pipeline));
+        }
+        Input::File(file) => file,
+    };
+    let mut src = file.open()?;
     crate::capture::PacketSource::set_keys(&mut src, pipeline.keys().clone());
     // The file is open: parse it with no privilege (as live capture does).
-    crate::capture::privs::apply(&plan)?;
-    if let Some(n) = args.count {
-        src.set_limit(n);
-    }
-    let mut sink = stdout_sink(&args, args.line_buffered);
-    let ending = pipeline.run(&mut src, sink.as_mut()).map_err(|e| Error::new(e.to_string()))?;
+    crate::capture::privs::apply(&file.plan)?;
+    let mut sink = stdout_sink(&cfg.output);
+    let ending = pipeline.run(&mut src, sink.as_mut())?;
     drop(sink);
-    let path = if path == "-" { "standard input" } else { path };
     match ending {
         InputEnd::Complete => {}
         InputEnd::Truncated(msg) => {
             let _ = std::io::stdout().flush();
-            eprintln!("wstap: warning: {path}: {msg}; analysed everything up to the cut");
+            eprintln!("wstap: warning: {}: {msg}; analysed everything up to the cut", file.name());
         }
         // Like a truncated file, everything before the damage is analysed
         // and summarised; unlike it, the file may hold more after it that
         // could not be read, so the run fails (exit 2) after the summary.
         InputEnd::Damaged(msg) => {
             let _ = std::io::stdout().flush();
-            return Err(Error::new(format!("{path}: {msg}; analysed everything before the damage")));
+            return Err(Error::Damaged { name: file.name().to_string(), reason: msg });
         }
     }
-    Ok(exit_status(&args, &pipeline))
+    Ok(exit_status(&cfg.output, &pipeline))
 }
 
 /// `--fail-on`: 1 when findings at or above the level exist.
-pub fn exit_status(args: &Args, p: &Pipeline) -> i32 {
+pub fn exit_status(cfg: &Output, p: &Pipeline) -> i32 {
     let s = &p.analyzer.stats;
-    match args.fail_on {
+    match cfg.fail_on {
         Some(FailOn::Error) if s.errors > 0 => 1,
         Some(FailOn::Warning) if s.errors + s.warnings > 0 => 1,
         _ => 0,

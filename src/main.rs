@@ -6,7 +6,7 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             // A closed pipe (`wstap ... | head`) is not an error.
-            if e.0.contains("Broken pipe") {
+            if e.is_broken_pipe() {
                 std::process::exit(0);
             }
             eprintln!("wstap: {e}");

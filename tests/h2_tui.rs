@@ -19,7 +19,8 @@ fn app_with_keys(name: &str) -> App {
     let kl = format!("{root}/captures/{name}.keys");
     let args = Args::parse_from(["wstap", "-r", &path, "--tui", "--keylog", &kl]);
     let mut p = wstap::app::build_pipeline(&args).unwrap();
-    let (mut src, source) = feed::open_source(&args).unwrap();
+    let input = wstap::config::Config::from_args(&args).unwrap().input;
+    let (mut src, source) = feed::open_source(&input, None).unwrap();
     src.set_keys(p.keys().clone());
     let (_tx, rx) = mpsc::channel();
     let mut app = App::new(source);

@@ -441,7 +441,8 @@ fn the_dashboard_shows_what_the_budget_gave_up() {
     hostile_gen::flood(&f, 30_000, 0.5, 1);
     let args = wstap::cli::Args::parse_from(["wstap", "-r", f.to_str().unwrap(), "--tui", "--memcap", "2M"]);
     let mut p = wstap::app::build_pipeline(&args).unwrap();
-    let (mut src, source) = feed::open_source(&args).unwrap();
+    let input = wstap::config::Config::from_args(&args).unwrap().input;
+    let (mut src, source) = feed::open_source(&input, None).unwrap();
     let (_ctl, ctl_rx) = std::sync::mpsc::channel();
     let mut app = App::new(source);
     feed::run(&mut p, src.as_mut(), &feed::FeedOptions::default(), &ctl_rx, &mut |m| {

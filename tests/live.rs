@@ -34,6 +34,14 @@ fn args(filter: &str, duration: Option<f64>) -> Args {
     }
 }
 
+/// The live capture part of the checked configuration.
+fn live_config(a: &Args) -> live::LiveConfig {
+    match wstap::config::Config::from_args(a).unwrap().input {
+        wstap::capture::Input::Live(c) => c,
+        other => panic!("not a live capture: {other:?}"),
+    }
+}
+
 fn wall_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
 }
@@ -44,7 +52,7 @@ fn quiet_link_gives_idle_ticks_on_the_wall_clock_then_end_on_stop() {
         return;
     }
     // Nothing talks to port 9 (discard) here.
-    let mut src = live::open(&args("tcp port 9", None), "lo").unwrap();
+    let mut src = live::open(&live_config(&args("tcp port 9", None))).unwrap();
     let mut last = 0;
     for _ in 0..3 {
         let t0 = Instant::now();
@@ -134,7 +142,7 @@ fn websocket_over_loopback_is_diagnosed_live() {
     let addr = listener.local_addr().unwrap();
     let a = args(&format!("tcp port {}", addr.port()), Some(1.5));
     let mut pipeline = wstap::app::build_pipeline(&a).unwrap();
-    let mut src = live::open(&a, "lo").unwrap();
+    let mut src = live::open(&live_config(&a)).unwrap();
     let traffic = std::thread::spawn(move || websocket_exchange(listener));
     let mut sink = Collect::default();
     let t0 = Instant::now();

@@ -22,7 +22,8 @@ fn app_with_keys(name: &str, keys: bool) -> App {
     }
     let args = Args::parse_from(argv);
     let mut p = wstap::app::build_pipeline(&args).unwrap();
-    let (mut src, source) = feed::open_source(&args).unwrap();
+    let input = wstap::config::Config::from_args(&args).unwrap().input;
+    let (mut src, source) = feed::open_source(&input, None).unwrap();
     src.set_keys(p.keys().clone());
     let (_tx, rx) = mpsc::channel();
     let mut app = App::new(source);

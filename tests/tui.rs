@@ -33,7 +33,8 @@ fn app_from_capture(name: &str, opts: FeedOptions) -> App {
     let path = capture(name);
     let args = Args::parse_from(["wstap", "-r", &path, "--tui"]);
     let mut p = wstap::app::build_pipeline(&args).unwrap();
-    let (mut src, source) = feed::open_source(&args).unwrap();
+    let input = wstap::config::Config::from_args(&args).unwrap().input;
+    let (mut src, source) = feed::open_source(&input, None).unwrap();
     let (_ctl_tx, ctl_rx) = mpsc::channel();
     let mut app = App::new(source);
     let mut done = false;

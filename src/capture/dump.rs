@@ -45,26 +45,28 @@ impl Rotation {
         count: Option<u32>,
     ) -> Result<Rotation> {
         if template == "-" {
-            return Err(Error::new("-w -: standard output carries the records; write the capture to a file (-w FILE)"));
+            return Err(Error::usage(
+                "-w -: standard output carries the records; write the capture to a file (-w FILE)",
+            ));
         }
         if template.is_empty() {
-            return Err(Error::new("-w: empty file name"));
+            return Err(Error::usage("-w: empty file name"));
         }
         if size_millions == Some(0) {
-            return Err(Error::new("-C 0: the file size must be at least 1 (million bytes)"));
+            return Err(Error::usage("-C 0: the file size must be at least 1 (million bytes)"));
         }
         if interval == Some(0) {
-            return Err(Error::new("-G 0: the rotation interval must be at least 1 second"));
+            return Err(Error::usage("-G 0: the rotation interval must be at least 1 second"));
         }
         if count == Some(0) {
-            return Err(Error::new("-W 0: the file count must be at least 1"));
+            return Err(Error::usage("-W 0: the file count must be at least 1"));
         }
         if count.is_some() && size_millions.is_none() && interval.is_none() {
-            return Err(Error::new("-W needs -C or -G"));
+            return Err(Error::usage("-W needs -C or -G"));
         }
         let size_limit = match size_millions {
             Some(n) => {
-                Some(n.checked_mul(1_000_000).ok_or_else(|| Error::new(format!("-C {n}: file size is too large")))?)
+                Some(n.checked_mul(1_000_000).ok_or_else(|| Error::usage(format!("-C {n}: file size is too large")))?)
             }
             None => None,
         };
@@ -265,7 +267,7 @@ impl Dumper {
         rec[8..12].copy_from_slice(&(data.len() as u32).to_ne_bytes());
         rec[12..16].copy_from_slice(&orig_len.to_ne_bytes());
         let name = &self.current;
-        let io = |e: std::io::Error| Error::new(format!("{name}: {}", io_reason(&e)));
+        let io = |e: std::io::Error| Error::Write { name: name.clone(), source: e };
         out.write_all(&rec).map_err(io)?;
         out.write_all(data).map_err(io)?;
         self.size += RECORD_HEADER + data.len() as u64;
@@ -281,7 +283,7 @@ impl Dumper {
         }
         self.unflushed = 0;
         match &mut self.out {
-            Some(out) => out.flush().map_err(|e| Error::new(format!("{}: {}", self.current, io_reason(&e)))),
+            Some(out) => out.flush().map_err(|e| Error::Write { name: self.current.clone(), source: e }),
             None => Ok(()),
         }
     }
@@ -315,16 +317,19 @@ pub fn open_safely(name: &str) -> Result<File> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let fail = |e: std::io::Error| {
         if e.raw_os_error() == Some(libc::ELOOP) {
-            Error::new(format!("{name}: is a symbolic link: refusing to follow it (-w never follows links)"))
+            file_error(name, "is a symbolic link: refusing to follow it (-w never follows links)".into())
         } else if e.kind() == std::io::ErrorKind::PermissionDenied {
             // SAFETY: geteuid cannot fail.
             let euid = unsafe { libc::geteuid() };
-            Error::new(format!(
-                "{name}: Permission denied (-w files are written as uid {euid}, the user wstap parses packets as; \
-                 pick a directory it can write, or -Z root)"
-            ))
+            file_error(
+                name,
+                format!(
+                    "Permission denied (-w files are written as uid {euid}, the user wstap parses packets as; \
+                     pick a directory it can write, or -Z root)"
+                ),
+            )
         } else {
-            Error::new(format!("{name}: {}", io_reason(&e)))
+            Error::Write { name: name.to_string(), source: e }
         }
     };
     let f = std::fs::OpenOptions::new()
@@ -339,16 +344,19 @@ pub fn open_safely(name: &str) -> Result<File> {
         // SAFETY: geteuid cannot fail.
         let euid = unsafe { libc::geteuid() };
         if md.uid() != euid {
-            return Err(Error::new(format!(
-                "{name}: exists and belongs to uid {}, not to uid {euid} that writes it: refusing to overwrite it",
-                md.uid()
-            )));
+            return Err(file_error(
+                name,
+                format!(
+                    "exists and belongs to uid {}, not to uid {euid} that writes it: refusing to overwrite it",
+                    md.uid()
+                ),
+            ));
         }
         if md.nlink() > 1 {
-            return Err(Error::new(format!(
-                "{name}: has {} hard links: refusing to overwrite a file linked elsewhere",
-                md.nlink()
-            )));
+            return Err(file_error(
+                name,
+                format!("has {} hard links: refusing to overwrite a file linked elsewhere", md.nlink()),
+            ));
         }
         f.set_len(0).map_err(fail)?;
     }
@@ -367,17 +375,13 @@ fn create(name: &str, linktype: u32, snaplen: u32) -> Result<BufWriter<File>> {
     // thiszone and sigfigs stay 0.
     h[16..20].copy_from_slice(&snaplen.to_ne_bytes());
     h[20..24].copy_from_slice(&linktype.to_ne_bytes());
-    out.write_all(&h).map_err(|e| Error::new(format!("{name}: {}", io_reason(&e))))?;
+    out.write_all(&h).map_err(|e| Error::Write { name: name.to_string(), source: e })?;
     Ok(out)
 }
 
-/// The system's message, without Rust's " (os error N)".
-fn io_reason(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" (os error ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
+/// The `-w` file refused or not created.
+fn file_error(name: &str, reason: String) -> Error {
+    Error::File { name: name.to_string(), reason }
 }
 
 #[cfg(test)]

@@ -15,10 +15,41 @@ use std::io::Read;
 
 use pcap::{BpfProgram, Capture, Offline};
 
-use super::{Next, PacketSource, RawPacket, is_truncation};
+use super::{Next, PacketSource, RawPacket};
 use crate::decode::LinkType;
 use crate::error::{Error, Result};
 use crate::time::Ts;
+
+/// `-r FILE` (`-r -`: standard input), checked (config.rs).
+#[derive(Debug, Clone)]
+pub struct FileInput {
+    pub path: String,
+    /// The BPF filter (the trailing expression), compiled once the file is
+    /// open and its link type known.
+    pub filter: Option<String>,
+    /// `-c COUNT`.
+    pub count: Option<u64>,
+    /// Who parses the packets once the file is open (`-Z`).
+    pub plan: super::privs::Plan,
+}
+
+impl FileInput {
+    /// Opens the file (with the privileges the process has: the caller
+    /// drops them with [`FileInput::plan`] once it is open, so that it is
+    /// parsed by the unprivileged user, as a live capture is).
+    pub fn open(&self) -> Result<FileSource> {
+        let mut src = FileSource::open(&self.path, self.filter.as_deref())?;
+        if let Some(n) = self.count {
+            src.set_limit(n);
+        }
+        Ok(src)
+    }
+
+    /// The file's name in messages.
+    pub fn name(&self) -> &str {
+        if self.path == "-" { STDIN } else { &self.path }
+    }
+}
 
 pub struct FileSource {
     reader: Reader,
@@ -43,30 +74,30 @@ impl FileSource {
         }
         if path != "-" {
             match std::fs::metadata(path) {
-                Err(e) => return Err(Error::new(format!("{path}: {}", io_reason(&e)))),
-                Ok(m) if m.is_dir() => return Err(Error::new(format!("{path}: is a directory"))),
+                Err(e) => return Err(bad_input(path, io_reason(&e))),
+                Ok(m) if m.is_dir() => return Err(bad_input(path, "is a directory".into())),
                 Ok(_) => {}
             }
         }
         let mut head = Vec::new();
-        File::open(path)
-            .and_then(|f| f.take(4).read_to_end(&mut head))
-            .map_err(|e| Error::new(format!("{path}: {}", io_reason(&e))))?;
+        File::open(path).and_then(|f| f.take(4).read_to_end(&mut head)).map_err(|e| bad_input(path, io_reason(&e)))?;
         if super::pcapng::is_pcapng(&head) {
-            let file = File::open(path).map_err(|e| Error::new(format!("{path}: {}", io_reason(&e))))?;
-            let r = super::pcapng::PcapngReader::open(Vec::new(), Box::new(file))
-                .map_err(|e| Error::new(format!("{path}: {e}")))?;
+            let file = File::open(path).map_err(|e| bad_input(path, io_reason(&e)))?;
+            let r = super::pcapng::PcapngReader::open(Vec::new(), Box::new(file)).map_err(|e| bad_input(path, e))?;
             return FileSource::from_pcapng(r, filter, path);
         }
-        let mut cap = Capture::from_file(path).map_err(|e| Error::new(format!("{path}: {}", open_reason(&e))))?;
-        let bad_filter = |f: &str, e: &pcap::Error| Error::new(format!("bad filter expression '{f}': {}", pcap_msg(e)));
+        let mut cap = Capture::from_file(path).map_err(|e| bad_input(path, open_reason(&e)))?;
+        let bad_filter = |f: &str, e: &pcap::Error| filter_error(f, e);
         let linktype = LinkType(cap.get_datalink().0);
         if !linktype.is_supported() {
-            return Err(Error::new(format!(
-                "{path}: link type {} ({}) is not supported",
-                linktype.0,
-                cap.get_datalink().get_name().unwrap_or_else(|_| "unknown".into())
-            )));
+            return Err(bad_input(
+                path,
+                format!(
+                    "link type {} ({}) is not supported",
+                    linktype.0,
+                    cap.get_datalink().get_name().unwrap_or_else(|_| "unknown".into())
+                ),
+            ));
         }
         let fast = if path == "-" { None } else { FastPcap::open(path)? };
         let reader = match fast {
@@ -91,18 +122,20 @@ impl FileSource {
     /// Standard input: pcapng or classic pcap, by its first bytes.
     fn open_stream(mut input: Box<dyn Read + Send>, filter: Option<&str>) -> Result<FileSource> {
         let mut head = Vec::new();
-        (&mut input).take(24).read_to_end(&mut head).map_err(|e| Error::new(format!("standard input: {e}")))?;
+        (&mut input).take(24).read_to_end(&mut head).map_err(|e| bad_input(STDIN, e.to_string()))?;
         if super::pcapng::is_pcapng(&head) {
-            let r = super::pcapng::PcapngReader::open(head, input)
-                .map_err(|e| Error::new(format!("standard input: {e}")))?;
-            return FileSource::from_pcapng(r, filter, "standard input");
+            let r = super::pcapng::PcapngReader::open(head, input).map_err(|e| bad_input(STDIN, e))?;
+            return FileSource::from_pcapng(r, filter, STDIN);
         }
         let Some(mut fast) = FastPcap::from_stream(&head, input) else {
-            return Err(Error::new(if head.len() < 24 {
-                "standard input: not a capture, or cut inside its file header".to_string()
-            } else {
-                "standard input: not a pcap or pcapng capture (unknown file format)".to_string()
-            }));
+            return Err(bad_input(
+                STDIN,
+                if head.len() < 24 {
+                    "not a capture, or cut inside its file header".to_string()
+                } else {
+                    "not a pcap or pcapng capture (unknown file format)".to_string()
+                },
+            ));
         };
         let linktype = LinkType(fast.linktype as i32);
         check_linktype(linktype, "standard input")?;
@@ -127,16 +160,15 @@ fn check_linktype(linktype: LinkType, name: &str) -> Result<()> {
         return Ok(());
     }
     let dl = pcap::Linktype(linktype.0);
-    Err(Error::new(format!(
-        "{name}: link type {} ({}) is not supported",
-        linktype.0,
-        dl.get_name().unwrap_or_else(|_| "unknown".into())
-    )))
+    Err(bad_input(
+        name,
+        format!("link type {} ({}) is not supported", linktype.0, dl.get_name().unwrap_or_else(|_| "unknown".into())),
+    ))
 }
 
 /// A BPF filter compiled by libpcap for `linktype` (no capture handle needed).
 fn compile(linktype: LinkType, f: &str) -> Result<BpfProgram> {
-    let bad = |e: &pcap::Error| Error::new(format!("bad filter expression '{f}': {}", pcap_msg(e)));
+    let bad = |e: &pcap::Error| filter_error(f, e);
     let dead = Capture::dead(pcap::Linktype(linktype.0)).map_err(|e| bad(&e))?;
     dead.compile(f, true).map_err(|e| bad(&e))
 }
@@ -168,7 +200,7 @@ impl FastPcap {
     /// A reader positioned after the file header, or None when the file is
     /// not classic pcap (pcapng, an unusual variant): libpcap reads those.
     fn open(path: &str) -> Result<Option<FastPcap>> {
-        let mut file = File::open(path).map_err(|e| Error::new(format!("{path}: {e}")))?;
+        let mut file = File::open(path).map_err(|e| bad_input(path, e.to_string()))?;
         let mut hdr = [0u8; 24];
         if file.read_exact(&mut hdr).is_err() {
             return Ok(None);
@@ -251,7 +283,7 @@ impl FastPcap {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::new(e.to_string())),
+                Err(e) => return Err(Error::Io(e)),
             }
         }
         Ok(true)
@@ -351,6 +383,27 @@ impl PacketSource for FileSource {
             }
         }
     }
+}
+
+/// The name standard input goes by in messages.
+pub const STDIN: &str = "standard input";
+
+/// A capture that cannot be read as one.
+fn bad_input(name: &str, reason: String) -> Error {
+    Error::Input { name: name.to_string(), reason }
+}
+
+/// A filter libpcap would not compile.
+pub fn filter_error(expr: &str, e: &pcap::Error) -> Error {
+    Error::Filter { expr: expr.to_string(), reason: pcap_msg(e) }
+}
+
+/// libpcap's message for a file cut inside a record. libpcap reports a
+/// read failure only as text: this is the one place a message is read, for
+/// the files libpcap reads itself (classic pcap and pcapng have their own
+/// readers, which say `Next::Truncated` or `Next::Damaged` directly).
+fn is_truncation(msg: &str) -> bool {
+    msg.contains("truncated") || msg.contains("premature end") || msg.contains("short read")
 }
 
 fn io_reason(e: &std::io::Error) -> String {

@@ -6,10 +6,18 @@ pub mod file;
 pub mod live;
 pub mod pcapng;
 pub mod privs;
-pub mod signal;
 
 use crate::decode::LinkType;
 use crate::time::Ts;
+
+/// Where packets come from, checked (config.rs builds it).
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// `-r FILE`.
+    File(file::FileInput),
+    /// `-i IFACE`.
+    Live(live::LiveConfig),
+}
 
 /// One captured frame, borrowed from the source's buffer.
 #[derive(Debug, Clone, Copy)]
@@ -51,9 +59,4 @@ pub trait PacketSource {
     fn stats(&mut self) -> Option<crate::record::Capture> {
         None
     }
-}
-
-/// Libpcap's message for a file cut inside a record.
-pub fn is_truncation(msg: &str) -> bool {
-    msg.contains("truncated") || msg.contains("premature end") || msg.contains("short read")
 }

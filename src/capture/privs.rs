@@ -44,9 +44,10 @@ pub fn plan(z: Option<&str>) -> Result<Plan> {
             Ok(if u.uid == 0 { Plan::Keep { root: true } } else { Plan::Become(u) })
         }
         None if euid == 0 => DEFAULT_USERS.iter().find_map(|n| lookup(n).ok()).map(Plan::Become).ok_or_else(|| {
-            Error::new(
+            Error::Privileges(
                 "running as root, and no unprivileged account to parse packets as (wstap, nobody): \
-                 create one (useradd --system --no-create-home wstap) or keep root with -Z root",
+                 create one (useradd --system --no-create-home wstap) or keep root with -Z root"
+                    .into(),
             )
         }),
         None => Ok(Plan::Keep { root: false }),
@@ -71,7 +72,7 @@ pub fn refuse_setid() -> Result<()> {
     // SAFETY: these calls cannot fail.
     let (uid, euid, gid, egid) = unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
     if uid != euid || gid != egid {
-        return Err(Error::new(format!(
+        return Err(Error::Privileges(format!(
             "refusing to run set-user-ID or set-group-ID (real uid {uid}, effective uid {euid}, real gid {gid}, \
              effective gid {egid}): remove the bit (chmod u-s,g-s); to capture without root grant capabilities \
              instead: sudo setcap cap_net_raw,cap_net_admin=eip {}",
@@ -105,7 +106,7 @@ pub fn capabilities() -> Result<(u64, u64, u64)> {
     // SAFETY: capget fills two CapData for version 3, as the kernel ABI says.
     let rc = unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut CapHeader, d.as_mut_ptr()) };
     if rc != 0 {
-        return Err(Error::new(format!("capget: {}", std::io::Error::last_os_error())));
+        return Err(Error::Privileges(format!("capget: {}", std::io::Error::last_os_error())));
     }
     let w = |f: fn(&CapData) -> u32| f(&d[0]) as u64 | (f(&d[1]) as u64) << 32;
     Ok((w(|c| c.effective), w(|c| c.permitted), w(|c| c.inheritable)))
@@ -124,13 +125,13 @@ pub fn drop_capabilities() -> Result<()> {
     // SAFETY: capset reads two CapData for version 3.
     let rc = unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) };
     if rc != 0 {
-        return Err(Error::new(format!("cannot drop capabilities: {}", std::io::Error::last_os_error())));
+        return Err(Error::Privileges(format!("cannot drop capabilities: {}", std::io::Error::last_os_error())));
     }
     match capabilities()? {
         (0, 0, 0) => Ok(()),
-        (e, p, _) => {
-            Err(Error::new(format!("capabilities still held after dropping them (effective {e:#x}, permitted {p:#x})")))
-        }
+        (e, p, _) => Err(Error::Privileges(format!(
+            "capabilities still held after dropping them (effective {e:#x}, permitted {p:#x})"
+        ))),
     }
 }
 
@@ -145,7 +146,7 @@ pub struct User {
 /// Looks USER up (getpwnam_r). A numeric USER that names no account is
 /// refused too: `-Z` wants a real account with its groups.
 pub fn lookup(name: &str) -> Result<User> {
-    let unknown = || Error::new(format!("-Z {name}: no such user"));
+    let unknown = || Error::Privileges(format!("-Z {name}: no such user"));
     let cname = CString::new(name).map_err(|_| unknown())?;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -162,7 +163,7 @@ pub fn lookup(name: &str) -> Result<User> {
             continue;
         }
         if rc != 0 {
-            return Err(Error::new(format!("-Z {name}: {}", std::io::Error::from_raw_os_error(rc))));
+            return Err(Error::Privileges(format!("-Z {name}: {}", std::io::Error::from_raw_os_error(rc))));
         }
         if !found {
             return Err(unknown());
@@ -176,7 +177,7 @@ pub fn check_can_switch(user: &User) -> Result<()> {
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
     if euid != 0 {
-        return Err(Error::new(format!(
+        return Err(Error::Privileges(format!(
             "-Z {}: only root can switch to another user (running as uid {euid})",
             user.name
         )));
@@ -188,8 +189,9 @@ pub fn check_can_switch(user: &User) -> Result<()> {
 /// then group, then user. Checks that root cannot be regained.
 pub fn drop_to(user: &User) -> Result<()> {
     check_can_switch(user)?;
-    let fail = |what: &str| Error::new(format!("-Z {}: {what}: {}", user.name, std::io::Error::last_os_error()));
-    let cname = CString::new(user.name.as_str()).map_err(|_| Error::new(format!("-Z {}: bad name", user.name)))?;
+    let fail = |what: &str| Error::Privileges(format!("-Z {}: {what}: {}", user.name, std::io::Error::last_os_error()));
+    let cname =
+        CString::new(user.name.as_str()).map_err(|_| Error::Privileges(format!("-Z {}: bad name", user.name)))?;
     // SAFETY: plain system calls on integers and a NUL-terminated name.
     // glibc applies set*id to every thread of the process.
     unsafe {
@@ -203,7 +205,7 @@ pub fn drop_to(user: &User) -> Result<()> {
             return Err(fail("setuid"));
         }
         if user.uid != 0 && libc::setuid(0) == 0 {
-            return Err(Error::new(format!("-Z {}: root could be regained after setuid", user.name)));
+            return Err(Error::Privileges(format!("-Z {}: root could be regained after setuid", user.name)));
         }
     }
     Ok(())

@@ -5,6 +5,7 @@ use etherparse::{IpNumber, LaxIpSlice, TcpSlice};
 
 use super::{Segment, Skip, tunnel};
 use crate::flow::key::Endpoint;
+use crate::flow::seq::Seq;
 
 /// Tunnels are decapsulated at most this deep (GTP-U inside GTP-U ...).
 const MAX_TUNNEL_DEPTH: u8 = 2;
@@ -47,8 +48,8 @@ fn decode_ip_general(data: &[u8], missing: u32, depth: u8) -> Result<Segment<'_>
     Ok(Segment {
         src,
         dst,
-        seq: tcp.sequence_number(),
-        ack: tcp.acknowledgment_number(),
+        seq: Seq::new(tcp.sequence_number()),
+        ack: Seq::new(tcp.acknowledgment_number()),
         // Byte 13 of the TCP header holds CWR..FIN; we keep the low six.
         flags: hdr[13] & 0x3f,
         window: tcp.window_size(),
@@ -82,8 +83,8 @@ fn ipv4_tcp_fast(data: &[u8]) -> Option<Segment<'_>> {
     Some(Segment {
         src: Endpoint::new(ip4(12), be16(0)),
         dst: Endpoint::new(ip4(16), be16(2)),
-        seq: be32(4),
-        ack: be32(8),
+        seq: Seq::new(be32(4)),
+        ack: Seq::new(be32(8)),
         flags: tcp[13] & 0x3f,
         window: be16(14),
         payload: &tcp[off..],
@@ -125,7 +126,7 @@ pub(crate) mod tests {
         let s = decode_ip(&p, 0, 0).unwrap();
         assert_eq!(s.src.to_string(), "10.0.0.1:5000");
         assert_eq!(s.dst.to_string(), "10.0.0.2:80");
-        assert_eq!(s.seq, 7);
+        assert_eq!(s.seq, Seq::new(7));
         assert_eq!(s.payload, b"GET /");
         assert!(s.has(flags::ACK) && s.has(flags::PSH) && !s.has(flags::SYN));
         assert_eq!(s.missing, 0);

@@ -8,6 +8,7 @@ pub mod link;
 pub mod tunnel;
 
 use crate::flow::key::Endpoint;
+use crate::flow::seq::Seq;
 
 pub use ip::decode_ip;
 pub use link::{LinkType, link_payload};
@@ -17,8 +18,8 @@ pub use link::{LinkType, link_payload};
 pub struct Segment<'a> {
     pub src: Endpoint,
     pub dst: Endpoint,
-    pub seq: u32,
-    pub ack: u32,
+    pub seq: Seq,
+    pub ack: Seq,
     pub flags: u8,
     pub window: u16,
     /// Captured payload.

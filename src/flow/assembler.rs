@@ -11,7 +11,7 @@
 //!
 //! The assembler knows nothing of HTTP: it hands out [`Chunk`]s.
 
-use super::seq::diff;
+use super::seq::Seq;
 
 /// Bytes held out of order per direction before a hole is given up on.
 pub const MAX_HELD_BYTES: usize = 256 * 1024;
@@ -92,7 +92,7 @@ fn inc(c: &mut u32) {
 /// The last segment delivered in order, to compare a retransmission with.
 #[derive(Debug, Default, Clone, Copy)]
 struct Recent {
-    seq: u32,
+    seq: Seq,
     len: u32,
     hash: u32,
 }
@@ -117,7 +117,7 @@ fn fingerprint(d: &[u8]) -> u32 {
 
 #[derive(Debug)]
 struct Held {
-    seq: u32,
+    seq: Seq,
     data: Vec<u8>,
     missing: u32,
 }
@@ -131,11 +131,11 @@ impl Held {
 #[derive(Debug, Default)]
 pub struct Assembler {
     /// Next stream byte expected; unknown until the first SYN or data.
-    next: Option<u32>,
+    next: Option<Seq>,
     held: Vec<Held>,
     held_bytes: u32,
     fin_delivered: bool,
-    fin: Option<u32>,
+    fin: Option<Seq>,
     recent: Recent,
     pub stats: AsmStats,
 }
@@ -146,13 +146,13 @@ impl Assembler {
     }
 
     /// A SYN fixes the initial sequence number: data starts at `isn + 1`.
-    pub fn syn(&mut self, isn: u32) {
+    pub fn syn(&mut self, isn: Seq) {
         if self.next.is_none() {
-            self.next = Some(isn.wrapping_add(1));
+            self.next = Some(isn + 1);
         }
     }
 
-    pub fn next_seq(&self) -> Option<u32> {
+    pub fn next_seq(&self) -> Option<Seq> {
         self.next
     }
 
@@ -193,7 +193,7 @@ impl Assembler {
     /// Processes one segment's payload (and FIN flag).
     pub fn segment(
         &mut self,
-        seq: u32,
+        seq: Seq,
         payload: &[u8],
         missing: u32,
         fin: bool,
@@ -202,9 +202,9 @@ impl Assembler {
         let len = payload.len() as u32 + missing;
         let next = *self.next.get_or_insert(seq);
         if fin && self.fin.is_none() {
-            self.fin = Some(seq.wrapping_add(len));
+            self.fin = Some(seq + len);
         }
-        let d = diff(seq, next);
+        let d = seq - next;
         let kind = if len == 0 {
             if d == -1 && !fin {
                 inc(&mut self.stats.keepalives);
@@ -249,13 +249,13 @@ impl Assembler {
     /// The peer acknowledged `ack`. If bytes below it are missing while
     /// later bytes are held, those bytes were received by the peer but not
     /// by the capture: they will never come, so the hole becomes a gap now.
-    pub fn peer_acked(&mut self, ack: u32, out: &mut impl FnMut(Chunk<'_>)) {
+    pub fn peer_acked(&mut self, ack: Seq, out: &mut impl FnMut(Chunk<'_>)) {
         let Some(next) = self.next else { return };
-        if self.held.is_empty() || diff(ack, next) <= 0 {
+        if self.held.is_empty() || ack - next <= 0 {
             return;
         }
         let first = self.held[0].seq;
-        let to = if diff(ack, first) < 0 { ack } else { first };
+        let to = if ack - first < 0 { ack } else { first };
         self.gap_to(to, out);
         self.drain(out);
         self.maybe_fin(out);
@@ -270,7 +270,7 @@ impl Assembler {
         }
         if let (Some(f), Some(next)) = (self.fin, self.next)
             && !self.fin_delivered
-            && diff(f, next) > 0
+            && f - next > 0
         {
             self.gap_to(f, out);
         }
@@ -287,12 +287,12 @@ impl Assembler {
             out(Chunk::Gap(missing));
         }
         let n = data.len() as u32 + missing;
-        self.next = Some(self.next.unwrap_or(0).wrapping_add(n));
+        self.next = Some(self.next.unwrap_or_default() + n);
     }
 
-    fn gap_to(&mut self, to: u32, out: &mut impl FnMut(Chunk<'_>)) {
+    fn gap_to(&mut self, to: Seq, out: &mut impl FnMut(Chunk<'_>)) {
         let next = self.next.unwrap_or(to);
-        let n = diff(to, next);
+        let n = to - next;
         if n > 0 {
             inc(&mut self.stats.gaps);
             self.stats.gap_bytes += n as u64;
@@ -305,7 +305,7 @@ impl Assembler {
     fn drain(&mut self, out: &mut impl FnMut(Chunk<'_>)) {
         while let Some(h) = self.held.first() {
             let next = self.next.unwrap_or(h.seq);
-            let d = diff(h.seq, next);
+            let d = h.seq - next;
             if d > 0 {
                 break;
             }
@@ -317,7 +317,7 @@ impl Assembler {
         }
     }
 
-    fn hold(&mut self, seq: u32, payload: &[u8], missing: u32, out: &mut impl FnMut(Chunk<'_>)) {
+    fn hold(&mut self, seq: Seq, payload: &[u8], missing: u32, out: &mut impl FnMut(Chunk<'_>)) {
         // Make room: give up on the oldest hole until the segment fits.
         while !self.held.is_empty()
             && (self.held_bytes as usize + payload.len() > MAX_HELD_BYTES || self.held.len() >= MAX_HELD_SEGMENTS)
@@ -328,9 +328,9 @@ impl Assembler {
             self.drain(out);
         }
         let next = self.next.unwrap_or(seq);
-        if diff(seq, next) <= 0 {
+        if seq - next <= 0 {
             // The flush above caught up with this segment.
-            let d = diff(seq, next);
+            let d = seq - next;
             if d + (payload.len() as u32 + missing) as i64 > 0 {
                 self.deliver(trim(payload, missing, (-d) as u32), out);
                 self.drain(out);
@@ -344,8 +344,8 @@ impl Assembler {
             self.drain(out);
             return;
         }
-        let d = diff(seq, next);
-        let at = self.held.partition_point(|h| diff(h.seq, next) < d);
+        let d = seq - next;
+        let at = self.held.partition_point(|h| h.seq - next < d);
         // A retransmitted out-of-order segment at the same place: keep the
         // first copy of every byte (what the receiver kept), the longer
         // of the two for the rest.
@@ -371,7 +371,7 @@ impl Assembler {
         // first, they are kept.
         if at > 0 {
             let p = &self.held[at - 1];
-            let off = diff(seq, p.seq);
+            let off = seq - p.seq;
             if off > 0 && (off as usize) < p.data.len() {
                 let common = (p.data.len() - off as usize).min(data.len());
                 let theirs = &p.data[off as usize..off as usize + common];
@@ -380,7 +380,7 @@ impl Assembler {
             }
         }
         if let Some(n) = self.held.get(at) {
-            let off = diff(n.seq, seq);
+            let off = n.seq - seq;
             if off > 0 && (off as usize) < data.len() {
                 let common = (data.len() - off as usize).min(n.data.len());
                 let theirs = &n.data[..common];
@@ -400,7 +400,7 @@ impl Assembler {
             return;
         }
         if let (Some(f), Some(next)) = (self.fin, self.next)
-            && diff(f, next) <= 0
+            && f - next <= 0
             && self.held.is_empty()
         {
             self.fin_delivered = true;
@@ -443,10 +443,10 @@ mod tests {
 
     fn run(isn: u32, segs: &[(u32, &str, bool)]) -> (String, Assembler) {
         let mut a = Assembler::new();
-        a.syn(isn);
+        a.syn(Seq::new(isn));
         let mut s = Stream::default();
         for &(off, data, fin) in segs {
-            a.segment(isn.wrapping_add(1).wrapping_add(off), data.as_bytes(), 0, fin, &mut |c| s.push(c));
+            a.segment(Seq::new(isn) + 1 + off, data.as_bytes(), 0, fin, &mut |c| s.push(c));
         }
         (s.s(), a)
     }
@@ -483,19 +483,19 @@ mod tests {
         let isn = u32::MAX - 5;
         let (s, a) = run(isn, &[(0, "0123", false), (8, "89", false), (4, "4567", false), (10, "", true)]);
         assert_eq!(s, "0123456789|");
-        assert_eq!(a.next_seq(), Some(isn.wrapping_add(11)));
+        assert_eq!(a.next_seq(), Some(Seq::new(isn) + 11));
     }
 
     #[test]
     fn keepalive_probe_is_not_data() {
         let mut a = Assembler::new();
-        a.syn(0);
+        a.syn(Seq::new(0));
         let mut s = Stream::default();
-        assert_eq!(a.segment(1, b"hello", 0, false, &mut |c| s.push(c)), SegKind::New);
+        assert_eq!(a.segment(Seq::new(1), b"hello", 0, false, &mut |c| s.push(c)), SegKind::New);
         // Linux probe: no data, seq = next - 1.
-        assert_eq!(a.segment(5, b"", 0, false, &mut |c| s.push(c)), SegKind::KeepAlive);
+        assert_eq!(a.segment(Seq::new(5), b"", 0, false, &mut |c| s.push(c)), SegKind::KeepAlive);
         // Windows probe: one garbage byte at next - 1.
-        assert_eq!(a.segment(5, b"\0", 0, false, &mut |c| s.push(c)), SegKind::KeepAlive);
+        assert_eq!(a.segment(Seq::new(5), b"\0", 0, false, &mut |c| s.push(c)), SegKind::KeepAlive);
         assert_eq!(a.stats.keepalives, 2);
         assert_eq!(s.s(), "hello");
     }
@@ -510,8 +510,8 @@ mod tests {
     fn midstream_start_without_syn() {
         let mut a = Assembler::new();
         let mut s = Stream::default();
-        a.segment(5000, b"xyz", 0, false, &mut |c| s.push(c));
-        a.segment(5003, b"!", 0, true, &mut |c| s.push(c));
+        a.segment(Seq::new(5000), b"xyz", 0, false, &mut |c| s.push(c));
+        a.segment(Seq::new(5003), b"!", 0, true, &mut |c| s.push(c));
         assert_eq!(s.s(), "xyz!|");
     }
 
@@ -531,15 +531,15 @@ mod tests {
         let (s, mut a) = run(0, &[(0, "ab", false), (4, "ef", false)]);
         assert_eq!(s, "ab");
         let mut s2 = Stream::default();
-        a.peer_acked(7, &mut |c| s2.push(c));
+        a.peer_acked(Seq::new(7), &mut |c| s2.push(c));
         assert_eq!(s2.s(), "__ef");
         // An ACK below the hole changes nothing.
         let (_, mut b) = run(0, &[(0, "ab", false), (4, "ef", false)]);
         let mut s3 = Stream::default();
-        b.peer_acked(3, &mut |c| s3.push(c));
+        b.peer_acked(Seq::new(3), &mut |c| s3.push(c));
         assert_eq!(s3.s(), "");
         // An ACK inside the hole: the acked part is lost, the rest may come.
-        b.peer_acked(4, &mut |c| s3.push(c));
+        b.peer_acked(Seq::new(4), &mut |c| s3.push(c));
         assert_eq!(s3.s(), "_");
         assert!(b.has_held());
     }
@@ -547,22 +547,22 @@ mod tests {
     #[test]
     fn snaplen_missing_bytes_become_gap() {
         let mut a = Assembler::new();
-        a.syn(0);
+        a.syn(Seq::new(0));
         let mut s = Stream::default();
-        a.segment(1, b"abc", 3, false, &mut |c| s.push(c));
-        a.segment(7, b"g", 0, false, &mut |c| s.push(c));
+        a.segment(Seq::new(1), b"abc", 3, false, &mut |c| s.push(c));
+        a.segment(Seq::new(7), b"g", 0, false, &mut |c| s.push(c));
         assert_eq!(s.s(), "abc___g");
     }
 
     #[test]
     fn held_bytes_are_bounded() {
         let mut a = Assembler::new();
-        a.syn(0);
+        a.syn(Seq::new(0));
         let mut s = Stream::default();
         let big = vec![b'x'; 1000];
         // Never fill the hole at offset 0; keep sending data after it.
         for i in 0..(MAX_HELD_SEGMENTS as u32 + 10) {
-            a.segment(2 + i * 1000, &big, 0, false, &mut |c| s.push(c));
+            a.segment(Seq::new(2 + i * 1000), &big, 0, false, &mut |c| s.push(c));
         }
         assert!(a.stats.limit_hits > 0);
         assert!(a.held.len() <= MAX_HELD_SEGMENTS);
@@ -630,10 +630,10 @@ mod tests {
                 segs.swap(i, j);
             }
             let mut a = Assembler::new();
-            a.syn(isn);
+            a.syn(Seq::new(isn));
             let mut s = Stream::default();
             for &(b, e) in &segs {
-                a.segment(isn.wrapping_add(1 + b as u32), &stream[b..e], 0, false, &mut |c| s.push(c));
+                a.segment(Seq::new(isn) + 1 + b as u32, &stream[b..e], 0, false, &mut |c| s.push(c));
             }
             a.flush(&mut |c| s.push(c));
             assert_eq!(s.0, stream, "round {round}");

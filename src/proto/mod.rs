@@ -6,6 +6,7 @@ pub mod activity;
 pub mod h2;
 pub mod http;
 pub mod message;
+pub mod sniff;
 pub mod tls;
 pub mod turns;
 pub mod ws;
@@ -157,17 +158,12 @@ impl App {
             let keys = keys.clone();
             let verbose = matches!(self, App::DetectVerbose(_));
             let http = || Box::new(http::HttpConn::new(verbose));
-            *self = match dir {
-                Dir::ToServer if tls::is_client_hello(data) => {
-                    App::Tls(Box::new(tls::TlsConn::new(keys.clone(), verbose)))
-                }
-                Dir::ToServer if h2::is_preface(data) => App::H2(Box::new(h2::H2Conn::new(verbose))),
-                Dir::ToServer if http::looks_like_request(data) => App::Http(http()),
-                Dir::ToClient if http::looks_like_response(data) => App::Http(http()),
-                _ if tls::looks_like_record(data) => {
-                    App::Tls(Box::new(tls::TlsConn::midstream(keys, verbose, ts, out)))
-                }
-                _ => App::Opaque,
+            *self = match sniff::first_payload(dir, data) {
+                sniff::Carries::TlsHello => App::Tls(Box::new(tls::TlsConn::new(keys, verbose))),
+                sniff::Carries::H2Preface => App::H2(Box::new(h2::H2Conn::new(verbose))),
+                sniff::Carries::Http => App::Http(http()),
+                sniff::Carries::TlsRecord => App::Tls(Box::new(tls::TlsConn::midstream(keys, verbose, ts, out))),
+                sniff::Carries::Unknown => App::Opaque,
             };
         }
         match self {

@@ -10,9 +10,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::capture::file::FileSource;
-use crate::capture::{Next, PacketSource};
-use crate::cli::Args;
+use crate::capture::live::LiveConfig;
+use crate::capture::{Input, Next, PacketSource};
 use crate::correlate::SessionRow;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
@@ -97,30 +96,22 @@ pub struct Source {
     pub kind: SourceKind,
 }
 
-/// Opens what the arguments name, before the terminal is taken over, so
-/// errors (missing file, bad filter, no permission) print as usual.
-pub fn open_source(args: &Args) -> Result<(Box<dyn PacketSource + Send>, Source)> {
-    if let Some(speed) = args.replay
-        && !(speed.is_finite() && speed > 0.0)
-    {
-        return Err(Error::new(format!("invalid --replay {speed}: expected a speed factor > 0 (1 = real time)")));
-    }
-    if let Some(iface) = args.interface.as_deref() {
-        let src = open_live(args, iface)?;
-        return Ok((src, Source { label: iface.to_string(), kind: SourceKind::Live }));
-    }
-    let Some(path) = args.read.as_deref() else {
-        return Err(Error::new("--tui needs an input: -r FILE or -i IFACE"));
+/// Opens the input, before the terminal is taken over, so errors
+/// (missing file, bad filter, no permission) print as usual.
+pub fn open_source(input: &Input, replay: Option<f64>) -> Result<(Box<dyn PacketSource + Send>, Source)> {
+    let file = match input {
+        Input::Live(cfg) => {
+            let src = open_live(cfg)?;
+            return Ok((src, Source { label: cfg.iface.clone(), kind: SourceKind::Live }));
+        }
+        Input::File(file) => file,
     };
-    let filter = args.filter();
-    let mut src = FileSource::open(path, filter.as_deref())?;
-    if let Some(n) = args.count {
-        src.set_limit(n);
-    }
-    let kind = match args.replay {
+    let src = file.open()?;
+    let kind = match replay {
         Some(speed) => SourceKind::Replay(speed),
         None => SourceKind::File,
     };
+    let path = file.path.as_str();
     let label = std::path::Path::new(path).file_name().map_or(path.into(), |n| n.to_string_lossy().into_owned());
     Ok((Box::new(src), Source { label, kind }))
 }
@@ -129,8 +120,8 @@ pub fn open_source(args: &Args) -> Result<(Box<dyn PacketSource + Send>, Source)
 /// its own capture thread; dropping it (when the worker ends) stops that
 /// thread and closes the `-w` file. Kernel and queue drops reach the
 /// Overview through `PacketSource::stats`, not stderr.
-fn open_live(args: &Args, iface: &str) -> Result<Box<dyn PacketSource + Send>> {
-    Ok(Box::new(crate::capture::live::open(args, iface)?))
+fn open_live(cfg: &LiveConfig) -> Result<Box<dyn PacketSource + Send>> {
+    Ok(Box::new(crate::capture::live::open(cfg)?))
 }
 
 /// Starts the worker thread. Returns its handle and the control channel.
@@ -211,7 +202,7 @@ pub fn run(
         }
         let next = match src.next_packet() {
             Ok(next) => next,
-            Err(e) => break Err(e.0),
+            Err(e) => break Err(e.to_string()),
         };
         match next {
             Next::Packet(pkt) => {

@@ -1,6 +1,6 @@
-//! Input: a thread that reads terminal events and forwards them, and the
+//! Input: a thread that reads terminal events and forwards them. The
 //! signals (SIGINT, SIGTERM, SIGHUP) that must end the dashboard cleanly
-//! rather than leave the terminal in raw mode.
+//! rather than leave the terminal in raw mode are src/signal.rs's.
 //!
 //! The main loop, not the input thread, looks at the signal flag: when the
 //! terminal hangs up (SIGHUP: the ssh session or the tmux pane is gone),
@@ -8,7 +8,7 @@
 //! return, so the input thread cannot be relied on to notice anything.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -16,40 +16,6 @@ use std::time::Duration;
 use crossterm::event;
 
 use super::feed::UiMsg;
-
-/// The last signal received, 0 when none.
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    SIGNAL.store(sig, Ordering::SeqCst);
-}
-
-/// Routes SIGINT, SIGTERM and SIGHUP to a flag the input thread checks.
-/// (In raw mode Ctrl-C arrives as a key; SIGINT can still come from
-/// `kill`.) SIGWINCH is crossterm's: it becomes a resize event.
-pub fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: `sigaction` with a zeroed struct, an empty mask and a
-        // handler that only stores to an atomic.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut sa.sa_mask);
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-}
-
-/// The signal received since the last call, if any (the main loop asks
-/// at least every `SIGNAL_CHECK`).
-pub fn take_signal() -> Option<i32> {
-    match SIGNAL.swap(0, Ordering::SeqCst) {
-        0 => None,
-        s => Some(s),
-    }
-}
 
 /// How often the input thread looks at the stop flag.
 const POLL: Duration = Duration::from_millis(50);

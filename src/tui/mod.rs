@@ -32,7 +32,8 @@ use ratatui::backend::CrosstermBackend;
 
 use self::app::{Action, App};
 use self::feed::{Control, FeedOptions, SourceKind, UiMsg};
-use crate::cli::Args;
+use crate::capture::Input;
+use crate::config::Dashboard;
 use crate::detect::Severity;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
@@ -43,16 +44,15 @@ pub const FRAME: Duration = Duration::from_millis(100);
 /// Set by the panic hook: a thread panicked, leave now.
 static PANICKED: AtomicBool = AtomicBool::new(false);
 
-pub fn run(args: &Args, p: Pipeline) -> Result<i32> {
+pub fn run(input: &Input, cfg: &Dashboard, p: Pipeline) -> Result<i32> {
     // Open the source first: a missing file or a bad filter prints as
     // usual, before the terminal is taken over.
-    let plan = crate::capture::privs::plan(args.user.as_deref())?;
-    let (mut src, source) = feed::open_source(args)?;
+    let (mut src, source) = feed::open_source(input, cfg.replay)?;
     src.set_keys(p.keys().clone());
-    if args.interface.is_none() {
+    if let Input::File(file) = input {
         // The file is open: parse it with no privilege (live capture has
         // dropped them once its device was open; capture/privs.rs).
-        crate::capture::privs::apply(&plan)?;
+        crate::capture::privs::apply(&file.plan)?;
     }
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Error::new("--tui needs a terminal (use --json or the text output in pipes)"));
@@ -69,7 +69,7 @@ pub fn run(args: &Args, p: Pipeline) -> Result<i32> {
     // time to, on the way out.
     let worker_grace = Duration::from_millis(if source.kind == SourceKind::Live { 3000 } else { 300 });
 
-    input::install_signal_handlers();
+    crate::signal::install_dashboard()?;
     install_panic_hook();
     let guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
@@ -101,12 +101,12 @@ pub fn run(args: &Args, p: Pipeline) -> Result<i32> {
     drop(guard);
     // `--fail-on` holds for the dashboard too: quitting normally exits 1
     // when findings at or above the level were shown.
-    outcome.map(|status| if status == 0 { fail_on_status(args, &app) } else { status })
+    outcome.map(|status| if status == 0 { fail_on_status(cfg, &app) } else { status })
 }
 
-fn fail_on_status(args: &Args, app: &App) -> i32 {
+fn fail_on_status(cfg: &Dashboard, app: &App) -> i32 {
     let worst = app.kind_severity.values().max().copied();
-    let level = match args.fail_on {
+    let level = match cfg.fail_on {
         Some(crate::cli::FailOn::Error) => Severity::Error,
         Some(crate::cli::FailOn::Warning) => Severity::Warning,
         None => return 0,
@@ -128,7 +128,7 @@ fn event_loop(
         if PANICKED.load(Ordering::SeqCst) {
             return Err(Error::new("internal error (panic) in the dashboard; see the message above"));
         }
-        if let Some(sig) = input::take_signal() {
+        if let Some(sig) = crate::signal::take() {
             return Ok(128 + sig);
         }
         let since = last_draw.map_or(FRAME, |t| t.elapsed());

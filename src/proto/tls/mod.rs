@@ -11,124 +11,21 @@
 //! keys (live capture, key log written after the packets) are held, bounded
 //! by [`HOLD_LIMIT`] bytes per connection.
 
+pub mod build;
 pub mod crypto;
 pub mod hello;
+mod info;
 pub mod keylog;
 
 use std::collections::VecDeque;
 
+pub use info::{TlsInfo, TlsStats, Undecrypted};
 pub use keylog::{KeyLogStats, Keys};
 
 use self::crypto::{OpenError, RecordKey, Suite};
 use self::hello::Reader;
 use super::{App, Dir, ProtoEvent, turns};
 use crate::time::Ts;
-
-/// Why a TLS connection's application data was not read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Undecrypted {
-    /// No key for its client random in the key log(s).
-    NoKey,
-    /// A suite wstap does not decrypt (CBC, CCM, export, ...).
-    UnsupportedSuite,
-    /// SSL 3.0, TLS 1.0 or 1.1.
-    UnsupportedVersion,
-    /// The capture missed the ClientHello or ServerHello (started mid-connection).
-    HandshakeNotCaptured,
-    /// Records did not authenticate with the logged key (wrong key log,
-    /// damaged records).
-    AuthFailed,
-    /// Bytes of the connection were lost to the capture, so records could
-    /// no longer be delimited.
-    StreamGap,
-    /// Not TLS records after all.
-    Malformed,
-}
-
-impl Undecrypted {
-    pub const ALL: [Undecrypted; 7] = [
-        Undecrypted::NoKey,
-        Undecrypted::UnsupportedSuite,
-        Undecrypted::UnsupportedVersion,
-        Undecrypted::HandshakeNotCaptured,
-        Undecrypted::AuthFailed,
-        Undecrypted::StreamGap,
-        Undecrypted::Malformed,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            Undecrypted::NoKey => "no-key",
-            Undecrypted::UnsupportedSuite => "unsupported-suite",
-            Undecrypted::UnsupportedVersion => "unsupported-version",
-            Undecrypted::HandshakeNotCaptured => "handshake-not-captured",
-            Undecrypted::AuthFailed => "auth-failed",
-            Undecrypted::StreamGap => "stream-gap",
-            Undecrypted::Malformed => "malformed",
-        }
-    }
-    fn index(self) -> usize {
-        Undecrypted::ALL.iter().position(|r| *r == self).unwrap_or(0)
-    }
-}
-
-/// What a TLS connection's handshake said and whether it was read.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TlsInfo {
-    /// "TLS 1.2", "TLS 1.3" (from the ServerHello).
-    pub version: Option<&'static str>,
-    /// IANA name of the negotiated suite.
-    pub cipher: Option<String>,
-    pub sni: Option<String>,
-    /// The protocol the server chose (ALPN), e.g. "http/1.1", "h2".
-    pub alpn: Option<String>,
-    /// Application data was decrypted and parsed.
-    pub decrypted: bool,
-    /// Why it was not, when it was not.
-    pub reason: Option<Undecrypted>,
-}
-
-impl TlsInfo {
-    /// Neither decrypted nor given up: records are held for keys that may
-    /// still come (a key log being written).
-    pub fn awaiting_keys(&self) -> bool {
-        !self.decrypted && self.reason.is_none()
-    }
-}
-
-/// TLS counters of connections, added up by the flow table (summary `tls`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TlsStats {
-    pub connections: u64,
-    pub decrypted: u64,
-    pub not_decrypted: [u64; Undecrypted::ALL.len()],
-    /// Records decrypted (every content type).
-    pub records: u64,
-    /// Application-data plaintext bytes handed to the parsers.
-    pub bytes: u64,
-    /// Records whose authentication tag did not verify.
-    pub auth_failures: u64,
-    pub key_updates: u64,
-    /// Connections whose keys arrived after their records (held, then read).
-    pub late_keys: u64,
-    /// Record bytes dropped because keys did not come within the hold limit.
-    pub held_dropped: u64,
-}
-
-impl TlsStats {
-    pub fn add(&mut self, o: &TlsStats) {
-        self.connections += o.connections;
-        self.decrypted += o.decrypted;
-        for (a, b) in self.not_decrypted.iter_mut().zip(o.not_decrypted) {
-            *a += b;
-        }
-        self.records += o.records;
-        self.bytes += o.bytes;
-        self.auth_failures += o.auth_failures;
-        self.key_updates += o.key_updates;
-        self.late_keys += o.late_keys;
-        self.held_dropped += o.held_dropped;
-    }
-}
 
 /// Record bytes held per connection while its keys are awaited.
 pub const HOLD_LIMIT: usize = 256 * 1024;
@@ -841,97 +738,6 @@ pub fn sni(d: &[u8]) -> Option<String> {
 /// tests and the fuzzer's seeds.
 pub fn encode_client_hello(name: &str) -> Vec<u8> {
     build::client_hello(&[0; 32], name, &[])
-}
-
-/// Handshake records for tests, the fuzzer's seeds and the benchmark's
-/// generated TLS capture (the only encryption wstap does is there, through
-/// the same crates).
-pub mod build {
-    fn handshake(ty: u8, body: &[u8]) -> Vec<u8> {
-        let mut hs = vec![ty, 0];
-        hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
-        hs.extend_from_slice(body);
-        hs
-    }
-
-    pub fn record(ty: u8, payload: &[u8]) -> Vec<u8> {
-        let mut rec = vec![ty, 3, if ty == 22 { 1 } else { 3 }];
-        rec.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-        rec.extend_from_slice(payload);
-        rec
-    }
-
-    fn ext(ty: u16, data: &[u8]) -> Vec<u8> {
-        let mut e = ty.to_be_bytes().to_vec();
-        e.extend_from_slice(&(data.len() as u16).to_be_bytes());
-        e.extend_from_slice(data);
-        e
-    }
-
-    fn alpn(protos: &[&str]) -> Vec<u8> {
-        let mut l = Vec::new();
-        for p in protos {
-            l.push(p.len() as u8);
-            l.extend_from_slice(p.as_bytes());
-        }
-        let mut d = (l.len() as u16).to_be_bytes().to_vec();
-        d.extend(l);
-        ext(16, &d)
-    }
-
-    /// A ClientHello record (TLS 1.3 and 1.2 suites offered).
-    pub fn client_hello(random: &[u8; 32], sni: &str, alpn_offer: &[&str]) -> Vec<u8> {
-        let mut exts = Vec::new();
-        if !sni.is_empty() {
-            let mut sn = ((sni.len() + 3) as u16).to_be_bytes().to_vec();
-            sn.push(0);
-            sn.extend_from_slice(&(sni.len() as u16).to_be_bytes());
-            sn.extend_from_slice(sni.as_bytes());
-            exts.extend(ext(0, &sn));
-        }
-        if !alpn_offer.is_empty() {
-            exts.extend(alpn(alpn_offer));
-        }
-        let mut body = vec![3, 3];
-        body.extend_from_slice(random);
-        body.push(0);
-        body.extend_from_slice(&[0, 4, 0x13, 0x01, 0xc0, 0x2f]);
-        body.extend_from_slice(&[1, 0]);
-        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
-        body.extend(exts);
-        record(22, &handshake(1, &body))
-    }
-
-    /// A ServerHello record for `version` (0x0303 or 0x0304) and `suite`.
-    pub fn server_hello(random: &[u8; 32], version: u16, suite: u16, alpn_chosen: Option<&str>) -> Vec<u8> {
-        let mut exts = Vec::new();
-        if version == 0x0304 {
-            exts.extend(ext(43, &[3, 4]));
-        } else if let Some(a) = alpn_chosen {
-            exts.extend(alpn(&[a]));
-        }
-        let mut body = if version == 0x0304 { vec![3, 3] } else { version.to_be_bytes().to_vec() };
-        body.extend_from_slice(random);
-        body.push(0);
-        body.extend_from_slice(&suite.to_be_bytes());
-        body.push(0);
-        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
-        body.extend(exts);
-        record(22, &handshake(2, &body))
-    }
-
-    /// TLS 1.3 EncryptedExtensions with an ALPN choice (to be sealed).
-    pub fn encrypted_extensions(alpn_chosen: Option<&str>) -> Vec<u8> {
-        let e = alpn_chosen.map(|a| alpn(&[a])).unwrap_or_default();
-        let mut body = (e.len() as u16).to_be_bytes().to_vec();
-        body.extend(e);
-        handshake(8, &body)
-    }
-
-    /// A handshake message of type `ty` (Finished: 20, KeyUpdate: 24).
-    pub fn message(ty: u8, body: &[u8]) -> Vec<u8> {
-        handshake(ty, body)
-    }
 }
 
 #[cfg(test)]

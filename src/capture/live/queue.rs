@@ -1,0 +1,238 @@
+//! The queue between the capture thread and the analysis side: packets
+//! are copied out of the kernel ring into batches (one allocation for
+//! many), handed over when a batch is full or has waited [`HANDOFF`], and
+//! bounded in bytes. The capture thread never waits for room: when the
+//! queue is full the pending batch grows up to its cap, then packets are
+//! counted as dropped (`dropped_queue`).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use super::Shared;
+use crate::time::Ts;
+
+/// A batch is handed over at the latest this long after its first packet:
+/// the analysis thread wakes at most ~100 times a second on a steady trickle
+/// instead of once per batch of the kernel's, and output lags the wire by
+/// at most this plus [`DELIVERY_MS`].
+const HANDOFF: Duration = Duration::from_millis(10);
+/// A batch is handed over when it holds this much...
+const BATCH_PKTS: usize = 256;
+const BATCH_BYTES: usize = 256 << 10;
+/// ...and, while the queue is full, grows up to this before packets are
+/// dropped.
+const PENDING_MAX_PKTS: usize = 16_384;
+const PENDING_MAX_BYTES: usize = 4 << 20;
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Meta {
+    pub(super) ts: Ts,
+    pub(super) start: u32,
+    pub(super) len: u32,
+    pub(super) orig_len: u32,
+}
+
+/// Packets copied out of the kernel ring, one allocation for many.
+#[derive(Default)]
+pub(super) struct Batch {
+    pub(super) data: Vec<u8>,
+    pub(super) pkts: Vec<Meta>,
+    /// What this batch counts for in `queued_bytes`.
+    pub(super) accounted: usize,
+}
+
+impl Batch {
+    fn with_capacity() -> Batch {
+        Batch { data: Vec::with_capacity(BATCH_BYTES), pkts: Vec::with_capacity(BATCH_PKTS), accounted: 0 }
+    }
+    fn bytes(&self) -> usize {
+        self.data.len() + self.pkts.len() * std::mem::size_of::<Meta>()
+    }
+    pub(super) fn clear(&mut self) {
+        self.data.clear();
+        self.pkts.clear();
+        self.accounted = 0;
+    }
+}
+
+/// The capture thread's end of the queue.
+pub(super) struct Feeder {
+    pub(super) tx: SyncSender<Batch>,
+    /// Emptied batches coming back, to reuse their buffers.
+    pub(super) recycled: Receiver<Batch>,
+    pub(super) pending: Batch,
+    /// When the first packet of `pending` arrived.
+    pub(super) since: Option<Instant>,
+    pub(super) spare: Option<Batch>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) budget: usize,
+    /// The analysis side is gone.
+    pub(super) closed: bool,
+}
+
+impl Feeder {
+    pub(super) fn new(tx: SyncSender<Batch>, recycled: Receiver<Batch>, shared: Arc<Shared>, budget: usize) -> Feeder {
+        Feeder {
+            tx,
+            recycled,
+            pending: Batch::with_capacity(),
+            since: None,
+            spare: None,
+            shared,
+            budget,
+            closed: false,
+        }
+    }
+
+    /// Queues one packet without ever blocking: when the queue is full and
+    /// the pending batch is at its cap, the packet is counted as dropped.
+    pub(super) fn push(&mut self, ts: Ts, data: &[u8], orig_len: u32) {
+        let p = &self.pending;
+        if (p.pkts.len() >= PENDING_MAX_PKTS || p.data.len() + data.len() > PENDING_MAX_BYTES) && !self.hand_over() {
+            self.shared.dropped_queue.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if self.pending.pkts.is_empty() {
+            self.since = Some(Instant::now());
+        }
+        let start = self.pending.data.len() as u32;
+        self.pending.data.extend_from_slice(data);
+        self.pending.pkts.push(Meta { ts, start, len: data.len() as u32, orig_len });
+        if self.pending.pkts.len() >= BATCH_PKTS || self.pending.data.len() >= BATCH_BYTES {
+            self.hand_over();
+        }
+    }
+
+    /// How long the pending batch may still wait (zero: hand it over now;
+    /// None: nothing pending).
+    pub(super) fn due_in(&self, now: Instant) -> Option<Duration> {
+        self.since.map(|t| HANDOFF.saturating_sub(now.duration_since(t)))
+    }
+
+    /// Hands the pending batch over if it has waited long enough.
+    pub(super) fn hand_over_if_due(&mut self, now: Instant) {
+        if self.due_in(now).is_some_and(|d| d.is_zero()) {
+            self.hand_over();
+        }
+    }
+
+    /// Tries to queue the pending batch; false when the queue is full (or
+    /// gone), the batch then stays pending.
+    pub(super) fn hand_over(&mut self) -> bool {
+        if self.pending.pkts.is_empty() {
+            return true;
+        }
+        if self.closed {
+            return false;
+        }
+        let bytes = self.pending.bytes();
+        let q = &self.shared.queued_bytes;
+        // An empty queue always takes the batch, however large it grew.
+        let queued = q.load(Ordering::Acquire);
+        if queued > 0 && queued + bytes > self.budget {
+            return false;
+        }
+        let fresh = self.spare.take().or_else(|| self.recycled.try_recv().ok()).unwrap_or_else(Batch::with_capacity);
+        let mut b = std::mem::replace(&mut self.pending, fresh);
+        b.accounted = bytes;
+        q.fetch_add(bytes, Ordering::AcqRel);
+        match self.tx.try_send(b) {
+            Ok(()) => {
+                self.since = None;
+                true
+            }
+            Err(e) => {
+                let b = match e {
+                    TrySendError::Full(b) => b,
+                    TrySendError::Disconnected(b) => {
+                        self.closed = true;
+                        b
+                    }
+                };
+                q.fetch_sub(bytes, Ordering::AcqRel);
+                self.spare = Some(std::mem::replace(&mut self.pending, b));
+                false
+            }
+        }
+    }
+
+    /// End of capture: the last batch may wait for room (nothing more can be
+    /// lost from the kernel now), unless the analysis side is gone.
+    pub(super) fn finish(&mut self) {
+        if self.pending.pkts.is_empty() || self.closed {
+            return;
+        }
+        let mut b = std::mem::take(&mut self.pending);
+        b.accounted = b.bytes();
+        self.shared.queued_bytes.fetch_add(b.accounted, Ordering::AcqRel);
+        if self.tx.send(b).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn feeder(budget: usize, slots: usize) -> (Feeder, Receiver<Batch>, Arc<Shared>) {
+        let shared = Arc::new(Shared::default());
+        let (tx, rx) = mpsc::sync_channel(slots);
+        let (_recycle, recycled) = mpsc::sync_channel(4);
+        let f = Feeder::new(tx, recycled, shared.clone(), budget);
+        (f, rx, shared)
+    }
+
+    #[test]
+    fn full_queue_counts_drops_instead_of_blocking() {
+        let (mut f, rx, shared) = feeder(usize::MAX, 1);
+        let pkt = [0u8; 1000];
+        // One batch fills the single slot; the pending batch then grows to
+        // its cap; everything after that is counted, never waited for.
+        let n = 1 + BATCH_PKTS + PENDING_MAX_PKTS + 500;
+        for i in 0..n {
+            f.push(Ts(i as i64), &pkt, 1000);
+        }
+        let dropped = shared.dropped_queue.load(Ordering::Relaxed) as usize;
+        assert!(dropped > 0);
+        let queued: usize = rx.try_iter().map(|b| b.pkts.len()).sum();
+        assert_eq!(queued + f.pending.pkts.len() + dropped, n, "every packet is queued, pending or counted");
+    }
+
+    #[test]
+    fn byte_budget_bounds_the_queue_and_frees_as_analysis_takes() {
+        let (mut f, rx, shared) = feeder(3 * BATCH_BYTES, 1024);
+        let pkt = vec![7u8; BATCH_BYTES / 4];
+        for i in 0..64 {
+            f.push(Ts(i), &pkt, pkt.len() as u32);
+        }
+        let q = shared.queued_bytes.load(Ordering::Relaxed);
+        assert!(q <= 3 * BATCH_BYTES, "{q}");
+        assert_eq!(shared.dropped_queue.load(Ordering::Relaxed), 0, "the pending batch absorbs the rest");
+        assert!(!f.pending.pkts.is_empty());
+        // The analysis side takes everything and releases the bytes: the
+        // pending batch (larger than the budget by now) goes through.
+        let mut got: Vec<Batch> = rx.try_iter().collect();
+        for b in &got {
+            shared.queued_bytes.fetch_sub(b.accounted, Ordering::AcqRel);
+        }
+        assert!(f.hand_over());
+        assert!(f.pending.pkts.is_empty());
+        got.extend(rx.try_iter());
+        let ts: Vec<i64> = got.iter().flat_map(|b| b.pkts.iter().map(|m| m.ts.0)).collect();
+        assert_eq!(ts, (0..64).collect::<Vec<_>>(), "nothing lost, order kept");
+    }
+
+    #[test]
+    fn closed_queue_is_noticed() {
+        let (mut f, rx, _shared) = feeder(usize::MAX, 1);
+        drop(rx);
+        for i in 0..(BATCH_PKTS * 2) {
+            f.push(Ts(i as i64), b"x", 1);
+        }
+        assert!(f.closed);
+    }
+}

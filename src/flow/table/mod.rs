@@ -1,0 +1,350 @@
+//! The flow table: owns live connections, keyed by 4-tuple, and expires them
+//! by packet time. Memory is bounded by the budget ([`crate::budget`]):
+//! the number of connections, their state and their buffers each have a
+//! share, and when one is full the least valuable state goes first, every
+//! time counted.
+//!
+//! One file per idea: this one finds connections and expires them;
+//! [`books`] keeps the bookkeeping the budget needs (classes, queues,
+//! charges) beside the map; [`evict`] decides what gives way when a share
+//! is full.
+
+mod books;
+mod evict;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+
+use self::books::Books;
+use super::assembler::ReassemblyStats;
+use super::conn::{Conn, TcpState};
+use super::key::{Endpoint, FxHashMap};
+use crate::budget::{self, Budget};
+use crate::decode::{Segment, flags};
+use crate::event::{EndReason, Event};
+use crate::time::Ts;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Live connections at most, besides what the memory budget allows
+    /// (the smaller wins). New ones beyond take the place of others, as
+    /// the budget's do.
+    pub max_flows: usize,
+    /// An established connection with no packet for this long is ended.
+    /// Long, because idle WebSocket sessions are what wstap watches.
+    pub idle_timeout_s: f64,
+    /// A SYN with no answer for this long is "unanswered".
+    pub syn_timeout_s: f64,
+    /// A closed connection stays this long to absorb late packets.
+    pub linger_s: f64,
+    /// Report every WebSocket frame (`-v`).
+    pub verbose: bool,
+    /// The memory budget for all flow state, in bytes (`--memcap`).
+    pub memcap: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_flows: usize::MAX,
+            idle_timeout_s: 7200.0,
+            syn_timeout_s: 30.0,
+            linger_s: 5.0,
+            verbose: false,
+            memcap: budget::DEFAULT_MEMCAP,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FlowStats {
+    /// Connections seen (each reuse of a 4-tuple counts).
+    pub flows: u64,
+    pub live_max: u64,
+    /// RST or stray ACK for a connection never seen: not tracked.
+    pub strays: u64,
+    pub reassembly: ReassemblyStats,
+    /// TLS connections, decrypted or not and why (ended connections).
+    pub tls: crate::proto::tls::TlsStats,
+    /// HTTP/2 connections (ended connections).
+    pub h2: crate::proto::h2::H2Stats,
+}
+
+type Key = (Endpoint, Endpoint);
+
+/// Connections live inline in the map's buckets: the lookup that finds a
+/// connection also brings its first cache lines in (one miss, not two).
+pub struct FlowTable {
+    map: FxHashMap<Key, Conn>,
+    books: Books,
+    next_id: u64,
+    next_sweep: Option<Ts>,
+    limits: Limits,
+    /// Connections the table may hold (budget and limits).
+    max_flows: usize,
+    /// The table's capacity when last measured.
+    capacity: usize,
+    pub stats: FlowStats,
+    /// Session keys for TLS connections (key logs, pcapng secrets).
+    keys: crate::proto::tls::Keys,
+    keys_generation: u64,
+}
+
+const SWEEP_EVERY_S: f64 = 10.0;
+
+impl FlowTable {
+    pub fn new(limits: Limits) -> FlowTable {
+        let budget = Budget::new(limits.memcap);
+        let max_flows = budget.max_flows.min(limits.max_flows).max(1);
+        FlowTable {
+            map: FxHashMap::default(),
+            books: Books {
+                closing: VecDeque::new(),
+                queues: Default::default(),
+                counts: [0; 3],
+                holders: Default::default(),
+                holding: 0,
+                compact: [false; 3],
+                compact_holders: false,
+                compact_waiting: false,
+                maintenance: false,
+                scratch: Vec::new(),
+                waiting_keys: Vec::new(),
+                waiting_count: 0,
+                next_due: Ts(i64::MIN),
+                linger_s: limits.linger_s,
+                budget,
+            },
+            next_id: 1,
+            next_sweep: None,
+            limits,
+            max_flows,
+            capacity: 0,
+            stats: FlowStats::default(),
+            keys: Default::default(),
+            keys_generation: 0,
+        }
+    }
+
+    /// The session keys TLS connections are decrypted with.
+    pub fn keys(&self) -> &crate::proto::tls::Keys {
+        &self.keys
+    }
+
+    pub fn live(&self) -> usize {
+        self.map.len()
+    }
+
+    /// The memory budget: limits, what is charged, what was given up.
+    pub fn budget(&self) -> &Budget {
+        &self.books.budget
+    }
+
+    /// Charges (or, negative, releases) buffers held outside the table (IP
+    /// fragments), against the same budget.
+    pub fn charge_buffers(&mut self, delta: i64) {
+        let b = &mut self.books.budget;
+        b.buffers = b.buffers.saturating_add_signed(delta);
+        b.note_peak();
+    }
+
+    /// Live connections per class: (seen one way only, established, upgraded).
+    pub fn class_counts(&self) -> [usize; 3] {
+        self.books.counts
+    }
+
+    /// Connections the table holds at most.
+    pub fn max_flows(&self) -> usize {
+        self.max_flows
+    }
+
+    /// A live connection by flow and id (the id guards against a reused
+    /// 4-tuple).
+    pub fn get(&self, flow: crate::flow::FlowKey, id: u64) -> Option<&Conn> {
+        self.map.get(&flow.canonical()).filter(|c| c.id == id)
+    }
+
+    #[inline(always)]
+    pub fn packet(&mut self, ts: Ts, seg: &Segment<'_>, out: &mut Vec<Event>) {
+        self.expire(ts, out);
+        let key = canonical(seg);
+        // The common case, one lookup: a packet of a known connection.
+        if let Some(conn) = self.map.get_mut(&key) {
+            if !conn.is_reused_by(seg) {
+                conn.segment(ts, seg, out, &mut self.books.scratch);
+                let data = !seg.payload.is_empty();
+                if data {
+                    conn.referenced = true;
+                }
+                let touched =
+                    data || seg.flags & (flags::SYN | flags::FIN | flags::RST) != 0 || conn.charged_buffers != 0;
+                self.books.settle(conn, key, ts, touched);
+                self.after_packet(ts, out);
+                return;
+            }
+            // A new connection on the same 4-tuple.
+            conn.close(ts, EndReason::Closed, out, &mut self.books.scratch);
+            self.remove(&key);
+        } else if seg.has(flags::RST) || (seg.payload.is_empty() && !seg.has(flags::SYN) && !seg.has(flags::FIN)) {
+            self.stats.strays += 1;
+            return;
+        }
+        self.new_connection(ts, seg, key, out);
+    }
+
+    /// Live key log: when new keys came, connections holding records for
+    /// theirs read them now rather than at their next packet.
+    #[cold]
+    fn keys_arrived(&mut self, ts: Ts, out: &mut Vec<Event>) {
+        let g = self.keys.generation();
+        if g == self.keys_generation {
+            return;
+        }
+        self.keys_generation = g;
+        let waiting = std::mem::take(&mut self.books.waiting_keys);
+        self.books.waiting_count = 0;
+        for (key, id) in waiting {
+            let Some(c) = self.map.get_mut(&key).filter(|c| c.id == id && c.waiting_keys) else { continue };
+            c.keys_changed(ts, out, &mut self.books.scratch);
+            if c.holds_for_keys() {
+                self.books.waiting_keys.push((key, id));
+                self.books.waiting_count += 1;
+            } else {
+                c.waiting_keys = false;
+            }
+            self.books.settle(c, key, ts, true);
+        }
+        self.after_packet(ts, out);
+    }
+
+    /// The first packet of a connection not in the table.
+    #[inline(never)]
+    fn new_connection(&mut self, ts: Ts, seg: &Segment<'_>, key: Key, out: &mut Vec<Event>) {
+        if !self.admit(ts, out) {
+            self.books.budget.stats.dropped += 1;
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.stats.flows += 1;
+        self.map.insert(key, Conn::new(id, ts, seg, self.limits.verbose, &self.keys, out));
+        self.stats.live_max = self.stats.live_max.max(self.map.len() as u64);
+        if self.map.capacity() != self.capacity {
+            self.capacity = self.map.capacity();
+            self.books.budget.table = self.books.budget.table.max(Budget::table_bytes(self.capacity));
+        }
+        let Some(conn) = self.map.get_mut(&key) else { return };
+        conn.segment(ts, seg, out, &mut self.books.scratch);
+        self.books.settle(conn, key, ts, true);
+        self.books.budget.note_peak();
+        self.after_packet(ts, out);
+    }
+
+    /// After a packet: give memory back if a share is over, and compact
+    /// queues that hold more stale entries than live ones.
+    #[inline(always)]
+    fn after_packet(&mut self, ts: Ts, out: &mut Vec<Event>) {
+        if self.books.budget.over() {
+            self.relieve(ts, out);
+        }
+        if self.books.maintenance {
+            self.compact();
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some(c) = self.map.remove(key) {
+            c.add_reassembly_stats(&mut self.stats.reassembly);
+            if let Some(t) = c.tls_stats() {
+                self.stats.tls.add(&t);
+            }
+            if let Some(h) = c.h2_stats() {
+                self.stats.h2.add(&h);
+            }
+            self.books.release(&c);
+        }
+    }
+
+    /// Expires connections by packet time: lingering closed ones, idle ones
+    /// and unanswered SYNs.
+    #[inline]
+    pub fn expire(&mut self, now: Ts, out: &mut Vec<Event>) {
+        if !self.books.waiting_keys.is_empty() {
+            self.keys_arrived(now, out);
+        }
+        if now < self.books.next_due {
+            return;
+        }
+        self.expire_due(now, out);
+        let linger_end = self.books.closing.front().map(|c| c.0.add_secs(self.limits.linger_s));
+        self.books.next_due = match (linger_end, self.next_sweep) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(now),
+        };
+    }
+
+    fn expire_due(&mut self, now: Ts, out: &mut Vec<Event>) {
+        while let Some(&(t, key, id)) = self.books.closing.front() {
+            if now.0 - t.0 < (self.limits.linger_s * 1e6) as i64 {
+                break;
+            }
+            self.books.closing.pop_front();
+            if self.map.get(&key).is_some_and(|c| c.id == id) {
+                self.remove(&key);
+            }
+        }
+        let due = *self.next_sweep.get_or_insert(now.add_secs(SWEEP_EVERY_S));
+        if now < due {
+            return;
+        }
+        self.next_sweep = Some(now.add_secs(SWEEP_EVERY_S));
+        let (syn_t, idle_t) = (self.limits.syn_timeout_s, self.limits.idle_timeout_s);
+        let mut ended: Vec<(u64, Key)> = self
+            .map
+            .iter()
+            .filter(|(_, c)| {
+                let quiet = now.since(c.last_ts);
+                !c.is_closed() && ((c.state() == TcpState::SynSent && quiet >= syn_t) || quiet >= idle_t)
+            })
+            .map(|(k, c)| (c.id, *k))
+            .collect();
+        ended.sort_unstable();
+        for (_, key) in ended {
+            if let Some(c) = self.map.get_mut(&key) {
+                let quiet = now.since(c.last_ts);
+                let (reason, after) = if c.state() == TcpState::SynSent && quiet >= self.limits.syn_timeout_s {
+                    (EndReason::Unanswered, self.limits.syn_timeout_s)
+                } else {
+                    (EndReason::Idle, self.limits.idle_timeout_s)
+                };
+                let at = c.last_ts.add_secs(after);
+                c.close(at.min(now), reason, out, &mut self.books.scratch);
+            }
+            self.remove(&key);
+        }
+    }
+
+    /// End of input: every live connection ends, in creation order.
+    pub fn finish(&mut self, now: Ts, out: &mut Vec<Event>) {
+        let mut live: Vec<(u64, Key)> = self.map.iter().map(|(k, c)| (c.id, *k)).collect();
+        live.sort_unstable();
+        for (_, key) in live {
+            if let Some(c) = self.map.get_mut(&key) {
+                c.close(now, EndReason::EndOfCapture, out, &mut self.books.scratch);
+            }
+            self.remove(&key);
+        }
+        self.books.closing.clear();
+        for q in &mut self.books.queues {
+            q.clear();
+        }
+        for q in &mut self.books.holders {
+            q.clear();
+        }
+    }
+}
+
+fn canonical(seg: &Segment<'_>) -> Key {
+    if seg.src <= seg.dst { (seg.src, seg.dst) } else { (seg.dst, seg.src) }
+}
