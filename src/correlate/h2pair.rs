@@ -18,6 +18,7 @@ use crate::event::ConnId;
 use crate::flow::FlowKey;
 use crate::proto::h2::{self, ConnFact, Settings};
 use crate::proto::{Dir, Request};
+use crate::record::{Confidence, PairedBy};
 use crate::time::Ts;
 
 /// Headers that carry a request id end to end (or that a proxy adds to
@@ -149,9 +150,9 @@ impl Analyzer {
     /// `high` when a request id matched, or when no other open extended
     /// CONNECT on that path could have been forwarded as it; `medium` when
     /// several could (order decided); `low` on timing alone.
-    pub(super) fn h2_confidence(&self, parent: &Txn, child: &Txn, by: &'static str) -> &'static str {
-        if by == "request-id" {
-            return "high";
+    pub(super) fn h2_confidence(&self, parent: &Txn, child: &Txn, by: PairedBy) -> Confidence {
+        if by == PairedBy::RequestId {
+            return Confidence::High;
         }
         let rivals = self
             .open
@@ -163,9 +164,9 @@ impl Analyzer {
             .filter(|p| score(p, child, false).is_some())
             .count();
         match (rivals, by) {
-            (0, "headers") => "high",
-            (0, _) | (_, "headers") => "medium",
-            _ => "low",
+            (0, PairedBy::Headers) => Confidence::High,
+            (0, _) | (_, PairedBy::Headers) => Confidence::Medium,
+            _ => Confidence::Low,
         }
     }
 
@@ -183,7 +184,7 @@ impl Analyzer {
 /// adds X-Request-ID to the forwarded request and echoes it to the
 /// client): the same id on the forwarded request confirms the pair
 /// (`request-id`, high); another id contradicts it (low).
-pub fn confirm(c: &Txn, u: &Txn) -> Option<(&'static str, &'static str)> {
+pub fn confirm(c: &Txn, u: &Txn) -> Option<(PairedBy, Confidence)> {
     if !c.req.is_h2() {
         return None;
     }
@@ -191,9 +192,9 @@ pub fn confirm(c: &Txn, u: &Txn) -> Option<(&'static str, &'static str)> {
     for name in REQUEST_IDS {
         if let (Some(a), Some(b)) = (resp.headers.get(name), u.req.headers.get(name)) {
             return Some(if a.trim() == b.trim() {
-                ("request-id", "high")
+                (PairedBy::RequestId, Confidence::High)
             } else {
-                (u.paired_by.unwrap_or("timing"), "low")
+                (u.paired_by.unwrap_or(PairedBy::Timing), Confidence::Low)
             });
         }
     }
@@ -220,7 +221,7 @@ fn shared_id<'a>(p: &'a Request, c: &'a Request) -> Option<(&'static str, bool)>
 /// (pair.rs) where they apply; what differs: the method (CONNECT becomes
 /// GET), the key (made up by the proxy), the authority (`:authority`
 /// becomes Host), and request ids, which weigh as much as a key.
-pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32, &'static str)> {
+pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32, PairedBy)> {
     if parent.conn == child.conn
         || child.req_ts < parent.req_ts
         || child.req_ts.since(parent.req_ts) > MAX_DELAY_S
@@ -233,12 +234,12 @@ pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32,
     let (p, c) = (&parent.req, &child.req);
     let mut s = 0;
     let mut strong = false;
-    let mut by = "headers";
+    let mut by = PairedBy::Headers;
     match shared_id(p, c) {
         Some((_, true)) => {
             s += 100;
             strong = true;
-            by = "request-id";
+            by = PairedBy::RequestId;
         }
         // The same id header with another value: not this request's.
         Some((_, false)) => return None,
@@ -290,8 +291,8 @@ pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32,
     if s < MIN_SCORE {
         return None;
     }
-    if by != "request-id" && s < 40 {
-        by = "timing";
+    if by != PairedBy::RequestId && s < 40 {
+        by = PairedBy::Timing;
     }
     Some((s, by))
 }

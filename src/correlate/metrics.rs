@@ -100,8 +100,7 @@ impl Metrics {
             bump(&mut self.by_path, &h.path, h.outcome == crate::record::Outcome::Upgraded);
         }
         if let Some(u) = &h.upstream {
-            let server = u.flow.split("->").nth(1).unwrap_or(&u.flow);
-            bump(&mut self.by_upstream, server, u.status == Some(101));
+            bump(&mut self.by_upstream, &u.flow.dst.to_string(), u.status == Some(101));
         }
         if let Some(c) = h.latency_ms.client {
             self.client.record_ms(c);

@@ -17,19 +17,20 @@ pub mod txn;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::detect::{Detectors, Finding};
+use crate::detect::Detectors;
 use crate::event::{ConnId, ConnSummary, EndReason, Event, EventKind};
 use crate::flow::FlowKey;
 use crate::flow::key::FxHashMap;
-use crate::proto::{Dir, Request, Response, ws::opcode};
-use crate::record::{self, Handshake, Hop, Latency, Outcome, Record};
+use crate::proto::{Dir, Request, Response};
+use crate::record::Finding;
+use crate::record::{self, Confidence, Handshake, Hop, Latency, Outcome, PairedBy, Record};
 use crate::redact::Redactor;
 use crate::time::{Ts, round_us, round3};
 
 pub use crate::proto::activity::WsActivity;
 pub use roles::Roles;
 pub use session::{Role, WsStats};
-pub use txn::{TlsFront, Txn, TxnEnd, TxnId};
+pub use txn::{HopEnd, TlsFront, Txn, TxnId};
 
 /// A failed connection attempt (no request ever crossed it).
 #[derive(Debug, Clone)]
@@ -127,7 +128,7 @@ pub struct AnalyzerStats {
     pub handshakes: record::Handshakes,
     pub sessions: u64,
     pub anomalies: BTreeMap<&'static str, u64>,
-    pub findings: BTreeMap<&'static str, u64>,
+    pub findings: BTreeMap<record::FindingKind, u64>,
     pub exchanges: u64,
     pub errors: u64,
     pub warnings: u64,
@@ -150,11 +151,11 @@ pub struct Config {
 pub struct SessionRow {
     pub id: u64,
     pub path: String,
-    pub client_flow: Option<String>,
+    pub client_flow: Option<FlowKey>,
     /// The client hop is this HTTP/2 stream of `client_flow` (a session
     /// per stream).
     pub client_stream: Option<u32>,
-    pub upstream_flow: Option<String>,
+    pub upstream_flow: Option<FlowKey>,
     pub start: Ts,
     /// Last frame in either direction on any hop.
     pub last_activity: Ts,
@@ -364,7 +365,7 @@ impl Analyzer {
                     })
                     .collect();
                 let front = hops.first().and_then(|h| h.2);
-                let flow = |role| hops.iter().find(|h| h.0 == role).map(|h| h.1.flow.to_string());
+                let flow = |role| hops.iter().find(|h| h.0 == role).map(|h| h.1.flow);
                 SessionRow {
                     id: s.id,
                     path: s.path.clone(),
@@ -473,9 +474,9 @@ impl Analyzer {
                     self.out.push(Record::Frame(record::FrameLine {
                         ty: "frame",
                         ts: round_us(ts.secs()),
-                        flow: dir_flow(c.flow, dir).to_string(),
-                        dir: dir_name(dir),
-                        opcode: opcode::name(frame.opcode),
+                        flow: dir_flow(c.flow, dir),
+                        dir,
+                        opcode: frame.opcode,
                         fin: frame.fin,
                         rsv1: frame.compressed(),
                         masked: frame.masked,
@@ -521,14 +522,14 @@ impl Analyzer {
             EventKind::Fin { dir } => {
                 self.session_closing(conn, ts);
                 if dir == Dir::ToClient {
-                    self.end_waiting(conn, ts, TxnEnd::ServerClosed);
+                    self.end_waiting(conn, ts, HopEnd::ServerClosed);
                 } else {
                     self.client_closed(conn, ts);
                 }
             }
             EventKind::Rst { dir } => {
                 self.session_closing(conn, ts);
-                let end = if dir == Dir::ToClient { TxnEnd::ServerReset } else { TxnEnd::ClientReset };
+                let end = if dir == Dir::ToClient { HopEnd::ServerReset } else { HopEnd::ClientReset };
                 self.end_waiting(conn, ts, end);
             }
             EventKind::H2Stream { parent, .. } => self.h2_stream(conn, parent, ts),
@@ -547,11 +548,11 @@ impl Analyzer {
             self.out.push(Record::Http(record::HttpMessage {
                 ty: "http",
                 ts: round_us(ts.secs()),
-                flow: flow.to_string(),
-                dir: "request",
+                flow,
+                dir: record::MessageDir::Request,
                 method: Some(req.method.clone()),
                 target: Some(self.redact.target(&req.target)),
-                version: req.version.as_str(),
+                version: req.version,
                 status: None,
                 reason: None,
                 headers: req.headers.iter().map(|(n, v)| (n.to_string(), self.redact.header(n, v))).collect(),
@@ -660,7 +661,7 @@ impl Analyzer {
         u.chain = t.chain;
         u.hop_index = t.hop_index + 1;
         u.tls_front = None;
-        u.paired_by = Some(if same_key { "key" } else { "headers" });
+        u.paired_by = Some(if same_key { PairedBy::Key } else { PairedBy::Headers });
         t.to = Some(uid);
         let ufront = u.flow.dst;
         self.roles.learn(t.flow.dst, ufront);
@@ -685,7 +686,7 @@ impl Analyzer {
     }
 
     /// The best open request `t` could be a forwarded copy of.
-    fn find_parent(&self, t: &Txn) -> Option<(TxnId, &'static str)> {
+    fn find_parent(&self, t: &Txn) -> Option<(TxnId, PairedBy)> {
         if self.roles.is_front(t.flow.dst) {
             return None;
         }
@@ -694,8 +695,8 @@ impl Analyzer {
         self.best_parent(t, self.open.same_key(t)).or_else(|| self.best_parent(t, self.open.candidates(t)))
     }
 
-    fn best_parent(&self, t: &Txn, candidates: Vec<TxnId>) -> Option<(TxnId, &'static str)> {
-        let mut best: Option<(i32, Ts, TxnId, &'static str)> = None;
+    fn best_parent(&self, t: &Txn, candidates: Vec<TxnId>) -> Option<(TxnId, PairedBy)> {
+        let mut best: Option<(i32, Ts, TxnId, PairedBy)> = None;
         for pid in candidates {
             let Some(p) = self.txns.get(&pid) else { continue };
             if p.done || self.roles.is_upstream(p.flow.dst) {
@@ -763,7 +764,7 @@ impl Analyzer {
                 sni: best.4.clone(),
                 tls: best.2.tls_info.clone(),
                 turn: Some(turn),
-                confidence: if turns.len() == 1 { "high" } else { "medium" },
+                confidence: if turns.len() == 1 { Confidence::High } else { Confidence::Medium },
                 candidates: turns.len() as u32,
             });
         }
@@ -775,7 +776,7 @@ impl Analyzer {
             sni: x.4.clone(),
             tls: x.2.tls_info.clone(),
             turn: None,
-            confidence: "low",
+            confidence: Confidence::Low,
             candidates: cands.len() as u32,
         })
     }
@@ -786,11 +787,11 @@ impl Analyzer {
             self.out.push(Record::Http(record::HttpMessage {
                 ty: "http",
                 ts: round_us(ts.secs()),
-                flow: c.flow.to_string(),
-                dir: "response",
+                flow: c.flow,
+                dir: record::MessageDir::Response,
                 method: None,
                 target: None,
-                version: resp.version.as_str(),
+                version: resp.version,
                 status: Some(resp.status),
                 reason: Some(resp.reason.clone()),
                 headers: resp.headers.iter().map(|(n, v)| (n.to_string(), self.redact.header(n, v))).collect(),
@@ -813,7 +814,7 @@ impl Analyzer {
     }
 
     /// The connection can no longer answer its waiting requests.
-    fn end_waiting(&mut self, conn: ConnId, ts: Ts, end: TxnEnd) {
+    fn end_waiting(&mut self, conn: ConnId, ts: Ts, end: HopEnd) {
         let Some(c) = self.conns.get_mut(&conn) else { return };
         let waiting: Vec<TxnId> = c.waiting.drain(..).collect();
         for tid in waiting {
@@ -821,7 +822,7 @@ impl Analyzer {
                 // Who closed first decides: a server closing after the
                 // client side already did is answering the client's close.
                 let end = match end {
-                    TxnEnd::ServerClosed | TxnEnd::ServerReset if t.client_fin.is_some() => TxnEnd::ClientClosed,
+                    HopEnd::ServerClosed | HopEnd::ServerReset if t.client_fin.is_some() => HopEnd::ClientClosed,
                     e => e,
                 };
                 t.end = Some((ts, end));
@@ -845,7 +846,7 @@ impl Analyzer {
                 refused: reason == EndReason::Refused,
             });
         }
-        self.end_waiting(conn, ts, TxnEnd::Conn(reason));
+        self.end_waiting(conn, ts, HopEnd::Conn(reason));
         if !self.deferred.is_empty() {
             self.release_deferred(|tf| tf == conn, None);
         }
@@ -958,12 +959,11 @@ impl Analyzer {
             let mut client_hop = client.map(hop);
             if let Some(tf) = tls_front {
                 client_hop = Some(Hop {
-                    flow: tf.flow.to_string(),
                     encrypted: true,
                     sni: tf.sni.clone(),
                     tls: Some(record::TlsHop::of(tf.tls.as_deref(), tf.sni.as_deref())),
                     request_ts: tf.turn.map(|t| round_us(t.secs())),
-                    ..Hop::default()
+                    ..Hop::new(tf.flow)
                 });
             }
             let rec = Handshake {
@@ -985,7 +985,7 @@ impl Analyzer {
                 } else if client.is_some() && upstream.is_some() {
                     upstream.and_then(|u| u.paired_by)
                 } else if tls_front.is_some() {
-                    Some("timing")
+                    Some(PairedBy::Timing)
                 } else {
                     None
                 },
@@ -993,9 +993,9 @@ impl Analyzer {
                     _ if h2_confirmed.is_some() => h2_confirmed.map(|x| x.1),
                     (Some(_), Some(u), _) if u.pair_confidence.is_some() => u.pair_confidence,
                     (Some(_), Some(u), _) => Some(match u.paired_by {
-                        Some("key") => "high",
-                        Some("headers") => "medium",
-                        _ => "low",
+                        Some(PairedBy::Key) => Confidence::High,
+                        Some(PairedBy::Headers) => Confidence::Medium,
+                        _ => Confidence::Low,
                     }),
                     (None, Some(_), Some(tf)) => Some(tf.confidence),
                     _ => None,
@@ -1186,9 +1186,9 @@ impl Analyzer {
             f.fault = self.next_fault;
             *self.stats.findings.entry(f.kind).or_default() += 1;
             match f.severity {
-                crate::detect::Severity::Error => self.stats.errors += 1,
-                crate::detect::Severity::Warning => self.stats.warnings += 1,
-                crate::detect::Severity::Info => {}
+                record::Severity::Error => self.stats.errors += 1,
+                record::Severity::Warning => self.stats.warnings += 1,
+                record::Severity::Info => {}
             }
             self.out.push(Record::Finding(f));
         }
@@ -1242,7 +1242,7 @@ impl Analyzer {
         let left = self.open.drain();
         for tid in left {
             if let Some(t) = self.txns.get_mut(&tid) {
-                t.end.get_or_insert((now, TxnEnd::Conn(EndReason::EndOfCapture)));
+                t.end.get_or_insert((now, HopEnd::Conn(EndReason::EndOfCapture)));
             }
             self.finish_txn(tid);
         }
@@ -1267,7 +1267,7 @@ fn outcome_of(t: &Txn) -> Outcome {
     match t.status() {
         Some(_) if t.upgraded() => Outcome::Upgraded,
         Some(_) => Outcome::Rejected,
-        None if t.end.is_some_and(|(_, e)| matches!(e, TxnEnd::Conn(r) if r.is_unfinished())) || t.end.is_none() => {
+        None if t.end.is_some_and(|(_, e)| matches!(e, HopEnd::Conn(r) if r.is_unfinished())) || t.end.is_none() => {
             Outcome::Incomplete
         }
         None => Outcome::Failed,
@@ -1278,10 +1278,10 @@ fn hop_record(t: &Txn, r: Redactor) -> Hop {
     let h = &t.req.headers;
     let resp = t.resp.as_deref();
     Hop {
-        flow: t.flow.to_string(),
+        flow: t.flow,
         method: Some(t.req.method.clone()),
         target: Some(r.target(&t.req.target)),
-        version: Some(t.req.version.as_str()),
+        version: Some(t.req.version),
         upgrade: h.joined("upgrade"),
         connection: h.joined("connection"),
         key: h.get("sec-websocket-key").map(str::to_string),
@@ -1291,7 +1291,7 @@ fn hop_record(t: &Txn, r: Redactor) -> Hop {
         server: resp.and_then(|x| x.headers.get("server")).map(str::to_string),
         request_ts: Some(round_us(t.req_ts.secs())),
         response_ts: t.resp_ts.map(|x| round_us(x.secs())),
-        end: t.end_name(),
+        end: t.how_ended(),
         encrypted: false,
         sni: t.tls.as_ref().and_then(|i| i.sni.clone()),
         tls: t.tls.as_deref().map(|i| record::TlsHop::of(Some(i), None)),
@@ -1304,13 +1304,6 @@ fn dir_flow(flow: FlowKey, dir: Dir) -> FlowKey {
     match dir {
         Dir::ToServer => flow,
         Dir::ToClient => flow.reversed(),
-    }
-}
-
-fn dir_name(d: Dir) -> &'static str {
-    match d {
-        Dir::ToServer => "to_server",
-        Dir::ToClient => "to_client",
     }
 }
 

@@ -5,7 +5,10 @@ use crate::event::{ConnId, ConnSummary};
 use crate::flow::FlowKey;
 use crate::proto::Dir;
 use crate::proto::activity::WsActivity;
-use crate::record::{Close, CloseCodes, Dirs, Heartbeat, HopSession, Session};
+pub use crate::record::Role;
+use crate::record::{
+    Close, CloseCodes, CloseHow, Closer, Dirs, Heartbeat, HeartbeatKind, HopSession, Peer, Session, Side,
+};
 use crate::time::{Ts, round_us, round3};
 
 /// An upgraded connection, as the analyzer follows it: its activity
@@ -48,22 +51,6 @@ pub struct HopView<'a> {
     pub encrypted: bool,
 }
 
-/// Role of a hop within a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Client,
-    Upstream,
-}
-
-impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Client => "client",
-            Role::Upstream => "upstream",
-        }
-    }
-}
-
 fn dirs(v: [u64; 2]) -> Dirs {
     Dirs { to_server: v[0], to_client: v[1] }
 }
@@ -71,19 +58,19 @@ fn dirs(v: [u64; 2]) -> Dirs {
 /// Who is behind the first closing action on a hop. `relayed`: for a
 /// close frame the proxy sent, whether the same close came from the other
 /// end on the other hop first (None: the other hop is not in view).
-fn attribute(role: Role, dir: Dir, how: &str, relayed: Option<bool>) -> &'static str {
+fn attribute(role: Role, dir: Dir, how: CloseHow, relayed: Option<bool>) -> Closer {
     match (role, dir) {
-        (Role::Client, Dir::ToServer) => "client",
-        (Role::Upstream, Dir::ToClient) => "server",
+        (Role::Client, Dir::ToServer) => Closer::Client,
+        (Role::Upstream, Dir::ToClient) => Closer::Server,
         // The proxy's side of a hop. A close frame it sends was relayed
         // from the other end if that end's close came first on the other
         // hop; one that appears on this hop alone is the proxy's own (caddy
         // closes both legs with 1001 on a reload). Without the other hop in
         // view, a close frame is taken as relayed.
-        (_, _) if how == "close-frame" && relayed == Some(false) => "proxy",
-        (Role::Upstream, Dir::ToServer) if how == "close-frame" => "client",
-        (Role::Client, Dir::ToClient) if how == "close-frame" => "server",
-        _ => "proxy",
+        (_, _) if how == CloseHow::CloseFrame && relayed == Some(false) => Closer::Proxy,
+        (Role::Upstream, Dir::ToServer) if how == CloseHow::CloseFrame => Closer::Client,
+        (Role::Client, Dir::ToClient) if how == CloseHow::CloseFrame => Closer::Server,
+        _ => Closer::Proxy,
     }
 }
 
@@ -129,8 +116,10 @@ pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, ho
     let end = hops.iter().filter_map(|h| h.summary.map(|s| s.last_ts)).max().unwrap_or(start);
     let open = hops.iter().any(|h| h.summary.is_none_or(|s| s.end.is_unfinished()) && h.act.first_close.is_none());
     // The earliest closing action across hops.
-    let first =
-        hops.iter().filter_map(|h| h.act.first_close.map(|(t, d, how)| (t, h.role, d, how))).min_by_key(|x| x.0);
+    let first = hops
+        .iter()
+        .filter_map(|h| h.act.first_close.map(|(t, d, how)| (t, h.role, d, CloseHow::of_activity(how))))
+        .min_by_key(|x| x.0);
     let first_close_frame = hops
         .iter()
         .filter_map(|h| h.act.close_frame.iter().flatten().min_by_key(|c| c.ts).cloned())
@@ -146,7 +135,7 @@ pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, ho
         reason: first_close_frame.as_ref().map(|c| c.reason.clone()).filter(|r| !r.is_empty()),
         clean,
         idle_s,
-        how: first.map_or("end-of-capture", |f| f.3),
+        how: first.map_or(CloseHow::EndOfCapture, |f| f.3),
     };
     let heartbeat = heartbeat(front);
     let hop_records = hops
@@ -156,18 +145,18 @@ pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, ho
             let closed = s.and_then(|s| s.first_close());
             let w = h.act;
             HopSession {
-                role: h.role.name(),
-                flow: h.flow.to_string(),
+                role: h.role,
+                flow: h.flow,
                 frames: dirs(w.frames),
                 bytes: dirs(w.bytes),
                 close_frames: CloseCodes {
                     to_server: w.close_frame[0].as_ref().map(|c| c.code.unwrap_or(0)),
                     to_client: w.close_frame[1].as_ref().map(|c| c.code.unwrap_or(0)),
                 },
-                closed_by: closed.map(|(d, _)| if d == Dir::ToServer { "initiator" } else { "responder" }),
+                closed_by: closed.map(|(d, _)| Side::sending(d)),
                 closed_with: closed.and_then(|(d, t)| {
                     let s = s?;
-                    Some(if s.rst[d.index()] == Some(t) { "rst" } else { "fin" })
+                    Some(if s.rst[d.index()] == Some(t) { CloseHow::Rst } else { CloseHow::Fin })
                 }),
                 closed_at: closed.map(|(_, t)| round_us(t.secs())),
                 last_data: s.and_then(|s| s.last_data_any()).map(|t| round_us(t.secs())),
@@ -184,7 +173,7 @@ pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, ho
             }
         })
         .collect();
-    let flow_of = |role| hops.iter().find(|h| h.role == role).map(|h| h.flow.to_string());
+    let flow_of = |role| hops.iter().find(|h| h.role == role).map(|h| h.flow);
     Session {
         ty: "session",
         id,
@@ -212,17 +201,17 @@ pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, ho
 
 /// Heartbeats on a hop: periodic pings, else periodic small data frames.
 pub fn heartbeat(w: &WsActivity) -> Option<Heartbeat> {
-    let side = |d: usize| if d == 0 { "client" } else { "server" };
+    let side = |d: usize| if d == 0 { Peer::Client } else { Peer::Server };
     for d in 0..2 {
         if let Some(iv) = w.ping_iv[d].median(1) {
-            return Some(Heartbeat { kind: "ping", interval_s: round3(iv), from: side(d) });
+            return Some(Heartbeat { kind: HeartbeatKind::Ping, interval_s: round3(iv), from: side(d) });
         }
     }
     for d in 0..2 {
         if w.data_iv[d].regular(3)
             && let Some(iv) = w.data_iv[d].median(3)
         {
-            return Some(Heartbeat { kind: "data", interval_s: round3(iv), from: side(d) });
+            return Some(Heartbeat { kind: HeartbeatKind::Data, interval_s: round3(iv), from: side(d) });
         }
     }
     None

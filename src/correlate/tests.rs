@@ -89,9 +89,9 @@ fn pairs_by_key_on_loopback() {
     r.ev(1, EventKind::Response(resp(101)));
     let h = r.handshakes();
     assert_eq!(h.len(), 1);
-    assert_eq!(h[0].paired_by, Some("key"));
-    assert_eq!(h[0].client.as_ref().unwrap().flow, "127.0.0.1:50000->127.0.0.1:8080");
-    assert_eq!(h[0].upstream.as_ref().unwrap().flow, "127.0.0.1:50002->127.0.0.1:3000");
+    assert_eq!(h[0].paired_by.map(|x| x.name()), Some("key"));
+    assert_eq!(h[0].client.as_ref().unwrap().flow.to_string(), "127.0.0.1:50000->127.0.0.1:8080");
+    assert_eq!(h[0].upstream.as_ref().unwrap().flow.to_string(), "127.0.0.1:50002->127.0.0.1:3000");
     assert_eq!(h[0].outcome, Outcome::Upgraded);
 }
 
@@ -110,7 +110,7 @@ fn a_minted_key_still_pairs_on_forwarded_for_and_headers() {
     let h = r.handshakes();
     assert_eq!(h.len(), 1, "{h:?}");
     assert!(h[0].upstream.is_some(), "paired despite the new key");
-    assert_eq!(h[0].paired_by, Some("headers"));
+    assert_eq!(h[0].paired_by.map(|x| x.name()), Some("headers"));
 }
 
 #[test]
@@ -187,7 +187,7 @@ fn a_retry_to_another_backend_replaces_the_failed_forward() {
     r.ev(1, EventKind::Response(resp(101)));
     let h = r.handshakes();
     assert_eq!(h.len(), 1);
-    assert_eq!(h[0].upstream.as_ref().unwrap().flow, "127.0.0.1:50004->127.0.0.1:3001");
+    assert_eq!(h[0].upstream.as_ref().unwrap().flow.to_string(), "127.0.0.1:50004->127.0.0.1:3001");
 }
 
 #[test]
@@ -214,7 +214,7 @@ fn outcomes_of_unanswered_requests() {
     let mut h = r.handshakes();
     h.sort_by_key(|x| x.id);
     assert_eq!(h[0].outcome, Outcome::Failed);
-    assert_eq!(h[0].client.as_ref().unwrap().end, Some("closed-by-server"));
+    assert_eq!(h[0].client.as_ref().unwrap().end.map(|e| e.name()), Some("closed-by-server"));
     assert_eq!(h[1].outcome, Outcome::Incomplete);
 }
 
@@ -280,7 +280,11 @@ fn tls_client_hops_pair_one_to_one_by_their_turns() {
     let pairs: Vec<(String, String, Option<&str>)> = h
         .iter()
         .map(|h| {
-            (h.client.as_ref().unwrap().flow.clone(), h.upstream.as_ref().unwrap().flow.clone(), h.pair_confidence)
+            (
+                h.client.as_ref().unwrap().flow.to_string(),
+                h.upstream.as_ref().unwrap().flow.to_string(),
+                h.pair_confidence.map(|x| x.name()),
+            )
         })
         .collect();
     assert_eq!(
@@ -309,10 +313,10 @@ fn concurrent_tls_turns_pair_oldest_first_with_medium_confidence() {
     r.ev(4, EventKind::Response(resp(101)));
     let h = r.handshakes();
     assert_eq!(h.len(), 2);
-    assert_eq!(h[0].client.as_ref().unwrap().flow, "127.0.0.1:41000->127.0.0.1:443");
-    assert_eq!(h[0].pair_confidence, Some("medium"));
-    assert_eq!(h[1].client.as_ref().unwrap().flow, "127.0.0.1:41002->127.0.0.1:443");
-    assert_eq!(h[1].pair_confidence, Some("high"), "the only turn left");
+    assert_eq!(h[0].client.as_ref().unwrap().flow.to_string(), "127.0.0.1:41000->127.0.0.1:443");
+    assert_eq!(h[0].pair_confidence.map(|x| x.name()), Some("medium"));
+    assert_eq!(h[1].client.as_ref().unwrap().flow.to_string(), "127.0.0.1:41002->127.0.0.1:443");
+    assert_eq!(h[1].pair_confidence.map(|x| x.name()), Some("high"), "the only turn left");
 }
 
 /// The proxy's FIN before the backend's: the hop ended "closed-by-client".
@@ -327,7 +331,7 @@ fn who_closed_first_names_the_end() {
     r.ev(2, EventKind::Fin { dir: Dir::ToClient }); // the backend answers the FIN
     r.ev(1, EventKind::Response(resp(504)));
     let h = r.handshakes();
-    assert_eq!(h[0].upstream.as_ref().unwrap().end, Some("closed-by-client"));
+    assert_eq!(h[0].upstream.as_ref().unwrap().end.map(|e| e.name()), Some("closed-by-client"));
 }
 
 #[test]
@@ -337,9 +341,9 @@ fn records_are_released_in_stamp_order_up_to_the_watermark() {
         Record::Frame(FrameLine {
             ty: "frame",
             ts,
-            flow: String::new(),
-            dir: "to_server",
-            opcode: "text",
+            flow: flow("10.0.0.1:1", "10.0.0.2:2"),
+            dir: crate::proto::Dir::ToServer,
+            opcode: crate::proto::ws::opcode::TEXT,
             fin: true,
             rsv1: false,
             masked: true,

@@ -1,40 +1,14 @@
 //! An HTTP exchange on one connection: a request, and the response or the
 //! end of the connection that answered it.
 
-use crate::event::{ConnId, EndReason};
+use crate::event::ConnId;
 use crate::flow::FlowKey;
 use crate::proto::{Request, Response};
+pub use crate::record::HopEnd;
+use crate::record::{Confidence, PairedBy};
 use crate::time::Ts;
 
 pub type TxnId = u64;
-
-/// How an exchange ended without a final response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TxnEnd {
-    /// The server side sent a FIN before any response.
-    ServerClosed,
-    /// The server side reset the connection.
-    ServerReset,
-    /// The client side reset the connection.
-    ClientReset,
-    /// The client side closed (FIN) first while waiting, then the server
-    /// closed too: for an upstream hop, the proxy gave up on the backend.
-    ClientClosed,
-    /// The connection ended for another reason.
-    Conn(EndReason),
-}
-
-impl TxnEnd {
-    pub fn name(self) -> &'static str {
-        match self {
-            TxnEnd::ServerClosed => "closed-by-server",
-            TxnEnd::ServerReset => "reset-by-server",
-            TxnEnd::ClientReset => "reset-by-client",
-            TxnEnd::ClientClosed => "closed-by-client",
-            TxnEnd::Conn(r) => r.name(),
-        }
-    }
-}
 
 /// A TLS connection that probably carried the request a proxy forwarded
 /// (only the upstream hop is readable).
@@ -48,8 +22,8 @@ pub struct TlsFront {
     /// When the client began sending the application data this request was
     /// paired with (None: paired by its ClientHello only).
     pub turn: Option<Ts>,
-    /// How sure the pairing is: "high", "medium", "low".
-    pub confidence: &'static str,
+    /// How sure the pairing is.
+    pub confidence: Confidence,
     /// Connections that could have been the client hop.
     pub candidates: u32,
 }
@@ -70,7 +44,7 @@ pub struct Txn {
     pub interim: Vec<u16>,
     pub resp: Option<Box<Response>>,
     pub resp_ts: Option<Ts>,
-    pub end: Option<(Ts, TxnEnd)>,
+    pub end: Option<(Ts, HopEnd)>,
     /// The client side (initiator) closed its half while the request waited
     /// for its answer: a proxy giving up on its upstream, or a client giving
     /// up on the proxy.
@@ -81,13 +55,13 @@ pub struct Txn {
     pub to: Option<TxnId>,
     /// Earlier forwards of this request that failed (proxy retries).
     pub retried: u32,
-    pub paired_by: Option<&'static str>,
+    pub paired_by: Option<PairedBy>,
     pub tls_front: Option<TlsFront>,
     /// The request was decrypted from a TLS connection (its handshake facts).
     pub tls: Option<Box<crate::proto::tls::TlsInfo>>,
     /// How sure the pairing with `from` is, when the pairing said more than
     /// `paired_by` does (an HTTP/2 stream: h2pair.rs).
-    pub pair_confidence: Option<&'static str>,
+    pub pair_confidence: Option<Confidence>,
     /// Finished: final response, or connection ended.
     pub done: bool,
     pub emitted_as_client: bool,
@@ -116,11 +90,11 @@ impl Txn {
     /// How the exchange ended without a response, as far as known now: its
     /// end, or the client's half-close while the server still had not
     /// answered.
-    pub fn end_name(&self) -> Option<&'static str> {
+    pub fn how_ended(&self) -> Option<HopEnd> {
         if self.resp.is_some() {
             return None;
         }
-        self.end.map(|e| e.1.name()).or(self.client_fin.map(|_| TxnEnd::ClientClosed.name()))
+        self.end.map(|e| e.1).or(self.client_fin.map(|_| HopEnd::ClientClosed))
     }
 
     /// When the exchange finished (response head or end), if it has.
@@ -135,7 +109,7 @@ impl Txn {
 
     /// Failed to get any response (the connection closed or reset).
     pub fn failed(&self) -> bool {
-        self.resp.is_none() && self.end.is_some_and(|(_, e)| !matches!(e, TxnEnd::Conn(r) if r.is_unfinished()))
+        self.resp.is_none() && self.end.is_some_and(|(_, e)| !matches!(e, HopEnd::Conn(r) if r.is_unfinished()))
     }
 
     pub fn needs_client_record(&self) -> bool {

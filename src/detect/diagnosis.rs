@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use super::lifecycle::Lifecycle;
 use super::plain::SocketIo;
 use super::proxy::{self, FixContext, Proxy};
-use super::{Detector, Finding, Severity};
+use super::{Detector, Finding, FindingKind, Severity};
 use crate::correlate::{Exchange, SessionRow, SessionView, Txn};
-use crate::flow::Endpoint;
 use crate::flow::key::{FxHashMap, FxHashSet};
+use crate::flow::{Endpoint, FlowKey};
 use crate::redact::Redactor;
 use crate::time::{Ts, round_us};
 
@@ -134,9 +134,8 @@ impl Diagnosis {
         if let Some(p) = self.proxy_override {
             ev.push(format!("--proxy {}", p.name()));
         }
-        let front = f.flows.first().and_then(|fl| fl.split_once("->")).and_then(|(_, d)| parse_endpoint(d));
-        let two_hops = f.flows.len() >= 2
-            && f.flows.iter().any(|fl| fl.split_once("->").and_then(|(_, d)| parse_endpoint(d)) != front);
+        let front = f.flows.first().map(|fl| fl.dst);
+        let two_hops = f.flows.len() >= 2 && f.flows.iter().any(|fl| Some(fl.dst) != front);
         if two_hops {
             ev.push("two hops of one session paired".to_string());
         }
@@ -168,8 +167,8 @@ fn existence(x: &Exchange<'_>) -> Vec<String> {
         (Some(_), Some(u)) => v.push(format!(
             "two hops paired ({})",
             match u.paired_by {
-                Some("key") => "same Sec-WebSocket-Key",
-                Some("headers") => "target, headers and timing",
+                Some(crate::record::PairedBy::Key) => "same Sec-WebSocket-Key",
+                Some(crate::record::PairedBy::Headers) => "target, headers and timing",
                 _ => "timing",
             }
         )),
@@ -203,17 +202,17 @@ fn existence(x: &Exchange<'_>) -> Vec<String> {
 /// Builds a finding; the fix is looked up for the proxy that is there.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn finding(
-    kind: &'static str,
+    kind: FindingKind,
     severity: Severity,
     ts: Ts,
-    flows: Vec<String>,
+    flows: Vec<FlowKey>,
     path: Option<&str>,
     message: String,
     proxy: Proxy,
     boundary_s: Option<f64>,
     detail: Value,
 ) -> Finding {
-    let fix = proxy::fix(kind, proxy, &FixContext { path: path.unwrap_or("/"), boundary_s });
+    let fix = proxy::fix(kind.name(), proxy, &FixContext { path: path.unwrap_or("/"), boundary_s });
     let mut detail = detail;
     if let Value::Object(m) = &mut detail {
         m.insert("proxy".into(), Value::from(if proxy == Proxy::Unknown { None } else { Some(proxy.name()) }));
@@ -242,27 +241,21 @@ pub(super) fn set_evidence(f: &mut Finding, evidence: &[String]) {
     }
 }
 
-/// "127.0.0.1:80" or "[::1]:80" back into an endpoint.
-fn parse_endpoint(s: &str) -> Option<Endpoint> {
-    let sa: std::net::SocketAddr = s.parse().ok()?;
-    Some(Endpoint::new(sa.ip(), sa.port()))
-}
-
 /// A finding about an exchange (its time and path), through `proxy`.
 pub(super) fn about(
     x: &Exchange<'_>,
     proxy: Proxy,
-    kind: &'static str,
+    kind: FindingKind,
     severity: Severity,
-    flows: Vec<String>,
+    flows: Vec<FlowKey>,
     message: String,
     detail: Value,
 ) -> Finding {
     finding(kind, severity, x.ts, flows, Some(x.path), message, proxy, None, detail)
 }
 
-pub(super) fn flows(ts: &[Option<&Txn>]) -> Vec<String> {
-    ts.iter().flatten().map(|t| t.flow.to_string()).collect()
+pub(super) fn flows(ts: &[Option<&Txn>]) -> Vec<FlowKey> {
+    ts.iter().flatten().map(|t| t.flow).collect()
 }
 
 impl Detector for Diagnosis {
@@ -284,10 +277,7 @@ impl Detector for Diagnosis {
         let proxy = s
             .record
             .client_flow
-            .as_deref()
-            .and_then(|f| f.split_once("->"))
-            .and_then(|(_, d)| parse_endpoint(d))
-            .and_then(|e| self.known_proxy_at(e))
+            .and_then(|f| self.known_proxy_at(f.dst))
             .or(self.proxy_override)
             .unwrap_or(Proxy::Unknown);
         let bad = self.bad_handshakes.contains(&s.record.handshake);

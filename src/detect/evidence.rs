@@ -24,12 +24,12 @@ fn pairs(h: &Headers, r: Redactor) -> Value {
 /// One hop as evidence: request line, every header, the response.
 pub fn hop(t: &Txn, r: Redactor) -> Value {
     json!({
-        "flow": t.flow.to_string(),
+        "flow": t.flow,
         "request_line": format!("{} {} {}", t.req.method, r.target(&t.req.target), t.req.version),
         "request": pairs(&t.req.headers, r),
         "status": t.status(),
         "response": t.resp.as_ref().map(|x| pairs(&x.headers, r)),
-        "end": t.end_name(),
+        "end": t.how_ended(),
     })
 }
 
@@ -38,7 +38,7 @@ pub fn saw(t: &Txn) -> String {
     match (&t.resp, t.end) {
         (Some(r), _) => format!("{} {}", r.status, r.reason).trim().to_string(),
         (None, Some((_, e))) => format!("no response ({})", e.name()),
-        (None, None) => match t.end_name() {
+        (None, None) => match t.how_ended() {
             Some(e) => format!("no response ({e})"),
             None => "no response yet".into(),
         },

@@ -29,11 +29,12 @@ use serde_json::{Value, json};
 use super::diagnosis::{Diagnosis, about, finding};
 use super::evidence::{self, COMPARED, change};
 use super::proxy::Proxy;
-use super::{Finding, Severity};
+use super::{Finding, FindingKind, Severity};
 use crate::correlate::h2pair::H2ConnView;
 use crate::correlate::{Exchange, Txn};
 use crate::flow::{Endpoint, FlowKey};
 use crate::proto::Request;
+use crate::record::{CloseHow, Role, Side};
 use crate::redact::Redactor;
 use crate::time::Ts;
 
@@ -202,14 +203,14 @@ impl Diagnosis {
         if let Some((ctype, len)) = &body {
             d["client_body"] = json!({"content_type": ctype, "content_length": len});
         }
-        let mut fl = vec![c.flow.to_string()];
+        let mut fl = vec![c.flow];
         if let Some(u) = x.upstream {
-            fl.push(u.flow.to_string());
+            fl.push(u.flow);
         }
-        let mut lead = about(x, proxy, "false-upgrade-success", Severity::Error, fl, msg, d);
+        let mut lead = about(x, proxy, FindingKind::FalseUpgradeSuccess, Severity::Error, fl, msg, d);
         // The usual findings explain it (the upgrade stripped, the backend
         // refusing): one fault, the false success first.
-        for f in fs.iter_mut().filter(|f| f.primary && f.kind != "forwarded-proto-missing") {
+        for f in fs.iter_mut().filter(|f| f.primary && f.kind != FindingKind::ForwardedProtoMissing) {
             lead.tie(f);
         }
         if let Some(h) = x.handshake {
@@ -276,12 +277,12 @@ impl Diagnosis {
                     n.client(),
                     n.tried
                 );
-                let d = json!({"h2_flow": n.flow.to_string(), "enable_connect_protocol": false, "extended_connects_refused": n.tried, "fallback": null});
+                let d = json!({"h2_flow": n.flow, "enable_connect_protocol": false, "extended_connects_refused": n.tried, "fallback": null});
                 out.push(finding(
-                    "h2-websocket-not-offered",
+                    FindingKind::H2WebsocketNotOffered,
                     Severity::Error,
                     n.since,
-                    vec![n.flow.to_string()],
+                    vec![n.flow],
                     None,
                     msg,
                     proxy,
@@ -321,20 +322,12 @@ impl Diagnosis {
             if c.tls.is_some() { "+TLS" } else { "" }
         );
         let mut d = json!({
-            "h2_flow": n.flow.to_string(),
+            "h2_flow": n.flow,
             "enable_connect_protocol": false,
-            "fallback": {"flow": c.flow.to_string(), "version": c.req.version.as_str(), "alpn": alpn, "status": c.status()},
+            "fallback": {"flow": c.flow, "version": c.req.version.as_str(), "alpn": alpn, "status": c.status()},
         });
         d["handshake"] = json!(x.handshake);
-        out.push(about(
-            x,
-            proxy,
-            "h2-websocket-not-offered",
-            Severity::Warning,
-            vec![n.flow.to_string(), c.flow.to_string()],
-            msg,
-            d,
-        ));
+        out.push(about(x, proxy, FindingKind::H2WebsocketNotOffered, Severity::Warning, vec![n.flow, c.flow], msg, d));
     }
 }
 
@@ -351,14 +344,16 @@ fn describe_body(b: &Option<(Option<String>, Option<u64>)>) -> String {
 /// words ("the proxy reset stream 3 (RST_STREAM CANCEL) and left the
 /// HTTP/2 connection open"), from the session's client hop.
 pub fn stream_close_note(s: &crate::record::Session) -> Option<String> {
-    let c = s.hops.iter().find(|h| h.role == "client")?;
+    let c = s.hops.iter().find(|h| h.role == Role::Client)?;
     let id = c.stream_id?;
     Some(match (c.closed_with, c.reset) {
-        (Some("rst"), Some(code)) => format!(
+        (Some(CloseHow::Rst), Some(code)) => format!(
             "stream {id} was reset with RST_STREAM {code} by the {} while the HTTP/2 connection and its other streams stayed open",
-            if c.closed_by == Some("responder") { "proxy" } else { "client" }
+            if c.closed_by == Some(Side::Responder) { "proxy" } else { "client" }
         ),
-        (Some("fin"), _) => format!("stream {id} was ended (END_STREAM) while the HTTP/2 connection stayed open"),
+        (Some(CloseHow::Fin), _) => {
+            format!("stream {id} was ended (END_STREAM) while the HTTP/2 connection stayed open")
+        }
         _ => format!("on HTTP/2 stream {id}"),
     })
 }

@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 use super::diagnosis::{Diagnosis, about, flows};
 use super::evidence::{self, complete_upgrade, expected_accept, upgrade_headers};
 use super::proxy::Proxy;
-use super::{Finding, Severity};
-use crate::correlate::{Exchange, Txn, TxnEnd};
-use crate::flow::Endpoint;
+use super::{Finding, FindingKind, Severity};
+use crate::correlate::{Exchange, HopEnd, Txn};
+use crate::flow::{Endpoint, FlowKey};
 use crate::proto::Version;
 use crate::time::Ts;
 
@@ -17,8 +17,8 @@ use crate::time::Ts;
 fn backend_did(u: &Txn) -> String {
     match (&u.resp, u.end) {
         (Some(r), _) => format!("the backend answered {} {}", r.status, r.reason).trim_end().to_string(),
-        (None, Some((_, TxnEnd::ServerClosed))) => "the backend closed the connection without answering".into(),
-        (None, Some((_, TxnEnd::ServerReset))) => "the backend reset the connection without answering".into(),
+        (None, Some((_, HopEnd::ServerClosed))) => "the backend closed the connection without answering".into(),
+        (None, Some((_, HopEnd::ServerReset))) => "the backend reset the connection without answering".into(),
         (None, _) => "the backend did not answer".into(),
     }
 }
@@ -50,7 +50,7 @@ impl Diagnosis {
             d["hops"]["client"]["tls"] = json!(crate::record::TlsHop::of(Some(t), None));
         }
         if let Some(tf) = x.tls_front {
-            d["hops"]["client"] = json!({"flow": tf.flow.to_string(), "encrypted": true, "sni": tf.sni,
+            d["hops"]["client"] = json!({"flow": tf.flow, "encrypted": true, "sni": tf.sni,
                 "tls": crate::record::TlsHop::of(tf.tls.as_deref(), tf.sni.as_deref())});
         }
         d
@@ -79,8 +79,9 @@ impl Diagnosis {
         }
         // An upgrade-stripped fault waits (offline, bounded) for the other
         // paths through the same front, to tell a location mistake apart.
-        let stripped =
-            fs.iter().position(|f| f.primary && (f.kind == "upgrade-stripped" || f.also.contains(&"upgrade-stripped")));
+        let stripped = fs.iter().position(|f| {
+            f.primary && (f.kind == FindingKind::UpgradeStripped || f.also.contains(&FindingKind::UpgradeStripped))
+        });
         match (stripped, x.client) {
             (Some(i), Some(c)) => {
                 let n = 1 + fs[i + 1..].iter().take_while(|f| !f.primary).count();
@@ -126,7 +127,7 @@ impl Diagnosis {
                 d["mangled"] =
                     json!(uh.mangled.iter().map(|(n, v)| json!({"header": n, "value": v})).collect::<Vec<_>>());
                 d["backend_status"] = json!(u.status());
-                out.push(about(x, proxy, "upgrade-stripped", Severity::Error, fl.clone(), msg, d));
+                out.push(about(x, proxy, FindingKind::UpgradeStripped, Severity::Error, fl.clone(), msg, d));
             }
         } else if c.from.is_none() {
             self.headers_missing(x, c, proxy, out);
@@ -140,7 +141,7 @@ impl Diagnosis {
             );
             let mut d = self.detail(x);
             d["backend_status"] = json!(u.status());
-            out.push(about(x, proxy, "upstream-http10", Severity::Error, fl.clone(), msg, d));
+            out.push(about(x, proxy, FindingKind::UpstreamHttp10, Severity::Error, fl.clone(), msg, d));
         }
         // What happened upstream, and what the client got for it.
         match (u.status(), u.end) {
@@ -151,7 +152,7 @@ impl Diagnosis {
                         x.path,
                         status_word(c)
                     );
-                    out.push(about(x, proxy, "upgrade-failed", Severity::Error, fl, msg, self.detail(x)));
+                    out.push(about(x, proxy, FindingKind::UpgradeFailed, Severity::Error, fl, msg, self.detail(x)));
                 }
             }
             (Some(s), _) => {
@@ -165,7 +166,7 @@ impl Diagnosis {
                     let mut d = self.detail(x);
                     d["status"] = json!(s);
                     d["origin"] = json!(self.redact.opt_header("origin", u.req.headers.get("origin")));
-                    out.push(about(x, proxy, "handshake-rejected", Severity::Warning, fl, msg, d));
+                    out.push(about(x, proxy, FindingKind::HandshakeRejected, Severity::Warning, fl, msg, d));
                 }
             }
             (None, _) => self.no_answer(x, c, u, proxy, fl, out),
@@ -178,18 +179,26 @@ impl Diagnosis {
     /// timing of the client's response: the backend closing first is a
     /// premature close; the proxy closing first (its timeout) is an
     /// upstream timeout, unless the client had given up before it.
-    fn no_answer(&mut self, x: &Exchange<'_>, c: &Txn, u: &Txn, proxy: Proxy, fl: Vec<String>, out: &mut Vec<Finding>) {
+    fn no_answer(
+        &mut self,
+        x: &Exchange<'_>,
+        c: &Txn,
+        u: &Txn,
+        proxy: Proxy,
+        fl: Vec<FlowKey>,
+        out: &mut Vec<Finding>,
+    ) {
         let up = u.flow.dst;
         let pname = proxy.name();
         let proxy_closed = u.client_fin.filter(|pf| u.end.is_none_or(|(t, _)| *pf <= t));
         let backend_closed = match u.end {
-            Some((t, TxnEnd::ServerClosed | TxnEnd::ServerReset)) => Some(t),
+            Some((t, HopEnd::ServerClosed | HopEnd::ServerReset)) => Some(t),
             _ => None,
         };
         // The client left first: its FIN or RST on the client hop came
         // before the proxy closed upstream.
         let client_left = |t: Ts| {
-            c.client_fin.is_some_and(|cf| cf <= t) || matches!(c.end, Some((ct, TxnEnd::ClientReset)) if ct <= t)
+            c.client_fin.is_some_and(|cf| cf <= t) || matches!(c.end, Some((ct, HopEnd::ClientReset)) if ct <= t)
         };
         if let Some(pf) = proxy_closed {
             if client_left(pf) {
@@ -205,11 +214,11 @@ impl Diagnosis {
             let mut d = self.detail(x);
             d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
             d["first_closed"] = json!("proxy");
-            out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
+            out.push(about(x, proxy, FindingKind::UpstreamTimeout, Severity::Error, fl, msg, d));
         } else if let Some(bt) = backend_closed {
             let msg = format!(
                 "the backend at {up} {} before sending any response to {} {}; the client got {}",
-                if matches!(u.end, Some((_, TxnEnd::ServerReset))) {
+                if matches!(u.end, Some((_, HopEnd::ServerReset))) {
                     "reset the connection"
                 } else {
                     "closed the connection"
@@ -221,7 +230,7 @@ impl Diagnosis {
             let mut d = self.detail(x);
             d["first_closed"] = json!("backend");
             d["waited_s"] = json!((bt.since(u.req_ts) * 1000.0).round() / 1000.0);
-            out.push(about(x, proxy, "upstream-premature-close", Severity::Error, fl, msg, d));
+            out.push(about(x, proxy, FindingKind::UpstreamPrematureClose, Severity::Error, fl, msg, d));
         } else {
             let gave_up = c.failed() || c.status().is_some_and(|s| s >= 500 || s == 408);
             if gave_up {
@@ -234,7 +243,7 @@ impl Diagnosis {
                 );
                 let mut d = self.detail(x);
                 d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
-                out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
+                out.push(about(x, proxy, FindingKind::UpstreamTimeout, Severity::Error, fl, msg, d));
             }
         }
     }
@@ -304,15 +313,11 @@ impl Diagnosis {
                 x.path
             );
             let mut d = self.detail(x);
-            d["attempts"] = json!(
-                x.attempts
-                    .iter()
-                    .map(|a| json!({"flow": a.flow.to_string(), "refused": a.refused}))
-                    .collect::<Vec<_>>()
-            );
+            d["attempts"] =
+                json!(x.attempts.iter().map(|a| json!({"flow": a.flow, "refused": a.refused})).collect::<Vec<_>>());
             let mut fl = fl;
-            fl.extend(x.attempts.iter().map(|a| a.flow.to_string()));
-            out.push(about(x, proxy, "upstream-connect-failed", Severity::Error, fl, msg, d));
+            fl.extend(x.attempts.iter().map(|a| a.flow));
+            out.push(about(x, proxy, FindingKind::UpstreamConnectFailed, Severity::Error, fl, msg, d));
             return;
         }
         let proxied = x.front_known || proxy != Proxy::Unknown;
@@ -324,7 +329,7 @@ impl Diagnosis {
                 x.path,
                 status_word(c)
             );
-            out.push(about(x, proxy, "upgrade-failed", Severity::Error, fl, msg, self.detail(x)));
+            out.push(about(x, proxy, FindingKind::UpgradeFailed, Severity::Error, fl, msg, self.detail(x)));
         } else if let Some(s) = c.status().filter(|_| complete_upgrade(&c.req)) {
             let msg = format!(
                 "the server at {} refused the upgrade for {} with {} (only this hop is visible; the request was complete)",
@@ -334,7 +339,7 @@ impl Diagnosis {
             );
             let mut d = self.detail(x);
             d["status"] = json!(s);
-            out.push(about(x, proxy, "handshake-rejected", Severity::Warning, fl, msg, d));
+            out.push(about(x, proxy, FindingKind::HandshakeRejected, Severity::Warning, fl, msg, d));
         }
     }
 
@@ -354,7 +359,7 @@ impl Diagnosis {
                 );
                 let mut d = self.detail(x);
                 d["status"] = json!(s);
-                out.push(about(x, proxy, "handshake-rejected", Severity::Warning, fl, msg, d));
+                out.push(about(x, proxy, FindingKind::HandshakeRejected, Severity::Warning, fl, msg, d));
             }
             (None, _) if u.client_fin.is_some_and(|pf| u.end.is_none_or(|(t, _)| pf <= t)) => {
                 let waited = u.client_fin.map_or(0.0, |pf| pf.since(u.req_ts));
@@ -368,16 +373,16 @@ impl Diagnosis {
                 let mut d = self.detail(x);
                 d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
                 d["first_closed"] = json!("proxy");
-                out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
+                out.push(about(x, proxy, FindingKind::UpstreamTimeout, Severity::Error, fl, msg, d));
             }
-            (None, Some((_, TxnEnd::ServerClosed | TxnEnd::ServerReset))) => {
+            (None, Some((_, HopEnd::ServerClosed | HopEnd::ServerReset))) => {
                 let msg = format!(
                     "the backend at {} closed the connection before answering {} {}",
                     u.flow.dst, u.req.method, x.path
                 );
                 let mut d = self.detail(x);
                 d["first_closed"] = json!("backend");
-                out.push(about(x, proxy, "upstream-premature-close", Severity::Error, fl, msg, d));
+                out.push(about(x, proxy, FindingKind::UpstreamPrematureClose, Severity::Error, fl, msg, d));
             }
             _ => {}
         }
@@ -401,7 +406,7 @@ impl Diagnosis {
         );
         let mut d = self.detail(x);
         d["backend_status"] = json!(t.status());
-        out.push(about(x, proxy, "upstream-http10", Severity::Error, flows(&[Some(t)]), msg, d));
+        out.push(about(x, proxy, FindingKind::UpstreamHttp10, Severity::Error, flows(&[Some(t)]), msg, d));
     }
 
     /// A request with a WebSocket key but without the upgrade headers,
@@ -431,7 +436,7 @@ impl Diagnosis {
         let mut d = self.detail(x);
         d["missing"] = json!(h.missing);
         d["mangled"] = json!(h.mangled.iter().map(|(n, v)| json!({"header": n, "value": v})).collect::<Vec<_>>());
-        out.push(about(x, proxy, "upgrade-headers-missing", Severity::Error, flows(&[Some(t)]), msg, d));
+        out.push(about(x, proxy, FindingKind::UpgradeHeadersMissing, Severity::Error, flows(&[Some(t)]), msg, d));
     }
 
     /// The client hop was TLS (or said so) but the forwarded request does
@@ -455,9 +460,9 @@ impl Diagnosis {
             );
             let mut fl = flows(&[c, Some(u)]);
             if let Some(tf) = x.tls_front {
-                fl.insert(0, tf.flow.to_string());
+                fl.insert(0, tf.flow);
             }
-            out.push(about(x, proxy, "forwarded-proto-missing", Severity::Warning, fl, msg, self.detail(x)));
+            out.push(about(x, proxy, FindingKind::ForwardedProtoMissing, Severity::Warning, fl, msg, self.detail(x)));
         }
     }
 
@@ -509,8 +514,8 @@ impl Diagnosis {
         let mut d = self.detail(x);
         d["expected"] = json!(want);
         d["received"] = json!(got);
-        d["hop"] = json!(t.flow.to_string());
-        out.push(about(x, proxy, "bad-accept", Severity::Error, flows(&[x.client, x.upstream]), msg, d));
+        d["hop"] = json!(t.flow);
+        out.push(about(x, proxy, FindingKind::BadAccept, Severity::Error, flows(&[x.client, x.upstream]), msg, d));
     }
 }
 
@@ -523,8 +528,10 @@ pub const HINT_WAIT_S: f64 = 10.0;
 /// filed as `upgrade-stripped` (or `upgrade-headers-missing` on one hop)
 /// with `upstream-http10` tied to it. The lead comes first.
 pub(super) fn one_fault(fs: &mut Vec<Finding>) {
-    let Some(h) = fs.iter().position(|f| f.kind == "upstream-http10") else { return };
-    let Some(l) = fs.iter().position(|f| f.kind == "upgrade-stripped" || f.kind == "upgrade-headers-missing") else {
+    let Some(h) = fs.iter().position(|f| f.kind == FindingKind::UpstreamHttp10) else { return };
+    let Some(l) =
+        fs.iter().position(|f| f.kind == FindingKind::UpgradeStripped || f.kind == FindingKind::UpgradeHeadersMissing)
+    else {
         return;
     };
     let mut related = fs.remove(h);

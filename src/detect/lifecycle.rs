@@ -11,11 +11,12 @@ use serde_json::json;
 
 use super::diagnosis::finding;
 use super::proxy::Proxy;
-use super::{DECIDE_WITHIN_S, Finding, Severity};
+use super::{DECIDE_WITHIN_S, Finding, FindingKind, Severity};
 use crate::correlate::WsActivity;
 use crate::correlate::{SessionRow, SessionView};
 use crate::flow::key::{FxHashMap, FxHashSet};
-use crate::record::{Heartbeat, Session};
+use crate::flow::{Endpoint, FlowKey};
+use crate::record::{CloseHow, Closer, Heartbeat, Role, Session, Side};
 use crate::time::{Ts, round3};
 
 /// Idle timeouts of well-known products, seconds, and who uses them.
@@ -49,20 +50,32 @@ pub const MAX_PENDING: usize = 4096;
 /// Paths whose heartbeat interval is remembered at most.
 const MAX_PATH_HEARTBEATS: usize = 512;
 
-/// With both hops seen: which end closed first, the backend (the upstream
-/// hop's responder, before the client hop closed) or the client (the client
-/// hop's initiator, before the upstream hop closed).
-fn first_closed(r: &Session) -> Option<(&'static str, String)> {
-    let hop = |role: &str| r.hops.iter().find(|h| h.role == role);
-    let (c, u) = (hop("client")?, hop("upstream")?);
+/// With both hops seen, the end that closed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstClosed {
+    /// The upstream hop's responder, before the client hop closed.
+    Backend,
+    /// The client hop's initiator, before the upstream hop closed.
+    Client,
+}
+
+impl FirstClosed {
+    fn name(self) -> &'static str {
+        match self {
+            FirstClosed::Backend => "backend",
+            FirstClosed::Client => "client",
+        }
+    }
+}
+
+/// With both hops seen: which end closed first, and its address.
+fn first_closed(r: &Session) -> Option<(FirstClosed, Endpoint)> {
+    let hop = |role: Role| r.hops.iter().find(|h| h.role == role);
+    let (c, u) = (hop(Role::Client)?, hop(Role::Upstream)?);
     let (ct, ut) = (c.closed_at.unwrap_or(f64::INFINITY), u.closed_at.unwrap_or(f64::INFINITY));
-    let end = |flow: &str, initiator: bool| {
-        let (a, b) = flow.split_once("->").unwrap_or((flow, flow));
-        if initiator { a.to_string() } else { b.to_string() }
-    };
     match (c.closed_by, u.closed_by) {
-        (_, Some("responder")) if ut <= ct => Some(("backend", end(&u.flow, false))),
-        (Some("initiator"), _) if ct <= ut => Some(("client", end(&c.flow, true))),
+        (_, Some(Side::Responder)) if ut <= ct => Some((FirstClosed::Backend, u.flow.dst)),
+        (Some(Side::Initiator), _) if ct <= ut => Some((FirstClosed::Client, c.flow.src)),
         _ => None,
     }
 }
@@ -76,15 +89,15 @@ pub fn tolerance(b: f64) -> f64 {
 struct Ended {
     id: u64,
     path: String,
-    flows: Vec<String>,
+    flows: Vec<FlowKey>,
     /// When the close began (first FIN, RST on any hop).
     close_ts: Ts,
     idle: f64,
     /// Idle time ignoring activity in the last 100 ms before the close: a
     /// heartbeat that crossed the proxy's FIN did not reset its timer.
     idle_alt: f64,
-    by: Option<&'static str>,
-    how: &'static str,
+    by: Option<Closer>,
+    how: CloseHow,
     heartbeat: Option<Heartbeat>,
     proxy: Proxy,
     /// The proxy closed both of its legs together (both hops visible).
@@ -92,7 +105,7 @@ struct Ended {
     /// Both hops visible and one end closed first: ("backend", its
     /// address) when the upstream's responder did, ("client", its address)
     /// when the client hop's initiator did.
-    first_closed: Option<(&'static str, String)>,
+    first_closed: Option<(FirstClosed, Endpoint)>,
     /// The session's hops, for the finding's detail (closes to judge only).
     hops: Vec<crate::record::HopSession>,
     /// Closed by the proxy's own close frames (not relayed): only ever part
@@ -158,10 +171,10 @@ impl Lifecycle {
 
     pub fn session_ended(&mut self, s: &SessionView<'_>, proxy: Proxy, bad_handshake: bool, out: &mut Vec<Finding>) {
         let r = s.record;
-        let abnormal = !r.open && matches!(r.close.how, "fin" | "rst");
+        let abnormal = !r.open && matches!(r.close.how, CloseHow::Fin | CloseHow::Rst);
         // The proxy closed the session itself with close frames (a reload):
         // a clean close, but one of several at once is a mass close.
-        let proxy_close = !r.open && r.close.how == "close-frame" && r.close.by == Some("proxy");
+        let proxy_close = !r.open && r.close.how == CloseHow::CloseFrame && r.close.by == Some(Closer::Proxy);
         if let Some(hb) = &r.heartbeat
             && self.path_heartbeat.get(&r.path).is_none_or(|h| h != hb)
             && (self.path_heartbeat.len() < MAX_PATH_HEARTBEATS || self.path_heartbeat.contains_key(&r.path))
@@ -310,7 +323,7 @@ impl Lifecycle {
                 );
                 let d = json!({"session": e.id, "heartbeat": hb, "boundary_s": b, "boundary_source": src.name(), "cut": false});
                 out.push(finding(
-                    "heartbeat-race",
+                    FindingKind::HeartbeatRace,
                     Severity::Warning,
                     e.close_ts,
                     e.flows.clone(),
@@ -432,7 +445,7 @@ impl Lifecycle {
             if src == Source::Observed {
                 self.learn(b);
             }
-            return Some(self.timeout_finding(e, idle, Some(hb), "heartbeat-race", Severity::Error, b, src));
+            return Some(self.timeout_finding(e, idle, Some(hb), FindingKind::HeartbeatRace, Severity::Error, b, src));
         }
         if let Some((b, src)) = boundary {
             if src == Source::Observed {
@@ -442,7 +455,7 @@ impl Lifecycle {
                 e,
                 idle,
                 e.heartbeat.as_ref(),
-                "idle-timeout-close",
+                FindingKind::IdleTimeoutClose,
                 Severity::Error,
                 b,
                 src,
@@ -453,28 +466,28 @@ impl Lifecycle {
         }
         let proxy_name = if e.proxy == Proxy::Unknown { "the proxy" } else { e.proxy.name() };
         let who = match (&e.first_closed, e.by) {
-            (Some(("backend", addr)), _) => format!(
+            (Some((FirstClosed::Backend, addr)), _) => format!(
                 "the backend {addr} closed the upstream connection first ({}), then {proxy_name} closed the client's without a close frame; the client saw 1006: look at the backend (crash, restart, its own timeout)",
-                e.how.to_uppercase()
+                e.how.name().to_uppercase()
             ),
             (Some((_, addr)), _) => format!(
                 "the client {addr} dropped its connection first ({}; page closed, network change or crash), then {proxy_name} closed the upstream one; the backend saw 1006",
-                e.how.to_uppercase()
+                e.how.name().to_uppercase()
             ),
-            (None, Some("client")) => "the client closed the connection without a close frame (page closed, network change or crash); the backend saw 1006".to_string(),
-            (None, Some("server")) => "the server side closed the connection without a close frame; the client saw 1006".to_string(),
+            (None, Some(Closer::Client)) => "the client closed the connection without a close frame (page closed, network change or crash); the backend saw 1006".to_string(),
+            (None, Some(Closer::Server)) => "the server side closed the connection without a close frame; the client saw 1006".to_string(),
             (None, Some(_)) => "the proxy closed the connection without a close frame; the client saw 1006".to_string(),
             (None, None) => "the connection ended without a close frame".to_string(),
         };
         let msg = format!(
             "the WebSocket session on {} ended without a close handshake ({} after {:.1} s idle, not at a known timeout): {who}",
             e.path,
-            e.how.to_uppercase(),
+            e.how.name().to_uppercase(),
             e.idle
         );
-        let d = json!({"session": e.id, "closed_by": e.by, "first_closed": e.first_closed.as_ref().map(|f| f.0), "how": e.how, "idle_s": round3(e.idle), "hops": e.hops});
+        let d = json!({"session": e.id, "closed_by": e.by, "first_closed": e.first_closed.as_ref().map(|f| f.0.name()), "how": e.how, "idle_s": round3(e.idle), "hops": e.hops});
         Some(finding(
-            "abnormal-close",
+            FindingKind::AbnormalClose,
             Severity::Warning,
             e.close_ts,
             e.flows.clone(),
@@ -492,7 +505,7 @@ impl Lifecycle {
         e: &Ended,
         idle: f64,
         hb: Option<&Heartbeat>,
-        kind: &'static str,
+        kind: FindingKind,
         sev: Severity,
         b: f64,
         src: Source,
@@ -509,8 +522,10 @@ impl Lifecycle {
                 "{} closed both legs together",
                 if e.proxy == Proxy::Unknown { "the proxy" } else { e.proxy.name() }
             ),
-            (Some("client"), _) => "the hop in front (a load balancer or the client's side) closed it".to_string(),
-            (Some("server"), _) => "the server side closed it".to_string(),
+            (Some(Closer::Client), _) => {
+                "the hop in front (a load balancer or the client's side) closed it".to_string()
+            }
+            (Some(Closer::Server), _) => "the server side closed it".to_string(),
             (Some(x), _) => format!("the {x} closed it"),
             (None, _) => "it was closed".to_string(),
         };
@@ -522,7 +537,7 @@ impl Lifecycle {
             Some(h) => format!("{} {}s every {:.1} s", h.from, h.kind, h.interval_s),
             None => "no heartbeats".to_string(),
         };
-        let msg = if kind == "heartbeat-race" {
+        let msg = if kind == FindingKind::HeartbeatRace {
             format!(
                 "the WebSocket session on {} was cut after {:.1} s without data at {which}: the heartbeats on this path ({hb_text}) are at or just under the boundary, so sessions die intermittently; {closer} without a close frame (the client saw 1006)",
                 e.path, idle
@@ -573,7 +588,7 @@ impl Lifecycle {
             let d = json!({"session": r.id, "idle_s": round3(idle), "boundary_s": b, "boundary_source": src.name()});
             let flows = [&r.client_flow, &r.upstream_flow].into_iter().flatten().cloned().collect();
             out.push(finding(
-                "idle-timeout-imminent",
+                FindingKind::IdleTimeoutImminent,
                 Severity::Warning,
                 now,
                 flows,
@@ -590,12 +605,12 @@ impl Lifecycle {
 /// The proxy (responder of the client hop, initiator of the upstream hop)
 /// closed both hops within a second of each other.
 fn both_legs_by_proxy(r: &Session) -> bool {
-    let c = r.hops.iter().find(|h| h.role == "client");
-    let u = r.hops.iter().find(|h| h.role == "upstream");
+    let c = r.hops.iter().find(|h| h.role == Role::Client);
+    let u = r.hops.iter().find(|h| h.role == Role::Upstream);
     match (c, u) {
         (Some(c), Some(u)) => {
-            c.closed_by == Some("responder")
-                && u.closed_by == Some("initiator")
+            c.closed_by == Some(Side::Responder)
+                && u.closed_by == Some(Side::Initiator)
                 && match (c.closed_at, u.closed_at) {
                     (Some(a), Some(b)) => (a - b).abs() <= 1.0,
                     _ => false,
@@ -655,5 +670,5 @@ fn mass_close(g: &[Ended]) -> Finding {
     });
     let flows = g.iter().flat_map(|e| e.flows.iter().cloned()).collect();
     let path = if paths.len() == 1 { Some(paths[0].as_str()) } else { None };
-    finding("mass-close", Severity::Warning, g[0].close_ts, flows, path, msg, proxy, None, d)
+    finding(FindingKind::MassClose, Severity::Warning, g[0].close_ts, flows, path, msg, proxy, None, d)
 }

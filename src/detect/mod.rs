@@ -4,62 +4,9 @@
 //!
 //! Finding `kind`s are stable identifiers of the JSON contract.
 
-use serde::Serialize;
-
 use crate::correlate::{Exchange, SessionRow, SessionView};
+pub use crate::record::{Finding, FindingKind, Severity};
 use crate::time::Ts;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-}
-
-impl Severity {
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    #[serde(rename = "type")]
-    pub ty: &'static str,
-    pub kind: &'static str,
-    pub severity: Severity,
-    pub ts: f64,
-    pub flows: Vec<String>,
-    pub path: Option<String>,
-    pub message: String,
-    pub fix: Option<String>,
-    pub detail: serde_json::Value,
-    /// Findings about one fault share this id (assigned by the analyzer in
-    /// output order). One fault may be filed under several kinds (an
-    /// HTTP/1.0 forward that also lost the upgrade headers is both
-    /// `upgrade-stripped` and `upstream-http10`): the lead finding comes
-    /// first and names the others in `also`; each other one has
-    /// `primary: false`. Text output prints the lead only.
-    pub fault: u64,
-    pub primary: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub also: Vec<&'static str>,
-}
-
-impl Finding {
-    /// Files `related` under the same fault as `self` (the lead).
-    pub fn tie(&mut self, related: &mut Finding) {
-        related.primary = false;
-        if !self.also.contains(&related.kind) {
-            self.also.push(related.kind);
-        }
-    }
-}
 
 /// A detector: a family of finding kinds. `Send`, so a pipeline can run on
 /// a worker thread (the dashboard).
@@ -151,28 +98,3 @@ pub mod lifecycle;
 pub mod plain;
 pub mod protocol;
 pub mod proxy;
-
-/// Every finding kind wstap reports (the stable identifiers of the JSON
-/// contract, documented in docs/findings.md).
-pub const KINDS: &[&str] = &[
-    "upgrade-stripped",
-    "upgrade-headers-missing",
-    "upstream-http10",
-    "handshake-rejected",
-    "upstream-premature-close",
-    "upstream-connect-failed",
-    "upstream-timeout",
-    "upgrade-failed",
-    "bad-accept",
-    "connection-upgrade-on-plain",
-    "idle-timeout-close",
-    "abnormal-close",
-    "socketio-no-upgrade",
-    "forwarded-proto-missing",
-    "mass-close",
-    "heartbeat-race",
-    "idle-timeout-imminent",
-    "proxy-protocol-violation",
-    "false-upgrade-success",
-    "h2-websocket-not-offered",
-];

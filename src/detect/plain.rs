@@ -5,8 +5,9 @@ use serde_json::json;
 
 use super::diagnosis::{Diagnosis, finding, flows};
 use super::proxy::Proxy;
-use super::{DECIDE_WITHIN_S, Finding, Severity};
+use super::{DECIDE_WITHIN_S, Finding, FindingKind, Severity};
 use crate::correlate::{Exchange, Txn};
+use crate::flow::FlowKey;
 use crate::flow::key::FxHashMap;
 use crate::record::Outcome;
 use crate::time::Ts;
@@ -28,7 +29,7 @@ pub(super) struct SioSession {
     /// when a proxy rewrote it (location /rt/ { proxy_pass .../socket.io/; }).
     path: String,
     upstream_path: Option<String>,
-    flows: Vec<String>,
+    flows: Vec<FlowKey>,
     proxy: Proxy,
     /// Cache-busting `t` tokens of requests counted: a request seen on both
     /// hops but not paired is still one poll.
@@ -115,7 +116,7 @@ impl Diagnosis {
             "status": u.status(),
         });
         out.push(finding(
-            "connection-upgrade-on-plain",
+            FindingKind::ConnectionUpgradeOnPlain,
             Severity::Warning,
             x.ts,
             flows(&[x.client, Some(u)]),
@@ -203,7 +204,7 @@ impl Diagnosis {
             }
             _ => {}
         }
-        let f = t.flow.to_string();
+        let f = t.flow;
         if s.flows.len() < 8 && !s.flows.contains(&f) {
             s.flows.push(f);
         }
@@ -268,7 +269,7 @@ impl Diagnosis {
                 "upgrade_handshakes": s.handshakes,
             });
             out.push(finding(
-                "socketio-no-upgrade",
+                FindingKind::SocketioNoUpgrade,
                 Severity::Warning,
                 s.first,
                 s.flows,

@@ -10,8 +10,9 @@ use serde_json::json;
 
 use super::diagnosis::finding;
 use super::proxy::Proxy;
-use super::{Finding, Severity};
+use super::{Finding, FindingKind, Severity};
 use crate::correlate::SessionView;
+use crate::record::{CloseHow, Closer, Role};
 use crate::time::Ts;
 
 /// The `proxy-protocol-violation` finding for a finished session, if any.
@@ -26,8 +27,9 @@ pub fn violation(s: &SessionView<'_>, proxy: Proxy) -> Option<Finding> {
         return None;
     }
     let pname = proxy.name();
-    let (uflow, cflow) = (r.upstream_flow.clone().unwrap_or_default(), r.client_flow.clone().unwrap_or_default());
-    let backend = uflow.split_once("->").map_or(uflow.as_str(), |x| x.1).to_string();
+    // Both hops' activity is known: both flows are.
+    let (Some(cflow), Some(uflow)) = (r.client_flow, r.upstream_flow) else { return None };
+    let backend = uflow.dst;
     let mut what = Vec::new();
     if unmasked > 0 {
         what.push(format!(
@@ -47,8 +49,8 @@ pub fn violation(s: &SessionView<'_>, proxy: Proxy) -> Option<Finding> {
     }
     // The proxy's own close (not relayed from either end) is usually what
     // carried it: caddy closes both legs with 1001 on a reload.
-    let own_close = r.close.by == Some("proxy") && r.close.how == "close-frame";
-    let up = r.hops.iter().find(|h| h.role == "upstream");
+    let own_close = r.close.by == Some(Closer::Proxy) && r.close.how == CloseHow::CloseFrame;
+    let up = r.hops.iter().find(|h| h.role == Role::Upstream);
     let backend_close = u.close_frame[1].as_ref();
     let mut msg = format!("{pname} {} on {}", what.join(" and "), r.path);
     if own_close {
@@ -64,7 +66,6 @@ pub fn violation(s: &SessionView<'_>, proxy: Proxy) -> Option<Finding> {
         );
     }
     let ts = [c.first_close, u.first_close].iter().flatten().map(|x| x.0).min().unwrap_or(Ts::from_secs_f64(r.end));
-    let cflow_s = cflow.clone();
     let d = json!({
         "session": r.id,
         "handshake": r.handshake,
@@ -74,7 +75,7 @@ pub fn violation(s: &SessionView<'_>, proxy: Proxy) -> Option<Finding> {
         "client_unmasked_frames": c.unmasked_client,
         "proxy_close": own_close.then(|| json!({
             "code": r.close.code,
-            "to_client": r.hops.iter().find(|h| h.role == "client").and_then(|h| h.close_frames.to_client),
+            "to_client": r.hops.iter().find(|h| h.role == Role::Client).and_then(|h| h.close_frames.to_client),
             "to_backend": up.and_then(|h| h.close_frames.to_server),
         })),
         "backend_close": backend_close.map(|b| json!({"code": b.code, "reason": b.reason})),
@@ -82,10 +83,10 @@ pub fn violation(s: &SessionView<'_>, proxy: Proxy) -> Option<Finding> {
         "hops": {"client": {"flow": cflow}, "upstream": {"flow": uflow}},
     });
     Some(finding(
-        "proxy-protocol-violation",
+        FindingKind::ProxyProtocolViolation,
         Severity::Error,
         ts,
-        vec![cflow_s, r.upstream_flow.clone().unwrap_or_default()],
+        vec![cflow, uflow],
         Some(&r.path),
         msg,
         proxy,

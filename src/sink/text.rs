@@ -7,8 +7,10 @@ use std::io::Write;
 use super::Sink;
 use std::collections::BTreeMap;
 
-use crate::detect::{Finding, Severity};
-use crate::record::{Dirs, Handshake, Hop, HttpMessage, Percentiles, Record, Session, Summary};
+use crate::record::{
+    Dirs, Finding, FindingKind, Handshake, Hop, HttpMessage, MessageDir, Percentiles, Record, Role, Session, Severity,
+    Summary,
+};
 use crate::time::Ts;
 
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +30,7 @@ pub struct TextOptions {
 struct GroupKey {
     kind: &'static str,
     path: Option<String>,
+    /// The server endpoints of its flows, as printed.
     servers: Vec<String>,
     also: Vec<&'static str>,
 }
@@ -66,7 +69,7 @@ impl<W: Write> TextSink<W> {
             Severity::Warning => self.paint("1;33", "WARNING"),
             Severity::Info => self.paint("1;34", "INFO"),
         };
-        let mut s = format!("{} {sev} {}", tod(f.ts), self.paint("1", f.kind));
+        let mut s = format!("{} {sev} {}", tod(f.ts), self.paint("1", f.kind.name()));
         if let Some(p) = &f.path {
             s += &format!(" {p}");
         }
@@ -101,7 +104,7 @@ impl<W: Write> TextSink<W> {
             }
         }
         if !f.also.is_empty() {
-            s += &format!("  same fault, also filed as: {}\n", f.also.join(", "));
+            s += &format!("  same fault, also filed as: {}\n", names(&f.also).join(", "));
         }
         if let Some(fix) = &f.fix {
             s += "  fix:\n";
@@ -113,15 +116,19 @@ impl<W: Write> TextSink<W> {
     }
 }
 
+fn names(kinds: &[FindingKind]) -> Vec<&'static str> {
+    kinds.iter().map(|k| k.name()).collect()
+}
+
 fn group_key(f: &Finding) -> GroupKey {
     let mut servers: Vec<String> = Vec::new();
     for fl in &f.flows {
-        let server = fl.split_once("->").map_or(fl.as_str(), |(_, d)| d).to_string();
+        let server = fl.dst.to_string();
         if !servers.contains(&server) {
             servers.push(server);
         }
     }
-    GroupKey { kind: f.kind, path: f.path.clone(), servers, also: f.also.clone() }
+    GroupKey { kind: f.kind.name(), path: f.path.clone(), servers, also: names(&f.also) }
 }
 
 fn tod(ts: f64) -> String {
@@ -176,7 +183,7 @@ fn oddities(h: &Hop) -> String {
         return format!("{tls} [stream {id}, {p}]");
     }
     let mut v = Vec::new();
-    if h.version == Some("HTTP/1.0") {
+    if h.version == Some(crate::proto::Version::Http10) {
         v.push("HTTP/1.0".to_string());
     }
     match &h.upgrade {
@@ -221,7 +228,7 @@ fn dirs(d: &Dirs) -> String {
 fn session_line(s: &Session) -> String {
     let tls = if s.hops.first().is_some_and(|h| h.encrypted) { " [TLS]" } else { "" };
     // An HTTP/2 client hop: the session is one stream of that connection.
-    let stream = s.hops.iter().find(|h| h.role == "client").and_then(|h| h.stream_id);
+    let stream = s.hops.iter().find(|h| h.role == Role::Client).and_then(|h| h.stream_id);
     let tls = match stream {
         Some(id) => format!("{tls} #{id}"),
         None => tls.to_string(),
@@ -235,7 +242,7 @@ fn session_line(s: &Session) -> String {
     let close = if s.open {
         "still open at end of capture".to_string()
     } else {
-        let mut c = format!("closed by {} ({})", s.close.by.unwrap_or("?"), s.close.how);
+        let mut c = format!("closed by {} ({})", s.close.by.map_or("?", |b| b.name()), s.close.how);
         if let Some(code) = s.close.code {
             c += &format!(" code {code}");
         }
@@ -269,8 +276,8 @@ fn session_line(s: &Session) -> String {
 }
 
 fn http_line(m: &HttpMessage, all_headers: bool) -> String {
-    let (a, b) = m.flow.split_once("->").unwrap_or((&m.flow, ""));
-    let (from, to) = if m.dir == "request" { (a, b) } else { (b, a) };
+    let (a, b) = (m.flow.src, m.flow.dst);
+    let (from, to) = if m.dir == MessageDir::Request { (a, b) } else { (b, a) };
     let mut s = match (&m.method, m.status) {
         (Some(meth), _) => format!(
             "{} {} > {}: HTTP {} {} {}",
@@ -427,7 +434,8 @@ fn summary_text(s: &Summary) -> String {
         out += &h2_text(h, &kv);
     }
     if !s.findings.is_empty() {
-        out += &format!("findings by kind: {}\n", kv(&s.findings));
+        let by_kind: Vec<String> = s.findings.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out += &format!("findings by kind: {}\n", by_kind.join(", "));
     }
     if let Some(c) = &s.capture {
         out += &format!(
@@ -574,13 +582,12 @@ impl<W: Write> Sink for TextSink<W> {
             Record::Session(s) => session_line(s) + "\n",
             Record::Http(m) if self.o.verbose > 0 => http_line(m, self.o.verbose > 1) + "\n",
             Record::Frame(f) if self.o.verbose > 0 => {
-                let (a, b) = f.flow.split_once("->").unwrap_or((&f.flow, ""));
                 let mut s = format!(
                     "{} {} > {}: WS {}{}{} len {}",
                     tod(f.ts),
-                    a,
-                    b,
-                    f.opcode,
+                    f.flow.src,
+                    f.flow.dst,
+                    crate::proto::ws::opcode::name(f.opcode),
                     if f.fin { "" } else { " (more)" },
                     if f.rsv1 { " compressed" } else { "" },
                     f.len
@@ -591,7 +598,7 @@ impl<W: Write> Sink for TextSink<W> {
                 if let Some(r) = &f.close_reason {
                     s += &format!(" \"{r}\"");
                 }
-                if f.dir == "to_server" && !f.masked {
+                if f.dir == crate::proto::Dir::ToServer && !f.masked {
                     s += " unmasked";
                 }
                 s + "\n"

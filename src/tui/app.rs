@@ -14,8 +14,8 @@ use hdrhistogram::Histogram;
 
 use super::feed::{Snapshot, Source, UiMsg, Update};
 use crate::correlate::SessionRow;
-use crate::detect::{Finding, Severity};
-use crate::record::{Dirs, Handshake, Outcome, Record, Session};
+use crate::flow::{Endpoint, FlowKey};
+use crate::record::{CloseHow, Dirs, Finding, FindingKind, Handshake, Outcome, Record, Role, Session, Severity};
 
 /// The four views, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,8 +148,13 @@ pub struct SessionLine {
     pub id: u64,
     pub open: bool,
     pub path: String,
+    /// The client hop's flow as shown (an HTTP/2 stream with its id).
     pub client_flow: Option<String>,
     pub upstream_flow: Option<String>,
+    /// The client's address, and the backend's (the Client and Upstream
+    /// columns).
+    pub client: Option<Endpoint>,
+    pub upstream: Option<Endpoint>,
     pub start: f64,
     pub last_activity: f64,
     /// Closed sessions: when, and the idle time before the close began.
@@ -170,7 +175,9 @@ impl SessionLine {
             open: true,
             path: r.path,
             client_flow: with_stream(r.client_flow, r.client_stream),
-            upstream_flow: r.upstream_flow,
+            upstream_flow: r.upstream_flow.map(|f| f.to_string()),
+            client: r.client_flow.map(|f| f.src),
+            upstream: r.upstream_flow.map(|f| f.dst),
             start: r.start.secs(),
             last_activity: r.last_activity.secs(),
             end: None,
@@ -188,10 +195,12 @@ impl SessionLine {
             open: false,
             path: s.path.clone(),
             client_flow: with_stream(
-                s.client_flow.clone(),
-                s.hops.iter().find(|h| h.role == "client").and_then(|h| h.stream_id),
+                s.client_flow,
+                s.hops.iter().find(|h| h.role == Role::Client).and_then(|h| h.stream_id),
             ),
-            upstream_flow: s.upstream_flow.clone(),
+            upstream_flow: s.upstream_flow.map(|f| f.to_string()),
+            client: s.client_flow.map(|f| f.src),
+            upstream: s.upstream_flow.map(|f| f.dst),
             start: s.start,
             last_activity: s.end,
             end: Some(s.end),
@@ -226,7 +235,7 @@ impl SessionLine {
 /// "1000 client", "rst proxy", "open at end": fits a narrow column.
 fn close_short(s: &Session) -> String {
     let c = &s.close;
-    if s.open || c.how == "end-of-capture" {
+    if s.open || c.how == CloseHow::EndOfCapture {
         return "open at end".into();
     }
     let what = c.code.map_or(c.how.to_string(), |code| code.to_string());
@@ -239,7 +248,7 @@ fn close_short(s: &Session) -> String {
 /// `close 1000 "bye" by client`, `rst by proxy after 60.0s idle`, ...
 fn close_reason(s: &Session) -> String {
     let c = &s.close;
-    if s.open || c.how == "end-of-capture" {
+    if s.open || c.how == CloseHow::EndOfCapture {
         return "still open when the capture ended".into();
     }
     let mut out = match c.code {
@@ -252,7 +261,7 @@ fn close_reason(s: &Session) -> String {
     if let Some(by) = c.by {
         out.push_str(&format!(" by {by}"));
     }
-    if c.code.is_some() && c.how != "close-frame" {
+    if c.code.is_some() && c.how != CloseHow::CloseFrame {
         out.push_str(&format!(" ({})", c.how));
     }
     if let Some(idle) = c.idle_s.filter(|i| *i >= 1.0) {
@@ -264,7 +273,7 @@ fn close_reason(s: &Session) -> String {
 /// Findings with the same kind, path and server endpoints, counted.
 #[derive(Debug, Clone)]
 pub struct FindingGroup {
-    pub kind: &'static str,
+    pub kind: FindingKind,
     pub severity: Severity,
     pub path: Option<String>,
     /// The responder side of each flow ("10.0.0.5:443"), deduplicated.
@@ -283,33 +292,23 @@ impl FindingGroup {
 
     fn matches(&self, terms: &[String]) -> bool {
         terms.iter().all(|t| {
-            contains_ci(self.kind, t)
+            contains_ci(self.kind.name(), t)
                 || self.path.as_deref().is_some_and(|p| contains_ci(p, t))
                 || self.servers.iter().any(|s| contains_ci(s, t))
-                || self.recent.iter().any(|f| f.flows.iter().any(|fl| contains_ci(fl, t)))
+                || self.recent.iter().any(|f| f.flows.iter().any(|fl| contains_ci(&fl.to_string(), t)))
         })
     }
 }
 
-type GroupKey = (&'static str, Option<String>, Vec<String>);
+type GroupKey = (FindingKind, Option<String>, Vec<String>);
 
-/// The server endpoint of a flow "a:p->b:q": "b:q".
-pub fn server_of(flow: &str) -> &str {
-    flow.rsplit_once("->").map_or(flow, |(_, b)| b)
-}
-
-/// The client endpoint of a flow "a:p->b:q": "a:p".
-/// An HTTP/2 stream is a session of its own: its client flow shows the
-/// stream ("127.0.0.1:5000->127.0.0.1:443 #3").
-fn with_stream(flow: Option<String>, stream: Option<u32>) -> Option<String> {
+/// A flow as shown; an HTTP/2 stream is a session of its own: its client
+/// flow shows the stream ("127.0.0.1:5000->127.0.0.1:443 #3").
+fn with_stream(flow: Option<FlowKey>, stream: Option<u32>) -> Option<String> {
     match (flow, stream) {
         (Some(f), Some(s)) => Some(format!("{f} #{s}")),
-        (f, _) => f,
+        (f, _) => f.map(|f| f.to_string()),
     }
-}
-
-pub fn client_of(flow: &str) -> &str {
-    flow.split_once("->").map_or(flow, |(a, _)| a)
 }
 
 fn contains_ci(hay: &str, needle_lower: &str) -> bool {
@@ -416,7 +415,7 @@ pub struct App {
     pub finding_sel: usize,
     pub finding_offset: Cell<usize>,
     /// Severity of each kind seen (for the Overview's by-kind list).
-    pub kind_severity: BTreeMap<&'static str, Severity>,
+    pub kind_severity: BTreeMap<FindingKind, Severity>,
     /// Detail: which occurrence (0 = latest) and the scroll.
     pub detail_occurrence: usize,
     pub detail_scroll: u16,
@@ -568,7 +567,7 @@ impl App {
         if !f.primary {
             return;
         }
-        let mut servers: Vec<String> = f.flows.iter().map(|fl| server_of(fl).to_string()).collect();
+        let mut servers: Vec<String> = f.flows.iter().map(|fl| fl.dst.to_string()).collect();
         servers.sort();
         servers.dedup();
         let key: GroupKey = (f.kind, f.path.clone(), servers.clone());

@@ -33,9 +33,9 @@ use ratatui::backend::CrosstermBackend;
 use self::app::{Action, App};
 use self::feed::{Control, FeedOptions, SourceKind, UiMsg};
 use crate::cli::Args;
-use crate::detect::Severity;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
+use crate::record::Severity;
 
 /// Minimum time between two frames.
 pub const FRAME: Duration = Duration::from_millis(100);
