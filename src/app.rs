@@ -150,10 +150,13 @@ pub fn run(args: Args) -> Result<i32> {
 
 /// `--fail-on`: 1 when findings at or above the level exist.
 pub fn exit_status(args: &Args, p: &Pipeline) -> i32 {
-    let s = &p.analyzer.stats;
-    match args.fail_on {
-        Some(FailOn::Error) if s.errors > 0 => 1,
-        Some(FailOn::Warning) if s.errors + s.warnings > 0 => 1,
-        _ => 0,
-    }
+    crate::record::exit_status(fail_level(args), p.analysis.findings().worst())
+}
+
+/// The severity `--fail-on` names.
+pub fn fail_level(args: &Args) -> Option<crate::record::Severity> {
+    args.fail_on.map(|f| match f {
+        FailOn::Error => crate::record::Severity::Error,
+        FailOn::Warning => crate::record::Severity::Warning,
+    })
 }

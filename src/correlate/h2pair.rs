@@ -9,14 +9,16 @@
 //! says how sure it is.
 //!
 //! Connection-level facts (SETTINGS, GOAWAY) are kept per connection,
-//! bounded, and handed to detectors ([`H2ConnView`]).
+//! bounded, and raised as [`H2Conn`] facts.
 
 use super::pair::{MAX_DELAY_S, MIN_SCORE, forwarded_for_names};
 use super::txn::Txn;
-use super::{Analyzer, WsActivity};
+use super::{Correlator, WsActivity};
 use crate::event::ConnId;
+pub use crate::facts::H2Conn;
+use crate::facts::{Fact, FactSink};
 use crate::flow::FlowKey;
-use crate::proto::h2::{self, ConnFact, Settings};
+use crate::proto::h2::{self, ConnFact};
 use crate::proto::{Dir, Request};
 use crate::record::{Confidence, PairedBy};
 use crate::time::Ts;
@@ -29,34 +31,9 @@ pub const REQUEST_IDS: &[&str] =
 /// HTTP/2 connections remembered at once (their SETTINGS, for detectors).
 const MAX_CONNS: usize = 4096;
 
-/// What is known of an HTTP/2 connection, for detectors.
-#[derive(Debug, Clone)]
-pub struct H2ConnView {
-    pub conn: ConnId,
-    pub flow: FlowKey,
-    /// When its client's first SETTINGS and the server's were seen.
-    pub opened: Ts,
-    pub client: Option<Settings>,
-    pub server: Option<Settings>,
-    /// Streams opened, and extended CONNECT streams among them.
-    pub streams: u32,
-    pub websocket_streams: u32,
-    /// GOAWAY (sender's direction, last stream, code), the latest.
-    pub goaway: Option<(Dir, u32, u32)>,
-    /// The connection ended (the view is the last one).
-    pub closed: Option<Ts>,
-}
-
-impl H2ConnView {
-    /// The server offered RFC 8441 (SETTINGS_ENABLE_CONNECT_PROTOCOL = 1).
-    pub fn offers_websocket(&self) -> Option<bool> {
-        self.server.map(|s| s.enable_connect_protocol == Some(1))
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct H2State {
-    conns: crate::flow::key::FxHashMap<ConnId, H2ConnView>,
+    conns: crate::flow::key::FxHashMap<ConnId, H2Conn>,
     /// Connections in the order their view was made (entries of views
     /// gone are skipped, and dropped when they outnumber the live ones).
     order: std::collections::VecDeque<ConnId>,
@@ -64,7 +41,7 @@ pub struct H2State {
     pub evicted: u64,
 }
 
-impl Analyzer {
+impl Correlator {
     /// A stream's id was opened (its `Open` came first): it inherits its
     /// connection's TLS facts.
     pub(super) fn h2_stream(&mut self, conn: ConnId, parent: ConnId, ts: Ts) {
@@ -79,7 +56,7 @@ impl Analyzer {
         }
     }
 
-    fn h2_view(&mut self, conn: ConnId, ts: Ts) -> Option<&mut H2ConnView> {
+    fn h2_view(&mut self, conn: ConnId, ts: Ts) -> Option<&mut H2Conn> {
         let flow = self.conns.get(&conn)?.flow;
         let st = &mut self.h2;
         if !st.conns.contains_key(&conn) {
@@ -99,7 +76,7 @@ impl Analyzer {
                 st.order.retain(|c| conns.contains_key(c) || *c == conn);
             }
         }
-        Some(self.h2.conns.entry(conn).or_insert_with(|| H2ConnView {
+        Some(self.h2.conns.entry(conn).or_insert_with(|| H2Conn {
             conn,
             flow,
             opened: ts,
@@ -113,16 +90,15 @@ impl Analyzer {
     }
 
     /// SETTINGS or GOAWAY on an HTTP/2 connection.
-    pub(super) fn h2_fact(&mut self, conn: ConnId, ts: Ts, fact: ConnFact) {
+    pub(super) fn h2_fact(&mut self, conn: ConnId, ts: Ts, fact: ConnFact, out: &mut dyn FactSink) {
         let Some(v) = self.h2_view(conn, ts) else { return };
         match fact {
             ConnFact::Settings { dir: Dir::ToServer, settings } => v.client = Some(settings),
             ConnFact::Settings { dir: Dir::ToClient, settings } => v.server = Some(settings),
             ConnFact::GoAway { dir, last_stream, code } => v.goaway = Some((dir, last_stream, code)),
         }
-        let v = v.clone();
-        self.detectors.on_h2(&v, ts, &mut self.findings);
-        self.flush_findings();
+        out.fact(Fact::H2Connection(v));
+        out.settle();
     }
 
     /// An extended CONNECT request arrived on a stream.
@@ -138,11 +114,11 @@ impl Analyzer {
     }
 
     /// A TCP connection ended: its HTTP/2 view is final.
-    pub(super) fn h2_closed(&mut self, conn: ConnId, ts: Ts) {
+    pub(super) fn h2_closed(&mut self, conn: ConnId, ts: Ts, out: &mut dyn FactSink) {
         if let Some(mut v) = self.h2.conns.remove(&conn) {
             v.closed = Some(ts);
-            self.detectors.on_h2(&v, ts, &mut self.findings);
-            self.flush_findings();
+            out.fact(Fact::H2Connection(&v));
+            out.settle();
         }
     }
 

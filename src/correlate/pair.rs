@@ -145,10 +145,3 @@ pub fn forwarded_ips(r: &Request) -> impl Iterator<Item = IpAddr> + '_ {
 pub fn forwarded_for_names(r: &Request, ip: IpAddr) -> bool {
     forwarded_ips(r).any(|x| x == ip)
 }
-
-/// Headers only a proxy adds: a request that has them came through one.
-pub fn has_proxy_headers(r: &Request) -> bool {
-    ["x-forwarded-for", "x-real-ip", "forwarded", "via", "x-forwarded-proto", "x-forwarded-host"]
-        .iter()
-        .any(|h| r.headers.has(h))
-}

@@ -1,8 +1,11 @@
 //! Hop correlation from hand-built events: what pairs, what must not.
 
 use super::*;
+use crate::facts::Collect;
 use crate::flow::Endpoint;
 use crate::proto::{Headers, Version};
+use crate::proto::{Request, Response};
+use crate::record::{Handshake, Outcome};
 
 fn ep(s: &str) -> Endpoint {
     let sa: std::net::SocketAddr = s.parse().unwrap();
@@ -34,27 +37,29 @@ fn resp(status: u16) -> Box<Response> {
 }
 
 struct Run {
-    a: Analyzer,
+    a: Correlator,
+    /// What correlation raised: its records, and how many facts.
+    out: Collect,
     t: i64,
 }
 
 impl Run {
     fn new(roles: Roles) -> Run {
         let cfg = Config { verbose: false, redact: Redactor { enabled: true }, roles, timeouts: vec![], live: false };
-        Run { a: Analyzer::new(cfg, Detectors::default()), t: 1_000_000 }
+        Run { a: Correlator::new(cfg), out: Collect::default(), t: 1_000_000 }
     }
     fn ev(&mut self, conn: ConnId, kind: EventKind) {
         self.t += 1000;
-        self.a.event(Event { conn, ts: Ts(self.t), kind });
+        self.a.event(Event { conn, ts: Ts(self.t), kind }, &mut self.out);
     }
     fn open(&mut self, conn: ConnId, f: FlowKey) {
         self.ev(conn, EventKind::Open { flow: f, syn: true });
         self.ev(conn, EventKind::Established);
     }
     fn handshakes(&mut self) -> Vec<Handshake> {
-        self.a.finish(Ts(self.t + 1000));
-        self.a
-            .drain()
+        self.a.finish(Ts(self.t + 1000), &mut self.out);
+        std::mem::take(&mut self.out.records)
+            .into_iter()
             .filter_map(|r| match r {
                 Record::Handshake(h) => Some(h),
                 _ => None,
@@ -124,7 +129,7 @@ fn another_host_without_strong_evidence_is_not_a_forward() {
     r.ev(2, EventKind::Request(req("/api", &[("User-Agent", "curl")])));
     r.ev(2, EventKind::Response(resp(200)));
     r.ev(1, EventKind::Response(resp(200)));
-    r.a.finish(Ts(r.t + 1));
+    r.a.finish(Ts(r.t + 1), &mut r.out);
     assert_eq!(r.a.stats.exchanges, 2, "two lone requests, not one pair");
 }
 
@@ -230,7 +235,7 @@ fn a_rewritten_prefix_with_the_same_query_pairs() {
     r.ev(2, EventKind::Request(req(&format!("/socket.io/{q}"), &[("User-Agent", "node")])));
     r.ev(2, EventKind::Response(resp(200)));
     r.ev(1, EventKind::Response(resp(200)));
-    r.a.finish(Ts(r.t + 1));
+    r.a.finish(Ts(r.t + 1), &mut r.out);
     assert_eq!(r.a.stats.exchanges, 1, "one exchange across the rewrite");
     // A short query alone is not enough.
     let mut r = Run::new(Roles::default());
@@ -240,7 +245,7 @@ fn a_rewritten_prefix_with_the_same_query_pairs() {
     r.ev(2, EventKind::Request(req("/b/?p=1", &[("User-Agent", "node")])));
     r.ev(2, EventKind::Response(resp(200)));
     r.ev(1, EventKind::Response(resp(200)));
-    r.a.finish(Ts(r.t + 1));
+    r.a.finish(Ts(r.t + 1), &mut r.out);
     assert_eq!(r.a.stats.exchanges, 2);
 }
 
@@ -332,34 +337,4 @@ fn who_closed_first_names_the_end() {
     r.ev(1, EventKind::Response(resp(504)));
     let h = r.handshakes();
     assert_eq!(h[0].upstream.as_ref().unwrap().end.map(|e| e.name()), Some("closed-by-client"));
-}
-
-#[test]
-fn records_are_released_in_stamp_order_up_to_the_watermark() {
-    use crate::record::FrameLine;
-    let line = |ts: f64| {
-        Record::Frame(FrameLine {
-            ty: "frame",
-            ts,
-            flow: flow("10.0.0.1:1", "10.0.0.2:2"),
-            dir: crate::proto::Dir::ToServer,
-            opcode: crate::proto::ws::opcode::TEXT,
-            fin: true,
-            rsv1: false,
-            masked: true,
-            len: 0,
-            close_code: None,
-            close_reason: None,
-            stream_id: None,
-        })
-    };
-    let mut o = order::Reorder::default();
-    o.push(line(3.0));
-    o.push(line(1.0));
-    o.push(line(2.0));
-    o.release(Ts::from_secs_f64(2.0));
-    let got: Vec<f64> = o.drain().map(|r| if let Record::Frame(f) = r { f.ts } else { 0.0 }).collect();
-    assert_eq!(got, [1.0, 2.0]);
-    o.release_all();
-    assert_eq!(o.drain().count(), 1);
 }

@@ -9,7 +9,7 @@ use super::lifecycle::Lifecycle;
 use super::plain::SocketIo;
 use super::proxy::{self, FixContext, Proxy};
 use super::{Detector, Finding, FindingKind, Severity};
-use crate::correlate::{Exchange, SessionRow, SessionView, Txn};
+use crate::facts::{Exchange, H2Conn, HopRequest, SessionEnd, SessionRow};
 use crate::flow::key::{FxHashMap, FxHashSet};
 use crate::flow::{Endpoint, FlowKey};
 use crate::redact::Redactor;
@@ -155,8 +155,8 @@ fn push_unique(v: &mut Vec<String>, s: &str) {
 /// The request on this hop was forwarded by a proxy: it carries what
 /// proxies add, or is an upgrade over HTTP/1.0 (no WebSocket client sends
 /// one).
-fn forwarded_hop(t: &Txn) -> bool {
-    crate::correlate::pair::has_proxy_headers(&t.req)
+fn forwarded_hop(t: &HopRequest) -> bool {
+    super::evidence::has_proxy_headers(&t.req)
         || (t.req.version == crate::proto::Version::Http10 && t.req.headers.has("sec-websocket-key"))
 }
 
@@ -254,7 +254,7 @@ pub(super) fn about(
     finding(kind, severity, x.ts, flows, Some(x.path), message, proxy, None, detail)
 }
 
-pub(super) fn flows(ts: &[Option<&Txn>]) -> Vec<FlowKey> {
+pub(super) fn flows(ts: &[Option<&HopRequest>]) -> Vec<FlowKey> {
     ts.iter().flatten().map(|t| t.flow).collect()
 }
 
@@ -273,14 +273,14 @@ impl Detector for Diagnosis {
         self.socketio_exchange(x);
     }
 
-    fn on_session(&mut self, s: &SessionView<'_>, out: &mut Vec<Finding>) {
+    fn on_session(&mut self, s: &SessionEnd<'_>, out: &mut Vec<Finding>) {
         let proxy = s
-            .record
+            .session
             .client_flow
             .and_then(|f| self.known_proxy_at(f.dst))
             .or(self.proxy_override)
             .unwrap_or(Proxy::Unknown);
-        let bad = self.bad_handshakes.contains(&s.record.handshake);
+        let bad = self.bad_handshakes.contains(&s.session.handshake);
         let before = out.len();
         self.life.session_ended(s, proxy, bad, out);
         for f in &mut out[before..] {
@@ -302,9 +302,9 @@ impl Detector for Diagnosis {
         }
     }
 
-    fn on_h2(&mut self, c: &crate::correlate::h2pair::H2ConnView, now: Ts, out: &mut Vec<Finding>) {
+    fn on_h2(&mut self, c: &H2Conn, out: &mut Vec<Finding>) {
         let before = out.len();
-        self.h2_conn(c, now, out);
+        self.h2_conn(c, out);
         for f in &mut out[before..] {
             self.fill_evidence(f);
         }

@@ -5,7 +5,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 
-use crate::correlate::Txn;
+use crate::facts::HopRequest;
 use crate::proto::{Headers, Request};
 use crate::redact::Redactor;
 
@@ -22,7 +22,7 @@ fn pairs(h: &Headers, r: Redactor) -> Value {
 }
 
 /// One hop as evidence: request line, every header, the response.
-pub fn hop(t: &Txn, r: Redactor) -> Value {
+pub fn hop(t: &HopRequest, r: Redactor) -> Value {
     json!({
         "flow": t.flow,
         "request_line": format!("{} {} {}", t.req.method, r.target(&t.req.target), t.req.version),
@@ -34,7 +34,7 @@ pub fn hop(t: &Txn, r: Redactor) -> Value {
 }
 
 /// What the client got on this hop, in words.
-pub fn saw(t: &Txn) -> String {
+pub fn saw(t: &HopRequest) -> String {
     match (&t.resp, t.end) {
         (Some(r), _) => format!("{} {}", r.status, r.reason).trim().to_string(),
         (None, Some((_, e))) => format!("no response ({})", e.name()),
@@ -175,6 +175,13 @@ pub fn complete_upgrade(r: &Request) -> bool {
         && r.version == crate::proto::Version::Http11
         && r.headers.has("sec-websocket-key")
         && r.headers.has("sec-websocket-version")
+}
+
+/// Headers only a proxy adds: a request that has them came through one.
+pub fn has_proxy_headers(r: &Request) -> bool {
+    ["x-forwarded-for", "x-real-ip", "forwarded", "via", "x-forwarded-proto", "x-forwarded-host"]
+        .iter()
+        .any(|h| r.headers.has(h))
 }
 
 #[cfg(test)]

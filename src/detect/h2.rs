@@ -30,8 +30,7 @@ use super::diagnosis::{Diagnosis, about, finding};
 use super::evidence::{self, COMPARED, change};
 use super::proxy::Proxy;
 use super::{Finding, FindingKind, Severity};
-use crate::correlate::h2pair::H2ConnView;
-use crate::correlate::{Exchange, Txn};
+use crate::facts::{Exchange, H2Conn, HopRequest};
 use crate::flow::{Endpoint, FlowKey};
 use crate::proto::Request;
 use crate::record::{CloseHow, Role, Side};
@@ -129,7 +128,7 @@ pub fn diff(c: &Request, u: &Request, r: Redactor) -> Vec<Value> {
 }
 
 /// A 2xx that carries a body: a plain response, not an accepted tunnel.
-fn plain_body(t: &Txn) -> Option<(Option<String>, Option<u64>)> {
+fn plain_body(t: &HopRequest) -> Option<(Option<String>, Option<u64>)> {
     let r = t.resp.as_deref()?;
     let ctype = r.headers.get("content-type").map(str::to_string);
     let len = r.headers.content_length();
@@ -137,7 +136,7 @@ fn plain_body(t: &Txn) -> Option<(Option<String>, Option<u64>)> {
 }
 
 /// The client hop is an HTTP/2 extended CONNECT answered 2xx.
-fn accepted_h2(t: &Txn) -> bool {
+fn accepted_h2(t: &HopRequest) -> bool {
     t.req.is_extended_connect() && t.upgraded()
 }
 
@@ -155,7 +154,7 @@ impl Diagnosis {
         }
         let body = plain_body(c);
         let pname = proxy.name();
-        let stream = crate::correlate::h2pair::stream_of(c.conn).unwrap_or(0);
+        let stream = c.stream().unwrap_or(0);
         let status = c.status().unwrap_or(0);
         let (msg, mut d) = match x.upstream {
             Some(u) if !u.upgraded() => {
@@ -237,7 +236,7 @@ impl Diagnosis {
 
     /// An extended CONNECT the front refused: if it never offered RFC 8441
     /// on that connection, the client wanted what it was not offered.
-    fn h2_refused_connect(&mut self, x: &Exchange<'_>, c: &Txn) {
+    fn h2_refused_connect(&mut self, x: &Exchange<'_>, c: &HopRequest) {
         let Some(n) = self.h2.not_offered.iter_mut().find(|n| n.flow == c.flow) else { return };
         n.tried += 1;
         let _ = x;
@@ -245,7 +244,7 @@ impl Diagnosis {
 
     /// An HTTP/2 connection's facts: remember those whose server does not
     /// offer RFC 8441.
-    pub(super) fn h2_conn(&mut self, v: &H2ConnView, now: Ts, out: &mut Vec<Finding>) {
+    pub(super) fn h2_conn(&mut self, v: &H2Conn, out: &mut Vec<Finding>) {
         if v.offers_websocket() == Some(false) {
             match self.h2.not_offered.iter_mut().find(|n| n.flow == v.flow) {
                 Some(n) => n.until = v.closed,
@@ -291,7 +290,6 @@ impl Diagnosis {
                 ));
             }
         }
-        let _ = now;
     }
 
     /// A WebSocket upgrade over HTTP/1.1 into a front the same client has

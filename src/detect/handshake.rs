@@ -8,13 +8,14 @@ use super::diagnosis::{Diagnosis, about, flows};
 use super::evidence::{self, complete_upgrade, expected_accept, upgrade_headers};
 use super::proxy::Proxy;
 use super::{Finding, FindingKind, Severity};
-use crate::correlate::{Exchange, HopEnd, Txn};
+use crate::facts::{Exchange, HopRequest};
 use crate::flow::{Endpoint, FlowKey};
 use crate::proto::Version;
+use crate::record::HopEnd;
 use crate::time::Ts;
 
 /// What the backend did, in words.
-fn backend_did(u: &Txn) -> String {
+fn backend_did(u: &HopRequest) -> String {
     match (&u.resp, u.end) {
         (Some(r), _) => format!("the backend answered {} {}", r.status, r.reason).trim_end().to_string(),
         (None, Some((_, HopEnd::ServerClosed))) => "the backend closed the connection without answering".into(),
@@ -23,7 +24,7 @@ fn backend_did(u: &Txn) -> String {
     }
 }
 
-fn status_word(t: &Txn) -> String {
+fn status_word(t: &HopRequest) -> String {
     match &t.resp {
         Some(r) => r.status.to_string(),
         None => evidence::saw(t),
@@ -93,7 +94,7 @@ impl Diagnosis {
         }
     }
 
-    fn both_hops(&mut self, x: &Exchange<'_>, c: &Txn, u: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
+    fn both_hops(&mut self, x: &Exchange<'_>, c: &HopRequest, u: &HopRequest, proxy: Proxy, out: &mut Vec<Finding>) {
         let fl = flows(&[Some(c), Some(u)]);
         let ch = upgrade_headers(&c.req);
         let uh = upgrade_headers(&u.req);
@@ -182,8 +183,8 @@ impl Diagnosis {
     fn no_answer(
         &mut self,
         x: &Exchange<'_>,
-        c: &Txn,
-        u: &Txn,
+        c: &HopRequest,
+        u: &HopRequest,
         proxy: Proxy,
         fl: Vec<FlowKey>,
         out: &mut Vec<Finding>,
@@ -292,7 +293,7 @@ impl Diagnosis {
         f
     }
 
-    fn client_only(&mut self, x: &Exchange<'_>, c: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
+    fn client_only(&mut self, x: &Exchange<'_>, c: &HopRequest, proxy: Proxy, out: &mut Vec<Finding>) {
         let fl = flows(&[Some(c)]);
         if !upgrade_headers(&c.req).intact() && c.from.is_none() {
             self.headers_missing(x, c, proxy, out);
@@ -343,7 +344,7 @@ impl Diagnosis {
         }
     }
 
-    fn upstream_only(&mut self, x: &Exchange<'_>, u: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
+    fn upstream_only(&mut self, x: &Exchange<'_>, u: &HopRequest, proxy: Proxy, out: &mut Vec<Finding>) {
         let fl = flows(&[Some(u)]);
         if !upgrade_headers(&u.req).intact() {
             self.headers_missing(x, u, proxy, out);
@@ -392,7 +393,7 @@ impl Diagnosis {
     /// An upgrade request seen on one hop only, over HTTP/1.0: no WebSocket
     /// client speaks HTTP/1.0, so a proxy in front forwarded it that way
     /// (nginx's default proxy_http_version). The request line says it all.
-    fn lone_http10(&mut self, x: &Exchange<'_>, t: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
+    fn lone_http10(&mut self, x: &Exchange<'_>, t: &HopRequest, proxy: Proxy, out: &mut Vec<Finding>) {
         let ws = t.req.headers.has("sec-websocket-key") || t.req.headers.has("sec-websocket-version");
         if t.req.version != Version::Http10 || !ws {
             return;
@@ -411,7 +412,7 @@ impl Diagnosis {
 
     /// A request with a WebSocket key but without the upgrade headers,
     /// whose previous hop is not visible: a hop in front dropped them.
-    fn headers_missing(&mut self, x: &Exchange<'_>, t: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
+    fn headers_missing(&mut self, x: &Exchange<'_>, t: &HopRequest, proxy: Proxy, out: &mut Vec<Finding>) {
         if !t.req.headers.has("sec-websocket-key") && !t.req.headers.has("sec-websocket-version") {
             return;
         }
@@ -441,8 +442,15 @@ impl Diagnosis {
 
     /// The client hop was TLS (or said so) but the forwarded request does
     /// not tell the backend.
-    fn forwarded_proto(&mut self, x: &Exchange<'_>, c: Option<&Txn>, u: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
-        let told = |t: &Txn| {
+    fn forwarded_proto(
+        &mut self,
+        x: &Exchange<'_>,
+        c: Option<&HopRequest>,
+        u: &HopRequest,
+        proxy: Proxy,
+        out: &mut Vec<Finding>,
+    ) {
+        let told = |t: &HopRequest| {
             t.req.headers.has("x-forwarded-proto")
                 || t.req.headers.tokens("forwarded").any(|v| v.to_ascii_lowercase().contains("proto="))
         };
@@ -468,7 +476,7 @@ impl Diagnosis {
 
     /// RFC 6455 4.2.2 on every hop that got a 101.
     fn bad_accept(&mut self, x: &Exchange<'_>, proxy: Proxy, out: &mut Vec<Finding>) {
-        let wrong = |t: &Txn| -> Option<(String, Option<String>)> {
+        let wrong = |t: &HopRequest| -> Option<(String, Option<String>)> {
             if !t.upgraded() {
                 return None;
             }

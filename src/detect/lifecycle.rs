@@ -12,10 +12,10 @@ use serde_json::json;
 use super::diagnosis::finding;
 use super::proxy::Proxy;
 use super::{DECIDE_WITHIN_S, Finding, FindingKind, Severity};
-use crate::correlate::WsActivity;
-use crate::correlate::{SessionRow, SessionView};
+use crate::facts::{SessionEnd, SessionRow};
 use crate::flow::key::{FxHashMap, FxHashSet};
 use crate::flow::{Endpoint, FlowKey};
+use crate::proto::activity::WsActivity;
 use crate::record::{CloseHow, Closer, Heartbeat, Role, Session, Side};
 use crate::time::{Ts, round3};
 
@@ -169,8 +169,8 @@ impl Lifecycle {
         self.learned.iter().copied().reduce(f64::min)
     }
 
-    pub fn session_ended(&mut self, s: &SessionView<'_>, proxy: Proxy, bad_handshake: bool, out: &mut Vec<Finding>) {
-        let r = s.record;
+    pub fn session_ended(&mut self, s: &SessionEnd<'_>, proxy: Proxy, bad_handshake: bool, out: &mut Vec<Finding>) {
+        let r = s.session;
         let abnormal = !r.open && matches!(r.close.how, CloseHow::Fin | CloseHow::Rst);
         // The proxy closed the session itself with close frames (a reload):
         // a clean close, but one of several at once is a mass close.

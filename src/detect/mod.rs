@@ -4,7 +4,7 @@
 //!
 //! Finding `kind`s are stable identifiers of the JSON contract.
 
-use crate::correlate::{Exchange, SessionRow, SessionView};
+use crate::facts::{Exchange, Fact, H2Conn, SessionEnd, SessionRow};
 pub use crate::record::{Finding, FindingKind, Severity};
 use crate::time::Ts;
 
@@ -14,12 +14,12 @@ pub trait Detector: Send {
     /// A client request and what became of it, once its outcome is known.
     fn on_exchange(&mut self, _x: &Exchange<'_>, _out: &mut Vec<Finding>) {}
     /// An upgraded session ended (or the capture did).
-    fn on_session(&mut self, _s: &SessionView<'_>, _out: &mut Vec<Finding>) {}
+    fn on_session(&mut self, _s: &SessionEnd<'_>, _out: &mut Vec<Finding>) {}
     /// Packet time advanced (called at most once per second of capture
     /// time). `open` lists open sessions in live capture, else is empty.
     fn on_tick(&mut self, _now: Ts, _open: &[SessionRow], _out: &mut Vec<Finding>) {}
     /// An HTTP/2 connection's facts changed (SETTINGS, GOAWAY) or it ended.
-    fn on_h2(&mut self, _c: &crate::correlate::h2pair::H2ConnView, _now: Ts, _out: &mut Vec<Finding>) {}
+    fn on_h2(&mut self, _c: &H2Conn, _out: &mut Vec<Finding>) {}
     /// An idle timeout this detector learned from the capture, if any.
     fn learned_boundary(&self) -> Option<f64> {
         None
@@ -59,7 +59,7 @@ impl Detectors {
             d.on_exchange(x, out);
         }
     }
-    pub fn on_session(&mut self, s: &SessionView<'_>, out: &mut Vec<Finding>) {
+    pub fn on_session(&mut self, s: &SessionEnd<'_>, out: &mut Vec<Finding>) {
         for d in &mut self.list {
             d.on_session(s, out);
         }
@@ -69,9 +69,17 @@ impl Detectors {
             d.on_tick(now, open, out);
         }
     }
-    pub fn on_h2(&mut self, c: &crate::correlate::h2pair::H2ConnView, now: Ts, out: &mut Vec<Finding>) {
+    pub fn on_h2(&mut self, c: &H2Conn, out: &mut Vec<Finding>) {
         for d in &mut self.list {
-            d.on_h2(c, now, out);
+            d.on_h2(c, out);
+        }
+    }
+    /// A fact correlation completed, to every detector.
+    pub fn on_fact(&mut self, f: &Fact<'_>, out: &mut Vec<Finding>) {
+        match f {
+            Fact::Exchange(x) => self.on_exchange(x, out),
+            Fact::SessionEnded(s) => self.on_session(s, out),
+            Fact::H2Connection(c) => self.on_h2(c, out),
         }
     }
     pub fn learned_boundary(&self) -> Option<f64> {

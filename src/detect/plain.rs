@@ -6,7 +6,7 @@ use serde_json::json;
 use super::diagnosis::{Diagnosis, finding, flows};
 use super::proxy::Proxy;
 use super::{DECIDE_WITHIN_S, Finding, FindingKind, Severity};
-use crate::correlate::{Exchange, Txn};
+use crate::facts::{Exchange, HopRequest};
 use crate::flow::FlowKey;
 use crate::flow::key::FxHashMap;
 use crate::record::Outcome;
@@ -90,7 +90,7 @@ fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
 
 /// An Engine.IO request, whatever path the app or a proxy mounted it on:
 /// its query names the protocol revision and the transport.
-fn is_engine_io(t: &Txn) -> bool {
+fn is_engine_io(t: &HopRequest) -> bool {
     query_param(&t.req.target, "EIO").is_some() && query_param(&t.req.target, "transport").is_some()
 }
 

@@ -11,14 +11,14 @@ use serde_json::json;
 use super::diagnosis::finding;
 use super::proxy::Proxy;
 use super::{Finding, FindingKind, Severity};
-use crate::correlate::SessionView;
+use crate::facts::SessionEnd;
 use crate::record::{CloseHow, Closer, Role};
 use crate::time::Ts;
 
 /// The `proxy-protocol-violation` finding for a finished session, if any.
-pub fn violation(s: &SessionView<'_>, proxy: Proxy) -> Option<Finding> {
+pub fn violation(s: &SessionEnd<'_>, proxy: Proxy) -> Option<Finding> {
     let (c, u) = (s.client?, s.upstream?);
-    let r = s.record;
+    let r = s.session;
     let unmasked = u.unmasked_client.saturating_sub(c.unmasked_client);
     let masked = c.masked_server.saturating_sub(u.masked_server);
     let oversized_up = u.oversized_control.saturating_sub(c.oversized_control);

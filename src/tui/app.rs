@@ -13,7 +13,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use hdrhistogram::Histogram;
 
 use super::feed::{Snapshot, Source, UiMsg, Update};
-use crate::correlate::SessionRow;
+use crate::facts::SessionRow;
 use crate::flow::{Endpoint, FlowKey};
 use crate::record::{CloseHow, Dirs, Finding, FindingKind, Handshake, Outcome, Record, Role, Session, Severity};
 

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use crate::capture::file::FileSource;
 use crate::capture::{Next, PacketSource};
 use crate::cli::Args;
-use crate::correlate::SessionRow;
 use crate::error::{Error, Result};
+use crate::facts::SessionRow;
 use crate::pipeline::Pipeline;
 use crate::record::{Capture, Record, Summary};
 use crate::sink::Sink;
@@ -317,7 +317,7 @@ fn send_update(
     let mut summary = Record::Summary(summary.unwrap_or_else(|| p.summary()));
     crate::escape::record_in_place(&mut summary);
     let Record::Summary(summary) = summary else { unreachable!("a summary stays a summary") };
-    let mut sessions = p.analyzer.session_rows(&p.flows);
+    let mut sessions = p.session_rows();
     let redact = p.redactor();
     for s in &mut sessions {
         s.path = redact.path(&s.path);
@@ -328,8 +328,8 @@ fn send_update(
     let snapshot = Snapshot {
         summary,
         sessions,
-        idle_boundary: p.analyzer.idle_boundary(),
-        relay_ms: p.analyzer.take_relay_samples(),
+        idle_boundary: p.analysis.idle_boundary(),
+        relay_ms: p.analysis.correlation.take_relay_samples(),
         capture,
         clock: clock.map(Ts::secs),
     };

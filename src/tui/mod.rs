@@ -35,7 +35,6 @@ use self::feed::{Control, FeedOptions, SourceKind, UiMsg};
 use crate::cli::Args;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
-use crate::record::Severity;
 
 /// Minimum time between two frames.
 pub const FRAME: Duration = Duration::from_millis(100);
@@ -105,13 +104,7 @@ pub fn run(args: &Args, p: Pipeline) -> Result<i32> {
 }
 
 fn fail_on_status(args: &Args, app: &App) -> i32 {
-    let worst = app.kind_severity.values().max().copied();
-    let level = match args.fail_on {
-        Some(crate::cli::FailOn::Error) => Severity::Error,
-        Some(crate::cli::FailOn::Warning) => Severity::Warning,
-        None => return 0,
-    };
-    i32::from(worst.is_some_and(|w| w >= level))
+    crate::record::exit_status(crate::app::fail_level(args), app.kind_severity.values().max().copied())
 }
 
 /// Applies messages and keys until quit; returns the exit status.

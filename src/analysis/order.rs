@@ -234,3 +234,43 @@ impl Reorder {
         self.held.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(s: &str) -> crate::flow::Endpoint {
+        let sa: std::net::SocketAddr = s.parse().unwrap();
+        crate::flow::Endpoint::new(sa.ip(), sa.port())
+    }
+
+    #[test]
+    fn records_are_released_in_stamp_order_up_to_the_watermark() {
+        use crate::record::FrameLine;
+        let line = |ts: f64| {
+            Record::Frame(FrameLine {
+                ty: "frame",
+                ts,
+                flow: crate::flow::FlowKey { src: ep("10.0.0.1:1"), dst: ep("10.0.0.2:2") },
+                dir: crate::proto::Dir::ToServer,
+                opcode: crate::proto::ws::opcode::TEXT,
+                fin: true,
+                rsv1: false,
+                masked: true,
+                len: 0,
+                close_code: None,
+                close_reason: None,
+                stream_id: None,
+            })
+        };
+        let mut o = Reorder::default();
+        o.push(line(3.0));
+        o.push(line(1.0));
+        o.push(line(2.0));
+        o.release(Ts::from_secs_f64(2.0));
+        let got: Vec<f64> = o.drain().map(|r| if let Record::Frame(f) = r { f.ts } else { 0.0 }).collect();
+        assert_eq!(got, [1.0, 2.0]);
+        o.release_all();
+        assert_eq!(o.drain().count(), 1);
+    }
+}
