@@ -7,7 +7,6 @@ use crate::capture::file::FileSource;
 use crate::cli::{Args, ColorWhen, FailOn};
 use crate::correlate::{Config, Roles, roles::UpstreamSpec};
 use crate::detect::Detectors;
-use crate::detect::diagnosis::{Diagnosis, DiagnosisConfig};
 use crate::detect::proxy::Proxy;
 use crate::error::{Error, Result};
 use crate::flow::Limits;
@@ -68,13 +67,12 @@ fn load_keys(args: &Args, keys: &crate::proto::tls::Keys) -> Result<()> {
 
 /// The detectors a run uses.
 pub fn detectors(args: &Args) -> Detectors {
-    let cfg = DiagnosisConfig {
-        redact: Some(Redactor { enabled: !args.no_redact }),
+    crate::detect::standard(crate::detect::Config {
+        redact: Redactor { enabled: !args.no_redact },
         proxy: args.proxy.map(Proxy::from_kind),
         timeouts: args.timeouts.clone(),
         live: args.interface.is_some(),
-    };
-    Detectors::new(vec![Box::new(Diagnosis::new(cfg))])
+    })
 }
 
 /// The text or JSON sink on standard output.

@@ -168,6 +168,19 @@ pub struct SessionEnd<'a> {
     pub upstream: Option<&'a WsActivity>,
 }
 
+impl SessionEnd<'_> {
+    /// When its close began: the first closing action (close frame, FIN,
+    /// RST) on a hop whose activity is known, else its end.
+    pub fn close_ts(&self) -> Ts {
+        [self.client, self.upstream]
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w.first_close.map(|c| c.0))
+            .min()
+            .unwrap_or(Ts::from_secs_f64(self.session.end))
+    }
+}
+
 /// What is known of an HTTP/2 connection: raised when its SETTINGS or
 /// GOAWAY change, and once more when it ends.
 #[derive(Debug, Clone)]

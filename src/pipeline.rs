@@ -312,8 +312,8 @@ impl Pipeline {
                     shed_bytes: b.stats.shed_bytes,
                     records_written_early: self.analysis.written_early_for_memory(),
                     h2_connections_forgotten: self.analysis.correlation.h2_forgotten(),
-                    closes_judged_early: self.analysis.detector_bounds().0,
-                    socketio_sessions_forgotten: self.analysis.detector_bounds().1,
+                    closes_judged_early: self.analysis.detectors_gave_up().closes_judged_early,
+                    socketio_sessions_forgotten: self.analysis.detectors_gave_up().socketio_sessions_forgotten,
                 }
             },
             capture: None,

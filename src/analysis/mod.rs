@@ -187,10 +187,9 @@ impl Analysis {
         self.policy.out.set_byte_cap(bytes);
     }
 
-    /// What the detectors' bounds gave up: (closes judged before their
-    /// time, Socket.IO sessions forgotten).
-    pub fn detector_bounds(&self) -> (u64, u64) {
-        self.policy.detectors.bounded()
+    /// What the detectors' bounds gave up.
+    pub fn detectors_gave_up(&self) -> crate::detect::GaveUp {
+        self.policy.detectors.gave_up()
     }
 
     /// The findings written so far.

@@ -5,7 +5,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 
-use crate::facts::HopRequest;
+use crate::facts::{Exchange, HopRequest};
 use crate::proto::{Headers, Request};
 use crate::redact::Redactor;
 
@@ -33,6 +33,33 @@ pub fn hop(t: &HopRequest, r: Redactor) -> Value {
     })
 }
 
+/// What a finding about an exchange quotes: both hops (request line, every
+/// header, the response), their difference, what the client saw, the TLS
+/// of the client hop.
+pub fn exchange(x: &Exchange<'_>, r: Redactor) -> Value {
+    let mut d = json!({
+        "handshake": x.handshake,
+        "hops": {
+            "client": x.client.map(|c| hop(c, r)),
+            "upstream": x.upstream.map(|u| hop(u, r)),
+        },
+        "client_saw": x.client.map(saw),
+    });
+    if let (Some(c), Some(u)) = (x.client, x.upstream) {
+        d["diff"] = Value::Array(diff(&c.req, &u.req, r));
+    }
+    if let Some(c) = x.client
+        && let Some(t) = &c.tls
+    {
+        d["hops"]["client"]["tls"] = json!(crate::record::TlsHop::of(Some(t), None));
+    }
+    if let Some(tf) = x.tls_front {
+        d["hops"]["client"] = json!({"flow": tf.flow, "encrypted": true, "sni": tf.sni,
+            "tls": crate::record::TlsHop::of(tf.tls.as_deref(), tf.sni.as_deref())});
+    }
+    d
+}
+
 /// What the client got on this hop, in words.
 pub fn saw(t: &HopRequest) -> String {
     match (&t.resp, t.end) {
@@ -46,7 +73,7 @@ pub fn saw(t: &HopRequest) -> String {
 }
 
 /// Headers that matter to an upgrade, compared between hops.
-pub(super) const COMPARED: &[&str] = &[
+pub const COMPARED: &[&str] = &[
     "Upgrade",
     "Connection",
     "Sec-WebSocket-Key",
@@ -62,7 +89,7 @@ pub(super) const COMPARED: &[&str] = &[
 
 /// Upgrade/Connection are token lists compared case-insensitively; only
 /// the token that matters (websocket, upgrade) decides "mangled".
-pub(super) fn change(name: &str, c: Option<&str>, u: Option<&str>) -> Option<&'static str> {
+pub fn change(name: &str, c: Option<&str>, u: Option<&str>) -> Option<&'static str> {
     match (c, u) {
         (None, None) => None,
         (Some(_), None) => Some("missing"),
@@ -94,13 +121,74 @@ pub(super) fn change(name: &str, c: Option<&str>, u: Option<&str>) -> Option<&'s
 /// Differences between the client's request and the forwarded one.
 pub fn diff(c: &Request, u: &Request, r: Redactor) -> Vec<Value> {
     if c.is_h2() && !u.is_h2() {
-        return super::h2::diff(c, u, r);
+        return h2_diff(c, u, r);
     }
     let mut out = Vec::new();
     if c.version != u.version {
         out.push(json!({"header": "HTTP version", "client": c.version.as_str(), "upstream": u.version.as_str(), "change": "changed"}));
     }
     for name in COMPARED {
+        let a = c.headers.joined(name);
+        let b = u.headers.joined(name);
+        if let Some(ch) = change(name, a.as_deref(), b.as_deref()) {
+            out.push(json!({
+                "header": name,
+                "client": a.map(|v| r.header(name, &v)),
+                "upstream": b.map(|v| r.header(name, &v)),
+                "change": ch,
+            }));
+        }
+    }
+    out
+}
+
+/// The differences between an HTTP/2 client request and the HTTP/1.1
+/// request the proxy made of it: `:protocol` against Upgrade/Connection,
+/// `:authority` against Host, then the headers compared for any hop.
+fn h2_diff(c: &Request, u: &Request, r: Redactor) -> Vec<Value> {
+    let mut out = vec![
+        json!({"header": "HTTP version", "client": c.version.as_str(), "upstream": u.version.as_str(), "change": "translated"}),
+    ];
+    let proto = c.headers.get(":protocol");
+    let up = u.headers.joined("upgrade");
+    let conn = u.headers.joined("connection");
+    let ws = up.as_deref().is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket")));
+    let has_upgrade = conn.as_deref().is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+    let upgrade_change = match (proto.is_some(), ws) {
+        (true, true) => "translated",
+        (true, false) if up.is_none() => "missing",
+        (true, false) => "mangled",
+        (false, true) => "added",
+        (false, false) => "",
+    };
+    if !upgrade_change.is_empty() {
+        out.push(json!({"header": "Upgrade", "client": proto.map(|p| format!(":protocol {p}")), "upstream": up, "change": upgrade_change}));
+    }
+    let conn_change = match (proto.is_some(), has_upgrade) {
+        (true, true) => "translated",
+        (true, false) if conn.is_none() => "missing",
+        (true, false) => "mangled",
+        (false, true) => "added",
+        (false, false) => "",
+    };
+    if !conn_change.is_empty() {
+        out.push(json!({"header": "Connection", "client": proto.map(|_| "(CONNECT)"), "upstream": conn, "change": conn_change}));
+    }
+    if let Some(k) = u.headers.get("sec-websocket-key") {
+        out.push(json!({"header": "Sec-WebSocket-Key", "client": null, "upstream": r.header("sec-websocket-key", k), "change": "made up by the proxy"}));
+    }
+    let auth = c.headers.get(":authority");
+    let host = u.headers.get("host");
+    if auth.is_some() || host.is_some() {
+        let ch = match (auth, host) {
+            (Some(a), Some(h)) if a.eq_ignore_ascii_case(h) => "translated",
+            (Some(_), Some(_)) => "changed",
+            (Some(_), None) => "missing",
+            _ => "added",
+        };
+        out.push(json!({"header": "Host", "client": auth.map(|a| format!(":authority {a}")), "upstream": host, "change": ch}));
+    }
+    for name in COMPARED.iter().filter(|n| !matches!(**n, "Upgrade" | "Connection" | "Host" | "Sec-WebSocket-Key")) {
         let a = c.headers.joined(name);
         let b = u.headers.joined(name);
         if let Some(ch) = change(name, a.as_deref(), b.as_deref()) {

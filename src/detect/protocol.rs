@@ -5,18 +5,37 @@
 //! connection masks every frame, and the proxy is the client on its
 //! upstream leg), a masked frame to the client (a server never masks), an
 //! oversized control frame (5.5). Both hops must be in view.
+//!
+//! Kind: `proxy-protocol-violation`.
 
 use serde_json::json;
 
-use super::diagnosis::finding;
 use super::proxy::Proxy;
-use super::{Finding, FindingKind, Severity};
-use crate::facts::SessionEnd;
+use super::{Config, Context, Detector, Finding, FindingKind, Severity, finding};
+use crate::facts::{Fact, SessionEnd};
 use crate::record::{CloseHow, Closer, Role};
 use crate::time::Ts;
 
+pub struct ProtocolViolation;
+
+impl Detector for ProtocolViolation {
+    fn new(_: &Config) -> ProtocolViolation {
+        ProtocolViolation
+    }
+
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[FindingKind::ProxyProtocolViolation]
+    }
+
+    fn on_fact(&mut self, fact: &Fact<'_>, cx: &mut Context, out: &mut Vec<Finding>) {
+        if let Fact::SessionEnded(s) = fact {
+            out.extend(violation(s, cx.session_proxy(s)));
+        }
+    }
+}
+
 /// The `proxy-protocol-violation` finding for a finished session, if any.
-pub fn violation(s: &SessionEnd<'_>, proxy: Proxy) -> Option<Finding> {
+fn violation(s: &SessionEnd<'_>, proxy: Proxy) -> Option<Finding> {
     let (c, u) = (s.client?, s.upstream?);
     let r = s.session;
     let unmasked = u.unmasked_client.saturating_sub(c.unmasked_client);

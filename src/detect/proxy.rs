@@ -108,7 +108,29 @@ pub fn recognise(
             ));
         }
     }
-    super::h2::recognise(client_req, forwarded)
+    h2_bridge(client_req, forwarded)
+}
+
+/// HAProxy bridging HTTP/2 WebSockets: the upgrade it forwards carries the
+/// Sec-WebSocket-Key it made up, spelled `Sec-Websocket-Key` as its
+/// HTTP/1 mux writes it, after header names all lower-cased (HTX).
+fn h2_bridge(client: Option<&Request>, forwarded: Option<&Request>) -> Option<Recognised> {
+    let (c, q) = (client?, forwarded?);
+    if !c.is_extended_connect() || c.headers.has("sec-websocket-key") {
+        return None;
+    }
+    let made_up = q.headers.iter().any(|(n, _)| n == "Sec-Websocket-Key");
+    let others_lower = q
+        .headers
+        .iter()
+        .filter(|(n, _)| *n != "Sec-Websocket-Key")
+        .all(|(n, _)| !n.bytes().any(|b| b.is_ascii_uppercase()));
+    (made_up && others_lower).then(|| {
+        (
+            Proxy::Haproxy,
+            "the forwarded upgrade's made-up key header spelled 'Sec-Websocket-Key' after lower-cased names (HAProxy's HTTP/2 to HTTP/1 bridge)".to_string(),
+        )
+    })
 }
 
 /// The proxy named by the headers it adds to a forwarded request.
@@ -146,7 +168,8 @@ pub fn forwarded_signature(q: &Request) -> Option<Recognised> {
 }
 
 /// A fix for a finding kind, written for the proxy that is there.
-pub fn fix(kind: &str, p: Proxy, ctx: &FixContext) -> Option<String> {
+pub fn fix(kind: crate::record::FindingKind, p: Proxy, ctx: &FixContext) -> Option<String> {
+    let kind = kind.name();
     let boundary = ctx.boundary_s.map(|b| b.round() as u64);
     let keep = boundary.map_or(3600, |b| (b * 10).max(3600));
     let hb = boundary.map_or(30, |b| (b / 2).max(1));
@@ -312,22 +335,42 @@ mod tests {
     fn fixes_name_the_directive() {
         let c = FixContext { path: "/ws", boundary_s: Some(60.0) };
         assert!(
-            fix("upgrade-stripped", Proxy::Nginx, &c)
+            fix(crate::record::FindingKind::UpgradeStripped, Proxy::Nginx, &c)
                 .unwrap()
                 .contains("proxy_set_header Connection $connection_upgrade")
         );
-        assert!(fix("idle-timeout-close", Proxy::Haproxy, &c).unwrap().contains("timeout tunnel"));
-        assert!(fix("idle-timeout-close", Proxy::Nginx, &c).unwrap().contains("proxy_read_timeout"));
-        assert!(fix("no-such-kind", Proxy::Nginx, &c).is_none());
         assert!(
-            fix("upgrade-stripped", Proxy::Lighttpd, &c)
+            fix(crate::record::FindingKind::IdleTimeoutClose, Proxy::Haproxy, &c).unwrap().contains("timeout tunnel")
+        );
+        assert!(
+            fix(crate::record::FindingKind::IdleTimeoutClose, Proxy::Nginx, &c).unwrap().contains("proxy_read_timeout")
+        );
+        assert!(fix(crate::record::FindingKind::IdleTimeoutImminent, Proxy::Nginx, &c).is_none());
+        assert!(
+            fix(crate::record::FindingKind::UpgradeStripped, Proxy::Lighttpd, &c)
                 .unwrap()
                 .contains("proxy.header = ( \"upgrade\" => \"enable\" )")
         );
-        assert!(fix("idle-timeout-close", Proxy::Lighttpd, &c).unwrap().contains("server.max-read-idle"));
-        assert!(fix("upgrade-stripped", Proxy::Traefik, &c).unwrap().contains("customRequestHeaders"));
-        assert!(fix("idle-timeout-close", Proxy::Traefik, &c).unwrap().contains("respondingTimeouts"));
-        assert!(fix("upgrade-stripped", Proxy::Envoy, &c).unwrap().contains("upgrade_type: websocket"));
-        assert!(fix("idle-timeout-close", Proxy::Envoy, &c).unwrap().contains("idle_timeout"));
+        assert!(
+            fix(crate::record::FindingKind::IdleTimeoutClose, Proxy::Lighttpd, &c)
+                .unwrap()
+                .contains("server.max-read-idle")
+        );
+        assert!(
+            fix(crate::record::FindingKind::UpgradeStripped, Proxy::Traefik, &c)
+                .unwrap()
+                .contains("customRequestHeaders")
+        );
+        assert!(
+            fix(crate::record::FindingKind::IdleTimeoutClose, Proxy::Traefik, &c)
+                .unwrap()
+                .contains("respondingTimeouts")
+        );
+        assert!(
+            fix(crate::record::FindingKind::UpgradeStripped, Proxy::Envoy, &c)
+                .unwrap()
+                .contains("upgrade_type: websocket")
+        );
+        assert!(fix(crate::record::FindingKind::IdleTimeoutClose, Proxy::Envoy, &c).unwrap().contains("idle_timeout"));
     }
 }

@@ -1,37 +1,26 @@
-//! How upgraded sessions end: idle timeouts at a boundary, heartbeats that
-//! race a boundary, mass closes (reloads), and other abnormal ends.
+//! How sessions end without a close handshake: at an idle timeout
+//! (`idle-timeout-close`), at a boundary their heartbeats race
+//! (`heartbeat-race`, cut), all at once (`mass-close`: a reload), or else
+//! (`abnormal-close`).
 //!
 //! A session that ends without a close handshake is judged a little later
 //! (packet time), so that sessions closed in the same instant can be seen
 //! together: a proxy reload closes everything at once whatever its idle
 //! time, while a timeout closes each session its own boundary after its
-//! last data.
+//! last data. Boundaries learned here (several closes after the same
+//! silence) go to the context, for the other detectors.
 
 use serde_json::json;
 
-use super::diagnosis::finding;
+use super::boundary::{KNOWN_BOUNDARIES, Source, races, tolerance};
 use super::proxy::Proxy;
-use super::{DECIDE_WITHIN_S, Finding, FindingKind, Severity};
-use crate::facts::{SessionEnd, SessionRow};
-use crate::flow::key::{FxHashMap, FxHashSet};
+use super::{Config, Context, DECIDE_WITHIN_S, Detector, Finding, FindingKind, GaveUp, Severity, finding};
+use crate::facts::{Fact, SessionEnd, SessionRow};
+use crate::flow::key::FxHashMap;
 use crate::flow::{Endpoint, FlowKey};
 use crate::proto::activity::WsActivity;
 use crate::record::{CloseHow, Closer, Heartbeat, Role, Session, Side};
 use crate::time::{Ts, round3};
-
-/// Idle timeouts of well-known products, seconds, and who uses them.
-pub const KNOWN_BOUNDARIES: &[(f64, &str)] = &[
-    (30.0, "a common proxy/load-balancer idle timeout (HAProxy examples use 30 s)"),
-    (55.0, "Heroku's 55 s idle window"),
-    (60.0, "nginx proxy_read_timeout default, AWS ALB idle timeout default"),
-    (90.0, "a common load-balancer idle timeout"),
-    (100.0, "Cloudflare's 100 s idle timeout"),
-    (240.0, "Azure Load Balancer's 4 min default"),
-    (270.0, "a common load-balancer idle timeout"),
-    (300.0, "Envoy's 5 min stream idle default"),
-    (400.0, "a common load-balancer idle timeout"),
-    (3600.0, "a common 1 h maximum"),
-];
 
 /// Sessions closing within this long of each other are "the same instant".
 const SAME_INSTANT_S: f64 = 1.0;
@@ -41,8 +30,6 @@ const SETTLE_S: f64 = 2.0;
 const MASS_MIN: usize = 3;
 /// Abnormal closes sharing an idle time that make a learned boundary.
 const LEARN_MIN: usize = 3;
-/// Sessions with heartbeats kept for the end-of-capture race check.
-const MAX_SURVIVORS: usize = 1000;
 /// Closes waiting for their judgement at most (a flood of reset sessions
 /// must not hold memory for `DECIDE_WITHIN_S`): past it the oldest instant
 /// is judged now, with what is known by then, and counted.
@@ -80,11 +67,6 @@ fn first_closed(r: &Session) -> Option<(FirstClosed, Endpoint)> {
     }
 }
 
-/// Timer granularity and scheduling slack allowed around a boundary.
-pub fn tolerance(b: f64) -> f64 {
-    (0.03 * b).max(1.0)
-}
-
 #[derive(Debug, Clone)]
 struct Ended {
     id: u64,
@@ -112,64 +94,55 @@ struct Ended {
     /// of a mass close, never a finding alone.
     proxy_close: bool,
     code: Option<u16>,
-    /// An HTTP/2 stream's end, in words (h2.rs).
+    /// An HTTP/2 stream's end, in words.
     stream_note: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Source {
-    Configured,
-    Known,
-    Learned,
-    Observed,
-}
-
-impl Source {
-    fn name(self) -> &'static str {
-        match self {
-            Source::Configured => "configured",
-            Source::Known => "known",
-            Source::Learned => "learned",
-            Source::Observed => "observed",
-        }
-    }
-}
-
-pub struct Lifecycle {
-    configured: Vec<f64>,
-    live: bool,
+#[derive(Default)]
+pub struct Closes {
     /// In the order sessions ended (nearly close-time order).
     pending: std::collections::VecDeque<Ended>,
     /// Closes judged before their time because `MAX_PENDING` were waiting.
-    pub judged_early: u64,
-    /// Sessions with heartbeats that ended cleanly or stayed open: judged
-    /// for heartbeat races once a boundary is known.
-    heartbeats: Vec<Ended>,
-    learned: Vec<f64>,
+    judged_early: u64,
     /// Heartbeat interval seen on each path (from any session there).
     path_heartbeat: FxHashMap<String, Heartbeat>,
-    warned: FxHashSet<u64>,
 }
 
-impl Lifecycle {
-    pub fn new(configured: Vec<f64>, live: bool) -> Lifecycle {
-        Lifecycle {
-            configured,
-            live,
-            pending: Default::default(),
-            judged_early: 0,
-            heartbeats: Vec::new(),
-            learned: Vec::new(),
-            path_heartbeat: FxHashMap::default(),
-            warned: FxHashSet::default(),
+impl Detector for Closes {
+    fn new(_: &Config) -> Closes {
+        Closes::default()
+    }
+
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[FindingKind::IdleTimeoutClose, FindingKind::HeartbeatRace, FindingKind::MassClose, FindingKind::AbnormalClose]
+    }
+
+    fn on_fact(&mut self, fact: &Fact<'_>, cx: &mut Context, out: &mut Vec<Finding>) {
+        if let Fact::SessionEnded(s) = fact {
+            self.session_ended(s, cx, out);
         }
     }
 
-    pub fn learned_boundary(&self) -> Option<f64> {
-        self.learned.iter().copied().reduce(f64::min)
+    fn on_tick(&mut self, now: Ts, _open: &[SessionRow], cx: &mut Context, out: &mut Vec<Finding>) {
+        self.classify(now, false, cx, out);
     }
 
-    pub fn session_ended(&mut self, s: &SessionEnd<'_>, proxy: Proxy, bad_handshake: bool, out: &mut Vec<Finding>) {
+    fn finish(&mut self, now: Ts, cx: &mut Context, out: &mut Vec<Finding>) {
+        self.classify(now, true, cx, out);
+    }
+
+    /// The earliest close not judged yet (its finding will carry its time).
+    fn pending_since(&self) -> Option<Ts> {
+        self.pending.iter().map(|e| e.close_ts).min()
+    }
+
+    fn gave_up(&self, b: &mut GaveUp) {
+        b.closes_judged_early += self.judged_early;
+    }
+}
+
+impl Closes {
+    fn session_ended(&mut self, s: &SessionEnd<'_>, cx: &mut Context, out: &mut Vec<Finding>) {
         let r = s.session;
         let abnormal = !r.open && matches!(r.close.how, CloseHow::Fin | CloseHow::Rst);
         // The proxy closed the session itself with close frames (a reload):
@@ -181,12 +154,11 @@ impl Lifecycle {
         {
             self.path_heartbeat.insert(r.path.clone(), hb.clone());
         }
-        if bad_handshake || !(abnormal || proxy_close || r.heartbeat.is_some()) {
+        if cx.bad_handshake(r.handshake) || !(abnormal || proxy_close) {
             return;
         }
         let hops: Vec<&WsActivity> = [s.client, s.upstream].into_iter().flatten().collect();
-        let first_close = hops.iter().filter_map(|w| w.first_close.map(|c| c.0)).min();
-        let close_ts = first_close.unwrap_or(Ts::from_secs_f64(r.end));
+        let close_ts = s.close_ts();
         let idle = r.close.idle_s.unwrap_or(0.0);
         let quiet_before = close_ts.add_secs(-0.1);
         let earlier = hops
@@ -196,32 +168,27 @@ impl Lifecycle {
             .filter(|&t| t <= quiet_before)
             .max();
         let idle_alt = earlier.map_or(idle, |t| close_ts.since(t).max(idle));
-        let e = Ended {
+        self.pending.push_back(Ended {
             id: r.id,
             path: r.path.clone(),
-            flows: [&r.client_flow, &r.upstream_flow].into_iter().flatten().cloned().collect(),
+            flows: [r.client_flow, r.upstream_flow].into_iter().flatten().collect(),
             close_ts,
             idle,
             idle_alt,
             by: r.close.by,
             how: r.close.how,
             heartbeat: r.heartbeat.clone(),
-            proxy,
+            proxy: cx.session_proxy(s),
             both_legs_by_proxy: both_legs_by_proxy(r),
             first_closed: first_closed(r),
-            // Evidence only for closes that will be judged; survivors stay small.
+            // Evidence only for closes that will be judged.
             hops: if abnormal { r.hops.clone() } else { Vec::new() },
             proxy_close,
             code: r.close.code,
-            stream_note: super::h2::stream_close_note(r),
-        };
-        if abnormal || proxy_close {
-            self.pending.push_back(e);
-            if self.pending.len() > MAX_PENDING {
-                self.judge_oldest_instant(out);
-            }
-        } else if e.heartbeat.is_some() && self.heartbeats.len() < MAX_SURVIVORS {
-            self.heartbeats.push(e);
+            stream_note: stream_close_note(r),
+        });
+        if self.pending.len() > MAX_PENDING {
+            self.judge_oldest_instant(cx, out);
         }
     }
 
@@ -229,7 +196,7 @@ impl Lifecycle {
     /// close if they make one, else each with what is known), as their
     /// time being up would. O(1) amortised: each close is judged once.
     #[cold]
-    fn judge_oldest_instant(&mut self, out: &mut Vec<Finding>) {
+    fn judge_oldest_instant(&mut self, cx: &mut Context, out: &mut Vec<Finding>) {
         let Some(first) = self.pending.front().map(|e| e.close_ts) else { return };
         let mut n = 0;
         while n < self.pending.len() && self.pending[n].close_ts.since(first) <= SAME_INSTANT_S {
@@ -242,100 +209,10 @@ impl Lifecycle {
             return;
         }
         for e in group.iter().filter(|e| !e.proxy_close) {
-            if let Some(f) = self.judge(e, true) {
+            if let Some(f) = self.judge(e, true, cx) {
                 out.push(f);
             }
         }
-    }
-
-    /// The boundary a close is at: one the user stated, else a known
-    /// product default, else one learned from this capture; the closest
-    /// within tolerance at the first level that has one.
-    fn match_boundary(&self, idle: f64) -> Option<(f64, Source)> {
-        let closest = |cands: &mut dyn Iterator<Item = f64>| {
-            cands
-                .filter(|b| (idle - b).abs() <= tolerance(*b))
-                .min_by(|a, b| (idle - a).abs().total_cmp(&(idle - b).abs()))
-        };
-        closest(&mut self.configured.iter().copied())
-            .map(|b| (b, Source::Configured))
-            .or_else(|| closest(&mut KNOWN_BOUNDARIES.iter().map(|k| k.0)).map(|b| (b, Source::Known)))
-            .or_else(|| closest(&mut self.learned.iter().copied()).map(|b| (b, Source::Learned)))
-    }
-
-    /// A heartbeat interval at or just under a boundary races it.
-    fn races(interval: f64, b: f64) -> bool {
-        interval >= 0.85 * b && interval <= b + tolerance(b)
-    }
-
-    fn learn(&mut self, b: f64) {
-        let b = (b * 10.0).round() / 10.0;
-        if !self.learned.iter().any(|&x| (x - b).abs() <= tolerance(b)) {
-            self.learned.push(b);
-        }
-    }
-
-    pub fn tick(&mut self, now: Ts, open: &[SessionRow], out: &mut Vec<Finding>) {
-        self.classify(now, false, out);
-        if self.live {
-            self.warn_open(now, open, out);
-        }
-    }
-
-    pub fn finish(&mut self, now: Ts, out: &mut Vec<Finding>) {
-        self.classify(now, true, out);
-    }
-
-    /// The earliest close not judged yet (its finding will carry its time).
-    pub fn pending_since(&self) -> Option<Ts> {
-        self.pending.iter().chain(&self.heartbeats).map(|e| e.close_ts).min()
-    }
-
-    /// Sessions with heartbeats that survived: once the closes around their
-    /// end are in (`SETTLE_S`, or at the end), flagged when their interval
-    /// races a boundary stated or found in the capture by then.
-    fn judge_survivors(&mut self, now: Ts, all: bool, out: &mut Vec<Finding>) {
-        if self.heartbeats.is_empty() {
-            return;
-        }
-        let bounds: Vec<(f64, Source)> = self
-            .configured
-            .iter()
-            .map(|&b| (b, Source::Configured))
-            .chain(self.learned.iter().map(|&b| (b, Source::Learned)))
-            .collect();
-        let mut keep = Vec::new();
-        for e in std::mem::take(&mut self.heartbeats) {
-            if !all && now.since(e.close_ts) < SETTLE_S {
-                keep.push(e);
-                continue;
-            }
-            let Some(hb) = &e.heartbeat else { continue };
-            if let Some(&(b, src)) = bounds.iter().find(|(b, _)| Self::races(hb.interval_s, *b)) {
-                let msg = format!(
-                    "the WebSocket session on {} sends {} {}s every {:.1} s, at or just under the {:.1} s idle timeout {} on this path: it survived this time, but any delay makes it miss the boundary and be cut (the client sees 1006)",
-                    e.path,
-                    hb.from,
-                    hb.kind,
-                    hb.interval_s,
-                    b,
-                    if src == Source::Configured { "you stated" } else { "seen" }
-                );
-                let d = json!({"session": e.id, "heartbeat": hb, "boundary_s": b, "boundary_source": src.name(), "cut": false});
-                out.push(finding(
-                    FindingKind::HeartbeatRace,
-                    Severity::Warning,
-                    e.close_ts,
-                    e.flows.clone(),
-                    Some(&e.path),
-                    msg,
-                    e.proxy,
-                    Some(b),
-                    d,
-                ));
-            }
-        }
-        self.heartbeats = keep;
     }
 
     /// The heartbeats that decide between a race and a plain idle close
@@ -349,8 +226,7 @@ impl Lifecycle {
     /// instant seen) if a boundary explains it and the heartbeats of its
     /// path are known; otherwise when that time is up, with what the
     /// capture taught by then (boundaries learned from other closes).
-    fn classify(&mut self, now: Ts, all: bool, out: &mut Vec<Finding>) {
-        self.judge_survivors(now, all, out);
+    fn classify(&mut self, now: Ts, all: bool, cx: &mut Context, out: &mut Vec<Finding>) {
         if self.pending.is_empty() {
             return;
         }
@@ -387,9 +263,9 @@ impl Lifecycle {
                 continue;
             }
             let due = all || age >= DECIDE_WITHIN_S;
-            if self.boundary_for(&e).is_some() {
+            if self.boundary_for(&e, cx).is_some() {
                 if due || self.heartbeat_known(&e) {
-                    out.push(self.judge(&e, false).expect("a boundary explains it"));
+                    out.push(self.judge(&e, false, cx).expect("a boundary explains it"));
                 } else {
                     waiting.push(e);
                 }
@@ -402,15 +278,15 @@ impl Lifecycle {
         idles.sort_by(f64::total_cmp);
         for w in idles.windows(LEARN_MIN) {
             if w[LEARN_MIN - 1] - w[0] <= tolerance(w[0]) {
-                self.learn(w[LEARN_MIN / 2]);
+                cx.boundaries.learn(w[LEARN_MIN / 2]);
             }
         }
         for e in undecided {
             let due = all || now.since(e.close_ts) >= DECIDE_WITHIN_S;
-            if self.boundary_for(&e).is_some() && (due || self.heartbeat_known(&e)) {
-                out.push(self.judge(&e, false).expect("a boundary explains it"));
+            if self.boundary_for(&e, cx).is_some() && (due || self.heartbeat_known(&e)) {
+                out.push(self.judge(&e, false, cx).expect("a boundary explains it"));
             } else if due {
-                out.push(self.judge(&e, true).expect("forced judgement"));
+                out.push(self.judge(&e, true, cx).expect("forced judgement"));
             } else {
                 waiting.push(e);
             }
@@ -425,33 +301,33 @@ impl Lifecycle {
     }
 
     /// The boundary a close is at, if one explains it.
-    fn boundary_for(&self, e: &Ended) -> Option<(f64, Source)> {
+    fn boundary_for(&self, e: &Ended, cx: &Context) -> Option<(f64, Source)> {
         let idle = Self::silence(e);
         let observed = (e.both_legs_by_proxy && idle >= 1.0).then_some((idle, Source::Observed));
-        self.match_boundary(idle).or(observed)
+        cx.boundaries.matching(idle).or(observed)
     }
 
     /// Judges one abnormal close; `force` ends in abnormal-close when
     /// nothing else fits.
-    fn judge(&mut self, e: &Ended, force: bool) -> Option<Finding> {
+    fn judge(&self, e: &Ended, force: bool, cx: &mut Context) -> Option<Finding> {
         let idle = Self::silence(e);
-        let boundary = self.boundary_for(e);
+        let boundary = self.boundary_for(e, cx);
         // Heartbeats (this session's, or its path's when it died before its
         // first one) that race the boundary it died at.
         let hb = e.heartbeat.clone().or_else(|| self.path_heartbeat.get(&e.path).cloned());
         if let (Some(hb), Some((b, src))) = (&hb, boundary)
-            && Self::races(hb.interval_s, b)
+            && races(hb.interval_s, b)
         {
             if src == Source::Observed {
-                self.learn(b);
+                cx.boundaries.learn(b);
             }
-            return Some(self.timeout_finding(e, idle, Some(hb), FindingKind::HeartbeatRace, Severity::Error, b, src));
+            return Some(Self::timeout_finding(e, idle, Some(hb), FindingKind::HeartbeatRace, Severity::Error, b, src));
         }
         if let Some((b, src)) = boundary {
             if src == Source::Observed {
-                self.learn(b);
+                cx.boundaries.learn(b);
             }
-            return Some(self.timeout_finding(
+            return Some(Self::timeout_finding(
                 e,
                 idle,
                 e.heartbeat.as_ref(),
@@ -501,7 +377,6 @@ impl Lifecycle {
 
     #[allow(clippy::too_many_arguments)]
     fn timeout_finding(
-        &self,
         e: &Ended,
         idle: f64,
         hb: Option<&Heartbeat>,
@@ -559,46 +434,6 @@ impl Lifecycle {
             "hops": e.hops,
         });
         finding(kind, sev, e.close_ts, e.flows.clone(), Some(&e.path), msg, e.proxy, Some(b), d)
-    }
-
-    /// Live: warn once about open sessions idle for most of a boundary.
-    fn warn_open(&mut self, now: Ts, open: &[SessionRow], out: &mut Vec<Finding>) {
-        let (b, src) = match self.configured.iter().copied().reduce(f64::min) {
-            Some(b) => (b, Source::Configured),
-            None => match self.learned_boundary() {
-                Some(b) => (b, Source::Learned),
-                None => (60.0, Source::Known),
-            },
-        };
-        let open_ids: FxHashSet<u64> = open.iter().map(|r| r.id).collect();
-        self.warned.retain(|id| open_ids.contains(id));
-        for r in open {
-            let idle = now.since(r.last_activity);
-            if idle < 0.8 * b || self.warned.contains(&r.id) {
-                continue;
-            }
-            self.warned.insert(r.id);
-            let msg = format!(
-                "the WebSocket session on {} has been idle {:.1} s, close to the {:.0} s idle timeout ({}): it will be cut without a close frame unless data or a ping crosses soon",
-                r.path,
-                idle,
-                b,
-                src.name()
-            );
-            let d = json!({"session": r.id, "idle_s": round3(idle), "boundary_s": b, "boundary_source": src.name()});
-            let flows = [&r.client_flow, &r.upstream_flow].into_iter().flatten().cloned().collect();
-            out.push(finding(
-                FindingKind::IdleTimeoutImminent,
-                Severity::Warning,
-                now,
-                flows,
-                Some(&r.path),
-                msg,
-                Proxy::Unknown,
-                Some(b),
-                d,
-            ));
-        }
     }
 }
 
@@ -671,4 +506,22 @@ fn mass_close(g: &[Ended]) -> Finding {
     let flows = g.iter().flat_map(|e| e.flows.iter().cloned()).collect();
     let path = if paths.len() == 1 { Some(paths[0].as_str()) } else { None };
     finding(FindingKind::MassClose, Severity::Warning, g[0].close_ts, flows, path, msg, proxy, None, d)
+}
+
+/// For an idle close of an HTTP/2 stream: what the connection did, in
+/// words ("the proxy reset stream 3 (RST_STREAM CANCEL) and left the
+/// HTTP/2 connection open"), from the session's client hop.
+fn stream_close_note(s: &Session) -> Option<String> {
+    let c = s.hops.iter().find(|h| h.role == Role::Client)?;
+    let id = c.stream_id?;
+    Some(match (c.closed_with, c.reset) {
+        (Some(CloseHow::Rst), Some(code)) => format!(
+            "stream {id} was reset with RST_STREAM {code} by the {} while the HTTP/2 connection and its other streams stayed open",
+            if c.closed_by == Some(Side::Responder) { "proxy" } else { "client" }
+        ),
+        (Some(CloseHow::Fin), _) => {
+            format!("stream {id} was ended (END_STREAM) while the HTTP/2 connection stayed open")
+        }
+        _ => format!("on HTTP/2 stream {id}"),
+    })
 }

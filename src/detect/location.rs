@@ -1,0 +1,120 @@
+//! Whether an `upgrade-stripped` fault is a location-block mistake: the
+//! other paths through the same front whose upgrades keep their headers
+//! say so ("/ws falls into a location/route without them"). This detector
+//! reports no kind of its own: it remembers the paths that went through
+//! intact and annotates the `upgrade-stripped` fault the detectors before
+//! it found (and tied). Offline, the fault waits [`HINT_WAIT_S`] (packet
+//! time, bounded) for paths seen a little later; live, it goes at once.
+
+use serde_json::json;
+
+use super::context::MAX_REMEMBERED;
+use super::evidence::upgrade_headers;
+use super::{Config, Context, Detector, Finding, FindingKind};
+use crate::facts::{Fact, SessionRow};
+use crate::flow::Endpoint;
+use crate::flow::key::{FxHashMap, FxHashSet};
+use crate::time::Ts;
+
+/// Offline, an upgrade-stripped fault waits this long (packet time) for
+/// other paths through the same front before it is written.
+pub const HINT_WAIT_S: f64 = 10.0;
+
+pub struct Location {
+    /// Paths whose upgrade headers survived, per front.
+    intact_paths: FxHashMap<Endpoint, FxHashSet<String>>,
+    /// Offline: faults wait for the end of [`HINT_WAIT_S`].
+    hold: bool,
+    /// Faults waiting (the lead finding first, then those tied to it), and
+    /// their front.
+    held: Vec<(Vec<Finding>, Endpoint)>,
+}
+
+impl Detector for Location {
+    fn new(cfg: &Config) -> Location {
+        Location { intact_paths: FxHashMap::default(), hold: !cfg.live, held: Vec::new() }
+    }
+
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[]
+    }
+
+    fn on_fact(&mut self, fact: &Fact<'_>, _cx: &mut Context, out: &mut Vec<Finding>) {
+        let Fact::Exchange(x) = fact else { return };
+        if !x.is_websocket() {
+            return;
+        }
+        let Some(c) = x.client else { return };
+        let front = c.flow.dst;
+        if let Some(u) = x.upstream
+            && upgrade_headers(&c.req).intact()
+            && upgrade_headers(&u.req).intact()
+        {
+            if self.intact_paths.len() >= MAX_REMEMBERED && !self.intact_paths.contains_key(&front) {
+                self.intact_paths.clear();
+            }
+            let paths = self.intact_paths.entry(front).or_default();
+            if !paths.contains(x.path) {
+                paths.insert(x.path.to_string());
+            }
+        }
+        // The fault whose lead is (or is filed with) upgrade-stripped.
+        let stripped = out.iter().position(|f| {
+            f.primary && (f.kind == FindingKind::UpgradeStripped || f.also.contains(&FindingKind::UpgradeStripped))
+        });
+        let Some(i) = stripped else { return };
+        let n = 1 + out[i + 1..].iter().take_while(|f| !f.primary).count();
+        let mut group: Vec<Finding> = out.drain(i..i + n).collect();
+        if self.hold {
+            self.held.push((group, front));
+        } else {
+            self.annotate(&mut group[0], front);
+            out.append(&mut group);
+        }
+    }
+
+    fn on_tick(&mut self, now: Ts, _open: &[SessionRow], _cx: &mut Context, out: &mut Vec<Finding>) {
+        self.release(now, false, out);
+    }
+
+    fn finish(&mut self, now: Ts, _cx: &mut Context, out: &mut Vec<Finding>) {
+        self.release(now, true, out);
+    }
+
+    fn pending_since(&self) -> Option<Ts> {
+        self.held.iter().map(|(g, _)| Ts::from_secs_f64(g[0].ts)).min()
+    }
+}
+
+impl Location {
+    /// Held faults whose wait is over (all at the end).
+    fn release(&mut self, now: Ts, all: bool, out: &mut Vec<Finding>) {
+        let held = std::mem::take(&mut self.held);
+        for (mut group, front) in held {
+            if all || now.since(Ts::from_secs_f64(group[0].ts)) >= HINT_WAIT_S {
+                self.annotate(&mut group[0], front);
+                out.append(&mut group);
+            } else {
+                self.held.push((group, front));
+            }
+        }
+    }
+
+    /// Names the paths through the same front that keep their headers.
+    fn annotate(&self, f: &mut Finding, front: Endpoint) {
+        let path = f.path.clone().unwrap_or_default();
+        let mut others: Vec<String> = self
+            .intact_paths
+            .get(&front)
+            .map(|s| s.iter().filter(|p| **p != path).cloned().collect())
+            .unwrap_or_default();
+        others.sort();
+        if !others.is_empty() {
+            f.message += &format!(
+                " (upgrades to {} through the same proxy keep their headers: {path} falls into a location/route without them)",
+                others.join(", ")
+            );
+        }
+        f.detail["paths_with_headers_intact"] = json!(others);
+    }
+}
