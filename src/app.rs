@@ -7,7 +7,6 @@ use crate::capture::file::FileSource;
 use crate::cli::{Args, ColorWhen, FailOn};
 use crate::correlate::{Config, Roles, roles::UpstreamSpec};
 use crate::detect::Detectors;
-use crate::detect::proxy::Proxy;
 use crate::error::{Error, Result};
 use crate::flow::Limits;
 use crate::pipeline::{InputEnd, Pipeline};
@@ -69,7 +68,7 @@ fn load_keys(args: &Args, keys: &crate::proto::tls::Keys) -> Result<()> {
 pub fn detectors(args: &Args) -> Detectors {
     crate::detect::standard(crate::detect::Config {
         redact: Redactor { enabled: !args.no_redact },
-        proxy: args.proxy.map(Proxy::from_kind),
+        proxy: args.proxy,
         timeouts: args.timeouts.clone(),
         live: args.interface.is_some(),
     })

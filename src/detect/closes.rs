@@ -340,7 +340,7 @@ impl Closes {
         if !force {
             return None;
         }
-        let proxy_name = if e.proxy == Proxy::Unknown { "the proxy" } else { e.proxy.name() };
+        let proxy_name = e.proxy.name();
         let who = match (&e.first_closed, e.by) {
             (Some((FirstClosed::Backend, addr)), _) => format!(
                 "the backend {addr} closed the upstream connection first ({}), then {proxy_name} closed the client's without a close frame; the client saw 1006: look at the backend (crash, restart, its own timeout)",
@@ -393,10 +393,7 @@ impl Closes {
             Source::Observed => format!("an idle timeout of about {b:.1} s"),
         };
         let closer = match (e.by, e.both_legs_by_proxy) {
-            (_, true) => format!(
-                "{} closed both legs together",
-                if e.proxy == Proxy::Unknown { "the proxy" } else { e.proxy.name() }
-            ),
+            (_, true) => format!("{} closed both legs together", e.proxy.name()),
             (Some(Closer::Client), _) => {
                 "the hop in front (a load balancer or the client's side) closed it".to_string()
             }
@@ -472,7 +469,7 @@ fn mass_close(g: &[Ended]) -> Finding {
         p.dedup();
         p
     };
-    let pname = if proxy == Proxy::Unknown { "the proxy" } else { proxy.name() };
+    let pname = proxy.name();
     let own_frames = g.iter().all(|e| e.proxy_close);
     let msg = if own_frames {
         let codes: Vec<String> = {

@@ -47,7 +47,7 @@ impl Context {
             proxy_override: cfg.proxy,
             proxies: FxHashMap::default(),
             bad_handshakes: FxHashSet::default(),
-            here: (Proxy::Unknown, Vec::new()),
+            here: (Proxy::UNKNOWN, Vec::new()),
         }
     }
 
@@ -83,7 +83,7 @@ impl Context {
             (Some(c), _) => Endpoint::new(c.flow.src.ip, 0),
             (None, Some(u)) => Endpoint::new(u.flow.src.ip, 0),
             _ => {
-                self.here = (Proxy::Unknown, evidence);
+                self.here = (Proxy::UNKNOWN, evidence);
                 return;
             }
         };
@@ -109,7 +109,7 @@ impl Context {
                 self.proxies.insert(key, (p, why));
                 (p, evidence)
             }
-            None => (Proxy::Unknown, evidence),
+            None => (Proxy::UNKNOWN, evidence),
         };
     }
 
@@ -120,7 +120,7 @@ impl Context {
 
     /// The proxy in front of a session's client hop.
     pub fn session_proxy(&self, s: &SessionEnd<'_>) -> Proxy {
-        s.session.client_flow.and_then(|f| self.proxy_at(f.dst)).or(self.proxy_override).unwrap_or(Proxy::Unknown)
+        s.session.client_flow.and_then(|f| self.proxy_at(f.dst)).or(self.proxy_override).unwrap_or(Proxy::UNKNOWN)
     }
 
     /// Whether the handshake a session followed had an error reported.

@@ -102,7 +102,7 @@ impl H2NotOffered {
             let n = self.not_offered[i].clone();
             if n.tried > 0 && !n.reported {
                 self.not_offered[i].reported = true;
-                let proxy = cx.proxy_at(n.front()).unwrap_or(Proxy::Unknown);
+                let proxy = cx.proxy_at(n.front()).unwrap_or(Proxy::UNKNOWN);
                 let msg = format!(
                     "the HTTP/2 front at {} does not offer WebSockets over HTTP/2 (its SETTINGS lack ENABLE_CONNECT_PROTOCOL, RFC 8441), yet the client {} sent {} extended CONNECT request(s) on that connection and was refused: its WebSocket never opened",
                     n.front(),

@@ -14,7 +14,6 @@
 use serde_json::{Value, json};
 
 use super::evidence::{self, complete_upgrade, upgrade_headers};
-use super::proxy::Proxy;
 use super::{Config, Context, Detector, Finding, FindingKind, Severity, about};
 use crate::facts::{Exchange, Fact, HopRequest};
 use crate::flow::FlowKey;
@@ -247,7 +246,7 @@ fn client_only(x: &Exchange<'_>, c: &HopRequest, cx: &Context, out: &mut Vec<Fin
         out.push(about(x, cx, FindingKind::UpstreamConnectFailed, Severity::Error, fl, msg, d));
         return;
     }
-    let proxied = x.front_known || cx.here() != Proxy::Unknown;
+    let proxied = x.front_known || cx.here().is_known();
     if proxied {
         let msg = format!(
             "{} answered {} {} itself with {} and forwarded nothing upstream (no location/route proxies this path)",
@@ -323,7 +322,7 @@ fn lone_http10(x: &Exchange<'_>, t: &HopRequest, cx: &Context, out: &mut Vec<Fin
         "the WebSocket upgrade for {} reached {} over HTTP/1.0 (Upgrade needs HTTP/1.1; no WebSocket client sends HTTP/1.0, so {} forwarded it that way); {}",
         x.path,
         t.flow.dst,
-        if cx.here() == Proxy::Unknown { "a proxy in front".to_string() } else { cx.here().name().to_string() },
+        if cx.here().is_known() { cx.here().name().to_string() } else { "a proxy in front".to_string() },
         backend_did(t)
     );
     let mut d = detail(x, cx);

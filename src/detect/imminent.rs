@@ -62,7 +62,7 @@ impl Detector for Imminent {
                 flows,
                 Some(&r.path),
                 msg,
-                Proxy::Unknown,
+                Proxy::UNKNOWN,
                 Some(b),
                 d,
             ));

@@ -226,7 +226,7 @@ pub fn finding(
     let fix = proxy::fix(kind, proxy, &proxy::FixContext { path: path.unwrap_or("/"), boundary_s });
     let mut detail = detail;
     if let Value::Object(m) = &mut detail {
-        m.insert("proxy".into(), Value::from(if proxy == Proxy::Unknown { None } else { Some(proxy.name()) }));
+        m.insert("proxy".into(), Value::from(proxy.is_known().then(|| proxy.name())));
     }
     Finding {
         ty: "finding",

@@ -151,7 +151,7 @@ impl SocketIo {
             self.make_room();
             self.enqueue(sid, t.req_ts);
         }
-        let proxy = x.client.and_then(|c| cx.proxy_at(c.flow.dst)).unwrap_or(Proxy::Unknown);
+        let proxy = x.client.and_then(|c| cx.proxy_at(c.flow.dst)).unwrap_or(Proxy::UNKNOWN);
         let s = self.by_sid.entry(sid.to_string()).or_insert_with(|| SioSession {
             first: t.req_ts,
             last: t.req_ts,
@@ -167,7 +167,7 @@ impl SocketIo {
             handshakes: Vec::new(),
             judged: false,
         });
-        if s.proxy == Proxy::Unknown {
+        if !s.proxy.is_known() {
             s.proxy = proxy;
         }
         if x.client.is_some() && s.path != t.req.path() {
