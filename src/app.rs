@@ -11,9 +11,7 @@ use crate::error::{Error, Result};
 use crate::flow::Limits;
 use crate::pipeline::{InputEnd, Pipeline};
 use crate::redact::Redactor;
-use crate::sink::Sink;
-use crate::sink::json::JsonSink;
-use crate::sink::text::{TextOptions, TextSink};
+use crate::sink::{Sink, TextOptions};
 
 /// Builds the analysis pipeline the arguments describe.
 pub fn build_pipeline(args: &Args) -> Result<Pipeline> {
@@ -74,20 +72,18 @@ pub fn detectors(args: &Args) -> Detectors {
     })
 }
 
-/// The text or JSON sink on standard output.
+/// The sinks the arguments ask for (text or JSON on standard output).
 pub fn stdout_sink(args: &Args, line_buffered: bool) -> Box<dyn Sink> {
-    let stdout = std::io::stdout();
     let color = match args.color {
         ColorWhen::Always => true,
         ColorWhen::Never => false,
-        ColorWhen::Auto => stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        ColorWhen::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout);
-    if args.json {
-        Box::new(JsonSink::new(out, line_buffered))
-    } else {
-        Box::new(TextSink::new(out, TextOptions { verbose: args.verbose, quiet: args.quiet, line_buffered, color }))
-    }
+    crate::sink::standard(&crate::sink::Options {
+        json: args.json,
+        text: TextOptions { verbose: args.verbose, quiet: args.quiet, line_buffered, color },
+        line_buffered,
+    })
 }
 
 /// Exit status: 0 fine, 1 findings at or above `--fail-on`, 2 error.

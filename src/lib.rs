@@ -20,6 +20,7 @@ pub mod event;
 pub mod facts;
 pub mod flow;
 pub mod generate;
+pub mod latency;
 pub mod pipeline;
 pub mod proto;
 pub mod record;

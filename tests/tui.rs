@@ -279,7 +279,7 @@ fn latency_view_has_percentiles_and_a_histogram() {
     // Overhead = client - upstream, so its median is below the client's.
     let l = &app.latency;
     use wstap::tui::app::Metric::*;
-    assert!(l.get(Overhead).value_at_quantile(0.5) < l.get(Client).value_at_quantile(0.5));
+    assert!(l.get(Overhead).histogram().value_at_quantile(0.5) < l.get(Client).histogram().value_at_quantile(0.5));
     // ↓ picks the next series' histogram.
     press(&mut app, KeyCode::Down);
     assert_on_screen(&render(&app, 80, 24), &["Histogram: upstream handshake"]);
@@ -359,8 +359,8 @@ fn success_rate_over_time_and_latency_from_handshake_records() {
     let l = &app.latency;
     assert_eq!(l.get(Metric::Client).len(), 4);
     assert_eq!(l.get(Metric::Overhead).len(), 4);
-    assert_eq!(l.get(Metric::Overhead).min(), 1, "2.0 - 2.5 ms clamps to 0 (1 µs, the histogram's floor)");
-    assert!((9_990..=10_010).contains(&l.get(Metric::Overhead).max()), "12 - 2 ms");
+    assert_eq!(l.get(Metric::Overhead).histogram().min(), 1, "2.0 - 2.5 ms clamps to 0 (1 µs, the histogram's floor)");
+    assert!((9_990..=10_010).contains(&l.get(Metric::Overhead).histogram().max()), "12 - 2 ms");
     press(&mut app, KeyCode::Char('4'));
     assert_on_screen(&render(&app, 80, 24), &["client handshake   4", "12.0ms", "proxy overhead     4"]);
 }

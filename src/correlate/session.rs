@@ -267,7 +267,7 @@ impl Correlator {
         match self.relay_pending.remove(&key) {
             Some((other, t0)) if other == peer => {
                 let ms = ts.millis_since(t0).abs();
-                self.stats.metrics.relay.record_ms(ms);
+                self.stats.metrics.latency.relay.record_ms(ms);
                 if self.relay_samples.len() < 100_000 {
                     self.relay_samples.push(ms);
                 }

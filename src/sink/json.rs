@@ -8,8 +8,13 @@
 
 use std::io::Write;
 
-use super::Sink;
+use super::{Options, Sink};
 use crate::record::Record;
+
+/// The JSON Lines sink, on standard output (`--json`).
+pub fn build(o: &Options) -> Option<Box<dyn Sink>> {
+    o.json.then(|| Box::new(JsonSink::new(o.stdout(), o.line_buffered)) as Box<dyn Sink>)
+}
 
 pub struct JsonSink<W: Write> {
     w: W,

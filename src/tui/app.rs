@@ -10,11 +10,11 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use hdrhistogram::Histogram;
 
 use super::feed::{Snapshot, Source, UiMsg, Update};
 use crate::facts::SessionRow;
 use crate::flow::{Endpoint, FlowKey};
+use crate::latency::LatencyHist;
 use crate::record::{CloseHow, Dirs, Finding, FindingKind, Handshake, Outcome, Record, Role, Session, Severity};
 
 /// The four views, in tab order.
@@ -315,42 +315,27 @@ fn contains_ci(hay: &str, needle_lower: &str) -> bool {
     hay.to_lowercase().contains(needle_lower)
 }
 
-/// Handshake latencies and frame relay delays, in microseconds.
-pub struct Latencies {
-    pub hist: [Histogram<u64>; 4],
-}
-
-impl Default for Latencies {
-    fn default() -> Latencies {
-        // 1 µs to 1 hour, 3 significant digits.
-        let h = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds");
-        Latencies { hist: [h(), h(), h(), h()] }
-    }
-}
+/// Handshake latencies and frame relay delays (the Latency view).
+#[derive(Default)]
+pub struct Latencies(crate::latency::Latencies);
 
 impl Latencies {
-    pub fn get(&self, m: Metric) -> &Histogram<u64> {
-        &self.hist[Metric::ALL.iter().position(|x| *x == m).unwrap_or(0)]
+    pub fn get(&self, m: Metric) -> &LatencyHist {
+        let l = &self.0;
+        match m {
+            Metric::Client => &l.client,
+            Metric::Upstream => &l.upstream,
+            Metric::Overhead => &l.overhead,
+            Metric::Relay => &l.relay,
+        }
     }
 
-    fn record_ms(&mut self, m: Metric, ms: f64) {
-        if ms.is_finite() && ms >= 0.0 {
-            let i = Metric::ALL.iter().position(|x| *x == m).unwrap_or(0);
-            self.hist[i].saturating_record(((ms * 1000.0).round() as u64).max(1));
-        }
+    fn relay_ms(&mut self, ms: f64) {
+        self.0.relay.record_ms(ms);
     }
 
     fn handshake(&mut self, h: &Handshake) {
-        let l = h.latency_ms;
-        if let Some(c) = l.client {
-            self.record_ms(Metric::Client, c);
-        }
-        if let Some(u) = l.upstream {
-            self.record_ms(Metric::Upstream, u);
-        }
-        if let (Some(c), Some(u)) = (l.client, l.upstream) {
-            self.record_ms(Metric::Overhead, (c - u).max(0.0));
-        }
+        self.0.handshake(h);
     }
 }
 
@@ -535,7 +520,7 @@ impl App {
             }
         }
         for ms in &snap.relay_ms {
-            self.latency.record_ms(Metric::Relay, *ms);
+            self.latency.relay_ms(*ms);
         }
         self.boundary_s = snap.idle_boundary.filter(|b| *b > 0.0).unwrap_or(DEFAULT_IDLE_BOUNDARY_S);
         let rows = std::mem::take(&mut snap.sessions);
