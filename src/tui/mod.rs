@@ -16,6 +16,8 @@
 pub mod app;
 pub mod feed;
 pub mod input;
+pub mod keys;
+pub mod rows;
 pub mod ui;
 pub mod views;
 
