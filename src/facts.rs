@@ -251,13 +251,28 @@ pub trait FactSink {
     fn settle(&mut self);
 }
 
-/// Collects records and counts facts (tests of correlation alone).
+/// What an exchange fact said, kept by [`Collect`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExchangeSeen {
+    pub handshake: Option<u64>,
+    pub client: Option<FlowKey>,
+    pub upstream: Option<FlowKey>,
+    pub outcome: Outcome,
+    pub tls_front: Option<FlowKey>,
+}
+
+/// Keeps records and what the facts said (correlation alone: tests, tools).
 #[derive(Default)]
 pub struct Collect {
     pub records: Vec<Record>,
-    pub exchanges: u64,
-    pub sessions: u64,
-    pub h2: u64,
+    pub exchanges: Vec<ExchangeSeen>,
+    /// Sessions ended, with who closed (the session summary).
+    pub sessions: Vec<Session>,
+    /// HTTP/2 connections: their flow, whether the server offered RFC
+    /// 8441, and whether it was their end.
+    pub h2: Vec<(FlowKey, Option<bool>, bool)>,
+    /// `settle` calls.
+    pub settled: u64,
 }
 
 impl FactSink for Collect {
@@ -266,10 +281,18 @@ impl FactSink for Collect {
     }
     fn fact(&mut self, f: Fact<'_>) {
         match f {
-            Fact::Exchange(_) => self.exchanges += 1,
-            Fact::SessionEnded(_) => self.sessions += 1,
-            Fact::H2Connection(_) => self.h2 += 1,
+            Fact::Exchange(x) => self.exchanges.push(ExchangeSeen {
+                handshake: x.handshake,
+                client: x.client.map(|c| c.flow),
+                upstream: x.upstream.map(|u| u.flow),
+                outcome: x.outcome,
+                tls_front: x.tls_front.map(|t| t.flow),
+            }),
+            Fact::SessionEnded(s) => self.sessions.push(s.session.clone()),
+            Fact::H2Connection(c) => self.h2.push((c.flow, c.offers_websocket(), c.closed.is_some())),
         }
     }
-    fn settle(&mut self) {}
+    fn settle(&mut self) {
+        self.settled += 1;
+    }
 }

@@ -338,3 +338,106 @@ fn who_closed_first_names_the_end() {
     let h = r.handshakes();
     assert_eq!(h[0].upstream.as_ref().unwrap().end.map(|e| e.name()), Some("closed-by-client"));
 }
+
+// ---- Facts: what correlation raises, with no detector behind it ----
+
+impl Run {
+    /// The connection ends: `closer` sent the first FIN, the other answered.
+    fn close(&mut self, conn: ConnId, f: FlowKey, closer: Dir) {
+        let t = Ts(self.t + 1000);
+        let mut fin = [None, None];
+        fin[closer.index()] = Some(t);
+        fin[closer.flip().index()] = Some(Ts(t.0 + 1));
+        let mut ws = WsActivity::new(Ts(self.t));
+        ws.closing(t, closer, "fin");
+        let summary = ConnSummary {
+            flow: f,
+            end: EndReason::Closed,
+            first_ts: Ts(0),
+            last_ts: Ts(t.0 + 1),
+            syn: true,
+            established: true,
+            packets: [4, 4],
+            bytes: [100, 100],
+            last_data: [Some(Ts(self.t)), None],
+            fin,
+            rst: [None, None],
+            keepalives: 0,
+            gaps: 0,
+            ws: Some(Box::new(ws)),
+            h2: None,
+        };
+        self.ev(conn, EventKind::Close(Box::new(summary)));
+    }
+}
+
+/// A paired upgrade: one exchange fact with both hops (after its
+/// handshake record), then, once both hops closed, the session's end
+/// (with its record), each settled for policy to judge.
+#[test]
+fn a_paired_upgrade_raises_its_exchange_then_its_session_end() {
+    use crate::facts::ExchangeSeen;
+    use crate::record::{CloseHow, Closer};
+    let (cf, uf) = (flow("127.0.0.1:50000", "127.0.0.1:8080"), flow("127.0.0.1:50002", "127.0.0.1:3000"));
+    let mut r = Run::new(Roles::default());
+    r.open(1, cf);
+    r.ev(1, EventKind::Request(wsreq("/ws", "K1", &[])));
+    r.open(2, uf);
+    r.ev(2, EventKind::Request(wsreq("/ws", "K1", &[])));
+    // As the HTTP parser reports a 101: the switch first, then the response.
+    r.ev(2, EventKind::Upgraded { websocket: true });
+    r.ev(2, EventKind::Response(resp(101)));
+    assert!(r.out.exchanges.is_empty(), "reported when the client's request finished");
+    r.ev(1, EventKind::Upgraded { websocket: true });
+    r.ev(1, EventKind::Response(resp(101)));
+    assert_eq!(
+        r.out.exchanges,
+        [ExchangeSeen {
+            handshake: Some(1),
+            client: Some(cf),
+            upstream: Some(uf),
+            outcome: Outcome::Upgraded,
+            tls_front: None
+        }]
+    );
+    assert!(matches!(r.out.records[..], [Record::Handshake(_)]));
+    assert!(r.out.sessions.is_empty(), "still open");
+    // The client says goodbye first, on the client hop; the proxy closes upstream.
+    r.close(1, cf, Dir::ToServer);
+    assert!(r.out.sessions.is_empty(), "one hop still open");
+    r.close(2, uf, Dir::ToServer);
+    assert_eq!(r.out.sessions.len(), 1);
+    let s = &r.out.sessions[0];
+    assert_eq!((s.handshake, s.client_flow, s.upstream_flow), (1, Some(cf), Some(uf)));
+    assert_eq!((s.close.by, s.close.how), (Some(Closer::Client), CloseHow::Fin));
+    assert!(matches!(r.out.records[..], [Record::Handshake(_), Record::Session(_)]));
+    assert!(r.out.settled >= 2, "the exchange and the session's end were settled");
+    assert_eq!(r.a.live_state(), (0, 0, 0, 0), "nothing left once both are reported");
+}
+
+/// A lone forwarded request after a TLS client's application data: the
+/// exchange names the TLS connection as its client hop.
+#[test]
+fn a_lone_forward_behind_tls_names_its_tls_front() {
+    let mut r = Run::new(Roles::default());
+    r.tls(1, flow("127.0.0.1:41786", "127.0.0.1:443"));
+    r.turn(1, Dir::ToServer);
+    r.open(3, flow("127.0.0.1:35890", "127.0.0.1:3000"));
+    r.ev(3, EventKind::Request(wsreq("/ws", "K1", &[])));
+    r.ev(3, EventKind::Response(resp(101)));
+    let x = &r.out.exchanges[0];
+    assert_eq!((x.client, x.upstream), (None, Some(flow("127.0.0.1:35890", "127.0.0.1:3000"))));
+    assert_eq!(x.tls_front, Some(flow("127.0.0.1:41786", "127.0.0.1:443")));
+}
+
+/// HTTP/2 connections: a fact on each SETTINGS or GOAWAY, and at the end.
+#[test]
+fn an_http2_connection_raises_its_settings_and_its_end() {
+    use crate::proto::h2::{ConnFact, Settings};
+    let f = flow("127.0.0.1:50000", "127.0.0.1:443");
+    let mut r = Run::new(Roles::default());
+    r.open(1, f);
+    r.ev(1, EventKind::H2(ConnFact::Settings { dir: Dir::ToClient, settings: Settings::default() }));
+    r.close(1, f, Dir::ToServer);
+    assert_eq!(r.out.h2, [(f, Some(false), false), (f, Some(false), true)]);
+}

@@ -81,3 +81,29 @@ impl Detector for BadAccept {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::super::testing::*;
+    use super::BadAccept;
+    use crate::proto::Version;
+
+    /// RFC 6455's example key, answered with the accept of another key.
+    #[test]
+    fn a_wrong_accept_is_blamed_on_the_hop_that_made_it() {
+        let right = [("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")];
+        let wrong = [("Sec-WebSocket-Accept", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")];
+        let c = hop(1, "198.51.100.7:51000->10.0.0.1:80", request("GET", "/ws", Version::Http11, UPGRADE), 1.0)
+            .answered(response(101, &wrong), 1.1);
+        let u = hop(2, "10.0.0.1:40000->10.0.0.2:3000", request("GET", "/ws", Version::Http11, UPGRADE), 1.01)
+            .answered(response(101, &right), 1.09);
+        let mut d = One::new::<BadAccept>(Config::default());
+        let fs = d.exchange(&exchange(Some(1), Some(&c), Some(&u)));
+        assert_eq!(kinds(&fs), ["bad-accept"]);
+        assert!(fs[0].message.contains("the proxy rewrote the key or the accept"), "{}", fs[0].message);
+        assert_eq!(fs[0].detail["expected"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        let c = c.answered(response(101, &right), 1.1);
+        assert!(d.exchange(&exchange(Some(2), Some(&c), Some(&u))).is_empty());
+    }
+}

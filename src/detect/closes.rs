@@ -522,3 +522,78 @@ fn stream_close_note(s: &Session) -> Option<String> {
         _ => format!("on HTTP/2 stream {id}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::super::testing::*;
+    use super::Closes;
+    use crate::record::{CloseHow, Closer, FindingKind, Severity};
+
+    /// Cut after 60 s of silence, nginx's default: an idle timeout, once
+    /// it is known whether heartbeats on its path race the boundary (none
+    /// seen: when its time is up).
+    #[test]
+    fn a_cut_at_a_known_boundary_is_an_idle_timeout() {
+        let mut d = One::new::<Closes>(Config::default());
+        let mut s = session(1, "/ws", 0.0, 100.0, cut(Closer::Proxy, CloseHow::Fin, 60.0));
+        proxy_closed_both(&mut s, 100.0, CloseHow::Fin);
+        let a = activity(0.0, Some(40.0), 100.0, "fin");
+        assert!(d.session(&s, Some(&a), Some(&a)).is_empty(), "judged a little later");
+        assert!(d.tick(103.0, &[]).is_empty(), "the heartbeats on /ws are not known yet");
+        assert_eq!(d.0.pending_since(), Some(t(100.0)));
+        let fs = d.tick(160.0, &[]);
+        assert_eq!(kinds(&fs), ["idle-timeout-close"]);
+        assert_eq!(fs[0].severity, Severity::Error);
+        assert_eq!(fs[0].detail["boundary_s"], 60.0);
+        assert_eq!(fs[0].detail["boundary_source"], "known");
+        assert!(fs[0].message.contains("the proxy closed both legs together"), "{}", fs[0].message);
+    }
+
+    /// Three sessions closed in the same instant after different silences:
+    /// a reload, not three timeouts.
+    #[test]
+    fn sessions_cut_together_after_different_silences_are_a_mass_close() {
+        let mut d = One::new::<Closes>(Config::default());
+        for (i, idle) in [(1, 5.0), (2, 17.0), (3, 33.0)] {
+            let s = session(i, "/ws", 0.0, 200.0, cut(Closer::Proxy, CloseHow::Fin, idle));
+            let a = activity(0.0, None, 200.0 + i as f64 * 0.01, "fin");
+            d.session(&s, Some(&a), None);
+        }
+        let fs = d.tick(203.0, &[]);
+        assert_eq!(kinds(&fs), ["mass-close"]);
+        assert_eq!(fs[0].detail["count"], 3);
+        assert!(fs[0].message.starts_with("3 WebSocket sessions were closed in the same instant"));
+    }
+
+    /// Nothing explains a client's RST after 7 s: judged within 60 s as an
+    /// abnormal close, naming who closed.
+    #[test]
+    fn an_unexplained_cut_is_an_abnormal_close() {
+        let mut d = One::new::<Closes>(Config::default());
+        let s = session(1, "/ws", 0.0, 50.0, cut(Closer::Client, CloseHow::Rst, 7.0));
+        let a = activity(0.0, Some(43.0), 50.0, "rst");
+        d.session(&s, Some(&a), None);
+        assert!(d.tick(60.0, &[]).is_empty(), "a boundary may still be learned");
+        let fs = d.tick(111.0, &[]);
+        assert_eq!(kinds(&fs), ["abnormal-close"]);
+        assert_eq!((fs[0].kind, fs[0].severity), (FindingKind::AbnormalClose, Severity::Warning));
+        assert!(fs[0].message.contains("the client closed the connection without a close frame"), "{}", fs[0].message);
+    }
+
+    /// Closes after the same unknown silence teach a boundary the others
+    /// (and the dashboard) then use.
+    #[test]
+    fn closes_after_the_same_silence_teach_a_boundary() {
+        let mut d = One::new::<Closes>(Config::default());
+        for (i, at) in [(1u64, 100.0), (2, 150.0), (3, 200.0)] {
+            let s = session(i, "/ws", 0.0, at, cut(Closer::Server, CloseHow::Fin, 42.0));
+            let a = activity(0.0, None, at, "fin");
+            d.session(&s, Some(&a), None);
+        }
+        let fs = d.finish(300.0);
+        assert_eq!(kinds(&fs), ["idle-timeout-close", "idle-timeout-close", "idle-timeout-close"]);
+        assert_eq!(fs[0].detail["boundary_source"], "learned");
+        assert_eq!(d.0.learned_boundary(), Some(42.0));
+    }
+}

@@ -142,3 +142,48 @@ fn describe_body(b: &Option<(Option<String>, Option<u64>)>) -> String {
         _ => "a body".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::{Config, Detectors, handshake::Handshake};
+    use super::FalseSuccess;
+    use crate::proto::Version;
+    use crate::record::FindingKind;
+
+    /// HAProxy bridging: the client's stream got 200, the backend a plain
+    /// GET without the upgrade headers and answered 200. The usual finding
+    /// (the upgrade stripped) is filed under the false success, which leads.
+    #[test]
+    fn a_2xx_to_the_client_while_the_backend_did_not_switch() {
+        let cfg = Config::default();
+        let mut run = One(Detectors {
+            list: vec![
+                Box::new(<Handshake as super::Detector>::new(&cfg)),
+                Box::new(<FalseSuccess as super::Detector>::new(&cfg)),
+            ],
+            cx: super::Context::new(&cfg),
+        });
+        let c = hop(
+            1,
+            "198.51.100.7:50000->10.0.0.1:443",
+            request("CONNECT", "/ws", Version::Http2, &[(":protocol", "websocket"), (":authority", "app.example")]),
+            1.0,
+        )
+        .answered(response(200, &[("content-type", "text/html")]), 1.1);
+        let u = hop(
+            2,
+            "10.0.0.1:40000->10.0.0.2:3000",
+            request("GET", "/ws", Version::Http11, &[("host", "app.example")]),
+            1.01,
+        )
+        .forwarded()
+        .answered(response(200, &[("Content-Type", "text/html")]), 1.09);
+        let fs = run.exchange(&exchange(Some(1), Some(&c), Some(&u)));
+        assert_eq!(kinds(&fs), ["false-upgrade-success", "upgrade-stripped"]);
+        assert!(fs[0].primary && !fs[1].primary);
+        assert_eq!(fs[0].also, [FindingKind::UpgradeStripped]);
+        assert!(fs[0].message.contains("the browser fired onopen"), "{}", fs[0].message);
+        assert_eq!(fs[0].detail["upgrade_stripped"], true);
+    }
+}

@@ -54,3 +54,35 @@ impl Detector for ForwardedProto {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::super::testing::*;
+    use super::ForwardedProto;
+    use crate::proto::Version;
+
+    /// A TLS client hop (inferred from the other side) and a forward that
+    /// does not say so: the TLS hop's flow comes first.
+    #[test]
+    fn a_tls_client_hop_needs_x_forwarded_proto() {
+        let u = hop(2, "10.0.0.1:40000->10.0.0.2:3000", request("GET", "/ws", Version::Http11, UPGRADE), 1.01)
+            .answered(response(101, &[]), 1.09);
+        let front = tls_front("198.51.100.7:51000->10.0.0.1:443");
+        let mut x = exchange(Some(1), None, Some(&u));
+        x.tls_front = Some(&front);
+        let mut d = One::new::<ForwardedProto>(Config::default());
+        let fs = d.exchange(&x);
+        assert_eq!(kinds(&fs), ["forwarded-proto-missing"]);
+        assert_eq!(fs[0].flows, [front.flow, u.flow]);
+        assert!(fs[0].message.starts_with("the client hop is TLS (wss)"));
+
+        let mut h = UPGRADE.to_vec();
+        h.push(("X-Forwarded-Proto", "https"));
+        let told = hop(3, "10.0.0.1:40002->10.0.0.2:3000", request("GET", "/ws", Version::Http11, &h), 2.0)
+            .answered(response(101, &[]), 2.1);
+        let mut x = exchange(Some(2), None, Some(&told));
+        x.tls_front = Some(&front);
+        assert!(d.exchange(&x).is_empty());
+    }
+}

@@ -161,3 +161,39 @@ impl H2NotOffered {
         out.push(about(x, cx, FindingKind::H2WebsocketNotOffered, Severity::Warning, vec![n.flow, c.flow], msg, d));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::super::testing::*;
+    use super::H2NotOffered;
+    use crate::facts::Fact;
+    use crate::proto::Version;
+
+    /// The client had an HTTP/2 connection to the front, which did not
+    /// offer RFC 8441, and opened an HTTP/1.1 one for its WebSocket.
+    #[test]
+    fn a_browser_falling_back_to_http11() {
+        let mut d = One::new::<H2NotOffered>(Config::default());
+        let h2 = h2_conn("198.51.100.7:50000->10.0.0.1:443", false, 1.0, None);
+        assert!(d.fact(Fact::H2Connection(&h2)).is_empty());
+        let c = hop(1, "198.51.100.7:50002->10.0.0.1:443", request("GET", "/ws", Version::Http11, UPGRADE), 2.0)
+            .answered(response(101, &[]), 2.1);
+        let fs = d.exchange(&exchange(Some(1), Some(&c), None));
+        assert_eq!(kinds(&fs), ["h2-websocket-not-offered"]);
+        assert!(fs[0].message.contains("opened another connection (198.51.100.7:50002)"), "{}", fs[0].message);
+        // Once per HTTP/2 connection.
+        assert!(d.exchange(&exchange(Some(2), Some(&c), None)).is_empty());
+    }
+
+    /// A front that offers it is not reported.
+    #[test]
+    fn a_front_offering_rfc8441_is_fine() {
+        let mut d = One::new::<H2NotOffered>(Config::default());
+        let h2 = h2_conn("198.51.100.7:50000->10.0.0.1:443", true, 1.0, Some(5.0));
+        assert!(d.fact(Fact::H2Connection(&h2)).is_empty());
+        let c = hop(1, "198.51.100.7:50002->10.0.0.1:443", request("GET", "/ws", Version::Http11, UPGRADE), 2.0)
+            .answered(response(101, &[]), 2.1);
+        assert!(d.exchange(&exchange(Some(1), Some(&c), None)).is_empty());
+    }
+}

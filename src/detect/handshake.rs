@@ -392,3 +392,111 @@ fn dedup(v: &[String]) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::{Config, Severity};
+    use super::Handshake;
+    use crate::proto::Version;
+    use crate::record::{FindingKind, HopEnd};
+
+    const CLIENT: &str = "198.51.100.7:51000->10.0.0.1:80";
+    const UPSTREAM: &str = "10.0.0.1:40000->10.0.0.2:3000";
+
+    /// nginx's bare `proxy_pass`: HTTP/1.0 without the upgrade headers. One
+    /// fault, filed as upgrade-stripped with upstream-http10 tied to it,
+    /// through the nginx its Server header names.
+    #[test]
+    fn a_stripped_upgrade_over_http10_is_one_fault() {
+        let c = hop(1, CLIENT, request("GET", "/ws", Version::Http11, UPGRADE), 1.0)
+            .answered(response(400, &[("Server", "nginx/1.22.1")]), 1.1);
+        let u = hop(
+            2,
+            UPSTREAM,
+            request("GET", "/ws", Version::Http10, &[("Host", "app.example"), ("Connection", "close")]),
+            1.01,
+        )
+        .answered(response(400, &[]), 1.09)
+        .forwarded();
+        let mut d = One::new::<Handshake>(Config::default());
+        let fs = d.exchange(&exchange(Some(1), Some(&c), Some(&u)));
+        assert_eq!(kinds(&fs), ["upgrade-stripped", "upstream-http10"]);
+        let (lead, tied) = (&fs[0], &fs[1]);
+        assert!(lead.primary && !tied.primary);
+        assert_eq!(lead.also, [FindingKind::UpstreamHttp10]);
+        assert_eq!(lead.severity, Severity::Error);
+        assert!(
+            lead.message.starts_with("nginx forwarded GET /ws to 10.0.0.2:3000 over HTTP/1.0 without Upgrade"),
+            "{}",
+            lead.message
+        );
+        assert_eq!(lead.detail["proxy"], "nginx");
+        assert_eq!(lead.detail["missing"], serde_json::json!(["Upgrade"]));
+        assert!(lead.fix.as_deref().unwrap().contains("proxy_http_version 1.1"));
+        assert_eq!(lead.flows, [flow(CLIENT), flow(UPSTREAM)]);
+        assert!(!lead.detail["proxy_evidence"].as_array().unwrap().is_empty(), "two hops show a proxy");
+    }
+
+    /// Who closed the upstream connection first decides: the proxy's FIN
+    /// first is its timeout, the backend's first a premature close.
+    #[test]
+    fn who_closed_first_decides_between_timeout_and_premature_close() {
+        let c = hop(1, CLIENT, request("GET", "/ws", Version::Http11, UPGRADE), 1.0).answered(response(504, &[]), 61.0);
+        let mut u = hop(2, UPSTREAM, request("GET", "/ws", Version::Http11, UPGRADE), 1.01).forwarded();
+        u.client_fin = Some(t(61.0));
+        let u = u.ended(HopEnd::ClientClosed, 61.001);
+        let mut d = One::new::<Handshake>(Config::default());
+        let fs = d.exchange(&exchange(Some(1), Some(&c), Some(&u)));
+        assert_eq!(kinds(&fs), ["upstream-timeout"]);
+        assert_eq!(fs[0].detail["first_closed"], "proxy");
+        assert!(fs[0].message.contains("gave up after 60.0 s"), "{}", fs[0].message);
+
+        let c = hop(3, CLIENT, request("GET", "/ws", Version::Http11, UPGRADE), 2.0).answered(response(502, &[]), 2.5);
+        let u = hop(4, UPSTREAM, request("GET", "/ws", Version::Http11, UPGRADE), 2.01)
+            .forwarded()
+            .ended(HopEnd::ServerReset, 2.4);
+        let fs = d.exchange(&exchange(Some(2), Some(&c), Some(&u)));
+        assert_eq!(kinds(&fs), ["upstream-premature-close"]);
+        assert!(fs[0].message.contains("reset the connection before sending any response"), "{}", fs[0].message);
+    }
+
+    /// The backend's own refusal of a complete request is not the proxy's.
+    #[test]
+    fn a_backend_refusing_an_intact_request_is_a_warning() {
+        let c = hop(1, CLIENT, request("GET", "/ws", Version::Http11, UPGRADE), 1.0).answered(response(403, &[]), 1.1);
+        let u = hop(2, UPSTREAM, request("GET", "/ws", Version::Http11, UPGRADE), 1.01)
+            .forwarded()
+            .answered(response(403, &[]), 1.09);
+        let fs = One::new::<Handshake>(Config::default()).exchange(&exchange(Some(1), Some(&c), Some(&u)));
+        assert_eq!(kinds(&fs), ["handshake-rejected"]);
+        assert_eq!(fs[0].severity, Severity::Warning);
+        assert!(fs[0].message.contains("not a proxy problem"));
+    }
+
+    /// The proxy answered 502 and its connection attempts were refused.
+    #[test]
+    fn refused_connects_while_the_client_waited() {
+        let c = hop(1, CLIENT, request("GET", "/ws", Version::Http11, UPGRADE), 1.0).answered(response(502, &[]), 1.2);
+        let attempts = [refused("10.0.0.1:40001->10.0.0.2:3000", 1.05)];
+        let mut x = exchange(Some(1), Some(&c), None);
+        x.attempts = &attempts;
+        let fs = One::new::<Handshake>(Config::default()).exchange(&x);
+        assert_eq!(kinds(&fs), ["upstream-connect-failed"]);
+        assert!(fs[0].message.contains("could not connect to the backend at 10.0.0.2:3000 (connection refused)"));
+        assert_eq!(fs[0].flows.len(), 2);
+    }
+
+    /// Plain requests and healthy upgrades find nothing.
+    #[test]
+    fn healthy_and_plain_exchanges_find_nothing() {
+        let c = hop(1, CLIENT, request("GET", "/ws", Version::Http11, UPGRADE), 1.0).answered(response(101, &[]), 1.1);
+        let u = hop(2, UPSTREAM, request("GET", "/ws", Version::Http11, UPGRADE), 1.01)
+            .forwarded()
+            .answered(response(101, &[]), 1.09);
+        let mut d = One::new::<Handshake>(Config::default());
+        assert!(d.exchange(&exchange(Some(1), Some(&c), Some(&u))).is_empty());
+        let p = hop(3, CLIENT, request("GET", "/", Version::Http11, &[]), 2.0).answered(response(200, &[]), 2.1);
+        assert!(d.exchange(&exchange(None, Some(&p), None)).is_empty());
+    }
+}

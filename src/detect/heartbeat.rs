@@ -131,3 +131,41 @@ impl Heartbeat {
         self.survivors = keep;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::super::testing::*;
+    use super::Heartbeat;
+    use crate::record::{FindingKind, Peer, Severity};
+
+    /// Pings every 58 s against the 60 s timeout the user stated: the
+    /// session survived, by luck.
+    #[test]
+    fn heartbeats_just_under_a_stated_timeout() {
+        let mut d = One::new::<Heartbeat>(Config { timeouts: vec![60.0], ..Config::default() });
+        let mut s = session(1, "/feed", 0.0, 300.0, clean());
+        s.heartbeat = Some(pings(58.0, Peer::Client));
+        assert!(d.session(&s, None, None).is_empty());
+        assert!(d.tick(301.0, &[]).is_empty(), "the closes around it may still teach a boundary");
+        let fs = d.tick(303.0, &[]);
+        assert_eq!(kinds(&fs), ["heartbeat-race"]);
+        assert_eq!((fs[0].kind, fs[0].severity), (FindingKind::HeartbeatRace, Severity::Warning));
+        assert!(
+            fs[0].message.contains("client pings every 58.0 s, at or just under the 60.0 s idle timeout you stated"),
+            "{}",
+            fs[0].message
+        );
+        assert_eq!(fs[0].detail["cut"], false);
+    }
+
+    /// Far under the boundary, or no boundary known: nothing.
+    #[test]
+    fn heartbeats_with_room_to_spare() {
+        let mut d = One::new::<Heartbeat>(Config { timeouts: vec![60.0], ..Config::default() });
+        let mut s = session(1, "/feed", 0.0, 300.0, clean());
+        s.heartbeat = Some(pings(20.0, Peer::Server));
+        d.session(&s, None, None);
+        assert!(d.finish(400.0).is_empty());
+    }
+}

@@ -69,3 +69,29 @@ impl Detector for Imminent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::super::testing::*;
+    use super::Imminent;
+
+    /// Live: a session idle 50 s of nginx's default 60 is warned about, once.
+    #[test]
+    fn an_open_session_near_the_timeout_is_warned_about_once() {
+        let mut d = One::new::<Imminent>(Config { live: true, ..Config::default() });
+        let open = [open_row(1, "/ws", 0.0, 10.0), open_row(2, "/chat", 0.0, 50.0)];
+        let fs = d.tick(60.0, &open);
+        assert_eq!(kinds(&fs), ["idle-timeout-imminent"]);
+        assert_eq!(fs[0].detail["session"], 1);
+        assert_eq!(fs[0].fix, None, "a warning about the future");
+        assert!(d.tick(61.0, &open).is_empty(), "once");
+    }
+
+    /// Offline there is no "soon".
+    #[test]
+    fn offline_nothing() {
+        let mut d = One::new::<Imminent>(Config::default());
+        assert!(d.tick(60.0, &[open_row(1, "/ws", 0.0, 10.0)]).is_empty());
+    }
+}

@@ -118,3 +118,59 @@ impl Location {
         f.detail["paths_with_headers_intact"] = json!(others);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::{Config, Detectors, handshake::Handshake};
+    use super::Location;
+    use crate::proto::Version;
+
+    fn run(live: bool) -> One {
+        let cfg = Config { live, ..Config::default() };
+        One(Detectors {
+            list: vec![
+                Box::new(<Handshake as super::Detector>::new(&cfg)),
+                Box::new(<Location as super::Detector>::new(&cfg)),
+            ],
+            cx: super::Context::new(&cfg),
+        })
+    }
+
+    fn pair(id: u64, path: &str, stripped: bool, at: f64) -> (crate::facts::HopRequest, crate::facts::HopRequest) {
+        let c = hop(id, "198.51.100.7:51000->10.0.0.1:80", request("GET", path, Version::Http11, UPGRADE), at)
+            .answered(response(if stripped { 400 } else { 101 }, &[]), at + 0.1);
+        let up: &[(&str, &str)] = if stripped { &[("Host", "app.example")] } else { UPGRADE };
+        let u = hop(id + 1, "10.0.0.1:40000->10.0.0.2:3000", request("GET", path, Version::Http11, up), at + 0.01)
+            .forwarded()
+            .answered(response(if stripped { 400 } else { 101 }, &[]), at + 0.09);
+        (c, u)
+    }
+
+    /// Offline, the fault waits 10 s for other paths through the same front:
+    /// /chat kept its headers, so /ws falls into a location without them.
+    #[test]
+    fn a_stripped_path_beside_an_intact_one_is_a_location_mistake() {
+        let mut d = run(false);
+        let (c, u) = pair(1, "/ws", true, 1.0);
+        assert!(d.exchange(&exchange(Some(1), Some(&c), Some(&u))).is_empty(), "held");
+        let (c, u) = pair(3, "/chat", false, 3.0);
+        assert!(d.exchange(&exchange(Some(2), Some(&c), Some(&u))).is_empty());
+        assert!(d.tick(5.0, &[]).is_empty(), "still waiting");
+        assert_eq!(d.0.pending_since(), Some(t(1.0)), "its stamp holds the output back");
+        let fs = d.tick(11.0, &[]);
+        assert_eq!(kinds(&fs), ["upgrade-stripped"]);
+        assert!(fs[0].message.ends_with("(upgrades to /chat through the same proxy keep their headers: /ws falls into a location/route without them)"), "{}", fs[0].message);
+        assert_eq!(fs[0].detail["paths_with_headers_intact"], serde_json::json!(["/chat"]));
+    }
+
+    /// Live, the fault is reported at once, with what is known by then.
+    #[test]
+    fn live_it_goes_at_once() {
+        let mut d = run(true);
+        let (c, u) = pair(1, "/ws", true, 1.0);
+        let fs = d.exchange(&exchange(Some(1), Some(&c), Some(&u)));
+        assert_eq!(kinds(&fs), ["upgrade-stripped"]);
+        assert_eq!(fs[0].detail["paths_with_headers_intact"], serde_json::json!([]));
+    }
+}

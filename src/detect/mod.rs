@@ -41,6 +41,8 @@ mod location;
 mod plain_upgrade;
 mod protocol;
 mod socketio;
+#[cfg(test)]
+mod testing;
 
 pub use context::Context;
 use proxy::Proxy;
@@ -256,4 +258,65 @@ pub fn about(
     detail: Value,
 ) -> Finding {
     finding(kind, severity, x.ts, flows, Some(x.path), message, cx.here(), None, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use crate::proto::Version;
+    use crate::record::{CloseHow, Closer};
+
+    /// Every kind is some detector's.
+    #[test]
+    fn every_kind_has_a_detector() {
+        let d = standard(Config::default());
+        let mut have: Vec<FindingKind> = d.kinds().collect();
+        have.sort();
+        have.dedup();
+        let mut all = FindingKind::ALL.to_vec();
+        all.sort();
+        assert_eq!(have, all);
+    }
+
+    /// An upgrade that failed through the proxy: its session's end, cut
+    /// without a close frame, is a consequence, not a second finding.
+    #[test]
+    fn a_faulty_handshakes_session_end_is_not_a_new_finding() {
+        let mut d = One(standard(Config::default()));
+        let c = hop(1, "198.51.100.7:50001->10.0.0.1:80", request("GET", "/ws", Version::Http11, UPGRADE), 1.0)
+            .answered(response(101, &[("Sec-WebSocket-Accept", "wrong")]), 1.1);
+        let fs = d.exchange(&exchange(Some(1), Some(&c), None));
+        assert_eq!(kinds(&fs), ["bad-accept"]);
+        let s = session(1, "/ws", 1.1, 2.0, cut(Closer::Client, CloseHow::Rst, 0.5));
+        let a = activity(1.1, Some(1.5), 2.0, "rst");
+        assert!(d.session(&s, Some(&a), None).is_empty());
+        assert!(d.finish(100.0).is_empty(), "handshake 1 had its error");
+    }
+
+    /// What showed a proxy is there goes into every finding: for an
+    /// exchange, its hops; for a session's end, its two hops and what named
+    /// the proxy at its front.
+    #[test]
+    fn findings_say_what_showed_a_proxy() {
+        let mut d = One(standard(Config::default()));
+        let c = hop(1, "198.51.100.7:50001->10.0.0.1:80", request("GET", "/ws", Version::Http11, UPGRADE), 1.0)
+            .answered(response(101, &[("Server", "nginx/1.22.1"), ACCEPT]), 1.1);
+        let u = hop(2, "10.0.0.1:40001->10.0.0.2:3000", request("GET", "/ws", Version::Http11, UPGRADE), 1.01)
+            .forwarded()
+            .answered(response(101, &[ACCEPT]), 1.09);
+        assert!(d.exchange(&exchange(Some(1), Some(&c), Some(&u))).is_empty(), "a healthy upgrade");
+        let mut s = session(1, "/ws", 1.1, 100.0, cut(Closer::Proxy, CloseHow::Fin, 60.0));
+        proxy_closed_both(&mut s, 100.0, CloseHow::Fin);
+        let a = activity(1.1, Some(40.0), 100.0, "fin");
+        d.session(&s, Some(&a), Some(&a));
+        let fs = d.finish(200.0);
+        assert_eq!(kinds(&fs), ["idle-timeout-close"]);
+        assert_eq!(
+            fs[0].detail["proxy_evidence"],
+            serde_json::json!(["two hops of one session paired", "server: nginx/1.22.1 on the response to the client"])
+        );
+        assert_eq!(fs[0].detail["proxy"], "nginx");
+        assert!(fs[0].fix.as_deref().unwrap().contains("proxy_read_timeout"));
+    }
 }

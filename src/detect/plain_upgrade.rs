@@ -56,3 +56,30 @@ impl Detector for PlainUpgrade {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::super::testing::*;
+    use super::PlainUpgrade;
+    use crate::proto::Version;
+
+    #[test]
+    fn a_hard_coded_connection_upgrade_on_a_plain_request() {
+        let c =
+            hop(1, "198.51.100.7:51000->10.0.0.1:80", request("GET", "/api", Version::Http11, &[("Host", "a")]), 1.0)
+                .answered(response(200, &[]), 1.1);
+        let u = hop(
+            2,
+            "10.0.0.1:40000->10.0.0.2:3000",
+            request("GET", "/api", Version::Http11, &[("Host", "a"), ("Connection", "upgrade")]),
+            1.01,
+        )
+        .forwarded()
+        .answered(response(200, &[]), 1.09);
+        let fs = One::new::<PlainUpgrade>(Config::default()).exchange(&exchange(None, Some(&c), Some(&u)));
+        assert_eq!(kinds(&fs), ["connection-upgrade-on-plain"]);
+        assert_eq!(fs[0].detail["connection"], "upgrade");
+        assert!(fs[0].fix.as_deref().unwrap().contains("only when the request carries Upgrade"));
+    }
+}

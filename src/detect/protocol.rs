@@ -113,3 +113,27 @@ fn violation(s: &SessionEnd<'_>, proxy: Proxy) -> Option<Finding> {
         d,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::super::testing::*;
+    use super::ProtocolViolation;
+    use crate::proto::activity::WsActivity;
+
+    /// The proxy's own frames to the backend were unmasked; the client's
+    /// were not.
+    #[test]
+    fn unmasked_frames_only_on_the_proxys_upstream_leg() {
+        let s = session(1, "/ws", 0.0, 10.0, clean());
+        let client = WsActivity::new(t(0.0));
+        let mut upstream = WsActivity::new(t(0.0));
+        upstream.unmasked_client = 1;
+        let fs = One::new::<ProtocolViolation>(Config::default()).session(&s, Some(&client), Some(&upstream));
+        assert_eq!(kinds(&fs), ["proxy-protocol-violation"]);
+        assert!(fs[0].message.contains("sent 1 unmasked frame(s) to the backend 10.0.0.2:3000"), "{}", fs[0].message);
+        // Both legs as the ends sent them: nothing.
+        let fs = One::new::<ProtocolViolation>(Config::default()).session(&s, Some(&client), Some(&client));
+        assert!(fs.is_empty());
+    }
+}

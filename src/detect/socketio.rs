@@ -298,4 +298,25 @@ mod tests {
         assert_eq!(query_param(t, "nope"), None);
         assert_eq!(query_param("/x", "sid"), None);
     }
+
+    /// Polls of one Engine.IO session (the same sid), never a websocket
+    /// transport: judged once quiet.
+    #[test]
+    fn a_session_that_only_polls() {
+        use super::super::Config;
+        use super::super::testing::*;
+        use crate::proto::Version;
+        let mut d = One::new::<SocketIo>(Config::default());
+        for (i, at) in [(1u64, 1.0), (2, 26.0), (3, 51.0)] {
+            let target = format!("/socket.io/?EIO=4&transport=polling&t=T{i}&sid=abc");
+            let c = hop(i, "198.51.100.7:51000->10.0.0.1:80", request("GET", &target, Version::Http11, &[]), at)
+                .answered(response(200, &[]), at + 25.0);
+            assert!(d.exchange(&exchange(None, Some(&c), None)).is_empty());
+        }
+        assert_eq!(d.0.pending_since(), Some(t(1.0)));
+        let fs = d.tick(112.0, &[]);
+        assert_eq!(kinds(&fs), ["socketio-no-upgrade"]);
+        assert_eq!(fs[0].detail["polls"], 3);
+        assert!(fs[0].message.contains("the client never attempted the websocket transport"), "{}", fs[0].message);
+    }
 }
