@@ -48,11 +48,26 @@ pub struct HopRequest {
     pub paired_by: Option<PairedBy>,
     /// The request was decrypted from a TLS connection (its handshake facts).
     pub tls: Option<Box<crate::proto::tls::TlsInfo>>,
+    /// What it carries of an upgrade, worked out once when first asked.
+    pub upgrade: std::cell::OnceCell<UpgradeHeaders>,
 }
 
 impl HopRequest {
     pub fn is_websocket_attempt(&self) -> bool {
         self.req.is_websocket_attempt()
+    }
+
+    /// What it carries of an upgrade (worked out once).
+    pub fn upgrade(&self) -> &UpgradeHeaders {
+        self.upgrade.get_or_init(|| upgrade_headers(&self.req))
+    }
+
+    /// A complete RFC 6455 upgrade request: what a backend needs to say 101.
+    pub fn complete_upgrade(&self) -> bool {
+        self.upgrade().intact()
+            && self.req.version == crate::proto::Version::Http11
+            && self.req.headers.has("sec-websocket-key")
+            && self.req.headers.has("sec-websocket-version")
     }
 
     /// The HTTP/2 stream the request came on, if it did.
@@ -97,6 +112,61 @@ impl HopRequest {
     /// Failed to get any response (the connection closed or reset).
     pub fn failed(&self) -> bool {
         self.resp.is_none() && self.end.is_some_and(|(_, e)| !matches!(e, HopEnd::Conn(r) if r.is_unfinished()))
+    }
+}
+
+/// What an upgrade request lacks (RFC 6455 4.1; RFC 8441's `:protocol` on
+/// HTTP/2): `missing` names headers (or the `upgrade` token of Connection)
+/// that are absent, `mangled` those present with the wrong value.
+#[derive(Debug, Clone, Default)]
+pub struct UpgradeHeaders {
+    pub missing: Vec<&'static str>,
+    pub mangled: Vec<(String, String)>,
+}
+
+pub fn upgrade_headers(r: &Request) -> UpgradeHeaders {
+    let mut missing = Vec::new();
+    let mut mangled = Vec::new();
+    // HTTP/2 has no Upgrade or Connection: RFC 8441's `:protocol
+    // websocket` on a CONNECT is the whole of the upgrade request.
+    if r.is_h2() {
+        if !r.is_extended_connect() {
+            missing.push(":protocol");
+        }
+        return UpgradeHeaders { missing, mangled };
+    }
+    // Values are only copied out when something is wrong (the usual case
+    // allocates nothing).
+    if !r.headers.has_token("upgrade", "websocket") {
+        match r.headers.joined("upgrade") {
+            None => missing.push("Upgrade"),
+            Some(v) => mangled.push(("Upgrade".to_string(), v)),
+        }
+    }
+    if !r.headers.has_token("connection", "upgrade") {
+        match r.headers.joined("connection") {
+            None => missing.push("Connection"),
+            Some(v) => mangled.push(("Connection".to_string(), v)),
+        }
+    }
+    UpgradeHeaders { missing, mangled }
+}
+
+impl UpgradeHeaders {
+    pub fn intact(&self) -> bool {
+        self.missing.is_empty() && self.mangled.is_empty()
+    }
+
+    /// "without Upgrade and with Connection: close"
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.missing.is_empty() {
+            parts.push(format!("without {}", self.missing.join(" and ")));
+        }
+        for (n, v) in &self.mangled {
+            parts.push(format!("with {n}: {v}"));
+        }
+        parts.join(" and ")
     }
 }
 

@@ -113,19 +113,24 @@ impl Analysis {
         self.correlation.event(ev, &mut self.policy);
     }
 
-    /// Whether a tick is due at `now` (once per second of packet time).
+    /// Whether a tick is due at `now` (once per second of packet time):
+    /// asked per packet, so it stays a compare.
+    #[inline]
     pub fn tick_due(&self, now: Ts) -> bool {
         self.last_tick.is_none_or(|t| now.0 - t.0 >= 1_000_000)
     }
 
     /// Live capture: detectors want the open sessions on each tick.
+    #[inline]
     pub fn wants_rows(&self) -> bool {
         self.live
     }
 
     /// Packet time passed `now`: correlation's timers, then the
     /// detectors'; records stamped before the watermark are released.
-    /// `open` lists open sessions (live only).
+    /// `open` lists open sessions (live only). Once a second: kept out of
+    /// the per-packet path.
+    #[inline(never)]
     pub fn tick(&mut self, now: Ts, open: &[SessionRow]) {
         if !self.tick_due(now) {
             return;

@@ -240,6 +240,7 @@ mod tests {
             from: None,
             paired_by: None,
             tls: None,
+            upgrade: Default::default(),
         })
     }
 

@@ -56,6 +56,7 @@ impl Correlator {
             from: None,
             paired_by: None,
             tls: c.tls_info.clone().filter(|i| i.decrypted),
+            upgrade: Default::default(),
         });
         t.nth_on_conn = nth;
         self.h2_request(conn, &t.req);

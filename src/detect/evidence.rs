@@ -203,59 +203,7 @@ fn h2_diff(c: &Request, u: &Request, r: Redactor) -> Vec<Value> {
     out
 }
 
-/// What a forwarded upgrade request lacks: `missing` names headers (or
-/// the `upgrade` token of Connection) that are absent, `mangled` those
-/// present with the wrong value.
-pub struct UpgradeHeaders {
-    pub missing: Vec<&'static str>,
-    pub mangled: Vec<(String, String)>,
-}
-
-pub fn upgrade_headers(r: &Request) -> UpgradeHeaders {
-    let mut missing = Vec::new();
-    let mut mangled = Vec::new();
-    // HTTP/2 has no Upgrade or Connection: RFC 8441's `:protocol
-    // websocket` on a CONNECT is the whole of the upgrade request.
-    if r.is_h2() {
-        if !r.is_extended_connect() {
-            missing.push(":protocol");
-        }
-        return UpgradeHeaders { missing, mangled };
-    }
-    // Values are only copied out when something is wrong (the usual case
-    // allocates nothing).
-    if !r.headers.has_token("upgrade", "websocket") {
-        match r.headers.joined("upgrade") {
-            None => missing.push("Upgrade"),
-            Some(v) => mangled.push(("Upgrade".to_string(), v)),
-        }
-    }
-    if !r.headers.has_token("connection", "upgrade") {
-        match r.headers.joined("connection") {
-            None => missing.push("Connection"),
-            Some(v) => mangled.push(("Connection".to_string(), v)),
-        }
-    }
-    UpgradeHeaders { missing, mangled }
-}
-
-impl UpgradeHeaders {
-    pub fn intact(&self) -> bool {
-        self.missing.is_empty() && self.mangled.is_empty()
-    }
-
-    /// "without Upgrade and with Connection: close"
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if !self.missing.is_empty() {
-            parts.push(format!("without {}", self.missing.join(" and ")));
-        }
-        for (n, v) in &self.mangled {
-            parts.push(format!("with {n}: {v}"));
-        }
-        parts.join(" and ")
-    }
-}
+pub use crate::facts::{UpgradeHeaders, upgrade_headers};
 
 /// A complete RFC 6455 upgrade request: what a backend needs to say 101.
 pub fn complete_upgrade(r: &Request) -> bool {

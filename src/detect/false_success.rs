@@ -69,17 +69,13 @@ impl Detector for FalseSuccess {
                     ),
                     None => format!("the backend at {} never switched protocols ({})", u.flow.dst, evidence::saw(u)),
                 };
-                let stripped = !evidence::upgrade_headers(&u.req).intact();
+                let stripped = !u.upgrade().intact();
                 (
                     format!(
                         "false WebSocket success on {}: {pname} forwarded the HTTP/2 extended CONNECT (stream {stream}) as GET {}{}; {what}, not 101, yet {pname} relayed :status {status} to the client, which RFC 8441 reads as success: the browser fired onopen, then got the plain response body as DATA instead of WebSocket frames and the stream ended (1006, no message ever)",
                         x.path,
                         u.req.path(),
-                        if stripped {
-                            format!(" {}", evidence::upgrade_headers(&u.req).describe())
-                        } else {
-                            String::new()
-                        },
+                        if stripped { format!(" {}", u.upgrade().describe()) } else { String::new() },
                     ),
                     json!({"backend_status": u.status(), "upgrade_stripped": stripped}),
                 )

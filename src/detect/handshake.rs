@@ -13,7 +13,7 @@
 
 use serde_json::{Value, json};
 
-use super::evidence::{self, complete_upgrade, upgrade_headers};
+use super::evidence;
 use super::{Config, Context, Detector, Finding, FindingKind, Severity, about};
 use crate::facts::{Exchange, Fact, HopRequest};
 use crate::flow::FlowKey;
@@ -87,8 +87,8 @@ fn detail(x: &Exchange<'_>, cx: &Context) -> Value {
 
 fn both_hops(x: &Exchange<'_>, c: &HopRequest, u: &HopRequest, cx: &Context, out: &mut Vec<Finding>) {
     let fl = flows(&[Some(c), Some(u)]);
-    let ch = upgrade_headers(&c.req);
-    let uh = upgrade_headers(&u.req);
+    let ch = c.upgrade();
+    let uh = u.upgrade();
     let pname = cx.here().name();
     let up = u.flow.dst;
     let http10 = u.req.version == Version::Http10 && c.req.version != Version::Http10;
@@ -136,7 +136,7 @@ fn both_hops(x: &Exchange<'_>, c: &HopRequest, u: &HopRequest, cx: &Context, out
             }
         }
         (Some(s), _) => {
-            if complete_upgrade(&u.req) {
+            if u.complete_upgrade() {
                 let msg = format!(
                     "the backend at {up} refused the upgrade for {} with {} (the request reached it intact through {pname}: not a proxy problem); the client got {}",
                     x.path,
@@ -220,7 +220,7 @@ fn no_answer(x: &Exchange<'_>, c: &HopRequest, u: &HopRequest, cx: &Context, fl:
 
 fn client_only(x: &Exchange<'_>, c: &HopRequest, cx: &Context, out: &mut Vec<Finding>) {
     let fl = flows(&[Some(c)]);
-    if !upgrade_headers(&c.req).intact() && c.from.is_none() {
+    if !c.upgrade().intact() && c.from.is_none() {
         headers_missing(x, c, cx, out);
     }
     lone_http10(x, c, cx, out);
@@ -256,7 +256,7 @@ fn client_only(x: &Exchange<'_>, c: &HopRequest, cx: &Context, out: &mut Vec<Fin
             status_word(c)
         );
         out.push(about(x, cx, FindingKind::UpgradeFailed, Severity::Error, fl, msg, detail(x, cx)));
-    } else if let Some(s) = c.status().filter(|_| complete_upgrade(&c.req)) {
+    } else if let Some(s) = c.status().filter(|_| c.complete_upgrade()) {
         let msg = format!(
             "the server at {} refused the upgrade for {} with {} (only this hop is visible; the request was complete)",
             c.flow.dst,
@@ -271,12 +271,12 @@ fn client_only(x: &Exchange<'_>, c: &HopRequest, cx: &Context, out: &mut Vec<Fin
 
 fn upstream_only(x: &Exchange<'_>, u: &HopRequest, cx: &Context, out: &mut Vec<Finding>) {
     let fl = flows(&[Some(u)]);
-    if !upgrade_headers(&u.req).intact() {
+    if !u.upgrade().intact() {
         headers_missing(x, u, cx, out);
     }
     lone_http10(x, u, cx, out);
     match (u.status(), u.end) {
-        (Some(s), _) if s != 101 && complete_upgrade(&u.req) => {
+        (Some(s), _) if s != 101 && u.complete_upgrade() => {
             let msg =
                 format!("the backend at {} refused the upgrade for {} with {}", u.flow.dst, x.path, evidence::saw(u));
             let mut d = detail(x, cx);
@@ -336,7 +336,7 @@ fn headers_missing(x: &Exchange<'_>, t: &HopRequest, cx: &Context, out: &mut Vec
     if !t.req.headers.has("sec-websocket-key") && !t.req.headers.has("sec-websocket-version") {
         return;
     }
-    let h = upgrade_headers(&t.req);
+    let h = t.upgrade();
     let front = if x.tls_front.is_some() {
         "the TLS-terminating proxy in front (its client side is encrypted)"
     } else {

@@ -9,7 +9,6 @@
 use serde_json::json;
 
 use super::context::MAX_REMEMBERED;
-use super::evidence::upgrade_headers;
 use super::{Config, Context, Detector, Finding, FindingKind};
 use crate::facts::{Fact, SessionRow};
 use crate::flow::Endpoint;
@@ -47,8 +46,8 @@ impl Detector for Location {
         let Some(c) = x.client else { return };
         let front = c.flow.dst;
         if let Some(u) = x.upstream
-            && upgrade_headers(&c.req).intact()
-            && upgrade_headers(&u.req).intact()
+            && c.upgrade().intact()
+            && u.upgrade().intact()
         {
             if self.intact_paths.len() >= MAX_REMEMBERED && !self.intact_paths.contains_key(&front) {
                 self.intact_paths.clear();

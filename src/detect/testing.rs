@@ -75,6 +75,7 @@ pub fn hop(id: u64, flow_: &str, req: Box<Request>, at: f64) -> HopRequest {
         from: None,
         paired_by: None,
         tls: None,
+        upgrade: Default::default(),
     }
 }
 
