@@ -15,7 +15,7 @@ use crate::record::{
 };
 use crate::time::{Ts, round_us, round3};
 
-/// An upgraded connection, as the analyzer follows it: its activity
+/// An upgraded connection, as correlation follows it: its activity
 /// arrives with its summary when it ends (the connection layer keeps the
 /// counters while it is open).
 #[derive(Debug, Clone)]
