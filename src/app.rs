@@ -10,14 +10,10 @@ use crate::cli::{Args, FailOn};
 use crate::config::{Analysis, Command, Config, Output};
 use crate::correlate::Roles;
 use crate::detect::Detectors;
-use crate::detect::diagnosis::{Diagnosis, DiagnosisConfig};
-use crate::detect::proxy::Proxy;
 use crate::error::{Error, Result};
 use crate::flow::Limits;
 use crate::pipeline::{InputEnd, Pipeline};
-use crate::sink::Sink;
-use crate::sink::json::JsonSink;
-use crate::sink::text::{TextOptions, TextSink};
+use crate::sink::{Sink, TextOptions};
 
 /// Builds the analysis pipeline the arguments describe (tests and fuzz
 /// targets build one from arguments without an input).
@@ -66,25 +62,22 @@ fn load_keys(cfg: &Analysis, keys: &crate::proto::tls::Keys) -> Result<()> {
 
 /// The detectors a run uses.
 pub fn detectors(cfg: &Analysis) -> Detectors {
-    let cfg = DiagnosisConfig {
-        redact: Some(cfg.redact),
-        proxy: cfg.proxy.map(Proxy::from_kind),
+    crate::detect::standard(crate::detect::Config {
+        redact: cfg.redact,
+        proxy: cfg.proxy,
         timeouts: cfg.timeouts.clone(),
         live: cfg.live,
-    };
-    Detectors::new(vec![Box::new(Diagnosis::new(cfg))])
+    })
 }
 
-/// The text or JSON sink on standard output.
+/// The sinks the output configuration asks for (text or JSON on standard output).
 pub fn stdout_sink(cfg: &Output) -> Box<dyn Sink> {
-    let out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     let line_buffered = cfg.line_buffered;
-    if cfg.json {
-        Box::new(JsonSink::new(out, line_buffered))
-    } else {
-        let opts = TextOptions { verbose: cfg.verbose, quiet: cfg.quiet, line_buffered, color: cfg.color };
-        Box::new(TextSink::new(out, opts))
-    }
+    crate::sink::standard(&crate::sink::Options {
+        json: cfg.json,
+        text: TextOptions { verbose: cfg.verbose, quiet: cfg.quiet, line_buffered, color: cfg.color },
+        line_buffered,
+    })
 }
 
 /// Exit status: 0 fine, 1 findings at or above `--fail-on`, 2 error.
@@ -142,10 +135,13 @@ fn analyse(cfg: Config) -> Result<i32> {
 
 /// `--fail-on`: 1 when findings at or above the level exist.
 pub fn exit_status(cfg: &Output, p: &Pipeline) -> i32 {
-    let s = &p.analyzer.stats;
-    match cfg.fail_on {
-        Some(FailOn::Error) if s.errors > 0 => 1,
-        Some(FailOn::Warning) if s.errors + s.warnings > 0 => 1,
-        _ => 0,
-    }
+    crate::record::exit_status(fail_level(cfg.fail_on), p.analysis.findings().worst())
+}
+
+/// The severity `--fail-on` names.
+pub fn fail_level(fail_on: Option<FailOn>) -> Option<crate::record::Severity> {
+    fail_on.map(|f| match f {
+        FailOn::Error => crate::record::Severity::Error,
+        FailOn::Warning => crate::record::Severity::Warning,
+    })
 }

@@ -104,7 +104,7 @@ pub struct Args {
 
     /// The proxy in front, when it cannot be recognised from its headers.
     #[arg(long, value_enum, value_name = "NAME")]
-    pub proxy: Option<ProxyKind>,
+    pub proxy: Option<crate::detect::proxy::Proxy>,
 
     /// An idle timeout you expect somewhere on the path, in seconds (repeatable).
     #[arg(long = "timeout", value_name = "SECS")]
@@ -139,17 +139,6 @@ pub struct Args {
     /// BPF filter expression.
     #[arg(value_name = "EXPRESSION", trailing_var_arg = true, allow_hyphen_values = true)]
     pub expression: Vec<String>,
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyKind {
-    Nginx,
-    Haproxy,
-    Apache,
-    Envoy,
-    Caddy,
-    Lighttpd,
-    Traefik,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -65,7 +65,7 @@ pub struct Analysis {
     /// `--upstream`: backend addresses.
     pub upstreams: Vec<UpstreamSpec>,
     /// `--proxy`: the proxy in front, when its headers do not say.
-    pub proxy: Option<crate::cli::ProxyKind>,
+    pub proxy: Option<crate::detect::proxy::Proxy>,
     /// `--timeout`: idle timeouts expected on the path, seconds (> 0).
     pub timeouts: Vec<f64>,
     /// Live capture: key logs are followed, detectors warn early.

@@ -7,6 +7,9 @@
 //! UTF-8 encoded C1 controls (U+009B is CSI) do the same on many terminals.
 //! Bidirectional overrides (U+202E) reorder what the reader sees.
 //!
+//! Flows, roles and other typed fields need nothing: they are printed from
+//! addresses and names wstap owns.
+//!
 //! Every text output goes through here: the text sink escapes each record
 //! ([`record`]) before formatting it, and the dashboard each record and
 //! session row it receives. Nothing is dropped: a control character becomes
@@ -117,7 +120,6 @@ fn hop_strings(h: &Hop) -> impl Iterator<Item = &str> {
         .into_iter()
         .chain(tls)
         .filter_map(|s| s.as_deref())
-        .chain(std::iter::once(h.flow.as_str()))
 }
 
 fn fix_hop(h: &mut Hop) {
@@ -142,7 +144,6 @@ fn fix_hop(h: &mut Hop) {
         fix_opt(&mut t.sni);
         fix_opt(&mut t.alpn);
     }
-    fix(&mut h.flow);
 }
 
 /// Whether any string of the record needs escaping.
@@ -156,13 +157,9 @@ fn record_needs(r: &Record) -> bool {
         Record::Handshake(h) => {
             needs(&h.path) || [&h.client, &h.upstream].into_iter().flatten().any(|h| hop_strings(h).any(needs))
         }
-        Record::Session(s) => needs(&s.path) || o(&s.close.reason) || o(&s.client_flow) || o(&s.upstream_flow),
+        Record::Session(s) => needs(&s.path) || o(&s.close.reason),
         Record::Finding(f) => {
-            needs(&f.message)
-                || o(&f.path)
-                || f.fix.as_deref().is_some_and(lines_need)
-                || f.flows.iter().any(|s| needs(s))
-                || value_needs(&f.detail)
+            needs(&f.message) || o(&f.path) || f.fix.as_deref().is_some_and(lines_need) || value_needs(&f.detail)
         }
         Record::Summary(s) => s.paths.iter().chain(&s.upstreams).any(|r| needs(&r.key)),
     }
@@ -189,8 +186,6 @@ fn fix_record(r: &mut Record) {
         Record::Session(s) => {
             fix(&mut s.path);
             fix_opt(&mut s.close.reason);
-            fix_opt(&mut s.client_flow);
-            fix_opt(&mut s.upstream_flow);
         }
         Record::Finding(f) => {
             fix(&mut f.message);
@@ -198,7 +193,6 @@ fn fix_record(r: &mut Record) {
             if let Some(x) = &mut f.fix {
                 fix_lines(x);
             }
-            f.flows.iter_mut().for_each(fix);
             fix_value(&mut f.detail);
         }
         Record::Summary(s) => {
@@ -231,6 +225,11 @@ pub fn record_in_place(r: &mut Record) {
 mod tests {
     use super::*;
 
+    fn ep(s: &str) -> crate::flow::Endpoint {
+        let sa: std::net::SocketAddr = s.parse().unwrap();
+        crate::flow::Endpoint::new(sa.ip(), sa.port())
+    }
+
     #[test]
     fn controls_become_visible_escapes() {
         assert_eq!(text("plain /ws?x=1"), "plain /ws?x=1");
@@ -249,9 +248,9 @@ mod tests {
         let f = crate::record::FrameLine {
             ty: "frame",
             ts: 0.0,
-            flow: "a->b".into(),
-            dir: "to_client",
-            opcode: "close",
+            flow: crate::flow::FlowKey { src: ep("10.0.0.1:1"), dst: ep("10.0.0.2:2") },
+            dir: crate::proto::Dir::ToClient,
+            opcode: crate::proto::ws::opcode::CLOSE,
             fin: true,
             rsv1: false,
             masked: false,

@@ -3,8 +3,10 @@
 //! The pipeline, one module per stage:
 //! [`capture`] -> [`decode`] -> [`flow`] (reassembly) -> [`proto`] (HTTP,
 //! WebSocket) -> [`event`] -> [`correlate`] (hop pairing, sessions) ->
-//! [`detect`] -> [`record`] -> [`sink`].
+//! [`facts`] -> [`detect`] -> [`record`] -> [`sink`]; [`analysis`] joins
+//! correlation, detectors and the time order of records.
 
+pub mod analysis;
 pub mod app;
 pub mod budget;
 pub mod capture;
@@ -16,8 +18,10 @@ pub mod detect;
 pub mod error;
 pub mod escape;
 pub mod event;
+pub mod facts;
 pub mod flow;
 pub mod generate;
+pub mod latency;
 pub mod pipeline;
 pub mod proto;
 pub mod record;

@@ -1,9 +1,10 @@
 //! The streaming pipeline, identical for files and live capture:
 //! packets -> decode -> flow table (reassembly, HTTP/WebSocket parsers)
-//! -> events -> correlation and detectors -> records -> sinks.
+//! -> events -> analysis (correlation, facts, detectors) -> records -> sinks.
 
+use crate::analysis::Analysis;
 use crate::capture::{Next, PacketSource};
-use crate::correlate::{Analyzer, Config};
+use crate::correlate::Config;
 use crate::decode::{self, LinkType, Skip};
 use crate::detect::Detectors;
 use crate::error::Result;
@@ -37,7 +38,7 @@ pub struct PacketStats {
 
 pub struct Pipeline {
     pub flows: FlowTable,
-    pub analyzer: Analyzer,
+    pub analysis: Analysis,
     /// IP fragments being reassembled.
     pub defrag: decode::frag::Defrag,
     events: Vec<Event>,
@@ -50,7 +51,7 @@ pub struct Pipeline {
     /// that the memory budget is giving state up (at most every 10 s).
     pub warn_on_evictions: bool,
     warned: (u64, Option<Ts>),
-    /// What the analyzer's output buffer is charged to the budget now.
+    /// What the analysis' output buffer is charged to the budget now.
     output_charged: usize,
 }
 
@@ -58,16 +59,16 @@ impl Pipeline {
     pub fn new(cfg: Config, detectors: Detectors, limits: Limits) -> Pipeline {
         let redact = cfg.redact;
         let flows = FlowTable::new(limits);
-        let mut analyzer = Analyzer::new(cfg, detectors);
+        let mut analysis = Analysis::new(cfg, detectors);
         // Records held for time order: a quarter of the buffers' share.
-        analyzer.set_output_cap((flows.budget().buffer_cap() / 4) as usize);
+        analysis.set_output_cap((flows.budget().buffer_cap() / 4) as usize);
         Pipeline {
             redact,
             warn_on_evictions: false,
             warned: (0, None),
             output_charged: 0,
             flows,
-            analyzer,
+            analysis,
             defrag: Default::default(),
             events: Vec::with_capacity(64),
             stats: PacketStats::default(),
@@ -101,17 +102,17 @@ impl Pipeline {
         }
         if !self.events.is_empty() {
             for ev in self.events.drain(..) {
-                self.analyzer.event(ev);
+                self.analysis.event(ev);
             }
         }
         self.tick();
         self.charge_output();
     }
 
-    /// The analyzer's output buffer, charged to the budget's buffers.
+    /// The analysis' output buffer, charged to the budget's buffers.
     #[inline]
     fn charge_output(&mut self) {
-        let held = self.analyzer.held_bytes();
+        let held = self.analysis.held_bytes();
         if held != self.output_charged {
             self.flows.charge_buffers(held as i64 - self.output_charged as i64);
             self.output_charged = held;
@@ -156,9 +157,9 @@ impl Pipeline {
     /// open sessions for early warnings).
     #[inline]
     fn tick(&mut self) {
-        if self.analyzer.tick_due(self.now) {
-            let rows = if self.analyzer.wants_rows() { self.session_rows() } else { Vec::new() };
-            self.analyzer.tick(self.now, &rows);
+        if self.analysis.tick_due(self.now) {
+            let rows = if self.analysis.wants_rows() { self.session_rows() } else { Vec::new() };
+            self.analysis.tick(self.now, &rows);
             if self.warn_on_evictions {
                 self.warn_evictions();
             }
@@ -171,8 +172,8 @@ impl Pipeline {
         let losses = st.evicted.total()
             + st.dropped
             + st.shed_connections
-            + self.analyzer.written_early_for_memory()
-            + self.analyzer.h2_forgotten();
+            + self.analysis.written_early_for_memory()
+            + self.analysis.correlation.h2_forgotten();
         if losses <= self.warned.0 || self.warned.1.is_some_and(|t| self.now.since(t) < 10.0) {
             return;
         }
@@ -184,8 +185,8 @@ impl Pipeline {
     }
 
     /// Open WebSocket sessions with their current activity.
-    pub fn session_rows(&self) -> Vec<crate::correlate::SessionRow> {
-        self.analyzer.session_rows(&self.flows)
+    pub fn session_rows(&self) -> Vec<crate::facts::SessionRow> {
+        self.analysis.correlation.session_rows(&self.flows)
     }
 
     /// The redaction policy every record gets before a sink.
@@ -200,7 +201,7 @@ impl Pipeline {
         }
         self.flows.expire(self.now, &mut self.events);
         for ev in self.events.drain(..) {
-            self.analyzer.event(ev);
+            self.analysis.event(ev);
         }
         self.tick();
         self.charge_output();
@@ -208,11 +209,11 @@ impl Pipeline {
 
     /// Hands produced records to the sink.
     pub fn drain_to(&mut self, sink: &mut dyn Sink) -> std::io::Result<()> {
-        if !self.analyzer.has_output() {
+        if !self.analysis.has_output() {
             return Ok(());
         }
         let redact = self.redact.enabled;
-        for mut r in self.analyzer.drain() {
+        for mut r in self.analysis.drain() {
             if redact {
                 crate::redact::record(&mut r);
             }
@@ -230,9 +231,9 @@ impl Pipeline {
         self.stats.skips[Skip::ALL.iter().position(|s| *s == Skip::IpFragment).unwrap_or(0)] += lost;
         self.flows.finish(now, &mut self.events);
         for ev in self.events.drain(..) {
-            self.analyzer.event(ev);
+            self.analysis.event(ev);
         }
-        self.analyzer.finish(now);
+        self.analysis.finish(now);
         self.charge_output();
         self.summary()
     }
@@ -251,7 +252,7 @@ impl Pipeline {
             }
         }
         let r = &self.flows.stats.reassembly;
-        let a = &self.analyzer.stats;
+        let a = &self.analysis.correlation.stats;
         Summary {
             ty: "summary",
             packets: st.packets,
@@ -273,7 +274,7 @@ impl Pipeline {
             http_requests: a.http_requests,
             handshakes: a.handshakes.clone(),
             sessions: a.sessions,
-            findings: a.findings.clone(),
+            findings: self.analysis.findings().by_kind.clone(),
             paths: a
                 .metrics
                 .paths()
@@ -285,10 +286,10 @@ impl Pipeline {
                 .collect(),
             upstreams: a.metrics.upstreams(),
             latency_ms: record::Latencies {
-                client: a.metrics.client.percentiles(),
-                upstream: a.metrics.upstream.percentiles(),
-                overhead: a.metrics.overhead.percentiles(),
-                relay: a.metrics.relay.percentiles(),
+                client: a.metrics.latency.client.percentiles(),
+                upstream: a.metrics.latency.upstream.percentiles(),
+                overhead: a.metrics.latency.overhead.percentiles(),
+                relay: a.metrics.latency.relay.percentiles(),
             },
             first_ts: st.first_ts.map(|t| round_us(t.secs())),
             last_ts: st.last_ts.map(|t| round_us(t.secs())),
@@ -309,10 +310,10 @@ impl Pipeline {
                     dropped_connections: b.stats.dropped,
                     shed_connections: b.stats.shed_connections,
                     shed_bytes: b.stats.shed_bytes,
-                    records_written_early: self.analyzer.written_early_for_memory(),
-                    h2_connections_forgotten: self.analyzer.h2_forgotten(),
-                    closes_judged_early: self.analyzer.detector_bounds().0,
-                    socketio_sessions_forgotten: self.analyzer.detector_bounds().1,
+                    records_written_early: self.analysis.written_early_for_memory(),
+                    h2_connections_forgotten: self.analysis.correlation.h2_forgotten(),
+                    closes_judged_early: self.analysis.detectors_gave_up().closes_judged_early,
+                    socketio_sessions_forgotten: self.analysis.detectors_gave_up().socketio_sessions_forgotten,
                 }
             },
             capture: None,

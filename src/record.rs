@@ -1,10 +1,349 @@
 //! Output records: the JSON Lines contract (docs/json.md). Every line has a
 //! `type`; field names and finding `kind`s are stable identifiers. Extend,
 //! never rename.
+//!
+//! Records are typed all the way to the sinks: flows are [`FlowKey`]s, roles,
+//! who closed and how, finding kinds and severities are enums. Their
+//! `Serialize` impls (here) are the JSON spelling; their `Display` impls the
+//! text one. No module formats a record field into text and reads it back.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+
+use crate::event::EndReason;
+use crate::flow::{Endpoint, FlowKey};
+use crate::proto::{Dir, Version};
+
+/// A closed set of names: the enum, `ALL`, `name()`, `Display` and a
+/// `Serialize` that writes the name (JSON values and map keys alike).
+macro_rules! named {
+    ($(#[$m:meta])* pub enum $T:ident { $($(#[$vm:meta])* $V:ident => $s:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $T {
+            $($(#[$vm])* $V,)*
+        }
+        impl $T {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$T] = &[$($T::$V,)*];
+            /// The stable name (JSON and text).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($T::$V => $s,)*
+                }
+            }
+        }
+        impl fmt::Display for $T {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+        impl Serialize for $T {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+    };
+}
+
+named! {
+    /// What a finding is about: the stable identifiers of the JSON contract
+    /// (documented in docs/findings.md). A new kind is a new variant here;
+    /// the compiler then asks every proxy (src/detect/proxy/) for its fix.
+    pub enum FindingKind {
+        UpgradeStripped => "upgrade-stripped",
+        UpgradeHeadersMissing => "upgrade-headers-missing",
+        UpstreamHttp10 => "upstream-http10",
+        HandshakeRejected => "handshake-rejected",
+        UpstreamPrematureClose => "upstream-premature-close",
+        UpstreamConnectFailed => "upstream-connect-failed",
+        UpstreamTimeout => "upstream-timeout",
+        UpgradeFailed => "upgrade-failed",
+        BadAccept => "bad-accept",
+        ConnectionUpgradeOnPlain => "connection-upgrade-on-plain",
+        IdleTimeoutClose => "idle-timeout-close",
+        AbnormalClose => "abnormal-close",
+        SocketioNoUpgrade => "socketio-no-upgrade",
+        ForwardedProtoMissing => "forwarded-proto-missing",
+        MassClose => "mass-close",
+        HeartbeatRace => "heartbeat-race",
+        IdleTimeoutImminent => "idle-timeout-imminent",
+        ProxyProtocolViolation => "proxy-protocol-violation",
+        FalseUpgradeSuccess => "false-upgrade-success",
+        H2WebsocketNotOffered => "h2-websocket-not-offered",
+    }
+}
+
+/// Kinds sort by name (the summary's `findings` map is keyed by them).
+impl Ord for FindingKind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name().cmp(other.name())
+    }
+}
+
+impl PartialOrd for FindingKind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `--fail-on`: the exit status a run ends with, from the worst severity
+/// among the findings it reported (`None`: none). 1 when that is at or
+/// above `level`, else 0. The one decision for the text/JSON run and the
+/// dashboard alike.
+pub fn exit_status(level: Option<Severity>, worst: Option<Severity>) -> i32 {
+    match (level, worst) {
+        (Some(level), Some(worst)) if worst >= level => 1,
+        _ => 0,
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    pub kind: FindingKind,
+    pub severity: Severity,
+    pub ts: f64,
+    pub flows: Vec<FlowKey>,
+    pub path: Option<String>,
+    pub message: String,
+    pub fix: Option<String>,
+    pub detail: serde_json::Value,
+    /// Findings about one fault share this id (assigned in output order).
+    /// One fault may be filed under several kinds (an HTTP/1.0 forward
+    /// that also lost the upgrade headers is both `upgrade-stripped` and
+    /// `upstream-http10`): the lead finding comes first and names the
+    /// others in `also`; each other one has `primary: false`. Text output
+    /// prints the lead only.
+    pub fault: u64,
+    pub primary: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<FindingKind>,
+}
+
+impl Finding {
+    /// Files `related` under the same fault as `self` (the lead).
+    pub fn tie(&mut self, related: &mut Finding) {
+        related.primary = false;
+        if !self.also.contains(&related.kind) {
+            self.also.push(related.kind);
+        }
+    }
+}
+
+/// A flow is written `SRC:PORT->DST:PORT` (initiator first).
+impl Serialize for FlowKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// An endpoint is written `IP:PORT` (`[IPv6]:PORT`).
+impl Serialize for Endpoint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+named! {
+    /// A hop's role within a session: the client hop (nearest the client
+    /// seen) or the upstream hop (the proxy's forward).
+    pub enum Role {
+        Client => "client",
+        Upstream => "upstream",
+    }
+}
+
+named! {
+    /// One end of a TCP connection: the one that opened it, or the other.
+    pub enum Side {
+        Initiator => "initiator",
+        Responder => "responder",
+    }
+}
+
+impl Side {
+    /// The side that sends in `dir`.
+    pub fn sending(dir: Dir) -> Side {
+        match dir {
+            Dir::ToServer => Side::Initiator,
+            Dir::ToClient => Side::Responder,
+        }
+    }
+}
+
+named! {
+    /// Who is behind a session's first closing action.
+    pub enum Closer {
+        Client => "client",
+        Server => "server",
+        Proxy => "proxy",
+    }
+}
+
+named! {
+    /// What ended a connection (or a session) first.
+    pub enum CloseHow {
+        CloseFrame => "close-frame",
+        Fin => "fin",
+        Rst => "rst",
+        EndOfCapture => "end-of-capture",
+    }
+}
+
+impl CloseHow {
+    /// The connection layer names a closing action in its activity
+    /// counters ("close-frame", "fin", "rst"): here it becomes a type.
+    pub fn of_activity(how: &str) -> CloseHow {
+        match how {
+            "close-frame" => CloseHow::CloseFrame,
+            "rst" => CloseHow::Rst,
+            _ => CloseHow::Fin,
+        }
+    }
+}
+
+named! {
+    /// What a heartbeat is made of.
+    pub enum HeartbeatKind {
+        Ping => "ping",
+        Pong => "pong",
+        Data => "data",
+    }
+}
+
+named! {
+    /// An end of a session: the client's side or the server's.
+    pub enum Peer {
+        Client => "client",
+        Server => "server",
+    }
+}
+
+named! {
+    /// What paired two hops of an exchange.
+    pub enum PairedBy {
+        /// The same Sec-WebSocket-Key.
+        Key => "key",
+        /// The target and headers a proxy passes through.
+        Headers => "headers",
+        /// Timing and order alone.
+        Timing => "timing",
+        /// A request id both hops carry (X-Request-ID, traceparent, ...).
+        RequestId => "request-id",
+    }
+}
+
+named! {
+    /// How sure a pairing is.
+    pub enum Confidence {
+        High => "high",
+        Medium => "medium",
+        Low => "low",
+    }
+}
+
+named! {
+    /// An HTTP message line's direction (`-v`).
+    pub enum MessageDir {
+        Request => "request",
+        Response => "response",
+    }
+}
+
+/// How a request on one hop ended without a final response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HopEnd {
+    /// The server side sent a FIN before any response.
+    ServerClosed,
+    /// The server side reset the connection.
+    ServerReset,
+    /// The client side reset the connection.
+    ClientReset,
+    /// The client side closed (FIN) first while waiting, then the server
+    /// closed too: for an upstream hop, the proxy gave up on the backend.
+    ClientClosed,
+    /// The connection ended for another reason.
+    Conn(EndReason),
+}
+
+impl HopEnd {
+    pub fn name(self) -> &'static str {
+        match self {
+            HopEnd::ServerClosed => "closed-by-server",
+            HopEnd::ServerReset => "reset-by-server",
+            HopEnd::ClientReset => "reset-by-client",
+            HopEnd::ClientClosed => "closed-by-client",
+            HopEnd::Conn(r) => r.name(),
+        }
+    }
+}
+
+impl fmt::Display for HopEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for HopEnd {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+fn ser_dir<S: Serializer>(d: &Dir, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(dir_name(*d))
+}
+
+/// A direction as records name it.
+pub fn dir_name(d: Dir) -> &'static str {
+    match d {
+        Dir::ToServer => "to_server",
+        Dir::ToClient => "to_client",
+    }
+}
+
+fn ser_opcode<S: Serializer>(op: &u8, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(crate::proto::ws::opcode::name(*op))
+}
+
+fn ser_version<S: Serializer>(v: &Version, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_str())
+}
+
+fn ser_opt_version<S: Serializer>(v: &Option<Version>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(v.as_str()),
+        None => s.serialize_none(),
+    }
+}
 
 /// One output line.
 #[derive(Debug, Clone, Serialize)]
@@ -14,7 +353,7 @@ pub enum Record {
     Frame(FrameLine),
     Handshake(Handshake),
     Session(Session),
-    Finding(crate::detect::Finding),
+    Finding(Finding),
     Summary(Summary),
 }
 
@@ -41,14 +380,14 @@ pub struct HttpMessage {
     #[serde(rename = "type")]
     pub ty: &'static str,
     pub ts: f64,
-    pub flow: String,
-    /// "request" or "response".
-    pub dir: &'static str,
+    pub flow: FlowKey,
+    pub dir: MessageDir,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    pub version: &'static str,
+    #[serde(serialize_with = "ser_version")]
+    pub version: Version,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,10 +404,13 @@ pub struct FrameLine {
     #[serde(rename = "type")]
     pub ty: &'static str,
     pub ts: f64,
-    pub flow: String,
+    pub flow: FlowKey,
     /// "to_server" or "to_client".
-    pub dir: &'static str,
-    pub opcode: &'static str,
+    #[serde(serialize_with = "ser_dir")]
+    pub dir: Dir,
+    /// Its name: "text", "binary", "close", "ping", ...
+    #[serde(serialize_with = "ser_opcode")]
+    pub opcode: u8,
     pub fin: bool,
     #[serde(skip_serializing_if = "is_false")]
     pub rsv1: bool,
@@ -85,12 +427,13 @@ pub struct FrameLine {
 
 /// One hop of a handshake: the request as it crossed this hop and the
 /// response it got there. Header fields hold the raw value or null.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Hop {
-    pub flow: String,
+    pub flow: FlowKey,
     pub method: Option<String>,
     pub target: Option<String>,
-    pub version: Option<&'static str>,
+    #[serde(serialize_with = "ser_opt_version")]
+    pub version: Option<Version>,
     pub upgrade: Option<String>,
     pub connection: Option<String>,
     pub key: Option<String>,
@@ -102,7 +445,7 @@ pub struct Hop {
     pub response_ts: Option<f64>,
     /// How the hop ended when it got no response: "reset", "closed",
     /// "closed-by-server", "end-of-capture", ...
-    pub end: Option<&'static str>,
+    pub end: Option<HopEnd>,
     /// The hop is TLS: seen, but its HTTP cannot be read.
     #[serde(skip_serializing_if = "is_false")]
     pub encrypted: bool,
@@ -119,6 +462,33 @@ pub struct Hop {
     /// RFC 8441: the extended CONNECT's `:protocol` ("websocket").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
+}
+
+impl Hop {
+    /// A hop on `flow` of which nothing else is known yet.
+    pub fn new(flow: FlowKey) -> Hop {
+        Hop {
+            flow,
+            method: None,
+            target: None,
+            version: None,
+            upgrade: None,
+            connection: None,
+            key: None,
+            status: None,
+            reason: None,
+            accept: None,
+            server: None,
+            request_ts: None,
+            response_ts: None,
+            end: None,
+            encrypted: false,
+            sni: None,
+            tls: None,
+            stream_id: None,
+            protocol: None,
+        }
+    }
 }
 
 /// A TLS hop's handshake (docs/json.md, docs/tls.md). Never a key.
@@ -250,10 +620,10 @@ pub struct Handshake {
     pub latency_ms: Latency,
     /// How the two hops were paired: "key", "headers", "timing"; null for
     /// a single hop.
-    pub paired_by: Option<&'static str>,
+    pub paired_by: Option<PairedBy>,
     /// How sure that pairing is: "high", "medium", "low"; null for a
     /// single hop (docs/json.md).
-    pub pair_confidence: Option<&'static str>,
+    pub pair_confidence: Option<Confidence>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
@@ -265,7 +635,7 @@ pub struct Dirs {
 #[derive(Debug, Clone, Serialize)]
 pub struct Close {
     /// "client", "server", "proxy" or null (still open at end of capture).
-    pub by: Option<&'static str>,
+    pub by: Option<Closer>,
     pub code: Option<u16>,
     pub reason: Option<String>,
     /// A close frame crossed in both directions.
@@ -274,22 +644,22 @@ pub struct Close {
     pub idle_s: Option<f64>,
     /// What ended the connection first: "close-frame", "fin", "rst",
     /// "end-of-capture".
-    pub how: &'static str,
+    pub how: CloseHow,
 }
 
 /// Per-hop detail of a session.
 #[derive(Debug, Clone, Serialize)]
 pub struct HopSession {
-    pub role: &'static str,
-    pub flow: String,
+    pub role: Role,
+    pub flow: FlowKey,
     pub frames: Dirs,
     pub bytes: Dirs,
     /// Close frame codes sent in each direction (0 = close frame without code).
     pub close_frames: CloseCodes,
     /// Who closed this TCP connection first: "initiator" or "responder".
-    pub closed_by: Option<&'static str>,
+    pub closed_by: Option<Side>,
     /// "fin", "rst", or null.
-    pub closed_with: Option<&'static str>,
+    pub closed_with: Option<CloseHow>,
     pub closed_at: Option<f64>,
     pub last_data: Option<f64>,
     pub keepalives: u64,
@@ -324,11 +694,11 @@ pub struct CloseCodes {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Heartbeat {
     /// "ping", "pong", "data".
-    pub kind: &'static str,
+    pub kind: HeartbeatKind,
     /// Median interval between heartbeats, seconds.
     pub interval_s: f64,
     /// Which side sends them: "client" or "server".
-    pub from: &'static str,
+    pub from: Peer,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -345,8 +715,8 @@ pub struct Session {
     pub start: f64,
     pub end: f64,
     pub duration_s: f64,
-    pub client_flow: Option<String>,
-    pub upstream_flow: Option<String>,
+    pub client_flow: Option<FlowKey>,
+    pub upstream_flow: Option<FlowKey>,
     pub frames: Dirs,
     pub bytes: Dirs,
     pub messages: Dirs,
@@ -473,7 +843,7 @@ pub struct Summary {
     pub http_requests: u64,
     pub handshakes: Handshakes,
     pub sessions: u64,
-    pub findings: BTreeMap<&'static str, u64>,
+    pub findings: BTreeMap<FindingKind, u64>,
     /// Upgrade success per path (hop nearest the client).
     pub paths: Vec<Rate>,
     /// Upgrade success per upstream address.

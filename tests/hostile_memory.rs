@@ -104,7 +104,7 @@ fn the_heap_stays_under_the_budget_whatever_the_traffic() {
                         eprintln!(
                             "{name}: outside {o} live {live} acct {:?} analyzer {:?} flows {} defrag {} {}",
                             (b.table, b.state, b.buffers),
-                            p.analyzer.live_state(),
+                            p.analysis.correlation.live_state(),
                             p.flows.live(),
                             p.defrag.in_flight(),
                             p.defrag.held
@@ -141,7 +141,7 @@ fn the_heap_stays_under_the_budget_whatever_the_traffic() {
         }
         let b = p.flows.budget();
         assert_eq!((b.state, b.buffers), (0, 0), "{name}: every charge released at the end");
-        assert_eq!(p.analyzer.live_state(), (0, 0, 0, 0));
+        assert_eq!(p.analysis.correlation.live_state(), (0, 0, 0, 0));
         assert!(sink.records > 0);
         drop(p);
         let left = LIVE.load(Ordering::Relaxed) as i64 - base as i64;

@@ -22,14 +22,14 @@ fn state_follows_live_connections_and_empties_at_the_end() {
             p.packet(lt, pk.ts, pk.data, missing);
             p.drain_to(&mut sink).unwrap();
             let live = p.flows.live().max(1) as f64;
-            let (conns, txns, ws, sessions) = p.analyzer.live_state();
+            let (conns, txns, ws, sessions) = p.analysis.correlation.live_state();
             assert!(conns <= p.flows.live(), "{name}: analyzer knows more connections than are live");
             assert!(ws <= p.flows.live() + 16, "{name}: upgraded state outlives its connections");
             max_ratio = max_ratio.max((txns + sessions) as f64 / live);
         }
         assert!(max_ratio <= 4.0, "{name}: {max_ratio} requests+sessions per live connection");
         p.finish();
-        assert_eq!(p.analyzer.live_state(), (0, 0, 0, 0), "{name}: state left after the end");
+        assert_eq!(p.analysis.correlation.live_state(), (0, 0, 0, 0), "{name}: state left after the end");
         assert_eq!(p.flows.live(), 0);
     }
 }

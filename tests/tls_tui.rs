@@ -53,7 +53,7 @@ fn overview_counts_decrypted_tls_connections() {
 fn finding_detail_says_the_client_hop_was_decrypted() {
     let mut app = app_with_keys("nginx-tls-stripped", true);
     app.on_key(key(KeyCode::Char('2')));
-    assert_eq!(app.selected_group().unwrap().kind, "upgrade-stripped");
+    assert_eq!(app.selected_group().unwrap().kind.name(), "upgrade-stripped");
     app.on_key(key(KeyCode::Enter));
     assert_eq!(app.mode, Mode::Detail);
     let s = screen(&app, 200, 50);

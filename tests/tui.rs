@@ -15,8 +15,9 @@ use serde_json::json;
 
 use wstap::cli::Args;
 use wstap::correlate::SessionRow;
-use wstap::detect::{Finding, Severity};
+use wstap::flow::{Endpoint, FlowKey};
 use wstap::record::{Dirs, Record, Summary};
+use wstap::record::{Finding, FindingKind, Severity};
 use wstap::time::Ts;
 use wstap::tui::app::{Action, App, Mode, SortBy, View, key};
 use wstap::tui::feed::{self, FeedOptions, Snapshot, Source, SourceKind, UiMsg};
@@ -96,8 +97,17 @@ fn type_str(app: &mut App, s: &str) {
     }
 }
 
+fn fk(s: &str) -> FlowKey {
+    let (a, b) = s.split_once("->").unwrap();
+    let ep = |x: &str| {
+        let sa: std::net::SocketAddr = x.parse().unwrap();
+        Endpoint::new(sa.ip(), sa.port())
+    };
+    FlowKey { src: ep(a), dst: ep(b) }
+}
+
 fn finding(
-    kind: &'static str,
+    kind: FindingKind,
     sev: Severity,
     ts: f64,
     path: &str,
@@ -109,7 +119,7 @@ fn finding(
         kind,
         severity: sev,
         ts,
-        flows: flows.iter().map(|s| s.to_string()).collect(),
+        flows: flows.iter().map(|s| fk(s)).collect(),
         path: Some(path.into()),
         message: format!("{kind} on {path}"),
         fix: Some(format!("Fix for {kind}: add proxy_set_header Upgrade $http_upgrade;")),
@@ -154,7 +164,7 @@ fn findings_app() -> App {
     let mut records = Vec::new();
     for i in 0..3 {
         let f = finding(
-            "upgrade-stripped",
+            FindingKind::UpgradeStripped,
             Severity::Error,
             100.0 + i as f64,
             "/ws",
@@ -164,18 +174,25 @@ fn findings_app() -> App {
         records.push(Record::Finding(f));
     }
     records.push(Record::Finding(finding(
-        "idle-timeout",
+        FindingKind::IdleTimeoutClose,
         Severity::Warning,
         150.0,
         "/live",
         &["198.51.100.9:52000->10.0.0.1:80", "10.0.0.1:40002->10.0.0.2:3000"],
         json!({"boundary_s": 60.0, "idle_s": 60.02}),
     )));
-    records.push(Record::Finding(finding("heartbeat-none", Severity::Info, 120.0, "/feed", &[CLIENT], json!(null))));
+    records.push(Record::Finding(finding(
+        FindingKind::HeartbeatRace,
+        Severity::Info,
+        120.0,
+        "/feed",
+        &[CLIENT],
+        json!(null),
+    )));
     let mut summary = Summary::default();
-    summary.findings.insert("upgrade-stripped", 3);
-    summary.findings.insert("idle-timeout", 1);
-    summary.findings.insert("heartbeat-none", 1);
+    summary.findings.insert(FindingKind::UpgradeStripped, 3);
+    summary.findings.insert(FindingKind::IdleTimeoutClose, 1);
+    summary.findings.insert(FindingKind::HeartbeatRace, 1);
     app.ingest(records, Snapshot { summary, clock: Some(200.0), ..Snapshot::default() });
     app
 }
@@ -187,15 +204,15 @@ fn many_sessions(n: u64) -> Snapshot {
         .map(|i| SessionRow {
             id: i + 1,
             path: if i % 2 == 0 { "/ws".into() } else { "/socket.io/".into() },
-            client_flow: Some(format!(
+            client_flow: Some(fk(&format!(
                 "10.{}.{}.{}:{}->192.0.2.1:443",
                 i / 65536,
                 (i / 256) % 256,
                 i % 256,
                 20000 + i % 40000
-            )),
+            ))),
             client_stream: None,
-            upstream_flow: Some(format!("192.0.2.1:{}->192.0.2.50:8080", 30000 + i % 30000)),
+            upstream_flow: Some(fk(&format!("192.0.2.1:{}->192.0.2.50:8080", 30000 + i % 30000))),
             start: Ts::from_secs_f64(now - 100.0 - (i % 500) as f64),
             last_activity: Ts::from_secs_f64(now - (i % 70) as f64),
             frames: Dirs { to_server: i % 100, to_client: 2 * (i % 100) },
@@ -263,7 +280,7 @@ fn latency_view_has_percentiles_and_a_histogram() {
     // Overhead = client - upstream, so its median is below the client's.
     let l = &app.latency;
     use wstap::tui::app::Metric::*;
-    assert!(l.get(Overhead).value_at_quantile(0.5) < l.get(Client).value_at_quantile(0.5));
+    assert!(l.get(Overhead).histogram().value_at_quantile(0.5) < l.get(Client).histogram().value_at_quantile(0.5));
     // ↓ picks the next series' histogram.
     press(&mut app, KeyCode::Down);
     assert_on_screen(&render(&app, 80, 24), &["Histogram: upstream handshake"]);
@@ -315,7 +332,7 @@ fn handshake(id: u64, ts: f64, outcome: wstap::record::Outcome, client_ms: f64, 
         upstream: None,
         outcome,
         latency_ms: wstap::record::Latency { client: Some(client_ms), upstream: Some(upstream_ms) },
-        paired_by: Some("key"),
+        paired_by: Some(wstap::record::PairedBy::Key),
         pair_confidence: None,
     })
 }
@@ -343,8 +360,8 @@ fn success_rate_over_time_and_latency_from_handshake_records() {
     let l = &app.latency;
     assert_eq!(l.get(Metric::Client).len(), 4);
     assert_eq!(l.get(Metric::Overhead).len(), 4);
-    assert_eq!(l.get(Metric::Overhead).min(), 1, "2.0 - 2.5 ms clamps to 0 (1 µs, the histogram's floor)");
-    assert!((9_990..=10_010).contains(&l.get(Metric::Overhead).max()), "12 - 2 ms");
+    assert_eq!(l.get(Metric::Overhead).histogram().min(), 1, "2.0 - 2.5 ms clamps to 0 (1 µs, the histogram's floor)");
+    assert!((9_990..=10_010).contains(&l.get(Metric::Overhead).histogram().max()), "12 - 2 ms");
     press(&mut app, KeyCode::Char('4'));
     assert_on_screen(&render(&app, 80, 24), &["client handshake   4", "12.0ms", "proxy overhead     4"]);
 }
@@ -356,7 +373,10 @@ fn findings_are_grouped_with_counts_and_severity_colours() {
     let mut app = findings_app();
     press(&mut app, KeyCode::Char('2'));
     let buf = render(&app, 80, 24);
-    assert_on_screen(&buf, &["Findings: 5 in 3 groups", "upgrade-stripped ×3", "idle-timeout ×1", "heartbeat-none ×1"]);
+    assert_on_screen(
+        &buf,
+        &["Findings: 5 in 3 groups", "upgrade-stripped ×3", "idle-timeout-close ×1", "heartbeat-race ×1"],
+    );
     assert_on_screen(&buf, &["→ 10.0.0.1:80, 10.0.0.2:3000", "upgrade-stripped on /ws"]);
     assert_eq!(fg_at(&buf, "ERROR"), Color::Red);
     assert_eq!(fg_at(&buf, "WARN"), Color::Yellow);
@@ -364,19 +384,19 @@ fn findings_are_grouped_with_counts_and_severity_colours() {
     // Newest last: heartbeat (ts 120) before idle-timeout (ts 150) and
     // after upgrade-stripped (last at 102).
     let row = |s: &str| find(&buf, s).unwrap().1;
-    assert!(row("upgrade-stripped ×3") < row("heartbeat-none") && row("heartbeat-none") < row("idle-timeout"));
+    assert!(row("upgrade-stripped ×3") < row("heartbeat-race") && row("heartbeat-race") < row("idle-timeout-close"));
     // The overview lists kinds by severity.
     press(&mut app, KeyCode::Char('1'));
     let buf = render(&app, 80, 24);
     assert_on_screen(&buf, &["Findings by kind", "3  upgrade-stripped", "1  idle-timeout"]);
-    assert!(find(&buf, "upgrade-stripped").unwrap().1 < find(&buf, "idle-timeout").unwrap().1);
+    assert!(find(&buf, "upgrade-stripped").unwrap().1 < find(&buf, "idle-timeout-close").unwrap().1);
 }
 
 #[test]
 fn finding_detail_shows_both_hops_the_stripped_header_and_the_fix() {
     let mut app = findings_app();
     press(&mut app, KeyCode::Char('2'));
-    assert_eq!(app.selected_group().unwrap().kind, "upgrade-stripped");
+    assert_eq!(app.selected_group().unwrap().kind, FindingKind::UpgradeStripped);
     assert_eq!(press(&mut app, KeyCode::Enter), Action::Redraw);
     assert_eq!(app.mode, Mode::Detail);
     for (w, h) in [(80, 24), (160, 48)] {
@@ -425,7 +445,7 @@ fn finding_detail_without_hops_shows_its_fields() {
     let mut app = findings_app();
     press(&mut app, KeyCode::Char('2'));
     press(&mut app, KeyCode::End);
-    assert_eq!(app.selected_group().unwrap().kind, "idle-timeout");
+    assert_eq!(app.selected_group().unwrap().kind, FindingKind::IdleTimeoutClose);
     press(&mut app, KeyCode::Enter);
     let buf = render(&app, 80, 24);
     assert_on_screen(
@@ -437,7 +457,7 @@ fn finding_detail_without_hops_shows_its_fields() {
     press(&mut app, KeyCode::Esc);
     press(&mut app, KeyCode::Up);
     press(&mut app, KeyCode::Enter);
-    assert_on_screen(&render(&app, 80, 24), &["heartbeat-none", "Fix for heartbeat-none"]);
+    assert_on_screen(&render(&app, 80, 24), &["heartbeat-race", "Fix for heartbeat-race"]);
 }
 
 #[test]
@@ -456,7 +476,14 @@ fn odd_finding_details_render_without_panicking() {
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            Record::Finding(finding("odd", Severity::Warning, i as f64, &format!("/p{i}"), &[CLIENT], d.clone()))
+            Record::Finding(finding(
+                FindingKind::AbnormalClose,
+                Severity::Warning,
+                i as f64,
+                &format!("/p{i}"),
+                &[CLIENT],
+                d.clone(),
+            ))
         })
         .collect();
     app.ingest(records, Snapshot::default());
@@ -466,7 +493,7 @@ fn odd_finding_details_render_without_panicking() {
         press(&mut app, KeyCode::Enter);
         for (w, h) in [(40, 12), (80, 24), (200, 60)] {
             let buf = render(&app, w, h);
-            assert!(text(&buf).contains("odd"), "detail {i} at {w}x{h}:\n{}", text(&buf));
+            assert!(text(&buf).contains("abnormal-close"), "detail {i} at {w}x{h}:\n{}", text(&buf));
         }
         press(&mut app, KeyCode::Esc);
         press(&mut app, KeyCode::Down);
@@ -492,7 +519,7 @@ fn filter_narrows_findings_by_kind_path_or_address() {
     assert_eq!(app.mode, Mode::Filter);
     type_str(&mut app, "idle");
     let buf = render(&app, 80, 24);
-    assert_on_screen(&buf, &["/idle", "idle-timeout ×1"]);
+    assert_on_screen(&buf, &["/idle", "idle-timeout-close ×1"]);
     assert!(!text(&buf).contains("upgrade-stripped ×3"));
     press(&mut app, KeyCode::Enter);
     assert_eq!(app.mode, Mode::Browse);

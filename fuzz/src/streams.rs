@@ -305,7 +305,7 @@ pub fn run_printing(data: &[u8], print: bool) {
         args.front = vec![front];
         args.upstream = vec![format!("10.0.0.3:{BACKEND_PORT}")];
         args.timeouts = vec![60.0];
-        args.proxy = Some(wstap::cli::ProxyKind::Nginx);
+        args.proxy = wstap::detect::proxy::Proxy::named("nginx");
     }
     let mut p = wstap::app::build_pipeline(&args).expect("the target's arguments are valid");
     let mut out = Output::new(verbose, print);

@@ -9,15 +9,18 @@
 //! says how sure it is.
 //!
 //! Connection-level facts (SETTINGS, GOAWAY) are kept per connection,
-//! bounded, and handed to detectors ([`H2ConnView`]).
+//! bounded, and raised as [`H2Conn`] facts.
 
 use super::pair::{MAX_DELAY_S, MIN_SCORE, forwarded_for_names};
 use super::txn::Txn;
-use super::{Analyzer, WsActivity};
+use super::{Correlator, WsActivity};
 use crate::event::ConnId;
+pub use crate::facts::H2Conn;
+use crate::facts::{Fact, FactSink};
 use crate::flow::FlowKey;
-use crate::proto::h2::{self, ConnFact, Settings};
+use crate::proto::h2::{self, ConnFact};
 use crate::proto::{Dir, Request};
+use crate::record::{Confidence, PairedBy};
 use crate::time::Ts;
 
 /// Headers that carry a request id end to end (or that a proxy adds to
@@ -28,34 +31,9 @@ pub const REQUEST_IDS: &[&str] =
 /// HTTP/2 connections remembered at once (their SETTINGS, for detectors).
 const MAX_CONNS: usize = 4096;
 
-/// What is known of an HTTP/2 connection, for detectors.
-#[derive(Debug, Clone)]
-pub struct H2ConnView {
-    pub conn: ConnId,
-    pub flow: FlowKey,
-    /// When its client's first SETTINGS and the server's were seen.
-    pub opened: Ts,
-    pub client: Option<Settings>,
-    pub server: Option<Settings>,
-    /// Streams opened, and extended CONNECT streams among them.
-    pub streams: u32,
-    pub websocket_streams: u32,
-    /// GOAWAY (sender's direction, last stream, code), the latest.
-    pub goaway: Option<(Dir, u32, u32)>,
-    /// The connection ended (the view is the last one).
-    pub closed: Option<Ts>,
-}
-
-impl H2ConnView {
-    /// The server offered RFC 8441 (SETTINGS_ENABLE_CONNECT_PROTOCOL = 1).
-    pub fn offers_websocket(&self) -> Option<bool> {
-        self.server.map(|s| s.enable_connect_protocol == Some(1))
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct H2State {
-    conns: crate::flow::key::FxHashMap<ConnId, H2ConnView>,
+    conns: crate::flow::key::FxHashMap<ConnId, H2Conn>,
     /// Connections in the order their view was made (entries of views
     /// gone are skipped, and dropped when they outnumber the live ones).
     order: std::collections::VecDeque<ConnId>,
@@ -63,7 +41,7 @@ pub struct H2State {
     pub evicted: u64,
 }
 
-impl Analyzer {
+impl Correlator {
     /// A stream's id was opened (its `Open` came first): it inherits its
     /// connection's TLS facts.
     pub(super) fn h2_stream(&mut self, conn: ConnId, parent: ConnId, ts: Ts) {
@@ -78,7 +56,7 @@ impl Analyzer {
         }
     }
 
-    fn h2_view(&mut self, conn: ConnId, ts: Ts) -> Option<&mut H2ConnView> {
+    fn h2_view(&mut self, conn: ConnId, ts: Ts) -> Option<&mut H2Conn> {
         let flow = self.conns.get(&conn)?.flow;
         let st = &mut self.h2;
         if !st.conns.contains_key(&conn) {
@@ -98,7 +76,7 @@ impl Analyzer {
                 st.order.retain(|c| conns.contains_key(c) || *c == conn);
             }
         }
-        Some(self.h2.conns.entry(conn).or_insert_with(|| H2ConnView {
+        Some(self.h2.conns.entry(conn).or_insert_with(|| H2Conn {
             conn,
             flow,
             opened: ts,
@@ -112,16 +90,15 @@ impl Analyzer {
     }
 
     /// SETTINGS or GOAWAY on an HTTP/2 connection.
-    pub(super) fn h2_fact(&mut self, conn: ConnId, ts: Ts, fact: ConnFact) {
+    pub(super) fn h2_fact(&mut self, conn: ConnId, ts: Ts, fact: ConnFact, out: &mut dyn FactSink) {
         let Some(v) = self.h2_view(conn, ts) else { return };
         match fact {
             ConnFact::Settings { dir: Dir::ToServer, settings } => v.client = Some(settings),
             ConnFact::Settings { dir: Dir::ToClient, settings } => v.server = Some(settings),
             ConnFact::GoAway { dir, last_stream, code } => v.goaway = Some((dir, last_stream, code)),
         }
-        let v = v.clone();
-        self.detectors.on_h2(&v, ts, &mut self.findings);
-        self.flush_findings();
+        out.fact(Fact::H2Connection(v));
+        out.settle();
     }
 
     /// An extended CONNECT request arrived on a stream.
@@ -137,11 +114,11 @@ impl Analyzer {
     }
 
     /// A TCP connection ended: its HTTP/2 view is final.
-    pub(super) fn h2_closed(&mut self, conn: ConnId, ts: Ts) {
+    pub(super) fn h2_closed(&mut self, conn: ConnId, ts: Ts, out: &mut dyn FactSink) {
         if let Some(mut v) = self.h2.conns.remove(&conn) {
             v.closed = Some(ts);
-            self.detectors.on_h2(&v, ts, &mut self.findings);
-            self.flush_findings();
+            out.fact(Fact::H2Connection(&v));
+            out.settle();
         }
     }
 
@@ -149,9 +126,9 @@ impl Analyzer {
     /// `high` when a request id matched, or when no other open extended
     /// CONNECT on that path could have been forwarded as it; `medium` when
     /// several could (order decided); `low` on timing alone.
-    pub(super) fn h2_confidence(&self, parent: &Txn, child: &Txn, by: &'static str) -> &'static str {
-        if by == "request-id" {
-            return "high";
+    pub(super) fn h2_confidence(&self, parent: &Txn, child: &Txn, by: PairedBy) -> Confidence {
+        if by == PairedBy::RequestId {
+            return Confidence::High;
         }
         let rivals = self
             .open
@@ -163,9 +140,9 @@ impl Analyzer {
             .filter(|p| score(p, child, false).is_some())
             .count();
         match (rivals, by) {
-            (0, "headers") => "high",
-            (0, _) | (_, "headers") => "medium",
-            _ => "low",
+            (0, PairedBy::Headers) => Confidence::High,
+            (0, _) | (_, PairedBy::Headers) => Confidence::Medium,
+            _ => Confidence::Low,
         }
     }
 
@@ -183,7 +160,7 @@ impl Analyzer {
 /// adds X-Request-ID to the forwarded request and echoes it to the
 /// client): the same id on the forwarded request confirms the pair
 /// (`request-id`, high); another id contradicts it (low).
-pub fn confirm(c: &Txn, u: &Txn) -> Option<(&'static str, &'static str)> {
+pub fn confirm(c: &Txn, u: &Txn) -> Option<(PairedBy, Confidence)> {
     if !c.req.is_h2() {
         return None;
     }
@@ -191,9 +168,9 @@ pub fn confirm(c: &Txn, u: &Txn) -> Option<(&'static str, &'static str)> {
     for name in REQUEST_IDS {
         if let (Some(a), Some(b)) = (resp.headers.get(name), u.req.headers.get(name)) {
             return Some(if a.trim() == b.trim() {
-                ("request-id", "high")
+                (PairedBy::RequestId, Confidence::High)
             } else {
-                (u.paired_by.unwrap_or("timing"), "low")
+                (u.paired_by.unwrap_or(PairedBy::Timing), Confidence::Low)
             });
         }
     }
@@ -220,7 +197,7 @@ fn shared_id<'a>(p: &'a Request, c: &'a Request) -> Option<(&'static str, bool)>
 /// (pair.rs) where they apply; what differs: the method (CONNECT becomes
 /// GET), the key (made up by the proxy), the authority (`:authority`
 /// becomes Host), and request ids, which weigh as much as a key.
-pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32, &'static str)> {
+pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32, PairedBy)> {
     if parent.conn == child.conn
         || child.req_ts < parent.req_ts
         || child.req_ts.since(parent.req_ts) > MAX_DELAY_S
@@ -233,12 +210,12 @@ pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32,
     let (p, c) = (&parent.req, &child.req);
     let mut s = 0;
     let mut strong = false;
-    let mut by = "headers";
+    let mut by = PairedBy::Headers;
     match shared_id(p, c) {
         Some((_, true)) => {
             s += 100;
             strong = true;
-            by = "request-id";
+            by = PairedBy::RequestId;
         }
         // The same id header with another value: not this request's.
         Some((_, false)) => return None,
@@ -290,8 +267,8 @@ pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32,
     if s < MIN_SCORE {
         return None;
     }
-    if by != "request-id" && s < 40 {
-        by = "timing";
+    if by != PairedBy::RequestId && s < 40 {
+        by = PairedBy::Timing;
     }
     Some((s, by))
 }

@@ -223,34 +223,25 @@ mod tests {
             headers.push("Sec-WebSocket-Key", k);
         }
         let req = Request { method: "GET".into(), target: "/".into(), version: Version::Http11, headers, head_len: 0 };
-        Txn {
+        Txn::new(crate::facts::HopRequest {
             id,
             conn: id,
             flow: FlowKey {
                 src: Endpoint::new(IpAddr::from(src.0), src.1),
                 dst: Endpoint::new(IpAddr::from(dst.0), dst.1),
             },
-            chain: 0,
-            hop_index: 0,
-            nth_on_conn: 0,
             req: Box::new(req),
             req_ts: Ts(0),
             interim: Vec::new(),
             resp: None,
             resp_ts: None,
             end: None,
-            from: None,
-            to: None,
-            retried: 0,
-            paired_by: None,
-            tls_front: None,
-            tls: None,
-            pair_confidence: None,
             client_fin: None,
-            done: false,
-            emitted_as_client: false,
-            emitted_as_upstream: false,
-        }
+            from: None,
+            paired_by: None,
+            tls: None,
+            upgrade: Default::default(),
+        })
     }
 
     #[test]

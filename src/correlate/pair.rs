@@ -12,6 +12,7 @@ use std::net::IpAddr;
 
 use super::txn::Txn;
 use crate::proto::Request;
+use crate::record::PairedBy;
 
 /// Evidence below this is not enough to pair: the same path from the same
 /// host, at least, or a key or X-Forwarded-For.
@@ -23,7 +24,7 @@ pub const MAX_DELAY_S: f64 = 300.0;
 /// `parent_is_backend`: requests to the parent's server were only ever seen
 /// as forwarded ones (it is an upstream, not a proxy), so only strong
 /// evidence may make it a link in a chain.
-pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32, &'static str)> {
+pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32, PairedBy)> {
     if parent.req.is_extended_connect() {
         return super::h2pair::score(parent, child, parent_is_backend);
     }
@@ -41,12 +42,12 @@ pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32,
         return None;
     }
     let mut s = 0;
-    let mut by = "headers";
+    let mut by = PairedBy::Headers;
     let mut strong = false;
     match (p.headers.get("sec-websocket-key"), c.headers.get("sec-websocket-key")) {
         (Some(a), Some(b)) if a == b => {
             s += 100;
-            by = "key";
+            by = PairedBy::Key;
             strong = true;
         }
         // HTTP/1 proxies forward the key unchanged; only WebSocket-
@@ -109,8 +110,8 @@ pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32,
     if s < MIN_SCORE {
         return None;
     }
-    if by != "key" && s < 40 {
-        by = "timing";
+    if by != PairedBy::Key && s < 40 {
+        by = PairedBy::Timing;
     }
     Some((s, by))
 }
@@ -143,11 +144,4 @@ pub fn forwarded_ips(r: &Request) -> impl Iterator<Item = IpAddr> + '_ {
 /// X-Forwarded-For, X-Real-IP or Forwarded names this client address.
 pub fn forwarded_for_names(r: &Request, ip: IpAddr) -> bool {
     forwarded_ips(r).any(|x| x == ip)
-}
-
-/// Headers only a proxy adds: a request that has them came through one.
-pub fn has_proxy_headers(r: &Request) -> bool {
-    ["x-forwarded-for", "x-real-ip", "forwarded", "via", "x-forwarded-proto", "x-forwarded-host"]
-        .iter()
-        .any(|h| r.headers.has(h))
 }

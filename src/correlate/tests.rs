@@ -1,8 +1,11 @@
 //! Hop correlation from hand-built events: what pairs, what must not.
 
 use super::*;
+use crate::facts::Collect;
 use crate::flow::Endpoint;
 use crate::proto::{Headers, Version};
+use crate::proto::{Request, Response};
+use crate::record::{Handshake, Outcome};
 
 fn ep(s: &str) -> Endpoint {
     let sa: std::net::SocketAddr = s.parse().unwrap();
@@ -34,27 +37,29 @@ fn resp(status: u16) -> Box<Response> {
 }
 
 struct Run {
-    a: Analyzer,
+    a: Correlator,
+    /// What correlation raised: its records, and how many facts.
+    out: Collect,
     t: i64,
 }
 
 impl Run {
     fn new(roles: Roles) -> Run {
         let cfg = Config { verbose: false, redact: Redactor { enabled: true }, roles, timeouts: vec![], live: false };
-        Run { a: Analyzer::new(cfg, Detectors::default()), t: 1_000_000 }
+        Run { a: Correlator::new(cfg), out: Collect::default(), t: 1_000_000 }
     }
     fn ev(&mut self, conn: ConnId, kind: EventKind) {
         self.t += 1000;
-        self.a.event(Event { conn, ts: Ts(self.t), kind });
+        self.a.event(Event { conn, ts: Ts(self.t), kind }, &mut self.out);
     }
     fn open(&mut self, conn: ConnId, f: FlowKey) {
         self.ev(conn, EventKind::Open { flow: f, syn: true });
         self.ev(conn, EventKind::Established);
     }
     fn handshakes(&mut self) -> Vec<Handshake> {
-        self.a.finish(Ts(self.t + 1000));
-        self.a
-            .drain()
+        self.a.finish(Ts(self.t + 1000), &mut self.out);
+        std::mem::take(&mut self.out.records)
+            .into_iter()
             .filter_map(|r| match r {
                 Record::Handshake(h) => Some(h),
                 _ => None,
@@ -89,9 +94,9 @@ fn pairs_by_key_on_loopback() {
     r.ev(1, EventKind::Response(resp(101)));
     let h = r.handshakes();
     assert_eq!(h.len(), 1);
-    assert_eq!(h[0].paired_by, Some("key"));
-    assert_eq!(h[0].client.as_ref().unwrap().flow, "127.0.0.1:50000->127.0.0.1:8080");
-    assert_eq!(h[0].upstream.as_ref().unwrap().flow, "127.0.0.1:50002->127.0.0.1:3000");
+    assert_eq!(h[0].paired_by.map(|x| x.name()), Some("key"));
+    assert_eq!(h[0].client.as_ref().unwrap().flow.to_string(), "127.0.0.1:50000->127.0.0.1:8080");
+    assert_eq!(h[0].upstream.as_ref().unwrap().flow.to_string(), "127.0.0.1:50002->127.0.0.1:3000");
     assert_eq!(h[0].outcome, Outcome::Upgraded);
 }
 
@@ -110,7 +115,7 @@ fn a_minted_key_still_pairs_on_forwarded_for_and_headers() {
     let h = r.handshakes();
     assert_eq!(h.len(), 1, "{h:?}");
     assert!(h[0].upstream.is_some(), "paired despite the new key");
-    assert_eq!(h[0].paired_by, Some("headers"));
+    assert_eq!(h[0].paired_by.map(|x| x.name()), Some("headers"));
 }
 
 #[test]
@@ -124,7 +129,7 @@ fn another_host_without_strong_evidence_is_not_a_forward() {
     r.ev(2, EventKind::Request(req("/api", &[("User-Agent", "curl")])));
     r.ev(2, EventKind::Response(resp(200)));
     r.ev(1, EventKind::Response(resp(200)));
-    r.a.finish(Ts(r.t + 1));
+    r.a.finish(Ts(r.t + 1), &mut r.out);
     assert_eq!(r.a.stats.exchanges, 2, "two lone requests, not one pair");
 }
 
@@ -187,7 +192,7 @@ fn a_retry_to_another_backend_replaces_the_failed_forward() {
     r.ev(1, EventKind::Response(resp(101)));
     let h = r.handshakes();
     assert_eq!(h.len(), 1);
-    assert_eq!(h[0].upstream.as_ref().unwrap().flow, "127.0.0.1:50004->127.0.0.1:3001");
+    assert_eq!(h[0].upstream.as_ref().unwrap().flow.to_string(), "127.0.0.1:50004->127.0.0.1:3001");
 }
 
 #[test]
@@ -214,7 +219,7 @@ fn outcomes_of_unanswered_requests() {
     let mut h = r.handshakes();
     h.sort_by_key(|x| x.id);
     assert_eq!(h[0].outcome, Outcome::Failed);
-    assert_eq!(h[0].client.as_ref().unwrap().end, Some("closed-by-server"));
+    assert_eq!(h[0].client.as_ref().unwrap().end.map(|e| e.name()), Some("closed-by-server"));
     assert_eq!(h[1].outcome, Outcome::Incomplete);
 }
 
@@ -230,7 +235,7 @@ fn a_rewritten_prefix_with_the_same_query_pairs() {
     r.ev(2, EventKind::Request(req(&format!("/socket.io/{q}"), &[("User-Agent", "node")])));
     r.ev(2, EventKind::Response(resp(200)));
     r.ev(1, EventKind::Response(resp(200)));
-    r.a.finish(Ts(r.t + 1));
+    r.a.finish(Ts(r.t + 1), &mut r.out);
     assert_eq!(r.a.stats.exchanges, 1, "one exchange across the rewrite");
     // A short query alone is not enough.
     let mut r = Run::new(Roles::default());
@@ -240,7 +245,7 @@ fn a_rewritten_prefix_with_the_same_query_pairs() {
     r.ev(2, EventKind::Request(req("/b/?p=1", &[("User-Agent", "node")])));
     r.ev(2, EventKind::Response(resp(200)));
     r.ev(1, EventKind::Response(resp(200)));
-    r.a.finish(Ts(r.t + 1));
+    r.a.finish(Ts(r.t + 1), &mut r.out);
     assert_eq!(r.a.stats.exchanges, 2);
 }
 
@@ -280,7 +285,11 @@ fn tls_client_hops_pair_one_to_one_by_their_turns() {
     let pairs: Vec<(String, String, Option<&str>)> = h
         .iter()
         .map(|h| {
-            (h.client.as_ref().unwrap().flow.clone(), h.upstream.as_ref().unwrap().flow.clone(), h.pair_confidence)
+            (
+                h.client.as_ref().unwrap().flow.to_string(),
+                h.upstream.as_ref().unwrap().flow.to_string(),
+                h.pair_confidence.map(|x| x.name()),
+            )
         })
         .collect();
     assert_eq!(
@@ -309,10 +318,10 @@ fn concurrent_tls_turns_pair_oldest_first_with_medium_confidence() {
     r.ev(4, EventKind::Response(resp(101)));
     let h = r.handshakes();
     assert_eq!(h.len(), 2);
-    assert_eq!(h[0].client.as_ref().unwrap().flow, "127.0.0.1:41000->127.0.0.1:443");
-    assert_eq!(h[0].pair_confidence, Some("medium"));
-    assert_eq!(h[1].client.as_ref().unwrap().flow, "127.0.0.1:41002->127.0.0.1:443");
-    assert_eq!(h[1].pair_confidence, Some("high"), "the only turn left");
+    assert_eq!(h[0].client.as_ref().unwrap().flow.to_string(), "127.0.0.1:41000->127.0.0.1:443");
+    assert_eq!(h[0].pair_confidence.map(|x| x.name()), Some("medium"));
+    assert_eq!(h[1].client.as_ref().unwrap().flow.to_string(), "127.0.0.1:41002->127.0.0.1:443");
+    assert_eq!(h[1].pair_confidence.map(|x| x.name()), Some("high"), "the only turn left");
 }
 
 /// The proxy's FIN before the backend's: the hop ended "closed-by-client".
@@ -327,35 +336,108 @@ fn who_closed_first_names_the_end() {
     r.ev(2, EventKind::Fin { dir: Dir::ToClient }); // the backend answers the FIN
     r.ev(1, EventKind::Response(resp(504)));
     let h = r.handshakes();
-    assert_eq!(h[0].upstream.as_ref().unwrap().end, Some("closed-by-client"));
+    assert_eq!(h[0].upstream.as_ref().unwrap().end.map(|e| e.name()), Some("closed-by-client"));
 }
 
+// ---- Facts: what correlation raises, with no detector behind it ----
+
+impl Run {
+    /// The connection ends: `closer` sent the first FIN, the other answered.
+    fn close(&mut self, conn: ConnId, f: FlowKey, closer: Dir) {
+        let t = Ts(self.t + 1000);
+        let mut fin = [None, None];
+        fin[closer.index()] = Some(t);
+        fin[closer.flip().index()] = Some(Ts(t.0 + 1));
+        let mut ws = WsActivity::new(Ts(self.t));
+        ws.closing(t, closer, "fin");
+        let summary = ConnSummary {
+            flow: f,
+            end: EndReason::Closed,
+            first_ts: Ts(0),
+            last_ts: Ts(t.0 + 1),
+            syn: true,
+            established: true,
+            packets: [4, 4],
+            bytes: [100, 100],
+            last_data: [Some(Ts(self.t)), None],
+            fin,
+            rst: [None, None],
+            keepalives: 0,
+            gaps: 0,
+            ws: Some(Box::new(ws)),
+            h2: None,
+        };
+        self.ev(conn, EventKind::Close(Box::new(summary)));
+    }
+}
+
+/// A paired upgrade: one exchange fact with both hops (after its
+/// handshake record), then, once both hops closed, the session's end
+/// (with its record), each settled for policy to judge.
 #[test]
-fn records_are_released_in_stamp_order_up_to_the_watermark() {
-    use crate::record::FrameLine;
-    let line = |ts: f64| {
-        Record::Frame(FrameLine {
-            ty: "frame",
-            ts,
-            flow: String::new(),
-            dir: "to_server",
-            opcode: "text",
-            fin: true,
-            rsv1: false,
-            masked: true,
-            len: 0,
-            close_code: None,
-            close_reason: None,
-            stream_id: None,
-        })
-    };
-    let mut o = order::Reorder::default();
-    o.push(line(3.0));
-    o.push(line(1.0));
-    o.push(line(2.0));
-    o.release(Ts::from_secs_f64(2.0));
-    let got: Vec<f64> = o.drain().map(|r| if let Record::Frame(f) = r { f.ts } else { 0.0 }).collect();
-    assert_eq!(got, [1.0, 2.0]);
-    o.release_all();
-    assert_eq!(o.drain().count(), 1);
+fn a_paired_upgrade_raises_its_exchange_then_its_session_end() {
+    use crate::facts::ExchangeSeen;
+    use crate::record::{CloseHow, Closer};
+    let (cf, uf) = (flow("127.0.0.1:50000", "127.0.0.1:8080"), flow("127.0.0.1:50002", "127.0.0.1:3000"));
+    let mut r = Run::new(Roles::default());
+    r.open(1, cf);
+    r.ev(1, EventKind::Request(wsreq("/ws", "K1", &[])));
+    r.open(2, uf);
+    r.ev(2, EventKind::Request(wsreq("/ws", "K1", &[])));
+    // As the HTTP parser reports a 101: the switch first, then the response.
+    r.ev(2, EventKind::Upgraded { websocket: true });
+    r.ev(2, EventKind::Response(resp(101)));
+    assert!(r.out.exchanges.is_empty(), "reported when the client's request finished");
+    r.ev(1, EventKind::Upgraded { websocket: true });
+    r.ev(1, EventKind::Response(resp(101)));
+    assert_eq!(
+        r.out.exchanges,
+        [ExchangeSeen {
+            handshake: Some(1),
+            client: Some(cf),
+            upstream: Some(uf),
+            outcome: Outcome::Upgraded,
+            tls_front: None
+        }]
+    );
+    assert!(matches!(r.out.records[..], [Record::Handshake(_)]));
+    assert!(r.out.sessions.is_empty(), "still open");
+    // The client says goodbye first, on the client hop; the proxy closes upstream.
+    r.close(1, cf, Dir::ToServer);
+    assert!(r.out.sessions.is_empty(), "one hop still open");
+    r.close(2, uf, Dir::ToServer);
+    assert_eq!(r.out.sessions.len(), 1);
+    let s = &r.out.sessions[0];
+    assert_eq!((s.handshake, s.client_flow, s.upstream_flow), (1, Some(cf), Some(uf)));
+    assert_eq!((s.close.by, s.close.how), (Some(Closer::Client), CloseHow::Fin));
+    assert!(matches!(r.out.records[..], [Record::Handshake(_), Record::Session(_)]));
+    assert!(r.out.settled >= 2, "the exchange and the session's end were settled");
+    assert_eq!(r.a.live_state(), (0, 0, 0, 0), "nothing left once both are reported");
+}
+
+/// A lone forwarded request after a TLS client's application data: the
+/// exchange names the TLS connection as its client hop.
+#[test]
+fn a_lone_forward_behind_tls_names_its_tls_front() {
+    let mut r = Run::new(Roles::default());
+    r.tls(1, flow("127.0.0.1:41786", "127.0.0.1:443"));
+    r.turn(1, Dir::ToServer);
+    r.open(3, flow("127.0.0.1:35890", "127.0.0.1:3000"));
+    r.ev(3, EventKind::Request(wsreq("/ws", "K1", &[])));
+    r.ev(3, EventKind::Response(resp(101)));
+    let x = &r.out.exchanges[0];
+    assert_eq!((x.client, x.upstream), (None, Some(flow("127.0.0.1:35890", "127.0.0.1:3000"))));
+    assert_eq!(x.tls_front, Some(flow("127.0.0.1:41786", "127.0.0.1:443")));
+}
+
+/// HTTP/2 connections: a fact on each SETTINGS or GOAWAY, and at the end.
+#[test]
+fn an_http2_connection_raises_its_settings_and_its_end() {
+    use crate::proto::h2::{ConnFact, Settings};
+    let f = flow("127.0.0.1:50000", "127.0.0.1:443");
+    let mut r = Run::new(Roles::default());
+    r.open(1, f);
+    r.ev(1, EventKind::H2(ConnFact::Settings { dir: Dir::ToClient, settings: Settings::default() }));
+    r.close(1, f, Dir::ToServer);
+    assert_eq!(r.out.h2, [(f, Some(false), false), (f, Some(false), true)]);
 }

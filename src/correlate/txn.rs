@@ -1,141 +1,64 @@
-//! An HTTP exchange on one connection: a request, and the response or the
-//! end of the connection that answered it.
+//! A request as correlation follows it: the facts of its hop
+//! ([`HopRequest`]) and where it stands in pairing and reporting.
 
-use crate::event::{ConnId, EndReason};
-use crate::flow::FlowKey;
-use crate::proto::{Request, Response};
-use crate::time::Ts;
-
-pub type TxnId = u64;
-
-/// How an exchange ended without a final response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TxnEnd {
-    /// The server side sent a FIN before any response.
-    ServerClosed,
-    /// The server side reset the connection.
-    ServerReset,
-    /// The client side reset the connection.
-    ClientReset,
-    /// The client side closed (FIN) first while waiting, then the server
-    /// closed too: for an upstream hop, the proxy gave up on the backend.
-    ClientClosed,
-    /// The connection ended for another reason.
-    Conn(EndReason),
-}
-
-impl TxnEnd {
-    pub fn name(self) -> &'static str {
-        match self {
-            TxnEnd::ServerClosed => "closed-by-server",
-            TxnEnd::ServerReset => "reset-by-server",
-            TxnEnd::ClientReset => "reset-by-client",
-            TxnEnd::ClientClosed => "closed-by-client",
-            TxnEnd::Conn(r) => r.name(),
-        }
-    }
-}
-
-/// A TLS connection that probably carried the request a proxy forwarded
-/// (only the upstream hop is readable).
-#[derive(Debug, Clone)]
-pub struct TlsFront {
-    pub conn: ConnId,
-    pub flow: FlowKey,
-    pub sni: Option<String>,
-    /// Its handshake facts and why it was not decrypted, when known.
-    pub tls: Option<Box<crate::proto::tls::TlsInfo>>,
-    /// When the client began sending the application data this request was
-    /// paired with (None: paired by its ClientHello only).
-    pub turn: Option<Ts>,
-    /// How sure the pairing is: "high", "medium", "low".
-    pub confidence: &'static str,
-    /// Connections that could have been the client hop.
-    pub candidates: u32,
-}
+pub use crate::facts::{HopRequest, TlsFront, TxnId};
+use crate::record::Confidence;
 
 #[derive(Debug, Clone)]
 pub struct Txn {
-    pub id: TxnId,
-    pub conn: ConnId,
-    pub flow: FlowKey,
+    /// What the hop carried and what answered it (the fact detectors see).
+    pub hop: HopRequest,
     /// Shared by the hops of one request through a chain of proxies.
     pub chain: u64,
     /// 0 for the hop nearest the browser.
     pub hop_index: u32,
     /// Position of this request on its connection (keep-alive), from 0.
     pub nth_on_conn: u32,
-    pub req: Box<Request>,
-    pub req_ts: Ts,
-    pub interim: Vec<u16>,
-    pub resp: Option<Box<Response>>,
-    pub resp_ts: Option<Ts>,
-    pub end: Option<(Ts, TxnEnd)>,
-    /// The client side (initiator) closed its half while the request waited
-    /// for its answer: a proxy giving up on its upstream, or a client giving
-    /// up on the proxy.
-    pub client_fin: Option<Ts>,
-    /// The request this one was forwarded from (previous hop).
-    pub from: Option<TxnId>,
     /// The request the proxy forwarded this one as (next hop).
     pub to: Option<TxnId>,
     /// Earlier forwards of this request that failed (proxy retries).
     pub retried: u32,
-    pub paired_by: Option<&'static str>,
+    /// A lone forwarded request: the TLS connection it likely came in on.
     pub tls_front: Option<TlsFront>,
-    /// The request was decrypted from a TLS connection (its handshake facts).
-    pub tls: Option<Box<crate::proto::tls::TlsInfo>>,
     /// How sure the pairing with `from` is, when the pairing said more than
     /// `paired_by` does (an HTTP/2 stream: h2pair.rs).
-    pub pair_confidence: Option<&'static str>,
+    pub pair_confidence: Option<Confidence>,
     /// Finished: final response, or connection ended.
     pub done: bool,
     pub emitted_as_client: bool,
     pub emitted_as_upstream: bool,
 }
 
+/// A `Txn` reads as the hop request it follows (`t.req`, `t.flow`, ...).
+impl std::ops::Deref for Txn {
+    type Target = HopRequest;
+    fn deref(&self) -> &HopRequest {
+        &self.hop
+    }
+}
+
+impl std::ops::DerefMut for Txn {
+    fn deref_mut(&mut self) -> &mut HopRequest {
+        &mut self.hop
+    }
+}
+
 impl Txn {
-    pub fn is_websocket_attempt(&self) -> bool {
-        self.req.is_websocket_attempt()
-    }
-
-    pub fn status(&self) -> Option<u16> {
-        self.resp.as_ref().map(|r| r.status)
-    }
-
-    /// The upgrade succeeded: 101, or a 2xx to an HTTP/2 extended CONNECT
-    /// (RFC 8441).
-    pub fn upgraded(&self) -> bool {
-        match self.status() {
-            Some(101) => true,
-            Some(s) => (200..300).contains(&s) && self.req.is_extended_connect(),
-            None => false,
+    /// A request just seen on its hop, not paired yet.
+    pub fn new(hop: HopRequest) -> Txn {
+        Txn {
+            hop,
+            chain: 0,
+            hop_index: 0,
+            nth_on_conn: 0,
+            to: None,
+            retried: 0,
+            tls_front: None,
+            pair_confidence: None,
+            done: false,
+            emitted_as_client: false,
+            emitted_as_upstream: false,
         }
-    }
-
-    /// How the exchange ended without a response, as far as known now: its
-    /// end, or the client's half-close while the server still had not
-    /// answered.
-    pub fn end_name(&self) -> Option<&'static str> {
-        if self.resp.is_some() {
-            return None;
-        }
-        self.end.map(|e| e.1.name()).or(self.client_fin.map(|_| TxnEnd::ClientClosed.name()))
-    }
-
-    /// When the exchange finished (response head or end), if it has.
-    pub fn finished_at(&self) -> Option<Ts> {
-        self.resp_ts.or(self.end.map(|e| e.0))
-    }
-
-    /// Latency from the request's first byte to the response's first byte.
-    pub fn latency_ms(&self) -> Option<f64> {
-        self.resp_ts.map(|t| t.millis_since(self.req_ts))
-    }
-
-    /// Failed to get any response (the connection closed or reset).
-    pub fn failed(&self) -> bool {
-        self.resp.is_none() && self.end.is_some_and(|(_, e)| !matches!(e, TxnEnd::Conn(r) if r.is_unfinished()))
     }
 
     pub fn needs_client_record(&self) -> bool {

@@ -5,7 +5,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 
-use crate::correlate::Txn;
+use crate::facts::{Exchange, HopRequest};
 use crate::proto::{Headers, Request};
 use crate::redact::Redactor;
 
@@ -22,23 +22,50 @@ fn pairs(h: &Headers, r: Redactor) -> Value {
 }
 
 /// One hop as evidence: request line, every header, the response.
-pub fn hop(t: &Txn, r: Redactor) -> Value {
+pub fn hop(t: &HopRequest, r: Redactor) -> Value {
     json!({
-        "flow": t.flow.to_string(),
+        "flow": t.flow,
         "request_line": format!("{} {} {}", t.req.method, r.target(&t.req.target), t.req.version),
         "request": pairs(&t.req.headers, r),
         "status": t.status(),
         "response": t.resp.as_ref().map(|x| pairs(&x.headers, r)),
-        "end": t.end_name(),
+        "end": t.how_ended(),
     })
 }
 
+/// What a finding about an exchange quotes: both hops (request line, every
+/// header, the response), their difference, what the client saw, the TLS
+/// of the client hop.
+pub fn exchange(x: &Exchange<'_>, r: Redactor) -> Value {
+    let mut d = json!({
+        "handshake": x.handshake,
+        "hops": {
+            "client": x.client.map(|c| hop(c, r)),
+            "upstream": x.upstream.map(|u| hop(u, r)),
+        },
+        "client_saw": x.client.map(saw),
+    });
+    if let (Some(c), Some(u)) = (x.client, x.upstream) {
+        d["diff"] = Value::Array(diff(&c.req, &u.req, r));
+    }
+    if let Some(c) = x.client
+        && let Some(t) = &c.tls
+    {
+        d["hops"]["client"]["tls"] = json!(crate::record::TlsHop::of(Some(t), None));
+    }
+    if let Some(tf) = x.tls_front {
+        d["hops"]["client"] = json!({"flow": tf.flow, "encrypted": true, "sni": tf.sni,
+            "tls": crate::record::TlsHop::of(tf.tls.as_deref(), tf.sni.as_deref())});
+    }
+    d
+}
+
 /// What the client got on this hop, in words.
-pub fn saw(t: &Txn) -> String {
+pub fn saw(t: &HopRequest) -> String {
     match (&t.resp, t.end) {
         (Some(r), _) => format!("{} {}", r.status, r.reason).trim().to_string(),
         (None, Some((_, e))) => format!("no response ({})", e.name()),
-        (None, None) => match t.end_name() {
+        (None, None) => match t.how_ended() {
             Some(e) => format!("no response ({e})"),
             None => "no response yet".into(),
         },
@@ -46,7 +73,7 @@ pub fn saw(t: &Txn) -> String {
 }
 
 /// Headers that matter to an upgrade, compared between hops.
-pub(super) const COMPARED: &[&str] = &[
+pub const COMPARED: &[&str] = &[
     "Upgrade",
     "Connection",
     "Sec-WebSocket-Key",
@@ -62,7 +89,7 @@ pub(super) const COMPARED: &[&str] = &[
 
 /// Upgrade/Connection are token lists compared case-insensitively; only
 /// the token that matters (websocket, upgrade) decides "mangled".
-pub(super) fn change(name: &str, c: Option<&str>, u: Option<&str>) -> Option<&'static str> {
+pub fn change(name: &str, c: Option<&str>, u: Option<&str>) -> Option<&'static str> {
     match (c, u) {
         (None, None) => None,
         (Some(_), None) => Some("missing"),
@@ -94,7 +121,7 @@ pub(super) fn change(name: &str, c: Option<&str>, u: Option<&str>) -> Option<&'s
 /// Differences between the client's request and the forwarded one.
 pub fn diff(c: &Request, u: &Request, r: Redactor) -> Vec<Value> {
     if c.is_h2() && !u.is_h2() {
-        return super::h2::diff(c, u, r);
+        return h2_diff(c, u, r);
     }
     let mut out = Vec::new();
     if c.version != u.version {
@@ -115,59 +142,68 @@ pub fn diff(c: &Request, u: &Request, r: Redactor) -> Vec<Value> {
     out
 }
 
-/// What a forwarded upgrade request lacks: `missing` names headers (or
-/// the `upgrade` token of Connection) that are absent, `mangled` those
-/// present with the wrong value.
-pub struct UpgradeHeaders {
-    pub missing: Vec<&'static str>,
-    pub mangled: Vec<(String, String)>,
+/// The differences between an HTTP/2 client request and the HTTP/1.1
+/// request the proxy made of it: `:protocol` against Upgrade/Connection,
+/// `:authority` against Host, then the headers compared for any hop.
+fn h2_diff(c: &Request, u: &Request, r: Redactor) -> Vec<Value> {
+    let mut out = vec![
+        json!({"header": "HTTP version", "client": c.version.as_str(), "upstream": u.version.as_str(), "change": "translated"}),
+    ];
+    let proto = c.headers.get(":protocol");
+    let up = u.headers.joined("upgrade");
+    let conn = u.headers.joined("connection");
+    let ws = up.as_deref().is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket")));
+    let has_upgrade = conn.as_deref().is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+    let upgrade_change = match (proto.is_some(), ws) {
+        (true, true) => "translated",
+        (true, false) if up.is_none() => "missing",
+        (true, false) => "mangled",
+        (false, true) => "added",
+        (false, false) => "",
+    };
+    if !upgrade_change.is_empty() {
+        out.push(json!({"header": "Upgrade", "client": proto.map(|p| format!(":protocol {p}")), "upstream": up, "change": upgrade_change}));
+    }
+    let conn_change = match (proto.is_some(), has_upgrade) {
+        (true, true) => "translated",
+        (true, false) if conn.is_none() => "missing",
+        (true, false) => "mangled",
+        (false, true) => "added",
+        (false, false) => "",
+    };
+    if !conn_change.is_empty() {
+        out.push(json!({"header": "Connection", "client": proto.map(|_| "(CONNECT)"), "upstream": conn, "change": conn_change}));
+    }
+    if let Some(k) = u.headers.get("sec-websocket-key") {
+        out.push(json!({"header": "Sec-WebSocket-Key", "client": null, "upstream": r.header("sec-websocket-key", k), "change": "made up by the proxy"}));
+    }
+    let auth = c.headers.get(":authority");
+    let host = u.headers.get("host");
+    if auth.is_some() || host.is_some() {
+        let ch = match (auth, host) {
+            (Some(a), Some(h)) if a.eq_ignore_ascii_case(h) => "translated",
+            (Some(_), Some(_)) => "changed",
+            (Some(_), None) => "missing",
+            _ => "added",
+        };
+        out.push(json!({"header": "Host", "client": auth.map(|a| format!(":authority {a}")), "upstream": host, "change": ch}));
+    }
+    for name in COMPARED.iter().filter(|n| !matches!(**n, "Upgrade" | "Connection" | "Host" | "Sec-WebSocket-Key")) {
+        let a = c.headers.joined(name);
+        let b = u.headers.joined(name);
+        if let Some(ch) = change(name, a.as_deref(), b.as_deref()) {
+            out.push(json!({
+                "header": name,
+                "client": a.map(|v| r.header(name, &v)),
+                "upstream": b.map(|v| r.header(name, &v)),
+                "change": ch,
+            }));
+        }
+    }
+    out
 }
 
-pub fn upgrade_headers(r: &Request) -> UpgradeHeaders {
-    let mut missing = Vec::new();
-    let mut mangled = Vec::new();
-    // HTTP/2 has no Upgrade or Connection: RFC 8441's `:protocol
-    // websocket` on a CONNECT is the whole of the upgrade request.
-    if r.is_h2() {
-        if !r.is_extended_connect() {
-            missing.push(":protocol");
-        }
-        return UpgradeHeaders { missing, mangled };
-    }
-    // Values are only copied out when something is wrong (the usual case
-    // allocates nothing).
-    if !r.headers.has_token("upgrade", "websocket") {
-        match r.headers.joined("upgrade") {
-            None => missing.push("Upgrade"),
-            Some(v) => mangled.push(("Upgrade".to_string(), v)),
-        }
-    }
-    if !r.headers.has_token("connection", "upgrade") {
-        match r.headers.joined("connection") {
-            None => missing.push("Connection"),
-            Some(v) => mangled.push(("Connection".to_string(), v)),
-        }
-    }
-    UpgradeHeaders { missing, mangled }
-}
-
-impl UpgradeHeaders {
-    pub fn intact(&self) -> bool {
-        self.missing.is_empty() && self.mangled.is_empty()
-    }
-
-    /// "without Upgrade and with Connection: close"
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if !self.missing.is_empty() {
-            parts.push(format!("without {}", self.missing.join(" and ")));
-        }
-        for (n, v) in &self.mangled {
-            parts.push(format!("with {n}: {v}"));
-        }
-        parts.join(" and ")
-    }
-}
+pub use crate::facts::{UpgradeHeaders, upgrade_headers};
 
 /// A complete RFC 6455 upgrade request: what a backend needs to say 101.
 pub fn complete_upgrade(r: &Request) -> bool {
@@ -175,6 +211,13 @@ pub fn complete_upgrade(r: &Request) -> bool {
         && r.version == crate::proto::Version::Http11
         && r.headers.has("sec-websocket-key")
         && r.headers.has("sec-websocket-version")
+}
+
+/// Headers only a proxy adds: a request that has them came through one.
+pub fn has_proxy_headers(r: &Request) -> bool {
+    ["x-forwarded-for", "x-real-ip", "forwarded", "via", "x-forwarded-proto", "x-forwarded-host"]
+        .iter()
+        .any(|h| r.headers.has(h))
 }
 
 #[cfg(test)]

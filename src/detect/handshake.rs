@@ -1,530 +1,374 @@
-//! Upgrade handshakes: what each hop carried and answered, and which hop
-//! is to blame. The backend's own refusal of a complete request is never
-//! blamed on the proxy.
+//! Upgrade handshakes through the proxy, hop by hop: what each hop carried
+//! and answered, and which hop is to blame. The backend's own refusal of a
+//! complete request is never blamed on the proxy.
+//!
+//! Kinds: `upgrade-stripped` and `upgrade-headers-missing` (the upgrade
+//! headers lost on the way), `upstream-http10` (forwarded over HTTP/1.0,
+//! filed under the lost headers when both happened: one fault),
+//! `upgrade-failed` (the proxy answered the client itself, or turned the
+//! backend's 101 into something else), `handshake-rejected` (the backend
+//! refused a complete request), `upstream-timeout` and
+//! `upstream-premature-close` (the backend never answered: who closed
+//! first decides), `upstream-connect-failed` (no backend to connect to).
 
 use serde_json::{Value, json};
 
-use super::diagnosis::{Diagnosis, about, flows};
-use super::evidence::{self, complete_upgrade, expected_accept, upgrade_headers};
-use super::proxy::Proxy;
-use super::{Finding, Severity};
-use crate::correlate::{Exchange, Txn, TxnEnd};
-use crate::flow::Endpoint;
+use super::evidence;
+use super::{Config, Context, Detector, Finding, FindingKind, Severity, about};
+use crate::facts::{Exchange, Fact, HopRequest};
+use crate::flow::FlowKey;
 use crate::proto::Version;
+use crate::record::HopEnd;
 use crate::time::Ts;
 
+pub struct Handshake;
+
+impl Detector for Handshake {
+    fn new(_: &Config) -> Handshake {
+        Handshake
+    }
+
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[
+            FindingKind::UpgradeStripped,
+            FindingKind::UpgradeHeadersMissing,
+            FindingKind::UpstreamHttp10,
+            FindingKind::UpgradeFailed,
+            FindingKind::HandshakeRejected,
+            FindingKind::UpstreamTimeout,
+            FindingKind::UpstreamPrematureClose,
+            FindingKind::UpstreamConnectFailed,
+        ]
+    }
+
+    fn on_fact(&mut self, fact: &Fact<'_>, cx: &mut Context, out: &mut Vec<Finding>) {
+        let Fact::Exchange(x) = fact else { return };
+        if !x.is_websocket() {
+            return;
+        }
+        let before = out.len();
+        match (x.client, x.upstream) {
+            (Some(c), Some(u)) => both_hops(x, c, u, cx, out),
+            (Some(c), None) => client_only(x, c, cx, out),
+            (None, Some(u)) => upstream_only(x, u, cx, out),
+            (None, None) => {}
+        }
+        let mut fs: Vec<Finding> = out.drain(before..).collect();
+        one_fault(&mut fs);
+        out.append(&mut fs);
+    }
+}
+
+fn flows(ts: &[Option<&HopRequest>]) -> Vec<FlowKey> {
+    ts.iter().flatten().map(|t| t.flow).collect()
+}
+
 /// What the backend did, in words.
-fn backend_did(u: &Txn) -> String {
+fn backend_did(u: &HopRequest) -> String {
     match (&u.resp, u.end) {
         (Some(r), _) => format!("the backend answered {} {}", r.status, r.reason).trim_end().to_string(),
-        (None, Some((_, TxnEnd::ServerClosed))) => "the backend closed the connection without answering".into(),
-        (None, Some((_, TxnEnd::ServerReset))) => "the backend reset the connection without answering".into(),
+        (None, Some((_, HopEnd::ServerClosed))) => "the backend closed the connection without answering".into(),
+        (None, Some((_, HopEnd::ServerReset))) => "the backend reset the connection without answering".into(),
         (None, _) => "the backend did not answer".into(),
     }
 }
 
-fn status_word(t: &Txn) -> String {
+fn status_word(t: &HopRequest) -> String {
     match &t.resp {
         Some(r) => r.status.to_string(),
         None => evidence::saw(t),
     }
 }
 
-impl Diagnosis {
-    fn detail(&self, x: &Exchange<'_>) -> Value {
-        let r = self.redact;
-        let mut d = json!({
-            "handshake": x.handshake,
-            "hops": {
-                "client": x.client.map(|c| evidence::hop(c, r)),
-                "upstream": x.upstream.map(|u| evidence::hop(u, r)),
-            },
-            "client_saw": x.client.map(evidence::saw),
-        });
-        if let (Some(c), Some(u)) = (x.client, x.upstream) {
-            d["diff"] = Value::Array(evidence::diff(&c.req, &u.req, r));
-        }
-        if let Some(c) = x.client
-            && let Some(t) = &c.tls
-        {
-            d["hops"]["client"]["tls"] = json!(crate::record::TlsHop::of(Some(t), None));
-        }
-        if let Some(tf) = x.tls_front {
-            d["hops"]["client"] = json!({"flow": tf.flow.to_string(), "encrypted": true, "sni": tf.sni,
-                "tls": crate::record::TlsHop::of(tf.tls.as_deref(), tf.sni.as_deref())});
-        }
-        d
-    }
+/// What an exchange finding quotes (evidence.rs).
+fn detail(x: &Exchange<'_>, cx: &Context) -> Value {
+    evidence::exchange(x, cx.redact)
+}
 
-    pub(super) fn websocket(&mut self, x: &Exchange<'_>, proxy: Proxy, evidence: &[String], out: &mut Vec<Finding>) {
-        let before = out.len();
-        match (x.client, x.upstream) {
-            (Some(c), Some(u)) => self.both_hops(x, c, u, proxy, out),
-            (Some(c), None) => self.client_only(x, c, proxy, out),
-            (None, Some(u)) => self.upstream_only(x, u, proxy, out),
-            (None, None) => {}
-        }
-        self.bad_accept(x, proxy, out);
-        self.h2_fallback(x, proxy, out);
-        if out[before..].iter().any(|f| f.severity == Severity::Error)
-            && let Some(h) = x.handshake
-        {
-            self.bad_handshakes.insert(h);
-        }
-        let mut fs: Vec<Finding> = out.drain(before..).collect();
-        one_fault(&mut fs);
-        self.h2_exchange(x, proxy, &mut fs);
-        for f in &mut fs {
-            super::diagnosis::set_evidence(f, evidence);
-        }
-        // An upgrade-stripped fault waits (offline, bounded) for the other
-        // paths through the same front, to tell a location mistake apart.
-        let stripped =
-            fs.iter().position(|f| f.primary && (f.kind == "upgrade-stripped" || f.also.contains(&"upgrade-stripped")));
-        match (stripped, x.client) {
-            (Some(i), Some(c)) => {
-                let n = 1 + fs[i + 1..].iter().take_while(|f| !f.primary).count();
-                let group: Vec<Finding> = fs.drain(i..i + n).collect();
-                out.append(&mut fs);
-                self.stripped(group, c.flow.dst, out);
-            }
-            _ => out.append(&mut fs),
-        }
-    }
-
-    fn both_hops(&mut self, x: &Exchange<'_>, c: &Txn, u: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
-        let fl = flows(&[Some(c), Some(u)]);
-        let ch = upgrade_headers(&c.req);
-        let uh = upgrade_headers(&u.req);
-        let front = c.flow.dst;
-        let pname = proxy.name();
-        let up = u.flow.dst;
-        let http10 = u.req.version == Version::Http10 && c.req.version != Version::Http10;
-        if ch.intact() {
-            if uh.intact() {
-                if self.intact_paths.len() >= super::diagnosis::MAX_REMEMBERED
-                    && !self.intact_paths.contains_key(&front)
-                {
-                    self.intact_paths.clear();
-                }
-                let paths = self.intact_paths.entry(front).or_default();
-                if !paths.contains(x.path) {
-                    paths.insert(x.path.to_string());
-                }
-            } else {
-                let msg = format!(
-                    "{pname} forwarded {} {} to {up}{} {}; {}; the client got {}",
-                    u.req.method,
-                    x.path,
-                    if http10 { " over HTTP/1.0" } else { "" },
-                    uh.describe(),
-                    backend_did(u),
-                    status_word(c)
-                );
-                let mut d = self.detail(x);
-                d["missing"] = json!(uh.missing);
-                d["mangled"] =
-                    json!(uh.mangled.iter().map(|(n, v)| json!({"header": n, "value": v})).collect::<Vec<_>>());
-                d["backend_status"] = json!(u.status());
-                out.push(about(x, proxy, "upgrade-stripped", Severity::Error, fl.clone(), msg, d));
-            }
-        } else if c.from.is_none() {
-            self.headers_missing(x, c, proxy, out);
-        }
-        if http10 {
+fn both_hops(x: &Exchange<'_>, c: &HopRequest, u: &HopRequest, cx: &Context, out: &mut Vec<Finding>) {
+    let fl = flows(&[Some(c), Some(u)]);
+    let ch = c.upgrade();
+    let uh = u.upgrade();
+    let pname = cx.here().name();
+    let up = u.flow.dst;
+    let http10 = u.req.version == Version::Http10 && c.req.version != Version::Http10;
+    if ch.intact() {
+        if !uh.intact() {
             let msg = format!(
-                "{pname} forwarded the WebSocket upgrade for {} to {up} over HTTP/1.0 (Upgrade needs HTTP/1.1); {}; the client got {}",
+                "{pname} forwarded {} {} to {up}{} {}; {}; the client got {}",
+                u.req.method,
                 x.path,
+                if http10 { " over HTTP/1.0" } else { "" },
+                uh.describe(),
                 backend_did(u),
                 status_word(c)
             );
-            let mut d = self.detail(x);
+            let mut d = detail(x, cx);
+            d["missing"] = json!(uh.missing);
+            d["mangled"] = json!(uh.mangled.iter().map(|(n, v)| json!({"header": n, "value": v})).collect::<Vec<_>>());
             d["backend_status"] = json!(u.status());
-            out.push(about(x, proxy, "upstream-http10", Severity::Error, fl.clone(), msg, d));
+            out.push(about(x, cx, FindingKind::UpgradeStripped, Severity::Error, fl.clone(), msg, d));
         }
-        // What happened upstream, and what the client got for it.
-        match (u.status(), u.end) {
-            (Some(101), _) => {
-                if c.status().is_some() && !c.upgraded() {
-                    let msg = format!(
-                        "the backend at {up} accepted the upgrade for {} (101) but {pname} answered the client {}",
-                        x.path,
-                        status_word(c)
-                    );
-                    out.push(about(x, proxy, "upgrade-failed", Severity::Error, fl, msg, self.detail(x)));
-                }
-            }
-            (Some(s), _) => {
-                if complete_upgrade(&u.req) {
-                    let msg = format!(
-                        "the backend at {up} refused the upgrade for {} with {} (the request reached it intact through {pname}: not a proxy problem); the client got {}",
-                        x.path,
-                        evidence::saw(u),
-                        status_word(c)
-                    );
-                    let mut d = self.detail(x);
-                    d["status"] = json!(s);
-                    d["origin"] = json!(self.redact.opt_header("origin", u.req.headers.get("origin")));
-                    out.push(about(x, proxy, "handshake-rejected", Severity::Warning, fl, msg, d));
-                }
-            }
-            (None, _) => self.no_answer(x, c, u, proxy, fl, out),
-        }
-        self.forwarded_proto(x, Some(c), u, proxy, out);
+    } else if c.from.is_none() {
+        headers_missing(x, c, cx, out);
     }
-
-    /// The backend never answered the forwarded request. Who closed the
-    /// upstream connection first decides whose doing it was, never the
-    /// timing of the client's response: the backend closing first is a
-    /// premature close; the proxy closing first (its timeout) is an
-    /// upstream timeout, unless the client had given up before it.
-    fn no_answer(&mut self, x: &Exchange<'_>, c: &Txn, u: &Txn, proxy: Proxy, fl: Vec<String>, out: &mut Vec<Finding>) {
-        let up = u.flow.dst;
-        let pname = proxy.name();
-        let proxy_closed = u.client_fin.filter(|pf| u.end.is_none_or(|(t, _)| *pf <= t));
-        let backend_closed = match u.end {
-            Some((t, TxnEnd::ServerClosed | TxnEnd::ServerReset)) => Some(t),
-            _ => None,
-        };
-        // The client left first: its FIN or RST on the client hop came
-        // before the proxy closed upstream.
-        let client_left = |t: Ts| {
-            c.client_fin.is_some_and(|cf| cf <= t) || matches!(c.end, Some((ct, TxnEnd::ClientReset)) if ct <= t)
-        };
-        if let Some(pf) = proxy_closed {
-            if client_left(pf) {
-                return;
-            }
-            let waited = pf.since(u.req_ts);
-            let msg = format!(
-                "the backend at {up} accepted the connection but never answered {} {}; {pname} gave up after {waited:.1} s and closed the upstream connection first (its FIN), then the client got {}",
-                u.req.method,
-                x.path,
-                status_word(c)
-            );
-            let mut d = self.detail(x);
-            d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
-            d["first_closed"] = json!("proxy");
-            out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
-        } else if let Some(bt) = backend_closed {
-            let msg = format!(
-                "the backend at {up} {} before sending any response to {} {}; the client got {}",
-                if matches!(u.end, Some((_, TxnEnd::ServerReset))) {
-                    "reset the connection"
-                } else {
-                    "closed the connection"
-                },
-                u.req.method,
-                x.path,
-                status_word(c)
-            );
-            let mut d = self.detail(x);
-            d["first_closed"] = json!("backend");
-            d["waited_s"] = json!((bt.since(u.req_ts) * 1000.0).round() / 1000.0);
-            out.push(about(x, proxy, "upstream-premature-close", Severity::Error, fl, msg, d));
-        } else {
-            let gave_up = c.failed() || c.status().is_some_and(|s| s >= 500 || s == 408);
-            if gave_up {
-                let waited = c.finished_at().map(|t| t.since(u.req_ts)).unwrap_or(0.0);
+    if http10 {
+        let msg = format!(
+            "{pname} forwarded the WebSocket upgrade for {} to {up} over HTTP/1.0 (Upgrade needs HTTP/1.1); {}; the client got {}",
+            x.path,
+            backend_did(u),
+            status_word(c)
+        );
+        let mut d = detail(x, cx);
+        d["backend_status"] = json!(u.status());
+        out.push(about(x, cx, FindingKind::UpstreamHttp10, Severity::Error, fl.clone(), msg, d));
+    }
+    // What happened upstream, and what the client got for it.
+    match (u.status(), u.end) {
+        (Some(101), _) => {
+            if c.status().is_some() && !c.upgraded() {
                 let msg = format!(
-                    "the backend at {up} accepted the connection but never answered {} {}; {pname} gave up after {waited:.1} s and the client got {}",
-                    u.req.method,
+                    "the backend at {up} accepted the upgrade for {} (101) but {pname} answered the client {}",
                     x.path,
                     status_word(c)
                 );
-                let mut d = self.detail(x);
-                d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
-                out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
+                out.push(about(x, cx, FindingKind::UpgradeFailed, Severity::Error, fl, msg, detail(x, cx)));
             }
         }
-    }
-
-    /// Reports an upgrade-stripped fault (the lead finding and the ones
-    /// tied to it), noting the paths through the same proxy that keep
-    /// their headers (a location-block mistake). Offline, held up to
-    /// [`HINT_WAIT_S`] so that paths seen a little later count too.
-    fn stripped(&mut self, mut group: Vec<Finding>, front: Endpoint, out: &mut Vec<Finding>) {
-        if self.hold_stripped {
-            self.held.push((group, front));
-        } else {
-            group[0] = self.annotate_stripped(group[0].clone(), front);
-            out.append(&mut group);
-        }
-    }
-
-    /// Held upgrade-stripped faults whose wait is over (all at the end).
-    pub(super) fn release_stripped(&mut self, now: Ts, all: bool, out: &mut Vec<Finding>) {
-        let held = std::mem::take(&mut self.held);
-        for (mut group, front) in held {
-            if all || now.since(Ts::from_secs_f64(group[0].ts)) >= HINT_WAIT_S {
-                group[0] = self.annotate_stripped(group[0].clone(), front);
-                out.append(&mut group);
-            } else {
-                self.held.push((group, front));
-            }
-        }
-    }
-
-    pub(super) fn annotate_stripped(&self, mut f: Finding, front: Endpoint) -> Finding {
-        let path = f.path.clone().unwrap_or_default();
-        let mut others: Vec<String> = self
-            .intact_paths
-            .get(&front)
-            .map(|s| s.iter().filter(|p| **p != path).cloned().collect())
-            .unwrap_or_default();
-        others.sort();
-        if !others.is_empty() {
-            f.message += &format!(
-                " (upgrades to {} through the same proxy keep their headers: {path} falls into a location/route without them)",
-                others.join(", ")
-            );
-        }
-        f.detail["paths_with_headers_intact"] = json!(others);
-        f
-    }
-
-    fn client_only(&mut self, x: &Exchange<'_>, c: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
-        let fl = flows(&[Some(c)]);
-        if !upgrade_headers(&c.req).intact() && c.from.is_none() {
-            self.headers_missing(x, c, proxy, out);
-        }
-        self.lone_http10(x, c, proxy, out);
-        if c.upgraded() || !(c.resp.is_some() || c.failed()) {
-            return;
-        }
-        if !x.attempts.is_empty() {
-            let refused = x.attempts.iter().filter(|a| a.refused).count();
-            let targets: Vec<String> = x.attempts.iter().map(|a| a.flow.dst.to_string()).collect();
-            let msg = format!(
-                "{} could not connect to the backend at {} ({}); the client got {} for {}",
-                proxy.name(),
-                dedup(&targets).join(", "),
-                if refused > 0 { "connection refused" } else { "no answer to the SYN" },
-                status_word(c),
-                x.path
-            );
-            let mut d = self.detail(x);
-            d["attempts"] = json!(
-                x.attempts
-                    .iter()
-                    .map(|a| json!({"flow": a.flow.to_string(), "refused": a.refused}))
-                    .collect::<Vec<_>>()
-            );
-            let mut fl = fl;
-            fl.extend(x.attempts.iter().map(|a| a.flow.to_string()));
-            out.push(about(x, proxy, "upstream-connect-failed", Severity::Error, fl, msg, d));
-            return;
-        }
-        let proxied = x.front_known || proxy != Proxy::Unknown;
-        if proxied {
-            let msg = format!(
-                "{} answered {} {} itself with {} and forwarded nothing upstream (no location/route proxies this path)",
-                proxy.name(),
-                c.req.method,
-                x.path,
-                status_word(c)
-            );
-            out.push(about(x, proxy, "upgrade-failed", Severity::Error, fl, msg, self.detail(x)));
-        } else if let Some(s) = c.status().filter(|_| complete_upgrade(&c.req)) {
-            let msg = format!(
-                "the server at {} refused the upgrade for {} with {} (only this hop is visible; the request was complete)",
-                c.flow.dst,
-                x.path,
-                evidence::saw(c)
-            );
-            let mut d = self.detail(x);
-            d["status"] = json!(s);
-            out.push(about(x, proxy, "handshake-rejected", Severity::Warning, fl, msg, d));
-        }
-    }
-
-    fn upstream_only(&mut self, x: &Exchange<'_>, u: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
-        let fl = flows(&[Some(u)]);
-        if !upgrade_headers(&u.req).intact() {
-            self.headers_missing(x, u, proxy, out);
-        }
-        self.lone_http10(x, u, proxy, out);
-        match (u.status(), u.end) {
-            (Some(s), _) if s != 101 && complete_upgrade(&u.req) => {
+        (Some(s), _) => {
+            if u.complete_upgrade() {
                 let msg = format!(
-                    "the backend at {} refused the upgrade for {} with {}",
-                    u.flow.dst,
+                    "the backend at {up} refused the upgrade for {} with {} (the request reached it intact through {pname}: not a proxy problem); the client got {}",
                     x.path,
-                    evidence::saw(u)
+                    evidence::saw(u),
+                    status_word(c)
                 );
-                let mut d = self.detail(x);
+                let mut d = detail(x, cx);
                 d["status"] = json!(s);
-                out.push(about(x, proxy, "handshake-rejected", Severity::Warning, fl, msg, d));
+                d["origin"] = json!(cx.redact.opt_header("origin", u.req.headers.get("origin")));
+                out.push(about(x, cx, FindingKind::HandshakeRejected, Severity::Warning, fl, msg, d));
             }
-            (None, _) if u.client_fin.is_some_and(|pf| u.end.is_none_or(|(t, _)| pf <= t)) => {
-                let waited = u.client_fin.map_or(0.0, |pf| pf.since(u.req_ts));
-                let msg = format!(
-                    "the backend at {} accepted the connection but never answered {} {}; {} gave up after {waited:.1} s and closed the connection first",
-                    u.flow.dst,
-                    u.req.method,
-                    x.path,
-                    proxy.name()
-                );
-                let mut d = self.detail(x);
-                d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
-                d["first_closed"] = json!("proxy");
-                out.push(about(x, proxy, "upstream-timeout", Severity::Error, fl, msg, d));
-            }
-            (None, Some((_, TxnEnd::ServerClosed | TxnEnd::ServerReset))) => {
-                let msg = format!(
-                    "the backend at {} closed the connection before answering {} {}",
-                    u.flow.dst, u.req.method, x.path
-                );
-                let mut d = self.detail(x);
-                d["first_closed"] = json!("backend");
-                out.push(about(x, proxy, "upstream-premature-close", Severity::Error, fl, msg, d));
-            }
-            _ => {}
         }
-        self.forwarded_proto(x, None, u, proxy, out);
-    }
-
-    /// An upgrade request seen on one hop only, over HTTP/1.0: no WebSocket
-    /// client speaks HTTP/1.0, so a proxy in front forwarded it that way
-    /// (nginx's default proxy_http_version). The request line says it all.
-    fn lone_http10(&mut self, x: &Exchange<'_>, t: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
-        let ws = t.req.headers.has("sec-websocket-key") || t.req.headers.has("sec-websocket-version");
-        if t.req.version != Version::Http10 || !ws {
-            return;
-        }
-        let msg = format!(
-            "the WebSocket upgrade for {} reached {} over HTTP/1.0 (Upgrade needs HTTP/1.1; no WebSocket client sends HTTP/1.0, so {} forwarded it that way); {}",
-            x.path,
-            t.flow.dst,
-            if proxy == Proxy::Unknown { "a proxy in front".to_string() } else { proxy.name().to_string() },
-            backend_did(t)
-        );
-        let mut d = self.detail(x);
-        d["backend_status"] = json!(t.status());
-        out.push(about(x, proxy, "upstream-http10", Severity::Error, flows(&[Some(t)]), msg, d));
-    }
-
-    /// A request with a WebSocket key but without the upgrade headers,
-    /// whose previous hop is not visible: a hop in front dropped them.
-    fn headers_missing(&mut self, x: &Exchange<'_>, t: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
-        if !t.req.headers.has("sec-websocket-key") && !t.req.headers.has("sec-websocket-version") {
-            return;
-        }
-        let h = upgrade_headers(&t.req);
-        let front = if x.tls_front.is_some() {
-            "the TLS-terminating proxy in front (its client side is encrypted)"
-        } else {
-            "a hop in front of this capture (CDN, load balancer, or TLS terminator)"
-        };
-        let msg = format!(
-            "{} {} reached {}{} with a Sec-WebSocket-Key but {}: {front} dropped them; {}",
-            t.req.method,
-            x.path,
-            t.flow.dst,
-            if t.req.version == Version::Http10 { " over HTTP/1.0" } else { "" },
-            h.describe(),
-            match &t.resp {
-                Some(_) => format!("the server answered {}", evidence::saw(t)),
-                None => evidence::saw(t),
-            }
-        );
-        let mut d = self.detail(x);
-        d["missing"] = json!(h.missing);
-        d["mangled"] = json!(h.mangled.iter().map(|(n, v)| json!({"header": n, "value": v})).collect::<Vec<_>>());
-        out.push(about(x, proxy, "upgrade-headers-missing", Severity::Error, flows(&[Some(t)]), msg, d));
-    }
-
-    /// The client hop was TLS (or said so) but the forwarded request does
-    /// not tell the backend.
-    fn forwarded_proto(&mut self, x: &Exchange<'_>, c: Option<&Txn>, u: &Txn, proxy: Proxy, out: &mut Vec<Finding>) {
-        let told = |t: &Txn| {
-            t.req.headers.has("x-forwarded-proto")
-                || t.req.headers.tokens("forwarded").any(|v| v.to_ascii_lowercase().contains("proto="))
-        };
-        // The client hop was TLS: undecrypted (inferred), or decrypted.
-        let tls = x.tls_front.is_some() || c.is_some_and(|c| c.tls.is_some());
-        let relayed = c.is_some_and(told) && c.is_none_or(|c| c.tls.is_none());
-        if (tls || relayed) && !told(u) {
-            let why = if tls { "the client hop is TLS (wss)" } else { "the client request carried X-Forwarded-Proto" };
-            let msg = format!(
-                "{why} but {} forwarded {} {} to {} without X-Forwarded-Proto: the backend believes the client used plain ws:// (Origin checks, redirects and cookies can break)",
-                proxy.name(),
-                u.req.method,
-                x.path,
-                u.flow.dst
-            );
-            let mut fl = flows(&[c, Some(u)]);
-            if let Some(tf) = x.tls_front {
-                fl.insert(0, tf.flow.to_string());
-            }
-            out.push(about(x, proxy, "forwarded-proto-missing", Severity::Warning, fl, msg, self.detail(x)));
-        }
-    }
-
-    /// RFC 6455 4.2.2 on every hop that got a 101.
-    fn bad_accept(&mut self, x: &Exchange<'_>, proxy: Proxy, out: &mut Vec<Finding>) {
-        let wrong = |t: &Txn| -> Option<(String, Option<String>)> {
-            if !t.upgraded() {
-                return None;
-            }
-            let key = t.req.headers.get("sec-websocket-key")?;
-            let want = expected_accept(key);
-            let got = t.resp.as_ref().and_then(|r| r.headers.get("sec-websocket-accept")).map(str::to_string);
-            (got.as_deref() != Some(want.as_str())).then_some((want, got))
-        };
-        let bad_up = x.upstream.and_then(|u| wrong(u).map(|w| (u, w)));
-        let bad_client = x.client.and_then(|c| wrong(c).map(|w| (c, w)));
-        let (t, (want, got), msg) = match (bad_up, bad_client) {
-            (Some((u, w)), _) => {
-                let m = format!(
-                    "the server at {} answered the upgrade for {} with a wrong Sec-WebSocket-Accept ({}, expected {}){}; the client rejects the handshake",
-                    u.flow.dst,
-                    x.path,
-                    w.1.as_deref().unwrap_or("none"),
-                    w.0,
-                    if x.client.is_some() { " and the proxy relayed it" } else { "" }
-                );
-                (u, w, m)
-            }
-            (None, Some((c, w))) => {
-                let m = if x.upstream.is_some() {
-                    format!(
-                        "the backend's Sec-WebSocket-Accept was right but the client received a wrong one ({}, expected {}): the proxy rewrote the key or the accept",
-                        w.1.as_deref().unwrap_or("none"),
-                        w.0
-                    )
-                } else {
-                    format!(
-                        "the server at {} answered the upgrade for {} with a wrong Sec-WebSocket-Accept ({}, expected {}); the client rejects the handshake",
-                        c.flow.dst,
-                        x.path,
-                        w.1.as_deref().unwrap_or("none"),
-                        w.0
-                    )
-                };
-                (c, w, m)
-            }
-            (None, None) => return,
-        };
-        let mut d = self.detail(x);
-        d["expected"] = json!(want);
-        d["received"] = json!(got);
-        d["hop"] = json!(t.flow.to_string());
-        out.push(about(x, proxy, "bad-accept", Severity::Error, flows(&[x.client, x.upstream]), msg, d));
+        (None, _) => no_answer(x, c, u, cx, fl, out),
     }
 }
 
-/// Offline, an upgrade-stripped fault waits this long (packet time) for
-/// other paths through the same front before it is written.
-pub const HINT_WAIT_S: f64 = 10.0;
+/// The backend never answered the forwarded request. Who closed the
+/// upstream connection first decides whose doing it was, never the
+/// timing of the client's response: the backend closing first is a
+/// premature close; the proxy closing first (its timeout) is an
+/// upstream timeout, unless the client had given up before it.
+fn no_answer(x: &Exchange<'_>, c: &HopRequest, u: &HopRequest, cx: &Context, fl: Vec<FlowKey>, out: &mut Vec<Finding>) {
+    let up = u.flow.dst;
+    let pname = cx.here().name();
+    let proxy_closed = u.client_fin.filter(|pf| u.end.is_none_or(|(t, _)| *pf <= t));
+    let backend_closed = match u.end {
+        Some((t, HopEnd::ServerClosed | HopEnd::ServerReset)) => Some(t),
+        _ => None,
+    };
+    // The client left first: its FIN or RST on the client hop came
+    // before the proxy closed upstream.
+    let client_left =
+        |t: Ts| c.client_fin.is_some_and(|cf| cf <= t) || matches!(c.end, Some((ct, HopEnd::ClientReset)) if ct <= t);
+    if let Some(pf) = proxy_closed {
+        if client_left(pf) {
+            return;
+        }
+        let waited = pf.since(u.req_ts);
+        let msg = format!(
+            "the backend at {up} accepted the connection but never answered {} {}; {pname} gave up after {waited:.1} s and closed the upstream connection first (its FIN), then the client got {}",
+            u.req.method,
+            x.path,
+            status_word(c)
+        );
+        let mut d = detail(x, cx);
+        d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
+        d["first_closed"] = json!("proxy");
+        out.push(about(x, cx, FindingKind::UpstreamTimeout, Severity::Error, fl, msg, d));
+    } else if let Some(bt) = backend_closed {
+        let msg = format!(
+            "the backend at {up} {} before sending any response to {} {}; the client got {}",
+            if matches!(u.end, Some((_, HopEnd::ServerReset))) {
+                "reset the connection"
+            } else {
+                "closed the connection"
+            },
+            u.req.method,
+            x.path,
+            status_word(c)
+        );
+        let mut d = detail(x, cx);
+        d["first_closed"] = json!("backend");
+        d["waited_s"] = json!((bt.since(u.req_ts) * 1000.0).round() / 1000.0);
+        out.push(about(x, cx, FindingKind::UpstreamPrematureClose, Severity::Error, fl, msg, d));
+    } else {
+        let gave_up = c.failed() || c.status().is_some_and(|s| s >= 500 || s == 408);
+        if gave_up {
+            let waited = c.finished_at().map(|t| t.since(u.req_ts)).unwrap_or(0.0);
+            let msg = format!(
+                "the backend at {up} accepted the connection but never answered {} {}; {pname} gave up after {waited:.1} s and the client got {}",
+                u.req.method,
+                x.path,
+                status_word(c)
+            );
+            let mut d = detail(x, cx);
+            d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
+            out.push(about(x, cx, FindingKind::UpstreamTimeout, Severity::Error, fl, msg, d));
+        }
+    }
+}
+
+fn client_only(x: &Exchange<'_>, c: &HopRequest, cx: &Context, out: &mut Vec<Finding>) {
+    let fl = flows(&[Some(c)]);
+    if !c.upgrade().intact() && c.from.is_none() {
+        headers_missing(x, c, cx, out);
+    }
+    lone_http10(x, c, cx, out);
+    if c.upgraded() || !(c.resp.is_some() || c.failed()) {
+        return;
+    }
+    if !x.attempts.is_empty() {
+        let refused = x.attempts.iter().filter(|a| a.refused).count();
+        let targets: Vec<String> = x.attempts.iter().map(|a| a.flow.dst.to_string()).collect();
+        let msg = format!(
+            "{} could not connect to the backend at {} ({}); the client got {} for {}",
+            cx.here().name(),
+            dedup(&targets).join(", "),
+            if refused > 0 { "connection refused" } else { "no answer to the SYN" },
+            status_word(c),
+            x.path
+        );
+        let mut d = detail(x, cx);
+        d["attempts"] =
+            json!(x.attempts.iter().map(|a| json!({"flow": a.flow, "refused": a.refused})).collect::<Vec<_>>());
+        let mut fl = fl;
+        fl.extend(x.attempts.iter().map(|a| a.flow));
+        out.push(about(x, cx, FindingKind::UpstreamConnectFailed, Severity::Error, fl, msg, d));
+        return;
+    }
+    let proxied = x.front_known || cx.here().is_known();
+    if proxied {
+        let msg = format!(
+            "{} answered {} {} itself with {} and forwarded nothing upstream (no location/route proxies this path)",
+            cx.here().name(),
+            c.req.method,
+            x.path,
+            status_word(c)
+        );
+        out.push(about(x, cx, FindingKind::UpgradeFailed, Severity::Error, fl, msg, detail(x, cx)));
+    } else if let Some(s) = c.status().filter(|_| c.complete_upgrade()) {
+        let msg = format!(
+            "the server at {} refused the upgrade for {} with {} (only this hop is visible; the request was complete)",
+            c.flow.dst,
+            x.path,
+            evidence::saw(c)
+        );
+        let mut d = detail(x, cx);
+        d["status"] = json!(s);
+        out.push(about(x, cx, FindingKind::HandshakeRejected, Severity::Warning, fl, msg, d));
+    }
+}
+
+fn upstream_only(x: &Exchange<'_>, u: &HopRequest, cx: &Context, out: &mut Vec<Finding>) {
+    let fl = flows(&[Some(u)]);
+    if !u.upgrade().intact() {
+        headers_missing(x, u, cx, out);
+    }
+    lone_http10(x, u, cx, out);
+    match (u.status(), u.end) {
+        (Some(s), _) if s != 101 && u.complete_upgrade() => {
+            let msg =
+                format!("the backend at {} refused the upgrade for {} with {}", u.flow.dst, x.path, evidence::saw(u));
+            let mut d = detail(x, cx);
+            d["status"] = json!(s);
+            out.push(about(x, cx, FindingKind::HandshakeRejected, Severity::Warning, fl, msg, d));
+        }
+        (None, _) if u.client_fin.is_some_and(|pf| u.end.is_none_or(|(t, _)| pf <= t)) => {
+            let waited = u.client_fin.map_or(0.0, |pf| pf.since(u.req_ts));
+            let msg = format!(
+                "the backend at {} accepted the connection but never answered {} {}; {} gave up after {waited:.1} s and closed the connection first",
+                u.flow.dst,
+                u.req.method,
+                x.path,
+                cx.here().name()
+            );
+            let mut d = detail(x, cx);
+            d["waited_s"] = json!((waited * 1000.0).round() / 1000.0);
+            d["first_closed"] = json!("proxy");
+            out.push(about(x, cx, FindingKind::UpstreamTimeout, Severity::Error, fl, msg, d));
+        }
+        (None, Some((_, HopEnd::ServerClosed | HopEnd::ServerReset))) => {
+            let msg = format!(
+                "the backend at {} closed the connection before answering {} {}",
+                u.flow.dst, u.req.method, x.path
+            );
+            let mut d = detail(x, cx);
+            d["first_closed"] = json!("backend");
+            out.push(about(x, cx, FindingKind::UpstreamPrematureClose, Severity::Error, fl, msg, d));
+        }
+        _ => {}
+    }
+}
+
+/// An upgrade request seen on one hop only, over HTTP/1.0: no WebSocket
+/// client speaks HTTP/1.0, so a proxy in front forwarded it that way
+/// (nginx's default proxy_http_version). The request line says it all.
+fn lone_http10(x: &Exchange<'_>, t: &HopRequest, cx: &Context, out: &mut Vec<Finding>) {
+    let ws = t.req.headers.has("sec-websocket-key") || t.req.headers.has("sec-websocket-version");
+    if t.req.version != Version::Http10 || !ws {
+        return;
+    }
+    let msg = format!(
+        "the WebSocket upgrade for {} reached {} over HTTP/1.0 (Upgrade needs HTTP/1.1; no WebSocket client sends HTTP/1.0, so {} forwarded it that way); {}",
+        x.path,
+        t.flow.dst,
+        if cx.here().is_known() { cx.here().name().to_string() } else { "a proxy in front".to_string() },
+        backend_did(t)
+    );
+    let mut d = detail(x, cx);
+    d["backend_status"] = json!(t.status());
+    out.push(about(x, cx, FindingKind::UpstreamHttp10, Severity::Error, flows(&[Some(t)]), msg, d));
+}
+
+/// A request with a WebSocket key but without the upgrade headers,
+/// whose previous hop is not visible: a hop in front dropped them.
+fn headers_missing(x: &Exchange<'_>, t: &HopRequest, cx: &Context, out: &mut Vec<Finding>) {
+    if !t.req.headers.has("sec-websocket-key") && !t.req.headers.has("sec-websocket-version") {
+        return;
+    }
+    let h = t.upgrade();
+    let front = if x.tls_front.is_some() {
+        "the TLS-terminating proxy in front (its client side is encrypted)"
+    } else {
+        "a hop in front of this capture (CDN, load balancer, or TLS terminator)"
+    };
+    let msg = format!(
+        "{} {} reached {}{} with a Sec-WebSocket-Key but {}: {front} dropped them; {}",
+        t.req.method,
+        x.path,
+        t.flow.dst,
+        if t.req.version == Version::Http10 { " over HTTP/1.0" } else { "" },
+        h.describe(),
+        match &t.resp {
+            Some(_) => format!("the server answered {}", evidence::saw(t)),
+            None => evidence::saw(t),
+        }
+    );
+    let mut d = detail(x, cx);
+    d["missing"] = json!(h.missing);
+    d["mangled"] = json!(h.mangled.iter().map(|(n, v)| json!({"header": n, "value": v})).collect::<Vec<_>>());
+    out.push(about(x, cx, FindingKind::UpgradeHeadersMissing, Severity::Error, flows(&[Some(t)]), msg, d));
+}
 
 /// One fault, one finding: an upgrade forwarded over HTTP/1.0 that also
 /// lost its upgrade headers is one mistake (nginx's bare `proxy_pass`),
 /// filed as `upgrade-stripped` (or `upgrade-headers-missing` on one hop)
 /// with `upstream-http10` tied to it. The lead comes first.
-pub(super) fn one_fault(fs: &mut Vec<Finding>) {
-    let Some(h) = fs.iter().position(|f| f.kind == "upstream-http10") else { return };
-    let Some(l) = fs.iter().position(|f| f.kind == "upgrade-stripped" || f.kind == "upgrade-headers-missing") else {
+fn one_fault(fs: &mut Vec<Finding>) {
+    let Some(h) = fs.iter().position(|f| f.kind == FindingKind::UpstreamHttp10) else { return };
+    let Some(l) =
+        fs.iter().position(|f| f.kind == FindingKind::UpgradeStripped || f.kind == FindingKind::UpgradeHeadersMissing)
+    else {
         return;
     };
     let mut related = fs.remove(h);
@@ -547,4 +391,112 @@ fn dedup(v: &[String]) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::{Config, Severity};
+    use super::Handshake;
+    use crate::proto::Version;
+    use crate::record::{FindingKind, HopEnd};
+
+    const CLIENT: &str = "198.51.100.7:51000->10.0.0.1:80";
+    const UPSTREAM: &str = "10.0.0.1:40000->10.0.0.2:3000";
+
+    /// nginx's bare `proxy_pass`: HTTP/1.0 without the upgrade headers. One
+    /// fault, filed as upgrade-stripped with upstream-http10 tied to it,
+    /// through the nginx its Server header names.
+    #[test]
+    fn a_stripped_upgrade_over_http10_is_one_fault() {
+        let c = hop(1, CLIENT, request("GET", "/ws", Version::Http11, UPGRADE), 1.0)
+            .answered(response(400, &[("Server", "nginx/1.22.1")]), 1.1);
+        let u = hop(
+            2,
+            UPSTREAM,
+            request("GET", "/ws", Version::Http10, &[("Host", "app.example"), ("Connection", "close")]),
+            1.01,
+        )
+        .answered(response(400, &[]), 1.09)
+        .forwarded();
+        let mut d = One::new::<Handshake>(Config::default());
+        let fs = d.exchange(&exchange(Some(1), Some(&c), Some(&u)));
+        assert_eq!(kinds(&fs), ["upgrade-stripped", "upstream-http10"]);
+        let (lead, tied) = (&fs[0], &fs[1]);
+        assert!(lead.primary && !tied.primary);
+        assert_eq!(lead.also, [FindingKind::UpstreamHttp10]);
+        assert_eq!(lead.severity, Severity::Error);
+        assert!(
+            lead.message.starts_with("nginx forwarded GET /ws to 10.0.0.2:3000 over HTTP/1.0 without Upgrade"),
+            "{}",
+            lead.message
+        );
+        assert_eq!(lead.detail["proxy"], "nginx");
+        assert_eq!(lead.detail["missing"], serde_json::json!(["Upgrade"]));
+        assert!(lead.fix.as_deref().unwrap().contains("proxy_http_version 1.1"));
+        assert_eq!(lead.flows, [flow(CLIENT), flow(UPSTREAM)]);
+        assert!(!lead.detail["proxy_evidence"].as_array().unwrap().is_empty(), "two hops show a proxy");
+    }
+
+    /// Who closed the upstream connection first decides: the proxy's FIN
+    /// first is its timeout, the backend's first a premature close.
+    #[test]
+    fn who_closed_first_decides_between_timeout_and_premature_close() {
+        let c = hop(1, CLIENT, request("GET", "/ws", Version::Http11, UPGRADE), 1.0).answered(response(504, &[]), 61.0);
+        let mut u = hop(2, UPSTREAM, request("GET", "/ws", Version::Http11, UPGRADE), 1.01).forwarded();
+        u.client_fin = Some(t(61.0));
+        let u = u.ended(HopEnd::ClientClosed, 61.001);
+        let mut d = One::new::<Handshake>(Config::default());
+        let fs = d.exchange(&exchange(Some(1), Some(&c), Some(&u)));
+        assert_eq!(kinds(&fs), ["upstream-timeout"]);
+        assert_eq!(fs[0].detail["first_closed"], "proxy");
+        assert!(fs[0].message.contains("gave up after 60.0 s"), "{}", fs[0].message);
+
+        let c = hop(3, CLIENT, request("GET", "/ws", Version::Http11, UPGRADE), 2.0).answered(response(502, &[]), 2.5);
+        let u = hop(4, UPSTREAM, request("GET", "/ws", Version::Http11, UPGRADE), 2.01)
+            .forwarded()
+            .ended(HopEnd::ServerReset, 2.4);
+        let fs = d.exchange(&exchange(Some(2), Some(&c), Some(&u)));
+        assert_eq!(kinds(&fs), ["upstream-premature-close"]);
+        assert!(fs[0].message.contains("reset the connection before sending any response"), "{}", fs[0].message);
+    }
+
+    /// The backend's own refusal of a complete request is not the proxy's.
+    #[test]
+    fn a_backend_refusing_an_intact_request_is_a_warning() {
+        let c = hop(1, CLIENT, request("GET", "/ws", Version::Http11, UPGRADE), 1.0).answered(response(403, &[]), 1.1);
+        let u = hop(2, UPSTREAM, request("GET", "/ws", Version::Http11, UPGRADE), 1.01)
+            .forwarded()
+            .answered(response(403, &[]), 1.09);
+        let fs = One::new::<Handshake>(Config::default()).exchange(&exchange(Some(1), Some(&c), Some(&u)));
+        assert_eq!(kinds(&fs), ["handshake-rejected"]);
+        assert_eq!(fs[0].severity, Severity::Warning);
+        assert!(fs[0].message.contains("not a proxy problem"));
+    }
+
+    /// The proxy answered 502 and its connection attempts were refused.
+    #[test]
+    fn refused_connects_while_the_client_waited() {
+        let c = hop(1, CLIENT, request("GET", "/ws", Version::Http11, UPGRADE), 1.0).answered(response(502, &[]), 1.2);
+        let attempts = [refused("10.0.0.1:40001->10.0.0.2:3000", 1.05)];
+        let mut x = exchange(Some(1), Some(&c), None);
+        x.attempts = &attempts;
+        let fs = One::new::<Handshake>(Config::default()).exchange(&x);
+        assert_eq!(kinds(&fs), ["upstream-connect-failed"]);
+        assert!(fs[0].message.contains("could not connect to the backend at 10.0.0.2:3000 (connection refused)"));
+        assert_eq!(fs[0].flows.len(), 2);
+    }
+
+    /// Plain requests and healthy upgrades find nothing.
+    #[test]
+    fn healthy_and_plain_exchanges_find_nothing() {
+        let c = hop(1, CLIENT, request("GET", "/ws", Version::Http11, UPGRADE), 1.0).answered(response(101, &[]), 1.1);
+        let u = hop(2, UPSTREAM, request("GET", "/ws", Version::Http11, UPGRADE), 1.01)
+            .forwarded()
+            .answered(response(101, &[]), 1.09);
+        let mut d = One::new::<Handshake>(Config::default());
+        assert!(d.exchange(&exchange(Some(1), Some(&c), Some(&u))).is_empty());
+        let p = hop(3, CLIENT, request("GET", "/", Version::Http11, &[]), 2.0).answered(response(200, &[]), 2.1);
+        assert!(d.exchange(&exchange(None, Some(&p), None)).is_empty());
+    }
 }

@@ -1,84 +1,114 @@
-//! Detectors turn correlated facts into findings. They see exchanges (a
-//! client request paired with what the proxy forwarded), finished sessions
-//! and the passage of packet time; they never see bytes.
+//! Detectors: policy over facts. Each detector is one file and one
+//! [`Detector`]: it gets the facts correlation completes ([`Fact`]), the
+//! passage of packet time and the end of input, and reports findings
+//! ([`Finding`], whose [`FindingKind`] is a closed enum). Detectors never see
+//! bytes, correlation's state or formatted text; what they share is the
+//! [`Context`]: the proxy recognised on a path, handshakes already found
+//! faulty, the idle timeouts stated and learned, the redaction policy.
 //!
-//! Finding `kind`s are stable identifiers of the JSON contract.
+//! Each fact reaches the detectors in the order of [`standard`]; a
+//! detector sees what the ones before it found about the same fact (`out`)
+//! and may file those under one fault with its own ([`Finding::tie`]) or
+//! hold them back for more facts (the location hint holds an
+//! `upgrade-stripped` fault until the other paths through the same front
+//! are known).
+//!
+//! A new detector is one new file here, its `mod` line, and one line in
+//! [`standard`].
 
-use serde::Serialize;
+use serde_json::Value;
 
-use crate::correlate::{Exchange, SessionRow, SessionView};
-use crate::time::Ts;
+use crate::facts::{Exchange, Fact, SessionRow};
+use crate::flow::FlowKey;
+pub use crate::record::{Finding, FindingKind, Severity};
+use crate::redact::Redactor;
+use crate::time::{Ts, round_us};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
+pub mod boundary;
+pub mod context;
+pub mod evidence;
+pub mod proxy;
+
+mod bad_accept;
+mod closes;
+mod false_success;
+mod forwarded_proto;
+mod h2_not_offered;
+mod handshake;
+mod heartbeat;
+mod imminent;
+mod location;
+mod plain_upgrade;
+mod protocol;
+mod socketio;
+#[cfg(test)]
+mod testing;
+
+pub use context::Context;
+use proxy::Proxy;
+
+/// What the detectors are built from (the command line's share).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Secrets masked in what findings quote.
+    pub redact: Redactor,
+    /// `--proxy`: the proxy in front, when it cannot be recognised.
+    pub proxy: Option<Proxy>,
+    /// `--timeout`: idle timeouts the user expects, seconds.
+    pub timeouts: Vec<f64>,
+    /// Live capture: warn about open sessions nearing a timeout; report
+    /// `upgrade-stripped` faults at once.
+    pub live: bool,
 }
 
-impl Severity {
-    pub fn name(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
+impl Default for Config {
+    fn default() -> Config {
+        Config { redact: Redactor { enabled: true }, proxy: None, timeouts: Vec::new(), live: false }
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    #[serde(rename = "type")]
-    pub ty: &'static str,
-    pub kind: &'static str,
-    pub severity: Severity,
-    pub ts: f64,
-    pub flows: Vec<String>,
-    pub path: Option<String>,
-    pub message: String,
-    pub fix: Option<String>,
-    pub detail: serde_json::Value,
-    /// Findings about one fault share this id (assigned by the analyzer in
-    /// output order). One fault may be filed under several kinds (an
-    /// HTTP/1.0 forward that also lost the upgrade headers is both
-    /// `upgrade-stripped` and `upstream-http10`): the lead finding comes
-    /// first and names the others in `also`; each other one has
-    /// `primary: false`. Text output prints the lead only.
-    pub fault: u64,
-    pub primary: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub also: Vec<&'static str>,
+/// Every detector, in the order each fact reaches them.
+pub fn standard(cfg: Config) -> Detectors {
+    let list: Vec<Box<dyn Detector>> = vec![
+        // WebSocket upgrades through the proxy, hop by hop.
+        Box::new(handshake::Handshake::new(&cfg)),
+        Box::new(forwarded_proto::ForwardedProto::new(&cfg)),
+        Box::new(bad_accept::BadAccept::new(&cfg)),
+        Box::new(h2_not_offered::H2NotOffered::new(&cfg)),
+        // Ties the usual findings about an HTTP/2 upgrade under it: after them.
+        Box::new(false_success::FalseSuccess::new(&cfg)),
+        // Holds `upgrade-stripped` faults: after every detector that may tie them.
+        Box::new(location::Location::new(&cfg)),
+        // Plain HTTP through the proxy.
+        Box::new(plain_upgrade::PlainUpgrade::new(&cfg)),
+        // How sessions end.
+        Box::new(heartbeat::Heartbeat::new(&cfg)),
+        Box::new(closes::Closes::new(&cfg)),
+        Box::new(imminent::Imminent::new(&cfg)),
+        Box::new(protocol::ProtocolViolation::new(&cfg)),
+        // Socket.IO sessions that never leave long-polling.
+        Box::new(socketio::SocketIo::new(&cfg)),
+    ];
+    Detectors { list, cx: Context::new(&cfg) }
 }
 
-impl Finding {
-    /// Files `related` under the same fault as `self` (the lead).
-    pub fn tie(&mut self, related: &mut Finding) {
-        related.primary = false;
-        if !self.also.contains(&related.kind) {
-            self.also.push(related.kind);
-        }
-    }
-}
-
-/// A detector: a family of finding kinds. `Send`, so a pipeline can run on
-/// a worker thread (the dashboard).
+/// A detector: one family of findings. `Send`, so a pipeline can run on a
+/// worker thread (the dashboard).
 pub trait Detector: Send {
-    /// A client request and what became of it, once its outcome is known.
-    fn on_exchange(&mut self, _x: &Exchange<'_>, _out: &mut Vec<Finding>) {}
-    /// An upgraded session ended (or the capture did).
-    fn on_session(&mut self, _s: &SessionView<'_>, _out: &mut Vec<Finding>) {}
-    /// Packet time advanced (called at most once per second of capture
-    /// time). `open` lists open sessions in live capture, else is empty.
-    fn on_tick(&mut self, _now: Ts, _open: &[SessionRow], _out: &mut Vec<Finding>) {}
-    /// An HTTP/2 connection's facts changed (SETTINGS, GOAWAY) or it ended.
-    fn on_h2(&mut self, _c: &crate::correlate::h2pair::H2ConnView, _now: Ts, _out: &mut Vec<Finding>) {}
-    /// An idle timeout this detector learned from the capture, if any.
-    fn learned_boundary(&self) -> Option<f64> {
-        None
-    }
+    /// Built from the run's configuration.
+    fn new(cfg: &Config) -> Self
+    where
+        Self: Sized;
+    /// The kinds it reports.
+    fn kinds(&self) -> &'static [FindingKind];
+    /// A fact correlation completed. `out` holds what the detectors before
+    /// this one found about the same fact.
+    fn on_fact(&mut self, _fact: &Fact<'_>, _cx: &mut Context, _out: &mut Vec<Finding>) {}
+    /// Packet time advanced (at most once per second of capture time).
+    /// `open` lists open sessions in live capture, else is empty.
+    fn on_tick(&mut self, _now: Ts, _open: &[SessionRow], _cx: &mut Context, _out: &mut Vec<Finding>) {}
     /// End of input: report what needs the whole capture.
-    fn finish(&mut self, _now: Ts, _out: &mut Vec<Finding>) {}
+    fn finish(&mut self, _now: Ts, _cx: &mut Context, _out: &mut Vec<Finding>) {}
     /// The earliest time stamp a finding this detector has not decided yet
     /// may carry (output is written in time order: records stamped later
     /// wait for it). Every pending decision is taken within
@@ -86,93 +116,207 @@ pub trait Detector: Send {
     fn pending_since(&self) -> Option<Ts> {
         None
     }
-    /// What this detector's bounds gave up: (closes judged before their
-    /// time, Socket.IO sessions forgotten).
-    fn bounded(&self) -> (u64, u64) {
-        (0, 0)
-    }
+    /// What its bounds gave up, added to `b`.
+    fn gave_up(&self, _b: &mut GaveUp) {}
+}
+
+/// What detectors' bounds gave up (the summary's `memory`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GaveUp {
+    /// Abnormal closes judged before their time (4096 were waiting).
+    pub closes_judged_early: u64,
+    /// Socket.IO sessions forgotten before they were judged.
+    pub socketio_sessions_forgotten: u64,
 }
 
 /// A finding waits at most this long (packet time) after the time it is
 /// stamped with before it is decided and written.
 pub const DECIDE_WITHIN_S: f64 = 60.0;
 
-/// Every detector, in a fixed order.
-#[derive(Default)]
+/// Every detector, in a fixed order, and what they share.
 pub struct Detectors {
     list: Vec<Box<dyn Detector>>,
+    cx: Context,
+}
+
+impl Default for Detectors {
+    /// No detector at all (correlation alone).
+    fn default() -> Detectors {
+        Detectors { list: Vec::new(), cx: Context::new(&Config::default()) }
+    }
 }
 
 impl Detectors {
-    pub fn new(list: Vec<Box<dyn Detector>>) -> Detectors {
-        Detectors { list }
-    }
-    pub fn on_exchange(&mut self, x: &Exchange<'_>, out: &mut Vec<Finding>) {
-        for d in &mut self.list {
-            d.on_exchange(x, out);
+    /// A fact correlation completed, to every detector; what they found
+    /// goes to `out`. An exchange's proxy is recognised first, and every
+    /// finding about it records what showed a proxy there; a handshake
+    /// with an error finding is remembered (its session's end is a
+    /// consequence, not a new fault).
+    pub fn on_fact(&mut self, f: &Fact<'_>, out: &mut Vec<Finding>) {
+        let mut found = Vec::new();
+        match f {
+            Fact::Exchange(x) => {
+                self.cx.recognise(x);
+                for d in &mut self.list {
+                    d.on_fact(f, &mut self.cx, &mut found);
+                    self.cx.about_exchange(x, &mut found);
+                }
+            }
+            _ => {
+                for d in &mut self.list {
+                    d.on_fact(f, &mut self.cx, &mut found);
+                }
+                self.cx.fill_evidence(&mut found);
+            }
         }
+        out.append(&mut found);
     }
-    pub fn on_session(&mut self, s: &SessionView<'_>, out: &mut Vec<Finding>) {
-        for d in &mut self.list {
-            d.on_session(s, out);
-        }
-    }
+
     pub fn on_tick(&mut self, now: Ts, open: &[SessionRow], out: &mut Vec<Finding>) {
+        let before = out.len();
         for d in &mut self.list {
-            d.on_tick(now, open, out);
+            d.on_tick(now, open, &mut self.cx, out);
         }
+        self.cx.fill_evidence(&mut out[before..]);
     }
-    pub fn on_h2(&mut self, c: &crate::correlate::h2pair::H2ConnView, now: Ts, out: &mut Vec<Finding>) {
-        for d in &mut self.list {
-            d.on_h2(c, now, out);
-        }
-    }
-    pub fn learned_boundary(&self) -> Option<f64> {
-        self.list.iter().find_map(|d| d.learned_boundary())
-    }
+
     pub fn finish(&mut self, now: Ts, out: &mut Vec<Finding>) {
+        let before = out.len();
         for d in &mut self.list {
-            d.finish(now, out);
+            d.finish(now, &mut self.cx, out);
         }
+        self.cx.fill_evidence(&mut out[before..]);
     }
+
     pub fn pending_since(&self) -> Option<Ts> {
         self.list.iter().filter_map(|d| d.pending_since()).min()
     }
-    pub fn bounded(&self) -> (u64, u64) {
-        self.list.iter().map(|d| d.bounded()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+
+    pub fn gave_up(&self) -> GaveUp {
+        let mut b = GaveUp::default();
+        for d in &self.list {
+            d.gave_up(&mut b);
+        }
+        b
+    }
+
+    /// The idle timeout learned from the capture, if any.
+    pub fn learned_boundary(&self) -> Option<f64> {
+        self.cx.boundaries.learned()
+    }
+
+    /// The kinds each detector reports.
+    pub fn kinds(&self) -> impl Iterator<Item = FindingKind> + '_ {
+        self.list.iter().flat_map(|d| d.kinds().iter().copied())
     }
 }
 
-pub mod diagnosis;
-pub mod evidence;
-pub mod h2;
-pub mod handshake;
-pub mod lifecycle;
-pub mod plain;
-pub mod protocol;
-pub mod proxy;
+/// Builds a finding; the fix is the one written for the proxy that is
+/// there, and `detail.proxy` names it.
+#[allow(clippy::too_many_arguments)]
+pub fn finding(
+    kind: FindingKind,
+    severity: Severity,
+    ts: Ts,
+    flows: Vec<FlowKey>,
+    path: Option<&str>,
+    message: String,
+    proxy: Proxy,
+    boundary_s: Option<f64>,
+    detail: Value,
+) -> Finding {
+    let fix = proxy::fix(kind, proxy, &proxy::FixContext { path: path.unwrap_or("/"), boundary_s });
+    let mut detail = detail;
+    if let Value::Object(m) = &mut detail {
+        m.insert("proxy".into(), Value::from(proxy.is_known().then(|| proxy.name())));
+    }
+    Finding {
+        ty: "finding",
+        kind,
+        severity,
+        ts: round_us(ts.secs()),
+        flows,
+        path: path.map(str::to_string),
+        message,
+        fix,
+        detail,
+        fault: 0,
+        primary: true,
+        also: Vec::new(),
+    }
+}
 
-/// Every finding kind wstap reports (the stable identifiers of the JSON
-/// contract, documented in docs/findings.md).
-pub const KINDS: &[&str] = &[
-    "upgrade-stripped",
-    "upgrade-headers-missing",
-    "upstream-http10",
-    "handshake-rejected",
-    "upstream-premature-close",
-    "upstream-connect-failed",
-    "upstream-timeout",
-    "upgrade-failed",
-    "bad-accept",
-    "connection-upgrade-on-plain",
-    "idle-timeout-close",
-    "abnormal-close",
-    "socketio-no-upgrade",
-    "forwarded-proto-missing",
-    "mass-close",
-    "heartbeat-race",
-    "idle-timeout-imminent",
-    "proxy-protocol-violation",
-    "false-upgrade-success",
-    "h2-websocket-not-offered",
-];
+/// A finding about an exchange (its time and path), through the proxy
+/// recognised on its path.
+pub fn about(
+    x: &Exchange<'_>,
+    cx: &Context,
+    kind: FindingKind,
+    severity: Severity,
+    flows: Vec<FlowKey>,
+    message: String,
+    detail: Value,
+) -> Finding {
+    finding(kind, severity, x.ts, flows, Some(x.path), message, cx.here(), None, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use crate::proto::Version;
+    use crate::record::{CloseHow, Closer};
+
+    /// Every kind is some detector's.
+    #[test]
+    fn every_kind_has_a_detector() {
+        let d = standard(Config::default());
+        let mut have: Vec<FindingKind> = d.kinds().collect();
+        have.sort();
+        have.dedup();
+        let mut all = FindingKind::ALL.to_vec();
+        all.sort();
+        assert_eq!(have, all);
+    }
+
+    /// An upgrade that failed through the proxy: its session's end, cut
+    /// without a close frame, is a consequence, not a second finding.
+    #[test]
+    fn a_faulty_handshakes_session_end_is_not_a_new_finding() {
+        let mut d = One(standard(Config::default()));
+        let c = hop(1, "198.51.100.7:50001->10.0.0.1:80", request("GET", "/ws", Version::Http11, UPGRADE), 1.0)
+            .answered(response(101, &[("Sec-WebSocket-Accept", "wrong")]), 1.1);
+        let fs = d.exchange(&exchange(Some(1), Some(&c), None));
+        assert_eq!(kinds(&fs), ["bad-accept"]);
+        let s = session(1, "/ws", 1.1, 2.0, cut(Closer::Client, CloseHow::Rst, 0.5));
+        let a = activity(1.1, Some(1.5), 2.0, "rst");
+        assert!(d.session(&s, Some(&a), None).is_empty());
+        assert!(d.finish(100.0).is_empty(), "handshake 1 had its error");
+    }
+
+    /// What showed a proxy is there goes into every finding: for an
+    /// exchange, its hops; for a session's end, its two hops and what named
+    /// the proxy at its front.
+    #[test]
+    fn findings_say_what_showed_a_proxy() {
+        let mut d = One(standard(Config::default()));
+        let c = hop(1, "198.51.100.7:50001->10.0.0.1:80", request("GET", "/ws", Version::Http11, UPGRADE), 1.0)
+            .answered(response(101, &[("Server", "nginx/1.22.1"), ACCEPT]), 1.1);
+        let u = hop(2, "10.0.0.1:40001->10.0.0.2:3000", request("GET", "/ws", Version::Http11, UPGRADE), 1.01)
+            .forwarded()
+            .answered(response(101, &[ACCEPT]), 1.09);
+        assert!(d.exchange(&exchange(Some(1), Some(&c), Some(&u))).is_empty(), "a healthy upgrade");
+        let mut s = session(1, "/ws", 1.1, 100.0, cut(Closer::Proxy, CloseHow::Fin, 60.0));
+        proxy_closed_both(&mut s, 100.0, CloseHow::Fin);
+        let a = activity(1.1, Some(40.0), 100.0, "fin");
+        d.session(&s, Some(&a), Some(&a));
+        let fs = d.finish(200.0);
+        assert_eq!(kinds(&fs), ["idle-timeout-close"]);
+        assert_eq!(
+            fs[0].detail["proxy_evidence"],
+            serde_json::json!(["two hops of one session paired", "server: nginx/1.22.1 on the response to the client"])
+        );
+        assert_eq!(fs[0].detail["proxy"], "nginx");
+        assert!(fs[0].fix.as_deref().unwrap().contains("proxy_read_timeout"));
+    }
+}

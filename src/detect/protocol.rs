@@ -5,19 +5,39 @@
 //! connection masks every frame, and the proxy is the client on its
 //! upstream leg), a masked frame to the client (a server never masks), an
 //! oversized control frame (5.5). Both hops must be in view.
+//!
+//! Kind: `proxy-protocol-violation`.
 
 use serde_json::json;
 
-use super::diagnosis::finding;
 use super::proxy::Proxy;
-use super::{Finding, Severity};
-use crate::correlate::SessionView;
+use super::{Config, Context, Detector, Finding, FindingKind, Severity, finding};
+use crate::facts::{Fact, SessionEnd};
+use crate::record::{CloseHow, Closer, Role};
 use crate::time::Ts;
 
+pub struct ProtocolViolation;
+
+impl Detector for ProtocolViolation {
+    fn new(_: &Config) -> ProtocolViolation {
+        ProtocolViolation
+    }
+
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[FindingKind::ProxyProtocolViolation]
+    }
+
+    fn on_fact(&mut self, fact: &Fact<'_>, cx: &mut Context, out: &mut Vec<Finding>) {
+        if let Fact::SessionEnded(s) = fact {
+            out.extend(violation(s, cx.session_proxy(s)));
+        }
+    }
+}
+
 /// The `proxy-protocol-violation` finding for a finished session, if any.
-pub fn violation(s: &SessionView<'_>, proxy: Proxy) -> Option<Finding> {
+fn violation(s: &SessionEnd<'_>, proxy: Proxy) -> Option<Finding> {
     let (c, u) = (s.client?, s.upstream?);
-    let r = s.record;
+    let r = s.session;
     let unmasked = u.unmasked_client.saturating_sub(c.unmasked_client);
     let masked = c.masked_server.saturating_sub(u.masked_server);
     let oversized_up = u.oversized_control.saturating_sub(c.oversized_control);
@@ -26,8 +46,9 @@ pub fn violation(s: &SessionView<'_>, proxy: Proxy) -> Option<Finding> {
         return None;
     }
     let pname = proxy.name();
-    let (uflow, cflow) = (r.upstream_flow.clone().unwrap_or_default(), r.client_flow.clone().unwrap_or_default());
-    let backend = uflow.split_once("->").map_or(uflow.as_str(), |x| x.1).to_string();
+    // Both hops' activity is known: both flows are.
+    let (Some(cflow), Some(uflow)) = (r.client_flow, r.upstream_flow) else { return None };
+    let backend = uflow.dst;
     let mut what = Vec::new();
     if unmasked > 0 {
         what.push(format!(
@@ -47,8 +68,8 @@ pub fn violation(s: &SessionView<'_>, proxy: Proxy) -> Option<Finding> {
     }
     // The proxy's own close (not relayed from either end) is usually what
     // carried it: caddy closes both legs with 1001 on a reload.
-    let own_close = r.close.by == Some("proxy") && r.close.how == "close-frame";
-    let up = r.hops.iter().find(|h| h.role == "upstream");
+    let own_close = r.close.by == Some(Closer::Proxy) && r.close.how == CloseHow::CloseFrame;
+    let up = r.hops.iter().find(|h| h.role == Role::Upstream);
     let backend_close = u.close_frame[1].as_ref();
     let mut msg = format!("{pname} {} on {}", what.join(" and "), r.path);
     if own_close {
@@ -64,7 +85,6 @@ pub fn violation(s: &SessionView<'_>, proxy: Proxy) -> Option<Finding> {
         );
     }
     let ts = [c.first_close, u.first_close].iter().flatten().map(|x| x.0).min().unwrap_or(Ts::from_secs_f64(r.end));
-    let cflow_s = cflow.clone();
     let d = json!({
         "session": r.id,
         "handshake": r.handshake,
@@ -74,7 +94,7 @@ pub fn violation(s: &SessionView<'_>, proxy: Proxy) -> Option<Finding> {
         "client_unmasked_frames": c.unmasked_client,
         "proxy_close": own_close.then(|| json!({
             "code": r.close.code,
-            "to_client": r.hops.iter().find(|h| h.role == "client").and_then(|h| h.close_frames.to_client),
+            "to_client": r.hops.iter().find(|h| h.role == Role::Client).and_then(|h| h.close_frames.to_client),
             "to_backend": up.and_then(|h| h.close_frames.to_server),
         })),
         "backend_close": backend_close.map(|b| json!({"code": b.code, "reason": b.reason})),
@@ -82,14 +102,38 @@ pub fn violation(s: &SessionView<'_>, proxy: Proxy) -> Option<Finding> {
         "hops": {"client": {"flow": cflow}, "upstream": {"flow": uflow}},
     });
     Some(finding(
-        "proxy-protocol-violation",
+        FindingKind::ProxyProtocolViolation,
         Severity::Error,
         ts,
-        vec![cflow_s, r.upstream_flow.clone().unwrap_or_default()],
+        vec![cflow, uflow],
         Some(&r.path),
         msg,
         proxy,
         None,
         d,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::super::testing::*;
+    use super::ProtocolViolation;
+    use crate::proto::activity::WsActivity;
+
+    /// The proxy's own frames to the backend were unmasked; the client's
+    /// were not.
+    #[test]
+    fn unmasked_frames_only_on_the_proxys_upstream_leg() {
+        let s = session(1, "/ws", 0.0, 10.0, clean());
+        let client = WsActivity::new(t(0.0));
+        let mut upstream = WsActivity::new(t(0.0));
+        upstream.unmasked_client = 1;
+        let fs = One::new::<ProtocolViolation>(Config::default()).session(&s, Some(&client), Some(&upstream));
+        assert_eq!(kinds(&fs), ["proxy-protocol-violation"]);
+        assert!(fs[0].message.contains("sent 1 unmasked frame(s) to the backend 10.0.0.2:3000"), "{}", fs[0].message);
+        // Both legs as the ends sent them: nothing.
+        let fs = One::new::<ProtocolViolation>(Config::default()).session(&s, Some(&client), Some(&client));
+        assert!(fs.is_empty());
+    }
 }

@@ -8,8 +8,13 @@
 
 use std::io::Write;
 
-use super::Sink;
+use super::{Options, Sink};
 use crate::record::Record;
+
+/// The JSON Lines sink, on standard output (`--json`).
+pub fn build(o: &Options) -> Option<Box<dyn Sink>> {
+    o.json.then(|| Box::new(JsonSink::new(o.stdout(), o.line_buffered)) as Box<dyn Sink>)
+}
 
 pub struct JsonSink<W: Write> {
     w: W,
@@ -69,14 +74,19 @@ impl<W: Write> Sink for JsonSink<W> {
 mod tests {
     use super::*;
 
+    fn ep(s: &str) -> crate::flow::Endpoint {
+        let sa: std::net::SocketAddr = s.parse().unwrap();
+        crate::flow::Endpoint::new(sa.ip(), sa.port())
+    }
+
     #[test]
     fn unsafe_characters_are_escaped_and_the_value_is_unchanged() {
         let f = crate::record::FrameLine {
             ty: "frame",
             ts: 0.0,
-            flow: "a->b".into(),
-            dir: "to_client",
-            opcode: "close",
+            flow: crate::flow::FlowKey { src: ep("10.0.0.1:1"), dst: ep("10.0.0.2:2") },
+            dir: crate::proto::Dir::ToClient,
+            opcode: crate::proto::ws::opcode::CLOSE,
             fin: true,
             rsv1: false,
             masked: false,

@@ -1,26 +1,67 @@
 //! Sinks: where records go. Text for people, JSON Lines for programs, the
-//! dashboard for operators. All receive the same records.
+//! dashboard for operators; all receive the same records, in time order,
+//! redacted. Strings are made here and only here: a record's `Serialize`
+//! is its JSON, its `Display` types (text/) its text.
+//!
+//! One sink per file, each behind [`Sink`]. The sinks a run writes to are
+//! [`SINKS`], in order: each builder looks at the [`Options`] and says
+//! whether its sink is wanted. A new sink (a metrics endpoint) is one new
+//! file, its `mod` line, and one line in [`SINKS`] (and the option that
+//! asks for it).
 
+pub mod collect;
+pub mod dashboard;
 pub mod json;
 pub mod text;
 
 use crate::record::Record;
+pub use collect::Collect;
 
 pub trait Sink {
     fn record(&mut self, r: &Record) -> std::io::Result<()>;
     fn flush(&mut self) -> std::io::Result<()>;
 }
 
-/// Collects records in memory (tests, the dashboard's offline mode).
-#[derive(Default)]
-pub struct Collect(pub Vec<Record>);
+/// What the sinks of a run are built from (the command line's share).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--json`: JSON Lines on standard output instead of text.
+    pub json: bool,
+    /// Text output: verbosity, quiet, colours, line buffering.
+    pub text: TextOptions,
+    /// Flush after every record (`-l`, or live capture).
+    pub line_buffered: bool,
+}
 
-impl Sink for Collect {
+pub use text::TextOptions;
+
+impl Options {
+    /// Standard output, buffered.
+    pub fn stdout(&self) -> std::io::BufWriter<std::io::Stdout> {
+        std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())
+    }
+}
+
+/// A sink's builder: the sink, when the options ask for it.
+pub type Build = fn(&Options) -> Option<Box<dyn Sink>>;
+
+/// Every sink a run may write to, in order.
+pub const SINKS: &[Build] = &[text::build, json::build];
+
+/// The sinks the options ask for, as one.
+pub fn standard(o: &Options) -> Box<dyn Sink> {
+    let mut all: Vec<Box<dyn Sink>> = SINKS.iter().filter_map(|build| build(o)).collect();
+    if all.len() == 1 { all.pop().expect("one sink") } else { Box::new(Tee(all)) }
+}
+
+/// Several sinks fed the same records, in order.
+pub struct Tee(pub Vec<Box<dyn Sink>>);
+
+impl Sink for Tee {
     fn record(&mut self, r: &Record) -> std::io::Result<()> {
-        self.0.push(r.clone());
-        Ok(())
+        self.0.iter_mut().try_for_each(|s| s.record(r))
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.0.iter_mut().try_for_each(|s| s.flush())
     }
 }

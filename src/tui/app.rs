@@ -1,21 +1,20 @@
-//! Dashboard state: what the operator sees and where the cursor is.
+//! Dashboard state (the model): what the operator sees and where the
+//! cursor is. Records and snapshots from the worker are applied here.
 //!
-//! No drawing here (ui.rs and views/ render a `&App`) and no I/O (the
-//! worker in feed.rs and the input thread produce the messages applied
-//! here). Keys map to small methods that return an [`Action`] for the main
-//! loop. Anything derived from the data (sorted and filtered session rows,
-//! finding groups) is rebuilt when the data changes, never per frame.
+//! No drawing here (ui.rs and views/ render a `&App`), no key handling
+//! (keys.rs) and no I/O (the worker in feed.rs and the input thread produce
+//! the messages applied here). Anything derived from the data (sorted and
+//! filtered session rows, finding groups: rows.rs) is rebuilt when the
+//! data changes, never per frame.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use hdrhistogram::Histogram;
-
 use super::feed::{Snapshot, Source, UiMsg, Update};
-use crate::correlate::SessionRow;
-use crate::detect::{Finding, Severity};
-use crate::record::{Dirs, Handshake, Outcome, Record, Session};
+pub use super::keys::{Action, key};
+pub use super::rows::{FindingGroup, Latencies, Metric, SessionLine, SortBy};
+use super::rows::{GroupKey, sort_sessions};
+use crate::record::{Finding, FindingKind, Handshake, Outcome, Record, Severity};
 
 /// The four views, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +37,7 @@ impl View {
         }
     }
 
-    fn index(self) -> usize {
+    pub(super) fn index(self) -> usize {
         View::ALL.iter().position(|v| *v == self).unwrap_or(0)
     }
 }
@@ -54,81 +53,6 @@ pub enum Mode {
     Filter,
 }
 
-/// What the main loop does after a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Nothing changed.
-    None,
-    /// The screen changed.
-    Redraw,
-    /// Pause (true) or resume (false): the replay stops; the view stops
-    /// taking updates.
-    Pause(bool),
-    Quit,
-}
-
-/// Sessions table sort column (`s` cycles).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortBy {
-    /// Longest idle first (default).
-    Idle,
-    /// Oldest first.
-    Age,
-    Path,
-    Client,
-    /// Most frames first.
-    Frames,
-    /// Most bytes first.
-    Bytes,
-}
-
-impl SortBy {
-    pub const ALL: [SortBy; 6] =
-        [SortBy::Idle, SortBy::Age, SortBy::Path, SortBy::Client, SortBy::Frames, SortBy::Bytes];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SortBy::Idle => "idle",
-            SortBy::Age => "age",
-            SortBy::Path => "path",
-            SortBy::Client => "client",
-            SortBy::Frames => "frames",
-            SortBy::Bytes => "bytes",
-        }
-    }
-
-    fn next(self) -> SortBy {
-        let i = SortBy::ALL.iter().position(|s| *s == self).unwrap_or(0);
-        SortBy::ALL[(i + 1) % SortBy::ALL.len()]
-    }
-}
-
-/// The four latency series (Latency view rows).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Metric {
-    /// Client request to the 101 the client saw.
-    Client,
-    /// Forwarded request to the upstream's response.
-    Upstream,
-    /// Client time minus upstream time, for paired handshakes.
-    Overhead,
-    /// A frame on one hop to its copy on the other.
-    Relay,
-}
-
-impl Metric {
-    pub const ALL: [Metric; 4] = [Metric::Client, Metric::Upstream, Metric::Overhead, Metric::Relay];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Metric::Client => "client handshake",
-            Metric::Upstream => "upstream handshake",
-            Metric::Overhead => "proxy overhead",
-            Metric::Relay => "frame relay",
-        }
-    }
-}
-
 /// Nginx's `proxy_read_timeout` default: the boundary used for idle
 /// colours when neither `--timeout` nor the capture gives one.
 pub const DEFAULT_IDLE_BOUNDARY_S: f64 = 60.0;
@@ -141,226 +65,12 @@ pub const PAUSE_BUFFER: usize = 200_000;
 /// Seconds of per-second handshake outcomes kept for the sparkline.
 pub const RATE_HISTORY_S: usize = 86_400;
 
-/// One row of the Sessions table: an open session from the engine's
-/// snapshot, or a recent session record.
-#[derive(Debug, Clone)]
-pub struct SessionLine {
-    pub id: u64,
-    pub open: bool,
-    pub path: String,
-    pub client_flow: Option<String>,
-    pub upstream_flow: Option<String>,
-    pub start: f64,
-    pub last_activity: f64,
-    /// Closed sessions: when, and the idle time before the close began.
-    pub end: Option<f64>,
-    pub closed_idle_s: Option<f64>,
-    pub frames: Dirs,
-    pub bytes: Dirs,
-    /// Closed sessions: code and who closed ("1000 client", "rst proxy").
-    pub close: Option<String>,
-    /// Closed sessions: the whole story ("1000 bye, by client (fin)").
-    pub close_detail: Option<String>,
-}
-
-impl SessionLine {
-    fn from_row(r: SessionRow) -> SessionLine {
-        SessionLine {
-            id: r.id,
-            open: true,
-            path: r.path,
-            client_flow: with_stream(r.client_flow, r.client_stream),
-            upstream_flow: r.upstream_flow,
-            start: r.start.secs(),
-            last_activity: r.last_activity.secs(),
-            end: None,
-            closed_idle_s: None,
-            frames: r.frames,
-            bytes: r.bytes,
-            close: None,
-            close_detail: None,
-        }
-    }
-
-    fn from_record(s: &Session) -> SessionLine {
-        SessionLine {
-            id: s.id,
-            open: false,
-            path: s.path.clone(),
-            client_flow: with_stream(
-                s.client_flow.clone(),
-                s.hops.iter().find(|h| h.role == "client").and_then(|h| h.stream_id),
-            ),
-            upstream_flow: s.upstream_flow.clone(),
-            start: s.start,
-            last_activity: s.end,
-            end: Some(s.end),
-            closed_idle_s: s.close.idle_s,
-            frames: s.frames,
-            bytes: s.bytes,
-            close: Some(close_short(s)),
-            close_detail: Some(close_reason(s)),
-        }
-    }
-
-    /// Seconds since the session started (its duration once closed).
-    pub fn age(&self, now: f64) -> f64 {
-        (self.end.unwrap_or(now) - self.start).max(0.0)
-    }
-
-    /// Seconds without frames: until now when open, before the close
-    /// when closed.
-    pub fn idle(&self, now: f64) -> Option<f64> {
-        if self.open { Some((now - self.last_activity).max(0.0)) } else { self.closed_idle_s }
-    }
-
-    fn matches(&self, terms: &[String]) -> bool {
-        terms.iter().all(|t| {
-            contains_ci(&self.path, t)
-                || self.client_flow.as_deref().is_some_and(|f| contains_ci(f, t))
-                || self.upstream_flow.as_deref().is_some_and(|f| contains_ci(f, t))
-        })
-    }
-}
-
-/// "1000 client", "rst proxy", "open at end": fits a narrow column.
-fn close_short(s: &Session) -> String {
-    let c = &s.close;
-    if s.open || c.how == "end-of-capture" {
-        return "open at end".into();
-    }
-    let what = c.code.map_or(c.how.to_string(), |code| code.to_string());
-    match c.by {
-        Some(by) => format!("{what} {by}"),
-        None => what,
-    }
-}
-
-/// `close 1000 "bye" by client`, `rst by proxy after 60.0s idle`, ...
-fn close_reason(s: &Session) -> String {
-    let c = &s.close;
-    if s.open || c.how == "end-of-capture" {
-        return "still open when the capture ended".into();
-    }
-    let mut out = match c.code {
-        Some(code) => match c.reason.as_deref().filter(|r| !r.is_empty()) {
-            Some(r) => format!("close {code} \"{r}\""),
-            None => format!("close {code}"),
-        },
-        None => c.how.to_string(),
-    };
-    if let Some(by) = c.by {
-        out.push_str(&format!(" by {by}"));
-    }
-    if c.code.is_some() && c.how != "close-frame" {
-        out.push_str(&format!(" ({})", c.how));
-    }
-    if let Some(idle) = c.idle_s.filter(|i| *i >= 1.0) {
-        out.push_str(&format!(" after {idle:.1}s idle"));
-    }
-    out
-}
-
-/// Findings with the same kind, path and server endpoints, counted.
-#[derive(Debug, Clone)]
-pub struct FindingGroup {
-    pub kind: &'static str,
-    pub severity: Severity,
-    pub path: Option<String>,
-    /// The responder side of each flow ("10.0.0.5:443"), deduplicated.
-    pub servers: Vec<String>,
-    pub count: u64,
-    pub first_ts: f64,
-    pub last_ts: f64,
-    /// The latest occurrences, oldest first (at most `GROUP_OCCURRENCES`).
-    pub recent: VecDeque<Finding>,
-}
-
-impl FindingGroup {
-    pub fn latest(&self) -> Option<&Finding> {
-        self.recent.back()
-    }
-
-    fn matches(&self, terms: &[String]) -> bool {
-        terms.iter().all(|t| {
-            contains_ci(self.kind, t)
-                || self.path.as_deref().is_some_and(|p| contains_ci(p, t))
-                || self.servers.iter().any(|s| contains_ci(s, t))
-                || self.recent.iter().any(|f| f.flows.iter().any(|fl| contains_ci(fl, t)))
-        })
-    }
-}
-
-type GroupKey = (&'static str, Option<String>, Vec<String>);
-
-/// The server endpoint of a flow "a:p->b:q": "b:q".
-pub fn server_of(flow: &str) -> &str {
-    flow.rsplit_once("->").map_or(flow, |(_, b)| b)
-}
-
-/// The client endpoint of a flow "a:p->b:q": "a:p".
-/// An HTTP/2 stream is a session of its own: its client flow shows the
-/// stream ("127.0.0.1:5000->127.0.0.1:443 #3").
-fn with_stream(flow: Option<String>, stream: Option<u32>) -> Option<String> {
-    match (flow, stream) {
-        (Some(f), Some(s)) => Some(format!("{f} #{s}")),
-        (f, _) => f,
-    }
-}
-
-pub fn client_of(flow: &str) -> &str {
-    flow.split_once("->").map_or(flow, |(a, _)| a)
-}
-
-fn contains_ci(hay: &str, needle_lower: &str) -> bool {
-    hay.to_lowercase().contains(needle_lower)
-}
-
-/// Handshake latencies and frame relay delays, in microseconds.
-pub struct Latencies {
-    pub hist: [Histogram<u64>; 4],
-}
-
-impl Default for Latencies {
-    fn default() -> Latencies {
-        // 1 µs to 1 hour, 3 significant digits.
-        let h = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds");
-        Latencies { hist: [h(), h(), h(), h()] }
-    }
-}
-
-impl Latencies {
-    pub fn get(&self, m: Metric) -> &Histogram<u64> {
-        &self.hist[Metric::ALL.iter().position(|x| *x == m).unwrap_or(0)]
-    }
-
-    fn record_ms(&mut self, m: Metric, ms: f64) {
-        if ms.is_finite() && ms >= 0.0 {
-            let i = Metric::ALL.iter().position(|x| *x == m).unwrap_or(0);
-            self.hist[i].saturating_record(((ms * 1000.0).round() as u64).max(1));
-        }
-    }
-
-    fn handshake(&mut self, h: &Handshake) {
-        let l = h.latency_ms;
-        if let Some(c) = l.client {
-            self.record_ms(Metric::Client, c);
-        }
-        if let Some(u) = l.upstream {
-            self.record_ms(Metric::Upstream, u);
-        }
-        if let (Some(c), Some(u)) = (l.client, l.upstream) {
-            self.record_ms(Metric::Overhead, (c - u).max(0.0));
-        }
-    }
-}
-
 /// Updates held back while paused.
 #[derive(Default)]
-struct Pending {
-    records: VecDeque<Record>,
-    snapshot: Option<Snapshot>,
-    dropped: u64,
+pub(super) struct Pending {
+    pub(super) records: VecDeque<Record>,
+    pub(super) snapshot: Option<Snapshot>,
+    pub(super) dropped: u64,
 }
 
 /// How the source is doing.
@@ -382,7 +92,7 @@ pub struct App {
     /// The help overlay, over any view or mode.
     pub help: bool,
     pub paused: bool,
-    pending: Pending,
+    pub(super) pending: Pending,
     /// Updates dropped because the pause buffer was full.
     pub dropped_while_paused: u64,
 
@@ -416,7 +126,7 @@ pub struct App {
     pub finding_sel: usize,
     pub finding_offset: Cell<usize>,
     /// Severity of each kind seen (for the Overview's by-kind list).
-    pub kind_severity: BTreeMap<&'static str, Severity>,
+    pub kind_severity: BTreeMap<FindingKind, Severity>,
     /// Detail: which occurrence (0 = latest) and the scroll.
     pub detail_occurrence: usize,
     pub detail_scroll: u16,
@@ -512,7 +222,7 @@ impl App {
         true
     }
 
-    fn apply(&mut self, records: impl IntoIterator<Item = Record>, mut snap: Snapshot) {
+    pub(super) fn apply(&mut self, records: impl IntoIterator<Item = Record>, mut snap: Snapshot) {
         // The table's indices go stale as the rows change below: note the
         // selected session first.
         let keep = self.selected_session().map(|s| s.id);
@@ -536,7 +246,7 @@ impl App {
             }
         }
         for ms in &snap.relay_ms {
-            self.latency.record_ms(Metric::Relay, *ms);
+            self.latency.relay_ms(*ms);
         }
         self.boundary_s = snap.idle_boundary.filter(|b| *b > 0.0).unwrap_or(DEFAULT_IDLE_BOUNDARY_S);
         let rows = std::mem::take(&mut snap.sessions);
@@ -568,7 +278,7 @@ impl App {
         if !f.primary {
             return;
         }
-        let mut servers: Vec<String> = f.flows.iter().map(|fl| server_of(fl).to_string()).collect();
+        let mut servers: Vec<String> = f.flows.iter().map(|fl| fl.dst.to_string()).collect();
         servers.sort();
         servers.dedup();
         let key: GroupKey = (f.kind, f.path.clone(), servers.clone());
@@ -615,7 +325,7 @@ impl App {
     /// Re-sorts and re-filters the sessions table, keeping the cursor on
     /// session `keep` if it is still there. Rows may have changed since
     /// the table was built: the caller reads `keep` before changing them.
-    fn rebuild_sessions(&mut self, keep: Option<u64>) {
+    pub(super) fn rebuild_sessions(&mut self, keep: Option<u64>) {
         let terms = self.terms();
         let now = self.now();
         let b = self.boundary_s;
@@ -753,158 +463,6 @@ impl App {
         [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600].into_iter().find(|s| *s >= raw).unwrap_or(raw)
     }
 
-    // ---- Keys ----
-
-    /// Maps a key to a change of state.
-    pub fn on_key(&mut self, key: KeyEvent) -> Action {
-        if key.kind == KeyEventKind::Release {
-            return Action::None;
-        }
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        if ctrl && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('d')) {
-            return Action::Quit;
-        }
-        if self.mode == Mode::Filter {
-            return self.filter_key(key);
-        }
-        if self.help {
-            return match key.code {
-                KeyCode::Char('q') => Action::Quit,
-                KeyCode::Esc | KeyCode::Char('?') | KeyCode::Enter => {
-                    self.help = false;
-                    Action::Redraw
-                }
-                _ => Action::None,
-            };
-        }
-        match key.code {
-            KeyCode::Char('q') => Action::Quit,
-            KeyCode::Char('?') => {
-                self.help = true;
-                Action::Redraw
-            }
-            KeyCode::Char('p') => {
-                self.set_paused(!self.paused);
-                Action::Pause(self.paused)
-            }
-            KeyCode::Tab => self.switch((self.view.index() + 1) % View::ALL.len()),
-            KeyCode::BackTab => self.switch((self.view.index() + View::ALL.len() - 1) % View::ALL.len()),
-            KeyCode::Char(c @ '1'..='4') => self.switch(c as usize - '1' as usize),
-            KeyCode::Char('/') => {
-                self.mode = Mode::Filter;
-                Action::Redraw
-            }
-            KeyCode::Esc => self.escape(),
-            KeyCode::Enter => self.enter(),
-            KeyCode::Char('s') if self.view == View::Sessions => {
-                self.sort = self.sort.next();
-                self.session_sel = 0;
-                self.rebuild_sessions(None);
-                Action::Redraw
-            }
-            KeyCode::Up | KeyCode::Char('k') => self.move_by(-1),
-            KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
-            KeyCode::PageUp => self.move_by(-(self.page.get().max(1) as isize)),
-            KeyCode::PageDown => self.move_by(self.page.get().max(1) as isize),
-            KeyCode::Home | KeyCode::Char('g') => self.move_by(isize::MIN / 2),
-            KeyCode::End | KeyCode::Char('G') => self.move_by(isize::MAX / 2),
-            KeyCode::Left | KeyCode::Char('h') if self.mode == Mode::Detail => self.occurrence(1),
-            KeyCode::Right | KeyCode::Char('l') if self.mode == Mode::Detail => self.occurrence(-1),
-            _ => Action::None,
-        }
-    }
-
-    /// Pausing holds updates back; resuming applies what was held.
-    pub fn set_paused(&mut self, paused: bool) {
-        self.paused = paused;
-        if !paused {
-            let p = std::mem::take(&mut self.pending);
-            self.dropped_while_paused += p.dropped;
-            if let Some(snap) = p.snapshot {
-                self.apply(p.records, snap);
-            }
-        }
-    }
-
-    fn switch(&mut self, i: usize) -> Action {
-        self.view = View::ALL[i];
-        if self.mode == Mode::Detail && self.view != View::Findings {
-            self.mode = Mode::Browse;
-        }
-        Action::Redraw
-    }
-
-    fn escape(&mut self) -> Action {
-        if self.mode == Mode::Detail {
-            self.mode = Mode::Browse;
-            return Action::Redraw;
-        }
-        if !self.filter.is_empty() {
-            self.set_filter(String::new());
-            return Action::Redraw;
-        }
-        Action::None
-    }
-
-    fn enter(&mut self) -> Action {
-        if self.view == View::Findings && self.mode == Mode::Browse && self.selected_group().is_some() {
-            self.mode = Mode::Detail;
-            self.detail_occurrence = 0;
-            self.detail_scroll = 0;
-            return Action::Redraw;
-        }
-        Action::None
-    }
-
-    fn move_by(&mut self, delta: isize) -> Action {
-        let step = |sel: usize, len: usize| -> usize {
-            if len == 0 { 0 } else { (sel as isize).saturating_add(delta).clamp(0, len as isize - 1) as usize }
-        };
-        match (self.view, self.mode) {
-            (View::Findings, Mode::Detail) => {
-                self.detail_scroll = (self.detail_scroll as isize).saturating_add(delta).clamp(0, 1000) as u16;
-            }
-            (View::Findings, _) => self.finding_sel = step(self.finding_sel, self.group_order.len()),
-            (View::Sessions, _) => self.session_sel = step(self.session_sel, self.shown_sessions()),
-            (View::Latency, _) => self.metric_sel = step(self.metric_sel, Metric::ALL.len()),
-            (View::Overview, _) => return Action::None,
-        }
-        Action::Redraw
-    }
-
-    /// Detail: `delta` = 1 goes to an older occurrence.
-    fn occurrence(&mut self, delta: isize) -> Action {
-        let n = self.selected_group().map_or(0, |g| g.recent.len());
-        if n == 0 {
-            return Action::None;
-        }
-        self.detail_occurrence = (self.detail_occurrence as isize + delta).clamp(0, n as isize - 1) as usize;
-        self.detail_scroll = 0;
-        Action::Redraw
-    }
-
-    fn filter_key(&mut self, key: KeyEvent) -> Action {
-        match key.code {
-            KeyCode::Enter => self.mode = Mode::Browse,
-            KeyCode::Esc => {
-                self.mode = Mode::Browse;
-                self.set_filter(String::new());
-            }
-            KeyCode::Backspace => {
-                let mut f = self.filter.clone();
-                f.pop();
-                self.set_filter(f);
-            }
-            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                let mut f = self.filter.clone();
-                f.push(c);
-                self.set_filter(f);
-            }
-            _ => return Action::None,
-        }
-        Action::Redraw
-    }
-
     /// Sets the filter (path, address or kind) and applies it.
     pub fn set_filter(&mut self, f: String) {
         self.filter = f;
@@ -912,27 +470,4 @@ impl App {
         self.rebuild_sessions(keep);
         self.rebuild_findings();
     }
-}
-
-/// Sorts row indices by a column; ties by id, so the order is stable
-/// across snapshots.
-fn sort_sessions<'a>(v: &mut [u32], line: impl Fn(u32) -> &'a SessionLine, by: SortBy, now: f64) {
-    let total = |d: Dirs| d.to_server + d.to_client;
-    v.sort_by(|a, b| {
-        let (a, b) = (line(*a), line(*b));
-        let ord = match by {
-            SortBy::Idle => b.idle(now).unwrap_or(-1.0).total_cmp(&a.idle(now).unwrap_or(-1.0)),
-            SortBy::Age => b.age(now).total_cmp(&a.age(now)),
-            SortBy::Path => a.path.cmp(&b.path),
-            SortBy::Client => a.client_flow.cmp(&b.client_flow),
-            SortBy::Frames => total(b.frames).cmp(&total(a.frames)),
-            SortBy::Bytes => total(b.bytes).cmp(&total(a.bytes)),
-        };
-        ord.then(a.id.cmp(&b.id))
-    });
-}
-
-/// Builds a key event (tests and the tmux-free key paths).
-pub fn key(code: KeyCode) -> KeyEvent {
-    KeyEvent::new(code, KeyModifiers::NONE)
 }

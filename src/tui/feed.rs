@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use crate::capture::live::LiveConfig;
 use crate::capture::{Input, Next, PacketSource};
-use crate::correlate::SessionRow;
 use crate::error::{Error, Result};
+use crate::facts::SessionRow;
 use crate::pipeline::Pipeline;
 use crate::record::{Capture, Record, Summary};
-use crate::sink::Sink;
+use crate::sink::dashboard::DashboardSink;
 use crate::time::Ts;
 
 /// Everything the main (drawing) thread receives, on one channel.
@@ -189,7 +189,7 @@ pub fn run(
     emit: &mut dyn FnMut(UiMsg) -> bool,
 ) {
     let linktype = src.linktype();
-    let mut out = Keep::default();
+    let mut out = DashboardSink::default();
     let mut pacer = opts.replay.map(Pacer::new);
     let mut clock: Option<Ts> = None;
     let mut capture: Option<Capture> = None;
@@ -277,28 +277,10 @@ pub fn run(
     }
 }
 
-/// The records the dashboard shows (handshakes, sessions, findings); the
-/// per-message and per-frame lines of `-v` are not copied.
-#[derive(Default)]
-struct Keep(Vec<Record>);
-
-impl Sink for Keep {
-    fn record(&mut self, r: &Record) -> std::io::Result<()> {
-        if matches!(r, Record::Handshake(_) | Record::Session(_) | Record::Finding(_)) {
-            // Wire text made terminal-safe once, here (src/escape.rs).
-            self.0.push(crate::escape::record(r).into_owned());
-        }
-        Ok(())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Drains the pipeline's records and sends them with a snapshot.
 fn send_update(
     p: &mut Pipeline,
-    out: &mut Keep,
+    out: &mut DashboardSink,
     clock: Option<Ts>,
     capture: Option<Capture>,
     summary: Option<Summary>,
@@ -308,7 +290,7 @@ fn send_update(
     let mut summary = Record::Summary(summary.unwrap_or_else(|| p.summary()));
     crate::escape::record_in_place(&mut summary);
     let Record::Summary(summary) = summary else { unreachable!("a summary stays a summary") };
-    let mut sessions = p.analyzer.session_rows(&p.flows);
+    let mut sessions = p.session_rows();
     let redact = p.redactor();
     for s in &mut sessions {
         s.path = redact.path(&s.path);
@@ -319,12 +301,12 @@ fn send_update(
     let snapshot = Snapshot {
         summary,
         sessions,
-        idle_boundary: p.analyzer.idle_boundary(),
-        relay_ms: p.analyzer.take_relay_samples(),
+        idle_boundary: p.analysis.idle_boundary(),
+        relay_ms: p.analysis.correlation.take_relay_samples(),
         capture,
         clock: clock.map(Ts::secs),
     };
-    emit(UiMsg::Update(Box::new(Update { records: std::mem::take(&mut out.0), snapshot })))
+    emit(UiMsg::Update(Box::new(Update { records: out.take(), snapshot })))
 }
 
 /// Obeys the control channel: returns `Quit` when asked to stop (or when

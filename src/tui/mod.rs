@@ -16,6 +16,8 @@
 pub mod app;
 pub mod feed;
 pub mod input;
+pub mod keys;
+pub mod rows;
 pub mod ui;
 pub mod views;
 
@@ -34,7 +36,6 @@ use self::app::{Action, App};
 use self::feed::{Control, FeedOptions, SourceKind, UiMsg};
 use crate::capture::Input;
 use crate::config::Dashboard;
-use crate::detect::Severity;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 
@@ -105,13 +106,7 @@ pub fn run(input: &Input, cfg: &Dashboard, p: Pipeline) -> Result<i32> {
 }
 
 fn fail_on_status(cfg: &Dashboard, app: &App) -> i32 {
-    let worst = app.kind_severity.values().max().copied();
-    let level = match cfg.fail_on {
-        Some(crate::cli::FailOn::Error) => Severity::Error,
-        Some(crate::cli::FailOn::Warning) => Severity::Warning,
-        None => return 0,
-    };
-    i32::from(worst.is_some_and(|w| w >= level))
+    crate::record::exit_status(crate::app::fail_level(cfg.fail_on), app.kind_severity.values().max().copied())
 }
 
 /// Applies messages and keys until quit; returns the exit status.

@@ -10,7 +10,7 @@ use ratatui::widgets::Paragraph;
 use super::app::{App, FeedState, Mode, View};
 use super::feed::SourceKind;
 use super::views;
-use crate::detect::Severity;
+use crate::record::Severity;
 use crate::time::Ts;
 
 /// Amber: idle time past 75% of the boundary.

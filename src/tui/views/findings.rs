@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use serde_json::Value;
 
-use crate::detect::Finding;
+use crate::record::Finding;
 use crate::tui::app::{App, FindingGroup};
 use crate::tui::ui::{ellipsize, fmt_tod, scroll_offset, severity_label, severity_style};
 
@@ -58,6 +58,7 @@ fn group_lines(g: &FindingGroup, width: usize, selected: bool) -> [Line<'static>
         Span::styled(format!(" ×{}", g.count), base),
     ];
     if let Some(also) = g.latest().map(|f| &f.also).filter(|a| !a.is_empty()) {
+        let also: Vec<&str> = also.iter().map(|k| k.name()).collect();
         head.push(Span::styled(format!(" (+{})", also.join(", ")), base));
     }
     if let Some(p) = &g.path {
@@ -422,7 +423,8 @@ pub fn render_detail(f: &mut Frame, app: &App, area: Rect) {
     };
     let mut fix = fnd.fix.clone().unwrap_or_else(|| "No fix suggested for this finding.".into());
     if !fnd.also.is_empty() {
-        fix = format!("(same fault, also filed as {})\n{fix}", fnd.also.join(", "));
+        let also: Vec<&str> = fnd.also.iter().map(|k| k.name()).collect();
+        fix = format!("(same fault, also filed as {})\n{fix}", also.join(", "));
     }
     // Header and fix take what they need, within limits that leave the
     // hop columns at least a third of the screen.
@@ -502,7 +504,8 @@ pub fn render_detail(f: &mut Frame, app: &App, area: Rect) {
 fn where_line(f: &Finding) -> String {
     let path = f.path.as_deref().unwrap_or("-");
     if f.flows.len() <= 2 {
-        format!("{path}  {}", f.flows.join("  "))
+        let flows: Vec<String> = f.flows.iter().map(|f| f.to_string()).collect();
+        format!("{path}  {}", flows.join("  "))
     } else {
         format!("{path}  {} flows (listed below)", f.flows.len())
     }

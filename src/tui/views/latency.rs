@@ -23,7 +23,7 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     let rows: Vec<Row> = Metric::ALL
         .iter()
         .map(|m| {
-            let h = app.latency.get(*m);
+            let h = app.latency.get(*m).histogram();
             let mut cells = vec![Cell::from(m.title()), Cell::from(fmt_count(h.len()))];
             if h.is_empty() {
                 cells.extend((0..5).map(|_| Cell::from("-")));
@@ -54,7 +54,7 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     let block = Block::bordered().title(format!(" Histogram: {} ", m.title()));
     let inner = block.inner(chart_area);
     f.render_widget(block, chart_area);
-    let h = app.latency.get(m);
+    let h = app.latency.get(m).histogram();
     if h.is_empty() {
         f.render_widget(Paragraph::new(empty_reason(m)), inner);
         return;

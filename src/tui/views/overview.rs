@@ -7,7 +7,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Sparkline, SparklineBar};
 
-use crate::detect::Severity;
+use crate::record::{FindingKind, Severity};
 use crate::tui::app::App;
 use crate::tui::feed::SourceKind;
 use crate::tui::ui::{AMBER, fmt_bytes, fmt_count, fmt_secs, fmt_timeout, fmt_tod, severity_label, severity_style};
@@ -215,7 +215,7 @@ fn sessions_box(app: &App) -> Paragraph<'static> {
 }
 
 fn kinds_box(app: &App, rows: usize) -> Paragraph<'static> {
-    let mut kinds: Vec<(&'static str, u64, Severity)> = app
+    let mut kinds: Vec<(FindingKind, u64, Severity)> = app
         .snap
         .summary
         .findings
@@ -226,10 +226,10 @@ fn kinds_box(app: &App, rows: usize) -> Paragraph<'static> {
     for g in &app.groups {
         if !kinds.iter().any(|k| k.0 == g.kind) {
             let n = app.groups.iter().filter(|x| x.kind == g.kind).map(|x| x.count).sum();
-            kinds.push((g.kind, n, app.kind_severity.get(g.kind).copied().unwrap_or(g.severity)));
+            kinds.push((g.kind, n, app.kind_severity.get(&g.kind).copied().unwrap_or(g.severity)));
         }
     }
-    kinds.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(b.0)));
+    kinds.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(&b.0)));
     let mut lines: Vec<Line> = if kinds.is_empty() {
         vec![Line::styled("No findings.", Style::new().fg(Color::Green))]
     } else {

@@ -88,9 +88,9 @@ fn pair(d: Dirs, f: fn(u64) -> String) -> String {
 fn cell(s: &SessionLine, c: Col, now: f64, boundary: f64) -> Cell<'static> {
     let flow = |f: &Option<String>| f.clone().unwrap_or_else(|| "-".into());
     match c {
-        Col::Client => Cell::from(s.client_flow.as_deref().map_or("-", crate::tui::app::client_of).to_string()),
+        Col::Client => Cell::from(s.client.map_or("-".into(), |e| e.to_string())),
         Col::ClientFlow => Cell::from(flow(&s.client_flow)),
-        Col::Upstream => Cell::from(s.upstream_flow.as_deref().map_or("-", crate::tui::app::server_of).to_string()),
+        Col::Upstream => Cell::from(s.upstream.map_or("-".into(), |e| e.to_string())),
         Col::UpstreamFlow => Cell::from(flow(&s.upstream_flow)),
         Col::Path => Cell::from(s.path.clone()),
         Col::Age => Cell::from(fmt_secs(s.age(now))),

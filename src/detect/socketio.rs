@@ -1,12 +1,16 @@
-//! Plain HTTP through the proxy: a hard-coded `Connection: upgrade`, and
-//! Socket.IO/Engine.IO sessions that never leave long-polling.
+//! `socketio-no-upgrade`: Socket.IO / Engine.IO sessions (followed by
+//! their `sid`, whatever path the app or a proxy mounted them on) that
+//! keep long-polling and never get the 101 of their `transport=websocket`
+//! upgrade: the upgrade fails somewhere (a location without the upgrade
+//! headers, the client's transports option). Judged once quiet, or once
+//! polling for `DECIDE_WITHIN_S`.
 
 use serde_json::json;
 
-use super::diagnosis::{Diagnosis, finding, flows};
 use super::proxy::Proxy;
-use super::{DECIDE_WITHIN_S, Finding, Severity};
-use crate::correlate::{Exchange, Txn};
+use super::{Config, Context, DECIDE_WITHIN_S, Detector, Finding, FindingKind, GaveUp, Severity, finding};
+use crate::facts::{Exchange, Fact, HopRequest, SessionRow};
+use crate::flow::FlowKey;
 use crate::flow::key::FxHashMap;
 use crate::record::Outcome;
 use crate::time::Ts;
@@ -17,7 +21,7 @@ const MAX_SIO: usize = 10_000;
 const SIO_QUIET_S: f64 = 60.0;
 
 #[derive(Debug, Clone)]
-pub(super) struct SioSession {
+struct SioSession {
     first: Ts,
     last: Ts,
     polls: u32,
@@ -28,7 +32,7 @@ pub(super) struct SioSession {
     /// when a proxy rewrote it (location /rt/ { proxy_pass .../socket.io/; }).
     path: String,
     upstream_path: Option<String>,
-    flows: Vec<String>,
+    flows: Vec<FlowKey>,
     proxy: Proxy,
     /// Cache-busting `t` tokens of requests counted: a request seen on both
     /// hops but not paired is still one poll.
@@ -39,7 +43,7 @@ pub(super) struct SioSession {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct SocketIo {
+pub struct SocketIo {
     by_sid: FxHashMap<String, SioSession>,
     /// Sessions in the order they were last looked at for eviction, with
     /// their `last` then: the oldest goes first unless it was active since
@@ -47,7 +51,7 @@ pub(super) struct SocketIo {
     /// are skipped, and dropped when they outnumber the live ones.
     order: std::collections::VecDeque<(String, Ts)>,
     /// Sessions forgotten for the bound before they were judged.
-    pub forgotten: u64,
+    forgotten: u64,
 }
 
 /// Longest `sid` kept as it is (Engine.IO's are 20 characters); a longer
@@ -89,47 +93,48 @@ fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
 
 /// An Engine.IO request, whatever path the app or a proxy mounted it on:
 /// its query names the protocol revision and the transport.
-fn is_engine_io(t: &Txn) -> bool {
+fn is_engine_io(t: &HopRequest) -> bool {
     query_param(&t.req.target, "EIO").is_some() && query_param(&t.req.target, "transport").is_some()
 }
 
-impl Diagnosis {
-    pub(super) fn plain(&mut self, x: &Exchange<'_>, proxy: Proxy, out: &mut Vec<Finding>) {
-        // A forwarded plain request with `Connection: upgrade` but no Upgrade.
-        let Some(u) = x.upstream else { return };
-        let client_upgrading = x.client.is_some_and(|c| c.req.headers.has("upgrade"));
-        if client_upgrading || u.req.headers.has("upgrade") || !u.req.headers.has_token("connection", "upgrade") {
-            return;
-        }
-        let msg = format!(
-            "{} forwarded the plain request {} {} to {} with Connection: {} but no Upgrade: a hard-coded header on a location that also serves plain HTTP; it defeats upstream keep-alive and confuses backends",
-            proxy.name(),
-            u.req.method,
-            x.path,
-            u.flow.dst,
-            u.req.headers.joined("connection").unwrap_or_default()
-        );
-        let d = json!({
-            "connection": u.req.headers.joined("connection"),
-            "client_connection": x.client.and_then(|c| c.req.headers.joined("connection")),
-            "status": u.status(),
-        });
-        out.push(finding(
-            "connection-upgrade-on-plain",
-            Severity::Warning,
-            x.ts,
-            flows(&[x.client, Some(u)]),
-            Some(x.path),
-            msg,
-            proxy,
-            None,
-            d,
-        ));
+impl Detector for SocketIo {
+    fn new(_: &Config) -> SocketIo {
+        SocketIo::default()
     }
 
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[FindingKind::SocketioNoUpgrade]
+    }
+
+    fn on_fact(&mut self, fact: &Fact<'_>, cx: &mut Context, _out: &mut Vec<Finding>) {
+        if let Fact::Exchange(x) = fact {
+            self.exchange(x, cx);
+        }
+    }
+
+    fn on_tick(&mut self, now: Ts, _open: &[SessionRow], cx: &mut Context, out: &mut Vec<Finding>) {
+        self.judge(now, false, cx, out);
+    }
+
+    fn finish(&mut self, now: Ts, cx: &mut Context, out: &mut Vec<Finding>) {
+        self.judge(now, true, cx, out);
+    }
+
+    /// The first request of the earliest Socket.IO session not judged yet
+    /// that may still be reported (one that upgraded never is).
+    fn pending_since(&self) -> Option<Ts> {
+        self.pending()
+    }
+
+    fn gave_up(&self, b: &mut GaveUp) {
+        b.socketio_sessions_forgotten += self.forgotten;
+    }
+}
+
+impl SocketIo {
     /// Follows Engine.IO sessions by `sid`: polling requests, and whether
     /// a `transport=websocket` upgrade ever got its 101.
-    pub(super) fn socketio_exchange(&mut self, x: &Exchange<'_>) {
+    fn exchange(&mut self, x: &Exchange<'_>, cx: &Context) {
         let Some(t) = x.client.or(x.upstream) else { return };
         if !is_engine_io(t) && !x.upstream.is_some_and(is_engine_io) {
             return;
@@ -142,12 +147,12 @@ impl Diagnosis {
         }
         let sid = &sid[..cut];
         let transport = query_param(&t.req.target, "transport").unwrap_or("");
-        if !self.socketio.by_sid.contains_key(sid) {
-            self.socketio.make_room();
-            self.socketio.enqueue(sid, t.req_ts);
+        if !self.by_sid.contains_key(sid) {
+            self.make_room();
+            self.enqueue(sid, t.req_ts);
         }
-        let proxy = x.client.and_then(|c| self.known_proxy_at(c.flow.dst)).unwrap_or(Proxy::Unknown);
-        let s = self.socketio.by_sid.entry(sid.to_string()).or_insert_with(|| SioSession {
+        let proxy = x.client.and_then(|c| cx.proxy_at(c.flow.dst)).unwrap_or(Proxy::UNKNOWN);
+        let s = self.by_sid.entry(sid.to_string()).or_insert_with(|| SioSession {
             first: t.req_ts,
             last: t.req_ts,
             polls: 0,
@@ -162,7 +167,7 @@ impl Diagnosis {
             handshakes: Vec::new(),
             judged: false,
         });
-        if s.proxy == Proxy::Unknown {
+        if !s.proxy.is_known() {
             s.proxy = proxy;
         }
         if x.client.is_some() && s.path != t.req.path() {
@@ -203,7 +208,7 @@ impl Diagnosis {
             }
             _ => {}
         }
-        let f = t.flow.to_string();
+        let f = t.flow;
         if s.flows.len() < 8 && !s.flows.contains(&f) {
             s.flows.push(f);
         }
@@ -211,25 +216,24 @@ impl Diagnosis {
 
     /// The first request of the earliest Socket.IO session not judged yet
     /// that may still be reported (one that upgraded never is).
-    pub(super) fn socketio_pending_since(&self) -> Option<Ts> {
-        self.socketio.by_sid.values().filter(|s| !s.upgraded && !s.judged).map(|s| s.first).min()
+    fn pending(&self) -> Option<Ts> {
+        self.by_sid.values().filter(|s| !s.upgraded && !s.judged).map(|s| s.first).min()
     }
 
     /// Judges Socket.IO sessions that went quiet, or that polled for
     /// `DECIDE_WITHIN_S` without ever upgrading (or all, at the end).
-    pub(super) fn socketio_tick(&mut self, now: Ts, all: bool, out: &mut Vec<Finding>) {
+    fn judge(&mut self, now: Ts, all: bool, cx: &Context, out: &mut Vec<Finding>) {
         // Quiet sessions are forgotten (judged first if not yet).
         let quiet: Vec<String> = self
-            .socketio
             .by_sid
             .iter()
             .filter(|(_, s)| all || now.since(s.last) > SIO_QUIET_S)
             .map(|(k, _)| k.clone())
             .collect();
         let mut done: Vec<(String, SioSession)> =
-            quiet.into_iter().filter_map(|k| self.socketio.by_sid.remove(&k).map(|s| (k, s))).collect();
+            quiet.into_iter().filter_map(|k| self.by_sid.remove(&k).map(|s| (k, s))).collect();
         // Sessions still polling after DECIDE_WITHIN_S are judged now, once.
-        for (k, s) in self.socketio.by_sid.iter_mut() {
+        for (k, s) in self.by_sid.iter_mut() {
             if !s.upgraded && !s.judged && now.since(s.first) >= DECIDE_WITHIN_S {
                 s.judged = true;
                 let mut c = s.clone();
@@ -259,7 +263,7 @@ impl Diagnosis {
                 s.polls
             );
             let d = json!({
-                "sid": self.redact.target(&format!("?sid={sid}")).trim_start_matches("?sid=").to_string(),
+                "sid": cx.redact.target(&format!("?sid={sid}")).trim_start_matches("?sid=").to_string(),
                 "polls": s.polls,
                 "upgrade_attempts": s.attempts,
                 "upgrade_statuses": s.statuses,
@@ -268,7 +272,7 @@ impl Diagnosis {
                 "upgrade_handshakes": s.handshakes,
             });
             out.push(finding(
-                "socketio-no-upgrade",
+                FindingKind::SocketioNoUpgrade,
                 Severity::Warning,
                 s.first,
                 s.flows,
@@ -293,5 +297,26 @@ mod tests {
         assert_eq!(query_param(t, "transport"), Some("polling"));
         assert_eq!(query_param(t, "nope"), None);
         assert_eq!(query_param("/x", "sid"), None);
+    }
+
+    /// Polls of one Engine.IO session (the same sid), never a websocket
+    /// transport: judged once quiet.
+    #[test]
+    fn a_session_that_only_polls() {
+        use super::super::Config;
+        use super::super::testing::*;
+        use crate::proto::Version;
+        let mut d = One::new::<SocketIo>(Config::default());
+        for (i, at) in [(1u64, 1.0), (2, 26.0), (3, 51.0)] {
+            let target = format!("/socket.io/?EIO=4&transport=polling&t=T{i}&sid=abc");
+            let c = hop(i, "198.51.100.7:51000->10.0.0.1:80", request("GET", &target, Version::Http11, &[]), at)
+                .answered(response(200, &[]), at + 25.0);
+            assert!(d.exchange(&exchange(None, Some(&c), None)).is_empty());
+        }
+        assert_eq!(d.0.pending_since(), Some(t(1.0)));
+        let fs = d.tick(112.0, &[]);
+        assert_eq!(kinds(&fs), ["socketio-no-upgrade"]);
+        assert_eq!(fs[0].detail["polls"], 3);
+        assert!(fs[0].message.contains("the client never attempted the websocket transport"), "{}", fs[0].message);
     }
 }

@@ -1,0 +1,163 @@
+//! Human-readable output: a line per handshake and session (tcpdump-like
+//! time of day first), with `-v` a line per HTTP message and WebSocket
+//! frame, findings as blocks, and a summary at the end. Identical findings
+//! are printed once and counted in the summary.
+//!
+//! Each piece of text is a `Display` type (lines.rs, finding.rs,
+//! summary.rs); this file decides what is printed and groups findings.
+
+mod finding;
+mod lines;
+mod summary;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use super::{Options, Sink};
+use crate::record::{Finding, Record, Severity};
+pub use finding::FindingBlock;
+pub use lines::{FrameText, HandshakeLine, HttpLine, SessionLine};
+pub use summary::{SummaryText, memory_line};
+
+/// The text sink, on standard output (unless `--json`).
+pub fn build(o: &Options) -> Option<Box<dyn Sink>> {
+    (!o.json).then(|| Box::new(TextSink::new(o.stdout(), o.text)) as Box<dyn Sink>)
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextOptions {
+    /// 0: handshakes and sessions; 1: + messages and frames; 2: + every header.
+    pub verbose: u8,
+    /// Only the summary.
+    pub quiet: bool,
+    pub line_buffered: bool,
+    /// ANSI colours (stdout is a terminal).
+    pub color: bool,
+}
+
+/// Findings with the same kind, path and hop pair (server addresses) are
+/// one group: printed in full once, counted after.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct GroupKey {
+    kind: &'static str,
+    path: Option<String>,
+    /// The server endpoints of its flows, as printed.
+    servers: Vec<String>,
+    also: Vec<&'static str>,
+}
+
+impl GroupKey {
+    fn of(f: &Finding) -> GroupKey {
+        let mut servers: Vec<String> = Vec::new();
+        for fl in &f.flows {
+            let server = fl.dst.to_string();
+            if !servers.contains(&server) {
+                servers.push(server);
+            }
+        }
+        GroupKey { kind: f.kind.name(), path: f.path.clone(), servers, also: f.also.iter().map(|k| k.name()).collect() }
+    }
+}
+
+struct Group {
+    severity: Severity,
+    count: u64,
+    first_ts: f64,
+}
+
+/// Finding groups remembered for the summary, at most: the keys hold
+/// paths from the wire, and a capture with endless distinct paths must not
+/// make the sink grow with it.
+const MAX_GROUPS: usize = 4096;
+
+pub struct TextSink<W: Write> {
+    w: W,
+    o: TextOptions,
+    groups: BTreeMap<GroupKey, Group>,
+    /// Findings in groups beyond [`MAX_GROUPS`] (printed, not grouped).
+    ungrouped: u64,
+}
+
+impl<W: Write> TextSink<W> {
+    pub fn new(w: W, o: TextOptions) -> TextSink<W> {
+        TextSink { w, o, groups: BTreeMap::new(), ungrouped: 0 }
+    }
+
+    /// The groups, worst first, then in the order they were first seen.
+    fn groups_table(&mut self) -> std::io::Result<()> {
+        if !self.groups.is_empty() {
+            self.w.write_all(b"findings (identical ones grouped by kind, path and hops):\n")?;
+            let mut gs: Vec<(&GroupKey, &Group)> = self.groups.iter().collect();
+            gs.sort_by(|a, b| b.1.severity.cmp(&a.1.severity).then(a.1.first_ts.total_cmp(&b.1.first_ts)));
+            for (k, g) in gs {
+                let kind =
+                    if k.also.is_empty() { k.kind.to_string() } else { format!("{}+{}", k.kind, k.also.join("+")) };
+                writeln!(
+                    self.w,
+                    "  {:<8} {:<28} {:<16} {:<40} x{}",
+                    g.severity.name(),
+                    kind,
+                    k.path.as_deref().unwrap_or("-"),
+                    k.servers.join(" => "),
+                    g.count
+                )?;
+            }
+        }
+        if self.ungrouped > 0 {
+            writeln!(self.w, "  and {} findings in further groups (not counted here)", self.ungrouped)?;
+        }
+        Ok(())
+    }
+
+    /// A finding: printed in full the first time its group is seen.
+    fn finding(&mut self, f: &Finding) -> std::io::Result<()> {
+        let key = GroupKey::of(f);
+        let first = !self.groups.contains_key(&key);
+        if first && self.groups.len() >= MAX_GROUPS {
+            self.ungrouped += 1;
+            return write!(self.w, "{}", FindingBlock { f, color: self.o.color });
+        }
+        let g = self.groups.entry(key).or_insert(Group { severity: f.severity, count: 0, first_ts: f.ts });
+        g.count += 1;
+        if first {
+            write!(self.w, "{}", FindingBlock { f, color: self.o.color })?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Sink for TextSink<W> {
+    fn record(&mut self, r: &Record) -> std::io::Result<()> {
+        // Every string from the wire is made terminal-safe here, once,
+        // before any formatting (src/escape.rs).
+        let r = crate::escape::record(r);
+        match r.as_ref() {
+            Record::Summary(s) => {
+                if !self.o.quiet {
+                    writeln!(self.w)?;
+                }
+                write!(self.w, "{}", SummaryText(s))?;
+                self.groups_table()?;
+            }
+            _ if self.o.quiet => return Ok(()),
+            Record::Handshake(h) => writeln!(self.w, "{}", HandshakeLine(h))?,
+            Record::Session(s) => writeln!(self.w, "{}", SessionLine(s))?,
+            Record::Http(m) if self.o.verbose > 0 => {
+                writeln!(self.w, "{}", HttpLine { m, all_headers: self.o.verbose > 1 })?
+            }
+            Record::Frame(f) if self.o.verbose > 0 => writeln!(self.w, "{}", FrameText(f))?,
+            Record::Http(_) | Record::Frame(_) => return Ok(()),
+            // One fault, one block: the lead finding names the others.
+            Record::Finding(f) if !f.primary => return Ok(()),
+            Record::Finding(f) => self.finding(f)?,
+        }
+        if self.o.line_buffered {
+            self.w.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
