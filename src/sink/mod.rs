@@ -31,15 +31,36 @@ pub struct Options {
     pub text: TextOptions,
     /// Flush after every record (`-l`, or live capture).
     pub line_buffered: bool,
+    /// `-w -`: the packets take standard output; records go to standard error.
+    pub to_stderr: bool,
 }
 
 pub use text::TextOptions;
 
 impl Options {
-    /// Standard output, buffered.
-    pub fn stdout(&self) -> std::io::BufWriter<std::io::Stdout> {
-        std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())
+    /// Standard output (standard error with `-w -`), buffered.
+    pub fn stdout(&self) -> std::io::BufWriter<Box<dyn std::io::Write + Send>> {
+        let w: Box<dyn std::io::Write + Send> =
+            if self.to_stderr { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+        std::io::BufWriter::with_capacity(64 * 1024, w)
     }
+}
+
+/// `--color auto`: colour when the records' stream is a terminal, unless
+/// NO_COLOR is set or TERM is dumb; CLICOLOR_FORCE forces it.
+pub fn color_auto(to_stderr: bool) -> bool {
+    use std::io::IsTerminal;
+    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0");
+    if set("NO_COLOR") {
+        return false;
+    }
+    if set("CLICOLOR_FORCE") {
+        return true;
+    }
+    if std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+        return false;
+    }
+    if to_stderr { std::io::stderr().is_terminal() } else { std::io::stdout().is_terminal() }
 }
 
 /// A sink's builder: the sink, when the options ask for it.

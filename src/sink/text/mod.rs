@@ -33,6 +33,8 @@ pub struct TextOptions {
     pub line_buffered: bool,
     /// ANSI colours (stdout is a terminal).
     pub color: bool,
+    /// How each line's time is shown (`-t` family, `--time-format`).
+    pub time: crate::cli::TimeFormat,
 }
 
 /// Findings with the same kind, path and hop pair (server addresses) are

@@ -1,0 +1,213 @@
+//! A tcpdump user's habits, run as that user would run them: options
+//! anywhere on the line, unknown options reported as options, `-r -w` to
+//! cut a capture (checked with tshark and tcpdump, the peers), `-w -`, an
+//! option that cannot apply is one line and exit 2, `-F`, the `-t` family.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wstap-habits-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn one_line_error(args: &[&str]) -> String {
+    let out = wstap(args);
+    assert_eq!(out.status.code(), Some(2), "exit 2 for {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(err.trim_end().lines().count(), 1, "one line for {args:?}: {err:?}");
+    assert!(err.starts_with("wstap: ") && !err.contains("panicked"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing on stdout for {args:?}");
+    err
+}
+
+fn ok(args: &[&str]) -> std::process::Output {
+    let out = wstap(args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// `tcpdump -nn -tt -r FILE`: one line per packet, as tcpdump reads it.
+fn tcpdump_lines(file: &std::path::Path) -> Vec<String> {
+    let out = Command::new("tcpdump").args(["-nn", "-tt", "-r", s(file)]).stderr(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "tcpdump -r {}", file.display());
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+/// tshark's TCP conversations: `A:P <-> B:Q` with their frame counts.
+fn tshark_conversations(file: &std::path::Path) -> Vec<(String, u64)> {
+    let out = Command::new("tshark").args(["-r", s(file), "-q", "-z", "conv,tcp"]).output().unwrap();
+    assert!(out.status.success(), "tshark -r {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    let mut v: Vec<(String, u64)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("<->"))
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            // A <-> B, frames and bytes each way, then the total frames.
+            (format!("{} <-> {}", w[0], w[2]), w[9].parse().unwrap())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn options_go_anywhere_on_the_line() {
+    let c = capture("nginx-healthy");
+    let before = ok(&["--json", "-r", s(&c), "tcp", "port", "18081"]).stdout;
+    // The filter first and the options after it, as tcpdump takes them.
+    let after = ok(&["-r", s(&c), "tcp port 18081", "--json"]).stdout;
+    let between = ok(&["-r", s(&c), "tcp", "port", "--json", "18081"]).stdout;
+    assert_eq!(before, after);
+    assert_eq!(before, between);
+    let hs = of_type(&parse_lines(&after), "handshake").len();
+    assert_eq!(hs, 3, "the filter applied: the client hop alone");
+    // -q after the filter words is -q, not a filter word.
+    let q = ok(&["-r", s(&c), "tcp", "port", "18081", "-q"]);
+    let text = String::from_utf8_lossy(&q.stdout);
+    assert!(!text.contains("handshake #"), "-q: summary only:\n{text}");
+    assert!(text.contains("3 WebSocket handshakes"), "{text}");
+}
+
+#[test]
+fn unknown_options_are_unknown_options() {
+    let c = capture("nginx-healthy");
+    for opt in ["-P", "-K", "--no-such-flag"] {
+        let err = one_line_error(&["-r", s(&c), "tcp", opt]);
+        assert!(err.contains(&format!("unexpected argument '{opt}'")), "{err}");
+        assert!(!err.contains("filter"), "an option is not a filter: {err}");
+    }
+    let err = one_line_error(&["-r", s(&c), "--jsn"]);
+    assert!(err.contains("similar argument exists: '--json'"), "{err}");
+    // The filter is still checked by libpcap, as before.
+    let err = one_line_error(&["-r", s(&c), "tcp", "port", "banana", "-q"]);
+    assert!(err.contains("bad filter expression 'tcp port banana'"), "{err}");
+}
+
+#[test]
+fn options_that_cannot_apply_are_errors() {
+    let c = capture("nginx-healthy");
+    let c = s(&c);
+    let cases: &[(&[&str], &str)] = &[
+        (&["-r", c, "-B", "1024"], "-B applies to live capture (-i IFACE), not to -r FILE"),
+        (&["-r", c, "--duration", "5"], "--duration applies to live capture"),
+        (&["-r", c, "-s", "96"], "-s applies to live capture"),
+        (&["-r", c, "-Q", "in"], "-Q applies to live capture"),
+        (&["-r", c, "--immediate-mode"], "--immediate-mode applies to live capture"),
+        (&["-r", c, "-C", "10"], "-C needs -w FILE"),
+        (&["-r", c, "-G", "60"], "-G needs -w FILE"),
+        (&["-r", c, "-W", "3"], "-W needs -w FILE"),
+        (&["-r", c, "-U"], "-U needs -w FILE"),
+        (&["-r", c, "--write-only", "failing"], "--write-only needs -w FILE"),
+        (&["-i", "lo", "-w", "x.pcap", "--write-only", "failing"], "--write-only applies to -r FILE -w OUT"),
+        (&["-r", c, "--replay", "2"], "--replay needs --tui"),
+        (&["-i", "lo", "--replay", "2"], "--replay needs -r FILE"),
+        (&["-r", c, "--json", "-tttt"], "-tttt applies to text output, not to --json"),
+        (&["-r", c, "--json", "--color", "always"], "--color applies to text output"),
+        (&["-r", c, "--tui", "-q"], "-q applies to output lines, not to the dashboard"),
+        (&["-r", c, "--tui", "-w", "x.pcap"], "not from the dashboard"),
+        (&["-r", c, "-L"], "-L lists the link types of an interface: it needs -i IFACE"),
+        (&["-r", c, "-w", "-", "-C", "1"], "standard output cannot be rotated"),
+        (&["-r", c, "-tttttt"], "at most -ttttt"),
+        (&["-r", c, "-tt", "--time-format", "iso"], "give one"),
+        (&["-r", c, "--time-stamp-precision", "nano"], "microseconds"),
+        (&["-r", "-", "-w", "x.pcap", "--write-only", "websocket"], "reads the capture twice"),
+        (&["-q"], "-i any sees both hops"),
+        (&["--tui"], "-i any sees both hops"),
+    ];
+    for (args, want) in cases {
+        let err = one_line_error(args);
+        assert!(err.contains(want), "{args:?}: want {want:?}, got {err}");
+    }
+}
+
+#[test]
+fn read_and_write_cuts_the_capture_like_tcpdump() {
+    let c = capture("nginx-origin-403");
+    let all = tmp("all.pcap");
+    // -Z root: the -w file is created as the user that parses, and the
+    // test's directory belongs to whoever runs it.
+    ok(&["-r", s(&c), "-w", s(&all), "-q", "-Z", "root"]);
+    assert_eq!(tcpdump_lines(&all), tcpdump_lines(&c), "every packet read, as read");
+    // With a filter, the packets the filter kept, as `tcpdump -r -w FILTER`.
+    let hop = tmp("hop.pcap");
+    ok(&["-r", s(&c), "-w", s(&hop), "tcp", "port", "18094", "-q", "-Z", "root"]);
+    let want = Command::new("tcpdump").args(["-nn", "-tt", "-r", s(&c), "tcp port 18094"]).output().unwrap();
+    let want: Vec<String> = String::from_utf8_lossy(&want.stdout).lines().map(str::to_string).collect();
+    assert!(!want.is_empty());
+    assert_eq!(tcpdump_lines(&hop), want);
+    // -w -: the packets on standard output, the records on standard error.
+    let out = ok(&["-r", s(&c), "-w", "-", "-Z", "root"]);
+    let piped = tmp("piped.pcap");
+    std::fs::write(&piped, &out.stdout).unwrap();
+    assert_eq!(tcpdump_lines(&piped), tcpdump_lines(&c));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WebSocket handshakes"), "records on stderr");
+}
+
+#[test]
+fn write_only_failing_keeps_both_hops_of_the_failing_handshakes() {
+    // One handshake upgraded, one refused by the origin (403), both
+    // through nginx.
+    let c = capture("nginx-origin-403");
+    let rs = records_of(&c, &[]);
+    let failing: Vec<_> = of_type(&rs, "handshake").into_iter().filter(|h| h["outcome"] != "upgraded").collect();
+    assert_eq!(failing.len(), 1);
+    let cut = tmp("failing.pcap");
+    let out = ok(&["-r", s(&c), "-w", s(&cut), "--write-only", "failing", "--json", "-Z", "root"]);
+    // The records of the run are the records of the whole file.
+    assert_eq!(parse_lines(&out.stdout).len(), rs.len());
+    // tshark sees the failing handshake's two connections, whole: as many
+    // frames as in the original capture.
+    let convs = tshark_conversations(&cut);
+    let flows: Vec<String> = ["client", "upstream"]
+        .iter()
+        .map(|hop| failing[0][hop]["flow"].as_str().unwrap().replace("->", " <-> "))
+        .collect();
+    assert_eq!(convs.len(), 2, "{convs:?}");
+    let orig = tshark_conversations(&c);
+    for (conv, frames) in &convs {
+        let (a, b) = conv.split_once(" <-> ").unwrap();
+        assert!(flows.iter().any(|f| f.contains(a) && f.contains(b)), "{conv} is not a failing hop: {flows:?}");
+        assert!(orig.contains(&(conv.clone(), *frames)), "{conv}: {frames} frames, not all of them: {orig:?}");
+    }
+    // Analysed again, the cut holds the failing handshake, both hops paired.
+    let again = records_of(&cut, &[]);
+    let hs = of_type(&again, "handshake");
+    assert_eq!(hs.len(), 1);
+    assert_eq!(hs[0]["outcome"], failing[0]["outcome"]);
+    assert!(hs[0]["client"].is_object() && hs[0]["upstream"].is_object(), "{}", hs[0]);
+
+    // websocket: every attempt (both handshakes, both hops each).
+    let ws = tmp("ws.pcap");
+    ok(&["-r", s(&c), "-w", s(&ws), "--write-only", "websocket", "-q", "-Z", "root"]);
+    assert_eq!(of_type(&records_of(&ws, &[]), "handshake").len(), 2);
+
+    // Nothing failing: an empty capture, valid for both peers.
+    let none = tmp("none.pcap");
+    ok(&["-r", s(&capture("nginx-healthy")), "-w", s(&none), "--write-only", "failing", "-q", "-Z", "root"]);
+    assert!(tcpdump_lines(&none).is_empty());
+    assert!(tshark_conversations(&none).is_empty());
+}
+
+#[test]
+fn filter_from_a_file() {
+    let c = capture("nginx-healthy");
+    let f = tmp("filter.bpf");
+    std::fs::write(&f, "# the client hop only\ntcp port 18081 # nginx's front\n").unwrap();
+    let from_file = ok(&["-r", s(&c), "-F", s(&f), "--json"]).stdout;
+    let from_line = ok(&["-r", s(&c), "tcp port 18081", "--json"]).stdout;
+    assert_eq!(from_file, from_line);
+    let err = one_line_error(&["-r", s(&c), "-F", s(&f), "tcp"]);
+    assert!(err.contains("give one"), "{err}");
+    let err = one_line_error(&["-r", s(&c), "-F", "/no/such/filter"]);
+    assert!(err.contains("/no/such/filter: No such file or directory"), "{err}");
+}
