@@ -211,3 +211,54 @@ fn filter_from_a_file() {
     let err = one_line_error(&["-r", s(&c), "-F", "/no/such/filter"]);
     assert!(err.contains("/no/such/filter: No such file or directory"), "{err}");
 }
+
+/// `wstap ARGS` in time zone `tz`: its text lines.
+fn lines_in(tz: &str, args: &[&str]) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_wstap")).args(args).env("TZ", tz).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn text_times_follow_the_t_family_in_local_time() {
+    let c = capture("nginx-wrong-location");
+    let c = s(&c);
+    let hs: Vec<f64> = of_type(&records_of(&capture("nginx-wrong-location"), &[]), "handshake")
+        .iter()
+        .map(|h| h["ts"].as_f64().unwrap())
+        .collect();
+    assert_eq!(hs.len(), 2);
+    let handshakes = |v: Vec<String>| -> Vec<String> { v.into_iter().filter(|l| l.contains("handshake #")).collect() };
+    // -tt: seconds since 1970, as the JSON's ts, whatever the zone.
+    let tt = handshakes(lines_in("Asia/Kolkata", &["-r", c, "-tt"]));
+    for (l, ts) in tt.iter().zip(&hs) {
+        assert!(l.starts_with(&format!("{ts:.6} handshake #")), "{l} vs {ts}");
+    }
+    // The default is the time of day in local time, as tcpdump's; -tttt
+    // adds the date; --time-format iso the zone's offset.
+    let (utc, kolkata) = (handshakes(lines_in("UTC", &["-r", c])), handshakes(lines_in("Asia/Kolkata", &["-r", c])));
+    let hms = |l: &str| -> i64 {
+        let t: Vec<i64> = l[..8].split(':').map(|x| x.parse().unwrap()).collect();
+        t[0] * 3600 + t[1] * 60 + t[2]
+    };
+    assert_eq!((hms(&kolkata[0]) - hms(&utc[0])).rem_euclid(86_400), 5 * 3600 + 1800, "{} / {}", kolkata[0], utc[0]);
+    assert_eq!(utc[0][8..], kolkata[0][8..], "only the time differs");
+    let date = handshakes(lines_in("Asia/Kolkata", &["-r", c, "-tttt"]));
+    assert_eq!(date[0][..11].len(), 11);
+    assert_eq!(&date[0][11..], &kolkata[0][..], "-tttt is the date, then the default line");
+    let iso = handshakes(lines_in("Asia/Kolkata", &["-r", c, "--time-format", "iso"]));
+    assert!(iso[0].starts_with(&format!("{}T{}+05:30 handshake", &date[0][..10], &kolkata[0][..15])), "{}", iso[0]);
+    // -t: no time at all; -ttt: since the previous line (the first: 0);
+    // -ttttt: since the first line.
+    let none = handshakes(lines_in("UTC", &["-r", c, "-t"]));
+    assert!(none[0].starts_with("handshake #1 "), "{}", none[0]);
+    let first = handshakes(lines_in("UTC", &["-r", c, "-ttttt"]));
+    assert!(first[0].starts_with("00:00:00.000000 handshake #1"), "{}", first[0]);
+    let gap = ((hs[1] - hs[0]) * 1e6).round() as i64;
+    let want = format!("00:00:{:02}.{:06} handshake #2", gap / 1_000_000, gap % 1_000_000);
+    assert!(first[1].starts_with(&want), "{} vs {want}", first[1]);
+    let delta = lines_in("UTC", &["-r", c, "-ttt"]);
+    assert!(delta[0].starts_with("00:00:00.000000 "), "{}", delta[0]);
+    // JSON keeps seconds since 1970.
+    assert!(records_of(&capture("nginx-wrong-location"), &[]).iter().all(|r| !r["ts"].is_string()));
+}

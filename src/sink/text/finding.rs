@@ -4,7 +4,6 @@
 
 use std::fmt::{self, Display, Formatter};
 
-use super::lines::Tod;
 use crate::record::{Finding, Severity};
 
 /// Text in an ANSI colour, when colours are on.
@@ -40,7 +39,7 @@ impl Display for FindingBlock<'_> {
             Severity::Warning => self.paint("1;33", "WARNING"),
             Severity::Info => self.paint("1;34", "INFO"),
         };
-        write!(out, "{} {sev} {}", Tod(f.ts), self.paint("1", f.kind.name()))?;
+        write!(out, "{sev} {}", self.paint("1", f.kind.name()))?;
         if let Some(p) = &f.path {
             write!(out, " {p}")?;
         }

@@ -15,6 +15,7 @@ use std::io::Write;
 
 use super::{Options, Sink};
 use crate::record::{Finding, Record, Severity};
+use crate::time::{Stamp, Ts};
 pub use finding::FindingBlock;
 pub use lines::{FrameText, HandshakeLine, HttpLine, SessionLine};
 pub use summary::{SummaryText, memory_line};
@@ -75,6 +76,9 @@ const MAX_GROUPS: usize = 4096;
 pub struct TextSink<W: Write> {
     w: W,
     o: TextOptions,
+    /// The previous and the first line's time (`-ttt`, `-ttttt`).
+    prev: Option<Ts>,
+    first: Option<Ts>,
     groups: BTreeMap<GroupKey, Group>,
     /// Findings in groups beyond [`MAX_GROUPS`] (printed, not grouped).
     ungrouped: u64,
@@ -82,7 +86,16 @@ pub struct TextSink<W: Write> {
 
 impl<W: Write> TextSink<W> {
     pub fn new(w: W, o: TextOptions) -> TextSink<W> {
-        TextSink { w, o, groups: BTreeMap::new(), ungrouped: 0 }
+        TextSink { w, o, prev: None, first: None, groups: BTreeMap::new(), ungrouped: 0 }
+    }
+
+    /// Writes a line's time (and the space after it), as `-t` says.
+    fn stamp(&mut self, ts: f64) -> std::io::Result<()> {
+        let ts = Ts::from_secs_f64(ts);
+        let s = Stamp { ts, format: self.o.time, prev: self.prev, first: self.first };
+        self.prev = Some(ts);
+        self.first.get_or_insert(ts);
+        if s.shown() { write!(self.w, "{s} ") } else { Ok(()) }
     }
 
     /// The groups, worst first, then in the order they were first seen.
@@ -117,11 +130,13 @@ impl<W: Write> TextSink<W> {
         let first = !self.groups.contains_key(&key);
         if first && self.groups.len() >= MAX_GROUPS {
             self.ungrouped += 1;
+            self.stamp(f.ts)?;
             return write!(self.w, "{}", FindingBlock { f, color: self.o.color });
         }
         let g = self.groups.entry(key).or_insert(Group { severity: f.severity, count: 0, first_ts: f.ts });
         g.count += 1;
         if first {
+            self.stamp(f.ts)?;
             write!(self.w, "{}", FindingBlock { f, color: self.o.color })?;
         }
         Ok(())
@@ -142,12 +157,22 @@ impl<W: Write> Sink for TextSink<W> {
                 self.groups_table()?;
             }
             _ if self.o.quiet => return Ok(()),
-            Record::Handshake(h) => writeln!(self.w, "{}", HandshakeLine(h))?,
-            Record::Session(s) => writeln!(self.w, "{}", SessionLine(s))?,
+            Record::Handshake(h) => {
+                self.stamp(h.ts)?;
+                writeln!(self.w, "{}", HandshakeLine(h))?
+            }
+            Record::Session(s) => {
+                self.stamp(s.end)?;
+                writeln!(self.w, "{}", SessionLine(s))?
+            }
             Record::Http(m) if self.o.verbose > 0 => {
+                self.stamp(m.ts)?;
                 writeln!(self.w, "{}", HttpLine { m, all_headers: self.o.verbose > 1 })?
             }
-            Record::Frame(f) if self.o.verbose > 0 => writeln!(self.w, "{}", FrameText(f))?,
+            Record::Frame(f) if self.o.verbose > 0 => {
+                self.stamp(f.ts)?;
+                writeln!(self.w, "{}", FrameText(f))?
+            }
             Record::Http(_) | Record::Frame(_) => return Ok(()),
             // One fault, one block: the lead finding names the others.
             Record::Finding(f) if !f.primary => return Ok(()),
