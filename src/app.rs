@@ -76,7 +76,14 @@ pub fn stdout_sink(cfg: &Output) -> Box<dyn Sink> {
     let line_buffered = cfg.line_buffered;
     crate::sink::standard(&crate::sink::Options {
         json: cfg.json,
-        text: TextOptions { verbose: cfg.verbose, quiet: cfg.quiet, line_buffered, color: cfg.color, time: cfg.time },
+        text: TextOptions {
+            verbose: cfg.verbose,
+            quiet: cfg.quiet,
+            line_buffered,
+            color: cfg.color,
+            time: cfg.time,
+            heads: cfg.heads,
+        },
         line_buffered,
         to_stderr: cfg.to_stderr,
     })

@@ -152,6 +152,15 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "PRECISION", help_heading = "Output")]
     pub time_stamp_precision: Option<Precision>,
 
+    /// Print the head of each WebSocket handshake's HTTP messages on every hop, as text: the request or
+    /// status line and every header (secrets redacted, terminal-unsafe bytes escaped).
+    #[arg(short = 'A', help_heading = "Output")]
+    pub ascii: bool,
+
+    /// As -A, in hex and ASCII (tcpdump -X's layout), the head as wstap parsed it.
+    #[arg(short = 'X', help_heading = "Output")]
+    pub hex: bool,
+
     /// When to colour text output (auto: a terminal, unless NO_COLOR is set or TERM=dumb; CLICOLOR_FORCE forces it).
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN", help_heading = "Output")]
     pub color: ColorWhen,

@@ -109,6 +109,8 @@ pub struct Output {
     pub time: TimeFormat,
     /// `-w -`: packets go to standard output, records to standard error.
     pub to_stderr: bool,
+    /// `-A` / `-X`: the handshakes' HTTP heads.
+    pub heads: Option<crate::sink::Heads>,
 }
 
 /// The terminal dashboard.
@@ -218,6 +220,8 @@ const APPLIES: &[(&str, &str, Needs)] = &[
     ("time_stamps", "-t", Needs::Text),
     ("time_format", "--time-format", Needs::Text),
     ("color", "--color", Needs::Text),
+    ("ascii", "-A", Needs::Text),
+    ("hex", "-X", Needs::Text),
     ("line_buffered", "-l", Needs::Lines),
     ("quiet", "-q", Needs::Lines),
     ("replay", "--replay", Needs::Replay),
@@ -322,7 +326,8 @@ impl Analysis {
             None => crate::budget::DEFAULT_MEMCAP,
         };
         Ok(Analysis {
-            verbose: args.verbose > 0,
+            // -A and -X print the HTTP messages' heads: they need them made.
+            verbose: args.verbose > 0 || args.ascii || args.hex,
             redact: Redactor { enabled: !args.no_redact },
             fronts: args.front.clone(),
             upstreams,
@@ -369,6 +374,11 @@ impl Output {
             fail_on: args.fail_on,
             time,
             to_stderr,
+            heads: match (args.ascii, args.hex) {
+                (_, true) => Some(crate::sink::Heads::Hex),
+                (true, false) => Some(crate::sink::Heads::Ascii),
+                (false, false) => None,
+            },
         })
     }
 }

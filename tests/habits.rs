@@ -262,3 +262,24 @@ fn text_times_follow_the_t_family_in_local_time() {
     // JSON keeps seconds since 1970.
     assert!(records_of(&capture("nginx-wrong-location"), &[]).iter().all(|r| !r["ts"].is_string()));
 }
+
+#[test]
+fn ascii_prints_the_handshake_heads_on_both_hops() {
+    let c = capture("nginx-origin-403");
+    let out = String::from_utf8(ok(&["-r", s(&c), "-A"]).stdout).unwrap();
+    let heads: Vec<&str> = out.lines().filter(|l| l.contains(": HTTP ") && l.contains(" head, ")).collect();
+    // Both handshakes (one upgraded, one refused), request and response,
+    // on the client hop and the upstream hop.
+    assert_eq!(heads.len(), 8, "{out}");
+    assert!(out.contains("\nGET /ws HTTP/1.1\nHost: 127.0.0.1:18094\n"), "{out}");
+    assert!(out.contains("\nHTTP/1.1 101 Switching Protocols\n"), "{out}");
+    assert!(out.contains("\nHTTP/1.1 403 Forbidden\n"), "{out}");
+    // The head's size is what the lines below it hold (CRLF line ends).
+    let first = out.lines().position(|l| l.contains(" head, ")).unwrap();
+    let n: usize = heads[0].rsplit(", ").next().unwrap().trim_end_matches(" bytes").parse().unwrap();
+    let body: usize = out.lines().skip(first + 1).take_while(|l| !l.is_empty()).map(|l| l.len() + 2).sum();
+    assert_eq!(n, body + 2, "{}", heads[0]);
+    // -X: the same head in hex and ASCII, tcpdump's layout.
+    let x = String::from_utf8(ok(&["-r", s(&c), "-X"]).stdout).unwrap();
+    assert!(x.contains("\t0x0000:  4745 5420 2f77 7320 4854 5450 2f31 2e31  GET /ws HTTP/1.1\n"), "{x}");
+}

@@ -35,7 +35,7 @@ pub struct Options {
     pub to_stderr: bool,
 }
 
-pub use text::TextOptions;
+pub use text::{Heads, TextOptions};
 
 impl Options {
     /// Standard output (standard error with `-w -`), buffered.

@@ -260,3 +260,49 @@ impl Display for FrameText<'_> {
         Ok(())
     }
 }
+
+/// `-A`: an HTTP message's head as it crossed the wire (`\r\n` line ends),
+/// indented under its line: the request or status line, every header, the
+/// blank line. Values are the record's: redacted and escaped before here.
+pub struct HeadText<'a>(pub &'a HttpMessage);
+
+impl Display for HeadText<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        match (&m.method, m.status) {
+            (Some(meth), _) => write!(f, "{} {} {}\r\n", meth, m.target.as_deref().unwrap_or(""), m.version)?,
+            (None, Some(st)) => write!(f, "{} {} {}\r\n", m.version, st, m.reason.as_deref().unwrap_or(""))?,
+            _ => {}
+        }
+        for (n, v) in &m.headers {
+            write!(f, "{n}: {v}\r\n")?;
+        }
+        f.write_str("\r\n")
+    }
+}
+
+/// `-X`: bytes as tcpdump -X shows them: offset, 16 bytes in hex as
+/// groups of two, then the same as ASCII (`.` for the unprintable).
+pub struct HexDump<'a>(pub &'a [u8]);
+
+impl Display for HexDump<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        for (i, row) in self.0.chunks(16).enumerate() {
+            write!(f, "\t0x{:04x}:  ", i * 16)?;
+            for pair in 0..8 {
+                match row.get(pair * 2..(pair * 2 + 2).min(row.len())) {
+                    Some([a, b]) => write!(f, "{a:02x}{b:02x} ")?,
+                    Some([a]) => write!(f, "{a:02x}   ")?,
+                    _ => f.write_str("     ")?,
+                }
+            }
+            f.write_str(" ")?;
+            for &b in row {
+                let c = if (0x20..0x7f).contains(&b) { b as char } else { '.' };
+                write!(f, "{c}")?;
+            }
+            f.write_str("\n")?;
+        }
+        Ok(())
+    }
+}
