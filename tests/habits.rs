@@ -283,3 +283,47 @@ fn ascii_prints_the_handshake_heads_on_both_hops() {
     let x = String::from_utf8(ok(&["-r", s(&c), "-X"]).stdout).unwrap();
     assert!(x.contains("\t0x0000:  4745 5420 2f77 7320 4854 5450 2f31 2e31  GET /ws HTTP/1.1\n"), "{x}");
 }
+
+/// `wstap ARGS` with the environment `env` (and no colour variable but
+/// those), through a pseudo-terminal when `tty` (util-linux `script`).
+fn coloured(env: &[(&str, &str)], tty: bool, args: &str) -> bool {
+    let bin = env!("CARGO_BIN_EXE_wstap");
+    let mut cmd = if tty {
+        let mut c = Command::new("script");
+        c.args(["-qec", &format!("{bin} {args}"), "/dev/null"]);
+        c
+    } else {
+        let mut c = Command::new(bin);
+        c.args(args.split(' '));
+        c
+    };
+    for v in ["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "TERM"] {
+        cmd.env_remove(v);
+    }
+    cmd.env("TERM", "xterm-256color");
+    let out = cmd.envs(env.iter().copied()).stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "{args}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).contains("\x1b[")
+}
+
+#[test]
+fn colour_follows_no_color_clicolor_force_and_term() {
+    let c = capture("nginx-origin-403");
+    let args = format!("-r {} -Z root", s(&c));
+    assert!(!coloured(&[], false, &args), "a pipe: no colour");
+    assert!(coloured(&[], true, &args), "a terminal: colour");
+    assert!(!coloured(&[("NO_COLOR", "1")], true, &args), "NO_COLOR");
+    assert!(!coloured(&[("TERM", "dumb")], true, &args), "TERM=dumb");
+    assert!(coloured(&[("CLICOLOR_FORCE", "1")], false, &args), "CLICOLOR_FORCE on a pipe");
+    assert!(!coloured(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")], false, &args), "NO_COLOR wins");
+    assert!(coloured(&[("NO_COLOR", "1")], false, &format!("{args} --color always")), "--color always");
+    assert!(!coloured(&[("CLICOLOR_FORCE", "1")], true, &format!("{args} --color never")), "--color never");
+    // With -w -, the records (and their colour) are on standard error.
+    let out = Command::new(env!("CARGO_BIN_EXE_wstap"))
+        .args(["-r", s(&c), "-Z", "root", "-w", "-"])
+        .env("CLICOLOR_FORCE", "1")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\x1b[1m"));
+    assert!(out.stdout.starts_with(&0xa1b2_c3d4u32.to_ne_bytes()), "a pcap on stdout");
+}

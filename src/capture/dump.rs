@@ -322,8 +322,7 @@ pub fn open_safely(name: &str) -> Result<File> {
         if e.raw_os_error() == Some(libc::ELOOP) {
             file_error(name, "is a symbolic link: refusing to follow it (-w never follows links)".into())
         } else if e.kind() == std::io::ErrorKind::PermissionDenied {
-            // SAFETY: geteuid cannot fail.
-            let euid = unsafe { libc::geteuid() };
+            let euid = nix::unistd::geteuid();
             file_error(
                 name,
                 format!(
@@ -344,8 +343,7 @@ pub fn open_safely(name: &str) -> Result<File> {
         .map_err(fail)?;
     let md = f.metadata().map_err(fail)?;
     if md.file_type().is_file() {
-        // SAFETY: geteuid cannot fail.
-        let euid = unsafe { libc::geteuid() };
+        let euid = nix::unistd::geteuid().as_raw();
         if md.uid() != euid {
             return Err(file_error(
                 name,

@@ -46,21 +46,16 @@ impl Options {
     }
 }
 
-/// `--color auto`: colour when the records' stream is a terminal, unless
-/// NO_COLOR is set or TERM is dumb; CLICOLOR_FORCE forces it.
+/// `--color auto`, as anstream decides it: colour when the records'
+/// stream is a terminal that supports it, unless NO_COLOR is set or
+/// CLICOLOR=0; CLICOLOR_FORCE forces it; TERM=dumb turns it off.
 pub fn color_auto(to_stderr: bool) -> bool {
-    use std::io::IsTerminal;
-    let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0");
-    if set("NO_COLOR") {
-        return false;
-    }
-    if set("CLICOLOR_FORCE") {
-        return true;
-    }
-    if std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
-        return false;
-    }
-    if to_stderr { std::io::stderr().is_terminal() } else { std::io::stdout().is_terminal() }
+    let choice = if to_stderr {
+        anstream::AutoStream::choice(&std::io::stderr())
+    } else {
+        anstream::AutoStream::choice(&std::io::stdout())
+    };
+    choice != anstream::ColorChoice::Never
 }
 
 /// A sink's builder: the sink, when the options ask for it.
