@@ -87,7 +87,7 @@ pub struct Args {
     pub immediate_mode: bool,
 
     /// Parse packets as USER once the capture device (or file) is open. Default when run as root: wstap, or nobody; -Z root keeps root.
-    #[arg(short = 'Z', value_name = "USER", help_heading = "Live capture")]
+    #[arg(short = 'Z', value_name = "USER", help_heading = "Input")]
     pub user: Option<String>,
 
     // ---- writing packets
