@@ -484,6 +484,21 @@ mod tests {
     }
 
     #[test]
+    fn every_option_the_table_names_exists() {
+        use clap::CommandFactory;
+        let cmd = Args::command();
+        for (id, flag, _) in APPLIES {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == *id).unwrap_or_else(|| panic!("no option {id}"));
+            let typed = match (arg.get_short(), arg.get_long()) {
+                (Some(c), _) => format!("-{c}"),
+                (None, Some(l)) => format!("--{l}"),
+                _ => unreachable!(),
+            };
+            assert_eq!(typed, *flag, "{id}");
+        }
+    }
+
+    #[test]
     fn mistakes_are_one_line_each() {
         assert_eq!(err(&["-i", "lo", "--replay", "2"]), "--replay needs -r FILE");
         assert_eq!(err(&["-r", "x", "--timeout", "0"]), "invalid --timeout 0: expected seconds > 0");

@@ -36,9 +36,10 @@ fn ok(args: &[&str]) -> std::process::Output {
     out
 }
 
-/// `tcpdump -nn -tt -r FILE`: one line per packet, as tcpdump reads it.
+/// `tcpdump -nn -tt -S -r FILE`: one line per packet, as tcpdump reads it
+/// (absolute sequence numbers: a file cut from another starts anywhere).
 fn tcpdump_lines(file: &std::path::Path) -> Vec<String> {
-    let out = Command::new("tcpdump").args(["-nn", "-tt", "-r", s(file)]).stderr(Stdio::null()).output().unwrap();
+    let out = Command::new("tcpdump").args(["-nn", "-tt", "-S", "-r", s(file)]).stderr(Stdio::null()).output().unwrap();
     assert!(out.status.success(), "tcpdump -r {}", file.display());
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }
@@ -141,7 +142,7 @@ fn read_and_write_cuts_the_capture_like_tcpdump() {
     // With a filter, the packets the filter kept, as `tcpdump -r -w FILTER`.
     let hop = tmp("hop.pcap");
     ok(&["-r", s(&c), "-w", s(&hop), "tcp", "port", "18094", "-q", "-Z", "root"]);
-    let want = Command::new("tcpdump").args(["-nn", "-tt", "-r", s(&c), "tcp port 18094"]).output().unwrap();
+    let want = Command::new("tcpdump").args(["-nn", "-tt", "-S", "-r", s(&c), "tcp port 18094"]).output().unwrap();
     let want: Vec<String> = String::from_utf8_lossy(&want.stdout).lines().map(str::to_string).collect();
     assert!(!want.is_empty());
     assert_eq!(tcpdump_lines(&hop), want);
@@ -326,4 +327,21 @@ fn colour_follows_no_color_clicolor_force_and_term() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("\x1b[1m"));
     assert!(out.stdout.starts_with(&0xa1b2_c3d4u32.to_ne_bytes()), "a pcap on stdout");
+}
+
+#[test]
+fn read_and_write_rotates_by_packet_time() {
+    // 71 s of capture, a file every 20 s of packet time, named by
+    // strftime of the packet time that opened it (TZ=UTC here).
+    let c = capture("nginx-idle-60");
+    let dir = tmp("rotate");
+    std::fs::create_dir_all(&dir).unwrap();
+    let template = dir.join("cut-%H%M%S.pcap");
+    ok(&["-r", s(&c), "-w", s(&template), "-G", "20", "-q", "-Z", "root"]);
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["cut-173937.pcap", "cut-173958.pcap", "cut-174018.pcap", "cut-174038.pcap"]);
+    let parts: Vec<String> = names.iter().flat_map(|n| tcpdump_lines(&dir.join(n))).collect();
+    assert_eq!(parts, tcpdump_lines(&c), "every packet once, in order");
 }

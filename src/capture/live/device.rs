@@ -120,7 +120,11 @@ impl OpenInfo {
         let mut s =
             format!("listening on {}, link-type {name}{desc}, snapshot length {} bytes", self.iface, self.snaplen);
         if let Some(f) = &self.file {
-            s += &format!(", writing {f}");
+            s += &if f == "-" {
+                ", writing the packets to standard output".to_string()
+            } else {
+                format!(", writing {f}")
+            };
         }
         s
     }
