@@ -171,6 +171,11 @@ impl Command {
         };
         let write = match (&input, &args.write) {
             (Input::File(f), Some(w)) => {
+                if same_file(&f.path, w) {
+                    return Err(Error::usage(format!(
+                        "-w {w} is the file -r reads: writing it would destroy it; write to another file"
+                    )));
+                }
                 if args.write_only.is_some() && f.path == "-" {
                     return Err(Error::usage(
                         "--write-only reads the capture twice: give -r a file, not standard input",
@@ -224,6 +229,7 @@ const APPLIES: &[(&str, &str, Needs)] = &[
     ("hex", "-X", Needs::Text),
     ("line_buffered", "-l", Needs::Lines),
     ("quiet", "-q", Needs::Lines),
+    ("verbose", "-v", Needs::Lines),
     ("replay", "--replay", Needs::Replay),
 ];
 
@@ -290,6 +296,15 @@ fn filter(args: &Args) -> Result<Option<String>> {
     let words: Vec<&str> =
         text.lines().map(|l| l.split('#').next().unwrap_or("")).flat_map(str::split_whitespace).collect();
     Ok(if words.is_empty() { None } else { Some(words.join(" ")) })
+}
+
+/// Whether two paths name one existing file (`-r f -w f`).
+fn same_file(a: &str, b: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino() && x.is_file(),
+        _ => false,
+    }
 }
 
 /// `-w FILE` with `-C -G -W -U`.

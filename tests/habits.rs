@@ -115,6 +115,7 @@ fn options_that_cannot_apply_are_errors() {
         (&["-r", c, "--json", "-tttt"], "-tttt applies to text output, not to --json"),
         (&["-r", c, "--json", "--color", "always"], "--color applies to text output"),
         (&["-r", c, "--tui", "-q"], "-q applies to output lines, not to the dashboard"),
+        (&["-r", c, "--tui", "-vv"], "-v applies to output lines, not to the dashboard"),
         (&["-r", c, "--tui", "-w", "x.pcap"], "not from the dashboard"),
         (&["-r", c, "-L"], "-L lists the link types of an interface: it needs -i IFACE"),
         (&["-r", c, "-w", "-", "-C", "1"], "standard output cannot be rotated"),
@@ -146,6 +147,12 @@ fn read_and_write_cuts_the_capture_like_tcpdump() {
     let want: Vec<String> = String::from_utf8_lossy(&want.stdout).lines().map(str::to_string).collect();
     assert!(!want.is_empty());
     assert_eq!(tcpdump_lines(&hop), want);
+    // Writing over the file being read is refused, before anything is written.
+    let copy = tmp("copy.pcap");
+    std::fs::copy(&c, &copy).unwrap();
+    let err = one_line_error(&["-r", s(&copy), "-w", s(&copy), "-Z", "root"]);
+    assert!(err.contains("is the file -r reads"), "{err}");
+    assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&c).unwrap());
     // -w -: the packets on standard output, the records on standard error.
     let out = ok(&["-r", s(&c), "-w", "-", "-Z", "root"]);
     let piped = tmp("piped.pcap");
