@@ -25,7 +25,10 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
     version,
     about = "Diagnose WebSockets through reverse proxies from packets: pairs each client handshake with the one the proxy forwarded and says which hop lost what.",
     after_help = AFTER_HELP,
-    max_term_width = 100
+    max_term_width = 100,
+    // As tcpdump: a flag may be repeated (`-nn`, `-qq`), a repeated
+    // option's last value wins; -v and -t count.
+    args_override_self = true
 )]
 pub struct Args {
     // ---- input
@@ -404,6 +407,20 @@ mod tests {
         // (`invalid option -- '1'`): the tip says how to pass it.
         let e = parse("-r f len > -1").unwrap_err();
         assert!(e.contains("'-1'") && e.contains("'-- -1'"), "{e}");
+    }
+
+    #[test]
+    fn flags_repeat_as_in_tcpdump() {
+        let a = parse("-nnvv -r f -c 3 -c 5 -tt -t").unwrap();
+        assert!(a.numeric);
+        assert_eq!((a.verbose, a.time_stamps, a.count, a.read.as_deref()), (2, 3, Some(5), Some("f")));
+        // Repeatable options still gather every value.
+        let a = parse("-r f --front 80 --keylog a tcp --front 81 --keylog b port 80").unwrap();
+        assert_eq!((&a.front[..], &a.keylog[..]), (&[80, 81][..], &["a".to_string(), "b".to_string()][..]));
+        assert_eq!(a.filter().as_deref(), Some("tcp port 80"));
+        let a = parse("-nnr f -qq -ll").unwrap();
+        assert!(a.quiet && a.line_buffered && a.numeric);
+        assert_eq!(a.read.as_deref(), Some("f"));
     }
 
     #[test]

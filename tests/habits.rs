@@ -72,6 +72,9 @@ fn options_go_anywhere_on_the_line() {
     assert_eq!(before, between);
     let hs = of_type(&parse_lines(&after), "handshake").len();
     assert_eq!(hs, 3, "the filter applied: the client hop alone");
+    // Flags repeat as in tcpdump (`-nn`), and stack (`-nnr FILE`).
+    assert_eq!(ok(&["-nn", "-r", s(&c), "tcp port 18081", "--json"]).stdout, after);
+    assert_eq!(ok(&["-nnr", s(&c), "tcp port 18081", "--json"]).stdout, after);
     // -q after the filter words is -q, not a filter word.
     let q = ok(&["-r", s(&c), "tcp", "port", "18081", "-q"]);
     let text = String::from_utf8_lossy(&q.stdout);
