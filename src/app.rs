@@ -143,6 +143,12 @@ fn analyse(cfg: Config) -> Result<i32> {
             let mut choose = cut::Choose::new(sink.as_mut(), only);
             let ending = pipeline.run(&mut src, &mut choose)?;
             let chosen = std::mem::take(&mut choose.chosen);
+            if choose.dropped > 0 {
+                eprintln!(
+                    "wstap: warning: --write-only: more than {} connections chosen; the packets of the others were not written",
+                    cut::MAX_CHOSEN
+                );
+            }
             cut::write_chosen(again, &mut out, &chosen)?;
             ending
         }

@@ -100,21 +100,33 @@ impl PacketSource for WriteThrough<'_> {
     }
 }
 
+/// Connections `--write-only` remembers at most (about 50 bytes each: some
+/// 25 MB), so that a capture of endless connections cannot make the set
+/// grow with it. Past it, more are not written, and a warning says so.
+pub const MAX_CHOSEN: usize = 500_000;
+
 /// The connections `--write-only` keeps, noted from the records passing
 /// to `out` (direction-free: both directions of a connection).
 pub struct Choose<'a> {
     pub out: &'a mut dyn Sink,
     pub only: WriteOnly,
     pub chosen: FxHashSet<(Endpoint, Endpoint)>,
+    /// Connections not remembered, past [`MAX_CHOSEN`].
+    pub dropped: u64,
 }
 
 impl<'a> Choose<'a> {
     pub fn new(out: &'a mut dyn Sink, only: WriteOnly) -> Choose<'a> {
-        Choose { out, only, chosen: FxHashSet::default() }
+        Choose { out, only, chosen: FxHashSet::default(), dropped: 0 }
     }
 
     fn keep(&mut self, f: FlowKey) {
-        self.chosen.insert(f.canonical());
+        let key = f.canonical();
+        if self.chosen.len() < MAX_CHOSEN || self.chosen.contains(&key) {
+            self.chosen.insert(key);
+        } else {
+            self.dropped += 1;
+        }
     }
 }
 
