@@ -95,7 +95,7 @@ pub struct Args {
 
     // ---- writing packets
     /// Write the packets to FILE (pcap), as tcpdump -w: live, every packet captured; with -r, every packet read
-    /// (or those --write-only selects). '-' writes them to standard output (text records then go to standard error).
+    /// (or those --write-only selects). '-' writes them to standard output (the records then go to standard error).
     #[arg(short = 'w', value_name = "FILE", help_heading = "Writing packets")]
     pub write: Option<String>,
 
