@@ -271,7 +271,11 @@ impl Display for HeadText<'_> {
         let m = self.0;
         match (&m.method, m.status) {
             (Some(meth), _) => write!(f, "{} {} {}\r\n", meth, m.target.as_deref().unwrap_or(""), m.version)?,
-            (None, Some(st)) => write!(f, "{} {} {}\r\n", m.version, st, m.reason.as_deref().unwrap_or(""))?,
+            (None, Some(st)) => match m.reason.as_deref().filter(|r| !r.is_empty()) {
+                Some(r) => write!(f, "{} {st} {r}\r\n", m.version)?,
+                // HTTP/2 has no reason phrase.
+                None => write!(f, "{} {st}\r\n", m.version)?,
+            },
             _ => {}
         }
         for (n, v) in &m.headers {

@@ -228,7 +228,12 @@ impl<W: Write> Sink for TextSink<W> {
                 let (from, to, what) =
                     if m.dir == MessageDir::Request { (a, b, "request") } else { (b, a, "response") };
                 let head = HeadText(m).to_string();
-                writeln!(self.w, "{from} > {to}: HTTP {what} head, {} bytes", head.len())?;
+                match m.stream_id {
+                    Some(id) => {
+                        writeln!(self.w, "{from} > {to}: HTTP/2 stream {id} {what} head, {} bytes", head.len())?
+                    }
+                    None => writeln!(self.w, "{from} > {to}: HTTP {what} head, {} bytes", head.len())?,
+                }
                 match self.o.heads {
                     Some(Heads::Hex) => write!(self.w, "{}", HexDump(head.as_bytes()))?,
                     _ => write!(self.w, "{}", head.replace("\r\n", "\n"))?,
