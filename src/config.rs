@@ -136,12 +136,15 @@ impl Command {
         if args.replay.is_some() && args.read.is_none() {
             return Err(Error::usage("--replay needs -r FILE"));
         }
-        if args.interface.is_none() && args.read.is_none() {
-            return Err(Error::usage(if args.tui {
+        let no_input = || {
+            Error::usage(if args.tui {
                 "--tui needs an input: -r FILE or -i IFACE (-i any sees both hops of a proxy)"
             } else {
                 "no input: use -r FILE (or -r - for standard input) or -i IFACE (-i any sees both hops of a proxy); see --help"
-            }));
+            })
+        };
+        if args.interface.is_none() && args.read.is_none() {
+            return Err(no_input());
         }
         check_applies(args)?;
         if let (true, Some(iface)) = (args.list_linktypes, &args.interface) {
@@ -154,7 +157,7 @@ impl Command {
         let input = match (&args.interface, &args.read) {
             (Some(iface), _) => Input::Live(live_config(args, iface, filter, plan)?),
             (None, Some(path)) => Input::File(FileInput { path: path.clone(), filter, count: args.count, plan }),
-            (None, None) => unreachable!("checked above"),
+            (None, None) => return Err(no_input()),
         };
         let dashboard = if args.tui {
             let replay = match args.replay {
