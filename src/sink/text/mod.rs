@@ -139,6 +139,11 @@ impl<W: Write> TextSink<W> {
         self.upgrading.remove(&at)
     }
 
+    /// After a record: flushed at once with `-l` (and live).
+    fn end_line(&mut self) -> std::io::Result<()> {
+        if self.o.line_buffered { self.w.flush() } else { Ok(()) }
+    }
+
     /// Writes a line's time (and the space after it), as `-t` says.
     fn stamp(&mut self, ts: f64) -> std::io::Result<()> {
         let ts = Ts::from_secs_f64(ts);
@@ -217,11 +222,12 @@ impl<W: Write> Sink for TextSink<W> {
             }
             Record::Http(m) if self.o.heads.is_some() => {
                 if !self.is_handshake(m) {
-                    if self.o.verbose > 0 {
-                        self.stamp(m.ts)?;
-                        writeln!(self.w, "{}", HttpLine { m, all_headers: self.o.verbose > 1 })?
+                    if self.o.verbose == 0 {
+                        return Ok(());
                     }
-                    return Ok(());
+                    self.stamp(m.ts)?;
+                    writeln!(self.w, "{}", HttpLine { m, all_headers: self.o.verbose > 1 })?;
+                    return self.end_line();
                 }
                 self.stamp(m.ts)?;
                 let (a, b) = (m.flow.src, m.flow.dst);
@@ -252,10 +258,7 @@ impl<W: Write> Sink for TextSink<W> {
             Record::Finding(f) if !f.primary => return Ok(()),
             Record::Finding(f) => self.finding(f)?,
         }
-        if self.o.line_buffered {
-            self.w.flush()?;
-        }
-        Ok(())
+        self.end_line()
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
