@@ -6,6 +6,7 @@
 use std::io::Write;
 
 use crate::capture::Input;
+use crate::capture::cut;
 use crate::cli::{Args, FailOn};
 use crate::config::{Analysis, Command, Config, Output};
 use crate::correlate::Roles;
@@ -75,8 +76,16 @@ pub fn stdout_sink(cfg: &Output) -> Box<dyn Sink> {
     let line_buffered = cfg.line_buffered;
     crate::sink::standard(&crate::sink::Options {
         json: cfg.json,
-        text: TextOptions { verbose: cfg.verbose, quiet: cfg.quiet, line_buffered, color: cfg.color },
+        text: TextOptions {
+            verbose: cfg.verbose,
+            quiet: cfg.quiet,
+            line_buffered,
+            color: cfg.color,
+            time: cfg.time,
+            heads: cfg.heads,
+        },
         line_buffered,
+        to_stderr: cfg.to_stderr,
     })
 }
 
@@ -89,6 +98,7 @@ pub fn run(args: Args) -> Result<i32> {
             return Ok(0);
         }
         Command::ListInterfaces => return crate::capture::live::list_interfaces(),
+        Command::ListLinktypes(iface) => return crate::capture::live::list_linktypes(&iface),
         Command::Analyse(cfg) => cfg,
     };
     drop(args);
@@ -110,11 +120,46 @@ fn analyse(cfg: Config) -> Result<i32> {
         Input::File(file) => file,
     };
     let mut src = file.open()?;
+    // `--write-only`: the file is read a second time; it is opened now,
+    // with the privileges that opened the first.
+    let mut again = match &cfg.write {
+        Some(w) if w.only.is_some() => Some(file.open()?),
+        _ => None,
+    };
     crate::capture::PacketSource::set_keys(&mut src, pipeline.keys().clone());
     // The file is open: parse it with no privilege (as live capture does).
     crate::capture::privs::apply(&file.plan)?;
+    // `-w` is created as the user that parses (capture/privs.rs).
+    let dumper = match &cfg.write {
+        Some(w) => {
+            let lt = crate::capture::PacketSource::linktype(&src).0 as u32;
+            Some(cut::Out::open(w.rotation.clone(), lt)?)
+        }
+        None => None,
+    };
     let mut sink = stdout_sink(&cfg.output);
-    let ending = pipeline.run(&mut src, sink.as_mut())?;
+    let ending = match (dumper, cfg.write.as_ref().and_then(|w| w.only), again.as_mut()) {
+        (Some(mut out), Some(only), Some(again)) => {
+            let mut choose = cut::Choose::new(sink.as_mut(), only);
+            let ending = pipeline.run(&mut src, &mut choose)?;
+            let chosen = std::mem::take(&mut choose.chosen);
+            if choose.dropped > 0 {
+                eprintln!(
+                    "wstap: warning: --write-only: more than {} connections chosen; the packets of the others were not written",
+                    cut::MAX_CHOSEN
+                );
+            }
+            cut::write_chosen(again, &mut out, &chosen)?;
+            ending
+        }
+        (Some(out), _, _) => {
+            let mut through = cut::WriteThrough::new(&mut src, out);
+            let ending = pipeline.run(&mut through, sink.as_mut())?;
+            through.out.close()?;
+            ending
+        }
+        _ => pipeline.run(&mut src, sink.as_mut())?,
+    };
     drop(sink);
     match ending {
         InputEnd::Complete => {}

@@ -18,7 +18,6 @@
 //! standard input (the fuzz targets and tests build pipelines from
 //! arguments without any input).
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 pub use crate::capture::Input;
@@ -26,7 +25,7 @@ use crate::capture::dump::Rotation;
 pub use crate::capture::file::FileInput;
 use crate::capture::live::{self, LiveConfig};
 use crate::capture::privs;
-use crate::cli::{Args, ColorWhen, FailOn};
+use crate::cli::{Args, ColorWhen, FailOn, Precision, TimeFormat, WriteOnly};
 use crate::correlate::roles::UpstreamSpec;
 use crate::error::{Error, Result};
 use crate::generate::Generate;
@@ -39,6 +38,8 @@ pub enum Command {
     Generate(Generate),
     /// `-D`: the interfaces that can be captured on.
     ListInterfaces,
+    /// `-i IFACE -L`: the link-layer types IFACE offers.
+    ListLinktypes(String),
     /// Analyse packets from a file or an interface.
     Analyse(Box<Config>),
 }
@@ -51,6 +52,19 @@ pub struct Config {
     pub output: Output,
     /// `--tui`: the dashboard instead of lines on standard output.
     pub dashboard: Option<Dashboard>,
+    /// `-r FILE -w OUT`: the packets read, written out (a live capture's
+    /// `-w` is in its [`LiveConfig`], written by the capture thread).
+    pub write: Option<WritePackets>,
+}
+
+/// `-w` with `-r`: which packets are written where.
+#[derive(Debug, Clone)]
+pub struct WritePackets {
+    /// The file (`-` standard output) and its rotation (`-C -G -W -U`).
+    pub rotation: Rotation,
+    /// `--write-only`: only the packets of these connections (read in a
+    /// second pass, once the analysis has said which).
+    pub only: Option<WriteOnly>,
 }
 
 /// What the engine (flow table, parsers, correlation, detectors) needs.
@@ -91,6 +105,12 @@ pub struct Output {
     pub color: bool,
     /// `--fail-on`.
     pub fail_on: Option<FailOn>,
+    /// `-t` family / `--time-format`: how text lines show time.
+    pub time: TimeFormat,
+    /// `-w -`: packets go to standard output, records to standard error.
+    pub to_stderr: bool,
+    /// `-A` / `-X`: the handshakes' HTTP heads.
+    pub heads: Option<crate::sink::Heads>,
 }
 
 /// The terminal dashboard.
@@ -116,10 +136,30 @@ impl Command {
         if args.replay.is_some() && args.read.is_none() {
             return Err(Error::usage("--replay needs -r FILE"));
         }
+        let no_input = || {
+            Error::usage(if args.tui {
+                "--tui needs an input: -r FILE or -i IFACE (-i any sees both hops of a proxy)"
+            } else {
+                "no input: use -r FILE (or -r - for standard input) or -i IFACE (-i any sees both hops of a proxy); see --help"
+            })
+        };
+        if args.interface.is_none() && args.read.is_none() {
+            return Err(no_input());
+        }
+        check_applies(args)?;
+        if let (true, Some(iface)) = (args.list_linktypes, &args.interface) {
+            return Ok(Command::ListLinktypes(iface.clone()));
+        }
+        let filter = filter(args)?;
         let analysis = Analysis::from_args(args)?;
-        let output = Output::from_args(args);
-        let (input, dashboard) = if args.tui {
-            let plan = privs::plan(args.user.as_deref())?;
+        let output = Output::from_args(args)?;
+        let plan = privs::plan(args.user.as_deref())?;
+        let input = match (&args.interface, &args.read) {
+            (Some(iface), _) => Input::Live(live_config(args, iface, filter, plan)?),
+            (None, Some(path)) => Input::File(FileInput { path: path.clone(), filter, count: args.count, plan }),
+            (None, None) => return Err(no_input()),
+        };
+        let dashboard = if args.tui {
             let replay = match args.replay {
                 Some(s) if !(s.is_finite() && s > 0.0) => {
                     return Err(Error::usage(format!(
@@ -128,33 +168,153 @@ impl Command {
                 }
                 r => r,
             };
-            let input = match (&args.interface, &args.read) {
-                (Some(iface), _) => Input::Live(live_config(args, iface)?),
-                (None, Some(path)) => {
-                    Input::File(FileInput { path: path.clone(), filter: args.filter(), count: args.count, plan })
-                }
-                (None, None) => return Err(Error::usage("--tui needs an input: -r FILE or -i IFACE")),
-            };
-            (input, Some(Dashboard { replay, fail_on: args.fail_on }))
+            Some(Dashboard { replay, fail_on: args.fail_on })
         } else {
-            let input = match (&args.interface, &args.read) {
-                (Some(iface), _) => Input::Live(live_config(args, iface)?),
-                (None, Some(path)) => Input::File(FileInput {
-                    path: path.clone(),
-                    filter: args.filter(),
-                    count: args.count,
-                    plan: privs::plan(args.user.as_deref())?,
-                }),
-                (None, None) => {
+            None
+        };
+        let write = match (&input, &args.write) {
+            (Input::File(f), Some(w)) => {
+                if same_file(&f.path, w) {
+                    return Err(Error::usage(format!(
+                        "-w {w} is the file -r reads: writing it would destroy it; write to another file"
+                    )));
+                }
+                if args.write_only.is_some() && f.path == "-" {
                     return Err(Error::usage(
-                        "no input: use -r FILE (or -r - for standard input) or -i IFACE; see --help",
+                        "--write-only reads the capture twice: give -r a file, not standard input",
                     ));
                 }
-            };
-            (input, None)
+                Some(WritePackets { rotation: rotation(args, w)?, only: args.write_only })
+            }
+            _ => None,
         };
-        Ok(Command::Analyse(Box::new(Config { input, analysis, output, dashboard })))
+        Ok(Command::Analyse(Box::new(Config { input, analysis, output, dashboard, write })))
     }
+}
+
+/// Where an option applies. An option given where it cannot apply is an
+/// error (one line), never silently ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// A live capture (`-i`).
+    Live,
+    /// A `-w` file.
+    Write,
+    /// `-r FILE -w FILE`.
+    ReadWrite,
+    /// Text lines (not `--json`, not the dashboard).
+    Text,
+    /// Lines on standard output (text or JSON, not the dashboard).
+    Lines,
+    /// The dashboard on a file (`--tui -r`).
+    Replay,
+}
+
+/// The options that apply only to some runs (clap id, as typed, where).
+/// Every other option applies to every run.
+const APPLIES: &[(&str, &str, Needs)] = &[
+    ("snaplen", "-s", Needs::Live),
+    ("buffer_kib", "-B", Needs::Live),
+    ("duration", "--duration", Needs::Live),
+    ("direction", "-Q", Needs::Live),
+    ("linktype", "-y", Needs::Live),
+    ("immediate_mode", "--immediate-mode", Needs::Live),
+    ("list_linktypes", "-L", Needs::Live),
+    ("file_size", "-C", Needs::Write),
+    ("rotate_seconds", "-G", Needs::Write),
+    ("file_count", "-W", Needs::Write),
+    ("packet_buffered", "-U", Needs::Write),
+    ("write_only", "--write-only", Needs::ReadWrite),
+    ("time_stamps", "-t", Needs::Text),
+    ("time_format", "--time-format", Needs::Text),
+    ("color", "--color", Needs::Text),
+    ("ascii", "-A", Needs::Text),
+    ("hex", "-X", Needs::Text),
+    ("line_buffered", "-l", Needs::Lines),
+    ("quiet", "-q", Needs::Lines),
+    ("verbose", "-v", Needs::Lines),
+    ("replay", "--replay", Needs::Replay),
+];
+
+/// Checks that every option the line gave applies to the run it asks for.
+fn check_applies(args: &Args) -> Result<()> {
+    let live = args.interface.is_some();
+    let tui = args.tui;
+    for (id, flag, needs) in APPLIES {
+        if !args.gave(id) {
+            continue;
+        }
+        let t_flag = format!("-{}", "t".repeat(args.time_stamps.max(1) as usize));
+        let flag = if *id == "time_stamps" { t_flag.as_str() } else { flag };
+        let why = match needs {
+            Needs::Live if !live => {
+                if *id == "list_linktypes" {
+                    "-L lists the link types of an interface: it needs -i IFACE".to_string()
+                } else {
+                    format!("{flag} applies to live capture (-i IFACE), not to -r FILE")
+                }
+            }
+            Needs::Write if args.write.is_none() => format!("{flag} needs -w FILE"),
+            Needs::ReadWrite if live => format!(
+                "{flag} applies to -r FILE -w OUT (a second reading picks the packets); a live capture's -w writes every packet"
+            ),
+            Needs::ReadWrite if args.write.is_none() => format!("{flag} needs -w FILE (and -r FILE)"),
+            Needs::Text | Needs::Lines if tui => {
+                format!("{flag} applies to output lines, not to the dashboard (--tui)")
+            }
+            Needs::Text if args.json => {
+                format!("{flag} applies to text output, not to --json (JSON times are seconds since 1970, UTC)")
+            }
+            Needs::Replay if !tui => "--replay needs --tui: it replays the capture on the dashboard \
+                 (text and JSON are written as fast as the file is read)"
+                .to_string(),
+            _ => continue,
+        };
+        return Err(Error::usage(why));
+    }
+    if args.write.is_some() && tui && !live {
+        return Err(Error::usage(
+            "-w with -r FILE writes packets from a text or JSON run, not from the dashboard (--tui)",
+        ));
+    }
+    if args.write.as_deref() == Some("-") && tui {
+        return Err(Error::usage("-w -: standard output is the dashboard's terminal; write to a file"));
+    }
+    Ok(())
+}
+
+/// The BPF filter: the command line's words, or `-F FILE` (`#` starts a
+/// comment, as tcpdump reads it), not both.
+fn filter(args: &Args) -> Result<Option<String>> {
+    let Some(path) = &args.filter_file else { return Ok(args.filter()) };
+    if args.filter().is_some() {
+        return Err(Error::usage(format!(
+            "-F {path} and a filter on the command line ('{}'): give one",
+            args.filter().unwrap_or_default()
+        )));
+    }
+    let text =
+        std::fs::read(path).map_err(|e| Error::usage(format!("-F {path}: {}", crate::capture::file::io_reason(&e))))?;
+    let text = String::from_utf8_lossy(&text);
+    let words: Vec<&str> =
+        text.lines().map(|l| l.split('#').next().unwrap_or("")).flat_map(str::split_whitespace).collect();
+    Ok(if words.is_empty() { None } else { Some(words.join(" ")) })
+}
+
+/// Whether two paths name one existing file (`-r f -w f`).
+fn same_file(a: &str, b: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino() && x.is_file(),
+        _ => false,
+    }
+}
+
+/// `-w FILE` with `-C -G -W -U`.
+fn rotation(args: &Args, w: &str) -> Result<Rotation> {
+    let mut r = Rotation::new(w, args.file_size, args.rotate_seconds, args.file_count)?;
+    r.packet_buffered = args.packet_buffered;
+    Ok(r)
 }
 
 impl Config {
@@ -184,7 +344,8 @@ impl Analysis {
             None => crate::budget::DEFAULT_MEMCAP,
         };
         Ok(Analysis {
-            verbose: args.verbose > 0,
+            // -A and -X print the HTTP messages' heads: they need them made.
+            verbose: args.verbose > 0 || args.ascii || args.hex,
             redact: Redactor { enabled: !args.no_redact },
             fronts: args.front.clone(),
             upstreams,
@@ -198,13 +359,30 @@ impl Analysis {
 }
 
 impl Output {
-    fn from_args(args: &Args) -> Output {
+    fn from_args(args: &Args) -> Result<Output> {
+        let to_stderr = args.write.as_deref() == Some("-");
         let color = match args.color {
             ColorWhen::Always => true,
             ColorWhen::Never => false,
-            ColorWhen::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            ColorWhen::Auto => crate::sink::color_auto(to_stderr),
         };
-        Output {
+        if args.time_stamp_precision == Some(Precision::Nano) {
+            return Err(Error::usage(
+                "--time-stamp-precision nano: wstap keeps packet times in microseconds; use micro",
+            ));
+        }
+        let time = match (args.time_format, args.time_stamps) {
+            (Some(f), 0) => f,
+            (Some(_), _) => return Err(Error::usage("-t and --time-format both say how times are shown: give one")),
+            (None, 0) => TimeFormat::Time,
+            (None, 1) => TimeFormat::None,
+            (None, 2) => TimeFormat::Epoch,
+            (None, 3) => TimeFormat::Delta,
+            (None, 4) => TimeFormat::Date,
+            (None, 5) => TimeFormat::SinceFirst,
+            (None, n) => return Err(Error::usage(format!("-{}: at most -ttttt", "t".repeat(n as usize)))),
+        };
+        Ok(Output {
             json: args.json,
             verbose: args.verbose,
             quiet: args.quiet,
@@ -212,12 +390,19 @@ impl Output {
             line_buffered: args.line_buffered || args.interface.is_some(),
             color,
             fail_on: args.fail_on,
-        }
+            time,
+            to_stderr,
+            heads: match (args.ascii, args.hex) {
+                (_, true) => Some(crate::sink::Heads::Hex),
+                (true, false) => Some(crate::sink::Heads::Ascii),
+                (false, false) => None,
+            },
+        })
     }
 }
 
 /// `-i IFACE` and the options of live capture, checked.
-fn live_config(args: &Args, iface: &str) -> Result<LiveConfig> {
+fn live_config(args: &Args, iface: &str, filter: Option<String>, plan: privs::Plan) -> Result<LiveConfig> {
     if iface.is_empty() {
         return Err(Error::usage("-i: empty interface name"));
     }
@@ -242,24 +427,12 @@ fn live_config(args: &Args, iface: &str) -> Result<LiveConfig> {
         Some(s) => Some(Duration::from_secs_f64(s)),
     };
     let write = match &args.write {
-        Some(w) => Some(Rotation::new(w, args.file_size, args.rotate_seconds, args.file_count)?),
-        None => {
-            for (set, flag) in [
-                (args.file_size.is_some(), "-C"),
-                (args.rotate_seconds.is_some(), "-G"),
-                (args.file_count.is_some(), "-W"),
-            ] {
-                if set {
-                    return Err(Error::usage(format!("{flag} needs -w FILE")));
-                }
-            }
-            None
-        }
+        Some(w) => Some(rotation(args, w)?),
+        None => None,
     };
-    let plan = privs::plan(args.user.as_deref())?;
     Ok(LiveConfig {
         iface: iface.to_string(),
-        filter: args.filter(),
+        filter,
         snaplen,
         count: args.count,
         buffer_bytes,
@@ -268,6 +441,8 @@ fn live_config(args: &Args, iface: &str) -> Result<LiveConfig> {
         plan,
         queue_bytes: live::QUEUE_BYTES,
         immediate: args.immediate_mode,
+        direction: args.direction,
+        linktype: args.linktype.clone(),
     })
 }
 
@@ -276,7 +451,7 @@ mod tests {
     use super::*;
 
     fn live(a: &Args) -> Result<LiveConfig> {
-        live_config(a, "lo")
+        live_config(a, "lo", None, privs::Plan::Keep { root: false })
     }
 
     #[test]
@@ -289,7 +464,6 @@ mod tests {
         a.buffer_kib = Some(4096);
         assert_eq!(live(&a).unwrap().buffer_bytes, Some(4 << 20));
         a.file_size = Some(10);
-        assert_eq!(live(&a).unwrap_err().to_string(), "-C needs -w FILE");
         a.write = Some("x.pcap".into());
         assert!(live(&a).is_ok());
         a.duration = Some(-1.0);
@@ -297,12 +471,12 @@ mod tests {
         a.duration = Some(0.5);
         a.count = Some(0);
         assert!(live(&a).is_err());
-        assert_eq!(live_config(&Args::default(), "").unwrap_err().to_string(), "-i: empty interface name");
+        let keep = privs::Plan::Keep { root: false };
+        assert_eq!(live_config(&Args::default(), "", None, keep).unwrap_err().to_string(), "-i: empty interface name");
     }
 
     fn check(argv: &[&str]) -> Result<Command> {
-        use clap::Parser;
-        Command::from_args(&Args::parse_from(std::iter::once("wstap").chain(argv.iter().copied())))
+        Command::from_args(&Args::try_parse_line(std::iter::once("wstap").chain(argv.iter().copied())).unwrap())
     }
 
     fn err(argv: &[&str]) -> String {
@@ -323,8 +497,23 @@ mod tests {
         // Live output is line-buffered.
         let Command::Analyse(c) = check(&["-i", "lo", "-Z", "root"]).unwrap() else { panic!() };
         assert!(c.output.line_buffered);
-        assert!(matches!(check(&["--generate", "man", "--timeout", "-1"]).unwrap(), Command::Generate(_)));
+        assert!(matches!(check(&["--generate", "man", "--timeout", "0"]).unwrap(), Command::Generate(_)));
         assert!(matches!(check(&["-D", "--memcap", "x"]).unwrap(), Command::ListInterfaces));
+    }
+
+    #[test]
+    fn every_option_the_table_names_exists() {
+        use clap::CommandFactory;
+        let cmd = Args::command();
+        for (id, flag, _) in APPLIES {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == *id).unwrap_or_else(|| panic!("no option {id}"));
+            let typed = match (arg.get_short(), arg.get_long()) {
+                (Some(c), _) => format!("-{c}"),
+                (None, Some(l)) => format!("--{l}"),
+                _ => unreachable!(),
+            };
+            assert_eq!(typed, *flag, "{id}");
+        }
     }
 
     #[test]
@@ -332,8 +521,14 @@ mod tests {
         assert_eq!(err(&["-i", "lo", "--replay", "2"]), "--replay needs -r FILE");
         assert_eq!(err(&["-r", "x", "--timeout", "0"]), "invalid --timeout 0: expected seconds > 0");
         assert!(err(&["-r", "x", "--memcap", "lots"]).starts_with("--memcap lots"), "{}", err(&["--memcap", "lots"]));
-        assert_eq!(err(&["-q"]), "no input: use -r FILE (or -r - for standard input) or -i IFACE; see --help");
-        assert_eq!(err(&["--tui", "-Z", "root"]), "--tui needs an input: -r FILE or -i IFACE");
+        assert_eq!(
+            err(&["-q"]),
+            "no input: use -r FILE (or -r - for standard input) or -i IFACE (-i any sees both hops of a proxy); see --help"
+        );
+        assert_eq!(
+            err(&["--tui", "-Z", "root"]),
+            "--tui needs an input: -r FILE or -i IFACE (-i any sees both hops of a proxy)"
+        );
         assert_eq!(
             err(&["--tui", "-r", "x", "-Z", "root", "--replay", "0"]),
             "invalid --replay 0: expected a speed factor > 0 (1 = real time)"

@@ -1,7 +1,5 @@
-use clap::Parser;
-
 fn main() {
-    let args = wstap::cli::Args::parse();
+    let args = wstap::cli::Args::parse_line();
     match wstap::app::run(args) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

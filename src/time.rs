@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+pub use crate::cli::TimeFormat;
+
 /// A capture timestamp in microseconds since the Unix epoch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ts(pub i64);
@@ -39,11 +41,133 @@ impl Ts {
         Ts(self.0.saturating_add((s * 1e6) as i64))
     }
 
-    /// Time of day, `HH:MM:SS.ffffff` in UTC, as tcpdump prints it (tcpdump
-    /// uses local time; capture hosts for proxies run in UTC often enough, and
-    /// UTC keeps output identical on every machine).
+    /// Time of day, `HH:MM:SS.ffffff` in UTC (the dashboard's clock; text
+    /// lines use [`Stamp`], local time as tcpdump).
     pub fn time_of_day(self) -> TimeOfDay {
         TimeOfDay(self)
+    }
+}
+
+/// A text line's time, as the `-t` family says (tcpdump's `ts_format`):
+/// the one place text output formats a time. `prev` is the previous
+/// line's time (`-ttt`), `first` the first line's (`-ttttt`). Local time
+/// is the TZ environment's, as tcpdump's (`TZ=UTC wstap ...` for UTC).
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    pub ts: Ts,
+    pub format: TimeFormat,
+    pub prev: Option<Ts>,
+    pub first: Option<Ts>,
+}
+
+impl Stamp {
+    /// Whether anything is written (`-t` writes no time, and no space).
+    pub fn shown(&self) -> bool {
+        self.format != TimeFormat::None
+    }
+}
+
+impl fmt::Display for Stamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let us = self.ts.0;
+        let frac = us.rem_euclid(1_000_000);
+        let secs = us.div_euclid(1_000_000);
+        match self.format {
+            TimeFormat::None => Ok(()),
+            TimeFormat::Epoch => write!(f, "{secs}.{frac:06}"),
+            TimeFormat::Delta => Delta(us.saturating_sub(self.prev.unwrap_or(self.ts).0)).fmt(f),
+            TimeFormat::SinceFirst => Delta(us.saturating_sub(self.first.unwrap_or(self.ts).0)).fmt(f),
+            TimeFormat::Time => {
+                let t = Local::at(secs);
+                write!(f, "{:02}:{:02}:{:02}.{frac:06}", t.hour, t.min, t.sec)
+            }
+            TimeFormat::Date => {
+                let t = Local::at(secs);
+                write!(f, "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{frac:06}", t.year, t.mon, t.day, t.hour, t.min, t.sec)
+            }
+            TimeFormat::Iso => {
+                let t = Local::at(secs);
+                let (sign, off) = if t.offset < 0 { ('-', -t.offset) } else { ('+', t.offset) };
+                write!(
+                    f,
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{frac:06}{sign}{:02}:{:02}",
+                    t.year,
+                    t.mon,
+                    t.day,
+                    t.hour,
+                    t.min,
+                    t.sec,
+                    off / 3600,
+                    (off / 60) % 60
+                )
+            }
+        }
+    }
+}
+
+/// A time difference as tcpdump's `-ttt` prints it: `HH:MM:SS.ffffff`
+/// (hours not wrapped; `-` before a negative one, a record written out of
+/// time order).
+struct Delta(i64);
+
+impl fmt::Display for Delta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let us = self.0.unsigned_abs();
+        let s = us / 1_000_000;
+        write!(f, "{sign}{:02}:{:02}:{:02}.{:06}", s / 3600, (s / 60) % 60, s % 60, us % 1_000_000)
+    }
+}
+
+/// A moment in local time (the TZ environment's zone).
+struct Local {
+    year: i64,
+    mon: u32,
+    day: u32,
+    hour: u32,
+    min: u32,
+    sec: u32,
+    /// Seconds east of UTC.
+    offset: i64,
+}
+
+impl Local {
+    fn at(secs: i64) -> Local {
+        // SAFETY: localtime_r writes only into `tm`, plain data zeroed
+        // before use; a time it cannot represent returns null.
+        let tm = unsafe {
+            let t = secs as libc::time_t;
+            let mut tm: libc::tm = std::mem::zeroed();
+            if libc::localtime_r(&t, &mut tm).is_null() {
+                return Local::utc(secs);
+            }
+            tm
+        };
+        Local {
+            year: tm.tm_year as i64 + 1900,
+            mon: tm.tm_mon as u32 + 1,
+            day: tm.tm_mday as u32,
+            hour: tm.tm_hour as u32,
+            min: tm.tm_min as u32,
+            sec: tm.tm_sec as u32,
+            offset: tm.tm_gmtoff as i64,
+        }
+    }
+
+    /// UTC, by the civil-from-days algorithm (for times localtime refuses).
+    fn utc(secs: i64) -> Local {
+        let days = secs.div_euclid(86_400);
+        let s = secs.rem_euclid(86_400) as u32;
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let mon = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = yoe + era * 400 + i64::from(mon <= 2);
+        Local { year, mon, day, hour: s / 3600, min: (s / 60) % 60, sec: s % 60, offset: 0 }
     }
 }
 
@@ -71,6 +195,44 @@ pub fn round3(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stamp(us: i64, format: TimeFormat) -> String {
+        Stamp { ts: Ts(us), format, prev: Some(Ts(us - 20)), first: Some(Ts(us - 3_723_000_001)) }.to_string()
+    }
+
+    /// Each process test sets TZ the same way (tests run in threads of one
+    /// process): UTC unless a test says otherwise.
+    fn tz(zone: &str) {
+        // SAFETY: tests that read local time all set the same value first.
+        unsafe { std::env::set_var("TZ", zone) };
+        unsafe extern "C" {
+            fn tzset();
+        }
+        // SAFETY: tzset re-reads TZ; no other thread changes it.
+        unsafe { tzset() };
+    }
+
+    #[test]
+    fn stamps_as_the_t_family() {
+        tz("UTC");
+        let us = 1_700_000_000_000_042;
+        assert_eq!(stamp(us, TimeFormat::Time), "22:13:20.000042");
+        assert_eq!(stamp(us, TimeFormat::None), "");
+        assert_eq!(stamp(us, TimeFormat::Epoch), "1700000000.000042");
+        assert_eq!(stamp(us, TimeFormat::Delta), "00:00:00.000020");
+        assert_eq!(stamp(us, TimeFormat::Date), "2023-11-14 22:13:20.000042");
+        assert_eq!(stamp(us, TimeFormat::SinceFirst), "01:02:03.000001");
+        assert_eq!(stamp(us, TimeFormat::Iso), "2023-11-14T22:13:20.000042+00:00");
+        // Before 1970, and a negative delta (a record written early).
+        assert_eq!(stamp(-1, TimeFormat::Epoch), "-1.999999");
+        let back = Stamp { ts: Ts(10), format: TimeFormat::Delta, prev: Some(Ts(2_000_010)), first: None };
+        assert_eq!(back.to_string(), "-00:00:02.000000");
+        // The civil calendar agrees with localtime's UTC.
+        for secs in [0, 951_782_400, 1_700_000_000, 4_102_444_800, -86_400 * 365] {
+            let (a, b) = (Local::utc(secs), Local::at(secs));
+            assert_eq!((a.year, a.mon, a.day, a.hour, a.min, a.sec), (b.year, b.mon, b.day, b.hour, b.min, b.sec));
+        }
+    }
 
     #[test]
     fn time_of_day_formats_like_tcpdump() {

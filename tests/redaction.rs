@@ -37,7 +37,13 @@ fn capture_with_secrets() -> std::path::PathBuf {
 fn no_output_carries_a_secret() {
     let p = capture_with_secrets();
     let f = p.to_str().unwrap();
-    for args in [vec!["-r", f], vec!["-r", f, "-vv"], vec!["-r", f, "--json"], vec!["-r", f, "--json", "-vv"]] {
+    for args in [
+        vec!["-r", f],
+        vec!["-r", f, "-vv"],
+        vec!["-r", f, "--json"],
+        vec!["-r", f, "--json", "-vv"],
+        vec!["-r", f, "-A"],
+    ] {
         let out = wstap(&args);
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);
@@ -45,6 +51,22 @@ fn no_output_carries_a_secret() {
             assert!(!text.contains(s), "{args:?} leaked {s}:\n{text}");
         }
         assert!(text.contains("REDACTED"), "{args:?}");
+    }
+    // -X: the heads in hex, read back into bytes (a secret could straddle
+    // two rows of the ASCII column).
+    let out = wstap(&["-r", f, "-X"]);
+    assert!(out.status.success());
+    let mut bytes = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("\t0x")) {
+        let hex = &line[10..50];
+        for word in hex.split_whitespace() {
+            bytes.extend((0..word.len()).step_by(2).map(|i| u8::from_str_radix(&word[i..i + 2], 16).unwrap()));
+        }
+    }
+    let heads = String::from_utf8_lossy(&bytes);
+    assert!(heads.contains("Cookie: session=REDACTED") && heads.contains("X-Forwarded-For: 10.0.0.7"), "{heads}");
+    for s in SECRETS {
+        assert!(!heads.contains(s), "-X leaked {s}:\n{heads}");
     }
     // The finding is there, with its evidence, just masked.
     let rs = records_of(&p, &[]);

@@ -35,6 +35,8 @@ pub struct Rotation {
     pub interval: Option<u64>,
     /// `-W`.
     pub count: Option<u32>,
+    /// `-U`: each packet is flushed to the file as it is written.
+    pub packet_buffered: bool,
 }
 
 impl Rotation {
@@ -44,10 +46,8 @@ impl Rotation {
         interval: Option<u64>,
         count: Option<u32>,
     ) -> Result<Rotation> {
-        if template == "-" {
-            return Err(Error::usage(
-                "-w -: standard output carries the records; write the capture to a file (-w FILE)",
-            ));
+        if template == "-" && (size_millions.is_some() || interval.is_some()) {
+            return Err(Error::usage("-w -: standard output cannot be rotated (-C, -G need -w FILE)"));
         }
         if template.is_empty() {
             return Err(Error::usage("-w: empty file name"));
@@ -70,7 +70,7 @@ impl Rotation {
             }
             None => None,
         };
-        Ok(Rotation { template: template.to_string(), size_limit, interval, count })
+        Ok(Rotation { template: template.to_string(), size_limit, interval, count, packet_buffered: false })
     }
 }
 
@@ -203,7 +203,7 @@ pub fn strftime_local(template: &str, secs: i64) -> String {
 /// (a full disk) silently. The format is 24 + 16 bytes of headers.
 pub struct Dumper {
     rotator: Rotator,
-    out: Option<BufWriter<File>>,
+    out: Option<BufWriter<Box<dyn Write + Send>>>,
     /// Name of the current file.
     current: String,
     /// Bytes in the current file (pcap header included), for `-C`.
@@ -272,6 +272,9 @@ impl Dumper {
         out.write_all(data).map_err(io)?;
         self.size += RECORD_HEADER + data.len() as u64;
         self.unflushed += 1;
+        if self.rotator.rot.packet_buffered {
+            self.flush()?;
+        }
         Ok(true)
     }
 
@@ -319,8 +322,7 @@ pub fn open_safely(name: &str) -> Result<File> {
         if e.raw_os_error() == Some(libc::ELOOP) {
             file_error(name, "is a symbolic link: refusing to follow it (-w never follows links)".into())
         } else if e.kind() == std::io::ErrorKind::PermissionDenied {
-            // SAFETY: geteuid cannot fail.
-            let euid = unsafe { libc::geteuid() };
+            let euid = nix::unistd::geteuid();
             file_error(
                 name,
                 format!(
@@ -341,8 +343,7 @@ pub fn open_safely(name: &str) -> Result<File> {
         .map_err(fail)?;
     let md = f.metadata().map_err(fail)?;
     if md.file_type().is_file() {
-        // SAFETY: geteuid cannot fail.
-        let euid = unsafe { libc::geteuid() };
+        let euid = nix::unistd::geteuid().as_raw();
         if md.uid() != euid {
             return Err(file_error(
                 name,
@@ -363,10 +364,10 @@ pub fn open_safely(name: &str) -> Result<File> {
     Ok(f)
 }
 
-/// Creates FILE and writes the pcap file header (native byte order and
-/// microsecond timestamps, as libpcap writes it).
-fn create(name: &str, linktype: u32, snaplen: u32) -> Result<BufWriter<File>> {
-    let f = open_safely(name)?;
+/// Creates FILE (`-`: standard output) and writes the pcap file header
+/// (native byte order and microsecond timestamps, as libpcap writes it).
+fn create(name: &str, linktype: u32, snaplen: u32) -> Result<BufWriter<Box<dyn Write + Send>>> {
+    let f: Box<dyn Write + Send> = if name == "-" { Box::new(std::io::stdout()) } else { Box::new(open_safely(name)?) };
     let mut out = BufWriter::with_capacity(1 << 20, f);
     let mut h = [0u8; FILE_HEADER as usize];
     h[0..4].copy_from_slice(&0xa1b2_c3d4u32.to_ne_bytes());
@@ -472,7 +473,8 @@ mod tests {
 
     #[test]
     fn bad_rotation_arguments() {
-        assert!(Rotation::new("-", None, None, None).is_err());
+        assert!(Rotation::new("-", None, None, None).is_ok(), "-w -: standard output");
+        assert!(Rotation::new("-", Some(1), None, None).is_err());
         assert!(Rotation::new("x", Some(0), None, None).is_err());
         assert!(Rotation::new("x", None, Some(0), None).is_err());
         assert!(Rotation::new("x", Some(1), None, Some(0)).is_err());

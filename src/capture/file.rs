@@ -406,7 +406,7 @@ fn is_truncation(msg: &str) -> bool {
     msg.contains("truncated") || msg.contains("premature end") || msg.contains("short read")
 }
 
-fn io_reason(e: &std::io::Error) -> String {
+pub fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "No such file or directory".into(),
         std::io::ErrorKind::PermissionDenied => "Permission denied".into(),

@@ -1,6 +1,7 @@
 //! Packet sources. The engine is the same for files and live interfaces:
 //! both hand out `(timestamp, link type, bytes, original length)`.
 
+pub mod cut;
 pub mod dump;
 pub mod file;
 pub mod live;

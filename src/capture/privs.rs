@@ -15,8 +15,14 @@
 //!    holds CAP_NET_RAW and CAP_NET_ADMIN), checked with capget, and
 //!    no_new_privs is set. Only then are `-w` files opened (as the user,
 //!    never following a symbolic link, see dump.rs) and packets parsed.
+//!
+//! Accounts, groups, set*id and no_new_privs go through nix; capabilities
+//! through capget/capset directly, which nix does not wrap (two system
+//! calls, checked after).
 
 use std::ffi::CString;
+
+use nix::unistd::{self, Gid, Uid};
 
 use crate::error::{Error, Result};
 
@@ -35,21 +41,22 @@ pub enum Plan {
 
 /// The plan for `-Z` (None: the default).
 pub fn plan(z: Option<&str>) -> Result<Plan> {
-    // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = unistd::geteuid();
     match z {
         Some(name) => {
             let u = lookup(name)?;
             check_can_switch(&u)?;
             Ok(if u.uid == 0 { Plan::Keep { root: true } } else { Plan::Become(u) })
         }
-        None if euid == 0 => DEFAULT_USERS.iter().find_map(|n| lookup(n).ok()).map(Plan::Become).ok_or_else(|| {
-            Error::Privileges(
-                "running as root, and no unprivileged account to parse packets as (wstap, nobody): \
+        None if euid.is_root() => {
+            DEFAULT_USERS.iter().find_map(|n| lookup(n).ok()).map(Plan::Become).ok_or_else(|| {
+                Error::Privileges(
+                    "running as root, and no unprivileged account to parse packets as (wstap, nobody): \
                  create one (useradd --system --no-create-home wstap) or keep root with -Z root"
-                    .into(),
-            )
-        }),
+                        .into(),
+                )
+            })
+        }
         None => Ok(Plan::Keep { root: false }),
     }
 }
@@ -62,15 +69,13 @@ pub fn apply(plan: &Plan) -> Result<()> {
         Plan::Become(u) => drop_to(u)?,
     }
     drop_capabilities()?;
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    nix::sys::prctl::set_no_new_privs().map_err(|e| Error::Privileges(format!("cannot set no_new_privs: {e}")))?;
     Ok(())
 }
 
 /// Step 1: a set-user-ID or set-group-ID copy refuses to run.
 pub fn refuse_setid() -> Result<()> {
-    // SAFETY: these calls cannot fail.
-    let (uid, euid, gid, egid) = unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
+    let (uid, euid, gid, egid) = (unistd::getuid(), unistd::geteuid(), unistd::getgid(), unistd::getegid());
     if uid != euid || gid != egid {
         return Err(Error::Privileges(format!(
             "refusing to run set-user-ID or set-group-ID (real uid {uid}, effective uid {euid}, real gid {gid}, \
@@ -143,40 +148,24 @@ pub struct User {
     pub gid: u32,
 }
 
-/// Looks USER up (getpwnam_r). A numeric USER that names no account is
-/// refused too: `-Z` wants a real account with its groups.
+/// Looks USER up in the password database. A numeric USER that names no
+/// account is refused too: `-Z` wants a real account with its groups.
 pub fn lookup(name: &str) -> Result<User> {
     let unknown = || Error::Privileges(format!("-Z {name}: no such user"));
-    let cname = CString::new(name).map_err(|_| unknown())?;
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        // SAFETY: getpwnam_r fills `pw` with pointers into `buf`, which
-        // outlives every read of them below; `out` is null or `&mut pw`.
-        let (rc, found, uid, gid) = unsafe {
-            let mut pw: libc::passwd = std::mem::zeroed();
-            let mut out: *mut libc::passwd = std::ptr::null_mut();
-            let rc = libc::getpwnam_r(cname.as_ptr(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out);
-            (rc, !out.is_null(), pw.pw_uid, pw.pw_gid)
-        };
-        if rc == libc::ERANGE && buf.len() < (1 << 20) {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(Error::Privileges(format!("-Z {name}: {}", std::io::Error::from_raw_os_error(rc))));
-        }
-        if !found {
-            return Err(unknown());
-        }
-        return Ok(User { name: name.to_string(), uid, gid });
+    if name.contains('\0') {
+        return Err(unknown());
+    }
+    match unistd::User::from_name(name) {
+        Ok(Some(u)) => Ok(User { name: name.to_string(), uid: u.uid.as_raw(), gid: u.gid.as_raw() }),
+        Ok(None) => Err(unknown()),
+        Err(e) => Err(Error::Privileges(format!("-Z {name}: {}", std::io::Error::from(e)))),
     }
 }
 
 /// Refuses `-Z` when not running as root: only root can become someone else.
 pub fn check_can_switch(user: &User) -> Result<()> {
-    // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
+    let euid = unistd::geteuid();
+    if !euid.is_root() {
         return Err(Error::Privileges(format!(
             "-Z {}: only root can switch to another user (running as uid {euid})",
             user.name
@@ -186,27 +175,19 @@ pub fn check_can_switch(user: &User) -> Result<()> {
 }
 
 /// Switches the whole process (every thread) to USER: supplementary groups,
-/// then group, then user. Checks that root cannot be regained.
+/// then group, then user. Checks that root cannot be regained. (glibc
+/// applies set*id to every thread of the process.)
 pub fn drop_to(user: &User) -> Result<()> {
     check_can_switch(user)?;
-    let fail = |what: &str| Error::Privileges(format!("-Z {}: {what}: {}", user.name, std::io::Error::last_os_error()));
+    let fail =
+        |what: &str, e: nix::Error| Error::Privileges(format!("-Z {}: {what}: {}", user.name, std::io::Error::from(e)));
     let cname =
         CString::new(user.name.as_str()).map_err(|_| Error::Privileges(format!("-Z {}: bad name", user.name)))?;
-    // SAFETY: plain system calls on integers and a NUL-terminated name.
-    // glibc applies set*id to every thread of the process.
-    unsafe {
-        if libc::initgroups(cname.as_ptr(), user.gid as _) != 0 {
-            return Err(fail("initgroups"));
-        }
-        if libc::setgid(user.gid) != 0 {
-            return Err(fail("setgid"));
-        }
-        if libc::setuid(user.uid) != 0 {
-            return Err(fail("setuid"));
-        }
-        if user.uid != 0 && libc::setuid(0) == 0 {
-            return Err(Error::Privileges(format!("-Z {}: root could be regained after setuid", user.name)));
-        }
+    unistd::initgroups(&cname, Gid::from_raw(user.gid)).map_err(|e| fail("initgroups", e))?;
+    unistd::setgid(Gid::from_raw(user.gid)).map_err(|e| fail("setgid", e))?;
+    unistd::setuid(Uid::from_raw(user.uid)).map_err(|e| fail("setuid", e))?;
+    if user.uid != 0 && unistd::setuid(Uid::from_raw(0)).is_ok() {
+        return Err(Error::Privileges(format!("-Z {}: root could be regained after setuid", user.name)));
     }
     Ok(())
 }
@@ -223,8 +204,7 @@ mod tests {
 
     #[test]
     fn plans() {
-        // SAFETY: geteuid cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = unistd::geteuid().is_root();
         if root {
             assert_eq!(plan(Some("root")).unwrap(), Plan::Keep { root: true });
             assert!(matches!(plan(None).unwrap(), Plan::Become(u) if u.uid != 0));

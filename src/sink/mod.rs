@@ -31,15 +31,31 @@ pub struct Options {
     pub text: TextOptions,
     /// Flush after every record (`-l`, or live capture).
     pub line_buffered: bool,
+    /// `-w -`: the packets take standard output; records go to standard error.
+    pub to_stderr: bool,
 }
 
-pub use text::TextOptions;
+pub use text::{Heads, TextOptions};
 
 impl Options {
-    /// Standard output, buffered.
-    pub fn stdout(&self) -> std::io::BufWriter<std::io::Stdout> {
-        std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())
+    /// Standard output (standard error with `-w -`), buffered.
+    pub fn stdout(&self) -> std::io::BufWriter<Box<dyn std::io::Write + Send>> {
+        let w: Box<dyn std::io::Write + Send> =
+            if self.to_stderr { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+        std::io::BufWriter::with_capacity(64 * 1024, w)
     }
+}
+
+/// `--color auto`, as anstream decides it: colour when the records'
+/// stream is a terminal that supports it, unless NO_COLOR is set or
+/// CLICOLOR=0; CLICOLOR_FORCE forces it; TERM=dumb turns it off.
+pub fn color_auto(to_stderr: bool) -> bool {
+    let choice = if to_stderr {
+        anstream::AutoStream::choice(&std::io::stderr())
+    } else {
+        anstream::AutoStream::choice(&std::io::stdout())
+    };
+    choice != anstream::ColorChoice::Never
 }
 
 /// A sink's builder: the sink, when the options ask for it.

@@ -14,8 +14,15 @@ pub fn capture(name: &str) -> PathBuf {
     root().join("captures").join(format!("{name}.pcap"))
 }
 
+/// Runs the binary with TZ=UTC: text times are local time, as tcpdump's,
+/// and the outputs held by the tests must not depend on the machine's zone.
 pub fn wstap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wstap")).args(args).stdin(Stdio::null()).output().expect("run wstap")
+    Command::new(env!("CARGO_BIN_EXE_wstap"))
+        .args(args)
+        .env("TZ", "UTC")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run wstap")
 }
 
 /// Runs `wstap -r FILE --json EXTRA...` and returns every record.

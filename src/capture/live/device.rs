@@ -41,6 +41,24 @@ pub fn list_interfaces() -> Result<i32> {
     Ok(0)
 }
 
+/// `-L`: the link-layer types IFACE offers, as `tcpdump -L` prints them.
+pub fn list_linktypes(iface: &str) -> Result<i32> {
+    use std::io::Write;
+    let inactive = Capture::from_device(iface).map_err(|e| device(iface, pcap_msg(&e)))?.promisc(false);
+    let (cap, _) = activate(inactive, iface)?;
+    let lts = cap.list_datalinks().map_err(|e| device(iface, pcap_msg(&e)))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Data link types for {iface} (use option -y to set):")?;
+    for lt in lts {
+        let name = lt.get_name().unwrap_or_else(|_| format!("DLT {}", lt.0));
+        let desc = lt.get_description().unwrap_or_default();
+        let note = if LinkType(lt.0).is_supported() { "" } else { " (not decoded by wstap)" };
+        writeln!(out, "  {name} ({desc}){note}")?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
 /// `N.NAME (description) [flags]`, as `tcpdump -D` prints it.
 fn interface_line(n: usize, d: &Device) -> String {
     let mut s = format!("{n}.{}", d.name);
@@ -102,7 +120,11 @@ impl OpenInfo {
         let mut s =
             format!("listening on {}, link-type {name}{desc}, snapshot length {} bytes", self.iface, self.snaplen);
         if let Some(f) = &self.file {
-            s += &format!(", writing {f}");
+            s += &if f == "-" {
+                ", writing the packets to standard output".to_string()
+            } else {
+                format!(", writing {f}")
+            };
         }
         s
     }
@@ -197,10 +219,27 @@ pub(super) fn open_device(cfg: &LiveConfig) -> Result<(Capture<Active>, Option<D
         inactive = inactive.buffer_size(b);
     }
     let (mut cap, warning) = activate(inactive, iface)?;
-    if iface == "any" {
-        // As tcpdump: SLL2 carries the interface index. Quietly keep the
-        // default where it is not offered.
-        let _ = cap.set_datalink(Linktype(LinkType::LINUX_SLL2.0));
+    match &cfg.linktype {
+        Some(name) => {
+            let lt = Linktype::from_name(name).map_err(|_| {
+                Error::usage(format!("-y {name}: not a link-layer type name (wstap -i {iface} -L lists them)"))
+            })?;
+            cap.set_datalink(lt).map_err(|e| device(iface, format!("-y {name}: {} (-L lists them)", pcap_msg(&e))))?;
+        }
+        None if iface == "any" => {
+            // As tcpdump: SLL2 carries the interface index. Quietly keep
+            // the default where it is not offered.
+            let _ = cap.set_datalink(Linktype(LinkType::LINUX_SLL2.0));
+        }
+        None => {}
+    }
+    if let Some(d) = cfg.direction {
+        let d = match d {
+            crate::cli::Direction::In => pcap::Direction::In,
+            crate::cli::Direction::Out => pcap::Direction::Out,
+            crate::cli::Direction::Inout => pcap::Direction::InOut,
+        };
+        cap.direction(d).map_err(|e| device(iface, format!("-Q: {}", pcap_msg(&e))))?;
     }
     let linktype = LinkType(cap.get_datalink().0);
     if !linktype.is_supported() {

@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use device::{OpenInfo, activate_error, list_interfaces};
+pub use device::{OpenInfo, activate_error, list_interfaces, list_linktypes};
 pub use source::LiveCapture;
 
 use super::dump::Rotation;
@@ -75,6 +75,10 @@ pub struct LiveConfig {
     pub queue_bytes: usize,
     /// `--immediate-mode`: libpcap's immediate mode (one wakeup per packet).
     pub immediate: bool,
+    /// `-Q`: only packets received (`In`) or sent (`Out`) by the host.
+    pub direction: Option<crate::cli::Direction>,
+    /// `-y`: the link-layer type to capture with (a libpcap name).
+    pub linktype: Option<String>,
 }
 
 /// Opens the interface as `cfg` says and starts the capture thread. The

@@ -4,20 +4,29 @@
 
 use std::fmt::{self, Display, Formatter};
 
-use super::lines::Tod;
 use crate::record::{Finding, Severity};
 
-/// Text in an ANSI colour, when colours are on.
+use anstyle::{AnsiColor, Style};
+
+/// Text in a style (anstyle), when colours are on.
 struct Paint<'a> {
     on: bool,
-    code: &'a str,
+    style: Style,
     s: &'a str,
 }
 
 impl Display for Paint<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        if self.on { write!(f, "\x1b[{}m{}\x1b[0m", self.code, self.s) } else { f.write_str(self.s) }
+        if self.on { write!(f, "{}{}{:#}", self.style, self.s, self.style) } else { f.write_str(self.s) }
     }
+}
+
+const BOLD: Style = Style::new().bold();
+const fn bold(c: AnsiColor) -> Style {
+    Style::new().bold().fg_color(Some(anstyle::Color::Ansi(c)))
+}
+const fn plain(c: AnsiColor) -> Style {
+    Style::new().fg_color(Some(anstyle::Color::Ansi(c)))
 }
 
 pub struct FindingBlock<'a> {
@@ -27,8 +36,8 @@ pub struct FindingBlock<'a> {
 }
 
 impl FindingBlock<'_> {
-    fn paint<'s>(&self, code: &'s str, s: &'s str) -> Paint<'s> {
-        Paint { on: self.color, code, s }
+    fn paint<'s>(&self, style: Style, s: &'s str) -> Paint<'s> {
+        Paint { on: self.color, style, s }
     }
 }
 
@@ -36,11 +45,11 @@ impl Display for FindingBlock<'_> {
     fn fmt(&self, out: &mut Formatter<'_>) -> fmt::Result {
         let f = self.f;
         let sev = match f.severity {
-            Severity::Error => self.paint("1;31", "ERROR"),
-            Severity::Warning => self.paint("1;33", "WARNING"),
-            Severity::Info => self.paint("1;34", "INFO"),
+            Severity::Error => self.paint(bold(AnsiColor::Red), "ERROR"),
+            Severity::Warning => self.paint(bold(AnsiColor::Yellow), "WARNING"),
+            Severity::Info => self.paint(bold(AnsiColor::Blue), "INFO"),
         };
-        write!(out, "{} {sev} {}", Tod(f.ts), self.paint("1", f.kind.name()))?;
+        write!(out, "{sev} {}", self.paint(BOLD, f.kind.name()))?;
         if let Some(p) = &f.path {
             write!(out, " {p}")?;
         }
@@ -68,7 +77,7 @@ impl Display for FindingBlock<'_> {
                 let change = d["change"].as_str().unwrap_or("");
                 let up = format!("{:<24} ({change})", v(&d["upstream"]));
                 let up = match change {
-                    "missing" | "mangled" => self.paint("31", &up).to_string(),
+                    "missing" | "mangled" => self.paint(plain(AnsiColor::Red), &up).to_string(),
                     _ => up,
                 };
                 writeln!(out, "  {:<17}{:<28}{}", d["header"].as_str().unwrap_or(""), v(&d["client"]), up)?;
@@ -81,7 +90,7 @@ impl Display for FindingBlock<'_> {
         if let Some(fix) = &f.fix {
             out.write_str("  fix:\n")?;
             for l in fix.lines() {
-                writeln!(out, "    {}", self.paint("32", l))?;
+                writeln!(out, "    {}", self.paint(plain(AnsiColor::Green), l))?;
             }
         }
         Ok(())

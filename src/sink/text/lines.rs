@@ -1,21 +1,11 @@
 //! One line per record, as `Display` types: a handshake, a session, with
-//! `-v` an HTTP message and a WebSocket frame. Time of day first, as
-//! tcpdump prints it.
+//! `-v` an HTTP message and a WebSocket frame. The sink writes each line's
+//! time first, as tcpdump does (`crate::time::Stamp`, the `-t` family).
 
 use std::fmt::{self, Display, Formatter};
 
 use crate::proto::{Dir, Version};
 use crate::record::{Dirs, FrameLine, Handshake, Hop, HttpMessage, MessageDir, Role, Session};
-use crate::time::Ts;
-
-/// A record's time stamp as a time of day.
-pub struct Tod(pub f64);
-
-impl Display for Tod {
-    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", Ts::from_secs_f64(self.0).time_of_day())
-    }
-}
 
 /// A latency, or "-".
 struct Ms(Option<f64>);
@@ -119,7 +109,7 @@ impl Display for HandshakeLine<'_> {
         let h = self.0;
         let front = h.client.as_ref().or(h.upstream.as_ref());
         let method = front.and_then(|f| f.method.as_deref()).unwrap_or("GET");
-        write!(f, "{} handshake #{} {} {} {}", Tod(h.ts), h.id, method, h.path, h.outcome.name())?;
+        write!(f, "handshake #{} {} {} {}", h.id, method, h.path, h.outcome.name())?;
         match &h.client {
             // A TLS client hop: only its flow and handshake are known.
             Some(c) if c.encrypted && h.latency_ms.client.is_none() => {
@@ -161,7 +151,7 @@ impl Display for SessionLine<'_> {
             Some(id) => format!("{tls} #{id}"),
             None => tls.to_string(),
         };
-        write!(f, "{} session #{} {} ", Tod(s.end), s.id, s.path)?;
+        write!(f, "session #{} {} ", s.id, s.path)?;
         match (&s.client_flow, &s.upstream_flow) {
             (Some(c), Some(u)) => write!(f, "{c}{tls} | {u}")?,
             (Some(c), None) => write!(f, "{c}{tls}")?,
@@ -223,26 +213,12 @@ impl Display for HttpLine<'_> {
         let (a, b) = (m.flow.src, m.flow.dst);
         let (from, to) = if m.dir == MessageDir::Request { (a, b) } else { (b, a) };
         match (&m.method, m.status) {
-            (Some(meth), _) => write!(
-                f,
-                "{} {} > {}: HTTP {} {} {}",
-                Tod(m.ts),
-                from,
-                to,
-                meth,
-                m.target.as_deref().unwrap_or(""),
-                m.version
-            )?,
-            (None, Some(st)) => write!(
-                f,
-                "{} {} > {}: HTTP {} {} {}",
-                Tod(m.ts),
-                from,
-                to,
-                m.version,
-                st,
-                m.reason.as_deref().unwrap_or("")
-            )?,
+            (Some(meth), _) => {
+                write!(f, "{} > {}: HTTP {} {} {}", from, to, meth, m.target.as_deref().unwrap_or(""), m.version)?
+            }
+            (None, Some(st)) => {
+                write!(f, "{} > {}: HTTP {} {} {}", from, to, m.version, st, m.reason.as_deref().unwrap_or(""))?
+            }
             _ => {}
         }
         for (n, v) in &m.headers {
@@ -264,8 +240,7 @@ impl Display for FrameText<'_> {
         let fr = self.0;
         write!(
             f,
-            "{} {} > {}: WS {}{}{} len {}",
-            Tod(fr.ts),
+            "{} > {}: WS {}{}{} len {}",
             fr.flow.src,
             fr.flow.dst,
             crate::proto::ws::opcode::name(fr.opcode),
@@ -281,6 +256,56 @@ impl Display for FrameText<'_> {
         }
         if fr.dir == Dir::ToServer && !fr.masked {
             f.write_str(" unmasked")?;
+        }
+        Ok(())
+    }
+}
+
+/// `-A`: an HTTP message's head as it crossed the wire (`\r\n` line ends),
+/// indented under its line: the request or status line, every header, the
+/// blank line. Values are the record's: redacted and escaped before here.
+pub struct HeadText<'a>(pub &'a HttpMessage);
+
+impl Display for HeadText<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        match (&m.method, m.status) {
+            (Some(meth), _) => write!(f, "{} {} {}\r\n", meth, m.target.as_deref().unwrap_or(""), m.version)?,
+            (None, Some(st)) => match m.reason.as_deref().filter(|r| !r.is_empty()) {
+                Some(r) => write!(f, "{} {st} {r}\r\n", m.version)?,
+                // HTTP/2 has no reason phrase.
+                None => write!(f, "{} {st}\r\n", m.version)?,
+            },
+            _ => {}
+        }
+        for (n, v) in &m.headers {
+            write!(f, "{n}: {v}\r\n")?;
+        }
+        f.write_str("\r\n")
+    }
+}
+
+/// `-X`: bytes as tcpdump -X shows them: offset, 16 bytes in hex as
+/// groups of two, then the same as ASCII (`.` for the unprintable).
+pub struct HexDump<'a>(pub &'a [u8]);
+
+impl Display for HexDump<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        for (i, row) in self.0.chunks(16).enumerate() {
+            write!(f, "\t0x{:04x}:  ", i * 16)?;
+            for pair in 0..8 {
+                match row.get(pair * 2..(pair * 2 + 2).min(row.len())) {
+                    Some([a, b]) => write!(f, "{a:02x}{b:02x} ")?,
+                    Some([a]) => write!(f, "{a:02x}   ")?,
+                    _ => f.write_str("     ")?,
+                }
+            }
+            f.write_str(" ")?;
+            for &b in row {
+                let c = if (0x20..0x7f).contains(&b) { b as char } else { '.' };
+                write!(f, "{c}")?;
+            }
+            f.write_str("\n")?;
         }
         Ok(())
     }

@@ -14,9 +14,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use super::{Options, Sink};
-use crate::record::{Finding, Record, Severity};
+use crate::flow::key::{FlowKey, FxHashSet};
+use crate::record::{Finding, HttpMessage, MessageDir, Record, Severity};
+use crate::time::{Stamp, Ts};
 pub use finding::FindingBlock;
-pub use lines::{FrameText, HandshakeLine, HttpLine, SessionLine};
+pub use lines::{FrameText, HandshakeLine, HeadText, HexDump, HttpLine, SessionLine};
 pub use summary::{SummaryText, memory_line};
 
 /// The text sink, on standard output (unless `--json`).
@@ -33,7 +35,22 @@ pub struct TextOptions {
     pub line_buffered: bool,
     /// ANSI colours (stdout is a terminal).
     pub color: bool,
+    /// How each line's time is shown (`-t` family, `--time-format`).
+    pub time: crate::cli::TimeFormat,
+    /// `-A` / `-X`: the heads of the handshakes' HTTP messages.
+    pub heads: Option<Heads>,
 }
+
+/// `-A` (text) or `-X` (hex and text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heads {
+    Ascii,
+    Hex,
+}
+
+/// Connections whose upgrade request awaits its response, remembered for
+/// `-A`/`-X` at most (then forgotten all at once: a response not shown).
+const MAX_UPGRADING: usize = 4096;
 
 /// Findings with the same kind, path and hop pair (server addresses) are
 /// one group: printed in full once, counted after.
@@ -73,6 +90,12 @@ const MAX_GROUPS: usize = 4096;
 pub struct TextSink<W: Write> {
     w: W,
     o: TextOptions,
+    /// `-A`/`-X`: connections (and HTTP/2 streams) whose upgrade request
+    /// awaits its response.
+    upgrading: FxHashSet<(FlowKey, Option<u32>)>,
+    /// The previous and the first line's time (`-ttt`, `-ttttt`).
+    prev: Option<Ts>,
+    first: Option<Ts>,
     groups: BTreeMap<GroupKey, Group>,
     /// Findings in groups beyond [`MAX_GROUPS`] (printed, not grouped).
     ungrouped: u64,
@@ -80,7 +103,54 @@ pub struct TextSink<W: Write> {
 
 impl<W: Write> TextSink<W> {
     pub fn new(w: W, o: TextOptions) -> TextSink<W> {
-        TextSink { w, o, groups: BTreeMap::new(), ungrouped: 0 }
+        TextSink {
+            w,
+            o,
+            upgrading: FxHashSet::default(),
+            prev: None,
+            first: None,
+            groups: BTreeMap::new(),
+            ungrouped: 0,
+        }
+    }
+
+    /// `-A`/`-X`: whether an HTTP message belongs to a WebSocket handshake
+    /// (a request asking for an upgrade, or the response to one).
+    fn is_handshake(&mut self, m: &HttpMessage) -> bool {
+        let at = (m.flow, m.stream_id);
+        if m.dir == MessageDir::Request {
+            // A stripped forward has lost its Upgrade but keeps the key.
+            let has = |name: &str| m.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+            let upgrade = ["upgrade", "sec-websocket-key", "sec-websocket-version", ":protocol"].into_iter().any(has);
+            if upgrade {
+                if self.upgrading.len() >= MAX_UPGRADING {
+                    self.upgrading.clear();
+                }
+                self.upgrading.insert(at);
+            } else {
+                self.upgrading.remove(&at);
+            }
+            return upgrade;
+        }
+        // Interim responses (100 Continue) come before the answer.
+        if m.status.is_some_and(|s| (100..200).contains(&s) && s != 101) {
+            return self.upgrading.contains(&at);
+        }
+        self.upgrading.remove(&at)
+    }
+
+    /// After a record: flushed at once with `-l` (and live).
+    fn end_line(&mut self) -> std::io::Result<()> {
+        if self.o.line_buffered { self.w.flush() } else { Ok(()) }
+    }
+
+    /// Writes a line's time (and the space after it), as `-t` says.
+    fn stamp(&mut self, ts: f64) -> std::io::Result<()> {
+        let ts = Ts::from_secs_f64(ts);
+        let s = Stamp { ts, format: self.o.time, prev: self.prev, first: self.first };
+        self.prev = Some(ts);
+        self.first.get_or_insert(ts);
+        if s.shown() { write!(self.w, "{s} ") } else { Ok(()) }
     }
 
     /// The groups, worst first, then in the order they were first seen.
@@ -115,11 +185,13 @@ impl<W: Write> TextSink<W> {
         let first = !self.groups.contains_key(&key);
         if first && self.groups.len() >= MAX_GROUPS {
             self.ungrouped += 1;
+            self.stamp(f.ts)?;
             return write!(self.w, "{}", FindingBlock { f, color: self.o.color });
         }
         let g = self.groups.entry(key).or_insert(Group { severity: f.severity, count: 0, first_ts: f.ts });
         g.count += 1;
         if first {
+            self.stamp(f.ts)?;
             write!(self.w, "{}", FindingBlock { f, color: self.o.color })?;
         }
         Ok(())
@@ -140,21 +212,53 @@ impl<W: Write> Sink for TextSink<W> {
                 self.groups_table()?;
             }
             _ if self.o.quiet => return Ok(()),
-            Record::Handshake(h) => writeln!(self.w, "{}", HandshakeLine(h))?,
-            Record::Session(s) => writeln!(self.w, "{}", SessionLine(s))?,
+            Record::Handshake(h) => {
+                self.stamp(h.ts)?;
+                writeln!(self.w, "{}", HandshakeLine(h))?
+            }
+            Record::Session(s) => {
+                self.stamp(s.end)?;
+                writeln!(self.w, "{}", SessionLine(s))?
+            }
+            Record::Http(m) if self.o.heads.is_some() => {
+                if !self.is_handshake(m) {
+                    if self.o.verbose == 0 {
+                        return Ok(());
+                    }
+                    self.stamp(m.ts)?;
+                    writeln!(self.w, "{}", HttpLine { m, all_headers: self.o.verbose > 1 })?;
+                    return self.end_line();
+                }
+                self.stamp(m.ts)?;
+                let (a, b) = (m.flow.src, m.flow.dst);
+                let (from, to, what) =
+                    if m.dir == MessageDir::Request { (a, b, "request") } else { (b, a, "response") };
+                let head = HeadText(m).to_string();
+                match m.stream_id {
+                    Some(id) => {
+                        writeln!(self.w, "{from} > {to}: HTTP/2 stream {id} {what} head, {} bytes", head.len())?
+                    }
+                    None => writeln!(self.w, "{from} > {to}: HTTP {what} head, {} bytes", head.len())?,
+                }
+                match self.o.heads {
+                    Some(Heads::Hex) => write!(self.w, "{}", HexDump(head.as_bytes()))?,
+                    _ => write!(self.w, "{}", head.replace("\r\n", "\n"))?,
+                }
+            }
             Record::Http(m) if self.o.verbose > 0 => {
+                self.stamp(m.ts)?;
                 writeln!(self.w, "{}", HttpLine { m, all_headers: self.o.verbose > 1 })?
             }
-            Record::Frame(f) if self.o.verbose > 0 => writeln!(self.w, "{}", FrameText(f))?,
+            Record::Frame(f) if self.o.verbose > 0 => {
+                self.stamp(f.ts)?;
+                writeln!(self.w, "{}", FrameText(f))?
+            }
             Record::Http(_) | Record::Frame(_) => return Ok(()),
             // One fault, one block: the lead finding names the others.
             Record::Finding(f) if !f.primary => return Ok(()),
             Record::Finding(f) => self.finding(f)?,
         }
-        if self.o.line_buffered {
-            self.w.flush()?;
-        }
-        Ok(())
+        self.end_line()
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
