@@ -25,6 +25,11 @@
 #                             (the hardest case: most packets per byte)
 #   nginx-bench-uncompressed  200-byte messages, ~230-byte packets (the shape
 #                             of the reference capture in the engine issue)
+#   nginx-healthy             many short sessions: 3 WebSocket sessions of
+#                             0.3 s and 10 plain requests per 3 s copy (about
+#                             75,000 sessions per GB): what a capture's length
+#                             would make memory grow with if closed sessions
+#                             were kept
 # A second file a tenth of the size shows whether memory stays flat as the
 # input grows. Reports ratios: the machine is shared and noisy, absolute
 # times are not the point.
@@ -63,7 +68,7 @@ if [ "$HOSTILE" != 0 ]; then
 fi
 
 small=$((SIZE / 10))
-SHAPES=${SHAPES:-nginx-bench nginx-bench-uncompressed}
+SHAPES=${SHAPES:-nginx-bench nginx-bench-uncompressed nginx-healthy}
 for shape in $SHAPES; do
   [ -s "$OUT/$shape.big.pcap" ] && [ "$(cat "$OUT/$shape.args" 2>/dev/null)" = "$SIZE $CONC" ] || {
     "$GEN" "captures/$shape.pcap" "$OUT/$shape.big.pcap" "$SIZE" "$CONC"
