@@ -74,6 +74,9 @@ pub struct Analysis {
     pub memcap: u64,
     /// `--keylog` files.
     pub keylogs: Vec<String>,
+    /// `--threads`: flow-sharded workers for capture files (live capture
+    /// and the dashboard use one thread).
+    pub threads: usize,
 }
 
 /// Lines on standard output.
@@ -183,6 +186,16 @@ impl Analysis {
             Some(m) => crate::budget::parse_size(m).map_err(Error::Usage)?,
             None => crate::budget::DEFAULT_MEMCAP,
         };
+        let threads = match args.threads {
+            Some(n) if !(1..=crate::shard::MAX_THREADS).contains(&n) => {
+                return Err(Error::usage(format!(
+                    "invalid --threads {n}: expected 1 to {}",
+                    crate::shard::MAX_THREADS
+                )));
+            }
+            Some(n) => n,
+            None => crate::shard::default_threads_for(args.read.as_deref()),
+        };
         Ok(Analysis {
             verbose: args.verbose > 0,
             redact: Redactor { enabled: !args.no_redact },
@@ -193,6 +206,7 @@ impl Analysis {
             live: args.interface.is_some(),
             memcap,
             keylogs: args.keylog.clone(),
+            threads: if args.interface.is_some() { 1 } else { threads },
         })
     }
 }

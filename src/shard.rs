@@ -1,0 +1,444 @@
+//! Flow-sharded workers (`--threads N`, N > 1), for capture files.
+//!
+//! The per-packet work (decode, flow table, reassembly, HTTP / WebSocket /
+//! TLS / HTTP/2 parsers) is spread over N workers by a symmetric hash of
+//! the connection's 4-tuple: both directions of a connection, and every
+//! reuse of its 4-tuple, land on the same worker, which owns its flow
+//! table and parsers and emits events. Correlation, detectors and sinks
+//! stay on one thread (the calling one), fed with the workers' events
+//! merged into exactly the order one flow table would have produced them,
+//! so that the output does not depend on N:
+//!
+//! - The reader (the calling thread) numbers every input step (a packet,
+//!   or an idle tick) and hands batches of them, shared, to every worker.
+//!   A packet goes to its connection's worker; every worker sees every
+//!   step's time and expires its own connections at the same steps one
+//!   table would (the expiry sweep runs at the same packet-time instants
+//!   everywhere).
+//! - Connection ids are the number of the packet that created the
+//!   connection (flow::FlowTable::number_next), the same for any N.
+//! - Each worker's output is a list of runs of events, keyed
+//!   `(step, phase, connection id)`: phase 0 the connections the step
+//!   expired (one run per connection, in id order, as one table's sweep
+//!   sorts them), phase 1 the packet's own events, phase 2 the end of
+//!   input (every live connection, in id order). Runs are merged by key;
+//!   two workers never produce the same key.
+//! - Packet-time ticks (correlation's timers, detectors' decisions, once
+//!   per second of packet time) are decided by the reader from the step
+//!   times and run after the events of their step, as in one thread.
+//!
+//! The watermark that says what is safe to release is the batch: a batch
+//! is correlated once every worker has returned its part, and batches are
+//! correlated in input order (at most [`IN_FLIGHT`] ahead of the reader).
+//!
+//! Memory: each worker's table has `--memcap / N` (connections, state and
+//! buffers each get their share of that, as one table's do); the records
+//! held for time order and IP fragments stay with the calling thread, at
+//! the shares one table gives them; the batches in flight and the one being
+//! filled hold at most `(IN_FLIGHT + 2) x BATCH_BYTES` (1.5 MiB) of packets
+//! besides, and their events.
+//!
+//! Where the budget has to give state up, which connections go depends on
+//! each worker's share (a flood on one worker's hash evicts there), so
+//! under memory pressure the output may depend on N; it never does
+//! otherwise.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use crate::capture::{Next, PacketSource};
+use crate::decode::{self, LinkType, Skip};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::flow::key::Endpoint;
+use crate::flow::{FlowTable, Limits};
+use crate::pipeline::{InputEnd, Pipeline};
+use crate::sink::Sink;
+use crate::time::Ts;
+
+/// Steps per batch, at most.
+pub const BATCH: usize = 4096;
+/// Packet bytes per batch, at most (a batch ends at the first step past it).
+pub const BATCH_BYTES: usize = 256 << 10;
+/// Batches handed to the workers and not yet correlated, at most.
+pub const IN_FLIGHT: usize = 4;
+/// The default `--threads`: the cores available, at most this many.
+pub const MAX_DEFAULT_THREADS: usize = 8;
+/// `--threads` at most.
+pub const MAX_THREADS: usize = 64;
+
+/// Capture files smaller than this are read with one thread unless
+/// `--threads` says otherwise: they are analysed in milliseconds either way.
+pub const AUTO_MIN_BYTES: u64 = 64 << 20;
+
+/// The default number of workers: the available cores, capped.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_DEFAULT_THREADS)
+}
+
+/// The default for an input: [`default_threads`] for a capture file of
+/// [`AUTO_MIN_BYTES`] or more, else one (small files, standard input, and
+/// live capture, which uses one analysis thread behind its capture thread).
+pub fn default_threads_for(read: Option<&str>) -> usize {
+    match read {
+        Some(f) if f != "-" && std::fs::metadata(f).is_ok_and(|m| m.len() >= AUTO_MIN_BYTES) => default_threads(),
+        _ => 1,
+    }
+}
+
+/// Nobody's packet: a step that only advances time (a skipped packet, a
+/// fragment held, an idle tick).
+const NOBODY: u16 = u16::MAX;
+
+/// One step of the input.
+struct Step {
+    /// Packet time as one pipeline sees it (never going backwards).
+    now: Ts,
+    /// The packet's number (ids of the connections it creates).
+    packet_no: u64,
+    off: u32,
+    len: u32,
+    missing: u32,
+    /// The worker whose packet it is, or [`NOBODY`].
+    owner: u16,
+    /// A datagram reassembled from fragments: IP, no link header.
+    raw_ip: bool,
+}
+
+#[derive(Default)]
+struct Batch {
+    /// Number of the batch's first step.
+    first: u64,
+    steps: Vec<Step>,
+    data: Vec<u8>,
+    /// Steps after which a packet-time tick is due, with its time.
+    ticks: Vec<(u64, Ts)>,
+}
+
+enum Job {
+    Batch(Arc<Batch>),
+    Finish(Ts),
+}
+
+/// A run of a worker's events: `(step, phase, connection id)` and where
+/// it ends in `Output::events`.
+#[derive(Clone, Copy)]
+struct Run {
+    key: (u64, u8, u64),
+    end: usize,
+}
+
+#[derive(Default)]
+struct Output {
+    runs: Vec<Run>,
+    events: Vec<Event>,
+}
+
+/// The worker a connection belongs to, the same for both directions.
+#[inline]
+fn shard(a: Endpoint, b: Endpoint, n: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let key = if a <= b { (a, b) } else { (b, a) };
+    let mut h = rustc_hash::FxHasher::default();
+    key.hash(&mut h);
+    // Mixed again and taken from the high bits: the flow tables index
+    // their buckets with the low bits of the same hash.
+    let x = h.finish().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    ((x * n as u64) >> 32) as usize
+}
+
+/// Closes runs for the events `expire` (or `finish`) pushed since `start`:
+/// what came before the first mark (key log arrivals) as connection 0,
+/// then one run per connection closed.
+fn close_marked(flows: &mut FlowTable, out: &mut Output, start: usize, step: u64, phase: u8) {
+    let Some(marks) = flows.marks.as_mut() else { return };
+    if out.events.len() == start {
+        marks.clear();
+        return;
+    }
+    let first = marks.first().map_or(out.events.len(), |m| m.1);
+    if first > start {
+        out.runs.push(Run { key: (step, phase, 0), end: first });
+    }
+    for (i, &(id, at)) in marks.iter().enumerate() {
+        let end = marks.get(i + 1).map_or(out.events.len(), |m| m.1);
+        if end > at {
+            out.runs.push(Run { key: (step, phase, id), end });
+        }
+    }
+    marks.clear();
+}
+
+fn work(me: u16, linktype: LinkType, mut flows: FlowTable, rx: Receiver<Job>, tx: SyncSender<Output>) -> FlowTable {
+    flows.marks = Some(Vec::new());
+    while let Ok(job) = rx.recv() {
+        let mut out = Output::default();
+        match job {
+            Job::Batch(b) => {
+                for (i, s) in b.steps.iter().enumerate() {
+                    let step = b.first + i as u64;
+                    let start = out.events.len();
+                    flows.expire(s.now, &mut out.events);
+                    close_marked(&mut flows, &mut out, start, step, 0);
+                    if s.owner != me {
+                        continue;
+                    }
+                    let mid = out.events.len();
+                    let data = &b.data[s.off as usize..(s.off + s.len) as usize];
+                    let seg = if s.raw_ip {
+                        decode::decode_ip(data, 0, 0)
+                    } else {
+                        decode::decode(linktype, data, s.missing)
+                    };
+                    if let Ok(seg) = seg {
+                        flows.number_next(s.packet_no);
+                        flows.packet(s.now, &seg, &mut out.events);
+                        if out.events.len() > mid {
+                            out.runs.push(Run { key: (step, 1, 0), end: out.events.len() });
+                        }
+                    }
+                }
+            }
+            Job::Finish(now) => {
+                flows.finish(now, &mut out.events);
+                close_marked(&mut flows, &mut out, 0, u64::MAX, 2);
+            }
+        }
+        if tx.send(out).is_err() {
+            break;
+        }
+    }
+    flows
+}
+
+/// The reader's side: what one pipeline does before the flow table, with
+/// the packet handed to its worker instead.
+struct Reader {
+    n: usize,
+    batch: Batch,
+    next_step: u64,
+    last_tick: Option<Ts>,
+}
+
+impl Reader {
+    fn step(&mut self, p: &mut Pipeline, owner: u16, data: &[u8], missing: u32, raw_ip: bool) {
+        let b = &mut self.batch;
+        let off = b.data.len() as u32;
+        if owner != NOBODY {
+            b.data.extend_from_slice(data);
+        }
+        let now = p.now;
+        b.steps.push(Step {
+            now,
+            packet_no: p.stats.packets,
+            off,
+            len: if owner != NOBODY { data.len() as u32 } else { 0 },
+            missing,
+            owner,
+            raw_ip,
+        });
+        let step = self.next_step;
+        self.next_step += 1;
+        if self.last_tick.is_none_or(|t| now.0 - t.0 >= 1_000_000) {
+            self.last_tick = Some(now);
+            b.ticks.push((step, now));
+        }
+    }
+
+    /// One captured frame: counted and decoded as `Pipeline::packet` does.
+    fn packet(&mut self, p: &mut Pipeline, linktype: LinkType, ts: Ts, data: &[u8], missing: u32) {
+        let st = &mut p.stats;
+        st.packets += 1;
+        st.bytes += data.len() as u64 + missing as u64;
+        if st.first_ts.is_none() {
+            st.first_ts = Some(ts);
+        }
+        st.last_ts = Some(ts);
+        if ts > p.now {
+            p.now = ts;
+        }
+        match decode::decode(linktype, data, missing) {
+            Ok(seg) => {
+                p.stats.tcp_packets += 1;
+                let owner = shard(seg.src, seg.dst, self.n) as u16;
+                self.step(p, owner, data, missing, false);
+            }
+            Err(Skip::IpFragment) => self.fragment(p, linktype, data, missing),
+            Err(skip) => {
+                p.stats.skips[Skip::ALL.iter().position(|s| *s == skip).unwrap_or(0)] += 1;
+                self.step(p, NOBODY, &[], 0, false);
+            }
+        }
+    }
+
+    /// An IP fragment, reassembled here as `Pipeline` does.
+    #[cold]
+    fn fragment(&mut self, p: &mut Pipeline, linktype: LinkType, data: &[u8], missing: u32) {
+        use decode::frag::Outcome;
+        let frag_skip = Skip::ALL.iter().position(|s| *s == Skip::IpFragment).unwrap_or(0);
+        let Ok(ip) = decode::link_payload(linktype, data) else {
+            p.stats.skips[frag_skip] += 1;
+            return;
+        };
+        let cap = (p.flows.budget().buffer_cap() / 4) as usize;
+        let before = p.defrag.held as i64;
+        let outcome = p.defrag.push(p.now, ip, missing, cap);
+        p.flows.charge_buffers(p.defrag.held as i64 - before);
+        p.stats.skips[frag_skip] += p.defrag.take_lost_frames();
+        match outcome {
+            Outcome::Held => self.step(p, NOBODY, &[], 0, false),
+            Outcome::Lost { frames } => {
+                p.stats.skips[frag_skip] += frames;
+                self.step(p, NOBODY, &[], 0, false);
+            }
+            Outcome::Complete(datagram) => match decode::decode_ip(&datagram, 0, 0) {
+                Ok(seg) => {
+                    p.stats.tcp_packets += 1;
+                    let owner = shard(seg.src, seg.dst, self.n) as u16;
+                    self.step(p, owner, &datagram, 0, true);
+                }
+                Err(skip) => {
+                    p.stats.skips[Skip::ALL.iter().position(|s| *s == skip).unwrap_or(0)] += 1;
+                    self.step(p, NOBODY, &[], 0, false);
+                }
+            },
+        }
+    }
+
+    fn take(&mut self) -> Batch {
+        let first = self.next_step;
+        let mut b = std::mem::take(&mut self.batch);
+        b.first = first - b.steps.len() as u64;
+        self.batch.steps.reserve(BATCH);
+        b
+    }
+}
+
+/// Feeds the workers' outputs for one batch to the analysis in one
+/// pipeline's order, with the batch's ticks after their steps.
+fn correlate(p: &mut Pipeline, outs: Vec<Output>, ticks: &[(u64, Ts)]) {
+    let mut runs: Vec<std::iter::Peekable<std::vec::IntoIter<Run>>> = Vec::with_capacity(outs.len());
+    let mut events = Vec::with_capacity(outs.len());
+    let mut at = vec![0usize; outs.len()];
+    for o in outs {
+        runs.push(o.runs.into_iter().peekable());
+        events.push(o.events.into_iter());
+    }
+    let mut t = 0;
+    loop {
+        let mut best: Option<(usize, (u64, u8, u64))> = None;
+        for (w, it) in runs.iter_mut().enumerate() {
+            if let Some(r) = it.peek()
+                && best.is_none_or(|b| r.key < b.1)
+            {
+                best = Some((w, r.key));
+            }
+        }
+        let Some((w, key)) = best else { break };
+        while t < ticks.len() && ticks[t].0 < key.0 {
+            p.analysis.tick(ticks[t].1, &[]);
+            t += 1;
+        }
+        let run = runs[w].next().expect("a run");
+        for ev in events[w].by_ref().take(run.end - at[w]) {
+            p.analysis.event(ev);
+        }
+        at[w] = run.end;
+    }
+    for &(_, now) in &ticks[t..] {
+        p.analysis.tick(now, &[]);
+    }
+}
+
+/// Reads `src` through N workers and one correlator (this thread) into
+/// `sink`, up to the end of input: every connection ended and its events
+/// correlated; `Pipeline::run` then finishes as with one thread.
+pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dyn Sink) -> Result<InputEnd> {
+    let linktype = src.linktype();
+    let limits = Limits { memcap: (p.limits.memcap / n as u64).max(1), ..p.limits };
+    let keys = p.flows.keys().clone();
+    std::thread::scope(|scope| {
+        let mut to = Vec::with_capacity(n);
+        let mut from = Vec::with_capacity(n);
+        let mut handles = Vec::with_capacity(n);
+        for w in 0..n {
+            let (jtx, jrx) = sync_channel::<Job>(IN_FLIGHT + 1);
+            let (otx, orx) = sync_channel::<Output>(IN_FLIGHT + 1);
+            let mut table = FlowTable::new(limits);
+            table.share_keys(keys.clone());
+            let h = std::thread::Builder::new()
+                .name(format!("wstap-worker-{w}"))
+                .spawn_scoped(scope, move || work(w as u16, linktype, table, jrx, otx))
+                .map_err(|e| Error::msg(format!("cannot start a worker thread: {e}")))?;
+            to.push(jtx);
+            from.push(orx);
+            handles.push(h);
+        }
+        let gone = || Error::msg("a worker thread stopped");
+        let mut reader = Reader { n, batch: Batch::default(), next_step: 0, last_tick: None };
+        let mut in_flight: std::collections::VecDeque<Arc<Batch>> = std::collections::VecDeque::new();
+        let collect = |p: &mut Pipeline, b: &Batch, sink: &mut dyn Sink| -> Result<()> {
+            let mut outs = Vec::with_capacity(n);
+            for rx in &from {
+                outs.push(rx.recv().map_err(|_| gone())?);
+            }
+            correlate(p, outs, &b.ticks);
+            p.drain_to(sink)?;
+            Ok(())
+        };
+        let mut ending = InputEnd::Complete;
+        loop {
+            let mut end = false;
+            match src.next_packet()? {
+                Next::Packet(pk) => {
+                    let missing = pk.missing();
+                    reader.packet(p, linktype, pk.ts, pk.data, missing);
+                }
+                Next::Idle(now) => {
+                    if now > p.now {
+                        p.now = now;
+                    }
+                    reader.step(p, NOBODY, &[], 0, false);
+                }
+                Next::End => end = true,
+                Next::Truncated(msg) => {
+                    p.stats.truncated = true;
+                    ending = InputEnd::Truncated(msg);
+                    end = true;
+                }
+                Next::Damaged(msg) => {
+                    p.stats.damaged = true;
+                    ending = InputEnd::Damaged(msg);
+                    end = true;
+                }
+            }
+            let full = reader.batch.steps.len() >= BATCH || reader.batch.data.len() >= BATCH_BYTES;
+            if full || (end && !reader.batch.steps.is_empty()) {
+                let b = Arc::new(reader.take());
+                for tx in &to {
+                    tx.send(Job::Batch(b.clone())).map_err(|_| gone())?;
+                }
+                in_flight.push_back(b);
+                while in_flight.len() > IN_FLIGHT || (end && !in_flight.is_empty()) {
+                    let b = in_flight.pop_front().expect("a batch");
+                    collect(p, &b, sink)?;
+                }
+            }
+            if end {
+                break;
+            }
+        }
+        // The end of input: every worker's live connections, in id order.
+        for tx in &to {
+            tx.send(Job::Finish(p.now)).map_err(|_| gone())?;
+        }
+        collect(p, &Batch::default(), sink)?;
+        drop(to);
+        let mut tables = Vec::with_capacity(n);
+        for h in handles {
+            tables.push(h.join().map_err(|_| Error::msg("a worker thread panicked"))?);
+        }
+        p.flows.absorb(&tables);
+        Ok(ending)
+    })
+}
