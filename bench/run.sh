@@ -9,6 +9,7 @@
 #   SHAPES= bash bench/run.sh                          hostile captures only
 #   HOSTILE=0 bash bench/run.sh                        plaintext shapes only
 #   WSTAP_BEFORE=/path/to/old/wstap bash bench/run.sh  an older build too
+#   THREADS="1 2 4" bash bench/run.sh                   --threads rows (default "1 2")
 #
 # Hostile captures (tests/hostile_gen, examples/hostilegen), the issue's
 # sizes: a million SYNs in 4 s with three real WebSocket sessions through
@@ -38,6 +39,7 @@ cd "$(dirname "$0")/.."
 SIZE=${1:-1000}
 CONC=${2:-3000}
 RUNS=${RUNS:-3}
+THREADS=${THREADS:-1 2}
 OUT=${BENCH_DIR:-/tmp/wstap-bench}
 mkdir -p "$OUT"
 
@@ -125,8 +127,10 @@ report() {
       {
         echo "tcpdump|tcpdump -r $file -w /dev/null"
         echo "read floor (wstap's reader + a BPF filter matching nothing)|$WSTAP -r $file -q udp"
-        echo "wstap (full analysis, summary)|$WSTAP -r $file -q"
-        echo "wstap --json|$WSTAP -r $file --json"
+        echo "wstap (full analysis, summary), 1 thread|$WSTAP -r $file -q --threads 1"
+        for n in $THREADS; do
+          echo "wstap --json, $n thread$([ "$n" = 1 ] || echo s)|$WSTAP -r $file --json --threads $n"
+        done
         if [ -n "$tshark_cmd" ]; then echo "tshark -Y websocket|$tshark_cmd"; fi
       } | report "$label" "$file"
     done

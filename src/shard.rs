@@ -10,7 +10,9 @@
 //! so that the output does not depend on N:
 //!
 //! - The reader (the calling thread) numbers every input step (a packet,
-//!   or an idle tick) and hands batches of them, shared, to every worker.
+//!   or an idle tick), decodes each packet once (the worker gets the TCP
+//!   header's fields and a copy of the payload only), and hands batches
+//!   of steps, shared, to every worker.
 //!   A packet goes to its connection's worker; every worker sees every
 //!   step's time and expires its own connections at the same steps one
 //!   table would (the expiry sweep runs at the same packet-time instants
@@ -47,7 +49,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use crate::capture::{Next, PacketSource};
-use crate::decode::{self, LinkType, Skip};
+use crate::decode::{self, LinkType, Segment, Skip};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::flow::key::Endpoint;
@@ -86,23 +88,20 @@ pub fn default_threads_for(read: Option<&str>) -> usize {
     }
 }
 
-/// Nobody's packet: a step that only advances time (a skipped packet, a
-/// fragment held, an idle tick).
-const NOBODY: u16 = u16::MAX;
-
 /// One step of the input.
 struct Step {
     /// Packet time as one pipeline sees it (never going backwards).
     now: Ts,
     /// The packet's number (ids of the connections it creates).
     packet_no: u64,
+    /// The TCP segment, decoded by the reader (decoded once), its payload
+    /// at `off..off + len` of the batch's data; `None`: a step that only
+    /// advances time (a skipped packet, a fragment held, an idle tick).
+    seg: Option<Segment<'static>>,
     off: u32,
     len: u32,
-    missing: u32,
-    /// The worker whose packet it is, or [`NOBODY`].
+    /// The worker whose packet it is.
     owner: u16,
-    /// A datagram reassembled from fragments: IP, no link header.
-    raw_ip: bool,
 }
 
 #[derive(Default)]
@@ -134,17 +133,26 @@ struct Output {
     events: Vec<Event>,
 }
 
-/// The worker a connection belongs to, the same for both directions.
+/// The worker a connection belongs to, the same for both directions: a
+/// hash of the sums of the two ends' addresses and ports (symmetric
+/// without sorting them), mixed and taken from the high bits (the flow
+/// tables index their buckets with the low bits of their own hash).
 #[inline]
 fn shard(a: Endpoint, b: Endpoint, n: usize) -> usize {
-    use std::hash::{Hash, Hasher};
-    let key = if a <= b { (a, b) } else { (b, a) };
-    let mut h = rustc_hash::FxHasher::default();
-    key.hash(&mut h);
-    // Mixed again and taken from the high bits: the flow tables index
-    // their buckets with the low bits of the same hash.
-    let x = h.finish().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
-    ((x * n as u64) >> 32) as usize
+    #[inline(always)]
+    fn word(e: Endpoint) -> u64 {
+        match e.ip {
+            std::net::IpAddr::V4(v) => v.to_bits() as u64,
+            std::net::IpAddr::V6(v) => {
+                let x = v.to_bits();
+                (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
+            }
+        }
+    }
+    let ips = word(a).wrapping_add(word(b));
+    let ports = a.port as u64 + b.port as u64;
+    let x = (ips ^ ports.wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    (((x >> 32) * n as u64) >> 32) as usize
 }
 
 /// Closes runs for the events `expire` (or `finish`) pushed since `start`:
@@ -169,10 +177,17 @@ fn close_marked(flows: &mut FlowTable, out: &mut Output, start: usize, step: u64
     marks.clear();
 }
 
-fn work(me: u16, linktype: LinkType, mut flows: FlowTable, rx: Receiver<Job>, tx: SyncSender<Output>) -> FlowTable {
+fn work(
+    me: u16,
+    mut flows: FlowTable,
+    rx: Receiver<Job>,
+    tx: SyncSender<Output>,
+    spare: Receiver<Output>,
+) -> FlowTable {
     flows.marks = Some(Vec::new());
     while let Ok(job) = rx.recv() {
-        let mut out = Output::default();
+        // The vectors of an output the correlator is done with.
+        let mut out = spare.try_recv().unwrap_or_default();
         match job {
             Job::Batch(b) => {
                 for (i, s) in b.steps.iter().enumerate() {
@@ -180,22 +195,13 @@ fn work(me: u16, linktype: LinkType, mut flows: FlowTable, rx: Receiver<Job>, tx
                     let start = out.events.len();
                     flows.expire(s.now, &mut out.events);
                     close_marked(&mut flows, &mut out, start, step, 0);
-                    if s.owner != me {
-                        continue;
-                    }
+                    let Some(head) = s.seg.filter(|_| s.owner == me) else { continue };
                     let mid = out.events.len();
-                    let data = &b.data[s.off as usize..(s.off + s.len) as usize];
-                    let seg = if s.raw_ip {
-                        decode::decode_ip(data, 0, 0)
-                    } else {
-                        decode::decode(linktype, data, s.missing)
-                    };
-                    if let Ok(seg) = seg {
-                        flows.number_next(s.packet_no);
-                        flows.packet(s.now, &seg, &mut out.events);
-                        if out.events.len() > mid {
-                            out.runs.push(Run { key: (step, 1, 0), end: out.events.len() });
-                        }
+                    let seg = Segment { payload: &b.data[s.off as usize..(s.off + s.len) as usize], ..head };
+                    flows.number_next(s.packet_no);
+                    flows.packet(s.now, &seg, &mut out.events);
+                    if out.events.len() > mid {
+                        out.runs.push(Run { key: (step, 1, 0), end: out.events.len() });
                     }
                 }
             }
@@ -216,27 +222,26 @@ fn work(me: u16, linktype: LinkType, mut flows: FlowTable, rx: Receiver<Job>, tx
 struct Reader {
     n: usize,
     batch: Batch,
+    /// A correlated batch's buffers, for the next.
+    spare: Option<Batch>,
     next_step: u64,
     last_tick: Option<Ts>,
 }
 
 impl Reader {
-    fn step(&mut self, p: &mut Pipeline, owner: u16, data: &[u8], missing: u32, raw_ip: bool) {
+    fn step(&mut self, p: &mut Pipeline, seg: Option<&Segment<'_>>) {
         let b = &mut self.batch;
         let off = b.data.len() as u32;
-        if owner != NOBODY {
-            b.data.extend_from_slice(data);
-        }
+        let (head, len, owner) = match seg {
+            Some(seg) => {
+                b.data.extend_from_slice(seg.payload);
+                let head = Segment { payload: &[], ..*seg };
+                (Some(head), seg.payload.len() as u32, shard(seg.src, seg.dst, self.n) as u16)
+            }
+            None => (None, 0, 0),
+        };
         let now = p.now;
-        b.steps.push(Step {
-            now,
-            packet_no: p.stats.packets,
-            off,
-            len: if owner != NOBODY { data.len() as u32 } else { 0 },
-            missing,
-            owner,
-            raw_ip,
-        });
+        b.steps.push(Step { now, packet_no: p.stats.packets, seg: head, off, len, owner });
         let step = self.next_step;
         self.next_step += 1;
         if self.last_tick.is_none_or(|t| now.0 - t.0 >= 1_000_000) {
@@ -260,13 +265,12 @@ impl Reader {
         match decode::decode(linktype, data, missing) {
             Ok(seg) => {
                 p.stats.tcp_packets += 1;
-                let owner = shard(seg.src, seg.dst, self.n) as u16;
-                self.step(p, owner, data, missing, false);
+                self.step(p, Some(&seg));
             }
             Err(Skip::IpFragment) => self.fragment(p, linktype, data, missing),
             Err(skip) => {
                 p.stats.skips[Skip::ALL.iter().position(|s| *s == skip).unwrap_or(0)] += 1;
-                self.step(p, NOBODY, &[], 0, false);
+                self.step(p, None);
             }
         }
     }
@@ -286,20 +290,19 @@ impl Reader {
         p.flows.charge_buffers(p.defrag.held as i64 - before);
         p.stats.skips[frag_skip] += p.defrag.take_lost_frames();
         match outcome {
-            Outcome::Held => self.step(p, NOBODY, &[], 0, false),
+            Outcome::Held => self.step(p, None),
             Outcome::Lost { frames } => {
                 p.stats.skips[frag_skip] += frames;
-                self.step(p, NOBODY, &[], 0, false);
+                self.step(p, None);
             }
             Outcome::Complete(datagram) => match decode::decode_ip(&datagram, 0, 0) {
                 Ok(seg) => {
                     p.stats.tcp_packets += 1;
-                    let owner = shard(seg.src, seg.dst, self.n) as u16;
-                    self.step(p, owner, &datagram, 0, true);
+                    self.step(p, Some(&seg));
                 }
                 Err(skip) => {
                     p.stats.skips[Skip::ALL.iter().position(|s| *s == skip).unwrap_or(0)] += 1;
-                    self.step(p, NOBODY, &[], 0, false);
+                    self.step(p, None);
                 }
             },
         }
@@ -307,22 +310,22 @@ impl Reader {
 
     fn take(&mut self) -> Batch {
         let first = self.next_step;
-        let mut b = std::mem::take(&mut self.batch);
+        let next = self.spare.take().unwrap_or_default();
+        let mut b = std::mem::replace(&mut self.batch, next);
         b.first = first - b.steps.len() as u64;
-        self.batch.steps.reserve(BATCH);
         b
     }
 }
 
 /// Feeds the workers' outputs for one batch to the analysis in one
 /// pipeline's order, with the batch's ticks after their steps.
-fn correlate(p: &mut Pipeline, outs: Vec<Output>, ticks: &[(u64, Ts)]) {
-    let mut runs: Vec<std::iter::Peekable<std::vec::IntoIter<Run>>> = Vec::with_capacity(outs.len());
+fn correlate(p: &mut Pipeline, outs: &mut [Output], ticks: &[(u64, Ts)]) {
+    let mut runs: Vec<std::iter::Peekable<std::slice::Iter<'_, Run>>> = Vec::with_capacity(outs.len());
     let mut events = Vec::with_capacity(outs.len());
     let mut at = vec![0usize; outs.len()];
-    for o in outs {
-        runs.push(o.runs.into_iter().peekable());
-        events.push(o.events.into_iter());
+    for o in outs.iter_mut() {
+        runs.push(o.runs.iter().peekable());
+        events.push(o.events.drain(..));
     }
     let mut t = 0;
     loop {
@@ -339,14 +342,18 @@ fn correlate(p: &mut Pipeline, outs: Vec<Output>, ticks: &[(u64, Ts)]) {
             p.analysis.tick(ticks[t].1, &[]);
             t += 1;
         }
-        let run = runs[w].next().expect("a run");
+        let run = *runs[w].next().expect("a run");
         for ev in events[w].by_ref().take(run.end - at[w]) {
             p.analysis.event(ev);
         }
         at[w] = run.end;
     }
+    drop(events);
     for &(_, now) in &ticks[t..] {
         p.analysis.tick(now, &[]);
+    }
+    for o in outs.iter_mut() {
+        o.runs.clear();
     }
 }
 
@@ -360,29 +367,36 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
     std::thread::scope(|scope| {
         let mut to = Vec::with_capacity(n);
         let mut from = Vec::with_capacity(n);
+        let mut spares = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for w in 0..n {
             let (jtx, jrx) = sync_channel::<Job>(IN_FLIGHT + 1);
             let (otx, orx) = sync_channel::<Output>(IN_FLIGHT + 1);
+            let (stx, srx) = sync_channel::<Output>(2);
             let mut table = FlowTable::new(limits);
             table.share_keys(keys.clone());
             let h = std::thread::Builder::new()
                 .name(format!("wstap-worker-{w}"))
-                .spawn_scoped(scope, move || work(w as u16, linktype, table, jrx, otx))
+                .spawn_scoped(scope, move || work(w as u16, table, jrx, otx, srx))
                 .map_err(|e| Error::msg(format!("cannot start a worker thread: {e}")))?;
             to.push(jtx);
             from.push(orx);
+            spares.push(stx);
             handles.push(h);
         }
         let gone = || Error::msg("a worker thread stopped");
-        let mut reader = Reader { n, batch: Batch::default(), next_step: 0, last_tick: None };
+        let mut reader = Reader { n, batch: Batch::default(), spare: None, next_step: 0, last_tick: None };
         let mut in_flight: std::collections::VecDeque<Arc<Batch>> = std::collections::VecDeque::new();
         let collect = |p: &mut Pipeline, b: &Batch, sink: &mut dyn Sink| -> Result<()> {
             let mut outs = Vec::with_capacity(n);
             for rx in &from {
                 outs.push(rx.recv().map_err(|_| gone())?);
             }
-            correlate(p, outs, &b.ticks);
+            correlate(p, &mut outs, &b.ticks);
+            // The vectors go back to their workers (dropped when they have one).
+            for (o, tx) in outs.into_iter().zip(&spares) {
+                let _ = tx.try_send(o);
+            }
             p.drain_to(sink)?;
             Ok(())
         };
@@ -398,7 +412,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                     if now > p.now {
                         p.now = now;
                     }
-                    reader.step(p, NOBODY, &[], 0, false);
+                    reader.step(p, None);
                 }
                 Next::End => end = true,
                 Next::Truncated(msg) => {
@@ -422,6 +436,15 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                 while in_flight.len() > IN_FLIGHT || (end && !in_flight.is_empty()) {
                     let b = in_flight.pop_front().expect("a batch");
                     collect(p, &b, sink)?;
+                    // Workers are done with it: its buffers hold the next.
+                    if let Ok(mut old) = Arc::try_unwrap(b)
+                        && reader.spare.is_none()
+                    {
+                        old.steps.clear();
+                        old.data.clear();
+                        old.ticks.clear();
+                        reader.spare = Some(old);
+                    }
                 }
             }
             if end {
