@@ -7,7 +7,10 @@
 //! table and parsers and emits events. Correlation, detectors and sinks
 //! stay on one thread (the calling one), fed with the workers' events
 //! merged into exactly the order one flow table would have produced them,
-//! so that the output does not depend on N:
+//! so that the output does not depend on N. Four stages: the reader (the
+//! calling thread, which also writes the records to the sinks), N
+//! workers, and the correlator thread (correlation, detectors, records
+//! redacted):
 //!
 //! - The reader (the calling thread) numbers every input step (a packet,
 //!   or an idle tick), decodes each packet once (the worker gets the TCP
@@ -48,6 +51,7 @@
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
+use crate::analysis::Analysis;
 use crate::capture::{Next, PacketSource};
 use crate::decode::{self, LinkType, Segment, Skip};
 use crate::error::{Error, Result};
@@ -55,6 +59,7 @@ use crate::event::Event;
 use crate::flow::key::Endpoint;
 use crate::flow::{FlowTable, Limits};
 use crate::pipeline::{InputEnd, Pipeline};
+use crate::record::Record;
 use crate::sink::Sink;
 use crate::time::Ts;
 
@@ -219,6 +224,14 @@ fn work(
 
 /// The reader's side: what one pipeline does before the flow table, with
 /// the packet handed to its worker instead.
+/// What of the pipeline the reader uses (the correlator has the rest).
+struct Front<'a> {
+    stats: &'a mut crate::pipeline::PacketStats,
+    defrag: &'a mut decode::frag::Defrag,
+    flows: &'a mut FlowTable,
+    now: &'a mut Ts,
+}
+
 struct Reader {
     n: usize,
     batch: Batch,
@@ -229,7 +242,7 @@ struct Reader {
 }
 
 impl Reader {
-    fn step(&mut self, p: &mut Pipeline, seg: Option<&Segment<'_>>) {
+    fn step(&mut self, p: &mut Front<'_>, seg: Option<&Segment<'_>>) {
         let b = &mut self.batch;
         let off = b.data.len() as u32;
         let (head, len, owner) = match seg {
@@ -240,7 +253,7 @@ impl Reader {
             }
             None => (None, 0, 0),
         };
-        let now = p.now;
+        let now = *p.now;
         b.steps.push(Step { now, packet_no: p.stats.packets, seg: head, off, len, owner });
         let step = self.next_step;
         self.next_step += 1;
@@ -251,16 +264,16 @@ impl Reader {
     }
 
     /// One captured frame: counted and decoded as `Pipeline::packet` does.
-    fn packet(&mut self, p: &mut Pipeline, linktype: LinkType, ts: Ts, data: &[u8], missing: u32) {
-        let st = &mut p.stats;
+    fn packet(&mut self, p: &mut Front<'_>, linktype: LinkType, ts: Ts, data: &[u8], missing: u32) {
+        let st = &mut *p.stats;
         st.packets += 1;
         st.bytes += data.len() as u64 + missing as u64;
         if st.first_ts.is_none() {
             st.first_ts = Some(ts);
         }
         st.last_ts = Some(ts);
-        if ts > p.now {
-            p.now = ts;
+        if ts > *p.now {
+            *p.now = ts;
         }
         match decode::decode(linktype, data, missing) {
             Ok(seg) => {
@@ -277,7 +290,7 @@ impl Reader {
 
     /// An IP fragment, reassembled here as `Pipeline` does.
     #[cold]
-    fn fragment(&mut self, p: &mut Pipeline, linktype: LinkType, data: &[u8], missing: u32) {
+    fn fragment(&mut self, p: &mut Front<'_>, linktype: LinkType, data: &[u8], missing: u32) {
         use decode::frag::Outcome;
         let frag_skip = Skip::ALL.iter().position(|s| *s == Skip::IpFragment).unwrap_or(0);
         let Ok(ip) = decode::link_payload(linktype, data) else {
@@ -286,7 +299,7 @@ impl Reader {
         };
         let cap = (p.flows.budget().buffer_cap() / 4) as usize;
         let before = p.defrag.held as i64;
-        let outcome = p.defrag.push(p.now, ip, missing, cap);
+        let outcome = p.defrag.push(*p.now, ip, missing, cap);
         p.flows.charge_buffers(p.defrag.held as i64 - before);
         p.stats.skips[frag_skip] += p.defrag.take_lost_frames();
         match outcome {
@@ -319,7 +332,7 @@ impl Reader {
 
 /// Feeds the workers' outputs for one batch to the analysis in one
 /// pipeline's order, with the batch's ticks after their steps.
-fn correlate(p: &mut Pipeline, outs: &mut [Output], ticks: &[(u64, Ts)]) {
+fn correlate(analysis: &mut Analysis, outs: &mut [Output], ticks: &[(u64, Ts)]) {
     let mut runs: Vec<std::iter::Peekable<std::slice::Iter<'_, Run>>> = Vec::with_capacity(outs.len());
     let mut events = Vec::with_capacity(outs.len());
     let mut at = vec![0usize; outs.len()];
@@ -339,18 +352,18 @@ fn correlate(p: &mut Pipeline, outs: &mut [Output], ticks: &[(u64, Ts)]) {
         }
         let Some((w, key)) = best else { break };
         while t < ticks.len() && ticks[t].0 < key.0 {
-            p.analysis.tick(ticks[t].1, &[]);
+            analysis.tick(ticks[t].1, &[]);
             t += 1;
         }
         let run = *runs[w].next().expect("a run");
         for ev in events[w].by_ref().take(run.end - at[w]) {
-            p.analysis.event(ev);
+            analysis.event(ev);
         }
         at[w] = run.end;
     }
     drop(events);
     for &(_, now) in &ticks[t..] {
-        p.analysis.tick(now, &[]);
+        analysis.tick(now, &[]);
     }
     for o in outs.iter_mut() {
         o.runs.clear();
@@ -364,6 +377,9 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
     let linktype = src.linktype();
     let limits = Limits { memcap: (p.limits.memcap / n as u64).max(1), ..p.limits };
     let keys = p.flows.keys().clone();
+    let redact = p.redactor();
+    let Pipeline { analysis, stats, defrag, flows, now, .. } = p;
+    let mut front = Front { stats, defrag, flows, now };
     std::thread::scope(|scope| {
         let mut to = Vec::with_capacity(n);
         let mut from = Vec::with_capacity(n);
@@ -384,20 +400,57 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
             spares.push(stx);
             handles.push(h);
         }
+        // The correlator: the workers' outputs for each batch merged into
+        // the analysis, its records (redacted) back to this thread, which
+        // writes them (formatting records is a quarter of the serial work).
+        let (ctx, crx) = sync_channel::<Option<Arc<Batch>>>(IN_FLIGHT + 2);
+        let (rtx, rrx) = sync_channel::<(Vec<Record>, Option<Arc<Batch>>)>(IN_FLIGHT + 2);
+        let correlator = std::thread::Builder::new()
+            .name("wstap-correlator".into())
+            .spawn_scoped(scope, move || {
+                while let Ok(b) = crx.recv() {
+                    let mut outs = Vec::with_capacity(n);
+                    for rx in &from {
+                        let Ok(o) = rx.recv() else { return };
+                        outs.push(o);
+                    }
+                    correlate(analysis, &mut outs, b.as_ref().map_or(&[], |b| &b.ticks));
+                    // The vectors go back to their workers (dropped when they have one).
+                    for (o, tx) in outs.into_iter().zip(&spares) {
+                        let _ = tx.try_send(o);
+                    }
+                    let mut records: Vec<Record> =
+                        if analysis.has_output() { analysis.drain().collect() } else { Vec::new() };
+                    if redact.enabled {
+                        for r in &mut records {
+                            crate::redact::record(r);
+                        }
+                    }
+                    let last = b.is_none();
+                    if rtx.send((records, b)).is_err() || last {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::msg(format!("cannot start the correlator thread: {e}")))?;
         let gone = || Error::msg("a worker thread stopped");
         let mut reader = Reader { n, batch: Batch::default(), spare: None, next_step: 0, last_tick: None };
-        let mut in_flight: std::collections::VecDeque<Arc<Batch>> = std::collections::VecDeque::new();
-        let collect = |p: &mut Pipeline, b: &Batch, sink: &mut dyn Sink| -> Result<()> {
-            let mut outs = Vec::with_capacity(n);
-            for rx in &from {
-                outs.push(rx.recv().map_err(|_| gone())?);
+        let mut in_flight = 0usize;
+        let write = |reader: &mut Reader, sink: &mut dyn Sink| -> Result<()> {
+            let (records, b) = rrx.recv().map_err(|_| gone())?;
+            for r in &records {
+                sink.record(r)?;
             }
-            correlate(p, &mut outs, &b.ticks);
-            // The vectors go back to their workers (dropped when they have one).
-            for (o, tx) in outs.into_iter().zip(&spares) {
-                let _ = tx.try_send(o);
+            // Workers and correlator are done with it: its buffers hold the next.
+            if let Some(b) = b
+                && let Ok(mut old) = Arc::try_unwrap(b)
+                && reader.spare.is_none()
+            {
+                old.steps.clear();
+                old.data.clear();
+                old.ticks.clear();
+                reader.spare = Some(old);
             }
-            p.drain_to(sink)?;
             Ok(())
         };
         let mut ending = InputEnd::Complete;
@@ -406,22 +459,22 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
             match src.next_packet()? {
                 Next::Packet(pk) => {
                     let missing = pk.missing();
-                    reader.packet(p, linktype, pk.ts, pk.data, missing);
+                    reader.packet(&mut front, linktype, pk.ts, pk.data, missing);
                 }
-                Next::Idle(now) => {
-                    if now > p.now {
-                        p.now = now;
+                Next::Idle(t) => {
+                    if t > *front.now {
+                        *front.now = t;
                     }
-                    reader.step(p, None);
+                    reader.step(&mut front, None);
                 }
                 Next::End => end = true,
                 Next::Truncated(msg) => {
-                    p.stats.truncated = true;
+                    front.stats.truncated = true;
                     ending = InputEnd::Truncated(msg);
                     end = true;
                 }
                 Next::Damaged(msg) => {
-                    p.stats.damaged = true;
+                    front.stats.damaged = true;
                     ending = InputEnd::Damaged(msg);
                     end = true;
                 }
@@ -432,19 +485,11 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                 for tx in &to {
                     tx.send(Job::Batch(b.clone())).map_err(|_| gone())?;
                 }
-                in_flight.push_back(b);
-                while in_flight.len() > IN_FLIGHT || (end && !in_flight.is_empty()) {
-                    let b = in_flight.pop_front().expect("a batch");
-                    collect(p, &b, sink)?;
-                    // Workers are done with it: its buffers hold the next.
-                    if let Ok(mut old) = Arc::try_unwrap(b)
-                        && reader.spare.is_none()
-                    {
-                        old.steps.clear();
-                        old.data.clear();
-                        old.ticks.clear();
-                        reader.spare = Some(old);
-                    }
+                ctx.send(Some(b)).map_err(|_| gone())?;
+                in_flight += 1;
+                while in_flight > IN_FLIGHT {
+                    write(&mut reader, sink)?;
+                    in_flight -= 1;
                 }
             }
             if end {
@@ -453,15 +498,20 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
         }
         // The end of input: every worker's live connections, in id order.
         for tx in &to {
-            tx.send(Job::Finish(p.now)).map_err(|_| gone())?;
+            tx.send(Job::Finish(*front.now)).map_err(|_| gone())?;
         }
-        collect(p, &Batch::default(), sink)?;
+        ctx.send(None).map_err(|_| gone())?;
+        for _ in 0..=in_flight {
+            write(&mut reader, sink)?;
+        }
         drop(to);
+        drop(ctx);
+        correlator.join().map_err(|_| Error::msg("the correlator thread panicked"))?;
         let mut tables = Vec::with_capacity(n);
         for h in handles {
             tables.push(h.join().map_err(|_| Error::msg("a worker thread panicked"))?);
         }
-        p.flows.absorb(&tables);
+        front.flows.absorb(&tables);
         Ok(ending)
     })
 }
