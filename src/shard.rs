@@ -4,13 +4,12 @@
 //! TLS / HTTP/2 parsers) is spread over N workers by a symmetric hash of
 //! the connection's 4-tuple: both directions of a connection, and every
 //! reuse of its 4-tuple, land on the same worker, which owns its flow
-//! table and parsers and emits events. Correlation, detectors and sinks
-//! stay on one thread (the calling one), fed with the workers' events
-//! merged into exactly the order one flow table would have produced them,
-//! so that the output does not depend on N. Four stages: the reader (the
-//! calling thread, which also writes the records to the sinks), N
-//! workers, and the correlator thread (correlation, detectors, records
-//! redacted):
+//! table and parsers and emits events. Correlation and detectors stay on
+//! one thread (the correlator), fed with the workers' events merged into
+//! exactly the order one flow table would have produced them, so that the
+//! output does not depend on N. Three stages: the reader (the calling
+//! thread, which also writes the correlator's records to the sinks), N
+//! workers, and the correlator (correlation, detectors, records redacted):
 //!
 //! - The reader (the calling thread) numbers every input step (a packet,
 //!   or an idle tick), decodes each packet once (the worker gets the TCP
@@ -33,13 +32,14 @@
 //!   times and run after the events of their step, as in one thread.
 //!
 //! The watermark that says what is safe to release is the batch: a batch
-//! is correlated once every worker has returned its part, and batches are
-//! correlated in input order (at most [`IN_FLIGHT`] ahead of the reader).
+//! is correlated once every worker has returned its part (every worker
+//! has passed its last step), and batches are correlated in input order,
+//! at most [`IN_FLIGHT`] behind the reader.
 //!
 //! Memory: each worker's table has `--memcap / N` (connections, state and
 //! buffers each get their share of that, as one table's do); the records
-//! held for time order and IP fragments stay with the calling thread, at
-//! the shares one table gives them; the batches in flight and the one being
+//! held for time order (correlator) and IP fragments (reader) are bounded
+//! by the shares one table gives them; the batches in flight and the one being
 //! filled hold at most `(IN_FLIGHT + 2) x BATCH_BYTES` (1.5 MiB) of packets
 //! besides, and their events.
 //!
