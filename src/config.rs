@@ -193,6 +193,11 @@ impl Analysis {
                     crate::shard::MAX_THREADS
                 )));
             }
+            Some(n) if n > 1 && (args.interface.is_some() || args.tui) => {
+                return Err(Error::usage(format!(
+                    "--threads {n}: live capture and the dashboard analyse on one thread; --threads is for capture files (-r)"
+                )));
+            }
             Some(n) => n,
             None => crate::shard::default_threads_for(args.read.as_deref()),
         };
@@ -206,7 +211,7 @@ impl Analysis {
             live: args.interface.is_some(),
             memcap,
             keylogs: args.keylog.clone(),
-            threads: if args.interface.is_some() { 1 } else { threads },
+            threads: if args.interface.is_some() || args.tui { 1 } else { threads },
         })
     }
 }
@@ -348,6 +353,9 @@ mod tests {
         assert!(err(&["-r", "x", "--memcap", "lots"]).starts_with("--memcap lots"), "{}", err(&["--memcap", "lots"]));
         assert_eq!(err(&["-q"]), "no input: use -r FILE (or -r - for standard input) or -i IFACE; see --help");
         assert_eq!(err(&["--tui", "-Z", "root"]), "--tui needs an input: -r FILE or -i IFACE");
+        assert!(err(&["-i", "lo", "-Z", "root", "--threads", "2"]).starts_with("--threads 2: live capture"));
+        assert!(err(&["-r", "x", "--tui", "--threads", "4"]).starts_with("--threads 4: live capture"));
+        assert!(err(&["-r", "x", "--threads", "65"]).starts_with("invalid --threads 65"));
         assert_eq!(
             err(&["--tui", "-r", "x", "-Z", "root", "--replay", "0"]),
             "invalid --replay 0: expected a speed factor > 0 (1 = real time)"
