@@ -9,6 +9,7 @@
 #   SHAPES= bash bench/run.sh                          hostile captures only
 #   HOSTILE=0 bash bench/run.sh                        plaintext shapes only
 #   WSTAP_BEFORE=/path/to/old/wstap bash bench/run.sh  an older build too
+#   THREADS="1 2 4" bash bench/run.sh                   --threads rows (default "1 2")
 #
 # Hostile captures (tests/hostile_gen, examples/hostilegen), the issue's
 # sizes: a million SYNs in 4 s with three real WebSocket sessions through
@@ -25,6 +26,11 @@
 #                             (the hardest case: most packets per byte)
 #   nginx-bench-uncompressed  200-byte messages, ~230-byte packets (the shape
 #                             of the reference capture in the engine issue)
+#   nginx-healthy             many short sessions: 3 WebSocket sessions of
+#                             0.3 s and 10 plain requests per 3 s copy (about
+#                             75,000 sessions per GB): what a capture's length
+#                             would make memory grow with if closed sessions
+#                             were kept
 # A second file a tenth of the size shows whether memory stays flat as the
 # input grows. Reports ratios: the machine is shared and noisy, absolute
 # times are not the point.
@@ -33,6 +39,7 @@ cd "$(dirname "$0")/.."
 SIZE=${1:-1000}
 CONC=${2:-3000}
 RUNS=${RUNS:-3}
+THREADS=${THREADS:-1 2}
 OUT=${BENCH_DIR:-/tmp/wstap-bench}
 mkdir -p "$OUT"
 
@@ -63,7 +70,7 @@ if [ "$HOSTILE" != 0 ]; then
 fi
 
 small=$((SIZE / 10))
-SHAPES=${SHAPES:-nginx-bench nginx-bench-uncompressed}
+SHAPES=${SHAPES:-nginx-bench nginx-bench-uncompressed nginx-healthy}
 for shape in $SHAPES; do
   [ -s "$OUT/$shape.big.pcap" ] && [ "$(cat "$OUT/$shape.args" 2>/dev/null)" = "$SIZE $CONC" ] || {
     "$GEN" "captures/$shape.pcap" "$OUT/$shape.big.pcap" "$SIZE" "$CONC"
@@ -120,8 +127,10 @@ report() {
       {
         echo "tcpdump|tcpdump -r $file -w /dev/null"
         echo "read floor (wstap's reader + a BPF filter matching nothing)|$WSTAP -r $file -q udp"
-        echo "wstap (full analysis, summary)|$WSTAP -r $file -q"
-        echo "wstap --json|$WSTAP -r $file --json"
+        echo "wstap (full analysis, summary), 1 thread|$WSTAP -r $file -q --threads 1"
+        for n in $THREADS; do
+          echo "wstap --json, $n thread$([ "$n" = 1 ] || echo s)|$WSTAP -r $file --json --threads $n"
+        done
         if [ -n "$tshark_cmd" ]; then echo "tshark -Y websocket|$tshark_cmd"; fi
       } | report "$label" "$file"
     done

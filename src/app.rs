@@ -32,7 +32,8 @@ pub fn pipeline(cfg: &Analysis) -> Result<Pipeline> {
         live: cfg.live,
     };
     let limits = Limits { verbose: cfg.verbose, memcap: cfg.memcap, ..Limits::default() };
-    let p = Pipeline::new(correlate, detectors(cfg), limits);
+    let mut p = Pipeline::new(correlate, detectors(cfg), limits);
+    p.threads = if cfg.live { 1 } else { cfg.threads };
     load_keys(cfg, p.keys())?;
     Ok(p)
 }

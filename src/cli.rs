@@ -212,6 +212,13 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", help_heading = "Analysis")]
     pub memcap: Option<String>,
 
+    /// Threads for the per-packet work on capture files: connections are
+    /// spread over N workers, correlation stays on one; the output does not
+    /// depend on N. Default: the available cores (at most 8) for files of
+    /// 64 MiB or more, else 1 (one thread). Live capture uses one.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
     /// Print the man page or a shell completion script (made from these options) and exit.
     #[arg(long, value_enum, value_name = "WHAT")]
     pub generate: Option<crate::generate::Generate>,

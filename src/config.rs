@@ -88,6 +88,9 @@ pub struct Analysis {
     pub memcap: u64,
     /// `--keylog` files.
     pub keylogs: Vec<String>,
+    /// `--threads`: flow-sharded workers for capture files (live capture
+    /// and the dashboard use one thread).
+    pub threads: usize,
 }
 
 /// Lines on standard output.
@@ -343,6 +346,21 @@ impl Analysis {
             Some(m) => crate::budget::parse_size(m).map_err(Error::Usage)?,
             None => crate::budget::DEFAULT_MEMCAP,
         };
+        let threads = match args.threads {
+            Some(n) if !(1..=crate::shard::MAX_THREADS).contains(&n) => {
+                return Err(Error::usage(format!(
+                    "invalid --threads {n}: expected 1 to {}",
+                    crate::shard::MAX_THREADS
+                )));
+            }
+            Some(n) if n > 1 && (args.interface.is_some() || args.tui) => {
+                return Err(Error::usage(format!(
+                    "--threads {n}: live capture and the dashboard analyse on one thread; --threads is for capture files (-r)"
+                )));
+            }
+            Some(n) => n,
+            None => crate::shard::default_threads_for(args.read.as_deref()),
+        };
         Ok(Analysis {
             // -A and -X print the HTTP messages' heads: they need them made.
             verbose: args.verbose > 0 || args.ascii || args.hex,
@@ -354,6 +372,7 @@ impl Analysis {
             live: args.interface.is_some(),
             memcap,
             keylogs: args.keylog.clone(),
+            threads: if args.interface.is_some() || args.tui { 1 } else { threads },
         })
     }
 }
@@ -529,6 +548,9 @@ mod tests {
             err(&["--tui", "-Z", "root"]),
             "--tui needs an input: -r FILE or -i IFACE (-i any sees both hops of a proxy)"
         );
+        assert!(err(&["-i", "lo", "-Z", "root", "--threads", "2"]).starts_with("--threads 2: live capture"));
+        assert!(err(&["-r", "x", "--tui", "--threads", "4"]).starts_with("--threads 4: live capture"));
+        assert!(err(&["-r", "x", "--threads", "65"]).starts_with("invalid --threads 65"));
         assert_eq!(
             err(&["--tui", "-r", "x", "-Z", "root", "--replay", "0"]),
             "invalid --replay 0: expected a speed factor > 0 (1 = real time)"

@@ -44,7 +44,12 @@ pub struct Pipeline {
     events: Vec<Event>,
     pub stats: PacketStats,
     /// Packet time never goes backwards for expiry (merged captures can).
-    now: Ts,
+    pub(crate) now: Ts,
+    /// The flow table's limits (the workers' tables are made with them).
+    pub(crate) limits: Limits,
+    /// Flow-sharded workers for capture files (`--threads`; 1: this
+    /// thread does everything).
+    pub threads: usize,
     /// Secrets are masked in every record before it reaches a sink.
     redact: crate::redact::Redactor,
     /// Live capture on the command line: say on stderr, while it happens,
@@ -59,6 +64,7 @@ impl Pipeline {
     pub fn new(cfg: Config, detectors: Detectors, limits: Limits) -> Pipeline {
         let redact = cfg.redact;
         let flows = FlowTable::new(limits);
+        let threads = 1;
         let mut analysis = Analysis::new(cfg, detectors);
         // Records held for time order: a quarter of the buffers' share.
         analysis.set_output_cap((flows.budget().buffer_cap() / 4) as usize);
@@ -73,6 +79,8 @@ impl Pipeline {
             events: Vec::with_capacity(64),
             stats: PacketStats::default(),
             now: Ts::ZERO,
+            limits,
+            threads,
         }
     }
 
@@ -89,6 +97,7 @@ impl Pipeline {
         if ts > self.now {
             self.now = ts;
         }
+        self.flows.number_next(st.packets);
         match decode::decode(linktype, data, missing) {
             Ok(seg) => {
                 st.tcp_packets += 1;
@@ -369,6 +378,10 @@ impl Pipeline {
     /// not an error here: everything before the cut or the damage is
     /// analysed, open sessions are ended and the summary is written.
     pub fn run(&mut self, src: &mut dyn PacketSource, sink: &mut dyn Sink) -> Result<InputEnd> {
+        if self.threads > 1 {
+            let ending = crate::shard::run(self, self.threads, src, sink)?;
+            return self.end_run(src, sink, ending);
+        }
         let linktype = src.linktype();
         let mut ending = InputEnd::Complete;
         loop {
@@ -394,6 +407,11 @@ impl Pipeline {
             }
             self.drain_to(sink)?;
         }
+        self.end_run(src, sink, ending)
+    }
+
+    /// The end of a run: open sessions ended, the summary written.
+    fn end_run(&mut self, src: &mut dyn PacketSource, sink: &mut dyn Sink, ending: InputEnd) -> Result<InputEnd> {
         let mut summary = self.finish();
         summary.capture = src.stats();
         self.drain_to(sink)?;

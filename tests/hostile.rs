@@ -490,14 +490,16 @@ fn tls_and_h2_floods_stay_under_the_budget() {
 
 /// Runs `make(path, n)` captures of two sizes through wstap; returns
 /// (CPU time ratio, peak RSS in KiB of the small run, of the large run, the
-/// large run). CPU time, not wall time: a busy machine stretches the wall
+/// large run), both with two workers. CPU time, not wall time: a busy machine stretches the wall
 /// clock of both runs unevenly, but not the work done.
 fn scaling(name: &str, small: u32, make: fn(&Path, u32)) -> (f64, u64, u64, Run) {
     let mut out = Vec::new();
     for n in [small, small * 4] {
         let f = tmp(&format!("{name}-{n}.pcap"));
         make(&f, n);
-        let r = run(&["-r", f.to_str().unwrap(), "--json", "--memcap", "64M"]);
+        // The same number of threads at both sizes (the default depends on
+        // the file's size): two workers, whose memory must stay flat too.
+        let r = run(&["-r", f.to_str().unwrap(), "--json", "--memcap", "64M", "--threads", "2"]);
         let _ = std::fs::remove_file(&f);
         assert_eq!(r.code, 0, "{}", r.stderr);
         out.push(r);

@@ -140,7 +140,9 @@ pub fn record_bytes(r: &Record) -> usize {
 }
 
 pub struct Reorder {
-    held: BTreeMap<(i64, u64), (Record, u32)>,
+    /// Boxed: a B-tree moves its values within a node on every insert and
+    /// removal, and a record is hundreds of bytes.
+    held: BTreeMap<(i64, u64), (Box<Record>, u32)>,
     seq: u64,
     ready: Vec<Record>,
     /// Records written before an earlier-stamped one could come (held too
@@ -175,7 +177,7 @@ impl Reorder {
         self.seq += 1;
         let n = record_bytes(&r).min(u32::MAX as usize);
         self.bytes += n;
-        self.held.insert(k, (r, n as u32));
+        self.held.insert(k, (Box::new(r), n as u32));
         while self.held.len() > MAX_HELD {
             self.force_oldest();
         }
@@ -189,7 +191,7 @@ impl Reorder {
         if let Some((_, (r, n))) = self.held.pop_first() {
             self.bytes -= n as usize;
             self.forced += 1;
-            self.ready.push(r);
+            self.ready.push(*r);
         }
     }
 
@@ -212,14 +214,14 @@ impl Reorder {
             }
             let (r, n) = e.remove();
             self.bytes -= n as usize;
-            self.ready.push(r);
+            self.ready.push(*r);
         }
     }
 
     pub fn release_all(&mut self) {
         let held = std::mem::take(&mut self.held);
         self.bytes = 0;
-        self.ready.extend(held.into_values().map(|(r, _)| r));
+        self.ready.extend(held.into_values().map(|(r, _)| *r));
     }
 
     pub fn has_ready(&self) -> bool {

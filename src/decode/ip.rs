@@ -10,6 +10,10 @@ use crate::flow::seq::Seq;
 /// Tunnels are decapsulated at most this deep (GTP-U inside GTP-U ...).
 const MAX_TUNNEL_DEPTH: u8 = 2;
 
+/// The common case (complete unfragmented IPv4/TCP) inlined into the
+/// caller, so that the segment is built where it is used rather than
+/// copied out of a returned value (a `memcpy` per packet).
+#[inline(always)]
 pub fn decode_ip(data: &[u8], missing: u32, depth: u8) -> Result<Segment<'_>, Skip> {
     match ipv4_tcp_fast(data) {
         Some(seg) => Ok(seg),
@@ -17,6 +21,7 @@ pub fn decode_ip(data: &[u8], missing: u32, depth: u8) -> Result<Segment<'_>, Sk
     }
 }
 
+#[inline(never)]
 fn decode_ip_general(data: &[u8], missing: u32, depth: u8) -> Result<Segment<'_>, Skip> {
     let (ip, ext_err) = LaxIpSlice::from_slice(data).map_err(|_| Skip::IpMalformed)?;
     if ext_err.is_some() {
@@ -63,7 +68,7 @@ fn decode_ip_general(data: &[u8], missing: u32, depth: u8) -> Result<Segment<'_>
 /// options the slicers check, cut or damaged packets, fragments, tunnels)
 /// to the general path, which gives the same result for these packets (a
 /// test checks it on every bundled capture).
-#[inline]
+#[inline(always)]
 fn ipv4_tcp_fast(data: &[u8]) -> Option<Segment<'_>> {
     let &[vihl, _, l0, l1, _, _, f0, f1, _, proto, ..] = data else { return None };
     let ihl = usize::from(vihl & 0x0f) * 4;

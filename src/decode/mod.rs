@@ -111,6 +111,7 @@ impl Skip {
 /// Decodes one captured frame down to its TCP segment.
 /// `missing` is how many bytes of the frame the capture did not keep
 /// (`orig_len - caplen`).
+#[inline(always)]
 pub fn decode(linktype: LinkType, data: &[u8], missing: u32) -> Result<Segment<'_>, Skip> {
     let ip = link_payload(linktype, data)?;
     decode_ip(ip, missing, 0)

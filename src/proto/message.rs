@@ -73,9 +73,16 @@ impl Headers {
         self.idx.is_empty()
     }
 
-    /// First value of a header, name compared case-insensitively.
+    /// First value of a header, name compared case-insensitively. Names
+    /// are compared as bytes, lengths first, and only the value found is
+    /// sliced as text (correlation asks several names of every request).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        let (t, n) = (self.text.as_bytes(), name.as_bytes());
+        let &(_, b, c) = self
+            .idx
+            .iter()
+            .find(|&&(a, b, _)| (b - a) as usize == n.len() && t[a as usize..b as usize].eq_ignore_ascii_case(n))?;
+        self.text.get(b as usize..c as usize)
     }
 
     /// All values of a repeated header joined with ", " (RFC 9110 5.3).

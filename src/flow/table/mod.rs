@@ -80,6 +80,10 @@ pub struct FlowTable {
     books: Books,
     next_id: u64,
     next_sweep: Option<Ts>,
+    /// When set (flow-sharded workers), `(connection id, index in out)`
+    /// before each connection expiry or the end closes: the correlator
+    /// merges workers' closes in id order, as one table closes them.
+    pub marks: Option<Vec<(u64, usize)>>,
     limits: Limits,
     /// Connections the table may hold (budget and limits).
     max_flows: usize,
@@ -118,6 +122,7 @@ impl FlowTable {
             },
             next_id: 1,
             next_sweep: None,
+            marks: None,
             limits,
             max_flows,
             capacity: 0,
@@ -130,6 +135,20 @@ impl FlowTable {
     /// The session keys TLS connections are decrypted with.
     pub fn keys(&self) -> &crate::proto::tls::Keys {
         &self.keys
+    }
+
+    /// Shares another table's key store (flow-sharded workers).
+    pub fn share_keys(&mut self, keys: crate::proto::tls::Keys) {
+        self.keys = keys;
+    }
+
+    /// The id the next connection gets: the number of the packet that
+    /// creates it (a packet creates one connection at most), so that ids
+    /// are the same however the connections are spread over workers, and
+    /// still grow in creation order.
+    #[inline(always)]
+    pub fn number_next(&mut self, packet_no: u64) {
+        self.next_id = packet_no;
     }
 
     pub fn live(&self) -> usize {
@@ -152,6 +171,41 @@ impl FlowTable {
     /// Live connections per class: (seen one way only, established, upgraded).
     pub fn class_counts(&self) -> [usize; 3] {
         self.books.counts
+    }
+
+    /// Takes in what flow-sharded workers' tables counted, for the
+    /// summary (this table followed no packet itself): counters summed,
+    /// connections held at most summed, and the peak charged the sum of
+    /// each worker's own peak (reached at different times: an upper bound
+    /// of the whole's).
+    pub fn absorb(&mut self, workers: &[FlowTable]) {
+        self.max_flows = 0;
+        self.books.budget.peak = 0;
+        for o in workers {
+            let (s, t) = (&mut self.stats, &o.stats);
+            s.flows += t.flows;
+            s.live_max += t.live_max;
+            s.strays += t.strays;
+            let (r, q) = (&mut s.reassembly, &t.reassembly);
+            r.gaps += q.gaps;
+            r.gap_bytes += q.gap_bytes;
+            r.retransmits += q.retransmits;
+            r.keepalives += q.keepalives;
+            r.out_of_order += q.out_of_order;
+            r.limit_hits += q.limit_hits;
+            r.rexmit_inconsistent += q.rexmit_inconsistent;
+            s.tls.add(&t.tls);
+            s.h2.add(&t.h2);
+            self.max_flows += o.max_flows;
+            let (b, c) = (&mut self.books.budget, &o.books.budget);
+            b.peak += c.peak;
+            b.stats.evicted.half_open += c.stats.evicted.half_open;
+            b.stats.evicted.established += c.stats.evicted.established;
+            b.stats.evicted.upgraded += c.stats.evicted.upgraded;
+            b.stats.dropped += c.stats.dropped;
+            b.stats.shed_connections += c.stats.shed_connections;
+            b.stats.shed_bytes += c.stats.shed_bytes;
+        }
     }
 
     /// Connections the table holds at most.
@@ -310,7 +364,10 @@ impl FlowTable {
             .map(|(k, c)| (c.id, *k))
             .collect();
         ended.sort_unstable();
-        for (_, key) in ended {
+        for (id, key) in ended {
+            if let Some(m) = &mut self.marks {
+                m.push((id, out.len()));
+            }
             if let Some(c) = self.map.get_mut(&key) {
                 let quiet = now.since(c.last_ts);
                 let (reason, after) = if c.state() == TcpState::SynSent && quiet >= self.limits.syn_timeout_s {
@@ -329,7 +386,10 @@ impl FlowTable {
     pub fn finish(&mut self, now: Ts, out: &mut Vec<Event>) {
         let mut live: Vec<(u64, Key)> = self.map.iter().map(|(k, c)| (c.id, *k)).collect();
         live.sort_unstable();
-        for (_, key) in live {
+        for (id, key) in live {
+            if let Some(m) = &mut self.marks {
+                m.push((id, out.len()));
+            }
             if let Some(c) = self.map.get_mut(&key) {
                 c.close(now, EndReason::EndOfCapture, out, &mut self.books.scratch);
             }

@@ -1,0 +1,517 @@
+//! Flow-sharded workers (`--threads N`, N > 1), for capture files.
+//!
+//! The per-packet work (decode, flow table, reassembly, HTTP / WebSocket /
+//! TLS / HTTP/2 parsers) is spread over N workers by a symmetric hash of
+//! the connection's 4-tuple: both directions of a connection, and every
+//! reuse of its 4-tuple, land on the same worker, which owns its flow
+//! table and parsers and emits events. Correlation and detectors stay on
+//! one thread (the correlator), fed with the workers' events merged into
+//! exactly the order one flow table would have produced them, so that the
+//! output does not depend on N. Three stages: the reader (the calling
+//! thread, which also writes the correlator's records to the sinks), N
+//! workers, and the correlator (correlation, detectors, records redacted):
+//!
+//! - The reader (the calling thread) numbers every input step (a packet,
+//!   or an idle tick), decodes each packet once (the worker gets the TCP
+//!   header's fields and a copy of the payload only), and hands batches
+//!   of steps, shared, to every worker.
+//!   A packet goes to its connection's worker; every worker sees every
+//!   step's time and expires its own connections at the same steps one
+//!   table would (the expiry sweep runs at the same packet-time instants
+//!   everywhere).
+//! - Connection ids are the number of the packet that created the
+//!   connection (flow::FlowTable::number_next), the same for any N.
+//! - Each worker's output is a list of runs of events, keyed
+//!   `(step, phase, connection id)`: phase 0 the connections the step
+//!   expired (one run per connection, in id order, as one table's sweep
+//!   sorts them), phase 1 the packet's own events, phase 2 the end of
+//!   input (every live connection, in id order). Runs are merged by key;
+//!   two workers never produce the same key.
+//! - Packet-time ticks (correlation's timers, detectors' decisions, once
+//!   per second of packet time) are decided by the reader from the step
+//!   times and run after the events of their step, as in one thread.
+//!
+//! The watermark that says what is safe to release is the batch: a batch
+//! is correlated once every worker has returned its part (every worker
+//! has passed its last step), and batches are correlated in input order,
+//! at most [`IN_FLIGHT`] behind the reader.
+//!
+//! Memory: each worker's table has `--memcap / N` (connections, state and
+//! buffers each get their share of that, as one table's do); the records
+//! held for time order (correlator) and IP fragments (reader) are bounded
+//! by the shares one table gives them; the batches in flight and the one being
+//! filled hold at most `(IN_FLIGHT + 2) x BATCH_BYTES` (1.5 MiB) of packets
+//! besides, and their events.
+//!
+//! Where the budget has to give state up, which connections go depends on
+//! each worker's share (a flood on one worker's hash evicts there), so
+//! under memory pressure the output may depend on N; it never does
+//! otherwise.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use crate::analysis::Analysis;
+use crate::capture::{Next, PacketSource};
+use crate::decode::{self, LinkType, Segment, Skip};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::flow::key::Endpoint;
+use crate::flow::{FlowTable, Limits};
+use crate::pipeline::{InputEnd, Pipeline};
+use crate::record::Record;
+use crate::sink::Sink;
+use crate::time::Ts;
+
+/// Steps per batch, at most.
+pub const BATCH: usize = 4096;
+/// Packet bytes per batch, at most (a batch ends at the first step past it).
+pub const BATCH_BYTES: usize = 256 << 10;
+/// Batches handed to the workers and not yet correlated, at most.
+pub const IN_FLIGHT: usize = 4;
+/// The default `--threads`: the cores available, at most this many.
+pub const MAX_DEFAULT_THREADS: usize = 8;
+/// `--threads` at most.
+pub const MAX_THREADS: usize = 64;
+
+/// Capture files smaller than this are read with one thread unless
+/// `--threads` says otherwise: they are analysed in milliseconds either way.
+pub const AUTO_MIN_BYTES: u64 = 64 << 20;
+
+/// The default number of workers: the available cores, capped.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_DEFAULT_THREADS)
+}
+
+/// The default for an input: [`default_threads`] for a capture file of
+/// [`AUTO_MIN_BYTES`] or more, else one (small files, standard input, and
+/// live capture, which uses one analysis thread behind its capture thread).
+pub fn default_threads_for(read: Option<&str>) -> usize {
+    match read {
+        Some(f) if f != "-" && std::fs::metadata(f).is_ok_and(|m| m.len() >= AUTO_MIN_BYTES) => default_threads(),
+        _ => 1,
+    }
+}
+
+/// One step of the input.
+struct Step {
+    /// Packet time as one pipeline sees it (never going backwards).
+    now: Ts,
+    /// The packet's number (ids of the connections it creates).
+    packet_no: u64,
+    /// The TCP segment, decoded by the reader (decoded once), its payload
+    /// at `off..off + len` of the batch's data; `None`: a step that only
+    /// advances time (a skipped packet, a fragment held, an idle tick).
+    seg: Option<Segment<'static>>,
+    off: u32,
+    len: u32,
+    /// The worker whose packet it is.
+    owner: u16,
+}
+
+#[derive(Default)]
+struct Batch {
+    /// Number of the batch's first step.
+    first: u64,
+    steps: Vec<Step>,
+    data: Vec<u8>,
+    /// Steps after which a packet-time tick is due, with its time.
+    ticks: Vec<(u64, Ts)>,
+}
+
+enum Job {
+    Batch(Arc<Batch>),
+    Finish(Ts),
+}
+
+/// A run of a worker's events: `(step, phase, connection id)` and where
+/// it ends in `Output::events`.
+#[derive(Clone, Copy)]
+struct Run {
+    key: (u64, u8, u64),
+    end: usize,
+}
+
+#[derive(Default)]
+struct Output {
+    runs: Vec<Run>,
+    events: Vec<Event>,
+}
+
+/// The worker a connection belongs to, the same for both directions: a
+/// hash of the sums of the two ends' addresses and ports (symmetric
+/// without sorting them), mixed and taken from the high bits (the flow
+/// tables index their buckets with the low bits of their own hash).
+#[inline]
+fn shard(a: Endpoint, b: Endpoint, n: usize) -> usize {
+    #[inline(always)]
+    fn word(e: Endpoint) -> u64 {
+        match e.ip {
+            std::net::IpAddr::V4(v) => v.to_bits() as u64,
+            std::net::IpAddr::V6(v) => {
+                let x = v.to_bits();
+                (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
+            }
+        }
+    }
+    let ips = word(a).wrapping_add(word(b));
+    let ports = a.port as u64 + b.port as u64;
+    let x = (ips ^ ports.wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    (((x >> 32) * n as u64) >> 32) as usize
+}
+
+/// Closes runs for the events `expire` (or `finish`) pushed since `start`:
+/// what came before the first mark (key log arrivals) as connection 0,
+/// then one run per connection closed.
+fn close_marked(flows: &mut FlowTable, out: &mut Output, start: usize, step: u64, phase: u8) {
+    let Some(marks) = flows.marks.as_mut() else { return };
+    if out.events.len() == start {
+        marks.clear();
+        return;
+    }
+    let first = marks.first().map_or(out.events.len(), |m| m.1);
+    if first > start {
+        out.runs.push(Run { key: (step, phase, 0), end: first });
+    }
+    for (i, &(id, at)) in marks.iter().enumerate() {
+        let end = marks.get(i + 1).map_or(out.events.len(), |m| m.1);
+        if end > at {
+            out.runs.push(Run { key: (step, phase, id), end });
+        }
+    }
+    marks.clear();
+}
+
+fn work(
+    me: u16,
+    mut flows: FlowTable,
+    rx: Receiver<Job>,
+    tx: SyncSender<Output>,
+    spare: Receiver<Output>,
+) -> FlowTable {
+    flows.marks = Some(Vec::new());
+    while let Ok(job) = rx.recv() {
+        // The vectors of an output the correlator is done with.
+        let mut out = spare.try_recv().unwrap_or_default();
+        match job {
+            Job::Batch(b) => {
+                for (i, s) in b.steps.iter().enumerate() {
+                    let step = b.first + i as u64;
+                    let start = out.events.len();
+                    flows.expire(s.now, &mut out.events);
+                    close_marked(&mut flows, &mut out, start, step, 0);
+                    let Some(head) = s.seg.filter(|_| s.owner == me) else { continue };
+                    let mid = out.events.len();
+                    let seg = Segment { payload: &b.data[s.off as usize..(s.off + s.len) as usize], ..head };
+                    flows.number_next(s.packet_no);
+                    flows.packet(s.now, &seg, &mut out.events);
+                    if out.events.len() > mid {
+                        out.runs.push(Run { key: (step, 1, 0), end: out.events.len() });
+                    }
+                }
+            }
+            Job::Finish(now) => {
+                flows.finish(now, &mut out.events);
+                close_marked(&mut flows, &mut out, 0, u64::MAX, 2);
+            }
+        }
+        if tx.send(out).is_err() {
+            break;
+        }
+    }
+    flows
+}
+
+/// The reader's side: what one pipeline does before the flow table, with
+/// the packet handed to its worker instead.
+/// What of the pipeline the reader uses (the correlator has the rest).
+struct Front<'a> {
+    stats: &'a mut crate::pipeline::PacketStats,
+    defrag: &'a mut decode::frag::Defrag,
+    flows: &'a mut FlowTable,
+    now: &'a mut Ts,
+}
+
+struct Reader {
+    n: usize,
+    batch: Batch,
+    /// A correlated batch's buffers, for the next.
+    spare: Option<Batch>,
+    next_step: u64,
+    last_tick: Option<Ts>,
+}
+
+impl Reader {
+    fn step(&mut self, p: &mut Front<'_>, seg: Option<&Segment<'_>>) {
+        let b = &mut self.batch;
+        let off = b.data.len() as u32;
+        let (head, len, owner) = match seg {
+            Some(seg) => {
+                b.data.extend_from_slice(seg.payload);
+                let head = Segment { payload: &[], ..*seg };
+                (Some(head), seg.payload.len() as u32, shard(seg.src, seg.dst, self.n) as u16)
+            }
+            None => (None, 0, 0),
+        };
+        let now = *p.now;
+        b.steps.push(Step { now, packet_no: p.stats.packets, seg: head, off, len, owner });
+        let step = self.next_step;
+        self.next_step += 1;
+        if self.last_tick.is_none_or(|t| now.0 - t.0 >= 1_000_000) {
+            self.last_tick = Some(now);
+            b.ticks.push((step, now));
+        }
+    }
+
+    /// One captured frame: counted and decoded as `Pipeline::packet` does.
+    fn packet(&mut self, p: &mut Front<'_>, linktype: LinkType, ts: Ts, data: &[u8], missing: u32) {
+        let st = &mut *p.stats;
+        st.packets += 1;
+        st.bytes += data.len() as u64 + missing as u64;
+        if st.first_ts.is_none() {
+            st.first_ts = Some(ts);
+        }
+        st.last_ts = Some(ts);
+        if ts > *p.now {
+            *p.now = ts;
+        }
+        match decode::decode(linktype, data, missing) {
+            Ok(seg) => {
+                p.stats.tcp_packets += 1;
+                self.step(p, Some(&seg));
+            }
+            Err(Skip::IpFragment) => self.fragment(p, linktype, data, missing),
+            Err(skip) => {
+                p.stats.skips[Skip::ALL.iter().position(|s| *s == skip).unwrap_or(0)] += 1;
+                self.step(p, None);
+            }
+        }
+    }
+
+    /// An IP fragment, reassembled here as `Pipeline` does.
+    #[cold]
+    fn fragment(&mut self, p: &mut Front<'_>, linktype: LinkType, data: &[u8], missing: u32) {
+        use decode::frag::Outcome;
+        let frag_skip = Skip::ALL.iter().position(|s| *s == Skip::IpFragment).unwrap_or(0);
+        let Ok(ip) = decode::link_payload(linktype, data) else {
+            p.stats.skips[frag_skip] += 1;
+            return;
+        };
+        let cap = (p.flows.budget().buffer_cap() / 4) as usize;
+        let before = p.defrag.held as i64;
+        let outcome = p.defrag.push(*p.now, ip, missing, cap);
+        p.flows.charge_buffers(p.defrag.held as i64 - before);
+        p.stats.skips[frag_skip] += p.defrag.take_lost_frames();
+        match outcome {
+            Outcome::Held => self.step(p, None),
+            Outcome::Lost { frames } => {
+                p.stats.skips[frag_skip] += frames;
+                self.step(p, None);
+            }
+            Outcome::Complete(datagram) => match decode::decode_ip(&datagram, 0, 0) {
+                Ok(seg) => {
+                    p.stats.tcp_packets += 1;
+                    self.step(p, Some(&seg));
+                }
+                Err(skip) => {
+                    p.stats.skips[Skip::ALL.iter().position(|s| *s == skip).unwrap_or(0)] += 1;
+                    self.step(p, None);
+                }
+            },
+        }
+    }
+
+    fn take(&mut self) -> Batch {
+        let first = self.next_step;
+        let next = self.spare.take().unwrap_or_default();
+        let mut b = std::mem::replace(&mut self.batch, next);
+        b.first = first - b.steps.len() as u64;
+        b
+    }
+}
+
+/// Feeds the workers' outputs for one batch to the analysis in one
+/// pipeline's order, with the batch's ticks after their steps.
+fn correlate(analysis: &mut Analysis, outs: &mut [Output], ticks: &[(u64, Ts)]) {
+    let mut runs: Vec<std::iter::Peekable<std::slice::Iter<'_, Run>>> = Vec::with_capacity(outs.len());
+    let mut events = Vec::with_capacity(outs.len());
+    let mut at = vec![0usize; outs.len()];
+    for o in outs.iter_mut() {
+        runs.push(o.runs.iter().peekable());
+        events.push(o.events.drain(..));
+    }
+    let mut t = 0;
+    loop {
+        let mut best: Option<(usize, (u64, u8, u64))> = None;
+        for (w, it) in runs.iter_mut().enumerate() {
+            if let Some(r) = it.peek()
+                && best.is_none_or(|b| r.key < b.1)
+            {
+                best = Some((w, r.key));
+            }
+        }
+        let Some((w, key)) = best else { break };
+        while t < ticks.len() && ticks[t].0 < key.0 {
+            analysis.tick(ticks[t].1, &[]);
+            t += 1;
+        }
+        let run = *runs[w].next().expect("a run");
+        for ev in events[w].by_ref().take(run.end - at[w]) {
+            analysis.event(ev);
+        }
+        at[w] = run.end;
+    }
+    drop(events);
+    for &(_, now) in &ticks[t..] {
+        analysis.tick(now, &[]);
+    }
+    for o in outs.iter_mut() {
+        o.runs.clear();
+    }
+}
+
+/// Reads `src` through N workers and one correlator (this thread) into
+/// `sink`, up to the end of input: every connection ended and its events
+/// correlated; `Pipeline::run` then finishes as with one thread.
+pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dyn Sink) -> Result<InputEnd> {
+    let linktype = src.linktype();
+    let limits = Limits { memcap: (p.limits.memcap / n as u64).max(1), ..p.limits };
+    let keys = p.flows.keys().clone();
+    let redact = p.redactor();
+    let Pipeline { analysis, stats, defrag, flows, now, .. } = p;
+    let mut front = Front { stats, defrag, flows, now };
+    std::thread::scope(|scope| {
+        let mut to = Vec::with_capacity(n);
+        let mut from = Vec::with_capacity(n);
+        let mut spares = Vec::with_capacity(n);
+        let mut handles = Vec::with_capacity(n);
+        for w in 0..n {
+            let (jtx, jrx) = sync_channel::<Job>(IN_FLIGHT + 1);
+            let (otx, orx) = sync_channel::<Output>(IN_FLIGHT + 1);
+            let (stx, srx) = sync_channel::<Output>(2);
+            let mut table = FlowTable::new(limits);
+            table.share_keys(keys.clone());
+            let h = std::thread::Builder::new()
+                .name(format!("wstap-worker-{w}"))
+                .spawn_scoped(scope, move || work(w as u16, table, jrx, otx, srx))
+                .map_err(|e| Error::msg(format!("cannot start a worker thread: {e}")))?;
+            to.push(jtx);
+            from.push(orx);
+            spares.push(stx);
+            handles.push(h);
+        }
+        // The correlator: the workers' outputs for each batch merged into
+        // the analysis, its records (redacted) back to this thread, which
+        // writes them (formatting records is a quarter of the serial work).
+        let (ctx, crx) = sync_channel::<Option<Arc<Batch>>>(IN_FLIGHT + 2);
+        let (rtx, rrx) = sync_channel::<(Vec<Record>, Option<Arc<Batch>>)>(IN_FLIGHT + 2);
+        let correlator = std::thread::Builder::new()
+            .name("wstap-correlator".into())
+            .spawn_scoped(scope, move || {
+                while let Ok(b) = crx.recv() {
+                    let mut outs = Vec::with_capacity(n);
+                    for rx in &from {
+                        let Ok(o) = rx.recv() else { return };
+                        outs.push(o);
+                    }
+                    correlate(analysis, &mut outs, b.as_ref().map_or(&[], |b| &b.ticks));
+                    // The vectors go back to their workers (dropped when they have one).
+                    for (o, tx) in outs.into_iter().zip(&spares) {
+                        let _ = tx.try_send(o);
+                    }
+                    let mut records: Vec<Record> =
+                        if analysis.has_output() { analysis.drain().collect() } else { Vec::new() };
+                    if redact.enabled {
+                        for r in &mut records {
+                            crate::redact::record(r);
+                        }
+                    }
+                    let last = b.is_none();
+                    if rtx.send((records, b)).is_err() || last {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| Error::msg(format!("cannot start the correlator thread: {e}")))?;
+        let gone = || Error::msg("a worker thread stopped");
+        let mut reader = Reader { n, batch: Batch::default(), spare: None, next_step: 0, last_tick: None };
+        let mut in_flight = 0usize;
+        let write = |reader: &mut Reader, sink: &mut dyn Sink| -> Result<()> {
+            let (records, b) = rrx.recv().map_err(|_| gone())?;
+            for r in &records {
+                sink.record(r)?;
+            }
+            // Workers and correlator are done with it: its buffers hold the next.
+            if let Some(b) = b
+                && let Ok(mut old) = Arc::try_unwrap(b)
+                && reader.spare.is_none()
+            {
+                old.steps.clear();
+                old.data.clear();
+                old.ticks.clear();
+                reader.spare = Some(old);
+            }
+            Ok(())
+        };
+        let mut ending = InputEnd::Complete;
+        loop {
+            let mut end = false;
+            match src.next_packet()? {
+                Next::Packet(pk) => {
+                    let missing = pk.missing();
+                    reader.packet(&mut front, linktype, pk.ts, pk.data, missing);
+                }
+                Next::Idle(t) => {
+                    if t > *front.now {
+                        *front.now = t;
+                    }
+                    reader.step(&mut front, None);
+                }
+                Next::End => end = true,
+                Next::Truncated(msg) => {
+                    front.stats.truncated = true;
+                    ending = InputEnd::Truncated(msg);
+                    end = true;
+                }
+                Next::Damaged(msg) => {
+                    front.stats.damaged = true;
+                    ending = InputEnd::Damaged(msg);
+                    end = true;
+                }
+            }
+            let full = reader.batch.steps.len() >= BATCH || reader.batch.data.len() >= BATCH_BYTES;
+            if full || (end && !reader.batch.steps.is_empty()) {
+                let b = Arc::new(reader.take());
+                for tx in &to {
+                    tx.send(Job::Batch(b.clone())).map_err(|_| gone())?;
+                }
+                ctx.send(Some(b)).map_err(|_| gone())?;
+                in_flight += 1;
+                while in_flight > IN_FLIGHT {
+                    write(&mut reader, sink)?;
+                    in_flight -= 1;
+                }
+            }
+            if end {
+                break;
+            }
+        }
+        // The end of input: every worker's live connections, in id order.
+        for tx in &to {
+            tx.send(Job::Finish(*front.now)).map_err(|_| gone())?;
+        }
+        ctx.send(None).map_err(|_| gone())?;
+        for _ in 0..=in_flight {
+            write(&mut reader, sink)?;
+        }
+        drop(to);
+        drop(ctx);
+        correlator.join().map_err(|_| Error::msg("the correlator thread panicked"))?;
+        let mut tables = Vec::with_capacity(n);
+        for h in handles {
+            tables.push(h.join().map_err(|_| Error::msg("a worker thread panicked"))?);
+        }
+        front.flows.absorb(&tables);
+        Ok(ending)
+    })
+}
