@@ -255,6 +255,9 @@ impl Pipeline {
         let a = &self.analysis.correlation.stats;
         Summary {
             ty: "summary",
+            schema: record::Schema,
+            host: None,
+            system: None,
             packets: st.packets,
             bytes: st.bytes,
             tcp_packets: st.tcp_packets,

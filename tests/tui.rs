@@ -203,6 +203,7 @@ fn many_sessions(n: u64) -> Snapshot {
     let sessions = (0..n)
         .map(|i| SessionRow {
             id: i + 1,
+            handshake: i + 1,
             path: if i % 2 == 0 { "/ws".into() } else { "/socket.io/".into() },
             client_flow: Some(fk(&format!(
                 "10.{}.{}.{}:{}->192.0.2.1:443",
@@ -334,6 +335,7 @@ fn handshake(id: u64, ts: f64, outcome: wstap::record::Outcome, client_ms: f64, 
         latency_ms: wstap::record::Latency { client: Some(client_ms), upstream: Some(upstream_ms) },
         paired_by: Some(wstap::record::PairedBy::Key),
         pair_confidence: None,
+        join: Default::default(),
     })
 }
 
