@@ -399,6 +399,7 @@ impl Pipeline {
         }
         let mut summary = self.finish();
         summary.capture = src.stats();
+        (summary.host, summary.system) = (src.host(), src.system());
         self.drain_to(sink)?;
         sink.record(&Record::Summary(summary))?;
         sink.flush()?;

@@ -267,6 +267,7 @@ pub fn run(
         Ok(_) => {
             let mut s = p.finish();
             s.capture = src.stats();
+            (s.host, s.system) = (src.host(), src.system());
             Some(s)
         }
         Err(_) => None,
