@@ -250,6 +250,14 @@ pub struct Join {
     /// first value seen of each header.
     #[serde(skip_serializing_if = "RequestIds::is_empty")]
     pub request_ids: RequestIds,
+    /// The client hop in view is itself a forward: its request carries
+    /// what proxies add (X-Forwarded-For, X-Real-IP, Forwarded, Via) or is
+    /// an upgrade over HTTP/1.0, which no WebSocket client sends. With no
+    /// hop behind it in view, the capture shows a proxy's upstream leg and
+    /// not the client (text says "client not seen"). Not in the JSON: the
+    /// record's `client` is the hop nearest the client that was seen.
+    #[serde(skip)]
+    pub front_forwarded: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -379,7 +379,7 @@ fn findings_are_grouped_with_counts_and_severity_colours() {
         &buf,
         &["Findings: 5 in 3 groups", "upgrade-stripped ×3", "idle-timeout-close ×1", "heartbeat-race ×1"],
     );
-    assert_on_screen(&buf, &["→ 10.0.0.1:80, 10.0.0.2:3000", "upgrade-stripped on /ws"]);
+    assert_on_screen(&buf, &["10.0.0.1:80 -> 10.0.0.2:3000", "upgrade-stripped on /ws"]);
     assert_eq!(fg_at(&buf, "ERROR"), Color::Red);
     assert_eq!(fg_at(&buf, "WARN"), Color::Yellow);
     assert_eq!(fg_at(&buf, "INFO"), Color::Blue);

@@ -79,6 +79,15 @@ fn peer_named_by(req: &Request) -> Option<(IpAddr, RemoteFrom)> {
     req.headers.tokens("x-forwarded-for").filter_map(parse).last().map(|ip| (ip, RemoteFrom::XForwardedFor))
 }
 
+/// A request a proxy forwarded, by what proxies add to it, or an upgrade
+/// over HTTP/1.0 (nginx's default `proxy_http_version`; no WebSocket
+/// client sends one).
+fn is_forward(req: &Request) -> bool {
+    let h = &req.headers;
+    ["x-forwarded-for", "x-real-ip", "forwarded", "via"].iter().any(|n| h.get(n).is_some())
+        || req.version == crate::proto::Version::Http10 && h.get("sec-websocket-key").is_some()
+}
+
 /// The join fields of a handshake: `client` and `upstream` are its hops in
 /// view, `client_flow` the client hop's connection (a TLS one whose
 /// request cannot be read included).
@@ -106,6 +115,7 @@ pub fn of(
     // (the forwarded one when the client hop cannot be read).
     let received = client.or(upstream);
     j.forwarded_for = received.and_then(|t| forwarded_ips(&t.req).next()).filter(|ip| Some(*ip) != j.remote_addr);
+    j.front_forwarded = client.is_some_and(|c| is_forward(&c.req));
     for t in [client, upstream].into_iter().flatten() {
         ids_of(&t.req.headers, r, &mut j.request_ids);
     }
@@ -173,6 +183,8 @@ mod tests {
         assert_eq!(j.remote_port, Some(51000));
         assert_eq!(j.remote_from, Some(RemoteFrom::Capture));
         assert_eq!(j.forwarded_for, None, "the client spoke to the proxy directly");
+        assert!(!j.front_forwarded, "the browser's own request");
+        assert!(of(Some(&u), None, Some(u.flow), ON).front_forwarded, "a forward seen alone");
         assert_eq!(j.request_ids.get("x-request-id"), Some("abc123"));
         assert_eq!(
             j.request_ids.get("traceparent"),

@@ -57,7 +57,7 @@ impl Display for FindingBlock<'_> {
             let h = &hops[role];
             if let Some(flow) = h["flow"].as_str() {
                 let line = h["request_line"].as_str().unwrap_or(if h["encrypted"] == true { "(TLS)" } else { "" });
-                let st = h["status"].as_u64().map(|x| format!(" -> {x}")).unwrap_or_default();
+                let st = h["status"].as_u64().map(|x| format!(", answered {x}")).unwrap_or_default();
                 writeln!(out, "  {role:<9}{flow}  {line}{st}")?;
             }
         }

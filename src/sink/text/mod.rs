@@ -19,6 +19,27 @@ pub use finding::FindingBlock;
 pub use lines::{FrameText, HandshakeLine, HttpLine, SessionLine};
 pub use summary::{SummaryText, memory_line};
 
+/// A count and its noun, singular for one: `N(1, "session")` is
+/// "1 session", `N(2, "session")` "2 sessions". Nouns that do not take a
+/// plain `s` go through [`Nn`].
+pub struct N<'a>(pub u64, pub &'a str);
+
+impl std::fmt::Display for N<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 == 1 { write!(f, "1 {}", self.1) } else { write!(f, "{} {}s", self.0, self.1) }
+    }
+}
+
+/// A count with its singular and plural phrase: `Nn(3, "retransmission
+/// with different bytes", "retransmissions with different bytes")`.
+pub struct Nn<'a>(pub u64, pub &'a str, pub &'a str);
+
+impl std::fmt::Display for Nn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0, if self.0 == 1 { self.1 } else { self.2 })
+    }
+}
+
 /// The text sink, on standard output (unless `--json`).
 pub fn build(o: &Options) -> Option<Box<dyn Sink>> {
     (!o.json).then(|| Box::new(TextSink::new(o.stdout(), o.text)) as Box<dyn Sink>)
@@ -98,13 +119,13 @@ impl<W: Write> TextSink<W> {
                     g.severity.name(),
                     kind,
                     k.path.as_deref().unwrap_or("-"),
-                    k.servers.join(" => "),
+                    k.servers.join(" -> "),
                     g.count
                 )?;
             }
         }
         if self.ungrouped > 0 {
-            writeln!(self.w, "  and {} findings in further groups (not counted here)", self.ungrouped)?;
+            writeln!(self.w, "  and {} in further groups (not counted here)", N(self.ungrouped, "finding"))?;
         }
         Ok(())
     }

@@ -65,7 +65,7 @@ fn group_lines(g: &FindingGroup, width: usize, selected: bool) -> [Line<'static>
         head.push(Span::styled(format!("  {p}"), base.fg(Color::Cyan)));
     }
     if !g.servers.is_empty() {
-        head.push(Span::styled(format!("  → {}", g.servers.join(", ")), base));
+        head.push(Span::styled(format!("  {}", g.servers.join(" -> ")), base));
     }
     let used: usize = head.iter().map(|s| s.width()).sum();
     let when = format!("  {}", fmt_tod(g.last_ts));
