@@ -241,7 +241,7 @@ fn overview_shows_counters_from_a_healthy_capture() {
             "Upgraded    3",
             "Success     100.0%",
             "Ended       3",
-            "Timeout     60s (default)",
+            "Idle cut    60 s boundary (default)",
             "Upgrade success rate",
             "latest 100%",
             "Drops       none (file)",
@@ -553,7 +553,10 @@ fn ten_thousand_sessions_render_at_80x24_and_200x60() {
     assert_eq!(app.sort, SortBy::Idle);
 
     let buf = render(&app, 80, 24);
-    assert_on_screen(&buf, &["Sessions: 10000 open · 0 closed · sort idle · timeout 60s default", "3 Sessions 10000"]);
+    assert_on_screen(
+        &buf,
+        &["Sessions: 10000 open · 0 closed · sort idle · 60 s boundary (default)", "3 Sessions (10000 open)"],
+    );
     assert_on_screen(&buf, &["row 1/10000"]);
     // Longest idle first: 69 s, past 90% of 60 s, in red.
     let first = app.shown_session(0).unwrap();
@@ -588,7 +591,7 @@ fn idle_time_turns_amber_then_red_near_the_boundary() {
     app.ingest(Vec::new(), snap);
     press(&mut app, KeyCode::Char('3'));
     let buf = render(&app, 120, 80);
-    assert_on_screen(&buf, &["timeout 40s "]);
+    assert_on_screen(&buf, &["40.0 s boundary (learned)"]);
     // 40 s boundary: amber from 30 s, red from 36 s.
     assert_eq!(fg_at(&buf, "29.0s"), Color::Reset);
     assert_eq!(fg_at(&buf, "30.0s"), Color::Yellow);

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Paragraph, Sparkline, SparklineBar};
 use crate::record::{FindingKind, Severity};
 use crate::tui::app::App;
 use crate::tui::feed::SourceKind;
-use crate::tui::ui::{AMBER, fmt_bytes, fmt_count, fmt_secs, fmt_timeout, fmt_tod, severity_label, severity_style};
+use crate::tui::ui::{AMBER, fmt_bytes, fmt_count, fmt_secs, fmt_tod, severity_label, severity_style};
 
 pub fn render(f: &mut Frame, app: &App, area: Rect) {
     // One more traffic line when HTTP/2 was seen.
@@ -18,7 +18,7 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     let [top, spark, bottom] =
         Layout::vertical([Constraint::Length(top_h), Constraint::Length(5), Constraint::Min(4)]).areas(area);
     let [traffic, hs] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
-    let [sess, kinds] = Layout::horizontal([Constraint::Length(30), Constraint::Min(20)]).areas(bottom);
+    let [sess, kinds] = Layout::horizontal([Constraint::Length(38), Constraint::Min(20)]).areas(bottom);
     f.render_widget(traffic_box(app), traffic);
     f.render_widget(handshakes_box(app), hs);
     render_sparkline(f, app, spark);
@@ -197,10 +197,8 @@ fn render_sparkline(f: &mut Frame, app: &App, area: Rect) {
 
 fn sessions_box(app: &App) -> Paragraph<'static> {
     let s = &app.snap.summary;
-    let boundary = match app.snap.idle_boundary {
-        Some(b) => fmt_timeout(b),
-        None => format!("{} (default)", fmt_timeout(app.boundary_s)),
-    };
+    let (words, src) = app.boundary_words();
+    let boundary = format!("{words} ({src})");
     let warn = |n: usize, c: Color| {
         if n > 0 { Style::new().fg(c).add_modifier(Modifier::BOLD) } else { Style::new() }
     };
@@ -209,7 +207,7 @@ fn sessions_box(app: &App) -> Paragraph<'static> {
         Line::from(vec![label("Ended"), Span::raw(fmt_count(s.sessions))]),
         Line::from(vec![label("Idle ≥75%"), Span::styled(app.idle_amber.to_string(), warn(app.idle_amber, AMBER))]),
         Line::from(vec![label("Idle ≥90%"), Span::styled(app.idle_red.to_string(), warn(app.idle_red, Color::Red))]),
-        Line::from(vec![label("Timeout"), Span::raw(boundary)]),
+        Line::from(vec![label("Idle cut"), Span::raw(boundary)]),
     ];
     Paragraph::new(lines).block(Block::bordered().title(" WebSocket sessions "))
 }
