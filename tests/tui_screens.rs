@@ -25,8 +25,14 @@ fn capture(name: &str) -> String {
 
 /// The worker loop over a capture, synchronously, into an App.
 fn app_from(name: &str) -> App {
+    app_with(name, &[])
+}
+
+fn app_with(name: &str, extra: &[&str]) -> App {
     let path = capture(name);
-    let args = Args::parse_from(["wstap", "-r", &path, "--tui"]);
+    let mut argv = vec!["wstap", "-r", &path, "--tui"];
+    argv.extend_from_slice(extra);
+    let args = Args::parse_from(argv);
     let mut p = wstap::app::build_pipeline(&args).unwrap();
     let input = wstap::config::Config::from_args(&args).unwrap().input;
     let (mut src, source) = feed::open_source(&input, None).unwrap();
@@ -166,6 +172,31 @@ fn session_detail_has_both_hops_the_timeline_the_close_and_its_finding() {
     let s = screen(&app, 100, 44);
     assert!(s.contains("close 1000 \"bye\" by client") && s.contains("Findings (0)"), "{s}");
     assert!(s.contains("close frames 1000 both ways"), "{s}");
+}
+
+/// With `-v` the timeline has the frames themselves, on both hops, in
+/// time order with the rest; without it, it says how to get them.
+#[test]
+fn with_v_the_timeline_has_every_frame() {
+    let mut app = app_with("nginx-healthy.pcap", &["-v"]);
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Enter);
+    let s = screen(&app, 100, 60);
+    let frames: Vec<&str> =
+        s.lines().filter(|l| l.contains(" to server on the ") || l.contains(" to client on the ")).collect();
+    // 5 frames each way on each hop (the session record says so).
+    assert_eq!(frames.len(), 20, "{s}");
+    assert!(s.contains("text 11B to server on the client hop"), "{s}");
+    assert!(s.contains("close 5B to server on the upstream hop, code 1000 \"bye\""), "{s}");
+    assert!(!s.contains("run the dashboard with -v"));
+    let at = |n: &str| s.lines().position(|l| l.contains(n)).unwrap_or_else(|| panic!("{n}"));
+    assert!(at("upgraded: frames from here") < at("text 11B to server on the client hop"));
+    assert!(at("close 5B to server on the client hop") < at("session ended"));
+    insta::assert_snapshot!("healthy_session_detail_v", s);
+    let mut app = app_from("nginx-healthy.pcap");
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Enter);
+    assert!(screen(&app, 100, 60).contains("(frames one by one: run the dashboard with -v)"));
 }
 
 /// `r` reverses the sessions' sort and the findings' order; the header's

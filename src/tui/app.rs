@@ -64,6 +64,10 @@ pub const GROUP_OCCURRENCES: usize = 20;
 pub const KEPT_HANDSHAKES: usize = 20_000;
 /// Findings kept per session and per handshake, for the session detail.
 pub const KEPT_FINDING_LINKS: usize = 20_000;
+/// `-v`: frames kept per connection (the newest) for the session
+/// detail's timeline, and connections kept (the most recently started).
+pub const FRAMES_PER_CONNECTION: usize = 32;
+pub const FRAME_CONNECTIONS: usize = 2048;
 /// Records buffered while paused; beyond this the oldest are dropped.
 pub const PAUSE_BUFFER: usize = 200_000;
 /// Seconds of per-second handshake outcomes kept for the sparkline.
@@ -130,6 +134,11 @@ pub struct App {
     /// and about a handshake (`detail.handshake`), bounded.
     pub findings_by_session: BTreeMap<u64, Vec<Finding>>,
     pub findings_by_handshake: BTreeMap<u64, Vec<Finding>>,
+    /// `-v`: the newest frames of each connection (initiator first), and
+    /// how many were seen, for the session detail's timeline; connections
+    /// in the order they were first seen (the oldest forgotten first).
+    pub frames: HashMap<crate::flow::FlowKey, (VecDeque<crate::record::FrameLine>, u64)>,
+    frame_order: VecDeque<crate::flow::FlowKey>,
     /// Open sessions idle past 75% and past 90% of the boundary.
     pub idle_amber: usize,
     pub idle_red: usize,
@@ -197,6 +206,8 @@ impl App {
             finding_boundary: None,
             findings_by_session: BTreeMap::new(),
             findings_by_handshake: BTreeMap::new(),
+            frames: HashMap::new(),
+            frame_order: VecDeque::new(),
             idle_amber: 0,
             idle_red: 0,
             session_sel: 0,
@@ -290,7 +301,8 @@ impl App {
                     self.on_finding(f);
                     findings_changed = true;
                 }
-                Record::Http(_) | Record::Frame(_) | Record::Summary(_) => {}
+                Record::Frame(fr) => self.on_frame(fr),
+                Record::Http(_) | Record::Summary(_) => {}
             }
         }
         for ms in &snap.relay_ms {
@@ -364,6 +376,24 @@ impl App {
         g.recent.push_back(f);
         if g.recent.len() > GROUP_OCCURRENCES {
             g.recent.pop_front();
+        }
+    }
+
+    fn on_frame(&mut self, fr: crate::record::FrameLine) {
+        let conn = if fr.dir == crate::proto::Dir::ToServer { fr.flow } else { fr.flow.reversed() };
+        let e = self.frames.entry(conn).or_insert_with(|| {
+            self.frame_order.push_back(conn);
+            (VecDeque::new(), 0)
+        });
+        e.1 += 1;
+        e.0.push_back(fr);
+        if e.0.len() > FRAMES_PER_CONNECTION {
+            e.0.pop_front();
+        }
+        while self.frame_order.len() > FRAME_CONNECTIONS {
+            if let Some(old) = self.frame_order.pop_front() {
+                self.frames.remove(&old);
+            }
         }
     }
 

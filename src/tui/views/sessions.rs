@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
 
 use crate::record::{Dirs, Role};
-use crate::tui::app::{App, SessionLine, SortBy};
+use crate::tui::app::{App, FRAMES_PER_CONNECTION, SessionLine, SortBy};
 use crate::tui::ui::{
     fmt_bytes, fmt_count, fmt_secs, fmt_tod, idle_style, scroll_offset, severity_label, severity_style,
 };
@@ -219,6 +219,27 @@ fn timeline(app: &App, s: &SessionLine) -> Vec<Event> {
         }
     }
     ev.push(Event { ts: s.start, what: "upgraded: frames from here".into() });
+    // `-v`: the frames themselves (the newest of each hop).
+    for (i, flow) in s.flows.iter().enumerate() {
+        let role =
+            s.record.as_ref().and_then(|r| r.hops.get(i)).map_or(if i == 0 { "client" } else { "upstream" }, |h| {
+                if h.role == Role::Client { "client" } else { "upstream" }
+            });
+        let stream = s.record.as_ref().and_then(|r| r.hops.get(i)).and_then(|h| h.stream_id);
+        let Some((frames, _)) = app.frames.get(flow) else { continue };
+        for fr in frames.iter().filter(|fr| stream.is_none() || fr.stream_id == stream) {
+            let dir = if fr.dir == crate::proto::Dir::ToServer { "to server" } else { "to client" };
+            let mut what =
+                format!("{} {} {dir} on the {role} hop", crate::proto::ws::opcode::name(fr.opcode), fmt_bytes(fr.len));
+            if let Some(c) = fr.close_code {
+                what.push_str(&format!(", code {c}"));
+            }
+            if let Some(r) = fr.close_reason.as_deref().filter(|r| !r.is_empty()) {
+                what.push_str(&format!(" \"{r}\""));
+            }
+            ev.push(Event { ts: fr.ts, what });
+        }
+    }
     if let Some(r) = &s.record {
         for hop in &r.hops {
             let label = format!("{} hop", hop.role);
@@ -356,6 +377,16 @@ pub fn render_detail(f: &mut Frame, app: &App, area: Rect) {
             Span::styled(format!("{:>9} ", format!("+{}", fmt_secs(e.ts - t0))), dim),
             Span::raw(e.what),
         ]));
+    }
+    let kept: u64 = s.flows.iter().filter_map(|f| app.frames.get(f)).map(|(v, _)| v.len() as u64).sum();
+    let seen: u64 = s.flows.iter().filter_map(|f| app.frames.get(f)).map(|(_, n)| *n).sum();
+    if seen == 0 {
+        lines.push(Line::styled("  (frames one by one: run the dashboard with -v)", dim));
+    } else if kept < seen {
+        lines.push(Line::styled(
+            format!("  (the last {kept} of {seen} frames; {FRAMES_PER_CONNECTION} per hop are kept)"),
+            dim,
+        ));
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled("Close", bold));
