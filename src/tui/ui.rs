@@ -169,7 +169,7 @@ fn draw_status(f: &mut Frame, app: &App, area: Rect) {
         }
         if app.dropped_while_paused > 0 {
             s.push(Span::styled(
-                format!("{} records dropped while paused", app.dropped_while_paused),
+                format!("{} dropped while paused", crate::sink::text::N(app.dropped_while_paused, "record")),
                 Style::new().fg(Color::Yellow),
             ));
         }

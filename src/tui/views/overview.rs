@@ -26,6 +26,11 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(kinds_box(app, kinds.height.saturating_sub(2) as usize), kinds);
 }
 
+/// A count and its noun, singular for one: "1 gap", "3 gaps".
+fn counted(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{} {noun}s", fmt_count(n)) }
+}
+
 fn label(s: &str) -> Span<'static> {
     Span::styled(format!("{s:<12}"), Style::new().fg(Color::DarkGray))
 }
@@ -79,7 +84,7 @@ fn traffic_box(app: &App) -> Paragraph<'static> {
         Line::from(vec![
             label("Reassembly"),
             Span::styled(
-                format!("{} gaps  {} retrans", fmt_count(r.gaps), fmt_count(r.retransmits)),
+                format!("{}  {} retrans", counted(r.gaps, "gap"), fmt_count(r.retransmits)),
                 if r.gaps > 0 { Style::new().fg(AMBER) } else { Style::new() },
             ),
         ]),
@@ -120,9 +125,9 @@ fn h2_line(h: &crate::record::H2Summary) -> Line<'static> {
     Line::from(vec![
         label("HTTP/2"),
         Span::raw(format!(
-            "{} conns  {} streams  {} WebSocket",
-            fmt_count(h.connections),
-            fmt_count(h.streams),
+            "{}  {}  {} WebSocket",
+            counted(h.connections, "conn"),
+            counted(h.streams, "stream"),
             fmt_count(h.websocket_streams)
         )),
     ])
