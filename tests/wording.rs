@@ -80,6 +80,9 @@ fn client_not_seen_only_when_true() {
     for l in hs {
         assert!(l.contains("| client not seen | upstream 127.0.0.1:"), "{l}");
     }
+    // Its findings label that hop the same way.
+    assert!(t.lines().any(|l| l.starts_with("  upstream 127.0.0.1:") && l.contains("GET /ws HTTP/1.0")), "{t}");
+    assert!(!t.lines().any(|l| l.starts_with("  client   127.")), "{t}");
     for name in all_captures() {
         if name == "nginx-http10-upstream-only" {
             continue;

@@ -97,11 +97,15 @@ pub struct TextSink<W: Write> {
     groups: BTreeMap<GroupKey, Group>,
     /// Findings in groups beyond [`MAX_GROUPS`] (printed, not grouped).
     ungrouped: u64,
+    /// Handshakes whose one hop in view is a proxy's forward (the newest
+    /// 1024), so that their findings label that hop as the handshake
+    /// line does.
+    forwards: std::collections::VecDeque<u64>,
 }
 
 impl<W: Write> TextSink<W> {
     pub fn new(w: W, o: TextOptions) -> TextSink<W> {
-        TextSink { w, o, groups: BTreeMap::new(), ungrouped: 0 }
+        TextSink { w, o, groups: BTreeMap::new(), ungrouped: 0, forwards: Default::default() }
     }
 
     /// The groups, worst first, then in the order they were first seen.
@@ -130,18 +134,23 @@ impl<W: Write> TextSink<W> {
         Ok(())
     }
 
+    /// The finding is about a handshake whose one hop is a forward.
+    fn forward(&self, f: &Finding) -> bool {
+        f.detail.get("handshake").and_then(|v| v.as_u64()).is_some_and(|id| self.forwards.contains(&id))
+    }
+
     /// A finding: printed in full the first time its group is seen.
     fn finding(&mut self, f: &Finding) -> std::io::Result<()> {
         let key = GroupKey::of(f);
         let first = !self.groups.contains_key(&key);
         if first && self.groups.len() >= MAX_GROUPS {
             self.ungrouped += 1;
-            return write!(self.w, "{}", FindingBlock { f, color: self.o.color });
+            return write!(self.w, "{}", FindingBlock { f, color: self.o.color, front_is_forward: self.forward(f) });
         }
         let g = self.groups.entry(key).or_insert(Group { severity: f.severity, count: 0, first_ts: f.ts });
         g.count += 1;
         if first {
-            write!(self.w, "{}", FindingBlock { f, color: self.o.color })?;
+            write!(self.w, "{}", FindingBlock { f, color: self.o.color, front_is_forward: self.forward(f) })?;
         }
         Ok(())
     }
@@ -161,7 +170,15 @@ impl<W: Write> Sink for TextSink<W> {
                 self.groups_table()?;
             }
             _ if self.o.quiet => return Ok(()),
-            Record::Handshake(h) => writeln!(self.w, "{}", HandshakeLine(h))?,
+            Record::Handshake(h) => {
+                if h.upstream.is_none() && h.join.front_forwarded {
+                    self.forwards.push_back(h.id);
+                    if self.forwards.len() > 1024 {
+                        self.forwards.pop_front();
+                    }
+                }
+                writeln!(self.w, "{}", HandshakeLine(h))?
+            }
             Record::Session(s) => writeln!(self.w, "{}", SessionLine(s))?,
             Record::Http(m) if self.o.verbose > 0 => {
                 writeln!(self.w, "{}", HttpLine { m, all_headers: self.o.verbose > 1 })?
