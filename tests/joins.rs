@@ -101,3 +101,38 @@ fn the_summary_names_its_schema_and_host() {
     let doc = std::fs::read_to_string(root().join("docs/json.md")).unwrap();
     assert!(doc.contains(&format!("| `{}` |", s["schema"].as_str().unwrap())), "docs/json.md lists this version");
 }
+
+/// nginx's own access log (recorded with the capture: client address and
+/// port, `$request_id`, the client's traceparent) joins wstap's records:
+/// each handshake and its session find exactly their line.
+#[test]
+fn records_join_nginx_access_log_lines() {
+    let log = std::fs::read_to_string(root().join("captures/nginx-request-id.access.log")).unwrap();
+    // "127.0.0.1:40742 4ad5... \"00-4bf9...-01\" 101 \"GET /ws HTTP/1.1\""
+    let lines: Vec<(String, String, String, String)> = log
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(4, ' ').collect();
+            let status = f[3].split(' ').next().unwrap().to_string();
+            (f[0].to_string(), f[1].to_string(), f[2].trim_matches('"').to_string(), status)
+        })
+        .collect();
+    let ws: Vec<_> = lines.iter().filter(|l| l.3 == "101").collect();
+    assert_eq!(ws.len(), 3, "{log}");
+    let rs = records("nginx-request-id");
+    let hs = of_type(&rs, "handshake");
+    assert_eq!(hs.len(), 3);
+    for h in &hs {
+        let addr = format!("{}:{}", h["remote_addr"].as_str().unwrap(), h["remote_port"]);
+        let ids = &h["request_ids"];
+        let line = ws.iter().find(|l| l.0 == addr).unwrap_or_else(|| panic!("no access log line for {addr}:\n{log}"));
+        assert_eq!(ids["x-request-id"], line.1.as_str(), "nginx's $request_id, as it forwarded it");
+        assert_eq!(h["upstream"]["request_ids"]["x-request-id"], line.1.as_str());
+        assert!(h["client"]["request_ids"].get("x-request-id").is_none(), "the client sent none");
+        assert_eq!(ids["traceparent"], line.2.as_str(), "the client's traceparent, as nginx logged it");
+        let s = of_type(&rs, "session").into_iter().find(|s| s["handshake"] == h["id"]).unwrap();
+        assert_eq!((&s["remote_addr"], &s["remote_port"], &s["request_ids"]), (&h["remote_addr"], &h["remote_port"], ids));
+    }
+    // The plain request is not a handshake, and its line names no record.
+    assert_eq!(lines.iter().filter(|l| l.3 == "200").count(), 1);
+}
