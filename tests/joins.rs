@@ -131,7 +131,10 @@ fn records_join_nginx_access_log_lines() {
         assert!(h["client"]["request_ids"].get("x-request-id").is_none(), "the client sent none");
         assert_eq!(ids["traceparent"], line.2.as_str(), "the client's traceparent, as nginx logged it");
         let s = of_type(&rs, "session").into_iter().find(|s| s["handshake"] == h["id"]).unwrap();
-        assert_eq!((&s["remote_addr"], &s["remote_port"], &s["request_ids"]), (&h["remote_addr"], &h["remote_port"], ids));
+        assert_eq!(
+            (&s["remote_addr"], &s["remote_port"], &s["request_ids"]),
+            (&h["remote_addr"], &h["remote_port"], ids)
+        );
     }
     // The plain request is not a handshake, and its line names no record.
     assert_eq!(lines.iter().filter(|l| l.3 == "200").count(), 1);

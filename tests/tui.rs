@@ -804,3 +804,28 @@ fn timing_with_ten_thousand_sessions() {
     }
     println!("render sessions view 200x60: {:?} per frame", t.elapsed() / 100);
 }
+
+/// Live: Enter on an open session shows what is known while it lives
+/// (its flows, frames, idle time against the boundary), and the detail
+/// follows that session as later snapshots reorder the rows.
+#[test]
+fn an_open_sessions_detail_shows_it_live() {
+    let mut app = test_app();
+    app.ingest(Vec::new(), many_sessions(5));
+    press(&mut app, KeyCode::Char('3'));
+    let id = app.selected_session().unwrap().id;
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Detail);
+    let buf = render(&app, 100, 40);
+    assert_on_screen(
+        &buf,
+        &[&format!("Session #{id} "), "open for", "Client hop", "Upstream hop", "->192.0.2.1:443", "open, idle"],
+    );
+    assert_on_screen(&buf, &["60 s boundary (default)", "Findings (0)", "last frame so far"]);
+    // A later snapshot with the sessions in another order: still that one.
+    let mut snap = many_sessions(5);
+    snap.sessions.reverse();
+    app.ingest(Vec::new(), snap);
+    assert_eq!(app.detail_session, Some(id));
+    assert_on_screen(&render(&app, 100, 40), &[&format!("Session #{id} ")]);
+}

@@ -100,6 +100,9 @@ pub struct SessionLine {
     pub handshake: Option<u64>,
     /// Its connections (client hop, upstream hop), for exports.
     pub flows: Vec<FlowKey>,
+    /// Each hop's connection, when seen.
+    pub client_key: Option<FlowKey>,
+    pub upstream_key: Option<FlowKey>,
     /// Closed sessions: the record (both hops, closes), for the detail.
     pub record: Option<Box<Session>>,
 }
@@ -124,6 +127,8 @@ impl SessionLine {
             close_detail: None,
             handshake: Some(r.handshake),
             flows: r.client_flow.into_iter().chain(r.upstream_flow).collect(),
+            client_key: r.client_flow,
+            upstream_key: r.upstream_flow,
             record: None,
         }
     }
@@ -150,6 +155,8 @@ impl SessionLine {
             close_detail: Some(close_reason(&s)),
             handshake: Some(s.handshake),
             flows: s.hops.iter().map(|h| h.flow).collect(),
+            client_key: s.client_flow,
+            upstream_key: s.upstream_flow,
             record: Some(Box::new(s)),
         }
     }

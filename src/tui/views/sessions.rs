@@ -220,13 +220,12 @@ fn timeline(app: &App, s: &SessionLine) -> Vec<Event> {
     }
     ev.push(Event { ts: s.start, what: "upgraded: frames from here".into() });
     // `-v`: the frames themselves (the newest of each hop).
-    for (i, flow) in s.flows.iter().enumerate() {
-        let role =
-            s.record.as_ref().and_then(|r| r.hops.get(i)).map_or(if i == 0 { "client" } else { "upstream" }, |h| {
-                if h.role == Role::Client { "client" } else { "upstream" }
-            });
-        let stream = s.record.as_ref().and_then(|r| r.hops.get(i)).and_then(|h| h.stream_id);
-        let Some((frames, _)) = app.frames.get(flow) else { continue };
+    for (key, hop_role) in [(s.client_key, Role::Client), (s.upstream_key, Role::Upstream)] {
+        let Some(flow) = key else { continue };
+        let role = if hop_role == Role::Client { "client" } else { "upstream" };
+        let stream =
+            s.record.as_ref().and_then(|r| r.hops.iter().find(|h| h.role == hop_role)).and_then(|h| h.stream_id);
+        let Some((frames, _)) = app.frames.get(&flow) else { continue };
         for fr in frames.iter().filter(|fr| stream.is_none() || fr.stream_id == stream) {
             let dir = if fr.dir == crate::proto::Dir::ToServer { "to server" } else { "to client" };
             let mut what =
@@ -270,7 +269,8 @@ fn hop_lines(app: &App, s: &SessionLine, role: Role) -> Vec<Line<'static>> {
     let h = s.handshake.and_then(|id| app.handshakes.get(&id));
     let hs_hop = h.and_then(|h| if role == Role::Client { h.client.as_ref() } else { h.upstream.as_ref() });
     let rec_hop = s.record.as_ref().and_then(|r| r.hops.iter().find(|x| x.role == role));
-    let flow = rec_hop.map(|x| x.flow).or(hs_hop.map(|x| x.flow));
+    let seen = if role == Role::Client { s.client_key } else { s.upstream_key };
+    let flow = rec_hop.map(|x| x.flow).or(hs_hop.map(|x| x.flow)).or(seen);
     let Some(flow) = flow else {
         out.push(Line::styled("not in the capture", dim));
         return out;
