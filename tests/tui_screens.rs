@@ -359,3 +359,26 @@ fn quitting_a_live_dashboard_leaves_the_final_summary() {
         }
     }
 }
+
+/// The detail of an HTTP/2 stream's session (RFC 8441) and of one behind
+/// a TLS front without keys: what each hop is, said plainly.
+#[test]
+fn session_detail_of_an_h2_stream_and_of_an_encrypted_client_hop() {
+    let keys = capture("haproxy-h2.keys");
+    let mut app = app_with("haproxy-h2.pcap", &["--keylog", &keys]);
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Enter);
+    let s = screen(&app, 100, 44);
+    for want in ["HTTP/2 stream", "handshake    200 in", "handshake    101 in", "TLS 1.3 decrypted", "x-request-id "] {
+        assert!(s.contains(want), "{want:?} not in:\n{s}");
+    }
+    let mut app = app_from("nginx-tls-busy.pcap");
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Enter);
+    let s = screen(&app, 100, 44);
+    for want in
+        ["encrypted, not read", "TLS 1.2 not decrypted", "handshake    101 in", "encrypted request on the client hop"]
+    {
+        assert!(s.contains(want), "{want:?} not in:\n{s}");
+    }
+}

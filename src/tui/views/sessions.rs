@@ -279,6 +279,7 @@ fn hop_lines(app: &App, s: &SessionLine, role: Role) -> Vec<Line<'static>> {
     if let Some(hop) = hs_hop {
         let latency = h.and_then(|h| if role == Role::Client { h.latency_ms.client } else { h.latency_ms.upstream });
         let status = match (hop.status, hop.end) {
+            _ if hop.encrypted => "encrypted, not read".to_string(),
             (Some(st), _) => st.to_string(),
             (None, Some(e)) => format!("no response ({e})"),
             (None, None) => "no response".into(),
