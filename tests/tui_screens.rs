@@ -325,7 +325,7 @@ fn export_a_session_and_a_finding() {
     // Live (no capture file): a pcap cannot be made, and it says why.
     app.capture_file = None;
     press(&mut app, KeyCode::Char('w'));
-    assert!(app.message.as_deref().unwrap().contains("live capture keeps no packets"));
+    assert!(app.message.as_deref().unwrap().contains("or live the -w file"), "{:?}", app.message);
 }
 
 /// Live: on `q` the worker ends every connection and sends the final
@@ -381,4 +381,23 @@ fn session_detail_of_an_h2_stream_and_of_an_encrypted_client_hop() {
     {
         assert!(s.contains(want), "{want:?} not in:\n{s}");
     }
+}
+
+/// Live, `w` reads the `-w` file while it is being written: a last packet
+/// cut half-way ends the read there (it is still being written), where
+/// a capture file cut the same way is an error.
+#[test]
+fn a_pcap_export_from_a_growing_file_stops_at_its_last_whole_packet() {
+    let dir = tempdir("growing");
+    let src = std::fs::read(capture("nginx-healthy.pcap")).unwrap();
+    let cut = dir.join("being-written.pcap");
+    std::fs::write(&cut, &src[..src.len() - 20]).unwrap();
+    let app = app_from("nginx-healthy.pcap");
+    let flows: Vec<_> = app.shown_session(0).map(|s| s.flows.clone()).unwrap();
+    let whole =
+        wstap::tui::export::write_pcap(&capture("nginx-healthy.pcap"), &flows, &dir.join("a.pcap"), false).unwrap();
+    let cut = cut.to_str().unwrap();
+    let growing = wstap::tui::export::write_pcap(cut, &flows, &dir.join("b.pcap"), true).unwrap();
+    assert!(growing > 0 && growing <= whole, "{growing} of {whole}");
+    assert!(wstap::tui::export::write_pcap(cut, &flows, &dir.join("c.pcap"), false).is_err());
 }

@@ -1,7 +1,8 @@
 //! Exports from the dashboard: the selected finding or session as JSON
 //! Lines (`e`: the same records `--json` writes, redacted as they are), or
 //! a pcap of its connections (`w`: every packet of those TCP connections,
-//! read again from the capture file; raw bytes, as `-w` writes them).
+//! read again from the capture file, or live from the `-w` file being
+//! written; raw bytes, as `-w` writes them).
 //! Each returns the line the status bar shows: where it wrote, or why not.
 
 use std::io::Write;
@@ -98,21 +99,23 @@ pub fn filter_of(flows: &[FlowKey]) -> String {
 pub fn pcap(app: &App) -> String {
     let Some(sel) = selected(app) else { return "export: select a finding or a session first".into() };
     let Some(file) = &app.capture_file else {
-        return "export: a pcap needs the capture file (-r); a live capture keeps no packets (use -w)".into();
+        return "export: a pcap needs the capture file (-r), or live the -w file (one file, no -C/-G)".into();
     };
+    let live = app.source.kind == super::feed::SourceKind::Live;
     if sel.flows.is_empty() {
         return "export: no connection to export".into();
     }
     let path = fresh_path(app, &sel.name, "pcap");
-    match write_pcap(file, &sel.flows, &path) {
+    match write_pcap(file, &sel.flows, &path, live) {
         Ok(n) => format!("wrote {} ({n} packets of {} connections)", path.display(), sel.flows.len()),
         Err(e) => format!("export: {e}"),
     }
 }
 
 /// Copies the packets of `flows` from `input` to a new pcap at `path`;
-/// returns how many.
-pub fn write_pcap(input: &str, flows: &[FlowKey], path: &PathBuf) -> Result<u64, String> {
+/// returns how many. `growing`: `input` is the `-w` file a live capture
+/// is writing, whose last record may be half written: reading stops there.
+pub fn write_pcap(input: &str, flows: &[FlowKey], path: &PathBuf, growing: bool) -> Result<u64, String> {
     let mut cap = pcap::Capture::from_file(input).map_err(|e| format!("{input}: {e}"))?;
     cap.filter(&filter_of(flows), true).map_err(|e| format!("filter: {e}"))?;
     // create_new first: never replace a file or follow a link there.
@@ -126,6 +129,7 @@ pub fn write_pcap(input: &str, flows: &[FlowKey], path: &PathBuf) -> Result<u64,
                 n += 1;
             }
             Err(pcap::Error::NoMorePackets) => break,
+            Err(_) if growing => break,
             Err(e) => return Err(format!("{input}: {e}")),
         }
     }

@@ -60,9 +60,13 @@ pub fn run(input: &Input, cfg: &Dashboard, p: Pipeline) -> Result<i32> {
         return Err(Error::new("--tui needs a terminal (use --json or the text output in pipes)"));
     }
     let live = source.kind == SourceKind::Live;
-    // The file a pcap export reads again (not standard input).
+    // The file a pcap export reads again: the capture file (not standard
+    // input), or live the `-w` file being written (one file, not a ring).
     let capture_file = match input {
         Input::File(file) if file.path != "-" => Some(file.path.clone()),
+        Input::Live(cfg) => {
+            cfg.write.as_ref().filter(|w| w.size_limit.is_none() && w.interval.is_none()).map(|w| w.template.clone())
+        }
         _ => None,
     };
     let opts = FeedOptions {

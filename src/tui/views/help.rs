@@ -20,7 +20,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("s", "next sort column of the sessions table"),
     ("r", "reverse the sort (sessions), the order (findings)"),
     ("e", "export the selected finding or session (JSON Lines)"),
-    ("w", "write a pcap of its connections (from the file)"),
+    ("w", "write a pcap of its connections (from -r or -w)"),
     ("mouse", "click: tab, row; again: detail; wheel: move"),
     ("p", "pause (replay stops; the view holds)"),
     ("?", "this help"),
