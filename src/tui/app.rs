@@ -60,10 +60,12 @@ pub const DEFAULT_IDLE_BOUNDARY_S: f64 = 60.0;
 pub const RECENT_SESSIONS: usize = 1000;
 /// Occurrences kept per finding group (the count covers all).
 pub const GROUP_OCCURRENCES: usize = 20;
-/// Handshake records kept for the session detail (the newest).
-pub const KEPT_HANDSHAKES: usize = 20_000;
-/// Findings kept per session and per handshake, for the session detail.
-pub const KEPT_FINDING_LINKS: usize = 20_000;
+/// Handshake records kept for the session detail and exports (the
+/// newest; a record with both hops' heads is 1-3 KB).
+pub const KEPT_HANDSHAKES: usize = 4096;
+/// Sessions and handshakes whose findings are kept for the session detail
+/// (the newest ids; a finding with its evidence is a few KB).
+pub const KEPT_FINDING_LINKS: usize = 2048;
 /// `-v`: frames kept per connection (the newest) for the session
 /// detail's timeline, and connections kept (the most recently started).
 pub const FRAMES_PER_CONNECTION: usize = 32;
