@@ -263,11 +263,27 @@ fn tab_labels_separate_the_hotkey_from_the_count() {
     assert!(top.contains(" 1 Overview  2 Findings (3)  3 Sessions (0 open)  4 Latency "), "{top}");
 }
 
-fn tempdir(name: &str) -> std::path::PathBuf {
+/// A directory of its own for a test's exports, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::PathBuf;
+    fn deref(&self) -> &std::path::PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir(name: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("wstap-export-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
 }
 
 /// `e` writes the selected session (its handshake, its record, its
@@ -277,7 +293,7 @@ fn tempdir(name: &str) -> std::path::PathBuf {
 fn export_a_session_and_a_finding() {
     let dir = tempdir("session");
     let mut app = app_from("nginx-idle-60.pcap");
-    app.export_dir = dir.clone();
+    app.export_dir = dir.to_path_buf();
     press(&mut app, KeyCode::Char('3'));
     let sel = app.selected_session().unwrap().clone();
     press(&mut app, KeyCode::Char('e'));
@@ -314,7 +330,7 @@ fn export_a_session_and_a_finding() {
     // A finding, from the Findings list.
     let dir = tempdir("finding");
     let mut app = app_from("nginx-wrong-location.pcap");
-    app.export_dir = dir.clone();
+    app.export_dir = dir.to_path_buf();
     press(&mut app, KeyCode::Char('2'));
     press(&mut app, KeyCode::Char('e'));
     let f = app.selected_group().unwrap().latest().unwrap().clone();
