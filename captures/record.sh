@@ -40,6 +40,7 @@ ALL=(
     direct-bad-accept
     nginx-tls13 nginx-tls12 nginx-tls-stripped nginx-tls-idle haproxy-tls haproxy-tls-idle haproxy-tls-stripped
     haproxy-h2 haproxy-h2-stripped haproxy-h2-false-success haproxy-h2-idle haproxy-h2-no8441 haproxy-h2c
+    nginx-request-id
 )
 
 # ----------------------------------------------------------------------------
@@ -163,6 +164,31 @@ sc_nginx_healthy() {
     META=(proxy=nginx scenario="correct WebSocket config (HTTP/1.1, Upgrade, Connection via map, X-Forwarded-*); 3 sessions with messages+ping+close 1000, 2 keep-alive plain requests"
         front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
         notes="Baseline. Plain requests go upstream with 'Connection: close' (map default for empty Upgrade).")
+}
+
+# Request ids: nginx forwards its $request_id as X-Request-ID; the clients
+# send a W3C traceparent. nginx's access log (NAME.access.log: client
+# address:port, request id, traceparent, status, request line) is kept
+# beside the capture: tests/joins.rs joins wstap's records to its lines.
+sc_nginx_request_id() {
+    local F=18951 B=13951
+    backend $B
+    lab_nginx request-id "$NGX/request-id.conf" $F LISTEN=127.0.0.1:$F UPSTREAM=127.0.0.1:$B || return 1
+    cap_start "tcp port $F or tcp port $B"
+    client 30 ws ws://127.0.0.1:$F/ws --count 3 --messages 2 --close --group ws \
+        --header 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+    client 30 http http://127.0.0.1:$F --req GET:/api/one --group http
+    cap_stop
+    # nginx writes a WebSocket's line when its connection closes: wait for all 4.
+    local i
+    for i in $(seq 50); do
+        [ "$(wc -l <"$LAB_NGINX_DIR/logs/join.log" 2>/dev/null || echo 0)" -ge 4 ] && break
+        sleep 0.1
+    done
+    cp "$LAB_NGINX_DIR/logs/join.log" "$CAP/$NAME.access.log"
+    META=(proxy=nginx scenario="healthy config plus proxy_set_header X-Request-ID \$request_id; clients send a traceparent; nginx's access log logs \$remote_addr:\$remote_port \$request_id \$http_traceparent (kept as $NAME.access.log)"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds= optional_kinds=
+        notes="Every handshake's remote_addr:remote_port and request_ids.x-request-id are those of one access log line.")
 }
 
 sc_nginx_bench() {

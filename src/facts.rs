@@ -282,6 +282,8 @@ impl H2Conn {
 #[derive(Debug, Clone)]
 pub struct SessionRow {
     pub id: u64,
+    /// The handshake record that opened it.
+    pub handshake: u64,
     pub path: String,
     pub client_flow: Option<FlowKey>,
     /// The client hop is this HTTP/2 stream of `client_flow` (a session

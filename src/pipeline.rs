@@ -264,6 +264,9 @@ impl Pipeline {
         let a = &self.analysis.correlation.stats;
         Summary {
             ty: "summary",
+            schema: record::Schema,
+            host: None,
+            system: None,
             packets: st.packets,
             bytes: st.bytes,
             tcp_packets: st.tcp_packets,
@@ -414,6 +417,7 @@ impl Pipeline {
     fn end_run(&mut self, src: &mut dyn PacketSource, sink: &mut dyn Sink, ending: InputEnd) -> Result<InputEnd> {
         let mut summary = self.finish();
         summary.capture = src.stats();
+        (summary.host, summary.system) = (src.host(), src.system());
         self.drain_to(sink)?;
         sink.record(&Record::Summary(summary))?;
         sink.flush()?;

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::event::EndReason;
@@ -124,6 +125,141 @@ pub fn exit_status(level: Option<Severity>, worst: Option<Severity>) -> i32 {
     }
 }
 
+/// The version of this contract (docs/json.md, "Versions"), written in the
+/// summary as `schema`. A field or value added is a minor bump; a field
+/// renamed, removed or whose meaning changes is a major bump.
+pub const SCHEMA: &str = "1.1";
+
+/// The summary's `schema` field: always [`SCHEMA`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Schema;
+
+impl Serialize for Schema {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(SCHEMA)
+    }
+}
+
+/// The seed of the Community ID hashes records carry (the default of
+/// Zeek, Suricata, Arkime and Wireshark).
+pub const COMMUNITY_ID_SEED: u16 = 0;
+
+/// A connection's structured fields, as Zeek's `conn.log` names them
+/// (`id.orig_h` ...), and its Community ID: written next to its `flow`.
+fn conn_fields<M: SerializeMap>(m: &mut M, f: &FlowKey) -> Result<(), M::Error> {
+    m.serialize_entry("orig_h", &f.src.ip)?;
+    m.serialize_entry("orig_p", &f.src.port)?;
+    m.serialize_entry("resp_h", &f.dst.ip)?;
+    m.serialize_entry("resp_p", &f.dst.port)?;
+    m.serialize_entry("community_id", &crate::flow::key::community_id(*f, COMMUNITY_ID_SEED))
+}
+
+/// `"flow":"a->b"` and, after it, the connection's structured fields
+/// (used with `#[serde(flatten)]`).
+fn ser_conn<S: Serializer>(f: &FlowKey, s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(6))?;
+    m.serialize_entry("flow", f)?;
+    conn_fields(&mut m, f)?;
+    m.end()
+}
+
+/// A connection's structured fields without its `flow` string.
+struct ConnFields<'a>(&'a FlowKey);
+
+impl Serialize for ConnFields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(5))?;
+        conn_fields(&mut m, self.0)?;
+        m.end()
+    }
+}
+
+/// A finding's `flows` and, after them, `connections`: each flow's
+/// structured fields and Community ID, in the same order.
+fn ser_flows<S: Serializer>(flows: &[FlowKey], s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(2))?;
+    m.serialize_entry("flows", flows)?;
+    let conns: Vec<ConnFields<'_>> = flows.iter().map(ConnFields).collect();
+    m.serialize_entry("connections", &conns)?;
+    m.end()
+}
+
+/// Request ids a hop carried (X-Request-ID, traceparent, ...), in the order
+/// of [`crate::correlate::join::REQUEST_ID_HEADERS`]; written as an object
+/// keyed by the lower-case header name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestIds(pub Vec<(&'static str, String)>);
+
+impl RequestIds {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Adds `name` unless it is there already (the first value wins).
+    pub fn add(&mut self, name: &'static str, value: String) {
+        if self.get(name).is_none() {
+            self.0.push((name, value));
+        }
+    }
+}
+
+impl Serialize for RequestIds {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+named! {
+    /// Where a record's `remote_addr` was read.
+    pub enum RemoteFrom {
+        /// The client hop's initiator, in the capture.
+        Capture => "capture",
+        /// Only the forwarded request was seen: its X-Real-IP.
+        XRealIp => "x-real-ip",
+        /// Only the forwarded request was seen: the last X-Forwarded-For
+        /// entry (the address the proxy appended).
+        XForwardedFor => "x-forwarded-for",
+    }
+}
+
+/// What joins a handshake or session record to the proxy's and the
+/// application's logs (docs/json.md, "Joining with logs"). Written inline
+/// in the record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Join {
+    /// The client address and port as the proxy in front of the record's
+    /// client hop logs them (nginx `$remote_addr:$remote_port`).
+    pub remote_addr: Option<std::net::IpAddr>,
+    pub remote_port: Option<u16>,
+    /// Where `remote_addr` was read; null when it is unknown.
+    pub remote_from: Option<RemoteFrom>,
+    /// The original client named by the request the proxy received
+    /// (X-Forwarded-For's first hop, else X-Real-IP, else Forwarded's
+    /// `for=`), when it is another address than `remote_addr`: the request
+    /// came through another proxy.
+    pub forwarded_for: Option<std::net::IpAddr>,
+    /// Request ids any hop carried, on its request or its response; the
+    /// first value seen of each header.
+    #[serde(skip_serializing_if = "RequestIds::is_empty")]
+    pub request_ids: RequestIds,
+    /// The client hop in view is itself a forward: its request carries
+    /// what proxies add (X-Forwarded-For, X-Real-IP, Forwarded, Via) or is
+    /// an upgrade over HTTP/1.0, which no WebSocket client sends. With no
+    /// hop behind it in view, the capture shows a proxy's upstream leg and
+    /// not the client (text says "client not seen"). Not in the JSON: the
+    /// record's `client` is the hop nearest the client that was seen.
+    #[serde(skip)]
+    pub front_forwarded: bool,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     #[serde(rename = "type")]
@@ -131,6 +267,7 @@ pub struct Finding {
     pub kind: FindingKind,
     pub severity: Severity,
     pub ts: f64,
+    #[serde(flatten, serialize_with = "ser_flows")]
     pub flows: Vec<FlowKey>,
     pub path: Option<String>,
     pub message: String,
@@ -318,20 +455,12 @@ impl Serialize for HopEnd {
     }
 }
 
-fn ser_dir<S: Serializer>(d: &Dir, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(dir_name(*d))
-}
-
 /// A direction as records name it.
 pub fn dir_name(d: Dir) -> &'static str {
     match d {
         Dir::ToServer => "to_server",
         Dir::ToClient => "to_client",
     }
-}
-
-fn ser_opcode<S: Serializer>(op: &u8, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(crate::proto::ws::opcode::name(*op))
 }
 
 fn ser_version<S: Serializer>(v: &Version, s: S) -> Result<S::Ok, S::Error> {
@@ -380,6 +509,7 @@ pub struct HttpMessage {
     #[serde(rename = "type")]
     pub ty: &'static str,
     pub ts: f64,
+    #[serde(flatten, serialize_with = "ser_conn")]
     pub flow: FlowKey,
     pub dir: MessageDir,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -398,37 +528,65 @@ pub struct HttpMessage {
     pub stream_id: Option<u32>,
 }
 
-/// `-v`: one WebSocket frame.
-#[derive(Debug, Clone, Serialize)]
+/// `-v`: one WebSocket frame. Its `flow` is written sender first; the
+/// structured fields and Community ID after it are the connection's
+/// (initiator first), as on every other record.
+#[derive(Debug, Clone)]
 pub struct FrameLine {
-    #[serde(rename = "type")]
     pub ty: &'static str,
     pub ts: f64,
     pub flow: FlowKey,
     /// "to_server" or "to_client".
-    #[serde(serialize_with = "ser_dir")]
     pub dir: Dir,
     /// Its name: "text", "binary", "close", "ping", ...
-    #[serde(serialize_with = "ser_opcode")]
     pub opcode: u8,
     pub fin: bool,
-    #[serde(skip_serializing_if = "is_false")]
     pub rsv1: bool,
     pub masked: bool,
     pub len: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub close_code: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub close_reason: Option<String>,
     /// The HTTP/2 stream whose DATA carried the frame.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_id: Option<u32>,
+}
+
+impl Serialize for FrameLine {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let conn = match self.dir {
+            Dir::ToServer => self.flow,
+            Dir::ToClient => self.flow.reversed(),
+        };
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", self.ty)?;
+        m.serialize_entry("ts", &self.ts)?;
+        m.serialize_entry("flow", &self.flow)?;
+        conn_fields(&mut m, &conn)?;
+        m.serialize_entry("dir", dir_name(self.dir))?;
+        m.serialize_entry("opcode", crate::proto::ws::opcode::name(self.opcode))?;
+        m.serialize_entry("fin", &self.fin)?;
+        if self.rsv1 {
+            m.serialize_entry("rsv1", &true)?;
+        }
+        m.serialize_entry("masked", &self.masked)?;
+        m.serialize_entry("len", &self.len)?;
+        if let Some(c) = self.close_code {
+            m.serialize_entry("close_code", &c)?;
+        }
+        if let Some(r) = &self.close_reason {
+            m.serialize_entry("close_reason", r)?;
+        }
+        if let Some(id) = self.stream_id {
+            m.serialize_entry("stream_id", &id)?;
+        }
+        m.end()
+    }
 }
 
 /// One hop of a handshake: the request as it crossed this hop and the
 /// response it got there. Header fields hold the raw value or null.
 #[derive(Debug, Clone, Serialize)]
 pub struct Hop {
+    #[serde(flatten, serialize_with = "ser_conn")]
     pub flow: FlowKey,
     pub method: Option<String>,
     pub target: Option<String>,
@@ -462,6 +620,10 @@ pub struct Hop {
     /// RFC 8441: the extended CONNECT's `:protocol` ("websocket").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
+    /// Request ids on this hop's request and response (redacted as other
+    /// headers are), when any.
+    #[serde(skip_serializing_if = "RequestIds::is_empty")]
+    pub request_ids: RequestIds,
 }
 
 impl Hop {
@@ -487,6 +649,7 @@ impl Hop {
             tls: None,
             stream_id: None,
             protocol: None,
+            request_ids: RequestIds::default(),
         }
     }
 }
@@ -624,6 +787,9 @@ pub struct Handshake {
     /// How sure that pairing is: "high", "medium", "low"; null for a
     /// single hop (docs/json.md).
     pub pair_confidence: Option<Confidence>,
+    /// What joins the record to the proxy's and the application's logs.
+    #[serde(flatten)]
+    pub join: Join,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
@@ -651,6 +817,7 @@ pub struct Close {
 #[derive(Debug, Clone, Serialize)]
 pub struct HopSession {
     pub role: Role,
+    #[serde(flatten, serialize_with = "ser_conn")]
     pub flow: FlowKey,
     pub frames: Dirs,
     pub bytes: Dirs,
@@ -729,6 +896,10 @@ pub struct Session {
     /// The capture ended with the session open.
     pub open: bool,
     pub hops: Vec<HopSession>,
+    /// What joins the record to the proxy's and the application's logs
+    /// (the handshake's).
+    #[serde(flatten)]
+    pub join: Join,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -832,6 +1003,16 @@ pub struct Latencies {
 pub struct Summary {
     #[serde(rename = "type")]
     pub ty: &'static str,
+    /// The contract's version ([`SCHEMA`]).
+    pub schema: Schema,
+    /// The machine that captured: its host name for a live capture; null
+    /// for a file (neither pcap nor pcapng records one: see `system`).
+    pub host: Option<String>,
+    /// What the capture says of the system that made it: a live capture's
+    /// own; a pcapng file's section header and interface options. Absent
+    /// for classic pcap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<CaptureSystem>,
     pub packets: u64,
     pub bytes: u64,
     pub tcp_packets: u64,
@@ -868,6 +1049,18 @@ pub struct Summary {
     /// Present when HTTP/2 connections were seen (docs/h2.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub h2: Option<H2Summary>,
+}
+
+/// The system a capture was made on, as far as the input says (pcapng
+/// `shb_hardware`, `shb_os`, `shb_userappl`, `if_name`; a live capture's
+/// uname and interface).
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct CaptureSystem {
+    pub hardware: Option<String>,
+    pub os: Option<String>,
+    pub application: Option<String>,
+    /// Interface names, in the order the capture declares them.
+    pub interfaces: Vec<String>,
 }
 
 /// HTTP/2 in the summary: connections, streams, WebSocket streams (RFC

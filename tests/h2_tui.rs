@@ -41,7 +41,7 @@ fn screen(app: &App, w: u16, h: u16) -> String {
 #[test]
 fn overview_counts_h2_connections_streams_and_websocket_streams() {
     let s = screen(&app_with_keys("haproxy-h2-idle"), 120, 30);
-    assert!(s.contains("HTTP/2      1 conns  3 streams  3 WebSocket"), "{s}");
+    assert!(s.contains("HTTP/2      1 conn  3 streams  3 WebSocket"), "{s}");
     assert!(s.contains("Time "), "every traffic line still fits:\n{s}");
 }
 

@@ -429,7 +429,7 @@ fn oddities_are_flagged() {
     let badlen = rs.iter().find(|x| x["type"] == "session" && x["path"] == "/badlen").unwrap();
     assert!(badlen["bytes"]["to_client"].as_u64().unwrap() < 100, "{badlen}");
     let t = run(&["-r", f.to_str().unwrap(), "-q"]).stdout;
-    assert!(t.contains("1 retransmissions with different bytes"), "{t}");
+    assert!(t.contains("1 retransmission with different bytes"), "{t}");
 }
 
 #[test]

@@ -203,6 +203,7 @@ fn many_sessions(n: u64) -> Snapshot {
     let sessions = (0..n)
         .map(|i| SessionRow {
             id: i + 1,
+            handshake: i + 1,
             path: if i % 2 == 0 { "/ws".into() } else { "/socket.io/".into() },
             client_flow: Some(fk(&format!(
                 "10.{}.{}.{}:{}->192.0.2.1:443",
@@ -240,7 +241,7 @@ fn overview_shows_counters_from_a_healthy_capture() {
             "Upgraded    3",
             "Success     100.0%",
             "Ended       3",
-            "Timeout     60s (default)",
+            "Idle cut    60 s boundary (default)",
             "Upgrade success rate",
             "latest 100%",
             "Drops       none (file)",
@@ -334,6 +335,7 @@ fn handshake(id: u64, ts: f64, outcome: wstap::record::Outcome, client_ms: f64, 
         latency_ms: wstap::record::Latency { client: Some(client_ms), upstream: Some(upstream_ms) },
         paired_by: Some(wstap::record::PairedBy::Key),
         pair_confidence: None,
+        join: Default::default(),
     })
 }
 
@@ -377,7 +379,7 @@ fn findings_are_grouped_with_counts_and_severity_colours() {
         &buf,
         &["Findings: 5 in 3 groups", "upgrade-stripped ×3", "idle-timeout-close ×1", "heartbeat-race ×1"],
     );
-    assert_on_screen(&buf, &["→ 10.0.0.1:80, 10.0.0.2:3000", "upgrade-stripped on /ws"]);
+    assert_on_screen(&buf, &["10.0.0.1:80 -> 10.0.0.2:3000", "upgrade-stripped on /ws"]);
     assert_eq!(fg_at(&buf, "ERROR"), Color::Red);
     assert_eq!(fg_at(&buf, "WARN"), Color::Yellow);
     assert_eq!(fg_at(&buf, "INFO"), Color::Blue);
@@ -551,7 +553,10 @@ fn ten_thousand_sessions_render_at_80x24_and_200x60() {
     assert_eq!(app.sort, SortBy::Idle);
 
     let buf = render(&app, 80, 24);
-    assert_on_screen(&buf, &["Sessions: 10000 open · 0 closed · sort idle · timeout 60s default", "3 Sessions 10000"]);
+    assert_on_screen(
+        &buf,
+        &["Sessions: 10000 open · 0 closed · sort idle · 60 s boundary (default)", "3 Sessions (10000 open)"],
+    );
     assert_on_screen(&buf, &["row 1/10000"]);
     // Longest idle first: 69 s, past 90% of 60 s, in red.
     let first = app.shown_session(0).unwrap();
@@ -586,7 +591,7 @@ fn idle_time_turns_amber_then_red_near_the_boundary() {
     app.ingest(Vec::new(), snap);
     press(&mut app, KeyCode::Char('3'));
     let buf = render(&app, 120, 80);
-    assert_on_screen(&buf, &["timeout 40s "]);
+    assert_on_screen(&buf, &["40.0 s boundary (learned)"]);
     // 40 s boundary: amber from 30 s, red from 36 s.
     assert_eq!(fg_at(&buf, "29.0s"), Color::Reset);
     assert_eq!(fg_at(&buf, "30.0s"), Color::Yellow);
@@ -798,4 +803,29 @@ fn timing_with_ten_thousand_sessions() {
         term.draw(|f| ui::draw(f, &app)).unwrap();
     }
     println!("render sessions view 200x60: {:?} per frame", t.elapsed() / 100);
+}
+
+/// Live: Enter on an open session shows what is known while it lives
+/// (its flows, frames, idle time against the boundary), and the detail
+/// follows that session as later snapshots reorder the rows.
+#[test]
+fn an_open_sessions_detail_shows_it_live() {
+    let mut app = test_app();
+    app.ingest(Vec::new(), many_sessions(5));
+    press(&mut app, KeyCode::Char('3'));
+    let id = app.selected_session().unwrap().id;
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Detail);
+    let buf = render(&app, 100, 40);
+    assert_on_screen(
+        &buf,
+        &[&format!("Session #{id} "), "open for", "Client hop", "Upstream hop", "->192.0.2.1:443", "open, idle"],
+    );
+    assert_on_screen(&buf, &["60 s boundary (default)", "Findings (0)", "last frame so far"]);
+    // A later snapshot with the sessions in another order: still that one.
+    let mut snap = many_sessions(5);
+    snap.sessions.reverse();
+    app.ingest(Vec::new(), snap);
+    assert_eq!(app.detail_session, Some(id));
+    assert_on_screen(&render(&app, 100, 40), &[&format!("Session #{id} ")]);
 }

@@ -179,7 +179,7 @@ echo "tui_tmux: replay at 5x: idle sessions turn amber, then red, then close; pa
 # proxy_read_timeout. At 5x the whole capture takes 14 s.
 start 100 30 -r captures/nginx-idle-60.pcap --tui --replay 5
 wait_for "replay ×5"
-wait_for "3 Sessions 4 " 5
+wait_for "3 Sessions (4 open)" 5
 keys 3
 wait_for "4 open"
 # The idle column in colour (capture-pane -e): amber (colour 3) from 45 s,
@@ -245,6 +245,9 @@ if [ "$(id -u)" = 0 ] && command -v python3 >/dev/null; then
   wait_for "HTTP reqs   1"
   keys q
   expect_exit 0
+  # The run's summary stays on the terminal after the dashboard.
+  wait_for "wstap: live capture on lo stopped" 5
+  wait_for "1 HTTP request" 5
   kill "$HTTPD" 2>/dev/null || true
   HTTPD=""
   "$WSTAP" -r "$TMP/live.pcap" -q | grep -q "1 HTTP request" || fail "the -w file does not hold the request: $("$WSTAP" -r "$TMP/live.pcap" -q 2>&1 | head -3)"

@@ -207,4 +207,10 @@ impl Analysis {
     pub fn idle_boundary(&self) -> Option<f64> {
         self.timeouts.iter().copied().reduce(f64::min).or_else(|| self.policy.detectors.learned_boundary())
     }
+
+    /// The same boundary as findings name it, with where it comes from (a
+    /// learned one taken as the product default it matches).
+    pub fn expected_boundary(&self) -> Option<(f64, crate::detect::boundary::Source)> {
+        crate::detect::boundary::expected(&self.timeouts, self.policy.detectors.learned_boundary())
+    }
 }

@@ -350,6 +350,13 @@ impl PacketSource for FileSource {
         self.linktype
     }
 
+    fn system(&self) -> Option<crate::record::CaptureSystem> {
+        match &self.reader {
+            Reader::Pcapng(r) => r.system(),
+            _ => None,
+        }
+    }
+
     fn set_keys(&mut self, keys: crate::proto::tls::Keys) {
         if let Reader::Pcapng(r) = &mut self.reader {
             r.set_keys(keys);

@@ -59,7 +59,17 @@ pub struct PcapngReader {
     /// DSB payloads read before keys were attached.
     pending_secrets: Vec<Vec<u8>>,
     pub filter: Option<pcap::BpfProgram>,
+    /// What the first section says of the system that wrote it (the
+    /// summary's `system`): its hardware, OS and application options and
+    /// its interfaces' names.
+    system: crate::record::CaptureSystem,
+    sections: u32,
 }
+
+/// Longest option string kept for the summary (a hostile file cannot make
+/// it large), and how many interface names.
+const MAX_OPTION_TEXT: usize = 256;
+const MAX_IFACE_NAMES: usize = 64;
 
 /// Why a block could not be read.
 enum Bad {
@@ -75,6 +85,21 @@ impl Bad {
             Bad::Cut(s) | Bad::Damaged(s) => s,
         }
     }
+}
+
+/// An option's UTF-8 text (trailing NULs dropped), bounded; `None` when
+/// empty.
+fn option_text(v: &[u8]) -> Option<String> {
+    let v = &v[..v.iter().position(|b| *b == 0).unwrap_or(v.len())];
+    let mut t = String::from_utf8_lossy(v).into_owned();
+    if t.len() > MAX_OPTION_TEXT {
+        let mut end = MAX_OPTION_TEXT;
+        while !t.is_char_boundary(end) {
+            end -= 1;
+        }
+        t.truncate(end);
+    }
+    (!t.is_empty()).then_some(t)
 }
 
 /// True when `head` (the first 4 bytes of an input) opens a pcapng file.
@@ -104,6 +129,8 @@ impl PcapngReader {
             keys: None,
             pending_secrets: Vec::new(),
             filter: None,
+            system: Default::default(),
+            sections: 0,
         };
         // The link type comes from the first interface, before any packet.
         loop {
@@ -114,6 +141,7 @@ impl PcapngReader {
                 }
                 Some((EPB | SPB | PB, _)) => return Err("pcapng: a packet before any interface".into()),
                 Some((DSB, body)) => r.secrets(&body),
+                Some((SHB, body)) => r.section(&body),
                 Some(_) => {}
                 None => return Err("pcapng capture without any interface".into()),
             }
@@ -123,6 +151,14 @@ impl PcapngReader {
 
     pub fn linktype(&self) -> LinkType {
         self.linktype
+    }
+
+    /// What the file says of the system that wrote it; `None` when it
+    /// says nothing.
+    pub fn system(&self) -> Option<crate::record::CaptureSystem> {
+        let s = &self.system;
+        let empty = s.hardware.is_none() && s.os.is_none() && s.application.is_none() && s.interfaces.is_empty();
+        (!empty).then(|| s.clone())
     }
 
     /// Where embedded TLS secrets go (they are kept until then).
@@ -215,6 +251,39 @@ impl PcapngReader {
         Ok(self.block_range().map_err(Bad::text)?.map(|(ty, a, b)| (ty, self.buf[a..b].to_vec())))
     }
 
+    /// The options of a block (code, value), from `at` in its body.
+    fn options<'b>(&self, body: &'b [u8], mut at: usize) -> Vec<(u16, &'b [u8])> {
+        let mut out = Vec::new();
+        while at + 4 <= body.len() {
+            let code = self.u16_at(body, at);
+            let olen = self.u16_at(body, at + 2) as usize;
+            if code == 0 || at + 4 + olen > body.len() {
+                break;
+            }
+            out.push((code, &body[at + 4..at + 4 + olen]));
+            at += 4 + olen.div_ceil(4) * 4;
+        }
+        out
+    }
+
+    /// A Section Header Block: the first one's `shb_hardware` (2),
+    /// `shb_os` (3) and `shb_userappl` (4) describe the capturing system.
+    fn section(&mut self, body: &[u8]) {
+        self.sections += 1;
+        if self.sections > 1 || body.len() < 16 {
+            return;
+        }
+        for (code, v) in self.options(body, 16) {
+            let slot = match code {
+                2 => &mut self.system.hardware,
+                3 => &mut self.system.os,
+                4 => &mut self.system.application,
+                _ => continue,
+            };
+            *slot = option_text(v);
+        }
+    }
+
     fn interface(&mut self, body: &[u8]) -> Result<(), String> {
         if body.len() < 8 {
             return Err("damaged interface description block".into());
@@ -245,6 +314,11 @@ impl PcapngReader {
         }
         if self.ifaces.len() >= 4096 {
             return Err("more than 4096 interfaces".into());
+        }
+        // `if_name` (2), for the summary: the first section's interfaces.
+        if self.sections <= 1 && self.system.interfaces.len() < MAX_IFACE_NAMES && body.len() >= 8 {
+            let name = self.options(body, 8).into_iter().find(|(c, _)| *c == 2).and_then(|(_, v)| option_text(v));
+            self.system.interfaces.extend(name);
         }
         self.linktype = LinkType(linktype as i32);
         self.linktype_known = true;
@@ -355,8 +429,91 @@ impl PcapngReader {
                     let body = self.buf[a..b].to_vec();
                     self.secrets(&body);
                 }
+                SHB => {
+                    let body = self.buf[a..b].to_vec();
+                    self.section(&body);
+                }
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(ty: u32, body: &[u8]) -> Vec<u8> {
+        let len = (12 + body.len()) as u32;
+        let mut b = ty.to_le_bytes().to_vec();
+        b.extend(len.to_le_bytes());
+        b.extend(body);
+        b.extend(len.to_le_bytes());
+        b
+    }
+
+    fn opt(code: u16, v: &[u8]) -> Vec<u8> {
+        let mut o = code.to_le_bytes().to_vec();
+        o.extend((v.len() as u16).to_le_bytes());
+        o.extend(v);
+        o.resize(o.len().div_ceil(4) * 4, 0);
+        o
+    }
+
+    fn shb(opts: &[u8]) -> Vec<u8> {
+        let mut b = BYTE_ORDER_MAGIC.to_le_bytes().to_vec();
+        b.extend([1, 0, 0, 0]);
+        b.extend(u64::MAX.to_le_bytes());
+        b.extend(opts);
+        block(SHB, &b)
+    }
+
+    fn idb(opts: &[u8]) -> Vec<u8> {
+        let mut b = vec![1, 0, 0, 0];
+        b.extend(65535u32.to_le_bytes());
+        b.extend(opts);
+        block(IDB, &b)
+    }
+
+    fn open(file: Vec<u8>) -> PcapngReader {
+        PcapngReader::open(Vec::new(), Box::new(std::io::Cursor::new(file))).unwrap()
+    }
+
+    #[test]
+    fn the_section_and_interfaces_say_what_system_wrote_the_file() {
+        let mut f = shb(&[
+            opt(2, b"x86_64"),
+            opt(3, b"Linux 6.1.0-18-amd64"),
+            opt(4, b"dumpcap (Wireshark) 4.0.17"),
+            opt(0, b""),
+        ]
+        .concat());
+        f.extend(idb(&[opt(2, b"any"), opt(0, b"")].concat()));
+        f.extend(idb(&opt(3, b"no name, a description")));
+        f.extend(idb(&opt(2, b"lo\0\0")));
+        let s = open(f).system().expect("the file describes its system");
+        assert_eq!(s.hardware.as_deref(), Some("x86_64"));
+        assert_eq!(s.os.as_deref(), Some("Linux 6.1.0-18-amd64"));
+        assert_eq!(s.application.as_deref(), Some("dumpcap (Wireshark) 4.0.17"));
+        assert_eq!(s.interfaces, ["any"], "interfaces are read as packets need them; only the first now");
+        let mut f = shb(&[]);
+        f.extend(idb(&[]));
+        assert_eq!(open(f).system(), None, "a file that says nothing gives no system");
+    }
+
+    #[test]
+    fn option_text_is_bounded_and_a_bad_length_ends_the_options() {
+        let long = vec![b'a'; 5000];
+        let mut f = shb(&[opt(3, &long), opt(4, b"app")].concat());
+        f.extend(idb(&[]));
+        let s = open(f).system().unwrap();
+        assert_eq!(s.os.map(|o| o.len()), Some(MAX_OPTION_TEXT));
+        assert_eq!(s.application.as_deref(), Some("app"));
+        // An option claiming more than its block holds is not read.
+        let mut bad = opt(2, b"x86_64");
+        bad[2] = 200;
+        let mut f = shb(&bad);
+        f.extend(idb(&[]));
+        assert_eq!(open(f).system(), None);
     }
 }

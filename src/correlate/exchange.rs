@@ -3,7 +3,7 @@
 //! record of an upgrade attempt, and the session its upgraded hops open.
 
 use super::session::Opening;
-use super::{Attempt, Correlator, Txn, TxnId, h2pair, record};
+use super::{Attempt, Correlator, Txn, TxnId, h2pair, join, record};
 use crate::facts::{Exchange, Fact, FactSink, TlsFront};
 use crate::record::{Confidence, Handshake, Hop, HopEnd, Latency, Outcome, PairedBy, Record, Role};
 use crate::redact::Redactor;
@@ -32,8 +32,10 @@ impl Correlator {
             self.next_handshake += 1;
             id
         });
+        let mut join = None;
         if let Some(id) = handshake_id {
             let rec = handshake_record(id, front, client, upstream, tls_front, outcome, &path, self.redact);
+            join = Some(rec.join.clone());
             self.stats.handshakes.total += 1;
             match outcome {
                 Outcome::Upgraded => self.stats.handshakes.upgraded += 1,
@@ -68,6 +70,7 @@ impl Correlator {
             path,
             hops: [upgraded(Role::Client, client), upgraded(Role::Upstream, upstream)],
             tls_front: tls_front.filter(|_| upstream.is_some_and(|u| u.upgraded())).map(|tf| tf.conn),
+            join: join.unwrap_or_default(),
         };
         let up_id = upstream.map(|u| u.id);
         let client_id = client.map(|c| c.id);
@@ -134,6 +137,7 @@ fn handshake_record(
             ..Hop::new(tf.flow)
         });
     }
+    let join = join::of(client.map(|t| &t.hop), upstream.map(|t| &t.hop), client_hop.as_ref().map(|h| h.flow), redact);
     Handshake {
         ty: "handshake",
         id,
@@ -168,6 +172,7 @@ fn handshake_record(
             (None, Some(_), Some(tf)) => Some(tf.confidence),
             _ => None,
         },
+        join,
     }
 }
 
@@ -205,5 +210,6 @@ fn hop_record(t: &Txn, r: Redactor) -> Hop {
         tls: t.tls.as_deref().map(|i| record::TlsHop::of(Some(i), None)),
         stream_id: h2pair::stream_of(t.conn),
         protocol: t.req.headers.get(":protocol").map(str::to_string),
+        request_ids: join::hop_ids(t, r),
     }
 }

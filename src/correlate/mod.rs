@@ -18,6 +18,7 @@
 pub mod exchange;
 pub mod h2pair;
 pub mod index;
+pub mod join;
 pub mod metrics;
 pub mod pair;
 mod requests;

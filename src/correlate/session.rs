@@ -11,7 +11,7 @@ use crate::proto::activity::WsActivity;
 use crate::record::Record;
 pub use crate::record::Role;
 use crate::record::{
-    Close, CloseCodes, CloseHow, Closer, Dirs, Heartbeat, HeartbeatKind, HopSession, Peer, Session, Side,
+    Close, CloseCodes, CloseHow, Closer, Dirs, Heartbeat, HeartbeatKind, HopSession, Join, Peer, Session, Side,
 };
 use crate::time::{Ts, round_us, round3};
 
@@ -63,6 +63,9 @@ pub(super) struct PendingSession {
     /// First FIN or RST on one of its hops: its record (stamped with its
     /// end) cannot be stamped earlier.
     pub(super) closing_since: Option<Ts>,
+    /// The handshake's join fields (boxed: most of a session's life is
+    /// spent waiting, and this is only read at its end).
+    join: Box<Join>,
 }
 
 /// What a reported exchange leaves for its session: the hops whose
@@ -77,6 +80,8 @@ pub(super) struct Opening {
     /// The client hop and the upstream hop, when upgraded.
     pub hops: [Option<(Role, ConnId)>; 2],
     pub tls_front: Option<ConnId>,
+    /// The handshake's join fields, for the session record.
+    pub join: Join,
 }
 
 impl Correlator {
@@ -126,6 +131,7 @@ impl Correlator {
                 hops,
                 start,
                 closing_since: None,
+                join: Box::new(o.join),
             },
         );
         self.try_end_session(sid, false, out);
@@ -158,7 +164,8 @@ impl Correlator {
         if hops.is_empty() {
             return;
         }
-        let rec = build(s.id, s.chain, s.hop_index, s.handshake, &s.path, &hops);
+        let mut rec = build(s.id, s.chain, s.hop_index, s.handshake, &s.path, &hops);
+        rec.join = *s.join;
         self.stats.sessions += 1;
         out.fact(Fact::SessionEnded(&SessionEnd {
             session: &rec,
@@ -244,6 +251,7 @@ impl Correlator {
                 let flow = |role| hops.iter().find(|h| h.0 == role).map(|h| h.1.flow);
                 SessionRow {
                     id: s.id,
+                    handshake: s.handshake,
                     path: s.path.clone(),
                     client_flow: flow(Role::Client),
                     client_stream: hops.iter().find(|h| h.0 == Role::Client).and_then(|h| h2pair::stream_of(h.1.conn)),
@@ -437,6 +445,7 @@ pub fn build(id: u64, chain: u64, hop_index: u32, handshake: u64, path: &str, ho
         close,
         open,
         hops: hop_records,
+        join: Join::default(),
     }
 }
 

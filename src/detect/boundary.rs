@@ -41,6 +41,11 @@ pub enum Source {
 }
 
 impl Source {
+    /// The source a finding's `boundary_source` names.
+    pub fn from_name(name: &str) -> Option<Source> {
+        [Source::Configured, Source::Known, Source::Learned, Source::Observed].into_iter().find(|s| s.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Source::Configured => "configured",
@@ -48,6 +53,29 @@ impl Source {
             Source::Learned => "learned",
             Source::Observed => "observed",
         }
+    }
+}
+
+/// The idle boundary sessions are expected to hit, as the findings name
+/// it: the smallest one stated (`--timeout`), else the one learned from
+/// the capture, taken as the product default it is within tolerance of
+/// (a cut learned at 59.9 s is nginx's 60 s `proxy_read_timeout`, as the
+/// idle-timeout finding says).
+pub fn expected(configured: &[f64], learned: Option<f64>) -> Option<(f64, Source)> {
+    if let Some(b) = configured.iter().copied().reduce(f64::min) {
+        return Some((b, Source::Configured));
+    }
+    let b = learned?;
+    let known = KNOWN_BOUNDARIES.iter().map(|k| k.0).find(|k| (b - k).abs() <= tolerance(*k));
+    Some(known.map_or((b, Source::Learned), |k| (k, Source::Known)))
+}
+
+/// A boundary in the words findings use: "60 s boundary" (whole seconds
+/// for stated and known ones, tenths for learned and observed ones).
+pub fn words(b: f64, src: Source) -> String {
+    match src {
+        Source::Configured | Source::Known => format!("{b:.0} s boundary"),
+        Source::Learned | Source::Observed => format!("{b:.1} s boundary"),
     }
 }
 
@@ -101,6 +129,16 @@ impl Boundaries {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_expected_boundary_is_named_as_findings_name_it() {
+        assert_eq!(expected(&[75.0, 58.0], Some(59.9)), Some((58.0, Source::Configured)));
+        assert_eq!(expected(&[], Some(59.9)), Some((60.0, Source::Known)));
+        assert_eq!(expected(&[], Some(42.0)), Some((42.0, Source::Learned)));
+        assert_eq!(expected(&[], None), None);
+        assert_eq!(words(60.0, Source::Known), "60 s boundary");
+        assert_eq!(words(42.04, Source::Learned), "42.0 s boundary");
+    }
 
     #[test]
     fn stated_before_known_before_learned() {

@@ -189,6 +189,7 @@ pub fn session(id: u64, path: &str, start: f64, end: f64, close: Close) -> Sessi
         close,
         open: false,
         hops: vec![hop(Role::Client, &client), hop(Role::Upstream, &upstream)],
+        join: Default::default(),
     }
 }
 
@@ -251,6 +252,7 @@ pub fn h2_conn(flow_: &str, offers: bool, opened: f64, closed: Option<f64>) -> H
 pub fn open_row(id: u64, path: &str, start: f64, last: f64) -> SessionRow {
     SessionRow {
         id,
+        handshake: id,
         path: path.into(),
         client_flow: Some(flow("198.51.100.7:50000->10.0.0.1:80")),
         client_stream: None,

@@ -120,6 +120,44 @@ impl fmt::Display for FlowKey {
     }
 }
 
+/// The Community ID flow hash, version 1 (the spec Zeek, Suricata, Arkime
+/// and Wireshark share: github.com/corelight/community-id-spec): SHA-1 over
+/// the seed, the two addresses and ports ordered so both directions give
+/// the same hash, the protocol (TCP, 6) and a pad byte; base64, prefixed
+/// `1:`. wstap uses seed 0, the default of every implementation.
+pub fn community_id(flow: FlowKey, seed: u16) -> String {
+    use base64::Engine;
+    use sha1::{Digest, Sha1};
+    let (a, b) = (flow.src, flow.dst);
+    // The smaller endpoint first: address bytes, then port (the spec
+    // compares the addresses, and the ports when the addresses are equal).
+    let bytes = |e: Endpoint| -> ([u8; 16], usize) {
+        let mut out = [0u8; 16];
+        match e.ip {
+            IpAddr::V4(x) => {
+                out[..4].copy_from_slice(&x.octets());
+                (out, 4)
+            }
+            IpAddr::V6(x) => {
+                out.copy_from_slice(&x.octets());
+                (out, 16)
+            }
+        }
+    };
+    let ((ab, an), (bb, bn)) = (bytes(a), bytes(b));
+    let a_first = (&ab[..an], a.port) <= (&bb[..bn], b.port);
+    let (first, second) = if a_first { (a, b) } else { (b, a) };
+    let ((fb, fnn), (sb, sn)) = (bytes(first), bytes(second));
+    let mut h = Sha1::new();
+    h.update(seed.to_be_bytes());
+    h.update(&fb[..fnn]);
+    h.update(&sb[..sn]);
+    h.update([6u8, 0u8]);
+    h.update(first.port.to_be_bytes());
+    h.update(second.port.to_be_bytes());
+    format!("1:{}", base64::engine::general_purpose::STANDARD.encode(h.finalize()))
+}
+
 /// Maps keyed by flows, connections and ids use the rustc hasher
 /// (`rustc-hash`): flow keys are hashed once per packet, and SipHash
 /// would cost more than the lookup it serves. Version 1, the function
@@ -155,5 +193,29 @@ mod tests {
         let mixed = FlowKey { src: k4.src, dst: k.dst };
         assert_eq!(mixed.to_string(), "10.0.0.1:1->[::1]:8080");
         assert_eq!(k4.canonical(), k4.reversed().canonical());
+    }
+
+    /// Values from the spec's reference implementation (PyPI
+    /// `communityid` 1.5, `FlowTuple.make_tcp`, seed 0 and 1); the
+    /// conformance test against it and tshark on whole captures is
+    /// tests/community_id.rs.
+    #[test]
+    fn community_id_matches_the_reference_implementation() {
+        let f = |s: &str, d: &str| {
+            let ep = |x: &str| {
+                let sa: std::net::SocketAddr = x.parse().unwrap();
+                Endpoint::new(sa.ip(), sa.port())
+            };
+            FlowKey { src: ep(s), dst: ep(d) }
+        };
+        let k = f("127.0.0.1:36996", "127.0.0.1:13001");
+        assert_eq!(community_id(k, 0), "1:ECZ8jYnj+1PEhO/etqJO4WzmHWQ=");
+        assert_eq!(community_id(k.reversed(), 0), community_id(k, 0));
+        let v6 = f("[2001:db8::1]:51000", "[2001:db8::2]:443");
+        assert_eq!(community_id(v6, 0), "1:TZebe/ybIXr8J9lX26/lqPRYGuk=");
+        assert_eq!(community_id(v6.reversed(), 0), community_id(v6, 0));
+        assert_eq!(community_id(f("10.0.0.2:80", "10.0.0.1:51000"), 0), "1:i4wouHb5mVBQZt2gbtgoobJX5Ak=");
+        assert_eq!(community_id(k, 1), "1:Kf6ZpZsVzMLIP4BXl70CyLkTduc=");
+        assert_eq!(community_id(v6, 1), "1:lQBZvBahtIZWDlE8fq259XuJY9o=");
     }
 }

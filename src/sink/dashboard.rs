@@ -1,5 +1,6 @@
 //! The dashboard's feed: the records the dashboard shows (handshakes,
-//! sessions, findings; not the per-message and per-frame lines of `-v`),
+//! sessions, findings, and with `-v` frames for the session detail's
+//! timeline; not the per-message lines),
 //! made terminal-safe once here, kept until the worker sends them on
 //! (tui/feed.rs).
 
@@ -18,7 +19,7 @@ impl DashboardSink {
 
 impl Sink for DashboardSink {
     fn record(&mut self, r: &Record) -> std::io::Result<()> {
-        if matches!(r, Record::Handshake(_) | Record::Session(_) | Record::Finding(_)) {
+        if matches!(r, Record::Handshake(_) | Record::Session(_) | Record::Finding(_) | Record::Frame(_)) {
             // Wire text made terminal-safe once, here (src/escape.rs).
             self.0.push(crate::escape::record(r).into_owned());
         }

@@ -7,7 +7,7 @@
 //! filtered session rows, finding groups: rows.rs) is rebuilt when the
 //! data changes, never per frame.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use super::feed::{Snapshot, Source, UiMsg, Update};
@@ -60,6 +60,16 @@ pub const DEFAULT_IDLE_BOUNDARY_S: f64 = 60.0;
 pub const RECENT_SESSIONS: usize = 1000;
 /// Occurrences kept per finding group (the count covers all).
 pub const GROUP_OCCURRENCES: usize = 20;
+/// Handshake records kept for the session detail and exports (the
+/// newest; a record with both hops' heads is 1-3 KB).
+pub const KEPT_HANDSHAKES: usize = 4096;
+/// Sessions and handshakes whose findings are kept for the session detail
+/// (the newest ids; a finding with its evidence is a few KB).
+pub const KEPT_FINDING_LINKS: usize = 2048;
+/// `-v`: frames kept per connection (the newest) for the session
+/// detail's timeline, and connections kept (the most recently started).
+pub const FRAMES_PER_CONNECTION: usize = 32;
+pub const FRAME_CONNECTIONS: usize = 2048;
 /// Records buffered while paused; beyond this the oldest are dropped.
 pub const PAUSE_BUFFER: usize = 200_000;
 /// Seconds of per-second handshake outcomes kept for the sparkline.
@@ -111,6 +121,26 @@ pub struct App {
     /// 10,000 sessions costs one sort of integers.
     session_table: Vec<u32>,
     pub sort: SortBy,
+    /// `r`: the sort (sessions) or the order (findings) reversed.
+    pub sort_reverse: bool,
+    /// Session detail: the session shown (kept when rows move).
+    pub detail_session: Option<u64>,
+    /// Handshake records by id (the newest `KEPT_HANDSHAKES`), for the
+    /// session detail.
+    pub handshakes: BTreeMap<u64, Handshake>,
+    /// The idle boundary the latest timeout finding was judged against
+    /// (`detail.boundary_s`, `detail.boundary_source`): the dashboard
+    /// names the boundary as the findings do.
+    pub finding_boundary: Option<(f64, crate::detect::boundary::Source)>,
+    /// Lead findings about a session (`detail.session`, `detail.sessions`)
+    /// and about a handshake (`detail.handshake`), bounded.
+    pub findings_by_session: BTreeMap<u64, Vec<Finding>>,
+    pub findings_by_handshake: BTreeMap<u64, Vec<Finding>>,
+    /// `-v`: the newest frames of each connection (initiator first), and
+    /// how many were seen, for the session detail's timeline; connections
+    /// in the order they were first seen (the oldest forgotten first).
+    pub frames: HashMap<crate::flow::FlowKey, (VecDeque<crate::record::FrameLine>, u64)>,
+    frame_order: VecDeque<crate::flow::FlowKey>,
     /// Open sessions idle past 75% and past 90% of the boundary.
     pub idle_amber: usize,
     pub idle_red: usize,
@@ -141,6 +171,18 @@ pub struct App {
     pub filter: String,
     /// Rows per page in the last drawn list (PgUp/PgDn).
     pub page: Cell<usize>,
+    /// A line for the status bar (what an export wrote, or why not).
+    pub message: Option<String>,
+    /// Where the renderer put things, for the mouse: each tab (x, width,
+    /// view), and the current list's rows (area, first row shown, lines
+    /// per row).
+    pub tab_hits: RefCell<Vec<(u16, u16, View)>>,
+    pub list_hits: Cell<Option<(ratatui::layout::Rect, usize, u16)>>,
+    /// Where exports are written (the working directory by default).
+    pub export_dir: std::path::PathBuf,
+    /// The capture file, for a pcap export of a session's or finding's
+    /// connections (offline only: a live capture keeps no packets).
+    pub capture_file: Option<String>,
 }
 
 impl App {
@@ -160,6 +202,14 @@ impl App {
             closed_sessions: VecDeque::new(),
             session_table: Vec::new(),
             sort: SortBy::Idle,
+            sort_reverse: false,
+            detail_session: None,
+            handshakes: BTreeMap::new(),
+            finding_boundary: None,
+            findings_by_session: BTreeMap::new(),
+            findings_by_handshake: BTreeMap::new(),
+            frames: HashMap::new(),
+            frame_order: VecDeque::new(),
             idle_amber: 0,
             idle_red: 0,
             session_sel: 0,
@@ -177,6 +227,11 @@ impl App {
             rate: BTreeMap::new(),
             filter: String::new(),
             page: Cell::new(10),
+            message: None,
+            tab_hits: RefCell::new(Vec::new()),
+            list_hits: Cell::new(None),
+            export_dir: std::path::PathBuf::from("."),
+            capture_file: None,
         }
     }
 
@@ -230,10 +285,16 @@ impl App {
         let mut closed: HashSet<u64> = HashSet::new();
         for r in records {
             match r {
-                Record::Handshake(h) => self.on_handshake(&h),
+                Record::Handshake(h) => {
+                    self.on_handshake(&h);
+                    self.handshakes.insert(h.id, h);
+                    while self.handshakes.len() > KEPT_HANDSHAKES {
+                        self.handshakes.pop_first();
+                    }
+                }
                 Record::Session(s) => {
                     closed.insert(s.id);
-                    self.closed_sessions.push_back(SessionLine::from_record(&s));
+                    self.closed_sessions.push_back(SessionLine::from_record(s));
                     if self.closed_sessions.len() > RECENT_SESSIONS {
                         self.closed_sessions.pop_front();
                     }
@@ -242,13 +303,14 @@ impl App {
                     self.on_finding(f);
                     findings_changed = true;
                 }
-                Record::Http(_) | Record::Frame(_) | Record::Summary(_) => {}
+                Record::Frame(fr) => self.on_frame(fr),
+                Record::Http(_) | Record::Summary(_) => {}
             }
         }
         for ms in &snap.relay_ms {
             self.latency.relay_ms(*ms);
         }
-        self.boundary_s = snap.idle_boundary.filter(|b| *b > 0.0).unwrap_or(DEFAULT_IDLE_BOUNDARY_S);
+        self.boundary_s = self.boundary_of(&snap).map(|b| b.0).filter(|b| *b > 0.0).unwrap_or(DEFAULT_IDLE_BOUNDARY_S);
         let rows = std::mem::take(&mut snap.sessions);
         self.open_sessions = rows.into_iter().filter(|r| !closed.contains(&r.id)).map(SessionLine::from_row).collect();
         snap.relay_ms = Vec::new();
@@ -278,9 +340,16 @@ impl App {
         if !f.primary {
             return;
         }
-        let mut servers: Vec<String> = f.flows.iter().map(|fl| fl.dst.to_string()).collect();
-        servers.sort();
-        servers.dedup();
+        self.link_finding(&f);
+        // The servers in the order the request met them (proxy, then
+        // backend), as the text output lists them.
+        let mut servers: Vec<String> = Vec::new();
+        for fl in &f.flows {
+            let s = fl.dst.to_string();
+            if !servers.contains(&s) {
+                servers.push(s);
+            }
+        }
         let key: GroupKey = (f.kind, f.path.clone(), servers.clone());
         let sev = self.kind_severity.entry(f.kind).or_insert(f.severity);
         *sev = (*sev).max(f.severity);
@@ -310,6 +379,68 @@ impl App {
         if g.recent.len() > GROUP_OCCURRENCES {
             g.recent.pop_front();
         }
+    }
+
+    fn on_frame(&mut self, fr: crate::record::FrameLine) {
+        let conn = if fr.dir == crate::proto::Dir::ToServer { fr.flow } else { fr.flow.reversed() };
+        let e = self.frames.entry(conn).or_insert_with(|| {
+            self.frame_order.push_back(conn);
+            (VecDeque::new(), 0)
+        });
+        e.1 += 1;
+        e.0.push_back(fr);
+        if e.0.len() > FRAMES_PER_CONNECTION {
+            e.0.pop_front();
+        }
+        while self.frame_order.len() > FRAME_CONNECTIONS {
+            if let Some(old) = self.frame_order.pop_front() {
+                self.frames.remove(&old);
+            }
+        }
+    }
+
+    /// Files a lead finding under the sessions and the handshake it is
+    /// about, for the session detail.
+    fn link_finding(&mut self, f: &Finding) {
+        let d = &f.detail;
+        if let (Some(b), Some(src)) = (
+            d.get("boundary_s").and_then(|v| v.as_f64()),
+            d.get("boundary_source").and_then(|v| v.as_str()).and_then(crate::detect::boundary::Source::from_name),
+        ) {
+            self.finding_boundary = Some((b, src));
+        }
+        let mut sessions: Vec<u64> = d.get("session").and_then(|v| v.as_u64()).into_iter().collect();
+        if let Some(list) = d.get("sessions").and_then(|v| v.as_array()) {
+            sessions.extend(list.iter().filter_map(|v| v.as_u64()));
+        }
+        for id in sessions {
+            self.findings_by_session.entry(id).or_default().push(f.clone());
+        }
+        if let Some(h) = d.get("handshake").and_then(|v| v.as_u64()) {
+            self.findings_by_handshake.entry(h).or_default().push(f.clone());
+        }
+        for m in [&mut self.findings_by_session, &mut self.findings_by_handshake] {
+            while m.len() > KEPT_FINDING_LINKS {
+                m.pop_first();
+            }
+        }
+    }
+
+    /// The session the detail shows: its row, and its record once closed.
+    pub fn detail_session_line(&self) -> Option<&SessionLine> {
+        let id = self.detail_session?;
+        self.open_sessions.iter().chain(self.closed_sessions.iter()).rev().find(|s| s.id == id)
+    }
+
+    /// The findings a session belongs to: about it, or about the handshake
+    /// that opened it.
+    pub fn findings_of_session(&self, s: &SessionLine) -> Vec<&Finding> {
+        let mut v: Vec<&Finding> = self.findings_by_session.get(&s.id).into_iter().flatten().collect();
+        if let Some(h) = s.handshake {
+            v.extend(self.findings_by_handshake.get(&h).into_iter().flatten());
+        }
+        v.sort_by(|a, b| a.ts.total_cmp(&b.ts));
+        v
     }
 
     /// Feeds records directly (tests, or a caller without a worker), with
@@ -347,6 +478,9 @@ impl App {
         closed.reverse();
         for part in [open, closed] {
             sort_sessions(part, |i| self.session_line(i), self.sort, now);
+            if self.sort_reverse {
+                part.reverse();
+            }
         }
         self.session_table = table;
         self.session_sel = keep
@@ -361,6 +495,10 @@ impl App {
             Some(s) => s,
             None => &self.closed_sessions[i - self.open_sessions.len()],
         }
+    }
+
+    pub(super) fn session_table_len(&self) -> usize {
+        self.session_table.len()
     }
 
     /// Rows in the Sessions table (after the filter).
@@ -385,11 +523,14 @@ impl App {
 
     /// Re-filters and orders finding groups (newest occurrence last),
     /// keeping the cursor on the same group.
-    fn rebuild_findings(&mut self) {
+    pub(super) fn rebuild_findings(&mut self) {
         let keep = self.group_order.get(self.finding_sel).copied();
         let terms = self.terms();
         let mut order: Vec<usize> = (0..self.groups.len()).filter(|i| self.groups[*i].matches(&terms)).collect();
         order.sort_by(|a, b| self.groups[*a].last_ts.total_cmp(&self.groups[*b].last_ts).then(a.cmp(b)));
+        if self.sort_reverse {
+            order.reverse();
+        }
         self.group_order = order;
         self.finding_sel = keep
             .and_then(|g| self.group_order.iter().position(|x| *x == g))
@@ -402,6 +543,27 @@ impl App {
     /// Packet-time now, seconds.
     pub fn now(&self) -> f64 {
         self.snap.clock.or(self.snap.summary.last_ts).unwrap_or(0.0)
+    }
+
+    /// The idle boundary in the words the findings use ("60 s boundary")
+    /// and where it comes from: `known` (a product default: a cut learned
+    /// at 59.9 s is nginx's 60 s), `configured` (`--timeout`), `learned`
+    /// from this capture, or `default` (nginx's, assumed: nothing said).
+    pub fn boundary_words(&self) -> (String, &'static str) {
+        use crate::detect::boundary::{Source, words};
+        match self.boundary_of(&self.snap) {
+            Some((b, src)) => (words(b, src), src.name()),
+            None => (words(self.boundary_s, Source::Known), "default"),
+        }
+    }
+
+    /// The boundary sessions are expected to hit, and its source: one you
+    /// stated, else the one the latest timeout finding was judged against,
+    /// else the one learned from the capture.
+    fn boundary_of(&self, snap: &Snapshot) -> Option<(f64, crate::detect::boundary::Source)> {
+        use crate::detect::boundary::Source;
+        let stated = snap.expected_boundary.filter(|b| b.1 == Source::Configured);
+        stated.or(self.finding_boundary).or(snap.expected_boundary).or(snap.idle_boundary.map(|b| (b, Source::Learned)))
     }
 
     /// The selected finding group, if any.

@@ -41,6 +41,8 @@ pub struct Snapshot {
     pub sessions: Vec<SessionRow>,
     /// The idle timeout sessions are expected to hit, seconds.
     pub idle_boundary: Option<f64>,
+    /// The same boundary as findings name it, and where it comes from.
+    pub expected_boundary: Option<(f64, crate::detect::boundary::Source)>,
     /// Frame relay delays (ms) measured since the previous snapshot.
     pub relay_ms: Vec<f64>,
     pub capture: Option<Capture>,
@@ -70,11 +72,14 @@ pub struct FeedOptions {
     pub replay: Option<f64>,
     /// Wall time between updates.
     pub update_every: Duration,
+    /// On quit, end every connection and send the final summary (live:
+    /// the dashboard leaves it on screen) rather than stop at once.
+    pub finish_on_quit: bool,
 }
 
 impl Default for FeedOptions {
     fn default() -> FeedOptions {
-        FeedOptions { replay: None, update_every: Duration::from_millis(200) }
+        FeedOptions { replay: None, update_every: Duration::from_millis(200), finish_on_quit: false }
     }
 }
 
@@ -198,6 +203,9 @@ pub fn run(
     let result = loop {
         n += 1;
         if (pacer.is_some() || n.is_multiple_of(64)) && matches!(poll_control(ctl, pacer.as_mut(), None), Ctl::Quit) {
+            if opts.finish_on_quit {
+                break Ok(None);
+            }
             return;
         }
         let next = match src.next_packet() {
@@ -236,6 +244,9 @@ pub fn run(
             Next::Idle(now) => {
                 // A quiet live link: obey a quit now, not 64 ticks later.
                 if matches!(poll_control(ctl, None, None), Ctl::Quit) {
+                    if opts.finish_on_quit {
+                        break Ok(None);
+                    }
                     return;
                 }
                 p.idle(now);
@@ -267,6 +278,7 @@ pub fn run(
         Ok(_) => {
             let mut s = p.finish();
             s.capture = src.stats();
+            (s.host, s.system) = (src.host(), src.system());
             Some(s)
         }
         Err(_) => None,
@@ -302,6 +314,7 @@ fn send_update(
         summary,
         sessions,
         idle_boundary: p.analysis.idle_boundary(),
+        expected_boundary: p.analysis.expected_boundary(),
         relay_ms: p.analysis.correlation.take_relay_samples(),
         capture,
         clock: clock.map(Ts::secs),

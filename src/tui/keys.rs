@@ -1,7 +1,7 @@
 //! Keys: what each key does to the dashboard's state, as small methods
 //! returning an [`Action`] for the main loop (tui/mod.rs).
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 use super::app::{App, Mode, View};
 use super::rows::Metric;
@@ -32,6 +32,8 @@ impl App {
         if self.mode == Mode::Filter {
             return self.filter_key(key);
         }
+        // A status message lasts until the next key.
+        let had_message = self.message.take().is_some();
         if self.help {
             return match key.code {
                 KeyCode::Char('q') => Action::Quit,
@@ -75,8 +77,62 @@ impl App {
             KeyCode::End | KeyCode::Char('G') => self.move_by(isize::MAX / 2),
             KeyCode::Left | KeyCode::Char('h') if self.mode == Mode::Detail => self.occurrence(1),
             KeyCode::Right | KeyCode::Char('l') if self.mode == Mode::Detail => self.occurrence(-1),
+            KeyCode::Char('r') if matches!(self.view, View::Sessions | View::Findings) && self.mode == Mode::Browse => {
+                self.sort_reverse = !self.sort_reverse;
+                let keep = self.selected_session().map(|s| s.id);
+                self.rebuild_sessions(keep);
+                self.rebuild_findings();
+                Action::Redraw
+            }
+            KeyCode::Char('e') => {
+                self.message = Some(super::export::json(self));
+                Action::Redraw
+            }
+            KeyCode::Char('w') => {
+                self.message = Some(super::export::pcap(self));
+                Action::Redraw
+            }
+            _ if had_message => Action::Redraw,
             _ => Action::None,
         }
+    }
+
+    /// The mouse: the wheel moves the selection (scrolls a detail), a
+    /// click on a tab opens it, a click on a row selects it and a click on
+    /// the selected row opens its detail.
+    pub fn on_mouse(&mut self, m: MouseEvent) -> Action {
+        if self.help || self.mode == Mode::Filter {
+            return Action::None;
+        }
+        match m.kind {
+            MouseEventKind::ScrollDown => self.move_by(if self.view == View::Latency { 1 } else { 3 }),
+            MouseEventKind::ScrollUp => self.move_by(if self.view == View::Latency { -1 } else { -3 }),
+            MouseEventKind::Down(MouseButton::Left) => self.click(m.column, m.row),
+            _ => Action::None,
+        }
+    }
+
+    fn click(&mut self, x: u16, y: u16) -> Action {
+        let tab = self.tab_hits.borrow().iter().find(|(tx, w, _)| y == 0 && x >= *tx && x < tx + w).map(|t| t.2);
+        if let Some(v) = tab {
+            return self.switch(v.index());
+        }
+        let Some((area, off, per_row)) = self.list_hits.get() else { return Action::None };
+        let inside = x >= area.x && x < area.x + area.width && y >= area.y && y < area.y + area.height;
+        if self.mode != Mode::Browse || !inside || !matches!(self.view, View::Sessions | View::Findings) {
+            return Action::None;
+        }
+        let i = off + ((y - area.y) / per_row.max(1)) as usize;
+        let len = if self.view == View::Sessions { self.session_table_len() } else { self.group_order.len() };
+        let sel = if self.view == View::Sessions { &mut self.session_sel } else { &mut self.finding_sel };
+        if i >= len {
+            return Action::None;
+        }
+        if *sel == i {
+            return self.enter();
+        }
+        *sel = i;
+        Action::Redraw
     }
 
     /// Pausing holds updates back; resuming applies what was held.
@@ -92,10 +148,10 @@ impl App {
     }
 
     fn switch(&mut self, i: usize) -> Action {
-        self.view = View::ALL[i];
-        if self.mode == Mode::Detail && self.view != View::Findings {
+        if self.mode == Mode::Detail && self.view != View::ALL[i] {
             self.mode = Mode::Browse;
         }
+        self.view = View::ALL[i];
         Action::Redraw
     }
 
@@ -118,6 +174,13 @@ impl App {
             self.detail_scroll = 0;
             return Action::Redraw;
         }
+        if self.view == View::Sessions && self.mode == Mode::Browse {
+            let Some(id) = self.selected_session().map(|s| s.id) else { return Action::None };
+            self.mode = Mode::Detail;
+            self.detail_session = Some(id);
+            self.detail_scroll = 0;
+            return Action::Redraw;
+        }
         Action::None
     }
 
@@ -126,7 +189,7 @@ impl App {
             if len == 0 { 0 } else { (sel as isize).saturating_add(delta).clamp(0, len as isize - 1) as usize }
         };
         match (self.view, self.mode) {
-            (View::Findings, Mode::Detail) => {
+            (View::Findings | View::Sessions, Mode::Detail) => {
                 self.detail_scroll = (self.detail_scroll as isize).saturating_add(delta).clamp(0, 1000) as u16;
             }
             (View::Findings, _) => self.finding_sel = step(self.finding_sel, self.group_order.len()),

@@ -14,6 +14,7 @@
 //! 100 ms, whatever the other threads are doing).
 
 pub mod app;
+pub mod export;
 pub mod feed;
 pub mod input;
 pub mod keys;
@@ -58,11 +59,22 @@ pub fn run(input: &Input, cfg: &Dashboard, p: Pipeline) -> Result<i32> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Error::new("--tui needs a terminal (use --json or the text output in pipes)"));
     }
+    let live = source.kind == SourceKind::Live;
+    // The file a pcap export reads again: the capture file (not standard
+    // input), or live the `-w` file being written (one file, not a ring).
+    let capture_file = match input {
+        Input::File(file) if file.path != "-" => Some(file.path.clone()),
+        Input::Live(cfg) => {
+            cfg.write.as_ref().filter(|w| w.size_limit.is_none() && w.interval.is_none()).map(|w| w.template.clone())
+        }
+        _ => None,
+    };
     let opts = FeedOptions {
         replay: match source.kind {
             SourceKind::Replay(s) => Some(s),
             _ => None,
         },
+        finish_on_quit: live,
         ..FeedOptions::default()
     };
     let replaying = opts.replay.is_some();
@@ -82,6 +94,7 @@ pub fn run(input: &Input, cfg: &Dashboard, p: Pipeline) -> Result<i32> {
     let input = input::spawn(tx, stop.clone()).map_err(|e| Error::new(format!("cannot read the terminal: {e}")))?;
 
     let mut app = App::new(source);
+    app.capture_file = capture_file;
     let outcome = event_loop(&mut terminal, &mut app, &rx, &ctl, replaying);
 
     // Leave: ask both threads to stop and give them a moment, then give
@@ -89,8 +102,18 @@ pub fn run(input: &Input, cfg: &Dashboard, p: Pipeline) -> Result<i32> {
     // a hung-up terminal) ends with the process.
     stop.store(true, Ordering::SeqCst);
     let _ = ctl.send(Control::Quit);
-    drop(rx);
     let t0 = Instant::now();
+    // Live: the worker ends every connection and sends the final summary,
+    // which stays on the screen after the dashboard (below).
+    if live && app.feed == app::FeedState::Running {
+        while let Ok(msg) = rx.recv_timeout(worker_grace.saturating_sub(t0.elapsed())) {
+            if matches!(msg, UiMsg::Done(_)) {
+                break;
+            }
+            app.on_msg(msg);
+        }
+    }
+    drop(rx);
     let waiting = || {
         let t = t0.elapsed();
         (!input.is_finished() && t < Duration::from_millis(300)) || (!worker.is_finished() && t < worker_grace)
@@ -100,9 +123,20 @@ pub fn run(input: &Input, cfg: &Dashboard, p: Pipeline) -> Result<i32> {
     }
     drop(terminal);
     drop(guard);
+    if live && outcome.is_ok() {
+        print!("{}", final_summary(&app));
+    }
     // `--fail-on` holds for the dashboard too: quitting normally exits 1
     // when findings at or above the level were shown.
     outcome.map(|status| if status == 0 { fail_on_status(cfg, &app) } else { status })
+}
+
+/// What a live dashboard leaves on the screen after `q`: the interface,
+/// then the summary as the text output ends with it.
+pub fn final_summary(app: &App) -> String {
+    let mut s = format!("wstap: live capture on {} stopped\n", app.source.label);
+    s += &crate::sink::text::SummaryText(&app.snap.summary).to_string();
+    s
 }
 
 fn fail_on_status(cfg: &Dashboard, app: &App) -> i32 {
@@ -154,6 +188,11 @@ fn event_loop(
                         dirty = true;
                     }
                 },
+                UiMsg::Input(Event::Mouse(m)) => match app.on_mouse(m) {
+                    Action::None => {}
+                    Action::Quit => return Ok(0),
+                    _ => dirty = true,
+                },
                 UiMsg::Input(Event::Resize(..)) => {
                     terminal.autoresize()?;
                     dirty = true;
@@ -175,7 +214,12 @@ impl TerminalGuard {
         // still restores.
         let guard = TerminalGuard;
         enable_raw_mode()?;
-        crossterm::execute!(std::io::stdout(), EnterAlternateScreen, crossterm::cursor::Hide)?;
+        crossterm::execute!(
+            std::io::stdout(),
+            EnterAlternateScreen,
+            crossterm::event::EnableMouseCapture,
+            crossterm::cursor::Hide
+        )?;
         Ok(guard)
     }
 }
@@ -189,7 +233,12 @@ impl Drop for TerminalGuard {
 /// Leaves the alternate screen, shows the cursor, ends raw mode. Safe to
 /// call more than once.
 pub fn restore_terminal() {
-    let _ = crossterm::execute!(std::io::stdout(), LeaveAlternateScreen, crossterm::cursor::Show);
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        crossterm::event::DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
     let _ = disable_raw_mode();
 }
 

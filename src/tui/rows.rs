@@ -96,6 +96,15 @@ pub struct SessionLine {
     pub close: Option<String>,
     /// Closed sessions: the whole story ("1000 bye, by client (fin)").
     pub close_detail: Option<String>,
+    /// The handshake record that opened it.
+    pub handshake: Option<u64>,
+    /// Its connections (client hop, upstream hop), for exports.
+    pub flows: Vec<FlowKey>,
+    /// Each hop's connection, when seen.
+    pub client_key: Option<FlowKey>,
+    pub upstream_key: Option<FlowKey>,
+    /// Closed sessions: the record (both hops, closes), for the detail.
+    pub record: Option<Box<Session>>,
 }
 
 impl SessionLine {
@@ -116,10 +125,15 @@ impl SessionLine {
             bytes: r.bytes,
             close: None,
             close_detail: None,
+            handshake: Some(r.handshake),
+            flows: r.client_flow.into_iter().chain(r.upstream_flow).collect(),
+            client_key: r.client_flow,
+            upstream_key: r.upstream_flow,
+            record: None,
         }
     }
 
-    pub(super) fn from_record(s: &Session) -> SessionLine {
+    pub(super) fn from_record(s: Session) -> SessionLine {
         SessionLine {
             id: s.id,
             open: false,
@@ -137,8 +151,13 @@ impl SessionLine {
             closed_idle_s: s.close.idle_s,
             frames: s.frames,
             bytes: s.bytes,
-            close: Some(close_short(s)),
-            close_detail: Some(close_reason(s)),
+            close: Some(close_short(&s)),
+            close_detail: Some(close_reason(&s)),
+            handshake: Some(s.handshake),
+            flows: s.hops.iter().map(|h| h.flow).collect(),
+            client_key: s.client_flow,
+            upstream_key: s.upstream_flow,
+            record: Some(Box::new(s)),
         }
     }
 
@@ -176,7 +195,7 @@ fn close_short(s: &Session) -> String {
 }
 
 /// `close 1000 "bye" by client`, `rst by proxy after 60.0s idle`, ...
-fn close_reason(s: &Session) -> String {
+pub fn close_reason(s: &Session) -> String {
     let c = &s.close;
     if s.open || c.how == CloseHow::EndOfCapture {
         return "still open when the capture ended".into();
@@ -195,7 +214,7 @@ fn close_reason(s: &Session) -> String {
         out.push_str(&format!(" ({})", c.how));
     }
     if let Some(idle) = c.idle_s.filter(|i| *i >= 1.0) {
-        out.push_str(&format!(" after {idle:.1}s idle"));
+        out.push_str(&format!(" after {idle:.1} s idle"));
     }
     out
 }

@@ -29,11 +29,13 @@ pub fn draw(f: &mut Frame, app: &App) {
     }
     let [top, body, bottom] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    app.list_hits.set(None);
     draw_tabs(f, app, top);
     match app.view {
         View::Overview => views::overview::render(f, app, body),
         View::Findings if app.mode == Mode::Detail => views::findings::render_detail(f, app, body),
         View::Findings => views::findings::render(f, app, body),
+        View::Sessions if app.mode == Mode::Detail => views::sessions::render_detail(f, app, body),
         View::Sessions => views::sessions::render(f, app, body),
         View::Latency => views::latency::render(f, app, body),
     }
@@ -50,17 +52,31 @@ fn draw_tabs(f: &mut Frame, app: &App, area: Rect) {
         spans.push(Span::styled(" wstap ", Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD)));
         spans.push(Span::raw(" "));
     }
+    // Each tab: its hotkey, its name, and in parentheses what it counts
+    // (findings shown, open sessions), so "2 Findings (5)" never reads
+    // as "25".
+    let mut tabs = Vec::new();
     for (i, v) in View::ALL.iter().enumerate() {
         let count = match v {
-            View::Findings => format!(" {}", app.groups.iter().map(|g| g.count).sum::<u64>()),
-            View::Sessions => format!(" {}", app.open_session_count()),
+            View::Findings => format!(" ({})", app.groups.iter().map(|g| g.count).sum::<u64>()),
+            View::Sessions => format!(" ({} open)", app.open_session_count()),
             _ => String::new(),
         };
-        let text = format!(" {} {}{} ", i + 1, v.title(), count);
-        let style =
+        let base =
             if *v == app.view { Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD) } else { Style::new() };
-        spans.push(Span::styled(text, style));
+        let start = spans.iter().map(|s: &Span| s.width()).sum::<usize>() as u16;
+        let parts = [
+            Span::styled(" ", base),
+            Span::styled(format!("{}", i + 1), base.fg(Color::Cyan).add_modifier(Modifier::BOLD)),
+            Span::styled(format!(" {}", v.title()), base),
+            Span::styled(count, base.fg(Color::Gray)),
+            Span::styled(" ", base),
+        ];
+        let w: usize = parts.iter().map(|s| s.width()).sum();
+        tabs.push((area.x + start, w as u16, *v));
+        spans.extend(parts);
     }
+    app.tab_hits.replace(tabs);
     let left = Line::from(spans);
     let left_w = left.width() as u16;
     f.render_widget(Paragraph::new(left), area);
@@ -133,9 +149,14 @@ fn draw_status(f: &mut Frame, app: &App, area: Rect) {
             s.push(Span::raw("(Esc clears)  "));
         }
         let hints: &[(&str, &str)] = match (app.view, app.mode) {
-            (View::Findings, Mode::Detail) => &[("Esc", "back"), ("↑↓", "scroll"), ("←→", "occurrence")],
-            (View::Findings, _) => &[("Enter", "detail"), ("↑↓", "move"), ("/", "filter")],
-            (View::Sessions, _) => &[("s", "sort"), ("↑↓", "move"), ("/", "filter")],
+            (View::Findings, Mode::Detail) => {
+                &[("Esc", "back"), ("↑↓", "scroll"), ("←→", "occurrence"), ("e", "export")]
+            }
+            (View::Sessions, Mode::Detail) => &[("Esc", "back"), ("↑↓", "scroll"), ("e", "export")],
+            (View::Findings, _) => &[("Enter", "detail"), ("r", "reverse"), ("/", "filter"), ("e", "export")],
+            (View::Sessions, _) => {
+                &[("Enter", "detail"), ("s", "sort"), ("r", "reverse"), ("/", "filter"), ("e", "export")]
+            }
             (View::Latency, _) => &[("↑↓", "series")],
             (View::Overview, _) => &[("Tab", "views")],
         };
@@ -143,9 +164,12 @@ fn draw_status(f: &mut Frame, app: &App, area: Rect) {
             s.push(key(k));
             s.push(Span::raw(format!(" {what}  ")));
         }
+        if let Some(msg) = &app.message {
+            s.push(Span::styled(msg.clone(), Style::new().fg(Color::Yellow)));
+        }
         if app.dropped_while_paused > 0 {
             s.push(Span::styled(
-                format!("{} records dropped while paused", app.dropped_while_paused),
+                format!("{} dropped while paused", crate::sink::text::N(app.dropped_while_paused, "record")),
                 Style::new().fg(Color::Yellow),
             ));
         }

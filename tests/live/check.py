@@ -124,6 +124,21 @@ def cmd_live(a):
     if s["handshakes"]["upgraded"] != a.healthy or s["handshakes"]["rejected"] != a.broken:
         fail(f"summary handshakes {s['handshakes']}")
     ok(f"summary: {s['packets']} packets, handshakes {s['handshakes']}")
+    # What joins a live run to the proxy's logs: the machine that captured,
+    # the interface, and each handshake's client address as nginx logs it.
+    import socket
+    if s.get("host") != socket.gethostname():
+        fail(f"summary host {s.get('host')!r}, this machine is {socket.gethostname()!r}")
+    sysinfo = s.get("system") or {}
+    if sysinfo.get("interfaces") != ["lo"] or not str(sysinfo.get("application", "")).startswith("wstap "):
+        fail(f"summary system {sysinfo}")
+    if not s.get("schema"):
+        fail("summary without schema")
+    for h in good:
+        c = h["client"]
+        if (h.get("remote_addr"), h.get("remote_port")) != (c["orig_h"], c["orig_p"]) or not c.get("community_id"):
+            fail(f"handshake remote_addr/port or community_id: {json.dumps(h)[:400]}")
+    ok(f"summary host {s['host']}, system {sysinfo.get('os')} on {sysinfo.get('interfaces')}; remote address:port and Community ID on every handshake")
 
 
 def outcomes(recs):

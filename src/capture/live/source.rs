@@ -36,6 +36,8 @@ pub struct LiveCapture {
     /// the dashboard shows the counters instead).
     pub warn_on_drops: bool,
     warned: (u64, Option<Instant>),
+    /// The interface captured on (the summary's `system`).
+    iface: String,
 }
 
 impl LiveCapture {
@@ -70,6 +72,7 @@ impl LiveCapture {
             thread: Some(thread),
             warn_on_drops: false,
             warned: (0, None),
+            iface: cfg.iface.clone(),
         })
     }
 
@@ -191,6 +194,14 @@ impl PacketSource for LiveCapture {
             dropped_interface: Some(s.dropped_interface.load(Ordering::Relaxed)),
             dropped_queue: Some(s.dropped_queue.load(Ordering::Relaxed)),
         })
+    }
+
+    fn host(&self) -> Option<String> {
+        crate::capture::host_name()
+    }
+
+    fn system(&self) -> Option<record::CaptureSystem> {
+        Some(crate::capture::this_system(&self.iface))
     }
 }
 

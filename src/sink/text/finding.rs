@@ -33,6 +33,9 @@ pub struct FindingBlock<'a> {
     pub f: &'a Finding,
     /// ANSI colours.
     pub color: bool,
+    /// Its one hop in view is a proxy's forward (its handshake line says
+    /// "client not seen"): that hop is labelled upstream here too.
+    pub front_is_forward: bool,
 }
 
 impl FindingBlock<'_> {
@@ -64,9 +67,11 @@ impl Display for FindingBlock<'_> {
         let hops = &f.detail["hops"];
         for role in ["client", "upstream"] {
             let h = &hops[role];
+            let role =
+                if role == "client" && self.front_is_forward && hops["upstream"].is_null() { "upstream" } else { role };
             if let Some(flow) = h["flow"].as_str() {
                 let line = h["request_line"].as_str().unwrap_or(if h["encrypted"] == true { "(TLS)" } else { "" });
-                let st = h["status"].as_u64().map(|x| format!(" -> {x}")).unwrap_or_default();
+                let st = h["status"].as_u64().map(|x| format!(", answered {x}")).unwrap_or_default();
                 writeln!(out, "  {role:<9}{flow}  {line}{st}")?;
             }
         }

@@ -111,6 +111,18 @@ impl Display for HandshakeLine<'_> {
         let method = front.and_then(|f| f.method.as_deref()).unwrap_or("GET");
         write!(f, "handshake #{} {} {} {}", h.id, method, h.path, h.outcome.name())?;
         match &h.client {
+            // The one hop in view is a proxy's forward: what the capture
+            // shows is an upstream leg, and the client is not in it.
+            Some(c) if h.upstream.is_none() && h.join.front_forwarded => {
+                return write!(
+                    f,
+                    " | client not seen | upstream {} {} {}{}",
+                    c.flow,
+                    Status(c),
+                    Ms(h.latency_ms.client),
+                    Oddities(c)
+                );
+            }
             // A TLS client hop: only its flow and handshake are known.
             Some(c) if c.encrypted && h.latency_ms.client.is_none() => {
                 write!(f, " | client {}{}", c.flow, Oddities(c))?
@@ -129,12 +141,12 @@ impl Display for HandshakeLine<'_> {
     }
 }
 
-/// Frames each way: `12>/30<`.
+/// Frames each way: `12 frames to server, 30 to client`.
 struct DirsText<'a>(&'a Dirs);
 
 impl Display for DirsText<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write!(f, "{}>/{}<", self.0.to_server, self.0.to_client)
+        write!(f, "{} to server, {} to client", super::N(self.0.to_server, "frame"), self.0.to_client)
     }
 }
 
@@ -154,11 +166,18 @@ impl Display for SessionLine<'_> {
         write!(f, "session #{} {} ", s.id, s.path)?;
         match (&s.client_flow, &s.upstream_flow) {
             (Some(c), Some(u)) => write!(f, "{c}{tls} | {u}")?,
+            // The one hop in view is a proxy's forward (see HandshakeLine).
+            (Some(c), None) if s.join.front_forwarded => write!(f, "(client not seen) | {c}{tls}")?,
             (Some(c), None) => write!(f, "{c}{tls}")?,
+            // The client hop was seen (its address is the session's) but
+            // was not upgraded: only the upstream hop carries frames.
+            (None, Some(u)) if s.join.remote_from == Some(crate::record::RemoteFrom::Capture) => {
+                write!(f, "(client hop not upgraded) | {u}")?
+            }
             (None, Some(u)) => write!(f, "(client not seen) | {u}")?,
             (None, None) => f.write_str("-")?,
         }
-        write!(f, " {:.1} s, frames {}", s.duration_s, DirsText(&s.frames))?;
+        write!(f, " {:.1} s, {}", s.duration_s, DirsText(&s.frames))?;
         if let Some(h) = &s.heartbeat {
             write!(f, ", {} {} every {:.1} s", h.from, h.kind, h.interval_s)?;
         }
@@ -200,7 +219,7 @@ const NOTABLE: &[&str] = &[
     "via",
 ];
 
-/// `-v`: `12:00:01 A > B: HTTP GET /ws HTTP/1.1 [upgrade: websocket]`; with
+/// `-v`: `12:00:01 A->B: HTTP GET /ws HTTP/1.1 [upgrade: websocket]`; with
 /// `-vv` every header on a line of its own.
 pub struct HttpLine<'a> {
     pub m: &'a HttpMessage,
@@ -214,10 +233,10 @@ impl Display for HttpLine<'_> {
         let (from, to) = if m.dir == MessageDir::Request { (a, b) } else { (b, a) };
         match (&m.method, m.status) {
             (Some(meth), _) => {
-                write!(f, "{} > {}: HTTP {} {} {}", from, to, meth, m.target.as_deref().unwrap_or(""), m.version)?
+                write!(f, "{}->{}: HTTP {} {} {}", from, to, meth, m.target.as_deref().unwrap_or(""), m.version)?
             }
             (None, Some(st)) => {
-                write!(f, "{} > {}: HTTP {} {} {}", from, to, m.version, st, m.reason.as_deref().unwrap_or(""))?
+                write!(f, "{}->{}: HTTP {} {} {}", from, to, m.version, st, m.reason.as_deref().unwrap_or(""))?
             }
             _ => {}
         }
@@ -232,7 +251,7 @@ impl Display for HttpLine<'_> {
     }
 }
 
-/// `-v`: `12:00:02 A > B: WS text len 12`.
+/// `-v`: `12:00:02 A->B: WS text len 12`.
 pub struct FrameText<'a>(pub &'a FrameLine);
 
 impl Display for FrameText<'_> {
@@ -240,7 +259,7 @@ impl Display for FrameText<'_> {
         let fr = self.0;
         write!(
             f,
-            "{} > {}: WS {}{}{} len {}",
+            "{}->{}: WS {}{}{} len {}",
             fr.flow.src,
             fr.flow.dst,
             crate::proto::ws::opcode::name(fr.opcode),

@@ -21,6 +21,27 @@ pub use finding::FindingBlock;
 pub use lines::{FrameText, HandshakeLine, HeadText, HexDump, HttpLine, SessionLine};
 pub use summary::{SummaryText, memory_line};
 
+/// A count and its noun, singular for one: `N(1, "session")` is
+/// "1 session", `N(2, "session")` "2 sessions". Nouns that do not take a
+/// plain `s` go through [`Nn`].
+pub struct N<'a>(pub u64, pub &'a str);
+
+impl std::fmt::Display for N<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 == 1 { write!(f, "1 {}", self.1) } else { write!(f, "{} {}s", self.0, self.1) }
+    }
+}
+
+/// A count with its singular and plural phrase: `Nn(3, "retransmission
+/// with different bytes", "retransmissions with different bytes")`.
+pub struct Nn<'a>(pub u64, pub &'a str, pub &'a str);
+
+impl std::fmt::Display for Nn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0, if self.0 == 1 { self.1 } else { self.2 })
+    }
+}
+
 /// The text sink, on standard output (unless `--json`).
 pub fn build(o: &Options) -> Option<Box<dyn Sink>> {
     (!o.json).then(|| Box::new(TextSink::new(o.stdout(), o.text)) as Box<dyn Sink>)
@@ -99,6 +120,10 @@ pub struct TextSink<W: Write> {
     groups: BTreeMap<GroupKey, Group>,
     /// Findings in groups beyond [`MAX_GROUPS`] (printed, not grouped).
     ungrouped: u64,
+    /// Handshakes whose one hop in view is a proxy's forward (the newest
+    /// 1024), so that their findings label that hop as the handshake
+    /// line does.
+    forwards: std::collections::VecDeque<u64>,
 }
 
 impl<W: Write> TextSink<W> {
@@ -111,6 +136,7 @@ impl<W: Write> TextSink<W> {
             first: None,
             groups: BTreeMap::new(),
             ungrouped: 0,
+            forwards: Default::default(),
         }
     }
 
@@ -168,15 +194,20 @@ impl<W: Write> TextSink<W> {
                     g.severity.name(),
                     kind,
                     k.path.as_deref().unwrap_or("-"),
-                    k.servers.join(" => "),
+                    k.servers.join(" -> "),
                     g.count
                 )?;
             }
         }
         if self.ungrouped > 0 {
-            writeln!(self.w, "  and {} findings in further groups (not counted here)", self.ungrouped)?;
+            writeln!(self.w, "  and {} in further groups (not counted here)", N(self.ungrouped, "finding"))?;
         }
         Ok(())
+    }
+
+    /// The finding is about a handshake whose one hop is a forward.
+    fn forward(&self, f: &Finding) -> bool {
+        f.detail.get("handshake").and_then(|v| v.as_u64()).is_some_and(|id| self.forwards.contains(&id))
     }
 
     /// A finding: printed in full the first time its group is seen.
@@ -186,13 +217,13 @@ impl<W: Write> TextSink<W> {
         if first && self.groups.len() >= MAX_GROUPS {
             self.ungrouped += 1;
             self.stamp(f.ts)?;
-            return write!(self.w, "{}", FindingBlock { f, color: self.o.color });
+            return write!(self.w, "{}", FindingBlock { f, color: self.o.color, front_is_forward: self.forward(f) });
         }
         let g = self.groups.entry(key).or_insert(Group { severity: f.severity, count: 0, first_ts: f.ts });
         g.count += 1;
         if first {
             self.stamp(f.ts)?;
-            write!(self.w, "{}", FindingBlock { f, color: self.o.color })?;
+            write!(self.w, "{}", FindingBlock { f, color: self.o.color, front_is_forward: self.forward(f) })?;
         }
         Ok(())
     }
@@ -213,6 +244,12 @@ impl<W: Write> Sink for TextSink<W> {
             }
             _ if self.o.quiet => return Ok(()),
             Record::Handshake(h) => {
+                if h.upstream.is_none() && h.join.front_forwarded {
+                    self.forwards.push_back(h.id);
+                    if self.forwards.len() > 1024 {
+                        self.forwards.pop_front();
+                    }
+                }
                 self.stamp(h.ts)?;
                 writeln!(self.w, "{}", HandshakeLine(h))?
             }
@@ -235,10 +272,8 @@ impl<W: Write> Sink for TextSink<W> {
                     if m.dir == MessageDir::Request { (a, b, "request") } else { (b, a, "response") };
                 let head = HeadText(m).to_string();
                 match m.stream_id {
-                    Some(id) => {
-                        writeln!(self.w, "{from} > {to}: HTTP/2 stream {id} {what} head, {} bytes", head.len())?
-                    }
-                    None => writeln!(self.w, "{from} > {to}: HTTP {what} head, {} bytes", head.len())?,
+                    Some(id) => writeln!(self.w, "{from}->{to}: HTTP/2 stream {id} {what} head, {} bytes", head.len())?,
+                    None => writeln!(self.w, "{from}->{to}: HTTP {what} head, {} bytes", head.len())?,
                 }
                 match self.o.heads {
                     Some(Heads::Hex) => write!(self.w, "{}", HexDump(head.as_bytes()))?,

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Display, Formatter};
 
+use super::{N, Nn};
 use crate::record::{H2Summary, Memory, Percentiles, Summary, TlsSummary};
 
 /// What the memory budget gave up, or None when it gave up nothing.
@@ -21,31 +22,31 @@ pub fn memory_line(m: &Memory) -> Option<String> {
     }
     let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
     let mut s = format!(
-        "memory budget {} (peak {}) was full: {} connections evicted ({} half-open, {} established, {} upgraded)",
+        "memory budget {} (peak {}) was full: {} evicted ({} half-open, {} established, {} upgraded)",
         mib(m.budget_bytes),
         mib(m.peak_bytes),
-        e.total(),
+        N(e.total(), "connection"),
         e.half_open,
         e.established,
         e.upgraded
     );
     if m.dropped_connections > 0 {
-        s += &format!(", {} new connections not followed", m.dropped_connections);
+        s += &format!(", {} not followed", N(m.dropped_connections, "new connection"));
     }
     if m.shed_connections > 0 {
-        s += &format!(", buffers given up on {} connections ({})", m.shed_connections, mib(m.shed_bytes));
+        s += &format!(", buffers given up on {} ({})", N(m.shed_connections, "connection"), mib(m.shed_bytes));
     }
     if m.records_written_early > 0 {
-        s += &format!(", {} records written out of time order", m.records_written_early);
+        s += &format!(", {} written out of time order", N(m.records_written_early, "record"));
     }
     if m.h2_connections_forgotten > 0 {
-        s += &format!(", {} HTTP/2 connection views forgotten", m.h2_connections_forgotten);
+        s += &format!(", {} forgotten", N(m.h2_connections_forgotten, "HTTP/2 connection view"));
     }
     if m.closes_judged_early > 0 {
-        s += &format!(", {} abnormal closes judged early", m.closes_judged_early);
+        s += &format!(", {} judged early", Nn(m.closes_judged_early, "abnormal close", "abnormal closes"));
     }
     if m.socketio_sessions_forgotten > 0 {
-        s += &format!(", {} Socket.IO sessions forgotten", m.socketio_sessions_forgotten);
+        s += &format!(", {} forgotten", N(m.socketio_sessions_forgotten, "Socket.IO session"));
     }
     Some(s)
 }
@@ -60,13 +61,23 @@ impl Display for SummaryText<'_> {
         let h = &s.handshakes;
         writeln!(
             f,
-            "{} packets ({} bytes, {} TCP), {} connections, {:.3} s of capture",
-            s.packets, s.bytes, s.tcp_packets, s.flows, s.elapsed_s
+            "{} ({}, {} TCP), {}, {:.3} s of capture",
+            N(s.packets, "packet"),
+            N(s.bytes, "byte"),
+            s.tcp_packets,
+            N(s.flows, "connection"),
+            s.elapsed_s
         )?;
         writeln!(
             f,
-            "{} WebSocket handshakes: {} upgraded, {} rejected, {} failed, {} incomplete; {} sessions; {} HTTP requests",
-            h.total, h.upgraded, h.rejected, h.failed, h.incomplete, s.sessions, s.http_requests
+            "{}: {} upgraded, {} rejected, {} failed, {} incomplete; {}; {}",
+            N(h.total, "WebSocket handshake"),
+            h.upgraded,
+            h.rejected,
+            h.failed,
+            h.incomplete,
+            N(s.sessions, "session"),
+            N(s.http_requests, "HTTP request")
         )?;
         let kv = |m: &std::collections::BTreeMap<&str, u64>| {
             m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
@@ -79,9 +90,16 @@ impl Display for SummaryText<'_> {
         }
         let r = &s.reassembly;
         if r.gaps > 0 || r.limit_hits > 0 || r.rexmit_inconsistent > 0 {
-            write!(f, "reassembly: {} gaps ({} bytes), {} buffer limit hits", r.gaps, r.gap_bytes, r.limit_hits)?;
+            write!(
+                f,
+                "reassembly: {} ({}), {}",
+                N(r.gaps, "gap"),
+                N(r.gap_bytes, "byte"),
+                N(r.limit_hits, "buffer limit hit")
+            )?;
             if r.rexmit_inconsistent > 0 {
-                write!(f, ", {} retransmissions with different bytes (first copy kept)", r.rexmit_inconsistent)?;
+                let what = ("retransmission with different bytes", "retransmissions with different bytes");
+                write!(f, ", {} (first copy kept)", Nn(r.rexmit_inconsistent, what.0, what.1))?;
             }
             f.write_str("\n")?;
         }
@@ -158,8 +176,12 @@ impl Display for SummaryText<'_> {
 fn h2_text(f: &mut Formatter<'_>, h: &H2Summary, kv: &dyn Fn(&BTreeMap<&str, u64>) -> String) -> fmt::Result {
     write!(
         f,
-        "HTTP/2: {} connections ({} offering WebSockets, RFC 8441), {} streams, {} WebSocket streams ({} accepted)",
-        h.connections, h.connect_protocol_offered, h.streams, h.websocket_streams, h.websocket_accepted
+        "HTTP/2: {} ({} offering WebSockets, RFC 8441), {}, {} ({} accepted)",
+        N(h.connections, "connection"),
+        h.connect_protocol_offered,
+        N(h.streams, "stream"),
+        N(h.websocket_streams, "WebSocket stream"),
+        h.websocket_accepted
     )?;
     if !h.resets.is_empty() {
         write!(f, "; RST_STREAM: {}", kv(&h.resets))?;
@@ -169,17 +191,18 @@ fn h2_text(f: &mut Formatter<'_>, h: &H2Summary, kv: &dyn Fn(&BTreeMap<&str, u64
     }
     f.write_str("\n")?;
     let dropped = [
-        (h.streams_dropped, "streams not followed (cap)"),
-        (h.streams_over_limit, "streams over the server's limit"),
-        (h.hpack_errors, "HPACK errors"),
-        (h.header_blocks_lost, "header blocks not decoded"),
-        (h.header_lists_dropped, "header lists over the cap"),
-        (h.header_lists_over_limit, "header lists over the receiver's limit"),
-        (h.oversized_frames, "oversized frames skipped"),
-        (h.desyncs, "directions lost to gaps"),
-        (h.flow_control_overruns, "flow-control overruns"),
+        (h.streams_dropped, "stream not followed (cap)", "streams not followed (cap)"),
+        (h.streams_over_limit, "stream over the server's limit", "streams over the server's limit"),
+        (h.hpack_errors, "HPACK error", "HPACK errors"),
+        (h.header_blocks_lost, "header block not decoded", "header blocks not decoded"),
+        (h.header_lists_dropped, "header list over the cap", "header lists over the cap"),
+        (h.header_lists_over_limit, "header list over the receiver's limit", "header lists over the receiver's limit"),
+        (h.oversized_frames, "oversized frame skipped", "oversized frames skipped"),
+        (h.desyncs, "direction lost to gaps", "directions lost to gaps"),
+        (h.flow_control_overruns, "flow-control overrun", "flow-control overruns"),
     ];
-    let v: Vec<String> = dropped.iter().filter(|(n, _)| *n > 0).map(|(n, w)| format!("{n} {w}")).collect();
+    let v: Vec<String> =
+        dropped.iter().filter(|(n, ..)| *n > 0).map(|(n, one, many)| Nn(*n, one, many).to_string()).collect();
     if !v.is_empty() {
         writeln!(f, "  {}", v.join(", "))?;
     }
@@ -189,14 +212,14 @@ fn h2_text(f: &mut Formatter<'_>, h: &H2Summary, kv: &dyn Fn(&BTreeMap<&str, u64
 /// The summary's TLS lines: what was decrypted, what was not and why, and
 /// what the key logs held (counts only: keys are never printed).
 fn tls_text(f: &mut Formatter<'_>, t: &TlsSummary, kv: &dyn Fn(&BTreeMap<&str, u64>) -> String) -> fmt::Result {
-    write!(f, "TLS: {} connections, {} decrypted", t.connections, t.decrypted)?;
+    write!(f, "TLS: {}, {} decrypted", N(t.connections, "connection"), t.decrypted)?;
     if t.decrypted > 0 {
-        write!(f, " ({} records, {} bytes of application data", t.records, t.bytes)?;
+        write!(f, " ({}, {} of application data", N(t.records, "record"), N(t.bytes, "byte"))?;
         if t.key_updates > 0 {
-            write!(f, ", {} key updates", t.key_updates)?;
+            write!(f, ", {}", N(t.key_updates, "key update"))?;
         }
         if t.late_keys > 0 {
-            write!(f, ", {} read when their keys arrived late", t.late_keys)?;
+            write!(f, ", {} read when their keys arrived late", N(t.late_keys, "connection"))?;
         }
         f.write_str(")")?;
     }
@@ -209,33 +232,34 @@ fn tls_text(f: &mut Formatter<'_>, t: &TlsSummary, kv: &dyn Fn(&BTreeMap<&str, u
         )?;
     }
     if t.auth_failures > 0 {
-        writeln!(f, "  {} records failed authentication (wrong keys or damaged records)", t.auth_failures)?;
+        let what = ("record failed", "records failed");
+        writeln!(f, "  {} authentication (wrong keys or damaged records)", Nn(t.auth_failures, what.0, what.1))?;
     }
     if t.held_dropped > 0 {
-        writeln!(f, "  {} bytes of records dropped waiting for keys that did not come", t.held_dropped)?;
+        writeln!(f, "  {} of records dropped waiting for keys that did not come", N(t.held_dropped, "byte"))?;
     }
     if let Some(k) = &t.keylog {
         let mut src = Vec::new();
         if k.files > 0 {
-            src.push(format!("{} key log file{}", k.files, if k.files == 1 { "" } else { "s" }));
+            src.push(N(k.files, "key log file").to_string());
         }
         if k.dsb > 0 {
-            src.push(format!("{} pcapng secrets block{}", k.dsb, if k.dsb == 1 { "" } else { "s" }));
+            src.push(N(k.dsb, "pcapng secrets block").to_string());
         }
         write!(
             f,
-            "  keys: {}: {} lines, {} secrets, {} not understood, {} unused labels",
+            "  keys: {}: {}, {}, {} not understood, {}",
             src.join(" and "),
-            k.lines,
-            k.secrets,
+            N(k.lines, "line"),
+            N(k.secrets, "secret"),
             k.malformed,
-            k.ignored
+            N(k.ignored, "unused label")
         )?;
         if k.evicted > 0 {
-            write!(f, ", {} connections forgotten (bound)", k.evicted)?;
+            write!(f, ", {} forgotten (bound)", N(k.evicted, "connection"))?;
         }
         if k.read_errors > 0 {
-            write!(f, ", {} read errors", k.read_errors)?;
+            write!(f, ", {}", N(k.read_errors, "read error"))?;
         }
         f.write_str("\n")?;
     }

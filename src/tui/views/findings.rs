@@ -19,7 +19,9 @@ const ITEM_HEIGHT: usize = 2;
 
 pub fn render(f: &mut Frame, app: &App, area: Rect) {
     let total: u64 = app.groups.iter().map(|g| g.count).sum();
-    let title = format!(" Findings: {} in {} groups · newest last · Enter for detail ", total, app.groups.len());
+    let order = if app.sort_reverse { "newest first" } else { "newest last" };
+    let groups = if app.groups.len() == 1 { "group" } else { "groups" };
+    let title = format!(" Findings: {total} in {} {groups} · {order} · Enter for detail ", app.groups.len());
     let block = Block::bordered().title(title);
     let inner = block.inner(area);
     f.render_widget(block, area);
@@ -37,6 +39,7 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     let len = app.group_order.len();
     let off = scroll_offset(app.finding_offset.get(), app.finding_sel, visible, len);
     app.finding_offset.set(off);
+    app.list_hits.set(Some((inner, off, ITEM_HEIGHT as u16)));
     let width = inner.width as usize;
     let mut lines = Vec::with_capacity(visible * ITEM_HEIGHT);
     for (i, gi) in app.group_order.iter().enumerate().skip(off).take(visible) {
@@ -65,7 +68,7 @@ fn group_lines(g: &FindingGroup, width: usize, selected: bool) -> [Line<'static>
         head.push(Span::styled(format!("  {p}"), base.fg(Color::Cyan)));
     }
     if !g.servers.is_empty() {
-        head.push(Span::styled(format!("  → {}", g.servers.join(", ")), base));
+        head.push(Span::styled(format!("  {}", g.servers.join(" -> ")), base));
     }
     let used: usize = head.iter().map(|s| s.width()).sum();
     let when = format!("  {}", fmt_tod(g.last_ts));
@@ -352,7 +355,9 @@ fn object_line(o: &serde_json::Map<String, Value>) -> String {
     };
     for (k, v) in o {
         let shown = field(k, v);
-        if matches!(k.as_str(), "role" | "flow") || v.is_null() || shown == "null/null" {
+        // The flow says what the connection fields (orig_h ... community_id) say.
+        let conn_field = matches!(k.as_str(), "orig_h" | "orig_p" | "resp_h" | "resp_p" | "community_id");
+        if matches!(k.as_str(), "role" | "flow") || conn_field || v.is_null() || shown == "null/null" {
             continue;
         }
         parts.push(format!("{k}={shown}"));

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Paragraph, Sparkline, SparklineBar};
 use crate::record::{FindingKind, Severity};
 use crate::tui::app::App;
 use crate::tui::feed::SourceKind;
-use crate::tui::ui::{AMBER, fmt_bytes, fmt_count, fmt_secs, fmt_timeout, fmt_tod, severity_label, severity_style};
+use crate::tui::ui::{AMBER, fmt_bytes, fmt_count, fmt_secs, fmt_tod, severity_label, severity_style};
 
 pub fn render(f: &mut Frame, app: &App, area: Rect) {
     // One more traffic line when HTTP/2 was seen.
@@ -18,12 +18,17 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     let [top, spark, bottom] =
         Layout::vertical([Constraint::Length(top_h), Constraint::Length(5), Constraint::Min(4)]).areas(area);
     let [traffic, hs] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
-    let [sess, kinds] = Layout::horizontal([Constraint::Length(30), Constraint::Min(20)]).areas(bottom);
+    let [sess, kinds] = Layout::horizontal([Constraint::Length(38), Constraint::Min(20)]).areas(bottom);
     f.render_widget(traffic_box(app), traffic);
     f.render_widget(handshakes_box(app), hs);
     render_sparkline(f, app, spark);
     f.render_widget(sessions_box(app), sess);
     f.render_widget(kinds_box(app, kinds.height.saturating_sub(2) as usize), kinds);
+}
+
+/// A count and its noun, singular for one: "1 gap", "3 gaps".
+fn counted(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{} {noun}s", fmt_count(n)) }
 }
 
 fn label(s: &str) -> Span<'static> {
@@ -79,7 +84,7 @@ fn traffic_box(app: &App) -> Paragraph<'static> {
         Line::from(vec![
             label("Reassembly"),
             Span::styled(
-                format!("{} gaps  {} retrans", fmt_count(r.gaps), fmt_count(r.retransmits)),
+                format!("{}  {} retrans", counted(r.gaps, "gap"), fmt_count(r.retransmits)),
                 if r.gaps > 0 { Style::new().fg(AMBER) } else { Style::new() },
             ),
         ]),
@@ -120,9 +125,9 @@ fn h2_line(h: &crate::record::H2Summary) -> Line<'static> {
     Line::from(vec![
         label("HTTP/2"),
         Span::raw(format!(
-            "{} conns  {} streams  {} WebSocket",
-            fmt_count(h.connections),
-            fmt_count(h.streams),
+            "{}  {}  {} WebSocket",
+            counted(h.connections, "conn"),
+            counted(h.streams, "stream"),
             fmt_count(h.websocket_streams)
         )),
     ])
@@ -197,10 +202,8 @@ fn render_sparkline(f: &mut Frame, app: &App, area: Rect) {
 
 fn sessions_box(app: &App) -> Paragraph<'static> {
     let s = &app.snap.summary;
-    let boundary = match app.snap.idle_boundary {
-        Some(b) => fmt_timeout(b),
-        None => format!("{} (default)", fmt_timeout(app.boundary_s)),
-    };
+    let (words, src) = app.boundary_words();
+    let boundary = format!("{words} ({src})");
     let warn = |n: usize, c: Color| {
         if n > 0 { Style::new().fg(c).add_modifier(Modifier::BOLD) } else { Style::new() }
     };
@@ -209,7 +212,7 @@ fn sessions_box(app: &App) -> Paragraph<'static> {
         Line::from(vec![label("Ended"), Span::raw(fmt_count(s.sessions))]),
         Line::from(vec![label("Idle ≥75%"), Span::styled(app.idle_amber.to_string(), warn(app.idle_amber, AMBER))]),
         Line::from(vec![label("Idle ≥90%"), Span::styled(app.idle_red.to_string(), warn(app.idle_red, Color::Red))]),
-        Line::from(vec![label("Timeout"), Span::raw(boundary)]),
+        Line::from(vec![label("Idle cut"), Span::raw(boundary)]),
     ];
     Paragraph::new(lines).block(Block::bordered().title(" WebSocket sessions "))
 }
