@@ -259,6 +259,30 @@ impl Correlator {
         rows
     }
 
+    /// Open sessions, and how many of them have been idle (no frame on any
+    /// hop) for `lo` to `hi` seconds at `now`. As [`Self::session_rows`]
+    /// reads activity, without building rows (once a tick, for metrics).
+    pub fn sessions_idle_between(&self, flows: &crate::flow::FlowTable, now: Ts, lo: f64, hi: f64) -> (usize, usize) {
+        let near = self
+            .sessions
+            .values()
+            .filter(|s| {
+                let last = s
+                    .hops
+                    .iter()
+                    .filter_map(|(_, c)| {
+                        let w = self.ws.get(c)?;
+                        w.activity().or_else(|| Self::live_activity(flows, w.flow, w.conn)).map(|a| a.last_frame_any())
+                    })
+                    .max()
+                    .unwrap_or(s.start);
+                let idle = now.since(last);
+                idle >= lo && idle <= hi
+            })
+            .count();
+        (self.sessions.len(), near)
+    }
+
     /// Frame relay delay: the same frame ordinal in the same direction on
     /// the session's two hops (a proxy relays frames in order and
     /// unchanged).
