@@ -12,17 +12,16 @@
 //! hold it (for the time of an `Arc` clone) the copy waits for the next
 //! tick. The server thread ([`serve`], tiny_http) encodes what was last
 //! published with the `prometheus-client` encoders, one thread per
-//! request (at most [`MAX_IN_FLIGHT`] at once), so a scraper that
-//! connects and never reads holds only its own thread.
+//! request (requests of at most [`MAX_IN_FLIGHT`] connections at once),
+//! so a scraper that connects and never reads holds only its own thread.
 //!
 //! Label values come from closed sets (outcomes, roles, finding kinds,
 //! severities, known proxies, close kinds) except `path`, which is the
 //! first [`TOP_PATHS`] distinct paths seen and `other` for the rest:
 //! a path scan adds one series at most.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,8 +40,9 @@ use crate::runtime::RuntimeSnapshot;
 pub const TOP_PATHS: usize = 20;
 /// Published at most this often (wall time), and at the end.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
-/// Scrapes served at once; beyond, `503`.
-pub const MAX_IN_FLIGHT: usize = 4;
+/// Connections answered at once (a scraper that stops reading holds
+/// one); beyond, a new connection gets `503`.
+pub const MAX_IN_FLIGHT: usize = 16;
 
 /// Idle time before a close, seconds: fine around the idle timeouts
 /// proxies and load balancers default to (30 s, 55 s, 60 s, 90 s, 100 s),
@@ -322,22 +322,34 @@ pub fn serve(addr: SocketAddr) -> crate::error::Result<Endpoint> {
 }
 
 fn run_server(server: tiny_http::Server, shared: Arc<Shared>) {
-    let in_flight = Arc::new(AtomicUsize::new(0));
+    // Requests being answered, by connection (tiny_http reads a
+    // connection's next request only once the last one is answered, so a
+    // connection has one at a time, and one that stops reading holds one
+    // thread, blocked in its write).
+    let in_flight: Arc<Mutex<HashMap<Option<SocketAddr>, usize>>> = Arc::default();
     for req in server.incoming_requests() {
-        if in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
-            in_flight.fetch_sub(1, Ordering::SeqCst);
-            let _ = req.respond(tiny_http::Response::from_string("busy\n").with_status_code(503));
-            continue;
+        let peer = req.remote_addr().copied();
+        {
+            let mut m = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if !m.contains_key(&peer) && m.len() >= MAX_IN_FLIGHT {
+                drop(m);
+                // A new connection: its first answer cannot block.
+                let _ = req.respond(tiny_http::Response::from_string("busy\n").with_status_code(503));
+                continue;
+            }
+            *m.entry(peer).or_default() += 1;
         }
         let (shared, in_flight) = (shared.clone(), in_flight.clone());
-        let spawned = std::thread::Builder::new().name("wstap-scrape".into()).spawn(move || {
+        let _ = std::thread::Builder::new().name("wstap-scrape".into()).spawn(move || {
             respond(req, &shared);
-            in_flight.fetch_sub(1, Ordering::SeqCst);
+            let mut m = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = m.get_mut(&peer) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&peer);
+                }
+            }
         });
-        if spawned.is_err() {
-            // The request went with the closure; nothing to answer.
-            continue;
-        }
     }
 }
 
