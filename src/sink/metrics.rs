@@ -678,3 +678,62 @@ impl EncodeLabelSet for NoLabels {
 pub fn series(exposition: &str) -> usize {
     exposition.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The most series one host can expose: every path label taken, every
+    /// kind with every severity and proxy (docs/metrics.md states it).
+    #[test]
+    fn series_are_bounded() {
+        let mut c = Counts::default();
+        let fresh = series(&Arc::new(c.clone()).exposition(false));
+        for i in 0..1000 {
+            let path = format!("/scan/{i}");
+            match c.paths.iter().position(|(p, _)| *p == path) {
+                Some(_) => {}
+                None if c.paths.len() < TOP_PATHS => c.paths.push((path, [1; 4])),
+                None => c.other_paths[0] += 1,
+            }
+        }
+        let proxies: Vec<&'static str> =
+            crate::detect::proxy::KNOWN.iter().map(|p| p.name()).chain(["unknown"]).collect();
+        for k in FindingKind::ALL {
+            for s in [Severity::Info, Severity::Warning, Severity::Error] {
+                for p in &proxies {
+                    c.findings_detail.insert((*k, s, p), 1);
+                }
+            }
+        }
+        c.runtime.now = Some(1.0);
+        let most = series(&Arc::new(c).exposition(false));
+        assert_eq!(fresh, 296, "a fresh endpoint (no packet yet)");
+        assert_eq!(most, fresh + 1 + TOP_PATHS * 4 + FindingKind::ALL.len() * 3 * proxies.len());
+        assert!(most <= 900, "{most}");
+    }
+
+    #[test]
+    fn accept_headers() {
+        assert!(wants_openmetrics(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ));
+        assert!(!wants_openmetrics("text/plain;version=0.0.4"));
+        assert!(!wants_openmetrics(""));
+        assert!(!wants_openmetrics("*/*"));
+        assert!(!wants_openmetrics("application/openmetrics-text;q=0.2,text/plain"));
+        assert!(!wants_openmetrics("application/openmetrics-text;q=0"));
+    }
+
+    #[test]
+    fn buckets_take_their_upper_bound() {
+        let mut h = Hist::new(IDLE_BUCKETS);
+        for v in [60.0, 60.2, 55.1, 3600.5, f64::NAN] {
+            h.observe(v);
+        }
+        let b = h.buckets();
+        let at = |le: f64| b.iter().find(|(u, _)| *u == le).unwrap().1;
+        assert_eq!((at(61.0), at(56.0), at(f64::INFINITY)), (2, 1, 1));
+        assert_eq!(h.count, 4);
+    }
+}
