@@ -322,3 +322,55 @@ fn a_logrotate_rename_and_sighup_lose_no_line() {
     // split, none twice.
     assert_eq!(format!("{before}{after}"), String::from_utf8(out.stdout).unwrap());
 }
+
+/// Beside the dashboard (`--tui --metrics --json-file`): the dashboard's
+/// worker feeds the endpoint and the file the same records, and the
+/// summary at the end.
+#[test]
+fn beside_the_dashboard_the_endpoint_and_the_file_get_every_record() {
+    use wstap::tui::feed::{self, FeedOptions, UiMsg};
+    let name = capture("nginx-mass-close");
+    let args = wstap::cli::Args::parse_from(["wstap", "-r", name.to_str().unwrap(), "-Z", "root", "--tui"]);
+    let cfg = wstap::config::Config::from_args(&args).unwrap();
+    let mut p = wstap::app::pipeline(&cfg.analysis).unwrap();
+    let (mut src, _) = feed::open_source(&cfg.input, None).unwrap();
+    let shared = Arc::new(Shared::default());
+    let d = std::env::temp_dir().join(format!("wstap-tui-beside-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let path = d.join("tui.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let file = wstap::sink::json_file::open_file(&path).unwrap();
+    let out = wstap::sink::dashboard::DashboardSink::with_beside(vec![
+        Box::new(MetricsSink::new(shared.clone())),
+        Box::new(wstap::sink::json_file::JsonFileSink::new(path.clone(), file, false)),
+    ]);
+    let (_tx, ctl_rx) = std::sync::mpsc::channel();
+    let mut summary = None;
+    feed::run_into(
+        &mut p,
+        src.as_mut(),
+        &FeedOptions::default(),
+        &ctl_rx,
+        &mut |m| {
+            if let UiMsg::Update(u) = m {
+                summary = Some(u.snapshot.summary.clone());
+            }
+            true
+        },
+        out,
+    );
+    let s = serde_json::to_value(wstap::record::Record::Summary(summary.expect("an update"))).unwrap();
+    let m = parse(&shared.current().exposition(false));
+    assert_eq!(
+        sum(&m, "wstap_handshakes_total", &[("outcome", "upgraded")]),
+        s["handshakes"]["upgraded"].as_f64().unwrap()
+    );
+    assert_eq!(
+        sum(&m, "wstap_findings_total", &[("kind", "mass-close")]),
+        s["findings"]["mass-close"].as_f64().unwrap()
+    );
+    assert!(s["findings"]["mass-close"].as_f64().unwrap() >= 1.0);
+    // The file holds what `--json` writes for the same capture.
+    let want = wstap(&["-r", name.to_str().unwrap(), "--json"]);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), String::from_utf8(want.stdout).unwrap());
+}
