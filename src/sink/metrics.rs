@@ -68,6 +68,19 @@ fn proxy_label(detail: &serde_json::Value) -> &'static str {
         .map_or("unknown", |p| p.name())
 }
 
+/// Longest `path` label, in characters (longer paths are cut there).
+pub const PATH_LABEL_MAX: usize = 128;
+
+/// A path as a label: without its query string or fragment, cut at
+/// [`PATH_LABEL_MAX`] characters, terminal-unsafe characters escaped (a
+/// scrape read in a terminal shows no raw byte from the wire; quotes,
+/// backslashes and newlines are the encoder's to escape).
+pub fn path_label(path: &str) -> String {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let cut: String = path.chars().take(PATH_LABEL_MAX).collect();
+    crate::escape::text(&cut).into_owned()
+}
+
 /// A histogram with fixed buckets (counts per bucket, not cumulative; the
 /// last one is `+Inf`).
 #[derive(Debug, Clone)]
@@ -160,13 +173,13 @@ impl Counts {
                 let o = index(&Outcome::ALL, &h.outcome);
                 let role = if h.client.is_some() { Role::Client } else { Role::Upstream };
                 self.handshakes[o][index(Role::ALL, &role)] += 1;
-                let path = h.path.split(['?', '#']).next().unwrap_or("");
-                match self.paths.iter().position(|(p, _)| p == path) {
+                let path = path_label(&h.path);
+                match self.paths.iter().position(|(p, _)| *p == path) {
                     Some(i) => self.paths[i].1[o] += 1,
                     None if self.paths.len() < TOP_PATHS => {
                         let mut n = [0; 4];
                         n[o] = 1;
-                        self.paths.push((path.to_string(), n));
+                        self.paths.push((path, n));
                     }
                     None => self.other_paths[o] += 1,
                 }
@@ -711,6 +724,21 @@ mod tests {
         assert_eq!(fresh, 296, "a fresh endpoint (no packet yet)");
         assert_eq!(most, fresh + 1 + TOP_PATHS * 4 + FindingKind::ALL.len() * 3 * proxies.len());
         assert!(most <= 900, "{most}");
+    }
+
+    #[test]
+    fn hostile_paths_make_a_valid_exposition() {
+        let mut c = Counts::default();
+        for p in ["/a\"b\\c\nd\u{1b}[2J\u{202e}?token=x", &format!("/{}", "x".repeat(5000))] {
+            c.paths.push((path_label(p), [1, 0, 0, 0]));
+        }
+        let text = Arc::new(c).exposition(false);
+        assert!(text.contains(r#"path="/a\"b\\c\\x0ad\\x1b[2J\\u202e",outcome="upgraded"} 1"#), "{text}");
+        assert!(!text.lines().any(|l| l.chars().any(crate::escape::is_unsafe)));
+        assert!(text.contains(&format!("path=\"/{}\"", "x".repeat(PATH_LABEL_MAX - 1))));
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(l.rsplit_once(' ').is_some_and(|(_, v)| v.parse::<f64>().is_ok()), "{l}");
+        }
     }
 
     #[test]
