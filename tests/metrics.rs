@@ -374,3 +374,45 @@ fn beside_the_dashboard_the_endpoint_and_the_file_get_every_record() {
     let want = wstap(&["-r", name.to_str().unwrap(), "--json"]);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), String::from_utf8(want.stdout).unwrap());
 }
+
+/// A path scan: 500 WebSocket handshakes, each to a path of its own (some
+/// malformed), answered 404. The scrape keeps 20 path labels and counts the
+/// rest as `other`; the series stay within the stated bound.
+#[test]
+fn a_path_scan_does_not_blow_up_the_scrape() {
+    let mut b = PcapBuilder::default();
+    for i in 0..500u32 {
+        let client = ([10, 1, (i >> 8) as u8, i as u8], 40000 + (i % 20000) as u16);
+        let (mut c, mut s) = b.connect(client, ([10, 0, 0, 1], 8080));
+        let path = if i % 7 == 0 { format!("/scan/{i}/\"\x1b[2J") } else { format!("/scan/{i}?q={i}") };
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        b.send(&mut c, &s, req.as_bytes());
+        b.send(&mut s, &c, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        b.fin(&mut c, &s);
+        b.fin(&mut s, &c);
+        b.advance_ms(20);
+    }
+    let d = std::env::temp_dir().join(format!("wstap-scan-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let path = d.join("scan.pcap");
+    b.write(&path);
+    let (text, s) = scrape_after(&path);
+    let m = parse(&text);
+    // Raw quotes and ESC make a request line httparse refuses (counted as
+    // malformed); the 428 others are handshakes.
+    let rejected = s["handshakes"]["rejected"].as_f64().unwrap();
+    assert_eq!(rejected, 428.0);
+    assert_eq!(sum(&m, "wstap_handshakes_total", &[("outcome", "rejected")]), rejected);
+    assert_eq!(sum(&m, "wstap_path_handshakes_total", &[("path", "other"), ("outcome", "rejected")]), rejected - 20.0);
+    let paths: std::collections::BTreeSet<&str> = m
+        .keys()
+        .filter(|k| k.starts_with("wstap_path_handshakes_total{"))
+        .filter_map(|k| k.split("path=\"").nth(1)?.split("\",outcome").next())
+        .collect();
+    assert_eq!(paths.len(), 21, "{paths:?}");
+    assert!(!text.contains('\x1b'));
+    assert!(wstap::sink::metrics::series(&text) < 857);
+}
