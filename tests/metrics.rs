@@ -6,6 +6,7 @@
 //! (tests/metrics/run.sh does the same against a real Prometheus server.)
 
 mod common;
+mod hostile_gen;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -47,8 +48,13 @@ fn sum(m: &BTreeMap<String, f64>, name: &str, want: &[(&str, &str)]) -> f64 {
 /// Runs a capture in process through the metrics sink and the records'
 /// collector; returns the exposition and the summary as JSON.
 fn scrape_after(path: &std::path::Path) -> (String, Value) {
+    scrape_with(path, &[])
+}
+
+fn scrape_with(path: &std::path::Path, extra: &[&str]) -> (String, Value) {
     let p = path.to_str().unwrap().to_string();
     let mut argv = vec!["wstap".to_string(), "-r".into(), p.clone(), "-Z".into(), "root".into()];
+    argv.extend(extra.iter().map(|a| a.to_string()));
     let keys = path.with_extension("keys");
     if keys.exists() {
         argv.extend(["--keylog".to_string(), keys.to_str().unwrap().to_string()]);
@@ -415,4 +421,28 @@ fn a_path_scan_does_not_blow_up_the_scrape() {
     assert_eq!(paths.len(), 21, "{paths:?}");
     assert!(!text.contains('\x1b'));
     assert!(wstap::sink::metrics::series(&text) < 857);
+}
+
+/// A SYN flood (50,000 SYNs from random sources, three real sessions
+/// through the proxy) under a small budget: the scrape has the series it
+/// always has, the evictions the summary reports, the three upgrades.
+#[test]
+fn a_syn_flood_moves_counters_not_series() {
+    let d = std::env::temp_dir().join(format!("wstap-flood-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let f = d.join("flood.pcap");
+    hostile_gen::flood(&f, 50_000, 0.2, 3);
+    let (text, s) = scrape_with(&f, &["--memcap", "4M"]);
+    let m = parse(&text);
+    let ev = &s["memory"]["evicted"];
+    assert!(ev["half_open"].as_f64().unwrap() > 10_000.0, "{ev}");
+    for class in ["half_open", "established", "upgraded"] {
+        assert_eq!(sum(&m, "wstap_connections_evicted_total", &[("class", class)]), ev[class].as_f64().unwrap());
+    }
+    assert_eq!(sum(&m, "wstap_handshakes_total", &[("outcome", "upgraded")]), 3.0);
+    assert_eq!(sum(&m, "wstap_connections_total", &[]), s["flows"].as_f64().unwrap());
+    // A fresh endpoint's 296, the last packet's time, the path the three
+    // sessions used (4 outcomes), and the findings seen by severity.
+    let detail = m.keys().filter(|k| k.starts_with("wstap_findings_by_severity_total")).count();
+    assert_eq!(wstap::sink::metrics::series(&text), 296 + 1 + 4 + detail, "{text}");
 }
