@@ -141,8 +141,10 @@ impl Command {
         let analysis = Analysis::from_args(args)?;
         let mut output = Output::from_args(args);
         output.metrics = args.metrics.as_deref().map(metrics_addr).transpose()?;
-        if args.json_file.as_deref() == Some("") {
-            return Err(Error::usage("--json-file: empty file name"));
+        match args.json_file.as_deref() {
+            Some("") => return Err(Error::usage("--json-file: empty file name")),
+            Some("-") => return Err(Error::usage("--json-file -: use --json for JSON Lines on standard output")),
+            _ => {}
         }
         let (input, dashboard) = if args.tui {
             let plan = privs::plan(args.user.as_deref())?;
@@ -374,6 +376,10 @@ mod tests {
         );
         assert!(err(&["-r", "x", "--metrics", ":99999"]).starts_with("--metrics :99999: expected"));
         assert!(err(&["-r", "x", "--metrics", "example.com:80"]).starts_with("--metrics example.com:80: expected"));
+        assert_eq!(
+            err(&["-r", "x", "--json-file", "-"]),
+            "--json-file -: use --json for JSON Lines on standard output"
+        );
     }
 
     #[test]
