@@ -86,6 +86,10 @@ pub struct RuntimeSnapshot {
     /// [`NEAR_BOUNDARY`] of the idle boundary.
     pub sessions_open: u64,
     pub sessions_near_boundary: u64,
+    /// WebSocket frames, payload bytes and messages of every session so
+    /// far, ended or open (counted on the hop nearest the client that can
+    /// be read, as session records count them): only grows.
+    pub relayed: crate::correlate::Relayed,
     /// The idle boundary used for that, seconds, and where it comes from.
     pub boundary: (f64, BoundarySource),
     /// TLS connections ended: all, decrypted, not decrypted by reason
@@ -118,13 +122,18 @@ impl RuntimeSnapshot {
             },
         };
         let now = st.last_ts.map(|_| p.now());
+        let mut relayed = a.correlation.stats.relayed_ended;
         let (open, near) = match now {
-            Some(now) => a.correlation.sessions_idle_between(
-                &p.flows,
-                now,
-                boundary.0 * (1.0 - NEAR_BOUNDARY),
-                boundary.0 * (1.0 + NEAR_BOUNDARY),
-            ),
+            Some(now) => {
+                let o = a.correlation.open_sessions_now(
+                    &p.flows,
+                    now,
+                    boundary.0 * (1.0 - NEAR_BOUNDARY),
+                    boundary.0 * (1.0 + NEAR_BOUNDARY),
+                );
+                relayed.add(&o.relayed);
+                (o.sessions, o.near)
+            }
             None => (a.correlation.live_state().3, 0),
         };
         let tls = &p.flows.stats.tls;
@@ -150,6 +159,7 @@ impl RuntimeSnapshot {
             http_requests: a.correlation.stats.http_requests,
             gap_bytes: p.flows.stats.reassembly.gap_bytes,
             sessions_open: open as u64,
+            relayed,
             sessions_near_boundary: near as u64,
             boundary,
             tls_connections: tls.connections,

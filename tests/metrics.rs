@@ -446,3 +446,80 @@ fn a_syn_flood_moves_counters_not_series() {
     let detail = m.keys().filter(|k| k.starts_with("wstap_findings_by_severity_total")).count();
     assert_eq!(wstap::sink::metrics::series(&text), 296 + 1 + 4 + detail, "{text}");
 }
+
+/// Records and the runtime numbers of every tick.
+#[derive(Default)]
+struct Watch {
+    records: Vec<wstap::record::Record>,
+    relayed: Vec<wstap::correlate::Relayed>,
+    open: Vec<u64>,
+}
+
+impl Sink for Watch {
+    fn record(&mut self, r: &wstap::record::Record) -> std::io::Result<()> {
+        self.records.push(r.clone());
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn wants_runtime(&self) -> bool {
+        true
+    }
+    fn runtime(&mut self, s: &wstap::runtime::RuntimeSnapshot) {
+        self.relayed.push(s.relayed);
+        self.open.push(s.sessions_open);
+    }
+}
+
+/// Frames, bytes and messages relayed never go down from one tick to the
+/// next (a session's count moves from open to ended at once), and end equal
+/// to the session records' sums, on every bundled capture; open sessions
+/// count as they go.
+#[test]
+fn relayed_traffic_grows_tick_by_tick_and_ends_as_the_sessions_say() {
+    for entry in std::fs::read_dir(root().join("captures")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("pcap") {
+            continue;
+        }
+        let mut argv =
+            vec!["wstap".to_string(), "-r".into(), path.to_str().unwrap().into(), "-Z".into(), "root".into()];
+        let keys = path.with_extension("keys");
+        if keys.exists() {
+            argv.extend(["--keylog".to_string(), keys.to_str().unwrap().to_string()]);
+        }
+        let cfg = wstap::config::Config::from_args(&wstap::cli::Args::parse_from(argv)).unwrap();
+        let mut p = wstap::app::pipeline(&cfg.analysis).unwrap();
+        let Input::File(f) = &cfg.input else { panic!() };
+        let mut src = f.open().unwrap();
+        src.set_keys(p.keys().clone());
+        let mut w = Watch::default();
+        p.run(&mut src, &mut w).unwrap();
+        let name = path.display();
+        for pair in w.relayed.windows(2) {
+            for d in 0..2 {
+                assert!(pair[1].frames[d] >= pair[0].frames[d], "{name}: frames went down: {pair:?}");
+                assert!(pair[1].bytes[d] >= pair[0].bytes[d], "{name}: bytes went down: {pair:?}");
+                assert!(pair[1].messages[d] >= pair[0].messages[d], "{name}: messages went down");
+            }
+        }
+        let mut want = wstap::correlate::Relayed::default();
+        for r in &w.records {
+            if let wstap::record::Record::Session(s) = r {
+                want.add(&wstap::correlate::Relayed {
+                    frames: [s.frames.to_server, s.frames.to_client],
+                    bytes: [s.bytes.to_server, s.bytes.to_client],
+                    messages: [s.messages.to_server, s.messages.to_client],
+                });
+            }
+        }
+        assert_eq!(*w.relayed.last().unwrap(), want, "{name}");
+        if path.ends_with("nginx-idle-60.pcap") {
+            // Four sessions open, silent for 60 s: their first frames
+            // are counted while they are open.
+            let i = w.open.iter().position(|n| *n == 4).expect("a tick with the four sessions open");
+            assert!(w.relayed[i].frames[0] >= 4, "{:?}", w.relayed[i]);
+        }
+    }
+}

@@ -132,11 +132,6 @@ pub struct Counts {
     /// proxy added (client minus upstream).
     pub latency: [Hist; 2],
     pub overhead: Hist,
-    /// Frames, payload bytes and messages of ended sessions, to the server
-    /// and to the client.
-    pub frames: [u64; 2],
-    pub bytes: [u64; 2],
-    pub messages: [u64; 2],
     /// The engine's numbers at the last tick.
     pub runtime: RuntimeSnapshot,
 }
@@ -153,9 +148,6 @@ impl Default for Counts {
             idle: std::array::from_fn(|_| Hist::new(IDLE_BUCKETS)),
             latency: std::array::from_fn(|_| Hist::new(LATENCY_BUCKETS)),
             overhead: Hist::new(LATENCY_BUCKETS),
-            frames: [0; 2],
-            bytes: [0; 2],
-            messages: [0; 2],
             runtime: RuntimeSnapshot::default(),
         }
     }
@@ -206,12 +198,6 @@ impl Counts {
                 if let Some(idle) = s.close.idle_s {
                     self.idle[how].observe(idle);
                 }
-                self.frames[0] += s.frames.to_server;
-                self.frames[1] += s.frames.to_client;
-                self.bytes[0] += s.bytes.to_server;
-                self.bytes[1] += s.bytes.to_client;
-                self.messages[0] += s.messages.to_server;
-                self.messages[1] += s.messages.to_client;
             }
             _ => {}
         }
@@ -553,9 +539,25 @@ impl Collector for Exporter {
             CloseHow::ALL.iter().zip(&c.idle).map(|(h, hist)| ([("how", h.name())], hist)),
         )?;
         let dirs = |v: &[u64; 2]| [([("direction", "to_server")], v[0]), ([("direction", "to_client")], v[1])];
-        counters(e, "wstap_frames", "WebSocket frames of ended sessions, by direction.", dirs(&c.frames))?;
-        counters(e, "wstap_payload_bytes", "WebSocket payload bytes of ended sessions, by direction.", dirs(&c.bytes))?;
-        counters(e, "wstap_messages", "WebSocket messages of ended sessions, by direction.", dirs(&c.messages))?;
+        let r = &rt.relayed;
+        counters(
+            e,
+            "wstap_frames",
+            "WebSocket frames relayed in sessions (open ones included), by direction.",
+            dirs(&r.frames),
+        )?;
+        counters(
+            e,
+            "wstap_payload_bytes",
+            "WebSocket payload bytes relayed in sessions (open ones included), by direction.",
+            dirs(&r.bytes),
+        )?;
+        counters(
+            e,
+            "wstap_messages",
+            "WebSocket messages relayed in sessions (open ones included), by direction.",
+            dirs(&r.messages),
+        )?;
         gauge(e, "wstap_sessions_open", "WebSocket sessions open now.", rt.sessions_open as f64)?;
         gauge(
             e,
