@@ -273,20 +273,18 @@ impl Correlator {
     pub fn open_sessions_now(&self, flows: &crate::flow::FlowTable, now: Ts, lo: f64, hi: f64) -> OpenNow {
         let mut o = OpenNow { sessions: self.sessions.len(), ..OpenNow::default() };
         for s in self.sessions.values() {
-            let hops: Vec<(&WsStats, Option<&WsActivity>)> = s
-                .hops
-                .iter()
-                .filter_map(|(_, c)| {
+            let hops = || {
+                s.hops.iter().filter_map(|(_, c)| {
                     let w = self.ws.get(c)?;
                     Some((w, w.activity().or_else(|| Self::live_activity(flows, w.flow, w.conn))))
                 })
-                .collect();
-            let last = hops.iter().filter_map(|(_, a)| a.map(|a| a.last_frame_any())).max().unwrap_or(s.start);
+            };
+            let last = hops().filter_map(|(_, a)| a.map(|a| a.last_frame_any())).max().unwrap_or(s.start);
             let idle = now.since(last);
             if idle >= lo && idle <= hi {
                 o.near += 1;
             }
-            let front = hops.iter().find(|(w, _)| !w.encrypted).or(hops.first()).and_then(|(_, a)| *a);
+            let front = hops().find(|(w, _)| !w.encrypted).or_else(|| hops().next()).and_then(|(_, a)| a);
             if let Some(a) = front {
                 o.relayed.add(&super::Relayed { frames: a.frames, bytes: a.bytes, messages: a.messages });
             }
