@@ -6,7 +6,8 @@
 # proxy_read_timeout. Then Prometheus's HTTP API must hold the same counters
 # as wstap's own JSON summary, and the stripped-upgrade alert must fire
 # (contrib/prometheus/wstap-rules.yml). The endpoint passes `promtool check
-# metrics`, and the rules their unit tests.
+# metrics`, the rules their unit tests, and every query of the Grafana
+# dashboard (contrib/grafana/wstap.json) runs on that Prometheus.
 #
 #   bash tests/metrics/run.sh          (as root; WSTAP=path/to/wstap to skip the build)
 #
@@ -150,6 +151,9 @@ wait "$WPID"; rc=$?
 "$PY" "$HERE/check.py" "http://127.0.0.1:$PPORT" "$R/wstap.out" upgrade-stripped idle-timeout-close \
     || die "prometheus and the summary differ"
 ok "counters equal the summary; WstapUpgradeStripped firing"
+"$PY" "$HERE/dashboard.py" "http://127.0.0.1:$PPORT" "$ROOT/contrib/grafana/wstap.json" \
+    || die "the Grafana dashboard's queries"
+ok "every query of contrib/grafana/wstap.json runs on prometheus"
 lab_stop "$PROM_PID" TERM 10
 
 say "2. as contrib/systemd/wstap.service runs it: root bounded to NET_RAW NET_ADMIN SETUID SETGID, -Z, log directory root:GROUP 0770; a logrotate rename + create + HUP"
