@@ -388,6 +388,7 @@ impl Pipeline {
     /// not an error here: everything before the cut or the damage is
     /// analysed, open sessions are ended and the summary is written.
     pub fn run(&mut self, src: &mut dyn PacketSource, sink: &mut dyn Sink) -> Result<InputEnd> {
+        sink.begin();
         let linktype = src.linktype();
         let mut ending = InputEnd::Complete;
         loop {

@@ -33,6 +33,11 @@ impl DashboardSink {
 }
 
 impl Sink for DashboardSink {
+    fn begin(&mut self) {
+        for s in &mut self.beside {
+            s.begin();
+        }
+    }
     fn record(&mut self, r: &Record) -> std::io::Result<()> {
         for s in &mut self.beside {
             s.record(r)?;

@@ -243,11 +243,15 @@ impl Shared {
 pub struct Endpoint {
     pub shared: Arc<Shared>,
     pub addr: SocketAddr,
+    /// The socket, bound and listening; served from [`Sink::begin`] on,
+    /// once privileges are dropped (a thread started before the drop would
+    /// keep the capabilities and `no_new_privs` the drop sets per thread).
+    listener: Arc<Mutex<Option<std::net::TcpListener>>>,
 }
 
 /// The sink, when `--metrics` asked for it.
 pub fn build(o: &Options) -> Option<Box<dyn Sink + Send>> {
-    o.metrics.as_ref().map(|e| Box::new(MetricsSink::new(e.shared.clone())) as Box<dyn Sink + Send>)
+    o.metrics.as_ref().map(|e| Box::new(MetricsSink::serving(e)) as Box<dyn Sink + Send>)
 }
 
 pub struct MetricsSink {
@@ -256,11 +260,35 @@ pub struct MetricsSink {
     /// When the counts were last published, and whether records came since.
     published: Option<Instant>,
     dirty: bool,
+    /// The socket to serve, until the server thread starts.
+    listener: Option<Arc<Mutex<Option<std::net::TcpListener>>>>,
 }
 
 impl MetricsSink {
+    /// Counts published to `shared`, served by nobody (tests, embedding).
     pub fn new(shared: Arc<Shared>) -> MetricsSink {
-        MetricsSink { counts: Counts::default(), shared, published: None, dirty: true }
+        MetricsSink { counts: Counts::default(), shared, published: None, dirty: true, listener: None }
+    }
+
+    /// Counts served at the endpoint (from [`Sink::begin`]).
+    pub fn serving(e: &Endpoint) -> MetricsSink {
+        MetricsSink { listener: Some(e.listener.clone()), ..MetricsSink::new(e.shared.clone()) }
+    }
+
+    /// Starts the server thread (once).
+    fn start(&mut self) {
+        let Some(l) = self.listener.take() else { return };
+        let Some(listener) = l.lock().ok().and_then(|mut g| g.take()) else { return };
+        let shared = self.shared.clone();
+        let started = tiny_http::Server::from_listener(listener, None).map_err(|e| e.to_string()).and_then(|server| {
+            std::thread::Builder::new()
+                .name("wstap-metrics".into())
+                .spawn(move || run_server(server, shared))
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = started {
+            eprintln!("wstap: warning: --metrics: cannot serve: {e}");
+        }
     }
 
     /// Publishes a copy of the counts; `wait`: even if a scrape holds the
@@ -281,6 +309,9 @@ impl MetricsSink {
 }
 
 impl Sink for MetricsSink {
+    fn begin(&mut self) {
+        self.start();
+    }
     fn record(&mut self, r: &Record) -> std::io::Result<()> {
         self.counts.record(r);
         self.dirty = true;
@@ -306,18 +337,15 @@ impl Sink for MetricsSink {
     }
 }
 
-/// Binds `addr` and serves `/metrics` on a thread of its own.
+/// Binds `addr` now (before the capture starts and privileges are
+/// dropped: a port below 1024 can be used, and a port in use is an error
+/// before any packet); `/metrics` is served on a thread of its own from
+/// the sink's [`Sink::begin`].
 pub fn serve(addr: SocketAddr) -> crate::error::Result<Endpoint> {
-    let server = tiny_http::Server::http(addr)
+    let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| crate::error::Error::usage(format!("--metrics {addr}: cannot listen: {e}")))?;
-    let addr = server.server_addr().to_ip().unwrap_or(addr);
-    let shared = Arc::new(Shared::default());
-    let for_server = shared.clone();
-    std::thread::Builder::new()
-        .name("wstap-metrics".into())
-        .spawn(move || run_server(server, for_server))
-        .map_err(|e| crate::error::Error::new(format!("cannot start the metrics thread: {e}")))?;
-    Ok(Endpoint { shared, addr })
+    let addr = listener.local_addr().unwrap_or(addr);
+    Ok(Endpoint { shared: Arc::new(Shared::default()), addr, listener: Arc::new(Mutex::new(Some(listener))) })
 }
 
 fn run_server(server: tiny_http::Server, shared: Arc<Shared>) {

@@ -20,6 +20,10 @@ use crate::record::Record;
 pub use collect::Collect;
 
 pub trait Sink {
+    /// The run begins: the input is open and privileges are dropped (a
+    /// sink that starts a thread starts it here, so that the thread holds
+    /// no privilege).
+    fn begin(&mut self) {}
     fn record(&mut self, r: &Record) -> std::io::Result<()>;
     fn flush(&mut self) -> std::io::Result<()>;
     /// Whether this sink wants the engine's runtime numbers now (asked
@@ -86,6 +90,11 @@ pub fn beside(o: &Options) -> Vec<Box<dyn Sink + Send>> {
 pub struct Tee(pub Vec<Box<dyn Sink>>);
 
 impl Sink for Tee {
+    fn begin(&mut self) {
+        for s in &mut self.0 {
+            s.begin();
+        }
+    }
     fn record(&mut self, r: &Record) -> std::io::Result<()> {
         self.0.iter_mut().try_for_each(|s| s.record(r))
     }

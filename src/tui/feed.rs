@@ -203,6 +203,7 @@ pub fn run_into(
     emit: &mut dyn FnMut(UiMsg) -> bool,
     mut out: DashboardSink,
 ) {
+    out.begin();
     let linktype = src.linktype();
     let mut pacer = opts.replay.map(Pacer::new);
     let mut clock: Option<Ts> = None;

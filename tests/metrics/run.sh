@@ -180,6 +180,16 @@ client ws "ws://127.0.0.1:$FRONT/ws" --count 3 --messages 2 --close --group svc2
 wait_for 10 at_least "$L/findings.jsonl" session 3 || die "no sessions after the rotation: $(cat "$L/findings.jsonl")"
 scrape2() { curl -fsS --max-time 5 "http://127.0.0.1:$M2/metrics" | grep -q '^wstap_handshakes_total{outcome="upgraded",role="client"} 5$'; }
 wait_for 10 scrape2 || die "the endpoint does not show 5 upgrades: $(curl -sS "http://127.0.0.1:$M2/metrics" | grep handshakes_total)"
+# Every thread (the endpoint's included, started once privileges were
+# dropped) runs as nobody with no capability and no_new_privs.
+tasks=0
+for st in /proc/"$SPID"/task/*/status; do
+    tasks=$((tasks + 1))
+    grep -q '^Uid:[[:space:]]*65534' "$st" && grep -q '^CapPrm:[[:space:]]*0000000000000000' "$st" \
+        && grep -q '^CapEff:[[:space:]]*0000000000000000' "$st" && grep -q '^NoNewPrivs:[[:space:]]*1' "$st" \
+        || die "thread $(grep '^Name' "$st") keeps privileges: $(grep -E '^(Uid|Cap|NoNew)' "$st" | tr '\n' ' ')"
+done
+[ "$tasks" -ge 3 ] || die "expected the capture, analysis and endpoint threads, found $tasks"
 kill -INT "$SPID"
 wait_for 10 eval '! kill -0 $SPID 2>/dev/null' || die "the service did not stop"
 wait "$SPID"; rc=$?
@@ -188,7 +198,7 @@ wait "$SPID"; rc=$?
 [ "$(count_lines "$L/findings.jsonl" handshake)" = 3 ] || die "new file: $(cat "$L/findings.jsonl")"
 tail -1 "$L/findings.jsonl" | grep -q '"type":"summary".*"handshakes":{"total":5,"upgraded":5' \
     || die "the summary is not last in the new file: $(tail -1 "$L/findings.jsonl")"
-ok "ran as nobody with no capability; 2 + 3 handshakes split across the rotation, none lost; summary in the new file"
+ok "ran as nobody, every thread ($tasks) without capability and with no_new_privs; 2 + 3 handshakes split across the rotation, none lost; summary in the new file"
 
 elapsed=$((SECONDS - T_START))
 [ "$elapsed" -lt 120 ] || die "took ${elapsed}s (budget 120 s)"
