@@ -6,14 +6,16 @@
 //! The packet path never waits on a scrape. This sink counts the records
 //! it is handed in plain integers it alone owns, and publishes a copy of
 //! them (with the latest [`RuntimeSnapshot`]) on the pipeline's tick (a
-//! second of packet time) when records came since the last copy, and at
-//! least every [`PUBLISH_EVERY`] of wall time otherwise, by swapping an
+//! second of packet time) when records came since the last copy, or when
+//! that copy is older than [`PUBLISH_EVERY`] of wall time, by swapping an
 //! `Arc` under a mutex it only *tries* to take: if a scrape happens to
 //! hold it (for the time of an `Arc` clone) the copy waits for the next
-//! tick. The server thread ([`serve`], tiny_http) encodes what was last
-//! published with the `prometheus-client` encoders, one thread per
-//! request (requests of at most [`MAX_IN_FLIGHT`] connections at once),
-//! so a scraper that connects and never reads holds only its own thread.
+//! tick. The port is bound by [`serve`] before the capture starts; the
+//! server thread (tiny_http) starts in [`Sink::begin`], once privileges
+//! are dropped, and encodes what was last published with the
+//! `prometheus-client` encoders, one thread per request (requests of at
+//! most [`MAX_IN_FLIGHT`] connections at once), so a scraper that
+//! connects and never reads holds only its own thread.
 //!
 //! Label values come from closed sets (outcomes, roles, finding kinds,
 //! severities, known proxies, close kinds) except `path`, which is the
