@@ -107,13 +107,22 @@ report() {
   echo
   echo "| tool | command | time (s) | vs tcpdump | MB/s | packets/s | peak RSS (MB) |"
   echo "|---|---|---:|---:|---:|---:|---:|"
-  local base=""
+  local base="" plain="" metrics=""
   while IFS='|' read -r name cmd; do
     read -r t rss < <(measure "$name" "$file" bash -c "$cmd")
     [ -z "$base" ] && base=$t
+    case $name in
+      "wstap (full analysis, summary), 1 thread") plain=$t ;;
+      "wstap --metrics"*) metrics=$t ;;
+    esac
     awk -v n="$name" -v c="$cmd" -v t="$t" -v b="$base" -v mb="$mb" -v pk="${pk:-0}" -v rss="$rss" 'BEGIN {
       printf "| %s | `%s` | %.2f | %.2fx | %.0f | %.0f | %.1f |\n", n, c, t, t / b, mb / t, pk / t, rss / 1024 }'
   done
+  if [ -n "$plain" ] && [ -n "$metrics" ]; then
+    echo
+    awk -v p="$plain" -v m="$metrics" 'BEGIN {
+      printf "--metrics on: %+.1f%% time beside the same run without it (issue 12: at most 3%%)\n", (m / p - 1) * 100 }'
+  fi
 }
 
 {
@@ -128,6 +137,7 @@ report() {
         echo "tcpdump|tcpdump -r $file -w /dev/null"
         echo "read floor (wstap's reader + a BPF filter matching nothing)|$WSTAP -r $file -q udp"
         echo "wstap (full analysis, summary), 1 thread|$WSTAP -r $file -q --threads 1"
+        echo "wstap --metrics (endpoint on, summary), 1 thread|$WSTAP -r $file -q --threads 1 --metrics 127.0.0.1:0"
         for n in $THREADS; do
           echo "wstap --json, $n thread$([ "$n" = 1 ] || echo s)|$WSTAP -r $file --json --threads $n"
         done

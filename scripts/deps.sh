@@ -3,14 +3,15 @@
 # already there: libpcap-dev to build; nginx, tcpdump, tmux and Python's
 # websockets for the live-capture and dashboard tests; tshark, the
 # conformance peer of the TLS decryption tests (tests/tls.rs); curl and
-# openssl for the live TLS test (tests/live/tls.sh).
+# openssl for the live TLS test (tests/live/tls.sh); prometheus (and its
+# promtool) for the metrics test and the alert rules (tests/metrics/run.sh).
 #   bash scripts/deps.sh          build + test dependencies
 #   bash scripts/deps.sh build    only what building needs
 set -euo pipefail
 
 want=(libpcap-dev pkg-config)
 if [ "${1:-test}" != build ]; then
-  want+=(nginx-light tcpdump tmux procps libcap2-bin tshark curl openssl time)
+  want+=(nginx-light tcpdump tmux procps libcap2-bin tshark curl openssl time prometheus)
 fi
 
 missing=()

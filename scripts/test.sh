@@ -20,7 +20,7 @@ export WSTAP="$PWD/target/release/wstap"
 echo "== hostile captures at the issue's sizes (a million SYNs), release build"
 HOSTILE_FULL=1 cargo test --quiet --test hostile
 
-for t in tests/live/run.sh tests/live/tls.sh tests/tui_tmux.sh tests/package/run.sh; do
+for t in tests/live/run.sh tests/live/tls.sh tests/metrics/run.sh tests/tui_tmux.sh tests/package/run.sh; do
   if [ -f "$t" ]; then
     echo "== $t"
     bash "$t"

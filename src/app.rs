@@ -72,10 +72,16 @@ pub fn detectors(cfg: &Analysis) -> Detectors {
     })
 }
 
-/// The sinks the output configuration asks for (text or JSON on standard output).
-pub fn stdout_sink(cfg: &Output) -> Box<dyn Sink> {
+/// The sinks the output configuration asks for (text or JSON on standard
+/// output; the metrics endpoint and the JSON file beside it, opened by
+/// [`open_beside`]).
+pub fn stdout_sink(cfg: &Output, beside: &Beside) -> Box<dyn Sink> {
+    crate::sink::standard(&sink_options(cfg, beside))
+}
+
+fn sink_options(cfg: &Output, beside: &Beside) -> crate::sink::Options {
     let line_buffered = cfg.line_buffered;
-    crate::sink::standard(&crate::sink::Options {
+    crate::sink::Options {
         json: cfg.json,
         text: TextOptions {
             verbose: cfg.verbose,
@@ -87,7 +93,40 @@ pub fn stdout_sink(cfg: &Output) -> Box<dyn Sink> {
         },
         line_buffered,
         to_stderr: cfg.to_stderr,
-    })
+        metrics: beside.metrics.clone(),
+        json_file: beside.json_file.clone(),
+    }
+}
+
+/// What runs beside standard output, opened before the capture starts so
+/// that a port in use or a file that cannot be written is one line and
+/// exit 2: the metrics endpoint (`--metrics`), the JSON file
+/// (`--json-file`, with SIGHUP to reopen it).
+#[derive(Debug, Default)]
+pub struct Beside {
+    pub metrics: Option<crate::sink::metrics::Endpoint>,
+    pub json_file: Option<crate::sink::json_file::JsonFile>,
+}
+
+pub fn open_beside(cfg: &Output) -> Result<Beside> {
+    let json_file = match &cfg.json_file {
+        Some(path) => {
+            let f = crate::sink::json_file::JsonFile::open(path)?;
+            crate::signal::install_reopen()
+                .map_err(|e| Error::new(format!("cannot install the SIGHUP handler: {e}")))?;
+            Some(f)
+        }
+        None => None,
+    };
+    let metrics = match cfg.metrics {
+        Some(addr) => {
+            let e = crate::sink::metrics::serve(addr)?;
+            eprintln!("wstap: metrics at http://{}/metrics", e.addr);
+            Some(e)
+        }
+        None => None,
+    };
+    Ok(Beside { metrics, json_file })
 }
 
 /// Exit status: 0 fine, 1 findings at or above `--fail-on`, 2 error.
@@ -108,13 +147,15 @@ pub fn run(args: Args) -> Result<i32> {
 
 /// Runs a checked analysis: the dashboard, a live capture or a file.
 fn analyse(cfg: Config) -> Result<i32> {
+    let beside = open_beside(&cfg.output)?;
     let mut pipeline = pipeline(&cfg.analysis)?;
     if let Some(dash) = &cfg.dashboard {
-        return crate::tui::run(&cfg.input, dash, pipeline);
+        let options = sink_options(&cfg.output, &beside);
+        return crate::tui::run(&cfg.input, dash, pipeline, crate::sink::beside(&options));
     }
     let file = match &cfg.input {
         Input::Live(live) => {
-            let mut sink = stdout_sink(&cfg.output);
+            let mut sink = stdout_sink(&cfg.output, &beside);
             crate::capture::live::run(live, &mut pipeline, sink.as_mut())?;
             return Ok(exit_status(&cfg.output, &pipeline));
         }
@@ -138,7 +179,7 @@ fn analyse(cfg: Config) -> Result<i32> {
         }
         None => None,
     };
-    let mut sink = stdout_sink(&cfg.output);
+    let mut sink = stdout_sink(&cfg.output, &beside);
     let ending = match (dumper, cfg.write.as_ref().and_then(|w| w.only), again.as_mut()) {
         (Some(mut out), Some(only), Some(again)) => {
             let mut choose = cut::Choose::new(sink.as_mut(), only);

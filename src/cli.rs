@@ -219,6 +219,14 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics while running (IP:PORT, [IPv6]:PORT, or :PORT for loopback; see docs/metrics.md).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+
+    /// Also write JSON Lines to FILE (appended; opened anew on SIGHUP, for logrotate).
+    #[arg(long, value_name = "FILE")]
+    pub json_file: Option<String>,
+
     /// Print the man page or a shell completion script (made from these options) and exit.
     #[arg(long, value_enum, value_name = "WHAT")]
     pub generate: Option<crate::generate::Generate>,

@@ -114,6 +114,28 @@ pub struct Output {
     pub to_stderr: bool,
     /// `-A` / `-X`: the handshakes' HTTP heads.
     pub heads: Option<crate::sink::Heads>,
+    /// `--metrics ADDR`: where to serve Prometheus metrics.
+    pub metrics: Option<std::net::SocketAddr>,
+    /// `--json-file PATH`: JSON Lines to a file too.
+    pub json_file: Option<String>,
+}
+
+/// `--metrics ADDR`: `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT`, or
+/// `:PORT`, which is loopback (never every interface unless asked).
+pub fn metrics_addr(s: &str) -> Result<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    let bad = || {
+        Error::usage(format!("--metrics {s}: expected IP:PORT, [IPv6]:PORT or :PORT (loopback), e.g. 127.0.0.1:9477"))
+    };
+    let t = s.trim();
+    let port = |p: &str| p.parse::<u16>().map_err(|_| bad());
+    if let Some(p) = t.strip_prefix(':') {
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port(p)?)));
+    }
+    if let Some(p) = t.strip_prefix("localhost:") {
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port(p)?)));
+    }
+    t.parse::<SocketAddr>().map_err(|_| bad())
 }
 
 /// The terminal dashboard.
@@ -155,7 +177,13 @@ impl Command {
         }
         let filter = filter(args)?;
         let analysis = Analysis::from_args(args)?;
-        let output = Output::from_args(args)?;
+        let mut output = Output::from_args(args)?;
+        output.metrics = args.metrics.as_deref().map(metrics_addr).transpose()?;
+        match args.json_file.as_deref() {
+            Some("") => return Err(Error::usage("--json-file: empty file name")),
+            Some("-") => return Err(Error::usage("--json-file -: use --json for JSON Lines on standard output")),
+            _ => {}
+        }
         let plan = privs::plan(args.user.as_deref())?;
         let input = match (&args.interface, &args.read) {
             (Some(iface), _) => Input::Live(live_config(args, iface, filter, plan)?),
@@ -416,6 +444,8 @@ impl Output {
                 (true, false) => Some(crate::sink::Heads::Ascii),
                 (false, false) => None,
             },
+            metrics: None,
+            json_file: args.json_file.clone(),
         })
     }
 }
@@ -557,5 +587,29 @@ mod tests {
         );
         assert_eq!(err(&["-i", "lo", "-Z", "root", "-G", "5"]), "-G needs -w FILE");
         assert_eq!(err(&["-r", "x", "-Z", "no-such-user-here"]), "-Z no-such-user-here: no such user");
+        assert_eq!(
+            err(&["-r", "x", "--metrics", "9477"]),
+            "--metrics 9477: expected IP:PORT, [IPv6]:PORT or :PORT (loopback), e.g. 127.0.0.1:9477"
+        );
+        assert!(err(&["-r", "x", "--metrics", ":99999"]).starts_with("--metrics :99999: expected"));
+        assert!(err(&["-r", "x", "--metrics", "example.com:80"]).starts_with("--metrics example.com:80: expected"));
+        assert_eq!(
+            err(&["-r", "x", "--json-file", "-"]),
+            "--json-file -: use --json for JSON Lines on standard output"
+        );
+    }
+
+    #[test]
+    fn metrics_address_defaults_to_loopback() {
+        assert_eq!(metrics_addr(":9477").unwrap().to_string(), "127.0.0.1:9477");
+        assert_eq!(metrics_addr("localhost:9477").unwrap().to_string(), "127.0.0.1:9477");
+        assert_eq!(metrics_addr("0.0.0.0:9477").unwrap().to_string(), "0.0.0.0:9477");
+        assert_eq!(metrics_addr("[::1]:9477").unwrap().to_string(), "[::1]:9477");
+        let Command::Analyse(c) = check(&["-r", "x", "-Z", "root", "--metrics", ":0", "--json-file", "f"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(c.output.metrics.unwrap().to_string(), "127.0.0.1:0");
+        assert_eq!(c.output.json_file.as_deref(), Some("f"));
     }
 }

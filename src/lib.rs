@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod proto;
 pub mod record;
 pub mod redact;
+pub mod runtime;
 pub mod shard;
 pub mod signal;
 pub mod sink;

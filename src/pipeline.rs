@@ -58,6 +58,8 @@ pub struct Pipeline {
     warned: (u64, Option<Ts>),
     /// What the analysis' output buffer is charged to the budget now.
     output_charged: usize,
+    /// A tick passed since the sinks were last offered the runtime numbers.
+    runtime_due: bool,
 }
 
 impl Pipeline {
@@ -73,6 +75,7 @@ impl Pipeline {
             warn_on_evictions: false,
             warned: (0, None),
             output_charged: 0,
+            runtime_due: false,
             flows,
             analysis,
             defrag: Default::default(),
@@ -82,6 +85,11 @@ impl Pipeline {
             limits,
             threads,
         }
+    }
+
+    /// Packet time now (never goes backwards).
+    pub fn now(&self) -> Ts {
+        self.now
     }
 
     /// Feeds one captured frame.
@@ -169,6 +177,7 @@ impl Pipeline {
         if self.analysis.tick_due(self.now) {
             let rows = if self.analysis.wants_rows() { self.session_rows() } else { Vec::new() };
             self.analysis.tick(self.now, &rows);
+            self.runtime_due = true;
             if self.warn_on_evictions {
                 self.warn_evictions();
             }
@@ -376,11 +385,22 @@ impl Pipeline {
         })
     }
 
+    /// Once per tick: the runtime numbers to the sinks that want them now
+    /// (crate::runtime; the metrics endpoint).
+    #[cold]
+    fn offer_runtime(&mut self, src: &mut dyn PacketSource, sink: &mut dyn Sink) {
+        self.runtime_due = false;
+        if sink.wants_runtime() {
+            sink.runtime(&crate::runtime::RuntimeSnapshot::of(self, src.stats()));
+        }
+    }
+
     /// Reads a whole source through the pipeline into `sink`, the summary
     /// last; returns how the input ended. A truncated or damaged file is
     /// not an error here: everything before the cut or the damage is
     /// analysed, open sessions are ended and the summary is written.
     pub fn run(&mut self, src: &mut dyn PacketSource, sink: &mut dyn Sink) -> Result<InputEnd> {
+        sink.begin();
         if self.threads > 1 {
             let ending = crate::shard::run(self, self.threads, src, sink)?;
             return self.end_run(src, sink, ending);
@@ -409,6 +429,9 @@ impl Pipeline {
                 }
             }
             self.drain_to(sink)?;
+            if self.runtime_due {
+                self.offer_runtime(src, sink);
+            }
         }
         self.end_run(src, sink, ending)
     }
@@ -419,6 +442,7 @@ impl Pipeline {
         summary.capture = src.stats();
         (summary.host, summary.system) = (src.host(), src.system());
         self.drain_to(sink)?;
+        sink.runtime(&crate::runtime::RuntimeSnapshot::of(self, summary.capture.clone()));
         sink.record(&Record::Summary(summary))?;
         sink.flush()?;
         Ok(ending)

@@ -27,6 +27,27 @@ static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 /// taken yet (0: none).
 static LAST: LazyLock<Arc<AtomicUsize>> = LazyLock::new(Arc::default);
 
+/// SIGHUP asked for the output files to be opened again (`--json-file`).
+static REOPEN: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
+
+/// SIGHUP for `--json-file`: open the file anew (logrotate). Without it
+/// SIGHUP keeps its default action, as for tcpdump.
+pub fn install_reopen() -> io::Result<()> {
+    static DONE: OnceLock<io::Result<()>> = OnceLock::new();
+    let r = DONE.get_or_init(|| flag::register(SIGHUP, REOPEN.clone()).map(|_| ()));
+    r.as_ref().map(|_| ()).map_err(|e| io::Error::new(e.kind(), e.to_string()))
+}
+
+/// A reopen was asked for since the last call (and is now taken).
+pub fn take_reopen() -> bool {
+    REOPEN.load(Ordering::Relaxed) && REOPEN.swap(false, Ordering::SeqCst)
+}
+
+/// A reopen is waiting to be taken.
+pub fn reopen_pending() -> bool {
+    REOPEN.load(Ordering::Relaxed)
+}
+
 /// SIGINT and SIGTERM for a capture run: the first asks for a clean stop,
 /// a second exits at once. Installing twice installs once.
 pub fn install_stop() -> io::Result<()> {

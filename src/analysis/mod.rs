@@ -202,6 +202,16 @@ impl Analysis {
         &self.policy.stats
     }
 
+    /// The smallest idle timeout the user stated (`--timeout`), if any.
+    pub fn idle_boundary_stated(&self) -> Option<f64> {
+        self.timeouts.iter().copied().reduce(f64::min)
+    }
+
+    /// The idle timeout learned from the capture, if any.
+    pub fn learned_boundary(&self) -> Option<f64> {
+        self.policy.detectors.learned_boundary()
+    }
+
     /// The idle timeout sessions are expected to hit: the smallest one the
     /// user stated, else the one learned from the capture, if any.
     pub fn idle_boundary(&self) -> Option<f64> {

@@ -71,6 +71,28 @@ pub struct Stats {
     pub anomalies: BTreeMap<&'static str, u64>,
     pub exchanges: u64,
     pub metrics: metrics::Metrics,
+    /// Frames, payload bytes and messages of the sessions ended so far, by
+    /// direction (to the server, to the client), as their records say.
+    pub relayed_ended: Relayed,
+}
+
+/// WebSocket traffic of sessions, counted on the hop nearest the client
+/// that can be read (as a session record counts it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Relayed {
+    pub frames: [u64; 2],
+    pub bytes: [u64; 2],
+    pub messages: [u64; 2],
+}
+
+impl Relayed {
+    pub fn add(&mut self, o: &Relayed) {
+        for d in 0..2 {
+            self.frames[d] += o.frames[d];
+            self.bytes[d] += o.bytes[d];
+            self.messages[d] += o.messages[d];
+        }
+    }
 }
 
 pub struct Config {

@@ -167,6 +167,11 @@ impl Correlator {
         let mut rec = build(s.id, s.chain, s.hop_index, s.handshake, &s.path, &hops);
         rec.join = *s.join;
         self.stats.sessions += 1;
+        self.stats.relayed_ended.add(&super::Relayed {
+            frames: [rec.frames.to_server, rec.frames.to_client],
+            bytes: [rec.bytes.to_server, rec.bytes.to_client],
+            messages: [rec.messages.to_server, rec.messages.to_client],
+        });
         out.fact(Fact::SessionEnded(&SessionEnd {
             session: &rec,
             client: hops.iter().find(|h| h.role == Role::Client && !h.encrypted).map(|h| h.act),
@@ -267,6 +272,34 @@ impl Correlator {
         rows
     }
 
+    /// Open sessions now (once a tick, for metrics; nothing is built):
+    /// how many, how many have been idle (no frame on any hop) for `lo`
+    /// to `hi` seconds at `now`, and their traffic so far, read as
+    /// [`Self::session_rows`] reads activity and counted on the hop a
+    /// session record counts (so that, added to
+    /// [`super::Stats::relayed_ended`], it only grows).
+    pub fn open_sessions_now(&self, flows: &crate::flow::FlowTable, now: Ts, lo: f64, hi: f64) -> OpenNow {
+        let mut o = OpenNow { sessions: self.sessions.len(), ..OpenNow::default() };
+        for s in self.sessions.values() {
+            let hops = || {
+                s.hops.iter().filter_map(|(_, c)| {
+                    let w = self.ws.get(c)?;
+                    Some((w, w.activity().or_else(|| Self::live_activity(flows, w.flow, w.conn))))
+                })
+            };
+            let last = hops().filter_map(|(_, a)| a.map(|a| a.last_frame_any())).max().unwrap_or(s.start);
+            let idle = now.since(last);
+            if idle >= lo && idle <= hi {
+                o.near += 1;
+            }
+            let front = hops().find(|(w, _)| !w.encrypted).or_else(|| hops().next()).and_then(|(_, a)| a);
+            if let Some(a) = front {
+                o.relayed.add(&super::Relayed { frames: a.frames, bytes: a.bytes, messages: a.messages });
+            }
+        }
+        o
+    }
+
     /// Frame relay delay: the same frame ordinal in the same direction on
     /// the session's two hops (a proxy relays frames in order and
     /// unchanged).
@@ -288,6 +321,16 @@ impl Correlator {
             }
         }
     }
+}
+
+/// Open sessions at one instant ([`Correlator::open_sessions_now`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OpenNow {
+    pub sessions: usize,
+    /// Idle within the bounds asked.
+    pub near: usize,
+    /// Their traffic so far.
+    pub relayed: super::Relayed,
 }
 
 /// One hop of a session being built: its role, flow, summary, activity.

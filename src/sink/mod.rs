@@ -12,14 +12,29 @@
 pub mod collect;
 pub mod dashboard;
 pub mod json;
+pub mod json_file;
+pub mod metrics;
 pub mod text;
 
 use crate::record::Record;
 pub use collect::Collect;
 
 pub trait Sink {
+    /// The run begins: the input is open and privileges are dropped (a
+    /// sink that starts a thread starts it here, so that the thread holds
+    /// no privilege).
+    fn begin(&mut self) {}
     fn record(&mut self, r: &Record) -> std::io::Result<()>;
     fn flush(&mut self) -> std::io::Result<()>;
+    /// Whether this sink wants the engine's runtime numbers now (asked
+    /// once per tick of packet time; the metrics endpoint, at most a few
+    /// times a second of wall time).
+    fn wants_runtime(&self) -> bool {
+        false
+    }
+    /// The engine's runtime numbers (crate::runtime), when wanted, and at
+    /// the end of the input.
+    fn runtime(&mut self, _snapshot: &crate::runtime::RuntimeSnapshot) {}
 }
 
 /// What the sinks of a run are built from (the command line's share).
@@ -33,6 +48,10 @@ pub struct Options {
     pub line_buffered: bool,
     /// `-w -`: the packets take standard output; records go to standard error.
     pub to_stderr: bool,
+    /// `--metrics ADDR`: the endpoint, already listening.
+    pub metrics: Option<metrics::Endpoint>,
+    /// `--json-file PATH`: the file, already open.
+    pub json_file: Option<json_file::JsonFile>,
 }
 
 pub use text::{Heads, TextOptions};
@@ -61,23 +80,49 @@ pub fn color_auto(to_stderr: bool) -> bool {
 /// A sink's builder: the sink, when the options ask for it.
 pub type Build = fn(&Options) -> Option<Box<dyn Sink>>;
 
-/// Every sink a run may write to, in order.
+/// Every sink a run may write to on standard output, in order.
 pub const SINKS: &[Build] = &[text::build, json::build];
+
+/// A builder of a sink that writes elsewhere than standard output, and
+/// so also runs beside the dashboard (on its worker thread).
+pub type BuildBeside = fn(&Options) -> Option<Box<dyn Sink + Send>>;
+
+/// The sinks beside standard output: the metrics endpoint, the JSON file.
+pub const BESIDE: &[BuildBeside] = &[metrics::build, json_file::build];
 
 /// The sinks the options ask for, as one.
 pub fn standard(o: &Options) -> Box<dyn Sink> {
     let mut all: Vec<Box<dyn Sink>> = SINKS.iter().filter_map(|build| build(o)).collect();
+    all.extend(beside(o).into_iter().map(|s| s as Box<dyn Sink>));
     if all.len() == 1 { all.pop().expect("one sink") } else { Box::new(Tee(all)) }
+}
+
+/// The sinks beside standard output the options ask for.
+pub fn beside(o: &Options) -> Vec<Box<dyn Sink + Send>> {
+    BESIDE.iter().filter_map(|build| build(o)).collect()
 }
 
 /// Several sinks fed the same records, in order.
 pub struct Tee(pub Vec<Box<dyn Sink>>);
 
 impl Sink for Tee {
+    fn begin(&mut self) {
+        for s in &mut self.0 {
+            s.begin();
+        }
+    }
     fn record(&mut self, r: &Record) -> std::io::Result<()> {
         self.0.iter_mut().try_for_each(|s| s.record(r))
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.0.iter_mut().try_for_each(|s| s.flush())
+    }
+    fn wants_runtime(&self) -> bool {
+        self.0.iter().any(|s| s.wants_runtime())
+    }
+    fn runtime(&mut self, snapshot: &crate::runtime::RuntimeSnapshot) {
+        for s in &mut self.0 {
+            s.runtime(snapshot);
+        }
     }
 }

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::facts::SessionRow;
 use crate::pipeline::Pipeline;
 use crate::record::{Capture, Record, Summary};
+use crate::sink::Sink;
 use crate::sink::dashboard::DashboardSink;
 use crate::time::Ts;
 
@@ -135,12 +136,14 @@ pub fn spawn(
     mut src: Box<dyn PacketSource + Send>,
     opts: FeedOptions,
     tx: Sender<UiMsg>,
+    beside: Vec<Box<dyn crate::sink::Sink + Send>>,
 ) -> Result<(JoinHandle<()>, Sender<Control>)> {
     let (ctl_tx, ctl_rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()
         .name("wstap-feed".into())
         .spawn(move || {
-            run(&mut pipeline, src.as_mut(), &opts, &ctl_rx, &mut |m| tx.send(m).is_ok());
+            let out = DashboardSink::with_beside(beside);
+            run_into(&mut pipeline, src.as_mut(), &opts, &ctl_rx, &mut |m| tx.send(m).is_ok(), out);
         })
         .map_err(|e| Error::new(format!("cannot start the analysis thread: {e}")))?;
     Ok((handle, ctl_tx))
@@ -193,8 +196,20 @@ pub fn run(
     ctl: &Receiver<Control>,
     emit: &mut dyn FnMut(UiMsg) -> bool,
 ) {
+    run_into(p, src, opts, ctl, emit, DashboardSink::default())
+}
+
+/// [`run`], the records also to the sinks beside the dashboard `out` holds.
+pub fn run_into(
+    p: &mut Pipeline,
+    src: &mut dyn PacketSource,
+    opts: &FeedOptions,
+    ctl: &Receiver<Control>,
+    emit: &mut dyn FnMut(UiMsg) -> bool,
+    mut out: DashboardSink,
+) {
+    out.begin();
     let linktype = src.linktype();
-    let mut out = DashboardSink::default();
     let mut pacer = opts.replay.map(Pacer::new);
     let mut clock: Option<Ts> = None;
     let mut capture: Option<Capture> = None;
@@ -284,6 +299,14 @@ pub fn run(
         Err(_) => None,
     };
     let capture = src.stats().or(capture);
+    // The sinks beside the dashboard end as a run without it does: the
+    // last runtime numbers, then the summary.
+    let _ = p.drain_to(&mut out);
+    out.runtime(&crate::runtime::RuntimeSnapshot::of(p, capture.clone()));
+    if let Some(s) = &summary {
+        let _ = out.beside_only(&Record::Summary(s.clone()));
+    }
+    let _ = out.flush();
     if send_update(p, &mut out, clock, capture, summary, emit) {
         emit(UiMsg::Done(result));
     }
@@ -299,6 +322,9 @@ fn send_update(
     emit: &mut dyn FnMut(UiMsg) -> bool,
 ) -> bool {
     let _ = p.drain_to(out);
+    if out.wants_runtime() {
+        out.runtime(&crate::runtime::RuntimeSnapshot::of(p, capture.clone()));
+    }
     let mut summary = Record::Summary(summary.unwrap_or_else(|| p.summary()));
     crate::escape::record_in_place(&mut summary);
     let Record::Summary(summary) = summary else { unreachable!("a summary stays a summary") };

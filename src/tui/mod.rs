@@ -46,7 +46,7 @@ pub const FRAME: Duration = Duration::from_millis(100);
 /// Set by the panic hook: a thread panicked, leave now.
 static PANICKED: AtomicBool = AtomicBool::new(false);
 
-pub fn run(input: &Input, cfg: &Dashboard, p: Pipeline) -> Result<i32> {
+pub fn run(input: &Input, cfg: &Dashboard, p: Pipeline, beside: Vec<Box<dyn crate::sink::Sink + Send>>) -> Result<i32> {
     // Open the source first: a missing file or a bad filter prints as
     // usual, before the terminal is taken over.
     let (mut src, source) = feed::open_source(input, cfg.replay)?;
@@ -89,7 +89,7 @@ pub fn run(input: &Input, cfg: &Dashboard, p: Pipeline) -> Result<i32> {
     terminal.clear()?;
 
     let (tx, rx) = std::sync::mpsc::channel();
-    let (worker, ctl) = feed::spawn(p, src, opts, tx.clone())?;
+    let (worker, ctl) = feed::spawn(p, src, opts, tx.clone(), beside)?;
     let stop = Arc::new(AtomicBool::new(false));
     let input = input::spawn(tx, stop.clone()).map_err(|e| Error::new(format!("cannot read the terminal: {e}")))?;
 
