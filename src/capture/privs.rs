@@ -70,7 +70,31 @@ pub fn apply(plan: &Plan) -> Result<()> {
     }
     drop_capabilities()?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| Error::Privileges(format!("cannot set no_new_privs: {e}")))?;
+    DROPPED.store(true, std::sync::atomic::Ordering::Release);
     Ok(())
+}
+
+/// Set once [`apply`] has dropped privileges (not with `-Z root`).
+static DROPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// For a thread started before [`apply`] (the live key log's reader,
+/// which opens its file with the privileges of the start): capabilities
+/// and `no_new_privs` belong to each thread, so such a thread calls this
+/// in its loop until it returns `true`, and from then on holds what the
+/// rest of the process holds. `false` while nothing has been dropped yet
+/// (or ever, with `-Z root`).
+pub fn follow_drop() -> bool {
+    if !DROPPED.load(std::sync::atomic::Ordering::Acquire) {
+        return false;
+    }
+    // Failures here leave the thread as it was; the main thread's own
+    // drop was checked. A thread that cannot drop says so once.
+    if let Err(e) = drop_capabilities()
+        .and_then(|_| nix::sys::prctl::set_no_new_privs().map_err(|e| Error::Privileges(e.to_string())))
+    {
+        eprintln!("wstap: warning: a helper thread kept its privileges: {e}");
+    }
+    true
 }
 
 /// Step 1: a set-user-ID or set-group-ID copy refuses to run.

@@ -86,6 +86,17 @@ if [ "$(id -u)" = 0 ]; then
     done
     [ "$user" != root ] || die "wstap still runs as root while parsing"
     ok "wstap parses as $user, the root-only key log open before the drop"
+    # The key log's reader thread starts before the drop; capabilities
+    # and no_new_privs are per thread, so it must drop its own (privs.rs,
+    # follow_drop): every thread, within its 5 ms poll.
+    sleep 0.2
+    for st in /proc/"$WPID"/task/*/status; do
+        grep -q '^CapPrm:[[:space:]]*0000000000000000' "$st" && grep -q '^CapEff:[[:space:]]*0000000000000000' "$st" \
+            && grep -q '^NoNewPrivs:[[:space:]]*1' "$st" \
+            || die "thread $(grep '^Name' "$st") keeps privileges: $(grep -E '^(Uid|Cap|NoNew)' "$st" | tr '\n' ' ')"
+    done
+    grep -q 'wstap-keylog' /proc/"$WPID"/task/*/comm || die "no key log reader thread to check"
+    ok "every thread, the key log's reader included, holds no capability and has no_new_privs"
 fi
 
 say "clients write their keys while wstap captures"

@@ -334,7 +334,11 @@ impl Keys {
         std::thread::Builder::new()
             .name("wstap-keylog".into())
             .spawn(move || {
+                let mut dropped = false;
                 while !stop.load(Ordering::Relaxed) {
+                    // Started before live capture drops its privileges:
+                    // this thread drops its own once that has happened.
+                    dropped = dropped || crate::capture::privs::follow_drop();
                     keys.poll(&path, &mut follow);
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
