@@ -54,13 +54,16 @@ impl Product for Haproxy {
             K::H2WebsocketNotOffered => "remove 'h2-workaround-bogus-websocket-clients' from the global section (haproxy offers RFC 8441 on h2 frontends by default), or accept the extra HTTP/1.1 connection per WebSocket".into(),
             K::ForwardedProtoMissing => "http-request set-header X-Forwarded-Proto https if { ssl_fc }".into(),
             K::IdleTimeoutClose | K::HeartbeatRace => format!("timeout tunnel {keep}s   (in the defaults or backend section)\nor send heartbeats every {hb} s or less"),
+            K::UpgradeFailed => match cx.access_refused() {
+                Some(s) => format!("an 'http-request deny' (or 'auth', 'tarpit', 'return status {s}') rule of the frontend refused {}: relax the acl it matches on (path, Origin, source) for the WebSocket clients", cx.path),
+                None => return generic::fix(kind, cx),
+            },
             K::UpgradeHeadersMissing
             | K::UpstreamHttp10
             | K::HandshakeRejected
             | K::UpstreamPrematureClose
             | K::UpstreamConnectFailed
             | K::UpstreamTimeout
-            | K::UpgradeFailed
             | K::BadAccept
             | K::ConnectionUpgradeOnPlain
             | K::AbnormalClose

@@ -196,13 +196,21 @@ pub fn fix(kind: FindingKind, p: Proxy, cx: &FixContext) -> Option<String> {
     }
 }
 
-/// What a fix is written for: the path, and the idle timeout involved.
+/// What a fix is written for: the path, the idle timeout involved, and
+/// the status the client got (for a finding about an exchange).
 pub struct FixContext<'a> {
     pub path: &'a str,
     pub boundary_s: Option<f64>,
+    pub status: Option<u16>,
 }
 
 impl FixContext<'_> {
+    /// The status, when it refuses access (401, 403, 407): a proxy that
+    /// answered so itself applied one of its own access rules.
+    pub fn access_refused(&self) -> Option<u16> {
+        self.status.filter(|s| matches!(s, 401 | 403 | 407))
+    }
+
     fn boundary(&self) -> Option<u64> {
         self.boundary_s.map(|b| b.round() as u64)
     }
