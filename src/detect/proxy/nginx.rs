@@ -39,14 +39,7 @@ impl Product for Nginx {
             ),
             K::MassClose => "nginx reloads close upgraded connections when old workers exit: raise worker_shutdown_timeout, reload less often, and make clients reconnect with backoff".into(),
             K::SocketioNoUpgrade => "Socket.IO stays on long-polling when the upgrade to websocket fails: give the /socket.io/ location the upgrade headers (proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;)".into(),
-            K::UpgradeHeadersMissing
-            | K::HandshakeRejected
-            | K::UpstreamPrematureClose
-            | K::BadAccept
-            | K::AbnormalClose
-            | K::IdleTimeoutImminent
-            | K::ProxyProtocolViolation
-            | K::FalseUpgradeSuccess => return generic::fix(kind, cx),
+            generic_fix![ProxyProtocolViolation, FalseUpgradeSuccess] => return generic::fix(kind, cx),
         })
     }
 }
