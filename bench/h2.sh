@@ -27,13 +27,9 @@ H2C_FRONT=18606 # the templates' front ports (benchgen keeps ports)
 TLS_FRONT=18601
 mkdir -p "$OUT"
 
+source bench/lib.sh
 bash scripts/deps.sh build
-for p in tshark time; do
-  command -v "$p" >/dev/null 2>&1 || [ -x /usr/bin/$p ] || {
-    echo "bench: installing $p" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
-  }
-done
+need tshark time
 cargo build --release --quiet --bin wstap --example benchgen
 WSTAP=$PWD/target/release/wstap
 GEN=$PWD/target/release/examples/benchgen
@@ -46,8 +42,6 @@ if [ "$(cat "$OUT/h2.args" 2>/dev/null)" != "$SIZE $CONC" ] || [ ! -s "$h2c" ] |
   "$GEN" captures/haproxy-h2.pcap "$h2tls" "$SIZE" "$CONC"
   echo "$SIZE $CONC" >"$OUT/h2.args"
 fi
-
-source bench/lib.sh
 
 # What each input holds, from wstap's own summary (so the row is known to
 # have analysed what it was timed on).

@@ -1,6 +1,17 @@
 # Shared by the side-by-side benchmarks (bench/tls.sh, bench/h2.sh):
 # sourced after OUT and RUNS are set. Ratios in one run, never a timed test.
 
+# need TOOL...: installs (Debian) the tools that are missing
+need() {
+  local p
+  for p in "$@"; do
+    command -v "$p" >/dev/null 2>&1 || [ -x "/usr/bin/$p" ] || {
+      echo "bench: installing $p" >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
+    }
+  done
+}
+
 # measure CMD... -> "seconds maxrss_kb" (median of RUNS by time)
 measure() {
   local i

@@ -21,13 +21,9 @@ OUT=${BENCH_DIR:-/tmp/wstap-bench}
 FRONT=18132 # the template's front port (benchgen keeps ports)
 mkdir -p "$OUT"
 
+source bench/lib.sh
 bash scripts/deps.sh build
-for p in tshark time; do
-  command -v "$p" >/dev/null 2>&1 || [ -x /usr/bin/$p ] || {
-    echo "bench: installing $p" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
-  }
-done
+need tshark time
 cargo build --release --quiet --bin wstap --example benchgen --example tlsgen
 WSTAP=$PWD/target/release/wstap
 GEN=$PWD/target/release/examples/benchgen
@@ -47,7 +43,6 @@ if [ "$(cat "$OUT/tls.args" 2>/dev/null)" != "$SIZE $CONC" ] || [ ! -s "$tls" ];
 fi
 
 TIMES=$OUT/tls.times
-source bench/lib.sh
 
 : >"$OUT/tls.times"
 {
