@@ -21,13 +21,9 @@ OUT=${BENCH_DIR:-/tmp/wstap-bench}
 FRONT=18132 # the template's front port (benchgen keeps ports)
 mkdir -p "$OUT"
 
+source bench/lib.sh
 bash scripts/deps.sh build
-for p in tshark time; do
-  command -v "$p" >/dev/null 2>&1 || [ -x /usr/bin/$p ] || {
-    echo "bench: installing $p" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
-  }
-done
+need tshark time
 cargo build --release --quiet --bin wstap --example benchgen --example tlsgen
 WSTAP=$PWD/target/release/wstap
 GEN=$PWD/target/release/examples/benchgen
@@ -46,34 +42,7 @@ if [ "$(cat "$OUT/tls.args" 2>/dev/null)" != "$SIZE $CONC" ] || [ ! -s "$tls" ];
   echo "$SIZE $CONC" >"$OUT/tls.args"
 fi
 
-# measure CMD... -> "seconds maxrss_kb" (median of RUNS by time)
-measure() {
-  local i
-  : >"$OUT/m.runs"
-  for i in $(seq "$RUNS"); do
-    /usr/bin/time -f "%e %M" -o "$OUT/m.time" "$@" >/dev/null 2>"$OUT/m.err" || {
-      echo "bench: failed: $* : $(tail -1 "$OUT/m.err")" >&2
-      return 1
-    }
-    cat "$OUT/m.time" >>"$OUT/m.runs"
-  done
-  sort -n "$OUT/m.runs" | sed -n "$(((RUNS + 1) / 2))p"
-}
-
-mb() { du -m "$1" | cut -f1; }
-
-table() { # FILE then lines "label|command"
-  local file=$1 base=""
-  echo "| tool | command | time (s) | vs first row | MB/s | peak RSS (MB) |"
-  echo "|---|---|---:|---:|---:|---:|"
-  while IFS='|' read -r name cmd; do
-    read -r t rss < <(measure bash -c "$cmd")
-    echo "$name|$t" >>"$OUT/tls.times"
-    [ -z "$base" ] && base=$t
-    awk -v n="$name" -v c="$cmd" -v t="$t" -v b="$base" -v mb="$(mb "$file")" -v rss="$rss" 'BEGIN {
-      printf "| %s | `%s` | %.2f | %.2fx | %.0f | %.1f |\n", n, c, t, t / b, mb / t, rss / 1024 }'
-  done
-}
+TIMES=$OUT/tls.times
 
 : >"$OUT/tls.times"
 {

@@ -1150,6 +1150,32 @@ sc_haproxy_h2_no8441() {
         notes="The server's SETTINGS lack ENABLE_CONNECT_PROTOCOL: the browser opens one more TCP+TLS connection (ALPN http/1.1) for the WebSocket; a strict RFC 8441 client cannot open one at all.")
 }
 
+# ---- haproxy-h2-refused (issue 16: a refused extended CONNECT) ----
+ALL+=(haproxy-h2-refused)
+# Two refusals on one h2 connection, each with its culprit: the backend
+# refuses the Origin (403 on the HTTP/1.1 upgrade, relayed as :status 403)
+# and haproxy itself denies /admin (its own 403, nothing forwarded); then a
+# second connection with the allowed Origin works.
+sc_haproxy_h2_refused() {
+    local F=19010 B=14010
+    h2_deps || return 1
+    TLSDIR=$LAB_RUN/haproxy-$NAME
+    KEYS=$CAP/$NAME.keys
+    rm -f "$KEYS"
+    tls_certs "$TLSDIR" || return 1
+    backend $B --origin-allow https://good.example
+    lab_haproxy "$NAME" "$HAP/h2.cfg" $F FRONT=127.0.0.1:$F UPSTREAM=127.0.0.1:$B TUNNEL_TIMEOUT=1h \
+        STRIP_RULE="http-request deny deny_status 403 if { path_beg /admin }" GLOBAL_EXTRA="" FRONT_EXTRA="$H2_REQID" || return 1
+    cap_start "tcp port $F or tcp port $B"
+    h2ws 30 https://127.0.0.1:$F --origin https://evil.example --path /ws --path /admin/ws --messages 2 --close --group refused
+    h2ws 30 https://127.0.0.1:$F --origin https://good.example --path /ws --messages 2 --close --group good
+    cap_stop
+    META=(proxy=haproxy scenario="haproxy h2 TLS front, backend allowing only Origin https://good.example, 'http-request deny deny_status 403' on /admin: the scripted h2 client with Origin https://evil.example opens /ws and /admin/ws on one connection, then one with Origin https://good.example opens /ws"
+        front=127.0.0.1:$F upstreams=127.0.0.1:$B expected_kinds=handshake-rejected,upgrade-failed optional_kinds= keylog=$NAME.keys
+        notes="/ws with the bad Origin: haproxy forwards an intact HTTP/1.1 upgrade, the backend answers 403, relayed as :status 403 (the backend's refusal, not the proxy's). /admin/ws: haproxy answers :status 403 itself and forwards nothing. The good Origin gets :status 200, 2 echoes, close 1000.")
+}
+# ---- end haproxy-h2-refused ----
+
 sc_haproxy_h2c() {
     local F=18606 B=13606
     h2_deps || return 1

@@ -42,6 +42,35 @@ pub fn needs(s: &str) -> bool {
     s.bytes().any(|b| b < 0x20 || b == 0x7f || b >= 0x80) && s.chars().any(is_unsafe)
 }
 
+/// A run of `s` that is safe as it is, or one unsafe character: what
+/// [`pieces`] cuts a string into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Safe(&'a str),
+    Unsafe(char),
+}
+
+/// `s` cut, in order, into runs of safe text and the unsafe characters
+/// between them: each output ([`text`], the JSON sink) spells the unsafe
+/// ones its own way.
+pub fn pieces(s: &str) -> impl Iterator<Item = Piece<'_>> {
+    let mut rest = s;
+    std::iter::from_fn(move || {
+        let end = match rest.char_indices().find(|&(_, c)| is_unsafe(c)) {
+            Some((0, c)) => {
+                rest = &rest[c.len_utf8()..];
+                return Some(Piece::Unsafe(c));
+            }
+            Some((i, _)) => i,
+            None if rest.is_empty() => return None,
+            None => rest.len(),
+        };
+        let (safe, after) = rest.split_at(end);
+        rest = after;
+        Some(Piece::Safe(safe))
+    })
+}
+
 /// `s` with every unsafe character replaced by a visible escape: `\x1b`
 /// for C0 controls and DEL, `\u009b` for the others.
 pub fn text(s: &str) -> Cow<'_, str> {
@@ -49,13 +78,15 @@ pub fn text(s: &str) -> Cow<'_, str> {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if !is_unsafe(c) {
-            out.push(c);
-        } else if (c as u32) < 0x80 {
-            let _ = write!(out, "\\x{:02x}", c as u32);
-        } else {
-            let _ = write!(out, "\\u{:04x}", c as u32);
+    for p in pieces(s) {
+        match p {
+            Piece::Safe(t) => out.push_str(t),
+            Piece::Unsafe(c) if (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            Piece::Unsafe(c) => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
         }
     }
     Cow::Owned(out)
@@ -221,14 +252,33 @@ pub fn record_in_place(r: &mut Record) {
     }
 }
 
+/// A close frame's `-v` line whose reason came from the wire: what the
+/// tests of escaping (here and in the JSON sink) feed.
+#[cfg(test)]
+pub(crate) fn close_line(code: Option<u16>, reason: &str) -> crate::record::FrameLine {
+    let ep = |s: &str| {
+        let sa: std::net::SocketAddr = s.parse().unwrap();
+        crate::flow::Endpoint::new(sa.ip(), sa.port())
+    };
+    crate::record::FrameLine {
+        ty: "frame",
+        ts: 0.0,
+        flow: crate::flow::FlowKey { src: ep("10.0.0.1:1"), dst: ep("10.0.0.2:2") },
+        dir: crate::proto::Dir::ToClient,
+        opcode: crate::proto::ws::opcode::CLOSE,
+        fin: true,
+        rsv1: false,
+        masked: false,
+        len: 5,
+        close_code: code,
+        close_reason: Some(reason.into()),
+        stream_id: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ep(s: &str) -> crate::flow::Endpoint {
-        let sa: std::net::SocketAddr = s.parse().unwrap();
-        crate::flow::Endpoint::new(sa.ip(), sa.port())
-    }
 
     #[test]
     fn controls_become_visible_escapes() {
@@ -244,21 +294,20 @@ mod tests {
     }
 
     #[test]
+    fn pieces_are_the_safe_runs_and_the_unsafe_characters_in_order() {
+        use Piece::*;
+        let all = |s| pieces(s).collect::<Vec<_>>();
+        assert_eq!(all(""), []);
+        assert_eq!(all("plain"), [Safe("plain")]);
+        assert_eq!(
+            all("\x1b[2Jé\u{9b}\u{202e}x"),
+            [Unsafe('\x1b'), Safe("[2Jé"), Unsafe('\u{9b}'), Unsafe('\u{202e}'), Safe("x")]
+        );
+    }
+
+    #[test]
     fn records_are_escaped_only_when_needed() {
-        let f = crate::record::FrameLine {
-            ty: "frame",
-            ts: 0.0,
-            flow: crate::flow::FlowKey { src: ep("10.0.0.1:1"), dst: ep("10.0.0.2:2") },
-            dir: crate::proto::Dir::ToClient,
-            opcode: crate::proto::ws::opcode::CLOSE,
-            fin: true,
-            rsv1: false,
-            masked: false,
-            len: 5,
-            close_code: Some(1000),
-            close_reason: Some("bye".into()),
-            stream_id: None,
-        };
+        let f = close_line(Some(1000), "bye");
         let r = Record::Frame(f.clone());
         assert!(matches!(record(&r), Cow::Borrowed(_)));
         let bad = Record::Frame(crate::record::FrameLine { close_reason: Some("\x1b[2Jgone".into()), ..f });

@@ -53,6 +53,27 @@ pub struct HopRequest {
 }
 
 impl HopRequest {
+    /// A request just read: nothing known yet of its answer, its end or
+    /// the hop it came from.
+    pub fn new(id: TxnId, conn: ConnId, flow: FlowKey, req: Box<Request>, req_ts: Ts) -> HopRequest {
+        HopRequest {
+            id,
+            conn,
+            flow,
+            req,
+            req_ts,
+            interim: Vec::new(),
+            resp: None,
+            resp_ts: None,
+            end: None,
+            client_fin: None,
+            from: None,
+            paired_by: None,
+            tls: None,
+            upgrade: Default::default(),
+        }
+    }
+
     pub fn is_websocket_attempt(&self) -> bool {
         self.req.is_websocket_attempt()
     }

@@ -9,51 +9,23 @@
 //! released. Deterministic (fixed seeds); also a cargo-fuzz target
 //! (fuzz/fuzz_targets/budget.rs) drives the same check from fuzzer input.
 
+mod heap_check;
 mod hostile_gen;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use heap_check::{ALLOWANCE, Counting};
 
 use hostile_gen::*;
 use wstap::cli::Args;
 use wstap::decode::LinkType;
 use wstap::time::Ts;
 
-struct Counting;
-
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: forwards to the system allocator, counting what is live.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(l) };
-        if !p.is_null() {
-            LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        let q = unsafe { System.realloc(p, l, new) };
-        if !q.is_null() {
-            LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-            LIVE.fetch_add(new, Ordering::Relaxed);
-        }
-        q
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
-
-/// The engine's bounded caches outside the budget (latency histograms,
-/// per-path statistics, detector memory, relay samples, event and record
-/// buffers).
-const ALLOWANCE: usize = 6 << 20;
+static A: Counting = Counting(&LIVE);
 
 #[test]
 fn the_heap_stays_under_the_budget_whatever_the_traffic() {

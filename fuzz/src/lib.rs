@@ -13,6 +13,10 @@ pub mod tls;
 #[path = "../../tests/hostile_gen/mod.rs"]
 pub mod hostile_gen;
 
+/// The counting allocator and allowance of tests/hostile_memory.rs.
+#[path = "../../tests/heap_check/mod.rs"]
+pub mod heap_check;
+
 use wstap::pipeline::Pipeline;
 use wstap::record::Record;
 use wstap::sink::text::{TextOptions, TextSink};
@@ -63,7 +67,17 @@ pub struct Output {
 
 impl Output {
     pub fn new(verbose: u8, print: bool) -> Output {
-        let o = TextOptions { verbose, quiet: false, line_buffered: false, color: verbose == 2 };
+        // The most verbose also prints the handshakes' heads (-X): every
+        // path a wire byte takes to a terminal.
+        let heads = (verbose == 2).then_some(wstap::sink::text::Heads::Hex);
+        let o = TextOptions {
+            verbose,
+            quiet: false,
+            line_buffered: false,
+            color: verbose == 2,
+            time: wstap::cli::TimeFormat::default(),
+            heads,
+        };
         Output { collect: Collect::default(), text: TextSink::new(std::io::sink(), o), json: Vec::new(), print }
     }
 

@@ -83,7 +83,14 @@ impl Peer {
             }
         } else {
             let [c, s] = crypto::tls12_keys(suite, master, &CR, &SR).map_or([None, None], |[c, s]| [Some(c), Some(s)]);
-            Peer { suite, tls13: false, hs: [None, None], ap: [c, s], ap_secret: [Vec::new(), Vec::new()], finished: [true; 2] }
+            Peer {
+                suite,
+                tls13: false,
+                hs: [None, None],
+                ap: [c, s],
+                ap_secret: [Vec::new(), Vec::new()],
+                finished: [true; 2],
+            }
         }
     }
 

@@ -11,7 +11,7 @@
 //! Connection-level facts (SETTINGS, GOAWAY) are kept per connection,
 //! bounded, and raised as [`H2Conn`] facts.
 
-use super::pair::{MAX_DELAY_S, MIN_SCORE, forwarded_for_names};
+use super::pair::{Evidence, in_window};
 use super::txn::Txn;
 use super::{Correlator, WsActivity};
 use crate::event::ConnId;
@@ -198,77 +198,28 @@ fn shared_id<'a>(p: &'a Request, c: &'a Request) -> Option<(&'static str, bool)>
 /// GET), the key (made up by the proxy), the authority (`:authority`
 /// becomes Host), and request ids, which weigh as much as a key.
 pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32, PairedBy)> {
-    if parent.conn == child.conn
-        || child.req_ts < parent.req_ts
-        || child.req_ts.since(parent.req_ts) > MAX_DELAY_S
-        || parent.flow.dst == child.flow.dst
-        || !child.req.method.eq_ignore_ascii_case("GET")
-        || child.req.is_h2()
-    {
+    if !in_window(parent, child) || !child.req.method.eq_ignore_ascii_case("GET") || child.req.is_h2() {
         return None;
     }
     let (p, c) = (&parent.req, &child.req);
-    let mut s = 0;
-    let mut strong = false;
+    let mut e = Evidence::default();
     let mut by = PairedBy::Headers;
     match shared_id(p, c) {
         Some((_, true)) => {
-            s += 100;
-            strong = true;
+            e.strong(100);
             by = PairedBy::RequestId;
         }
         // The same id header with another value: not this request's.
         Some((_, false)) => return None,
         None => {}
     }
-    if forwarded_for_names(c, parent.flow.src.ip) {
-        s += 40;
-        strong = true;
-    } else if c.headers.has("x-forwarded-for") && !c.headers.has("x-real-ip") {
-        s -= 20;
-    }
-    if child.flow.src.ip == parent.flow.dst.ip {
-        s += 10;
-    } else if !strong {
-        return None;
-    }
-    if parent_is_backend && !strong {
-        return None;
-    }
-    if p.target == c.target {
-        s += 30;
-    } else if p.path() == c.path() {
-        s += 25;
-    } else if p.path().ends_with(c.path()) || c.path().ends_with(p.path()) {
-        s += 10;
-    } else {
-        s -= 20;
-    }
+    e.client_and_host(parent, child, parent_is_backend)?;
+    e.target(p, c, false);
     if let (Some(a), Some(h)) = (p.headers.get(":authority"), c.headers.get("host"))
         && a.eq_ignore_ascii_case(h)
     {
-        s += 5;
+        e.s += 5;
     }
-    for (name, same, differ) in [
-        ("user-agent", 10, -10),
-        ("origin", 10, -5),
-        ("cookie", 5, -5),
-        ("sec-websocket-version", 5, 0),
-        ("sec-websocket-protocol", 5, -5),
-        ("sec-websocket-extensions", 3, 0),
-        ("accept-language", 3, -3),
-    ] {
-        match (p.headers.get(name), c.headers.get(name)) {
-            (Some(a), Some(b)) if a == b => s += same,
-            (Some(_), Some(_)) => s += differ,
-            _ => {}
-        }
-    }
-    if s < MIN_SCORE {
-        return None;
-    }
-    if by != PairedBy::RequestId && s < 40 {
-        by = PairedBy::Timing;
-    }
-    Some((s, by))
+    e.passed_through(p, c);
+    e.verdict(by, PairedBy::RequestId)
 }

@@ -223,25 +223,9 @@ mod tests {
             headers.push("Sec-WebSocket-Key", k);
         }
         let req = Request { method: "GET".into(), target: "/".into(), version: Version::Http11, headers, head_len: 0 };
-        Txn::new(crate::facts::HopRequest {
-            id,
-            conn: id,
-            flow: FlowKey {
-                src: Endpoint::new(IpAddr::from(src.0), src.1),
-                dst: Endpoint::new(IpAddr::from(dst.0), dst.1),
-            },
-            req: Box::new(req),
-            req_ts: Ts(0),
-            interim: Vec::new(),
-            resp: None,
-            resp_ts: None,
-            end: None,
-            client_fin: None,
-            from: None,
-            paired_by: None,
-            tls: None,
-            upgrade: Default::default(),
-        })
+        let flow =
+            FlowKey { src: Endpoint::new(IpAddr::from(src.0), src.1), dst: Endpoint::new(IpAddr::from(dst.0), dst.1) };
+        Txn::new(crate::facts::HopRequest::new(id, id, flow, Box::new(req), Ts(0)))
     }
 
     #[test]

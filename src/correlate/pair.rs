@@ -28,12 +28,7 @@ pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32,
     if parent.req.is_extended_connect() {
         return super::h2pair::score(parent, child, parent_is_backend);
     }
-    if parent.conn == child.conn
-        || child.req_ts < parent.req_ts
-        || child.req_ts.since(parent.req_ts) > MAX_DELAY_S
-        || parent.flow.dst == child.flow.dst
-        || !parent.req.method.eq_ignore_ascii_case(&child.req.method)
-    {
+    if !in_window(parent, child) || !parent.req.method.eq_ignore_ascii_case(&child.req.method) {
         return None;
     }
     let (p, c) = (&parent.req, &child.req);
@@ -41,79 +36,129 @@ pub fn score(parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<(i32,
     if c.is_websocket_attempt() && !p.is_websocket_attempt() {
         return None;
     }
-    let mut s = 0;
+    let mut e = Evidence::default();
     let mut by = PairedBy::Headers;
-    let mut strong = false;
     match (p.headers.get("sec-websocket-key"), c.headers.get("sec-websocket-key")) {
         (Some(a), Some(b)) if a == b => {
-            s += 100;
+            e.strong(100);
             by = PairedBy::Key;
-            strong = true;
         }
         // HTTP/1 proxies forward the key unchanged; only WebSocket-
         // terminating proxies mint a new one, so a different key needs
         // strong other evidence.
-        (Some(_), Some(_)) => s -= 40,
+        (Some(_), Some(_)) => e.s -= 40,
         _ => {}
     }
-    if forwarded_for_names(c, parent.flow.src.ip) {
-        s += 40;
-        strong = true;
-    } else if c.headers.has("x-forwarded-for") && !c.headers.has("x-real-ip") {
-        // It names someone else as the client.
-        s -= 20;
+    e.client_and_host(parent, child, parent_is_backend)?;
+    e.target(p, c, true);
+    e.passed_through(p, c);
+    if let (Some(a), Some(b)) = (p.headers.get("host"), c.headers.get("host"))
+        && a == b
+    {
+        e.s += 5;
     }
-    // The proxy connects out from the host the client connected to. Without
-    // strong evidence (same key, X-Forwarded-For naming the client) this is
-    // required: otherwise an unrelated later request with the same path
-    // would pass for a forward.
-    let same_host = child.flow.src.ip == parent.flow.dst.ip;
-    if same_host {
-        s += 10;
-    } else if !strong {
-        return None;
+    e.verdict(by, PairedBy::Key)
+}
+
+/// What every pair needs (HTTP/1.1 and HTTP/2 alike): another
+/// connection, to another server endpoint, started after the parent and
+/// within [`MAX_DELAY_S`] of it.
+pub fn in_window(parent: &Txn, child: &Txn) -> bool {
+    parent.conn != child.conn
+        && child.req_ts >= parent.req_ts
+        && child.req_ts.since(parent.req_ts) <= MAX_DELAY_S
+        && parent.flow.dst != child.flow.dst
+}
+
+/// The evidence that a request is the forward of another, scored by the
+/// rules HTTP/1.1 pairs and HTTP/2 stream pairs (h2pair.rs) share.
+#[derive(Default)]
+pub struct Evidence {
+    /// The score so far.
+    pub s: i32,
+    /// Something strong was seen (a key, a request id, X-Forwarded-For
+    /// naming the client): the proxy may connect out from another host.
+    strong: bool,
+}
+
+impl Evidence {
+    /// Strong evidence, worth `points`.
+    pub fn strong(&mut self, points: i32) {
+        self.s += points;
+        self.strong = true;
     }
-    if parent_is_backend && !strong {
-        return None;
+
+    /// X-Forwarded-For naming the parent's client, and the proxy
+    /// connecting out from the host the client connected to. Without
+    /// strong evidence (same key or request id, X-Forwarded-For naming the
+    /// client) the latter is required: otherwise an unrelated later request
+    /// with the same path would pass for a forward; and a parent that is
+    /// only ever a backend needs strong evidence to be a link in a chain.
+    /// None: impossible.
+    pub fn client_and_host(&mut self, parent: &Txn, child: &Txn, parent_is_backend: bool) -> Option<()> {
+        let c = &child.req;
+        if forwarded_for_names(c, parent.flow.src.ip) {
+            self.strong(40);
+        } else if c.headers.has("x-forwarded-for") && !c.headers.has("x-real-ip") {
+            // It names someone else as the client.
+            self.s -= 20;
+        }
+        if child.flow.src.ip == parent.flow.dst.ip {
+            self.s += 10;
+        } else if !self.strong {
+            return None;
+        }
+        (self.strong || !parent_is_backend).then_some(())
     }
-    if p.target == c.target {
-        s += 30;
-    } else if p.path() == c.path() {
-        s += 25;
-    } else if p.path().ends_with(c.path()) || c.path().ends_with(p.path()) {
-        s += 10;
-    } else if query(&p.target).is_some_and(|q| q.len() >= 8 && Some(q) == query(&c.target)) {
-        // The path was rewritten but the query kept, as a location that
-        // maps a public prefix to the app's (`location /rt/ { proxy_pass
-        // http://app/socket.io/; }`): a long query (an Engine.IO sid and
-        // cache-busting token) is as telling as the same target.
-        s += 30;
-    } else {
-        s -= 20;
+
+    /// The request target: the same, the same path, one path a suffix of
+    /// the other (a prefix stripped), or (`by_query`) the same long query.
+    pub fn target(&mut self, p: &Request, c: &Request, by_query: bool) {
+        self.s += if p.target == c.target {
+            30
+        } else if p.path() == c.path() {
+            25
+        } else if p.path().ends_with(c.path()) || c.path().ends_with(p.path()) {
+            10
+        } else if by_query && query(&p.target).is_some_and(|q| q.len() >= 8 && Some(q) == query(&c.target)) {
+            // The path was rewritten but the query kept, as a location that
+            // maps a public prefix to the app's (`location /rt/ { proxy_pass
+            // http://app/socket.io/; }`): a long query (an Engine.IO sid and
+            // cache-busting token) is as telling as the same target.
+            30
+        } else {
+            -20
+        };
     }
-    for (name, same, differ) in [
-        ("user-agent", 10, -10),
-        ("origin", 10, -5),
-        ("cookie", 5, -5),
-        ("sec-websocket-version", 5, 0),
-        ("sec-websocket-protocol", 5, -5),
-        ("sec-websocket-extensions", 3, 0),
-        ("host", 5, 0),
-        ("accept-language", 3, -3),
-    ] {
-        match (p.headers.get(name), c.headers.get(name)) {
-            (Some(a), Some(b)) if a == b => s += same,
-            (Some(_), Some(_)) => s += differ,
-            _ => {}
+
+    /// Headers a proxy passes through unchanged: the same value adds,
+    /// another value costs.
+    pub fn passed_through(&mut self, p: &Request, c: &Request) {
+        for (name, same, differ) in [
+            ("user-agent", 10, -10),
+            ("origin", 10, -5),
+            ("cookie", 5, -5),
+            ("sec-websocket-version", 5, 0),
+            ("sec-websocket-protocol", 5, -5),
+            ("sec-websocket-extensions", 3, 0),
+            ("accept-language", 3, -3),
+        ] {
+            match (p.headers.get(name), c.headers.get(name)) {
+                (Some(a), Some(b)) if a == b => self.s += same,
+                (Some(_), Some(_)) => self.s += differ,
+                _ => {}
+            }
         }
     }
-    if s < MIN_SCORE {
-        return None;
+
+    /// Enough to pair, and by what: `by` (what paired it so far) unless it
+    /// was not the `decisive` kind and the score is weak (timing).
+    pub fn verdict(self, by: PairedBy, decisive: PairedBy) -> Option<(i32, PairedBy)> {
+        if self.s < MIN_SCORE {
+            return None;
+        }
+        Some((self.s, if by != decisive && self.s < 40 { PairedBy::Timing } else { by }))
     }
-    if by != PairedBy::Key && s < 40 {
-        by = PairedBy::Timing;
-    }
-    Some((s, by))
 }
 
 /// The query string of a request target, if any.

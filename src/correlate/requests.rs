@@ -43,20 +43,8 @@ impl Correlator {
         let id = self.next_txn;
         self.next_txn += 1;
         let mut t = Txn::new(HopRequest {
-            id,
-            conn,
-            flow,
-            req,
-            req_ts: ts,
-            interim: Vec::new(),
-            resp: None,
-            resp_ts: None,
-            end: None,
-            client_fin: None,
-            from: None,
-            paired_by: None,
             tls: c.tls_info.clone().filter(|i| i.decrypted),
-            upgrade: Default::default(),
+            ..HopRequest::new(id, conn, flow, req, ts)
         });
         t.nth_on_conn = nth;
         self.h2_request(conn, &t.req);

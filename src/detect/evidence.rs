@@ -127,7 +127,20 @@ pub fn diff(c: &Request, u: &Request, r: Redactor) -> Vec<Value> {
     if c.version != u.version {
         out.push(json!({"header": "HTTP version", "client": c.version.as_str(), "upstream": u.version.as_str(), "change": "changed"}));
     }
-    for name in COMPARED {
+    compare(c, u, r, COMPARED, &mut out);
+    out
+}
+
+/// A diff row for each header of `names` whose value changed between the
+/// hops (values redacted).
+fn compare<'n>(
+    c: &Request,
+    u: &Request,
+    r: Redactor,
+    names: impl IntoIterator<Item = &'n &'n str>,
+    out: &mut Vec<Value>,
+) {
+    for name in names {
         let a = c.headers.joined(name);
         let b = u.headers.joined(name);
         if let Some(ch) = change(name, a.as_deref(), b.as_deref()) {
@@ -139,7 +152,20 @@ pub fn diff(c: &Request, u: &Request, r: Redactor) -> Vec<Value> {
             }));
         }
     }
-    out
+}
+
+/// What became of `:protocol` in an HTTP/1.1 header: `translated` when the
+/// forward carries its meaning (`right`), `missing` when the header is
+/// absent, `mangled` when wrong, `added` when the client asked nothing;
+/// None when neither side has anything.
+fn translation(protocol: bool, right: bool, present: bool) -> Option<&'static str> {
+    match (protocol, right) {
+        (true, true) => Some("translated"),
+        (true, false) if !present => Some("missing"),
+        (true, false) => Some("mangled"),
+        (false, true) => Some("added"),
+        (false, false) => None,
+    }
 }
 
 /// The differences between an HTTP/2 client request and the HTTP/1.1
@@ -154,25 +180,11 @@ fn h2_diff(c: &Request, u: &Request, r: Redactor) -> Vec<Value> {
     let conn = u.headers.joined("connection");
     let ws = up.as_deref().is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket")));
     let has_upgrade = conn.as_deref().is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
-    let upgrade_change = match (proto.is_some(), ws) {
-        (true, true) => "translated",
-        (true, false) if up.is_none() => "missing",
-        (true, false) => "mangled",
-        (false, true) => "added",
-        (false, false) => "",
-    };
-    if !upgrade_change.is_empty() {
-        out.push(json!({"header": "Upgrade", "client": proto.map(|p| format!(":protocol {p}")), "upstream": up, "change": upgrade_change}));
+    if let Some(ch) = translation(proto.is_some(), ws, up.is_some()) {
+        out.push(json!({"header": "Upgrade", "client": proto.map(|p| format!(":protocol {p}")), "upstream": up, "change": ch}));
     }
-    let conn_change = match (proto.is_some(), has_upgrade) {
-        (true, true) => "translated",
-        (true, false) if conn.is_none() => "missing",
-        (true, false) => "mangled",
-        (false, true) => "added",
-        (false, false) => "",
-    };
-    if !conn_change.is_empty() {
-        out.push(json!({"header": "Connection", "client": proto.map(|_| "(CONNECT)"), "upstream": conn, "change": conn_change}));
+    if let Some(ch) = translation(proto.is_some(), has_upgrade, conn.is_some()) {
+        out.push(json!({"header": "Connection", "client": proto.map(|_| "(CONNECT)"), "upstream": conn, "change": ch}));
     }
     if let Some(k) = u.headers.get("sec-websocket-key") {
         out.push(json!({"header": "Sec-WebSocket-Key", "client": null, "upstream": r.header("sec-websocket-key", k), "change": "made up by the proxy"}));
@@ -188,18 +200,8 @@ fn h2_diff(c: &Request, u: &Request, r: Redactor) -> Vec<Value> {
         };
         out.push(json!({"header": "Host", "client": auth.map(|a| format!(":authority {a}")), "upstream": host, "change": ch}));
     }
-    for name in COMPARED.iter().filter(|n| !matches!(**n, "Upgrade" | "Connection" | "Host" | "Sec-WebSocket-Key")) {
-        let a = c.headers.joined(name);
-        let b = u.headers.joined(name);
-        if let Some(ch) = change(name, a.as_deref(), b.as_deref()) {
-            out.push(json!({
-                "header": name,
-                "client": a.map(|v| r.header(name, &v)),
-                "upstream": b.map(|v| r.header(name, &v)),
-                "change": ch,
-            }));
-        }
-    }
+    let rest = COMPARED.iter().filter(|n| !matches!(**n, "Upgrade" | "Connection" | "Host" | "Sec-WebSocket-Key"));
+    compare(c, u, r, rest, &mut out);
     out
 }
 

@@ -6,7 +6,8 @@
 //! headers lost on the way), `upstream-http10` (forwarded over HTTP/1.0,
 //! filed under the lost headers when both happened: one fault),
 //! `upgrade-failed` (the proxy answered the client itself, or turned the
-//! backend's 101 into something else), `handshake-rejected` (the backend
+//! backend's 101 into something else; a warning when its own answer
+//! refused access: 401, 403, 407), `handshake-rejected` (the backend
 //! refused a complete request), `upstream-timeout` and
 //! `upstream-premature-close` (the backend never answered: who closed
 //! first decides), `upstream-connect-failed` (no backend to connect to).
@@ -247,7 +248,22 @@ fn client_only(x: &Exchange<'_>, c: &HopRequest, cx: &Context, out: &mut Vec<Fin
         return;
     }
     let proxied = x.front_known || cx.here().is_known();
-    if proxied {
+    let refused = c.status().filter(|s| matches!(s, 401 | 403 | 407));
+    if let (true, Some(s)) = (proxied, refused) {
+        // An access rule of the proxy's own (deny, allow-list, auth):
+        // policy, as a backend's refusal is, but the proxy's to change.
+        let msg = format!(
+            "{} refused {} {} itself with {} and forwarded nothing upstream: one of its own access rules (deny, allow-list, authentication), not the backend",
+            cx.here().name(),
+            c.req.method,
+            x.path,
+            evidence::saw(c)
+        );
+        let mut d = detail(x, cx);
+        d["status"] = json!(s);
+        d["origin"] = json!(cx.redact.opt_header("origin", c.req.headers.get("origin")));
+        out.push(about(x, cx, FindingKind::UpgradeFailed, Severity::Warning, fl, msg, d));
+    } else if proxied {
         let msg = format!(
             "{} answered {} {} itself with {} and forwarded nothing upstream (no location/route proxies this path)",
             cx.here().name(),
@@ -472,6 +488,34 @@ mod tests {
         assert_eq!(kinds(&fs), ["handshake-rejected"]);
         assert_eq!(fs[0].severity, Severity::Warning);
         assert!(fs[0].message.contains("not a proxy problem"));
+    }
+
+    /// A proxy that refused access itself (haproxy's `http-request deny`)
+    /// is blamed for it, as policy: a warning with its own fix, not a
+    /// missing route and not the backend.
+    #[test]
+    fn a_proxy_refusing_access_itself_is_its_policy_not_a_missing_route() {
+        let c = hop(1, CLIENT, request("GET", "/admin/ws", Version::Http11, UPGRADE), 1.0)
+            .answered(response(403, &[("Server", "haproxy")]), 1.001);
+        let mut d = One::new::<Handshake>(Config::default());
+        let fs = d.exchange(&exchange(Some(1), Some(&c), None));
+        assert_eq!(kinds(&fs), ["upgrade-failed"]);
+        assert_eq!(fs[0].severity, Severity::Warning);
+        assert!(fs[0].message.starts_with("haproxy refused GET /admin/ws itself with 403"), "{}", fs[0].message);
+        assert!(fs[0].message.contains("not the backend"), "{}", fs[0].message);
+        assert_eq!(fs[0].detail["status"], 403);
+        let fix = fs[0].fix.as_deref().unwrap();
+        assert!(fix.contains("http-request deny") && !fix.contains("route the path"), "{fix}");
+
+        // Any other answer of its own is still a path it does not proxy.
+        let c = hop(2, CLIENT, request("GET", "/static/ws", Version::Http11, UPGRADE), 2.0)
+            .answered(response(404, &[("Server", "nginx/1.22.1")]), 2.001);
+        let fs = One::new::<Handshake>(Config::default()).exchange(&exchange(Some(2), Some(&c), None));
+        assert_eq!(kinds(&fs), ["upgrade-failed"]);
+        assert_eq!(fs[0].severity, Severity::Error);
+        assert!(fs[0].message.contains("no location/route proxies this path"), "{}", fs[0].message);
+        let fix = fs[0].fix.as_deref().unwrap();
+        assert!(fix.contains("location /static/ws { proxy_pass"), "{fix}");
     }
 
     /// The proxy answered 502 and its connection attempts were refused.

@@ -225,7 +225,24 @@ pub fn finding(
     boundary_s: Option<f64>,
     detail: Value,
 ) -> Finding {
-    let fix = proxy::fix(kind, proxy, &proxy::FixContext { path: path.unwrap_or("/"), boundary_s });
+    let fx = proxy::FixContext { path: path.unwrap_or("/"), boundary_s, status: None };
+    finding_with(kind, severity, ts, flows, path, message, proxy, &fx, detail)
+}
+
+/// [`finding`] with the fix written for `fx`.
+#[allow(clippy::too_many_arguments)]
+fn finding_with(
+    kind: FindingKind,
+    severity: Severity,
+    ts: Ts,
+    flows: Vec<FlowKey>,
+    path: Option<&str>,
+    message: String,
+    proxy: Proxy,
+    fx: &proxy::FixContext,
+    detail: Value,
+) -> Finding {
+    let fix = proxy::fix(kind, proxy, fx);
     let mut detail = detail;
     if let Value::Object(m) = &mut detail {
         m.insert("proxy".into(), Value::from(proxy.is_known().then(|| proxy.name())));
@@ -257,7 +274,9 @@ pub fn about(
     message: String,
     detail: Value,
 ) -> Finding {
-    finding(kind, severity, x.ts, flows, Some(x.path), message, cx.here(), None, detail)
+    let status = x.client.and_then(|c| c.status());
+    let fx = proxy::FixContext { path: x.path, boundary_s: None, status };
+    finding_with(kind, severity, x.ts, flows, Some(x.path), message, cx.here(), &fx, detail)
 }
 
 #[cfg(test)]

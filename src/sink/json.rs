@@ -9,6 +9,7 @@
 use std::io::Write;
 
 use super::{Options, Sink};
+use crate::escape::Piece;
 use crate::record::Record;
 
 /// The JSON Lines sink, on standard output (`--json`).
@@ -37,15 +38,13 @@ impl serde_json::ser::Formatter for TerminalSafe {
         if !crate::escape::needs(fragment) {
             return w.write_all(fragment.as_bytes());
         }
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            if crate::escape::is_unsafe(c) {
-                w.write_all(&fragment.as_bytes()[start..i])?;
-                write!(w, "\\u{:04x}", c as u32)?;
-                start = i + c.len_utf8();
+        for p in crate::escape::pieces(fragment) {
+            match p {
+                Piece::Safe(t) => w.write_all(t.as_bytes())?,
+                Piece::Unsafe(c) => write!(w, "\\u{:04x}", c as u32)?,
             }
         }
-        w.write_all(&fragment.as_bytes()[start..])
+        Ok(())
     }
 }
 
@@ -74,27 +73,9 @@ impl<W: Write> Sink for JsonSink<W> {
 mod tests {
     use super::*;
 
-    fn ep(s: &str) -> crate::flow::Endpoint {
-        let sa: std::net::SocketAddr = s.parse().unwrap();
-        crate::flow::Endpoint::new(sa.ip(), sa.port())
-    }
-
     #[test]
     fn unsafe_characters_are_escaped_and_the_value_is_unchanged() {
-        let f = crate::record::FrameLine {
-            ty: "frame",
-            ts: 0.0,
-            flow: crate::flow::FlowKey { src: ep("10.0.0.1:1"), dst: ep("10.0.0.2:2") },
-            dir: crate::proto::Dir::ToClient,
-            opcode: crate::proto::ws::opcode::CLOSE,
-            fin: true,
-            rsv1: false,
-            masked: false,
-            len: 5,
-            close_code: None,
-            close_reason: Some("x\x1b[2J\u{9b}\u{202e}\x7fé\"".into()),
-            stream_id: None,
-        };
+        let f = crate::escape::close_line(None, "x\x1b[2J\u{9b}\u{202e}\x7fé\"");
         let mut out = Vec::new();
         to_writer(&mut out, &Record::Frame(f)).unwrap();
         let s = String::from_utf8(out).unwrap();

@@ -277,28 +277,9 @@ impl Conn {
     }
 }
 
-/// A WebSocket frame (client frames masked).
+/// A WebSocket frame, final (client frames masked): the crate's encoder.
 pub fn ws_frame(op: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = vec![0x80 | op];
-    let m = if mask.is_some() { 0x80 } else { 0 };
-    let n = payload.len();
-    if n < 126 {
-        out.push(m | n as u8);
-    } else if n <= 0xffff {
-        out.push(m | 126);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
-    } else {
-        out.push(m | 127);
-        out.extend_from_slice(&(n as u64).to_be_bytes());
-    }
-    match mask {
-        Some(k) => {
-            out.extend_from_slice(&k);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ k[i % 4]));
-        }
-        None => out.extend_from_slice(payload),
-    }
-    out
+    wstap::proto::ws::encode(true, 0, op, mask, payload)
 }
 
 pub fn close_frame(code: u16, reason: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {

@@ -15,6 +15,7 @@ log), in the same vocabulary as client.py:
   h2ws_client.py https://127.0.0.1:PORT --path /ws --path /ws --messages 3 --close
   --idle S       : after the messages, stay silent S seconds (idle cut)
   --force        : open the streams even if the server did not offer RFC 8441
+  --origin O     : the Origin header every stream sends (default https://localhost:PORT)
 """
 
 import argparse
@@ -72,6 +73,7 @@ def main():
     ap.add_argument("--stagger", type=float, default=0.05)
     ap.add_argument("--h2c", action="store_true", help="cleartext HTTP/2 with prior knowledge (no TLS)")
     ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("--origin", help="the origin header of every stream (default https://localhost:PORT)")
     a = ap.parse_args()
     hostport = a.url.split("://", 1)[1].rstrip("/")
     host, port = hostport.rsplit(":", 1)
@@ -127,7 +129,7 @@ def main():
             sid = conn.get_next_available_stream_id()
             headers = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http" if a.h2c else "https"),
                        (":path", path), (":authority", f"localhost:{port}"),
-                       ("sec-websocket-version", "13"), ("origin", f"https://localhost:{port}"),
+                       ("sec-websocket-version", "13"), ("origin", a.origin or f"https://localhost:{port}"),
                        ("user-agent", "wstap-lab-h2ws")]
             try:
                 conn.send_headers(sid, headers)

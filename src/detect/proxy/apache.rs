@@ -27,29 +27,15 @@ impl Product for Apache {
     fn fix(&self, kind: FindingKind, cx: &FixContext) -> Option<String> {
         use FindingKind as K;
         let path = cx.path;
-        let (keep, hb) = (cx.keep(), cx.heartbeat());
+        let keep = cx.keep();
         Some(match kind {
             K::UpgradeStripped => format!(
                 "load mod_proxy_wstunnel and proxy the path as a WebSocket:\n    ProxyPass \"{path}\" \"ws://BACKEND{path}\"\nor, with Apache 2.4.47+:\n    ProxyPass \"{path}\" \"http://BACKEND{path}\" upgrade=websocket"
             ),
             K::UpstreamHttp10 => "remove 'SetEnv force-proxy-request-1.0' / 'proxy-nokeepalive' for this path: WebSocket needs HTTP/1.1 upstream".into(),
             K::ForwardedProtoMissing => "RequestHeader set X-Forwarded-Proto \"https\" (in the TLS virtual host)".into(),
-            K::IdleTimeoutClose | K::HeartbeatRace => format!("ProxyTimeout {keep}   (or timeout={keep} on the ProxyPass)\nor send heartbeats every {hb} s or less"),
-            K::UpgradeHeadersMissing
-            | K::HandshakeRejected
-            | K::UpstreamPrematureClose
-            | K::UpstreamConnectFailed
-            | K::UpstreamTimeout
-            | K::UpgradeFailed
-            | K::BadAccept
-            | K::ConnectionUpgradeOnPlain
-            | K::AbnormalClose
-            | K::SocketioNoUpgrade
-            | K::MassClose
-            | K::IdleTimeoutImminent
-            | K::ProxyProtocolViolation
-            | K::FalseUpgradeSuccess
-            | K::H2WebsocketNotOffered => return generic::fix(kind, cx),
+            K::IdleTimeoutClose | K::HeartbeatRace => cx.raise_or_heartbeat(format_args!("ProxyTimeout {keep}   (or timeout={keep} on the ProxyPass)")),
+            generic_fix![UpstreamConnectFailed, UpstreamTimeout, UpgradeFailed, ConnectionUpgradeOnPlain, SocketioNoUpgrade, MassClose, ProxyProtocolViolation, FalseUpgradeSuccess, H2WebsocketNotOffered] => return generic::fix(kind, cx),
         })
     }
 }

@@ -21,24 +21,7 @@ impl Product for Caddy {
         Some(match kind {
             K::UpgradeStripped => "caddy's reverse_proxy forwards upgrades by itself: remove any header_up rules that rewrite Connection or Upgrade".into(),
             K::ProxyProtocolViolation => "caddy closes upgraded connections itself when its config is reloaded, and 2.6 sends that close frame to the backend unmasked: upgrade caddy; from 2.7 on, stream_close_delay in reverse_proxy lets sessions outlive a reload; reload less often".into(),
-            K::UpgradeHeadersMissing
-            | K::UpstreamHttp10
-            | K::HandshakeRejected
-            | K::UpstreamPrematureClose
-            | K::UpstreamConnectFailed
-            | K::UpstreamTimeout
-            | K::UpgradeFailed
-            | K::BadAccept
-            | K::ConnectionUpgradeOnPlain
-            | K::IdleTimeoutClose
-            | K::AbnormalClose
-            | K::SocketioNoUpgrade
-            | K::ForwardedProtoMissing
-            | K::MassClose
-            | K::HeartbeatRace
-            | K::IdleTimeoutImminent
-            | K::FalseUpgradeSuccess
-            | K::H2WebsocketNotOffered => return generic::fix(kind, cx),
+            generic_fix![UpstreamHttp10, UpstreamConnectFailed, UpstreamTimeout, UpgradeFailed, ConnectionUpgradeOnPlain, IdleTimeoutClose, SocketioNoUpgrade, ForwardedProtoMissing, MassClose, HeartbeatRace, FalseUpgradeSuccess, H2WebsocketNotOffered] => return generic::fix(kind, cx),
         })
     }
 }

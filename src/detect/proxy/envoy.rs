@@ -35,27 +35,10 @@ impl Product for Envoy {
 
     fn fix(&self, kind: FindingKind, cx: &FixContext) -> Option<String> {
         use FindingKind as K;
-        let (keep, hb) = (cx.keep(), cx.heartbeat());
         Some(match kind {
             K::UpgradeStripped => "enable upgrades on the HttpConnectionManager (or the route):\n    upgrade_configs:\n    - upgrade_type: websocket".into(),
-            K::IdleTimeoutClose | K::HeartbeatRace => format!("raise the route's idle_timeout / the HttpConnectionManager's stream_idle_timeout to {keep}s\nor send heartbeats every {hb} s or less"),
-            K::UpgradeHeadersMissing
-            | K::UpstreamHttp10
-            | K::HandshakeRejected
-            | K::UpstreamPrematureClose
-            | K::UpstreamConnectFailed
-            | K::UpstreamTimeout
-            | K::UpgradeFailed
-            | K::BadAccept
-            | K::ConnectionUpgradeOnPlain
-            | K::AbnormalClose
-            | K::SocketioNoUpgrade
-            | K::ForwardedProtoMissing
-            | K::MassClose
-            | K::IdleTimeoutImminent
-            | K::ProxyProtocolViolation
-            | K::FalseUpgradeSuccess
-            | K::H2WebsocketNotOffered => return generic::fix(kind, cx),
+            K::IdleTimeoutClose | K::HeartbeatRace => cx.raise_or_heartbeat(format_args!("raise the route's idle_timeout / the HttpConnectionManager's stream_idle_timeout to {}s", cx.keep())),
+            generic_fix![UpstreamHttp10, UpstreamConnectFailed, UpstreamTimeout, UpgradeFailed, ConnectionUpgradeOnPlain, SocketioNoUpgrade, ForwardedProtoMissing, MassClose, ProxyProtocolViolation, FalseUpgradeSuccess, H2WebsocketNotOffered] => return generic::fix(kind, cx),
         })
     }
 }

@@ -20,7 +20,10 @@ pub fn fix(kind: FindingKind, cx: &FixContext) -> Option<String> {
         K::UpstreamConnectFailed => "the backend is not listening where the proxy connects: start it, or fix the upstream address".into(),
         K::UpstreamTimeout => "the backend accepted the connection but never answered the upgrade: fix the backend".into(),
         K::UpstreamPrematureClose => "the backend closed the connection without answering: check the backend's logs for this request (crash, rejected handshake, wrong port or protocol)".into(),
-        K::UpgradeFailed => format!("the proxy answered {path} itself without forwarding it: route the path to the WebSocket backend"),
+        K::UpgradeFailed => match cx.access_refused() {
+            Some(s) => format!("the proxy refused {path} with {s} by one of its own access rules (deny, allow-list, authentication, Origin check) before any backend saw it: if WebSocket clients should get through, allow {path} and their Origin in the proxy's rules"),
+            None => format!("the proxy answered {path} itself without forwarding it: route the path to the WebSocket backend"),
+        },
         K::HandshakeRejected => "the backend refused the upgrade (the proxy forwarded it intact): fix the backend side, e.g. its allowed Origins for a 403".into(),
         K::BadAccept => "the server computed Sec-WebSocket-Accept wrongly (RFC 6455 4.2.2: base64(SHA-1(key + 258EAFA5-E914-47DA-95CA-C5AB0DC85B11))): fix the server or the hop that rewrites the key".into(),
         K::IdleTimeoutClose | K::HeartbeatRace => format!(

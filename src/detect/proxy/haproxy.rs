@@ -47,27 +47,17 @@ impl Product for Haproxy {
 
     fn fix(&self, kind: FindingKind, cx: &FixContext) -> Option<String> {
         use FindingKind as K;
-        let (keep, hb) = (cx.keep(), cx.heartbeat());
         Some(match kind {
             K::UpgradeStripped => "haproxy forwards WebSocket upgrades by itself in 'mode http': remove the rules that rewrite Connection/Upgrade (http-request del-header / set-header Connection, option httpclose) for this path".into(),
             K::FalseUpgradeSuccess => "make the upgrade reach the backend (remove the http-request rules that delete or rewrite Upgrade/Connection for this path) and route the path to a WebSocket handler: haproxy relays any 2xx to an HTTP/2 extended CONNECT as success".into(),
             K::H2WebsocketNotOffered => "remove 'h2-workaround-bogus-websocket-clients' from the global section (haproxy offers RFC 8441 on h2 frontends by default), or accept the extra HTTP/1.1 connection per WebSocket".into(),
             K::ForwardedProtoMissing => "http-request set-header X-Forwarded-Proto https if { ssl_fc }".into(),
-            K::IdleTimeoutClose | K::HeartbeatRace => format!("timeout tunnel {keep}s   (in the defaults or backend section)\nor send heartbeats every {hb} s or less"),
-            K::UpgradeHeadersMissing
-            | K::UpstreamHttp10
-            | K::HandshakeRejected
-            | K::UpstreamPrematureClose
-            | K::UpstreamConnectFailed
-            | K::UpstreamTimeout
-            | K::UpgradeFailed
-            | K::BadAccept
-            | K::ConnectionUpgradeOnPlain
-            | K::AbnormalClose
-            | K::SocketioNoUpgrade
-            | K::MassClose
-            | K::IdleTimeoutImminent
-            | K::ProxyProtocolViolation => return generic::fix(kind, cx),
+            K::IdleTimeoutClose | K::HeartbeatRace => cx.raise_or_heartbeat(format_args!("timeout tunnel {}s   (in the defaults or backend section)", cx.keep())),
+            K::UpgradeFailed => match cx.access_refused() {
+                Some(s) => format!("an 'http-request deny' (or 'auth', 'tarpit', 'return status {s}') rule of the frontend refused {}: relax the acl it matches on (path, Origin, source) for the WebSocket clients", cx.path),
+                None => return generic::fix(kind, cx),
+            },
+            generic_fix![UpstreamHttp10, UpstreamConnectFailed, UpstreamTimeout, ConnectionUpgradeOnPlain, SocketioNoUpgrade, MassClose, ProxyProtocolViolation] => return generic::fix(kind, cx),
         })
     }
 }

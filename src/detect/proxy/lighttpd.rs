@@ -25,26 +25,10 @@ impl Product for Lighttpd {
 
     fn fix(&self, kind: FindingKind, cx: &FixContext) -> Option<String> {
         use FindingKind as K;
-        let (keep, hb) = (cx.keep(), cx.heartbeat());
         Some(match kind {
             K::UpgradeStripped | K::UpstreamHttp10 => "enable upgrades in mod_proxy for this path (lighttpd 1.4.46+):\n    proxy.header = ( \"upgrade\" => \"enable\" )\n(in the same scope as its proxy.server)".into(),
-            K::IdleTimeoutClose | K::HeartbeatRace => format!("raise server.max-read-idle and server.max-write-idle to {keep} (seconds; 60 and 360 by default)\nor send heartbeats every {hb} s or less"),
-            K::UpgradeHeadersMissing
-            | K::HandshakeRejected
-            | K::UpstreamPrematureClose
-            | K::UpstreamConnectFailed
-            | K::UpstreamTimeout
-            | K::UpgradeFailed
-            | K::BadAccept
-            | K::ConnectionUpgradeOnPlain
-            | K::AbnormalClose
-            | K::SocketioNoUpgrade
-            | K::ForwardedProtoMissing
-            | K::MassClose
-            | K::IdleTimeoutImminent
-            | K::ProxyProtocolViolation
-            | K::FalseUpgradeSuccess
-            | K::H2WebsocketNotOffered => return generic::fix(kind, cx),
+            K::IdleTimeoutClose | K::HeartbeatRace => cx.raise_or_heartbeat(format_args!("raise server.max-read-idle and server.max-write-idle to {} (seconds; 60 and 360 by default)", cx.keep())),
+            generic_fix![UpstreamConnectFailed, UpstreamTimeout, UpgradeFailed, ConnectionUpgradeOnPlain, SocketioNoUpgrade, ForwardedProtoMissing, MassClose, ProxyProtocolViolation, FalseUpgradeSuccess, H2WebsocketNotOffered] => return generic::fix(kind, cx),
         })
     }
 }

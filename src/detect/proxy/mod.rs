@@ -22,6 +22,25 @@ use std::fmt;
 use crate::proto::{Request, Response};
 use crate::record::FindingKind;
 
+/// The arm of a product's `fix` that gives the generic fix, as a `match`
+/// pattern: the kinds named, and the kinds whose fix is never in a
+/// proxy's configuration (a hop in front dropped the headers, the backend
+/// refused or closed, a bad Accept, a close without handshake, the warning
+/// before a timeout). Each product's `fix` is an exhaustive `match` whose
+/// last arm is one `generic_fix![...]`, so a new kind does not compile
+/// until every product has placed it: its own fix, or the generic one.
+macro_rules! generic_fix {
+    [$($k:ident),* $(,)?] => {
+        FindingKind::UpgradeHeadersMissing
+            | FindingKind::HandshakeRejected
+            | FindingKind::UpstreamPrematureClose
+            | FindingKind::BadAccept
+            | FindingKind::AbnormalClose
+            | FindingKind::IdleTimeoutImminent
+            $(| FindingKind::$k)*
+    };
+}
+
 mod apache;
 mod caddy;
 mod envoy;
@@ -196,13 +215,21 @@ pub fn fix(kind: FindingKind, p: Proxy, cx: &FixContext) -> Option<String> {
     }
 }
 
-/// What a fix is written for: the path, and the idle timeout involved.
+/// What a fix is written for: the path, the idle timeout involved, and
+/// the status the client got (for a finding about an exchange).
 pub struct FixContext<'a> {
     pub path: &'a str,
     pub boundary_s: Option<f64>,
+    pub status: Option<u16>,
 }
 
 impl FixContext<'_> {
+    /// The status, when it refuses access (401, 403, 407): a proxy that
+    /// answered so itself applied one of its own access rules.
+    pub fn access_refused(&self) -> Option<u16> {
+        self.status.filter(|s| matches!(s, 401 | 403 | 407))
+    }
+
     fn boundary(&self) -> Option<u64> {
         self.boundary_s.map(|b| b.round() as u64)
     }
@@ -215,6 +242,12 @@ impl FixContext<'_> {
     /// A heartbeat interval that beats the boundary: half of it.
     pub fn heartbeat(&self) -> u64 {
         self.boundary().map_or(30, |b| (b / 2).max(1))
+    }
+
+    /// A product's fix for an idle timeout: its setting raised (to
+    /// [`keep`](Self::keep)), or heartbeats that beat the boundary.
+    pub fn raise_or_heartbeat(&self, setting: impl fmt::Display) -> String {
+        format!("{setting}\nor send heartbeats every {} s or less", self.heartbeat())
     }
 }
 

@@ -30,20 +30,16 @@ impl Product for Nginx {
             K::ForwardedProtoMissing => "proxy_set_header X-Forwarded-Proto $scheme;".into(),
             K::UpstreamConnectFailed => "the backend is not listening where nginx connects: start it, or fix the address in proxy_pass / the upstream block".into(),
             K::UpstreamTimeout => "the backend accepted the connection but never answered the upgrade: fix the backend (is the WebSocket route served, is the worker blocked?); nginx gives up after proxy_read_timeout".into(),
-            K::UpgradeFailed => format!("no location that proxies {path} matched: add one (location {path} {{ proxy_pass ...; }}) with the upgrade headers"),
+            K::UpgradeFailed => match cx.access_refused() {
+                Some(s) => format!("a rule of the location that serves {path} refused it with {s} (deny/allow, auth_basic, auth_request, valid_referers, limit_except, return {s}): allow the WebSocket clients there"),
+                None => format!("no location that proxies {path} matched: add one (location {path} {{ proxy_pass ...; }}) with the upgrade headers"),
+            },
             K::IdleTimeoutClose | K::HeartbeatRace => format!(
                 "raise the timeout in the location: proxy_read_timeout {keep}s; proxy_send_timeout {keep}s;\nor send heartbeats (WebSocket pings or messages) every {hb} s or less"
             ),
             K::MassClose => "nginx reloads close upgraded connections when old workers exit: raise worker_shutdown_timeout, reload less often, and make clients reconnect with backoff".into(),
             K::SocketioNoUpgrade => "Socket.IO stays on long-polling when the upgrade to websocket fails: give the /socket.io/ location the upgrade headers (proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;)".into(),
-            K::UpgradeHeadersMissing
-            | K::HandshakeRejected
-            | K::UpstreamPrematureClose
-            | K::BadAccept
-            | K::AbnormalClose
-            | K::IdleTimeoutImminent
-            | K::ProxyProtocolViolation
-            | K::FalseUpgradeSuccess => return generic::fix(kind, cx),
+            generic_fix![ProxyProtocolViolation, FalseUpgradeSuccess] => return generic::fix(kind, cx),
         })
     }
 }

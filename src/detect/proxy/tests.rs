@@ -35,7 +35,7 @@ pub fn forwarded(q: &Request) -> Option<&'static str> {
 }
 
 pub fn cx() -> FixContext<'static> {
-    FixContext { path: "/ws", boundary_s: Some(60.0) }
+    FixContext { path: "/ws", boundary_s: Some(60.0), status: None }
 }
 
 #[test]
@@ -105,10 +105,10 @@ fn every_product_has_a_fix_for_every_kind() {
 
 #[test]
 fn fixes_scale_with_the_boundary() {
-    let c = FixContext { path: "/ws", boundary_s: Some(90.0) };
+    let c = FixContext { path: "/ws", boundary_s: Some(90.0), status: None };
     assert_eq!((c.keep(), c.heartbeat()), (3600, 45));
-    let c = FixContext { path: "/ws", boundary_s: Some(600.0) };
+    let c = FixContext { path: "/ws", boundary_s: Some(600.0), status: None };
     assert_eq!((c.keep(), c.heartbeat()), (6000, 300));
-    let c = FixContext { path: "/ws", boundary_s: None };
+    let c = FixContext { path: "/ws", boundary_s: None, status: None };
     assert_eq!((c.keep(), c.heartbeat()), (3600, 30));
 }

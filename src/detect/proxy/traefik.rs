@@ -29,27 +29,10 @@ impl Product for Traefik {
 
     fn fix(&self, kind: FindingKind, cx: &FixContext) -> Option<String> {
         use FindingKind as K;
-        let (keep, hb) = (cx.keep(), cx.heartbeat());
         Some(match kind {
             K::UpgradeStripped => "traefik forwards WebSocket upgrades by itself: remove the headers middleware (customRequestHeaders) that sets or empties Connection or Upgrade on this router".into(),
-            K::IdleTimeoutClose | K::HeartbeatRace => format!("raise the entryPoint's transport.respondingTimeouts (readTimeout / idleTimeout) to {keep}s\nor send heartbeats every {hb} s or less"),
-            K::UpgradeHeadersMissing
-            | K::UpstreamHttp10
-            | K::HandshakeRejected
-            | K::UpstreamPrematureClose
-            | K::UpstreamConnectFailed
-            | K::UpstreamTimeout
-            | K::UpgradeFailed
-            | K::BadAccept
-            | K::ConnectionUpgradeOnPlain
-            | K::AbnormalClose
-            | K::SocketioNoUpgrade
-            | K::ForwardedProtoMissing
-            | K::MassClose
-            | K::IdleTimeoutImminent
-            | K::ProxyProtocolViolation
-            | K::FalseUpgradeSuccess
-            | K::H2WebsocketNotOffered => return generic::fix(kind, cx),
+            K::IdleTimeoutClose | K::HeartbeatRace => cx.raise_or_heartbeat(format_args!("raise the entryPoint's transport.respondingTimeouts (readTimeout / idleTimeout) to {}s", cx.keep())),
+            generic_fix![UpstreamHttp10, UpstreamConnectFailed, UpstreamTimeout, UpgradeFailed, ConnectionUpgradeOnPlain, SocketioNoUpgrade, ForwardedProtoMissing, MassClose, ProxyProtocolViolation, FalseUpgradeSuccess, H2WebsocketNotOffered] => return generic::fix(kind, cx),
         })
     }
 }
