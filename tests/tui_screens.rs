@@ -7,6 +7,8 @@
 //! reverse sort, the mouse, tab labels, the boundary worded as the text
 //! output words it, exports, the live summary.
 
+mod common;
+
 use std::sync::mpsc;
 
 use clap::Parser;
@@ -29,6 +31,7 @@ fn app_from(name: &str) -> App {
 }
 
 fn app_with(name: &str, extra: &[&str]) -> App {
+    common::pin_utc();
     let path = capture(name);
     let mut argv = vec!["wstap", "-r", &path, "--tui"];
     argv.extend_from_slice(extra);
@@ -47,6 +50,7 @@ fn app_with(name: &str, extra: &[&str]) -> App {
 }
 
 fn screen(app: &App, w: u16, h: u16) -> String {
+    common::pin_utc();
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     t.draw(|f| ui::draw(f, app)).unwrap();
     let buf = t.backend().buffer().clone();
@@ -348,6 +352,7 @@ fn export_a_session_and_a_finding() {
 /// summary, which the dashboard leaves on screen.
 #[test]
 fn quitting_a_live_dashboard_leaves_the_final_summary() {
+    common::pin_utc();
     let path = capture("nginx-idle-60.pcap");
     let args = Args::parse_from(["wstap", "-r", &path, "--tui"]);
     let input = wstap::config::Config::from_args(&args).unwrap().input;
