@@ -37,6 +37,9 @@ pub struct FindingBlock<'a> {
     /// Its one hop in view is a proxy's forward (its handshake line says
     /// "client not seen"): that hop is labelled upstream here too.
     pub front_is_forward: bool,
+    /// What joins it to the proxy's and the application's logs (its
+    /// handshake's), when known.
+    pub join: Option<&'a crate::record::Join>,
 }
 
 impl FindingBlock<'_> {
@@ -125,14 +128,25 @@ impl Display for FindingBlock<'_> {
         }
         write!(out, "\n  {}\n", f.message)?;
         let hops = &f.detail["hops"];
+        let mut client_shown = false;
         for role in ["client", "upstream"] {
             let h = &hops[role];
+            let front = role == "client";
             let role =
                 if role == "client" && self.front_is_forward && hops["upstream"].is_null() { "upstream" } else { role };
             if let Some(flow) = h["flow"].as_str() {
                 let line = h["request_line"].as_str().unwrap_or(if h["encrypted"] == true { "(TLS)" } else { "" });
                 let st = h["status"].as_u64().map(|x| format!(", answered {x}")).unwrap_or_default();
                 writeln!(out, "  {role:<9}{flow}  {line}{st}")?;
+                client_shown |= front;
+            }
+        }
+        // As on the handshake line: the client address read from the
+        // capture is the front hop's source, when its line is above.
+        if let Some(join) = self.join {
+            let j = super::JoinText { join, remote_always: !client_shown };
+            if !j.is_empty() {
+                writeln!(out, "  logs as  {j}")?;
             }
         }
         if let Some(diff) = f.detail.get("diff").and_then(|d| d.as_array()).filter(|d| !d.is_empty()) {
@@ -173,7 +187,7 @@ mod tests {
             primary: true,
             also: Vec::new(),
         };
-        FindingBlock { f: &f, color: false, front_is_forward: false }.to_string()
+        FindingBlock { f: &f, color: false, front_is_forward: false, join: None }.to_string()
     }
 
     /// The diff's lines: from the header line on.
