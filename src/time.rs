@@ -41,10 +41,11 @@ impl Ts {
         Ts(self.0.saturating_add((s * 1e6) as i64))
     }
 
-    /// Time of day, `HH:MM:SS.ffffff` in UTC (the dashboard's clock; text
-    /// lines use [`Stamp`], local time as tcpdump).
-    pub fn time_of_day(self) -> TimeOfDay {
-        TimeOfDay(self)
+    /// Time of day in local time (the TZ environment's zone), as text
+    /// lines write it by default: `HH:MM:SS.ffffff` ([`Stamp`] with
+    /// [`TimeFormat::Time`], tcpdump's default). The dashboard's clock.
+    pub fn time_of_day(self) -> Stamp {
+        Stamp { ts: self, format: TimeFormat::Time, prev: None, first: None }
     }
 }
 
@@ -171,16 +172,6 @@ impl Local {
     }
 }
 
-pub struct TimeOfDay(Ts);
-
-impl fmt::Display for TimeOfDay {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let us = self.0.0.rem_euclid(86_400_000_000);
-        let s = us / 1_000_000;
-        write!(f, "{:02}:{:02}:{:02}.{:06}", s / 3600, (s / 60) % 60, s % 60, us % 1_000_000)
-    }
-}
-
 /// Rounds a float to microsecond precision for output, so JSON shows
 /// `1700000000.123456` rather than binary noise.
 pub fn round_us(v: f64) -> f64 {
@@ -192,6 +183,20 @@ pub fn round3(v: f64) -> f64 {
     (v * 1e3).round() / 1e3
 }
 
+/// Pins the process's zone to UTC for unit tests that format local
+/// times: every caller sets the same value (tests run in threads of one
+/// process).
+#[cfg(test)]
+pub(crate) fn pin_utc() {
+    // SAFETY: tests that read local time all set the same value first.
+    unsafe { std::env::set_var("TZ", "UTC") };
+    unsafe extern "C" {
+        fn tzset();
+    }
+    // SAFETY: tzset re-reads TZ; no other thread sets another value.
+    unsafe { tzset() };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,21 +205,9 @@ mod tests {
         Stamp { ts: Ts(us), format, prev: Some(Ts(us - 20)), first: Some(Ts(us - 3_723_000_001)) }.to_string()
     }
 
-    /// Each process test sets TZ the same way (tests run in threads of one
-    /// process): UTC unless a test says otherwise.
-    fn tz(zone: &str) {
-        // SAFETY: tests that read local time all set the same value first.
-        unsafe { std::env::set_var("TZ", zone) };
-        unsafe extern "C" {
-            fn tzset();
-        }
-        // SAFETY: tzset re-reads TZ; no other thread changes it.
-        unsafe { tzset() };
-    }
-
     #[test]
     fn stamps_as_the_t_family() {
-        tz("UTC");
+        pin_utc();
         let us = 1_700_000_000_000_042;
         assert_eq!(stamp(us, TimeFormat::Time), "22:13:20.000042");
         assert_eq!(stamp(us, TimeFormat::None), "");
@@ -236,6 +229,7 @@ mod tests {
 
     #[test]
     fn time_of_day_formats_like_tcpdump() {
+        pin_utc();
         let t = Ts::from_timeval(1_700_000_000, 42);
         assert_eq!(t.time_of_day().to_string(), "22:13:20.000042");
         assert_eq!(Ts(0).time_of_day().to_string(), "00:00:00.000000");

@@ -139,3 +139,86 @@ fn records_join_nginx_access_log_lines() {
     // The plain request is not a handshake, and its line names no record.
     assert_eq!(lines.iter().filter(|l| l.3 == "200").count(), 1);
 }
+
+/// Text output shows what joins a record to nginx's access log where a
+/// reader looks for it: each handshake line and its session line end with
+/// the request ids nginx logged (the address read from the capture is
+/// the client flow's source, already on the line).
+#[test]
+fn text_lines_carry_the_ids_of_the_access_log() {
+    let log = std::fs::read_to_string(root().join("captures/nginx-request-id.access.log")).unwrap();
+    let out = wstap(&["-r", capture("nginx-request-id").to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut checked = 0;
+    for l in log.lines().filter(|l| l.contains("\" 101 \"")) {
+        let f: Vec<&str> = l.splitn(4, ' ').collect();
+        let (addr, id, trace) = (f[0], f[1], f[2].trim_matches('"'));
+        for what in ["handshake #", "session #"] {
+            let line = text
+                .lines()
+                .find(|t| t.contains(what) && t.contains(&format!("{addr}->")))
+                .unwrap_or_else(|| panic!("no {what} line for {addr}:\n{text}"));
+            assert!(
+                line.ends_with(&format!(" | traceparent {trace}, x-request-id {id}")),
+                "{what} line for {addr} lacks its ids: {line}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6);
+    // Records without ids keep their lines as they were.
+    let out = wstap(&["-r", capture("nginx-healthy").to_str().unwrap()]);
+    assert!(!String::from_utf8(out.stdout).unwrap().contains(" | x-request-id"));
+}
+
+/// A proxy's forward seen alone (the client hop not in the capture): the
+/// text names the client address the proxy wrote (X-Real-IP) and the
+/// original client behind another proxy (X-Forwarded-For's first entry),
+/// on the handshake line and in its finding's block; request ids are
+/// redacted as in the JSON (a JSON Web Token) and escaped (a C1 control,
+/// CSI, from the wire).
+#[test]
+fn text_names_the_remote_address_a_forward_carries_redacted_and_escaped() {
+    let dir = std::env::temp_dir().join(format!("wstap-joins-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("forward.pcap");
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+    let mut b = PcapBuilder::default();
+    let (mut c, mut s) = b.connect(([10, 0, 0, 2], 40000), ([10, 0, 0, 3], 8080));
+    let req = format!(
+        "GET /ws HTTP/1.0\r\nHost: app\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Connection: close\r\nX-Real-IP: 192.0.2.7\r\nX-Forwarded-For: 203.0.113.9, 192.0.2.7\r\n\
+         X-Request-ID: ab\u{9b}31mcd\r\nTraceparent: {jwt}\r\n\r\n"
+    );
+    b.send(&mut c, &s, req.as_bytes());
+    b.advance_ms(2);
+    b.send(&mut s, &c, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    b.fin(&mut s, &c);
+    b.fin(&mut c, &s);
+    b.write(&pcap);
+
+    // Named as an upstream: the one hop in view is the proxy's forward.
+    let up = ["--upstream", "10.0.0.3:8080"];
+    let rs = records_of(&pcap, &up);
+    let h = of_type(&rs, "handshake")[0].clone();
+    assert_eq!((h["remote_addr"].as_str(), h["remote_from"].as_str()), (Some("192.0.2.7"), Some("x-real-ip")));
+    assert_eq!(h["forwarded_for"], "203.0.113.9");
+    assert_eq!(h["request_ids"]["traceparent"], "REDACTED", "a token by its shape");
+    assert_eq!(h["request_ids"]["x-request-id"], "ab\u{9b}31mcd", "JSON keeps the value (its \\u escape)");
+
+    let out = wstap(&["-r", pcap.to_str().unwrap(), up[0], up[1]]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\u{9b}') && !text.contains(jwt), "{text}");
+    let join = "remote 192.0.2.7 from x-real-ip, for 203.0.113.9, x-request-id ab\\u009b31mcd, traceparent REDACTED";
+    let hs = text.lines().find(|l| l.contains("handshake #1")).unwrap();
+    assert!(hs.contains("client not seen") && hs.ends_with(&format!(" | {join}")), "{hs}");
+    let finding =
+        text.lines().find(|l| l.starts_with("  logs as  ")).unwrap_or_else(|| panic!("no logs line:\n{text}"));
+    assert_eq!(finding, format!("  logs as  {join}"));
+    // --no-redact shows the token, still escaped.
+    let out = wstap(&["-r", pcap.to_str().unwrap(), up[0], up[1], "--no-redact"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!("traceparent {jwt}")) && !text.contains('\u{9b}'), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

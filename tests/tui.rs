@@ -3,6 +3,8 @@
 //! render it into ratatui's `TestBackend`, and assert on what is on
 //! screen: text and colours. No threads, no sleeps.
 
+mod common;
+
 use std::sync::mpsc;
 
 use clap::Parser;
@@ -31,6 +33,7 @@ fn capture(name: &str) -> String {
 
 /// Runs the worker loop over a capture, synchronously, into an App.
 fn app_from_capture(name: &str, opts: FeedOptions) -> App {
+    common::pin_utc();
     let path = capture(name);
     let args = Args::parse_from(["wstap", "-r", &path, "--tui"]);
     let mut p = wstap::app::build_pipeline(&args).unwrap();
@@ -49,10 +52,12 @@ fn app_from_capture(name: &str, opts: FeedOptions) -> App {
 }
 
 fn test_app() -> App {
+    common::pin_utc();
     App::new(Source { label: "test.pcap".into(), kind: SourceKind::File })
 }
 
 fn render(app: &App, w: u16, h: u16) -> Buffer {
+    common::pin_utc();
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     t.draw(|f| ui::draw(f, app)).unwrap();
     t.backend().buffer().clone()

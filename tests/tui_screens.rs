@@ -7,6 +7,8 @@
 //! reverse sort, the mouse, tab labels, the boundary worded as the text
 //! output words it, exports, the live summary.
 
+mod common;
+
 use std::sync::mpsc;
 
 use clap::Parser;
@@ -29,6 +31,7 @@ fn app_from(name: &str) -> App {
 }
 
 fn app_with(name: &str, extra: &[&str]) -> App {
+    common::pin_utc();
     let path = capture(name);
     let mut argv = vec!["wstap", "-r", &path, "--tui"];
     argv.extend_from_slice(extra);
@@ -47,6 +50,7 @@ fn app_with(name: &str, extra: &[&str]) -> App {
 }
 
 fn screen(app: &App, w: u16, h: u16) -> String {
+    common::pin_utc();
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     t.draw(|f| ui::draw(f, app)).unwrap();
     let buf = t.backend().buffer().clone();
@@ -176,6 +180,30 @@ fn session_detail_has_both_hops_the_timeline_the_close_and_its_finding() {
 
 /// With `-v` the timeline has the frames themselves, on both hops, in
 /// time order with the rest; without it, it says how to get them.
+/// The session detail names what joins it to nginx's access log, as the
+/// text output does: the client address and port, the request ids, whole
+/// (the line wraps rather than cutting an id).
+#[test]
+fn session_detail_names_the_remote_address_and_request_ids() {
+    let mut app = app_from("nginx-request-id.pcap");
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Enter);
+    let id = app.detail_session.unwrap();
+    let s = screen(&app, 80, 40);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wstap"))
+        .args(["-r", &capture("nginx-request-id.pcap")])
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().find(|l| l.contains(&format!("session #{id} "))).unwrap();
+    let (_, ids) = line.rsplit_once(" | ").unwrap();
+    let flat: String = s.lines().map(str::trim_end).collect::<Vec<_>>().join(" ");
+    let remote = line.split(' ').nth(4).unwrap().split("->").next().unwrap();
+    assert!(flat.contains(&format!("remote {remote}, {ids}")), "{remote}, {ids} not in:\n{s}");
+    assert!(s.contains("Client hop") && s.contains("Timeline"), "{s}");
+}
+
 #[test]
 fn with_v_the_timeline_has_every_frame() {
     let mut app = app_with("nginx-healthy.pcap", &["-v"]);
@@ -348,6 +376,7 @@ fn export_a_session_and_a_finding() {
 /// summary, which the dashboard leaves on screen.
 #[test]
 fn quitting_a_live_dashboard_leaves_the_final_summary() {
+    common::pin_utc();
     let path = capture("nginx-idle-60.pcap");
     let args = Args::parse_from(["wstap", "-r", &path, "--tui"]);
     let input = wstap::config::Config::from_args(&args).unwrap().input;

@@ -274,10 +274,13 @@ pub fn fmt_us(us: u64) -> String {
     }
 }
 
-/// Capture time of day, to the millisecond (UTC, as the text output).
+/// Capture time of day to the millisecond, in local time (the TZ
+/// environment's zone) through the text output's own time function, so a
+/// time on the dashboard is the text line's time cut to milliseconds.
 pub fn fmt_tod(ts: f64) -> String {
-    let s = Ts::from_secs_f64(ts).time_of_day().to_string();
-    s[..s.len().min(12)].to_string()
+    let mut s = Ts::from_secs_f64(ts).time_of_day().to_string();
+    s.truncate(12);
+    s
 }
 
 pub fn fmt_speed(s: f64) -> String {
@@ -330,6 +333,7 @@ mod tests {
         assert_eq!(fmt_us(1_200_000), "1.20s");
         assert_eq!(fmt_bytes(4200), "4.1K");
         assert_eq!(fmt_count(12_345), "12.3k");
+        crate::time::pin_utc();
         assert_eq!(fmt_tod(1_700_000_000.123456), "22:13:20.123");
         assert_eq!(ellipsize("abcdef", 4), "abc…");
     }

@@ -14,6 +14,24 @@ pub fn capture(name: &str) -> PathBuf {
     root().join("captures").join(format!("{name}.pcap"))
 }
 
+/// Pins this test process's local time zone to UTC, for tests that format
+/// times in process (the dashboard's screens): times are local time, as
+/// tcpdump's, and what the tests hold must not depend on the machine's
+/// zone. Every caller sets the same zone, so threads never disagree.
+pub fn pin_utc() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: set once, before any time is formatted, to the one
+        // value every test of the process uses.
+        unsafe { std::env::set_var("TZ", "UTC") };
+        unsafe extern "C" {
+            fn tzset();
+        }
+        // SAFETY: tzset re-reads TZ; nothing else changes it.
+        unsafe { tzset() };
+    });
+}
+
 /// Runs the binary with TZ=UTC: text times are local time, as tcpdump's,
 /// and the outputs held by the tests must not depend on the machine's zone.
 pub fn wstap(args: &[&str]) -> Output {

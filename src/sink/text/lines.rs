@@ -5,7 +5,7 @@
 use std::fmt::{self, Display, Formatter};
 
 use crate::proto::{Dir, Version};
-use crate::record::{Dirs, FrameLine, Handshake, Hop, HttpMessage, MessageDir, Role, Session};
+use crate::record::{Dirs, FrameLine, Handshake, Hop, HttpMessage, Join, MessageDir, RemoteFrom, Role, Session};
 
 /// A latency, or "-".
 struct Ms(Option<f64>);
@@ -101,6 +101,59 @@ impl Display for Oddities<'_> {
     }
 }
 
+/// What joins a record to the proxy's and the application's logs, as
+/// the JSON's join fields (docs/json.md), compactly: `remote 10.0.0.5
+/// from x-real-ip, for 203.0.113.7, x-request-id 4ad5..., traceparent
+/// 00-...`. The client address as the proxy logs it (`$remote_addr`, with
+/// `$remote_port` when known) and where it was read when not from the
+/// client hop's connection; the original client a proxy before it named;
+/// each request id, redacted as in the JSON and escaped here. With
+/// `remote_always` false, an address read from the capture is left out: it
+/// is the client flow's source, already on the line. Empty when there is
+/// nothing to say ([`JoinText::is_empty`]).
+pub struct JoinText<'a> {
+    pub join: &'a Join,
+    pub remote_always: bool,
+}
+
+impl JoinText<'_> {
+    fn remote(&self) -> Option<(std::net::IpAddr, Option<u16>)> {
+        let j = self.join;
+        let from_capture = j.remote_from.is_none_or(|r| r == RemoteFrom::Capture);
+        j.remote_addr.filter(|_| self.remote_always || !from_capture).map(|a| (a, j.remote_port))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remote().is_none() && self.join.forwarded_for.is_none() && self.join.request_ids.is_empty()
+    }
+}
+
+impl Display for JoinText<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let j = self.join;
+        let mut sep = "";
+        if let Some((a, port)) = self.remote() {
+            match port {
+                Some(p) => write!(f, "remote {}", crate::flow::Endpoint::new(a, p))?,
+                None => write!(f, "remote {a}")?,
+            }
+            if let Some(r) = j.remote_from.filter(|r| *r != RemoteFrom::Capture) {
+                write!(f, " from {}", r.name())?;
+            }
+            sep = ", ";
+        }
+        if let Some(a) = j.forwarded_for {
+            write!(f, "{sep}for {a}")?;
+            sep = ", ";
+        }
+        for (name, v) in &j.request_ids.0 {
+            write!(f, "{sep}{name} {}", crate::escape::text(v))?;
+            sep = ", ";
+        }
+        Ok(())
+    }
+}
+
 /// `12:00:01.234567 handshake #3 GET /ws upgraded | client ... | upstream ...`
 pub struct HandshakeLine<'a>(pub &'a Handshake);
 
@@ -114,14 +167,15 @@ impl Display for HandshakeLine<'_> {
             // The one hop in view is a proxy's forward: what the capture
             // shows is an upstream leg, and the client is not in it.
             Some(c) if h.upstream.is_none() && h.join.front_forwarded => {
-                return write!(
+                write!(
                     f,
                     " | client not seen | upstream {} {} {}{}",
                     c.flow,
                     Status(c),
                     Ms(h.latency_ms.client),
                     Oddities(c)
-                );
+                )?;
+                return Tail(h).fmt(f);
             }
             // A TLS client hop: only its flow and handshake are known.
             Some(c) if c.encrypted && h.latency_ms.client.is_none() => {
@@ -133,6 +187,20 @@ impl Display for HandshakeLine<'_> {
         match &h.upstream {
             Some(u) => write!(f, " | upstream {} {} {}{}", u.flow, Status(u), Ms(h.latency_ms.upstream), Oddities(u))?,
             None => f.write_str(" | upstream not seen")?,
+        }
+        Tail(h).fmt(f)
+    }
+}
+
+/// The end of a handshake line: what joins it to logs, its place in a chain.
+struct Tail<'a>(&'a Handshake);
+
+impl Display for Tail<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let h = self.0;
+        let join = JoinText { join: &h.join, remote_always: false };
+        if !join.is_empty() {
+            write!(f, " | {join}")?;
         }
         if h.hop_index > 0 {
             write!(f, " (chain {} hop {})", h.chain, h.hop_index)?;
@@ -181,8 +249,10 @@ impl Display for SessionLine<'_> {
         if let Some(h) = &s.heartbeat {
             write!(f, ", {} {} every {:.1} s", h.from, h.kind, h.interval_s)?;
         }
+        let join = JoinText { join: &s.join, remote_always: false };
+        let join = if join.is_empty() { String::new() } else { format!(" | {join}") };
         if s.open {
-            return f.write_str(", still open at end of capture");
+            return write!(f, ", still open at end of capture{join}");
         }
         let c = &s.close;
         write!(f, ", closed by {} ({})", c.by.map_or("?", |b| b.name()), c.how)?;
@@ -198,7 +268,7 @@ impl Display for SessionLine<'_> {
         {
             write!(f, ", after {i:.1} s idle")?;
         }
-        Ok(())
+        f.write_str(&join)
     }
 }
 

@@ -18,7 +18,7 @@ use crate::flow::key::{FlowKey, FxHashSet};
 use crate::record::{Finding, HttpMessage, MessageDir, Record, Severity};
 use crate::time::{Stamp, Ts};
 pub use finding::FindingBlock;
-pub use lines::{FrameText, HandshakeLine, HeadText, HexDump, HttpLine, SessionLine};
+pub use lines::{FrameText, HandshakeLine, HeadText, HexDump, HttpLine, JoinText, SessionLine};
 pub use summary::{SummaryText, memory_line};
 
 /// A count and its noun, singular for one: `N(1, "session")` is
@@ -124,7 +124,21 @@ pub struct TextSink<W: Write> {
     /// 1024), so that their findings label that hop as the handshake
     /// line does.
     forwards: std::collections::VecDeque<u64>,
+    /// What joins the newest handshakes to logs (their [`JoinText`]), for
+    /// the findings about them or their sessions.
+    joins: std::collections::VecDeque<Joined>,
 }
+
+/// A handshake's id, its front connection (not an HTTP/2 one, which many
+/// handshakes share) and what joins it to logs.
+struct Joined {
+    id: u64,
+    front: Option<FlowKey>,
+    join: crate::record::Join,
+}
+
+/// Handshakes whose join text is remembered, at most.
+const MAX_JOINS: usize = 1024;
 
 impl<W: Write> TextSink<W> {
     pub fn new(w: W, o: TextOptions) -> TextSink<W> {
@@ -137,6 +151,7 @@ impl<W: Write> TextSink<W> {
             groups: BTreeMap::new(),
             ungrouped: 0,
             forwards: Default::default(),
+            joins: Default::default(),
         }
     }
 
@@ -210,6 +225,24 @@ impl<W: Write> TextSink<W> {
         f.detail.get("handshake").and_then(|v| v.as_u64()).is_some_and(|id| self.forwards.contains(&id))
     }
 
+    /// What joins a finding to logs: its handshake's, or its one session's
+    /// (by the session's front connection).
+    fn join_of(&self, f: &Finding) -> Option<&crate::record::Join> {
+        let j = match f.detail.get("handshake").and_then(|v| v.as_u64()) {
+            Some(id) => self.joins.iter().rev().find(|j| j.id == id),
+            None if f.detail.get("session").is_some_and(|s| s.is_u64()) => {
+                let front = f.flows.first()?;
+                self.joins.iter().rev().find(|j| j.front.as_ref() == Some(front))
+            }
+            None => None,
+        };
+        j.map(|j| &j.join)
+    }
+
+    fn block<'a>(&'a self, f: &'a Finding) -> FindingBlock<'a> {
+        FindingBlock { f, color: self.o.color, front_is_forward: self.forward(f), join: self.join_of(f) }
+    }
+
     /// A finding: printed in full the first time its group is seen.
     fn finding(&mut self, f: &Finding) -> std::io::Result<()> {
         let key = GroupKey::of(f);
@@ -217,13 +250,15 @@ impl<W: Write> TextSink<W> {
         if first && self.groups.len() >= MAX_GROUPS {
             self.ungrouped += 1;
             self.stamp(f.ts)?;
-            return write!(self.w, "{}", FindingBlock { f, color: self.o.color, front_is_forward: self.forward(f) });
+            let block = self.block(f).to_string();
+            return self.w.write_all(block.as_bytes());
         }
         let g = self.groups.entry(key).or_insert(Group { severity: f.severity, count: 0, first_ts: f.ts });
         g.count += 1;
         if first {
             self.stamp(f.ts)?;
-            write!(self.w, "{}", FindingBlock { f, color: self.o.color, front_is_forward: self.forward(f) })?;
+            let block = self.block(f).to_string();
+            self.w.write_all(block.as_bytes())?;
         }
         Ok(())
     }
@@ -248,6 +283,13 @@ impl<W: Write> Sink for TextSink<W> {
                     self.forwards.push_back(h.id);
                     if self.forwards.len() > 1024 {
                         self.forwards.pop_front();
+                    }
+                }
+                if !(JoinText { join: &h.join, remote_always: true }).is_empty() {
+                    let front = h.client.as_ref().or(h.upstream.as_ref()).filter(|h| h.stream_id.is_none());
+                    self.joins.push_back(Joined { id: h.id, front: front.map(|h| h.flow), join: h.join.clone() });
+                    if self.joins.len() > MAX_JOINS {
+                        self.joins.pop_front();
                     }
                 }
                 self.stamp(h.ts)?;

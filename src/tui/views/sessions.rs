@@ -346,21 +346,22 @@ pub fn render_detail(f: &mut Frame, app: &App, area: Rect) {
     ])];
     if let Some(h) = h {
         let mut v = vec![Span::styled("handshake ", dim), Span::raw(format!("#{} {}", h.id, h.outcome.name()))];
-        if let (Some(a), Some(p)) = (h.join.remote_addr, h.join.remote_port) {
-            v.push(Span::styled("  remote ", dim));
-            v.push(Span::raw(crate::flow::Endpoint::new(a, p).to_string()));
-        }
-        for (k, id) in &h.join.request_ids.0 {
-            v.push(Span::styled(format!("  {k} "), dim));
-            v.push(Span::raw(id.clone()));
+        // What joins it to the proxy's log, as the text output says it
+        // (request ids escaped there: the records' escaping leaves them).
+        let join = crate::sink::text::JoinText { join: &h.join, remote_always: true };
+        if !join.is_empty() {
+            v.push(Span::raw(format!("  {join}")));
         }
         head.push(Line::from(v));
     }
+    // The head wraps (request ids are long): as many rows as it takes,
+    // at most 4.
+    let w = usize::from(area.width.max(1));
+    let head_h = head.iter().map(|l| l.width().max(1).div_ceil(w)).sum::<usize>().min(4) as u16;
     let hops_h = 10u16.min(area.height.saturating_sub(4));
     let [top, hops, rest] =
-        Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Length(hops_h), Constraint::Min(0)])
-            .areas(area);
-    f.render_widget(Paragraph::new(head), top);
+        Layout::vertical([Constraint::Length(head_h), Constraint::Length(hops_h), Constraint::Min(0)]).areas(area);
+    f.render_widget(Paragraph::new(head).wrap(Wrap { trim: false }), top);
     let [left, right] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(hops);
     for (r, role, title) in [(left, Role::Client, " Client hop "), (right, Role::Upstream, " Upstream hop ")] {
         let p =
