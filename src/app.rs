@@ -93,6 +93,7 @@ fn sink_options(cfg: &Output, beside: &Beside) -> crate::sink::Options {
         },
         line_buffered,
         to_stderr: cfg.to_stderr,
+        links: None,
         metrics: beside.metrics.clone(),
         json_file: beside.json_file.clone(),
     }
@@ -149,6 +150,15 @@ pub fn run(args: Args) -> Result<i32> {
 fn analyse(cfg: Config) -> Result<i32> {
     let beside = open_beside(&cfg.output)?;
     let mut pipeline = pipeline(&cfg.analysis)?;
+    // `-e`: the pipeline notes each connection's first link header, the
+    // text sink prints it (decode/linkaddr.rs).
+    let links = cfg.output.link.then(crate::decode::linkaddr::LinkTable::shared);
+    pipeline.links = links.clone();
+    let stdout_sink = |cfg: &Output, beside: &Beside| {
+        let mut o = sink_options(cfg, beside);
+        o.links = links.clone();
+        crate::sink::standard(&o)
+    };
     if let Some(dash) = &cfg.dashboard {
         let options = sink_options(&cfg.output, &beside);
         return crate::tui::run(&cfg.input, dash, pipeline, crate::sink::beside(&options));

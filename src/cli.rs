@@ -164,6 +164,11 @@ pub struct Args {
     #[arg(short = 'X', help_heading = "Output")]
     pub hex: bool,
 
+    /// Print the link-level header (MAC addresses; with -i any, the direction and interface) of the packet
+    /// that opened each hop's connection, under its handshake line (as tcpdump -e). Analyses on one thread.
+    #[arg(short = 'e', help_heading = "Output")]
+    pub link_header: bool,
+
     /// When to colour text output (auto: a terminal, unless NO_COLOR is set or TERM=dumb; CLICOLOR_FORCE forces it).
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN", help_heading = "Output")]
     pub color: ColorWhen,

@@ -114,6 +114,8 @@ pub struct Output {
     pub to_stderr: bool,
     /// `-A` / `-X`: the handshakes' HTTP heads.
     pub heads: Option<crate::sink::Heads>,
+    /// `-e`: the link-level header under each handshake.
+    pub link: bool,
     /// `--metrics ADDR`: where to serve Prometheus metrics.
     pub metrics: Option<std::net::SocketAddr>,
     /// `--json-file PATH`: JSON Lines to a file too.
@@ -261,6 +263,7 @@ const APPLIES: &[(&str, &str, Needs)] = &[
     ("color", "--color", Needs::Text),
     ("ascii", "-A", Needs::Text),
     ("hex", "-X", Needs::Text),
+    ("link_header", "-e", Needs::Text),
     ("line_buffered", "-l", Needs::Lines),
     ("quiet", "-q", Needs::Lines),
     ("verbose", "-v", Needs::Lines),
@@ -294,7 +297,9 @@ fn check_applies(args: &Args) -> Result<()> {
                 format!("{flag} applies to output lines, not to the dashboard (--tui)")
             }
             Needs::Text if args.json => {
-                format!("{flag} applies to text output, not to --json (JSON times are seconds since 1970, UTC)")
+                let times = matches!(*id, "time_stamps" | "time_format");
+                let why = if times { " (JSON times are seconds since 1970, UTC)" } else { "" };
+                format!("{flag} applies to text output, not to --json{why}")
             }
             Needs::Replay if !tui => "--replay needs --tui: it replays the capture on the dashboard \
                  (text and JSON are written as fast as the file is read)"
@@ -386,7 +391,13 @@ impl Analysis {
                     "--threads {n}: live capture and the dashboard analyse on one thread; --threads is for capture files (-r)"
                 )));
             }
+            Some(n) if n > 1 && args.link_header => {
+                return Err(Error::usage(format!(
+                    "--threads {n}: -e reads each connection's first link header on one thread"
+                )));
+            }
             Some(n) => n,
+            None if args.link_header => 1,
             None => crate::shard::default_threads_for(args.read.as_deref()),
         };
         Ok(Analysis {
@@ -446,6 +457,7 @@ impl Output {
             },
             metrics: None,
             json_file: args.json_file.clone(),
+            link: args.link_header,
         })
     }
 }
@@ -581,6 +593,8 @@ mod tests {
         assert!(err(&["-i", "lo", "-Z", "root", "--threads", "2"]).starts_with("--threads 2: live capture"));
         assert!(err(&["-r", "x", "--tui", "--threads", "4"]).starts_with("--threads 4: live capture"));
         assert!(err(&["-r", "x", "--threads", "65"]).starts_with("invalid --threads 65"));
+        assert!(err(&["-r", "x", "-e", "--threads", "2"]).starts_with("--threads 2: -e reads"));
+        assert_eq!(err(&["-r", "x", "-e", "--json"]), "-e applies to text output, not to --json");
         assert_eq!(
             err(&["--tui", "-r", "x", "-Z", "root", "--replay", "0"]),
             "invalid --replay 0: expected a speed factor > 0 (1 = real time)"

@@ -60,6 +60,8 @@ pub struct Pipeline {
     output_charged: usize,
     /// A tick passed since the sinks were last offered the runtime numbers.
     runtime_due: bool,
+    /// `-e`: each connection's first link-level header, for the text sink.
+    pub links: Option<decode::linkaddr::SharedLinks>,
 }
 
 impl Pipeline {
@@ -84,6 +86,7 @@ impl Pipeline {
             now: Ts::ZERO,
             limits,
             threads,
+            links: None,
         }
     }
 
@@ -109,6 +112,9 @@ impl Pipeline {
         match decode::decode(linktype, data, missing) {
             Ok(seg) => {
                 st.tcp_packets += 1;
+                if let Some(links) = &self.links {
+                    Self::see_link(links, linktype, data, &seg);
+                }
                 self.flows.packet(self.now, &seg, &mut self.events);
             }
             Err(Skip::IpFragment) => self.fragment(linktype, data, missing),
@@ -124,6 +130,18 @@ impl Pipeline {
         }
         self.tick();
         self.charge_output();
+    }
+
+    /// `-e`: remembers the link-level header of a connection's first packet.
+    #[cold]
+    fn see_link(links: &decode::linkaddr::SharedLinks, linktype: LinkType, data: &[u8], seg: &decode::Segment) {
+        use decode::flags::{ACK, SYN};
+        if let Some(h) = decode::linkaddr::LinkHeader::parse(linktype, data)
+            && let Ok(mut t) = links.lock()
+        {
+            let key = crate::flow::FlowKey { src: seg.src, dst: seg.dst };
+            t.see(key, seg.has(SYN) && !seg.has(ACK), h);
+        }
     }
 
     /// The analysis' output buffer, charged to the budget's buffers.

@@ -5,6 +5,7 @@
 pub mod frag;
 pub mod ip;
 pub mod link;
+pub mod linkaddr;
 pub mod tunnel;
 
 use crate::flow::key::Endpoint;

@@ -48,6 +48,8 @@ pub struct Options {
     pub line_buffered: bool,
     /// `-w -`: the packets take standard output; records go to standard error.
     pub to_stderr: bool,
+    /// `-e`: the connections' link-level headers, filled by the pipeline.
+    pub links: Option<crate::decode::linkaddr::SharedLinks>,
     /// `--metrics ADDR`: the endpoint, already listening.
     pub metrics: Option<metrics::Endpoint>,
     /// `--json-file PATH`: the file, already open.

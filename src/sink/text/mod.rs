@@ -44,7 +44,7 @@ impl std::fmt::Display for Nn<'_> {
 
 /// The text sink, on standard output (unless `--json`).
 pub fn build(o: &Options) -> Option<Box<dyn Sink>> {
-    (!o.json).then(|| Box::new(TextSink::new(o.stdout(), o.text)) as Box<dyn Sink>)
+    (!o.json).then(|| Box::new(TextSink::new(o.stdout(), o.text).with_links(o.links.clone())) as Box<dyn Sink>)
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -111,6 +111,8 @@ const MAX_GROUPS: usize = 4096;
 pub struct TextSink<W: Write> {
     w: W,
     o: TextOptions,
+    /// `-e`: each connection's first link-level header (decode/linkaddr.rs).
+    links: Option<crate::decode::linkaddr::SharedLinks>,
     /// `-A`/`-X`: connections (and HTTP/2 streams) whose upgrade request
     /// awaits its response.
     upgrading: FxHashSet<(FlowKey, Option<u32>)>,
@@ -152,7 +154,33 @@ impl<W: Write> TextSink<W> {
             ungrouped: 0,
             forwards: Default::default(),
             joins: Default::default(),
+            links: None,
         }
+    }
+
+    /// `-e`: print each hop's link-level header under its handshake.
+    pub fn with_links(mut self, links: Option<crate::decode::linkaddr::SharedLinks>) -> TextSink<W> {
+        self.links = links;
+        self
+    }
+
+    /// `-e`: `  link client A->B: 00:11:.. > 66:77:.., ethertype IPv4 (0x0800)`
+    /// for each hop of a handshake (tcpdump -e's wording, of the packet
+    /// that opened the connection).
+    fn write_links(&mut self, h: &crate::record::Handshake) -> std::io::Result<()> {
+        let Some(links) = &self.links else { return Ok(()) };
+        let Ok(t) = links.lock() else { return Ok(()) };
+        for (role, hop) in [("client", &h.client), ("upstream", &h.upstream)] {
+            let Some(hop) = hop else { continue };
+            match t.get(hop.flow) {
+                Some((l, true)) => writeln!(self.w, "  link {role:<8} {}: {l}", hop.flow)?,
+                Some((l, false)) => {
+                    writeln!(self.w, "  link {role:<8} {}: {l} (its first packet, {})", hop.flow, hop.flow.reversed())?
+                }
+                None => writeln!(self.w, "  link {role:<8} {}: not kept", hop.flow)?,
+            }
+        }
+        Ok(())
     }
 
     /// `-A`/`-X`: whether an HTTP message belongs to a WebSocket handshake
@@ -293,7 +321,8 @@ impl<W: Write> Sink for TextSink<W> {
                     }
                 }
                 self.stamp(h.ts)?;
-                writeln!(self.w, "{}", HandshakeLine(h))?
+                writeln!(self.w, "{}", HandshakeLine(h))?;
+                self.write_links(h)?
             }
             Record::Session(s) => {
                 self.stamp(s.end)?;
