@@ -73,6 +73,10 @@ pub struct FlowStats {
 
 type Key = (Endpoint, Endpoint);
 
+/// A live connection's (or HTTP/2 stream's) WebSocket activity, copied:
+/// ((canonical 4-tuple, connection id), activity).
+pub type Activity = ((Key, u64), crate::proto::activity::WsActivity);
+
 /// Connections live inline in the map's buckets: the lookup that finds a
 /// connection also brings its first cache lines in (one miss, not two).
 pub struct FlowTable {
@@ -205,6 +209,22 @@ impl FlowTable {
             b.stats.dropped += c.stats.dropped;
             b.stats.shed_connections += c.stats.shed_connections;
             b.stats.shed_bytes += c.stats.shed_bytes;
+        }
+    }
+
+    /// Copies of the WebSocket activity of every live connection (and
+    /// HTTP/2 stream) that has some, keyed as [`Self::get`] finds them
+    /// (HTTP/2 streams by `h2::stream_conn`): flow-sharded live capture
+    /// hands them to the correlator at each tick, for the open sessions'
+    /// rows.
+    pub fn activities(&self, out: &mut Vec<Activity>) {
+        for (k, c) in &self.map {
+            if let Some(a) = c.activity() {
+                out.push(((*k, c.id), a.clone()));
+            }
+            for (stream, a) in c.stream_activities() {
+                out.push(((*k, crate::proto::h2::stream_conn(c.id, stream)), a.clone()));
+            }
         }
     }
 
