@@ -250,7 +250,7 @@ impl PacketSource for AsLive {
         let (ts, data, orig_len) = self.ahead.take().unwrap();
         self.last = Some(ts);
         self.n += 1;
-        self.lull = self.n % 64 == 0;
+        self.lull = self.n.is_multiple_of(64);
         self.cur = data;
         Ok(Next::Packet(wstap::capture::RawPacket { ts, data: &self.cur, orig_len }))
     }
