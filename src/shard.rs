@@ -65,7 +65,7 @@ use crate::decode::{self, LinkType, Segment, Skip};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::flow::key::{Endpoint, FxHashMap};
-use crate::flow::table::Activity;
+use crate::flow::table::{Activity, TableCounts};
 use crate::flow::{FlowTable, Limits};
 use crate::pipeline::{InputEnd, Pipeline};
 use crate::record::Record;
@@ -149,16 +149,9 @@ struct Output {
     /// Live capture: at each tick's step, copies of the WebSocket activity
     /// of the worker's open connections (the open sessions' rows).
     acts: Vec<(u64, Vec<Activity>)>,
-    /// The worker's table after its part of the batch.
-    table: TableNow,
-}
-
-/// A worker's table at the end of its part of a batch: live capture's
-/// runtime numbers are the sums over workers.
-#[derive(Default, Clone, Copy)]
-struct TableNow {
-    mem: crate::budget::MemStats,
-    peak: u64,
+    /// The worker's table after its part of the batch (live capture: the
+    /// runtime numbers are the sums over workers).
+    table: TableCounts,
 }
 
 /// The worker a connection belongs to, the same for both directions: a
@@ -249,8 +242,7 @@ fn work(
                 close_marked(&mut flows, &mut out, 0, u64::MAX, 2);
             }
         }
-        let b = flows.budget();
-        out.table = TableNow { mem: b.stats, peak: b.peak };
+        out.table = flows.counts();
         if tx.send(out).is_err() {
             break;
         }
@@ -424,37 +416,27 @@ fn tick(analysis: &mut Analysis, (step, now): (u64, Ts), acts: &[Vec<(u64, Vec<A
 
 /// Live capture: one stderr line when the budget gave state up since the
 /// last one (at most every 10 s of packet time), as `Pipeline` says it
-/// with one thread; the workers' counters summed.
+/// with one thread; read from the workers' tables summed.
 struct Warn {
-    limit: u64,
     last: (u64, Option<Ts>),
 }
 
 impl Warn {
-    fn check(&mut self, analysis: &Analysis, outs: &[Output], now: Ts) {
-        let mut m = crate::record::Memory {
-            budget_bytes: self.limit,
-            peak_bytes: 0,
-            max_connections: 0,
-            evicted: Default::default(),
-            dropped_connections: 0,
-            shed_connections: 0,
-            shed_bytes: 0,
+    fn check(&mut self, analysis: &Analysis, tables: &FlowTable, now: Ts) {
+        let b = tables.budget();
+        let m = crate::record::Memory {
+            budget_bytes: b.limit,
+            peak_bytes: b.peak,
+            max_connections: tables.max_flows() as u64,
+            evicted: b.stats.evicted,
+            dropped_connections: b.stats.dropped,
+            shed_connections: b.stats.shed_connections,
+            shed_bytes: b.stats.shed_bytes,
             records_written_early: analysis.written_early_for_memory(),
             h2_connections_forgotten: analysis.correlation.h2_forgotten(),
             closes_judged_early: analysis.detectors_gave_up().closes_judged_early,
             socketio_sessions_forgotten: analysis.detectors_gave_up().socketio_sessions_forgotten,
         };
-        for o in outs {
-            let (t, e) = (&o.table, &o.table.mem);
-            m.peak_bytes += t.peak;
-            m.evicted.half_open += e.evicted.half_open;
-            m.evicted.established += e.evicted.established;
-            m.evicted.upgraded += e.evicted.upgraded;
-            m.dropped_connections += e.dropped;
-            m.shed_connections += e.shed_connections;
-            m.shed_bytes += e.shed_bytes;
-        }
         let losses = m.evicted.total()
             + m.dropped_connections
             + m.shed_connections
@@ -482,7 +464,10 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
     // queued, records are written as soon as they are correlated, and the
     // open sessions' rows are made for the detectors at each tick.
     let live = p.analysis.wants_rows();
-    let mut warn = p.warn_on_evictions.then_some(Warn { limit: p.limits.memcap, last: (0, None) });
+    let mut warn = p.warn_on_evictions.then_some(Warn { last: (0, None) });
+    // Live: the workers' tables as one (their numbers summed after each
+    // batch), what the runtime numbers are read from.
+    let mut tables = live.then(|| FlowTable::new(p.limits));
     let Pipeline { analysis, stats, defrag, flows, now, .. } = p;
     let mut front = Front { stats, defrag, flows, now };
     std::thread::scope(|scope| {
@@ -520,10 +505,14 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                         outs.push(o);
                     }
                     correlate(analysis, &mut outs, b.as_ref().map_or(&[], |b| &b.ticks));
-                    if let (Some(w), Some(b)) = (warn.as_mut(), b.as_ref())
-                        && let Some(&(_, now)) = b.ticks.last()
-                    {
-                        w.check(analysis, &outs, now);
+                    if let Some(t) = tables.as_mut() {
+                        let parts: Vec<TableCounts> = outs.iter().map(|o| o.table).collect();
+                        t.mirror(&parts);
+                        if let (Some(w), Some(b)) = (warn.as_mut(), b.as_ref())
+                            && let Some(&(_, now)) = b.ticks.last()
+                        {
+                            w.check(analysis, t, now);
+                        }
                     }
                     // The vectors go back to their workers (dropped when they have one).
                     for (o, tx) in outs.into_iter().zip(&spares) {
