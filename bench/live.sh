@@ -6,6 +6,9 @@
 #   bash bench/live.sh            (as root; WSTAP=path to skip the release build)
 #   STEPS="20000 50000 max" SECS=5 bash bench/live.sh      (max: tcpreplay --topspeed)
 #   TCPDUMP_ARGS="--immediate-mode -B 32768" bash bench/live.sh   (tcpdump in wstap's ring mode)
+#   THREADS="1 2" bash bench/live.sh     one wstap per --threads value, all
+#                                        beside tcpdump on the same packets
+#   BENCH_FRONT_PORT=... BENCH_BACK_PORT=... (default 18581, 13581)
 #
 # 1. Records real WebSocket traffic through the lab's nginx and backend
 #    (tests/live/load.py: C connections, small messages, both hops).
@@ -27,8 +30,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 STEPS=${STEPS:-"10000 50000 100000 200000 max"}
 SECS=${SECS:-5}
-FRONT=18581
-BACK=13581
+FRONT=${BENCH_FRONT_PORT:-18581}
+BACK=${BENCH_BACK_PORT:-13581}
+THREADS=${THREADS:-1}
 FILTER="tcp port $FRONT or tcp port $BACK"
 PY=${LAB_PY:-python3}
 export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ in the tree
@@ -93,19 +97,24 @@ stop_int() { # PID : SIGINT, bounded wait
     wait "$pid" 2>/dev/null
 }
 
-printf '| offered pps | sent | wstap analysed | wstap kernel drops | wstap queue drops | wstap CPU µs/pkt | tcpdump captured | tcpdump kernel drops | tcpdump CPU µs/pkt |\n' >"$R/table.md"
-printf '|---|---|---|---|---|---|---|---|---|\n' >>"$R/table.md"
+printf '| offered pps | sent | wstap --threads | wstap analysed | wstap kernel drops | wstap queue drops | wstap CPU µs/pkt | tcpdump captured | tcpdump kernel drops | tcpdump CPU µs/pkt | CPU ratio wstap/tcpdump |\n' >"$R/table.md"
+printf '|---|---|---|---|---|---|---|---|---|---|---|\n' >>"$R/table.md"
 
 for pps in $STEPS; do
-    rm -f "$R"/w.pcap "$R"/t.pcap
-    "$WSTAP" -i lo --json -w "$R/w.pcap" "$FILTER" >"$R/w.out" 2>"$R/w.err" &
-    WP=$!
+    rm -f "$R"/w*.pcap "$R"/t.pcap
+    WPS=()
+    for n in $THREADS; do
+        "$WSTAP" -i lo --threads "$n" --json -w "$R/w$n.pcap" "$FILTER" >"$R/w$n.out" 2>"$R/w$n.err" &
+        WPS+=($!)
+    done
     # shellcheck disable=SC2086
     tcpdump -i lo $TCPDUMP_ARGS -w "$R/t.pcap" "$FILTER" 2>"$R/t.err" &
     TP=$!
-    LAB_PIDS+=("$WP" "$TP")
+    LAB_PIDS+=("${WPS[@]}" "$TP")
     for ((i = 0; i < 100; i++)); do
-        grep -q "listening on" "$R/w.err" && grep -q "listening on" "$R/t.err" && break
+        ready=1
+        for n in $THREADS; do grep -q "listening on" "$R/w$n.err" || ready=0; done
+        [ $ready = 1 ] && grep -q "listening on" "$R/t.err" && break
         sleep 0.1
     done
     sleep 0.5
@@ -117,20 +126,28 @@ for pps in $STEPS; do
     timeout $((SECS + 30)) tcpreplay -i lo "${rate[@]}" --loop="$loops" --unique-ip --duration="$SECS" -q \
         "$R/replay.pcap" >"$R/replay.out" 2>&1
     sleep 1
-    wcpu=$(cpu_ticks "$WP"); tcpu=$(cpu_ticks "$TP")
-    stop_int "$WP"; stop_int "$TP"
+    WCPU=()
+    for wp in "${WPS[@]}"; do WCPU+=("$(cpu_ticks "$wp")"); done
+    tcpu=$(cpu_ticks "$TP")
+    for wp in "${WPS[@]}"; do stop_int "$wp"; done
+    stop_int "$TP"
     sent=$(grep -oE 'Actual: [0-9]+ packets' "$R/replay.out" | grep -oE '[0-9]+' | head -1)
     rated=$(grep -oE 'Rated: [0-9.]+ Bps, [0-9.]+ Mbps, [0-9.]+ pps' "$R/replay.out" | grep -oE '[0-9.]+ pps' | head -1)
-    read -r w_pk w_kd w_qd < <(tail -1 "$R/w.out" | "$PY" -c '
+    t_pk=$(grep -oE '^[0-9]+ packets captured' "$R/t.err" | grep -oE '^[0-9]+')
+    t_kd=$(grep -oE '^[0-9]+ packets dropped by kernel' "$R/t.err" | grep -oE '^[0-9]+')
+    t_us=$(awk -v c="$tcpu" -v t="$TCK" -v n="$t_pk" 'BEGIN { printf "%.2f", n ? c / t * 1e6 / n : 0 }')
+    i=0
+    for n in $THREADS; do
+        read -r w_pk w_kd w_qd < <(tail -1 "$R/w$n.out" | "$PY" -c '
 import json, sys
 s = json.loads(sys.stdin.read()); c = s.get("capture") or {}
 print(s["packets"], c.get("dropped_kernel"), c.get("dropped_queue"))')
-    t_pk=$(grep -oE '^[0-9]+ packets captured' "$R/t.err" | grep -oE '^[0-9]+')
-    t_kd=$(grep -oE '^[0-9]+ packets dropped by kernel' "$R/t.err" | grep -oE '^[0-9]+')
-    w_us=$(awk -v c="$wcpu" -v t="$TCK" -v n="$w_pk" 'BEGIN { printf "%.2f", n ? c / t * 1e6 / n : 0 }')
-    t_us=$(awk -v c="$tcpu" -v t="$TCK" -v n="$t_pk" 'BEGIN { printf "%.2f", n ? c / t * 1e6 / n : 0 }')
-    printf '| %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s |\n' \
-        "$pps" "$sent" "$rated" "$w_pk" "$w_kd" "$w_qd" "$w_us" "$t_pk" "$t_kd" "$t_us" | tee -a "$R/table.md" >&2
+        w_us=$(awk -v c="${WCPU[$i]}" -v t="$TCK" -v n="$w_pk" 'BEGIN { printf "%.2f", n ? c / t * 1e6 / n : 0 }')
+        ratio=$(awk -v a="$w_us" -v b="$t_us" 'BEGIN { printf "%.1fx", (b > 0 ? a / b : 0) }')
+        printf '| %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+            "$pps" "$sent" "$rated" "$n" "$w_pk" "$w_kd" "$w_qd" "$w_us" "$t_pk" "$t_kd" "$t_us" "$ratio" | tee -a "$R/table.md" >&2
+        i=$((i + 1))
+    done
     LAB_PIDS=()
 done
 
@@ -140,7 +157,7 @@ done
     echo "host: $(nproc) CPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)"
     echo "wstap: $("$WSTAP" --version), $(tcpdump --version 2>&1 | head -1), $(tcpdump --version 2>&1 | grep -i libpcap | head -1)"
     echo "traffic: $SRC_PKTS packets of real WebSocket sessions (20 connections x 100 messages of 32 bytes through nginx, both hops), replayed with --unique-ip; $SECS s per step"
-    echo "wstap:   $WSTAP -i lo --json -w FILE '$FILTER' > out.jsonl"
+    echo "wstap:   $WSTAP -i lo --threads N --json -w FILE '$FILTER' > out.jsonl (N in: $THREADS, all at once)"
     echo "tcpdump: tcpdump -i lo $TCPDUMP_ARGS -w FILE '$FILTER'"
     echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo

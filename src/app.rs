@@ -33,7 +33,7 @@ pub fn pipeline(cfg: &Analysis) -> Result<Pipeline> {
     };
     let limits = Limits { verbose: cfg.verbose, memcap: cfg.memcap, ..Limits::default() };
     let mut p = Pipeline::new(correlate, detectors(cfg), limits);
-    p.threads = if cfg.live { 1 } else { cfg.threads };
+    p.threads = cfg.threads;
     load_keys(cfg, p.keys())?;
     Ok(p)
 }

@@ -217,10 +217,10 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", help_heading = "Analysis")]
     pub memcap: Option<String>,
 
-    /// Threads for the per-packet work on capture files: connections are
-    /// spread over N workers, correlation stays on one; the output does not
-    /// depend on N. Default: the available cores (at most 8) for files of
-    /// 64 MiB or more, else 1 (one thread). Live capture uses one.
+    /// Threads for the per-packet work: connections are spread over N
+    /// workers, correlation stays on one; the output does not depend on N.
+    /// Default: the available cores (at most 8) for files of 64 MiB or
+    /// more, else 1 (one thread); live capture (-i) uses one unless asked.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 

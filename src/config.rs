@@ -88,8 +88,8 @@ pub struct Analysis {
     pub memcap: u64,
     /// `--keylog` files.
     pub keylogs: Vec<String>,
-    /// `--threads`: flow-sharded workers for capture files (live capture
-    /// and the dashboard use one thread).
+    /// `--threads`: flow-sharded workers (capture files and live capture;
+    /// the dashboard uses one thread).
     pub threads: usize,
 }
 
@@ -386,9 +386,9 @@ impl Analysis {
                     crate::shard::MAX_THREADS
                 )));
             }
-            Some(n) if n > 1 && (args.interface.is_some() || args.tui) => {
+            Some(n) if n > 1 && args.tui => {
                 return Err(Error::usage(format!(
-                    "--threads {n}: live capture and the dashboard analyse on one thread; --threads is for capture files (-r)"
+                    "--threads {n}: the dashboard analyses on one thread; --threads is for capture files (-r) and live capture (-i)"
                 )));
             }
             Some(n) if n > 1 && args.link_header => {
@@ -411,7 +411,7 @@ impl Analysis {
             live: args.interface.is_some(),
             memcap,
             keylogs: args.keylog.clone(),
-            threads: if args.interface.is_some() || args.tui { 1 } else { threads },
+            threads: if args.tui { 1 } else { threads },
         })
     }
 }
@@ -590,8 +590,8 @@ mod tests {
             err(&["--tui", "-Z", "root"]),
             "--tui needs an input: -r FILE or -i IFACE (-i any sees both hops of a proxy)"
         );
-        assert!(err(&["-i", "lo", "-Z", "root", "--threads", "2"]).starts_with("--threads 2: live capture"));
-        assert!(err(&["-r", "x", "--tui", "--threads", "4"]).starts_with("--threads 4: live capture"));
+        assert!(err(&["-i", "lo", "--tui", "-Z", "root", "--threads", "2"]).starts_with("--threads 2: the dashboard"));
+        assert!(err(&["-r", "x", "--tui", "--threads", "4"]).starts_with("--threads 4: the dashboard"));
         assert!(err(&["-r", "x", "--threads", "65"]).starts_with("invalid --threads 65"));
         assert!(err(&["-r", "x", "-e", "--threads", "2"]).starts_with("--threads 2: -e reads"));
         assert_eq!(err(&["-r", "x", "-e", "--json"]), "-e applies to text output, not to --json");

@@ -1,4 +1,5 @@
-//! Flow-sharded workers (`--threads N`, N > 1), for capture files.
+//! Flow-sharded workers (`--threads N`, N > 1), for capture files and
+//! live capture.
 //!
 //! The per-packet work (decode, flow table, reassembly, HTTP / WebSocket /
 //! TLS / HTTP/2 parsers) is spread over N workers by a symmetric hash of
@@ -43,6 +44,13 @@
 //! filled hold at most `(IN_FLIGHT + 2) x BATCH_BYTES` (1.5 MiB) of packets
 //! besides, and their events.
 //!
+//! Live capture (the source is the live queue, this thread its reader): a
+//! batch goes out as soon as the queue holds nothing more (`lull`) or at an
+//! idle tick, records are written as soon as they are correlated, and at
+//! each tick's step the workers copy their connections' WebSocket activity
+//! for the open sessions' rows the detectors read (one table's
+//! `session_rows`).
+//!
 //! Where the budget has to give state up, which connections go depends on
 //! each worker's share (a flood on one worker's hash evicts there), so
 //! under memory pressure the output may depend on N; it never does
@@ -56,7 +64,8 @@ use crate::capture::{Next, PacketSource};
 use crate::decode::{self, LinkType, Segment, Skip};
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::flow::key::Endpoint;
+use crate::flow::key::{Endpoint, FxHashMap};
+use crate::flow::table::{Activity, TableCounts};
 use crate::flow::{FlowTable, Limits};
 use crate::pipeline::{InputEnd, Pipeline};
 use crate::record::Record;
@@ -85,7 +94,8 @@ pub fn default_threads() -> usize {
 
 /// The default for an input: [`default_threads`] for a capture file of
 /// [`AUTO_MIN_BYTES`] or more, else one (small files, standard input, and
-/// live capture, which uses one analysis thread behind its capture thread).
+/// live capture, which uses one analysis thread behind its capture thread
+/// unless asked: docs/design.md "Threads").
 pub fn default_threads_for(read: Option<&str>) -> usize {
     match read {
         Some(f) if f != "-" && std::fs::metadata(f).is_ok_and(|m| m.len() >= AUTO_MIN_BYTES) => default_threads(),
@@ -136,6 +146,12 @@ struct Run {
 struct Output {
     runs: Vec<Run>,
     events: Vec<Event>,
+    /// Live capture: at each tick's step, copies of the WebSocket activity
+    /// of the worker's open connections (the open sessions' rows).
+    acts: Vec<(u64, Vec<Activity>)>,
+    /// The worker's table after its part of the batch (live capture: the
+    /// runtime numbers are the sums over workers).
+    table: TableCounts,
 }
 
 /// The worker a connection belongs to, the same for both directions: a
@@ -184,6 +200,7 @@ fn close_marked(flows: &mut FlowTable, out: &mut Output, start: usize, step: u64
 
 fn work(
     me: u16,
+    live: bool,
     mut flows: FlowTable,
     rx: Receiver<Job>,
     tx: SyncSender<Output>,
@@ -195,18 +212,28 @@ fn work(
         let mut out = spare.try_recv().unwrap_or_default();
         match job {
             Job::Batch(b) => {
+                let mut t = 0;
                 for (i, s) in b.steps.iter().enumerate() {
                     let step = b.first + i as u64;
                     let start = out.events.len();
                     flows.expire(s.now, &mut out.events);
                     close_marked(&mut flows, &mut out, start, step, 0);
-                    let Some(head) = s.seg.filter(|_| s.owner == me) else { continue };
-                    let mid = out.events.len();
-                    let seg = Segment { payload: &b.data[s.off as usize..(s.off + s.len) as usize], ..head };
-                    flows.number_next(s.packet_no);
-                    flows.packet(s.now, &seg, &mut out.events);
-                    if out.events.len() > mid {
-                        out.runs.push(Run { key: (step, 1, 0), end: out.events.len() });
+                    if let Some(head) = s.seg.filter(|_| s.owner == me) {
+                        let mid = out.events.len();
+                        let seg = Segment { payload: &b.data[s.off as usize..(s.off + s.len) as usize], ..head };
+                        flows.number_next(s.packet_no);
+                        flows.packet(s.now, &seg, &mut out.events);
+                        if out.events.len() > mid {
+                            out.runs.push(Run { key: (step, 1, 0), end: out.events.len() });
+                        }
+                    }
+                    // The open sessions' activity as one table has it when
+                    // the tick after this step runs.
+                    if live && b.ticks.get(t).is_some_and(|k| k.0 == step) {
+                        t += 1;
+                        let mut acts = Vec::new();
+                        flows.activities(&mut acts);
+                        out.acts.push((step, acts));
                     }
                 }
             }
@@ -215,6 +242,7 @@ fn work(
                 close_marked(&mut flows, &mut out, 0, u64::MAX, 2);
             }
         }
+        out.table = flows.counts();
         if tx.send(out).is_err() {
             break;
         }
@@ -333,6 +361,7 @@ impl Reader {
 /// Feeds the workers' outputs for one batch to the analysis in one
 /// pipeline's order, with the batch's ticks after their steps.
 fn correlate(analysis: &mut Analysis, outs: &mut [Output], ticks: &[(u64, Ts)]) {
+    let acts: Vec<Vec<(u64, Vec<Activity>)>> = outs.iter_mut().map(|o| std::mem::take(&mut o.acts)).collect();
     let mut runs: Vec<std::iter::Peekable<std::slice::Iter<'_, Run>>> = Vec::with_capacity(outs.len());
     let mut events = Vec::with_capacity(outs.len());
     let mut at = vec![0usize; outs.len()];
@@ -352,7 +381,7 @@ fn correlate(analysis: &mut Analysis, outs: &mut [Output], ticks: &[(u64, Ts)]) 
         }
         let Some((w, key)) = best else { break };
         while t < ticks.len() && ticks[t].0 < key.0 {
-            analysis.tick(ticks[t].1, &[]);
+            tick(analysis, ticks[t], &acts);
             t += 1;
         }
         let run = *runs[w].next().expect("a run");
@@ -362,11 +391,64 @@ fn correlate(analysis: &mut Analysis, outs: &mut [Output], ticks: &[(u64, Ts)]) 
         at[w] = run.end;
     }
     drop(events);
-    for &(_, now) in &ticks[t..] {
-        analysis.tick(now, &[]);
+    for &k in &ticks[t..] {
+        tick(analysis, k, &acts);
     }
     for o in outs.iter_mut() {
         o.runs.clear();
+    }
+}
+
+/// The packet-time tick after `step`; live, with the open sessions' rows
+/// made from the workers' copies of their activity at that step.
+fn tick(analysis: &mut Analysis, (step, now): (u64, Ts), acts: &[Vec<(u64, Vec<Activity>)>]) {
+    if !analysis.wants_rows() || !analysis.tick_due(now) {
+        analysis.tick(now, &[]);
+        return;
+    }
+    let mut by: FxHashMap<_, &crate::proto::activity::WsActivity> = FxHashMap::default();
+    for (k, a) in acts.iter().flatten().filter(|a| a.0 == step).flat_map(|a| &a.1) {
+        by.insert(*k, a);
+    }
+    let rows = analysis.correlation.session_rows_by(|flow, conn| by.get(&(flow.canonical(), conn)).copied());
+    analysis.tick(now, &rows);
+}
+
+/// Live capture: one stderr line when the budget gave state up since the
+/// last one (at most every 10 s of packet time), as `Pipeline` says it
+/// with one thread; read from the workers' tables summed.
+struct Warn {
+    last: (u64, Option<Ts>),
+}
+
+impl Warn {
+    fn check(&mut self, analysis: &Analysis, tables: &FlowTable, now: Ts) {
+        let b = tables.budget();
+        let m = crate::record::Memory {
+            budget_bytes: b.limit,
+            peak_bytes: b.peak,
+            max_connections: tables.max_flows() as u64,
+            evicted: b.stats.evicted,
+            dropped_connections: b.stats.dropped,
+            shed_connections: b.stats.shed_connections,
+            shed_bytes: b.stats.shed_bytes,
+            records_written_early: analysis.written_early_for_memory(),
+            h2_connections_forgotten: analysis.correlation.h2_forgotten(),
+            closes_judged_early: analysis.detectors_gave_up().closes_judged_early,
+            socketio_sessions_forgotten: analysis.detectors_gave_up().socketio_sessions_forgotten,
+        };
+        let losses = m.evicted.total()
+            + m.dropped_connections
+            + m.shed_connections
+            + m.records_written_early
+            + m.h2_connections_forgotten;
+        if losses <= self.last.0 || self.last.1.is_some_and(|t| now.since(t) < 10.0) {
+            return;
+        }
+        self.last = (losses, Some(now));
+        if let Some(line) = crate::sink::text::memory_line(&m) {
+            eprintln!("wstap: warning: {line} so far (an attack, or raise --memcap)");
+        }
     }
 }
 
@@ -378,6 +460,14 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
     let limits = Limits { memcap: (p.limits.memcap / n as u64).max(1), ..p.limits };
     let keys = p.flows.keys().clone();
     let redact = p.redactor();
+    // Live capture: batches go out as soon as the capture has nothing more
+    // queued, records are written as soon as they are correlated, and the
+    // open sessions' rows are made for the detectors at each tick.
+    let live = p.analysis.wants_rows();
+    let mut warn = p.warn_on_evictions.then_some(Warn { last: (0, None) });
+    // Live: the workers' tables as one (their numbers summed after each
+    // batch), what the runtime numbers are read from.
+    let mut tables = live.then(|| FlowTable::new(p.limits));
     let Pipeline { analysis, stats, defrag, flows, now, .. } = p;
     let mut front = Front { stats, defrag, flows, now };
     std::thread::scope(|scope| {
@@ -393,7 +483,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
             table.share_keys(keys.clone());
             let h = std::thread::Builder::new()
                 .name(format!("wstap-worker-{w}"))
-                .spawn_scoped(scope, move || work(w as u16, table, jrx, otx, srx))
+                .spawn_scoped(scope, move || work(w as u16, live, table, jrx, otx, srx))
                 .map_err(|e| Error::msg(format!("cannot start a worker thread: {e}")))?;
             to.push(jtx);
             from.push(orx);
@@ -415,6 +505,15 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                         outs.push(o);
                     }
                     correlate(analysis, &mut outs, b.as_ref().map_or(&[], |b| &b.ticks));
+                    if let Some(t) = tables.as_mut() {
+                        let parts: Vec<TableCounts> = outs.iter().map(|o| o.table).collect();
+                        t.mirror(&parts);
+                        if let (Some(w), Some(b)) = (warn.as_mut(), b.as_ref())
+                            && let Some(&(_, now)) = b.ticks.last()
+                        {
+                            w.check(analysis, t, now);
+                        }
+                    }
                     // The vectors go back to their workers (dropped when they have one).
                     for (o, tx) in outs.into_iter().zip(&spares) {
                         let _ = tx.try_send(o);
@@ -436,8 +535,18 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
         let gone = || Error::msg("a worker thread stopped");
         let mut reader = Reader { n, batch: Batch::default(), spare: None, next_step: 0, last_tick: None };
         let mut in_flight = 0usize;
-        let write = |reader: &mut Reader, sink: &mut dyn Sink| -> Result<()> {
-            let (records, b) = rrx.recv().map_err(|_| gone())?;
+        // One correlated batch's records to the sink (waiting for them, or,
+        // `ready_only`, only if they are there: false when they are not).
+        let write = |reader: &mut Reader, sink: &mut dyn Sink, ready_only: bool| -> Result<bool> {
+            let (records, b) = if ready_only {
+                match rrx.try_recv() {
+                    Ok(x) => x,
+                    Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(false),
+                    Err(_) => return Err(gone()),
+                }
+            } else {
+                rrx.recv().map_err(|_| gone())?
+            };
             for r in &records {
                 sink.record(r)?;
             }
@@ -451,7 +560,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                 old.ticks.clear();
                 reader.spare = Some(old);
             }
-            Ok(())
+            Ok(true)
         };
         let mut ending = InputEnd::Complete;
         loop {
@@ -480,7 +589,9 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                 }
             }
             let full = reader.batch.steps.len() >= BATCH || reader.batch.data.len() >= BATCH_BYTES;
-            if full || (end && !reader.batch.steps.is_empty()) {
+            // Live: nothing more queued by the capture (or an idle tick).
+            let lull = live && src.lull();
+            if full || ((end || lull) && !reader.batch.steps.is_empty()) {
                 let b = Arc::new(reader.take());
                 for tx in &to {
                     tx.send(Job::Batch(b.clone())).map_err(|_| gone())?;
@@ -488,7 +599,12 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                 ctx.send(Some(b)).map_err(|_| gone())?;
                 in_flight += 1;
                 while in_flight > IN_FLIGHT {
-                    write(&mut reader, sink)?;
+                    write(&mut reader, sink, false)?;
+                    in_flight -= 1;
+                }
+            }
+            if lull {
+                while in_flight > 0 && write(&mut reader, sink, true)? {
                     in_flight -= 1;
                 }
             }
@@ -502,7 +618,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
         }
         ctx.send(None).map_err(|_| gone())?;
         for _ in 0..=in_flight {
-            write(&mut reader, sink)?;
+            write(&mut reader, sink, false)?;
         }
         drop(to);
         drop(ctx);

@@ -207,3 +207,113 @@ fn a_bad_thread_count_is_one_line_and_exit_2() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// A capture file replayed as live capture delivers it: the packets, an
+/// idle tick every 200 ms of packet time where the link is quiet, and a
+/// lull (nothing more queued) at each tick and every 64 packets.
+struct AsLive {
+    file: FileSource,
+    /// The packet read ahead while ticks are due before it.
+    ahead: Option<(wstap::time::Ts, Vec<u8>, u32)>,
+    last: Option<wstap::time::Ts>,
+    /// The packet handed out.
+    cur: Vec<u8>,
+    lull: bool,
+    n: u64,
+}
+
+impl PacketSource for AsLive {
+    fn linktype(&self) -> wstap::decode::LinkType {
+        self.file.linktype()
+    }
+    fn next_packet(&mut self) -> wstap::error::Result<Next<'_>> {
+        if self.ahead.is_none() {
+            match self.file.next_packet()? {
+                Next::Packet(p) => self.ahead = Some((p.ts, p.data.to_vec(), p.orig_len)),
+                other => {
+                    return Ok(match other {
+                        Next::End => Next::End,
+                        _ => panic!("the capture reads whole"),
+                    });
+                }
+            }
+        }
+        let (ts, _, _) = self.ahead.as_ref().unwrap();
+        if let Some(last) = self.last
+            && ts.0 - last.0 > 200_000
+        {
+            let t = wstap::time::Ts(last.0 + 200_000);
+            self.last = Some(t);
+            self.lull = true;
+            return Ok(Next::Idle(t));
+        }
+        let (ts, data, orig_len) = self.ahead.take().unwrap();
+        self.last = Some(ts);
+        self.n += 1;
+        self.lull = self.n.is_multiple_of(64);
+        self.cur = data;
+        Ok(Next::Packet(wstap::capture::RawPacket { ts, data: &self.cur, orig_len }))
+    }
+    fn lull(&self) -> bool {
+        self.lull
+    }
+}
+
+/// Live capture with workers: the records (and the idle warnings made
+/// from the open sessions' activity at each tick) are the same as with one
+/// thread, for captures whose sessions sit idle while open.
+#[test]
+fn live_capture_gives_the_same_records_and_idle_warnings_with_2_threads() {
+    let mut warned = 0;
+    for name in ["nginx-idle-short", "haproxy-idle", "haproxy-h2-idle"] {
+        let file = capture(name);
+        let keys = file.with_extension("keys");
+        let run = |n: usize| -> Vec<String> {
+            let args = wstap::cli::Args {
+                interface: Some("lo".into()),
+                timeouts: vec![2.0],
+                keylog: if keys.exists() { vec![keys.to_str().unwrap().into()] } else { vec![] },
+                user: Some("root".into()),
+                ..Default::default()
+            };
+            let mut p = wstap::app::build_pipeline(&args).unwrap();
+            p.threads = n;
+            // Live, a key log is followed by a thread of its own: wait for
+            // it to have been read, as a live capture's keys come first.
+            for _ in 0..500 {
+                if !keys.exists() || p.keys().stats().secrets > 0 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let f = FileSource::open(file.to_str().unwrap(), None).unwrap();
+            let mut src = AsLive { file: f, ahead: None, last: None, cur: Vec::new(), lull: false, n: 0 };
+            let mut sink = wstap::sink::Collect::default();
+            p.run(&mut src, &mut sink).unwrap();
+            sink.0
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(r).unwrap();
+                    if v["type"] == "summary" {
+                        v["memory"]["peak_bytes"] = 0.into();
+                        v["memory"]["max_connections"] = 0.into();
+                    }
+                    v.to_string()
+                })
+                .collect()
+        };
+        let one = run(1);
+        let two = run(2);
+        if let Some(i) = (0..one.len().max(two.len())).find(|&i| one.get(i) != two.get(i)) {
+            panic!(
+                "{name}: --threads 2 differs from one thread, live, at record {i} ({} against {} records)\n1: {}\n2: {}",
+                one.len(),
+                two.len(),
+                one.get(i).map_or("", |s| s),
+                two.get(i).map_or("", |s| s)
+            );
+        }
+        warned += one.iter().filter(|r| r.contains("\"kind\":\"idle-timeout-imminent\"")).count();
+    }
+    assert!(warned >= 3, "open sessions idle past 80% of 2 s are warned about ({warned})");
+}

@@ -71,6 +71,12 @@ pub trait PacketSource {
     fn system(&self) -> Option<crate::record::CaptureSystem> {
         None
     }
+    /// Whether nothing is ready to be read now (live capture: the queued
+    /// packets were all taken; the next call waits for more). Flow-sharded
+    /// analysis hands its batch to the workers then rather than wait.
+    fn lull(&self) -> bool {
+        false
+    }
 }
 
 /// This machine's host name (`gethostname`), for a live capture.

@@ -239,6 +239,15 @@ impl Correlator {
     /// Open sessions with their activity (read from the connections in
     /// `flows`), in id order.
     pub fn session_rows(&self, flows: &crate::flow::FlowTable) -> Vec<SessionRow> {
+        self.session_rows_by(|flow, conn| Self::live_activity(flows, flow, conn))
+    }
+
+    /// [`Self::session_rows`], the activity of connections still open
+    /// looked up by `live` (flow-sharded live capture: the workers' copies).
+    pub fn session_rows_by<'a>(
+        &'a self,
+        live: impl Fn(crate::flow::FlowKey, ConnId) -> Option<&'a WsActivity>,
+    ) -> Vec<SessionRow> {
         let mut rows: Vec<SessionRow> = self
             .sessions
             .values()
@@ -248,7 +257,7 @@ impl Correlator {
                     .iter()
                     .filter_map(|(r, c)| {
                         let w = self.ws.get(c)?;
-                        let act = w.activity().or_else(|| Self::live_activity(flows, w.flow, w.conn));
+                        let act = w.activity().or_else(|| live(w.flow, w.conn));
                         Some((*r, w, act))
                     })
                     .collect();

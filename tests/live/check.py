@@ -10,6 +10,12 @@
       the -w file read back with -r gives the same handshake outcomes,
       sessions and packet count.
   check.py summary OUT.jsonl [--packets N] [--no-drops] [--all-analysed]
+  check.py identical ONE.jsonl TWO.jsonl
+      two captures of the same traffic (one thread and --threads 2): the
+      same records in the same order, and the same summary but for what
+      may differ (the memory peak is a sum of the workers' peaks; the
+      capture counters of two processes; times, which two capture
+      sockets stamp microseconds apart, are compared as numbers only).
 """
 
 import argparse
@@ -181,6 +187,41 @@ def cmd_summary(a):
     ok(f"summary: {s['packets']} packets, capture {s.get('capture')}")
 
 
+def cmd_identical(a):
+    one, two = load(a.one), load(a.two)
+    s1, s2 = the_summary(one, a.one), the_summary(two, a.two)
+    check_no_drops(s1, a.one)
+    check_no_drops(s2, a.two)
+    # Two capture sockets stamp the same packet microseconds apart: times,
+    # and the latencies made from them, are compared as "a number".
+    def shape(x):
+        if isinstance(x, float):
+            return "<float>"
+        if isinstance(x, dict):
+            return {k: shape(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [shape(v) for v in x]
+        return x
+    one, two = shape(one), shape(two)
+    s1, s2 = the_summary(one, a.one), the_summary(two, a.two)
+    r1 = [json.dumps(r, sort_keys=True) for r in one if r["type"] != "summary"]
+    r2 = [json.dumps(r, sort_keys=True) for r in two if r["type"] != "summary"]
+    if r1 != r2:
+        for i, (x, y) in enumerate(zip(r1, r2)):
+            if x != y:
+                fail(f"record {i} differs:\n {a.one}: {x[:500]}\n {a.two}: {y[:500]}")
+        fail(f"{len(r1)} records against {len(r2)}")
+    for s in (s1, s2):
+        s["memory"].pop("peak_bytes")
+        s["memory"].pop("max_connections")
+        for k in ("capture", "first_ts", "last_ts", "elapsed_s"):
+            s.pop(k, None)
+    if s1 != s2:
+        diff = {k: (s1.get(k), s2.get(k)) for k in set(s1) | set(s2) if s1.get(k) != s2.get(k)}
+        fail(f"summaries differ: {json.dumps(diff)[:800]}")
+    ok(f"the same {len(r1)} records, in the same order, and the same summary")
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -193,13 +234,16 @@ def main():
     p = sub.add_parser("same")
     p.add_argument("live")
     p.add_argument("readback")
+    p = sub.add_parser("identical")
+    p.add_argument("one")
+    p.add_argument("two")
     p = sub.add_parser("summary")
     p.add_argument("out")
     p.add_argument("--packets", type=int)
     p.add_argument("--no-drops", action="store_true")
     p.add_argument("--all-analysed", action="store_true")
     a = ap.parse_args()
-    {"live": cmd_live, "same": cmd_same, "summary": cmd_summary}[a.cmd](a)
+    {"live": cmd_live, "same": cmd_same, "summary": cmd_summary, "identical": cmd_identical}[a.cmd](a)
 
 
 if __name__ == "__main__":

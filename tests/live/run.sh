@@ -134,8 +134,11 @@ ok "nginx $(nginx -v 2>&1 | sed 's/.*\///'), websockets $("$PY" -c 'import webso
 # ------------------------------------------------------------ 1. the main run
 
 say "1. wstap -i lo --json -w live.pcap '$FILTER'; healthy and broken clients; SIGINT"
+say "   (beside it, on the same traffic: wstap -i lo --threads 2, flow-sharded workers)"
 wstap_bg live -i lo --json -w "$R/live.pcap" "$FILTER"
 LIVE_PID=$WPID
+wstap_bg live2 -i lo --threads 2 --json "$FILTER"
+LIVE2_PID=$WPID
 client ws "ws://127.0.0.1:$FRONT/ws" --count 3 --messages 3 --close --group healthy
 "$PY" -u "$LAB_DIR/client.py" ws "ws://127.0.0.1:$FRONT/broken" --count 2 --group broken \
     >>"$R/clients.jsonl" 2>>"$R/clients.jsonl.stderr"
@@ -145,12 +148,22 @@ wait_for 10 at_least "$R/live.out" handshake 5 || die "handshake records not str
 wait_for 10 at_least "$R/live.out" session 3 || die "session records not streamed: $(cat "$R/live.out")"
 [ "$(count_lines "$R/live.out" summary)" = 0 ] || die "summary before the stop"
 ok "5 handshake and 3 session records streamed while wstap was running"
+wait_for 10 at_least "$R/live2.out" handshake 5 || die "--threads 2: handshakes not streamed: $(cat "$R/live2.out")"
+wait_for 10 at_least "$R/live2.out" session 3 || die "--threads 2: sessions not streamed: $(cat "$R/live2.out")"
+[ "$(count_lines "$R/live2.out" summary)" = 0 ] || die "--threads 2: summary before the stop"
+ok "--threads 2: the same 5 handshake and 3 session records streamed while it was running"
 sleep 0.5
 wstap_int "$LIVE_PID"
-ok "SIGINT: exit 0"
+wstap_int "$LIVE2_PID"
+ok "SIGINT: exit 0 (both)"
 "$PY" "$HERE/check.py" live "$R/live.out" --healthy-path /ws --healthy 3 --broken-path /broken --broken 2 \
     || die "live records"
 [ "$(grep -c . "$R/live.err")" = 1 ] || die "stderr has more than the listening line: $(cat "$R/live.err")"
+say "1a. --threads 2 on the same traffic: the same diagnosis and the same records as one thread"
+"$PY" "$HERE/check.py" live "$R/live2.out" --healthy-path /ws --healthy 3 --broken-path /broken --broken 2 \
+    || die "--threads 2: live records"
+"$PY" "$HERE/check.py" identical "$R/live.out" "$R/live2.out" || die "--threads 2 differs from one thread"
+[ "$(grep -c . "$R/live2.err")" = 1 ] || die "--threads 2: stderr has more than the listening line: $(cat "$R/live2.err")"
 
 say "1b. the written pcap: valid, and -r gives the same diagnosis"
 tcpdump -r "$R/live.pcap" -nn >"$R/tcpdump-r.txt" 2>"$R/tcpdump-r.err" || die "tcpdump -r: $(cat "$R/tcpdump-r.err")"
@@ -175,10 +188,15 @@ ok "2 handshake lines, both hops 101; $(grep -o "capture: .*" "$R/any.out") (loo
 say "1d. an idle session nearing a stated timeout is warned about while it is still open"
 wstap_bg idle -i lo --json --timeout 3 "$FILTER"
 IDLE_PID=$WPID
+wstap_bg idle2 -i lo --threads 2 --json --timeout 3 "$FILTER"
+IDLE2_PID=$WPID
 client ws "ws://127.0.0.1:$FRONT/ws" --count 1 --messages 1 --idle 4.5 --close --group idle
 wait_for 10 at_least "$R/idle.out" session 1 || die "idle: no session record: $(cat "$R/idle.out")"
+wait_for 10 at_least "$R/idle2.out" session 1 || die "idle --threads 2: no session record: $(cat "$R/idle2.out")"
 wstap_int "$IDLE_PID"
-"$PY" - "$R/idle.out" <<'PY' || die "idle warning"
+wstap_int "$IDLE2_PID"
+for out in idle idle2; do
+"$PY" - "$R/$out.out" <<'PY' || die "idle warning ($out)"
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
 order = [r["type"] + ":" + r.get("kind", "") for r in recs]
@@ -189,8 +207,9 @@ w = recs[warn[0]]
 assert w["severity"] == "warning" and w["detail"]["boundary_s"] == 3 and w["detail"]["boundary_source"] == "configured", w
 assert 2.4 <= w["detail"]["idle_s"] <= 4.5, w
 assert warn[0] < sess[0], f"the warning came after the session ended: {order}"
-print(f"  ok: idle-timeout-imminent after {w['detail']['idle_s']} s idle, before the session's end (closed cleanly at 4.5 s)")
+print(f"  ok: {sys.argv[1].rsplit('/', 1)[-1]}: idle-timeout-imminent after {w['detail']['idle_s']} s idle, before the session's end (closed cleanly at 4.5 s)")
 PY
+done
 
 # ------------------------------------------------------------ 2. -c and --duration
 

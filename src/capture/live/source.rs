@@ -200,6 +200,10 @@ impl PacketSource for LiveCapture {
         crate::capture::host_name()
     }
 
+    fn lull(&self) -> bool {
+        self.idx >= self.cur.pkts.len()
+    }
+
     fn system(&self) -> Option<record::CaptureSystem> {
         Some(crate::capture::this_system(&self.iface))
     }

@@ -617,6 +617,11 @@ impl Conn {
     }
 
     /// The WebSocket activity of one of its HTTP/2 streams, while open.
+    /// Every open HTTP/2 stream's WebSocket activity, by stream.
+    pub fn stream_activities(&self) -> impl Iterator<Item = (u32, &crate::proto::activity::WsActivity)> {
+        self.app.h2().into_iter().flat_map(|h| h.stream_activities())
+    }
+
     pub fn stream_activity(&self, stream: u32) -> Option<&crate::proto::activity::WsActivity> {
         self.app.h2()?.stream_activity(stream)
     }

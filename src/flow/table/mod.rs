@@ -73,6 +73,25 @@ pub struct FlowStats {
 
 type Key = (Endpoint, Endpoint);
 
+/// A table's numbers at one instant ([`FlowTable::counts`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TableCounts {
+    pub stats: FlowStats,
+    pub mem: crate::budget::MemStats,
+    /// Bytes charged: the table, per-connection state, buffers; the peak.
+    pub table: u64,
+    pub state: u64,
+    pub buffers: u64,
+    pub peak: u64,
+    /// Live connections per class ([`FlowTable::class_counts`]).
+    pub classes: [usize; 3],
+    pub max_flows: usize,
+}
+
+/// A live connection's (or HTTP/2 stream's) WebSocket activity, copied:
+/// ((canonical 4-tuple, connection id), activity).
+pub type Activity = ((Key, u64), crate::proto::activity::WsActivity);
+
 /// Connections live inline in the map's buckets: the lookup that finds a
 /// connection also brings its first cache lines in (one miss, not two).
 pub struct FlowTable {
@@ -206,6 +225,85 @@ impl FlowTable {
             b.stats.shed_connections += c.stats.shed_connections;
             b.stats.shed_bytes += c.stats.shed_bytes;
         }
+    }
+
+    /// Copies of the WebSocket activity of every live connection (and
+    /// HTTP/2 stream) that has some, keyed as [`Self::get`] finds them
+    /// (HTTP/2 streams by `h2::stream_conn`): flow-sharded live capture
+    /// hands them to the correlator at each tick, for the open sessions'
+    /// rows.
+    pub fn activities(&self, out: &mut Vec<Activity>) {
+        for (k, c) in &self.map {
+            if let Some(a) = c.activity() {
+                out.push(((*k, c.id), a.clone()));
+            }
+            for (stream, a) in c.stream_activities() {
+                out.push(((*k, crate::proto::h2::stream_conn(c.id, stream)), a.clone()));
+            }
+        }
+    }
+
+    /// What this table counts and holds now (a flow-sharded worker's part
+    /// of the runtime numbers; [`Self::mirror`] sums them).
+    pub fn counts(&self) -> TableCounts {
+        let b = &self.books.budget;
+        TableCounts {
+            stats: self.stats,
+            mem: b.stats,
+            table: b.table,
+            state: b.state,
+            buffers: b.buffers,
+            peak: b.peak,
+            classes: self.books.counts,
+            max_flows: self.max_flows,
+        }
+    }
+
+    /// Flow-sharded live capture: this table, which follows no packet
+    /// itself, takes the workers' tables' numbers as they are now, so that
+    /// what reads a table's numbers (its stats, budget, class counts,
+    /// connections held at most) reads their sums: counters and levels
+    /// summed, the peak the sum of each worker's own peak (an upper bound of
+    /// the whole's, as in the summary). Its own connections: none.
+    pub fn mirror(&mut self, parts: &[TableCounts]) {
+        let mut s = FlowStats::default();
+        let b = &mut self.books.budget;
+        (b.table, b.state, b.buffers, b.peak) = (0, 0, 0, 0);
+        b.stats = Default::default();
+        self.books.counts = [0; 3];
+        self.max_flows = 0;
+        for p in parts {
+            let t = &p.stats;
+            s.flows += t.flows;
+            s.live_max += t.live_max;
+            s.strays += t.strays;
+            let (r, q) = (&mut s.reassembly, &t.reassembly);
+            r.gaps += q.gaps;
+            r.gap_bytes += q.gap_bytes;
+            r.retransmits += q.retransmits;
+            r.keepalives += q.keepalives;
+            r.out_of_order += q.out_of_order;
+            r.limit_hits += q.limit_hits;
+            r.rexmit_inconsistent += q.rexmit_inconsistent;
+            s.tls.add(&t.tls);
+            s.h2.add(&t.h2);
+            b.table += p.table;
+            b.state += p.state;
+            b.buffers += p.buffers;
+            b.peak += p.peak;
+            let (e, f) = (&mut b.stats, &p.mem);
+            e.evicted.half_open += f.evicted.half_open;
+            e.evicted.established += f.evicted.established;
+            e.evicted.upgraded += f.evicted.upgraded;
+            e.dropped += f.dropped;
+            e.shed_connections += f.shed_connections;
+            e.shed_bytes += f.shed_bytes;
+            for (c, n) in self.books.counts.iter_mut().zip(p.classes) {
+                *c += n;
+            }
+            self.max_flows += p.max_flows;
+        }
+        self.stats = s;
     }
 
     /// Connections the table holds at most.

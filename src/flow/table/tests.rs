@@ -193,3 +193,34 @@ fn established_connections_outlive_a_syn_flood() {
     assert_eq!(established, 2, "both real handshakes were seen");
     assert_eq!(t.class_counts()[1], 2);
 }
+
+/// Flow-sharded live capture reads the runtime numbers from one table that
+/// mirrors the workers': what one table that saw every packet counts
+/// (connections, classes, evictions, stats), as sums.
+#[test]
+fn a_mirror_counts_what_its_parts_count_as_one_table_would() {
+    let limits = Limits { max_flows: 2, ..Limits::default() };
+    let (a, b) = (
+        vec![seg(C, S, 1, 0, F::SYN, b""), seg(S, C, 9, 2, F::SYN | F::ACK, b"")],
+        vec![
+            seg(([10, 0, 0, 3], 1), S, 1, 0, F::SYN, b""),
+            seg(([10, 0, 0, 4], 1), S, 1, 0, F::SYN, b""),
+            seg(([10, 0, 0, 5], 1), S, 1, 0, F::SYN, b""),
+        ],
+    );
+    let (mut ta, mut tb) = (FlowTable::new(limits), FlowTable::new(limits));
+    feed(&mut ta, &a);
+    feed(&mut tb, &b);
+    let mut m = FlowTable::new(limits);
+    // Numbers taken twice: the second replaces the first, never adds to it.
+    m.mirror(&[ta.counts(), tb.counts()]);
+    m.mirror(&[ta.counts(), tb.counts()]);
+    assert_eq!(m.class_counts(), [2, 1, 0]);
+    assert_eq!(m.stats.flows, ta.stats.flows + tb.stats.flows);
+    assert!(m.stats.flows >= 3);
+    assert_eq!(m.budget().stats.evicted.half_open, 1);
+    assert_eq!(m.max_flows(), 4);
+    assert_eq!(m.budget().total(), ta.budget().total() + tb.budget().total());
+    assert!(m.budget().total() > 0);
+    assert_eq!(m.budget().peak, ta.budget().peak + tb.budget().peak);
+}

@@ -144,6 +144,12 @@ impl H2Conn {
         self.streams.iter().find(|s| s.id == id)?.ws.as_ref()?.activity()
     }
 
+    /// Every open stream's WebSocket activity (flow-sharded live capture:
+    /// the correlator's copy at each tick).
+    pub fn stream_activities(&self) -> impl Iterator<Item = (u32, &WsActivity)> {
+        self.streams.iter().filter_map(|s| Some((s.id, s.ws.as_ref()?.activity()?)))
+    }
+
     /// Streams followed now.
     pub fn open_streams(&self) -> usize {
         self.streams.len()
