@@ -533,11 +533,16 @@ fn detectors_stay_flat_and_linear_on_reset_websockets_and_socketio_floods() {
         assert!(sum["memory"]["socketio_sessions_forgotten"].as_u64().unwrap() > 0, "{}", sum["memory"]);
         assert!(sum["findings"]["socketio-no-upgrade"].as_u64().unwrap() > 0, "{}", sum["findings"]);
     }
-    // Reset WebSockets, one every 2 ms (so ~30,000 wait within the 60 s
-    // judgement window at the larger size), none explained by a boundary.
+    // Reset WebSockets, none explained by a boundary, spaced so that both
+    // sizes outlast the 60 s judgement window (the smaller by a few
+    // seconds: 8,000 x 8 ms = 64 s; HOSTILE_FULL 20,000 x 4 ms = 80 s): the
+    // verdicts waiting at once are then the same at both sizes (7,500;
+    // 15,000), and memory must not grow with the capture. (At 2 ms the
+    // smaller run ended inside the window, its whole 8,000 waiting against
+    // the larger's 30,000, and the difference sat at the 16 MB allowance.)
     let small = if full() { 20_000 } else { 8_000 };
     let (ratio, s, l, big) = scaling("resets", small, |p, n| {
-        hostile_gen::reset_websockets(p, n, 2_000);
+        hostile_gen::reset_websockets(p, n, if full() { 4_000 } else { 8_000 });
     });
     assert!(ratio < 7.0, "4x the resets took {ratio:.1}x the time (linear is 4x)");
     assert!(l < s + 16 * 1024, "memory grows with the resets: {s} -> {l} KiB");
