@@ -88,6 +88,18 @@ pub struct MemStats {
     pub shed_bytes: u64,
 }
 
+impl MemStats {
+    /// Adds another budget's counters (flow-sharded workers' sums).
+    pub fn add(&mut self, f: &MemStats) {
+        self.evicted.half_open += f.evicted.half_open;
+        self.evicted.established += f.evicted.established;
+        self.evicted.upgraded += f.evicted.upgraded;
+        self.dropped += f.dropped;
+        self.shed_connections += f.shed_connections;
+        self.shed_bytes += f.shed_bytes;
+    }
+}
+
 /// The budget and what is charged against it, in bytes.
 #[derive(Debug, Clone)]
 pub struct Budget {

@@ -71,6 +71,25 @@ pub struct FlowStats {
     pub h2: crate::proto::h2::H2Stats,
 }
 
+impl FlowStats {
+    /// Adds another table's counters (flow-sharded workers' sums).
+    pub fn add(&mut self, t: &FlowStats) {
+        self.flows += t.flows;
+        self.live_max += t.live_max;
+        self.strays += t.strays;
+        let (r, q) = (&mut self.reassembly, &t.reassembly);
+        r.gaps += q.gaps;
+        r.gap_bytes += q.gap_bytes;
+        r.retransmits += q.retransmits;
+        r.keepalives += q.keepalives;
+        r.out_of_order += q.out_of_order;
+        r.limit_hits += q.limit_hits;
+        r.rexmit_inconsistent += q.rexmit_inconsistent;
+        self.tls.add(&t.tls);
+        self.h2.add(&t.h2);
+    }
+}
+
 type Key = (Endpoint, Endpoint);
 
 /// A table's numbers at one instant ([`FlowTable::counts`]).
@@ -201,29 +220,11 @@ impl FlowTable {
         self.max_flows = 0;
         self.books.budget.peak = 0;
         for o in workers {
-            let (s, t) = (&mut self.stats, &o.stats);
-            s.flows += t.flows;
-            s.live_max += t.live_max;
-            s.strays += t.strays;
-            let (r, q) = (&mut s.reassembly, &t.reassembly);
-            r.gaps += q.gaps;
-            r.gap_bytes += q.gap_bytes;
-            r.retransmits += q.retransmits;
-            r.keepalives += q.keepalives;
-            r.out_of_order += q.out_of_order;
-            r.limit_hits += q.limit_hits;
-            r.rexmit_inconsistent += q.rexmit_inconsistent;
-            s.tls.add(&t.tls);
-            s.h2.add(&t.h2);
+            self.stats.add(&o.stats);
             self.max_flows += o.max_flows;
             let (b, c) = (&mut self.books.budget, &o.books.budget);
             b.peak += c.peak;
-            b.stats.evicted.half_open += c.stats.evicted.half_open;
-            b.stats.evicted.established += c.stats.evicted.established;
-            b.stats.evicted.upgraded += c.stats.evicted.upgraded;
-            b.stats.dropped += c.stats.dropped;
-            b.stats.shed_connections += c.stats.shed_connections;
-            b.stats.shed_bytes += c.stats.shed_bytes;
+            b.stats.add(&c.stats);
         }
     }
 
@@ -273,31 +274,12 @@ impl FlowTable {
         self.books.counts = [0; 3];
         self.max_flows = 0;
         for p in parts {
-            let t = &p.stats;
-            s.flows += t.flows;
-            s.live_max += t.live_max;
-            s.strays += t.strays;
-            let (r, q) = (&mut s.reassembly, &t.reassembly);
-            r.gaps += q.gaps;
-            r.gap_bytes += q.gap_bytes;
-            r.retransmits += q.retransmits;
-            r.keepalives += q.keepalives;
-            r.out_of_order += q.out_of_order;
-            r.limit_hits += q.limit_hits;
-            r.rexmit_inconsistent += q.rexmit_inconsistent;
-            s.tls.add(&t.tls);
-            s.h2.add(&t.h2);
+            s.add(&p.stats);
             b.table += p.table;
             b.state += p.state;
             b.buffers += p.buffers;
             b.peak += p.peak;
-            let (e, f) = (&mut b.stats, &p.mem);
-            e.evicted.half_open += f.evicted.half_open;
-            e.evicted.established += f.evicted.established;
-            e.evicted.upgraded += f.evicted.upgraded;
-            e.dropped += f.dropped;
-            e.shed_connections += f.shed_connections;
-            e.shed_bytes += f.shed_bytes;
+            b.stats.add(&p.mem);
             for (c, n) in self.books.counts.iter_mut().zip(p.classes) {
                 *c += n;
             }
