@@ -148,22 +148,13 @@ mod tests {
             let sa: std::net::SocketAddr = x.parse().unwrap();
             crate::flow::Endpoint::new(sa.ip(), sa.port())
         };
-        HopRequest {
-            id: 1,
-            conn: 1,
-            flow: FlowKey { src: ep(a), dst: ep(b) },
-            req: Box::new(req(headers)),
-            req_ts: crate::time::Ts::from_secs_f64(1.0),
-            interim: Vec::new(),
-            resp: None,
-            resp_ts: None,
-            end: None,
-            client_fin: None,
-            from: None,
-            paired_by: None,
-            tls: None,
-            upgrade: Default::default(),
-        }
+        HopRequest::new(
+            1,
+            1,
+            FlowKey { src: ep(a), dst: ep(b) },
+            Box::new(req(headers)),
+            crate::time::Ts::from_secs_f64(1.0),
+        )
     }
 
     const ON: Redactor = Redactor { enabled: true };

@@ -61,22 +61,7 @@ pub fn response(status: u16, headers: &[(&str, &str)]) -> Box<Response> {
 
 /// A request on `flow` at `at` seconds, not answered yet.
 pub fn hop(id: u64, flow_: &str, req: Box<Request>, at: f64) -> HopRequest {
-    HopRequest {
-        id,
-        conn: id,
-        flow: flow(flow_),
-        req,
-        req_ts: t(at),
-        interim: Vec::new(),
-        resp: None,
-        resp_ts: None,
-        end: None,
-        client_fin: None,
-        from: None,
-        paired_by: None,
-        tls: None,
-        upgrade: Default::default(),
-    }
+    HopRequest::new(id, id, flow(flow_), req, t(at))
 }
 
 impl HopRequest {
