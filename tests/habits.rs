@@ -308,7 +308,7 @@ fn coloured(env: &[(&str, &str)], tty: bool, args: &str) -> bool {
         c.args(args.split(' '));
         c
     };
-    for v in ["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "TERM"] {
+    for v in ["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "TERM", "CI"] {
         cmd.env_remove(v);
     }
     cmd.env("TERM", "xterm-256color");
@@ -325,6 +325,10 @@ fn colour_follows_no_color_clicolor_force_and_term() {
     assert!(coloured(&[], true, &args), "a terminal: colour");
     assert!(!coloured(&[("NO_COLOR", "1")], true, &args), "NO_COLOR");
     assert!(!coloured(&[("TERM", "dumb")], true, &args), "TERM=dumb");
+    // A CI runner sets CI, and anstream then colours a terminal whatever
+    // TERM says; a dumb terminal still gets none.
+    assert!(!coloured(&[("TERM", "dumb"), ("CI", "true")], true, &args), "TERM=dumb under CI");
+    assert!(coloured(&[("CI", "true")], true, &args), "a terminal under CI");
     assert!(coloured(&[("CLICOLOR_FORCE", "1")], false, &args), "CLICOLOR_FORCE on a pipe");
     assert!(!coloured(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")], false, &args), "NO_COLOR wins");
     assert!(coloured(&[("NO_COLOR", "1")], false, &format!("{args} --color always")), "--color always");

@@ -69,14 +69,17 @@ impl Options {
 
 /// `--color auto`, as anstream decides it: colour when the records'
 /// stream is a terminal that supports it, unless NO_COLOR is set or
-/// CLICOLOR=0; CLICOLOR_FORCE forces it; TERM=dumb turns it off.
+/// CLICOLOR=0; CLICOLOR_FORCE forces it; TERM=dumb turns it off, also
+/// where anstream would colour anyway because `CI` is set (a CI log is
+/// not a terminal that asked for no colour; a dumb terminal is).
 pub fn color_auto(to_stderr: bool) -> bool {
     let choice = if to_stderr {
         anstream::AutoStream::choice(&std::io::stderr())
     } else {
         anstream::AutoStream::choice(&std::io::stdout())
     };
-    choice != anstream::ColorChoice::Never
+    let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+    choice != anstream::ColorChoice::Never && (!dumb || anstyle_query::clicolor_force())
 }
 
 /// A sink's builder: the sink, when the options ask for it.
