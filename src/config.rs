@@ -181,15 +181,6 @@ impl Command {
         let analysis = Analysis::from_args(args)?;
         let mut output = Output::from_args(args)?;
         output.metrics = args.metrics.as_deref().map(metrics_addr).transpose()?;
-        // With workers, the engine's runtime numbers (flow table, memory,
-        // open sessions) are summed once, at the end of a run: a live
-        // endpoint would never show them (docs/metrics.md).
-        if output.metrics.is_some() && args.interface.is_some() && analysis.threads > 1 {
-            return Err(Error::usage(format!(
-                "--metrics with -i analyses on one thread (its runtime gauges are read at each tick): drop --threads {}",
-                analysis.threads
-            )));
-        }
         match args.json_file.as_deref() {
             Some("") => return Err(Error::usage("--json-file: empty file name")),
             Some("-") => return Err(Error::usage("--json-file -: use --json for JSON Lines on standard output")),
@@ -603,7 +594,6 @@ mod tests {
         assert!(err(&["-r", "x", "--tui", "--threads", "4"]).starts_with("--threads 4: the dashboard"));
         assert!(err(&["-r", "x", "--threads", "65"]).starts_with("invalid --threads 65"));
         assert!(err(&["-r", "x", "-e", "--threads", "2"]).starts_with("--threads 2: -e reads"));
-        assert!(err(&["-i", "lo", "-Z", "root", "--metrics", ":0", "--threads", "2"]).starts_with("--metrics with -i"));
         assert_eq!(err(&["-r", "x", "-e", "--json"]), "-e applies to text output, not to --json");
         assert_eq!(
             err(&["--tui", "-r", "x", "-Z", "root", "--replay", "0"]),

@@ -109,10 +109,25 @@ impl RuntimeSnapshot {
     /// The numbers of `p` now; `capture` is the source's statistics
     /// (`PacketSource::stats`, live capture only).
     pub fn of(p: &Pipeline, capture: Option<Capture>) -> RuntimeSnapshot {
-        let st = &p.stats;
-        let b = p.flows.budget();
-        let counts = p.flows.class_counts();
-        let a = &p.analysis;
+        let now = p.stats.last_ts.map(|_| p.now());
+        let live = |flow, conn| crate::correlate::Correlator::live_activity(&p.flows, flow, conn);
+        RuntimeSnapshot::from_parts(&p.stats, now, &p.flows, &p.analysis, live, capture)
+    }
+
+    /// The numbers from their parts: the reader's counts `st`, packet time
+    /// `now` (none before the first packet), the flow table `flows` (with
+    /// workers: theirs summed, [`crate::flow::FlowTable::mirror`]), the
+    /// analysis, and where the activity of connections still open is read.
+    pub fn from_parts<'a>(
+        st: &crate::pipeline::PacketStats,
+        now: Option<crate::time::Ts>,
+        flows: &crate::flow::FlowTable,
+        a: &'a crate::analysis::Analysis,
+        live: impl Fn(crate::flow::FlowKey, crate::event::ConnId) -> Option<&'a crate::proto::activity::WsActivity>,
+        capture: Option<Capture>,
+    ) -> RuntimeSnapshot {
+        let b = flows.budget();
+        let counts = flows.class_counts();
         let gave_up = a.detectors_gave_up();
         let boundary = match a.idle_boundary_stated() {
             Some(t) => (t, BoundarySource::Configured),
@@ -121,12 +136,11 @@ impl RuntimeSnapshot {
                 None => (DEFAULT_BOUNDARY_S, BoundarySource::Default),
             },
         };
-        let now = st.last_ts.map(|_| p.now());
         let mut relayed = a.correlation.stats.relayed_ended;
         let (open, near) = match now {
             Some(now) => {
-                let o = a.correlation.open_sessions_now(
-                    &p.flows,
+                let o = a.correlation.open_sessions_now_by(
+                    live,
                     now,
                     boundary.0 * (1.0 - NEAR_BOUNDARY),
                     boundary.0 * (1.0 + NEAR_BOUNDARY),
@@ -136,8 +150,8 @@ impl RuntimeSnapshot {
             }
             None => (a.correlation.live_state().3, 0),
         };
-        let tls = &p.flows.stats.tls;
-        let h2 = &p.flows.stats.h2;
+        let tls = &flows.stats.tls;
+        let h2 = &flows.stats.h2;
         RuntimeSnapshot {
             now: now.map(|t| t.secs()),
             packets: st.packets,
@@ -145,9 +159,9 @@ impl RuntimeSnapshot {
             tcp_packets: st.tcp_packets,
             skipped: st.skips,
             capture,
-            connections: p.flows.stats.flows,
+            connections: flows.stats.flows,
             connections_open: counts.map(|n| n as u64),
-            max_connections: p.flows.max_flows() as u64,
+            max_connections: flows.max_flows() as u64,
             memory_limit: b.limit,
             memory_used: b.total(),
             memory_peak: b.peak,
@@ -157,7 +171,7 @@ impl RuntimeSnapshot {
             closes_judged_early: gave_up.closes_judged_early,
             socketio_sessions_forgotten: gave_up.socketio_sessions_forgotten,
             http_requests: a.correlation.stats.http_requests,
-            gap_bytes: p.flows.stats.reassembly.gap_bytes,
+            gap_bytes: flows.stats.reassembly.gap_bytes,
             sessions_open: open as u64,
             relayed,
             sessions_near_boundary: near as u64,

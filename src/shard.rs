@@ -127,6 +127,9 @@ struct Batch {
     data: Vec<u8>,
     /// Steps after which a packet-time tick is due, with its time.
     ticks: Vec<(u64, Ts)>,
+    /// When the sinks take the runtime numbers (the metrics endpoint): the
+    /// reader's counts and packet time at the batch's end.
+    end: Option<Box<(crate::pipeline::PacketStats, Ts)>>,
 }
 
 enum Job {
@@ -200,7 +203,7 @@ fn close_marked(flows: &mut FlowTable, out: &mut Output, start: usize, step: u64
 
 fn work(
     me: u16,
-    live: bool,
+    acts_at_ticks: bool,
     mut flows: FlowTable,
     rx: Receiver<Job>,
     tx: SyncSender<Output>,
@@ -229,7 +232,7 @@ fn work(
                     }
                     // The open sessions' activity as one table has it when
                     // the tick after this step runs.
-                    if live && b.ticks.get(t).is_some_and(|k| k.0 == step) {
+                    if acts_at_ticks && b.ticks.get(t).is_some_and(|k| k.0 == step) {
                         t += 1;
                         let mut acts = Vec::new();
                         flows.activities(&mut acts);
@@ -267,6 +270,11 @@ struct Reader {
     spare: Option<Batch>,
     next_step: u64,
     last_tick: Option<Ts>,
+    /// The sinks take the runtime numbers: each batch carries its end's,
+    /// and a batch ends at each tick (`tick_cut`), so the numbers are
+    /// those of the tick's instant, as with one thread.
+    snapshots: bool,
+    tick_cut: bool,
 }
 
 impl Reader {
@@ -288,6 +296,7 @@ impl Reader {
         if self.last_tick.is_none_or(|t| now.0 - t.0 >= 1_000_000) {
             self.last_tick = Some(now);
             b.ticks.push((step, now));
+            self.tick_cut = self.snapshots;
         }
     }
 
@@ -349,19 +358,27 @@ impl Reader {
         }
     }
 
-    fn take(&mut self) -> Batch {
+    fn take(&mut self, p: &Front<'_>) -> Batch {
         let first = self.next_step;
         let next = self.spare.take().unwrap_or_default();
         let mut b = std::mem::replace(&mut self.batch, next);
         b.first = first - b.steps.len() as u64;
+        if self.snapshots {
+            b.end = Some(Box::new((p.stats.clone(), *p.now)));
+        }
+        self.tick_cut = false;
         b
     }
 }
 
+/// The workers' copies of their connections' activity at a batch's ticks.
+type Acts = Vec<Vec<(u64, Vec<Activity>)>>;
+
 /// Feeds the workers' outputs for one batch to the analysis in one
-/// pipeline's order, with the batch's ticks after their steps.
-fn correlate(analysis: &mut Analysis, outs: &mut [Output], ticks: &[(u64, Ts)]) {
-    let acts: Vec<Vec<(u64, Vec<Activity>)>> = outs.iter_mut().map(|o| std::mem::take(&mut o.acts)).collect();
+/// pipeline's order, with the batch's ticks after their steps; returns
+/// the workers' activity copies.
+fn correlate(analysis: &mut Analysis, outs: &mut [Output], ticks: &[(u64, Ts)]) -> Acts {
+    let acts: Acts = outs.iter_mut().map(|o| std::mem::take(&mut o.acts)).collect();
     let mut runs: Vec<std::iter::Peekable<std::slice::Iter<'_, Run>>> = Vec::with_capacity(outs.len());
     let mut events = Vec::with_capacity(outs.len());
     let mut at = vec![0usize; outs.len()];
@@ -397,19 +414,43 @@ fn correlate(analysis: &mut Analysis, outs: &mut [Output], ticks: &[(u64, Ts)]) 
     for o in outs.iter_mut() {
         o.runs.clear();
     }
+    acts
+}
+
+/// The activity copies taken at `step`, by connection.
+fn acts_at(acts: &Acts, step: u64) -> FxHashMap<((Endpoint, Endpoint), u64), &crate::proto::activity::WsActivity> {
+    let mut by = FxHashMap::default();
+    for (k, a) in acts.iter().flatten().filter(|a| a.0 == step).flat_map(|a| &a.1) {
+        by.insert(*k, a);
+    }
+    by
+}
+
+/// The runtime numbers after a batch: the reader's counts at its end, the
+/// workers' tables summed (`tables`), the analysis, and the open
+/// sessions' activity as copied at the batch's last tick.
+fn snapshot(
+    analysis: &Analysis,
+    tables: &FlowTable,
+    b: &Batch,
+    acts: &Acts,
+) -> Option<Box<crate::runtime::RuntimeSnapshot>> {
+    let (stats, now) = b.end.as_deref()?;
+    let &(step, _) = b.ticks.last()?;
+    let by = acts_at(acts, step);
+    let live = |flow: crate::flow::FlowKey, conn| by.get(&(flow.canonical(), conn)).copied();
+    let now = stats.last_ts.map(|_| *now);
+    Some(Box::new(crate::runtime::RuntimeSnapshot::from_parts(stats, now, tables, analysis, live, None)))
 }
 
 /// The packet-time tick after `step`; live, with the open sessions' rows
 /// made from the workers' copies of their activity at that step.
-fn tick(analysis: &mut Analysis, (step, now): (u64, Ts), acts: &[Vec<(u64, Vec<Activity>)>]) {
+fn tick(analysis: &mut Analysis, (step, now): (u64, Ts), acts: &Acts) {
     if !analysis.wants_rows() || !analysis.tick_due(now) {
         analysis.tick(now, &[]);
         return;
     }
-    let mut by: FxHashMap<_, &crate::proto::activity::WsActivity> = FxHashMap::default();
-    for (k, a) in acts.iter().flatten().filter(|a| a.0 == step).flat_map(|a| &a.1) {
-        by.insert(*k, a);
-    }
+    let by = acts_at(acts, step);
     let rows = analysis.correlation.session_rows_by(|flow, conn| by.get(&(flow.canonical(), conn)).copied());
     analysis.tick(now, &rows);
 }
@@ -464,10 +505,13 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
     // queued, records are written as soon as they are correlated, and the
     // open sessions' rows are made for the detectors at each tick.
     let live = p.analysis.wants_rows();
+    // The metrics endpoint: the runtime numbers after each batch with a
+    // tick, as one thread offers them at each tick.
+    let snapshots = sink.wants_runtime();
     let mut warn = p.warn_on_evictions.then_some(Warn { last: (0, None) });
-    // Live: the workers' tables as one (their numbers summed after each
-    // batch), what the runtime numbers are read from.
-    let mut tables = live.then(|| FlowTable::new(p.limits));
+    // Live, or for the runtime numbers: the workers' tables as one (their
+    // numbers summed after each batch).
+    let mut tables = (live || snapshots).then(|| FlowTable::new(p.limits));
     let Pipeline { analysis, stats, defrag, flows, now, .. } = p;
     let mut front = Front { stats, defrag, flows, now };
     std::thread::scope(|scope| {
@@ -483,7 +527,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
             table.share_keys(keys.clone());
             let h = std::thread::Builder::new()
                 .name(format!("wstap-worker-{w}"))
-                .spawn_scoped(scope, move || work(w as u16, live, table, jrx, otx, srx))
+                .spawn_scoped(scope, move || work(w as u16, live || snapshots, table, jrx, otx, srx))
                 .map_err(|e| Error::msg(format!("cannot start a worker thread: {e}")))?;
             to.push(jtx);
             from.push(orx);
@@ -494,7 +538,8 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
         // the analysis, its records (redacted) back to this thread, which
         // writes them (formatting records is a quarter of the serial work).
         let (ctx, crx) = sync_channel::<Option<Arc<Batch>>>(IN_FLIGHT + 2);
-        let (rtx, rrx) = sync_channel::<(Vec<Record>, Option<Arc<Batch>>)>(IN_FLIGHT + 2);
+        type Snapshot = Option<Box<crate::runtime::RuntimeSnapshot>>;
+        let (rtx, rrx) = sync_channel::<(Vec<Record>, Option<Arc<Batch>>, Snapshot)>(IN_FLIGHT + 2);
         let correlator = std::thread::Builder::new()
             .name("wstap-correlator".into())
             .spawn_scoped(scope, move || {
@@ -504,7 +549,8 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                         let Ok(o) = rx.recv() else { return };
                         outs.push(o);
                     }
-                    correlate(analysis, &mut outs, b.as_ref().map_or(&[], |b| &b.ticks));
+                    let acts = correlate(analysis, &mut outs, b.as_ref().map_or(&[], |b| &b.ticks));
+                    let mut snap = None;
                     if let Some(t) = tables.as_mut() {
                         let parts: Vec<TableCounts> = outs.iter().map(|o| o.table).collect();
                         t.mirror(&parts);
@@ -513,7 +559,11 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                         {
                             w.check(analysis, t, now);
                         }
+                        if snapshots && let Some(b) = b.as_ref() {
+                            snap = snapshot(analysis, t, b, &acts);
+                        }
                     }
+                    drop(acts);
                     // The vectors go back to their workers (dropped when they have one).
                     for (o, tx) in outs.into_iter().zip(&spares) {
                         let _ = tx.try_send(o);
@@ -526,42 +576,58 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                         }
                     }
                     let last = b.is_none();
-                    if rtx.send((records, b)).is_err() || last {
+                    if rtx.send((records, b, snap)).is_err() || last {
                         return;
                     }
                 }
             })
             .map_err(|e| Error::msg(format!("cannot start the correlator thread: {e}")))?;
         let gone = || Error::msg("a worker thread stopped");
-        let mut reader = Reader { n, batch: Batch::default(), spare: None, next_step: 0, last_tick: None };
+        let mut reader = Reader {
+            n,
+            batch: Batch::default(),
+            spare: None,
+            next_step: 0,
+            last_tick: None,
+            snapshots,
+            tick_cut: false,
+        };
         let mut in_flight = 0usize;
         // One correlated batch's records to the sink (waiting for them, or,
         // `ready_only`, only if they are there: false when they are not).
-        let write = |reader: &mut Reader, sink: &mut dyn Sink, ready_only: bool| -> Result<bool> {
-            let (records, b) = if ready_only {
-                match rrx.try_recv() {
-                    Ok(x) => x,
-                    Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(false),
-                    Err(_) => return Err(gone()),
+        let write =
+            |reader: &mut Reader, sink: &mut dyn Sink, src: &mut dyn PacketSource, ready_only: bool| -> Result<bool> {
+                let (records, b, snap) = if ready_only {
+                    match rrx.try_recv() {
+                        Ok(x) => x,
+                        Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(false),
+                        Err(_) => return Err(gone()),
+                    }
+                } else {
+                    rrx.recv().map_err(|_| gone())?
+                };
+                for r in &records {
+                    sink.record(r)?;
                 }
-            } else {
-                rrx.recv().map_err(|_| gone())?
+                if let Some(mut snap) = snap
+                    && sink.wants_runtime()
+                {
+                    snap.capture = src.stats();
+                    sink.runtime(&snap);
+                }
+                // Workers and correlator are done with it: its buffers hold the next.
+                if let Some(b) = b
+                    && let Ok(mut old) = Arc::try_unwrap(b)
+                    && reader.spare.is_none()
+                {
+                    old.steps.clear();
+                    old.data.clear();
+                    old.ticks.clear();
+                    old.end = None;
+                    reader.spare = Some(old);
+                }
+                Ok(true)
             };
-            for r in &records {
-                sink.record(r)?;
-            }
-            // Workers and correlator are done with it: its buffers hold the next.
-            if let Some(b) = b
-                && let Ok(mut old) = Arc::try_unwrap(b)
-                && reader.spare.is_none()
-            {
-                old.steps.clear();
-                old.data.clear();
-                old.ticks.clear();
-                reader.spare = Some(old);
-            }
-            Ok(true)
-        };
         let mut ending = InputEnd::Complete;
         loop {
             let mut end = false;
@@ -588,23 +654,23 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                     end = true;
                 }
             }
-            let full = reader.batch.steps.len() >= BATCH || reader.batch.data.len() >= BATCH_BYTES;
+            let full = reader.batch.steps.len() >= BATCH || reader.batch.data.len() >= BATCH_BYTES || reader.tick_cut;
             // Live: nothing more queued by the capture (or an idle tick).
             let lull = live && src.lull();
             if full || ((end || lull) && !reader.batch.steps.is_empty()) {
-                let b = Arc::new(reader.take());
+                let b = Arc::new(reader.take(&front));
                 for tx in &to {
                     tx.send(Job::Batch(b.clone())).map_err(|_| gone())?;
                 }
                 ctx.send(Some(b)).map_err(|_| gone())?;
                 in_flight += 1;
                 while in_flight > IN_FLIGHT {
-                    write(&mut reader, sink, false)?;
+                    write(&mut reader, sink, src, false)?;
                     in_flight -= 1;
                 }
             }
             if lull {
-                while in_flight > 0 && write(&mut reader, sink, true)? {
+                while in_flight > 0 && write(&mut reader, sink, src, true)? {
                     in_flight -= 1;
                 }
             }
@@ -618,7 +684,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
         }
         ctx.send(None).map_err(|_| gone())?;
         for _ in 0..=in_flight {
-            write(&mut reader, sink, false)?;
+            write(&mut reader, sink, src, false)?;
         }
         drop(to);
         drop(ctx);

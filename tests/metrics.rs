@@ -478,13 +478,41 @@ impl Sink for Watch {
 /// count as they go.
 #[test]
 fn relayed_traffic_grows_tick_by_tick_and_ends_as_the_sessions_say() {
-    for entry in std::fs::read_dir(root().join("captures")).unwrap() {
-        let path = entry.unwrap().path();
+    relayed_traffic_grows(1);
+}
+
+/// With flow-sharded workers the correlator offers the runtime numbers at
+/// the same ticks, and they are the same numbers, as with one thread.
+#[test]
+fn with_workers_the_runtime_numbers_are_one_threads_tick_by_tick() {
+    let one = relayed_traffic_grows(1);
+    let two = relayed_traffic_grows(2);
+    assert_eq!(one.len(), two.len());
+    let mut ticks = 0;
+    for ((name, a), (_, b)) in one.iter().zip(&two) {
+        assert_eq!(a.0.len(), b.0.len(), "{name}: ticks offered");
+        assert_eq!(a, b, "{name}: open sessions and relayed traffic, tick by tick");
+        ticks += a.0.len();
+    }
+    assert!(ticks > 2 * one.len(), "{ticks} ticks over {} captures", one.len());
+}
+
+/// Per capture (by file name), the open sessions and relayed traffic at
+/// each tick the sinks were offered.
+type Ticks = Vec<(String, (Vec<u64>, Vec<wstap::correlate::Relayed>))>;
+
+fn relayed_traffic_grows(threads: usize) -> Ticks {
+    let mut seen = Ticks::new();
+    let mut entries: Vec<_> = std::fs::read_dir(root().join("captures")).unwrap().map(|e| e.unwrap()).collect();
+    entries.sort_by_key(|e| e.path());
+    for entry in entries {
+        let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) != Some("pcap") {
             continue;
         }
         let mut argv =
             vec!["wstap".to_string(), "-r".into(), path.to_str().unwrap().into(), "-Z".into(), "root".into()];
+        argv.extend(["--threads".to_string(), threads.to_string()]);
         let keys = path.with_extension("keys");
         if keys.exists() {
             argv.extend(["--keylog".to_string(), keys.to_str().unwrap().to_string()]);
@@ -496,7 +524,7 @@ fn relayed_traffic_grows_tick_by_tick_and_ends_as_the_sessions_say() {
         src.set_keys(p.keys().clone());
         let mut w = Watch::default();
         p.run(&mut src, &mut w).unwrap();
-        let name = path.display();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
         for pair in w.relayed.windows(2) {
             for d in 0..2 {
                 assert!(pair[1].frames[d] >= pair[0].frames[d], "{name}: frames went down: {pair:?}");
@@ -521,5 +549,7 @@ fn relayed_traffic_grows_tick_by_tick_and_ends_as_the_sessions_say() {
             let i = w.open.iter().position(|n| *n == 4).expect("a tick with the four sessions open");
             assert!(w.relayed[i].frames[0] >= 4, "{:?}", w.relayed[i]);
         }
+        seen.push((name, (w.open, w.relayed)));
     }
+    seen
 }

@@ -148,7 +148,7 @@ impl Correlator {
 
     /// The live activity of a session hop: an HTTP/2 stream's is kept by
     /// its TCP connection.
-    pub(super) fn live_activity(flows: &crate::flow::FlowTable, flow: FlowKey, conn: ConnId) -> Option<&WsActivity> {
+    pub(crate) fn live_activity(flows: &crate::flow::FlowTable, flow: FlowKey, conn: ConnId) -> Option<&WsActivity> {
         match h2::split_stream_conn(conn) {
             Some((tcp, stream)) => flows.get(flow, tcp)?.stream_activity(stream),
             None => flows.get(flow, conn)?.activity(),

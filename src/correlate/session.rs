@@ -288,12 +288,24 @@ impl Correlator {
     /// session record counts (so that, added to
     /// [`super::Stats::relayed_ended`], it only grows).
     pub fn open_sessions_now(&self, flows: &crate::flow::FlowTable, now: Ts, lo: f64, hi: f64) -> OpenNow {
+        self.open_sessions_now_by(|flow, conn| Self::live_activity(flows, flow, conn), now, lo, hi)
+    }
+
+    /// [`Self::open_sessions_now`], the activity of connections still open
+    /// looked up by `live` (flow-sharded workers: their copies).
+    pub fn open_sessions_now_by<'a>(
+        &'a self,
+        live: impl Fn(crate::flow::FlowKey, ConnId) -> Option<&'a WsActivity>,
+        now: Ts,
+        lo: f64,
+        hi: f64,
+    ) -> OpenNow {
         let mut o = OpenNow { sessions: self.sessions.len(), ..OpenNow::default() };
         for s in self.sessions.values() {
             let hops = || {
                 s.hops.iter().filter_map(|(_, c)| {
                     let w = self.ws.get(c)?;
-                    Some((w, w.activity().or_else(|| Self::live_activity(flows, w.flow, w.conn))))
+                    Some((w, w.activity().or_else(|| live(w.flow, w.conn))))
                 })
             };
             let last = hops().filter_map(|(_, a)| a.map(|a| a.last_frame_any())).max().unwrap_or(s.start);

@@ -156,7 +156,7 @@ ok "counters equal the summary; WstapUpgradeStripped firing"
 ok "every query of contrib/grafana/wstap.json runs on prometheus"
 lab_stop "$PROM_PID" TERM 10
 
-say "2. as contrib/systemd/wstap.service runs it: root bounded to NET_RAW NET_ADMIN SETUID SETGID, -Z, log directory root:GROUP 0770; a logrotate rename + create + HUP"
+say "2. as contrib/systemd/wstap.service runs it: root bounded to NET_RAW NET_ADMIN SETUID SETGID, -Z, log directory root:GROUP 0770; a logrotate rename + create + HUP; two flow-sharded workers"
 # The unit's account is wstap; here nobody/nogroup (no account is created
 # on the test machine).
 L=$R/log
@@ -164,7 +164,7 @@ mkdir -p "$L" && chown root:nogroup "$L" && chmod 0770 "$L"
 M2=$((BASE_FRONT + 4))
 lab_wait_free "$M2" 5 || die "port $M2 is busy"
 setpriv --bounding-set -all,+net_raw,+net_admin,+setuid,+setgid -- \
-    "$WSTAP" -i lo -q --metrics "127.0.0.1:$M2" --json-file "$L/findings.jsonl" -Z nobody "$FILTER" \
+    "$WSTAP" -i lo -q --threads 2 --metrics "127.0.0.1:$M2" --json-file "$L/findings.jsonl" -Z nobody "$FILTER" \
     >"$R/svc.out" 2>"$R/svc.err" &
 SPID=$!
 LAB_PIDS+=("$SPID")
@@ -180,6 +180,14 @@ client ws "ws://127.0.0.1:$FRONT/ws" --count 3 --messages 2 --close --group svc2
 wait_for 10 at_least "$L/findings.jsonl" session 3 || die "no sessions after the rotation: $(cat "$L/findings.jsonl")"
 scrape2() { curl -fsS --max-time 5 "http://127.0.0.1:$M2/metrics" | grep -q '^wstap_handshakes_total{outcome="upgraded",role="client"} 5$'; }
 wait_for 10 scrape2 || die "the endpoint does not show 5 upgrades: $(curl -sS "http://127.0.0.1:$M2/metrics" | grep handshakes_total)"
+# The engine's runtime numbers (packets, connections), which the workers'
+# correlator offers at each tick, move while it runs.
+runtime2() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$M2/metrics" | awk '
+        /^wstap_packets_total / { p = $2 } /^wstap_connections_total / { c = $2 }
+        END { exit !(p >= 50 && c >= 10) }'
+}
+wait_for 10 runtime2 || die "runtime numbers did not move with --threads 2: $(curl -sS "http://127.0.0.1:$M2/metrics" | grep -E '^wstap_(packets|connections)_total')"
 # Every thread (the endpoint's included, started once privileges were
 # dropped) runs as nobody with no capability and no_new_privs.
 tasks=0
@@ -189,7 +197,7 @@ for st in /proc/"$SPID"/task/*/status; do
         && grep -q '^CapEff:[[:space:]]*0000000000000000' "$st" && grep -q '^NoNewPrivs:[[:space:]]*1' "$st" \
         || die "thread $(grep '^Name' "$st") keeps privileges: $(grep -E '^(Uid|Cap|NoNew)' "$st" | tr '\n' ' ')"
 done
-[ "$tasks" -ge 3 ] || die "expected the capture, analysis and endpoint threads, found $tasks"
+[ "$tasks" -ge 6 ] || die "expected the capture, reader, two workers, correlator and endpoint threads, found $tasks"
 kill -INT "$SPID"
 wait_for 10 eval '! kill -0 $SPID 2>/dev/null' || die "the service did not stop"
 wait "$SPID"; rc=$?
