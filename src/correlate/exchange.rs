@@ -101,10 +101,15 @@ impl Correlator {
     /// to `end`), and SYNs then still unanswered, in connection order.
     fn attempts_during(&self, ts: Ts, end: Ts) -> Vec<Attempt> {
         let mut attempts: Vec<Attempt> = self.attempts.iter().filter(|a| a.ts >= ts && a.ts <= end).cloned().collect();
+        // The SYNs are in packet-time order (a pipeline's time never goes
+        // back): only those from `ts` on are looked at, not all 1,024 (a
+        // scan of them was 3% of a busy proxy's analysis).
+        let from = self.recent_syns.partition_point(|s| s.2 < ts);
         attempts.extend(
             self.recent_syns
-                .iter()
-                .filter(|(c, _, t)| *t >= ts && *t <= end && self.syn_pending.contains_key(c))
+                .range(from..)
+                .take_while(|s| s.2 <= end)
+                .filter(|(c, _, _)| self.syn_pending.contains_key(c))
                 .map(|&(conn, flow, t)| Attempt { conn, flow, ts: t, refused: false }),
         );
         attempts.sort_by_key(|a| a.conn);

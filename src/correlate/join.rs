@@ -25,7 +25,7 @@ use crate::redact::Redactor;
 /// load balancers and tracing libraries name them: nginx `$request_id`
 /// (usually as X-Request-ID), W3C Trace Context, AWS ALB, Zipkin B3
 /// (single and multi header), Google Cloud, Cloudflare, Jaeger.
-pub const REQUEST_ID_HEADERS: &[&str] = &[
+pub const REQUEST_ID_HEADERS: &[&str; 10] = &[
     "x-request-id",
     "x-correlation-id",
     "request-id",
@@ -44,8 +44,8 @@ const MAX_ID_LEN: usize = 256;
 
 /// The request ids one head carries, redacted as other headers are.
 fn ids_of(h: &crate::proto::Headers, r: Redactor, out: &mut RequestIds) {
-    for name in REQUEST_ID_HEADERS {
-        if let Some(v) = h.get(name) {
+    for (name, v) in REQUEST_ID_HEADERS.iter().zip(h.get_each(REQUEST_ID_HEADERS)) {
+        if let Some(v) = v {
             let v = v.trim();
             if v.is_empty() {
                 continue;

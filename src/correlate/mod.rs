@@ -248,6 +248,7 @@ impl Correlator {
                     if self.recent_syns.len() >= MAX_RECENT_SYNS {
                         self.recent_syns.pop_front();
                     }
+                    debug_assert!(self.recent_syns.back().is_none_or(|s| s.2 <= ts), "SYNs in time order");
                     self.recent_syns.push_back((conn, flow, ts));
                 }
             }

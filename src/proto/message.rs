@@ -85,12 +85,41 @@ impl Headers {
         self.text.get(b as usize..c as usize)
     }
 
+    /// The first value of each of `names` (lower case), in one pass over
+    /// the headers instead of one per name: what [`Self::get`] gives for
+    /// each, where several names are asked of every request (request ids,
+    /// pairing evidence).
+    pub fn get_each<const N: usize>(&self, names: &[&str; N]) -> [Option<&str>; N] {
+        let mut out = [None; N];
+        let t = self.text.as_bytes();
+        for &(a, b, c) in &self.idx {
+            let name = &t[a as usize..b as usize];
+            for (i, n) in names.iter().enumerate() {
+                if out[i].is_none() && n.len() == name.len() && name.eq_ignore_ascii_case(n.as_bytes()) {
+                    out[i] = self.text.get(b as usize..c as usize);
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Every value of a header, in wire order; names compared as bytes,
+    /// lengths first (as [`Self::get`]), only the values found sliced.
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let (t, n) = (self.text.as_bytes(), name.as_bytes());
+        self.idx
+            .iter()
+            .filter(move |&&(a, b, _)| (b - a) as usize == n.len() && t[a as usize..b as usize].eq_ignore_ascii_case(n))
+            .filter_map(|&(_, b, c)| self.text.get(b as usize..c as usize))
+    }
+
     /// All values of a repeated header joined with ", " (RFC 9110 5.3).
     pub fn joined(&self, name: &str) -> Option<String> {
-        let mut it = self.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
-        let (_, first) = it.next()?;
+        let mut it = self.values(name);
+        let first = it.next()?;
         let mut s = first.to_string();
-        for (_, v) in it {
+        for v in it {
             s.push_str(", ");
             s.push_str(v);
         }
@@ -103,11 +132,7 @@ impl Headers {
 
     /// Comma-separated tokens of every occurrence of a header, trimmed.
     pub fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .flat_map(|(_, v)| v.split(','))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+        self.values(name).flat_map(|v| v.split(',')).map(str::trim).filter(|t| !t.is_empty())
     }
 
     /// Whether a token list header (Connection, Upgrade) holds `token`,
@@ -192,6 +217,30 @@ mod tests {
 
     fn h(pairs: &[(&str, &str)]) -> Headers {
         Headers::from_pairs(pairs.iter().copied())
+    }
+
+    /// One pass for several names gives what a lookup of each gives:
+    /// any case, the first of repeated headers, absent names, a name that
+    /// is a prefix of another.
+    #[test]
+    fn get_each_is_get_for_each_name() {
+        let x = h(&[
+            ("Host", "a"),
+            ("X-Request-ID", "first"),
+            ("x-request-id", "second"),
+            ("TRACEPARENT", "00-1-2-01"),
+            ("b3", "x"),
+            ("Origin", ""),
+            ("X-Request-IDs", "not it"),
+        ]);
+        let names = ["x-request-id", "traceparent", "origin", "b3", "cf-ray", "host", "x-request-ids"];
+        let each = x.get_each(&names);
+        for (n, v) in names.iter().zip(each) {
+            assert_eq!(v, x.get(n), "{n}");
+        }
+        assert_eq!(each[0], Some("first"));
+        assert_eq!(each[4], None);
+        assert_eq!(h(&[]).get_each(&["a"]), [None]);
     }
 
     #[test]
