@@ -8,9 +8,9 @@
 //! table and parsers and emits events. Correlation and detectors stay on
 //! one thread (the correlator), fed with the workers' events merged into
 //! exactly the order one flow table would have produced them, so that the
-//! output does not depend on N. Three stages: the reader (the calling
-//! thread, which also writes the correlator's records to the sinks), N
-//! workers, and the correlator (correlation, detectors, records redacted):
+//! output does not depend on N. Four stages: the reader (the calling
+//! thread), N workers, the correlator (correlation, detectors, records
+//! redacted) and the writer (the records to the sinks, in order):
 //!
 //! - The reader (the calling thread) numbers every input step (a packet,
 //!   or an idle tick), decodes each packet once (the worker gets the TCP
@@ -46,7 +46,7 @@
 //!
 //! Live capture (the source is the live queue, this thread its reader): a
 //! batch goes out as soon as the queue holds nothing more (`lull`) or at an
-//! idle tick, records are written as soon as they are correlated, and at
+//! idle tick, the writer writes records as soon as they are correlated, and at
 //! each tick's step the workers copy their connections' WebSocket activity
 //! for the open sessions' rows the detectors read (one table's
 //! `session_rows`).
@@ -128,8 +128,9 @@ struct Batch {
     /// Steps after which a packet-time tick is due, with its time.
     ticks: Vec<(u64, Ts)>,
     /// When the sinks take the runtime numbers (the metrics endpoint): the
-    /// reader's counts and packet time at the batch's end.
-    end: Option<Box<(crate::pipeline::PacketStats, Ts)>>,
+    /// reader's counts, packet time and the capture's own numbers at the
+    /// batch's end.
+    end: Option<Box<(crate::pipeline::PacketStats, Ts, Option<crate::record::Capture>)>>,
 }
 
 enum Job {
@@ -358,13 +359,13 @@ impl Reader {
         }
     }
 
-    fn take(&mut self, p: &Front<'_>) -> Batch {
+    fn take(&mut self, p: &Front<'_>, src: &mut dyn PacketSource) -> Batch {
         let first = self.next_step;
         let next = self.spare.take().unwrap_or_default();
         let mut b = std::mem::replace(&mut self.batch, next);
         b.first = first - b.steps.len() as u64;
         if self.snapshots {
-            b.end = Some(Box::new((p.stats.clone(), *p.now)));
+            b.end = Some(Box::new((p.stats.clone(), *p.now, src.stats())));
         }
         self.tick_cut = false;
         b
@@ -435,12 +436,12 @@ fn snapshot(
     b: &Batch,
     acts: &Acts,
 ) -> Option<Box<crate::runtime::RuntimeSnapshot>> {
-    let (stats, now) = b.end.as_deref()?;
+    let (stats, now, capture) = b.end.as_deref()?;
     let &(step, _) = b.ticks.last()?;
     let by = acts_at(acts, step);
     let live = |flow: crate::flow::FlowKey, conn| by.get(&(flow.canonical(), conn)).copied();
     let now = stats.last_ts.map(|_| *now);
-    Some(Box::new(crate::runtime::RuntimeSnapshot::from_parts(stats, now, tables, analysis, live, None)))
+    Some(Box::new(crate::runtime::RuntimeSnapshot::from_parts(stats, now, tables, analysis, live, capture.clone())))
 }
 
 /// The packet-time tick after `step`; live, with the open sessions' rows
@@ -535,10 +536,9 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
             handles.push(h);
         }
         // The correlator: the workers' outputs for each batch merged into
-        // the analysis, its records (redacted) back to this thread, which
-        // writes them (formatting records is a quarter of the serial work).
-        let (ctx, crx) = sync_channel::<Option<Arc<Batch>>>(IN_FLIGHT + 2);
+        // the analysis, its records (redacted) on to the writer.
         type Snapshot = Option<Box<crate::runtime::RuntimeSnapshot>>;
+        let (ctx, crx) = sync_channel::<Option<Arc<Batch>>>(IN_FLIGHT + 2);
         let (rtx, rrx) = sync_channel::<(Vec<Record>, Option<Arc<Batch>>, Snapshot)>(IN_FLIGHT + 2);
         let correlator = std::thread::Builder::new()
             .name("wstap-correlator".into())
@@ -582,7 +582,32 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                 }
             })
             .map_err(|e| Error::msg(format!("cannot start the correlator thread: {e}")))?;
-        let gone = || Error::msg("a worker thread stopped");
+        // The writer: the records to the sinks (formatting them is a third
+        // to half of what stays serial), then each batch back to the reader,
+        // done with (its buffers hold a later batch). Live, records are out
+        // as soon as they are correlated.
+        let (dtx, drx) = sync_channel::<Option<Arc<Batch>>>(IN_FLIGHT + 2);
+        let writer = std::thread::Builder::new()
+            .name("wstap-writer".into())
+            .spawn_scoped(scope, move || -> Result<()> {
+                while let Ok((records, b, snap)) = rrx.recv() {
+                    for r in &records {
+                        sink.record(r)?;
+                    }
+                    drop(records);
+                    if let Some(snap) = snap
+                        && sink.wants_runtime()
+                    {
+                        sink.runtime(&snap);
+                    }
+                    let last = b.is_none();
+                    if dtx.send(b).is_err() || last {
+                        break;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| Error::msg(format!("cannot start the writer thread: {e}")))?;
         let mut reader = Reader {
             n,
             batch: Batch::default(),
@@ -593,105 +618,133 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
             tick_cut: false,
         };
         let mut in_flight = 0usize;
-        // One correlated batch's records to the sink (waiting for them, or,
-        // `ready_only`, only if they are there: false when they are not).
-        let write =
-            |reader: &mut Reader, sink: &mut dyn Sink, src: &mut dyn PacketSource, ready_only: bool| -> Result<bool> {
-                let (records, b, snap) = if ready_only {
-                    match rrx.try_recv() {
-                        Ok(x) => x,
-                        Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(false),
-                        Err(_) => return Err(gone()),
-                    }
-                } else {
-                    rrx.recv().map_err(|_| gone())?
-                };
-                for r in &records {
-                    sink.record(r)?;
+        // A batch written (waiting for one, or, `ready_only`, only if one
+        // is: false when none is).
+        let done = |reader: &mut Reader, ready_only: bool| -> bool {
+            let b = if ready_only {
+                match drx.try_recv() {
+                    Ok(b) => b,
+                    Err(_) => return false,
                 }
-                if let Some(mut snap) = snap
-                    && sink.wants_runtime()
-                {
-                    snap.capture = src.stats();
-                    sink.runtime(&snap);
+            } else {
+                match drx.recv() {
+                    Ok(b) => b,
+                    Err(_) => return false,
                 }
-                // Workers and correlator are done with it: its buffers hold the next.
-                if let Some(b) = b
-                    && let Ok(mut old) = Arc::try_unwrap(b)
-                    && reader.spare.is_none()
-                {
-                    old.steps.clear();
-                    old.data.clear();
-                    old.ticks.clear();
-                    old.end = None;
-                    reader.spare = Some(old);
-                }
-                Ok(true)
             };
+            if let Some(b) = b
+                && let Ok(mut old) = Arc::try_unwrap(b)
+                && reader.spare.is_none()
+            {
+                old.steps.clear();
+                old.data.clear();
+                old.ticks.clear();
+                old.end = None;
+                reader.spare = Some(old);
+            }
+            true
+        };
+        // Reads and dispatches up to the end of input; false: a thread
+        // behind this one stopped (the writer's error, or a panic, says why).
         let mut ending = InputEnd::Complete;
-        loop {
-            let mut end = false;
-            match src.next_packet()? {
-                Next::Packet(pk) => {
-                    let missing = pk.missing();
-                    reader.packet(&mut front, linktype, pk.ts, pk.data, missing);
-                }
-                Next::Idle(t) => {
-                    if t > *front.now {
-                        *front.now = t;
+        let read = (|| -> Result<bool> {
+            loop {
+                let mut end = false;
+                match src.next_packet()? {
+                    Next::Packet(pk) => {
+                        let missing = pk.missing();
+                        reader.packet(&mut front, linktype, pk.ts, pk.data, missing);
                     }
-                    reader.step(&mut front, None);
+                    Next::Idle(t) => {
+                        if t > *front.now {
+                            *front.now = t;
+                        }
+                        reader.step(&mut front, None);
+                    }
+                    Next::End => end = true,
+                    Next::Truncated(msg) => {
+                        front.stats.truncated = true;
+                        ending = InputEnd::Truncated(msg);
+                        end = true;
+                    }
+                    Next::Damaged(msg) => {
+                        front.stats.damaged = true;
+                        ending = InputEnd::Damaged(msg);
+                        end = true;
+                    }
                 }
-                Next::End => end = true,
-                Next::Truncated(msg) => {
-                    front.stats.truncated = true;
-                    ending = InputEnd::Truncated(msg);
-                    end = true;
+                let full =
+                    reader.batch.steps.len() >= BATCH || reader.batch.data.len() >= BATCH_BYTES || reader.tick_cut;
+                // Live: nothing more queued by the capture (or an idle tick).
+                let lull = live && src.lull();
+                if full || ((end || lull) && !reader.batch.steps.is_empty()) {
+                    let b = Arc::new(reader.take(&front, src));
+                    for tx in &to {
+                        if tx.send(Job::Batch(b.clone())).is_err() {
+                            return Ok(false);
+                        }
+                    }
+                    if ctx.send(Some(b)).is_err() {
+                        return Ok(false);
+                    }
+                    in_flight += 1;
+                    while in_flight > IN_FLIGHT {
+                        if !done(&mut reader, false) {
+                            return Ok(false);
+                        }
+                        in_flight -= 1;
+                    }
                 }
-                Next::Damaged(msg) => {
-                    front.stats.damaged = true;
-                    ending = InputEnd::Damaged(msg);
-                    end = true;
+                if lull {
+                    while in_flight > 0 && done(&mut reader, true) {
+                        in_flight -= 1;
+                    }
+                }
+                if end {
+                    break;
                 }
             }
-            let full = reader.batch.steps.len() >= BATCH || reader.batch.data.len() >= BATCH_BYTES || reader.tick_cut;
-            // Live: nothing more queued by the capture (or an idle tick).
-            let lull = live && src.lull();
-            if full || ((end || lull) && !reader.batch.steps.is_empty()) {
-                let b = Arc::new(reader.take(&front));
-                for tx in &to {
-                    tx.send(Job::Batch(b.clone())).map_err(|_| gone())?;
-                }
-                ctx.send(Some(b)).map_err(|_| gone())?;
-                in_flight += 1;
-                while in_flight > IN_FLIGHT {
-                    write(&mut reader, sink, src, false)?;
-                    in_flight -= 1;
+            // The end of input: every worker's live connections, in id order.
+            for tx in &to {
+                if tx.send(Job::Finish(*front.now)).is_err() {
+                    return Ok(false);
                 }
             }
-            if lull {
-                while in_flight > 0 && write(&mut reader, sink, src, true)? {
-                    in_flight -= 1;
+            if ctx.send(None).is_err() {
+                return Ok(false);
+            }
+            for _ in 0..=in_flight {
+                if !done(&mut reader, false) {
+                    return Ok(false);
                 }
             }
-            if end {
-                break;
-            }
-        }
-        // The end of input: every worker's live connections, in id order.
-        for tx in &to {
-            tx.send(Job::Finish(*front.now)).map_err(|_| gone())?;
-        }
-        ctx.send(None).map_err(|_| gone())?;
-        for _ in 0..=in_flight {
-            write(&mut reader, sink, src, false)?;
-        }
+            Ok(true)
+        })();
+        // Every thread ends once its input does: the writer's error (a
+        // closed pipe) first, then a thread that panicked.
         drop(to);
         drop(ctx);
-        correlator.join().map_err(|_| Error::msg("the correlator thread panicked"))?;
+        drop(drx);
+        let wrote = writer.join().map_err(|_| Error::msg("the writer thread panicked"))?;
+        let correlated = correlator.join();
         let mut tables = Vec::with_capacity(n);
+        let mut worker_panicked = false;
         for h in handles {
-            tables.push(h.join().map_err(|_| Error::msg("a worker thread panicked"))?);
+            match h.join() {
+                Ok(t) => tables.push(t),
+                Err(_) => worker_panicked = true,
+            }
+        }
+        wrote?;
+        let finished = read?;
+        if correlated.is_err() {
+            return Err(Error::msg("the correlator thread panicked"));
+        }
+        if worker_panicked {
+            return Err(Error::msg("a worker thread panicked"));
+        }
+        if !finished {
+            return Err(Error::msg("a worker thread stopped"));
         }
         front.flows.absorb(&tables);
         Ok(ending)

@@ -55,7 +55,7 @@ pub fn to_writer<W: Write>(w: &mut W, r: &Record) -> serde_json::Result<()> {
     r.serialize(&mut ser)
 }
 
-impl<W: Write> Sink for JsonSink<W> {
+impl<W: Write + Send> Sink for JsonSink<W> {
     fn record(&mut self, r: &Record) -> std::io::Result<()> {
         to_writer(&mut self.w, r)?;
         self.w.write_all(b"\n")?;

@@ -19,7 +19,7 @@ pub mod text;
 use crate::record::Record;
 pub use collect::Collect;
 
-pub trait Sink {
+pub trait Sink: Send {
     /// The run begins: the input is open and privileges are dropped (a
     /// sink that starts a thread starts it here, so that the thread holds
     /// no privilege).

@@ -292,7 +292,7 @@ impl<W: Write> TextSink<W> {
     }
 }
 
-impl<W: Write> Sink for TextSink<W> {
+impl<W: Write + Send> Sink for TextSink<W> {
     fn record(&mut self, r: &Record) -> std::io::Result<()> {
         // Every string from the wire is made terminal-safe here, once,
         // before any formatting (src/escape.rs).
