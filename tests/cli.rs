@@ -188,9 +188,38 @@ fn verbose_prints_messages_and_frames() {
 
 #[test]
 fn broken_pipe_is_not_an_error() {
+    broken_pipe_with(&[]);
+}
+
+/// With workers, the records are written by a thread of their own: a
+/// reader that goes away still ends the run cleanly, and an output that
+/// cannot be written (a full disk) is the same one line and exit status
+/// as with one thread, not a thread's failure.
+#[test]
+fn with_workers_a_broken_pipe_or_a_full_disk_ends_as_with_one_thread() {
+    broken_pipe_with(&["--threads", "2"]);
+    let c = capture("nginx-healthy");
+    let mut said = Vec::new();
+    for t in ["1", "2"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wstap"))
+            .args(["-r", c.to_str().unwrap(), "--json", "-Z", "root", "--threads", t])
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--threads {t}");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(err.lines().count(), 1, "--threads {t}: {err}");
+        assert!(err.contains("No space left on device"), "--threads {t}: {err}");
+        said.push(err);
+    }
+    assert_eq!(said[0], said[1]);
+}
+
+fn broken_pipe_with(extra: &[&str]) {
     let c = root().join("tests/data/peers/zeek/websocket_wstunnel-ssh.pcap");
     let mut child = Command::new(env!("CARGO_BIN_EXE_wstap"))
         .args(["-r", c.to_str().unwrap(), "-vv", "-l"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
