@@ -139,7 +139,7 @@ impl RuntimeSnapshot {
         let mut relayed = a.correlation.stats.relayed_ended;
         let (open, near) = match now {
             Some(now) => {
-                let o = a.correlation.open_sessions_now_by(
+                let o = a.correlation.open_sessions_now(
                     live,
                     now,
                     boundary.0 * (1.0 - NEAR_BOUNDARY),

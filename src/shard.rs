@@ -364,7 +364,9 @@ impl Reader {
         let next = self.spare.take().unwrap_or_default();
         let mut b = std::mem::replace(&mut self.batch, next);
         b.first = first - b.steps.len() as u64;
-        if self.snapshots {
+        // (Only a batch with a tick makes a snapshot; live, most batches
+        // have none, and the capture's numbers are a system call.)
+        if self.snapshots && !b.ticks.is_empty() {
             b.end = Some(Box::new((p.stats.clone(), *p.now, src.stats())));
         }
         self.tick_cut = false;

@@ -134,18 +134,18 @@ impl Evidence {
     /// Headers a proxy passes through unchanged: the same value adds,
     /// another value costs.
     pub fn passed_through(&mut self, p: &Request, c: &Request) {
-        const NAMES: [&str; 7] = [
-            "user-agent",
-            "origin",
-            "cookie",
-            "sec-websocket-version",
-            "sec-websocket-protocol",
-            "sec-websocket-extensions",
-            "accept-language",
+        const EVIDENCE: [(&str, i32, i32); 7] = [
+            ("user-agent", 10, -10),
+            ("origin", 10, -5),
+            ("cookie", 5, -5),
+            ("sec-websocket-version", 5, 0),
+            ("sec-websocket-protocol", 5, -5),
+            ("sec-websocket-extensions", 3, 0),
+            ("accept-language", 3, -3),
         ];
-        const SCORES: [(i32, i32); 7] = [(10, -10), (10, -5), (5, -5), (5, 0), (5, -5), (3, 0), (3, -3)];
-        let (ps, cs) = (p.headers.get_each(&NAMES), c.headers.get_each(&NAMES));
-        for ((a, b), (same, differ)) in ps.into_iter().zip(cs).zip(SCORES) {
+        let names = EVIDENCE.map(|e| e.0);
+        let (ps, cs) = (p.headers.get_each(&names), c.headers.get_each(&names));
+        for ((a, b), (_, same, differ)) in ps.into_iter().zip(cs).zip(EVIDENCE) {
             match (a, b) {
                 (Some(a), Some(b)) if a == b => self.s += same,
                 (Some(_), Some(_)) => self.s += differ,

@@ -286,14 +286,10 @@ impl Correlator {
     /// to `hi` seconds at `now`, and their traffic so far, read as
     /// [`Self::session_rows`] reads activity and counted on the hop a
     /// session record counts (so that, added to
-    /// [`super::Stats::relayed_ended`], it only grows).
-    pub fn open_sessions_now(&self, flows: &crate::flow::FlowTable, now: Ts, lo: f64, hi: f64) -> OpenNow {
-        self.open_sessions_now_by(|flow, conn| Self::live_activity(flows, flow, conn), now, lo, hi)
-    }
-
-    /// [`Self::open_sessions_now`], the activity of connections still open
-    /// looked up by `live` (flow-sharded workers: their copies).
-    pub fn open_sessions_now_by<'a>(
+    /// [`super::Stats::relayed_ended`], it only grows). `live` finds the
+    /// activity of connections still open (in the flow table, or in the
+    /// flow-sharded workers' copies).
+    pub fn open_sessions_now<'a>(
         &'a self,
         live: impl Fn(crate::flow::FlowKey, ConnId) -> Option<&'a WsActivity>,
         now: Ts,
