@@ -65,20 +65,8 @@ fn short_sessions_peak(copies: u32) -> (usize, usize, u64) {
     while let Some(std::cmp::Reverse((t, k, i))) = heap.pop() {
         buf.clear();
         buf.extend_from_slice(&tpl[i].1);
-        // Ethernet + IPv4 (the template's): both addresses 10.k.k.k, checksum fixed.
-        if buf.len() > 34 && buf[12] == 8 && buf[13] == 0 {
-            let a = [10u8, (k >> 16) as u8, (k >> 8) as u8, k as u8];
-            buf[26..30].copy_from_slice(&a);
-            buf[30..34].copy_from_slice(&a);
-            let ihl = (buf[14] & 0xf) as usize * 4;
-            buf[24] = 0;
-            buf[25] = 0;
-            let mut sum: u32 = buf[14..14 + ihl].chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
-            while sum > 0xffff {
-                sum = (sum & 0xffff) + (sum >> 16);
-            }
-            buf[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-        }
+        // Ethernet + IPv4 (the template's): both addresses 10.k.k.k.
+        common::readdress_v4(&mut buf, [10u8, (k >> 16) as u8, (k >> 8) as u8, k as u8]);
         p.packet(lt, wstap::time::Ts(1_800_000_000_000_000 + t), &buf, 0);
         p.drain_to(&mut sink).unwrap();
         let (conns, txns, ws, sessions) = p.analysis.correlation.live_state();

@@ -131,19 +131,7 @@ fn multiplied_parts(template: &str, parts: &[(u32, i64, i64, usize)], out: &Path
     }
     while let Some(std::cmp::Reverse((t, k, i))) = heap.pop() {
         let mut buf = tpl[i].1.clone();
-        if buf.len() > 34 && buf[12] == 8 && buf[13] == 0 {
-            let a = [10u8, 1 + (k >> 16) as u8, (k >> 8) as u8, k as u8];
-            buf[26..30].copy_from_slice(&a);
-            buf[30..34].copy_from_slice(&a);
-            let ihl = (buf[14] & 0xf) as usize * 4;
-            buf[24] = 0;
-            buf[25] = 0;
-            let mut sum: u32 = buf[14..14 + ihl].chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
-            while sum > 0xffff {
-                sum = (sum & 0xffff) + (sum >> 16);
-            }
-            buf[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-        }
+        common::readdress_v4(&mut buf, [10u8, 1 + (k >> 16) as u8, (k >> 8) as u8, k as u8]);
         // Times rounded to the millisecond: equal timestamps across copies.
         let ts = 1_800_000_000_000_000 + (t / 1000) * 1000;
         w.extend_from_slice(&((ts / 1_000_000) as u32).to_le_bytes());

@@ -174,3 +174,23 @@ impl PcapBuilder {
         std::fs::write(path, f).unwrap();
     }
 }
+
+/// Gives an Ethernet + IPv4 frame (a template's packet) the address `a` as
+/// both source and destination and fixes its IPv4 header checksum: how the
+/// many-connection tests make each copy of a capture a connection of its
+/// own. Other frames are left as they are.
+pub fn readdress_v4(buf: &mut [u8], a: [u8; 4]) {
+    if buf.len() <= 34 || buf[12] != 8 || buf[13] != 0 {
+        return;
+    }
+    buf[26..30].copy_from_slice(&a);
+    buf[30..34].copy_from_slice(&a);
+    let ihl = (buf[14] & 0xf) as usize * 4;
+    buf[24] = 0;
+    buf[25] = 0;
+    let mut sum: u32 = buf[14..14 + ihl].chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    buf[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+}
