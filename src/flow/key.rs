@@ -148,14 +148,26 @@ pub fn community_id(flow: FlowKey, seed: u16) -> String {
     let a_first = (&ab[..an], a.port) <= (&bb[..bn], b.port);
     let (first, second) = if a_first { (a, b) } else { (b, a) };
     let ((fb, fnn), (sb, sn)) = (bytes(first), bytes(second));
-    let mut h = Sha1::new();
-    h.update(seed.to_be_bytes());
-    h.update(&fb[..fnn]);
-    h.update(&sb[..sn]);
-    h.update([6u8, 0u8]);
-    h.update(first.port.to_be_bytes());
-    h.update(second.port.to_be_bytes());
-    format!("1:{}", base64::engine::general_purpose::STANDARD.encode(h.finalize()))
+    // The hashed bytes in one buffer, one digest, the base64 on the stack:
+    // every record writes one or two of these.
+    let mut msg = [0u8; 2 + 16 + 16 + 2 + 4];
+    let mut n = 0;
+    for part in [
+        &seed.to_be_bytes()[..],
+        &fb[..fnn],
+        &sb[..sn],
+        &[6u8, 0u8],
+        &first.port.to_be_bytes(),
+        &second.port.to_be_bytes(),
+    ] {
+        msg[n..n + part.len()].copy_from_slice(part);
+        n += part.len();
+    }
+    let digest = Sha1::digest(&msg[..n]);
+    let mut out = [0u8; 2 + 28];
+    out[..2].copy_from_slice(b"1:");
+    let len = base64::engine::general_purpose::STANDARD.encode_slice(digest, &mut out[2..]).unwrap_or(0);
+    String::from_utf8_lossy(&out[..2 + len]).into_owned()
 }
 
 /// Maps keyed by flows, connections and ids use the rustc hasher

@@ -9,6 +9,8 @@
 use std::io::Write;
 
 use super::{Options, Sink};
+
+mod ser;
 use crate::escape::Piece;
 use crate::record::Record;
 
@@ -19,13 +21,15 @@ pub fn build(o: &Options) -> Option<Box<dyn Sink>> {
 
 pub struct JsonSink<W: Write> {
     w: W,
+    /// The line being written (reused).
+    line: Vec<u8>,
     /// Flush after every line (`-l`, or live capture to a pipe).
     line_buffered: bool,
 }
 
 impl<W: Write> JsonSink<W> {
     pub fn new(w: W, line_buffered: bool) -> JsonSink<W> {
-        JsonSink { w, line_buffered }
+        JsonSink { w, line: Vec::with_capacity(4096), line_buffered }
     }
 }
 
@@ -50,6 +54,27 @@ impl serde_json::ser::Formatter for TerminalSafe {
 
 /// One record as a JSON line body (no newline), terminal-safe.
 pub fn to_writer<W: Write>(w: &mut W, r: &Record) -> serde_json::Result<()> {
+    let mut line = Vec::with_capacity(2048);
+    append(&mut line, r)?;
+    w.write_all(&line).map_err(serde_json::Error::io)
+}
+
+/// One record as a JSON line body appended to `line`: [`ser`]'s fast
+/// writer, or serde_json's where that one leaves the record to it (the
+/// same bytes either way).
+pub fn append(line: &mut Vec<u8>, r: &Record) -> serde_json::Result<()> {
+    let start = line.len();
+    if ser::append(line, r).is_ok() {
+        return Ok(());
+    }
+    line.truncate(start);
+    reference(line, r)
+}
+
+/// One record as serde_json writes it with [`TerminalSafe`]: what
+/// [`append`] writes, the slow way (tests compare the two).
+#[doc(hidden)]
+pub fn reference<W: Write>(w: &mut W, r: &Record) -> serde_json::Result<()> {
     use serde::Serialize;
     let mut ser = serde_json::Serializer::with_formatter(w, TerminalSafe);
     r.serialize(&mut ser)
@@ -57,8 +82,10 @@ pub fn to_writer<W: Write>(w: &mut W, r: &Record) -> serde_json::Result<()> {
 
 impl<W: Write + Send> Sink for JsonSink<W> {
     fn record(&mut self, r: &Record) -> std::io::Result<()> {
-        to_writer(&mut self.w, r)?;
-        self.w.write_all(b"\n")?;
+        self.line.clear();
+        append(&mut self.line, r)?;
+        self.line.push(b'\n');
+        self.w.write_all(&self.line)?;
         if self.line_buffered {
             self.w.flush()?;
         }
