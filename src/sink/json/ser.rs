@@ -619,7 +619,7 @@ mod tests {
             for i in 0..len {
                 let r = x.rotate_left(i as u32 * 5);
                 // Mostly plain, as records are.
-                s.push(if r % 4 == 0 { CLASSES[(r >> 8) as usize % CLASSES.len()] } else { 'k' });
+                s.push(if r.is_multiple_of(4) { CLASSES[(r >> 8) as usize % CLASSES.len()] } else { 'k' });
             }
             assert!(same(&s));
         }
