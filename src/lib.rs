@@ -32,17 +32,3 @@ pub mod signal;
 pub mod sink;
 pub mod time;
 pub mod tui;
-
-#[cfg(test)]
-mod sizes {
-    #[test]
-    fn print_sizes() {
-        eprintln!("Conn {}", std::mem::size_of::<crate::flow::conn::Conn>());
-        eprintln!("HttpConn {}", std::mem::size_of::<crate::proto::http::HttpConn>());
-        eprintln!("FrameParser {}", std::mem::size_of::<crate::proto::ws::FrameParser>());
-        eprintln!("Event {}", std::mem::size_of::<crate::event::Event>());
-        eprintln!("WsStats {}", std::mem::size_of::<crate::correlate::WsStats>());
-        eprintln!("Assembler {}", std::mem::size_of::<crate::flow::assembler::Assembler>());
-        eprintln!("Txn {}", std::mem::size_of::<crate::correlate::Txn>());
-    }
-}
