@@ -89,6 +89,12 @@ pub struct Args {
     #[arg(long, help_heading = "Live capture")]
     pub immediate_mode: bool,
 
+    /// Spread the capture over N kernel rings, one capture thread each, by flow hash (PACKET_FANOUT, as
+    /// Suricata's af-packet cluster_flow), for a link one ring cannot carry; packets are merged back in time
+    /// order before analysis. Linux only; not with -w (docs/live.md).
+    #[arg(long, value_name = "N", help_heading = "Live capture")]
+    pub fanout: Option<usize>,
+
     /// Parse packets as USER once the capture device (or file) is open. Default when run as root: wstap, or nobody; -Z root keeps root.
     #[arg(short = 'Z', value_name = "USER", help_heading = "Input")]
     pub user: Option<String>,

@@ -252,6 +252,7 @@ const APPLIES: &[(&str, &str, Needs)] = &[
     ("direction", "-Q", Needs::Live),
     ("linktype", "-y", Needs::Live),
     ("immediate_mode", "--immediate-mode", Needs::Live),
+    ("fanout", "--fanout", Needs::Live),
     ("list_linktypes", "-L", Needs::Live),
     ("file_size", "-C", Needs::Write),
     ("rotate_seconds", "-G", Needs::Write),
@@ -491,6 +492,18 @@ fn live_config(args: &Args, iface: &str, filter: Option<String>, plan: privs::Pl
         Some(w) => Some(rotation(args, w)?),
         None => None,
     };
+    let rings = match args.fanout {
+        None => 1,
+        Some(n) if !(1..=live::MAX_RINGS).contains(&n) => {
+            return Err(Error::usage(format!("--fanout {n}: expected 1 to {} rings", live::MAX_RINGS)));
+        }
+        Some(n) if n > 1 && write.is_some() => {
+            return Err(Error::usage(format!(
+                "--fanout {n} with -w: the rings are merged for analysis, not into one file; capture to a file with one ring"
+            )));
+        }
+        Some(n) => n,
+    };
     Ok(LiveConfig {
         iface: iface.to_string(),
         filter,
@@ -504,6 +517,7 @@ fn live_config(args: &Args, iface: &str, filter: Option<String>, plan: privs::Pl
         immediate: args.immediate_mode,
         direction: args.direction,
         linktype: args.linktype.clone(),
+        rings,
     })
 }
 
@@ -534,6 +548,30 @@ mod tests {
         assert!(live(&a).is_err());
         let keep = privs::Plan::Keep { root: false };
         assert_eq!(live_config(&Args::default(), "", None, keep).unwrap_err().to_string(), "-i: empty interface name");
+    }
+
+    #[test]
+    fn fanout_is_a_number_of_rings_for_live_capture_without_a_file() {
+        let ok = |argv: &[&str]| match check(argv) {
+            Ok(Command::Analyse(c)) => match c.input {
+                Input::Live(l) => l.rings,
+                _ => panic!("not live"),
+            },
+            _ => panic!("refused: {argv:?}"),
+        };
+        assert_eq!(ok(&["-i", "lo", "-Z", "root"]), 1);
+        assert_eq!(ok(&["-i", "lo", "-Z", "root", "--fanout", "4"]), 4);
+        assert_eq!(ok(&["-i", "lo", "-Z", "root", "--fanout", "1", "-w", "x.pcap"]), 1);
+        assert_eq!(err(&["-i", "lo", "--fanout", "0"]), "--fanout 0: expected 1 to 16 rings");
+        assert_eq!(err(&["-i", "lo", "--fanout", "17"]), "--fanout 17: expected 1 to 16 rings");
+        assert_eq!(
+            err(&["-i", "lo", "--fanout", "2", "-w", "x.pcap"]),
+            "--fanout 2 with -w: the rings are merged for analysis, not into one file; capture to a file with one ring"
+        );
+        assert_eq!(
+            err(&["-r", "x.pcap", "--fanout", "2"]),
+            "--fanout applies to live capture (-i IFACE), not to -r FILE"
+        );
     }
 
     fn check(argv: &[&str]) -> Result<Command> {

@@ -964,6 +964,10 @@ pub struct Capture {
     pub dropped_interface: Option<u64>,
     /// Packets the capture thread could not hand to analysis in time.
     pub dropped_queue: Option<u64>,
+    /// `--fanout`: the packets taken from each kernel ring, in ring order
+    /// (how evenly the kernel's flow hash spread them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rings: Option<Vec<u64>>,
 }
 
 /// Upgrade success for one path or upstream.

@@ -48,11 +48,29 @@ fn wall_us() -> i64 {
 
 #[test]
 fn quiet_link_gives_idle_ticks_on_the_wall_clock_then_end_on_stop() {
+    idle_ticks_then_end(None);
+}
+
+/// With several kernel rings, the quiet rings' heartbeats (every 20 ms) do
+/// not keep the idle ticks away.
+#[test]
+fn quiet_link_gives_idle_ticks_with_three_rings_too() {
+    idle_ticks_then_end(Some(3));
+}
+
+fn idle_ticks_then_end(fanout: Option<usize>) {
     if !can_capture("idle") {
         return;
     }
+    // A capture that never gives an idle tick blocks in next_packet: fail
+    // the run rather than hang it (the tests here take seconds).
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(60));
+        eprintln!("tests/live.rs: still running after 60 s (a next_packet that never returns?)");
+        std::process::exit(101);
+    });
     // Nothing talks to port 9 (discard) here.
-    let mut src = live::open(&live_config(&args("tcp port 9", None))).unwrap();
+    let mut src = live::open(&live_config(&Args { fanout, ..args("tcp port 9", None) })).unwrap();
     let mut last = 0;
     for _ in 0..3 {
         let t0 = Instant::now();
@@ -78,6 +96,7 @@ fn quiet_link_gives_idle_ticks_on_the_wall_clock_then_end_on_stop() {
     }
     let st = src.stats().expect("live capture has statistics");
     assert_eq!((st.received, st.dropped_kernel, st.dropped_queue), (Some(0), Some(0), Some(0)));
+    assert_eq!(st.rings, fanout.map(|n| vec![0; n]), "packets per ring, with --fanout");
     assert_eq!(src.end_reason(), Some(live::EndReason::Stopped));
 }
 

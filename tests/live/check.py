@@ -10,6 +10,9 @@
       the -w file read back with -r gives the same handshake outcomes,
       sessions and packet count.
   check.py summary OUT.jsonl [--packets N] [--no-drops] [--all-analysed]
+  check.py rings OUT.jsonl --rings N
+      --fanout N: the summary counts the packets of each ring, they add up
+      to what the kernel received, and all were analysed.
   check.py identical ONE.jsonl TWO.jsonl
       two captures of the same traffic (one thread and --threads 2): the
       same records in the same order, and the same summary but for what
@@ -171,6 +174,20 @@ def cmd_same(a):
     ok(f"same findings ({len(fb)})")
 
 
+def cmd_rings(a):
+    recs = load(a.out)
+    s = the_summary(recs, a.out)
+    check_no_drops(s, a.out)
+    cap = s["capture"]
+    rings = cap.get("rings")
+    if not isinstance(rings, list) or len(rings) != a.rings or not all(isinstance(n, int) for n in rings):
+        fail(f"summary.capture.rings = {rings!r}, expected {a.rings} counts")
+    # Every packet the kernel counted was taken from one ring and analysed.
+    if sum(rings) != cap["received"] or s["packets"] != cap["received"]:
+        fail(f"rings {rings} sum to {sum(rings)}; received {cap['received']}, analysed {s['packets']}")
+    ok(f"{a.rings} rings took {' + '.join(map(str, rings))} = {cap['received']} packets, all analysed")
+
+
 def cmd_summary(a):
     recs = load(a.out)
     check_findings(recs)
@@ -237,13 +254,16 @@ def main():
     p = sub.add_parser("identical")
     p.add_argument("one")
     p.add_argument("two")
+    p = sub.add_parser("rings")
+    p.add_argument("out")
+    p.add_argument("--rings", type=int, required=True)
     p = sub.add_parser("summary")
     p.add_argument("out")
     p.add_argument("--packets", type=int)
     p.add_argument("--no-drops", action="store_true")
     p.add_argument("--all-analysed", action="store_true")
     a = ap.parse_args()
-    {"live": cmd_live, "same": cmd_same, "summary": cmd_summary, "identical": cmd_identical}[a.cmd](a)
+    {"live": cmd_live, "same": cmd_same, "summary": cmd_summary, "identical": cmd_identical, "rings": cmd_rings}[a.cmd](a)
 
 
 if __name__ == "__main__":

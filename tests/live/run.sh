@@ -134,11 +134,14 @@ ok "nginx $(nginx -v 2>&1 | sed 's/.*\///'), websockets $("$PY" -c 'import webso
 # ------------------------------------------------------------ 1. the main run
 
 say "1. wstap -i lo --json -w live.pcap '$FILTER'; healthy and broken clients; SIGINT"
-say "   (beside it, on the same traffic: wstap -i lo --threads 2, flow-sharded workers)"
+say "   (beside it, on the same traffic: wstap -i lo --threads 2, flow-sharded workers;"
+say "    and wstap -i lo --fanout 2 --threads 2, two kernel rings merged in time order)"
 wstap_bg live -i lo --json -w "$R/live.pcap" "$FILTER"
 LIVE_PID=$WPID
 wstap_bg live2 -i lo --threads 2 --json "$FILTER"
 LIVE2_PID=$WPID
+wstap_bg fanout -i lo --fanout 2 --threads 2 --json "$FILTER"
+FANOUT_PID=$WPID
 client ws "ws://127.0.0.1:$FRONT/ws" --count 3 --messages 3 --close --group healthy
 "$PY" -u "$LAB_DIR/client.py" ws "ws://127.0.0.1:$FRONT/broken" --count 2 --group broken \
     >>"$R/clients.jsonl" 2>>"$R/clients.jsonl.stderr"
@@ -152,10 +155,12 @@ wait_for 10 at_least "$R/live2.out" handshake 5 || die "--threads 2: handshakes 
 wait_for 10 at_least "$R/live2.out" session 3 || die "--threads 2: sessions not streamed: $(cat "$R/live2.out")"
 [ "$(count_lines "$R/live2.out" summary)" = 0 ] || die "--threads 2: summary before the stop"
 ok "--threads 2: the same 5 handshake and 3 session records streamed while it was running"
+wait_for 10 at_least "$R/fanout.out" session 3 || die "--fanout 2: sessions not streamed: $(cat "$R/fanout.out")"
 sleep 0.5
 wstap_int "$LIVE_PID"
 wstap_int "$LIVE2_PID"
-ok "SIGINT: exit 0 (both)"
+wstap_int "$FANOUT_PID"
+ok "SIGINT: exit 0 (all three)"
 "$PY" "$HERE/check.py" live "$R/live.out" --healthy-path /ws --healthy 3 --broken-path /broken --broken 2 \
     || die "live records"
 [ "$(grep -c . "$R/live.err")" = 1 ] || die "stderr has more than the listening line: $(cat "$R/live.err")"
@@ -165,13 +170,21 @@ say "1a. --threads 2 on the same traffic: the same diagnosis and the same record
 "$PY" "$HERE/check.py" identical "$R/live.out" "$R/live2.out" || die "--threads 2 differs from one thread"
 [ "$(grep -c . "$R/live2.err")" = 1 ] || die "--threads 2: stderr has more than the listening line: $(cat "$R/live2.err")"
 
-say "1b. the written pcap: valid, and -r gives the same diagnosis"
+say "1b. --fanout 2: the same diagnosis from two kernel rings, every packet taken from one of them"
+grep -q "2 rings (PACKET_FANOUT by flow)" "$R/fanout.err" || die "--fanout 2: listening line: $(cat "$R/fanout.err")"
+"$PY" "$HERE/check.py" live "$R/fanout.out" --healthy-path /ws --healthy 3 --broken-path /broken --broken 2 \
+    || die "--fanout 2: live records"
+"$PY" "$HERE/check.py" same "$R/live.out" "$R/fanout.out" || die "--fanout 2 differs from one ring"
+"$PY" "$HERE/check.py" rings "$R/fanout.out" --rings 2 || die "--fanout 2: ring counters"
+[ "$(grep -c . "$R/fanout.err")" = 1 ] || die "--fanout 2: stderr has more than the listening line: $(cat "$R/fanout.err")"
+
+say "1c. the written pcap: valid, and -r gives the same diagnosis"
 tcpdump -r "$R/live.pcap" -nn >"$R/tcpdump-r.txt" 2>"$R/tcpdump-r.err" || die "tcpdump -r: $(cat "$R/tcpdump-r.err")"
 ok "tcpdump reads it: $(wc -l <"$R/tcpdump-r.txt") packets"
 "$W" -r "$R/live.pcap" --json >"$R/readback.out" 2>"$R/readback.err" || die "wstap -r: $(cat "$R/readback.err")"
 "$PY" "$HERE/check.py" same "$R/live.out" "$R/readback.out" || die "-r differs from live"
 
-say "1c. -i any (link type LINUX_SLL2), text output: both hops, one line per handshake and session"
+say "1d. -i any (link type LINUX_SLL2), text output: both hops, one line per handshake and session"
 wstap_bg any -i any -n -l "$FILTER"
 ANY_PID=$WPID
 grep -q "link-type LINUX_SLL2" "$R/any.err" || die "-i any: $(cat "$R/any.err")"
@@ -185,7 +198,7 @@ grep -q "capture: $pk received, 0 dropped by kernel, 0 dropped by interface, 0 d
     || die "-i any: summary: $(tail -4 "$R/any.out")"
 ok "2 handshake lines, both hops 101; $(grep -o "capture: .*" "$R/any.out") (loopback packets counted once)"
 
-say "1d. an idle session nearing a stated timeout is warned about while it is still open"
+say "1e. an idle session nearing a stated timeout is warned about while it is still open"
 wstap_bg idle -i lo --json --timeout 3 "$FILTER"
 IDLE_PID=$WPID
 wstap_bg idle2 -i lo --threads 2 --json --timeout 3 "$FILTER"

@@ -108,6 +108,8 @@ pub struct OpenInfo {
     pub file: Option<String>,
     /// libpcap warned while activating (e.g. promiscuous mode unsupported).
     pub warning: Option<String>,
+    /// Kernel rings (`--fanout`; 1 without).
+    pub rings: usize,
 }
 
 impl OpenInfo {
@@ -119,6 +121,9 @@ impl OpenInfo {
         let desc = lt.get_description().map(|d| format!(" ({d})")).unwrap_or_default();
         let mut s =
             format!("listening on {}, link-type {name}{desc}, snapshot length {} bytes", self.iface, self.snaplen);
+        if self.rings > 1 {
+            s += &format!(", {} rings (PACKET_FANOUT by flow)", self.rings);
+        }
         if let Some(f) = &self.file {
             s += &if f == "-" {
                 ", writing the packets to standard output".to_string()
@@ -206,8 +211,41 @@ fn exe_for_message() -> String {
 
 /// Opens the device and sets the filters (what needs the privilege), drops
 /// every privilege (privs.rs), then opens the `-w` file as the user that
-/// parses the packets, as tcpdump does.
-pub(super) fn open_device(cfg: &LiveConfig) -> Result<(Capture<Active>, Option<Dumper>, OpenInfo)> {
+/// parses the packets, as tcpdump does. With `--fanout N`, N handles of the
+/// same interface, each joined to one PACKET_FANOUT group by flow hash.
+pub(super) fn open_device(cfg: &LiveConfig) -> Result<(Vec<Capture<Active>>, Option<Dumper>, OpenInfo)> {
+    let iface = cfg.iface.as_str();
+    let (first, linktype, warning) = open_handle(cfg)?;
+    let mut caps = vec![first];
+    if cfg.rings > 1 {
+        let group = fanout_group();
+        join_fanout(&caps[0], group).map_err(|e| device(iface, format!("--fanout: {e}")))?;
+        for _ in 1..cfg.rings {
+            let (cap, _, _) = open_handle(cfg)?;
+            join_fanout(&cap, group).map_err(|e| device(iface, format!("--fanout: {e}")))?;
+            caps.push(cap);
+        }
+    }
+    // The socket is open and filtered: nothing needs a privilege any more.
+    privs::apply(&cfg.plan)?;
+    let dumper = match &cfg.write {
+        Some(rot) => Some(Dumper::open(rot.clone(), linktype.0 as u32, cfg.snaplen as u32, wall_secs())?),
+        None => None,
+    };
+    let info = OpenInfo {
+        iface: iface.to_string(),
+        linktype,
+        snaplen: cfg.snaplen,
+        file: dumper.as_ref().map(|d| d.current().to_string()),
+        warning,
+        rings: cfg.rings,
+    };
+    Ok((caps, dumper, info))
+}
+
+/// One handle on the device, activated, typed, filtered and non-blocking:
+/// with its link type and libpcap's warning.
+fn open_handle(cfg: &LiveConfig) -> Result<(Capture<Active>, LinkType, Option<String>)> {
     let iface = cfg.iface.as_str();
     let mut inactive = Capture::from_device(iface)
         .map_err(|e| device(iface, pcap_msg(&e)))?
@@ -261,20 +299,37 @@ pub(super) fn open_device(cfg: &LiveConfig) -> Result<(Capture<Active>, Option<D
         let _ = attach_dedup_filter(&cap, &expr, cooked);
     }
     let cap = cap.setnonblock().map_err(|e| device(iface, pcap_msg(&e)))?;
-    // The socket is open and filtered: nothing needs a privilege any more.
-    privs::apply(&cfg.plan)?;
-    let dumper = match &cfg.write {
-        Some(rot) => Some(Dumper::open(rot.clone(), linktype.0 as u32, cfg.snaplen as u32, wall_secs())?),
-        None => None,
+    Ok((cap, linktype, warning))
+}
+
+/// A PACKET_FANOUT group id for this process (ids are per network
+/// namespace; two wstaps on one host get different ones).
+fn fanout_group() -> u16 {
+    (std::process::id() & 0xffff) as u16
+}
+
+/// Joins `cap`'s packet socket to fanout group `group`, spread by flow hash
+/// (the kernel's symmetric hash: both directions of a connection in the
+/// same ring), IP fragments reassembled before hashing, as Suricata's
+/// af-packet `cluster_flow` does.
+fn join_fanout(cap: &Capture<Active>, group: u16) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    const PACKET_FANOUT: libc::c_int = 18;
+    const PACKET_FANOUT_HASH: libc::c_int = 0;
+    const PACKET_FANOUT_FLAG_DEFRAG: libc::c_int = 0x8000;
+    let arg: libc::c_int = group as libc::c_int | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+    // SAFETY: a valid socket descriptor owned by `cap`, and a c_int option
+    // value of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            cap.as_raw_fd(),
+            libc::SOL_PACKET,
+            PACKET_FANOUT,
+            (&arg as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
     };
-    let info = OpenInfo {
-        iface: iface.to_string(),
-        linktype,
-        snaplen: cfg.snaplen,
-        file: dumper.as_ref().map(|d| d.current().to_string()),
-        warning,
-    };
-    Ok((cap, dumper, info))
+    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 #[cfg(test)]

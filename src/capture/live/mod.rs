@@ -31,6 +31,7 @@
 
 mod bpf;
 mod device;
+mod merge;
 mod queue;
 mod source;
 mod worker;
@@ -54,6 +55,8 @@ pub const MAX_SNAPLEN: i32 = 262_144;
 /// 2 MiB: room for bursts while the capture thread is not scheduled (a busy
 /// proxy host), about a second of traffic at 30 MB/s.
 pub const DEFAULT_BUFFER_BYTES: i32 = 32 << 20;
+/// `--fanout` at most.
+pub const MAX_RINGS: usize = 16;
 /// Memory the queue between capture and analysis may hold. On a busy proxy
 /// this absorbs seconds of stalled output (a paused terminal, a full pipe).
 pub const QUEUE_BYTES: usize = 64 << 20;
@@ -79,6 +82,8 @@ pub struct LiveConfig {
     pub direction: Option<crate::cli::Direction>,
     /// `-y`: the link-layer type to capture with (a libpcap name).
     pub linktype: Option<String>,
+    /// `--fanout N`: kernel rings, one capture thread each (1: one ring).
+    pub rings: usize,
 }
 
 /// Opens the interface as `cfg` says and starts the capture thread. The
@@ -140,6 +145,9 @@ struct Shared {
     dropped_queue: AtomicU64,
     /// Bytes handed to the queue and not yet released by the analysis side.
     queued_bytes: AtomicUsize,
+    /// `--fanout`: packets taken from each ring (published with the kernel
+    /// counters).
+    rings: Mutex<Vec<u64>>,
     error: Mutex<Option<Error>>,
     end: Mutex<Option<EndReason>>,
 }

@@ -41,11 +41,21 @@ pub(super) struct Batch {
     pub(super) pkts: Vec<Meta>,
     /// What this batch counts for in `queued_bytes`.
     pub(super) accounted: usize,
+    /// The ring it comes from (`--fanout`; 0 without).
+    pub(super) ring: u16,
+    /// The ring has delivered every packet up to this time: the last
+    /// packet's, or, from a quiet ring, a time the kernel can no longer
+    /// stamp a packet that has not been seen ([`Feeder::heartbeat`]);
+    /// [`DONE`] at the ring's end. A batch with no packet only says this.
+    pub(super) mark: Ts,
 }
+
+/// A ring's last word: it will deliver nothing more.
+pub(super) const DONE: Ts = Ts(i64::MAX);
 
 impl Batch {
     fn with_capacity() -> Batch {
-        Batch { data: Vec::with_capacity(BATCH_BYTES), pkts: Vec::with_capacity(BATCH_PKTS), accounted: 0 }
+        Batch { data: Vec::with_capacity(BATCH_BYTES), pkts: Vec::with_capacity(BATCH_PKTS), ..Batch::default() }
     }
     fn bytes(&self) -> usize {
         self.data.len() + self.pkts.len() * std::mem::size_of::<Meta>()
@@ -54,6 +64,7 @@ impl Batch {
         self.data.clear();
         self.pkts.clear();
         self.accounted = 0;
+        self.mark = Ts(0);
     }
 }
 
@@ -70,6 +81,8 @@ pub(super) struct Feeder {
     pub(super) budget: usize,
     /// The analysis side is gone.
     pub(super) closed: bool,
+    /// The ring this feeder's packets come from.
+    pub(super) ring: u16,
 }
 
 impl Feeder {
@@ -83,6 +96,7 @@ impl Feeder {
             shared,
             budget,
             closed: false,
+            ring: 0,
         }
     }
 
@@ -137,6 +151,8 @@ impl Feeder {
         let fresh = self.spare.take().or_else(|| self.recycled.try_recv().ok()).unwrap_or_else(Batch::with_capacity);
         let mut b = std::mem::replace(&mut self.pending, fresh);
         b.accounted = bytes;
+        b.ring = self.ring;
+        b.mark = b.mark.max(b.pkts.last().map_or(Ts(0), |m| m.ts));
         q.fetch_add(bytes, Ordering::AcqRel);
         match self.tx.try_send(b) {
             Ok(()) => {
@@ -158,16 +174,44 @@ impl Feeder {
         }
     }
 
-    /// End of capture: the last batch may wait for room (nothing more can be
-    /// lost from the kernel now), unless the analysis side is gone.
-    pub(super) fn finish(&mut self) {
-        if self.pending.pkts.is_empty() || self.closed {
+    /// The ring is empty now: every packet it will still deliver is stamped
+    /// after `mark`. With several rings, the analysis side releases the
+    /// others' packets up to there (the pending batch goes now, with the
+    /// mark; else a batch with none). Best effort: a full queue skips it.
+    pub(super) fn heartbeat(&mut self, mark: Ts) {
+        if self.closed {
             return;
         }
-        let mut b = std::mem::take(&mut self.pending);
-        b.accounted = b.bytes();
-        self.shared.queued_bytes.fetch_add(b.accounted, Ordering::AcqRel);
-        if self.tx.send(b).is_err() {
+        if !self.pending.pkts.is_empty() {
+            self.pending.mark = self.pending.mark.max(mark);
+            self.hand_over();
+            return;
+        }
+        match self.tx.try_send(Batch { ring: self.ring, mark, ..Batch::default() }) {
+            Ok(()) | Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Disconnected(_)) => self.closed = true,
+        }
+    }
+
+    /// End of capture: the last batch may wait for room (nothing more can be
+    /// lost from the kernel now), unless the analysis side is gone; then the
+    /// ring's last word ([`DONE`]).
+    pub(super) fn finish(&mut self) {
+        if self.closed {
+            return;
+        }
+        if !self.pending.pkts.is_empty() {
+            let mut b = std::mem::take(&mut self.pending);
+            b.accounted = b.bytes();
+            b.ring = self.ring;
+            b.mark = b.pkts.last().map_or(Ts(0), |m| m.ts);
+            self.shared.queued_bytes.fetch_add(b.accounted, Ordering::AcqRel);
+            if self.tx.send(b).is_err() {
+                self.closed = true;
+                return;
+            }
+        }
+        if self.tx.send(Batch { ring: self.ring, mark: DONE, ..Batch::default() }).is_err() {
             self.closed = true;
         }
     }

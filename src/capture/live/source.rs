@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::device::{OpenInfo, open_device};
+use super::merge::Merge;
 use super::queue::{Batch, Feeder};
 use super::worker::{StatsAcc, Worker};
 use super::{EndReason, LiveConfig, Shared, Stopper};
@@ -27,11 +28,12 @@ const IDLE_TICK: Duration = Duration::from_millis(200);
 pub struct LiveCapture {
     pub info: OpenInfo,
     rx: Option<Receiver<Batch>>,
-    recycle: SyncSender<Batch>,
-    cur: Batch,
-    idx: usize,
+    /// Emptied batches back to their ring's capture thread.
+    recycle: Vec<SyncSender<Batch>>,
+    /// The rings' batches, merged in time order (one ring: as it comes).
+    merge: Merge,
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
     /// Print a line on stderr when packets start being dropped (the CLI;
     /// the dashboard shows the counters instead).
     pub warn_on_drops: bool,
@@ -41,35 +43,49 @@ pub struct LiveCapture {
 }
 
 impl LiveCapture {
-    /// Opens the device and starts the capture thread.
+    /// Opens the device and starts the capture thread (one per ring).
     pub fn start(cfg: LiveConfig) -> Result<LiveCapture> {
-        let (cap, dumper, info) = open_device(&cfg)?;
-        let shared = Arc::new(Shared::default());
+        let (caps, mut dumper, info) = open_device(&cfg)?;
+        let rings = caps.len();
+        let shared = Arc::new(Shared { rings: std::sync::Mutex::new(vec![0; rings]), ..Shared::default() });
         let (tx, rx) = mpsc::sync_channel(4096);
-        let (recycle, recycled) = mpsc::sync_channel(64);
-        let feeder = Feeder::new(tx, recycled, shared.clone(), cfg.queue_bytes);
-        let worker = Worker {
-            cap,
-            dumper,
-            feeder,
-            shared: shared.clone(),
-            count: cfg.count,
-            deadline: cfg.duration.map(|d| Instant::now() + d),
-            stats: StatsAcc::default(),
-            iface: cfg.iface.clone(),
-        };
-        let thread = std::thread::Builder::new()
-            .name("wstap-capture".into())
-            .spawn(move || worker.run())
-            .map_err(|e| Error::new(format!("cannot start the capture thread: {e}")))?;
+        let mut recycle = Vec::with_capacity(rings);
+        let mut threads = Vec::with_capacity(rings);
+        let deadline = cfg.duration.map(|d| Instant::now() + d);
+        for (ring, cap) in caps.into_iter().enumerate() {
+            let (back, recycled) = mpsc::sync_channel(64);
+            let mut feeder = Feeder::new(tx.clone(), recycled, shared.clone(), cfg.queue_bytes);
+            feeder.ring = ring as u16;
+            let worker = Worker {
+                cap,
+                rings,
+                published: (0, 0, 0),
+                taken: 0,
+                // The -w file is written by the one capture thread there
+                // is (config.rs refuses -w with --fanout).
+                dumper: dumper.take(),
+                feeder,
+                shared: shared.clone(),
+                count: cfg.count,
+                deadline,
+                stats: StatsAcc::default(),
+                iface: cfg.iface.clone(),
+            };
+            let name = if rings > 1 { format!("wstap-capture-{ring}") } else { "wstap-capture".into() };
+            let thread = std::thread::Builder::new().name(name).spawn(move || worker.run()).map_err(|e| {
+                shared.stop.store(true, Ordering::SeqCst);
+                Error::new(format!("cannot start the capture thread: {e}"))
+            })?;
+            recycle.push(back);
+            threads.push(thread);
+        }
         Ok(LiveCapture {
             info,
             rx: Some(rx),
             recycle,
-            cur: Batch::default(),
-            idx: 0,
+            merge: Merge::new(rings),
             shared,
-            thread: Some(thread),
+            threads,
             warn_on_drops: false,
             warned: (0, None),
             iface: cfg.iface.clone(),
@@ -100,10 +116,15 @@ impl LiveCapture {
     /// the capture ended on one (interface gone, `-w` write failed).
     pub fn finish(&mut self) -> Option<Error> {
         self.rx = None;
-        if let Some(t) = self.thread.take() {
+        self.join();
+        self.shared.error.lock().ok().and_then(|mut e| e.take())
+    }
+
+    /// Waits for the capture threads.
+    fn join(&mut self) {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        self.shared.error.lock().ok().and_then(|mut e| e.take())
     }
 
     /// The queue drop count if drops happened (for the final warning).
@@ -112,17 +133,18 @@ impl LiveCapture {
         (n > 0 && self.warn_on_drops).then_some(n)
     }
 
-    /// Hands the current batch back to the capture thread for reuse.
-    fn release(&mut self) {
-        if self.cur.accounted > 0 {
-            self.shared.queued_bytes.fetch_sub(self.cur.accounted, Ordering::AcqRel);
+    /// A batch the analysis is done with: its bytes leave the queue's
+    /// count, its buffers go back to its ring's capture thread.
+    fn release(shared: &Shared, recycle: &[SyncSender<Batch>], mut b: Batch) {
+        if b.accounted > 0 {
+            shared.queued_bytes.fetch_sub(b.accounted, Ordering::AcqRel);
         }
-        let mut b = std::mem::take(&mut self.cur);
-        if b.data.capacity() > 0 {
+        if b.data.capacity() > 0
+            && let Some(back) = recycle.get(b.ring as usize)
+        {
             b.clear();
-            let _ = self.recycle.try_send(b);
+            let _ = back.try_send(b);
         }
-        self.idx = 0;
     }
 
     /// While the CLI runs: one stderr line, at most every 10 s, when packets
@@ -153,12 +175,30 @@ impl PacketSource for LiveCapture {
     }
 
     fn next_packet(&mut self) -> Result<Next<'_>> {
-        while self.idx >= self.cur.pkts.len() {
-            self.release();
+        let (shared, recycle) = (&*self.shared, &self.recycle);
+        self.merge.advance(|b| Self::release(shared, recycle, b));
+        // Whether a quiet ring may hold the others' packets back: not once
+        // the queue has been quiet for an idle tick.
+        let mut force = false;
+        // A quiet link still gets its idle tick when quiet rings keep
+        // saying how far they are (every 20 ms with --fanout).
+        let since = Instant::now();
+        loop {
+            if let Some(ring) = self.merge.ready(force) {
+                let (b, m) = self.merge.take(ring);
+                let (s, e) = (m.start as usize, m.start as usize + m.len as usize);
+                return Ok(Next::Packet(RawPacket { ts: m.ts, data: &b.data[s..e], orig_len: m.orig_len }));
+            }
             let Some(rx) = &self.rx else { return Ok(Next::End) };
-            match rx.recv_timeout(IDLE_TICK) {
+            let waited = since.elapsed();
+            if waited >= IDLE_TICK && !self.merge.holds_packets() {
+                return Ok(Next::Idle(wall_now()));
+            }
+            match rx.recv_timeout(IDLE_TICK.saturating_sub(waited).max(Duration::from_millis(1))) {
                 Ok(b) => {
-                    self.cur = b;
+                    if let Some(b) = self.merge.push(b) {
+                        Self::release(&self.shared, &self.recycle, b);
+                    }
                     if self.warn_on_drops {
                         self.maybe_warn();
                     }
@@ -167,23 +207,22 @@ impl PacketSource for LiveCapture {
                     if self.warn_on_drops {
                         self.maybe_warn();
                     }
+                    if self.merge.holds_packets() {
+                        force = true;
+                        continue;
+                    }
                     return Ok(Next::Idle(wall_now()));
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    // The capture thread is done and everything queued was
-                    // taken: wait for it so the final statistics are there.
+                    // Every capture thread is done and everything queued
+                    // was taken: wait for them so the final statistics are
+                    // there, then hand out what is held.
                     self.rx = None;
-                    if let Some(t) = self.thread.take() {
-                        let _ = t.join();
-                    }
-                    return Ok(Next::End);
+                    self.join();
+                    self.merge.all_done();
                 }
             }
         }
-        let m = self.cur.pkts[self.idx];
-        self.idx += 1;
-        let (s, e) = (m.start as usize, m.start as usize + m.len as usize);
-        Ok(Next::Packet(RawPacket { ts: m.ts, data: &self.cur.data[s..e], orig_len: m.orig_len }))
     }
 
     fn stats(&mut self) -> Option<record::Capture> {
@@ -193,6 +232,7 @@ impl PacketSource for LiveCapture {
             dropped_kernel: Some(s.dropped_kernel.load(Ordering::Relaxed)),
             dropped_interface: Some(s.dropped_interface.load(Ordering::Relaxed)),
             dropped_queue: Some(s.dropped_queue.load(Ordering::Relaxed)),
+            rings: (self.recycle.len() > 1).then(|| s.rings.lock().map(|r| r.clone()).unwrap_or_default()),
         })
     }
 
@@ -201,7 +241,8 @@ impl PacketSource for LiveCapture {
     }
 
     fn lull(&self) -> bool {
-        self.idx >= self.cur.pkts.len()
+        // (The packet handed out last still counts until the next call.)
+        !self.merge.more_ready()
     }
 
     fn system(&self) -> Option<record::CaptureSystem> {
@@ -215,9 +256,9 @@ impl Drop for LiveCapture {
         // Closing the queue first: a capture thread waiting to hand over its
         // last batch gives up instead of waiting for us.
         self.rx = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.join();
+        let (shared, recycle) = (&*self.shared, &self.recycle);
+        self.merge.drain(|b| Self::release(shared, recycle, b));
     }
 }
 

@@ -23,6 +23,12 @@ use crate::time::Ts;
 const POLL_MS: i32 = 100;
 /// Capture statistics are read this often (and at the end).
 const STATS_EVERY: Duration = Duration::from_secs(1);
+/// With several rings, a quiet ring says how far it has delivered this
+/// often, so that the others' packets are not held longer than that...
+const HEARTBEAT: Duration = Duration::from_millis(20);
+/// ...and that packets stamped this long before it looked are all out (the
+/// block timeout, 10 ms, and time to be scheduled).
+const MARGIN_US: i64 = 50_000;
 
 /// pcap_stats counters are 32 bits and wrap on a long capture: accumulate
 /// the deltas into 64 bits.
@@ -44,6 +50,12 @@ impl StatsAcc {
 
 pub(super) struct Worker {
     pub(super) cap: Capture<Active>,
+    /// Rings in the fanout group (1: no fanout).
+    pub(super) rings: usize,
+    /// What this ring's counters have added to the shared ones.
+    pub(super) published: (u64, u64, u64),
+    /// Packets taken from this ring.
+    pub(super) taken: u64,
     pub(super) dumper: Option<Dumper>,
     pub(super) feeder: Feeder,
     pub(super) shared: Arc<Shared>,
@@ -56,6 +68,11 @@ pub(super) struct Worker {
 impl Worker {
     pub(super) fn run(mut self) {
         let end = self.capture_loop();
+        // The first ring to end says why; the others end with it.
+        if let Ok(mut slot) = self.shared.end.lock() {
+            slot.get_or_insert(end);
+        }
+        self.shared.stop.store(true, Ordering::SeqCst);
         // The file first: complete on disk even if the analysis side is
         // stuck and the last batch has to wait for it.
         if let Some(mut d) = self.dumper.take()
@@ -65,9 +82,10 @@ impl Worker {
         }
         self.feeder.finish();
         self.publish_stats();
-        let end = if self.shared.error.lock().map(|e| e.is_some()).unwrap_or(false) { EndReason::Error } else { end };
-        if let Ok(mut slot) = self.shared.end.lock() {
-            *slot = Some(end);
+        if self.shared.error.lock().map(|e| e.is_some()).unwrap_or(false)
+            && let Ok(mut slot) = self.shared.end.lock()
+        {
+            *slot = Some(EndReason::Error);
         }
         // Dropping the feeder closes the queue: the analysis side sees End
         // once it has taken what is queued.
@@ -79,22 +97,35 @@ impl Worker {
         }
     }
 
+    /// This ring's kernel counters, added to the shared ones (the sum over
+    /// rings).
     fn publish_stats(&mut self) {
         if let Ok(s) = self.cap.stats() {
             let (recv, drop, ifdrop) = self.stats.update((s.received, s.dropped, s.if_dropped));
-            self.shared.received.store(recv, Ordering::Relaxed);
-            self.shared.dropped_kernel.store(drop, Ordering::Relaxed);
-            self.shared.dropped_interface.store(ifdrop, Ordering::Relaxed);
+            let (r0, d0, i0) = std::mem::replace(&mut self.published, (recv, drop, ifdrop));
+            self.shared.received.fetch_add(recv - r0, Ordering::Relaxed);
+            self.shared.dropped_kernel.fetch_add(drop - d0, Ordering::Relaxed);
+            self.shared.dropped_interface.fetch_add(ifdrop - i0, Ordering::Relaxed);
         }
+        if let Ok(mut rings) = self.shared.rings.lock()
+            && let Some(n) = rings.get_mut(self.feeder.ring as usize)
+        {
+            *n = self.taken;
+        }
+    }
+
+    /// `-c` reached, over every ring.
+    fn counted_out(&self) -> bool {
+        self.count.is_some_and(|c| self.shared.captured.load(Ordering::Relaxed) >= c)
     }
 
     fn capture_loop(&mut self) -> EndReason {
         let fd = self.cap.as_raw_fd();
-        let mut captured: u64 = 0;
         let mut last_stats = Instant::now();
+        let mut last_heartbeat = Instant::now();
         loop {
             let now = Instant::now();
-            if self.count.is_some_and(|c| captured >= c) {
+            if self.counted_out() {
                 return EndReason::Count;
             }
             let stop = if self.shared.stop.load(Ordering::Relaxed) || self.feeder.closed {
@@ -107,18 +138,22 @@ impl Worker {
                 None
             };
             if let Some(end) = stop {
-                self.drain(&mut captured);
+                self.drain();
                 return end;
             }
             if now.duration_since(last_stats) >= STATS_EVERY {
                 self.publish_stats();
                 last_stats = now;
             }
-            match self.dispatch_once(&mut captured) {
+            match self.dispatch_once() {
                 Err(end) => return end,
                 Ok(n) => {
                     let now = Instant::now();
                     self.feeder.hand_over_if_due(now);
+                    if n == 0 && self.rings > 1 && now.duration_since(last_heartbeat) >= HEARTBEAT {
+                        self.feeder.heartbeat(Ts(wall_us() - MARGIN_US));
+                        last_heartbeat = now;
+                    }
                     if n == 0 {
                         // The ring is empty: a good moment to push the file
                         // out, then sleep until packets, the hand-over or
@@ -136,6 +171,9 @@ impl Worker {
                         if let Some(d) = self.feeder.due_in(now) {
                             timeout = timeout.min(d);
                         }
+                        if self.rings > 1 {
+                            timeout = timeout.min(HEARTBEAT);
+                        }
                         poll_in(fd, timeout.as_millis().max(1) as i32);
                     }
                 }
@@ -145,12 +183,12 @@ impl Worker {
 
     /// On a stop, what the kernel already holds is still taken: a few
     /// passes over the ring, bounded in case traffic keeps coming.
-    fn drain(&mut self, captured: &mut u64) {
+    fn drain(&mut self) {
         for _ in 0..16 {
-            if self.feeder.closed || self.count.is_some_and(|c| *captured >= c) {
+            if self.feeder.closed || self.counted_out() {
                 break;
             }
-            match self.dispatch_once(captured) {
+            match self.dispatch_once() {
                 Ok(0) | Err(_) => break,
                 Ok(_) => self.feeder.hand_over(),
             };
@@ -160,15 +198,22 @@ impl Worker {
     /// One `pcap_dispatch`: every packet the ring holds (up to `-c`) is
     /// written to the `-w` file and queued. `Ok(n)`: packets taken;
     /// `Err(end)`: the capture must end.
-    fn dispatch_once(&mut self, captured: &mut u64) -> std::result::Result<usize, EndReason> {
-        let want = self.count.map(|c| (c - *captured).min(i32::MAX as u64) as usize);
+    fn dispatch_once(&mut self) -> std::result::Result<usize, EndReason> {
+        let count = self.count;
+        let captured = &self.shared.captured;
+        let want = count.map(|c| c.saturating_sub(captured.load(Ordering::Relaxed)).min(i32::MAX as u64) as usize);
         let wall = wall_secs();
         let mut failed: Option<Error> = None;
         let mut file_limit = false;
-        let mut n_taken: u64 = 0;
-        let (dumper, feeder) = (&mut self.dumper, &mut self.feeder);
+        let (dumper, feeder, taken) = (&mut self.dumper, &mut self.feeder, &mut self.taken);
         let r = self.cap.dispatch(want, |pkt| {
             if failed.is_some() || file_limit {
+                return;
+            }
+            // `-c` over every ring: this packet's number, or past the count.
+            let n = captured.fetch_add(1, Ordering::Relaxed);
+            if count.is_some_and(|c| n >= c) {
+                captured.fetch_sub(1, Ordering::Relaxed);
                 return;
             }
             let h = pkt.header;
@@ -176,21 +221,21 @@ impl Worker {
                 match d.write(wall, timeval(&h.ts), pkt.data, h.len) {
                     Ok(true) => {}
                     Ok(false) => {
+                        captured.fetch_sub(1, Ordering::Relaxed);
                         file_limit = true;
                         return;
                     }
                     Err(e) => {
+                        captured.fetch_sub(1, Ordering::Relaxed);
                         failed = Some(e);
                         return;
                     }
                 }
             }
-            n_taken += 1;
+            *taken += 1;
             let (sec, usec) = timeval(&h.ts);
             feeder.push(Ts::from_timeval(sec, usec), pkt.data, h.len);
         });
-        *captured += n_taken;
-        self.shared.captured.store(*captured, Ordering::Relaxed);
         if let Some(e) = failed {
             self.fail(e);
             return Err(EndReason::Error);
@@ -225,6 +270,11 @@ fn timeval(tv: &libc::timeval) -> (i64, i64) {
 
 pub(super) fn wall_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// The wall clock in microseconds (the kernel stamps packets with it).
+pub(super) fn wall_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -160,6 +160,10 @@ impl Display for SummaryText<'_> {
                 c.dropped_interface.map_or("-".into(), |v| v.to_string()),
                 c.dropped_queue.map_or("-".into(), |v| v.to_string()),
             )?;
+            if let Some(rings) = &c.rings {
+                let each: Vec<String> = rings.iter().map(|n| n.to_string()).collect();
+                writeln!(f, "capture rings (--fanout): {} packets", each.join(" / "))?;
+            }
         }
         if s.truncated {
             f.write_str("capture file is truncated: everything up to the cut was analysed\n")?;
