@@ -8,6 +8,8 @@
 #   TCPDUMP_ARGS="--immediate-mode -B 32768" bash bench/live.sh   (tcpdump in wstap's ring mode)
 #   THREADS="1 2" bash bench/live.sh     one wstap per --threads value, all
 #                                        beside tcpdump on the same packets
+#   THREADS="1 2:2" bash bench/live.sh   N:F = --threads N --fanout F (F kernel
+#                                        rings; without -w, which --fanout refuses)
 #   BENCH_FRONT_PORT=... BENCH_BACK_PORT=... (default 18581, 13581)
 #
 # 1. Records real WebSocket traffic through the lab's nginx and backend
@@ -104,7 +106,12 @@ for pps in $STEPS; do
     rm -f "$R"/w*.pcap "$R"/t.pcap
     WPS=()
     for n in $THREADS; do
-        "$WSTAP" -i lo --threads "$n" --json -w "$R/w$n.pcap" "$FILTER" >"$R/w$n.out" 2>"$R/w$n.err" &
+        t=${n%%:*} f=${n#*:}
+        if [ "$f" = "$n" ]; then
+            "$WSTAP" -i lo --threads "$t" --json -w "$R/w$n.pcap" "$FILTER" >"$R/w$n.out" 2>"$R/w$n.err" &
+        else
+            "$WSTAP" -i lo --threads "$t" --fanout "$f" --json "$FILTER" >"$R/w$n.out" 2>"$R/w$n.err" &
+        fi
         WPS+=($!)
     done
     # shellcheck disable=SC2086
@@ -144,8 +151,10 @@ s = json.loads(sys.stdin.read()); c = s.get("capture") or {}
 print(s["packets"], c.get("dropped_kernel"), c.get("dropped_queue"))')
         w_us=$(awk -v c="${WCPU[$i]}" -v t="$TCK" -v n="$w_pk" 'BEGIN { printf "%.2f", n ? c / t * 1e6 / n : 0 }')
         ratio=$(awk -v a="$w_us" -v b="$t_us" 'BEGIN { printf "%.1fx", (b > 0 ? a / b : 0) }')
+        label=$n
+        [ "${n#*:}" != "$n" ] && label="${n%%:*}, --fanout ${n#*:} (no -w)"
         printf '| %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
-            "$pps" "$sent" "$rated" "$n" "$w_pk" "$w_kd" "$w_qd" "$w_us" "$t_pk" "$t_kd" "$t_us" "$ratio" | tee -a "$R/table.md" >&2
+            "$pps" "$sent" "$rated" "$label" "$w_pk" "$w_kd" "$w_qd" "$w_us" "$t_pk" "$t_kd" "$t_us" "$ratio" | tee -a "$R/table.md" >&2
         i=$((i + 1))
     done
     LAB_PIDS=()
@@ -157,7 +166,7 @@ done
     echo "host: $(nproc) CPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)"
     echo "wstap: $("$WSTAP" --version), $(tcpdump --version 2>&1 | head -1), $(tcpdump --version 2>&1 | grep -i libpcap | head -1)"
     echo "traffic: $SRC_PKTS packets of real WebSocket sessions (20 connections x 100 messages of 32 bytes through nginx, both hops), replayed with --unique-ip; $SECS s per step"
-    echo "wstap:   $WSTAP -i lo --threads N --json -w FILE '$FILTER' > out.jsonl (N in: $THREADS, all at once)"
+    echo "wstap:   $WSTAP -i lo --threads N --json -w FILE '$FILTER' > out.jsonl (N in: $THREADS, all at once; N:F is --threads N --fanout F without -w)"
     echo "tcpdump: tcpdump -i lo $TCPDUMP_ARGS -w FILE '$FILTER'"
     echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo

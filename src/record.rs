@@ -128,7 +128,7 @@ pub fn exit_status(level: Option<Severity>, worst: Option<Severity>) -> i32 {
 /// The version of this contract (docs/json.md, "Versions"), written in the
 /// summary as `schema`. A field or value added is a minor bump; a field
 /// renamed, removed or whose meaning changes is a major bump.
-pub const SCHEMA: &str = "1.1";
+pub const SCHEMA: &str = "1.2";
 
 /// The summary's `schema` field: always [`SCHEMA`].
 #[derive(Debug, Clone, Copy, Default)]

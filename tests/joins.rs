@@ -95,7 +95,7 @@ fn a_request_id_the_proxy_added_is_on_the_handshake_and_its_session() {
 fn the_summary_names_its_schema_and_host() {
     let rs = records("nginx-healthy");
     let s = summary(&rs);
-    assert_eq!(s["schema"], "1.1");
+    assert_eq!(s["schema"], "1.2");
     assert!(s["host"].is_null(), "a pcap file records no host name");
     assert!(s.get("system").is_none(), "classic pcap says nothing of its system");
     let doc = std::fs::read_to_string(root().join("docs/json.md")).unwrap();

@@ -629,6 +629,14 @@ impl Collector for Exporter {
                 ([("where", "queue")], cap.dropped_queue.unwrap_or(0)),
             ],
         )?;
+        if let Some(rings) = &cap.rings {
+            counters(
+                e,
+                "wstap_capture_ring_packets",
+                "Packets taken from each kernel ring (--fanout): how evenly the kernel's flow hash spreads them.",
+                rings.iter().enumerate().map(|(i, n)| ([("ring", i.to_string())], *n)),
+            )?;
+        }
         counter(e, "wstap_connections", "TCP connections seen.", rt.connections)?;
         const CLASSES: [&str; 3] = ["half_open", "established", "upgraded"];
         gauges(
@@ -756,6 +764,21 @@ mod tests {
         assert_eq!(fresh, 296, "a fresh endpoint (no packet yet)");
         assert_eq!(most, fresh + 1 + TOP_PATHS * 4 + FindingKind::ALL.len() * 3 * proxies.len());
         assert!(most <= 900, "{most}");
+        // --fanout: one series per ring, from the start.
+        let mut c = Counts::default();
+        c.runtime.capture =
+            Some(crate::record::Capture { rings: Some(vec![3, 5, 0]), ..crate::record::Capture::default() });
+        let text = Arc::new(c).exposition(false);
+        assert_eq!(series(&text), fresh + 3);
+        for l in ["{ring=\"0\"} 3", "{ring=\"1\"} 5", "{ring=\"2\"} 0"] {
+            assert!(text.contains(&format!("wstap_capture_ring_packets_total{l}\n")), "{l}: {text}");
+        }
+        let mut c = Counts::default();
+        c.runtime.capture = Some(crate::record::Capture {
+            rings: Some(vec![1; crate::capture::live::MAX_RINGS]),
+            ..crate::record::Capture::default()
+        });
+        assert_eq!(series(&Arc::new(c).exposition(false)) + 857 - fresh, 873, "the stated bound with --fanout 16");
     }
 
     #[test]
