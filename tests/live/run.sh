@@ -234,6 +234,21 @@ wstap_wait "$COUNT_PID" 10
 [ "$WRC" = 0 ] || die "-c: exit $WRC: $(cat "$R/count.err")"
 "$PY" "$HERE/check.py" summary "$R/count.out" --packets 20 || die "-c 20"
 
+say "2a. -c 20 --fanout 2: the count is over both rings"
+wstap_bg count2 -i lo -c 20 --fanout 2 --json "$FILTER"
+COUNT2_PID=$WPID
+client ws "ws://127.0.0.1:$FRONT/ws" --messages 10 --close --group count2
+wstap_wait "$COUNT2_PID" 10
+[ "$WRC" = 0 ] || die "-c --fanout: exit $WRC: $(cat "$R/count2.err")"
+"$PY" "$HERE/check.py" summary "$R/count2.out" --packets 20 || die "-c 20 --fanout 2"
+"$PY" - "$R/count2.out" <<'PY' || die "-c 20 --fanout 2: ring counts"
+import json, sys
+s = [json.loads(l) for l in open(sys.argv[1])][-1]
+rings = s["capture"]["rings"]
+assert len(rings) == 2 and sum(rings) == 20, rings
+print(f"  ok: rings took {rings[0]} + {rings[1]} = 20 packets")
+PY
+
 say "3. --duration 1.5 stops on its own, on a quiet link"
 t0=$SECONDS
 wstap_bg duration -i lo --duration 1.5 --json "$FILTER"
