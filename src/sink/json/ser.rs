@@ -78,6 +78,42 @@ macro_rules! number {
     }};
 }
 
+/// Every integer method of a serializer: the number as serde_json's
+/// formatter writes it, through `$wrap` (as it is, or quoted for a key).
+macro_rules! integers {
+    ($wrap:ident) => {
+        integers!($wrap; serialize_i8: i8 = write_i8, serialize_i16: i16 = write_i16, serialize_i32: i32 = write_i32,
+            serialize_i64: i64 = write_i64, serialize_i128: i128 = write_i128, serialize_u8: u8 = write_u8,
+            serialize_u16: u16 = write_u16, serialize_u32: u32 = write_u32, serialize_u64: u64 = write_u64,
+            serialize_u128: u128 = write_u128);
+    };
+    ($wrap:ident; $($method:ident: $ty:ty = $write:ident),*) => {$(
+        fn $method(self, v: $ty) -> R {
+            self.$wrap(|o| number!(o, $write, v))
+        }
+    )*};
+}
+
+impl<'a> Ser<'a> {
+    fn plain(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> R {
+        write(self.out);
+        Ok(())
+    }
+
+    /// `{"variant":` and an array or object, closed by `close`.
+    fn variant<'b>(
+        &'b mut self,
+        variant: &str,
+        open: &[u8],
+        close: &'static [u8],
+    ) -> Result<Compound<'a, 'b>, Unsupported> {
+        self.out.push(b'{');
+        string(self.out, variant);
+        self.out.extend_from_slice(open);
+        Ok(Compound { ser: self, first: true, close })
+    }
+}
+
 impl<'a, 'b> ser::Serializer for &'b mut Ser<'a> {
     type Ok = ();
     type Error = Unsupported;
@@ -93,46 +129,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Ser<'a> {
         self.out.extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> R {
-        number!(self.out, write_i8, v);
-        Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> R {
-        number!(self.out, write_i16, v);
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> R {
-        number!(self.out, write_i32, v);
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> R {
-        number!(self.out, write_i64, v);
-        Ok(())
-    }
-    fn serialize_i128(self, v: i128) -> R {
-        number!(self.out, write_i128, v);
-        Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> R {
-        number!(self.out, write_u8, v);
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> R {
-        number!(self.out, write_u16, v);
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> R {
-        number!(self.out, write_u32, v);
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> R {
-        number!(self.out, write_u64, v);
-        Ok(())
-    }
-    fn serialize_u128(self, v: u128) -> R {
-        number!(self.out, write_u128, v);
-        Ok(())
-    }
+    integers!(plain);
     fn serialize_f32(self, v: f32) -> R {
         if v.is_finite() {
             number!(self.out, write_f32, v);
@@ -213,10 +210,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Ser<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a, 'b>, Unsupported> {
-        self.out.push(b'{');
-        string(self.out, variant);
-        self.out.extend_from_slice(b":[");
-        Ok(Compound { ser: self, first: true, close: b"]}" })
+        self.variant(variant, b":[", b"]}")
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a, 'b>, Unsupported> {
         self.out.push(b'{');
@@ -258,10 +252,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Ser<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a, 'b>, Unsupported> {
-        self.out.push(b'{');
-        string(self.out, variant);
-        self.out.extend_from_slice(b":{");
-        Ok(Compound { ser: self, first: true, close: b"}}" })
+        self.variant(variant, b":{", b"}}")
     }
 }
 
@@ -295,49 +286,28 @@ impl Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> R {
-        self.element(value)
-    }
-    fn end(self) -> R {
-        self.close()
-    }
+/// serde's array-like traits: each element after a comma.
+macro_rules! elements {
+    ($($Trait:ident :: $method:ident),*) => {$(
+        impl ser::$Trait for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Unsupported;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> R {
+                self.element(value)
+            }
+            fn end(self) -> R {
+                self.close()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> R {
-        self.element(value)
-    }
-    fn end(self) -> R {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> R {
-        self.element(value)
-    }
-    fn end(self) -> R {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> R {
-        self.element(value)
-    }
-    fn end(self) -> R {
-        self.close()
-    }
-}
+elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
@@ -355,27 +325,23 @@ impl ser::SerializeMap for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> R {
-        self.field(key, value)
-    }
-    fn end(self) -> R {
-        self.close()
-    }
+/// serde's struct-like traits: each field a key and a value.
+macro_rules! fields {
+    ($($Trait:ident),*) => {$(
+        impl ser::$Trait for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Unsupported;
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> R {
+                self.field(key, value)
+            }
+            fn end(self) -> R {
+                self.close()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> R {
-        self.field(key, value)
-    }
-    fn end(self) -> R {
-        self.close()
-    }
-}
+fields!(SerializeStruct, SerializeStructVariant);
 
 /// A map key: a string, or a number or boolean written as a string, as
 /// serde_json's map keys are; anything else is left to serde_json (which
@@ -422,36 +388,7 @@ impl ser::Serializer for Key<'_> {
     fn serialize_bool(self, v: bool) -> R {
         self.quoted(|o| o.extend_from_slice(if v { b"true" } else { b"false" }))
     }
-    fn serialize_i8(self, v: i8) -> R {
-        self.quoted(|o| number!(o, write_i8, v))
-    }
-    fn serialize_i16(self, v: i16) -> R {
-        self.quoted(|o| number!(o, write_i16, v))
-    }
-    fn serialize_i32(self, v: i32) -> R {
-        self.quoted(|o| number!(o, write_i32, v))
-    }
-    fn serialize_i64(self, v: i64) -> R {
-        self.quoted(|o| number!(o, write_i64, v))
-    }
-    fn serialize_i128(self, v: i128) -> R {
-        self.quoted(|o| number!(o, write_i128, v))
-    }
-    fn serialize_u8(self, v: u8) -> R {
-        self.quoted(|o| number!(o, write_u8, v))
-    }
-    fn serialize_u16(self, v: u16) -> R {
-        self.quoted(|o| number!(o, write_u16, v))
-    }
-    fn serialize_u32(self, v: u32) -> R {
-        self.quoted(|o| number!(o, write_u32, v))
-    }
-    fn serialize_u64(self, v: u64) -> R {
-        self.quoted(|o| number!(o, write_u64, v))
-    }
-    fn serialize_u128(self, v: u128) -> R {
-        self.quoted(|o| number!(o, write_u128, v))
-    }
+    integers!(quoted);
     fn serialize_f32(self, v: f32) -> R {
         if !v.is_finite() {
             return Err(Unsupported);
