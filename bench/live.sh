@@ -99,8 +99,8 @@ stop_int() { # PID : SIGINT, bounded wait
     wait "$pid" 2>/dev/null
 }
 
-printf '| offered pps | sent | wstap --threads | wstap analysed | wstap kernel drops | wstap queue drops | wstap CPU µs/pkt | tcpdump captured | tcpdump kernel drops | tcpdump CPU µs/pkt | CPU ratio wstap/tcpdump |\n' >"$R/table.md"
-printf '|---|---|---|---|---|---|---|---|---|---|---|\n' >>"$R/table.md"
+printf '| offered pps | sent | wstap --threads | wstap analysed | wstap kernel drops | wstap queue drops | wstap CPU µs/pkt | tcpdump captured | tcpdump kernel drops | tcpdump CPU µs/pkt | CPU ratio wstap/tcpdump | handshakes (paired) / sessions / findings |\n' >"$R/table.md"
+printf '|---|---|---|---|---|---|---|---|---|---|---|---|\n' >>"$R/table.md"
 
 for pps in $STEPS; do
     rm -f "$R"/w*.pcap "$R"/t.pcap
@@ -145,16 +145,23 @@ for pps in $STEPS; do
     t_us=$(awk -v c="$tcpu" -v t="$TCK" -v n="$t_pk" 'BEGIN { printf "%.2f", n ? c / t * 1e6 / n : 0 }')
     i=0
     for n in $THREADS; do
-        read -r w_pk w_kd w_qd < <(tail -1 "$R/w$n.out" | "$PY" -c '
+        # The diagnosis too: the same traffic gives the same counts with
+        # any number of threads or rings (as long as nothing is dropped).
+        read -r w_pk w_kd w_qd w_diag < <("$PY" -c '
 import json, sys
-s = json.loads(sys.stdin.read()); c = s.get("capture") or {}
-print(s["packets"], c.get("dropped_kernel"), c.get("dropped_queue"))')
+recs = [json.loads(l) for l in open(sys.argv[1])]
+s = recs[-1]; c = s.get("capture") or {}
+hs = [r for r in recs if r["type"] == "handshake"]
+paired = sum(1 for r in hs if r.get("paired_by"))
+sess = sum(1 for r in recs if r["type"] == "session")
+fi = sum(1 for r in recs if r["type"] == "finding")
+print(s["packets"], c.get("dropped_kernel"), c.get("dropped_queue"), f"{len(hs)}({paired})/{sess}/{fi}")' "$R/w$n.out")
         w_us=$(awk -v c="${WCPU[$i]}" -v t="$TCK" -v n="$w_pk" 'BEGIN { printf "%.2f", n ? c / t * 1e6 / n : 0 }')
         ratio=$(awk -v a="$w_us" -v b="$t_us" 'BEGIN { printf "%.1fx", (b > 0 ? a / b : 0) }')
         label=$n
         [ "${n#*:}" != "$n" ] && label="${n%%:*}, --fanout ${n#*:} (no -w)"
-        printf '| %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
-            "$pps" "$sent" "$rated" "$label" "$w_pk" "$w_kd" "$w_qd" "$w_us" "$t_pk" "$t_kd" "$t_us" "$ratio" | tee -a "$R/table.md" >&2
+        printf '| %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+            "$pps" "$sent" "$rated" "$label" "$w_pk" "$w_kd" "$w_qd" "$w_us" "$t_pk" "$t_kd" "$t_us" "$ratio" "$w_diag" | tee -a "$R/table.md" >&2
         i=$((i + 1))
     done
     LAB_PIDS=()
