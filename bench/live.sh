@@ -14,13 +14,18 @@
 #
 # 1. Records real WebSocket traffic through the lab's nginx and backend
 #    (tests/live/load.py: C connections, small messages, both hops).
-# 2. Rewrites its MAC addresses (tcprewrite) so the kernel's IP stack ignores
-#    the replayed packets (PACKET_OTHERHOST: no RSTs, no forwarding) while
-#    packet sockets still see them.
+# 2. Multiplies it (examples/benchgen, as bench/run.sh does: every copy its
+#    own addresses and Sec-WebSocket-Keys, about 3000 connections open at
+#    once) into REPLAY_MB of whole two-hop connections, and rewrites its MAC
+#    addresses (tcprewrite) so the kernel's IP stack ignores the replayed
+#    packets (PACKET_OTHERHOST: no RSTs, no forwarding) while packet sockets
+#    still see them. (tcpreplay's --unique-ip, used before, rewrote both
+#    directions of a connection to different address pairs: after its
+#    first loop no handshake was answered and no WebSocket frame parsed.)
 # 3. For each rate in STEPS: starts wstap and tcpdump together, replays the
-#    file onto lo for SECS seconds at that rate (tcpreplay --pps, --loop with
-#    --unique-ip so every loop brings new flows), stops both by SIGINT and
-#    reads what each captured, dropped, and how much CPU it used.
+#    file onto lo for SECS seconds at that rate (tcpreplay --pps, or
+#    --topspeed), stops both by SIGINT and reads what each captured,
+#    dropped, and how much CPU it used, and what each wstap diagnosed.
 #
 # Python cannot generate more than a few thousand WebSocket messages per
 # second here, which is why the load is replayed: tcpreplay sends each packet
@@ -55,10 +60,13 @@ done
     || timeout 300 "$PY" -m pip install -q websockets 2>/dev/null \
     || timeout 300 "$PY" -m pip install -q --break-system-packages websockets || die "pip install websockets"
 
+(cd "$ROOT" && cargo build -q --release --example benchgen) || die "cargo build --release --example benchgen failed"
+GEN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/benchgen
 if [ -z "${WSTAP:-}" ]; then
     (cd "$ROOT" && cargo build -q --release) || die "cargo build --release failed"
     WSTAP=${CARGO_TARGET_DIR:-$ROOT/target}/release/wstap
 fi
+REPLAY_MB=${REPLAY_MB:-200}
 [ -x "$WSTAP" ] || die "no wstap at $WSTAP"
 mkdir -p "$OUT"
 
@@ -81,10 +89,14 @@ timeout 60 "$PY" "$ROOT/tests/live/load.py" "ws://127.0.0.1:$FRONT/ws" --conns 2
     >"$R/load.json" || die "load.py: $(cat "$R/load.json")"
 lab_tcpdump_stop
 lab_stop_all   # nginx and the backend are not needed for the replay
-tcprewrite --infile="$R/src.pcap" --outfile="$R/replay.pcap" \
+SRC_PKTS=$(tcpdump -r "$R/src.pcap" -nn 2>/dev/null | wc -l)
+echo "  $SRC_PKTS packets ($(cat "$R/load.json")); $REPLAY_MB MB of copies ..." >&2
+"$GEN" "$R/src.pcap" "$R/copies.pcap" "$REPLAY_MB" >&2 || die "benchgen"
+tcprewrite --infile="$R/copies.pcap" --outfile="$R/replay.pcap" \
     --enet-dmac=02:00:00:00:00:01 --enet-smac=02:00:00:00:00:02 || die "tcprewrite"
-SRC_PKTS=$(tcpdump -r "$R/replay.pcap" -nn 2>/dev/null | wc -l)
-echo "  $SRC_PKTS packets ($(cat "$R/load.json"))" >&2
+rm -f "$R/copies.pcap"
+REPLAY_PKTS=$(tcpdump -r "$R/replay.pcap" -nn 2>/dev/null | wc -l)
+echo "  replay file: $REPLAY_PKTS packets" >&2
 
 # ------------------------------------------------------------ 2. the steps
 
@@ -126,11 +138,12 @@ for pps in $STEPS; do
     done
     sleep 0.5
     if [ "$pps" = max ]; then
-        rate=(--topspeed); loops=$(( 2000000 * SECS / SRC_PKTS + 1 ))
+        rate=(--topspeed)
     else
-        rate=(--pps="$pps"); loops=$(( (pps * SECS) / SRC_PKTS + 1 ))
+        rate=(--pps="$pps")
+        [ $((pps * SECS)) -le "$REPLAY_PKTS" ] || echo "  note: $REPLAY_PKTS packets last $((REPLAY_PKTS / pps)) s at $pps/s (REPLAY_MB)" >&2
     fi
-    timeout $((SECS + 30)) tcpreplay -i lo "${rate[@]}" --loop="$loops" --unique-ip --duration="$SECS" -q \
+    timeout $((SECS + 30)) tcpreplay -i lo "${rate[@]}" --duration="$SECS" -q \
         "$R/replay.pcap" >"$R/replay.out" 2>&1
     sleep 1
     WCPU=()
@@ -172,7 +185,7 @@ done
     echo
     echo "host: $(nproc) CPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)"
     echo "wstap: $("$WSTAP" --version), $(tcpdump --version 2>&1 | head -1), $(tcpdump --version 2>&1 | grep -i libpcap | head -1)"
-    echo "traffic: $SRC_PKTS packets of real WebSocket sessions (20 connections x 100 messages of 32 bytes through nginx, both hops), replayed with --unique-ip; $SECS s per step"
+    echo "traffic: $SRC_PKTS packets of real WebSocket sessions (20 connections x 100 messages of 32 bytes through nginx, both hops), multiplied by examples/benchgen into $REPLAY_PKTS packets ($REPLAY_MB MB, each copy its own addresses and keys, ~3000 connections open at once); $SECS s per step"
     echo "wstap:   $WSTAP -i lo --threads N --json -w FILE '$FILTER' > out.jsonl (N in: $THREADS, all at once; N:F is --threads N --fanout F without -w)"
     echo "tcpdump: tcpdump -i lo $TCPDUMP_ARGS -w FILE '$FILTER'"
     echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
