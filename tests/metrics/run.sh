@@ -156,7 +156,7 @@ ok "counters equal the summary; WstapUpgradeStripped firing"
 ok "every query of contrib/grafana/wstap.json runs on prometheus"
 lab_stop "$PROM_PID" TERM 10
 
-say "2. as contrib/systemd/wstap.service runs it: root bounded to NET_RAW NET_ADMIN SETUID SETGID, -Z, log directory root:GROUP 0770; a logrotate rename + create + HUP; two flow-sharded workers"
+say "2. as contrib/systemd/wstap.service runs it: root bounded to NET_RAW NET_ADMIN SETUID SETGID, -Z, log directory root:GROUP 0770; a logrotate rename + create + HUP; two flow-sharded workers behind two kernel rings (--fanout 2)"
 # The unit's account is wstap; here nobody/nogroup (no account is created
 # on the test machine).
 L=$R/log
@@ -164,7 +164,7 @@ mkdir -p "$L" && chown root:nogroup "$L" && chmod 0770 "$L"
 M2=$((BASE_FRONT + 4))
 lab_wait_free "$M2" 5 || die "port $M2 is busy"
 setpriv --bounding-set -all,+net_raw,+net_admin,+setuid,+setgid -- \
-    "$WSTAP" -i lo -q --threads 2 --metrics "127.0.0.1:$M2" --json-file "$L/findings.jsonl" -Z nobody "$FILTER" \
+    "$WSTAP" -i lo -q --threads 2 --fanout 2 --metrics "127.0.0.1:$M2" --json-file "$L/findings.jsonl" -Z nobody "$FILTER" \
     >"$R/svc.out" 2>"$R/svc.err" &
 SPID=$!
 LAB_PIDS+=("$SPID")
@@ -188,6 +188,16 @@ runtime2() {
         END { exit !(p >= 50 && c >= 10) }'
 }
 wait_for 10 runtime2 || die "runtime numbers did not move with --threads 2: $(curl -sS "http://127.0.0.1:$M2/metrics" | grep -E '^wstap_(packets|connections)_total')"
+# Each ring's packets, one series per ring, adding up to what the kernel
+# counted (both published with the kernel counters, once a second).
+rings2() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$M2/metrics" | awk '
+        /^wstap_capture_ring_packets_total\{ring="0"\} / { r0 = $2; n++ }
+        /^wstap_capture_ring_packets_total\{ring="1"\} / { r1 = $2; n++ }
+        /^wstap_capture_received_total / { rx = $2 }
+        END { exit !(n == 2 && r0 + r1 >= 50 && r0 + r1 == rx) }'
+}
+wait_for 10 rings2 || die "ring series: $(curl -sS "http://127.0.0.1:$M2/metrics" | grep -E '^wstap_capture_(ring_packets|received)_total')"
 # Every thread (the endpoint's included, started once privileges were
 # dropped) runs as nobody with no capability and no_new_privs.
 tasks=0
@@ -197,7 +207,7 @@ for st in /proc/"$SPID"/task/*/status; do
         && grep -q '^CapEff:[[:space:]]*0000000000000000' "$st" && grep -q '^NoNewPrivs:[[:space:]]*1' "$st" \
         || die "thread $(grep '^Name' "$st") keeps privileges: $(grep -E '^(Uid|Cap|NoNew)' "$st" | tr '\n' ' ')"
 done
-[ "$tasks" -ge 6 ] || die "expected the capture, reader, two workers, correlator and endpoint threads, found $tasks"
+[ "$tasks" -ge 7 ] || die "expected two capture threads, the reader, two workers, the correlator and the endpoint, found $tasks"
 kill -INT "$SPID"
 wait_for 10 eval '! kill -0 $SPID 2>/dev/null' || die "the service did not stop"
 wait "$SPID"; rc=$?
@@ -206,7 +216,7 @@ wait "$SPID"; rc=$?
 [ "$(count_lines "$L/findings.jsonl" handshake)" = 3 ] || die "new file: $(cat "$L/findings.jsonl")"
 tail -1 "$L/findings.jsonl" | grep -q '"type":"summary".*"handshakes":{"total":5,"upgraded":5' \
     || die "the summary is not last in the new file: $(tail -1 "$L/findings.jsonl")"
-ok "ran as nobody, every thread ($tasks) without capability and with no_new_privs; 2 + 3 handshakes split across the rotation, none lost; summary in the new file"
+ok "ran as nobody, every thread ($tasks, two capture rings among them) without capability and with no_new_privs; both rings counted on the endpoint; 2 + 3 handshakes split across the rotation, none lost; summary in the new file"
 
 elapsed=$((SECONDS - T_START))
 [ "$elapsed" -lt 120 ] || die "took ${elapsed}s (budget 120 s)"
