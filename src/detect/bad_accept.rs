@@ -9,6 +9,21 @@ use serde_json::json;
 
 pub struct BadAccept;
 
+/// For an upgraded hop whose Sec-WebSocket-Accept is not the one its key
+/// gives: (expected, received). `memo`: the last key and its accept.
+fn wrong<'a>(t: &'a HopRequest, memo: &mut Option<(&'a str, String)>) -> Option<(String, Option<String>)> {
+    if !t.upgraded() {
+        return None;
+    }
+    let key = t.req.headers.get("sec-websocket-key")?;
+    let want = match memo {
+        Some((k, w)) if *k == key => w.clone(),
+        _ => memo.insert((key, expected_accept(key))).1.clone(),
+    };
+    let got = t.resp.as_ref().and_then(|r| r.headers.get("sec-websocket-accept")).map(str::to_string);
+    (got.as_deref() != Some(want.as_str())).then_some((want, got))
+}
+
 impl Detector for BadAccept {
     fn new(_: &Config) -> BadAccept {
         BadAccept
@@ -23,17 +38,10 @@ impl Detector for BadAccept {
         if !x.is_websocket() {
             return;
         }
-        let wrong = |t: &HopRequest| -> Option<(String, Option<String>)> {
-            if !t.upgraded() {
-                return None;
-            }
-            let key = t.req.headers.get("sec-websocket-key")?;
-            let want = expected_accept(key);
-            let got = t.resp.as_ref().and_then(|r| r.headers.get("sec-websocket-accept")).map(str::to_string);
-            (got.as_deref() != Some(want.as_str())).then_some((want, got))
-        };
-        let bad_up = x.upstream.and_then(|u| wrong(u).map(|w| (u, w)));
-        let bad_client = x.client.and_then(|c| wrong(c).map(|w| (c, w)));
+        // A proxy passes the key through: one SHA-1 for both hops.
+        let mut memo = None;
+        let bad_up = x.upstream.and_then(|u| wrong(u, &mut memo).map(|w| (u, w)));
+        let bad_client = x.client.and_then(|c| wrong(c, &mut memo).map(|w| (c, w)));
         let (t, (want, got), msg) = match (bad_up, bad_client) {
             (Some((u, w)), _) => {
                 let m = format!(
