@@ -271,6 +271,35 @@ mod tests {
     }
 
     #[test]
+    fn a_quiet_ring_says_how_far_it_has_delivered_and_ends_with_done() {
+        let (mut f, rx, _shared) = feeder(usize::MAX, 64);
+        f.ring = 3;
+        // Nothing pending: a batch with only the mark.
+        f.heartbeat(Ts(100));
+        let b = rx.try_recv().unwrap();
+        assert_eq!((b.ring, b.mark, b.pkts.len()), (3, Ts(100), 0));
+        // Something pending: it goes now, marked past its last packet.
+        f.push(Ts(150), b"x", 1);
+        f.heartbeat(Ts(180));
+        let b = rx.try_recv().unwrap();
+        assert_eq!((b.ring, b.mark, b.pkts.len()), (3, Ts(180), 1));
+        // A batch handed over for its size is marked at its last packet.
+        for i in 0..BATCH_PKTS {
+            f.push(Ts(200 + i as i64), b"y", 1);
+        }
+        let b = rx.try_recv().unwrap();
+        assert_eq!((b.mark, b.pkts.len()), (Ts(200 + BATCH_PKTS as i64 - 1), BATCH_PKTS));
+        // The end: what is pending, then the ring's last word.
+        f.push(Ts(900), b"z", 1);
+        f.finish();
+        let last = rx.try_recv().unwrap();
+        assert_eq!((last.mark, last.pkts.len()), (Ts(900), 1));
+        let done = rx.try_recv().unwrap();
+        assert_eq!((done.ring, done.mark, done.pkts.len()), (3, DONE, 0));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
     fn closed_queue_is_noticed() {
         let (mut f, rx, _shared) = feeder(usize::MAX, 1);
         drop(rx);
