@@ -10,10 +10,11 @@
 
 use std::collections::VecDeque;
 use std::io::{Read, Seek, SeekFrom};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::flow::key::FxHashMap;
+use crate::time::Ts;
 
 /// The secrets logged for one connection (one client random).
 #[derive(Default, Clone, PartialEq, Eq)]
@@ -231,6 +232,10 @@ struct Shared {
     /// More keys may come while packets are read (a watched key log):
     /// connections without keys hold their records (bounded) meanwhile.
     growing: AtomicBool,
+    /// The watched key logs, which the analysis may also read at once
+    /// ([`Keys::catch_up`]), and the packet time (µs) it last did.
+    followed: Mutex<Vec<(String, Arc<Mutex<Follow>>)>>,
+    caught_up_at: AtomicI64,
 }
 
 impl std::fmt::Debug for Keys {
@@ -328,6 +333,8 @@ impl Keys {
         }
         self.with(|s| s.stats.files += 1);
         self.set_growing(true);
+        let follow = Arc::new(Mutex::new(follow));
+        lock(&self.0.followed).push((path.to_string(), follow.clone()));
         let keys = self.clone();
         let path = path.to_string();
         let err = format!("--keylog {path}: cannot start its reader");
@@ -339,11 +346,30 @@ impl Keys {
                     // Started before live capture drops its privileges:
                     // this thread drops its own once that has happened.
                     dropped = dropped || crate::capture::privs::follow_drop();
-                    keys.poll(&path, &mut follow);
+                    keys.poll(&path, &mut lock(&follow));
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
             })
             .map_err(|e| format!("{err}: {e}"))
+    }
+
+    /// A record came whose keys are not known: reads what the watched key
+    /// logs gained since their thread last looked, at once (at most once a
+    /// millisecond of packet time, whoever asks: connections that will
+    /// never have keys cost no system call each). True when secrets came.
+    pub fn catch_up(&self, now: Ts) -> bool {
+        let last = self.0.caught_up_at.load(Ordering::Relaxed);
+        if now.0 < last.saturating_add(1_000)
+            || self.0.caught_up_at.compare_exchange(last, now.0, Ordering::AcqRel, Ordering::Relaxed).is_err()
+        {
+            return false;
+        }
+        let before = self.generation();
+        let followed: Vec<(String, Arc<Mutex<Follow>>)> = lock(&self.0.followed).clone();
+        for (path, follow) in &followed {
+            self.poll(path, &mut lock(follow));
+        }
+        self.generation() != before
     }
 
     /// Reads what was appended to the followed key log since last time.
@@ -413,6 +439,15 @@ impl Follow {
         self.file = Some(file);
         self.pos = 0;
         self.failed_ino = None;
+    }
+}
+
+/// A lock, also when a thread panicked holding it (what it guards stays
+/// usable: a key store, a file position).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
     }
 }
 
@@ -509,6 +544,38 @@ mod tests {
         assert_eq!(k.stats().secrets, 2);
         assert_eq!(k.stats().malformed, 0);
         assert!(k.generation() > g);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A key written before its records are analysed is found when they
+    /// are, whether or not the key log's thread has looked since; asking
+    /// again within a millisecond of packet time reads nothing.
+    #[test]
+    fn a_record_without_keys_reads_the_watched_log_at_once() {
+        let dir = std::env::temp_dir().join(format!("wstap-keylog-now-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("k.log");
+        std::fs::write(&p, "").unwrap();
+        let k = Keys::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let t = k.watch(p.to_str().unwrap(), stop.clone()).unwrap();
+        let cr: [u8; 32] = std::array::from_fn(|i| u8::from_str_radix(&CR[2 * i..2 * i + 2], 16).unwrap());
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        std::io::Write::write_all(&mut f, format!("CLIENT_RANDOM {CR} {}\n", "44".repeat(48)).as_bytes()).unwrap();
+        // The thread may have read it already (then nothing is new here);
+        // either way the key is known once catch_up returns.
+        k.catch_up(Ts(1_000_000));
+        assert!(k.lookup(&cr).is_some_and(|s| s.master.is_some()));
+        let other = "01".repeat(32);
+        std::io::Write::write_all(&mut f, format!("CLIENT_RANDOM {other} {}\n", "55".repeat(48)).as_bytes()).unwrap();
+        stop.store(true, Ordering::Relaxed);
+        t.join().unwrap();
+        // Within the same millisecond: not read; a millisecond later: read.
+        let before = k.stats().secrets;
+        assert!(!k.catch_up(Ts(1_000_500)));
+        assert_eq!(k.stats().secrets, before);
+        assert!(k.catch_up(Ts(1_001_000)) || k.stats().secrets == 2);
+        assert_eq!(k.stats().secrets, 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -564,12 +564,17 @@ impl TlsConn {
             return;
         }
         if !self.has_key(dir) {
-            if self.keys.growing() {
-                self.hold(dir, ts, rec, out);
-            } else {
-                self.fail(Undecrypted::NoKey, ts, out);
+            // The key line may be in the file already and not yet read by
+            // the key log's thread (it looks every 5 ms, later on a busy
+            // host): read it now rather than hold, when the log grows.
+            if !(self.keys.growing() && self.keys.catch_up(ts) && self.has_key(dir)) {
+                if self.keys.growing() {
+                    self.hold(dir, ts, rec, out);
+                } else {
+                    self.fail(Undecrypted::NoKey, ts, out);
+                }
+                return;
             }
-            return;
         }
         let d = dir.index();
         let hdr: [u8; 5] = rec[..5].try_into().expect("5 bytes");
