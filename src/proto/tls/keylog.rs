@@ -364,6 +364,13 @@ impl Keys {
         {
             return false;
         }
+        self.read_now()
+    }
+
+    /// Reads what the watched key logs gained, now, unthrottled: a
+    /// connection closing with records still held for keys (a last look
+    /// before its parsers hear of the close). True when secrets came.
+    pub fn read_now(&self) -> bool {
         let before = self.generation();
         let followed: Vec<(String, Arc<Mutex<Follow>>)> = lock(&self.0.followed).clone();
         for (path, follow) in &followed {

@@ -355,9 +355,14 @@ impl TlsConn {
         }
     }
 
-    /// The sender in `dir` closed: a last look for late keys.
+    /// The sender in `dir` closed: a last look for late keys (the key log
+    /// read now: once the parsers hear of the close, an exchange still
+    /// waiting for the records held here ends without them).
     pub fn closing(&mut self, dir: Dir, ts: Ts, how: &'static str, out: &mut Vec<ProtoEvent>) {
         if !self.held.is_empty() {
+            if self.keys.growing() {
+                self.keys.read_now();
+            }
             self.release_held(ts, out);
         }
         self.inner.closing(dir, ts, how, out);
