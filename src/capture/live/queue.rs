@@ -60,6 +60,12 @@ impl Batch {
     fn bytes(&self) -> usize {
         self.data.len() + self.pkts.len() * std::mem::size_of::<Meta>()
     }
+    /// Leaving its ring: which one, and (at least) how far it goes.
+    fn seal(&mut self, ring: u16) {
+        self.ring = ring;
+        self.mark = self.mark.max(self.pkts.last().map_or(Ts(0), |m| m.ts));
+    }
+
     pub(super) fn clear(&mut self) {
         self.data.clear();
         self.pkts.clear();
@@ -151,8 +157,7 @@ impl Feeder {
         let fresh = self.spare.take().or_else(|| self.recycled.try_recv().ok()).unwrap_or_else(Batch::with_capacity);
         let mut b = std::mem::replace(&mut self.pending, fresh);
         b.accounted = bytes;
-        b.ring = self.ring;
-        b.mark = b.mark.max(b.pkts.last().map_or(Ts(0), |m| m.ts));
+        b.seal(self.ring);
         q.fetch_add(bytes, Ordering::AcqRel);
         match self.tx.try_send(b) {
             Ok(()) => {
@@ -203,8 +208,7 @@ impl Feeder {
         if !self.pending.pkts.is_empty() {
             let mut b = std::mem::take(&mut self.pending);
             b.accounted = b.bytes();
-            b.ring = self.ring;
-            b.mark = b.pkts.last().map_or(Ts(0), |m| m.ts);
+            b.seal(self.ring);
             self.shared.queued_bytes.fetch_add(b.accounted, Ordering::AcqRel);
             if self.tx.send(b).is_err() {
                 self.closed = true;

@@ -232,7 +232,7 @@ impl PacketSource for LiveCapture {
             dropped_kernel: Some(s.dropped_kernel.load(Ordering::Relaxed)),
             dropped_interface: Some(s.dropped_interface.load(Ordering::Relaxed)),
             dropped_queue: Some(s.dropped_queue.load(Ordering::Relaxed)),
-            rings: (self.recycle.len() > 1).then(|| s.rings.lock().map(|r| r.clone()).unwrap_or_default()),
+            rings: (self.info.rings > 1).then(|| s.rings.lock().map(|r| r.clone()).unwrap_or_default()),
         })
     }
 

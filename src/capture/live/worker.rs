@@ -205,14 +205,23 @@ impl Worker {
         let wall = wall_secs();
         let mut failed: Option<Error> = None;
         let mut file_limit = false;
+        let before = self.taken;
         let (dumper, feeder, taken) = (&mut self.dumper, &mut self.feeder, &mut self.taken);
+        // `-c` over every ring: with a count, each packet claims its number
+        // (and gives it back if it is not taken after all); without one,
+        // the packets taken are added once per dispatch, not per packet.
+        let unclaim = || {
+            if count.is_some() {
+                captured.fetch_sub(1, Ordering::Relaxed);
+            }
+        };
         let r = self.cap.dispatch(want, |pkt| {
             if failed.is_some() || file_limit {
                 return;
             }
-            // `-c` over every ring: this packet's number, or past the count.
-            let n = captured.fetch_add(1, Ordering::Relaxed);
-            if count.is_some_and(|c| n >= c) {
+            if let Some(c) = count
+                && captured.fetch_add(1, Ordering::Relaxed) >= c
+            {
                 captured.fetch_sub(1, Ordering::Relaxed);
                 return;
             }
@@ -221,12 +230,12 @@ impl Worker {
                 match d.write(wall, timeval(&h.ts), pkt.data, h.len) {
                     Ok(true) => {}
                     Ok(false) => {
-                        captured.fetch_sub(1, Ordering::Relaxed);
+                        unclaim();
                         file_limit = true;
                         return;
                     }
                     Err(e) => {
-                        captured.fetch_sub(1, Ordering::Relaxed);
+                        unclaim();
                         failed = Some(e);
                         return;
                     }
@@ -236,6 +245,9 @@ impl Worker {
             let (sec, usec) = timeval(&h.ts);
             feeder.push(Ts::from_timeval(sec, usec), pkt.data, h.len);
         });
+        if count.is_none() {
+            captured.fetch_add(self.taken - before, Ordering::Relaxed);
+        }
         if let Some(e) = failed {
             self.fail(e);
             return Err(EndReason::Error);

@@ -258,11 +258,7 @@ impl Keys {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut KeyStore) -> T) -> T {
-        let mut g = match self.0.store.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        f(&mut g)
+        f(&mut lock(&self.0.store))
     }
 
     /// Adds key log text (a file's content, a DSB's payload).
