@@ -226,7 +226,8 @@ pub struct Args {
     /// Threads for the per-packet work: connections are spread over N
     /// workers, correlation stays on one; the output does not depend on N.
     /// Default: the available cores (at most 8) for files of 64 MiB or
-    /// more, else 1 (one thread); live capture (-i) uses one unless asked.
+    /// more, else 1 (one thread); live capture (-i) uses one unless asked,
+    /// and --replay one only. The dashboard (--tui) takes it too.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 

@@ -387,9 +387,9 @@ impl Analysis {
                     crate::shard::MAX_THREADS
                 )));
             }
-            Some(n) if n > 1 && args.tui => {
+            Some(n) if n > 1 && args.replay.is_some() => {
                 return Err(Error::usage(format!(
-                    "--threads {n}: the dashboard analyses on one thread; --threads is for capture files (-r) and live capture (-i)"
+                    "--threads {n}: --replay analyses at the capture's own pace, on one thread"
                 )));
             }
             Some(n) if n > 1 && args.link_header => {
@@ -398,7 +398,7 @@ impl Analysis {
                 )));
             }
             Some(n) => n,
-            None if args.link_header => 1,
+            None if args.link_header || args.replay.is_some() => 1,
             None => crate::shard::default_threads_for(args.read.as_deref()),
         };
         Ok(Analysis {
@@ -412,7 +412,7 @@ impl Analysis {
             live: args.interface.is_some(),
             memcap,
             keylogs: args.keylog.clone(),
-            threads: if args.tui { 1 } else { threads },
+            threads,
         })
     }
 }
@@ -593,6 +593,13 @@ mod tests {
         assert!(c.dashboard.is_none() && !c.output.line_buffered && !c.analysis.live);
         let Command::Analyse(c) = check(&["-i", "lo", "-Z", "root", "--tui"]).unwrap() else { panic!() };
         assert!(matches!(c.input, Input::Live(_)) && c.dashboard.is_some() && c.analysis.live);
+        // The dashboard takes --threads (not with --replay: one thread, by default too).
+        let Command::Analyse(c) = check(&["-i", "lo", "-Z", "root", "--tui", "--threads", "2"]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.analysis.threads, 2);
+        let Command::Analyse(c) = check(&["-r", "x", "--tui", "--replay", "2"]).unwrap() else { panic!() };
+        assert_eq!(c.analysis.threads, 1);
         // Live output is line-buffered.
         let Command::Analyse(c) = check(&["-i", "lo", "-Z", "root"]).unwrap() else { panic!() };
         assert!(c.output.line_buffered);
@@ -628,8 +635,10 @@ mod tests {
             err(&["--tui", "-Z", "root"]),
             "--tui needs an input: -r FILE or -i IFACE (-i any sees both hops of a proxy)"
         );
-        assert!(err(&["-i", "lo", "--tui", "-Z", "root", "--threads", "2"]).starts_with("--threads 2: the dashboard"));
-        assert!(err(&["-r", "x", "--tui", "--threads", "4"]).starts_with("--threads 4: the dashboard"));
+        assert_eq!(
+            err(&["-r", "x", "--tui", "--replay", "2", "--threads", "4"]),
+            "--threads 4: --replay analyses at the capture's own pace, on one thread"
+        );
         assert!(err(&["-r", "x", "--threads", "65"]).starts_with("invalid --threads 65"));
         assert!(err(&["-r", "x", "-e", "--threads", "2"]).starts_with("--threads 2: -e reads"));
         assert_eq!(err(&["-r", "x", "-e", "--json"]), "-e applies to text output, not to --json");

@@ -275,132 +275,13 @@ impl Pipeline {
     }
 
     pub fn summary(&self) -> Summary {
-        let st = &self.stats;
-        let mut decode_errors = std::collections::BTreeMap::new();
-        let mut skipped = std::collections::BTreeMap::new();
-        for (i, s) in Skip::ALL.iter().enumerate() {
-            if st.skips[i] > 0 {
-                if s.is_error() {
-                    decode_errors.insert(s.name(), st.skips[i]);
-                } else {
-                    skipped.insert(s.name(), st.skips[i]);
-                }
-            }
-        }
-        let r = &self.flows.stats.reassembly;
-        let a = &self.analysis.correlation.stats;
-        Summary {
-            ty: "summary",
-            schema: record::Schema,
-            host: None,
-            system: None,
-            packets: st.packets,
-            bytes: st.bytes,
-            tcp_packets: st.tcp_packets,
-            flows: self.flows.stats.flows,
-            decode_errors,
-            skipped,
-            reassembly: record::Reassembly {
-                gaps: r.gaps,
-                gap_bytes: r.gap_bytes,
-                retransmits: r.retransmits,
-                out_of_order: r.out_of_order,
-                keepalives: r.keepalives,
-                limit_hits: r.limit_hits,
-                rexmit_inconsistent: r.rexmit_inconsistent,
-            },
-            http_anomalies: a.anomalies.clone(),
-            http_requests: a.http_requests,
-            handshakes: a.handshakes.clone(),
-            sessions: a.sessions,
-            findings: self.analysis.findings().by_kind.clone(),
-            paths: a
-                .metrics
-                .paths()
-                .into_iter()
-                .map(|mut r| {
-                    r.key = self.redact.path(&r.key);
-                    r
-                })
-                .collect(),
-            upstreams: a.metrics.upstreams(),
-            latency_ms: record::Latencies {
-                client: a.metrics.latency.client.percentiles(),
-                upstream: a.metrics.latency.upstream.percentiles(),
-                overhead: a.metrics.latency.overhead.percentiles(),
-                relay: a.metrics.latency.relay.percentiles(),
-            },
-            first_ts: st.first_ts.map(|t| round_us(t.secs())),
-            last_ts: st.last_ts.map(|t| round_us(t.secs())),
-            elapsed_s: match (st.first_ts, st.last_ts) {
-                (Some(a), Some(b)) => round_us(b.since(a)),
-                _ => 0.0,
-            },
-            truncated: st.truncated,
-            damaged: st.damaged,
-            defrag: self.defrag.stats,
-            memory: {
-                let b = self.flows.budget();
-                record::Memory {
-                    budget_bytes: b.limit,
-                    peak_bytes: b.peak,
-                    max_connections: self.flows.max_flows() as u64,
-                    evicted: b.stats.evicted,
-                    dropped_connections: b.stats.dropped,
-                    shed_connections: b.stats.shed_connections,
-                    shed_bytes: b.stats.shed_bytes,
-                    records_written_early: self.analysis.written_early_for_memory(),
-                    h2_connections_forgotten: self.analysis.correlation.h2_forgotten(),
-                    closes_judged_early: self.analysis.detectors_gave_up().closes_judged_early,
-                    socketio_sessions_forgotten: self.analysis.detectors_gave_up().socketio_sessions_forgotten,
-                }
-            },
-            capture: None,
-            tls: self.tls_summary(),
-            h2: record::H2Summary::of(&self.flows.stats.h2),
-        }
+        summary_of(&self.stats, &self.defrag.stats, &self.flows, &self.analysis, self.redact)
     }
 
     /// The session keys TLS connections are decrypted with (`--keylog`,
     /// pcapng Decryption Secrets Blocks).
     pub fn keys(&self) -> &crate::proto::tls::Keys {
         self.flows.keys()
-    }
-
-    fn tls_summary(&self) -> Option<record::TlsSummary> {
-        let t = &self.flows.stats.tls;
-        let k = self.keys().stats();
-        let keys_given = k.files > 0 || k.dsb > 0;
-        if t.connections == 0 && !keys_given {
-            return None;
-        }
-        let mut not_decrypted = std::collections::BTreeMap::new();
-        for (r, n) in crate::proto::tls::Undecrypted::ALL.iter().zip(t.not_decrypted) {
-            if n > 0 {
-                not_decrypted.insert(r.name(), n);
-            }
-        }
-        Some(record::TlsSummary {
-            connections: t.connections,
-            decrypted: t.decrypted,
-            not_decrypted,
-            records: t.records,
-            bytes: t.bytes,
-            auth_failures: t.auth_failures,
-            key_updates: t.key_updates,
-            late_keys: t.late_keys,
-            held_dropped: t.held_dropped,
-            keylog: keys_given.then_some(record::KeyLogSummary {
-                files: k.files,
-                dsb: k.dsb,
-                lines: k.lines,
-                secrets: k.secrets,
-                malformed: k.malformed,
-                ignored: k.ignored,
-                evicted: k.evicted,
-                read_errors: k.read_errors,
-            }),
-        })
     }
 
     /// Once per tick: the runtime numbers to the sinks that want them now
@@ -465,4 +346,136 @@ impl Pipeline {
         sink.flush()?;
         Ok(ending)
     }
+}
+
+/// The summary from its parts: the reader's counts `st` and fragments,
+/// the flow table `flows` (with workers: theirs summed,
+/// [`FlowTable::mirror`]), the analysis. One pipeline's
+/// [`Pipeline::summary`], and the dashboard's with workers (shard.rs).
+pub(crate) fn summary_of(
+    st: &PacketStats,
+    defrag: &decode::frag::DefragStats,
+    flows: &FlowTable,
+    analysis: &Analysis,
+    redact: crate::redact::Redactor,
+) -> Summary {
+    let mut decode_errors = std::collections::BTreeMap::new();
+    let mut skipped = std::collections::BTreeMap::new();
+    for (i, s) in Skip::ALL.iter().enumerate() {
+        if st.skips[i] > 0 {
+            if s.is_error() {
+                decode_errors.insert(s.name(), st.skips[i]);
+            } else {
+                skipped.insert(s.name(), st.skips[i]);
+            }
+        }
+    }
+    let r = &flows.stats.reassembly;
+    let a = &analysis.correlation.stats;
+    Summary {
+        ty: "summary",
+        schema: record::Schema,
+        host: None,
+        system: None,
+        packets: st.packets,
+        bytes: st.bytes,
+        tcp_packets: st.tcp_packets,
+        flows: flows.stats.flows,
+        decode_errors,
+        skipped,
+        reassembly: record::Reassembly {
+            gaps: r.gaps,
+            gap_bytes: r.gap_bytes,
+            retransmits: r.retransmits,
+            out_of_order: r.out_of_order,
+            keepalives: r.keepalives,
+            limit_hits: r.limit_hits,
+            rexmit_inconsistent: r.rexmit_inconsistent,
+        },
+        http_anomalies: a.anomalies.clone(),
+        http_requests: a.http_requests,
+        handshakes: a.handshakes.clone(),
+        sessions: a.sessions,
+        findings: analysis.findings().by_kind.clone(),
+        paths: a
+            .metrics
+            .paths()
+            .into_iter()
+            .map(|mut r| {
+                r.key = redact.path(&r.key);
+                r
+            })
+            .collect(),
+        upstreams: a.metrics.upstreams(),
+        latency_ms: record::Latencies {
+            client: a.metrics.latency.client.percentiles(),
+            upstream: a.metrics.latency.upstream.percentiles(),
+            overhead: a.metrics.latency.overhead.percentiles(),
+            relay: a.metrics.latency.relay.percentiles(),
+        },
+        first_ts: st.first_ts.map(|t| round_us(t.secs())),
+        last_ts: st.last_ts.map(|t| round_us(t.secs())),
+        elapsed_s: match (st.first_ts, st.last_ts) {
+            (Some(a), Some(b)) => round_us(b.since(a)),
+            _ => 0.0,
+        },
+        truncated: st.truncated,
+        damaged: st.damaged,
+        defrag: *defrag,
+        memory: {
+            let b = flows.budget();
+            record::Memory {
+                budget_bytes: b.limit,
+                peak_bytes: b.peak,
+                max_connections: flows.max_flows() as u64,
+                evicted: b.stats.evicted,
+                dropped_connections: b.stats.dropped,
+                shed_connections: b.stats.shed_connections,
+                shed_bytes: b.stats.shed_bytes,
+                records_written_early: analysis.written_early_for_memory(),
+                h2_connections_forgotten: analysis.correlation.h2_forgotten(),
+                closes_judged_early: analysis.detectors_gave_up().closes_judged_early,
+                socketio_sessions_forgotten: analysis.detectors_gave_up().socketio_sessions_forgotten,
+            }
+        },
+        capture: None,
+        tls: tls_summary(flows),
+        h2: record::H2Summary::of(&flows.stats.h2),
+    }
+}
+
+fn tls_summary(flows: &FlowTable) -> Option<record::TlsSummary> {
+    let t = &flows.stats.tls;
+    let k = flows.keys().stats();
+    let keys_given = k.files > 0 || k.dsb > 0;
+    if t.connections == 0 && !keys_given {
+        return None;
+    }
+    let mut not_decrypted = std::collections::BTreeMap::new();
+    for (r, n) in crate::proto::tls::Undecrypted::ALL.iter().zip(t.not_decrypted) {
+        if n > 0 {
+            not_decrypted.insert(r.name(), n);
+        }
+    }
+    Some(record::TlsSummary {
+        connections: t.connections,
+        decrypted: t.decrypted,
+        not_decrypted,
+        records: t.records,
+        bytes: t.bytes,
+        auth_failures: t.auth_failures,
+        key_updates: t.key_updates,
+        late_keys: t.late_keys,
+        held_dropped: t.held_dropped,
+        keylog: keys_given.then_some(record::KeyLogSummary {
+            files: k.files,
+            dsb: k.dsb,
+            lines: k.lines,
+            secrets: k.secrets,
+            malformed: k.malformed,
+            ignored: k.ignored,
+            evicted: k.evicted,
+            read_errors: k.read_errors,
+        }),
+    })
 }

@@ -130,7 +130,15 @@ struct Batch {
     /// When the sinks take the runtime numbers (the metrics endpoint): the
     /// reader's counts, packet time and the capture's own numbers at the
     /// batch's end.
-    end: Option<Box<(crate::pipeline::PacketStats, Ts, Option<crate::record::Capture>)>>,
+    end: Option<Box<End>>,
+}
+
+/// The reader's side at a batch's end (its last tick).
+struct End {
+    stats: crate::pipeline::PacketStats,
+    now: Ts,
+    capture: Option<crate::record::Capture>,
+    defrag: decode::frag::DefragStats,
 }
 
 enum Job {
@@ -367,7 +375,12 @@ impl Reader {
         // (Only a batch with a tick makes a snapshot; live, most batches
         // have none, and the capture's numbers are a system call.)
         if self.snapshots && !b.ticks.is_empty() {
-            b.end = Some(Box::new((p.stats.clone(), *p.now, src.stats())));
+            b.end = Some(Box::new(End {
+                stats: p.stats.clone(),
+                now: *p.now,
+                capture: src.stats(),
+                defrag: p.defrag.stats,
+            }));
         }
         self.tick_cut = false;
         b
@@ -438,12 +451,38 @@ fn snapshot(
     b: &Batch,
     acts: &Acts,
 ) -> Option<Box<crate::runtime::RuntimeSnapshot>> {
-    let (stats, now, capture) = b.end.as_deref()?;
+    let e = b.end.as_deref()?;
     let &(step, _) = b.ticks.last()?;
     let by = acts_at(acts, step);
     let live = |flow: crate::flow::FlowKey, conn| by.get(&(flow.canonical(), conn)).copied();
-    let now = stats.last_ts.map(|_| *now);
-    Some(Box::new(crate::runtime::RuntimeSnapshot::from_parts(stats, now, tables, analysis, live, capture.clone())))
+    let now = e.stats.last_ts.map(|_| e.now);
+    Some(Box::new(crate::runtime::RuntimeSnapshot::from_parts(
+        &e.stats,
+        now,
+        tables,
+        analysis,
+        live,
+        e.capture.clone(),
+    )))
+}
+
+/// The dashboard's state after a batch: the summary from its parts, and
+/// the open sessions' rows from the workers' copies of their activity at
+/// the batch's last tick (as one pipeline's at that instant).
+fn view(
+    analysis: &mut Analysis,
+    tables: &FlowTable,
+    b: &Batch,
+    acts: &Acts,
+    redact: crate::redact::Redactor,
+) -> Option<Box<crate::tui::feed::Snapshot>> {
+    let e = b.end.as_deref()?;
+    let &(step, _) = b.ticks.last()?;
+    let by = acts_at(acts, step);
+    let rows = analysis.correlation.session_rows_by(|flow, conn| by.get(&(flow.canonical(), conn)).copied());
+    let summary = crate::pipeline::summary_of(&e.stats, &e.defrag, tables, analysis, redact);
+    let clock = e.stats.last_ts.map(|_| e.now);
+    Some(Box::new(crate::tui::feed::snapshot_of(summary, rows, analysis, redact, e.capture.clone(), clock)))
 }
 
 /// The packet-time tick after `step`; live, with the open sessions' rows
@@ -510,11 +549,18 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
     let live = p.analysis.wants_rows();
     // The metrics endpoint: the runtime numbers after each batch with a
     // tick, as one thread offers them at each tick.
-    let snapshots = sink.wants_runtime();
+    let runtime = sink.wants_runtime();
+    // The dashboard: its view at a tick, at most this often (wall time).
+    let view_every = sink.view_every();
+    let snapshots = runtime || view_every.is_some();
     let mut warn = p.warn_on_evictions.then_some(Warn { last: (0, None) });
     // Live, or for the runtime numbers: the workers' tables as one (their
     // numbers summed after each batch).
-    let mut tables = (live || snapshots).then(|| FlowTable::new(p.limits));
+    let mut tables = (live || snapshots).then(|| {
+        let mut t = FlowTable::new(p.limits);
+        t.share_keys(keys.clone());
+        t
+    });
     let Pipeline { analysis, stats, defrag, flows, now, .. } = p;
     let mut front = Front { stats, defrag, flows, now };
     std::thread::scope(|scope| {
@@ -540,11 +586,13 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
         // The correlator: the workers' outputs for each batch merged into
         // the analysis, its records (redacted) on to the writer.
         type Snapshot = Option<Box<crate::runtime::RuntimeSnapshot>>;
+        type View = Option<Box<crate::tui::feed::Snapshot>>;
         let (ctx, crx) = sync_channel::<Option<Arc<Batch>>>(IN_FLIGHT + 2);
-        let (rtx, rrx) = sync_channel::<(Vec<Record>, Option<Arc<Batch>>, Snapshot)>(IN_FLIGHT + 2);
+        let (rtx, rrx) = sync_channel::<(Vec<Record>, Option<Arc<Batch>>, Snapshot, View)>(IN_FLIGHT + 2);
         let correlator = std::thread::Builder::new()
             .name("wstap-correlator".into())
             .spawn_scoped(scope, move || {
+                let mut last_view: Option<std::time::Instant> = None;
                 while let Ok(b) = crx.recv() {
                     let mut outs = Vec::with_capacity(n);
                     for rx in &from {
@@ -552,7 +600,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                         outs.push(o);
                     }
                     let acts = correlate(analysis, &mut outs, b.as_ref().map_or(&[], |b| &b.ticks));
-                    let mut snap = None;
+                    let (mut snap, mut shown) = (None, None);
                     if let Some(t) = tables.as_mut() {
                         let parts: Vec<TableCounts> = outs.iter().map(|o| o.table).collect();
                         t.mirror(&parts);
@@ -561,8 +609,18 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                         {
                             w.check(analysis, t, now);
                         }
-                        if snapshots && let Some(b) = b.as_ref() {
+                        if runtime && let Some(b) = b.as_ref() {
                             snap = snapshot(analysis, t, b, &acts);
+                        }
+                        // (Wall time paces the screen only, as with one
+                        // thread; what is shown is of packet time.)
+                        if let (Some(every), Some(b)) = (view_every, b.as_ref())
+                            && last_view.is_none_or(|at| at.elapsed() >= every)
+                        {
+                            shown = view(analysis, t, b, &acts, redact);
+                            if shown.is_some() {
+                                last_view = Some(std::time::Instant::now());
+                            }
                         }
                     }
                     drop(acts);
@@ -578,7 +636,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                         }
                     }
                     let last = b.is_none();
-                    if rtx.send((records, b, snap)).is_err() || last {
+                    if rtx.send((records, b, snap, shown)).is_err() || last {
                         return;
                     }
                 }
@@ -592,7 +650,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
         let writer = std::thread::Builder::new()
             .name("wstap-writer".into())
             .spawn_scoped(scope, move || -> Result<()> {
-                while let Ok((records, b, snap)) = rrx.recv() {
+                while let Ok((records, b, snap, shown)) = rrx.recv() {
                     for r in &records {
                         sink.record(r)?;
                     }
@@ -601,6 +659,9 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                         && sink.wants_runtime()
                     {
                         sink.runtime(&snap);
+                    }
+                    if let Some(v) = shown {
+                        sink.view(v);
                     }
                     let last = b.is_none();
                     if dtx.send(b).is_err() || last {

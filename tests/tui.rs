@@ -1,7 +1,8 @@
 //! Dashboard tests: build an `App` offline (from a bundled capture through
 //! the real worker loop, or from hand-made records), drive it with keys,
 //! render it into ratatui's `TestBackend`, and assert on what is on
-//! screen: text and colours. No threads, no sleeps.
+//! screen: text and colours. No sleeps; no threads but the workers of
+//! `--threads`.
 
 mod common;
 
@@ -33,22 +34,30 @@ fn capture(name: &str) -> String {
 
 /// Runs the worker loop over a capture, synchronously, into an App.
 fn app_from_capture(name: &str, opts: FeedOptions) -> App {
+    app_from_capture_with(name, opts, &[]).0
+}
+
+/// [`app_from_capture`] with more options (`--threads 2`: the worker loop
+/// starts its own workers); also the number of updates sent.
+fn app_from_capture_with(name: &str, opts: FeedOptions, more: &[&str]) -> (App, usize) {
     common::pin_utc();
     let path = capture(name);
-    let args = Args::parse_from(["wstap", "-r", &path, "--tui"]);
+    let argv: Vec<&str> = ["wstap", "-r", &path, "--tui"].into_iter().chain(more.iter().copied()).collect();
+    let args = Args::parse_from(argv);
     let mut p = wstap::app::build_pipeline(&args).unwrap();
     let input = wstap::config::Config::from_args(&args).unwrap().input;
     let (mut src, source) = feed::open_source(&input, None).unwrap();
     let (_ctl_tx, ctl_rx) = mpsc::channel();
     let mut app = App::new(source);
-    let mut done = false;
+    let (mut done, mut updates) = (false, 0);
     feed::run(&mut p, src.as_mut(), &opts, &ctl_rx, &mut |m| {
         done |= matches!(m, UiMsg::Done(_));
+        updates += matches!(m, UiMsg::Update(_)) as usize;
         app.on_msg(m);
         true
     });
     assert!(done, "the worker reports the end of the capture");
-    app
+    (app, updates)
 }
 
 fn test_app() -> App {
@@ -304,6 +313,54 @@ fn replay_gives_the_same_analysis_as_full_speed() {
     assert_eq!(a.sessions, b.sessions);
     assert_eq!(full.shown_sessions(), replayed.shown_sessions());
     assert_eq!(a.findings, b.findings);
+}
+
+#[test]
+fn two_workers_show_the_same_dashboard_as_one_thread() {
+    // Every bundled capture: each view, the summary and the records kept
+    // are the same with two workers as with one thread. With workers the
+    // correlator makes the views (here at every tick: several updates
+    // before the last one).
+    let mut names: Vec<String> = std::fs::read_dir(capture(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".pcap") || n.ends_with(".pcapng"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 20, "{names:?}");
+    let mut several = 0;
+    for name in &names {
+        let (one, _) = app_from_capture_with(name, FeedOptions::default(), &["--threads", "1"]);
+        let often = FeedOptions { update_every: std::time::Duration::ZERO, ..FeedOptions::default() };
+        let (mut two, updates) = app_from_capture_with(name, often, &["--threads", "2"]);
+        several += (updates > 2) as usize;
+        // The one number allowed to differ (as in tests/threads.rs): with
+        // workers the memory peak is the sum of their tables' peaks.
+        assert!(two.snap.summary.memory.peak_bytes > 0);
+        two.snap.summary.memory.peak_bytes = one.snap.summary.memory.peak_bytes;
+        assert_eq!(
+            serde_json::to_value(&one.snap.summary).unwrap(),
+            serde_json::to_value(&two.snap.summary).unwrap(),
+            "{name}: summary"
+        );
+        assert_eq!(
+            serde_json::to_string(&one.handshakes).unwrap(),
+            serde_json::to_string(&two.handshakes).unwrap(),
+            "{name}: handshakes"
+        );
+        assert_eq!(one.shown_sessions(), two.shown_sessions(), "{name}: sessions");
+        for (mut a, mut b) in [(one, two)] {
+            // (The cursor follows its row through the updates, and the
+            // runs had different updates: both start at the top.)
+            (a.session_sel, b.session_sel, a.finding_sel, b.finding_sel) = (0, 0, 0, 0);
+            for v in ['1', '2', '3', '4'] {
+                press(&mut a, KeyCode::Char(v));
+                press(&mut b, KeyCode::Char(v));
+                assert_eq!(text(&render(&a, 120, 40)), text(&render(&b, 120, 40)), "{name}: view {v}");
+            }
+        }
+    }
+    assert!(several >= 5, "views before the end in {several} captures");
 }
 
 #[test]

@@ -174,6 +174,15 @@ wait_for "Traffic"
 keys q
 expect_exit 0
 
+echo "tui_tmux: two workers (--threads 2): the same findings, q quits"
+start 80 24 -r captures/nginx-wrong-location.pcap --tui --threads 2
+wait_for "analysed"
+wait_for "upgrade-stripped"
+keys 2
+wait_for "upgrade-stripped ×1"
+keys q
+expect_exit 0
+
 echo "tui_tmux: replay at 5x: idle sessions turn amber, then red, then close; pause; SIGTERM"
 # nginx-idle-60: four sessions go quiet; nginx closes three at its 60 s
 # proxy_read_timeout. At 5x the whole capture takes 14 s.
@@ -223,7 +232,7 @@ while kill -0 "$pid" 2>/dev/null; do
   sleep 0.1
 done
 
-echo "tui_tmux: live on lo (root only), with -w"
+echo "tui_tmux: live on lo (root only), with -w, on one thread and with two workers"
 if [ "$(id -u)" = 0 ] && command -v python3 >/dev/null; then
   # A throwaway HTTP server on a port the kernel picks.
   python3 -u -m http.server 0 --bind 127.0.0.1 >"$TMP/httpd.log" 2>&1 &
@@ -235,22 +244,24 @@ if [ "$(id -u)" = 0 ] && command -v python3 >/dev/null; then
     sleep 0.1
   done
   [ -n "$port" ] || fail "the test HTTP server did not start: $(cat "$TMP/httpd.log")"
-  start 100 30 -i lo --tui -w "$TMP/live.pcap" "'tcp port $port'"
-  wait_for "lo · live"
-  wait_for "Drops       kernel 0"
-  for _ in 1 2 3 4 5 6 7 8 9 10; do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && cat <&3 >/dev/null) 2>/dev/null && break
-    sleep 0.2
+  for threads in 1 2; do
+    start 100 30 -i lo --tui --threads $threads -w "$TMP/live.pcap" "'tcp port $port'"
+    wait_for "lo · live"
+    wait_for "Drops       kernel 0"
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET / HTTP/1.0\r\n\r\n' >&3 && cat <&3 >/dev/null) 2>/dev/null && break
+      sleep 0.2
+    done
+    wait_for "HTTP reqs   1"
+    keys q
+    expect_exit 0
+    # The run's summary stays on the terminal after the dashboard.
+    wait_for "wstap: live capture on lo stopped" 5
+    wait_for "1 HTTP request" 5
+    "$WSTAP" -r "$TMP/live.pcap" -q | grep -q "1 HTTP request" || fail "the -w file does not hold the request: $("$WSTAP" -r "$TMP/live.pcap" -q 2>&1 | head -3)"
   done
-  wait_for "HTTP reqs   1"
-  keys q
-  expect_exit 0
-  # The run's summary stays on the terminal after the dashboard.
-  wait_for "wstap: live capture on lo stopped" 5
-  wait_for "1 HTTP request" 5
   kill "$HTTPD" 2>/dev/null || true
   HTTPD=""
-  "$WSTAP" -r "$TMP/live.pcap" -q | grep -q "1 HTTP request" || fail "the -w file does not hold the request: $("$WSTAP" -r "$TMP/live.pcap" -q 2>&1 | head -3)"
 else
   echo "tui_tmux: (skipped: needs root and python3)"
 fi

@@ -35,6 +35,16 @@ pub trait Sink: Send {
     /// The engine's runtime numbers (crate::runtime), when wanted, and at
     /// the end of the input.
     fn runtime(&mut self, _snapshot: &crate::runtime::RuntimeSnapshot) {}
+    /// The dashboard with workers (shard.rs): how often, in wall time, it
+    /// wants the engine's state ([`Sink::view`]); `None` for every other
+    /// sink. (With one thread the dashboard's feed asks the pipeline
+    /// itself: tui/feed.rs.)
+    fn view_every(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// The engine's state for the dashboard, after the records before it,
+    /// made at a tick of packet time at most every [`Sink::view_every`].
+    fn view(&mut self, _view: Box<crate::tui::feed::Snapshot>) {}
 }
 
 /// What the sinks of a run are built from (the command line's share).

@@ -187,14 +187,18 @@ enum Ctl {
     Quit,
 }
 
-/// The worker loop (also run synchronously by tests, without threads).
-/// `emit` returns false when nobody listens any more; the loop then stops.
+/// What the worker sends on: returns false when nobody listens any more;
+/// the worker then stops.
+pub type Emit<'a> = dyn FnMut(UiMsg) -> bool + Send + 'a;
+
+/// The worker loop (also run synchronously by tests, without the
+/// dashboard's threads).
 pub fn run(
     p: &mut Pipeline,
     src: &mut dyn PacketSource,
     opts: &FeedOptions,
     ctl: &Receiver<Control>,
-    emit: &mut dyn FnMut(UiMsg) -> bool,
+    emit: &mut Emit<'_>,
 ) {
     run_into(p, src, opts, ctl, emit, DashboardSink::default())
 }
@@ -205,9 +209,12 @@ pub fn run_into(
     src: &mut dyn PacketSource,
     opts: &FeedOptions,
     ctl: &Receiver<Control>,
-    emit: &mut dyn FnMut(UiMsg) -> bool,
+    emit: &mut Emit<'_>,
     mut out: DashboardSink,
 ) {
+    if p.threads > 1 {
+        return run_sharded(p, src, opts, ctl, emit, out);
+    }
     out.begin();
     let linktype = src.linktype();
     let mut pacer = opts.replay.map(Pacer::new);
@@ -289,6 +296,139 @@ pub fn run_into(
             last_update = Instant::now();
         }
     };
+    finish(p, src, &mut out, result, clock, capture, emit);
+}
+
+/// [`run_into`] with flow-sharded workers (`--threads N`, shard.rs): the
+/// workers and the correlator analyse; this thread reads (the source
+/// steered by the controls, [`Steered`]); the writer's sink ([`Viewer`])
+/// sends the records with the correlator's view of the engine, made at a
+/// tick of packet time at most every `update_every` of wall time. Not
+/// with `--replay` (config.rs): a paced replay needs no second core.
+fn run_sharded(
+    p: &mut Pipeline,
+    src: &mut dyn PacketSource,
+    opts: &FeedOptions,
+    ctl: &Receiver<Control>,
+    emit: &mut Emit<'_>,
+    out: DashboardSink,
+) {
+    let mut steered = Steered { src, ctl, n: 0, quit: false };
+    let mut viewer = Viewer { out, emit, every: opts.update_every, gone: false };
+    viewer.begin();
+    let n = p.threads;
+    let ended = crate::shard::run(p, n, &mut steered, &mut viewer);
+    let Steered { src, quit, .. } = steered;
+    let Viewer { mut out, emit, gone, .. } = viewer;
+    if gone || (quit && !opts.finish_on_quit) {
+        return;
+    }
+    let result = match ended {
+        Ok(crate::pipeline::InputEnd::Complete) => Ok(None),
+        Ok(crate::pipeline::InputEnd::Truncated(msg)) => Ok(Some(msg)),
+        Ok(crate::pipeline::InputEnd::Damaged(msg)) => {
+            Ok(Some(format!("{msg}; analysed everything before the damage")))
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    let clock = p.stats.last_ts.map(|_| p.now());
+    finish(p, src, &mut out, result, clock, None, emit);
+}
+
+/// The dashboard's source with workers: quit (or the dashboard gone)
+/// ends the input here, so the workers finish as at the end of a file.
+struct Steered<'a> {
+    src: &'a mut dyn PacketSource,
+    ctl: &'a Receiver<Control>,
+    n: u64,
+    quit: bool,
+}
+
+impl PacketSource for Steered<'_> {
+    fn linktype(&self) -> crate::decode::LinkType {
+        self.src.linktype()
+    }
+    fn next_packet(&mut self) -> crate::error::Result<Next<'_>> {
+        self.n += 1;
+        if self.quit || (self.n.is_multiple_of(64) && matches!(poll_control(self.ctl, None, None), Ctl::Quit)) {
+            self.quit = true;
+            return Ok(Next::End);
+        }
+        let next = self.src.next_packet()?;
+        // A quiet live link: obey a quit now, not 64 ticks later.
+        if matches!(next, Next::Idle(_)) && matches!(poll_control(self.ctl, None, None), Ctl::Quit) {
+            self.quit = true;
+        }
+        Ok(next)
+    }
+    fn set_keys(&mut self, keys: crate::proto::tls::Keys) {
+        self.src.set_keys(keys)
+    }
+    fn stats(&mut self) -> Option<Capture> {
+        self.src.stats()
+    }
+    fn host(&self) -> Option<String> {
+        self.src.host()
+    }
+    fn system(&self) -> Option<crate::record::CaptureSystem> {
+        self.src.system()
+    }
+    fn lull(&self) -> bool {
+        self.src.lull()
+    }
+}
+
+/// The writer's sink with workers: the records to the dashboard's feed
+/// (and the sinks beside it), sent on with each view.
+struct Viewer<'a, 'b> {
+    out: DashboardSink,
+    emit: &'a mut Emit<'b>,
+    every: Duration,
+    /// Nobody listens any more: the next record stops the run.
+    gone: bool,
+}
+
+impl Sink for Viewer<'_, '_> {
+    fn begin(&mut self) {
+        self.out.begin()
+    }
+    fn record(&mut self, r: &Record) -> std::io::Result<()> {
+        if self.gone {
+            return Err(std::io::Error::other("the dashboard is gone"));
+        }
+        self.out.record(r)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+    fn wants_runtime(&self) -> bool {
+        self.out.wants_runtime()
+    }
+    fn runtime(&mut self, snapshot: &crate::runtime::RuntimeSnapshot) {
+        self.out.runtime(snapshot)
+    }
+    fn view_every(&self) -> Option<Duration> {
+        Some(self.every)
+    }
+    fn view(&mut self, view: Box<Snapshot>) {
+        if !self.gone && !(self.emit)(UiMsg::Update(Box::new(Update { records: self.out.take(), snapshot: *view }))) {
+            self.gone = true;
+        }
+    }
+}
+
+/// The end of the input (or a live quit): every connection ended, the
+/// sinks beside the dashboard given their last numbers and the summary,
+/// then the last update and `Done`.
+fn finish(
+    p: &mut Pipeline,
+    src: &mut dyn PacketSource,
+    out: &mut DashboardSink,
+    result: std::result::Result<Option<String>, String>,
+    clock: Option<Ts>,
+    capture: Option<Capture>,
+    emit: &mut Emit<'_>,
+) {
     let summary = match &result {
         Ok(_) => {
             let mut s = p.finish();
@@ -301,13 +441,13 @@ pub fn run_into(
     let capture = src.stats().or(capture);
     // The sinks beside the dashboard end as a run without it does: the
     // last runtime numbers, then the summary.
-    let _ = p.drain_to(&mut out);
+    let _ = p.drain_to(out);
     out.runtime(&crate::runtime::RuntimeSnapshot::of(p, capture.clone()));
     if let Some(s) = &summary {
         let _ = out.beside_only(&Record::Summary(s.clone()));
     }
     let _ = out.flush();
-    if send_update(p, &mut out, clock, capture, summary, emit) {
+    if send_update(p, out, clock, capture, summary, emit) {
         emit(UiMsg::Done(result));
     }
 }
@@ -325,27 +465,42 @@ fn send_update(
     if out.wants_runtime() {
         out.runtime(&crate::runtime::RuntimeSnapshot::of(p, capture.clone()));
     }
-    let mut summary = Record::Summary(summary.unwrap_or_else(|| p.summary()));
+    let summary = summary.unwrap_or_else(|| p.summary());
+    let sessions = p.session_rows();
+    let redact = p.redactor();
+    let snapshot = snapshot_of(summary, sessions, &mut p.analysis, redact, capture, clock);
+    emit(UiMsg::Update(Box::new(Update { records: out.take(), snapshot })))
+}
+
+/// The dashboard's snapshot from the engine's parts: one pipeline's, or
+/// with workers the correlator's (shard.rs). Wire text in it is made
+/// terminal-safe here, paths redacted as records' are.
+pub fn snapshot_of(
+    summary: Summary,
+    mut sessions: Vec<SessionRow>,
+    analysis: &mut crate::analysis::Analysis,
+    redact: crate::redact::Redactor,
+    capture: Option<Capture>,
+    clock: Option<Ts>,
+) -> Snapshot {
+    let mut summary = Record::Summary(summary);
     crate::escape::record_in_place(&mut summary);
     let Record::Summary(summary) = summary else { unreachable!("a summary stays a summary") };
-    let mut sessions = p.session_rows();
-    let redact = p.redactor();
     for s in &mut sessions {
         s.path = redact.path(&s.path);
         if let std::borrow::Cow::Owned(e) = crate::escape::text(&s.path) {
             s.path = e;
         }
     }
-    let snapshot = Snapshot {
+    Snapshot {
         summary,
         sessions,
-        idle_boundary: p.analysis.idle_boundary(),
-        expected_boundary: p.analysis.expected_boundary(),
-        relay_ms: p.analysis.correlation.take_relay_samples(),
+        idle_boundary: analysis.idle_boundary(),
+        expected_boundary: analysis.expected_boundary(),
+        relay_ms: analysis.correlation.take_relay_samples(),
         capture,
         clock: clock.map(Ts::secs),
-    };
-    emit(UiMsg::Update(Box::new(Update { records: out.take(), snapshot })))
+    }
 }
 
 /// Obeys the control channel: returns `Quit` when asked to stop (or when
