@@ -493,18 +493,38 @@ fn tls_and_h2_floods_stay_under_the_budget() {
 /// large run), both with two workers. CPU time, not wall time: a busy machine stretches the wall
 /// clock of both runs unevenly, but not the work done.
 fn scaling(name: &str, small: u32, make: fn(&Path, u32)) -> (f64, u64, u64, Run) {
-    let mut out = Vec::new();
-    for n in [small, small * 4] {
-        let f = tmp(&format!("{name}-{n}.pcap"));
-        make(&f, n);
-        // The same number of threads at both sizes (the default depends on
-        // the file's size): two workers, whose memory must stay flat too.
+    let files: Vec<_> = [small, small * 4]
+        .iter()
+        .map(|&n| {
+            let f = tmp(&format!("{name}-{n}.pcap"));
+            make(&f, n);
+            f
+        })
+        .collect();
+    // The same number of threads at both sizes (the default depends on the
+    // file's size): two workers, whose memory must stay flat too.
+    let measure = |f: &Path| {
         let r = run(&["-r", f.to_str().unwrap(), "--json", "--memcap", "64M", "--threads", "2"]);
-        let _ = std::fs::remove_file(&f);
         assert_eq!(r.code, 0, "{}", r.stderr);
-        out.push(r);
+        r
+    };
+    let (mut s, mut l) = (measure(&files[0]), measure(&files[1]));
+    // A linear cost takes about 4x, a quadratic one 16x. On a loaded
+    // machine (this file's other tests run beside it) one run can take
+    // twice its CPU time; near the bound, both sizes are measured once
+    // more and each keeps its faster run: noise only ever slows a run.
+    if l.cpu_s / s.cpu_s.max(0.01) >= SCALING_RECHECK {
+        let (s2, l2) = (measure(&files[0]), measure(&files[1]));
+        if s2.cpu_s < s.cpu_s {
+            s = s2;
+        }
+        if l2.cpu_s < l.cpu_s {
+            l = l2;
+        }
     }
-    let (l, s) = (out.pop().unwrap(), out.pop().unwrap());
+    for f in &files {
+        let _ = std::fs::remove_file(f);
+    }
     let ratio = l.cpu_s / s.cpu_s.max(0.01);
     eprintln!(
         "{name}: {small} -> {} in {:.2} s -> {:.2} s of CPU ({ratio:.1}x), peak RSS {} -> {} KiB",
@@ -516,6 +536,9 @@ fn scaling(name: &str, small: u32, make: fn(&Path, u32)) -> (f64, u64, u64, Run)
     );
     (ratio, s.maxrss_kb, l.maxrss_kb, l)
 }
+
+/// [`scaling`] measures again at this ratio (the tests' bound is 7).
+const SCALING_RECHECK: f64 = 6.0;
 
 #[test]
 fn detectors_stay_flat_and_linear_on_reset_websockets_and_socketio_floods() {
