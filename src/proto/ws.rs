@@ -123,7 +123,8 @@ impl FrameParser {
                 }
                 data = &data[n..];
                 self.left -= n as u64;
-                if self.left == 0 {
+                // (A data frame's end is nothing to report.)
+                if self.left == 0 && self.ctrl_frame.is_some() {
                     self.finish(emit);
                 }
                 continue;
