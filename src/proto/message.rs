@@ -139,10 +139,14 @@ impl Headers {
     /// case-insensitively: browsers send `Connection: keep-alive, Upgrade`
     /// and servers `Upgrade: WebSocket`.
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.tokens(name).any(|t| {
-            // `Upgrade: websocket/13` carries a protocol version.
-            let t = t.split('/').next().unwrap_or(t).trim();
-            t.eq_ignore_ascii_case(token)
+        // (`tokens`, without its adapters: asked several times of every
+        // request and response.)
+        self.values(name).any(|v| {
+            v.split(',').any(|t| {
+                // `Upgrade: websocket/13` carries a protocol version.
+                let t = t.trim();
+                t.split('/').next().unwrap_or(t).trim().eq_ignore_ascii_case(token)
+            })
         })
     }
 
