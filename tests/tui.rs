@@ -40,24 +40,32 @@ fn app_from_capture(name: &str, opts: FeedOptions) -> App {
 /// [`app_from_capture`] with more options (`--threads 2`: the worker loop
 /// starts its own workers); also the number of updates sent.
 fn app_from_capture_with(name: &str, opts: FeedOptions, more: &[&str]) -> (App, usize) {
+    let (app, updates, _) = app_from_file(&capture(name), opts, more);
+    (app, updates)
+}
+
+/// [`app_from_capture_with`] on any file; also how the worker said the
+/// input ended (`Done`).
+fn app_from_file(path: &str, opts: FeedOptions, more: &[&str]) -> (App, usize, Result<Option<String>, String>) {
     common::pin_utc();
-    let path = capture(name);
-    let argv: Vec<&str> = ["wstap", "-r", &path, "--tui"].into_iter().chain(more.iter().copied()).collect();
+    let argv: Vec<&str> = ["wstap", "-r", path, "--tui"].into_iter().chain(more.iter().copied()).collect();
     let args = Args::parse_from(argv);
     let mut p = wstap::app::build_pipeline(&args).unwrap();
     let input = wstap::config::Config::from_args(&args).unwrap().input;
     let (mut src, source) = feed::open_source(&input, None).unwrap();
     let (_ctl_tx, ctl_rx) = mpsc::channel();
     let mut app = App::new(source);
-    let (mut done, mut updates) = (false, 0);
+    let (mut done, mut updates) = (None, 0);
     feed::run(&mut p, src.as_mut(), &opts, &ctl_rx, &mut |m| {
-        done |= matches!(m, UiMsg::Done(_));
+        if let UiMsg::Done(r) = &m {
+            done = Some(r.clone());
+        }
         updates += matches!(m, UiMsg::Update(_)) as usize;
         app.on_msg(m);
         true
     });
-    assert!(done, "the worker reports the end of the capture");
-    (app, updates)
+    let done = done.expect("the worker reports the end of the capture");
+    (app, updates, done)
 }
 
 fn test_app() -> App {
@@ -361,6 +369,33 @@ fn two_workers_show_the_same_dashboard_as_one_thread() {
         }
     }
     assert!(several >= 5, "views before the end in {several} captures");
+}
+
+#[test]
+fn a_capture_cut_inside_a_packet_ends_the_same_with_two_workers() {
+    // The file ends inside a packet record: both say so in `Done`, and
+    // show what came before, the summary marked truncated.
+    let whole = std::fs::read(capture("nginx-healthy.pcap")).unwrap();
+    let dir = std::env::temp_dir().join(format!("wstap-tui-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &whole[..whole.len() * 2 / 3]).unwrap();
+    let cut = cut.to_str().unwrap();
+    let (one, _, end1) = app_from_file(cut, FeedOptions::default(), &["--threads", "1"]);
+    let (two, _, end2) = app_from_file(cut, FeedOptions::default(), &["--threads", "2"]);
+    std::fs::remove_dir_all(&dir).ok();
+    let msg = end1.expect("a cut file is not an error").expect("a cut file says so");
+    assert!(msg.contains("truncated dump file"), "{msg}");
+    assert_eq!(end2, Ok(Some(msg)));
+    assert!(one.snap.summary.truncated && two.snap.summary.truncated);
+    assert!(one.snap.summary.packets > 0);
+    assert_eq!(one.snap.summary.packets, two.snap.summary.packets);
+    assert!(one.snap.summary.handshakes.total > 0);
+    assert_eq!(
+        serde_json::to_value(&one.snap.summary.handshakes).unwrap(),
+        serde_json::to_value(&two.snap.summary.handshakes).unwrap()
+    );
+    assert_eq!(one.shown_sessions(), two.shown_sessions());
 }
 
 #[test]
