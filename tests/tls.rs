@@ -602,6 +602,85 @@ fn decrypted_headers_are_redacted_like_plaintext_ones() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Live: keys that reach the key log only after a connection they unlock
+/// has ended (here the first wss connection, reset by nginx after its
+/// close; a client that writes its key log late) still decrypt it: a TLS
+/// connection that ends with records held for keys waits for them, a
+/// bounded time of packet time, before it ends for the correlator. Keys
+/// that never come end it at that bound, with the same records as a run
+/// that never waited (no key log).
+#[test]
+fn keys_arriving_after_a_connection_ended_still_decrypt_it() {
+    use wstap::capture::{Next, PacketSource, file::FileSource};
+    let log = std::fs::read(keys("nginx-tls13")).unwrap();
+    // Keys added after packet `late` (None: never), from a key log that
+    // grows (live) or not.
+    let run = |late: Option<usize>, growing: bool| {
+        let mut p = wstap::app::build_pipeline(&wstap::cli::Args::default()).unwrap();
+        p.keys().set_growing(growing);
+        let mut src = FileSource::open(capture("nginx-tls13").to_str().unwrap(), None).unwrap();
+        let lt = src.linktype();
+        let mut out = wstap::sink::collect::Collect(Vec::new());
+        let (mut n, mut last) = (0, None);
+        while let Next::Packet(pk) = src.next_packet().unwrap() {
+            let (ts, data, missing) = (pk.ts, pk.data.to_vec(), pk.missing());
+            p.packet(lt, ts, &data, missing);
+            n += 1;
+            if Some(n) == late {
+                p.keys().add_text(&log);
+            }
+            p.drain_to(&mut out).unwrap();
+            last = Some(ts);
+        }
+        // Time passes (live: idle ticks) before the capture stops.
+        p.idle(last.unwrap().add_secs(30.0));
+        let s = p.finish();
+        p.drain_to(&mut out).unwrap();
+        let rs: Vec<serde_json::Value> = out.0.iter().map(|r| serde_json::to_value(r).unwrap()).collect();
+        (s.tls.unwrap(), rs)
+    };
+    // Packet 87: nginx resets the first TLS connection; its request and
+    // the 101 are held, and the keys come with packet 88.
+    let (tls, rs) = run(Some(88), true);
+    assert_eq!(tls.decrypted, tls.connections, "{tls:?}");
+    assert!(tls.late_keys >= 1, "{tls:?}");
+    assert_eq!(tls.held_dropped, 0, "{tls:?}");
+    let hs = of_type(&rs, "handshake");
+    assert_eq!(hs.len(), 3, "one record per upgrade");
+    for h in hs {
+        assert_eq!(h["paired_by"], "key", "{h}");
+        assert_eq!(h["client"]["tls"]["decrypted"], true, "{h}");
+        assert_eq!(h["client"]["status"], 101, "the client hop's response: {h}");
+    }
+    assert_eq!(of_type(&rs, "session").len(), 3);
+    // No key ever: the same records as without a key log.
+    let (tls, waited) = run(None, true);
+    let (_, never) = run(None, false);
+    assert_eq!(tls.decrypted, 0, "{tls:?}");
+    let strip = |rs: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        rs.iter()
+            .filter(|r| r["type"] != "summary")
+            .map(|r| {
+                let mut r = r.clone();
+                // The TLS client hop's own account differs (held, then not
+                // read, against never held): compared without it.
+                if let Some(c) = r.get_mut("client").and_then(|c| c.as_object_mut()) {
+                    c.remove("tls");
+                }
+                r
+            })
+            .collect()
+    };
+    assert!(!of_type(&waited, "handshake").is_empty());
+    // (In the same order of time; records of one time may come in another
+    // order, as the waits released them.)
+    let sorted = |mut v: Vec<serde_json::Value>| {
+        v.sort_by_key(|r| r.to_string());
+        v
+    };
+    assert_eq!(sorted(strip(&waited)), sorted(strip(&never)));
+}
+
 /// Live: keys that reach the key log after the handshake's packets (a
 /// browser appends as it connects; the proxy may forward the request before
 /// wstap reads the key) still decrypt, from held records, and the hops are

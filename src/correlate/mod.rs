@@ -60,6 +60,10 @@ struct ConnInfo {
     /// Requests awaiting a final response, oldest first.
     waiting: VecDeque<TxnId>,
     requests: u32,
+    /// FINs seen, by direction; a RST sets both. Both: the connection
+    /// ended on the wire (its `Close` may wait behind TLS records held for
+    /// keys: flow/conn `close_waits_for_keys`): no longer a TLS front.
+    fin: [bool; 2],
 }
 
 /// What correlation counted (the summary's share of it).
@@ -241,6 +245,7 @@ impl Correlator {
                         tls_upgraded: false,
                         waiting: VecDeque::new(),
                         requests: 0,
+                        fin: [false; 2],
                     },
                 );
                 if syn {
@@ -318,6 +323,9 @@ impl Correlator {
             }
             EventKind::Anomaly { what, .. } => *self.stats.anomalies.entry(what).or_default() += 1,
             EventKind::Fin { dir } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.fin[dir.index()] = true;
+                }
                 self.session_closing(conn, ts);
                 if dir == Dir::ToClient {
                     self.end_waiting(conn, ts, HopEnd::ServerClosed, out);
@@ -326,6 +334,9 @@ impl Correlator {
                 }
             }
             EventKind::Rst { dir } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.fin = [true; 2];
+                }
                 self.session_closing(conn, ts);
                 let end = if dir == Dir::ToClient { HopEnd::ServerReset } else { HopEnd::ClientReset };
                 self.end_waiting(conn, ts, end, out);

@@ -205,7 +205,7 @@ impl Correlator {
             .filter_map(|id| {
                 let c = self.conns.get(id)?;
                 let (hello, sni) = c.tls.as_ref()?;
-                if *hello > t.req_ts || *id == t.conn || c.tls_upgraded {
+                if *hello > t.req_ts || *id == t.conn || c.tls_upgraded || c.fin == [true; 2] {
                     return None;
                 }
                 let named = pair::forwarded_for_names(&t.req, c.flow.src.ip);

@@ -142,6 +142,20 @@ impl App {
         }
     }
 
+    /// A TLS connection's close waits behind records held for keys from a
+    /// live key log (tls: `TlsConn::closing`).
+    pub fn close_waits_for_keys(&self) -> bool {
+        matches!(self, App::Tls(t) if t.close_waits_for_keys())
+    }
+
+    /// The closes that waited behind held records go on: the connection
+    /// ends with its records still held.
+    pub fn replay_closings(&mut self, out: &mut Vec<ProtoEvent>) {
+        if let App::Tls(t) = self {
+            t.replay_closings(out);
+        }
+    }
+
     /// The TLS handshake's facts, for a TLS connection.
     pub fn tls(&self) -> Option<&tls::TlsConn> {
         match self {

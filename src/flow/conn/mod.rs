@@ -179,6 +179,9 @@ pub struct Conn {
     app: App,
     pub first_ts: Ts,
     pub last_ts: Ts,
+    /// When it ended on the wire (both FINs, or a RST) while its end waits
+    /// behind TLS records held for keys ([`Conn::end_waiting_for_keys`]).
+    ended_at: At,
     /// The initiator's SYN was seen (history, reported with the
     /// connection: a connection picked up mid-way may see it late).
     syn: bool,
@@ -233,6 +236,7 @@ impl Conn {
             first_ts: ts,
             last_ts: ts,
             syn: false,
+            ended_at: At::NONE,
             class: Class::Unconfirmed,
             counted: false,
             referenced: true,
@@ -388,9 +392,16 @@ impl Conn {
         }
         // RFC 9293 3.6: each side's FIN, delivered after all its data,
         // closes its half; both closed, the connection is over. (The ACK
-        // step may deliver the other side's FIN, so this comes last.)
+        // step may deliver the other side's FIN, so this comes last.) A TLS
+        // connection whose records wait for keys from a live key log ends
+        // once they are read (`keys_changed`), or at the table's bound
+        // (`end_waiting_for_keys`).
         if self.halves[0].fin.is_some() && self.halves[1].fin.is_some() {
-            self.close(ts, EndReason::Closed, out, scratch);
+            if !self.app.close_waits_for_keys() {
+                self.close(ts, EndReason::Closed, out, scratch);
+            } else if self.ended_at.is_none() {
+                self.ended_at = At(ts.0);
+            }
         }
     }
 
@@ -609,6 +620,32 @@ impl Conn {
     pub fn keys_changed(&mut self, ts: Ts, out: &mut Vec<Event>, scratch: &mut Vec<ProtoEvent>) {
         self.app.keys_changed(ts, scratch);
         self.take_facts(EndReason::Closed, out, scratch);
+        // It was reset, or both sides had closed, while its records
+        // waited: it ends now, stamped when it ended.
+        if let Some((at, reason)) = self.ended()
+            && self.state != TcpState::Closed
+            && !self.app.close_waits_for_keys()
+        {
+            self.close(at, reason, out, scratch);
+        }
+    }
+
+    /// How the connection ended on the wire while its end waited: when
+    /// it would have closed, and why (a RST, or both sides' FINs).
+    fn ended(&self) -> Option<(Ts, EndReason)> {
+        let at = self.ended_at.get()?;
+        let reset = self.halves[0].rst.is_some() || self.halves[1].rst.is_some();
+        Some((at, if reset { EndReason::Reset } else { EndReason::Closed }))
+    }
+
+    /// It ended on the wire while records wait for keys (a live key log):
+    /// when, and how. The table ends such a connection after a bounded
+    /// wait ([`Self::close`] with these).
+    pub fn end_waiting_for_keys(&self) -> Option<(Ts, EndReason)> {
+        if self.state == TcpState::Closed || !self.app.close_waits_for_keys() {
+            return None;
+        }
+        self.ended()
     }
 
     /// HTTP/2 counters of this connection, if it is HTTP/2.
@@ -639,7 +676,13 @@ impl Conn {
         self.flush(ts, out, scratch);
         self.closing(dir, ts, "rst", out, scratch);
         self.emit(ts, EventKind::Rst { dir }, out);
-        self.close(ts, reason, out, scratch);
+        // Records held for keys from a live key log came before the RST:
+        // the end waits behind them, as a FIN's does (`keys_changed`).
+        if !self.app.close_waits_for_keys() {
+            self.close(ts, reason, out, scratch);
+        } else if self.ended_at.is_none() {
+            self.ended_at = At(ts.0);
+        }
     }
 
     /// Delivers held data (with gaps) in both directions.
@@ -660,6 +703,8 @@ impl Conn {
         if !matches!(reason, EndReason::Closed | EndReason::Reset | EndReason::Refused) {
             self.flush(ts, out, scratch);
         }
+        // Closes that waited behind records held for keys go on first.
+        self.app.replay_closings(scratch);
         // HTTP/2: the streams still open end with the connection.
         self.app.finish(scratch);
         self.take_facts(reason, out, scratch);
@@ -667,7 +712,8 @@ impl Conn {
             flow: self.key,
             end: reason,
             first_ts: self.first_ts,
-            last_ts: self.last_ts,
+            // (An end that waited for keys: what it was when it ended.)
+            last_ts: self.ended_at.get().map_or(self.last_ts, |t| t.min(self.last_ts)),
             syn: self.syn,
             established: self.state == TcpState::Established,
             packets: [self.halves[0].packets, self.halves[1].packets],

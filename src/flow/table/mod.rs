@@ -134,6 +134,11 @@ pub struct FlowTable {
 }
 
 const SWEEP_EVERY_S: f64 = 10.0;
+/// A TLS connection closed by both sides while its records wait for keys
+/// from a live key log waits this long (packet time) at least, and until
+/// the next sweep at most, before it ends without them: as long as the
+/// correlator waits for a TLS client hop (correlate/requests.rs `DEFER_S`).
+const KEY_WAIT_S: f64 = 2.0;
 
 impl FlowTable {
     pub fn new(limits: Limits) -> FlowTable {
@@ -439,7 +444,10 @@ impl FlowTable {
             .iter()
             .filter(|(_, c)| {
                 let quiet = now.since(c.last_ts);
-                !c.is_closed() && ((c.state() == TcpState::SynSent && quiet >= syn_t) || quiet >= idle_t)
+                !c.is_closed()
+                    && ((c.state() == TcpState::SynSent && quiet >= syn_t)
+                        || quiet >= idle_t
+                        || c.end_waiting_for_keys().is_some_and(|(t, _)| now.since(t) >= KEY_WAIT_S))
             })
             .map(|(k, c)| (c.id, *k))
             .collect();
@@ -449,6 +457,13 @@ impl FlowTable {
                 m.push((id, out.len()));
             }
             if let Some(c) = self.map.get_mut(&key) {
+                // Closed by both sides, its records still waiting for keys
+                // that did not come: it ends as it closed, records unread.
+                if let Some((at, reason)) = c.end_waiting_for_keys().filter(|(t, _)| now.since(*t) >= KEY_WAIT_S) {
+                    c.close(at, reason, out, &mut self.books.scratch);
+                    self.remove(&key);
+                    continue;
+                }
                 let quiet = now.since(c.last_ts);
                 let (reason, after) = if c.state() == TcpState::SynSent && quiet >= self.limits.syn_timeout_s {
                     (EndReason::Unanswered, self.limits.syn_timeout_s)

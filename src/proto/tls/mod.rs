@@ -85,6 +85,10 @@ pub struct TlsConn {
     keys_found: bool,
     held: VecDeque<(Dir, Ts, Vec<u8>)>,
     held_bytes: usize,
+    /// Closes (a FIN) that came behind records held for keys from a live
+    /// key log: the plaintext's parser hears of them after those records
+    /// ([`Self::replay_closings`]), as the stream ordered them.
+    closings: Vec<(Dir, Ts, &'static str)>,
     was_held: bool,
     announced: bool,
     stats: TlsStats,
@@ -135,6 +139,7 @@ impl TlsConn {
             keys_found: false,
             held: VecDeque::new(),
             held_bytes: 0,
+            closings: Vec::new(),
             was_held: false,
             announced: false,
             stats: TlsStats { connections: 1, ..Default::default() },
@@ -231,6 +236,8 @@ impl TlsConn {
         self.halves[0].buf = Vec::new();
         self.halves[1].buf = Vec::new();
         out.push(ProtoEvent::TlsInfo { ts, info: Box::new(self.info.clone()) });
+        // The records held are gone: closes that waited behind them go on.
+        self.replay_closings(out);
     }
 
     pub fn data(&mut self, dir: Dir, ts: Ts, data: &[u8], out: &mut Vec<ProtoEvent>) {
@@ -364,8 +371,28 @@ impl TlsConn {
                 self.keys.read_now();
             }
             self.release_held(ts, out);
+            // Still held, and the keys may yet come (a live key log): the
+            // close waits behind the records it follows, and so does the
+            // connection's end (flow/conn: `close_waits_for_keys`).
+            if !self.held.is_empty() && self.keys.growing() {
+                self.closings.push((dir, ts, how));
+                return;
+            }
         }
         self.inner.closing(dir, ts, how, out);
+    }
+
+    /// A close waits behind records held for keys ([`Self::closing`]).
+    pub fn close_waits_for_keys(&self) -> bool {
+        !self.closings.is_empty()
+    }
+
+    /// The closes that waited go to the plaintext's parser: the records
+    /// they followed were read, or are given up.
+    pub fn replay_closings(&mut self, out: &mut Vec<ProtoEvent>) {
+        for (dir, ts, how) in std::mem::take(&mut self.closings) {
+            self.inner.closing(dir, ts, how, out);
+        }
     }
 
     fn record(&mut self, dir: Dir, ts: Ts, rec: &mut [u8], out: &mut Vec<ProtoEvent>) {
@@ -558,6 +585,9 @@ impl TlsConn {
                 break;
             }
             self.record(dir, ts, &mut rec, out);
+        }
+        if self.held.is_empty() {
+            self.replay_closings(out);
         }
         let _ = now;
     }
