@@ -214,7 +214,7 @@ impl Pipeline {
             return;
         }
         self.warned = (losses, Some(self.now));
-        let m = self.summary().memory;
+        let m = memory_of(&self.flows, &self.analysis);
         if let Some(line) = crate::sink::text::memory_line(&m) {
             eprintln!("wstap: warning: {line} so far (an attack, or raise --memcap)");
         }
@@ -422,22 +422,7 @@ pub(crate) fn summary_of(
         truncated: st.truncated,
         damaged: st.damaged,
         defrag: *defrag,
-        memory: {
-            let b = flows.budget();
-            record::Memory {
-                budget_bytes: b.limit,
-                peak_bytes: b.peak,
-                max_connections: flows.max_flows() as u64,
-                evicted: b.stats.evicted,
-                dropped_connections: b.stats.dropped,
-                shed_connections: b.stats.shed_connections,
-                shed_bytes: b.stats.shed_bytes,
-                records_written_early: analysis.written_early_for_memory(),
-                h2_connections_forgotten: analysis.correlation.h2_forgotten(),
-                closes_judged_early: analysis.detectors_gave_up().closes_judged_early,
-                socketio_sessions_forgotten: analysis.detectors_gave_up().socketio_sessions_forgotten,
-            }
-        },
+        memory: memory_of(flows, analysis),
         capture: None,
         tls: tls_summary(flows),
         h2: record::H2Summary::of(&flows.stats.h2),
@@ -478,4 +463,24 @@ fn tls_summary(flows: &FlowTable) -> Option<record::TlsSummary> {
             read_errors: k.read_errors,
         }),
     })
+}
+
+/// What the memory budget gave up, and its numbers (the summary's
+/// `memory`; with workers, also the live warning: shard.rs).
+pub(crate) fn memory_of(flows: &FlowTable, analysis: &Analysis) -> record::Memory {
+    let b = flows.budget();
+    let gave_up = analysis.detectors_gave_up();
+    record::Memory {
+        budget_bytes: b.limit,
+        peak_bytes: b.peak,
+        max_connections: flows.max_flows() as u64,
+        evicted: b.stats.evicted,
+        dropped_connections: b.stats.dropped,
+        shed_connections: b.stats.shed_connections,
+        shed_bytes: b.stats.shed_bytes,
+        records_written_early: analysis.written_early_for_memory(),
+        h2_connections_forgotten: analysis.correlation.h2_forgotten(),
+        closes_judged_early: gave_up.closes_judged_early,
+        socketio_sessions_forgotten: gave_up.socketio_sessions_forgotten,
+    }
 }

@@ -506,20 +506,7 @@ struct Warn {
 
 impl Warn {
     fn check(&mut self, analysis: &Analysis, tables: &FlowTable, now: Ts) {
-        let b = tables.budget();
-        let m = crate::record::Memory {
-            budget_bytes: b.limit,
-            peak_bytes: b.peak,
-            max_connections: tables.max_flows() as u64,
-            evicted: b.stats.evicted,
-            dropped_connections: b.stats.dropped,
-            shed_connections: b.stats.shed_connections,
-            shed_bytes: b.stats.shed_bytes,
-            records_written_early: analysis.written_early_for_memory(),
-            h2_connections_forgotten: analysis.correlation.h2_forgotten(),
-            closes_judged_early: analysis.detectors_gave_up().closes_judged_early,
-            socketio_sessions_forgotten: analysis.detectors_gave_up().socketio_sessions_forgotten,
-        };
+        let m = crate::pipeline::memory_of(tables, analysis);
         let losses = m.evicted.total()
             + m.dropped_connections
             + m.shed_connections
