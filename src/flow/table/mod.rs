@@ -134,7 +134,7 @@ pub struct FlowTable {
 }
 
 const SWEEP_EVERY_S: f64 = 10.0;
-/// A TLS connection closed by both sides while its records wait for keys
+/// A TLS connection that ended on the wire while its records wait for keys
 /// from a live key log waits this long (packet time) at least, and until
 /// the next sweep at most, before it ends without them: as long as the
 /// correlator waits for a TLS client hop (correlate/requests.rs `DEFER_S`).
@@ -457,8 +457,9 @@ impl FlowTable {
                 m.push((id, out.len()));
             }
             if let Some(c) = self.map.get_mut(&key) {
-                // Closed by both sides, its records still waiting for keys
-                // that did not come: it ends as it closed, records unread.
+                // Ended on the wire (FINs or a RST), its records still
+                // waiting for keys that did not come: it ends as it ended,
+                // records unread.
                 if let Some((at, reason)) = c.end_waiting_for_keys().filter(|(t, _)| now.since(*t) >= KEY_WAIT_S) {
                     c.close(at, reason, out, &mut self.books.scratch);
                     self.remove(&key);
