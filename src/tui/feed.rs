@@ -282,7 +282,7 @@ pub fn run_into(
             Next::Damaged(msg) => {
                 // What was read before the damage is shown, summary included.
                 p.stats.damaged = true;
-                break Ok(Some(format!("{msg}; analysed everything before the damage")));
+                break Ok(Some(damage_shown(&msg)));
             }
         }
         if p.drain_to(&mut out).is_err() {
@@ -326,13 +326,16 @@ fn run_sharded(
     let result = match ended {
         Ok(crate::pipeline::InputEnd::Complete) => Ok(None),
         Ok(crate::pipeline::InputEnd::Truncated(msg)) => Ok(Some(msg)),
-        Ok(crate::pipeline::InputEnd::Damaged(msg)) => {
-            Ok(Some(format!("{msg}; analysed everything before the damage")))
-        }
+        Ok(crate::pipeline::InputEnd::Damaged(msg)) => Ok(Some(damage_shown(&msg))),
         Err(e) => Err(e.to_string()),
     };
     let clock = p.stats.last_ts.map(|_| p.now());
     finish(p, src, &mut out, result, clock, None, emit);
+}
+
+/// What the dashboard says of damaged input (one thread or workers).
+fn damage_shown(msg: &str) -> String {
+    format!("{msg}; analysed everything before the damage")
 }
 
 /// The dashboard's source with workers: quit (or the dashboard gone)
