@@ -51,6 +51,10 @@
 //! for the open sessions' rows the detectors read (one table's
 //! `session_rows`).
 //!
+//! The dashboard (`Sink::view_every`): the reader ends a batch when a view
+//! is due by wall time and marks it; the workers copy their activity at
+//! its last step and the correlator makes the view after it.
+//!
 //! Where the budget has to give state up, which connections go depends on
 //! each worker's share (a flood on one worker's hash evicts there), so
 //! under memory pressure the output may depend on N; it never does
@@ -76,6 +80,9 @@ use crate::time::Ts;
 pub const BATCH: usize = 4096;
 /// Packet bytes per batch, at most (a batch ends at the first step past it).
 pub const BATCH_BYTES: usize = 256 << 10;
+/// The dashboard: steps between two looks at the wall clock for a view
+/// that is due (besides the end of each batch).
+pub const VIEW_CHECK: usize = 512;
 /// Batches handed to the workers and not yet correlated, at most.
 pub const IN_FLIGHT: usize = 4;
 /// The default `--threads`: the cores available, at most this many.
@@ -127,10 +134,20 @@ struct Batch {
     data: Vec<u8>,
     /// Steps after which a packet-time tick is due, with its time.
     ticks: Vec<(u64, Ts)>,
-    /// When the sinks take the runtime numbers (the metrics endpoint): the
-    /// reader's counts, packet time and the capture's own numbers at the
-    /// batch's end.
+    /// When the sinks take the runtime numbers (the metrics endpoint) or
+    /// the dashboard its view: the reader's counts, packet time and the
+    /// capture's own numbers at the batch's end.
     end: Option<Box<End>>,
+    /// The dashboard's view is made after this batch, of the state at its
+    /// last step (the reader cuts a batch when one is due, by wall time).
+    view: bool,
+}
+
+impl Batch {
+    /// The number of the batch's last step.
+    fn last_step(&self) -> u64 {
+        self.first + self.steps.len().saturating_sub(1) as u64
+    }
 }
 
 /// The reader's side at a batch's end (its last tick).
@@ -248,6 +265,13 @@ fn work(
                         out.acts.push((step, acts));
                     }
                 }
+                // The dashboard's view: the activity at the batch's end.
+                let last = b.last_step();
+                if b.view && out.acts.last().is_none_or(|a| a.0 != last) {
+                    let mut acts = Vec::new();
+                    flows.activities(&mut acts);
+                    out.acts.push((last, acts));
+                }
             }
             Job::Finish(now) => {
                 flows.finish(now, &mut out.events);
@@ -282,8 +306,13 @@ struct Reader {
     /// The sinks take the runtime numbers: each batch carries its end's,
     /// and a batch ends at each tick (`tick_cut`), so the numbers are
     /// those of the tick's instant, as with one thread.
-    snapshots: bool,
+    runtime: bool,
     tick_cut: bool,
+    /// The dashboard: its view at most this often (wall time paces the
+    /// screen only; what is shown is of packet time), and when it was last
+    /// asked for.
+    view_every: Option<std::time::Duration>,
+    last_view: Option<std::time::Instant>,
 }
 
 impl Reader {
@@ -305,7 +334,7 @@ impl Reader {
         if self.last_tick.is_none_or(|t| now.0 - t.0 >= 1_000_000) {
             self.last_tick = Some(now);
             b.ticks.push((step, now));
-            self.tick_cut = self.snapshots;
+            self.tick_cut = self.runtime;
         }
     }
 
@@ -367,14 +396,36 @@ impl Reader {
         }
     }
 
+    /// The dashboard's view is due: looked at every [`VIEW_CHECK`] steps
+    /// and when the batch goes out anyway (`going`). A due view ends the
+    /// batch.
+    fn view_due(&mut self, going: bool) -> bool {
+        let Some(every) = self.view_every else { return false };
+        if self.batch.view {
+            return true;
+        }
+        let n = self.batch.steps.len();
+        if n == 0 || !(going || n % VIEW_CHECK == 0) {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if self.last_view.is_some_and(|at| now.duration_since(at) < every) {
+            return false;
+        }
+        self.last_view = Some(now);
+        self.batch.view = true;
+        true
+    }
+
     fn take(&mut self, p: &Front<'_>, src: &mut dyn PacketSource) -> Batch {
         let first = self.next_step;
         let next = self.spare.take().unwrap_or_default();
         let mut b = std::mem::replace(&mut self.batch, next);
         b.first = first - b.steps.len() as u64;
-        // (Only a batch with a tick makes a snapshot; live, most batches
-        // have none, and the capture's numbers are a system call.)
-        if self.snapshots && !b.ticks.is_empty() {
+        // (Only a batch with a tick, or a view, makes a snapshot; live,
+        // most batches have neither, and the capture's numbers are a
+        // system call.)
+        if (self.runtime && !b.ticks.is_empty()) || b.view {
             b.end = Some(Box::new(End {
                 stats: p.stats.clone(),
                 now: *p.now,
@@ -468,7 +519,7 @@ fn snapshot(
 
 /// The dashboard's state after a batch: the summary from its parts, and
 /// the open sessions' rows from the workers' copies of their activity at
-/// the batch's last tick (as one pipeline's at that instant).
+/// the batch's last step (as one pipeline's at that instant).
 fn view(
     analysis: &mut Analysis,
     tables: &FlowTable,
@@ -477,8 +528,7 @@ fn view(
     redact: crate::redact::Redactor,
 ) -> Option<Box<crate::tui::feed::Snapshot>> {
     let e = b.end.as_deref()?;
-    let &(step, _) = b.ticks.last()?;
-    let by = acts_at(acts, step);
+    let by = acts_at(acts, b.last_step());
     let rows = analysis.correlation.session_rows_by(|flow, conn| by.get(&(flow.canonical(), conn)).copied());
     let summary = crate::pipeline::summary_of(&e.stats, &e.defrag, tables, analysis, redact);
     let clock = e.stats.last_ts.map(|_| e.now);
@@ -563,7 +613,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
             table.share_keys(keys.clone());
             let h = std::thread::Builder::new()
                 .name(format!("wstap-worker-{w}"))
-                .spawn_scoped(scope, move || work(w as u16, live || snapshots, table, jrx, otx, srx))
+                .spawn_scoped(scope, move || work(w as u16, live || runtime, table, jrx, otx, srx))
                 .map_err(|e| Error::msg(format!("cannot start a worker thread: {e}")))?;
             to.push(jtx);
             from.push(orx);
@@ -579,7 +629,6 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
         let correlator = std::thread::Builder::new()
             .name("wstap-correlator".into())
             .spawn_scoped(scope, move || {
-                let mut last_view: Option<std::time::Instant> = None;
                 while let Ok(b) = crx.recv() {
                     let mut outs = Vec::with_capacity(n);
                     for rx in &from {
@@ -599,15 +648,8 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                         if runtime && let Some(b) = b.as_ref() {
                             snap = snapshot(analysis, t, b, &acts);
                         }
-                        // (Wall time paces the screen only, as with one
-                        // thread; what is shown is of packet time.)
-                        if let (Some(every), Some(b)) = (view_every, b.as_ref())
-                            && last_view.is_none_or(|at| at.elapsed() >= every)
-                        {
+                        if let Some(b) = b.as_ref().filter(|b| b.view) {
                             shown = view(analysis, t, b, &acts, redact);
-                            if shown.is_some() {
-                                last_view = Some(std::time::Instant::now());
-                            }
                         }
                     }
                     drop(acts);
@@ -664,8 +706,10 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
             spare: None,
             next_step: 0,
             last_tick: None,
-            snapshots,
+            runtime,
             tick_cut: false,
+            view_every,
+            last_view: None,
         };
         let mut in_flight = 0usize;
         // A batch written (waiting for one, or, `ready_only`, only if one
@@ -690,6 +734,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                 old.data.clear();
                 old.ticks.clear();
                 old.end = None;
+                old.view = false;
                 reader.spare = Some(old);
             }
             true
@@ -727,7 +772,8 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                     reader.batch.steps.len() >= BATCH || reader.batch.data.len() >= BATCH_BYTES || reader.tick_cut;
                 // Live: nothing more queued by the capture (or an idle tick).
                 let lull = live && src.lull();
-                if full || ((end || lull) && !reader.batch.steps.is_empty()) {
+                let view = reader.view_due(full || end || lull);
+                if full || view || ((end || lull) && !reader.batch.steps.is_empty()) {
                     let b = Arc::new(reader.take(&front, src));
                     for tx in &to {
                         if tx.send(Job::Batch(b.clone())).is_err() {

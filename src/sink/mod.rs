@@ -43,7 +43,8 @@ pub trait Sink: Send {
         None
     }
     /// The engine's state for the dashboard, after the records before it,
-    /// made at a tick of packet time at most every [`Sink::view_every`].
+    /// made after a batch the reader ended when a view was due (about
+    /// every [`Sink::view_every`]), of the state at its last step.
     fn view(&mut self, _view: Box<crate::tui::feed::Snapshot>) {}
 }
 
