@@ -405,7 +405,7 @@ impl Reader {
             return true;
         }
         let n = self.batch.steps.len();
-        if n == 0 || !(going || n % VIEW_CHECK == 0) {
+        if n == 0 || !(going || n.is_multiple_of(VIEW_CHECK)) {
             return false;
         }
         let now = std::time::Instant::now();
