@@ -14,21 +14,51 @@ use wstap::tui::feed::{self, FeedOptions, UiMsg};
 use wstap::tui::ui;
 
 fn app_with_keys(name: &str) -> App {
+    app_numbered(name, 0, FeedOptions::default()).0
+}
+
+/// The dashboard on a capture whose packets are numbered from `first`
+/// on (a sensor that has run that long: connection ids are packet
+/// numbers); also the open sessions of every update, as text.
+fn app_numbered(name: &str, first: u64, opts: FeedOptions) -> (App, Vec<String>) {
     let root = env!("CARGO_MANIFEST_DIR");
     let path = format!("{root}/captures/{name}.pcap");
     let kl = format!("{root}/captures/{name}.keys");
     let args = Args::parse_from(["wstap", "-r", &path, "--tui", "--keylog", &kl]);
     let mut p = wstap::app::build_pipeline(&args).unwrap();
+    p.stats.packets = first;
     let input = wstap::config::Config::from_args(&args).unwrap().input;
     let (mut src, source) = feed::open_source(&input, None).unwrap();
     src.set_keys(p.keys().clone());
     let (_tx, rx) = mpsc::channel();
     let mut app = App::new(source);
-    feed::run(&mut p, src.as_mut(), &FeedOptions::default(), &rx, &mut |m: UiMsg| {
+    let mut open = Vec::new();
+    feed::run(&mut p, src.as_mut(), &opts, &rx, &mut |m: UiMsg| {
+        if let UiMsg::Update(u) = &m {
+            open.push(format!("{:?}", u.snapshot.sessions));
+        }
         app.on_msg(m);
         true
     });
-    app
+    (app, open)
+}
+
+#[test]
+fn streams_are_followed_the_same_after_four_billion_packets() {
+    // A sensor left running numbers its connections past 2^32 within a
+    // day on a busy link: a stream's connection must still be found (its
+    // WebSocket streams counted, its open sessions' activity read).
+    let every = FeedOptions { update_every: std::time::Duration::ZERO, ..FeedOptions::default() };
+    let (one, open1) = app_numbered("haproxy-h2-idle", 0, every.clone());
+    let (two, open2) = app_numbered("haproxy-h2-idle", (1 << 32) + 7, every);
+    let h2 = |app: &App| screen(app, 120, 30).lines().find(|l| l.contains("HTTP/2")).map(str::to_string);
+    assert!(h2(&one).unwrap().contains("1 conn  3 streams  3 WebSocket"), "{:?}", h2(&one));
+    assert_eq!(h2(&one), h2(&two));
+    assert!(open1.iter().any(|rows| rows.contains("client_stream: Some(")), "open streams shown along the way");
+    assert_eq!(open1.len(), open2.len());
+    if let Some(i) = (0..open1.len()).find(|&i| open1[i] != open2[i]) {
+        panic!("update {i} of {}: the open sessions differ:\n{}\n{}", open1.len(), open1[i], open2[i]);
+    }
 }
 
 fn screen(app: &App, w: u16, h: u16) -> String {

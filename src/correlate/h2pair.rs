@@ -49,6 +49,7 @@ impl Correlator {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.tls_info = tls;
             c.established = true;
+            c.h2_parent = Some(parent);
         }
         let view = self.h2_view(parent, ts);
         if let Some(v) = view {
@@ -106,7 +107,7 @@ impl Correlator {
         if !req.is_extended_connect() {
             return;
         }
-        if let Some((parent, _)) = h2::split_stream_conn(conn)
+        if let Some(parent) = self.conns.get(&conn).and_then(|c| c.h2_parent)
             && let Some(v) = self.h2.conns.get_mut(&parent)
         {
             v.websocket_streams += 1;
@@ -150,7 +151,7 @@ impl Correlator {
     /// its TCP connection.
     pub(crate) fn live_activity(flows: &crate::flow::FlowTable, flow: FlowKey, conn: ConnId) -> Option<&WsActivity> {
         match h2::split_stream_conn(conn) {
-            Some((tcp, stream)) => flows.get(flow, tcp)?.stream_activity(stream),
+            Some((tcp, stream)) => flows.get_low(flow, tcp)?.stream_activity(stream),
             None => flows.get(flow, conn)?.activity(),
         }
     }

@@ -304,6 +304,12 @@ impl FlowTable {
         self.map.get(&flow.canonical()).filter(|c| c.id == id)
     }
 
+    /// A live connection by flow and the low 32 bits of its id (what an
+    /// HTTP/2 stream's id holds of its connection's: `h2::stream_conn`).
+    pub fn get_low(&self, flow: crate::flow::FlowKey, low: u32) -> Option<&Conn> {
+        self.map.get(&flow.canonical()).filter(|c| c.id as u32 == low)
+    }
+
     #[inline(always)]
     pub fn packet(&mut self, ts: Ts, seg: &Segment<'_>, out: &mut Vec<Event>) {
         self.expire(ts, out);

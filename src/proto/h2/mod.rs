@@ -173,15 +173,21 @@ impl H2Stats {
 }
 
 /// The id the analyzer follows a stream by: a connection id of its own,
-/// derived from the TCP connection's and the stream's (never equal to a
-/// TCP connection's id, which stays below 2^31).
+/// derived from the TCP connection's and the stream's, never equal to a
+/// TCP connection's (the packet number that created it: below 2^63).
+/// The TCP connection's id enters by its low 32 bits only: what the id
+/// gives back ([`split_stream_conn`]) finds the connection together with
+/// its 4-tuple ([`crate::flow::FlowTable::get_low`]), and correlation
+/// keeps each stream's exact parent from its `H2Stream` event.
 pub fn stream_conn(conn: u64, stream: u32) -> u64 {
     (1 << 63) | ((conn & 0xffff_ffff) << 31) | (stream as u64 & 0x7fff_ffff)
 }
 
-/// The TCP connection and stream of an id made by [`stream_conn`].
-pub fn split_stream_conn(id: u64) -> Option<(u64, u32)> {
-    (id >> 63 == 1).then_some(((id >> 31) & 0xffff_ffff, (id & 0x7fff_ffff) as u32))
+/// The low 32 bits of the TCP connection's id, and the stream, of an id
+/// made by [`stream_conn`]. (A sensor numbers its packets past 2^32 within
+/// a day on a busy link: the whole id is not in there.)
+pub fn split_stream_conn(id: u64) -> Option<(u32, u32)> {
+    (id >> 63 == 1).then_some((((id >> 31) & 0xffff_ffff) as u32, (id & 0x7fff_ffff) as u32))
 }
 
 #[cfg(test)]

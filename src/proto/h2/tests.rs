@@ -291,6 +291,10 @@ fn stream_ids_round_trip() {
     assert_eq!(split_stream_conn(id), Some((123_456, 0x7fff_ffff)));
     assert_eq!(split_stream_conn(42), None);
     assert_ne!(stream_conn(1, 1), stream_conn(2, 1));
+    // Past 2^32 packets: the low 32 bits of the connection's id come back.
+    let big = (1u64 << 32) + 5;
+    assert_eq!(split_stream_conn(stream_conn(big, 3)), Some((5, 3)));
+    assert!(stream_conn(big, 3) >= 1 << 63, "never a TCP connection's id");
     assert!(is_preface(b"PRI * HTTP/2.0\r\n"));
     assert!(!is_preface(b"PRIX"));
 }
