@@ -103,6 +103,19 @@ pub struct RuntimeSnapshot {
     pub h2_streams: u64,
     pub h2_websocket_streams: u64,
     pub h2_websocket_accepted: u64,
+    /// Each analysis worker's share (`--threads N`: N of them; one
+    /// thread: one), in worker order.
+    pub workers: Vec<WorkerNumbers>,
+}
+
+/// One analysis worker's share of the flow table: how evenly the flow hash
+/// spreads the load (an elephant flow keeps one worker busy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerNumbers {
+    /// TCP segments it took.
+    pub packets: u64,
+    /// Connections it follows now.
+    pub connections_open: u64,
 }
 
 impl RuntimeSnapshot {
@@ -183,6 +196,14 @@ impl RuntimeSnapshot {
             h2_streams: h2.streams,
             h2_websocket_streams: h2.websocket_streams,
             h2_websocket_accepted: h2.websocket_accepted,
+            workers: flows
+                .workers()
+                .iter()
+                .map(|w| WorkerNumbers {
+                    packets: w.stats.packets,
+                    connections_open: w.classes.iter().sum::<usize>() as u64,
+                })
+                .collect(),
         }
     }
 }

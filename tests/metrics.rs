@@ -107,6 +107,9 @@ fn every_bundled_capture_scrapes_as_its_summary_says() {
         assert_eq!(sum(&m, "wstap_connections_total", &[]), s["flows"].as_f64().unwrap(), "{name}");
         assert_eq!(sum(&m, "wstap_http_requests_total", &[]), s["http_requests"].as_f64().unwrap(), "{name}");
         assert_eq!(sum(&m, "wstap_sessions_open", &[]), 0.0, "{name}: all ended at the end");
+        // One thread: worker 0 took every TCP segment.
+        assert_eq!(sum(&m, "wstap_worker_packets_total", &[("worker", "0")]), s["tcp_packets"].as_f64().unwrap());
+        assert_eq!(sum(&m, "wstap_worker_packets_total", &[]), s["tcp_packets"].as_f64().unwrap(), "{name}");
         // Cumulative buckets end at the count.
         for hop in ["client", "upstream"] {
             assert_eq!(
@@ -121,6 +124,30 @@ fn every_bundled_capture_scrapes_as_its_summary_says() {
     // docs/metrics.md: the series a host exposes with the labels seen in
     // the bundled captures (the bound with every label set is stated there).
     assert!(most < 600, "{most} series");
+}
+
+#[test]
+fn each_worker_shows_its_share_of_the_load() {
+    // Two workers: one series each, their segments adding up to the TCP
+    // segments read, and each with a share (nginx-mass-close's sessions
+    // spread over both by the flow hash); one thread: worker 0 alone.
+    let path = root().join("captures/nginx-mass-close.pcap");
+    let (text, s) = scrape_with(&path, &["--threads", "2"]);
+    let m = parse(&text);
+    let tcp = s["tcp_packets"].as_f64().unwrap();
+    let (w0, w1) = (
+        sum(&m, "wstap_worker_packets_total", &[("worker", "0")]),
+        sum(&m, "wstap_worker_packets_total", &[("worker", "1")]),
+    );
+    assert_eq!(w0 + w1, tcp, "{text}");
+    assert!(w0 > 0.0 && w1 > 0.0, "both workers had connections: {w0} {w1}");
+    assert_eq!(m.keys().filter(|k| k.starts_with("wstap_worker_packets_total{")).count(), 2);
+    assert_eq!(m.keys().filter(|k| k.starts_with("wstap_worker_connections{")).count(), 2);
+    assert_eq!(sum(&m, "wstap_worker_connections", &[]), 0.0, "all ended at the end");
+    let (text, _) = scrape_with(&path, &["--threads", "1"]);
+    let m = parse(&text);
+    assert_eq!(m.keys().filter(|k| k.starts_with("wstap_worker_packets_total{")).count(), 1);
+    assert_eq!(sum(&m, "wstap_worker_packets_total", &[("worker", "0")]), tcp);
 }
 
 #[test]
@@ -441,10 +468,11 @@ fn a_syn_flood_moves_counters_not_series() {
     }
     assert_eq!(sum(&m, "wstap_handshakes_total", &[("outcome", "upgraded")]), 3.0);
     assert_eq!(sum(&m, "wstap_connections_total", &[]), s["flows"].as_f64().unwrap());
-    // A fresh endpoint's 296, the last packet's time, the path the three
-    // sessions used (4 outcomes), and the findings seen by severity.
+    // A fresh endpoint's 296, the last packet's time, worker 0's two
+    // series, the path the three sessions used (4 outcomes), and the
+    // findings seen by severity.
     let detail = m.keys().filter(|k| k.starts_with("wstap_findings_by_severity_total")).count();
-    assert_eq!(wstap::sink::metrics::series(&text), 296 + 1 + 4 + detail, "{text}");
+    assert_eq!(wstap::sink::metrics::series(&text), 296 + 1 + 2 + 4 + detail, "{text}");
 }
 
 /// Records and the runtime numbers of every tick.

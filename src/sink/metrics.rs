@@ -651,6 +651,20 @@ impl Collector for Exporter {
             "Connections the table holds at most under the memory budget.",
             rt.max_connections as f64,
         )?;
+        if !rt.workers.is_empty() {
+            counters(
+                e,
+                "wstap_worker_packets",
+                "TCP segments each analysis worker took (--threads; one thread is worker 0): how evenly the flow hash spreads the load.",
+                rt.workers.iter().enumerate().map(|(i, w)| ([("worker", i.to_string())], w.packets)),
+            )?;
+            gauges(
+                e,
+                "wstap_worker_connections",
+                "Connections each analysis worker follows now.",
+                rt.workers.iter().enumerate().map(|(i, w)| ([("worker", i.to_string())], w.connections_open as f64)),
+            )?;
+        }
         let ev = &rt.mem.evicted;
         counters(
             e,
@@ -783,6 +797,15 @@ mod tests {
             fresh + crate::capture::live::MAX_RINGS,
             "docs/metrics.md: 16 more series with --fanout 16"
         );
+        // Two series per analysis worker, once the first numbers are in
+        // (the default --threads: at most 8).
+        let mut c = Counts::default();
+        let w = crate::runtime::WorkerNumbers { packets: 7, connections_open: 2 };
+        c.runtime.workers = vec![w; crate::shard::MAX_DEFAULT_THREADS];
+        let text = Arc::new(c).exposition(false);
+        assert_eq!(series(&text), fresh + 2 * crate::shard::MAX_DEFAULT_THREADS, "docs/metrics.md: 16 with 8 workers");
+        assert!(text.contains("wstap_worker_packets_total{worker=\"7\"} 7\n"), "{text}");
+        assert!(text.contains("wstap_worker_connections{worker=\"0\"} 2.0\n"), "{text}");
     }
 
     #[test]

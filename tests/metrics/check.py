@@ -68,6 +68,14 @@ print(f"  sessions: summary {summary['sessions']}, prometheus {sessions}")
 if sessions != summary["sessions"]:
     fails.append(f"sessions: summary {summary['sessions']}, prometheus {sessions}")
 
+# The analysis workers' shares (one thread: worker 0) add up to the TCP
+# segments read, as stored from the same scrapes.
+workers = by("worker", "last_over_time(wstap_worker_packets_total[5m])")
+tcp = sum(by("job", "last_over_time(wstap_tcp_packets_total[5m])").values())
+print(f"  worker packets: {workers}, tcp packets {tcp}")
+if not workers or sum(workers.values()) != tcp or tcp == 0:
+    fails.append(f"worker packets {workers} do not add up to the {tcp} TCP packets")
+
 with urllib.request.urlopen(f"{prom}/api/v1/alerts", timeout=5) as r:
     alerts = json.load(r)["data"]["alerts"]
 firing = sorted(a["labels"]["alertname"] for a in alerts if a["state"] == "firing")

@@ -198,6 +198,16 @@ rings2() {
         END { exit !(n == 2 && r0 + r1 >= 50 && r0 + r1 == rx) }'
 }
 wait_for 10 rings2 || die "ring series: $(curl -sS "http://127.0.0.1:$M2/metrics" | grep -E '^wstap_capture_(ring_packets|received)_total')"
+# Each analysis worker's share, one series per worker, adding up to the TCP
+# segments read (the same tick's numbers).
+workers2() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$M2/metrics" | awk '
+        /^wstap_worker_packets_total\{worker="0"\} / { w0 = $2; n++ }
+        /^wstap_worker_packets_total\{worker="1"\} / { w1 = $2; n++ }
+        /^wstap_tcp_packets_total / { tcp = $2 }
+        END { exit !(n == 2 && w0 + w1 >= 50 && w0 + w1 == tcp) }'
+}
+wait_for 10 workers2 || die "worker series: $(curl -sS "http://127.0.0.1:$M2/metrics" | grep -E '^wstap_(worker_packets|tcp_packets)_total')"
 # Every thread (the endpoint's included, started once privileges were
 # dropped) runs as nobody with no capability and no_new_privs.
 tasks=0

@@ -59,6 +59,8 @@ impl Default for Limits {
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FlowStats {
+    /// TCP segments the table took.
+    pub packets: u64,
     /// Connections seen (each reuse of a 4-tuple counts).
     pub flows: u64,
     pub live_max: u64,
@@ -74,6 +76,7 @@ pub struct FlowStats {
 impl FlowStats {
     /// Adds another table's counters (flow-sharded workers' sums).
     pub fn add(&mut self, t: &FlowStats) {
+        self.packets += t.packets;
         self.flows += t.flows;
         self.live_max += t.live_max;
         self.strays += t.strays;
@@ -128,6 +131,10 @@ pub struct FlowTable {
     /// The table's capacity when last measured.
     capacity: usize,
     pub stats: FlowStats,
+    /// Flow-sharded workers: each worker's table as last taken in
+    /// ([`Self::mirror`], [`Self::absorb`]); empty for a table that
+    /// follows packets itself.
+    parts: Vec<TableCounts>,
     /// Session keys for TLS connections (key logs, pcapng secrets).
     keys: crate::proto::tls::Keys,
     keys_generation: u64,
@@ -170,6 +177,7 @@ impl FlowTable {
             max_flows,
             capacity: 0,
             stats: FlowStats::default(),
+            parts: Vec::new(),
             keys: Default::default(),
             keys_generation: 0,
         }
@@ -224,6 +232,7 @@ impl FlowTable {
     pub fn absorb(&mut self, workers: &[FlowTable]) {
         self.max_flows = 0;
         self.books.budget.peak = 0;
+        self.parts = workers.iter().map(FlowTable::counts).collect();
         for o in workers {
             self.stats.add(&o.stats);
             self.max_flows += o.max_flows;
@@ -272,6 +281,8 @@ impl FlowTable {
     /// summed, the peak the sum of each worker's own peak (an upper bound of
     /// the whole's, as in the summary). Its own connections: none.
     pub fn mirror(&mut self, parts: &[TableCounts]) {
+        self.parts.clear();
+        self.parts.extend_from_slice(parts);
         let mut s = FlowStats::default();
         let b = &mut self.books.budget;
         (b.table, b.state, b.buffers, b.peak) = (0, 0, 0, 0);
@@ -293,6 +304,12 @@ impl FlowTable {
         self.stats = s;
     }
 
+    /// Each analysis worker's table (flow-sharded workers, as last taken
+    /// in), or this one's alone: worker 0.
+    pub fn workers(&self) -> Vec<TableCounts> {
+        if self.parts.is_empty() { vec![self.counts()] } else { self.parts.clone() }
+    }
+
     /// Connections the table holds at most.
     pub fn max_flows(&self) -> usize {
         self.max_flows
@@ -312,6 +329,7 @@ impl FlowTable {
 
     #[inline(always)]
     pub fn packet(&mut self, ts: Ts, seg: &Segment<'_>, out: &mut Vec<Event>) {
+        self.stats.packets += 1;
         self.expire(ts, out);
         let key = canonical(seg);
         // The common case, one lookup: a packet of a known connection.
