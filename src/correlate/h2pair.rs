@@ -34,6 +34,9 @@ const MAX_CONNS: usize = 4096;
 #[derive(Debug, Default)]
 pub struct H2State {
     conns: crate::flow::key::FxHashMap<ConnId, H2Conn>,
+    /// Each open stream's TCP connection (from its `H2Stream` event: a
+    /// stream's id holds only the low 32 bits of its connection's).
+    parents: crate::flow::key::FxHashMap<ConnId, ConnId>,
     /// Connections in the order their view was made (entries of views
     /// gone are skipped, and dropped when they outnumber the live ones).
     order: std::collections::VecDeque<ConnId>,
@@ -49,8 +52,8 @@ impl Correlator {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.tls_info = tls;
             c.established = true;
-            c.h2_parent = Some(parent);
         }
+        self.h2.parents.insert(conn, parent);
         let view = self.h2_view(parent, ts);
         if let Some(v) = view {
             v.streams += 1;
@@ -107,15 +110,19 @@ impl Correlator {
         if !req.is_extended_connect() {
             return;
         }
-        if let Some(parent) = self.conns.get(&conn).and_then(|c| c.h2_parent)
-            && let Some(v) = self.h2.conns.get_mut(&parent)
+        if let Some(parent) = self.h2.parents.get(&conn)
+            && let Some(v) = self.h2.conns.get_mut(parent)
         {
             v.websocket_streams += 1;
         }
     }
 
-    /// A TCP connection ended: its HTTP/2 view is final.
+    /// A connection ended: a TCP connection's HTTP/2 view is final; a
+    /// stream's connection is forgotten.
     pub(super) fn h2_closed(&mut self, conn: ConnId, ts: Ts, out: &mut dyn FactSink) {
+        if h2::split_stream_conn(conn).is_some() {
+            self.h2.parents.remove(&conn);
+        }
         if let Some(mut v) = self.h2.conns.remove(&conn) {
             v.closed = Some(ts);
             out.fact(Fact::H2Connection(&v));

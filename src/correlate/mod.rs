@@ -64,8 +64,6 @@ struct ConnInfo {
     /// ended on the wire (its `Close` may wait behind TLS records held for
     /// keys: flow/conn `close_waits_for_keys`): no longer a TLS front.
     fin: [bool; 2],
-    /// An HTTP/2 stream: its TCP connection (from its `H2Stream` event).
-    h2_parent: Option<ConnId>,
 }
 
 /// What correlation counted (the summary's share of it).
@@ -248,7 +246,6 @@ impl Correlator {
                         waiting: VecDeque::new(),
                         requests: 0,
                         fin: [false; 2],
-                        h2_parent: None,
                     },
                 );
                 if syn {
