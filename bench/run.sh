@@ -4,7 +4,8 @@
 #
 #   bash bench/run.sh [SIZE_MB] [CONCURRENT_CONNS]     (default 1000 MB, 3000)
 #   TSHARK_FULL=1 bash bench/run.sh                    tshark on the large files too
-#   RUNS=5 bash bench/run.sh                           repetitions (median kept)
+#   RUNS=5 bash bench/run.sh                           rounds (default 3): every command
+#                                                      once per round, in turns; medians
 #   SHAPES=nginx-bench bash bench/run.sh               one template only
 #   SHAPES= bash bench/run.sh                          hostile captures only
 #   HOSTILE=0 bash bench/run.sh                        plaintext shapes only
@@ -70,7 +71,7 @@ if [ "$HOSTILE" != 0 ]; then
 fi
 
 small=$((SIZE / 10))
-SHAPES=${SHAPES:-nginx-bench nginx-bench-uncompressed nginx-healthy}
+SHAPES=${SHAPES-nginx-bench nginx-bench-uncompressed nginx-healthy}
 for shape in $SHAPES; do
   [ -s "$OUT/$shape.big.pcap" ] && [ "$(cat "$OUT/$shape.args" 2>/dev/null)" = "$SIZE $CONC" ] || {
     "$GEN" "captures/$shape.pcap" "$OUT/$shape.big.pcap" "$SIZE" "$CONC"
@@ -79,26 +80,43 @@ for shape in $SHAPES; do
   }
 done
 
-# measure NAME FILE CMD... -> "seconds maxrss_kb" (median of RUNS by time)
-measure() {
-  local name=$1 file=$2; shift 2
-  local i line
-  : > "$OUT/$name.runs"
-  for i in $(seq "$RUNS"); do
-    sync
-    /usr/bin/time -f "%e %M" -o "$OUT/$name.time" "$@" > /dev/null 2> "$OUT/$name.err" || {
-      echo "bench: $name failed: $(tail -1 "$OUT/$name.err")" >&2
-      return 1
-    }
-    cat "$OUT/$name.time" >> "$OUT/$name.runs"
+median() { sort -g | sed -n "$(( (RUNS + 1) / 2 ))p"; }
+
+# rounds KEY < "name|command" lines -> "name|command|seconds|maxrss_kb|ratio"
+# lines. The commands run in turns, once each per round, RUNS rounds: this
+# machine's speed drifts from one minute to the next (a shared host), and
+# within a round every command meets the same machine. Seconds and peak
+# RSS are each command's medians; the ratio is the median over rounds of
+# its time against the first command's (tcpdump) in the same round.
+rounds() {
+  local key=$1 names=() cmds=() i r n c t rss ratio
+  while IFS='|' read -r n c; do
+    names+=("$n")
+    cmds+=("$c")
   done
-  sort -n "$OUT/$name.runs" | sed -n "$(( (RUNS + 1) / 2 ))p"
+  for i in "${!names[@]}"; do : > "$OUT/$key.$i.runs"; done
+  for r in $(seq "$RUNS"); do
+    for i in "${!names[@]}"; do
+      sync
+      /usr/bin/time -f "%e %M" -o "$OUT/$key.time" bash -c "${cmds[$i]}" > /dev/null 2> "$OUT/$key.err" || {
+        echo "bench: ${names[$i]} failed: $(tail -1 "$OUT/$key.err")" >&2
+        return 1
+      }
+      cat "$OUT/$key.time" >> "$OUT/$key.$i.runs"
+    done
+  done
+  for i in "${!names[@]}"; do
+    t=$(awk '{ print $1 }' "$OUT/$key.$i.runs" | median)
+    rss=$(awk '{ print $2 }' "$OUT/$key.$i.runs" | median)
+    ratio=$(paste -d' ' "$OUT/$key.$i.runs" "$OUT/$key.0.runs" | awk '{ print ($3 > 0) ? $1 / $3 : 0 }' | median)
+    echo "${names[$i]}|${cmds[$i]}|$t|$rss|$ratio"
+  done
 }
 
 packets() { tcpdump -r "$1" -w /dev/null 2>&1 | grep -o '[0-9]* packets' | head -1 | cut -d' ' -f1 || true; }
 
 report() {
-  local label=$1 file=$2
+  local label=$1 file=$2 key=$3
   local mb pk
   mb=$(du -m "$file" | cut -f1)
   pk=$(capinfos -c -M "$file" 2>/dev/null | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
@@ -107,29 +125,32 @@ report() {
   echo
   echo "| tool | command | time (s) | vs tcpdump | MB/s | packets/s | peak RSS (MB) |"
   echo "|---|---|---:|---:|---:|---:|---:|"
-  local base="" plain="" metrics=""
-  while IFS='|' read -r name cmd; do
-    read -r t rss < <(measure "$name" "$file" bash -c "$cmd")
-    [ -z "$base" ] && base=$t
+  local plain="" metrics="" i=0
+  while IFS='|' read -r name cmd t rss ratio; do
     case $name in
-      "wstap (full analysis, summary), 1 thread") plain=$t ;;
-      "wstap --metrics"*) metrics=$t ;;
+      "wstap (full analysis, summary), 1 thread") plain=$i ;;
+      "wstap --metrics"*) metrics=$i ;;
     esac
-    awk -v n="$name" -v c="$cmd" -v t="$t" -v b="$base" -v mb="$mb" -v pk="${pk:-0}" -v rss="$rss" 'BEGIN {
-      printf "| %s | `%s` | %.2f | %.2fx | %.0f | %.0f | %.1f |\n", n, c, t, t / b, mb / t, pk / t, rss / 1024 }'
-  done
+    i=$((i + 1))
+    awk -v n="$name" -v c="$cmd" -v t="$t" -v r="$ratio" -v mb="$mb" -v pk="${pk:-0}" -v rss="$rss" 'BEGIN {
+      printf "| %s | `%s` | %.2f | %.2fx | %.0f | %.0f | %.1f |\n", n, c, t, r, mb / t, pk / t, rss / 1024 }'
+  done < <(rounds "$key")
   if [ -n "$plain" ] && [ -n "$metrics" ]; then
     echo
-    # /usr/bin/time has 0.01 s steps: under half a second, one step is
-    # 2% or more, so the difference says nothing.
-    awk -v p="$plain" -v m="$metrics" 'BEGIN {
-      if (p < 0.5) { printf "--metrics on: %.2f s against %.2f s (too short to compare; see the 1 GB file)\n", m, p; exit }
-      printf "--metrics on: %+.1f%% time beside the same run without it (issue 12: at most 3%%)\n", (m / p - 1) * 100 }'
+    # Each round's run with the endpoint against the same round's without
+    # it (median). /usr/bin/time has 0.01 s steps: under half a second, one
+    # step is 2% or more, so the difference says nothing.
+    local p m
+    p=$(awk '{ print $1 }' "$OUT/$key.$plain.runs" | median)
+    m=$(paste -d' ' "$OUT/$key.$metrics.runs" "$OUT/$key.$plain.runs" | awk '{ print ($3 > 0) ? $1 / $3 : 0 }' | median)
+    awk -v p="$p" -v m="$m" 'BEGIN {
+      if (p < 0.5) { printf "--metrics on: %.2f s against %.2f s (too short to compare; see the 1 GB file)\n", m * p, p; exit }
+      printf "--metrics on: %+.1f%% time beside the same run without it, round by round (issue 12: at most 3%%)\n", (m - 1) * 100 }'
   fi
 }
 
 {
-  echo "## wstap benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, runs: $RUNS (median)"
+  echo "## wstap benchmark, $(date -u +%Y-%m-%d), $(nproc) cores, $RUNS rounds, the commands in turns (medians; ratios: median of each round's)"
   for shape in $SHAPES; do
     for f in big small; do
       file=$OUT/$shape.$f.pcap
@@ -145,7 +166,7 @@ report() {
           echo "wstap --json, $n thread$([ "$n" = 1 ] || echo s)|$WSTAP -r $file --json --threads $n"
         done
         if [ -n "$tshark_cmd" ]; then echo "tshark -Y websocket|$tshark_cmd"; fi
-      } | report "$label" "$file"
+      } | report "$label" "$file" "$shape-$f"
     done
   done
   if [ "$HOSTILE" != 0 ]; then
@@ -163,15 +184,14 @@ report() {
       echo
       echo "| tool | command | time (s) | vs tcpdump | peak RSS (MB) | vs tcpdump | what wstap reported |"
       echo "|---|---|---:|---:|---:|---:|---|"
-      base=""; base_rss=""
+      base_rss=""
       {
         echo "tcpdump|tcpdump -r $file -w /dev/null"
         echo "wstap (default budget, 384M)|$WSTAP -r $file --json"
         echo "wstap --memcap 64M|$WSTAP -r $file --json --memcap 64M"
         if [ -n "${WSTAP_BEFORE:-}" ]; then echo "wstap before this work|$WSTAP_BEFORE -r $file --json"; fi
-      } | while IFS='|' read -r name cmd; do
-        read -r t rss < <(measure "$h-${name%% *}" "$file" bash -c "$cmd")
-        [ -z "$base" ] && base=$t && base_rss=$rss
+      } | rounds "$h" | while IFS='|' read -r name cmd t rss ratio; do
+        [ -z "$base_rss" ] && base_rss=$rss
         said=""
         case $name in
           wstap*) said=$(bash -c "$cmd" 2>/dev/null | tail -1 | python3 -c '
@@ -189,8 +209,8 @@ if a.get("http-pipeline-limit"): out.append("%d pipelined requests not reported"
 if m: out.append("peak charged %.1f MB" % (m["peak_bytes"] / 1e6))
 print("; ".join(out))') ;;
         esac
-        awk -v n="$name" -v c="$cmd" -v t="$t" -v b="$base" -v rss="$rss" -v br="$base_rss" -v said="$said" 'BEGIN {
-          ratio = (b > 0) ? sprintf("%.1fx", t / b) : "-"
+        awk -v n="$name" -v c="$cmd" -v t="$t" -v r="$ratio" -v rss="$rss" -v br="$base_rss" -v said="$said" 'BEGIN {
+          ratio = (r > 0) ? sprintf("%.1fx", r) : "-"
           printf "| %s | `%s` | %.2f | %s | %.1f | %.1fx | %s |\n", n, c, t, ratio, rss / 1024, rss / br, said }'
       done
     done
