@@ -46,8 +46,8 @@ fn app_numbered(name: &str, first: u64, opts: FeedOptions) -> (App, Vec<String>)
 #[test]
 fn streams_are_followed_the_same_after_four_billion_packets() {
     // A sensor left running numbers its connections past 2^32 within a
-    // day on a busy link: a stream's connection must still be found (its
-    // WebSocket streams counted, its open sessions' activity read).
+    // day on a busy link: a stream's connection must still be found (the
+    // open stream sessions' activity is read from it, update by update).
     let every = FeedOptions { update_every: std::time::Duration::ZERO, ..FeedOptions::default() };
     let (one, open1) = app_numbered("haproxy-h2-idle", 0, every.clone());
     let (two, open2) = app_numbered("haproxy-h2-idle", (1 << 32) + 7, every);
