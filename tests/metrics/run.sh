@@ -188,26 +188,22 @@ runtime2() {
         END { exit !(p >= 50 && c >= 10) }'
 }
 wait_for 10 runtime2 || die "runtime numbers did not move with --threads 2: $(curl -sS "http://127.0.0.1:$M2/metrics" | grep -E '^wstap_(packets|connections)_total')"
-# Each ring's packets, one series per ring, adding up to what the kernel
-# counted (both published with the kernel counters, once a second).
-rings2() {
-    curl -fsS --max-time 5 "http://127.0.0.1:$M2/metrics" | awk '
-        /^wstap_capture_ring_packets_total\{ring="0"\} / { r0 = $2; n++ }
-        /^wstap_capture_ring_packets_total\{ring="1"\} / { r1 = $2; n++ }
-        /^wstap_capture_received_total / { rx = $2 }
-        END { exit !(n == 2 && r0 + r1 >= 50 && r0 + r1 == rx) }'
+# adds_up FAMILY LABEL TOTAL: the endpoint has two series FAMILY{LABEL="0"}
+# and {LABEL="1"}, and no third, adding up to TOTAL (at least 50).
+adds_up() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$M2/metrics" | awk -v f="$1" -v l="$2" -v t="$3" '
+        index($1, f "{" l "=\"") == 1 { sum += $2; n++ }
+        $1 == t { total = $2 }
+        END { exit !(n == 2 && sum >= 50 && sum == total) }'
 }
-wait_for 10 rings2 || die "ring series: $(curl -sS "http://127.0.0.1:$M2/metrics" | grep -E '^wstap_capture_(ring_packets|received)_total')"
-# Each analysis worker's share, one series per worker, adding up to the TCP
-# segments read (the same tick's numbers).
-workers2() {
-    curl -fsS --max-time 5 "http://127.0.0.1:$M2/metrics" | awk '
-        /^wstap_worker_packets_total\{worker="0"\} / { w0 = $2; n++ }
-        /^wstap_worker_packets_total\{worker="1"\} / { w1 = $2; n++ }
-        /^wstap_tcp_packets_total / { tcp = $2 }
-        END { exit !(n == 2 && w0 + w1 >= 50 && w0 + w1 == tcp) }'
-}
-wait_for 10 workers2 || die "worker series: $(curl -sS "http://127.0.0.1:$M2/metrics" | grep -E '^wstap_(worker_packets|tcp_packets)_total')"
+# Each ring's packets add up to what the kernel counted (both published
+# with the kernel counters, once a second).
+wait_for 10 adds_up wstap_capture_ring_packets_total ring wstap_capture_received_total \
+    || die "ring series: $(curl -sS "http://127.0.0.1:$M2/metrics" | grep -E '^wstap_capture_(ring_packets|received)_total')"
+# Each analysis worker's share adds up to the TCP segments read (the same
+# tick's numbers).
+wait_for 10 adds_up wstap_worker_packets_total worker wstap_tcp_packets_total \
+    || die "worker series: $(curl -sS "http://127.0.0.1:$M2/metrics" | grep -E '^wstap_(worker_packets|tcp_packets)_total')"
 # Every thread (the endpoint's included, started once privileges were
 # dropped) runs as nobody with no capability and no_new_privs.
 tasks=0
