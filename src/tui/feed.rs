@@ -302,8 +302,8 @@ pub fn run_into(
 /// [`run_into`] with flow-sharded workers (`--threads N`, shard.rs): the
 /// workers and the correlator analyse; this thread reads (the source
 /// steered by the controls, [`Steered`]); the writer's sink ([`Viewer`])
-/// sends the records with the correlator's view of the engine, made at a
-/// tick of packet time at most every `update_every` of wall time. Not
+/// sends the records with the correlator's view of the engine, made after
+/// a batch the reader ended when `update_every` of wall time had passed. Not
 /// with `--replay` (config.rs): a paced replay needs no second core.
 fn run_sharded(
     p: &mut Pipeline,
