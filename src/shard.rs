@@ -587,7 +587,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
     // The metrics endpoint: the runtime numbers after each batch with a
     // tick, as one thread offers them at each tick.
     let runtime = sink.wants_runtime();
-    // The dashboard: its view at a tick, at most this often (wall time).
+    // The dashboard: its view about this often (wall time; shown: packet time).
     let view_every = sink.view_every();
     let snapshots = runtime || view_every.is_some();
     let mut warn = p.warn_on_evictions.then_some(Warn { last: (0, None) });
