@@ -150,12 +150,20 @@ impl Batch {
     }
 }
 
-/// The reader's side at a batch's end (its last tick).
+/// The reader's side at a batch's end (its last tick, or the step a view
+/// was due at).
 struct End {
     stats: crate::pipeline::PacketStats,
     now: Ts,
     capture: Option<crate::record::Capture>,
     defrag: decode::frag::DefragStats,
+}
+
+impl End {
+    /// Packet time then, none before the first packet.
+    fn clock(&self) -> Option<Ts> {
+        self.stats.last_ts.map(|_| self.now)
+    }
 }
 
 enum Job {
@@ -401,9 +409,6 @@ impl Reader {
     /// batch.
     fn view_due(&mut self, going: bool) -> bool {
         let Some(every) = self.view_every else { return false };
-        if self.batch.view {
-            return true;
-        }
         let n = self.batch.steps.len();
         if n == 0 || !(going || n.is_multiple_of(VIEW_CHECK)) {
             return false;
@@ -506,10 +511,9 @@ fn snapshot(
     let &(step, _) = b.ticks.last()?;
     let by = acts_at(acts, step);
     let live = |flow: crate::flow::FlowKey, conn| by.get(&(flow.canonical(), conn)).copied();
-    let now = e.stats.last_ts.map(|_| e.now);
     Some(Box::new(crate::runtime::RuntimeSnapshot::from_parts(
         &e.stats,
-        now,
+        e.clock(),
         tables,
         analysis,
         live,
@@ -531,8 +535,7 @@ fn view(
     let by = acts_at(acts, b.last_step());
     let rows = analysis.correlation.session_rows_by(|flow, conn| by.get(&(flow.canonical(), conn)).copied());
     let summary = crate::pipeline::summary_of(&e.stats, &e.defrag, tables, analysis, redact);
-    let clock = e.stats.last_ts.map(|_| e.now);
-    Some(Box::new(crate::tui::feed::snapshot_of(summary, rows, analysis, redact, e.capture.clone(), clock)))
+    Some(Box::new(crate::tui::feed::snapshot_of(summary, rows, analysis, redact, e.capture.clone(), e.clock())))
 }
 
 /// The packet-time tick after `step`; live, with the open sessions' rows
