@@ -9,12 +9,6 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-fn tmp(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("wstap-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
-}
-
 fn one_line_error(out: &std::process::Output) -> String {
     assert_eq!(out.status.code(), Some(2), "exit status 2");
     let err = String::from_utf8_lossy(&out.stderr).to_string();
@@ -32,10 +26,11 @@ fn missing_file() {
 
 #[test]
 fn not_a_capture() {
+    let scratch = Scratch::new("cli");
     let p = root().join("Cargo.toml");
     let err = one_line_error(&wstap(&["-r", p.to_str().unwrap()]));
     assert!(err.contains("not a pcap or pcapng capture"), "{err}");
-    let empty = tmp("empty.pcap");
+    let empty = scratch.join("empty.pcap");
     std::fs::write(&empty, b"").unwrap();
     one_line_error(&wstap(&["-r", empty.to_str().unwrap()]));
     let dir = std::env::temp_dir();
@@ -85,12 +80,13 @@ fn stdin_and_count() {
 
 #[test]
 fn truncated_capture_yields_everything_up_to_the_cut() {
+    let scratch = Scratch::new("cli");
     let c = capture("nginx-healthy");
     let bytes = std::fs::read(&c).unwrap();
     let whole = records_of(&c, &[]);
     let total = summary(&whole)["packets"].as_u64().unwrap();
     // Cut in the middle of a packet record, well after the first handshake.
-    let cut = tmp("cut.pcap");
+    let cut = scratch.join("cut.pcap");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3 + 7]).unwrap();
     let out = wstap(&["-r", cut.to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -129,6 +125,7 @@ fn write_pcap(path: &std::path::Path, packets: &[Vec<u8>]) {
 
 #[test]
 fn malformed_packets_are_counted_and_skipped() {
+    let scratch = Scratch::new("cli");
     let mut pkts = Vec::new();
     let mut x = 0x9e3779b97f4a7c15u64;
     for n in 0..300usize {
@@ -144,7 +141,7 @@ fn malformed_packets_are_counted_and_skipped() {
         }
         pkts.push(p);
     }
-    let p = tmp("garbage.pcap");
+    let p = scratch.join("garbage.pcap");
     write_pcap(&p, &pkts);
     let rs = records_of(&p, &[]);
     let s = summary(&rs);

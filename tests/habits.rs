@@ -5,16 +5,9 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use common::*;
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wstap-habits-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
-}
 
 fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
@@ -137,28 +130,29 @@ fn options_that_cannot_apply_are_errors() {
 
 #[test]
 fn read_and_write_cuts_the_capture_like_tcpdump() {
+    let scratch = Scratch::new("habits");
     let c = capture("nginx-origin-403");
-    let all = tmp("all.pcap");
+    let all = scratch.join("all.pcap");
     // -Z root: the -w file is created as the user that parses, and the
     // test's directory belongs to whoever runs it.
     ok(&["-r", s(&c), "-w", s(&all), "-q", "-Z", "root"]);
     assert_eq!(tcpdump_lines(&all), tcpdump_lines(&c), "every packet read, as read");
     // With a filter, the packets the filter kept, as `tcpdump -r -w FILTER`.
-    let hop = tmp("hop.pcap");
+    let hop = scratch.join("hop.pcap");
     ok(&["-r", s(&c), "-w", s(&hop), "tcp", "port", "18094", "-q", "-Z", "root"]);
     let want = Command::new("tcpdump").args(["-nn", "-tt", "-S", "-r", s(&c), "tcp port 18094"]).output().unwrap();
     let want: Vec<String> = String::from_utf8_lossy(&want.stdout).lines().map(str::to_string).collect();
     assert!(!want.is_empty());
     assert_eq!(tcpdump_lines(&hop), want);
     // Writing over the file being read is refused, before anything is written.
-    let copy = tmp("copy.pcap");
+    let copy = scratch.join("copy.pcap");
     std::fs::copy(&c, &copy).unwrap();
     let err = one_line_error(&["-r", s(&copy), "-w", s(&copy), "-Z", "root"]);
     assert!(err.contains("is the file -r reads"), "{err}");
     assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&c).unwrap());
     // -w -: the packets on standard output, the records on standard error.
     let out = ok(&["-r", s(&c), "-w", "-", "-Z", "root"]);
-    let piped = tmp("piped.pcap");
+    let piped = scratch.join("piped.pcap");
     std::fs::write(&piped, &out.stdout).unwrap();
     assert_eq!(tcpdump_lines(&piped), tcpdump_lines(&c));
     assert!(String::from_utf8_lossy(&out.stderr).contains("WebSocket handshakes"), "records on stderr");
@@ -166,13 +160,14 @@ fn read_and_write_cuts_the_capture_like_tcpdump() {
 
 #[test]
 fn write_only_failing_keeps_both_hops_of_the_failing_handshakes() {
+    let scratch = Scratch::new("habits");
     // One handshake upgraded, one refused by the origin (403), both
     // through nginx.
     let c = capture("nginx-origin-403");
     let rs = records_of(&c, &[]);
     let failing: Vec<_> = of_type(&rs, "handshake").into_iter().filter(|h| h["outcome"] != "upgraded").collect();
     assert_eq!(failing.len(), 1);
-    let cut = tmp("failing.pcap");
+    let cut = scratch.join("failing.pcap");
     let out = ok(&["-r", s(&c), "-w", s(&cut), "--write-only", "failing", "--json", "-Z", "root"]);
     // The records of the run are the records of the whole file.
     assert_eq!(parse_lines(&out.stdout).len(), rs.len());
@@ -198,12 +193,12 @@ fn write_only_failing_keeps_both_hops_of_the_failing_handshakes() {
     assert!(hs[0]["client"].is_object() && hs[0]["upstream"].is_object(), "{}", hs[0]);
 
     // websocket: every attempt (both handshakes, both hops each).
-    let ws = tmp("ws.pcap");
+    let ws = scratch.join("ws.pcap");
     ok(&["-r", s(&c), "-w", s(&ws), "--write-only", "websocket", "-q", "-Z", "root"]);
     assert_eq!(of_type(&records_of(&ws, &[]), "handshake").len(), 2);
 
     // Nothing failing: an empty capture, valid for both peers.
-    let none = tmp("none.pcap");
+    let none = scratch.join("none.pcap");
     ok(&["-r", s(&capture("nginx-healthy")), "-w", s(&none), "--write-only", "failing", "-q", "-Z", "root"]);
     assert!(tcpdump_lines(&none).is_empty());
     assert!(tshark_conversations(&none).is_empty());
@@ -211,8 +206,9 @@ fn write_only_failing_keeps_both_hops_of_the_failing_handshakes() {
 
 #[test]
 fn filter_from_a_file() {
+    let scratch = Scratch::new("habits");
     let c = capture("nginx-healthy");
-    let f = tmp("filter.bpf");
+    let f = scratch.join("filter.bpf");
     std::fs::write(&f, "# the client hop only\ntcp port 18081 # nginx's front\n").unwrap();
     let from_file = ok(&["-r", s(&c), "-F", s(&f), "--json"]).stdout;
     let from_line = ok(&["-r", s(&c), "tcp port 18081", "--json"]).stdout;
@@ -345,10 +341,11 @@ fn colour_follows_no_color_clicolor_force_and_term() {
 
 #[test]
 fn read_and_write_rotates_by_packet_time() {
+    let scratch = Scratch::new("habits");
     // 71 s of capture, a file every 20 s of packet time, named by
     // strftime of the packet time that opened it (TZ=UTC here).
     let c = capture("nginx-idle-60");
-    let dir = tmp("rotate");
+    let dir = scratch.join("rotate");
     std::fs::create_dir_all(&dir).unwrap();
     let template = dir.join("cut-%H%M%S.pcap");
     ok(&["-r", s(&c), "-w", s(&template), "-G", "20", "-q", "-Z", "root"]);

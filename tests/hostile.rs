@@ -10,11 +10,13 @@
 //! runs the issue's sizes (a million SYNs), which scripts/test.sh does with
 //! the release build (`WSTAP=target/release/wstap`).
 
+mod common;
 mod hostile_gen;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use common::Scratch;
 use serde_json::Value;
 
 fn wstap_bin() -> PathBuf {
@@ -23,12 +25,6 @@ fn wstap_bin() -> PathBuf {
 
 fn full() -> bool {
     std::env::var_os("HOSTILE_FULL").is_some()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wstap-hostile-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
 }
 
 struct Run {
@@ -54,7 +50,8 @@ fn run(args: &[&str]) -> Run {
 /// before exec (this test process's, which holds generated captures) into
 /// the child's ru_maxrss.
 fn run_with_stdin(args: &[&str], input: Option<&Path>) -> Run {
-    let out_path = tmp(&format!("out-{}", rand_tag()));
+    let scratch = Scratch::new("hostile");
+    let out_path = scratch.join(&format!("out-{}", rand_tag()));
     let err_path = out_path.with_extension("err");
     let usage_path = out_path.with_extension("usage");
     let status = Command::new("/usr/bin/time")
@@ -124,8 +121,9 @@ fn assert_rss_within(r: &Run, memcap_mb: u64, what: &str) {
 
 #[test]
 fn a_syn_flood_does_not_blind_it_and_every_eviction_is_reported() {
+    let scratch = Scratch::new("hostile");
     let (syns, memcap) = if full() { (1_000_000, 384) } else { (200_000, 16) };
-    let f = tmp("flood.pcap");
+    let f = scratch.join("flood.pcap");
     hostile_gen::flood(&f, syns, 4.0 * syns as f64 / 1e6, 3);
     let memcap_arg = format!("{memcap}M");
     let r = run(&["-r", f.to_str().unwrap(), "--json", "--memcap", &memcap_arg]);
@@ -154,12 +152,13 @@ fn a_syn_flood_does_not_blind_it_and_every_eviction_is_reported() {
 
 #[test]
 fn memory_hogs_stay_under_the_budget() {
+    let scratch = Scratch::new("hostile");
     // Connections that each hold a partial 60 KB request head and data
     // ahead of a hole in both directions, all open at once.
     // Full size here is a fifth of the issue's (5,000 x 480 KB, 2.4 GB:
     // the benchmark runs that one).
     let (conns, ooo, memcap) = if full() { (1000, 210_000, 64) } else { (400, 100_000, 16) };
-    let f = tmp("hogs.pcap");
+    let f = scratch.join("hogs.pcap");
     hostile_gen::hogs(&f, conns, 60_000, ooo);
     let memcap_arg = format!("{memcap}M");
     let r = run(&["-r", f.to_str().unwrap(), "--json", "--memcap", &memcap_arg]);
@@ -178,8 +177,9 @@ fn memory_hogs_stay_under_the_budget() {
 
 #[test]
 fn pipelined_requests_are_bounded_and_the_session_after_them_is_found() {
+    let scratch = Scratch::new("hostile");
     let n = 200_000u64;
-    let f = tmp("pipeline.pcap");
+    let f = scratch.join("pipeline.pcap");
     hostile_gen::pipeline(&f, n, 100);
     let r = run(&["-r", f.to_str().unwrap(), "--json", "--memcap", "8M"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -219,13 +219,13 @@ fn assert_terminal_safe(out: &str, what: &str) {
 /// The hostile inputs of a kind, as wstap would be asked to read them:
 /// plaintext through the proxy, the same with its client hops TLS 1.3 and
 /// decrypted with their key log, and (given) an HTTP/2 connection.
-fn variants(name: &str, plain: fn(&Path) -> u64, sni: &str) -> Vec<(String, Vec<String>)> {
-    let f = tmp(&format!("{name}.pcap"));
+fn variants(scratch: &Path, name: &str, plain: fn(&Path) -> u64, sni: &str) -> Vec<(String, Vec<String>)> {
+    let f = scratch.join(&format!("{name}.pcap"));
     plain(&f);
-    let t = tmp(&format!("{name}-tls.pcap"));
-    let k = tmp(&format!("{name}-tls.keys"));
+    let t = scratch.join(&format!("{name}-tls.pcap"));
+    let k = scratch.join(&format!("{name}-tls.keys"));
     assert!(hostile_gen::as_tls(&f, sni, &t, &k) > 0);
-    let h = tmp(&format!("{name}-h2.pcap"));
+    let h = scratch.join(&format!("{name}-h2.pcap"));
     hostile_gen::h2_escapes_secrets(&h);
     let s = |p: &Path| p.to_str().unwrap().to_string();
     vec![
@@ -237,7 +237,8 @@ fn variants(name: &str, plain: fn(&Path) -> u64, sni: &str) -> Vec<(String, Vec<
 
 #[test]
 fn no_control_byte_from_the_wire_reaches_a_terminal() {
-    for (what, input) in variants("escapes", hostile_gen::escapes, "evil\x1b]0;title\x07.example") {
+    let scratch = Scratch::new("hostile");
+    for (what, input) in variants(&scratch, "escapes", hostile_gen::escapes, "evil\x1b]0;title\x07.example") {
         let input: Vec<&str> = input.iter().map(String::as_str).collect();
         let modes: [&[&str]; 6] =
             [&[], &["-v"], &["-vv"], &["--json"], &["--json", "-vv"], &["-vv", "--color", "always"]];
@@ -281,7 +282,8 @@ fn no_control_byte_from_the_wire_reaches_a_terminal() {
 
 #[test]
 fn no_secret_reaches_any_output() {
-    for (what, input) in variants("secrets", hostile_gen::secrets, "app.example") {
+    let scratch = Scratch::new("hostile");
+    for (what, input) in variants(&scratch, "secrets", hostile_gen::secrets, "app.example") {
         let input: Vec<&str> = input.iter().map(String::as_str).collect();
         let modes: [&[&str]; 5] = [&[], &["-vv"], &["--json"], &["--json", "-vv"], &["-q"]];
         for extra in modes {
@@ -373,24 +375,26 @@ fn assert_cut_is_truncation(file: &Path, cut: usize) {
 
 #[test]
 fn damage_mid_file_keeps_what_was_read_and_the_summary() {
-    let f = tmp("damage.pcap");
+    let scratch = Scratch::new("hostile");
+    let f = scratch.join("damage.pcap");
     hostile_gen::damage_caplen(&f, 100 << 20);
     assert_damage_kept(&f);
-    let g = tmp("damage.pcapng");
+    let g = scratch.join("damage.pcapng");
     hostile_gen::damage_pcapng(&g);
     assert_damage_kept(&g);
     // Cut at the end instead: today's truncation, in both formats.
-    let ok = tmp("whole.pcap");
+    let ok = scratch.join("whole.pcap");
     hostile_gen::websocket_capture(&ok);
     assert_cut_is_truncation(&ok, 7);
-    let okng = tmp("whole.pcapng");
+    let okng = scratch.join("whole.pcapng");
     hostile_gen::to_pcapng(&ok, &okng);
     assert_cut_is_truncation(&okng, 7);
 }
 
 #[test]
 fn fragmented_handshakes_are_reassembled_and_a_fragment_flood_is_bounded() {
-    let f = tmp("fragments.pcap");
+    let scratch = Scratch::new("hostile");
+    let f = scratch.join("fragments.pcap");
     let flood = if full() { 200_000 } else { 30_000 };
     hostile_gen::fragments(&f, flood);
     let r = run(&["-r", f.to_str().unwrap(), "--json", "--memcap", "8M"]);
@@ -409,7 +413,8 @@ fn fragmented_handshakes_are_reassembled_and_a_fragment_flood_is_bounded() {
 
 #[test]
 fn oddities_are_flagged() {
-    let f = tmp("oddities.pcap");
+    let scratch = Scratch::new("hostile");
+    let f = scratch.join("oddities.pcap");
     hostile_gen::oddities(&f);
     let r = run(&["-r", f.to_str().unwrap(), "--json", "-v"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -434,10 +439,11 @@ fn oddities_are_flagged() {
 
 #[test]
 fn the_dashboard_shows_what_the_budget_gave_up() {
+    let scratch = Scratch::new("hostile");
     use clap::Parser;
     use ratatui::{Terminal, backend::TestBackend};
     use wstap::tui::{app::App, feed, ui};
-    let f = tmp("flood-tui.pcap");
+    let f = scratch.join("flood-tui.pcap");
     hostile_gen::flood(&f, 30_000, 0.5, 1);
     let args = wstap::cli::Args::parse_from(["wstap", "-r", f.to_str().unwrap(), "--tui", "--memcap", "2M"]);
     let mut p = wstap::app::build_pipeline(&args).unwrap();
@@ -462,13 +468,14 @@ fn the_dashboard_shows_what_the_budget_gave_up() {
 
 #[test]
 fn tls_and_h2_floods_stay_under_the_budget() {
+    let scratch = Scratch::new("hostile");
     // TLS connections whose keys never come (read from a file, their
     // records are not held: all keys are known before the first packet;
     // the held-records path is the memory property test's, under a
     // followed key log), then HTTP/2 connections with 40 streams each and
     // header blocks up to 32 KB; two real sessions after them.
     let (tls, h2, memcap) = if full() { (3000, 2000, 16) } else { (1500, 600, 8) };
-    let f = tmp("tls-h2.pcap");
+    let f = scratch.join("tls-h2.pcap");
     hostile_gen::tls_h2_flood(&f, tls, h2);
     let memcap_arg = format!("{memcap}M");
     let r = run(&["-r", f.to_str().unwrap(), "--json", "--memcap", &memcap_arg]);
@@ -493,10 +500,11 @@ fn tls_and_h2_floods_stay_under_the_budget() {
 /// large run), both with two workers. CPU time, not wall time: a busy machine stretches the wall
 /// clock of both runs unevenly, but not the work done.
 fn scaling(name: &str, small: u32, make: fn(&Path, u32)) -> (f64, u64, u64, Run) {
+    let scratch = Scratch::new("hostile");
     let files: Vec<_> = [small, small * 4]
         .iter()
         .map(|&n| {
-            let f = tmp(&format!("{name}-{n}.pcap"));
+            let f = scratch.join(&format!("{name}-{n}.pcap"));
             make(&f, n);
             f
         })

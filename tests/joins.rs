@@ -180,8 +180,7 @@ fn text_lines_carry_the_ids_of_the_access_log() {
 /// CSI, from the wire).
 #[test]
 fn text_names_the_remote_address_a_forward_carries_redacted_and_escaped() {
-    let dir = std::env::temp_dir().join(format!("wstap-joins-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("joins");
     let pcap = dir.join("forward.pcap");
     let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
     let mut b = PcapBuilder::default();

@@ -280,8 +280,7 @@ fn bad_address_port_in_use_and_unwritable_file_are_one_line_before_capture() {
     let err = one_line_exit_2(&["-r", cap, "--json-file", "/no/such/dir/wstap.jsonl"]);
     assert!(err.contains("/no/such/dir/wstap.jsonl: cannot write JSON Lines there (--json-file)"), "{err}");
     // A link is refused, as for -w.
-    let d = std::env::temp_dir().join(format!("wstap-metrics-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
+    let d = Scratch::new("metrics");
     let link = d.join("link.jsonl");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink("/tmp/elsewhere", &link).unwrap();
@@ -308,9 +307,7 @@ fn split_pcap(data: &[u8], secs: u32) -> (Vec<u8>, Vec<u8>) {
 
 #[test]
 fn a_logrotate_rename_and_sighup_lose_no_line() {
-    let d = std::env::temp_dir().join(format!("wstap-rotate-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
+    let d = Scratch::new("rotate");
     // As under logrotate: the directory is writable by the user packets
     // are parsed as (wstap drops root for it; the new file is its).
     use std::os::unix::fs::PermissionsExt;
@@ -368,8 +365,7 @@ fn beside_the_dashboard_the_endpoint_and_the_file_get_every_record() {
     let mut p = wstap::app::pipeline(&cfg.analysis).unwrap();
     let (mut src, _) = feed::open_source(&cfg.input, None).unwrap();
     let shared = Arc::new(Shared::default());
-    let d = std::env::temp_dir().join(format!("wstap-tui-beside-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
+    let d = Scratch::new("tui-beside");
     let path = d.join("tui.jsonl");
     let _ = std::fs::remove_file(&path);
     let file = wstap::sink::json_file::open_file(&path).unwrap();
@@ -428,8 +424,7 @@ fn a_path_scan_does_not_blow_up_the_scrape() {
         b.fin(&mut s, &c);
         b.advance_ms(20);
     }
-    let d = std::env::temp_dir().join(format!("wstap-scan-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
+    let d = Scratch::new("scan");
     let path = d.join("scan.pcap");
     b.write(&path);
     let (text, s) = scrape_after(&path);
@@ -455,8 +450,7 @@ fn a_path_scan_does_not_blow_up_the_scrape() {
 /// always has, the evictions the summary reports, the three upgrades.
 #[test]
 fn a_syn_flood_moves_counters_not_series() {
-    let d = std::env::temp_dir().join(format!("wstap-flood-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
+    let d = Scratch::new("flood");
     let f = d.join("flood.pcap");
     hostile_gen::flood(&f, 50_000, 0.2, 3);
     let (text, s) = scrape_with(&f, &["--memcap", "4M"]);

@@ -78,5 +78,6 @@ fn no_output_carries_a_secret() {
     // --no-redact shows them.
     let out = wstap(&["-r", f, "-vv", "--no-redact"]);
     let text = String::from_utf8_lossy(&out.stdout);
+    let _ = std::fs::remove_file(&p);
     assert!(SECRETS.iter().all(|s| text.contains(s)), "{text}");
 }

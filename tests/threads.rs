@@ -11,7 +11,7 @@ mod hostile_gen;
 
 use std::path::{Path, PathBuf};
 
-use common::{capture, root, wstap};
+use common::{Scratch, capture, root, wstap};
 use wstap::capture::file::FileSource;
 use wstap::capture::{Next, PacketSource};
 
@@ -149,8 +149,7 @@ fn multiplied_parts(template: &str, parts: &[(u32, i64, i64, usize)], out: &Path
 
 #[test]
 fn generated_benchmark_shapes_give_the_same_output_with_1_2_and_4_threads() {
-    let dir = std::env::temp_dir().join(format!("wstap-threads-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("threads");
     // Both benchmark shapes, ~100 copies at once; the short-session
     // shape; the idle and mass-close captures (closes judged from many
     // sessions, expiry sweeps) repeated.

@@ -374,8 +374,7 @@ fn run_stdin(args: &[&str], input: Vec<u8>) -> std::process::Output {
 
 #[test]
 fn keys_embedded_in_pcapng_are_used_without_keylog_from_files_and_stdin() {
-    let dir = std::env::temp_dir().join(format!("wstap-dsb-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("dsb");
     for (name, ..) in TLS {
         let pcap = std::fs::read(capture(name)).unwrap();
         let secrets = std::fs::read(keys(name)).unwrap();
@@ -425,8 +424,7 @@ fn a_damaged_pcapng_block_keeps_what_was_read_then_fails_and_a_cut_one_is_a_trun
     assert!(err.starts_with("wstap: standard input: pcapng: damaged block"), "{err}");
     assert!(err.contains("analysed everything before the damage"), "{err}");
     // The same from a file, named in the line.
-    let dir = std::env::temp_dir().join(format!("wstap-ngdamage-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("ngdamage");
     let f = dir.join("damaged.pcapng");
     std::fs::write(&f, &ng).unwrap();
     let out = wstap(&["-r", f.to_str().unwrap(), "--json"]);
@@ -485,8 +483,7 @@ fn bad_key_logs_are_reported_never_a_panic() {
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(msg) && err.contains("--keylog"), "{err}");
     }
-    let dir = std::env::temp_dir().join(format!("wstap-badkeys-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("badkeys");
     // Nothing usable: a warning, analysis as without keys.
     let junk = dir.join("junk.log");
     std::fs::write(&junk, b"hello\nCLIENT_RANDOM zz 11\n\xff\xfe\nSERVER_TRAFFIC_SECRET_0 abcd\n").unwrap();
@@ -574,8 +571,7 @@ fn decrypted_headers_are_redacted_like_plaintext_ones() {
     b.fin(&mut p, &c);
     b.fin(&mut u, &bk);
     b.fin(&mut bk, &u);
-    let dir = std::env::temp_dir().join(format!("wstap-redact-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("redact-tls");
     let pcap = dir.join("t.pcap");
     b.write(&pcap);
     let kl = dir.join("k.log");

@@ -408,14 +408,12 @@ fn a_capture_cut_inside_a_packet_ends_the_same_with_two_workers() {
     // The file ends inside a packet record: both say so in `Done`, and
     // show what came before, the summary marked truncated.
     let whole = std::fs::read(capture("nginx-healthy.pcap")).unwrap();
-    let dir = std::env::temp_dir().join(format!("wstap-tui-cut-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::Scratch::new("tui-cut");
     let cut = dir.join("cut.pcap");
     std::fs::write(&cut, &whole[..whole.len() * 2 / 3]).unwrap();
     let cut = cut.to_str().unwrap();
     let (one, _, end1) = app_from_file(cut, FeedOptions::default(), &["--threads", "1"]);
     let (two, _, end2) = app_from_file(cut, FeedOptions::default(), &["--threads", "2"]);
-    std::fs::remove_dir_all(&dir).ok();
     let msg = end1.expect("a cut file is not an error").expect("a cut file says so");
     assert!(msg.contains("truncated dump file"), "{msg}");
     assert_eq!(end2, Ok(Some(msg)));

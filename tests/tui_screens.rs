@@ -291,35 +291,12 @@ fn tab_labels_separate_the_hotkey_from_the_count() {
     assert!(top.contains(" 1 Overview  2 Findings (3)  3 Sessions (0 open)  4 Latency "), "{top}");
 }
 
-/// A directory of its own for a test's exports, removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = std::path::PathBuf;
-    fn deref(&self) -> &std::path::PathBuf {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempdir(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("wstap-export-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
-}
-
 /// `e` writes the selected session (its handshake, its record, its
 /// finding) or finding as JSON Lines; `w` a pcap of its connections that
 /// wstap reads back as the same session.
 #[test]
 fn export_a_session_and_a_finding() {
-    let dir = tempdir("session");
+    let dir = common::Scratch::new("export-session");
     let mut app = app_from("nginx-idle-60.pcap");
     app.export_dir = dir.to_path_buf();
     press(&mut app, KeyCode::Char('3'));
@@ -356,7 +333,7 @@ fn export_a_session_and_a_finding() {
     assert_eq!(rs.iter().filter(|r| r["kind"] == "idle-timeout-close").count(), 1, "and its finding again");
 
     // A finding, from the Findings list.
-    let dir = tempdir("finding");
+    let dir = common::Scratch::new("export-finding");
     let mut app = app_from("nginx-wrong-location.pcap");
     app.export_dir = dir.to_path_buf();
     press(&mut app, KeyCode::Char('2'));
@@ -433,7 +410,7 @@ fn session_detail_of_an_h2_stream_and_of_an_encrypted_client_hop() {
 /// a capture file cut the same way is an error.
 #[test]
 fn a_pcap_export_from_a_growing_file_stops_at_its_last_whole_packet() {
-    let dir = tempdir("growing");
+    let dir = common::Scratch::new("export-growing");
     let src = std::fs::read(capture("nginx-healthy.pcap")).unwrap();
     let cut = dir.join("being-written.pcap");
     std::fs::write(&cut, &src[..src.len() - 20]).unwrap();
