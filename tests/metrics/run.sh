@@ -204,6 +204,20 @@ wait_for 10 adds_up wstap_capture_ring_packets_total ring wstap_capture_received
 # tick's numbers).
 wait_for 10 adds_up wstap_worker_packets_total worker wstap_tcp_packets_total \
     || die "worker series: $(curl -sS "http://127.0.0.1:$M2/metrics" | grep -E '^wstap_(worker_packets|tcp_packets)_total')"
+# Each worker's open connections add up to the flow table's (every
+# class), while a session is held open through the proxy (its two hops).
+lab_client_bg "$R/hold.jsonl" 20 ws "ws://127.0.0.1:$FRONT/ws" --count 1 --idle 3 --ping-interval none --close --group hold
+HOLD=$LAB_LAST_PID
+open_adds_up() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$M2/metrics" | awk '
+        index($1, "wstap_worker_connections{worker=\"") == 1 { w += $2; n++ }
+        index($1, "wstap_flow_table_connections{class=\"") == 1 { t += $2 }
+        END { exit !(n == 2 && w >= 2 && w == t) }'
+}
+wait_for 10 open_adds_up \
+    || die "open connections per worker: $(curl -sS "http://127.0.0.1:$M2/metrics" | grep -E '^wstap_(worker|flow_table)_connections')"
+wait "$HOLD" || die "the held session's client failed: $(tail -3 "$R/hold.jsonl.stderr")"
+wait_for 10 at_least "$L/findings.jsonl" session 4 || die "the held session is not out: $(cat "$L/findings.jsonl")"
 # Every thread (the endpoint's included, started once privileges were
 # dropped) runs as nobody with no capability and no_new_privs.
 tasks=0
@@ -219,10 +233,10 @@ wait_for 10 eval '! kill -0 $SPID 2>/dev/null' || die "the service did not stop"
 wait "$SPID"; rc=$?
 [ "$rc" = 0 ] || die "the service exited $rc: $(cat "$R/svc.err")"
 [ "$(count_lines "$L/findings.jsonl.1" handshake)" = 2 ] || die "rotated file: $(cat "$L/findings.jsonl.1")"
-[ "$(count_lines "$L/findings.jsonl" handshake)" = 3 ] || die "new file: $(cat "$L/findings.jsonl")"
-tail -1 "$L/findings.jsonl" | grep -q '"type":"summary".*"handshakes":{"total":5,"upgraded":5' \
+[ "$(count_lines "$L/findings.jsonl" handshake)" = 4 ] || die "new file: $(cat "$L/findings.jsonl")"
+tail -1 "$L/findings.jsonl" | grep -q '"type":"summary".*"handshakes":{"total":6,"upgraded":6' \
     || die "the summary is not last in the new file: $(tail -1 "$L/findings.jsonl")"
-ok "ran as nobody, every thread ($tasks, two capture rings among them) without capability and with no_new_privs; both rings counted on the endpoint; 2 + 3 handshakes split across the rotation, none lost; summary in the new file"
+ok "ran as nobody, every thread ($tasks, two capture rings among them) without capability and with no_new_privs; both rings and both workers counted on the endpoint, the workers' open connections adding up to the table's; 2 + 4 handshakes split across the rotation, none lost; summary in the new file"
 
 elapsed=$((SECONDS - T_START))
 [ "$elapsed" -lt 120 ] || die "took ${elapsed}s (budget 120 s)"
