@@ -34,6 +34,7 @@ pub fn pipeline(cfg: &Analysis) -> Result<Pipeline> {
     let limits = Limits { verbose: cfg.verbose, memcap: cfg.memcap, ..Limits::default() };
     let mut p = Pipeline::new(correlate, detectors(cfg), limits);
     p.threads = cfg.threads;
+    p.cpus = cfg.cpus.clone();
     load_keys(cfg, p.keys())?;
     Ok(p)
 }
@@ -148,6 +149,10 @@ pub fn run(args: Args) -> Result<i32> {
 
 /// Runs a checked analysis: the dashboard, a live capture or a file.
 fn analyse(cfg: Config) -> Result<i32> {
+    // `--cpus`: before any other thread starts (they inherit the set).
+    if let Some(cpus) = &cfg.analysis.cpus {
+        crate::cpus::confine(cpus).map_err(Error::Usage)?;
+    }
     let beside = open_beside(&cfg.output)?;
     let mut pipeline = pipeline(&cfg.analysis)?;
     // `-e`: the pipeline notes each connection's first link header, the

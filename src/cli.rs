@@ -231,6 +231,13 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
+    /// Run on these CPUs only (a list such as 2-5,8, as taskset -c takes):
+    /// every thread stays on the list and each analysis worker is pinned
+    /// to one CPU of it, in order. Keeps wstap off the proxy's own cores.
+    /// With it, the default --threads counts the listed CPUs.
+    #[arg(long, value_name = "LIST")]
+    pub cpus: Option<String>,
+
     /// Serve Prometheus metrics at http://ADDR/metrics while running (IP:PORT, [IPv6]:PORT, or :PORT for loopback; see docs/metrics.md).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,

@@ -91,6 +91,8 @@ pub struct Analysis {
     /// `--threads`: flow-sharded workers (capture files and live capture;
     /// the dashboard uses one thread).
     pub threads: usize,
+    /// `--cpus`: the CPUs the process runs on, one per worker in turn.
+    pub cpus: Option<crate::cpus::Cpus>,
 }
 
 /// Lines on standard output.
@@ -380,6 +382,14 @@ impl Analysis {
             Some(m) => crate::budget::parse_size(m).map_err(Error::Usage)?,
             None => crate::budget::DEFAULT_MEMCAP,
         };
+        let cpus = match &args.cpus {
+            Some(text) => {
+                let cpus = crate::cpus::parse(text).map_err(Error::Usage)?;
+                crate::cpus::check(&cpus, &crate::cpus::allowed()).map_err(Error::Usage)?;
+                Some(cpus)
+            }
+            None => None,
+        };
         let threads = match args.threads {
             Some(n) if !(1..=crate::shard::MAX_THREADS).contains(&n) => {
                 return Err(Error::usage(format!(
@@ -399,7 +409,7 @@ impl Analysis {
             }
             Some(n) => n,
             None if args.link_header || args.replay.is_some() => 1,
-            None => crate::shard::default_threads_for(args.read.as_deref()),
+            None => crate::shard::default_threads_for(args.read.as_deref(), cpus.as_ref().map(Vec::len)),
         };
         Ok(Analysis {
             // -A and -X print the HTTP messages' heads: they need them made.
@@ -413,6 +423,7 @@ impl Analysis {
             memcap,
             keylogs: args.keylog.clone(),
             threads,
+            cpus,
         })
     }
 }
@@ -600,6 +611,17 @@ mod tests {
         assert_eq!(c.analysis.threads, 2);
         let Command::Analyse(c) = check(&["-r", "x", "--tui", "--replay", "2"]).unwrap() else { panic!() };
         assert_eq!(c.analysis.threads, 1);
+        // --cpus: kept as a list; the CPUs this process may use only.
+        let first = crate::cpus::allowed()[0];
+        let list = first.to_string();
+        let Command::Analyse(c) = check(&["-i", "lo", "-Z", "root", "--threads", "2", "--cpus", &list]).unwrap() else {
+            panic!()
+        };
+        assert_eq!((c.analysis.threads, c.analysis.cpus), (2, Some(vec![first])));
+        assert!(err(&["-r", "x", "--cpus", "2-1"]).starts_with("invalid --cpus '2-1'"));
+        // The default --threads for a big file counts the listed CPUs.
+        assert_eq!(crate::shard::default_threads(Some(3)), 3);
+        assert_eq!(crate::shard::default_threads(Some(40)), crate::shard::MAX_DEFAULT_THREADS);
         // Live output is line-buffered.
         let Command::Analyse(c) = check(&["-i", "lo", "-Z", "root"]).unwrap() else { panic!() };
         assert!(c.output.line_buffered);

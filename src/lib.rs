@@ -13,6 +13,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod correlate;
+pub mod cpus;
 pub mod decode;
 pub mod detect;
 pub mod error;

@@ -50,6 +50,8 @@ pub struct Pipeline {
     /// Flow-sharded workers for capture files (`--threads`; 1: this
     /// thread does everything).
     pub threads: usize,
+    /// `--cpus`: worker i is pinned to the list's i-th CPU (in turn).
+    pub cpus: Option<crate::cpus::Cpus>,
     /// Secrets are masked in every record before it reaches a sink.
     redact: crate::redact::Redactor,
     /// Live capture on the command line: say on stderr, while it happens,
@@ -86,6 +88,7 @@ impl Pipeline {
             now: Ts::ZERO,
             limits,
             threads,
+            cpus: None,
             links: None,
         }
     }

@@ -94,18 +94,19 @@ pub const MAX_THREADS: usize = 64;
 /// `--threads` says otherwise: they are analysed in milliseconds either way.
 pub const AUTO_MIN_BYTES: u64 = 64 << 20;
 
-/// The default number of workers: the available cores, capped.
-pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_DEFAULT_THREADS)
+/// The default number of workers: the available cores (or the CPUs
+/// `--cpus` lists, `cores`), capped.
+pub fn default_threads(cores: Option<usize>) -> usize {
+    cores.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).clamp(1, MAX_DEFAULT_THREADS)
 }
 
 /// The default for an input: [`default_threads`] for a capture file of
 /// [`AUTO_MIN_BYTES`] or more, else one (small files, standard input, and
 /// live capture, which uses one analysis thread behind its capture thread
 /// unless asked: docs/design.md "Threads").
-pub fn default_threads_for(read: Option<&str>) -> usize {
+pub fn default_threads_for(read: Option<&str>, cores: Option<usize>) -> usize {
     match read {
-        Some(f) if f != "-" && std::fs::metadata(f).is_ok_and(|m| m.len() >= AUTO_MIN_BYTES) => default_threads(),
+        Some(f) if f != "-" && std::fs::metadata(f).is_ok_and(|m| m.len() >= AUTO_MIN_BYTES) => default_threads(cores),
         _ => 1,
     }
 }
@@ -583,6 +584,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
     let limits = Limits { memcap: (p.limits.memcap / n as u64).max(1), ..p.limits };
     let keys = p.flows.keys().clone();
     let redact = p.redactor();
+    let cpus = p.cpus.clone();
     // Live capture: batches go out as soon as the capture has nothing more
     // queued, records are written as soon as they are correlated, and the
     // open sessions' rows are made for the detectors at each tick.
@@ -614,9 +616,15 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
             let (stx, srx) = sync_channel::<Output>(2);
             let mut table = FlowTable::new(limits);
             table.share_keys(keys.clone());
+            let cpus = cpus.clone();
             let h = std::thread::Builder::new()
                 .name(format!("wstap-worker-{w}"))
-                .spawn_scoped(scope, move || work(w as u16, live || runtime, table, jrx, otx, srx))
+                .spawn_scoped(scope, move || {
+                    if let Some(c) = &cpus {
+                        crate::cpus::pin_worker(c, w);
+                    }
+                    work(w as u16, live || runtime, table, jrx, otx, srx)
+                })
                 .map_err(|e| Error::msg(format!("cannot start a worker thread: {e}")))?;
             to.push(jtx);
             from.push(orx);

@@ -51,7 +51,7 @@ fn run(args: &[&str]) -> Run {
 /// the child's ru_maxrss.
 fn run_with_stdin(args: &[&str], input: Option<&Path>) -> Run {
     let scratch = Scratch::new("hostile");
-    let out_path = scratch.join(&format!("out-{}", rand_tag()));
+    let out_path = scratch.join(format!("out-{}", rand_tag()));
     let err_path = out_path.with_extension("err");
     let usage_path = out_path.with_extension("usage");
     let status = Command::new("/usr/bin/time")
@@ -220,12 +220,12 @@ fn assert_terminal_safe(out: &str, what: &str) {
 /// plaintext through the proxy, the same with its client hops TLS 1.3 and
 /// decrypted with their key log, and (given) an HTTP/2 connection.
 fn variants(scratch: &Path, name: &str, plain: fn(&Path) -> u64, sni: &str) -> Vec<(String, Vec<String>)> {
-    let f = scratch.join(&format!("{name}.pcap"));
+    let f = scratch.join(format!("{name}.pcap"));
     plain(&f);
-    let t = scratch.join(&format!("{name}-tls.pcap"));
-    let k = scratch.join(&format!("{name}-tls.keys"));
+    let t = scratch.join(format!("{name}-tls.pcap"));
+    let k = scratch.join(format!("{name}-tls.keys"));
     assert!(hostile_gen::as_tls(&f, sni, &t, &k) > 0);
-    let h = scratch.join(&format!("{name}-h2.pcap"));
+    let h = scratch.join(format!("{name}-h2.pcap"));
     hostile_gen::h2_escapes_secrets(&h);
     let s = |p: &Path| p.to_str().unwrap().to_string();
     vec![
@@ -504,7 +504,7 @@ fn scaling(name: &str, small: u32, make: fn(&Path, u32)) -> (f64, u64, u64, Run)
     let files: Vec<_> = [small, small * 4]
         .iter()
         .map(|&n| {
-            let f = scratch.join(&format!("{name}-{n}.pcap"));
+            let f = scratch.join(format!("{name}-{n}.pcap"));
             make(&f, n);
             f
         })

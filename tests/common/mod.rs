@@ -1,6 +1,8 @@
 //! Helpers for the integration tests: run the real binary, parse its JSON.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
