@@ -226,15 +226,17 @@ pub struct Args {
     /// Threads for the per-packet work: connections are spread over N
     /// workers, correlation stays on one; the output does not depend on N.
     /// Default: the available cores (at most 8) for files of 64 MiB or
-    /// more, else 1 (one thread); live capture (-i) uses one unless asked,
-    /// and --replay one only. The dashboard (--tui) takes it too.
+    /// more, else 1 (one thread); live capture (-i) uses one unless asked
+    /// (with --cpus, one per listed CPU), and --replay one only. The
+    /// dashboard (--tui) takes it too.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
     /// Run on these CPUs only (a list such as 2-5,8, as taskset -c takes):
     /// every thread stays on the list and each analysis worker is pinned
     /// to one CPU of it, in order. Keeps wstap off the proxy's own cores.
-    /// With it, the default --threads counts the listed CPUs.
+    /// With it, the default --threads (large files, and live capture)
+    /// counts the listed CPUs.
     #[arg(long, value_name = "LIST")]
     pub cpus: Option<String>,
 

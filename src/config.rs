@@ -409,6 +409,11 @@ impl Analysis {
             }
             Some(n) => n,
             None if args.link_header || args.replay.is_some() => 1,
+            // Live with --cpus: the CPUs given to wstap, a worker each (as
+            // Suricata runs a worker per CPU of its worker-cpu-set); else one.
+            None if args.interface.is_some() => {
+                cpus.as_ref().map_or(1, |c| crate::shard::default_threads(Some(c.len())))
+            }
             None => crate::shard::default_threads_for(args.read.as_deref(), cpus.as_ref().map(Vec::len)),
         };
         Ok(Analysis {
@@ -618,6 +623,12 @@ mod tests {
             panic!()
         };
         assert_eq!((c.analysis.threads, c.analysis.cpus), (2, Some(vec![first])));
+        // Live, the default is a worker per listed CPU (one without --cpus).
+        let here = crate::cpus::format(&crate::cpus::allowed());
+        let Command::Analyse(c) = check(&["-i", "lo", "-Z", "root", "--cpus", &here]).unwrap() else { panic!() };
+        assert_eq!(c.analysis.threads, crate::cpus::allowed().len().min(crate::shard::MAX_DEFAULT_THREADS));
+        let Command::Analyse(c) = check(&["-i", "lo", "-Z", "root"]).unwrap() else { panic!() };
+        assert_eq!(c.analysis.threads, 1);
         assert!(err(&["-r", "x", "--cpus", "2-1"]).starts_with("invalid --cpus '2-1'"));
         // The default --threads for a big file counts the listed CPUs.
         assert_eq!(crate::shard::default_threads(Some(3)), 3);

@@ -25,18 +25,8 @@ fn threads_of(pid: u32) -> Vec<(String, String)> {
     out
 }
 
-/// The threads once both workers have started (bounded wait).
-fn with_two_workers(pid: u32) -> Vec<(String, String)> {
-    let start = Instant::now();
-    loop {
-        let t = threads_of(pid);
-        if t.iter().filter(|(n, _)| n.starts_with("wstap-worker-")).count() == 2
-            || start.elapsed() > Duration::from_secs(10)
-        {
-            return t;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn workers_in(threads: &[(String, String)]) -> usize {
+    threads.iter().filter(|(n, _)| n.starts_with("wstap-worker-")).count()
 }
 
 /// The CPUs this test may run on, as the kernel lists them.
@@ -45,21 +35,55 @@ fn allowed() -> Vec<usize> {
     wstap::cpus::parse(field(&status, "Cpus_allowed_list:")).unwrap()
 }
 
-/// A live capture on lo with two workers and `extra` options: its threads.
-fn live_threads(extra: &[&str]) -> Vec<(String, String)> {
+/// A live capture on lo with `args`: its threads once `settled` says they
+/// are (a thread is named, and a worker pinned, a moment after it starts;
+/// at most 10 s), or as they are then.
+fn live_threads(args: &[&str], settled: impl Fn(&[(String, String)]) -> bool) -> Vec<(String, String)> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wstap"));
-    cmd.args(["-i", "lo", "-q", "--threads", "2"]).args(extra).arg("tcp port 1");
+    cmd.args(["-i", "lo", "-q"]).args(args).arg("tcp port 1");
     let mut w = Running::start(cmd);
     assert!(w.listening(), "wstap did not start: {:?}", w.stderr);
-    let threads = with_two_workers(w.pid());
+    let start = Instant::now();
+    let threads = loop {
+        let t = threads_of(w.pid());
+        if settled(&t) || start.elapsed() > Duration::from_secs(10) {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let (_, code, err) = w.stop();
     assert_eq!(code, 0, "{err:?}");
-    assert_eq!(threads.iter().filter(|(n, _)| n.starts_with("wstap-worker-")).count(), 2, "{threads:?}");
     threads
 }
 
 fn worker(threads: &[(String, String)], i: usize) -> Option<&str> {
     threads.iter().find(|(n, _)| *n == format!("wstap-worker-{i}")).map(|t| t.1.as_str())
+}
+
+/// `workers` workers, worker i on the list's i-th CPU (in turn), every other
+/// thread named and on the whole list.
+fn placed(threads: &[(String, String)], list: &[usize], workers: usize) -> Result<(), String> {
+    let text = wstap::cpus::format(list);
+    if workers_in(threads) != workers {
+        return Err(format!("{} workers, not {workers}", workers_in(threads)));
+    }
+    for i in 0..workers {
+        let want = list[i % list.len()].to_string();
+        if worker(threads, i) != Some(want.as_str()) {
+            return Err(format!("wstap-worker-{i} on {:?}, not on {want}", worker(threads, i)));
+        }
+    }
+    let others: Vec<_> = threads.iter().filter(|(n, _)| !n.starts_with("wstap-worker-")).collect();
+    // The main thread, the capture thread, the correlator, the writer, each named.
+    for name in ["wstap", "wstap-capture", "wstap-correlato", "wstap-writer"] {
+        if others.iter().filter(|(n, _)| n == name).count() != 1 {
+            return Err(format!("no single {name} thread"));
+        }
+    }
+    match others.iter().find(|(_, c)| *c != text) {
+        Some((n, c)) => Err(format!("{n} may run on {c}, outside {text}")),
+        None => Ok(()),
+    }
 }
 
 #[test]
@@ -69,28 +93,28 @@ fn each_worker_runs_on_its_cpu_and_every_other_thread_on_the_list() {
         return;
     }
     let here = allowed();
-    let everywhere = wstap::cpus::format(&here);
+    let check = |args: &[&str], list: &[usize], workers: usize| {
+        let threads = live_threads(args, |t| placed(t, list, workers).is_ok());
+        if let Err(e) = placed(&threads, list, workers) {
+            panic!("{args:?}: {e}: {threads:?}");
+        }
+    };
     // One CPU, the last this test may use (not the first, so that a list
     // ignored would show): every thread on it, both workers included.
-    let last = here.last().unwrap().to_string();
-    let threads = live_threads(&["--cpus", &last]);
-    assert!(threads.len() >= 5, "the main thread, capture, correlator, writer and workers: {threads:?}");
-    for (name, cpus) in &threads {
-        assert_eq!(*cpus, last, "{name} runs outside --cpus {last}: {threads:?}");
-    }
+    let last = [*here.last().unwrap()];
+    check(&["--threads", "2", "--cpus", &wstap::cpus::format(&last)], &last, 2);
     // Two CPUs (or the one twice): each worker pinned to its own, in
     // order; every other thread may use both.
     let list: Vec<usize> = here.iter().rev().take(2).rev().copied().collect();
     let text = wstap::cpus::format(&list);
-    let threads = live_threads(&["--cpus", &text]);
-    assert_eq!(worker(&threads, 0), Some(list[0].to_string().as_str()), "{threads:?}");
-    assert_eq!(worker(&threads, 1), Some(list[1 % list.len()].to_string().as_str()), "{threads:?}");
-    for (name, cpus) in threads.iter().filter(|(n, _)| !n.starts_with("wstap-worker-")) {
-        assert_eq!(*cpus, text, "{name} runs outside --cpus {text}: {threads:?}");
-    }
+    check(&["--threads", "2", "--cpus", &text], &list, 2);
+    // Not asked for a number, live capture runs a worker per listed CPU.
+    check(&["--cpus", &text], &list, list.len());
     // Without --cpus nothing is pinned: every thread may run anywhere the
     // process may.
-    let threads = live_threads(&[]);
+    let everywhere = wstap::cpus::format(&here);
+    let threads = live_threads(&["--threads", "2"], |t| workers_in(t) == 2);
+    assert_eq!(workers_in(&threads), 2, "{threads:?}");
     assert!(threads.iter().all(|(_, c)| *c == everywhere), "{threads:?}");
 }
 
