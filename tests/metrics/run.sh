@@ -163,8 +163,11 @@ L=$R/log
 mkdir -p "$L" && chown root:nogroup "$L" && chmod 0770 "$L"
 M2=$((BASE_FRONT + 4))
 lab_wait_free "$M2" 5 || die "port $M2 is busy"
+# --cpus: every CPU this test may use, a worker pinned on each in turn
+# (docs/live.md "CPUs"), under the unit's bounded capabilities.
+CPUS=$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status)
 setpriv --bounding-set -all,+net_raw,+net_admin,+setuid,+setgid -- \
-    "$WSTAP" -i lo -q --threads 2 --fanout 2 --metrics "127.0.0.1:$M2" --json-file "$L/findings.jsonl" -Z nobody "$FILTER" \
+    "$WSTAP" -i lo -q --threads 2 --fanout 2 --cpus "$CPUS" --metrics "127.0.0.1:$M2" --json-file "$L/findings.jsonl" -Z nobody "$FILTER" \
     >"$R/svc.out" 2>"$R/svc.err" &
 SPID=$!
 LAB_PIDS+=("$SPID")
@@ -226,6 +229,13 @@ for st in /proc/"$SPID"/task/*/status; do
     grep -q '^Uid:[[:space:]]*65534' "$st" && grep -q '^CapPrm:[[:space:]]*0000000000000000' "$st" \
         && grep -q '^CapEff:[[:space:]]*0000000000000000' "$st" && grep -q '^NoNewPrivs:[[:space:]]*1' "$st" \
         || die "thread $(grep '^Name' "$st") keeps privileges: $(grep -E '^(Uid|Cap|NoNew)' "$st" | tr '\n' ' ')"
+    # A worker runs on one CPU of the list, every other thread on the list.
+    on=$(awk '/^Cpus_allowed_list:/ { print $2 }' "$st")
+    if grep -q '^Name:[[:space:]]*wstap-worker-' "$st"; then
+        case "$on" in *[,-]*) die "$(grep '^Name' "$st") not pinned: $on" ;; esac
+    else
+        [ "$on" = "$CPUS" ] || die "$(grep '^Name' "$st") runs on $on, outside --cpus $CPUS"
+    fi
 done
 [ "$tasks" -ge 7 ] || die "expected two capture threads, the reader, two workers, the correlator and the endpoint, found $tasks"
 kill -INT "$SPID"
@@ -236,7 +246,7 @@ wait "$SPID"; rc=$?
 [ "$(count_lines "$L/findings.jsonl" handshake)" = 4 ] || die "new file: $(cat "$L/findings.jsonl")"
 tail -1 "$L/findings.jsonl" | grep -q '"type":"summary".*"handshakes":{"total":6,"upgraded":6' \
     || die "the summary is not last in the new file: $(tail -1 "$L/findings.jsonl")"
-ok "ran as nobody, every thread ($tasks, two capture rings among them) without capability and with no_new_privs; both rings and both workers counted on the endpoint, the workers' open connections adding up to the table's; 2 + 4 handshakes split across the rotation, none lost; summary in the new file"
+ok "ran as nobody, every thread ($tasks, two capture rings among them) without capability and with no_new_privs, on --cpus $CPUS (each worker pinned to one); both rings and both workers counted on the endpoint, the workers' open connections adding up to the table's; 2 + 4 handshakes split across the rotation, none lost; summary in the new file"
 
 elapsed=$((SECONDS - T_START))
 [ "$elapsed" -lt 120 ] || die "took ${elapsed}s (budget 120 s)"
