@@ -11,6 +11,9 @@
 #   HOSTILE=0 bash bench/run.sh                        plaintext shapes only
 #   WSTAP_BEFORE=/path/to/old/wstap bash bench/run.sh  an older build too
 #   THREADS="1 2 4" bash bench/run.sh                   --threads rows (default "1 2")
+#   PGO=0 bash bench/run.sh                            the plain release build rather
+#                                                      than the profile-guided one
+#                                                      the package ships (scripts/pgo.sh)
 #
 # Hostile captures (tests/hostile_gen, examples/hostilegen), the issue's
 # sizes: a million SYNs in 4 s with three real WebSocket sessions through
@@ -53,7 +56,14 @@ for p in tcpdump tshark time; do
 done
 
 cargo build --release --quiet --bin wstap --example benchgen --example hostilegen
-WSTAP=$PWD/target/release/wstap
+# wstap as the package ships it: the profile-guided build (scripts/pgo.sh;
+# PGO=0 measures the plain release build).
+if [ "${PGO:-1}" != 0 ]; then
+  WSTAP=$PWD/$(bash scripts/pgo.sh | tail -n 1)
+else
+  WSTAP=$PWD/target/release/wstap
+fi
+echo "bench: wstap is $WSTAP" >&2
 GEN=$PWD/target/release/examples/benchgen
 HGEN=$PWD/target/release/examples/hostilegen
 HOSTILE=${HOSTILE:-1}
