@@ -24,11 +24,14 @@ find_profdata() {
   fi
 }
 find_profdata
-if [ -z "$profdata" ] && apt-cache show "llvm-$major" >/dev/null 2>&1; then
+if [ -z "$profdata" ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  echo "pgo: installing llvm-$major (llvm-profdata for rustc's LLVM $major)" >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "llvm-$major" >/dev/null
-  find_profdata
+  apt-cache show "llvm-$major" >/dev/null 2>&1 || $sudo apt-get update -qq >/dev/null 2>&1 || true
+  if apt-cache show "llvm-$major" >/dev/null 2>&1; then
+    echo "pgo: installing llvm-$major (llvm-profdata for rustc's LLVM $major)" >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "llvm-$major" >/dev/null || true
+    find_profdata
+  fi
 fi
 if [ -z "$profdata" ]; then
   echo "pgo: no llvm-profdata for LLVM $major (rustc's): building without a profile" >&2
