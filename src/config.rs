@@ -157,9 +157,11 @@ impl Command {
     /// have stopped at.
     pub fn from_args(args: &Args) -> Result<Command> {
         if let Some(what) = args.generate {
+            only(args, &["generate"], "--generate prints its text and exits")?;
             return Ok(Command::Generate(what));
         }
         if args.list_interfaces {
+            only(args, &["list_interfaces"], "-D lists the interfaces and exits")?;
             return Ok(Command::ListInterfaces);
         }
         if args.replay.is_some() && args.read.is_none() {
@@ -177,6 +179,7 @@ impl Command {
         }
         check_applies(args)?;
         if let (true, Some(iface)) = (args.list_linktypes, &args.interface) {
+            only(args, &["list_linktypes", "interface"], "-L lists the link types of -i IFACE and exits")?;
             return Ok(Command::ListLinktypes(iface.clone()));
         }
         let filter = filter(args)?;
@@ -272,6 +275,27 @@ const APPLIES: &[(&str, &str, Needs)] = &[
     ("verbose", "-v", Needs::Lines),
     ("replay", "--replay", Needs::Replay),
 ];
+
+/// `--generate`, `-D` and `-L` do one thing and exit: any option beside
+/// `ids` would be ignored, so it is refused (tcpdump's no-ops `-n` and `-p`
+/// aside, accepted everywhere).
+fn only(args: &Args, ids: &[&str], what: &str) -> Result<()> {
+    let noop = ["numeric", "no_promiscuous"];
+    let Some(other) = args.given.iter().find(|g| !ids.contains(&g.as_str()) && !noop.contains(&g.as_str())) else {
+        return Ok(());
+    };
+    use clap::CommandFactory;
+    let cmd = Args::command();
+    let flag = cmd.get_arguments().find(|a| a.get_id() == other.as_str()).map_or_else(
+        || other.clone(),
+        |a| match (a.get_long(), a.get_short()) {
+            (_, Some(c)) => format!("-{c}"),
+            (Some(l), None) => format!("--{l}"),
+            (None, None) => "a filter expression".to_string(),
+        },
+    );
+    Err(Error::usage(format!("{what}: {flag} would be ignored; give it alone")))
+}
 
 /// Checks that every option the line gave applies to the run it asks for.
 fn check_applies(args: &Args) -> Result<()> {
@@ -636,8 +660,27 @@ mod tests {
         // Live output is line-buffered.
         let Command::Analyse(c) = check(&["-i", "lo", "-Z", "root"]).unwrap() else { panic!() };
         assert!(c.output.line_buffered);
-        assert!(matches!(check(&["--generate", "man", "--timeout", "0"]).unwrap(), Command::Generate(_)));
-        assert!(matches!(check(&["-D", "--memcap", "x"]).unwrap(), Command::ListInterfaces));
+        assert!(matches!(check(&["--generate", "man"]).unwrap(), Command::Generate(_)));
+        assert!(matches!(check(&["-D", "-n"]).unwrap(), Command::ListInterfaces));
+        assert!(matches!(check(&["-i", "eth0", "-L"]).unwrap(), Command::ListLinktypes(_)));
+        // They do one thing: another option would be ignored, so it is refused.
+        assert_eq!(
+            err(&["--generate", "man", "--timeout", "0"]),
+            "--generate prints its text and exits: --timeout would be ignored; give it alone"
+        );
+        assert_eq!(
+            err(&["-D", "--memcap", "x"]),
+            "-D lists the interfaces and exits: --memcap would be ignored; give it alone"
+        );
+        assert_eq!(
+            err(&["-D", "-r", "f.pcap"]),
+            "-D lists the interfaces and exits: -r would be ignored; give it alone"
+        );
+        assert_eq!(
+            err(&["-i", "eth0", "-L", "--json"]),
+            "-L lists the link types of -i IFACE and exits: --json would be ignored; give it alone"
+        );
+        assert!(err(&["-D", "tcp", "port", "80"]).contains("a filter expression would be ignored"));
     }
 
     #[test]
