@@ -284,17 +284,21 @@ fn only(args: &Args, ids: &[&str], what: &str) -> Result<()> {
     let Some(other) = args.given.iter().find(|g| !ids.contains(&g.as_str()) && !noop.contains(&g.as_str())) else {
         return Ok(());
     };
+    let flag = typed_flag(other).unwrap_or_else(|| "a filter expression".to_string());
+    Err(Error::usage(format!("{what}: {flag} would be ignored; give it alone")))
+}
+
+/// How option `id` (a field name) is typed: its short form, else its long
+/// one; `None` for the filter expression (no flag) or an unknown id.
+fn typed_flag(id: &str) -> Option<String> {
     use clap::CommandFactory;
     let cmd = Args::command();
-    let flag = cmd.get_arguments().find(|a| a.get_id() == other.as_str()).map_or_else(
-        || other.clone(),
-        |a| match (a.get_long(), a.get_short()) {
-            (_, Some(c)) => format!("-{c}"),
-            (Some(l), None) => format!("--{l}"),
-            (None, None) => "a filter expression".to_string(),
-        },
-    );
-    Err(Error::usage(format!("{what}: {flag} would be ignored; give it alone")))
+    let arg = cmd.get_arguments().find(|a| a.get_id() == id)?;
+    match (arg.get_short(), arg.get_long()) {
+        (Some(c), _) => Some(format!("-{c}")),
+        (None, Some(l)) => Some(format!("--{l}")),
+        (None, None) => None,
+    }
 }
 
 /// Checks that every option the line gave applies to the run it asks for.
@@ -685,16 +689,8 @@ mod tests {
 
     #[test]
     fn every_option_the_table_names_exists() {
-        use clap::CommandFactory;
-        let cmd = Args::command();
         for (id, flag, _) in APPLIES {
-            let arg = cmd.get_arguments().find(|a| a.get_id() == *id).unwrap_or_else(|| panic!("no option {id}"));
-            let typed = match (arg.get_short(), arg.get_long()) {
-                (Some(c), _) => format!("-{c}"),
-                (None, Some(l)) => format!("--{l}"),
-                _ => unreachable!(),
-            };
-            assert_eq!(typed, *flag, "{id}");
+            assert_eq!(typed_flag(id).unwrap_or_else(|| panic!("no option {id}")), *flag, "{id}");
         }
     }
 
