@@ -636,7 +636,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
         type Snapshot = Option<Box<crate::runtime::RuntimeSnapshot>>;
         type View = Option<Box<crate::tui::feed::Snapshot>>;
         let (ctx, crx) = sync_channel::<Option<Arc<Batch>>>(IN_FLIGHT + 2);
-        let (rtx, rrx) = sync_channel::<(Vec<Record>, Option<Arc<Batch>>, Snapshot, View)>(IN_FLIGHT + 2);
+        let (rtx, rrx) = sync_channel::<(Vec<Box<Record>>, Option<Arc<Batch>>, Snapshot, View)>(IN_FLIGHT + 2);
         let correlator = std::thread::Builder::new()
             .name("wstap-correlator".into())
             .spawn_scoped(scope, move || {
@@ -668,7 +668,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
                     for (o, tx) in outs.into_iter().zip(&spares) {
                         let _ = tx.try_send(o);
                     }
-                    let mut records: Vec<Record> =
+                    let mut records: Vec<Box<Record>> =
                         if analysis.has_output() { analysis.drain().collect() } else { Vec::new() };
                     if redact.enabled {
                         for r in &mut records {

@@ -171,7 +171,7 @@ impl Analysis {
 
     /// Records ready to be written, in time order (drained by the pipeline
     /// into sinks).
-    pub fn drain(&mut self) -> std::vec::Drain<'_, Record> {
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Box<Record>> {
         self.policy.out.drain()
     }
 
