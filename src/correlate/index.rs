@@ -54,7 +54,8 @@ const SRC: usize = 2;
 #[derive(Default)]
 pub struct OpenIndex {
     nodes: FxHashMap<TxnId, Node>,
-    by_key: FxHashMap<String, List>,
+    /// The sender chooses these keys: hashed with a random seed.
+    by_key: crate::flow::key::KeyedMap<String, List>,
     by_dst: FxHashMap<Endpoint, List>,
     /// Server endpoints with open requests, per address.
     dst_of_ip: FxHashMap<IpAddr, Vec<Endpoint>>,

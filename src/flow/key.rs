@@ -170,13 +170,23 @@ pub fn community_id(flow: FlowKey, seed: u16) -> String {
     String::from_utf8_lossy(&out[..2 + len]).into_owned()
 }
 
-/// Maps keyed by flows, connections and ids use the rustc hasher
-/// (`rustc-hash`): flow keys are hashed once per packet, and SipHash
-/// would cost more than the lookup it serves. Version 1, the function
-/// wstap's own copy was: version 2 spreads keys over more pages of tables
-/// that are larger than what they hold (peak RSS 40 -> 51 MB on the 500 MB
-/// bench capture) for no gain that shows in the instruction counts.
+/// Maps keyed by connections and ids (numbers wstap gives) use the rustc
+/// hasher (`rustc-hash`): deterministic, and cheaper than SipHash. Version
+/// 2: version 1 (wstap's first choice, on instruction counts) left the low
+/// bits of a flow key's hash, which place an entry, with a few bits of
+/// entropy when only the addresses varied; the flow table then filled with
+/// tombstones, and wall time on the benchmark's small packets was 6% longer
+/// (short sessions 12%), though its tables were smaller (docs/benchmark.md).
 pub use rustc_hash::{FxHashMap, FxHashSet};
+
+/// Maps whose keys the traffic's sender chooses (4-tuples, a request's
+/// Sec-WebSocket-Key) hash with a random seed for each map, as Suricata
+/// seeds its flow hash (`hash_rand`) and Zeek keys its hashes: with a hash
+/// anyone can compute, keys built offline to collide would make every
+/// lookup walk one chain of slots (docs/design.md, "TCP, for a passive observer"). Nothing may be
+/// reported in such a map's order.
+pub type KeyedHash = foldhash::fast::RandomState;
+pub type KeyedMap<K, V> = std::collections::HashMap<K, V, KeyedHash>;
 
 #[cfg(test)]
 mod tests {

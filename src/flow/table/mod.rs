@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use self::books::Books;
 use super::assembler::ReassemblyStats;
 use super::conn::{Conn, TcpState};
-use super::key::{Endpoint, FxHashMap};
+use super::key::Endpoint;
 use crate::budget::{self, Budget};
 use crate::decode::{Segment, flags};
 use crate::event::{EndReason, Event};
@@ -114,10 +114,15 @@ pub struct TableCounts {
 /// ((canonical 4-tuple, connection id), activity).
 pub type Activity = ((Key, u64), crate::proto::activity::WsActivity);
 
+/// The flow table's map: its hash is keyed with a random seed
+/// ([`super::key::KeyedHash`]); the end of input sorts its connections by
+/// id, so the output does not depend on the seed.
+pub type FlowMap<V> = super::key::KeyedMap<Key, V>;
+
 /// Connections live inline in the map's buckets: the lookup that finds a
 /// connection also brings its first cache lines in (one miss, not two).
 pub struct FlowTable {
-    map: FxHashMap<Key, Conn>,
+    map: FlowMap<Conn>,
     books: Books,
     next_id: u64,
     next_sweep: Option<Ts>,
@@ -152,7 +157,7 @@ impl FlowTable {
         let budget = Budget::new(limits.memcap);
         let max_flows = budget.max_flows.min(limits.max_flows).max(1);
         FlowTable {
-            map: FxHashMap::default(),
+            map: FlowMap::default(),
             books: Books {
                 closing: VecDeque::new(),
                 queues: Default::default(),

@@ -224,3 +224,28 @@ fn a_mirror_counts_what_its_parts_count_as_one_table_would() {
     assert!(m.budget().total() > 0);
     assert_eq!(m.budget().peak, ta.budget().peak + tb.budget().peak);
 }
+
+#[test]
+fn the_hash_is_keyed_so_colliding_tuples_cannot_be_built_offline() {
+    // The same 300 connections (a SYN each, as a spoofed flood sends them)
+    // land in different slots of two tables: each hash has a random seed
+    // of its own, so no list of 4-tuples collides in every run. What the
+    // tables report does not depend on it: the same connections, ended in
+    // the same order.
+    let pkts: Vec<Vec<u8>> =
+        (0..300u16).map(|i| seg(([10, 1, (i >> 8) as u8, i as u8], 40000 + i), S, 1, 0, F::SYN, b"")).collect();
+    let (mut a, mut b) = (FlowTable::new(Limits::default()), FlowTable::new(Limits::default()));
+    let (ea, eb) = (feed(&mut a, &pkts), feed(&mut b, &pkts));
+    assert_eq!(a.map.len(), 300);
+    let slots = |t: &FlowTable| t.map.keys().copied().collect::<Vec<_>>();
+    assert_ne!(slots(&a), slots(&b), "two tables placed 300 connections alike: the flow hash is not keyed");
+    assert_eq!(opens(&ea), opens(&eb));
+    let ended = |t: &mut FlowTable| {
+        let mut out = Vec::new();
+        t.finish(Ts(9_000_000), &mut out);
+        out.iter().filter(|e| matches!(e.kind, EventKind::Close(_))).map(|e| e.conn).collect::<Vec<_>>()
+    };
+    let (fa, fb) = (ended(&mut a), ended(&mut b));
+    assert_eq!(fa.len(), 300);
+    assert_eq!(fa, fb);
+}
