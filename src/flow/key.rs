@@ -183,8 +183,8 @@ pub use rustc_hash::{FxHashMap, FxHashSet};
 /// Sec-WebSocket-Key) hash with a random seed for each map, as Suricata
 /// seeds its flow hash (`hash_rand`) and Zeek keys its hashes: with a hash
 /// anyone can compute, keys built offline to collide would make every
-/// lookup walk one chain of slots (docs/design.md, "TCP, for a passive observer"). Nothing may be
-/// reported in such a map's order.
+/// lookup walk one chain of slots (docs/design.md, "TCP, for a passive
+/// observer"). Nothing may be reported in such a map's order.
 pub type KeyedHash = foldhash::fast::RandomState;
 pub type KeyedMap<K, V> = std::collections::HashMap<K, V, KeyedHash>;
 
