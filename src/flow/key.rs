@@ -170,8 +170,11 @@ pub fn community_id(flow: FlowKey, seed: u16) -> String {
     String::from_utf8_lossy(&out[..2 + len]).into_owned()
 }
 
-/// Maps keyed by connections and ids (numbers wstap gives) use the rustc
-/// hasher (`rustc-hash`): deterministic, and cheaper than SipHash. Version
+/// The other maps use the rustc hasher (`rustc-hash`): deterministic (some
+/// are walked in map order to break ties), and cheaper than SipHash. Most
+/// are keyed by numbers wstap gives (connection and request ids); those
+/// keyed by what the sender sends (endpoints, paths, Socket.IO sids) are
+/// bounded in size. Version
 /// 2: version 1 (wstap's first choice, on instruction counts) left the low
 /// bits of a flow key's hash, which place an entry, with a few bits of
 /// entropy when only the addresses varied; the flow table then filled with
