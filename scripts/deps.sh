@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing wstap need on Debian, skipping what is
-# already there: libpcap-dev to build; nginx, tcpdump, tmux and Python's
+# already there: libpcap-dev to build, and gcc and make for the jemalloc
+# allocator (tikv-jemalloc-sys builds it from source); nginx, tcpdump, tmux and Python's
 # websockets for the live-capture and dashboard tests; tshark, the
 # conformance peer of the TLS decryption tests (tests/tls.rs); curl and
 # openssl for the live TLS test (tests/live/tls.sh); prometheus (and its
@@ -9,7 +10,7 @@
 #   bash scripts/deps.sh build    only what building needs
 set -euo pipefail
 
-want=(libpcap-dev pkg-config)
+want=(libpcap-dev pkg-config gcc make)
 if [ "${1:-test}" != build ]; then
   want+=(nginx-light tcpdump tmux procps libcap2-bin tshark curl openssl time prometheus)
 fi

@@ -1,3 +1,22 @@
+//! The allocator is jemalloc, not glibc's malloc: with thousands of
+//! connections open at once, glibc spent a tenth of wstap's time in
+//! `malloc_consolidate` and `unlink_chunk`, walking free chunks that had
+//! long left the cache, and jemalloc's size-class slabs do not (-12% wall
+//! time on one thread and on two; docs/benchmark.md "Allocator").
+
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read at its start, so that peak RSS stays that of
+/// the live state (the budget's), not of the last seconds' churn: memory
+/// freed goes back to the kernel after 100 ms unused instead of 10 s, and
+/// a thread's cache keeps blocks up to 8 KiB, not 32 KiB (a flood of
+/// HTTP/2 header blocks and TLS records left 6 MB of big blocks cached:
+/// tests/hostile.rs). Neither costs time on the benchmark.
+/// (C's `const char *malloc_conf`: a thin pointer to a NUL-terminated string.)
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: Option<&u8> = Some(&b"dirty_decay_ms:100,tcache_max:8192\0"[0]);
+
 fn main() {
     let args = wstap::cli::Args::parse_line();
     match wstap::app::run(args) {

@@ -107,7 +107,8 @@ fn baseline_kb() -> u64 {
 }
 
 /// Peak RSS must stay under the budget plus the program's own size plus
-/// allocator slack (glibc keeps freed memory in its arenas).
+/// allocator slack (jemalloc keeps freed memory a moment, in its arenas and
+/// threads' caches: src/main.rs).
 fn assert_rss_within(r: &Run, memcap_mb: u64, what: &str) {
     let base = baseline_kb();
     let limit = memcap_mb * 1024 + base + 8 * 1024;
