@@ -10,6 +10,8 @@
 # It needs llvm-profdata of rustc's own LLVM version (Debian's llvm-N,
 # installed here when apt has it). Without one it builds the plain release
 # binary instead and says so on stderr: target/release/wstap.
+# A build whose inputs have not changed since (sources, manifests, the
+# training captures, this script, rustc, RUSTFLAGS) is not made again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +42,22 @@ if [ -z "$profdata" ]; then
   exit 0
 fi
 
+# What the build depends on, by content (a clone has fresh mtimes).
+fingerprint() {
+  { find src captures examples -type f -print0 2>/dev/null | LC_ALL=C sort -z | xargs -0 sha256sum
+    sha256sum Cargo.toml Cargo.lock "$0"
+    rustc -vV
+    echo "RUSTFLAGS=${RUSTFLAGS:-} $profdata"
+  } | sha256sum | cut -d' ' -f1
+}
+stamp=target/pgo/release/wstap.inputs
+fp=$(fingerprint)
+if [ -x target/pgo/release/wstap ] && [ "$(cat "$stamp" 2>/dev/null)" = "$fp" ]; then
+  echo "pgo: target/pgo/release/wstap is up to date (same sources, captures and toolchain)" >&2
+  echo target/pgo/release/wstap
+  exit 0
+fi
+
 gen=$PWD/target/pgo-gen
 rm -rf "$gen/profiles"
 mkdir -p "$gen/profiles"
@@ -59,4 +77,5 @@ done
 "$profdata" merge -o "$gen/wstap.profdata" "$gen"/profiles/*.profraw
 echo "pgo: profile of $runs runs over the bundled captures ($(du -h "$gen/wstap.profdata" | cut -f1))" >&2
 RUSTFLAGS="-Cprofile-use=$gen/wstap.profdata" cargo build --release --quiet --bin wstap --target-dir target/pgo >&2
+echo "$fp" > "$stamp"
 echo target/pgo/release/wstap
