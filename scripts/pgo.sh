@@ -45,7 +45,7 @@ fi
 # What the build depends on, by content (a clone has fresh mtimes).
 fingerprint() {
   { find src captures examples -type f -print0 2>/dev/null | LC_ALL=C sort -z | xargs -0 sha256sum
-    sha256sum Cargo.toml Cargo.lock "$0"
+    sha256sum Cargo.toml Cargo.lock scripts/pgo.sh
     rustc -vV
     echo "RUSTFLAGS=${RUSTFLAGS:-} $profdata"
   } | sha256sum | cut -d' ' -f1

@@ -1,8 +1,9 @@
 //! The allocator is jemalloc, not glibc's malloc: with thousands of
 //! connections open at once, glibc spent a tenth of wstap's time in
 //! `malloc_consolidate` and `unlink_chunk`, walking free chunks that had
-//! long left the cache, and jemalloc's size-class slabs do not (-12% wall
-//! time on one thread and on two; docs/benchmark.md "Allocator").
+//! long left the cache, and jemalloc's size-class slabs do not (-10% wall
+//! time on one thread and -13% on two, small packets; docs/benchmark.md
+//! "Allocator").
 
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -603,3 +603,23 @@ fn detectors_stay_flat_and_linear_on_reset_websockets_and_socketio_floods() {
         .sum();
     assert!(judged > 0, "the closes are judged: {}", sum["findings"]);
 }
+
+/// The allocator's options (src/main.rs) are what keeps the peaks above
+/// within their slack: jemalloc reads them from a symbol whose name depends
+/// on the crate's build (its `_rjem_` prefix), and a wrong name would be
+/// ignored without a word. jemalloc prints the options in force on request.
+#[test]
+fn the_allocators_options_are_in_force() {
+    let cap = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/nginx-healthy.pcap");
+    let out = Command::new(wstap_bin())
+        .args(["-r", cap, "--json"])
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stats = String::from_utf8_lossy(&out.stderr);
+    for opt in ["opt.dirty_decay_ms: 20 ", "opt.oversize_threshold: 131072", "opt.tcache_max: 8192"] {
+        assert!(stats.lines().any(|l| l.trim_start().starts_with(opt)), "{opt} not in force:\n{stats}");
+    }
+}
