@@ -19,6 +19,7 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// - `tcache_max:8192`: a thread's cache keeps blocks up to 8 KiB, not
 ///   32 KiB (a flood of HTTP/2 header blocks and TLS records left 6 MB of
 ///   big blocks cached).
+///
 /// None of them costs time on the benchmark (docs/benchmark.md "Allocator").
 /// (C's `const char *malloc_conf`: a thin pointer to a NUL-terminated string.)
 #[unsafe(export_name = "_rjem_malloc_conf")]
