@@ -1,9 +1,9 @@
 //! The allocator is jemalloc, not glibc's malloc: with thousands of
-//! connections open at once, glibc spent a tenth of wstap's time in
-//! `malloc_consolidate` and `unlink_chunk`, walking free chunks that had
-//! long left the cache, and jemalloc's size-class slabs do not (-10% wall
-//! time on one thread and -13% on two, small packets; docs/benchmark.md
-//! "Allocator").
+//! connections open at once, glibc's malloc and free took 13% of wstap's
+//! time (8% with a hundred), merging and unlinking free chunks that had
+//! long left the cache (`malloc_consolidate`, `unlink_chunk`); jemalloc's
+//! size-class slabs keep their metadata apart (-10% wall time on one
+//! thread and -13% on two, small packets; docs/benchmark.md "Allocator").
 
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

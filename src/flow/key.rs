@@ -174,12 +174,12 @@ pub fn community_id(flow: FlowKey, seed: u16) -> String {
 /// are walked in map order to break ties), and cheaper than SipHash. Most
 /// are keyed by numbers wstap gives (connection and request ids); those
 /// keyed by what the sender sends (endpoints, paths, Socket.IO sids) are
-/// bounded in size. Version
-/// 2: version 1 (wstap's first choice, on instruction counts) left the low
-/// bits of a flow key's hash, which place an entry, with a few bits of
-/// entropy when only the addresses varied; the flow table then filled with
-/// tombstones, and wall time on the benchmark's small packets was 6% longer
-/// (short sessions 12%), though its tables were smaller (docs/benchmark.md).
+/// bounded in size. Version 2: version 1 (wstap's first choice, on
+/// instruction counts) left the low bits of a flow key's hash, which place
+/// an entry, with a few bits of entropy when only the addresses varied; the
+/// flow table then filled with tombstones, and wall time on the benchmark's
+/// small packets was 6% longer (short sessions 12%), though its tables were
+/// smaller (docs/benchmark.md).
 pub use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Maps whose keys the traffic's sender chooses (4-tuples, a request's
