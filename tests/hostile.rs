@@ -619,7 +619,7 @@ fn the_allocators_options_are_in_force() {
         .unwrap();
     assert!(out.status.success());
     let stats = String::from_utf8_lossy(&out.stderr);
-    for opt in ["opt.dirty_decay_ms: 20 ", "opt.oversize_threshold: 131072", "opt.tcache_max: 8192"] {
+    for opt in ["opt.dirty_decay_ms: 500 ", "opt.oversize_threshold: 131072", "opt.tcache_max: 8192"] {
         assert!(stats.lines().any(|l| l.trim_start().starts_with(opt)), "{opt} not in force:\n{stats}");
     }
 }
