@@ -2,8 +2,8 @@
 //! live capture.
 //!
 //! The per-packet work (decode, flow table, reassembly, HTTP / WebSocket /
-//! TLS / HTTP/2 parsers) is spread over N workers by a symmetric hash of
-//! the connection's 4-tuple: both directions of a connection, and every
+//! TLS / HTTP/2 parsers) is spread over N workers by a keyed hash of
+//! the connection's 4-tuple, its ends in order: both directions of a connection, and every
 //! reuse of its 4-tuple, land on the same worker, which owns its flow
 //! table and parsers and emits events. Correlation and detectors stay on
 //! one thread (the correlator), fed with the workers' events merged into
@@ -58,7 +58,9 @@
 //! Where the budget has to give state up, which connections go depends on
 //! each worker's share (a flood on one worker's hash evicts there), so
 //! under memory pressure the output may depend on N; it never does
-//! otherwise.
+//! otherwise. The hash is keyed ([`Shards`]): fixed for capture files (the
+//! same output at every run), drawn at start live (no one can aim a flood
+//! at one worker's share).
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -192,26 +194,39 @@ struct Output {
     table: TableCounts,
 }
 
-/// The worker a connection belongs to, the same for both directions: a
-/// hash of the sums of the two ends' addresses and ports (symmetric
-/// without sorting them), mixed and taken from the high bits (the flow
-/// tables index their buckets with the low bits of their own hash).
-#[inline]
-fn shard(a: Endpoint, b: Endpoint, n: usize) -> usize {
-    #[inline(always)]
-    fn word(e: Endpoint) -> u64 {
-        match e.ip {
-            std::net::IpAddr::V4(v) => v.to_bits() as u64,
-            std::net::IpAddr::V6(v) => {
-                let x = v.to_bits();
-                (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
-            }
-        }
+/// Which worker a connection belongs to: the same for both directions and
+/// every reuse of its 4-tuple (a keyed hash of its two ends in order),
+/// taken from the hash's high bits.
+///
+/// The key: capture files use a fixed one, so that a file gives the same
+/// output at every run, under memory pressure too. Live capture draws one
+/// at start, as Suricata seeds its flow hash (`hash_rand`): each worker's
+/// table has its share of the budget, and with a hash anyone can compute,
+/// a flood whose tuples were chosen to land on one worker would fill that
+/// share alone and evict the connections there while the others idle.
+#[derive(Clone)]
+struct Shards {
+    n: u64,
+    hash: foldhash::fast::FixedState,
+}
+
+/// The fixed key of capture files.
+const FILE_KEY: u64 = 0x7773_7461_705f_7368;
+
+impl Shards {
+    fn new(n: usize, live: bool) -> Shards {
+        use std::hash::BuildHasher;
+        let key = if live { foldhash::fast::RandomState::default().hash_one(FILE_KEY) } else { FILE_KEY };
+        Shards { n: n as u64, hash: foldhash::fast::FixedState::with_seed(key) }
     }
-    let ips = word(a).wrapping_add(word(b));
-    let ports = a.port as u64 + b.port as u64;
-    let x = (ips ^ ports.wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    (((x >> 32) * n as u64) >> 32) as usize
+
+    #[inline]
+    fn of(&self, a: Endpoint, b: Endpoint) -> usize {
+        use std::hash::BuildHasher;
+        let ends = if a <= b { (a, b) } else { (b, a) };
+        let x = self.hash.hash_one(ends);
+        (((x >> 32) * self.n) >> 32) as usize
+    }
 }
 
 /// Closes runs for the events `expire` (or `finish`) pushed since `start`:
@@ -306,7 +321,7 @@ struct Front<'a> {
 }
 
 struct Reader {
-    n: usize,
+    shards: Shards,
     batch: Batch,
     /// A correlated batch's buffers, for the next.
     spare: Option<Batch>,
@@ -332,7 +347,7 @@ impl Reader {
             Some(seg) => {
                 b.data.extend_from_slice(seg.payload);
                 let head = Segment { payload: &[], ..*seg };
-                (Some(head), seg.payload.len() as u32, shard(seg.src, seg.dst, self.n) as u16)
+                (Some(head), seg.payload.len() as u32, self.shards.of(seg.src, seg.dst) as u16)
             }
             None => (None, 0, 0),
         };
@@ -712,7 +727,7 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
             })
             .map_err(|e| Error::msg(format!("cannot start the writer thread: {e}")))?;
         let mut reader = Reader {
-            n,
+            shards: Shards::new(n, live),
             batch: Batch::default(),
             spare: None,
             next_step: 0,
@@ -856,4 +871,93 @@ pub fn run(p: &mut Pipeline, n: usize, src: &mut dyn PacketSource, sink: &mut dy
         front.flows.absorb(&tables);
         Ok(ending)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    fn v4(a: u32, port: u16) -> Endpoint {
+        Endpoint { ip: IpAddr::V4(Ipv4Addr::from_bits(a)), port }
+    }
+
+    fn v6(a: u128, port: u16) -> Endpoint {
+        Endpoint { ip: IpAddr::V6(Ipv6Addr::from_bits(a)), port }
+    }
+
+    /// Per worker, how many of `tuples` land there.
+    fn counts(s: &Shards, n: usize, tuples: &[(Endpoint, Endpoint)]) -> Vec<usize> {
+        let mut c = vec![0; n];
+        for &(a, b) in tuples {
+            c[s.of(a, b)] += 1;
+        }
+        c
+    }
+
+    /// A SYN flood's sources against one proxy port.
+    fn flood() -> Vec<(Endpoint, Endpoint)> {
+        let proxy = v4(0x0a00_0001, 443);
+        (0..10_000u32)
+            .map(|i| (v4(0xc633_6400 ^ i.wrapping_mul(2_654_435_761), 1024 + (i % 60_000) as u16), proxy))
+            .collect()
+    }
+
+    #[test]
+    fn both_directions_land_on_one_worker() {
+        for live in [false, true] {
+            let s = Shards::new(4, live);
+            for (a, b) in flood().into_iter().take(1000) {
+                assert_eq!(s.of(a, b), s.of(b, a));
+            }
+        }
+    }
+
+    #[test]
+    fn connections_spread_over_the_workers() {
+        for n in [2, 4, 8] {
+            let c = counts(&Shards::new(n, false), n, &flood());
+            let fair = 10_000 / n;
+            assert!(c.iter().all(|&k| k > fair * 8 / 10 && k < fair * 12 / 10), "{n} workers: {c:?}");
+        }
+    }
+
+    /// Sources in one IPv6 /48 that an unkeyed fold of the address
+    /// (`lo ^ rotl(hi, 17)`, the hash before this one) maps to one value,
+    /// so to one worker whatever the mix after it: the keyed hash of the
+    /// whole address spreads them.
+    #[test]
+    fn addresses_made_to_collide_do_not_pick_the_worker() {
+        let net: u128 = 0x2001_0db8_00aa << 80;
+        let proxy = v6(0x2001_0db8_ffff << 80 | 1, 443);
+        let tuples: Vec<_> = (0..4096u128)
+            .map(|i| {
+                let hi_low16 = i << 64; // the /48's own bits of the high word
+                let lo = i << 17; // cancels them in the fold
+                (v6(net | hi_low16 | lo, 40_000), proxy)
+            })
+            .collect();
+        let fold = |a: u128| (a as u64) ^ ((a >> 64) as u64).rotate_left(17);
+        assert!(tuples.windows(2).all(|w| {
+            let (IpAddr::V6(x), IpAddr::V6(y)) = (w[0].0.ip, w[1].0.ip) else { return false };
+            fold(x.to_bits()) == fold(y.to_bits())
+        }));
+        for live in [false, true] {
+            let c = counts(&Shards::new(2, live), 2, &tuples);
+            assert!(c.iter().all(|&k| k > 1500), "{c:?}");
+        }
+    }
+
+    /// Live capture draws its key: the workers it picks are not those a
+    /// capture file's fixed key gives (64 connections agreeing by chance:
+    /// one in 2^64).
+    #[test]
+    fn live_capture_draws_its_own_key() {
+        let tuples: Vec<_> = flood().into_iter().take(64).collect();
+        let file = Shards::new(2, false);
+        let live = Shards::new(2, true);
+        assert!(tuples.iter().any(|&(a, b)| file.of(a, b) != live.of(a, b)));
+        let again = Shards::new(2, false);
+        assert!(tuples.iter().all(|&(a, b)| file.of(a, b) == again.of(a, b)));
+    }
 }
