@@ -2,10 +2,10 @@
 //! live capture.
 //!
 //! The per-packet work (decode, flow table, reassembly, HTTP / WebSocket /
-//! TLS / HTTP/2 parsers) is spread over N workers by a keyed hash of
-//! the connection's 4-tuple, its ends in order: both directions of a connection, and every
-//! reuse of its 4-tuple, land on the same worker, which owns its flow
-//! table and parsers and emits events. Correlation and detectors stay on
+//! TLS / HTTP/2 parsers) is spread over N workers by a keyed hash of the
+//! connection's two ends in order: both directions of a connection, and
+//! every reuse of its 4-tuple, land on the same worker, which owns its
+//! flow table and parsers and emits events. Correlation and detectors stay on
 //! one thread (the correlator), fed with the workers' events merged into
 //! exactly the order one flow table would have produced them, so that the
 //! output does not depend on N. Four stages: the reader (the calling
