@@ -5,6 +5,8 @@
 #
 #   bash bench/h2.sh [SIZE_MB] [CONCURRENT_CONNS]      (default 50 MB, 3000)
 #   RUNS=5 bash bench/h2.sh                            repetitions (median kept)
+#   PGO=0 bash bench/h2.sh                             the plain release build, not the
+#                                                      profile-guided one the package ships
 #
 # The inputs are built at run time from the bundled real captures by
 # bench/run.sh's generator (examples/benchgen.rs: each copy of the template
@@ -30,8 +32,9 @@ mkdir -p "$OUT"
 source bench/lib.sh
 bash scripts/deps.sh build
 need tshark time
-cargo build --release --quiet --bin wstap --example benchgen
-WSTAP=$PWD/target/release/wstap
+cargo build --release --quiet --example benchgen
+WSTAP=$(wstap_bin)
+echo "bench: wstap is $WSTAP" >&2
 GEN=$PWD/target/release/examples/benchgen
 
 h2c=$OUT/h2c.pcap

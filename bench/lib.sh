@@ -1,5 +1,18 @@
-# Shared by the side-by-side benchmarks (bench/tls.sh, bench/h2.sh):
-# sourced after OUT and RUNS are set. Ratios in one run, never a timed test.
+# Shared by the side-by-side benchmarks (bench/run.sh, tls.sh, h2.sh,
+# live.sh): sourced after OUT and RUNS are set (live.sh: for wstap_bin
+# only). Ratios in one run, never a timed test.
+
+# wstap_bin -> the path of the wstap to measure: the profile-guided build
+# the package ships (scripts/pgo.sh; rebuilt only when its inputs changed),
+# or with PGO=0 the plain release build. Run from the repository's root.
+wstap_bin() {
+  if [ "${PGO:-1}" != 0 ]; then
+    echo "$PWD/$(bash scripts/pgo.sh | tail -n 1)"
+  else
+    cargo build --release --quiet --bin wstap >&2
+    echo "$PWD/target/release/wstap"
+  fi
+}
 
 # need TOOL...: installs (Debian) the tools that are missing
 need() {

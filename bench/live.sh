@@ -3,7 +3,8 @@
 # in and analyses with no kernel drop, beside `tcpdump -i lo -w FILE` in the
 # same run, on the same packets.
 #
-#   bash bench/live.sh            (as root; WSTAP=path to skip the release build)
+#   bash bench/live.sh            (as root; the profile-guided build, PGO=0 the
+#                                 plain one, WSTAP=path another binary)
 #   STEPS="20000 50000 max" SECS=5 bash bench/live.sh      (max: tcpreplay --topspeed)
 #   TCPDUMP_ARGS="--immediate-mode -B 32768" bash bench/live.sh   (tcpdump in wstap's ring mode)
 #   THREADS="1 2" bash bench/live.sh     one wstap per --threads value, all
@@ -63,8 +64,9 @@ done
 (cd "$ROOT" && cargo build -q --release --example benchgen) || die "cargo build --release --example benchgen failed"
 GEN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/benchgen
 if [ -z "${WSTAP:-}" ]; then
-    (cd "$ROOT" && cargo build -q --release) || die "cargo build --release failed"
-    WSTAP=${CARGO_TARGET_DIR:-$ROOT/target}/release/wstap
+    # The profile-guided build the package ships (PGO=0: the plain one).
+    # shellcheck source=lib.sh
+    WSTAP=$(cd "$ROOT" && source bench/lib.sh && wstap_bin) || die "building wstap failed"
 fi
 REPLAY_MB=${REPLAY_MB:-200}
 [ -x "$WSTAP" ] || die "no wstap at $WSTAP"

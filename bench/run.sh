@@ -56,13 +56,9 @@ for p in tcpdump tshark time; do
 done
 
 cargo build --release --quiet --bin wstap --example benchgen --example hostilegen
-# wstap as the package ships it: the profile-guided build (scripts/pgo.sh;
-# PGO=0 measures the plain release build).
-if [ "${PGO:-1}" != 0 ]; then
-  WSTAP=$PWD/$(bash scripts/pgo.sh | tail -n 1)
-else
-  WSTAP=$PWD/target/release/wstap
-fi
+# wstap as the package ships it (PGO=0: the plain release build).
+source bench/lib.sh
+WSTAP=$(wstap_bin)
 echo "bench: wstap is $WSTAP" >&2
 GEN=$PWD/target/release/examples/benchgen
 HGEN=$PWD/target/release/examples/hostilegen

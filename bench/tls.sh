@@ -5,6 +5,8 @@
 #
 #   bash bench/tls.sh [SIZE_MB] [CONCURRENT_CONNS]      (default 200 MB, 3000)
 #   RUNS=5 bash bench/tls.sh                            repetitions (median kept)
+#   PGO=0 bash bench/tls.sh                             the plain release build, not the
+#                                                      profile-guided one the package ships
 #   WSTAP_BASE=/path/to/main/wstap bash bench/tls.sh    also time another build on the plaintext
 #
 # The TLS capture is built at run time: bench/run.sh's generator multiplies
@@ -24,8 +26,9 @@ mkdir -p "$OUT"
 source bench/lib.sh
 bash scripts/deps.sh build
 need tshark time
-cargo build --release --quiet --bin wstap --example benchgen --example tlsgen
-WSTAP=$PWD/target/release/wstap
+cargo build --release --quiet --example benchgen --example tlsgen
+WSTAP=$(wstap_bin)
+echo "bench: wstap is $WSTAP" >&2
 GEN=$PWD/target/release/examples/benchgen
 TLSGEN=$PWD/target/release/examples/tlsgen
 
@@ -51,13 +54,14 @@ TIMES=$OUT/tls.times
   echo "Plaintext: $(mb "$plain") MB; TLS: $(mb "$tls") MB (client hops TLS 1.3 AES-128-GCM, $(grep -c CLIENT_TRAFFIC_SECRET_0 "$keys") connections)."
   echo
   {
-    echo "wstap, plaintext capture|$WSTAP -r $plain -q"
-    if [ -n "${WSTAP_BASE:-}" ]; then echo "wstap of WSTAP_BASE, plaintext capture|$WSTAP_BASE -r $plain -q"; fi
-    echo "wstap, TLS capture, no keys|$WSTAP -r $tls -q"
-    echo "wstap, TLS capture, --keylog|$WSTAP -r $tls -q --keylog $keys"
+    echo "wstap, plaintext capture|$WSTAP -r $plain -q --threads 1"
+    if [ -n "${WSTAP_BASE:-}" ]; then echo "wstap of WSTAP_BASE, plaintext capture|$WSTAP_BASE -r $plain -q --threads 1"; fi
+    echo "wstap, TLS capture, no keys|$WSTAP -r $tls -q --threads 1"
+    echo "wstap, TLS capture, --keylog|$WSTAP -r $tls -q --threads 1 --keylog $keys"
   } | table "$tls"
   # Decryption's own rate: the ciphertext of the client hop over the time
-  # the keys added (one core: wstap is single-threaded).
+  # the keys added, on one core (the rows above run one thread; a file this
+  # size gets every core by default, as in the table beside tshark).
   "$WSTAP" -r "$tls" --json --keylog "$keys" | tail -1 >"$OUT/tls.summary.json"
   python3 - "$OUT/tls.summary.json" "$OUT/tls.times" <<'PY'
 import json, sys
@@ -78,7 +82,8 @@ PY
   echo "### beside tshark, the same TLS capture"
   echo
   {
-    echo "wstap, TLS capture, --keylog|$WSTAP -r $tls -q --keylog $keys"
+    echo "wstap, TLS capture, --keylog, one thread|$WSTAP -r $tls -q --threads 1 --keylog $keys"
+    echo "wstap, TLS capture, --keylog, default threads ($(nproc) cores)|$WSTAP -r $tls -q --keylog $keys"
     echo "tshark -o tls.keylog_file, HTTP|tshark -r $tls -o tls.keylog_file:$keys -d tcp.port==$FRONT,tls -d tls.port==$FRONT,http -Y http.request"
   } | table "$tls"
 } | tee "$OUT/tls-results.md"
