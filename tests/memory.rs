@@ -43,6 +43,23 @@ fn state_follows_live_connections_and_empties_at_the_end() {
 /// correlation, and the bytes of records held for time order; and the
 /// sessions reported, to show the copies were analysed.
 fn short_sessions_peak(copies: u32) -> (usize, usize, u64) {
+    let r = replay(copies, 700_000);
+    (r.peak_state, r.peak_held, r.sessions)
+}
+
+/// What [`replay`] saw.
+struct Replay {
+    peak_state: usize,
+    peak_held: usize,
+    sessions: u64,
+    /// Records written with an earlier stamp than one written before them.
+    out_of_order: usize,
+    written_early: u64,
+}
+
+/// The template replayed as `copies` copies, one starting every
+/// `spacing_us` of packet time.
+fn replay(copies: u32, spacing_us: i64) -> Replay {
     let path = common::capture("nginx-healthy");
     let mut src = FileSource::open(path.to_str().unwrap(), None).unwrap();
     let lt = src.linktype();
@@ -51,24 +68,32 @@ fn short_sessions_peak(copies: u32) -> (usize, usize, u64) {
         tpl.push((pk.ts.0, pk.data.to_vec()));
     }
     let t0 = tpl[0].0;
+    let accepts = common::accepts_of(&tpl.iter().map(|(_, d)| d.as_slice()).collect::<Vec<_>>());
     let args = Args::default();
     let mut p = wstap::app::build_pipeline(&args).unwrap();
     let mut sink = wstap::sink::Collect::default();
     // (time, copy, index): copies merged in time order.
-    let spacing = 700_000i64;
+    let spacing = spacing_us;
     let mut heap = std::collections::BinaryHeap::new();
     for k in 0..copies {
         heap.push(std::cmp::Reverse((k as i64 * spacing + tpl[0].0 - t0, k, 0usize)));
     }
     let (mut peak_state, mut peak_held) = (0usize, 0usize);
+    let (mut out_of_order, mut last_stamp) = (0usize, i64::MIN);
     let mut buf = Vec::new();
     while let Some(std::cmp::Reverse((t, k, i))) = heap.pop() {
         buf.clear();
         buf.extend_from_slice(&tpl[i].1);
         // Ethernet + IPv4 (the template's): both addresses 10.k.k.k.
         common::readdress_v4(&mut buf, [10u8, (k >> 16) as u8, (k >> 8) as u8, k as u8]);
+        common::rekey(&mut buf, k, &accepts);
         p.packet(lt, wstap::time::Ts(1_800_000_000_000_000 + t), &buf, 0);
         p.drain_to(&mut sink).unwrap();
+        for r in sink.0.drain(..) {
+            let stamp = wstap::analysis::order::stamp_us(&r);
+            out_of_order += usize::from(stamp < last_stamp);
+            last_stamp = last_stamp.max(stamp);
+        }
         let (conns, txns, ws, sessions) = p.analysis.correlation.live_state();
         peak_state = peak_state.max(conns + txns + ws + sessions);
         peak_held = peak_held.max(p.analysis.held_bytes());
@@ -76,8 +101,26 @@ fn short_sessions_peak(copies: u32) -> (usize, usize, u64) {
             heap.push(std::cmp::Reverse((k as i64 * spacing + tpl[i + 1].0 - t0, k, i + 1)));
         }
     }
+    let written_early = p.analysis.written_early_for_memory();
     let s = p.finish();
-    (peak_state, peak_held, s.sessions)
+    Replay { peak_state, peak_held, sessions: s.sessions, out_of_order, written_early }
+}
+
+/// A dense capture: a copy every 0.5 ms (each with WebSocket keys of its
+/// own), 4,500 sessions ending within about a second of packet time. Records wait for time order until
+/// nothing pending can precede them, taken at each tick (once a second of
+/// packet time) and whenever 4 MiB more have come since
+/// (`analysis::order::RELEASE_EVERY_BYTES`): what is held stays near that
+/// rather than growing with what a second brings, and the records still
+/// come out in time order.
+#[test]
+fn records_held_for_time_order_stay_bounded_within_a_second() {
+    let r = replay(1500, 500);
+    assert_eq!(r.sessions, 4500, "every copy's sessions were found");
+    assert_eq!((r.out_of_order, r.written_early), (0, 0), "records in time order, none written early");
+    let bound = 2 * wstap::analysis::order::RELEASE_EVERY_BYTES;
+    assert!(r.peak_held <= bound, "{} bytes of records held (at most {bound})", r.peak_held);
+    eprintln!("peak held: {} bytes", r.peak_held);
 }
 
 /// Retained state does not grow with the length of the capture: ten times

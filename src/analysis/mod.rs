@@ -87,6 +87,8 @@ pub struct Analysis {
     /// Live capture: detectors get the open sessions on each tick.
     live: bool,
     last_tick: Option<Ts>,
+    /// Held bytes at which records are released before the next tick.
+    release_at: usize,
 }
 
 impl Analysis {
@@ -104,13 +106,30 @@ impl Analysis {
             timeouts,
             live,
             last_tick: None,
+            release_at: order::RELEASE_EVERY_BYTES,
         }
     }
 
     /// One event from the connection layer.
     #[inline]
     pub fn event(&mut self, ev: Event) {
+        let ts = ev.ts;
         self.correlation.event(ev, &mut self.policy);
+        if self.policy.out.bytes() >= self.release_at {
+            self.release_early(ts);
+        }
+    }
+
+    /// Between two ticks, records piled up ([`order::RELEASE_EVERY_BYTES`]
+    /// more since the last release): what no pending decision can precede
+    /// any more is released now rather than at the next tick.
+    #[cold]
+    #[inline(never)]
+    fn release_early(&mut self, now: Ts) {
+        self.policy.settle();
+        let w = self.watermark(now);
+        self.policy.out.release(w);
+        self.release_at = self.policy.out.bytes() + order::RELEASE_EVERY_BYTES;
     }
 
     /// Whether a tick is due at `now` (once per second of packet time):
@@ -142,6 +161,7 @@ impl Analysis {
         p.settle();
         let w = self.watermark(now);
         self.policy.out.release(w);
+        self.release_at = self.policy.out.bytes() + order::RELEASE_EVERY_BYTES;
     }
 
     /// The earliest stamp a record not written yet may carry, as of `now`:

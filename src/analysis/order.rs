@@ -8,7 +8,8 @@
 //! written in stamp order once nothing stamped earlier can still come: the
 //! *watermark* is the earliest stamp still pending (requests waiting for an
 //! answer, sessions closing, findings a detector has not decided), never
-//! more than [`MAX_HOLD_S`] behind packet time.
+//! more than [`MAX_HOLD_S`] behind packet time. It is taken at each tick
+//! and whenever [`RELEASE_EVERY_BYTES`] more have come since the last.
 //!
 //! Memory: what is held is counted in bytes as records come and go (an
 //! estimate of each record's heap, made once when it comes), charged to
@@ -28,6 +29,11 @@ use crate::time::Ts;
 pub const MAX_HOLD_S: f64 = 90.0;
 /// Records held at most; past it the oldest are written (memory bound).
 pub const MAX_HELD: usize = 50_000;
+/// Records are released at each tick (once a second of packet time) and,
+/// between ticks, each time this many bytes more are held than after the
+/// last release: a dense capture (thousands of sessions ending within a
+/// second of packet time) holds what one second brings otherwise.
+pub const RELEASE_EVERY_BYTES: usize = 4 << 20;
 
 /// The time a record is ordered by, in microseconds.
 pub fn stamp_us(r: &Record) -> i64 {

@@ -87,6 +87,17 @@ pub enum App {
     H2(Box<h2::H2Conn>),
     /// SSH, a non-WebSocket tunnel, anything not HTTP: not parsed.
     Opaque,
+    /// The connection closed and lingers, reading nothing more: what its
+    /// parsers counted, kept for the flow table's totals
+    /// ([`App::retire`]).
+    Retired(Box<Retired>),
+}
+
+/// The counters of a closed connection's parsers.
+#[derive(Debug)]
+pub struct Retired {
+    tls: Option<tls::TlsStats>,
+    h2: Option<h2::H2Stats>,
 }
 
 impl App {
@@ -95,7 +106,7 @@ impl App {
     #[inline]
     pub fn is_opaque(&self) -> bool {
         match self {
-            App::Opaque => true,
+            App::Opaque | App::Retired(_) => true,
             App::Http(h) => h.is_tunnel(),
             App::Tls(t) => t.is_opaque(),
             App::H2(h) => h.is_dead(),
@@ -129,6 +140,28 @@ impl App {
             App::H2(h) => Some(h),
             App::Tls(t) => t.inner().h2(),
             _ => None,
+        }
+    }
+
+    /// The connection closed: its parsers go, their counters stay.
+    pub fn retire(&mut self) {
+        let (tls, h2) = (self.tls_stats(), self.h2_stats());
+        *self = if tls.is_some() || h2.is_some() { App::Retired(Box::new(Retired { tls, h2 })) } else { App::Opaque };
+    }
+
+    /// TLS counters, while it parses and once retired.
+    pub fn tls_stats(&self) -> Option<tls::TlsStats> {
+        match self {
+            App::Retired(r) => r.tls,
+            _ => self.tls().map(|t| t.stats()),
+        }
+    }
+
+    /// HTTP/2 counters, while it parses and once retired.
+    pub fn h2_stats(&self) -> Option<h2::H2Stats> {
+        match self {
+            App::Retired(r) => r.h2,
+            _ => self.h2().map(|h| h.stats()),
         }
     }
 

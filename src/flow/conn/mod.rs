@@ -650,7 +650,7 @@ impl Conn {
 
     /// HTTP/2 counters of this connection, if it is HTTP/2.
     pub fn h2_stats(&self) -> Option<crate::proto::h2::H2Stats> {
-        self.app.h2().map(|h| h.stats())
+        self.app.h2_stats()
     }
 
     /// The WebSocket activity of one of its HTTP/2 streams, while open.
@@ -665,7 +665,7 @@ impl Conn {
 
     /// TLS counters of this connection, if it is TLS.
     pub fn tls_stats(&self) -> Option<crate::proto::tls::TlsStats> {
-        self.app.tls().map(|t| t.stats())
+        self.app.tls_stats()
     }
 
     /// A RST from `dir` ends the connection for `reason`: what is held is
@@ -728,6 +728,13 @@ impl Conn {
         };
         self.set_state(TcpState::Closed);
         self.emit(ts, EventKind::Close(Box::new(summary)), out);
+        // Lingering, it reads nothing more (late packets change nothing:
+        // `segment`): its parsers and their state (an HTTP/2 connection's
+        // HPACK tables and streams, a WebSocket's frame parsers, partial
+        // heads) go now rather than when it leaves the table, and their
+        // charge to the budget with them (the table settles a connection
+        // after its packet); their counters stay for the table's totals.
+        self.app.retire();
     }
 }
 

@@ -411,3 +411,39 @@ fn closed_state_names_are_rfc_9293_s() {
     assert_eq!(TcpState::Established.to_string(), "ESTABLISHED");
     assert_eq!(TcpState::Closed.to_string(), "CLOSED");
 }
+
+/// Closed, a connection only lingers for late packets: its parsers go at
+/// once (its charge falls to a bare connection's), and the counters the
+/// table adds up when it leaves stay.
+#[test]
+fn closed_its_parsers_go_and_their_counters_stay() {
+    let mut w = Wire::new();
+    w.handshake();
+    let req: &[u8] = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let resp: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let (c, s) = (101 + req.len() as u32, 501 + resp.len() as u32);
+    w.c(3, ACK, 101, 501, req);
+    w.s(4, ACK, 501, c, resp);
+    assert!(w.conn().is_websocket());
+    assert!(w.conn().state_cost() > budget::PER_CONN, "a WebSocket's parsers are charged");
+    w.c(5, ACK | FIN, c, s, b"");
+    w.s(6, ACK | FIN, s, c + 1, b"");
+    assert_eq!(w.state(), TcpState::Closed);
+    assert_eq!(w.conn().state_cost(), budget::PER_CONN);
+    assert!(!w.conn().is_websocket());
+
+    // HTTP/2 in clear (the client preface, then SETTINGS): its counters
+    // are the table's `h2` totals.
+    let mut h = Wire::new();
+    h.handshake();
+    h.c(3, ACK, 101, 501, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+    let open = h.conn().h2_stats();
+    assert_eq!(open.map(|s| s.connections), Some(1));
+    assert!(h.conn().state_cost() > budget::PER_CONN);
+    h.end(10, EndReason::Idle);
+    assert_eq!(h.state(), TcpState::Closed);
+    assert_eq!(h.conn().state_cost(), budget::PER_CONN);
+    assert_eq!(h.conn().h2_stats(), open);
+}
