@@ -23,49 +23,9 @@ struct Pkt {
     accepts: Vec<(usize, String)>,
 }
 
-const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-fn accept(key: &str) -> String {
-    use base64::Engine;
-    use sha1::Digest;
-    let mut h = sha1::Sha1::new();
-    h.update(key.as_bytes());
-    h.update(GUID);
-    base64::engine::general_purpose::STANDARD.encode(h.finalize())
-}
-
-/// A per-copy key of the same length (real clients never repeat keys, and
-/// the pairing must not be helped or fooled by copies sharing one).
-fn copy_key(orig: &str, k: i64) -> String {
-    use base64::Engine;
-    use sha1::Digest;
-    let mut h = sha1::Sha1::new();
-    h.update(orig.as_bytes());
-    h.update(k.to_le_bytes());
-    let d = h.finalize();
-    base64::engine::general_purpose::STANDARD.encode(&d[..16])
-}
-
-/// Offsets of a header's value (case-insensitive name) in `d`.
-fn find_values(d: &[u8], name: &[u8], len: usize) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + name.len() + len <= d.len() {
-        if d[i..i + name.len()].eq_ignore_ascii_case(name) {
-            let mut v = i + name.len();
-            while v < d.len() && d[v] == b' ' {
-                v += 1;
-            }
-            if v + len <= d.len() {
-                out.push((v, String::from_utf8_lossy(&d[v..v + len]).into_owned()));
-            }
-            i = v;
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
+#[path = "../tests/wskeys/mod.rs"]
+mod wskeys;
+use wskeys::{accept, copy_key};
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -85,8 +45,8 @@ fn main() {
         let t0 = *t0.get_or_insert(t);
         let d = p.data.to_vec();
         let ip_off = (d.len() >= 34 && d[12] == 0x08 && d[13] == 0x00).then_some(14);
-        let keys = find_values(&d, b"sec-websocket-key:", 24);
-        let accepts = find_values(&d, b"sec-websocket-accept:", 28);
+        let keys = wskeys::keys(&d);
+        let accepts = wskeys::accepts(&d);
         tpl.push(Pkt { t_us: t - t0, data: d, orig_len: p.header.len, ip_off, keys, accepts });
     }
     // Which key each Accept answers.

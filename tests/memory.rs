@@ -68,7 +68,7 @@ fn replay(copies: u32, spacing_us: i64) -> Replay {
         tpl.push((pk.ts.0, pk.data.to_vec()));
     }
     let t0 = tpl[0].0;
-    let accepts = common::accepts_of(&tpl.iter().map(|(_, d)| d.as_slice()).collect::<Vec<_>>());
+    let accepts = common::keys_by_accept(&tpl.iter().map(|(_, d)| d.as_slice()).collect::<Vec<_>>());
     let args = Args::default();
     let mut p = wstap::app::build_pipeline(&args).unwrap();
     let mut sink = wstap::sink::Collect::default();

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod live;
+#[path = "../wskeys/mod.rs"]
+pub mod wskeys;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -197,69 +199,28 @@ pub fn readdress_v4(buf: &mut [u8], a: [u8; 4]) {
     buf[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
 }
 
-/// Gives copy `k` of a template's packet WebSocket keys of its own: every
-/// `Sec-WebSocket-Key` value (24 characters) is replaced by one derived
-/// from it and `k`, every `Sec-WebSocket-Accept` (28) by the accept of the
-/// key it answers, in place (same lengths; TCP checksums are not checked).
-/// Copies that run at the same time then pair as real clients' do: no two
-/// handshakes share a key. `accepts` maps each template accept to its key.
-pub fn rekey(buf: &mut [u8], k: u32, accepts: &std::collections::HashMap<String, String>) {
-    fn values(d: &[u8], name: &[u8], len: usize) -> Vec<usize> {
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i + name.len() + len <= d.len() {
-            if d[i..i + name.len()].eq_ignore_ascii_case(name) {
-                let mut v = i + name.len();
-                while v < d.len() && d[v] == b' ' {
-                    v += 1;
-                }
-                if v + len <= d.len() {
-                    out.push(v);
-                }
-                i = v;
-            } else {
-                i += 1;
-            }
-        }
-        out
+/// Gives copy `k` of a template's packet WebSocket keys of its own, as
+/// examples/benchgen.rs does: every `Sec-WebSocket-Key` value is replaced
+/// by one derived from it and `k`, every `Sec-WebSocket-Accept` by the
+/// accept of the key it answers, in place (same lengths; TCP checksums are
+/// not checked). Copies that run at the same time then pair as real
+/// clients' do. `key_of_accept` maps each template accept to its key
+/// ([`keys_by_accept`]).
+pub fn rekey(buf: &mut [u8], k: u32, key_of_accept: &std::collections::HashMap<String, String>) {
+    for (at, key) in wskeys::keys(buf) {
+        buf[at..at + 24].copy_from_slice(wskeys::copy_key(&key, k as i64).as_bytes());
     }
-    let copy_key = |orig: &str| {
-        use base64::Engine;
-        use sha1::Digest;
-        let mut h = sha1::Sha1::new();
-        h.update(orig.as_bytes());
-        h.update(k.to_le_bytes());
-        base64::engine::general_purpose::STANDARD.encode(&h.finalize()[..16])
-    };
-    for v in values(buf, b"sec-websocket-key:", 24) {
-        let key = copy_key(&String::from_utf8_lossy(&buf[v..v + 24]));
-        buf[v..v + 24].copy_from_slice(key.as_bytes());
-    }
-    for v in values(buf, b"sec-websocket-accept:", 28) {
-        if let Some(orig) = accepts.get(String::from_utf8_lossy(&buf[v..v + 28]).as_ref()) {
-            let acc = wstap::detect::evidence::expected_accept(&copy_key(orig));
-            buf[v..v + 28].copy_from_slice(acc.as_bytes());
+    for (at, acc) in wskeys::accepts(buf) {
+        if let Some(key) = key_of_accept.get(&acc) {
+            buf[at..at + 28].copy_from_slice(wskeys::accept(&wskeys::copy_key(key, k as i64)).as_bytes());
         }
     }
 }
 
 /// The template's keys by the accept that answers each: what [`rekey`]
 /// needs.
-pub fn accepts_of(packets: &[&[u8]]) -> std::collections::HashMap<String, String> {
-    let mut m = std::collections::HashMap::new();
-    for d in packets {
-        let name = b"sec-websocket-key:";
-        for i in 0..d.len().saturating_sub(name.len() + 24) {
-            if d[i..i + name.len()].eq_ignore_ascii_case(name) {
-                let v = i + name.len() + d[i + name.len()..].iter().take_while(|&&b| b == b' ').count();
-                if v + 24 <= d.len() {
-                    let key = String::from_utf8_lossy(&d[v..v + 24]).into_owned();
-                    m.insert(wstap::detect::evidence::expected_accept(&key), key);
-                }
-            }
-        }
-    }
-    m
+pub fn keys_by_accept(packets: &[&[u8]]) -> std::collections::HashMap<String, String> {
+    packets.iter().flat_map(|d| wskeys::keys(d)).map(|(_, key)| (wskeys::accept(&key), key)).collect()
 }
 
 /// JSON Lines output with the summary's `memory.peak_bytes` set to 0 (it
