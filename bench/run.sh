@@ -55,7 +55,7 @@ for p in tcpdump tshark time; do
   }
 done
 
-cargo build --release --quiet --bin wstap --example benchgen --example hostilegen
+cargo build --release --quiet --example benchgen --example hostilegen
 # wstap as the package ships it (PGO=0: the plain release build).
 source bench/lib.sh
 WSTAP=$(wstap_bin)

@@ -49,13 +49,7 @@ fn main() {
         let accepts = wskeys::accepts(&d);
         tpl.push(Pkt { t_us: t - t0, data: d, orig_len: p.header.len, ip_off, keys, accepts });
     }
-    // Which key each Accept answers.
-    let mut key_of_accept = std::collections::HashMap::new();
-    for p in &tpl {
-        for (_, k) in &p.keys {
-            key_of_accept.insert(accept(k), k.clone());
-        }
-    }
+    let key_of_accept = wskeys::key_of_accept(tpl.iter().flat_map(|p| &p.keys).map(|(_, k)| k));
     let dur = tpl.last().map_or(1, |p| p.t_us).max(1);
     // Connections of the template (SYNs) and how many are open on average.
     let syns = tpl

@@ -37,8 +37,8 @@ fn state_follows_live_connections_and_empties_at_the_end() {
 /// Many short sessions (the real nginx-healthy capture: 3 WebSocket
 /// sessions of 0.3 s and plain requests through the proxy, both hops)
 /// replayed as `copies` copies, each with its own addresses, a copy
-/// starting every 0.7 s (their handshakes apart, as the template repeats
-/// its Sec-WebSocket-Keys; about 4 copies at once). Returns the most state the
+/// starting every 0.7 s (about 4 copies at once; each with WebSocket keys
+/// of its own). Returns the most state the
 /// analysis retained at any packet: connections, requests and sessions in
 /// correlation, and the bytes of records held for time order; and the
 /// sessions reported, to show the copies were analysed.
@@ -68,15 +68,15 @@ fn replay(copies: u32, spacing_us: i64) -> Replay {
         tpl.push((pk.ts.0, pk.data.to_vec()));
     }
     let t0 = tpl[0].0;
-    let accepts = common::keys_by_accept(&tpl.iter().map(|(_, d)| d.as_slice()).collect::<Vec<_>>());
+    let key_of_accept =
+        common::wskeys::key_of_accept(tpl.iter().flat_map(|(_, d)| common::wskeys::keys(d)).map(|(_, k)| k));
     let args = Args::default();
     let mut p = wstap::app::build_pipeline(&args).unwrap();
     let mut sink = wstap::sink::Collect::default();
     // (time, copy, index): copies merged in time order.
-    let spacing = spacing_us;
     let mut heap = std::collections::BinaryHeap::new();
     for k in 0..copies {
-        heap.push(std::cmp::Reverse((k as i64 * spacing + tpl[0].0 - t0, k, 0usize)));
+        heap.push(std::cmp::Reverse((k as i64 * spacing_us + tpl[0].0 - t0, k, 0usize)));
     }
     let (mut peak_state, mut peak_held) = (0usize, 0usize);
     let (mut out_of_order, mut last_stamp) = (0usize, i64::MIN);
@@ -86,7 +86,7 @@ fn replay(copies: u32, spacing_us: i64) -> Replay {
         buf.extend_from_slice(&tpl[i].1);
         // Ethernet + IPv4 (the template's): both addresses 10.k.k.k.
         common::readdress_v4(&mut buf, [10u8, (k >> 16) as u8, (k >> 8) as u8, k as u8]);
-        common::rekey(&mut buf, k, &accepts);
+        common::rekey(&mut buf, k, &key_of_accept);
         p.packet(lt, wstap::time::Ts(1_800_000_000_000_000 + t), &buf, 0);
         p.drain_to(&mut sink).unwrap();
         for r in sink.0.drain(..) {
@@ -98,7 +98,7 @@ fn replay(copies: u32, spacing_us: i64) -> Replay {
         peak_state = peak_state.max(conns + txns + ws + sessions);
         peak_held = peak_held.max(p.analysis.held_bytes());
         if i + 1 < tpl.len() {
-            heap.push(std::cmp::Reverse((k as i64 * spacing + tpl[i + 1].0 - t0, k, i + 1)));
+            heap.push(std::cmp::Reverse((k as i64 * spacing_us + tpl[i + 1].0 - t0, k, i + 1)));
         }
     }
     let written_early = p.analysis.written_early_for_memory();

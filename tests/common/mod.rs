@@ -205,7 +205,7 @@ pub fn readdress_v4(buf: &mut [u8], a: [u8; 4]) {
 /// accept of the key it answers, in place (same lengths; TCP checksums are
 /// not checked). Copies that run at the same time then pair as real
 /// clients' do. `key_of_accept` maps each template accept to its key
-/// ([`keys_by_accept`]).
+/// ([`wskeys::key_of_accept`]).
 pub fn rekey(buf: &mut [u8], k: u32, key_of_accept: &std::collections::HashMap<String, String>) {
     for (at, key) in wskeys::keys(buf) {
         buf[at..at + 24].copy_from_slice(wskeys::copy_key(&key, k as i64).as_bytes());
@@ -215,12 +215,6 @@ pub fn rekey(buf: &mut [u8], k: u32, key_of_accept: &std::collections::HashMap<S
             buf[at..at + 28].copy_from_slice(wskeys::accept(&wskeys::copy_key(key, k as i64)).as_bytes());
         }
     }
-}
-
-/// The template's keys by the accept that answers each: what [`rekey`]
-/// needs.
-pub fn keys_by_accept(packets: &[&[u8]]) -> std::collections::HashMap<String, String> {
-    packets.iter().flat_map(|d| wskeys::keys(d)).map(|(_, key)| (wskeys::accept(&key), key)).collect()
 }
 
 /// JSON Lines output with the summary's `memory.peak_bytes` set to 0 (it

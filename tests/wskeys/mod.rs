@@ -58,3 +58,9 @@ pub fn keys(d: &[u8]) -> Vec<(usize, String)> {
 pub fn accepts(d: &[u8]) -> Vec<(usize, String)> {
     find_values(d, b"sec-websocket-accept:", 28)
 }
+
+/// Which key each accept answers, for the keys given (a template's):
+/// a copy's accept is then the accept of its copy of that key.
+pub fn key_of_accept<K: AsRef<str>>(keys: impl IntoIterator<Item = K>) -> std::collections::HashMap<String, String> {
+    keys.into_iter().map(|k| (accept(k.as_ref()), k.as_ref().to_string())).collect()
+}
